@@ -1,0 +1,229 @@
+//! The Socket.IO decoder: the reference algorithm (`Decoder.decodeString`) with its leniencies,
+//! and the reassembly of binary packets from their attachments.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::error::DecodeError;
+use super::json::RawJson;
+use super::packet::{Packet, PacketType, MAIN_NAMESPACE};
+use super::validate::payload_is_valid;
+use crate::js::{is_js_numeric_char, is_js_whitespace, string_to_number};
+use crate::Str;
+
+/// The default cap on attachments per packet (`maxAttachments` of the reference).
+pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
+
+/// Decodes the text of one Socket.IO packet (without the Engine.IO `4`). A binary packet comes
+/// back with no attachments yet and the number it expects; [`Decoder`] does the reassembly.
+pub(crate) fn decode_str(text: &Str, max_attachments: usize) -> Result<(Packet, usize), DecodeError> {
+    let s = text.as_str();
+    // 1. Type: `Number(str.charAt(0))`; an empty string or white space reads as 0 (CONNECT).
+    let (kind, mut pos) = match s.chars().next() {
+        None => (PacketType::Connect, 0),
+        Some(c) if is_js_whitespace(c) => (PacketType::Connect, c.len_utf8()),
+        Some(c) => (
+            c.to_digit(10)
+                .and_then(PacketType::from_digit)
+                .ok_or(DecodeError::UnknownPacketType)?,
+            1,
+        ),
+    };
+
+    // 2. Attachments of binary packets: the text up to `-` must be a JS number, an integer ≥ 1.
+    let mut expected = 0;
+    if matches!(kind, PacketType::BinaryEvent | PacketType::BinaryAck) {
+        let dash = s[pos..].find('-').ok_or(DecodeError::IllegalAttachments)? + pos;
+        let n = string_to_number(&s[pos..dash]);
+        if !(n.is_finite() && n.fract() == 0.0 && n >= 1.0) {
+            return Err(DecodeError::IllegalAttachments);
+        }
+        if n > max_attachments as f64 {
+            return Err(DecodeError::TooManyAttachments {
+                limit: max_attachments,
+            });
+        }
+        expected = n as usize;
+        pos = dash + 1;
+    }
+
+    // 3. Namespace: from `/` to the first `,` or the end.
+    let nsp = if s[pos..].starts_with('/') {
+        match s[pos..].find(',') {
+            Some(comma) => {
+                let nsp = text.slice(pos..pos + comma);
+                pos += comma + 1;
+                nsp
+            }
+            None => {
+                let nsp = text.slice(pos..s.len());
+                pos = s.len();
+                nsp
+            }
+        }
+    } else {
+        MAIN_NAMESPACE
+    };
+
+    // 4. Ack id: the run of characters `c` with `Number(c) == c` (digits and JS white space).
+    let run = s[pos..]
+        .char_indices()
+        .find(|&(_, c)| !is_js_numeric_char(c))
+        .map_or(s.len(), |(i, _)| pos + i);
+    let id = if run > pos {
+        let id = parse_ack_id(&s[pos..run])?;
+        pos = run;
+        Some(id)
+    } else {
+        None
+    };
+
+    // 5. Payload: the rest, which must parse and have the type's shape.
+    let data = if pos < s.len() {
+        if !payload_is_valid(kind, &s[pos..]) {
+            return Err(DecodeError::InvalidPayload);
+        }
+        Some(RawJson::from_trusted(text.slice(pos..s.len())))
+    } else {
+        None
+    };
+
+    Ok((
+        Packet {
+            kind,
+            nsp,
+            id,
+            data,
+            attachments: Vec::new(),
+        },
+        expected,
+    ))
+}
+
+/// `Number(run)` for a run of digits and white space, kept exact in 64 bits: white space alone is
+/// 0, white space around digits is trimmed, white space between digits is `NaN` (refused).
+fn parse_ack_id(run: &str) -> Result<u64, DecodeError> {
+    let digits = run.trim_matches(is_js_whitespace);
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DecodeError::InvalidAckId);
+    }
+    digits.parse().map_err(|_| DecodeError::AckIdOverflow)
+}
+
+/// Checks every placeholder of a binary packet's data against the attachment count, walking the
+/// value as the reference's `reconstructPacket` does (a placeholder object's other members are
+/// not visited).
+fn check_placeholders(value: &Value, count: usize) -> Result<(), DecodeError> {
+    match value {
+        Value::Array(items) => items.iter().try_for_each(|v| check_placeholders(v, count)),
+        Value::Object(map) => {
+            if map.get("_placeholder") == Some(&Value::Bool(true)) {
+                let valid = map
+                    .get("num")
+                    .and_then(Value::as_f64)
+                    .is_some_and(|n| n >= 0.0 && n.fract() == 0.0 && n < count as f64);
+                if valid {
+                    Ok(())
+                } else {
+                    Err(DecodeError::InvalidPlaceholder)
+                }
+            } else {
+                map.values().try_for_each(|v| check_placeholders(v, count))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The stateful Socket.IO decoder of one connection: text packets, and binary packets reassembled
+/// from the attachments that follow them.
+///
+/// Memory is bounded: at most `max_attachments` buffers are held, each one Engine.IO message.
+///
+/// ```
+/// use bytes::Bytes;
+/// use ferrio_proto::socket::{Decoder, PacketType};
+/// let mut decoder = Decoder::new();
+/// assert!(decoder.decode_text(r#"51-["baz",{"_placeholder":true,"num":0}]"#.into()).unwrap().is_none());
+/// let packet = decoder.decode_binary(Bytes::from_static(&[1, 2, 3, 4])).unwrap().unwrap();
+/// assert_eq!(packet.kind(), PacketType::BinaryEvent);
+/// let (data,): (Bytes,) = packet.args().unwrap();
+/// assert_eq!(&data[..], &[1, 2, 3, 4]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    max_attachments: usize,
+    pending: Option<(Packet, usize)>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new()
+    }
+}
+
+impl Decoder {
+    /// A decoder accepting up to [`DEFAULT_MAX_ATTACHMENTS`] attachments per packet.
+    pub fn new() -> Decoder {
+        Decoder::with_max_attachments(DEFAULT_MAX_ATTACHMENTS)
+    }
+
+    /// A decoder accepting up to `max` attachments per packet.
+    pub fn with_max_attachments(max: usize) -> Decoder {
+        Decoder {
+            max_attachments: max,
+            pending: None,
+        }
+    }
+
+    /// Decodes a text message. Returns the packet, or `None` when it is a binary packet that now
+    /// waits for its attachments.
+    pub fn decode_text(&mut self, text: Str) -> Result<Option<Packet>, DecodeError> {
+        if self.pending.is_some() {
+            return Err(DecodeError::UnexpectedText);
+        }
+        let (packet, expected) = decode_str(&text, self.max_attachments)?;
+        if expected == 0 {
+            return Ok(Some(packet));
+        }
+        self.pending = Some((packet, expected));
+        Ok(None)
+    }
+
+    /// Decodes a binary message: the next attachment of the pending binary packet. Returns the
+    /// packet once its last attachment has arrived and its placeholders check out.
+    pub fn decode_binary(&mut self, data: Bytes) -> Result<Option<Packet>, DecodeError> {
+        let Some((packet, expected)) = self.pending.as_mut() else {
+            return Err(DecodeError::UnexpectedBinary);
+        };
+        if packet.attachments.is_empty() {
+            packet.attachments.reserve_exact(*expected);
+        }
+        packet.attachments.push(data);
+        if packet.attachments.len() < *expected {
+            return Ok(None);
+        }
+        let Some((packet, _)) = self.pending.take() else {
+            return Err(DecodeError::UnexpectedBinary);
+        };
+        if let Some(data) = &packet.data {
+            let value = data.to_value().map_err(|_| DecodeError::InvalidPayload)?;
+            check_placeholders(&value, packet.attachments.len())?;
+        }
+        Ok(Some(packet))
+    }
+
+    /// True while a binary packet waits for attachments.
+    pub fn is_reconstructing(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Drops a partially received binary packet (the reference's `destroy()`); decoding then
+    /// resumes cleanly.
+    pub fn reset(&mut self) {
+        self.pending = None;
+    }
+}

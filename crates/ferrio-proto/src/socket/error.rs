@@ -1,0 +1,57 @@
+//! Errors of the Socket.IO codec.
+
+use std::fmt;
+
+/// Why a Socket.IO packet could not be decoded. The messages are the reference decoder's.
+///
+/// On the server any of these closes the client's Engine.IO session; on the client the Manager
+/// closes with the reason `parse error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The type character is not `0`–`6`.
+    UnknownPacketType,
+    /// The attachment count of a binary packet is missing, malformed, or zero.
+    IllegalAttachments,
+    /// A binary packet announces more attachments than the decoder accepts.
+    TooManyAttachments {
+        /// The configured maximum.
+        limit: usize,
+    },
+    /// The JSON payload does not parse or has the wrong shape for the packet type.
+    InvalidPayload,
+    /// The ack id has white space between its digits (JavaScript would read `NaN`).
+    InvalidAckId,
+    /// The ack id does not fit in 64 bits.
+    AckIdOverflow,
+    /// A text packet arrived while the attachments of a binary packet were still expected.
+    UnexpectedText,
+    /// A binary message arrived when no binary packet was waiting for attachments.
+    UnexpectedBinary,
+    /// A `{"_placeholder":true,"num":N}` whose `num` is not an index of a received attachment.
+    InvalidPlaceholder,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::UnknownPacketType => f.write_str("unknown packet type"),
+            DecodeError::IllegalAttachments => f.write_str("Illegal attachments"),
+            DecodeError::TooManyAttachments { limit } => {
+                write!(f, "too many attachments (limit {limit})")
+            }
+            DecodeError::InvalidPayload => f.write_str("invalid payload"),
+            DecodeError::InvalidAckId => f.write_str("invalid ack id"),
+            DecodeError::AckIdOverflow => f.write_str("ack id out of range"),
+            DecodeError::UnexpectedText => {
+                f.write_str("got plaintext data when reconstructing a packet")
+            }
+            DecodeError::UnexpectedBinary => {
+                f.write_str("got binary data when not reconstructing a packet")
+            }
+            DecodeError::InvalidPlaceholder => f.write_str("illegal attachments"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}

@@ -1,0 +1,499 @@
+//! [`RawJson`]: a payload kept as JSON text, and the serde bridges around it: serialising user
+//! types with `Bytes` fields into JSON plus attachments, and deserialising event arguments
+//! (attachments included) into user types.
+
+use std::fmt;
+use std::io;
+
+use bytes::Bytes;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Str;
+
+/// A JSON value kept as its text, shared with the buffer it was decoded from.
+///
+/// The server's broadcast path hands a `RawJson` on without parsing or re-serialising it; typed
+/// access parses it on demand.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RawJson(Str);
+
+impl RawJson {
+    /// Validates `text` as one JSON value; surrounding white space is dropped (without copying).
+    ///
+    /// ```
+    /// use ferrio_proto::socket::RawJson;
+    /// assert_eq!(RawJson::parse(" [1, 2] ").unwrap().as_str(), "[1, 2]");
+    /// assert!(RawJson::parse("[1,").is_err());
+    /// ```
+    pub fn parse(text: impl Into<Str>) -> Result<RawJson, serde_json::Error> {
+        let text: Str = text.into();
+        let mut de = serde_json::Deserializer::from_str(&text);
+        IgnoredAny::deserialize(&mut de)?;
+        de.end()?;
+        let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        Ok(RawJson(text.slice_ref(trimmed).unwrap_or_default()))
+    }
+
+    /// Wraps text already known to be one valid JSON value.
+    pub(crate) fn from_trusted(text: Str) -> RawJson {
+        RawJson(text)
+    }
+
+    /// The JSON text of a `serde_json::Value`.
+    pub fn from_value(value: &Value) -> RawJson {
+        RawJson(Str::from(value.to_string()))
+    }
+
+    /// A JSON string literal holding `s`.
+    pub fn string(s: &str) -> RawJson {
+        RawJson::from_value(&Value::String(s.to_owned()))
+    }
+
+    /// Serialises a value without attachments (`Bytes` become arrays of numbers); see
+    /// [`to_json_with_attachments`] for the Socket.IO binary form.
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<RawJson, serde_json::Error> {
+        serde_json::to_string(value).map(|s| RawJson(Str::from(s)))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON text as a shared string.
+    pub fn as_shared(&self) -> &Str {
+        &self.0
+    }
+
+    /// Parses the text into a `serde_json::Value`.
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// Deserialises the whole value into `T`, reading the text directly (no intermediate `Value`).
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawJson({})", self.as_str())
+    }
+}
+
+impl fmt::Display for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A serde_json formatter that writes every byte string (`Bytes`, `serde_bytes`) as a placeholder
+/// `{"_placeholder":true,"num":N}` and collects the bytes as attachment N, in serialisation order
+/// (depth-first, fields in declaration order: the reference's order).
+struct AttachmentFormatter<'a> {
+    attachments: &'a mut Vec<Bytes>,
+}
+
+impl serde_json::ser::Formatter for AttachmentFormatter<'_> {
+    fn write_byte_array<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: &[u8],
+    ) -> io::Result<()> {
+        let num = self.attachments.len();
+        self.attachments.push(Bytes::copy_from_slice(value));
+        write!(writer, "{{\"_placeholder\":true,\"num\":{num}}}")
+    }
+}
+
+/// Serialises `value` as Socket.IO does: JSON in which every byte string is replaced by a
+/// placeholder, plus the attachments. No `serde_json::Value` in between.
+///
+/// ```
+/// use bytes::Bytes;
+/// use ferrio_proto::socket::to_json_with_attachments;
+/// #[derive(serde::Serialize)]
+/// struct Photo { name: &'static str, data: Bytes }
+/// let (json, attachments) = to_json_with_attachments(&Photo { name: "a", data: Bytes::from_static(b"\x01") }).unwrap();
+/// assert_eq!(json.as_str(), r#"{"name":"a","data":{"_placeholder":true,"num":0}}"#);
+/// assert_eq!(attachments, [Bytes::from_static(b"\x01")]);
+/// ```
+pub fn to_json_with_attachments<T: Serialize + ?Sized>(
+    value: &T,
+) -> Result<(RawJson, Vec<Bytes>), serde_json::Error> {
+    let mut out = Vec::with_capacity(64);
+    let mut attachments = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        AttachmentFormatter {
+            attachments: &mut attachments,
+        },
+    );
+    value.serialize(&mut ser)?;
+    let text = String::from_utf8(out).map_err(de::Error::custom)?;
+    Ok((RawJson(Str::from(text)), attachments))
+}
+
+/// Builds the data array of an event, `[name, ...args]`, from `args`, a value that serialises as a
+/// sequence (a tuple, `()` for none): each element becomes one argument.
+///
+/// ```
+/// use ferrio_proto::socket::event_json;
+/// let (json, _) = event_json("chat", &("hi", 2)).unwrap();
+/// assert_eq!(json.as_str(), r#"["chat","hi",2]"#);
+/// let (json, _) = event_json("ping", &()).unwrap();
+/// assert_eq!(json.as_str(), r#"["ping"]"#);
+/// ```
+pub fn event_json<T: Serialize + ?Sized>(
+    name: &str,
+    args: &T,
+) -> Result<(RawJson, Vec<Bytes>), serde_json::Error> {
+    let (args, attachments) = to_json_with_attachments(args)?;
+    let inner = seq_inner(args.as_str())?;
+    let name = serde_json::to_string(name)?;
+    let mut text = String::with_capacity(name.len() + inner.len() + 3);
+    text.push('[');
+    text.push_str(&name);
+    if !inner.is_empty() {
+        text.push(',');
+        text.push_str(inner);
+    }
+    text.push(']');
+    Ok((RawJson(Str::from(text)), attachments))
+}
+
+/// Builds the data array of an ack from `args`, a value that serialises as a sequence.
+pub fn ack_json<T: Serialize + ?Sized>(
+    args: &T,
+) -> Result<(RawJson, Vec<Bytes>), serde_json::Error> {
+    let (json, attachments) = to_json_with_attachments(args)?;
+    if seq_inner(json.as_str())?.is_empty() {
+        return Ok((RawJson(Str::from_static("[]")), attachments));
+    }
+    Ok((json, attachments))
+}
+
+/// The text between the brackets of a compact JSON array (`null` counts as no arguments, which is
+/// how `()` serialises).
+fn seq_inner(json: &str) -> Result<&str, serde_json::Error> {
+    if json == "null" {
+        return Ok("");
+    }
+    json.strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or_else(|| {
+            de::Error::custom("arguments must serialise as a sequence: pass a tuple, e.g. (value,)")
+        })
+}
+
+/// Deserialises the elements of a JSON array from index `skip` on as `T` (a tuple or a struct
+/// read as a sequence). With no attachments it reads the text directly; with attachments it goes
+/// through a `Value` so that placeholders can become `Bytes`.
+pub(crate) fn deserialize_args<T: DeserializeOwned>(
+    json: &RawJson,
+    skip: usize,
+    attachments: &[Bytes],
+) -> Result<T, serde_json::Error> {
+    if attachments.is_empty() {
+        let mut de = serde_json::Deserializer::from_str(json.as_str());
+        let value = de.deserialize_seq_with(ArgsVisitor::<T> {
+            skip,
+            marker: std::marker::PhantomData,
+        })?;
+        de.end()?;
+        Ok(value)
+    } else {
+        let value = json.to_value()?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| de::Error::custom("payload is not an array"))?;
+        let rest = items.get(skip..).unwrap_or_default();
+        T::deserialize(ValueSeqDe {
+            items: rest,
+            bufs: attachments,
+        })
+    }
+}
+
+/// Deserialises a whole value, placeholders becoming `Bytes` when there are attachments.
+pub(crate) fn deserialize_value<T: DeserializeOwned>(
+    json: &RawJson,
+    attachments: &[Bytes],
+) -> Result<T, serde_json::Error> {
+    if attachments.is_empty() {
+        json.deserialize()
+    } else {
+        let value = json.to_value()?;
+        T::deserialize(ValueDe {
+            v: &value,
+            bufs: attachments,
+        })
+    }
+}
+
+trait DeserializeSeqWith<'de> {
+    fn deserialize_seq_with<V: Visitor<'de>>(&mut self, v: V) -> Result<V::Value, serde_json::Error>;
+}
+
+impl<'de, R: serde_json::de::Read<'de>> DeserializeSeqWith<'de> for serde_json::Deserializer<R> {
+    fn deserialize_seq_with<V: Visitor<'de>>(&mut self, v: V) -> Result<V::Value, serde_json::Error> {
+        de::Deserializer::deserialize_seq(self, v)
+    }
+}
+
+struct ArgsVisitor<T> {
+    skip: usize,
+    marker: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for ArgsVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of arguments")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+        for _ in 0..self.skip {
+            seq.next_element::<IgnoredAny>()?;
+        }
+        let value = T::deserialize(RestSeq { seq: &mut seq })?;
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(value)
+    }
+}
+
+/// The remaining elements of a sequence, offered to `T` as a sequence of its own.
+struct RestSeq<'s, A> {
+    seq: &'s mut A,
+}
+
+impl<'de, A: SeqAccess<'de>> de::Deserializer<'de> for RestSeq<'_, A> {
+    type Error = A::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
+        visitor.visit_seq(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
+    }
+}
+
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for RestSeq<'_, A> {
+    type Error = A::Error;
+
+    fn next_element_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, A::Error> {
+        self.seq.next_element_seed(seed)
+    }
+}
+
+/// The attachment a placeholder object stands for, if `map` is one.
+fn placeholder<'b>(map: &serde_json::Map<String, Value>, bufs: &'b [Bytes]) -> Option<&'b Bytes> {
+    if bufs.is_empty() || map.get("_placeholder") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let num = map.get("num")?.as_f64()?;
+    if num.fract() != 0.0 || num < 0.0 {
+        return None;
+    }
+    bufs.get(num as usize)
+}
+
+/// A `Value` deserialiser that turns placeholder objects into byte strings.
+struct ValueDe<'a> {
+    v: &'a Value,
+    bufs: &'a [Bytes],
+}
+
+impl<'de> de::Deserializer<'de> for ValueDe<'_> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.v {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) => de::Deserializer::deserialize_any(n, visitor),
+            Value::String(s) => visitor.visit_str(s),
+            Value::Array(items) => visitor.visit_seq(ValueSeqDe {
+                items,
+                bufs: self.bufs,
+            }),
+            Value::Object(map) => match placeholder(map, self.bufs) {
+                Some(buf) => visitor.visit_bytes(buf),
+                None => visitor.visit_map(ValueMapDe {
+                    iter: map.iter(),
+                    value: None,
+                    bufs: self.bufs,
+                }),
+            },
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.v {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        // Enums are rare in event arguments: read them from an owned copy of the value.
+        de::Deserializer::deserialize_enum(self.v.clone(), name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+struct ValueSeqDe<'a> {
+    items: &'a [Value],
+    bufs: &'a [Bytes],
+}
+
+impl<'de> SeqAccess<'de> for ValueSeqDe<'_> {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, Self::Error> {
+        match self.items.split_first() {
+            None => Ok(None),
+            Some((first, rest)) => {
+                self.items = rest;
+                seed.deserialize(ValueDe {
+                    v: first,
+                    bufs: self.bufs,
+                })
+                .map(Some)
+            }
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+impl<'de> de::Deserializer<'de> for ValueSeqDe<'_> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_seq(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
+    }
+}
+
+struct ValueMapDe<'a> {
+    iter: serde_json::map::Iter<'a>,
+    value: Option<&'a Value>,
+    bufs: &'a [Bytes],
+}
+
+impl<'de> de::MapAccess<'de> for ValueMapDe<'_> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        match self.iter.next() {
+            None => Ok(None),
+            Some((k, v)) => {
+                self.value = Some(v);
+                seed.deserialize(de::value::StrDeserializer::<serde_json::Error>::new(k))
+                    .map(Some)
+            }
+        }
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<S::Value, Self::Error> {
+        let v = self
+            .value
+            .take()
+            .ok_or_else(|| <serde_json::Error as de::Error>::custom("value before key"))?;
+        seed.deserialize(ValueDe { v, bufs: self.bufs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Photo {
+        name: String,
+        data: Bytes,
+        thumbs: Vec<Bytes>,
+        caption: Option<String>,
+    }
+
+    #[test]
+    fn placeholders_in_depth_first_order() {
+        let photo = Photo {
+            name: "cat".into(),
+            data: Bytes::from_static(b"\x01\x02"),
+            thumbs: vec![Bytes::from_static(b"\x03"), Bytes::from_static(b"\x04")],
+            caption: None,
+        };
+        let (json, atts) = event_json("photo", &(&photo, 7)).expect("serialises");
+        assert_eq!(
+            json.as_str(),
+            r#"["photo",{"name":"cat","data":{"_placeholder":true,"num":0},"thumbs":[{"_placeholder":true,"num":1},{"_placeholder":true,"num":2}],"caption":null},7]"#
+        );
+        assert_eq!(atts.len(), 3);
+        let (back, n): (Photo, u32) = deserialize_args(&json, 1, &atts).expect("deserialises");
+        assert_eq!(back, photo);
+        assert_eq!(n, 7);
+    }
+
+    #[test]
+    fn args_read_directly_without_attachments() {
+        let json = RawJson::parse(r#"["ev",{"a":1},"x",true]"#).expect("json");
+        let (a, b): (Value, String) = deserialize_args(&json, 1, &[]).expect("ok");
+        assert_eq!(a["a"], 1);
+        assert_eq!(b, "x");
+        let err = deserialize_args::<(u8,)>(&json, 1, &[]);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn non_sequence_args_are_refused() {
+        assert!(event_json("e", &5).is_err());
+        assert!(ack_json(&"x").is_err());
+        assert_eq!(ack_json(&()).expect("ok").0.as_str(), "[]");
+        assert_eq!(ack_json(&(1,)).expect("ok").0.as_str(), "[1]");
+    }
+}

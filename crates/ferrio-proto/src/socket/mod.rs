@@ -1,0 +1,20 @@
+//! Socket.IO (protocol v5, and the v4 forms of EIO 3 clients): packets, the encoder, the decoder
+//! with binary reassembly, and the serde bridges for typed event arguments.
+//!
+//! A packet travels as one Engine.IO `message`:
+//! `<type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]`, followed, for the binary
+//! types, by one Engine.IO binary message per attachment.
+
+mod compat;
+mod decode;
+mod error;
+mod json;
+mod packet;
+mod validate;
+
+pub use compat::{connect_accept, connect_error, split_v4_namespace};
+pub use decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
+pub use error::DecodeError;
+pub use json::{ack_json, event_json, to_json_with_attachments, RawJson};
+pub use packet::{EncodedPacket, Packet, PacketType, MAIN_NAMESPACE};
+pub use validate::RESERVED_EVENTS;

@@ -1,0 +1,405 @@
+//! Socket.IO packets and their encoder.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::json::{ack_json, deserialize_args, deserialize_value, event_json, RawJson};
+use crate::engine::{self, Frame};
+use crate::Str;
+
+/// The Socket.IO packet types, numbered as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PacketType {
+    /// `0`: join a namespace (client), or accept a join (server).
+    Connect = 0,
+    /// `1`: leave a namespace.
+    Disconnect = 1,
+    /// `2`: an event.
+    Event = 2,
+    /// `3`: the answer to an event that carried an ack id.
+    Ack = 3,
+    /// `4`: a refused join.
+    ConnectError = 4,
+    /// `5`: an event with binary attachments.
+    BinaryEvent = 5,
+    /// `6`: an ack with binary attachments.
+    BinaryAck = 6,
+}
+
+impl PacketType {
+    /// The type for a wire digit `0`–`6`.
+    pub fn from_digit(d: u32) -> Option<PacketType> {
+        Some(match d {
+            0 => PacketType::Connect,
+            1 => PacketType::Disconnect,
+            2 => PacketType::Event,
+            3 => PacketType::Ack,
+            4 => PacketType::ConnectError,
+            5 => PacketType::BinaryEvent,
+            6 => PacketType::BinaryAck,
+            _ => return None,
+        })
+    }
+
+    /// True for `Event` and `BinaryEvent`.
+    pub fn is_event(self) -> bool {
+        matches!(self, PacketType::Event | PacketType::BinaryEvent)
+    }
+
+    /// True for `Ack` and `BinaryAck`.
+    pub fn is_ack(self) -> bool {
+        matches!(self, PacketType::Ack | PacketType::BinaryAck)
+    }
+}
+
+/// The namespace every client joins by default.
+pub const MAIN_NAMESPACE: Str = Str::from_static("/");
+
+/// One Socket.IO packet: type, namespace, optional ack id, optional JSON data, and the binary
+/// attachments its data refers to through placeholders.
+///
+/// Packets are built with the constructors below, which keep the type and the attachments
+/// consistent (an event with attachments is a `BinaryEvent`), so encoding cannot fail.
+/// Decoded packets share memory with the frame they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    pub(crate) kind: PacketType,
+    pub(crate) nsp: Str,
+    pub(crate) id: Option<u64>,
+    pub(crate) data: Option<RawJson>,
+    pub(crate) attachments: Vec<Bytes>,
+}
+
+fn normalize_nsp(nsp: Str) -> Str {
+    if nsp.starts_with('/') {
+        nsp
+    } else {
+        Str::from(format!("/{nsp}"))
+    }
+}
+
+impl Packet {
+    /// A CONNECT: the client joins `nsp` (with optional auth), or the server accepts it.
+    pub fn connect(nsp: impl Into<Str>, data: Option<RawJson>) -> Packet {
+        Packet {
+            kind: PacketType::Connect,
+            nsp: normalize_nsp(nsp.into()),
+            id: None,
+            data,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// A DISCONNECT for `nsp`.
+    pub fn disconnect(nsp: impl Into<Str>) -> Packet {
+        Packet {
+            kind: PacketType::Disconnect,
+            nsp: normalize_nsp(nsp.into()),
+            id: None,
+            data: None,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// An EVENT whose data is the JSON array `[name, ...args]`; with attachments it is a
+    /// BINARY_EVENT and `data` refers to them through placeholders.
+    pub fn event(nsp: impl Into<Str>, data: RawJson, attachments: Vec<Bytes>) -> Packet {
+        let kind = if attachments.is_empty() {
+            PacketType::Event
+        } else {
+            PacketType::BinaryEvent
+        };
+        Packet {
+            kind,
+            nsp: normalize_nsp(nsp.into()),
+            id: None,
+            data: Some(data),
+            attachments,
+        }
+    }
+
+    /// An ACK answering `id`; with attachments it is a BINARY_ACK.
+    pub fn ack(nsp: impl Into<Str>, id: u64, data: RawJson, attachments: Vec<Bytes>) -> Packet {
+        let kind = if attachments.is_empty() {
+            PacketType::Ack
+        } else {
+            PacketType::BinaryAck
+        };
+        Packet {
+            kind,
+            nsp: normalize_nsp(nsp.into()),
+            id: Some(id),
+            data: Some(data),
+            attachments,
+        }
+    }
+
+    /// A CONNECT_ERROR carrying `data` (v5: `{"message":…,"data"?:…}`; v4 protocol: a string).
+    pub fn connect_error(nsp: impl Into<Str>, data: RawJson) -> Packet {
+        Packet {
+            kind: PacketType::ConnectError,
+            nsp: normalize_nsp(nsp.into()),
+            id: None,
+            data: Some(data),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// An event built from typed arguments: `args` serialises as a sequence (a tuple; `(x,)` for
+    /// one argument, `()` for none), and every `Bytes` in it becomes an attachment.
+    ///
+    /// ```
+    /// use ferrio_proto::socket::Packet;
+    /// let p = Packet::event_with("/chat", "message", &("hello", 1)).unwrap().with_id(3);
+    /// assert_eq!(&*p.encode().message(), r#"42/chat,3["message","hello",1]"#);
+    /// ```
+    pub fn event_with<T: Serialize + ?Sized>(
+        nsp: impl Into<Str>,
+        name: &str,
+        args: &T,
+    ) -> Result<Packet, serde_json::Error> {
+        let (data, attachments) = event_json(name, args)?;
+        Ok(Packet::event(nsp, data, attachments))
+    }
+
+    /// An ack built from typed arguments (a tuple, as for [`Packet::event_with`]).
+    pub fn ack_with<T: Serialize + ?Sized>(
+        nsp: impl Into<Str>,
+        id: u64,
+        args: &T,
+    ) -> Result<Packet, serde_json::Error> {
+        let (data, attachments) = ack_json(args)?;
+        Ok(Packet::ack(nsp, id, data, attachments))
+    }
+
+    /// The same packet with an ack id (the sender expects an ACK).
+    pub fn with_id(mut self, id: u64) -> Packet {
+        self.id = Some(id);
+        self
+    }
+
+    /// The same packet in another namespace (a broadcast re-targeted, say).
+    pub fn with_nsp(mut self, nsp: impl Into<Str>) -> Packet {
+        self.nsp = normalize_nsp(nsp.into());
+        self
+    }
+
+    /// The packet type as on the wire.
+    pub fn kind(&self) -> PacketType {
+        self.kind
+    }
+
+    /// The namespace (`/` when none was written).
+    pub fn nsp(&self) -> &Str {
+        &self.nsp
+    }
+
+    /// The ack id, if any.
+    pub fn id(&self) -> Option<u64> {
+        self.id
+    }
+
+    /// The JSON data, kept as text (placeholders included for binary packets).
+    pub fn data(&self) -> Option<&RawJson> {
+        self.data.as_ref()
+    }
+
+    /// The binary attachments, in placeholder order.
+    pub fn attachments(&self) -> &[Bytes] {
+        &self.attachments
+    }
+
+    /// The event name of an EVENT or BINARY_EVENT (a numeric name is given as JavaScript's
+    /// `String(n)` would write it). `None` for other packets or an event without data.
+    pub fn event_name(&self) -> Option<Cow<'_, str>> {
+        if !self.kind.is_event() {
+            return None;
+        }
+        let data = self.data.as_ref()?;
+        super::validate::event_name(data.as_str())
+    }
+
+    /// Deserialises the arguments into `T`: after the event name for events, all elements for
+    /// acks. `T` reads them as a sequence: a tuple (`(A,)` for one), or a struct. Placeholders
+    /// become `Bytes` (or any type that deserialises from bytes). Missing data reads as `[]`.
+    ///
+    /// ```
+    /// use ferrio_proto::socket::{Decoder, Packet};
+    /// let mut d = Decoder::new();
+    /// let p = d.decode_text(r#"2["move",{"x":1},"fast"]"#.into()).unwrap().unwrap();
+    /// let (pos, speed): (serde_json::Value, String) = p.args().unwrap();
+    /// assert_eq!((pos["x"].as_i64(), speed.as_str()), (Some(1), "fast"));
+    /// ```
+    pub fn args<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        let skip = usize::from(self.kind.is_event());
+        match &self.data {
+            Some(data) => deserialize_args(data, skip, &self.attachments),
+            None => deserialize_args(&RawJson::from_trusted(Str::from_static("[]")), 0, &[]),
+        }
+    }
+
+    /// Deserialises the whole data (a CONNECT's auth, a CONNECT_ERROR's body) into `T`.
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.data
+            .as_ref()
+            .map(|d| deserialize_value(d, &self.attachments))
+            .transpose()
+    }
+
+    /// Encodes the packet once: the Engine.IO message text frame (`4` + Socket.IO text) and the
+    /// attachments, ready for a WebSocket or a polling payload and shareable between recipients.
+    ///
+    /// ```
+    /// use ferrio_proto::socket::{Packet, RawJson};
+    /// let p = Packet::event("/admin", RawJson::parse(r#"["bar"]"#).unwrap(), vec![]);
+    /// assert_eq!(&*p.encode().message(), r#"42/admin,["bar"]"#);
+    /// ```
+    pub fn encode(&self) -> EncodedPacket {
+        let data = self.data.as_ref().map_or("", RawJson::as_str);
+        let mut s = String::with_capacity(8 + self.nsp.len() + data.len());
+        s.push('4');
+        s.push((b'0' + self.kind as u8) as char);
+        if matches!(self.kind, PacketType::BinaryEvent | PacketType::BinaryAck) {
+            // Writing into a String cannot fail.
+            let _ = write!(s, "{}-", self.attachments.len());
+        }
+        if &*self.nsp != "/" && !self.nsp.is_empty() {
+            s.push_str(&self.nsp);
+            s.push(',');
+        }
+        if let Some(id) = self.id {
+            let _ = write!(s, "{id}");
+        }
+        s.push_str(data);
+        EncodedPacket {
+            message: Str::from(s),
+            attachments: self.attachments.clone(),
+        }
+    }
+}
+
+/// A packet encoded once: the Engine.IO text frame and the binary attachments that follow it.
+///
+/// Cloning shares the bytes, which is how a broadcast reaches every recipient without copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPacket {
+    message: Str,
+    attachments: Vec<Bytes>,
+}
+
+impl EncodedPacket {
+    /// The Engine.IO `message` text frame: `4` + the Socket.IO packet text. It is also exactly the
+    /// packet's record in a v4 polling payload.
+    pub fn message(&self) -> &Str {
+        &self.message
+    }
+
+    /// The Socket.IO packet text alone, without the Engine.IO `4`.
+    pub fn socket_text(&self) -> &str {
+        self.message.get(1..).unwrap_or_default()
+    }
+
+    /// The attachments, each sent as one Engine.IO binary message after the text frame.
+    pub fn attachments(&self) -> &[Bytes] {
+        &self.attachments
+    }
+
+    /// All Engine.IO frames of the packet, in order: the text frame, then one per attachment.
+    pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
+        std::iter::once(Frame::Text(self.message.clone()))
+            .chain(self.attachments.iter().cloned().map(Frame::Binary))
+    }
+
+    /// The frames as Engine.IO packets.
+    pub fn packets(&self) -> impl Iterator<Item = engine::Packet> + '_ {
+        std::iter::once(engine::Packet::Message(self.message.slice(1..self.message.len())))
+            .chain(self.attachments.iter().cloned().map(engine::Packet::Binary))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> RawJson {
+        RawJson::parse(s).expect("json")
+    }
+
+    #[test]
+    fn encoder_examples() {
+        // protocol.md §1.3 examples (WS text frames, Engine.IO `4` included)
+        let cases: Vec<(Packet, &str)> = vec![
+            (Packet::connect("/", None), "40"),
+            (Packet::connect("/", Some(raw(r#"{"token":"123"}"#))), r#"40{"token":"123"}"#),
+            (Packet::connect("/admin", None), "40/admin,"),
+            (Packet::connect("/admin", Some(raw(r#"{"token":"abc"}"#))), r#"40/admin,{"token":"abc"}"#),
+            (Packet::connect("/", Some(raw(r#"{"sid":"wZX3oN0bSVIhsaknAAAI"}"#))), r#"40{"sid":"wZX3oN0bSVIhsaknAAAI"}"#),
+            (
+                Packet::connect_error("/random", raw(r#"{"message":"Invalid namespace"}"#)),
+                r#"44/random,{"message":"Invalid namespace"}"#,
+            ),
+            (Packet::event("/", raw(r#"["foo"]"#), vec![]), r#"42["foo"]"#),
+            (Packet::event("/admin", raw(r#"["bar"]"#), vec![]), r#"42/admin,["bar"]"#),
+            (Packet::event("/", raw(r#"["foo"]"#), vec![]).with_id(12), r#"4212["foo"]"#),
+            (Packet::ack("/", 12, raw(r#"["bar"]"#), vec![]), r#"4312["bar"]"#),
+            (Packet::ack("/admin", 13, raw(r#"["bar"]"#), vec![]), r#"43/admin,13["bar"]"#),
+            (Packet::ack("/", 12, raw("[]"), vec![]), "4312[]"),
+            (Packet::disconnect("/"), "41"),
+            (Packet::disconnect("/admin"), "41/admin,"),
+        ];
+        for (packet, wire) in cases {
+            assert_eq!(&**packet.encode().message(), wire);
+        }
+    }
+
+    #[test]
+    fn binary_encoder_examples() {
+        let one = Bytes::from_static(&[1, 2, 3, 4]);
+        let p = Packet::event("/", raw(r#"["baz",{"_placeholder":true,"num":0}]"#), vec![one.clone()]);
+        let e = p.encode();
+        assert_eq!(&**e.message(), r#"451-["baz",{"_placeholder":true,"num":0}]"#);
+        assert_eq!(
+            e.frames().collect::<Vec<_>>(),
+            vec![Frame::Text(e.message().clone()), Frame::Binary(one.clone())]
+        );
+        let two = Packet::event(
+            "/admin",
+            raw(r#"["baz",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#),
+            vec![one.clone(), one.clone()],
+        );
+        assert_eq!(
+            &**two.encode().message(),
+            r#"452-/admin,["baz",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#
+        );
+        let ack = Packet::ack("/", 15, raw(r#"["bar",{"_placeholder":true,"num":0}]"#), vec![one]);
+        assert_eq!(&**ack.encode().message(), r#"461-15["bar",{"_placeholder":true,"num":0}]"#);
+    }
+
+    #[test]
+    fn typed_binary_event() {
+        let p = Packet::event_with("/", "baz", &(Bytes::from_static(&[1, 2, 3, 4]),)).expect("ok");
+        assert_eq!(p.kind(), PacketType::BinaryEvent);
+        assert_eq!(&**p.encode().message(), r#"451-["baz",{"_placeholder":true,"num":0}]"#);
+        let (b,): (Bytes,) = p.args().expect("args");
+        assert_eq!(&b[..], &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn namespace_is_normalised() {
+        assert_eq!(&**Packet::disconnect("admin").nsp(), "/admin");
+        assert_eq!(&**Packet::disconnect("").nsp(), "/");
+    }
+
+    #[test]
+    fn encoded_packets_share_bytes() {
+        let e = Packet::event("/", raw(r#"["x"]"#), vec![Bytes::from(vec![1u8; 64])]).encode();
+        let copy = e.clone();
+        assert_eq!(e.message().as_bytes().as_ptr(), copy.message().as_bytes().as_ptr());
+        assert_eq!(e.attachments()[0].as_ptr(), copy.attachments()[0].as_ptr());
+        assert_eq!(e.socket_text(), r#"51-["x"]"#);
+    }
+}

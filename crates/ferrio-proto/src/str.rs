@@ -1,0 +1,162 @@
+//! [`Str`]: an immutable UTF-8 string that shares its storage with a [`Bytes`] buffer.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// An immutable, cheaply cloneable UTF-8 string backed by [`Bytes`].
+///
+/// Decoders hand out `Str` slices of the buffer they were given, so a decoded namespace or JSON
+/// payload shares memory with the frame it came from instead of being copied.
+///
+/// ```
+/// use ferrio_proto::Str;
+/// let s = Str::from_static("hello");
+/// assert_eq!(&*s, "hello");
+/// assert_eq!(s.slice(1..3), "el");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Str(Bytes);
+
+impl Str {
+    /// A `Str` pointing at static memory (no allocation).
+    pub const fn from_static(s: &'static str) -> Self {
+        Str(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// Validates `bytes` as UTF-8 and wraps it without copying.
+    pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Str(bytes))
+    }
+
+    /// The string as `&str`.
+    pub fn as_str(&self) -> &str {
+        // Invariant: every constructor checks or inherits UTF-8 validity, and `slice` only cuts
+        // on char boundaries (checked below), so this conversion cannot fail.
+        match std::str::from_utf8(&self.0) {
+            Ok(s) => s,
+            Err(_) => "",
+        }
+    }
+
+    /// The underlying bytes (shared, no copy).
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Consumes the string and returns its bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// A sub-string sharing the same storage.
+    ///
+    /// # Panics
+    /// If the range is out of bounds or does not fall on char boundaries, like `&str` indexing.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Str {
+        assert!(
+            self.as_str().is_char_boundary(range.start) && self.as_str().is_char_boundary(range.end),
+            "Str::slice on a non-char boundary"
+        );
+        Str(self.0.slice(range))
+    }
+
+    /// A sub-string from a `&str` that points into this string's memory, sharing storage.
+    /// Returns `None` if `sub` does not lie inside `self`.
+    pub fn slice_ref(&self, sub: &str) -> Option<Str> {
+        let base = self.0.as_ptr() as usize;
+        let start = (sub.as_ptr() as usize).checked_sub(base)?;
+        let end = start.checked_add(sub.len())?;
+        if end > self.0.len() {
+            return None;
+        }
+        if sub.is_empty() {
+            return Some(Str::default());
+        }
+        Some(Str(self.0.slice(start..end)))
+    }
+}
+
+impl Deref for Str {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Str {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Str {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        Str(Bytes::from(s))
+    }
+}
+
+impl From<&str> for Str {
+    fn from(s: &str) -> Self {
+        Str(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<Str> for Bytes {
+    fn from(s: Str) -> Bytes {
+        s.0
+    }
+}
+
+impl PartialEq<str> for Str {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Str {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_ref_shares_memory() {
+        let s = Str::from("abcdef");
+        let sub = &s[2..4];
+        let shared = s.slice_ref(sub).expect("inside");
+        assert_eq!(shared, "cd");
+        assert_eq!(shared.as_bytes().as_ptr(), s.as_bytes()[2..].as_ptr());
+        assert!(s.slice_ref("elsewhere").is_none());
+    }
+
+    #[test]
+    fn from_utf8_rejects_invalid() {
+        assert!(Str::from_utf8(Bytes::from_static(&[0xff, 0xfe])).is_err());
+    }
+}
