@@ -308,7 +308,9 @@ fn placeholder<'b>(map: &serde_json::Map<String, Value>, bufs: &'b [Bytes]) -> O
     bufs.get(num as usize)
 }
 
-/// A `Value` deserialiser that turns placeholder objects into byte strings.
+/// A `Value` deserialiser that turns placeholder objects into byte strings wherever the target
+/// type asks for bytes (`Bytes`, `serde_bytes`); a target that takes any value (such as
+/// `serde_json::Value`) sees the placeholder object itself.
 struct ValueDe<'a> {
     v: &'a Value,
     bufs: &'a [Bytes],
@@ -327,15 +329,26 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_> {
                 items,
                 bufs: self.bufs,
             }),
+            Value::Object(map) => visitor.visit_map(ValueMapDe {
+                iter: map.iter(),
+                value: None,
+                bufs: self.bufs,
+            }),
+        }
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.v {
             Value::Object(map) => match placeholder(map, self.bufs) {
                 Some(buf) => visitor.visit_bytes(buf),
-                None => visitor.visit_map(ValueMapDe {
-                    iter: map.iter(),
-                    value: None,
-                    bufs: self.bufs,
-                }),
+                None => self.deserialize_any(visitor),
             },
+            _ => self.deserialize_any(visitor),
         }
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_bytes(visitor)
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
@@ -364,8 +377,8 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_> {
     }
 
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string unit unit_struct
+        seq tuple tuple_struct map struct identifier ignored_any
     }
 }
 
