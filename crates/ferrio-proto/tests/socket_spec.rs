@@ -41,7 +41,13 @@ fn check(p: &Packet, kind: PacketType, nsp: &str, id: Option<u64>, expected: Opt
 fn section_1_3_text_examples() {
     use PacketType::*;
     check(&decode_frame("40"), Connect, "/", None, None);
-    check(&decode_frame(r#"40{"token":"123"}"#), Connect, "/", None, Some(json!({"token":"123"})));
+    check(
+        &decode_frame(r#"40{"token":"123"}"#),
+        Connect,
+        "/",
+        None,
+        Some(json!({"token":"123"})),
+    );
     check(&decode_frame("40/admin,"), Connect, "/admin", None, None);
     check(&decode_frame("40/admin"), Connect, "/admin", None, None);
     check(
@@ -72,11 +78,41 @@ fn section_1_3_text_examples() {
         None,
         Some(json!({"message":"not authorized","data":{"reason":"bad token"}})),
     );
-    check(&decode_frame(r#"42["foo"]"#), Event, "/", None, Some(json!(["foo"])));
-    check(&decode_frame(r#"42/admin,["bar"]"#), Event, "/admin", None, Some(json!(["bar"])));
-    check(&decode_frame(r#"4212["foo"]"#), Event, "/", Some(12), Some(json!(["foo"])));
-    check(&decode_frame(r#"4312["bar"]"#), Ack, "/", Some(12), Some(json!(["bar"])));
-    check(&decode_frame(r#"43/admin,13["bar"]"#), Ack, "/admin", Some(13), Some(json!(["bar"])));
+    check(
+        &decode_frame(r#"42["foo"]"#),
+        Event,
+        "/",
+        None,
+        Some(json!(["foo"])),
+    );
+    check(
+        &decode_frame(r#"42/admin,["bar"]"#),
+        Event,
+        "/admin",
+        None,
+        Some(json!(["bar"])),
+    );
+    check(
+        &decode_frame(r#"4212["foo"]"#),
+        Event,
+        "/",
+        Some(12),
+        Some(json!(["foo"])),
+    );
+    check(
+        &decode_frame(r#"4312["bar"]"#),
+        Ack,
+        "/",
+        Some(12),
+        Some(json!(["bar"])),
+    );
+    check(
+        &decode_frame(r#"43/admin,13["bar"]"#),
+        Ack,
+        "/admin",
+        Some(13),
+        Some(json!(["bar"])),
+    );
     check(&decode_frame("4312[]"), Ack, "/", Some(12), Some(json!([])));
     check(&decode_frame("41"), Disconnect, "/", None, None);
     check(&decode_frame("41/admin,"), Disconnect, "/admin", None, None);
@@ -112,7 +148,10 @@ fn section_1_3_binary_examples() {
         .decode_text(r#"51-["baz",{"_placeholder":true,"num":0}]"#.into())
         .expect("header")
         .is_none());
-    let p = d.decode_binary(bin.clone()).expect("attachment").expect("complete");
+    let p = d
+        .decode_binary(bin.clone())
+        .expect("attachment")
+        .expect("complete");
     check(
         &p,
         PacketType::BinaryEvent,
@@ -121,12 +160,21 @@ fn section_1_3_binary_examples() {
         Some(json!(["baz", {"_placeholder": true, "num": 0}])),
     );
     assert_eq!(p.attachments(), std::slice::from_ref(&bin));
-    assert_eq!(&**p.encode().message(), r#"451-["baz",{"_placeholder":true,"num":0}]"#);
+    assert_eq!(
+        &**p.encode().message(),
+        r#"451-["baz",{"_placeholder":true,"num":0}]"#
+    );
 
     let two = r#"52-/admin,["baz",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#;
     assert!(d.decode_text(two.into()).expect("header").is_none());
-    assert!(d.decode_binary(Bytes::from_static(b"a")).expect("first").is_none());
-    let p = d.decode_binary(Bytes::from_static(b"b")).expect("second").expect("complete");
+    assert!(d
+        .decode_binary(Bytes::from_static(b"a"))
+        .expect("first")
+        .is_none());
+    let p = d
+        .decode_binary(Bytes::from_static(b"b"))
+        .expect("second")
+        .expect("complete");
     assert_eq!(&**p.nsp(), "/admin");
     let (a, b): (Bytes, Bytes) = p.args().expect("typed");
     assert_eq!((&a[..], &b[..]), (&b"a"[..], &b"b"[..]));
@@ -161,11 +209,21 @@ fn section_1_3_binary_over_polling() {
         out.extend(done.expect("socket packet"));
     }
     assert_eq!(out.len(), 2);
-    check(&out[0], PacketType::BinaryAck, "/", Some(1), Some(json!([{"_placeholder":true,"num":0}])));
+    check(
+        &out[0],
+        PacketType::BinaryAck,
+        "/",
+        Some(1),
+        Some(json!([{"_placeholder":true,"num":0}])),
+    );
     assert_eq!(out[0].attachments(), [Bytes::from_static(&[1, 2, 3])]);
     let (name, first, second): (String, Bytes, Value) = {
         let (first, second): (Bytes, Value) = out[1].args().expect("typed");
-        (out[1].event_name().expect("name").into_owned(), first, second)
+        (
+            out[1].event_name().expect("name").into_owned(),
+            first,
+            second,
+        )
     };
     assert_eq!(name, "b");
     assert_eq!(&first[..], &[1, 2, 3]);
@@ -178,28 +236,91 @@ fn section_1_3_binary_over_polling() {
     let (_, x): (Bytes, X) = out[1].args().expect("typed");
     assert_eq!(&x.x[..], &[4]);
     // and the same two packets encode back to the same polling body
-    let frames: Vec<engine::Frame> = out.iter().flat_map(|p| p.encode().frames().collect::<Vec<_>>()).collect();
+    let frames: Vec<engine::Frame> = out
+        .iter()
+        .flat_map(|p| p.encode().frames().collect::<Vec<_>>())
+        .collect();
     assert_eq!(engine::encode_payload(&frames), body.as_bytes());
 }
 
 #[test]
 fn section_6_2_valid_inputs() {
     use PacketType::*;
-    check(&decode(r#"2["a"]"#).expect("ok"), Event, "/", None, Some(json!(["a"])));
-    check(&decode(r#"2 ["a"]"#).expect("ok"), Event, "/", Some(0), Some(json!(["a"])));
-    check(&decode(r#"2012["a"]"#).expect("ok"), Event, "/", Some(12), Some(json!(["a"])));
-    check(&decode("0/custom").expect("ok"), Connect, "/custom", None, None);
-    check(&decode("0/custom,").expect("ok"), Connect, "/custom", None, None);
-    check(&decode(r#"0/custom,{"a":1}"#).expect("ok"), Connect, "/custom", None, Some(json!({"a":1})));
-    check(&decode(r#"0/custom{"a":1}"#).expect("ok"), Connect, r#"/custom{"a":1}"#, None, None);
-    check(&decode(r#"2/a b,["x"]"#).expect("ok"), Event, "/a b", None, Some(json!(["x"])));
+    check(
+        &decode(r#"2["a"]"#).expect("ok"),
+        Event,
+        "/",
+        None,
+        Some(json!(["a"])),
+    );
+    check(
+        &decode(r#"2 ["a"]"#).expect("ok"),
+        Event,
+        "/",
+        Some(0),
+        Some(json!(["a"])),
+    );
+    check(
+        &decode(r#"2012["a"]"#).expect("ok"),
+        Event,
+        "/",
+        Some(12),
+        Some(json!(["a"])),
+    );
+    check(
+        &decode("0/custom").expect("ok"),
+        Connect,
+        "/custom",
+        None,
+        None,
+    );
+    check(
+        &decode("0/custom,").expect("ok"),
+        Connect,
+        "/custom",
+        None,
+        None,
+    );
+    check(
+        &decode(r#"0/custom,{"a":1}"#).expect("ok"),
+        Connect,
+        "/custom",
+        None,
+        Some(json!({"a":1})),
+    );
+    check(
+        &decode(r#"0/custom{"a":1}"#).expect("ok"),
+        Connect,
+        r#"/custom{"a":1}"#,
+        None,
+        None,
+    );
+    check(
+        &decode(r#"2/a b,["x"]"#).expect("ok"),
+        Event,
+        "/a b",
+        None,
+        Some(json!(["x"])),
+    );
     check(&decode("2").expect("ok"), Event, "/", None, None);
     check(&decode("212").expect("ok"), Event, "/", Some(12), None);
     check(&decode("31").expect("ok"), Ack, "/", Some(1), None);
     check(&decode("1").expect("ok"), Disconnect, "/", None, None);
     check(&decode("1/a,").expect("ok"), Disconnect, "/a", None, None);
-    check(&decode(r#"4"x""#).expect("ok"), ConnectError, "/", None, Some(json!("x")));
-    check(&decode(r#"4{"message":"m"}"#).expect("ok"), ConnectError, "/", None, Some(json!({"message":"m"})));
+    check(
+        &decode(r#"4"x""#).expect("ok"),
+        ConnectError,
+        "/",
+        None,
+        Some(json!("x")),
+    );
+    check(
+        &decode(r#"4{"message":"m"}"#).expect("ok"),
+        ConnectError,
+        "/",
+        None,
+        Some(json!({"message":"m"})),
+    );
 }
 
 #[test]
@@ -220,13 +341,25 @@ fn section_6_2_invalid_payloads() {
         r#"2["connect"]"#,
         r#"442["some","data""#,
     ] {
-        assert_eq!(decode(input).err(), Some(DecodeError::InvalidPayload), "{input}");
+        assert_eq!(
+            decode(input).err(),
+            Some(DecodeError::InvalidPayload),
+            "{input}"
+        );
     }
 }
 
 #[test]
 fn section_6_2_attachment_headers() {
-    for input in ["5", "51", "5a-", "51.23-", r#"5-["a"]"#, "6", r#"50-["bin"]"#] {
+    for input in [
+        "5",
+        "51",
+        "5a-",
+        "51.23-",
+        r#"5-["a"]"#,
+        "6",
+        r#"50-["bin"]"#,
+    ] {
         assert_eq!(
             Decoder::new().decode_text(input.into()).err(),
             Some(DecodeError::IllegalAttachments),
@@ -244,8 +377,14 @@ fn section_6_2_attachment_headers() {
     let mut d = Decoder::with_max_attachments(11);
     assert!(d.decode_text(r#"511-["a"]"#.into()).expect("ok").is_none());
     // JavaScript's Number() leniencies in the count: white space and hex
-    assert!(Decoder::new().decode_text(r#"5 1-["a"]"#.into()).expect("ok").is_none());
-    assert!(Decoder::new().decode_text(r#"50x2-["a"]"#.into()).expect("ok").is_none());
+    assert!(Decoder::new()
+        .decode_text(r#"5 1-["a"]"#.into())
+        .expect("ok")
+        .is_none());
+    assert!(Decoder::new()
+        .decode_text(r#"50x2-["a"]"#.into())
+        .expect("ok")
+        .is_none());
 }
 
 #[test]
@@ -253,7 +392,13 @@ fn section_6_2_unknown_type() {
     assert_eq!(decode("999").err(), Some(DecodeError::UnknownPacketType));
     assert_eq!(decode("x").err(), Some(DecodeError::UnknownPacketType));
     // Number("") and Number(" ") are 0 in JavaScript: CONNECT
-    check(&decode("").expect("ok"), PacketType::Connect, "/", None, None);
+    check(
+        &decode("").expect("ok"),
+        PacketType::Connect,
+        "/",
+        None,
+        None,
+    );
 }
 
 #[test]
@@ -263,8 +408,14 @@ fn section_6_2_reassembly_errors() {
         d.decode_binary(Bytes::from_static(&[1])).err(),
         Some(DecodeError::UnexpectedBinary)
     );
-    assert!(d.decode_text(r#"51-["a",{"_placeholder":true,"num":0}]"#.into()).expect("ok").is_none());
-    assert_eq!(d.decode_text(r#"2["b"]"#.into()).err(), Some(DecodeError::UnexpectedText));
+    assert!(d
+        .decode_text(r#"51-["a",{"_placeholder":true,"num":0}]"#.into())
+        .expect("ok")
+        .is_none());
+    assert_eq!(
+        d.decode_text(r#"2["b"]"#.into()).err(),
+        Some(DecodeError::UnexpectedText)
+    );
     // reset() drops the partial packet and decoding resumes cleanly
     d.reset();
     assert!(!d.is_reconstructing());
@@ -292,26 +443,52 @@ fn placeholder_indexes_are_validated() {
     }
     // `_placeholder` other than `true` is ordinary data
     let mut d = Decoder::new();
-    assert!(d.decode_text(r#"51-["a",{"_placeholder":1,"num":9}]"#.into()).expect("ok").is_none());
-    assert!(d.decode_binary(Bytes::from_static(b"x")).expect("ok").is_some());
+    assert!(d
+        .decode_text(r#"51-["a",{"_placeholder":1,"num":9}]"#.into())
+        .expect("ok")
+        .is_none());
+    assert!(d
+        .decode_binary(Bytes::from_static(b"x"))
+        .expect("ok")
+        .is_some());
 }
 
 #[test]
 fn ack_ids_full_range_and_overflow() {
-    assert_eq!(decode(&format!("3{}[]", u64::MAX)).expect("ok").id(), Some(u64::MAX));
-    assert_eq!(decode("318446744073709551616[]").err(), Some(DecodeError::AckIdOverflow));
-    assert_eq!(decode("3000000000000000000000000001[]").expect("ok").id(), Some(1));
+    assert_eq!(
+        decode(&format!("3{}[]", u64::MAX)).expect("ok").id(),
+        Some(u64::MAX)
+    );
+    assert_eq!(
+        decode("318446744073709551616[]").err(),
+        Some(DecodeError::AckIdOverflow)
+    );
+    assert_eq!(
+        decode("3000000000000000000000000001[]").expect("ok").id(),
+        Some(1)
+    );
     assert_eq!(decode("3\t7 []").expect("ok").id(), Some(7));
     assert_eq!(decode("3\u{a0}[]").expect("ok").id(), Some(0));
     assert_eq!(decode("31 2[]").err(), Some(DecodeError::InvalidAckId));
-    let big = Packet::ack("/", u64::MAX, ferrio_proto::socket::RawJson::parse("[]").expect("json"), vec![]);
-    assert_eq!(decode(big.encode().socket_text()).expect("ok").id(), Some(u64::MAX));
+    let big = Packet::ack(
+        "/",
+        u64::MAX,
+        ferrio_proto::socket::RawJson::parse("[]").expect("json"),
+        vec![],
+    );
+    assert_eq!(
+        decode(big.encode().socket_text()).expect("ok").id(),
+        Some(u64::MAX)
+    );
 }
 
 #[test]
 fn decoded_payload_shares_the_input() {
     let text = Str::from(r#"2/chat,5["msg",{"a":1}]"#);
-    let p = Decoder::new().decode_text(text.clone()).expect("ok").expect("packet");
+    let p = Decoder::new()
+        .decode_text(text.clone())
+        .expect("ok")
+        .expect("packet");
     let data = p.data().expect("data").as_shared();
     assert_eq!(data.as_bytes().as_ptr(), text.as_bytes()[8..].as_ptr());
     assert_eq!(p.nsp().as_bytes().as_ptr(), text.as_bytes()[1..].as_ptr());
