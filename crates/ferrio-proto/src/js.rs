@@ -14,13 +14,14 @@ pub(crate) fn is_js_whitespace(c: char) -> bool {
             | '\u{0020}'
             | '\u{00A0}'
             | '\u{1680}'
-            | '\u{2000}'..='\u{200A}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202F}'
-            | '\u{205F}'
-            | '\u{3000}'
-            | '\u{FEFF}'
+            | '\u{2000}'
+            ..='\u{200A}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202F}'
+                | '\u{205F}'
+                | '\u{3000}'
+                | '\u{FEFF}'
     )
 }
 
@@ -125,7 +126,19 @@ mod tests {
         assert_eq!(string_to_number(".5"), 0.5);
         assert_eq!(string_to_number("5."), 5.0);
         assert_eq!(string_to_number("-Infinity"), f64::NEG_INFINITY);
-        for nan in ["a", "1 2", "0x", "-0x1", "inf", "NaN", "1e", ".", "+", "1_000", "\u{0085}1"] {
+        for nan in [
+            "a",
+            "1 2",
+            "0x",
+            "-0x1",
+            "inf",
+            "NaN",
+            "1e",
+            ".",
+            "+",
+            "1_000",
+            "\u{0085}1",
+        ] {
             assert!(string_to_number(nan).is_nan(), "{nan:?}");
         }
     }

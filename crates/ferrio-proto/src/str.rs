@@ -5,6 +5,7 @@ use std::fmt;
 use std::ops::Deref;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 /// An immutable, cheaply cloneable UTF-8 string backed by [`Bytes`].
 ///
@@ -18,38 +19,34 @@ use bytes::Bytes;
 /// assert_eq!(s.slice(1..3), "el");
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Str(Bytes);
+pub struct Str(ByteString);
 
 impl Str {
     /// A `Str` pointing at static memory (no allocation).
     pub const fn from_static(s: &'static str) -> Self {
-        Str(Bytes::from_static(s.as_bytes()))
+        Str(ByteString::from_static(s))
     }
 
     /// Validates `bytes` as UTF-8 and wraps it without copying.
     pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
         std::str::from_utf8(&bytes)?;
-        Ok(Str(bytes))
+        // Just validated: the conversion cannot fail.
+        Ok(Str(ByteString::try_from(bytes).unwrap_or_default()))
     }
 
     /// The string as `&str`.
     pub fn as_str(&self) -> &str {
-        // Invariant: every constructor checks or inherits UTF-8 validity, and `slice` only cuts
-        // on char boundaries (checked below), so this conversion cannot fail.
-        match std::str::from_utf8(&self.0) {
-            Ok(s) => s,
-            Err(_) => "",
-        }
+        &self.0
     }
 
     /// The underlying bytes (shared, no copy).
     pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// Consumes the string and returns its bytes.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
     }
 
     /// A sub-string sharing the same storage.
@@ -57,11 +54,7 @@ impl Str {
     /// # Panics
     /// If the range is out of bounds or does not fall on char boundaries, like `&str` indexing.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Str {
-        assert!(
-            self.as_str().is_char_boundary(range.start) && self.as_str().is_char_boundary(range.end),
-            "Str::slice on a non-char boundary"
-        );
-        Str(self.0.slice(range))
+        Str(self.0.slice_ref(&self.0[range]))
     }
 
     /// A sub-string from a `&str` that points into this string's memory, sharing storage.
@@ -76,7 +69,7 @@ impl Str {
         if sub.is_empty() {
             return Some(Str::default());
         }
-        Some(Str(self.0.slice(start..end)))
+        Some(Str(self.0.slice_ref(sub)))
     }
 }
 
@@ -113,19 +106,19 @@ impl fmt::Display for Str {
 
 impl From<String> for Str {
     fn from(s: String) -> Self {
-        Str(Bytes::from(s))
+        Str(ByteString::from(s))
     }
 }
 
 impl From<&str> for Str {
     fn from(s: &str) -> Self {
-        Str(Bytes::copy_from_slice(s.as_bytes()))
+        Str(ByteString::from(s))
     }
 }
 
 impl From<Str> for Bytes {
     fn from(s: Str) -> Bytes {
-        s.0
+        s.0.into_bytes()
     }
 }
 

@@ -13,7 +13,9 @@ mod payload_v3;
 pub use error::DecodeError;
 pub use handshake::OpenPacket;
 pub use packet::{text_frame, Frame, Packet, PacketType, Protocol};
-pub use payload::{decode_payload, decode_payload_bytes, encode_payload, PayloadDecoder, SEPARATOR};
+pub use payload::{
+    decode_payload, decode_payload_bytes, encode_payload, PayloadDecoder, SEPARATOR,
+};
 pub use payload_v3::{
     decode_payload_v3, decode_payload_v3_binary, encode_payload_v3, encode_payload_v3_binary,
 };

@@ -182,7 +182,10 @@ impl Packet {
                 Protocol::V4 => Ok(Packet::Binary(decode_base64(&text[1..])?)),
                 Protocol::V3 => {
                     let kind = chars.next().ok_or(DecodeError::Empty)?;
-                    match kind.to_digit(10).and_then(|d| PacketType::from_digit(d as u8)) {
+                    match kind
+                        .to_digit(10)
+                        .and_then(|d| PacketType::from_digit(d as u8))
+                    {
                         Some(PacketType::Message) => Ok(Packet::Binary(decode_base64(&text[2..])?)),
                         Some(_) => Err(DecodeError::BinaryNotMessage),
                         None => Err(DecodeError::UnknownType(kind)),
@@ -249,7 +252,9 @@ mod tests {
     fn ws_text_frame_bytes() {
         // protocol.md §1.1: WS text "4hello" = 34 68 65 6c 6c 6f
         let frame = Packet::Message("hello".into()).encode();
-        let Frame::Text(s) = &frame else { panic!("text") };
+        let Frame::Text(s) = &frame else {
+            panic!("text")
+        };
         assert_eq!(s.as_bytes().as_ref(), &[0x34, 0x68, 0x65, 0x6c, 0x6c, 0x6f]);
         assert_eq!(text("4hello"), Packet::Message("hello".into()));
     }
@@ -259,12 +264,18 @@ mod tests {
         // §1.1: WS binary Buffer<01 02 03> = 01 02 03 (v3 would be 04 01 02 03)
         let p = Packet::Binary(Bytes::from_static(&[1, 2, 3]));
         assert_eq!(p.encode(), Frame::Binary(Bytes::from_static(&[1, 2, 3])));
-        assert_eq!(p.encode_v3(), Frame::Binary(Bytes::from_static(&[4, 1, 2, 3])));
+        assert_eq!(
+            p.encode_v3(),
+            Frame::Binary(Bytes::from_static(&[4, 1, 2, 3]))
+        );
         assert_eq!(
             Packet::decode_binary(Bytes::from_static(&[4, 1, 2, 3]), Protocol::V3),
             Ok(p.clone())
         );
-        assert_eq!(Packet::decode_binary(Bytes::from_static(&[1, 2, 3]), Protocol::V4), Ok(p));
+        assert_eq!(
+            Packet::decode_binary(Bytes::from_static(&[1, 2, 3]), Protocol::V4),
+            Ok(p)
+        );
         assert_eq!(
             Packet::decode_binary(Bytes::from_static(&[2, 1]), Protocol::V3),
             Err(DecodeError::BinaryNotMessage)
@@ -291,7 +302,10 @@ mod tests {
     #[test]
     fn text_frame_starting_with_b_is_base64_binary() {
         // §1.1 decoder leniency [observed]
-        assert_eq!(text("bAQID"), Packet::Binary(Bytes::from_static(&[1, 2, 3])));
+        assert_eq!(
+            text("bAQID"),
+            Packet::Binary(Bytes::from_static(&[1, 2, 3]))
+        );
         assert_eq!(text("b"), Packet::Binary(Bytes::new()));
         assert_eq!(
             Packet::decode_text("b4AQID".into(), Protocol::V3),
@@ -301,7 +315,10 @@ mod tests {
 
     #[test]
     fn rejects_unknown_and_empty() {
-        assert_eq!(Packet::decode_text("".into(), Protocol::V4), Err(DecodeError::Empty));
+        assert_eq!(
+            Packet::decode_text("".into(), Protocol::V4),
+            Err(DecodeError::Empty)
+        );
         assert_eq!(
             Packet::decode_text("7".into(), Protocol::V4),
             Err(DecodeError::UnknownType('7'))
@@ -319,7 +336,8 @@ mod tests {
     #[test]
     fn decoded_text_shares_the_frame() {
         let frame = Str::from("4hello");
-        let Packet::Message(m) = Packet::decode_text(frame.clone(), Protocol::V4).expect("ok") else {
+        let Packet::Message(m) = Packet::decode_text(frame.clone(), Protocol::V4).expect("ok")
+        else {
             panic!("message")
         };
         assert_eq!(m.as_bytes().as_ptr(), frame.as_bytes()[1..].as_ptr());

@@ -19,7 +19,11 @@ pub const SEPARATOR: u8 = 0x1e;
 /// assert_eq!(&encode_payload(&frames)[..], b"4hello\x1ebAQIDBA==");
 /// ```
 pub fn encode_payload<'a>(frames: impl IntoIterator<Item = &'a Frame> + Clone) -> Bytes {
-    let len: usize = frames.clone().into_iter().map(|f| f.polling_len() + 1).sum();
+    let len: usize = frames
+        .clone()
+        .into_iter()
+        .map(|f| f.polling_len() + 1)
+        .sum();
     let mut out = BytesMut::with_capacity(len);
     for (i, frame) in frames.into_iter().enumerate() {
         if i > 0 {
@@ -115,7 +119,10 @@ mod tests {
         let body = encode_payload(&frames);
         assert_eq!(
             body.as_ref(),
-            &[0x34, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x1e, 0x62, 0x41, 0x51, 0x49, 0x44, 0x42, 0x41, 0x3d, 0x3d]
+            &[
+                0x34, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x1e, 0x62, 0x41, 0x51, 0x49, 0x44, 0x42, 0x41,
+                0x3d, 0x3d
+            ]
         );
         assert_eq!(
             decode_all("4hello\u{1e}bAQIDBA=="),
@@ -127,7 +134,9 @@ mod tests {
         // §1.1: Polling 4test1␞4test2␞4test3 (three message packets)
         assert_eq!(
             decode_all("4test1\u{1e}4test2\u{1e}4test3"),
-            ["test1", "test2", "test3"].map(|t| Ok(Packet::Message(t.into()))).to_vec()
+            ["test1", "test2", "test3"]
+                .map(|t| Ok(Packet::Message(t.into())))
+                .to_vec()
         );
     }
 
@@ -135,10 +144,16 @@ mod tests {
     fn stops_at_first_bad_record() {
         assert_eq!(
             decode_all("4a\u{1e}x\u{1e}4b"),
-            vec![Ok(Packet::Message("a".into())), Err(DecodeError::UnknownType('x'))]
+            vec![
+                Ok(Packet::Message("a".into())),
+                Err(DecodeError::UnknownType('x'))
+            ]
         );
         assert_eq!(decode_all(""), vec![Err(DecodeError::Empty)]);
-        assert_eq!(decode_all("4a\u{1e}"), vec![Ok(Packet::Message("a".into())), Err(DecodeError::Empty)]);
+        assert_eq!(
+            decode_all("4a\u{1e}"),
+            vec![Ok(Packet::Message("a".into())), Err(DecodeError::Empty)]
+        );
     }
 
     #[test]

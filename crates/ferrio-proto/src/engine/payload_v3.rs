@@ -195,7 +195,10 @@ mod tests {
         assert_eq!(&encode_payload_v3(&euro)[..], "2:4€".as_bytes());
         let emoji = [Packet::Message("😀".into()).encode()];
         assert_eq!(&encode_payload_v3(&emoji)[..], "3:4😀".as_bytes());
-        assert_eq!(decode_payload_v3(&"3:4😀".into()), Ok(vec![Packet::Message("😀".into())]));
+        assert_eq!(
+            decode_payload_v3(&"3:4😀".into()),
+            Ok(vec![Packet::Message("😀".into())])
+        );
     }
 
     #[test]
@@ -208,7 +211,17 @@ mod tests {
 
     #[test]
     fn framing_errors_reject_everything() {
-        for bad in ["6:4hello1", "5:4hello", "7:4hello", "x:4", ":4", "2:4😀", "1.5:4", "-1:4", "2:7a"] {
+        for bad in [
+            "6:4hello1",
+            "5:4hello",
+            "7:4hello",
+            "x:4",
+            ":4",
+            "2:4😀",
+            "1.5:4",
+            "-1:4",
+            "2:7a",
+        ] {
             assert!(decode_payload_v3(&bad.into()).is_err(), "{bad}");
         }
     }
@@ -237,14 +250,17 @@ mod tests {
     #[test]
     fn binary_payload_errors() {
         for bad in [
-            &[0x00, 0x04][..],             // no 0xff
-            &[0x00, 0xff, 0x34],           // no digits
-            &[0x00, 0x09, 0xff, 0x34],     // length past the end
-            &[0x00, 0x0a, 0xff, 0x34],     // not a digit
+            &[0x00, 0x04][..],               // no 0xff
+            &[0x00, 0xff, 0x34],             // no digits
+            &[0x00, 0x09, 0xff, 0x34],       // length past the end
+            &[0x00, 0x0a, 0xff, 0x34],       // not a digit
             &[0x00, 0x02, 0xff, 0xc3, 0x28], // not UTF-8
             &[0x01, 0x02, 0xff, 0x02, 0x01], // binary ping
         ] {
-            assert!(decode_payload_v3_binary(Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
+            assert!(
+                decode_payload_v3_binary(Bytes::copy_from_slice(bad)).is_err(),
+                "{bad:?}"
+            );
         }
         let mut long = vec![0x00];
         long.extend(std::iter::repeat_n(0, 400));

@@ -16,7 +16,10 @@ pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
 
 /// Decodes the text of one Socket.IO packet (without the Engine.IO `4`). A binary packet comes
 /// back with no attachments yet and the number it expects; [`Decoder`] does the reassembly.
-pub(crate) fn decode_str(text: &Str, max_attachments: usize) -> Result<(Packet, usize), DecodeError> {
+pub(crate) fn decode_str(
+    text: &Str,
+    max_attachments: usize,
+) -> Result<(Packet, usize), DecodeError> {
     let s = text.as_str();
     // 1. Type: `Number(str.charAt(0))`; an empty string or white space reads as 0 (CONNECT).
     let (kind, mut pos) = match s.chars().next() {

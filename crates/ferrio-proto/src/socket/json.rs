@@ -235,11 +235,17 @@ pub(crate) fn deserialize_value<T: DeserializeOwned>(
 }
 
 trait DeserializeSeqWith<'de> {
-    fn deserialize_seq_with<V: Visitor<'de>>(&mut self, v: V) -> Result<V::Value, serde_json::Error>;
+    fn deserialize_seq_with<V: Visitor<'de>>(
+        &mut self,
+        v: V,
+    ) -> Result<V::Value, serde_json::Error>;
 }
 
 impl<'de, R: serde_json::de::Read<'de>> DeserializeSeqWith<'de> for serde_json::Deserializer<R> {
-    fn deserialize_seq_with<V: Visitor<'de>>(&mut self, v: V) -> Result<V::Value, serde_json::Error> {
+    fn deserialize_seq_with<V: Visitor<'de>>(
+        &mut self,
+        v: V,
+    ) -> Result<V::Value, serde_json::Error> {
         de::Deserializer::deserialize_seq(self, v)
     }
 }

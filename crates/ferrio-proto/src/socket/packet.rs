@@ -316,8 +316,10 @@ impl EncodedPacket {
 
     /// The frames as Engine.IO packets.
     pub fn packets(&self) -> impl Iterator<Item = engine::Packet> + '_ {
-        std::iter::once(engine::Packet::Message(self.message.slice(1..self.message.len())))
-            .chain(self.attachments.iter().cloned().map(engine::Packet::Binary))
+        std::iter::once(engine::Packet::Message(
+            self.message.slice(1..self.message.len()),
+        ))
+        .chain(self.attachments.iter().cloned().map(engine::Packet::Binary))
     }
 }
 
@@ -334,19 +336,43 @@ mod tests {
         // protocol.md §1.3 examples (WS text frames, Engine.IO `4` included)
         let cases: Vec<(Packet, &str)> = vec![
             (Packet::connect("/", None), "40"),
-            (Packet::connect("/", Some(raw(r#"{"token":"123"}"#))), r#"40{"token":"123"}"#),
+            (
+                Packet::connect("/", Some(raw(r#"{"token":"123"}"#))),
+                r#"40{"token":"123"}"#,
+            ),
             (Packet::connect("/admin", None), "40/admin,"),
-            (Packet::connect("/admin", Some(raw(r#"{"token":"abc"}"#))), r#"40/admin,{"token":"abc"}"#),
-            (Packet::connect("/", Some(raw(r#"{"sid":"wZX3oN0bSVIhsaknAAAI"}"#))), r#"40{"sid":"wZX3oN0bSVIhsaknAAAI"}"#),
+            (
+                Packet::connect("/admin", Some(raw(r#"{"token":"abc"}"#))),
+                r#"40/admin,{"token":"abc"}"#,
+            ),
+            (
+                Packet::connect("/", Some(raw(r#"{"sid":"wZX3oN0bSVIhsaknAAAI"}"#))),
+                r#"40{"sid":"wZX3oN0bSVIhsaknAAAI"}"#,
+            ),
             (
                 Packet::connect_error("/random", raw(r#"{"message":"Invalid namespace"}"#)),
                 r#"44/random,{"message":"Invalid namespace"}"#,
             ),
-            (Packet::event("/", raw(r#"["foo"]"#), vec![]), r#"42["foo"]"#),
-            (Packet::event("/admin", raw(r#"["bar"]"#), vec![]), r#"42/admin,["bar"]"#),
-            (Packet::event("/", raw(r#"["foo"]"#), vec![]).with_id(12), r#"4212["foo"]"#),
-            (Packet::ack("/", 12, raw(r#"["bar"]"#), vec![]), r#"4312["bar"]"#),
-            (Packet::ack("/admin", 13, raw(r#"["bar"]"#), vec![]), r#"43/admin,13["bar"]"#),
+            (
+                Packet::event("/", raw(r#"["foo"]"#), vec![]),
+                r#"42["foo"]"#,
+            ),
+            (
+                Packet::event("/admin", raw(r#"["bar"]"#), vec![]),
+                r#"42/admin,["bar"]"#,
+            ),
+            (
+                Packet::event("/", raw(r#"["foo"]"#), vec![]).with_id(12),
+                r#"4212["foo"]"#,
+            ),
+            (
+                Packet::ack("/", 12, raw(r#"["bar"]"#), vec![]),
+                r#"4312["bar"]"#,
+            ),
+            (
+                Packet::ack("/admin", 13, raw(r#"["bar"]"#), vec![]),
+                r#"43/admin,13["bar"]"#,
+            ),
             (Packet::ack("/", 12, raw("[]"), vec![]), "4312[]"),
             (Packet::disconnect("/"), "41"),
             (Packet::disconnect("/admin"), "41/admin,"),
@@ -359,9 +385,16 @@ mod tests {
     #[test]
     fn binary_encoder_examples() {
         let one = Bytes::from_static(&[1, 2, 3, 4]);
-        let p = Packet::event("/", raw(r#"["baz",{"_placeholder":true,"num":0}]"#), vec![one.clone()]);
+        let p = Packet::event(
+            "/",
+            raw(r#"["baz",{"_placeholder":true,"num":0}]"#),
+            vec![one.clone()],
+        );
         let e = p.encode();
-        assert_eq!(&**e.message(), r#"451-["baz",{"_placeholder":true,"num":0}]"#);
+        assert_eq!(
+            &**e.message(),
+            r#"451-["baz",{"_placeholder":true,"num":0}]"#
+        );
         assert_eq!(
             e.frames().collect::<Vec<_>>(),
             vec![Frame::Text(e.message().clone()), Frame::Binary(one.clone())]
@@ -375,15 +408,26 @@ mod tests {
             &**two.encode().message(),
             r#"452-/admin,["baz",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#
         );
-        let ack = Packet::ack("/", 15, raw(r#"["bar",{"_placeholder":true,"num":0}]"#), vec![one]);
-        assert_eq!(&**ack.encode().message(), r#"461-15["bar",{"_placeholder":true,"num":0}]"#);
+        let ack = Packet::ack(
+            "/",
+            15,
+            raw(r#"["bar",{"_placeholder":true,"num":0}]"#),
+            vec![one],
+        );
+        assert_eq!(
+            &**ack.encode().message(),
+            r#"461-15["bar",{"_placeholder":true,"num":0}]"#
+        );
     }
 
     #[test]
     fn typed_binary_event() {
         let p = Packet::event_with("/", "baz", &(Bytes::from_static(&[1, 2, 3, 4]),)).expect("ok");
         assert_eq!(p.kind(), PacketType::BinaryEvent);
-        assert_eq!(&**p.encode().message(), r#"451-["baz",{"_placeholder":true,"num":0}]"#);
+        assert_eq!(
+            &**p.encode().message(),
+            r#"451-["baz",{"_placeholder":true,"num":0}]"#
+        );
         let (b,): (Bytes,) = p.args().expect("args");
         assert_eq!(&b[..], &[1, 2, 3, 4]);
     }
@@ -398,7 +442,10 @@ mod tests {
     fn encoded_packets_share_bytes() {
         let e = Packet::event("/", raw(r#"["x"]"#), vec![Bytes::from(vec![1u8; 64])]).encode();
         let copy = e.clone();
-        assert_eq!(e.message().as_bytes().as_ptr(), copy.message().as_bytes().as_ptr());
+        assert_eq!(
+            e.message().as_bytes().as_ptr(),
+            copy.message().as_bytes().as_ptr()
+        );
         assert_eq!(e.attachments()[0].as_ptr(), copy.attachments()[0].as_ptr());
         assert_eq!(e.socket_text(), r#"51-["x"]"#);
     }
