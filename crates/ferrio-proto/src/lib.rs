@@ -33,5 +33,7 @@ pub mod engine;
 mod js;
 pub mod socket;
 mod str;
+mod time;
 
 pub use crate::str::Str;
+pub use crate::time::Instant;
