@@ -9,6 +9,7 @@ mod handshake;
 mod packet;
 mod payload;
 mod payload_v3;
+pub mod server;
 
 pub use error::DecodeError;
 pub use handshake::OpenPacket;

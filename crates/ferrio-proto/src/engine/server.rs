@@ -1,0 +1,863 @@
+//! The server side of one Engine.IO session: handshake, heartbeat, the long-polling cycle,
+//! WebSocket, the upgrade from polling to WebSocket, and close, as `engine.io` 6.6 does them.
+//!
+//! The driver (the HTTP/WebSocket server) owns sockets, requests and timers and nothing else:
+//!
+//! ```text
+//! loop {
+//!     while let Some(out) = session.poll_output() { perform(out) }   // answer polls, write frames
+//!     select {
+//!         GET  => session.handle_poll(now, request_id)?,             // Err: answer 400 / 500
+//!         POST => session.handle_post(now, body)?,                   // Err: 400 / 413; Ok: 200 "ok"
+//!         frame on the WebSocket => session.handle_ws_frame(now, frame),
+//!         sleep_until(session.poll_timeout()) => session.handle_timeout(now),
+//!     }
+//! }
+//! ```
+//!
+//! ```
+//! use std::time::Duration;
+//! use ferrio_proto::engine::server::{Config, Output, Session, Transport};
+//! use ferrio_proto::engine::{Packet, Protocol};
+//! use ferrio_proto::Instant;
+//!
+//! let t0 = Instant::from_millis(0);
+//! let mut s = Session::new(t0, "abc".into(), Protocol::V4, Transport::Polling, Config::default());
+//! s.handle_poll(t0, 1).unwrap(); // the handshake GET
+//! let Some(Output::PollResponse { request: 1, body, .. }) = s.poll_output() else { panic!() };
+//! assert!(body.starts_with(br#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000"#));
+//! // pingInterval later the server pings through the next GET
+//! s.handle_poll(t0, 2).unwrap();
+//! assert_eq!(s.poll_timeout(), Some(Instant::from_millis(25_000)));
+//! s.handle_timeout(Instant::from_millis(25_000));
+//! let Some(Output::PollResponse { request: 2, body, .. }) = s.poll_output() else { panic!() };
+//! assert_eq!(&body[..], b"2");
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::handshake::OpenPacket;
+use super::packet::{Frame, Packet, Protocol};
+use super::payload::{decode_payload_bytes, encode_payload};
+use super::payload_v3::{
+    decode_payload_v3, decode_payload_v3_binary, encode_payload_v3, encode_payload_v3_binary,
+};
+use crate::{Instant, Str};
+
+/// The two transports of Engine.IO over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl Transport {
+    /// The name used in the `transport` query parameter.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Polling => "polling",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Session settings, with `engine.io`'s defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Time between server pings (`pingInterval`, 25 s).
+    pub ping_interval: Duration,
+    /// Time the client has to answer a ping (`pingTimeout`, 20 s).
+    pub ping_timeout: Duration,
+    /// Time the client has to finish an upgrade after opening the WebSocket (`upgradeTimeout`, 10 s).
+    pub upgrade_timeout: Duration,
+    /// Largest POST body or WebSocket message accepted, and the `maxPayload` advertised
+    /// (`maxHttpBufferSize`, 1 MB).
+    pub max_payload: usize,
+    /// Whether polling sessions may upgrade to WebSocket (`allowUpgrades`, true).
+    pub allow_upgrades: bool,
+    /// Whether the WebSocket transport is enabled (it is the only upgrade target).
+    pub websocket_enabled: bool,
+    /// Time a polling session being closed waits for a GET to deliver the close packet (30 s).
+    pub close_timeout: Duration,
+    /// Interval of the `noop` answers to a pending GET during an upgrade (100 ms).
+    pub upgrade_noop_interval: Duration,
+    /// Bytes of outgoing packets a polling session may hold while no GET is pending. Past it the
+    /// session is closed with [`CloseReason::BufferFull`] (a client that stopped polling cannot
+    /// make the server hold unbounded memory). Default: 10 × `max_payload`.
+    pub max_buffered_bytes: usize,
+    /// A `message` sent right after `open` (`initialPacket`).
+    pub initial_packet: Option<Str>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_payload: 1_000_000,
+            allow_upgrades: true,
+            websocket_enabled: true,
+            close_timeout: Duration::from_millis(30_000),
+            upgrade_noop_interval: Duration::from_millis(100),
+            max_buffered_bytes: 10_000_000,
+            initial_packet: None,
+        }
+    }
+}
+
+/// Why a session closed: the reasons `engine.io` reports (plus [`CloseReason::BufferFull`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The transport failed, or the client broke a rule (`transport error`).
+    TransportError,
+    /// The client closed (`transport close`).
+    TransportClose,
+    /// The server closed the session (`forced close`).
+    ForcedClose,
+    /// No heartbeat answer in time (`ping timeout`).
+    PingTimeout,
+    /// The client sent a payload that does not decode (`parse error`).
+    ParseError,
+    /// Too many bytes waited for a client that does not poll (Ferrio's bound; see
+    /// [`Config::max_buffered_bytes`]).
+    BufferFull,
+}
+
+impl CloseReason {
+    /// The reason as `engine.io` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportError => "transport error",
+            CloseReason::TransportClose => "transport close",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ParseError => "parse error",
+            CloseReason::BufferFull => "buffer full",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An HTTP request the session refuses; the driver answers with the status given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// A second GET while one is pending (400; the session closes with `transport error`).
+    PollOverlap,
+    /// A second POST while one is being read (400; the session closes with `transport error`).
+    PostOverlap,
+    /// A binary (`application/octet-stream`) POST on protocol v4 (400; the session closes).
+    BinaryPostOnV4,
+    /// A POST body over `max_payload` (413; the session stays open).
+    PayloadTooLarge,
+    /// A polling request on a session that is not (or no longer) polling: upgraded, or opened
+    /// over WebSocket (400, `Bad request`, context `TRANSPORT_MISMATCH`).
+    TransportMismatch,
+    /// The session is closed (400, `Session ID unknown`).
+    Closed,
+}
+
+impl RequestError {
+    /// The HTTP status code the reference answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            RequestError::PayloadTooLarge => 413,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RequestError::PollOverlap => "overlap from client",
+            RequestError::PostOverlap => "data request overlap from client",
+            RequestError::BinaryPostOnV4 => "invalid content",
+            RequestError::PayloadTooLarge => "payload too large",
+            RequestError::TransportMismatch => "transport mismatch",
+            RequestError::Closed => "session closed",
+        })
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Why a WebSocket upgrade request for this session is refused. The driver accepts the
+/// WebSocket and closes it at once, as the reference does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeError {
+    /// Upgrades are disabled, or the session is not polling.
+    NotAllowed,
+    /// An upgrade is already under way, or done.
+    AlreadyUpgrading,
+    /// The session is closed.
+    Closed,
+}
+
+/// Identifies a pending long-poll GET, chosen by the driver.
+pub type RequestId = u64;
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Answer the pending GET `request` with status 200 and this body. `binary` selects
+    /// `application/octet-stream` (v3 binary payloads) over `text/plain; charset=UTF-8`.
+    /// `compress` is true if any packet in it asked for compression.
+    PollResponse {
+        /// The GET being answered.
+        request: RequestId,
+        /// The payload.
+        body: Bytes,
+        /// True for a v3 binary payload.
+        binary: bool,
+        /// Whether compression may be applied (`httpCompression`).
+        compress: bool,
+    },
+    /// Write a frame on the session's WebSocket.
+    WsSend(Frame),
+    /// Close the session's WebSocket.
+    WsClose,
+    /// Write a frame on the WebSocket being probed for an upgrade.
+    ProbeSend(Frame),
+    /// Close the WebSocket being probed; the upgrade failed, the session goes on polling.
+    ProbeClose,
+    /// The upgrade is done: the probe WebSocket is now the session's WebSocket.
+    Upgraded,
+    /// Application data from the client: a [`Packet::Message`] or a [`Packet::Binary`].
+    Message(Packet),
+    /// The session is closed. Nothing follows.
+    Closed(CloseReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Closing after the write buffer drains (server-initiated close).
+    Closing,
+    Closed,
+}
+
+#[derive(Debug, Clone)]
+struct Upgrade {
+    deadline: Instant,
+    /// Next `noop` for a pending GET, once the probe ping arrived.
+    next_noop: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct Queued {
+    frame: Frame,
+    compress: bool,
+}
+
+/// One Engine.IO session, server side. See the [module docs](self).
+#[derive(Debug)]
+pub struct Session {
+    sid: Str,
+    protocol: Protocol,
+    config: Config,
+    supports_binary: bool,
+    state: State,
+    transport: Transport,
+    upgraded: bool,
+    upgrade: Option<Upgrade>,
+    // long-polling
+    pending_get: Option<RequestId>,
+    post_in_flight: bool,
+    buffer: VecDeque<Queued>,
+    buffered_bytes: usize,
+    /// A polling close waits for a GET to deliver `1`, until this instant.
+    close_deadline: Option<Instant>,
+    // heartbeat
+    next_ping: Option<Instant>,
+    ping_deadline: Option<Instant>,
+    refreshed: bool,
+    ws_writable: bool,
+    outputs: VecDeque<Output>,
+}
+
+impl Session {
+    /// Opens a session: the `open` packet (and `initial_packet`) are queued, the heartbeat starts.
+    ///
+    /// `sid` comes from the driver (generated from its randomness). For a polling session the
+    /// handshake GET is then passed to [`Session::handle_poll`] like any other.
+    pub fn new(
+        now: Instant,
+        sid: Str,
+        protocol: Protocol,
+        transport: Transport,
+        config: Config,
+    ) -> Session {
+        let mut s = Session {
+            sid,
+            protocol,
+            config,
+            supports_binary: true,
+            state: State::Open,
+            transport,
+            upgraded: false,
+            upgrade: None,
+            pending_get: None,
+            post_in_flight: false,
+            buffer: VecDeque::new(),
+            buffered_bytes: 0,
+            close_deadline: None,
+            next_ping: None,
+            ping_deadline: None,
+            refreshed: false,
+            ws_writable: true,
+            outputs: VecDeque::new(),
+        };
+        let upgrades = if transport == Transport::Polling
+            && s.config.allow_upgrades
+            && s.config.websocket_enabled
+        {
+            vec!["websocket".to_owned()]
+        } else {
+            Vec::new()
+        };
+        let open = OpenPacket {
+            sid: s.sid.to_string(),
+            upgrades,
+            ping_interval: millis(s.config.ping_interval),
+            ping_timeout: millis(s.config.ping_timeout),
+            max_payload: Some(s.config.max_payload as u64),
+        };
+        s.push(Frame::Text(open.to_frame()), false);
+        if let Some(initial) = s.config.initial_packet.clone() {
+            s.push(Packet::Message(initial).encode(), false);
+        }
+        match protocol {
+            Protocol::V4 => s.next_ping = Some(now + s.config.ping_interval),
+            Protocol::V3 => {
+                s.ping_deadline = Some(now + s.config.ping_interval + s.config.ping_timeout)
+            }
+        }
+        s
+    }
+
+    /// Declares whether the client can read binary polling payloads (v3 only: false when the
+    /// client asked for base64 with `b64=1`). v4 payloads are always text.
+    pub fn set_supports_binary(&mut self, yes: bool) {
+        self.supports_binary = yes;
+    }
+
+    /// The session id.
+    pub fn sid(&self) -> &Str {
+        &self.sid
+    }
+
+    /// The protocol revision of the client.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The current transport.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// True once the session is closed.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// True if a packet sent now reaches the transport at once (a GET is pending, or the
+    /// WebSocket is writable): volatile packets are dropped otherwise.
+    pub fn is_writable(&self) -> bool {
+        self.state == State::Open
+            && match self.transport {
+                Transport::Polling => self.pending_get.is_some(),
+                Transport::WebSocket => self.ws_writable,
+            }
+    }
+
+    /// Bytes waiting for the next GET.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    /// Sends frames to the client (one Socket.IO packet: its text frame and attachments).
+    /// Volatile frames are dropped when the transport is not writable; returns whether they
+    /// were queued. Nothing is sent once the session is closing.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        frames: impl IntoIterator<Item = Frame>,
+        volatile: bool,
+        compress: bool,
+    ) -> bool {
+        let _ = now;
+        if self.state != State::Open || (volatile && !self.is_writable()) {
+            return false;
+        }
+        for frame in frames {
+            self.push(frame, compress);
+        }
+        if self.state == State::Open
+            && self.transport == Transport::Polling
+            && self.buffered_bytes > self.config.max_buffered_bytes
+        {
+            self.close_with(CloseReason::BufferFull);
+            return false;
+        }
+        self.flush();
+        true
+    }
+
+    /// Tells the session whether its WebSocket accepts more data (the driver's send queue is
+    /// below its limit). Only affects volatile packets.
+    pub fn set_ws_writable(&mut self, writable: bool) {
+        self.ws_writable = writable;
+    }
+
+    /// Closes the session from the server side (`socket.close()`): buffered packets are
+    /// delivered first, then the close packet on polling; the reason is `forced close`.
+    pub fn close(&mut self, now: Instant) {
+        if self.state != State::Open {
+            return;
+        }
+        self.state = State::Closing;
+        self.next_ping = None;
+        match self.transport {
+            Transport::WebSocket => {
+                self.flush();
+                self.finish(CloseReason::ForcedClose);
+            }
+            Transport::Polling => {
+                self.close_deadline = Some(now + self.config.close_timeout);
+                self.flush();
+            }
+        }
+    }
+
+    /// A long-poll GET arrived. On `Ok` the request stays pending until an
+    /// [`Output::PollResponse`] names it; on `Err` answer with [`RequestError::status`].
+    pub fn handle_poll(&mut self, now: Instant, request: RequestId) -> Result<(), RequestError> {
+        let _ = now;
+        self.check_polling()?;
+        if self.pending_get.is_some() {
+            // The reference errors the transport: the first GET receives the close packet.
+            self.close_with(CloseReason::TransportError);
+            return Err(RequestError::PollOverlap);
+        }
+        self.pending_get = Some(request);
+        self.flush();
+        Ok(())
+    }
+
+    /// The client went away while its GET was pending ("poll connection closed prematurely").
+    pub fn handle_poll_aborted(&mut self, now: Instant, request: RequestId) {
+        let _ = now;
+        if self.pending_get == Some(request) {
+            self.pending_get = None;
+            self.close_with(CloseReason::TransportError);
+        }
+    }
+
+    /// A POST started: call before reading its body, so that overlapping POSTs are refused as
+    /// the reference refuses them. `binary` is true for `Content-Type: application/octet-stream`.
+    pub fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError> {
+        let _ = now;
+        self.check_polling()?;
+        if self.post_in_flight {
+            self.close_with(CloseReason::TransportError);
+            return Err(RequestError::PostOverlap);
+        }
+        if binary && self.protocol == Protocol::V4 {
+            self.close_with(CloseReason::TransportError);
+            return Err(RequestError::BinaryPostOnV4);
+        }
+        self.post_in_flight = true;
+        Ok(())
+    }
+
+    /// The POST body was read (or `None`: the client aborted it). The driver answers 200 `ok`
+    /// on `Ok`. Bodies over `max_payload` are refused with 413 and the session stays open; the
+    /// driver may stop reading once the limit is passed and pass the bytes it has.
+    pub fn handle_post(
+        &mut self,
+        now: Instant,
+        body: Option<Bytes>,
+        binary: bool,
+    ) -> Result<(), RequestError> {
+        if !self.post_in_flight {
+            self.handle_post_start(now, binary)?;
+        }
+        self.post_in_flight = false;
+        let Some(body) = body else {
+            // "data request connection closed prematurely"
+            self.close_with(CloseReason::TransportError);
+            return Err(RequestError::Closed);
+        };
+        if self.state == State::Closed {
+            return Err(RequestError::Closed);
+        }
+        if body.len() > self.config.max_payload {
+            return Err(RequestError::PayloadTooLarge);
+        }
+        let packets = match (self.protocol, binary) {
+            (Protocol::V4, _) => match decode_payload_bytes(body) {
+                Ok(iter) => iter.collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            },
+            (Protocol::V3, true) => match decode_payload_v3_binary(body) {
+                Ok(ps) => ps.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            },
+            (Protocol::V3, false) => match Str::from_utf8(body).map(|s| decode_payload_v3(&s)) {
+                Ok(Ok(ps)) => ps.into_iter().map(Ok).collect(),
+                Ok(Err(e)) => vec![Err(e)],
+                Err(_) => vec![Err(super::DecodeError::InvalidUtf8)],
+            },
+        };
+        for packet in packets {
+            if self.state == State::Closed {
+                break;
+            }
+            match packet {
+                Ok(Packet::Close) => {
+                    // The client closes: a pending GET is answered with `noop`.
+                    if let Some(request) = self.pending_get.take() {
+                        self.respond(request, vec![Packet::Noop.encode()], false);
+                    }
+                    self.finish(CloseReason::TransportClose);
+                }
+                Ok(p) => self.on_packet(now, p),
+                Err(_) => self.close_with(CloseReason::ParseError),
+            }
+        }
+        Ok(())
+    }
+
+    /// A frame arrived on the session's WebSocket. Messages over `max_payload` close the
+    /// session (the WebSocket layer should refuse them first, with close code 1009).
+    pub fn handle_ws_frame(&mut self, now: Instant, frame: Frame) {
+        if self.transport != Transport::WebSocket || self.state == State::Closed {
+            return;
+        }
+        if frame_len(&frame) > self.config.max_payload {
+            self.close_with(CloseReason::TransportError);
+            return;
+        }
+        match Packet::decode(frame, self.protocol) {
+            // Over WebSocket the reference ignores a `close` packet: the client closes the socket.
+            Ok(Packet::Close) => {}
+            Ok(p) => self.on_packet(now, p),
+            Err(_) => self.close_with(CloseReason::ParseError),
+        }
+    }
+
+    /// The session's WebSocket closed (`error`: it failed rather than closed cleanly).
+    pub fn handle_ws_closed(&mut self, now: Instant, error: bool) {
+        let _ = now;
+        if self.transport == Transport::WebSocket && self.state != State::Closed {
+            let reason = if error {
+                CloseReason::TransportError
+            } else {
+                CloseReason::TransportClose
+            };
+            // The WebSocket is gone already: nothing to close.
+            self.finish_inner(reason, false);
+        }
+    }
+
+    /// A WebSocket request carrying this session's id arrived (the upgrade). On `Ok` the driver
+    /// completes the WebSocket handshake and passes its frames to
+    /// [`Session::handle_probe_frame`]; on `Err` it accepts and closes it at once.
+    pub fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError> {
+        if self.state == State::Closed {
+            return Err(UpgradeError::Closed);
+        }
+        if self.upgrade.is_some() || self.upgraded {
+            return Err(UpgradeError::AlreadyUpgrading);
+        }
+        if self.transport != Transport::Polling
+            || !self.config.allow_upgrades
+            || !self.config.websocket_enabled
+        {
+            return Err(UpgradeError::NotAllowed);
+        }
+        self.upgrade = Some(Upgrade {
+            deadline: now + self.config.upgrade_timeout,
+            next_noop: None,
+        });
+        Ok(())
+    }
+
+    /// A frame arrived on the WebSocket being probed: `2probe` is answered `3probe`, `5`
+    /// completes the upgrade, anything else closes the probe.
+    pub fn handle_probe_frame(&mut self, now: Instant, frame: Frame) {
+        if self.upgrade.is_none() {
+            return;
+        }
+        match Packet::decode(frame, self.protocol) {
+            Ok(Packet::Ping(data)) if &*data == "probe" => {
+                self.outputs.push_back(Output::ProbeSend(
+                    Packet::Pong(Str::from_static("probe")).encode(),
+                ));
+                if let Some(u) = self.upgrade.as_mut() {
+                    u.next_noop = Some(now + self.config.upgrade_noop_interval);
+                }
+            }
+            Ok(Packet::Upgrade) if self.state != State::Closed => self.complete_upgrade(),
+            _ => self.abort_upgrade(),
+        }
+    }
+
+    /// The WebSocket being probed closed or failed: the upgrade is abandoned.
+    pub fn handle_probe_closed(&mut self, now: Instant) {
+        let _ = now;
+        // The peer closed it already: nothing to close, the session goes on polling.
+        self.upgrade = None;
+    }
+
+    /// The next thing the driver must do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        [
+            self.next_ping,
+            self.ping_deadline,
+            self.close_deadline,
+            self.upgrade.as_ref().map(|u| u.deadline),
+            self.upgrade.as_ref().and_then(|u| u.next_noop),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs the timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.ping_deadline.is_some_and(|d| d <= now) {
+            self.ping_deadline = None;
+            self.close_with(CloseReason::PingTimeout);
+            return;
+        }
+        if self.close_deadline.is_some_and(|d| d <= now) {
+            self.close_deadline = None;
+            self.finish(CloseReason::ForcedClose);
+            return;
+        }
+        if self.next_ping.is_some_and(|d| d <= now) {
+            self.next_ping = None;
+            self.refreshed = false;
+            self.push(Packet::Ping(Str::default()).encode(), false);
+            self.ping_deadline = Some(now + self.config.ping_timeout);
+            self.flush();
+        }
+        if let Some(u) = self.upgrade.as_mut() {
+            if u.deadline <= now {
+                self.abort_upgrade();
+            } else if u.next_noop.is_some_and(|d| d <= now) {
+                u.next_noop = Some(now + self.config.upgrade_noop_interval);
+                if let Some(request) = self.pending_get.take() {
+                    self.respond(request, vec![Packet::Noop.encode()], false);
+                }
+            }
+        }
+    }
+
+    fn check_polling(&self) -> Result<(), RequestError> {
+        if self.state == State::Closed {
+            return Err(RequestError::Closed);
+        }
+        if self.transport != Transport::Polling {
+            return Err(RequestError::TransportMismatch);
+        }
+        Ok(())
+    }
+
+    fn on_packet(&mut self, now: Instant, packet: Packet) {
+        if self.state != State::Open {
+            return;
+        }
+        // engine.io 6.6.12: while waiting for a pong, the first other packet refreshes the
+        // ping-timeout timer, once.
+        if self.protocol == Protocol::V4
+            && self.ping_deadline.is_some()
+            && !self.refreshed
+            && !matches!(packet, Packet::Pong(_))
+        {
+            self.ping_deadline = Some(now + self.config.ping_timeout);
+            self.refreshed = true;
+        }
+        match packet {
+            Packet::Ping(data) => match self.protocol {
+                Protocol::V4 => self.close_with(CloseReason::TransportError),
+                Protocol::V3 => {
+                    self.ping_deadline =
+                        Some(now + self.config.ping_interval + self.config.ping_timeout);
+                    self.push(Packet::Pong(data).encode(), false);
+                    self.flush();
+                }
+            },
+            Packet::Pong(_) => match self.protocol {
+                Protocol::V3 => self.close_with(CloseReason::TransportError),
+                Protocol::V4 => {
+                    self.ping_deadline = None;
+                    self.next_ping = Some(now + self.config.ping_interval);
+                }
+            },
+            p @ (Packet::Message(_) | Packet::Binary(_)) => {
+                self.outputs.push_back(Output::Message(p));
+            }
+            Packet::Open(_) | Packet::Close | Packet::Upgrade | Packet::Noop => {}
+        }
+    }
+
+    fn push(&mut self, frame: Frame, compress: bool) {
+        if self.transport == Transport::WebSocket {
+            self.outputs.push_back(Output::WsSend(frame));
+            return;
+        }
+        self.buffered_bytes += frame.polling_len() + 1;
+        self.buffer.push_back(Queued { frame, compress });
+    }
+
+    /// Sends what is buffered if the transport can take it, and completes a pending close.
+    fn flush(&mut self) {
+        if self.state == State::Closed || self.transport != Transport::Polling {
+            return;
+        }
+        let Some(request) = self.pending_get else {
+            return;
+        };
+        if self.buffer.is_empty() && self.state != State::Closing {
+            return;
+        }
+        self.pending_get = None;
+        let mut frames = Vec::new();
+        let mut size = 0;
+        let mut compress = false;
+        while let Some(q) = self.buffer.front() {
+            let len = q.frame.polling_len() + 1;
+            if !frames.is_empty() && size + len > self.config.max_payload {
+                break;
+            }
+            size += len;
+            compress |= q.compress;
+            self.buffered_bytes = self.buffered_bytes.saturating_sub(len);
+            if let Some(q) = self.buffer.pop_front() {
+                frames.push(q.frame);
+            }
+        }
+        let closing = self.state == State::Closing && self.buffer.is_empty();
+        if closing {
+            frames.push(Packet::Close.encode());
+        }
+        self.respond(request, frames, compress);
+        if closing {
+            self.finish(CloseReason::ForcedClose);
+        }
+    }
+
+    fn respond(&mut self, request: RequestId, frames: Vec<Frame>, compress: bool) {
+        let (body, binary) = match self.protocol {
+            Protocol::V4 => (encode_payload(&frames), false),
+            Protocol::V3 => {
+                if self.supports_binary && frames.iter().any(|f| matches!(f, Frame::Binary(_))) {
+                    (encode_payload_v3_binary(&frames), true)
+                } else {
+                    (encode_payload_v3(&frames), false)
+                }
+            }
+        };
+        self.outputs.push_back(Output::PollResponse {
+            request,
+            body,
+            binary,
+            compress,
+        });
+    }
+
+    fn complete_upgrade(&mut self) {
+        self.upgrade = None;
+        self.upgraded = true;
+        // The polling transport is discarded; a GET still pending is released with `noop`.
+        if let Some(request) = self.pending_get.take() {
+            self.respond(request, vec![Packet::Noop.encode()], false);
+        }
+        self.transport = Transport::WebSocket;
+        self.outputs.push_back(Output::Upgraded);
+        self.buffered_bytes = 0;
+        let buffered: Vec<Queued> = self.buffer.drain(..).collect();
+        for q in buffered {
+            self.outputs.push_back(Output::WsSend(q.frame));
+        }
+        if self.state == State::Closing {
+            self.finish(CloseReason::ForcedClose);
+        }
+    }
+
+    fn abort_upgrade(&mut self) {
+        if self.upgrade.take().is_some() {
+            self.outputs.push_back(Output::ProbeClose);
+        }
+    }
+
+    /// Closes because of an error or a timeout: the transport is closed the way the reference
+    /// closes it (a pending GET receives the close packet).
+    fn close_with(&mut self, reason: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Some(request) = self.pending_get.take() {
+            self.respond(request, vec![Packet::Close.encode()], false);
+        }
+        self.finish(reason);
+    }
+
+    fn finish(&mut self, reason: CloseReason) {
+        self.finish_inner(reason, true);
+    }
+
+    fn finish_inner(&mut self, reason: CloseReason, close_ws: bool) {
+        if self.state == State::Closed {
+            return;
+        }
+        if close_ws && self.transport == Transport::WebSocket {
+            self.outputs.push_back(Output::WsClose);
+        }
+        self.abort_upgrade();
+        self.state = State::Closed;
+        self.buffer.clear();
+        self.buffered_bytes = 0;
+        self.next_ping = None;
+        self.ping_deadline = None;
+        self.close_deadline = None;
+        self.outputs.push_back(Output::Closed(reason));
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn frame_len(frame: &Frame) -> usize {
+    match frame {
+        Frame::Text(s) => s.len(),
+        Frame::Binary(b) => b.len(),
+    }
+}
