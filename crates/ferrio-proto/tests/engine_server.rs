@@ -322,8 +322,10 @@ fn overlapping_posts_close_the_session() {
 #[test]
 fn parse_error_delivers_what_came_before_then_closes() {
     let mut s = opened(Config::default());
-    s.handle_post(t(1), Some(Bytes::from_static(b"4ok\x1ex\x1e4never")), false)
-        .expect("POST");
+    assert_eq!(
+        s.handle_post(t(1), Some(Bytes::from_static(b"4ok\x1ex\x1e4never")), false),
+        Err(RequestError::InvalidPayload)
+    );
     assert_eq!(
         drain(&mut s),
         vec![

@@ -164,6 +164,8 @@ pub enum RequestError {
     /// A polling request on a session that is not (or no longer) polling: upgraded, or opened
     /// over WebSocket (400, `Bad request`, context `TRANSPORT_MISMATCH`).
     TransportMismatch,
+    /// The body does not decode; the session is closed with `parse error` (400).
+    InvalidPayload,
     /// The session is closed (400, `Session ID unknown`).
     Closed,
 }
@@ -186,6 +188,7 @@ impl fmt::Display for RequestError {
             RequestError::BinaryPostOnV4 => "invalid content",
             RequestError::PayloadTooLarge => "payload too large",
             RequestError::TransportMismatch => "transport mismatch",
+            RequestError::InvalidPayload => "parse error",
             RequestError::Closed => "session closed",
         })
     }
@@ -525,6 +528,10 @@ impl Session {
         for packet in packets {
             if self.state == State::Closed {
                 break;
+            }
+            if packet.is_err() {
+                self.close_with(CloseReason::ParseError);
+                return Err(RequestError::InvalidPayload);
             }
             match packet {
                 Ok(Packet::Close) => {

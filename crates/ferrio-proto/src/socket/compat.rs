@@ -57,15 +57,13 @@ pub fn connect_accept(protocol: Protocol, nsp: &str, sid: &str, pid: Option<&str
     match protocol {
         Protocol::V3 => Packet::connect(Str::from(nsp), None),
         Protocol::V4 => {
-            let mut obj = serde_json::Map::new();
-            obj.insert("sid".into(), sid.into());
-            if let Some(pid) = pid {
-                obj.insert("pid".into(), pid.into());
-            }
-            Packet::connect(
-                Str::from(nsp),
-                Some(RawJson::from_value(&serde_json::Value::Object(obj))),
-            )
+            // Written by hand to keep the reference's key order: `sid`, then `pid`.
+            let sid = serde_json::Value::from(sid).to_string();
+            let text = match pid {
+                Some(pid) => format!(r#"{{"sid":{sid},"pid":{}}}"#, serde_json::Value::from(pid)),
+                None => format!(r#"{{"sid":{sid}}}"#),
+            };
+            Packet::connect(Str::from(nsp), Some(RawJson::from_trusted(Str::from(text))))
         }
     }
 }

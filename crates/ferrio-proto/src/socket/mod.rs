@@ -10,6 +10,7 @@ mod decode;
 mod error;
 mod json;
 mod packet;
+pub mod server;
 mod validate;
 
 pub use compat::{connect_accept, connect_error, split_v4_namespace};

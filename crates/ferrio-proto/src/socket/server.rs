@@ -1,0 +1,741 @@
+//! The server side of one Socket.IO client connection: namespaces multiplexed over one
+//! Engine.IO session, the CONNECT handshake answered later by the application (middleware runs
+//! outside the core), the connect timeout, events and acks per namespace, server acks with
+//! deadlines, DISCONNECT both ways, and the reference's closes on protocol violations.
+//!
+//! [`Connection`] owns the [`engine::server::Session`](crate::engine::server::Session): the driver
+//! feeds it HTTP requests and WebSocket frames and performs [`Output::Transport`] actions; the
+//! application sees [`Output::Connect`], [`Output::Event`], [`Output::Ack`], [`Output::Disconnect`].
+//!
+//! ```
+//! use ferrio_proto::engine::{server as eio, Frame, Protocol};
+//! use ferrio_proto::socket::server::{Config, Connection, Output};
+//! use ferrio_proto::{Instant, Str};
+//!
+//! let t = Instant::from_millis(0);
+//! let mut c = Connection::new(t, "eio-sid".into(), Protocol::V4, eio::Transport::WebSocket, eio::Config::default(), Config::default());
+//! while c.poll_output().is_some() {} // the open packet
+//! c.handle_ws_frame(t, Frame::Text(Str::from(r#"40{"token":"abc"}"#)));
+//! let Some(Output::Connect { nsp, auth, .. }) = c.poll_output() else { panic!() };
+//! assert_eq!(auth.as_str(), r#"{"token":"abc"}"#);
+//! c.accept(t, &nsp, "socket-id", None, []); // after the middleware said yes
+//! assert_eq!(c.poll_output(), Some(Output::Transport(eio::Output::WsSend(Frame::Text(r#"40{"sid":"socket-id"}"#.into())))));
+//! ```
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::compat::{connect_accept, connect_error, split_v4_namespace};
+use super::decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
+use super::error::DecodeError;
+use super::json::RawJson;
+use super::packet::{EncodedPacket, Packet, PacketType};
+use crate::engine::server::{self as eio, CloseReason, RequestError, RequestId, UpgradeError};
+use crate::engine::{self, Frame, Protocol};
+use crate::{Instant, Str};
+
+/// Connection settings, with `socket.io`'s defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Time a client has to join a namespace before it is closed (`connectTimeout`, 45 s).
+    pub connect_timeout: Duration,
+    /// Most binary attachments accepted per packet (`maxAttachments`, 10).
+    pub max_attachments: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            connect_timeout: Duration::from_millis(45_000),
+            max_attachments: DEFAULT_MAX_ATTACHMENTS,
+        }
+    }
+}
+
+/// Why a socket (one namespace of a connection) disconnected, as `socket.io` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The transport failed (`transport error`).
+    TransportError,
+    /// The client closed the transport (`transport close`).
+    TransportClose,
+    /// The Engine.IO session was closed by the server (`forced close`).
+    ForcedClose,
+    /// The client stopped answering pings (`ping timeout`).
+    PingTimeout,
+    /// The client sent a payload that does not decode (`parse error`).
+    ParseError,
+    /// The server is shutting down (`server shutting down`).
+    ServerShuttingDown,
+    /// The server closed the whole connection (`forced server close`).
+    ForcedServerClose,
+    /// The client left the namespace (`client namespace disconnect`).
+    ClientNamespaceDisconnect,
+    /// The server disconnected the socket (`server namespace disconnect`).
+    ServerNamespaceDisconnect,
+    /// The client stopped polling while too much data waited for it (`buffer full`).
+    BufferFull,
+}
+
+impl DisconnectReason {
+    /// The reason as `socket.io` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::ForcedClose => "forced close",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+            DisconnectReason::ForcedServerClose => "forced server close",
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::BufferFull => "buffer full",
+        }
+    }
+
+    /// True for the reasons after which connection state recovery keeps the session.
+    pub fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportError
+                | DisconnectReason::TransportClose
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ServerShuttingDown
+                | DisconnectReason::ForcedServerClose
+        )
+    }
+
+    fn from_engine(reason: CloseReason) -> DisconnectReason {
+        match reason {
+            CloseReason::TransportError => DisconnectReason::TransportError,
+            CloseReason::TransportClose => DisconnectReason::TransportClose,
+            CloseReason::ForcedClose => DisconnectReason::ForcedClose,
+            CloseReason::PingTimeout => DisconnectReason::PingTimeout,
+            CloseReason::ParseError => DisconnectReason::ParseError,
+            CloseReason::BufferFull => DisconnectReason::BufferFull,
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an acknowledgement the server asked for will not come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckError {
+    /// No answer before the deadline (`operation has timed out`).
+    Timeout,
+    /// The socket disconnected first.
+    Disconnected,
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AckError::Timeout => "operation has timed out",
+            AckError::Disconnected => "socket has been disconnected",
+        })
+    }
+}
+
+impl std::error::Error for AckError {}
+
+/// A client asking to recover its previous session (connection state recovery): the `pid` and,
+/// when it received any event, the `offset` of the last one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRequest {
+    /// The private session id from the previous CONNECT accept.
+    pub pid: Str,
+    /// The offset of the last event received, if any.
+    pub offset: Option<Str>,
+}
+
+/// The ack-id counter of one namespace (`nsp._ids++`): shared by all its sockets, so that one
+/// broadcast with acks carries one id and is encoded once for every recipient.
+#[derive(Debug, Default, Clone)]
+pub struct AckIds(u64);
+
+impl AckIds {
+    /// The next id.
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.0;
+        self.0 = self.0.wrapping_add(1);
+        id
+    }
+}
+
+/// What the driver or the application must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A transport action: answer a poll, write or close a WebSocket, complete an upgrade.
+    Transport(eio::Output),
+    /// A client asks to join `nsp`. The application runs its middleware and answers with
+    /// [`Connection::accept`] or [`Connection::reject`].
+    Connect {
+        /// The namespace (query string removed for EIO 3 clients).
+        nsp: Str,
+        /// The auth object (`{}` if none was sent).
+        auth: RawJson,
+        /// Present when the client asks to recover a previous session.
+        recovery: Option<RecoveryRequest>,
+    },
+    /// An event from a joined namespace; if `packet.id()` is set, answer with [`Connection::ack`].
+    Event(Packet),
+    /// The answer to an event sent with [`Connection::emit_with_ack`].
+    Ack(Packet),
+    /// An acknowledgement that will not come.
+    AckFailed {
+        /// The namespace of the event.
+        nsp: Str,
+        /// Its ack id.
+        id: u64,
+        /// Why.
+        error: AckError,
+    },
+    /// A socket left: its namespace is no longer joined.
+    Disconnect {
+        /// The namespace.
+        nsp: Str,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// The client sent something that does not decode; the connection is being closed.
+    /// (The reference emits this as an `error` event on each of the client's sockets.)
+    Error(DecodeError),
+    /// The connection is closed. Nothing follows.
+    Closed(DisconnectReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NsState {
+    /// CONNECT received, the application's answer is pending.
+    Connecting,
+    /// Joined.
+    Connected,
+}
+
+/// One client connection, server side. See the [module docs](self).
+#[derive(Debug)]
+pub struct Connection {
+    engine: eio::Session,
+    decoder: Decoder,
+    namespaces: HashMap<Str, NsState>,
+    connect_deadline: Option<Instant>,
+    acks: HashMap<(Str, u64), Instant>,
+    ack_deadlines: BTreeSet<(Instant, Str, u64)>,
+    /// Set when the server closes the connection itself, to report its reason.
+    closing_reason: Option<DisconnectReason>,
+    closed: bool,
+    /// The time of the input being handled (for closes started while decoding).
+    now: Instant,
+    outputs: VecDeque<Output>,
+}
+
+impl Connection {
+    /// Opens a connection over a new Engine.IO session (see [`eio::Session::new`]). An EIO 3
+    /// client joins `/` implicitly: a [`Output::Connect`] for `/` is produced at once.
+    pub fn new(
+        now: Instant,
+        sid: Str,
+        protocol: Protocol,
+        transport: eio::Transport,
+        engine_config: eio::Config,
+        config: Config,
+    ) -> Connection {
+        let engine = eio::Session::new(now, sid, protocol, transport, engine_config);
+        let mut c = Connection {
+            engine,
+            decoder: Decoder::with_max_attachments(config.max_attachments),
+            connect_deadline: Some(now + config.connect_timeout),
+            namespaces: HashMap::new(),
+            acks: HashMap::new(),
+            ack_deadlines: BTreeSet::new(),
+            closing_reason: None,
+            closed: false,
+            now,
+            outputs: VecDeque::new(),
+        };
+        c.pump();
+        if protocol == Protocol::V3 {
+            c.on_connect(Str::from_static("/"), None);
+        }
+        c
+    }
+
+    /// The Engine.IO session.
+    pub fn engine(&self) -> &eio::Session {
+        &self.engine
+    }
+
+    /// The Engine.IO session, for settings such as [`eio::Session::set_supports_binary`].
+    pub fn engine_mut(&mut self) -> &mut eio::Session {
+        &mut self.engine
+    }
+
+    /// True if `nsp` is joined (accepted and not disconnected).
+    pub fn is_connected(&self, nsp: &str) -> bool {
+        self.namespaces.get(nsp) == Some(&NsState::Connected)
+    }
+
+    /// The joined namespaces.
+    pub fn namespaces(&self) -> impl Iterator<Item = &Str> {
+        self.namespaces
+            .iter()
+            .filter(|(_, s)| **s == NsState::Connected)
+            .map(|(n, _)| n)
+    }
+
+    /// True once the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    // ---- transport input: forwarded to the Engine.IO session ---------------------------------
+
+    /// See [`eio::Session::handle_poll`].
+    pub fn handle_poll(&mut self, now: Instant, request: RequestId) -> Result<(), RequestError> {
+        self.now = now;
+        let r = self.engine.handle_poll(now, request);
+        self.pump();
+        r
+    }
+
+    /// See [`eio::Session::handle_poll_aborted`].
+    pub fn handle_poll_aborted(&mut self, now: Instant, request: RequestId) {
+        self.now = now;
+        self.engine.handle_poll_aborted(now, request);
+        self.pump();
+    }
+
+    /// See [`eio::Session::handle_post_start`].
+    pub fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError> {
+        self.now = now;
+        let r = self.engine.handle_post_start(now, binary);
+        self.pump();
+        r
+    }
+
+    /// See [`eio::Session::handle_post`].
+    pub fn handle_post(
+        &mut self,
+        now: Instant,
+        body: Option<Bytes>,
+        binary: bool,
+    ) -> Result<(), RequestError> {
+        self.now = now;
+        let r = self.engine.handle_post(now, body, binary);
+        self.pump();
+        r
+    }
+
+    /// See [`eio::Session::handle_ws_frame`].
+    pub fn handle_ws_frame(&mut self, now: Instant, frame: Frame) {
+        self.now = now;
+        self.engine.handle_ws_frame(now, frame);
+        self.pump();
+    }
+
+    /// See [`eio::Session::handle_ws_closed`].
+    pub fn handle_ws_closed(&mut self, now: Instant, error: bool) {
+        self.now = now;
+        self.engine.handle_ws_closed(now, error);
+        self.pump();
+    }
+
+    /// See [`eio::Session::handle_upgrade_request`].
+    pub fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError> {
+        self.now = now;
+        let r = self.engine.handle_upgrade_request(now);
+        self.pump();
+        r
+    }
+
+    /// See [`eio::Session::handle_probe_frame`].
+    pub fn handle_probe_frame(&mut self, now: Instant, frame: Frame) {
+        self.now = now;
+        self.engine.handle_probe_frame(now, frame);
+        self.pump();
+    }
+
+    /// See [`eio::Session::handle_probe_closed`].
+    pub fn handle_probe_closed(&mut self, now: Instant) {
+        self.now = now;
+        self.engine.handle_probe_closed(now);
+        self.pump();
+    }
+
+    /// See [`eio::Session::set_ws_writable`].
+    pub fn set_ws_writable(&mut self, writable: bool) {
+        self.engine.set_ws_writable(writable);
+    }
+
+    // ---- application commands -----------------------------------------------------------------
+
+    /// Accepts a pending CONNECT for `nsp` with the socket id `sid` (and `pid` when connection
+    /// state recovery is on). `replay` holds the packets a recovered client missed: they are sent
+    /// before the accept, as the reference does. Returns false if no CONNECT was pending.
+    pub fn accept<'a>(
+        &mut self,
+        now: Instant,
+        nsp: &str,
+        sid: &str,
+        pid: Option<&str>,
+        replay: impl IntoIterator<Item = &'a EncodedPacket>,
+    ) -> bool {
+        if self.closed || self.namespaces.get(nsp) != Some(&NsState::Connecting) {
+            return false;
+        }
+        self.namespaces.insert(Str::from(nsp), NsState::Connected);
+        self.connect_deadline = None;
+        for packet in replay {
+            self.engine.send(now, packet.frames(), false, false);
+        }
+        let accept = connect_accept(self.engine.protocol(), nsp, sid, pid).encode();
+        self.engine.send(now, accept.frames(), false, false);
+        self.pump();
+        true
+    }
+
+    /// Refuses a pending CONNECT with a CONNECT_ERROR carrying `message` (and `data`), e.g.
+    /// `"Invalid namespace"` or a middleware's error. Returns false if no CONNECT was pending.
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        nsp: &str,
+        message: &str,
+        data: Option<&RawJson>,
+    ) -> bool {
+        if self.closed || self.namespaces.get(nsp) != Some(&NsState::Connecting) {
+            return false;
+        }
+        self.namespaces.remove(nsp);
+        let error = connect_error(self.engine.protocol(), nsp, message, data).encode();
+        self.engine.send(now, error.frames(), false, false);
+        self.pump();
+        true
+    }
+
+    /// Sends an encoded packet (an event, or an ack) to the client. The packet's namespace must
+    /// be joined. Volatile packets are dropped when the transport is not writable. Returns whether
+    /// the packet was queued.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        packet: &EncodedPacket,
+        nsp: &str,
+        volatile: bool,
+        compress: bool,
+    ) -> bool {
+        if self.closed || !self.is_connected(nsp) {
+            return false;
+        }
+        let sent = self.engine.send(now, packet.frames(), volatile, compress);
+        self.pump();
+        sent
+    }
+
+    /// Sends an event that carries ack id `id` (from the namespace's [`AckIds`]) and waits for
+    /// the answer until `now + timeout`: the answer comes as [`Output::Ack`], or
+    /// [`Output::AckFailed`] — exactly one of them.
+    pub fn emit_with_ack(
+        &mut self,
+        now: Instant,
+        packet: &EncodedPacket,
+        nsp: &str,
+        id: u64,
+        timeout: Duration,
+    ) -> bool {
+        if !self.send(now, packet, nsp, false, false) {
+            return false;
+        }
+        self.expect_ack(now, nsp, id, timeout);
+        true
+    }
+
+    /// Registers an ack the connection waits for (the packet was sent by other means, e.g. a
+    /// broadcast written with [`Connection::send`]).
+    pub fn expect_ack(&mut self, now: Instant, nsp: &str, id: u64, timeout: Duration) {
+        let deadline = now + timeout;
+        let key = (Str::from(nsp), id);
+        if let Some(old) = self.acks.insert(key.clone(), deadline) {
+            self.ack_deadlines.remove(&(old, key.0.clone(), id));
+        }
+        self.ack_deadlines.insert((deadline, key.0, id));
+    }
+
+    /// Answers the client's event `id` in `nsp` with `args` (a tuple, see
+    /// [`Packet::ack_with`]). Returns false if `nsp` is not joined.
+    pub fn ack(&mut self, now: Instant, packet: Packet) -> bool {
+        let nsp = packet.nsp().clone();
+        self.send(now, &packet.encode(), &nsp, false, false)
+    }
+
+    /// Disconnects the socket of `nsp` (`socket.disconnect()`): DISCONNECT is sent, the
+    /// Engine.IO session stays open.
+    pub fn disconnect(&mut self, now: Instant, nsp: &str) {
+        if self.closed || !self.is_connected(nsp) {
+            return;
+        }
+        let packet = Packet::disconnect(Str::from(nsp)).encode();
+        self.engine.send(now, packet.frames(), false, false);
+        self.leave(Str::from(nsp), DisconnectReason::ServerNamespaceDisconnect);
+        self.pump();
+    }
+
+    /// Closes the whole connection. With [`DisconnectReason::ForcedServerClose`]
+    /// (`socket.disconnect(true)`) every joined namespace gets DISCONNECT first; with
+    /// [`DisconnectReason::ServerShuttingDown`] (`io.close()`) the session just closes.
+    pub fn close(&mut self, now: Instant, reason: DisconnectReason) {
+        if self.closed {
+            return;
+        }
+        if reason == DisconnectReason::ForcedServerClose {
+            let joined: Vec<Str> = self.namespaces().cloned().collect();
+            for nsp in joined {
+                let packet = Packet::disconnect(nsp).encode();
+                self.engine.send(now, packet.frames(), false, false);
+            }
+        }
+        self.shutdown(now, reason);
+        self.pump();
+    }
+
+    // ---- the machine --------------------------------------------------------------------------
+
+    /// The next thing to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Connection::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        [
+            self.engine.poll_timeout(),
+            self.connect_deadline,
+            self.ack_deadlines.first().map(|(d, _, _)| *d),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.closed {
+            return;
+        }
+        self.engine.handle_timeout(now);
+        while let Some((deadline, nsp, id)) = self.ack_deadlines.first().cloned() {
+            if deadline > now {
+                break;
+            }
+            self.ack_deadlines.pop_first();
+            self.acks.remove(&(nsp.clone(), id));
+            self.outputs.push_back(Output::AckFailed {
+                nsp,
+                id,
+                error: AckError::Timeout,
+            });
+        }
+        if self.connect_deadline.is_some_and(|d| d <= now) {
+            self.connect_deadline = None;
+            if !self.namespaces.values().any(|s| *s == NsState::Connected) {
+                self.shutdown(now, DisconnectReason::ForcedServerClose);
+            }
+        }
+        self.pump();
+    }
+
+    /// Moves the Engine.IO session's outputs up: transport actions pass through, messages are
+    /// decoded, the close is reported per socket.
+    fn pump(&mut self) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                eio::Output::Message(engine::Packet::Message(text)) => self.on_text(text),
+                eio::Output::Message(engine::Packet::Binary(data)) => self.on_binary(data),
+                eio::Output::Message(_) => {}
+                eio::Output::Closed(reason) => self.on_engine_closed(reason),
+                other => self.outputs.push_back(Output::Transport(other)),
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: Str) {
+        if self.closed || self.closing_reason.is_some() {
+            return;
+        }
+        match self.decoder.decode_text(text) {
+            Ok(Some(packet)) => self.on_packet(packet),
+            Ok(None) => {}
+            Err(e) => self.on_decode_error(e),
+        }
+    }
+
+    fn on_binary(&mut self, data: Bytes) {
+        if self.closed || self.closing_reason.is_some() {
+            return;
+        }
+        match self.decoder.decode_binary(data) {
+            Ok(Some(packet)) => self.on_packet(packet),
+            Ok(None) => {}
+            Err(e) => self.on_decode_error(e),
+        }
+    }
+
+    fn on_decode_error(&mut self, error: DecodeError) {
+        // socket.io: every socket of the client gets an `error` event, then `conn.close()`.
+        self.outputs.push_back(Output::Error(error));
+        self.decoder.reset();
+        self.shutdown(self.now, DisconnectReason::ForcedClose);
+    }
+
+    /// Closes from the server side: every joined socket leaves at once with `reason`; the
+    /// Engine.IO session closes after delivering what is queued (on polling, with the next GET).
+    fn shutdown(&mut self, now: Instant, reason: DisconnectReason) {
+        if self.closing_reason.is_some() || self.closed {
+            return;
+        }
+        let joined: Vec<Str> = self.namespaces().cloned().collect();
+        for nsp in joined {
+            self.leave(nsp, reason);
+        }
+        self.namespaces.clear();
+        self.connect_deadline = None;
+        self.closing_reason = Some(reason);
+        self.engine.close(now);
+    }
+
+    fn on_packet(&mut self, packet: Packet) {
+        let (nsp, auth) = match self.engine.protocol() {
+            Protocol::V3 if packet.kind() == PacketType::Connect => {
+                let (path, auth) = split_v4_namespace(packet.nsp());
+                (Str::from(path), Some(auth))
+            }
+            _ => (packet.nsp().clone(), packet.data().cloned()),
+        };
+        let state = self.namespaces.get(&nsp).copied();
+        match (state, packet.kind()) {
+            (None, PacketType::Connect) => self.on_connect(nsp, auth),
+            // A second CONNECT while the first is being decided: the reference would start a
+            // second attempt; Ferrio keeps the first.
+            (Some(NsState::Connecting), PacketType::Connect) => {}
+            (Some(NsState::Connected), kind)
+                if kind != PacketType::Connect && kind != PacketType::ConnectError =>
+            {
+                self.on_socket_packet(nsp, packet)
+            }
+            // Anything else is the reference's "invalid state": the connection is closed.
+            _ => self.close_invalid_state(),
+        }
+    }
+
+    fn on_connect(&mut self, nsp: Str, auth: Option<RawJson>) {
+        let auth = auth.unwrap_or_else(|| RawJson::from_trusted(Str::from_static("{}")));
+        let recovery = match self.engine.protocol() {
+            Protocol::V4 => recovery_request(&auth),
+            Protocol::V3 => None,
+        };
+        self.namespaces.insert(nsp.clone(), NsState::Connecting);
+        self.outputs.push_back(Output::Connect {
+            nsp,
+            auth,
+            recovery,
+        });
+    }
+
+    fn on_socket_packet(&mut self, nsp: Str, packet: Packet) {
+        match packet.kind() {
+            PacketType::Event | PacketType::BinaryEvent => {
+                self.outputs.push_back(Output::Event(packet));
+            }
+            PacketType::Ack | PacketType::BinaryAck => {
+                let Some(id) = packet.id() else { return };
+                // An ACK with an unknown id is ignored.
+                if let Some(deadline) = self.acks.remove(&(nsp.clone(), id)) {
+                    self.ack_deadlines.remove(&(deadline, nsp, id));
+                    self.outputs.push_back(Output::Ack(packet));
+                }
+            }
+            PacketType::Disconnect => {
+                self.leave(nsp, DisconnectReason::ClientNamespaceDisconnect);
+            }
+            PacketType::Connect | PacketType::ConnectError => self.close_invalid_state(),
+        }
+    }
+
+    fn close_invalid_state(&mut self) {
+        self.shutdown(self.now, DisconnectReason::ForcedServerClose);
+    }
+
+    /// A socket leaves `nsp`: its pending acks fail, the application is told.
+    fn leave(&mut self, nsp: Str, reason: DisconnectReason) {
+        if self.namespaces.remove(&nsp) != Some(NsState::Connected) {
+            return;
+        }
+        let failed: Vec<(Instant, Str, u64)> = self
+            .ack_deadlines
+            .iter()
+            .filter(|(_, n, _)| *n == nsp)
+            .cloned()
+            .collect();
+        for (deadline, n, id) in failed {
+            self.ack_deadlines.remove(&(deadline, n.clone(), id));
+            self.acks.remove(&(n.clone(), id));
+            self.outputs.push_back(Output::AckFailed {
+                nsp: n,
+                id,
+                error: AckError::Disconnected,
+            });
+        }
+        self.outputs.push_back(Output::Disconnect { nsp, reason });
+    }
+
+    fn on_engine_closed(&mut self, reason: CloseReason) {
+        if self.closed {
+            return;
+        }
+        let reason = self
+            .closing_reason
+            .take()
+            .unwrap_or_else(|| DisconnectReason::from_engine(reason));
+        let joined: Vec<Str> = self.namespaces().cloned().collect();
+        for nsp in joined {
+            self.leave(nsp, reason);
+        }
+        self.namespaces.clear();
+        self.closed = true;
+        self.connect_deadline = None;
+        self.outputs.push_back(Output::Closed(reason));
+    }
+}
+
+/// The `pid` and `offset` of a CONNECT's auth, when `pid` is a string.
+fn recovery_request(auth: &RawJson) -> Option<RecoveryRequest> {
+    #[derive(serde::Deserialize)]
+    struct Recovery {
+        pid: Option<serde_json::Value>,
+        offset: Option<serde_json::Value>,
+    }
+    let r: Recovery = auth.deserialize().ok()?;
+    let pid = match r.pid? {
+        serde_json::Value::String(s) => Str::from(s),
+        _ => return None,
+    };
+    let offset = match r.offset {
+        Some(serde_json::Value::String(s)) => Some(Str::from(s)),
+        _ => None,
+    };
+    Some(RecoveryRequest { pid, offset })
+}

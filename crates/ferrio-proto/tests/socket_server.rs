@@ -1,0 +1,515 @@
+//! The server Socket.IO connection machine: namespaces, the CONNECT handshake answered by the
+//! application, events, acks both ways, DISCONNECT both ways, connect timeout, protocol
+//! violations (the Socket.IO compliance suite's expectations, §5.2 of the protocol notes).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_proto::engine::server as eio;
+use ferrio_proto::engine::{Frame, Protocol};
+use ferrio_proto::socket::server::{
+    AckError, AckIds, Config, Connection, DisconnectReason, Output, RecoveryRequest,
+};
+use ferrio_proto::socket::{Packet, RawJson};
+use ferrio_proto::{Instant, Str};
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn ws() -> Connection {
+    let mut c = Connection::new(
+        t(0),
+        "eio".into(),
+        Protocol::V4,
+        eio::Transport::WebSocket,
+        eio::Config {
+            ping_interval: Duration::from_millis(300),
+            ping_timeout: Duration::from_millis(200),
+            ..eio::Config::default()
+        },
+        Config {
+            connect_timeout: Duration::from_millis(1000),
+            ..Config::default()
+        },
+    );
+    drain(&mut c);
+    c
+}
+
+fn drain(c: &mut Connection) -> Vec<Output> {
+    std::iter::from_fn(|| c.poll_output()).collect()
+}
+
+fn text(s: &str) -> Frame {
+    Frame::Text(Str::from(s))
+}
+
+/// The frames written on the WebSocket.
+fn sent(out: &[Output]) -> Vec<Frame> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Transport(eio::Output::WsSend(f)) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A server app like the compliance suite's: accepts `/` and `/custom`, refuses others, emits
+/// `auth`, echoes `message` as `message-back`, acks `message-with-ack`.
+fn app(c: &mut Connection, now: Instant, out: Vec<Output>) -> Vec<Output> {
+    let mut rest = Vec::new();
+    for o in out {
+        match o {
+            Output::Connect { nsp, auth, .. } => {
+                if &*nsp == "/" || &*nsp == "/custom" {
+                    assert!(c.accept(now, &nsp, "sock", None, []));
+                    let p = Packet::event(
+                        nsp.clone(),
+                        RawJson::parse(format!(r#"["auth",{auth}]"#)).expect("json"),
+                        vec![],
+                    );
+                    c.send(now, &p.encode(), &nsp, false, false);
+                } else {
+                    assert!(c.reject(now, &nsp, "Invalid namespace", None));
+                }
+            }
+            Output::Event(p) if p.event_name().as_deref() == Some("message") => {
+                let data =
+                    p.data()
+                        .expect("data")
+                        .as_str()
+                        .replacen("\"message\"", "\"message-back\"", 1);
+                let back = Packet::event(
+                    p.nsp().clone(),
+                    RawJson::parse(data).expect("json"),
+                    p.attachments().to_vec(),
+                );
+                c.send(now, &back.encode(), p.nsp(), false, false);
+            }
+            Output::Event(p) if p.event_name().as_deref() == Some("message-with-ack") => {
+                let data =
+                    p.data()
+                        .expect("data")
+                        .as_str()
+                        .replacen("\"message-with-ack\",", "", 1);
+                let ack = Packet::ack(
+                    p.nsp().clone(),
+                    p.id().expect("id"),
+                    RawJson::parse(data).expect("json"),
+                    p.attachments().to_vec(),
+                );
+                assert!(c.ack(now, ack));
+            }
+            other => rest.push(other),
+        }
+    }
+    rest
+}
+
+fn exchange(c: &mut Connection, frame: &str) -> (Vec<Frame>, Vec<Output>) {
+    c.handle_ws_frame(t(1), text(frame));
+    let out = drain(c);
+    let frames_before = sent(&out);
+    let rest = app(c, t(1), out);
+    let mut frames = frames_before;
+    let more = drain(c);
+    frames.extend(sent(&more));
+    let mut rest = rest;
+    rest.extend(
+        more.into_iter()
+            .filter(|o| !matches!(o, Output::Transport(eio::Output::WsSend(_)))),
+    );
+    (frames, rest)
+}
+
+#[test]
+fn connect_main_namespace_without_and_with_auth() {
+    let mut c = ws();
+    let (frames, _) = exchange(&mut c, "40");
+    assert_eq!(
+        frames,
+        vec![text(r#"40{"sid":"sock"}"#), text(r#"42["auth",{}]"#)]
+    );
+    let mut c = ws();
+    let (frames, _) = exchange(&mut c, r#"40{"token":"123"}"#);
+    assert_eq!(frames[1], text(r#"42["auth",{"token":"123"}]"#));
+}
+
+#[test]
+fn custom_and_unknown_namespaces() {
+    let mut c = ws();
+    let (frames, _) = exchange(&mut c, r#"40/custom,{"token":"abc"}"#);
+    assert_eq!(
+        frames,
+        vec![
+            text(r#"40/custom,{"sid":"sock"}"#),
+            text(r#"42/custom,["auth",{"token":"abc"}]"#)
+        ]
+    );
+    let (frames, _) = exchange(&mut c, "40/random");
+    assert_eq!(
+        frames,
+        vec![text(r#"44/random,{"message":"Invalid namespace"}"#)]
+    );
+    assert!(!c.is_closed());
+}
+
+#[test]
+fn events_and_acks_from_the_client() {
+    let mut c = ws();
+    exchange(&mut c, "40");
+    let (frames, _) = exchange(&mut c, r#"42["message",1,"2",{"3":[true]}]"#);
+    assert_eq!(
+        frames,
+        vec![text(r#"42["message-back",1,"2",{"3":[true]}]"#)]
+    );
+    let (frames, _) = exchange(&mut c, r#"42456["message-with-ack",1,"2",{"3":[false]}]"#);
+    assert_eq!(frames, vec![text(r#"43456[1,"2",{"3":[false]}]"#)]);
+}
+
+#[test]
+fn binary_event_and_binary_ack() {
+    let mut c = ws();
+    exchange(&mut c, "40");
+    c.handle_ws_frame(
+        t(1),
+        text(r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#),
+    );
+    c.handle_ws_frame(t(1), Frame::Binary(Bytes::from_static(&[1, 2, 3])));
+    c.handle_ws_frame(t(1), Frame::Binary(Bytes::from_static(&[4, 5, 6])));
+    let out = drain(&mut c);
+    app(&mut c, t(1), out);
+    assert_eq!(
+        sent(&drain(&mut c)),
+        vec![
+            text(
+                r#"452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#
+            ),
+            Frame::Binary(Bytes::from_static(&[1, 2, 3])),
+            Frame::Binary(Bytes::from_static(&[4, 5, 6])),
+        ]
+    );
+    c.handle_ws_frame(t(2), text(r#"452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#));
+    c.handle_ws_frame(t(2), Frame::Binary(Bytes::from_static(&[1, 2, 3])));
+    c.handle_ws_frame(t(2), Frame::Binary(Bytes::from_static(&[4, 5, 6])));
+    let out = drain(&mut c);
+    app(&mut c, t(2), out);
+    assert_eq!(
+        sent(&drain(&mut c))[0],
+        text(r#"462-789[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
+    );
+}
+
+#[test]
+fn client_disconnect_keeps_the_session_open() {
+    let mut c = ws();
+    exchange(&mut c, "40");
+    exchange(&mut c, "40/custom");
+    let (frames, rest) = exchange(&mut c, "41/custom");
+    assert!(frames.is_empty(), "no reply to DISCONNECT");
+    assert_eq!(
+        rest,
+        vec![Output::Disconnect {
+            nsp: "/custom".into(),
+            reason: DisconnectReason::ClientNamespaceDisconnect
+        }]
+    );
+    let (frames, _) = exchange(&mut c, r#"42["message","message to main namespace"]"#);
+    assert_eq!(
+        frames,
+        vec![text(r#"42["message-back","message to main namespace"]"#)]
+    );
+    exchange(&mut c, "41");
+    assert!(!c.is_closed());
+    // the next frame is a ping
+    c.handle_timeout(t(300));
+    assert_eq!(sent(&drain(&mut c)), vec![text("2")]);
+}
+
+#[test]
+fn invalid_packets_close_the_connection() {
+    for bad in ["4abc", "42{}", r#"42abc["message-with-ack",1]"#] {
+        let mut c = ws();
+        exchange(&mut c, "40");
+        let (_, rest) = exchange(&mut c, bad);
+        assert!(
+            rest.iter().any(|o| matches!(o, Output::Error(_))),
+            "{bad}: {rest:?}"
+        );
+        assert!(
+            rest.contains(&Output::Transport(eio::Output::WsClose)),
+            "{bad}"
+        );
+        assert!(rest.contains(&Output::Disconnect {
+            nsp: "/".into(),
+            reason: DisconnectReason::ForcedClose
+        }));
+        assert!(c.is_closed());
+    }
+}
+
+#[test]
+fn the_first_packet_must_be_a_connect() {
+    for bad in [r#"42["message"]"#, "41", r#"44{"message":"x"}"#] {
+        let mut c = ws();
+        let (_, rest) = exchange(&mut c, bad);
+        assert!(
+            rest.contains(&Output::Closed(DisconnectReason::ForcedServerClose)),
+            "{bad}: {rest:?}"
+        );
+    }
+    // a second CONNECT for a joined namespace is invalid too
+    let mut c = ws();
+    exchange(&mut c, "40");
+    let (_, rest) = exchange(&mut c, "40");
+    assert!(rest.contains(&Output::Closed(DisconnectReason::ForcedServerClose)));
+}
+
+#[test]
+fn no_handshake_closes_after_connect_timeout() {
+    let mut c = ws();
+    // answer pings so that only the connect timeout can close
+    c.handle_timeout(t(300));
+    c.handle_ws_frame(t(301), text("3"));
+    c.handle_timeout(t(601));
+    c.handle_ws_frame(t(602), text("3"));
+    assert_eq!(c.poll_timeout(), Some(t(902)));
+    c.handle_timeout(t(1000));
+    let out = drain(&mut c);
+    assert!(
+        out.contains(&Output::Closed(DisconnectReason::ForcedServerClose)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn server_acks_answered_timed_out_or_failed_exactly_once() {
+    let mut c = ws();
+    exchange(&mut c, "40");
+    let mut ids = AckIds::default();
+    let (a, b, d) = (ids.next_id(), ids.next_id(), ids.next_id());
+    for id in [a, b, d] {
+        let p = Packet::event_with("/", "question", &(id,))
+            .expect("ok")
+            .with_id(id);
+        assert!(c.emit_with_ack(t(10), &p.encode(), "/", id, Duration::from_millis(100)));
+    }
+    assert_eq!(sent(&drain(&mut c))[0], text(r#"420["question",0]"#));
+    // answer the first; an unknown id is ignored
+    c.handle_ws_frame(t(20), text("430[42]"));
+    c.handle_ws_frame(t(21), text("4399[1]"));
+    let out = drain(&mut c);
+    assert!(
+        matches!(&out[..], [Output::Ack(p)] if p.id() == Some(0)),
+        "{out:?}"
+    );
+    // the second times out at its deadline
+    c.handle_timeout(t(110));
+    let out = drain(&mut c);
+    assert!(out.contains(&Output::AckFailed {
+        nsp: "/".into(),
+        id: 1,
+        error: AckError::Timeout
+    }));
+    assert!(out.contains(&Output::AckFailed {
+        nsp: "/".into(),
+        id: 2,
+        error: AckError::Timeout
+    }));
+    // a late answer is ignored
+    c.handle_ws_frame(t(120), text("431[1]"));
+    assert!(drain(&mut c).is_empty());
+    // pending acks fail when the socket leaves
+    let p = Packet::event_with("/", "q", &()).expect("ok").with_id(3);
+    c.emit_with_ack(t(130), &p.encode(), "/", 3, Duration::from_secs(5));
+    drain(&mut c);
+    c.handle_ws_frame(t(131), text("41"));
+    let out = drain(&mut c);
+    assert_eq!(
+        out,
+        vec![
+            Output::AckFailed {
+                nsp: "/".into(),
+                id: 3,
+                error: AckError::Disconnected
+            },
+            Output::Disconnect {
+                nsp: "/".into(),
+                reason: DisconnectReason::ClientNamespaceDisconnect
+            },
+        ]
+    );
+}
+
+#[test]
+fn server_disconnects_one_namespace_or_the_whole_connection() {
+    let mut c = ws();
+    exchange(&mut c, "40");
+    exchange(&mut c, "40/custom,");
+    c.disconnect(t(5), "/custom");
+    let out = drain(&mut c);
+    assert_eq!(sent(&out), vec![text("41/custom,")]);
+    assert!(out.contains(&Output::Disconnect {
+        nsp: "/custom".into(),
+        reason: DisconnectReason::ServerNamespaceDisconnect
+    }));
+    c.close(t(6), DisconnectReason::ForcedServerClose);
+    let out = drain(&mut c);
+    assert_eq!(sent(&out), vec![text("41")]);
+    assert!(out.contains(&Output::Disconnect {
+        nsp: "/".into(),
+        reason: DisconnectReason::ForcedServerClose
+    }));
+    assert!(out.contains(&Output::Closed(DisconnectReason::ForcedServerClose)));
+    // io.close(): no DISCONNECT, sockets see `server shutting down`
+    let mut c = ws();
+    exchange(&mut c, "40");
+    c.close(t(1), DisconnectReason::ServerShuttingDown);
+    let out = drain(&mut c);
+    assert!(sent(&out).is_empty());
+    assert!(out.contains(&Output::Disconnect {
+        nsp: "/".into(),
+        reason: DisconnectReason::ServerShuttingDown
+    }));
+}
+
+#[test]
+fn transport_close_and_ping_timeout_reach_every_socket() {
+    let mut c = ws();
+    exchange(&mut c, "40");
+    exchange(&mut c, "40/custom,");
+    c.handle_timeout(t(300));
+    c.handle_timeout(t(500));
+    let out = drain(&mut c);
+    let reasons: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Disconnect { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, vec![DisconnectReason::PingTimeout; 2]);
+    assert!(DisconnectReason::PingTimeout.is_recoverable());
+    assert!(!DisconnectReason::ClientNamespaceDisconnect.is_recoverable());
+    let mut c = ws();
+    exchange(&mut c, "40");
+    c.handle_ws_closed(t(3), false);
+    assert!(drain(&mut c).contains(&Output::Disconnect {
+        nsp: "/".into(),
+        reason: DisconnectReason::TransportClose
+    }));
+}
+
+#[test]
+fn recovery_requests_and_replay_before_accept() {
+    let mut c = ws();
+    c.handle_ws_frame(t(1), text(r#"40{"pid":"p1","offset":"o9","token":"x"}"#));
+    let out = drain(&mut c);
+    let Some(Output::Connect { recovery, .. }) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        recovery,
+        &Some(RecoveryRequest {
+            pid: "p1".into(),
+            offset: Some("o9".into())
+        })
+    );
+    let missed = Packet::event_with("/", "hello", &(1, "o10"))
+        .expect("ok")
+        .encode();
+    c.accept(t(2), "/", "old-sid", Some("p1"), [&missed]);
+    assert_eq!(
+        sent(&drain(&mut c)),
+        vec![
+            text(r#"42["hello",1,"o10"]"#),
+            text(r#"40{"sid":"old-sid","pid":"p1"}"#)
+        ]
+    );
+    // pid without offset (no event received yet) is still a recovery request
+    let mut c = ws();
+    c.handle_ws_frame(t(1), text(r#"40{"pid":"p2"}"#));
+    let out = drain(&mut c);
+    assert!(matches!(
+        &out[..],
+        [Output::Connect {
+            recovery: Some(RecoveryRequest { offset: None, .. }),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn eio3_clients_join_the_main_namespace_implicitly() {
+    let mut c = Connection::new(
+        t(0),
+        "v3sid".into(),
+        Protocol::V3,
+        eio::Transport::WebSocket,
+        eio::Config::default(),
+        Config::default(),
+    );
+    let out = drain(&mut c);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Connect { nsp, .. } if &**nsp == "/")));
+    c.accept(t(0), "/", "v3sid", None, []);
+    assert_eq!(sent(&drain(&mut c)), vec![text("40")]);
+    c.handle_ws_frame(t(1), text("40/ok?token=abc"));
+    let out = drain(&mut c);
+    let Some(Output::Connect { nsp, auth, .. }) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!((&**nsp, auth.as_str()), ("/ok", r#"{"token":"abc"}"#));
+    c.reject(t(1), "/ok", "denied", None);
+    assert_eq!(sent(&drain(&mut c)), vec![text(r#"44/ok,"denied""#)]);
+}
+
+#[test]
+fn polling_connection_end_to_end() {
+    let mut c = Connection::new(
+        t(0),
+        "p".into(),
+        Protocol::V4,
+        eio::Transport::Polling,
+        eio::Config::default(),
+        Config::default(),
+    );
+    c.handle_poll(t(0), 1).expect("handshake");
+    drain(&mut c);
+    c.handle_post(
+        t(1),
+        Some(Bytes::from_static(b"40\x1e42[\"early\"]")),
+        false,
+    )
+    .expect("POST");
+    // the event for a namespace still connecting is the reference's "invalid state"
+    let out = drain(&mut c);
+    assert!(
+        out.contains(&Output::Closed(DisconnectReason::ForcedServerClose)) || !c.is_connected("/")
+    );
+    let mut c = Connection::new(
+        t(0),
+        "p".into(),
+        Protocol::V4,
+        eio::Transport::Polling,
+        eio::Config::default(),
+        Config::default(),
+    );
+    c.handle_poll(t(0), 1).expect("handshake");
+    drain(&mut c);
+    c.handle_post(t(1), Some(Bytes::from_static(b"40")), false)
+        .expect("POST");
+    let out = drain(&mut c);
+    app(&mut c, t(1), out);
+    c.handle_poll(t(2), 2).expect("GET");
+    let out = drain(&mut c);
+    let Some(Output::Transport(eio::Output::PollResponse { body, .. })) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        &body[..],
+        "40{\"sid\":\"sock\"}\u{1e}42[\"auth\",{}]".as_bytes()
+    );
+}
