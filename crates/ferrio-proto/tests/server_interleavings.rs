@@ -1,0 +1,315 @@
+//! Random interleavings of client input, application commands and timeouts against the server
+//! machines: no panic, and the invariants hold — at most one pending poll, buffers within their
+//! limits, every ack answered or failed exactly once, no timer in the past, nothing after close.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_proto::engine::server as eio;
+use ferrio_proto::engine::{Frame, Protocol};
+use ferrio_proto::socket::server::{AckIds, Config, Connection, Output};
+use ferrio_proto::socket::Packet;
+use ferrio_proto::{Instant, Str};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Step {
+    Get,
+    Abort,
+    Post(&'static str),
+    Ws(&'static str),
+    WsBinary(u8),
+    WsClosed,
+    Upgrade,
+    Probe(&'static str),
+    ProbeClosed,
+    Advance(u64),
+    AcceptAll,
+    RejectAll,
+    Emit { volatile: bool },
+    EmitWithAck(u64),
+    Disconnect,
+    Close,
+}
+
+const TEXTS: &[&str] = &[
+    "40",
+    "40/a,",
+    "41",
+    "41/a,",
+    "42[\"x\",1]",
+    "4212[\"y\"]",
+    "430[1]",
+    "431[]",
+    "451-[\"b\",{\"_placeholder\":true,\"num\":0}]",
+    "3",
+    "2",
+    "1",
+    "4abc",
+    "6",
+    "5",
+    "2probe",
+    "40{\"pid\":\"p\"}",
+    "40\u{1e}42[\"x\"]",
+    "bAQID",
+    "",
+];
+
+fn text() -> impl Strategy<Value = &'static str> {
+    proptest::sample::select(TEXTS)
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::Get),
+        1 => Just(Step::Abort),
+        3 => text().prop_map(Step::Post),
+        3 => text().prop_map(Step::Ws),
+        1 => any::<u8>().prop_map(Step::WsBinary),
+        1 => Just(Step::WsClosed),
+        1 => Just(Step::Upgrade),
+        2 => prop_oneof![Just("2probe"), Just("5"), Just("4x")].prop_map(Step::Probe),
+        1 => Just(Step::ProbeClosed),
+        3 => (0u64..400).prop_map(Step::Advance),
+        2 => Just(Step::AcceptAll),
+        1 => Just(Step::RejectAll),
+        2 => any::<bool>().prop_map(|volatile| Step::Emit { volatile }),
+        2 => (1u64..500).prop_map(Step::EmitWithAck),
+        1 => Just(Step::Disconnect),
+        1 => Just(Step::Close),
+    ]
+}
+
+struct World {
+    c: Connection,
+    now: u64,
+    next_request: u64,
+    pending_gets: HashSet<u64>,
+    connecting: Vec<Str>,
+    joined: HashSet<Str>,
+    ids: AckIds,
+    acks_waiting: HashSet<(Str, u64)>,
+    ack_outcomes: HashMap<(Str, u64), u32>,
+    closed: bool,
+    max_buffered: usize,
+}
+
+impl World {
+    fn new(transport: eio::Transport) -> World {
+        let max_buffered = 2_000;
+        let c = Connection::new(
+            Instant::from_millis(0),
+            "s".into(),
+            Protocol::V4,
+            transport,
+            eio::Config {
+                ping_interval: Duration::from_millis(300),
+                ping_timeout: Duration::from_millis(200),
+                upgrade_timeout: Duration::from_millis(500),
+                max_payload: 64,
+                max_buffered_bytes: max_buffered,
+                ..eio::Config::default()
+            },
+            Config {
+                connect_timeout: Duration::from_millis(1_000),
+                ..Config::default()
+            },
+        );
+        World {
+            c,
+            now: 0,
+            next_request: 0,
+            pending_gets: HashSet::new(),
+            connecting: Vec::new(),
+            joined: HashSet::new(),
+            ids: AckIds::default(),
+            acks_waiting: HashSet::new(),
+            ack_outcomes: HashMap::new(),
+            closed: false,
+            max_buffered,
+        }
+    }
+
+    fn t(&self) -> Instant {
+        Instant::from_millis(self.now)
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.c.poll_output() {
+            assert!(!self.closed, "output after Closed: {out:?}");
+            match out {
+                Output::Transport(eio::Output::PollResponse { request, .. }) => {
+                    assert!(
+                        self.pending_gets.remove(&request),
+                        "answered a GET that is not pending"
+                    );
+                }
+                Output::Connect { nsp, .. } => self.connecting.push(nsp),
+                Output::Disconnect { nsp, .. } => {
+                    assert!(
+                        self.joined.remove(&nsp),
+                        "disconnect of a namespace not joined"
+                    );
+                }
+                Output::Ack(p) => self.outcome(p.nsp().clone(), p.id().expect("id")),
+                Output::AckFailed { nsp, id, .. } => self.outcome(nsp, id),
+                Output::Closed(_) => {
+                    self.closed = true;
+                    assert!(self.joined.is_empty(), "sockets still joined after close");
+                }
+                _ => {}
+            }
+        }
+        assert!(self.pending_gets.len() <= 1, "more than one pending GET");
+        assert!(self.c.engine().buffered_bytes() <= self.max_buffered);
+        if self.closed {
+            assert!(
+                self.pending_gets.is_empty(),
+                "a GET left hanging after close"
+            );
+            assert!(self.c.poll_timeout().is_none());
+        }
+    }
+
+    fn outcome(&mut self, nsp: Str, id: u64) {
+        let key = (nsp, id);
+        assert!(
+            self.acks_waiting.remove(&key),
+            "ack outcome for {key:?} that was not awaited"
+        );
+        *self.ack_outcomes.entry(key).or_default() += 1;
+    }
+
+    fn step(&mut self, s: Step) {
+        let now = self.t();
+        match s {
+            Step::Get => {
+                let id = self.next_request;
+                self.next_request += 1;
+                if self.c.handle_poll(now, id).is_ok() {
+                    self.pending_gets.insert(id);
+                }
+            }
+            Step::Abort => {
+                if let Some(&id) = self.pending_gets.iter().next() {
+                    self.pending_gets.remove(&id);
+                    self.c.handle_poll_aborted(now, id);
+                }
+            }
+            Step::Post(body) => {
+                let _ = self
+                    .c
+                    .handle_post(now, Some(Bytes::from_static(body.as_bytes())), false);
+            }
+            Step::Ws(text) => self.c.handle_ws_frame(now, Frame::Text(text.into())),
+            Step::WsBinary(b) => self
+                .c
+                .handle_ws_frame(now, Frame::Binary(Bytes::from(vec![b]))),
+            Step::WsClosed => self.c.handle_ws_closed(now, false),
+            Step::Upgrade => {
+                let _ = self.c.handle_upgrade_request(now);
+            }
+            Step::Probe(text) => self.c.handle_probe_frame(now, Frame::Text(text.into())),
+            Step::ProbeClosed => self.c.handle_probe_closed(now),
+            Step::Advance(ms) => {
+                self.now += ms;
+                let now = self.t();
+                if self.c.poll_timeout().is_some_and(|d| d <= now) {
+                    self.c.handle_timeout(now);
+                    assert!(
+                        self.c.poll_timeout().is_none_or(|d| d > now),
+                        "timer left in the past"
+                    );
+                }
+            }
+            Step::AcceptAll => {
+                for nsp in std::mem::take(&mut self.connecting) {
+                    if self.c.accept(now, &nsp, "sock", None, []) {
+                        self.joined.insert(nsp);
+                    }
+                }
+            }
+            Step::RejectAll => {
+                for nsp in std::mem::take(&mut self.connecting) {
+                    self.c.reject(now, &nsp, "no", None);
+                }
+            }
+            Step::Emit { volatile } => {
+                if let Some(nsp) = self.joined.iter().next().cloned() {
+                    let p = Packet::event_with(nsp.clone(), "e", &("payload",))
+                        .expect("ok")
+                        .encode();
+                    self.c.send(now, &p, &nsp, volatile, false);
+                }
+            }
+            Step::EmitWithAck(timeout) => {
+                if let Some(nsp) = self.joined.iter().next().cloned() {
+                    let id = self.ids.next_id();
+                    let p = Packet::event_with(nsp.clone(), "q", &())
+                        .expect("ok")
+                        .with_id(id)
+                        .encode();
+                    if self
+                        .c
+                        .emit_with_ack(now, &p, &nsp, id, Duration::from_millis(timeout))
+                    {
+                        self.acks_waiting.insert((nsp, id));
+                    }
+                }
+            }
+            Step::Disconnect => {
+                if let Some(nsp) = self.joined.iter().next().cloned() {
+                    self.c.disconnect(now, &nsp);
+                }
+            }
+            Step::Close => self.c.close(
+                now,
+                ferrio_proto::socket::server::DisconnectReason::ForcedServerClose,
+            ),
+        }
+        self.drain();
+    }
+
+    /// Lets every timer run out: each awaited ack must then have exactly one outcome.
+    fn finish(&mut self) {
+        for _ in 0..100 {
+            let Some(deadline) = self.c.poll_timeout() else {
+                break;
+            };
+            self.now = self.now.max(deadline.as_millis());
+            self.c.handle_timeout(self.t());
+            self.drain();
+        }
+        assert!(
+            self.acks_waiting.is_empty(),
+            "acks never answered: {:?}",
+            self.acks_waiting
+        );
+        assert!(self.ack_outcomes.values().all(|&n| n == 1));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    #[test]
+    fn polling_sessions_keep_their_invariants(steps in proptest::collection::vec(step(), 0..60)) {
+        let mut w = World::new(eio::Transport::Polling);
+        w.drain();
+        for s in steps {
+            w.step(s);
+        }
+        w.finish();
+    }
+
+    #[test]
+    fn websocket_sessions_keep_their_invariants(steps in proptest::collection::vec(step(), 0..60)) {
+        let mut w = World::new(eio::Transport::WebSocket);
+        w.drain();
+        for s in steps {
+            w.step(s);
+        }
+        w.finish();
+    }
+}
