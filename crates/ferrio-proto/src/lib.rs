@@ -31,6 +31,7 @@
 
 pub mod engine;
 mod js;
+pub mod rooms;
 pub mod socket;
 mod str;
 mod time;
