@@ -4,6 +4,7 @@
 //! over WebSocket each packet is one frame, over HTTP long-polling several packets are batched in
 //! one request or response body ([`encode_payload`], [`decode_payload`], and the v3 forms).
 
+pub mod client;
 mod error;
 mod handshake;
 mod packet;
