@@ -438,6 +438,44 @@ pub fn extra_cases() -> Vec<Case> {
             Kind::Eio3BinaryPayload(b.to_vec()),
         ));
     }
+    // base64 is decoded as Node decodes it: both alphabets, other characters skipped, the first
+    // `=` ends the data, a trailing group too short for a byte dropped
+    for (label, frame) in [
+        ("length 1 mod 4", "bAQIDB"),
+        ("data after padding", "bAQ==AQ=="),
+        ("junk after padding", "bAQ=x"),
+        ("one character", "bA"),
+        ("only padding", "b==="),
+        ("url-safe alphabet", "b-_8"),
+        ("a star", "bAQ*ID"),
+    ] {
+        cases.push(Case::new(
+            format!("extra base64 {label}"),
+            Kind::Eio4Packet(text(frame)),
+        ));
+    }
+    cases.push(Case::new(
+        "extra base64 with a space in a payload",
+        Kind::Eio4Payload("4a\u{1e}bAQ ID".into()),
+    ));
+    for (label, frame) in [
+        ("length 1 mod 4", "b4AQIDB"),
+        ("url-safe", "b4-_8"),
+        ("newline", "b4AQ\nID"),
+    ] {
+        cases.push(Case::new(
+            format!("extra eio3 base64 {label}"),
+            Kind::Eio3Packet(text(frame)),
+        ));
+    }
+    // 311 length digits: the reference checks for more than 310 before adding one
+    let mut b311 = vec![0x00];
+    b311.extend(std::iter::repeat_n(0x00, 310));
+    b311.extend_from_slice(&[0x01, 0xff, 0x36]);
+    cases.push(Case::new(
+        "extra eio3 binary payload 311 length digits",
+        Kind::Eio3BinaryPayload(b311),
+    ));
     cases.extend(json_edge_cases());
     cases
 }
@@ -521,17 +559,19 @@ pub fn known_differences() -> Vec<Case> {
             bin(&[1]),
         ]),
     ));
+    let deep = |n: usize| format!("2[\"a\",{}1{}]", "[".repeat(n), "]".repeat(n));
+    cases.push(Case::sio("known JSON 128 levels deep", &[&deep(127)]));
+    cases.push(Case::sio("known JSON 200 levels deep", &[&deep(200)]));
     cases.push(Case::new(
-        "known base64 with a space",
-        Kind::Eio4Payload("4a\u{1e}bAQ ID".into()),
-    ));
-    cases.push(Case::new(
-        "known base64 with a star",
-        Kind::Eio4Packet(text("bAQ*ID")),
-    ));
-    cases.push(Case::new(
-        "known base64 with a newline v3",
-        Kind::Eio3Packet(text("b4AQ\nID")),
+        "known binary JSON 200 levels deep",
+        Kind::SioDecode(vec![
+            text(&format!(
+                "51-[\"a\",{}{{\"_placeholder\":true,\"num\":0}}{}]",
+                "[".repeat(200),
+                "]".repeat(200)
+            )),
+            bin(&[1]),
+        ]),
     ));
     // Node reads the byte 10 as the digits "1" "0", and then also skips one byte too many.
     let mut ten = vec![0x00, 0x0a, 0xff, 0x00];

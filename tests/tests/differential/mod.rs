@@ -132,8 +132,8 @@ pub enum Deviation {
     /// JSON that `JSON.parse` accepts and serde_json refuses: lone surrogate escapes, numbers
     /// beyond the range of a double.
     JsonSerdeRefuses,
-    /// Base64 with characters outside the alphabet (Node skips them).
-    Base64InvalidCharacters,
+    /// JSON nested deeper than `ferrio_proto::socket::MAX_JSON_DEPTH` (Ferrio bounds recursion).
+    JsonTooDeep,
     /// A v3 binary payload whose length digits are not bytes 0–9, or whose length goes past the
     /// end of the body (Node reads the digits' decimal text, and truncates).
     V3BinaryFraming,
@@ -279,37 +279,16 @@ fn compare(kind: &Kind, js: &[Value]) -> Outcome {
         Kind::SioEncode(p) => compare_sio_encode(p, &js[0], &js[1]),
         Kind::Eio4Packet(m) => {
             let ours = vec![ours_engine_frame(m, Protocol::V4)];
-            let b64 = match (m, &ours[0]) {
-                (Msg::Text(t), Err(engine::DecodeError::InvalidBase64)) => {
-                    base64_only_invalid_chars(t.get(1..).unwrap_or_default())
-                }
-                _ => false,
-            };
-            compare_engine_list(
-                &ours,
-                &[js[0]["packet"].clone()],
-                b64.then_some(Deviation::Base64InvalidCharacters),
-            )
+            compare_engine_list(&ours, &[js[0]["packet"].clone()], None)
         }
         Kind::Eio4Payload(s) => {
             let ours: Vec<_> = engine::decode_payload(Str::from(s.as_str())).collect();
             let js = as_array(&js[0]["packets"]);
-            let b64 = b64_deviation_v4(s, &ours);
-            compare_engine_list(&ours, &js, b64)
+            compare_engine_list(&ours, &js, None)
         }
         Kind::Eio3Packet(m) => {
             let ours = vec![ours_engine_frame(m, Protocol::V3)];
-            let b64 = match (m, &ours[0]) {
-                (Msg::Text(t), Err(engine::DecodeError::InvalidBase64)) => {
-                    base64_only_invalid_chars(t.get(2..).unwrap_or_default())
-                }
-                _ => false,
-            };
-            compare_engine_list(
-                &ours,
-                &[js[0]["packet"].clone()],
-                b64.then_some(Deviation::Base64InvalidCharacters),
-            )
+            compare_engine_list(&ours, &[js[0]["packet"].clone()], None)
         }
         Kind::Eio3Payload(s) => {
             let ours = engine::decode_payload_v3(&Str::from(s.as_str()));
@@ -565,10 +544,40 @@ fn sio_deviation(msgs: &[Msg], ours: &SioEvent, js: &Value) -> Option<Deviation>
                 .then_some(Deviation::PlaceholderNotInteger)
         }
         SioEvent::Error(socket::DecodeError::InvalidPayload) | SioEvent::Packet(Err(_)) => {
-            json_serde_refuses(&text).then_some(Deviation::JsonSerdeRefuses)
+            if json_serde_refuses(&text) {
+                Some(Deviation::JsonSerdeRefuses)
+            } else {
+                (json_depth(&text) > socket::MAX_JSON_DEPTH).then_some(Deviation::JsonTooDeep)
+            }
         }
         _ => None,
     }
+}
+
+/// The deepest nesting of arrays and objects in `text`, strings skipped.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    max
 }
 
 fn contains(v: &Value, needle: &Value) -> bool {
@@ -858,32 +867,6 @@ fn compare_engine_all_or_nothing(
             }
         }
     }
-}
-
-/// The characters of standard base64.
-fn is_b64_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')
-}
-
-/// True if `text` has characters outside the base64 alphabet and decodes, strictly, once they
-/// are removed: the documented difference and nothing else.
-pub fn base64_only_invalid_chars(text: &str) -> bool {
-    let cleaned: String = text.chars().filter(|&c| is_b64_char(c)).collect();
-    cleaned.len() != text.len()
-        && engine::decode_payload(Str::from(format!("b{cleaned}")))
-            .all(|r| matches!(r, Ok(engine::Packet::Binary(_))))
-}
-
-fn b64_deviation_v4(
-    payload: &str,
-    ours: &[Result<engine::Packet, engine::DecodeError>],
-) -> Option<Deviation> {
-    let failed = ours.iter().position(Result::is_err)?;
-    if ours[failed] != Err(engine::DecodeError::InvalidBase64) {
-        return None;
-    }
-    let record = payload.split('\u{1e}').nth(failed)?;
-    base64_only_invalid_chars(record.get(1..)?).then_some(Deviation::Base64InvalidCharacters)
 }
 
 /// True if the v3 binary payload only fails Ferrio's framing for the documented reasons: some

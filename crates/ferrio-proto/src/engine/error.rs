@@ -13,8 +13,6 @@ pub enum DecodeError {
     Empty,
     /// The first character is not a packet type (`0`–`6`, or `b` for base64 binary).
     UnknownType(char),
-    /// A `b` record whose base64 text does not decode.
-    InvalidBase64,
     /// A frame or payload that should be UTF-8 text is not.
     InvalidUtf8,
     /// Binary data attached to a packet type other than `message` (EIO v3 forms only).
@@ -28,7 +26,6 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Empty => f.write_str("parser error: empty packet"),
             DecodeError::UnknownType(c) => write!(f, "parser error: unknown packet type {c:?}"),
-            DecodeError::InvalidBase64 => f.write_str("parser error: invalid base64 data"),
             DecodeError::InvalidUtf8 => f.write_str("parser error: invalid UTF-8 text"),
             DecodeError::BinaryNotMessage => {
                 f.write_str("parser error: binary data on a packet that is not a message")

@@ -107,15 +107,35 @@ pub(crate) fn base64_len(n: usize) -> usize {
 
 pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
     &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
-        .with_decode_allow_trailing_bits(true),
+    base64::engine::GeneralPurposeConfig::new(),
 );
 
-pub(crate) fn decode_base64(text: &str) -> Result<Bytes, DecodeError> {
-    B64.decode(text.as_bytes())
-        .map(Bytes::from)
-        .map_err(|_| DecodeError::InvalidBase64)
+/// Decodes base64 as Node's `Buffer.from(text, "base64")` does, which is what the reference
+/// server and clients use: both alphabets (`+/` and `-_`), characters outside them skipped, the
+/// first `=` ends the data, and a trailing group too short for a byte is dropped. It never fails.
+pub(crate) fn decode_base64(text: &str) -> Bytes {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for b in text.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Bytes::from(out)
 }
 
 pub(crate) fn encode_base64_into(data: &[u8], out: &mut BytesMut) {
@@ -179,14 +199,14 @@ impl Packet {
         let first = chars.next().ok_or(DecodeError::Empty)?;
         if first == 'b' {
             return match protocol {
-                Protocol::V4 => Ok(Packet::Binary(decode_base64(&text[1..])?)),
+                Protocol::V4 => Ok(Packet::Binary(decode_base64(&text[1..]))),
                 Protocol::V3 => {
                     let kind = chars.next().ok_or(DecodeError::Empty)?;
                     match kind
                         .to_digit(10)
                         .and_then(|d| PacketType::from_digit(d as u8))
                     {
-                        Some(PacketType::Message) => Ok(Packet::Binary(decode_base64(&text[2..])?)),
+                        Some(PacketType::Message) => Ok(Packet::Binary(decode_base64(&text[2..]))),
                         Some(_) => Err(DecodeError::BinaryNotMessage),
                         None => Err(DecodeError::UnknownType(kind)),
                     }
@@ -327,10 +347,23 @@ mod tests {
             Packet::decode_text("x".into(), Protocol::V4),
             Err(DecodeError::UnknownType('x'))
         );
-        assert_eq!(
-            Packet::decode_text("b!!".into(), Protocol::V4),
-            Err(DecodeError::InvalidBase64)
-        );
+        // base64 is decoded as Node decodes it: never an error
+        for (text, bytes) in [
+            ("bAQIDB", &[1u8, 2, 3][..]),
+            ("bAQ==AQ==", &[1]),
+            ("bAQ=x", &[1]),
+            ("bA", &[]),
+            ("b===", &[]),
+            ("b-_8", &[0xfb, 0xff]),
+            ("bAQ ID\n", &[1, 2, 3]),
+            ("b!!", &[]),
+        ] {
+            assert_eq!(
+                Packet::decode_text(text.into(), Protocol::V4),
+                Ok(Packet::Binary(Bytes::copy_from_slice(bytes))),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@ use super::packet::{base64_len, encode_base64_into, Frame, Packet, PacketType, P
 use crate::js::{string_to_number, utf16_len};
 use crate::Str;
 
-/// The most length digits the reference accepts in one binary-payload record.
-const MAX_LENGTH_DIGITS: usize = 310;
+/// The most length digits the reference accepts in one binary-payload record (it checks for more
+/// than 310 before adding a digit, so 311 pass).
+const MAX_LENGTH_DIGITS: usize = 311;
 
 /// Encodes frames as a v3 text payload. Binary frames (v4 form: raw message data) become
 /// `b4` + base64. An empty list encodes as `0:`.
@@ -70,7 +71,8 @@ pub fn encode_payload_v3_binary<'a>(frames: impl IntoIterator<Item = &'a Frame>)
     out.freeze()
 }
 
-/// Decodes a v3 text payload. Any framing error rejects the whole payload, as the reference does.
+/// Decodes a v3 text payload. Any error rejects the whole payload (the reference hands over the
+/// records before a bad one first; either way the session then closes with `parse error`).
 ///
 /// ```
 /// use ferrio_proto::engine::{decode_payload_v3, Packet};

@@ -130,8 +130,48 @@ fn js_number_to_string(v: f64) -> String {
     }
 }
 
-/// True if `json` is a valid payload for a packet of type `kind` (`isPayloadValid`).
+/// The deepest nesting of arrays and objects accepted in a payload: serde_json's own limit, so
+/// that every payload that passes can also be read into a `Value` or a user type. (The reference
+/// has no such limit; Ferrio refuses deeper payloads to bound recursion.)
+pub const MAX_JSON_DEPTH: usize = 127;
+
+/// True if no array or object in `json` is nested deeper than `max` (a linear scan that skips
+/// strings; `json` is validated separately).
+fn depth_within(json: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in json.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// True if `json` is a valid payload for a packet of type `kind` (`isPayloadValid`), nested no
+/// deeper than [`MAX_JSON_DEPTH`].
 pub(crate) fn payload_is_valid(kind: PacketType, json: &str) -> bool {
+    if !depth_within(json, MAX_JSON_DEPTH) {
+        return false;
+    }
     let shape = match kind {
         PacketType::Connect => Shape::Object,
         PacketType::Disconnect => return false,
@@ -185,6 +225,21 @@ mod tests {
         assert!(payload_is_valid(PacketType::Ack, "[]"));
         assert!(payload_is_valid(PacketType::ConnectError, r#""x""#));
         assert!(!payload_is_valid(PacketType::ConnectError, "1"));
+    }
+
+    #[test]
+    fn depth_limit_matches_serde_json() {
+        let nest = |n: usize| format!("[\"a\",{}1{}]", "[".repeat(n), "]".repeat(n));
+        // the event array itself is one level
+        let ok = nest(MAX_JSON_DEPTH - 1);
+        assert!(payload_is_valid(PacketType::Event, &ok));
+        assert!(serde_json::from_str::<serde_json::Value>(&ok).is_ok());
+        let deep = nest(MAX_JSON_DEPTH);
+        assert!(!payload_is_valid(PacketType::Event, &deep));
+        assert!(serde_json::from_str::<serde_json::Value>(&deep).is_err());
+        // brackets inside strings do not count
+        let quoted = format!("[\"{}\\\"\"]", "[".repeat(500));
+        assert!(payload_is_valid(PacketType::Event, &quoted));
     }
 
     #[test]
