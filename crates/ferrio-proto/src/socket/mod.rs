@@ -19,5 +19,5 @@ pub use decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
 pub use error::DecodeError;
 pub use json::{ack_json, event_json, to_json_with_attachments, RawJson};
 pub use packet::{EncodedPacket, Packet, PacketType, MAIN_NAMESPACE};
-pub use recovery::{PersistedSession, RecoveryConfig, RecoveryStore, Restored};
+pub use recovery::{PersistedSession, Position, RecoveryConfig, RecoveryStore, Restored};
 pub use validate::{MAX_JSON_DEPTH, RESERVED_EVENTS};
