@@ -199,7 +199,7 @@ fn v3_binary_payloads_both_ways() {
     s.handle_poll(t(1), 1).expect("GET");
     let out = drain(&mut s);
     assert!(
-        matches!(&out[..], [Output::PollResponse { binary: true, body, .. }] if &body[..] == [1, 3, 0xff, 4, 1, 2])
+        matches!(&out[..], [Output::PollResponse { binary: true, body, .. }] if body[..] == [1, 3, 0xff, 4, 1, 2])
     );
     // base64 clients get the text form
     s.set_supports_binary(false);

@@ -3,7 +3,7 @@
 //! outside the core), the connect timeout, events and acks per namespace, server acks with
 //! deadlines, DISCONNECT both ways, and the reference's closes on protocol violations.
 //!
-//! [`Connection`] owns the [`engine::server::Session`](crate::engine::server::Session): the driver
+//! [`Connection`] owns the [`crate::engine::server::Session`]: the driver
 //! feeds it HTTP requests and WebSocket frames and performs [`Output::Transport`] actions; the
 //! application sees [`Output::Connect`], [`Output::Event`], [`Output::Ack`], [`Output::Disconnect`].
 //!
@@ -99,15 +99,7 @@ impl DisconnectReason {
 
     /// True for the reasons after which connection state recovery keeps the session.
     pub fn is_recoverable(self) -> bool {
-        matches!(
-            self,
-            DisconnectReason::TransportError
-                | DisconnectReason::TransportClose
-                | DisconnectReason::ForcedClose
-                | DisconnectReason::PingTimeout
-                | DisconnectReason::ServerShuttingDown
-                | DisconnectReason::ForcedServerClose
-        )
+        super::recovery::is_recoverable(self.as_str())
     }
 
     fn from_engine(reason: CloseReason) -> DisconnectReason {
