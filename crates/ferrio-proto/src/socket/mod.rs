@@ -5,6 +5,7 @@
 //! `<type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]`, followed, for the binary
 //! types, by one Engine.IO binary message per attachment.
 
+pub mod backoff;
 mod compat;
 mod decode;
 mod error;
