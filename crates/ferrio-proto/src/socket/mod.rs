@@ -6,6 +6,7 @@
 //! types, by one Engine.IO binary message per attachment.
 
 pub mod backoff;
+pub mod client;
 mod compat;
 mod decode;
 mod error;
