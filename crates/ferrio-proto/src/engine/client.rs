@@ -34,6 +34,25 @@
 //! Input for a transport the session no longer uses (a late answer, a closed probe) is ignored,
 //! so the driver never has to track which requests are still wanted.
 //!
+//! Rules followed (`engine.io-client` 6.6.8): the first transport of [`Config::transports`]
+//! opens; every ping is answered with a pong and resets the heartbeat deadline
+//! (`pingInterval + pingTimeout`; nothing else resets it); one GET and one POST at most are in
+//! flight per polling transport, a POST carrying the front of the write buffer cut as
+//! `_getWritablePackets` does; an upgrade probes `websocket` with `2probe`, and on `3probe` waits
+//! for the GET and POST in flight, sends `5` and switches.
+//!
+//! Deliberate differences from the reference, all on paths where it hangs or leaks:
+//! - a first packet that is not the handshake fails the session at once with `transport error`
+//!   (the reference waits for the manager's connect timeout);
+//! - a `close` packet is honoured over WebSocket too (the reference ignores it there; servers
+//!   never send it);
+//! - a probe answered with anything but `3probe` is closed (the reference leaves it open), and a
+//!   probe failing after `3probe` resumes polling (the reference stays paused until the ping
+//!   timeout);
+//! - frames queued during an upgrade are sent before a requested close completes (the reference
+//!   drops them); a close before the handshake releases the transport at once;
+//! - the write buffer is bounded ([`Config::max_buffered_bytes`]).
+//!
 //! ```
 //! use bytes::Bytes;
 //! use ferrio_proto::engine::client::{Config, Event, Io, Output, Session};
@@ -218,7 +237,8 @@ pub enum Event {
     /// The session moved to this transport after a successful probe.
     Upgrade(Transport),
     /// A probe failed; the session keeps its transport. The text is the reference's
-    /// (`probe error`, `probe error: transport closed`, `probe error: <cause>`).
+    /// (`probe error`, `probe error: transport closed`, `probe error: <cause>`). A probe still
+    /// running when the session closes is released without this event.
     UpgradeError(String),
     /// The session closed (if it was never opened: opening failed). Nothing else follows until
     /// the session is opened again.

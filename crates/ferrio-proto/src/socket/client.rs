@@ -36,6 +36,19 @@
 //! assert_eq!(frame, Frame::Text(r#"420["hello","world"]"#.into()));
 //! ```
 //!
+//! Deliberate differences from `socket.io-client` 4.8:
+//! - every ack asked for ends in exactly one [`Event::Ack`] or [`Event::AckError`]: on
+//!   disconnection an ack without timeout fails too (the reference silently drops plain
+//!   callbacks), except while its packet waits in the send buffer (it goes out after the next
+//!   CONNECT accept; if the socket never connects again it stays pending);
+//! - an Engine.IO session that closes before opening fails the attempt at once (the reference
+//!   waits for its connect timeout);
+//! - [`Manager::connect_socket`] on a socket still waiting for its accept does not send a second
+//!   CONNECT; [`Manager::set_reconnection`]`(false)` cancels a pending attempt; a manager with
+//!   nothing open reports no second `close`;
+//! - a CONNECT_ERROR carrying a bare string (protocol v4 servers) gives that string as message;
+//! - the buffers below are bounded.
+//!
 //! Buffers and their bounds:
 //!
 //! | Buffer | Bound | At the bound |
