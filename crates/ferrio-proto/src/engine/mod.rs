@@ -19,5 +19,6 @@ pub use payload::{
     decode_payload, decode_payload_bytes, encode_payload, PayloadDecoder, SEPARATOR,
 };
 pub use payload_v3::{
-    decode_payload_v3, decode_payload_v3_binary, encode_payload_v3, encode_payload_v3_binary,
+    decode_jsonp_post, decode_payload_v3, decode_payload_v3_binary, encode_jsonp,
+    encode_payload_v3, encode_payload_v3_binary,
 };

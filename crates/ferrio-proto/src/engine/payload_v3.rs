@@ -174,6 +174,61 @@ pub fn decode_payload_v3_binary(body: Bytes) -> Result<Vec<Packet>, DecodeError>
     Ok(packets)
 }
 
+/// Wraps a v3 text payload for a JSONP poll (the `j` query parameter of old browser clients):
+/// `___eio[<j>]("<payload as a JSON string>");`, with only the digits of `j` kept and U+2028 /
+/// U+2029 escaped, as the reference writes it.
+///
+/// ```
+/// use ferrio_proto::engine::encode_jsonp;
+/// assert_eq!(encode_jsonp("3", "6:4hello"), r#"___eio[3]("6:4hello");"#);
+/// ```
+pub fn encode_jsonp(j: &str, payload: &str) -> String {
+    let digits: String = j.chars().filter(char::is_ascii_digit).collect();
+    // Serialising a &str cannot fail.
+    let js = serde_json::to_string(payload)
+        .unwrap_or_default()
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029");
+    format!("___eio[{digits}]({js});")
+}
+
+/// The v3 text payload of a JSONP POST body (`application/x-www-form-urlencoded`, field `d`),
+/// with the reference's unescaping of `\n` (a literal backslash-n in the form data is a newline;
+/// a doubled backslash before `n` is kept as backslash-n). `None` without a `d` field.
+///
+/// ```
+/// use ferrio_proto::engine::decode_jsonp_post;
+/// assert_eq!(decode_jsonp_post(b"d=6%3A4hello").as_deref(), Some("6:4hello"));
+/// assert_eq!(decode_jsonp_post(br"d=3:4a\nb").as_deref(), Some("3:4a\nb"));
+/// ```
+pub fn decode_jsonp_post(body: &[u8]) -> Option<String> {
+    let d = form_urlencoded::parse(body)
+        .find(|(k, _)| k == "d")
+        .map(|(_, v)| v.into_owned())?;
+    // The reference's two regular expressions, in order: `(\\)?\\n` becomes a newline unless
+    // the optional backslash matched (then it stays), and then `\\\\n` becomes `\\n`.
+    let b = d.as_bytes();
+    let mut first = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(br"\\n") {
+            first.extend_from_slice(br"\\n");
+            i += 3;
+        } else if b[i..].starts_with(br"\n") {
+            first.push(b'\n');
+            i += 2;
+        } else {
+            first.push(b[i]);
+            i += 1;
+        }
+    }
+    // Only ASCII bytes were replaced, so the text is still UTF-8.
+    let out = String::from_utf8(first)
+        .unwrap_or_default()
+        .replace(r"\\n", r"\n");
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +281,31 @@ mod tests {
         ] {
             assert!(decode_payload_v3(&bad.into()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn jsonp_forms() {
+        // §1.2: JSONP: `j` query, response `___eio[j]("payload");`, POST form `d=`
+        assert_eq!(encode_jsonp("0", "1:6"), r#"___eio[0]("1:6");"#);
+        assert_eq!(
+            encode_jsonp("1x2", "3:4\"\u{2028}"),
+            "___eio[12](\"3:4\\\"\\u2028\");"
+        );
+        assert_eq!(
+            decode_jsonp_post(b"d=6%3A4hello").as_deref(),
+            Some("6:4hello")
+        );
+        assert_eq!(decode_jsonp_post(b"x=1").as_deref(), None);
+        // a backslash-n in the form data is a newline, a doubled backslash keeps it literal
+        assert_eq!(decode_jsonp_post(br"d=4:4a\nb").as_deref(), Some("4:4a\nb"));
+        assert_eq!(
+            decode_jsonp_post(br"d=5:4a\\nb").as_deref(),
+            Some("5:4a\\nb")
+        );
+        assert_eq!(
+            decode_jsonp_post(br"d=6:4a\\\nb").as_deref(),
+            Some("6:4a\\\\nb")
+        );
     }
 
     #[test]
