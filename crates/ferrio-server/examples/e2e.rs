@@ -1,0 +1,281 @@
+//! The end-to-end test server: the server that the acceptance tests and the official Engine.IO
+//! v4 and Socket.IO v5 compliance suites talk to. It makes behaviour observable from the network;
+//! it is not a demo.
+//!
+//! One HTTP/1.1 listener on 127.0.0.1:3000 (`PORT` overrides the port), three endpoints chosen by
+//! path prefix, 404 for anything else:
+//!
+//! | Prefix | What |
+//! |---|---|
+//! | `/engine.io/` | bare Engine.IO echo: every message goes back unchanged (300 / 200 ms heartbeat, CORS `*`) |
+//! | `/socket.io/` | Socket.IO, compliance profile: 300 / 200 ms heartbeat, 1000 ms connect timeout, no recovery, CORS `*`; namespaces `/`, `/custom`, `/restricted` (token `let-me-in`) |
+//! | `/recovery/` | Socket.IO, recovery profile: default heartbeat, connection state recovery with a 5000 ms window, no CORS; namespace `/` |
+//!
+//! Every namespace runs the standard handler set (see [`standard_handlers`]).
+//!
+//! ```text
+//! cargo run -p ferrio-server --example e2e            # 127.0.0.1:3000
+//! PORT=3100 cargo run -p ferrio-server --example e2e
+//! ```
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_server::engine::Engine;
+use ferrio_server::{
+    serve, Body, ConnectError, Cors, Ferrio, Message, Namespace, RawArgs, RecoveryConfig, Socket,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The three endpoints.
+#[derive(Clone)]
+pub struct E2e {
+    /// `/engine.io/`.
+    pub engine: Engine,
+    /// `/socket.io/`.
+    pub compliance: Ferrio,
+    /// `/recovery/`.
+    pub recovery: Ferrio,
+}
+
+/// Builds the three endpoints.
+pub fn build() -> E2e {
+    let engine = Engine::builder()
+        .path("/engine.io/")
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(200))
+        .max_http_buffer_size(1_000_000)
+        .cors(Cors::any())
+        .on_connection(|mut socket| async move {
+            while let Some(message) = socket.recv().await {
+                socket.send(message);
+            }
+        })
+        .build();
+
+    let compliance = Ferrio::builder()
+        .path("/socket.io/")
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(200))
+        .max_http_buffer_size(1_000_000)
+        .connect_timeout(Duration::from_millis(1000))
+        .cors(Cors::any())
+        .build();
+    standard_handlers(&compliance.of("/"));
+    standard_handlers(&compliance.of("/custom"));
+    let restricted = compliance.of("/restricted");
+    restricted.use_connect(|socket: Socket| async move {
+        let token = socket
+            .handshake()
+            .auth_raw()
+            .to_value()
+            .ok()
+            .and_then(|auth| auth.get("token").cloned());
+        if token == Some(Value::from("let-me-in")) {
+            Ok(())
+        } else {
+            Err(ConnectError::new("not authorized").with_data(&json!({"reason": "invalid token"})))
+        }
+    });
+    standard_handlers(&restricted);
+
+    let recovery = Ferrio::builder()
+        .path("/recovery/")
+        .max_http_buffer_size(1_000_000)
+        .connection_state_recovery(RecoveryConfig {
+            max_disconnection_duration: Duration::from_millis(5000),
+            skip_middlewares: true,
+            ..RecoveryConfig::default()
+        })
+        .build();
+    standard_handlers(&recovery.of("/"));
+
+    E2e {
+        engine,
+        compliance,
+        recovery,
+    }
+}
+
+/// Serves the three endpoints on `listener` (404 elsewhere).
+pub async fn run(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let e2e = build();
+    serve(listener, move |req| {
+        let e2e = e2e.clone();
+        async move {
+            let path = req.uri().path();
+            if e2e.engine.matches(path) {
+                e2e.engine.handle(req).await
+            } else if e2e.compliance.matches(path) {
+                e2e.compliance.handle(req).await
+            } else if e2e.recovery.matches(path) {
+                e2e.recovery.handle(req).await
+            } else {
+                let mut res = http::Response::new(Body::new(Bytes::new()));
+                *res.status_mut() = http::StatusCode::NOT_FOUND;
+                res
+            }
+        }
+    })
+    .await
+}
+
+/// A room name as JavaScript's `String(room)` writes it.
+fn room_name(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "undefined".to_owned(),
+    }
+}
+
+/// The socket's rooms, sorted, without its own id room.
+fn rooms(socket: &Socket) -> Vec<String> {
+    let mut rooms = socket.rooms();
+    rooms.retain(|r| r != socket.id());
+    rooms.sort();
+    rooms
+}
+
+/// The arguments from index `from` on, attachments kept.
+fn rest(args: &RawArgs, from: usize) -> RawArgs {
+    RawArgs::new(
+        args.values().iter().skip(from).cloned().collect(),
+        args.attachments().to_vec(),
+    )
+}
+
+#[derive(Serialize)]
+struct Answer {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<RawArgs>,
+}
+
+/// The standard handler set of every namespace of the test server.
+pub fn standard_handlers(ns: &Namespace) {
+    ns.on_connection(|socket: Socket| async move {
+        let auth = socket
+            .handshake()
+            .auth_raw()
+            .to_value()
+            .unwrap_or_else(|_| json!({}));
+        let _ = socket.emit("auth", &(&auth,));
+
+        socket.on("message", |socket: Socket, msg: Message| async move {
+            socket.emit("message-back", &msg.raw_args()?)?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on(
+            "message-with-ack",
+            |_socket: Socket, msg: Message| async move {
+                msg.ack(&msg.raw_args()?)?;
+                Ok::<(), BoxError>(())
+            },
+        );
+        socket.on("emit-with-ack", |socket: Socket, msg: Message| async move {
+            let reply = socket.emit_with_ack("emit-with-ack", &msg.raw_args()?);
+            // Wait for the client's answer without holding up this socket's other events.
+            tokio::spawn(async move {
+                if let Ok(Ok(args)) = reply.await.map(|r| r.raw_args()) {
+                    let _ = socket.emit("emit-with-ack", &args);
+                }
+            });
+            Ok::<(), BoxError>(())
+        });
+        socket.on("ask-client", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            let payload = RawArgs::new(
+                args.values().iter().take(1).cloned().collect(),
+                args.attachments().to_vec(),
+            );
+            let timeout = args.values().get(1).and_then(Value::as_f64).unwrap_or(0.0);
+            let reply = socket
+                .timeout(Duration::from_millis(timeout.max(0.0) as u64))
+                .emit_with_ack("ask", &payload);
+            let ack = msg.ack_sender();
+            tokio::spawn(async move {
+                let answer = match reply.await.map(|r| r.raw_args()) {
+                    Ok(Ok(reply)) => Answer {
+                        ok: true,
+                        reply: Some(reply),
+                    },
+                    _ => Answer {
+                        ok: false,
+                        reply: None,
+                    },
+                };
+                let _ = ack.send(&(answer,));
+            });
+            Ok::<(), BoxError>(())
+        });
+        socket.on("whoami", move |socket: Socket, msg: Message| {
+            let auth = socket
+                .handshake()
+                .auth_raw()
+                .to_value()
+                .unwrap_or_else(|_| json!({}));
+            async move {
+                msg.ack(&(json!({
+                    "id": socket.id(),
+                    "nsp": socket.nsp(),
+                    "engineId": socket.engine_id(),
+                    "transport": socket.transport().name(),
+                    "rooms": rooms(&socket),
+                    "auth": auth,
+                    "recovered": socket.recovered(),
+                }),))
+            }
+        });
+        socket.on("join", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            socket.join(room_name(args.values().first()));
+            msg.ack(&(rooms(&socket),))?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("leave", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            socket.leave(&room_name(args.values().first()));
+            msg.ack(&(rooms(&socket),))?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("room-emit", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            let room = room_name(args.values().first());
+            socket.to(room).emit("room-emit", &rest(&args, 1))?;
+            msg.ack(&())?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("broadcast", |socket: Socket, msg: Message| async move {
+            socket.broadcast().emit("broadcast", &msg.raw_args()?)?;
+            msg.ack(&())?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("disconnect-me", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            let close = args.values().first() == Some(&Value::Bool(true));
+            socket.disconnect(close);
+            Ok::<(), BoxError>(())
+        });
+        socket.on_disconnect(|socket, reason| async move {
+            let _ = socket.namespace().to("observers").emit(
+                "peer-disconnect",
+                &(json!({"id": socket.id(), "reason": reason.as_str()}),),
+            );
+        });
+    });
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("e2e test server listening on http://127.0.0.1:{port}");
+    run(listener).await
+}

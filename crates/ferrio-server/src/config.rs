@@ -1,0 +1,197 @@
+//! Options of the Engine.IO layer, shared by [`crate::Ferrio`] and [`crate::engine::Engine`].
+
+use std::time::Duration;
+
+use ferrio_proto::engine::server as eio;
+
+pub use ferrio_proto::engine::server::Transport;
+
+/// Cross-origin resource sharing for the HTTP long-polling requests (the reference's `cors`
+/// option). Off unless configured: no `Access-Control-*` header is written and preflight
+/// requests are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    origins: Option<Vec<String>>,
+}
+
+impl Cors {
+    /// Allows every origin: `Access-Control-Allow-Origin: *`.
+    pub fn any() -> Cors {
+        Cors { origins: None }
+    }
+
+    /// Allows these origins only: a request whose `Origin` is one of them gets it echoed back in
+    /// `Access-Control-Allow-Origin` (with `Vary: Origin`); others get no CORS headers.
+    pub fn origins<I, S>(origins: I) -> Cors
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Cors {
+            origins: Some(origins.into_iter().map(Into::into).collect()),
+        }
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request with this `Origin`, if any.
+    pub(crate) fn allow_origin(&self, origin: Option<&str>) -> Option<String> {
+        match &self.origins {
+            None => Some("*".to_owned()),
+            Some(list) => {
+                let origin = origin?;
+                list.iter().any(|o| o == origin).then(|| origin.to_owned())
+            }
+        }
+    }
+
+    pub(crate) fn varies(&self) -> bool {
+        self.origins.is_some()
+    }
+}
+
+/// The Engine.IO options, with the reference's defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineOptions {
+    pub(crate) path: String,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
+    pub(crate) upgrade_timeout: Duration,
+    pub(crate) max_http_buffer_size: usize,
+    pub(crate) polling: bool,
+    pub(crate) websocket: bool,
+    pub(crate) allow_upgrades: bool,
+    pub(crate) cors: Option<Cors>,
+}
+
+impl EngineOptions {
+    pub(crate) fn new(path: &str) -> EngineOptions {
+        EngineOptions {
+            path: normalize_path(path),
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_http_buffer_size: 1_000_000,
+            polling: true,
+            websocket: true,
+            allow_upgrades: true,
+            cors: None,
+        }
+    }
+
+    pub(crate) fn set_transports(&mut self, transports: &[Transport]) {
+        self.polling = transports.contains(&Transport::Polling);
+        self.websocket = transports.contains(&Transport::WebSocket);
+    }
+
+    /// The configuration of each Engine.IO session machine.
+    pub(crate) fn session_config(&self) -> eio::Config {
+        let defaults = eio::Config::default();
+        eio::Config {
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            upgrade_timeout: self.upgrade_timeout,
+            max_payload: self.max_http_buffer_size,
+            allow_upgrades: self.allow_upgrades,
+            websocket_enabled: self.websocket,
+            max_buffered_bytes: self.max_buffered_bytes(),
+            ..defaults
+        }
+    }
+
+    /// Bytes a session may have queued for a client before it is closed (polling buffer or
+    /// WebSocket write queue): 10 × `max_http_buffer_size`.
+    pub(crate) fn max_buffered_bytes(&self) -> usize {
+        self.max_http_buffer_size.saturating_mul(10)
+    }
+}
+
+/// `socket.io` → `/socket.io/`: a leading slash and a trailing one (the reference's
+/// `addTrailingSlash`).
+fn normalize_path(path: &str) -> String {
+    let trimmed = path.trim_matches('/');
+    if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        format!("/{trimmed}/")
+    }
+}
+
+/// Shared builder methods for the Engine.IO options.
+macro_rules! engine_options {
+    () => {
+        /// The path prefix requests are served under (default `/socket.io/` for Socket.IO,
+        /// `/engine.io/` for a bare Engine.IO server). A trailing slash is added.
+        pub fn path(mut self, path: &str) -> Self {
+            self.engine.path = crate::config::EngineOptions::new(path).path;
+            self
+        }
+
+        /// Time between server pings (`pingInterval`, default 25 s).
+        pub fn ping_interval(mut self, d: std::time::Duration) -> Self {
+            self.engine.ping_interval = d;
+            self
+        }
+
+        /// Time the client has to answer a ping (`pingTimeout`, default 20 s).
+        pub fn ping_timeout(mut self, d: std::time::Duration) -> Self {
+            self.engine.ping_timeout = d;
+            self
+        }
+
+        /// Time a client has to complete an upgrade to WebSocket (`upgradeTimeout`, default 10 s).
+        pub fn upgrade_timeout(mut self, d: std::time::Duration) -> Self {
+            self.engine.upgrade_timeout = d;
+            self
+        }
+
+        /// Largest POST body or WebSocket message accepted, advertised as `maxPayload`
+        /// (`maxHttpBufferSize`, default 1 000 000 bytes). Larger POSTs get 413; larger
+        /// WebSocket messages close the session (close code 1009).
+        pub fn max_http_buffer_size(mut self, bytes: usize) -> Self {
+            self.engine.max_http_buffer_size = bytes;
+            self
+        }
+
+        /// The transports accepted (default both, polling and WebSocket).
+        pub fn transports(mut self, transports: &[crate::Transport]) -> Self {
+            self.engine.set_transports(transports);
+            self
+        }
+
+        /// Whether polling sessions may upgrade to WebSocket (`allowUpgrades`, default true).
+        pub fn allow_upgrades(mut self, yes: bool) -> Self {
+            self.engine.allow_upgrades = yes;
+            self
+        }
+
+        /// CORS for the long-polling requests (default: none).
+        pub fn cors(mut self, cors: crate::Cors) -> Self {
+            self.engine.cors = Some(cors);
+            self
+        }
+    };
+}
+
+pub(crate) use engine_options;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_get_slashes() {
+        assert_eq!(normalize_path("socket.io"), "/socket.io/");
+        assert_eq!(normalize_path("/socket.io/"), "/socket.io/");
+        assert_eq!(normalize_path("/"), "/");
+    }
+
+    #[test]
+    fn cors_origins() {
+        assert_eq!(Cors::any().allow_origin(None).as_deref(), Some("*"));
+        let c = Cors::origins(["http://a"]);
+        assert_eq!(
+            c.allow_origin(Some("http://a")).as_deref(),
+            Some("http://a")
+        );
+        assert_eq!(c.allow_origin(Some("http://b")), None);
+    }
+}

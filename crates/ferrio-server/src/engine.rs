@@ -1,0 +1,298 @@
+//! A bare Engine.IO server (the `engine.io` package's role): sessions that exchange text and
+//! binary messages, with heartbeats, long-polling, WebSocket and the upgrade, but no namespaces,
+//! events or acks. [`crate::Ferrio`] is the Socket.IO server built on the same transport.
+//!
+//! ```no_run
+//! use ferrio_server::engine::Engine;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! // An echo server: every message goes back to the session it came from.
+//! let engine = Engine::builder()
+//!     .on_connection(|mut socket| async move {
+//!         while let Some(message) = socket.recv().await {
+//!             socket.send(message);
+//!         }
+//!     })
+//!     .build();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! engine.serve(listener).await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, UpgradeError};
+use ferrio_proto::engine::{Frame, Packet, Protocol};
+use ferrio_proto::Instant;
+use http::{Request, Response};
+use http_body::Body as HttpBody;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::clock::Clock;
+use crate::config::{engine_options, EngineOptions};
+use crate::http::Body;
+use crate::transport::{App, Endpoint, Machine, NewSession, SessionLink};
+use crate::{BoxFuture, Transport};
+
+/// Messages received and not yet read by the application, per session. Past it the session is
+/// closed.
+pub const MESSAGE_QUEUE: usize = 256;
+
+type ConnectionHandler = Arc<dyn Fn(EngineSocket) -> BoxFuture<()> + Send + Sync>;
+
+/// A bare Engine.IO server. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    endpoint: Arc<Endpoint<EngineApp>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("path", &self.endpoint.options.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Engine`]; see [`Engine::builder`].
+pub struct EngineBuilder {
+    engine: EngineOptions,
+    on_connection: Option<ConnectionHandler>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A builder with the reference's defaults and the path `/engine.io/`.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            engine: EngineOptions::new("/engine.io/"),
+            on_connection: None,
+        }
+    }
+
+    /// Serves one HTTP request for this endpoint (404 if its path is not under the prefix).
+    pub fn handle<B>(
+        &self,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Send,
+        B::Error: std::fmt::Display,
+    {
+        self.endpoint.clone().handle(req)
+    }
+
+    /// True if `path` is under this endpoint's prefix.
+    pub fn matches(&self, path: &str) -> bool {
+        self.endpoint.matches(path)
+    }
+
+    /// The number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.endpoint.session_count()
+    }
+
+    /// Serves HTTP/1.1 connections from `listener` until it fails.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        crate::serve(listener, move |req| self.handle(req)).await
+    }
+}
+
+impl EngineBuilder {
+    engine_options!();
+
+    /// Runs `handler` for every new session, in a task of its own.
+    pub fn on_connection<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(EngineSocket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_connection = Some(Arc::new(move |s| Box::pin(handler(s))));
+        self
+    }
+
+    /// Builds the server.
+    pub fn build(self) -> Engine {
+        let app = EngineApp {
+            on_connection: self.on_connection,
+            config: self.engine.session_config(),
+        };
+        Engine {
+            endpoint: Arc::new(Endpoint::new(app, self.engine, Clock::new())),
+        }
+    }
+}
+
+/// One Engine.IO session as the application sees it.
+#[derive(Debug)]
+pub struct EngineSocket {
+    link: SessionLink<Command>,
+    messages: mpsc::Receiver<Packet>,
+}
+
+impl EngineSocket {
+    /// The session id.
+    pub fn id(&self) -> &str {
+        &self.link.shared.sid
+    }
+
+    /// The current transport.
+    pub fn transport(&self) -> Transport {
+        self.link.shared.transport()
+    }
+
+    /// The next message from the client ([`Packet::Message`] or [`Packet::Binary`]), or `None`
+    /// once the session is closed.
+    pub async fn recv(&mut self) -> Option<Packet> {
+        self.messages.recv().await
+    }
+
+    /// Sends a message ([`Packet::Message`] or [`Packet::Binary`]; other packets are ignored).
+    /// Returns false if the session is closed.
+    pub fn send(&self, message: Packet) -> bool {
+        if !matches!(message, Packet::Message(_) | Packet::Binary(_)) {
+            return false;
+        }
+        self.link.send(Command::Send(message))
+    }
+
+    /// Closes the session (buffered messages are delivered first).
+    pub fn close(&self) {
+        self.link.send(Command::Close);
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Send(Packet),
+    Close,
+}
+
+struct EngineApp {
+    on_connection: Option<ConnectionHandler>,
+    config: eio::Config,
+}
+
+impl App for EngineApp {
+    type Machine = EngineMachine;
+
+    fn create(&self, s: NewSession<Command>) -> EngineMachine {
+        let session =
+            eio::Session::new(s.now, s.sid, Protocol::V4, s.transport, self.config.clone());
+        let (tx, rx) = mpsc::channel(MESSAGE_QUEUE);
+        let socket = EngineSocket {
+            link: s.link.clone(),
+            messages: rx,
+        };
+        if let Some(handler) = self.on_connection.clone() {
+            tokio::spawn(handler(socket));
+        }
+        EngineMachine {
+            session,
+            to_app: Some(tx),
+        }
+    }
+}
+
+struct EngineMachine {
+    session: eio::Session,
+    to_app: Option<mpsc::Sender<Packet>>,
+}
+
+impl Machine for EngineMachine {
+    type Command = Command;
+
+    fn handle_poll(&mut self, now: Instant, id: RequestId) -> Result<(), RequestError> {
+        self.session.handle_poll(now, id)
+    }
+    fn handle_poll_aborted(&mut self, now: Instant, id: RequestId) {
+        self.session.handle_poll_aborted(now, id)
+    }
+    fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError> {
+        self.session.handle_post_start(now, binary)
+    }
+    fn handle_post(
+        &mut self,
+        now: Instant,
+        body: Option<Bytes>,
+        binary: bool,
+    ) -> Result<(), RequestError> {
+        self.session.handle_post(now, body, binary)
+    }
+    fn handle_ws_frame(&mut self, now: Instant, frame: Frame) {
+        self.session.handle_ws_frame(now, frame)
+    }
+    fn handle_ws_closed(&mut self, now: Instant, error: bool) {
+        self.session.handle_ws_closed(now, error)
+    }
+    fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError> {
+        self.session.handle_upgrade_request(now)
+    }
+    fn handle_probe_frame(&mut self, now: Instant, frame: Frame) {
+        self.session.handle_probe_frame(now, frame)
+    }
+    fn handle_probe_closed(&mut self, now: Instant) {
+        self.session.handle_probe_closed(now)
+    }
+    fn set_ws_writable(&mut self, writable: bool) {
+        self.session.set_ws_writable(writable)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now)
+    }
+
+    fn poll_transport(&mut self, now: Instant) -> Option<eio::Output> {
+        loop {
+            match self.session.poll_output()? {
+                eio::Output::Message(packet) => {
+                    let full = match &self.to_app {
+                        Some(tx) => tx
+                            .try_send(packet)
+                            .is_err_and(|e| matches!(e, mpsc::error::TrySendError::Full(_))),
+                        None => false,
+                    };
+                    if full {
+                        debug!("message queue full: closing the session");
+                        self.session.close(now);
+                    }
+                }
+                eio::Output::Closed(reason) => {
+                    debug!(%reason, "engine session closed");
+                    self.to_app = None;
+                }
+                other => return Some(other),
+            }
+        }
+    }
+
+    fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Send(packet) => {
+                self.session.send(now, [packet.encode()], false, false);
+            }
+            Command::Close => self.session.close(now),
+        }
+    }
+
+    fn close_overloaded(&mut self, now: Instant) {
+        self.session.close(now);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+}

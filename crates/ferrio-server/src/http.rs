@@ -1,0 +1,300 @@
+//! HTTP pieces of the Engine.IO transport: the query string, error responses with the
+//! reference's codes, CORS headers, WebSocket handshake checks.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use crate::config::Cors;
+
+/// The body of every response Ferrio writes.
+pub type Body = Full<Bytes>;
+
+/// The Engine.IO error codes of the reference (`Server.errors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorCode {
+    TransportUnknown = 0,
+    UnknownSid = 1,
+    BadHandshakeMethod = 2,
+    BadRequest = 3,
+    UnsupportedProtocolVersion = 5,
+}
+
+impl ErrorCode {
+    fn message(self) -> &'static str {
+        match self {
+            ErrorCode::TransportUnknown => "Transport unknown",
+            ErrorCode::UnknownSid => "Session ID unknown",
+            ErrorCode::BadHandshakeMethod => "Bad handshake method",
+            ErrorCode::BadRequest => "Bad request",
+            ErrorCode::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+}
+
+/// The query parameters Engine.IO reads.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Query {
+    pub(crate) eio: Option<String>,
+    pub(crate) transport: Option<String>,
+    pub(crate) sid: Option<String>,
+    pub(crate) all: Vec<(String, String)>,
+}
+
+impl Query {
+    pub(crate) fn parse(query: Option<&str>) -> Query {
+        let mut q = Query::default();
+        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*k {
+                "EIO" if q.eio.is_none() => q.eio = Some(v.to_string()),
+                "transport" if q.transport.is_none() => q.transport = Some(v.to_string()),
+                "sid" if q.sid.is_none() => q.sid = Some(v.to_string()),
+                _ => {}
+            }
+            q.all.push((k.into_owned(), v.into_owned()));
+        }
+        q
+    }
+}
+
+/// Builds responses with the endpoint's CORS headers.
+#[derive(Debug, Clone)]
+pub(crate) struct Responder {
+    allow_origin: Option<HeaderValue>,
+    vary: bool,
+}
+
+impl Responder {
+    pub(crate) fn new(cors: Option<&Cors>, headers: &HeaderMap) -> Responder {
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let allow_origin = cors
+            .and_then(|c| c.allow_origin(origin))
+            .and_then(|o| HeaderValue::from_str(&o).ok());
+        Responder {
+            allow_origin,
+            vary: cors.is_some_and(Cors::varies),
+        }
+    }
+
+    fn build(
+        &self,
+        status: StatusCode,
+        content_type: Option<&'static str>,
+        body: Bytes,
+    ) -> Response<Body> {
+        let mut res = Response::new(Full::new(body));
+        *res.status_mut() = status;
+        let h = res.headers_mut();
+        if let Some(ct) = content_type {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        self.cors_headers(h);
+        res
+    }
+
+    fn cors_headers(&self, h: &mut HeaderMap) {
+        if let Some(origin) = &self.allow_origin {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            if self.vary {
+                h.append(header::VARY, HeaderValue::from_static("Origin"));
+            }
+        }
+    }
+
+    /// 400 with `{"code":N,"message":"..."}`.
+    pub(crate) fn error(&self, code: ErrorCode) -> Response<Body> {
+        let body = format!(
+            r#"{{"code":{},"message":"{}"}}"#,
+            code as u8,
+            code.message()
+        );
+        self.build(
+            StatusCode::BAD_REQUEST,
+            Some("application/json"),
+            Bytes::from(body),
+        )
+    }
+
+    /// A bare status (413, 500, ...).
+    pub(crate) fn status(&self, status: StatusCode) -> Response<Body> {
+        self.build(status, None, Bytes::new())
+    }
+
+    /// A long-polling answer.
+    pub(crate) fn payload(&self, body: Bytes, binary: bool) -> Response<Body> {
+        let ct = if binary {
+            "application/octet-stream"
+        } else {
+            "text/plain; charset=UTF-8"
+        };
+        let mut res = self.build(StatusCode::OK, Some(ct), body);
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    }
+
+    /// The answer to a POST whose data was taken.
+    pub(crate) fn ok(&self) -> Response<Body> {
+        self.build(StatusCode::OK, Some("text/html"), Bytes::from_static(b"ok"))
+    }
+
+    /// The answer to a CORS preflight request.
+    pub(crate) fn preflight(&self, headers: &HeaderMap) -> Response<Body> {
+        let mut res = self.build(StatusCode::NO_CONTENT, None, Bytes::new());
+        let h = res.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET,HEAD,PUT,PATCH,POST,DELETE"),
+        );
+        if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+            h.append(
+                header::VARY,
+                HeaderValue::from_static("Access-Control-Request-Headers"),
+            );
+        }
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        res
+    }
+
+    /// 101 Switching Protocols for a WebSocket handshake.
+    pub(crate) fn switching_protocols(&self, accept: &str) -> Response<Body> {
+        let mut res = Response::new(Full::new(Bytes::new()));
+        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = res.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(accept) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        res
+    }
+}
+
+/// 404 for a path no endpoint serves.
+pub(crate) fn not_found() -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::NOT_FOUND;
+    res
+}
+
+/// The reference's `checkInvalidHeaderChar` on the `Origin` header: only tab, visible ASCII,
+/// space and bytes 0x80–0xff are allowed.
+pub(crate) fn origin_is_valid(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ORIGIN).iter().all(|v| {
+        v.as_bytes()
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b) || b >= 0x80)
+    })
+}
+
+/// True if the request asks for a WebSocket upgrade (`Upgrade: websocket`).
+pub(crate) fn wants_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The `Sec-WebSocket-Accept` value for a valid WebSocket handshake request (RFC 6455 §4.2.1:
+/// `Connection: Upgrade`, version 13, a key that is 16 bytes in base64), `None` otherwise.
+pub(crate) fn websocket_accept(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    if !has_token(header::CONNECTION, "upgrade") {
+        return None;
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION)?.as_bytes() != b"13" {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?.as_bytes();
+    let decoded = base64::engine::general_purpose::STANDARD.decode(key).ok()?;
+    if decoded.len() != 16 {
+        return None;
+    }
+    Some(tokio_tungstenite::tungstenite::handshake::derive_accept_key(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_reads_the_first_of_each() {
+        let q = Query::parse(Some("EIO=4&transport=polling&t=abc&sid=x%2By&EIO=3"));
+        assert_eq!(q.eio.as_deref(), Some("4"));
+        assert_eq!(q.transport.as_deref(), Some("polling"));
+        assert_eq!(q.sid.as_deref(), Some("x+y"));
+        assert_eq!(q.all.len(), 5);
+    }
+
+    #[test]
+    fn error_body() {
+        let r = Responder::new(None, &HeaderMap::new()).error(ErrorCode::TransportUnknown);
+        assert_eq!(r.status(), 400);
+        assert_eq!(
+            r.into_body().into_inner_for_test(),
+            r#"{"code":0,"message":"Transport unknown"}"#
+        );
+    }
+
+    trait Inner {
+        fn into_inner_for_test(self) -> String;
+    }
+    impl Inner for Body {
+        fn into_inner_for_test(self) -> String {
+            use http_body::Body as _;
+            let mut b = self;
+            let frame = std::pin::Pin::new(&mut b)
+                .poll_frame(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+            match frame {
+                std::task::Poll::Ready(Some(Ok(f))) => {
+                    String::from_utf8(f.into_data().unwrap().to_vec()).unwrap()
+                }
+                _ => String::new(),
+            }
+        }
+    }
+
+    #[test]
+    fn websocket_keys() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        h.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        h.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        assert_eq!(
+            websocket_accept(&h).as_deref(),
+            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        h.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("short"));
+        assert_eq!(websocket_accept(&h), None);
+    }
+
+    #[test]
+    fn origins_with_visible_characters_are_valid() {
+        let mut h = HeaderMap::new();
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://a"));
+        assert!(origin_is_valid(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_bytes(b"http://\xe9t\xe9").unwrap(),
+        );
+        assert!(origin_is_valid(&h));
+    }
+}

@@ -1,0 +1,96 @@
+//! # ferrio-server
+//!
+//! The Socket.IO server of Ferrio: HTTP long-polling and WebSocket over tokio and hyper 1.x,
+//! wire-compatible with `socket.io-client` 4.x. The protocol itself (Engine.IO sessions,
+//! Socket.IO connections, rooms, connection state recovery) lives in the sans-IO
+//! [`ferrio_proto`] crate; this crate owns the sockets, the timers and the tasks.
+//!
+//! - [`Ferrio`]: the server (`io`), built with [`Ferrio::builder`]; [`Namespace`]s with
+//!   connect middlewares and connection handlers; [`Socket`]s with typed event handlers, emits,
+//!   acks, rooms and broadcasts.
+//! - [`engine::Engine`]: a bare Engine.IO server (messages without namespaces or events).
+//! - [`serve`]: a standalone HTTP/1.1 server around any request handler.
+//! - [`FerrioLayer`]: mounts the server in a `tower` stack (axum, hyper) next to other routes.
+//!
+//! ```no_run
+//! use ferrio_server::{AckSender, ConnectError, Ferrio, Message, Socket};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let io = Ferrio::builder().build();
+//! io.of("/chat")
+//!     .use_connect(|socket: Socket| async move {
+//!         let token: Option<String> = socket.handshake().auth_raw().to_value().ok()
+//!             .and_then(|v| v.get("token")?.as_str().map(str::to_owned));
+//!         match token.as_deref() {
+//!             Some("secret") => Ok(()),
+//!             _ => Err(ConnectError::new("not authorized")),
+//!         }
+//!     })
+//!     .on_connection(|socket: Socket| async move {
+//!         socket.on("message", |socket: Socket, (room, text): (String, String), ack: AckSender| async move {
+//!             socket.to(room).emit("message", &(text,))?;
+//!             ack.send(&("delivered",))
+//!         });
+//!         socket.on("echo", |socket: Socket, msg: Message| async move {
+//!             // Arguments as received, binary attachments included.
+//!             socket.emit("echo", &msg.raw_args()?)?;
+//!             Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//!         });
+//!         socket.on_disconnect(|socket, reason| async move {
+//!             tracing::info!(id = socket.id(), %reason, "gone");
+//!         });
+//!     });
+//! io.serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?).await
+//! # }
+//! ```
+//!
+//! # Per-session limits
+//!
+//! One tokio task per Engine.IO session owns its state machine; HTTP requests and WebSocket
+//! messages reach it over channels. Every queue is bounded:
+//!
+//! | Queue | Bound | At the bound |
+//! |---|---|---|
+//! | inputs (HTTP requests, WebSocket messages) | 32 | the sender waits (TCP back-pressure) |
+//! | commands from the application (emits, acks, broadcasts) | 1024 | the session is closed (`buffer full`): a broadcast never waits for one slow client |
+//! | events received per socket, not yet handled | 256 | the connection is closed (`buffer full`) |
+//! | bytes queued on a WebSocket | above `max_http_buffer_size` volatile packets are dropped; above 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
+//! | bytes buffered for a polling client | 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
+//! | a POST body | `max_http_buffer_size` | 413, reading stops past the limit |
+//! | a WebSocket message | `max_http_buffer_size` | close code 1009, the session closes |
+
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod clock;
+mod config;
+pub mod engine;
+mod http;
+mod id;
+mod namespace;
+mod serve;
+mod server;
+mod socket;
+mod transport;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use crate::config::{Cors, Transport};
+pub use crate::http::Body;
+pub use crate::namespace::{BroadcastOperator, Namespace};
+pub use crate::serve::{serve, FerrioLayer, FerrioService};
+pub use crate::server::{Ferrio, FerrioBuilder, EVENT_QUEUE};
+pub use crate::socket::{
+    AckEmitter, AckError, AckReply, AckSender, ConnectError, EmitError, EventHandler,
+    HandlerOutput, Handshake, Message, RawArgs, Socket,
+};
+pub use crate::transport::{RemoteAddr, COMMAND_QUEUE, INPUT_QUEUE};
+pub use ferrio_proto::socket::recovery::RecoveryConfig;
+pub use ferrio_proto::socket::server::DisconnectReason;
+
+/// A boxed, sendable future (the handlers' erased form).
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

@@ -1,0 +1,173 @@
+//! Serving: a standalone HTTP/1.1 server ([`serve`]) and the `tower` service and layer that mount
+//! a [`Ferrio`] server in another stack.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body::Body as HttpBody;
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+use crate::http::Body;
+use crate::transport::RemoteAddr;
+use crate::{BoxFuture, Ferrio};
+
+/// Time a client has to send a request's headers before its connection is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP/1.1 (with upgrades, for WebSocket) on `listener`, one task per connection,
+/// answering every request with `handler`. Runs until the process ends; errors on one
+/// connection never stop the others. The client's address is put in the request's extensions
+/// as [`RemoteAddr`].
+///
+/// ```no_run
+/// use ferrio_server::{engine::Engine, serve, Ferrio};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// // Two endpoints on one port.
+/// let io = Ferrio::builder().build();
+/// let engine = Engine::builder().build();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// serve(listener, move |req| {
+///     let route = if engine.matches(req.uri().path()) {
+///         futures_util::future::Either::Left(engine.handle(req))
+///     } else {
+///         futures_util::future::Either::Right(io.handle(req))
+///     };
+///     route
+/// })
+/// .await
+/// # }
+/// ```
+pub async fn serve<F, Fut>(listener: TcpListener, handler: F) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(RemoteAddr(addr));
+                let response = handler(req);
+                async move { Ok::<_, Infallible>(response.await) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            if let Err(e) = connection.await {
+                debug!(%addr, "connection ended: {e}");
+            }
+        });
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for Ferrio
+where
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Display,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let response = self.handle(req);
+        Box::pin(async move { Ok(response.await) })
+    }
+}
+
+/// A `tower` layer that serves the requests under the server's path and passes every other
+/// request to the inner service (an axum router, say).
+///
+/// ```
+/// # fn f() {
+/// use ferrio_server::{Ferrio, FerrioLayer};
+/// let io = Ferrio::builder().build();
+/// let layer = FerrioLayer::new(io.clone());
+/// // axum::Router::new().route("/", get(index)).layer(layer)
+/// # let _ = layer;
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FerrioLayer {
+    io: Ferrio,
+}
+
+impl FerrioLayer {
+    /// A layer in front of `io`.
+    pub fn new(io: Ferrio) -> FerrioLayer {
+        FerrioLayer { io }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for FerrioLayer {
+    type Service = FerrioService<S>;
+
+    fn layer(&self, inner: S) -> FerrioService<S> {
+        FerrioService {
+            io: self.io.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service made by [`FerrioLayer`].
+#[derive(Debug, Clone)]
+pub struct FerrioService<S> {
+    io: Ferrio,
+    inner: S,
+}
+
+impl<S, B, ResBody> tower_service::Service<Request<B>> for FerrioService<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Display,
+{
+    type Response = Response<Either<Body, ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if self.io.matches(req.uri().path()) {
+            let response = self.io.handle(req);
+            Box::pin(async move { Ok(response.await.map(Either::Left)) })
+        } else {
+            // The clone that was made ready is the one called (tower's usual dance).
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            Box::pin(async move { Ok(inner.call(req).await?.map(Either::Right)) })
+        }
+    }
+}

@@ -1,0 +1,638 @@
+//! [`Ferrio`], the Socket.IO server: namespaces over Engine.IO sessions, each session's
+//! [`Connection`] machine driven by its task.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, UpgradeError};
+use ferrio_proto::engine::{Frame, Protocol};
+use ferrio_proto::socket::recovery::{PersistedSession, RecoveryConfig, Restored};
+use ferrio_proto::socket::server::{
+    AckError as CoreAckError, Config, Connection, DisconnectReason, Output, RecoveryRequest,
+};
+use ferrio_proto::socket::{EncodedPacket, Packet, RawJson};
+use ferrio_proto::{Instant, Str};
+use http::{Request, Response};
+use http_body::Body as HttpBody;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info_span, Instrument};
+
+use crate::clock::Clock;
+use crate::config::{engine_options, EngineOptions};
+use crate::http::Body;
+use crate::namespace::{BroadcastOperator, Namespace, NsInner};
+use crate::socket::{ConnectError, EmitError, Handshake, Socket};
+use crate::transport::{App, Endpoint, Machine, NewSession, RequestInfo, SessionLink};
+
+/// Events received by a socket and not yet handled. Past it the client's connection is closed.
+pub const EVENT_QUEUE: usize = 256;
+
+/// Commands from the application to a session task.
+pub(crate) enum Command {
+    /// Send an encoded packet to socket `id` of `nsp`.
+    Send {
+        nsp: Str,
+        id: Str,
+        packet: EncodedPacket,
+        volatile: bool,
+    },
+    /// Send an event carrying `ack_id` and wait for the answer.
+    EmitWithAck {
+        nsp: Str,
+        id: Str,
+        packet: EncodedPacket,
+        ack_id: u64,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Packet, CoreAckError>>,
+    },
+    /// `socket.disconnect(false)`.
+    Disconnect { nsp: Str, id: Str },
+    /// `socket.disconnect(true)`.
+    Close { nsp: Str, id: Str },
+    /// The middlewares of a pending CONNECT are done.
+    Connected {
+        socket: Socket,
+        result: Result<(), ConnectError>,
+        restored: Option<Restored>,
+    },
+}
+
+struct Shared {
+    namespaces: RwLock<HashMap<Str, Namespace>>,
+    recovery: Option<RecoveryConfig>,
+    clock: Clock,
+}
+
+impl Shared {
+    fn namespace(&self, name: &str) -> Option<Namespace> {
+        self.namespaces.read().ok()?.get(name).cloned()
+    }
+
+    fn of(&self, name: &str) -> Namespace {
+        let name = normalize_nsp(name);
+        if let Some(ns) = self.namespace(&name) {
+            return ns;
+        }
+        let mut map = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.clone())
+            .or_insert_with(|| Namespace {
+                inner: Arc::new(NsInner::new(name, self.clock, self.recovery.clone())),
+            })
+            .clone()
+    }
+}
+
+fn normalize_nsp(name: &str) -> Str {
+    if name.starts_with('/') {
+        Str::from(name)
+    } else {
+        Str::from(format!("/{name}"))
+    }
+}
+
+/// The Socket.IO server (`io`). Cheap to clone: every clone is the same server.
+///
+/// ```no_run
+/// use ferrio_server::{AckSender, Ferrio, Socket};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let io = Ferrio::builder().build();
+/// io.of("/").on_connection(|socket: Socket| async move {
+///     socket.on("chat", |socket: Socket, (text,): (String,), ack: AckSender| async move {
+///         socket.broadcast().emit("chat", &(text,))?;
+///         ack.send(&("ok",))
+///     });
+/// });
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// io.serve(listener).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Ferrio {
+    endpoint: Arc<Endpoint<SocketApp>>,
+}
+
+impl std::fmt::Debug for Ferrio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ferrio")
+            .field("path", &self.endpoint.options.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ferrio {
+    /// A builder with socket.io's defaults.
+    pub fn builder() -> FerrioBuilder {
+        FerrioBuilder {
+            engine: EngineOptions::new("/socket.io/"),
+            connect_timeout: Duration::from_millis(45_000),
+            max_attachments: ferrio_proto::socket::DEFAULT_MAX_ATTACHMENTS,
+            recovery: None,
+        }
+    }
+
+    /// The namespace `name`, created if it does not exist yet (`io.of(name)`). Clients asking
+    /// for a namespace that was never created get `Invalid namespace`.
+    pub fn of(&self, name: &str) -> Namespace {
+        self.endpoint.app.shared.of(name)
+    }
+
+    /// A broadcast to the members of `room` in the main namespace.
+    pub fn to(&self, room: impl Into<Str>) -> BroadcastOperator {
+        self.of("/").to(room)
+    }
+
+    /// Emits to every socket of the main namespace.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        self.of("/").emit(event, args)
+    }
+
+    /// Serves one HTTP request for this endpoint (404 if its path is not under the prefix).
+    /// This is what to call from another HTTP stack.
+    pub fn handle<B>(
+        &self,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Send,
+        B::Error: std::fmt::Display,
+    {
+        self.endpoint.clone().handle(req)
+    }
+
+    /// True if `path` is under this endpoint's prefix (the `path` option).
+    pub fn matches(&self, path: &str) -> bool {
+        self.endpoint.matches(path)
+    }
+
+    /// The number of open Engine.IO sessions.
+    pub fn session_count(&self) -> usize {
+        self.endpoint.session_count()
+    }
+
+    /// Serves HTTP/1.1 connections from `listener` (other paths get 404). Runs until the
+    /// listener fails.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        crate::serve(listener, move |req| self.handle(req)).await
+    }
+}
+
+/// Builds a [`Ferrio`] server; see [`Ferrio::builder`].
+#[derive(Debug)]
+pub struct FerrioBuilder {
+    engine: EngineOptions,
+    connect_timeout: Duration,
+    max_attachments: usize,
+    recovery: Option<RecoveryConfig>,
+}
+
+impl FerrioBuilder {
+    engine_options!();
+
+    /// Time a client has to join a namespace before its connection is closed
+    /// (`connectTimeout`, default 45 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Most binary attachments accepted in one packet (default 10).
+    pub fn max_attachments(mut self, n: usize) -> Self {
+        self.max_attachments = n;
+        self
+    }
+
+    /// Turns connection state recovery on (`connectionStateRecovery`): a client that lost its
+    /// connection gets its socket id, rooms and missed events back if it reconnects within
+    /// `max_disconnection_duration`.
+    pub fn connection_state_recovery(mut self, config: RecoveryConfig) -> Self {
+        self.recovery = Some(config);
+        self
+    }
+
+    /// Builds the server, with its main namespace `/`.
+    pub fn build(self) -> Ferrio {
+        let clock = Clock::new();
+        let shared = Arc::new(Shared {
+            namespaces: RwLock::new(HashMap::new()),
+            recovery: self.recovery.clone(),
+            clock,
+        });
+        shared.of("/");
+        let app = SocketApp {
+            shared,
+            engine_config: self.engine.session_config(),
+            config: Config {
+                connect_timeout: self.connect_timeout,
+                max_attachments: self.max_attachments,
+            },
+        };
+        Ferrio {
+            endpoint: Arc::new(Endpoint::new(app, self.engine, clock)),
+        }
+    }
+}
+
+struct SocketApp {
+    shared: Arc<Shared>,
+    engine_config: eio::Config,
+    config: Config,
+}
+
+impl App for SocketApp {
+    type Machine = SocketMachine;
+
+    fn create(&self, s: NewSession<Command>) -> SocketMachine {
+        let conn = Connection::new(
+            s.now,
+            s.sid,
+            Protocol::V4,
+            s.transport,
+            self.engine_config.clone(),
+            self.config.clone(),
+        );
+        SocketMachine {
+            conn,
+            shared: self.shared.clone(),
+            link: s.link,
+            request: Arc::new(s.request),
+            sockets: HashMap::new(),
+            acks: HashMap::new(),
+        }
+    }
+}
+
+struct Slot {
+    socket: Socket,
+    events: mpsc::Sender<Packet>,
+}
+
+struct SocketMachine {
+    conn: Connection,
+    shared: Arc<Shared>,
+    link: SessionLink<Command>,
+    request: Arc<RequestInfo>,
+    /// The joined namespaces' sockets.
+    sockets: HashMap<Str, Slot>,
+    /// Emits waiting for their ack, by namespace and ack id.
+    acks: HashMap<(Str, u64), oneshot::Sender<Result<Packet, CoreAckError>>>,
+}
+
+impl SocketMachine {
+    fn is_current(&self, nsp: &str, id: &str) -> bool {
+        self.sockets.get(nsp).is_some_and(|s| s.socket.id() == id)
+    }
+
+    fn on_connect(
+        &mut self,
+        now: Instant,
+        nsp: Str,
+        auth: RawJson,
+        recovery: Option<RecoveryRequest>,
+    ) {
+        let Some(ns) = self.shared.namespace(&nsp) else {
+            debug!(%nsp, "CONNECT to an unknown namespace");
+            self.conn.reject(now, &nsp, "Invalid namespace", None);
+            return;
+        };
+        let restored = match (&recovery, self.shared.recovery.is_some()) {
+            (Some(req), true) => ns
+                .inner
+                .state()
+                .recovery
+                .as_mut()
+                .and_then(|store| store.restore(now, &req.pid, req.offset.as_deref())),
+            _ => None,
+        };
+        let id = match &restored {
+            Some(r) => Some(r.session.sid.clone()),
+            None => crate::id::generate(),
+        };
+        let pid = match (&restored, self.shared.recovery.is_some()) {
+            (Some(r), _) => Some(Some(r.session.pid.clone())),
+            (None, true) => Some(crate::id::generate()),
+            (None, false) => None,
+        };
+        let (Some(id), Some(pid)) = (id, pid.map_or(Some(None), |p| p.map(Some))) else {
+            self.conn.reject(now, &nsp, "Bad request", None);
+            return;
+        };
+        let socket = Socket::new(
+            id,
+            ns.inner.clone(),
+            self.link.clone(),
+            Handshake::new(self.request.clone(), auth),
+            restored.is_some(),
+            pid,
+        );
+        let skip = restored.is_some()
+            && self
+                .shared
+                .recovery
+                .as_ref()
+                .is_some_and(|r| r.skip_middlewares);
+        let middlewares = ns.inner.middlewares();
+        if skip || middlewares.is_empty() {
+            self.accept(now, socket, restored);
+            return;
+        }
+        let commands = self.link.commands.clone();
+        tokio::spawn(
+            async move {
+                let mut result = Ok(());
+                for middleware in middlewares {
+                    result = middleware(socket.clone()).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                let _ = commands
+                    .send(Command::Connected {
+                        socket,
+                        result,
+                        restored,
+                    })
+                    .await;
+            }
+            .in_current_span(),
+        );
+    }
+
+    fn accept(&mut self, now: Instant, socket: Socket, restored: Option<Restored>) {
+        let ns = socket.inner.ns.clone();
+        let id = socket.inner.id.clone();
+        let nsp = ns.name.clone();
+        {
+            let mut st = ns.state();
+            st.rooms.add_socket(id.clone());
+            let since = match &restored {
+                Some(r) => {
+                    st.rooms.join(&id, r.session.rooms.iter().cloned());
+                    Some(r.session.since)
+                }
+                None => st.recovery.as_ref().map(|s| s.position()),
+            };
+            if let Some(since) = since {
+                let _ = socket.inner.since.set(since);
+            }
+            st.sockets.insert(id.clone(), socket.clone());
+        }
+        let missed: Vec<EncodedPacket> = restored
+            .iter()
+            .flat_map(|r| r.missed.iter().map(Packet::encode))
+            .collect();
+        let pid = socket.inner.pid.clone();
+        if !self
+            .conn
+            .accept(now, &nsp, &id, pid.as_deref(), missed.iter())
+        {
+            let mut st = ns.state();
+            st.rooms.remove_socket(&id);
+            st.sockets.remove(&id);
+            return;
+        }
+        debug!(%nsp, socket = %id, recovered = socket.recovered(), "socket connected");
+        socket.mark_connected();
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        self.sockets.insert(
+            nsp.clone(),
+            Slot {
+                socket: socket.clone(),
+                events: tx,
+            },
+        );
+        let span = info_span!("socket", %nsp, id = %id);
+        tokio::spawn(run_socket(socket, rx).instrument(span));
+    }
+
+    fn on_event(&mut self, now: Instant, packet: Packet) {
+        let Some(slot) = self.sockets.get(packet.nsp()) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = slot.events.try_send(packet) {
+            debug!("event queue full: closing the connection");
+            self.conn.close(now, DisconnectReason::BufferFull);
+        }
+    }
+
+    fn on_disconnect(&mut self, now: Instant, nsp: Str, reason: DisconnectReason) {
+        let Some(slot) = self.sockets.remove(&nsp) else {
+            return;
+        };
+        let socket = slot.socket;
+        let ns = socket.inner.ns.clone();
+        let id = socket.inner.id.clone();
+        {
+            let mut st = ns.state();
+            let rooms: Vec<Str> = st.rooms.rooms_of(&id).cloned().collect();
+            st.rooms.remove_socket(&id);
+            st.sockets.remove(&id);
+            if let (Some(store), Some(pid), true) = (
+                st.recovery.as_mut(),
+                socket.inner.pid.clone(),
+                reason.is_recoverable(),
+            ) {
+                store.persist(
+                    now,
+                    PersistedSession {
+                        sid: id.clone(),
+                        pid,
+                        rooms,
+                        data: None,
+                        since: socket.inner.since.get().copied().unwrap_or_default(),
+                    },
+                );
+            }
+        }
+        debug!(%nsp, socket = %id, %reason, "socket disconnected");
+        socket.mark_disconnected(reason);
+        // Dropping `slot.events` ends the socket's task once it handled what was queued.
+    }
+}
+
+/// Runs a socket's handlers: the connection handlers, then each event in order, then the
+/// disconnect handlers. A panicking handler is logged; the socket goes on.
+async fn run_socket(socket: Socket, mut events: mpsc::Receiver<Packet>) {
+    use futures_util::FutureExt as _;
+    use std::panic::AssertUnwindSafe;
+    for handler in socket.inner.ns.connection_handlers() {
+        if AssertUnwindSafe(handler(socket.clone()))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!("connection handler panicked");
+        }
+    }
+    while let Some(packet) = events.recv().await {
+        let Some(name) = packet.event_name().map(|n| n.into_owned()) else {
+            continue;
+        };
+        let Some(handler) = socket.handler(&name) else {
+            continue;
+        };
+        let message = socket.message(packet);
+        if AssertUnwindSafe(handler(socket.clone(), message))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!(event = name, "event handler panicked");
+        }
+    }
+    let reason = socket.reason();
+    for handler in socket.disconnect_handlers() {
+        if AssertUnwindSafe(handler(socket.clone(), reason))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!("disconnect handler panicked");
+        }
+    }
+}
+
+impl Machine for SocketMachine {
+    type Command = Command;
+
+    fn handle_poll(&mut self, now: Instant, id: RequestId) -> Result<(), RequestError> {
+        self.conn.handle_poll(now, id)
+    }
+    fn handle_poll_aborted(&mut self, now: Instant, id: RequestId) {
+        self.conn.handle_poll_aborted(now, id)
+    }
+    fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError> {
+        self.conn.handle_post_start(now, binary)
+    }
+    fn handle_post(
+        &mut self,
+        now: Instant,
+        body: Option<Bytes>,
+        binary: bool,
+    ) -> Result<(), RequestError> {
+        self.conn.handle_post(now, body, binary)
+    }
+    fn handle_ws_frame(&mut self, now: Instant, frame: Frame) {
+        self.conn.handle_ws_frame(now, frame)
+    }
+    fn handle_ws_closed(&mut self, now: Instant, error: bool) {
+        self.conn.handle_ws_closed(now, error)
+    }
+    fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError> {
+        self.conn.handle_upgrade_request(now)
+    }
+    fn handle_probe_frame(&mut self, now: Instant, frame: Frame) {
+        self.conn.handle_probe_frame(now, frame)
+    }
+    fn handle_probe_closed(&mut self, now: Instant) {
+        self.conn.handle_probe_closed(now)
+    }
+    fn set_ws_writable(&mut self, writable: bool) {
+        self.conn.set_ws_writable(writable)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.conn.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.conn.handle_timeout(now)
+    }
+
+    fn poll_transport(&mut self, now: Instant) -> Option<eio::Output> {
+        loop {
+            match self.conn.poll_output()? {
+                Output::Transport(out) => return Some(out),
+                Output::Connect {
+                    nsp,
+                    auth,
+                    recovery,
+                } => self.on_connect(now, nsp, auth, recovery),
+                Output::Event(packet) => self.on_event(now, packet),
+                Output::Ack(packet) => {
+                    if let Some(id) = packet.id() {
+                        if let Some(reply) = self.acks.remove(&(packet.nsp().clone(), id)) {
+                            let _ = reply.send(Ok(packet));
+                        }
+                    }
+                }
+                Output::AckFailed { nsp, id, error } => {
+                    if let Some(reply) = self.acks.remove(&(nsp, id)) {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+                Output::Disconnect { nsp, reason } => self.on_disconnect(now, nsp, reason),
+                Output::Error(e) => debug!("closing the connection: {e}"),
+                Output::Closed(reason) => debug!(%reason, "connection closed"),
+            }
+        }
+    }
+
+    fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Send {
+                nsp,
+                id,
+                packet,
+                volatile,
+            } => {
+                if self.is_current(&nsp, &id) {
+                    self.conn.send(now, &packet, &nsp, volatile, false);
+                }
+            }
+            Command::EmitWithAck {
+                nsp,
+                id,
+                packet,
+                ack_id,
+                timeout,
+                reply,
+            } => {
+                if self.is_current(&nsp, &id)
+                    && self.conn.emit_with_ack(now, &packet, &nsp, ack_id, timeout)
+                {
+                    self.acks.insert((nsp, ack_id), reply);
+                } else {
+                    let _ = reply.send(Err(CoreAckError::Disconnected));
+                }
+            }
+            Command::Disconnect { nsp, id } => {
+                if self.is_current(&nsp, &id) {
+                    self.conn.disconnect(now, &nsp);
+                }
+            }
+            Command::Close { nsp, id } => {
+                if self.is_current(&nsp, &id) {
+                    // As the reference's `socket.disconnect(true)`: this socket leaves with
+                    // `server namespace disconnect`, the others with `forced server close`.
+                    self.conn.disconnect(now, &nsp);
+                    self.conn.close(now, DisconnectReason::ForcedServerClose);
+                }
+            }
+            Command::Connected {
+                socket,
+                result,
+                restored,
+            } => match result {
+                Ok(()) => self.accept(now, socket, restored),
+                Err(e) => {
+                    debug!(nsp = socket.nsp(), "CONNECT refused: {e}");
+                    let data = e.data_json();
+                    self.conn
+                        .reject(now, socket.nsp(), e.message(), data.as_ref());
+                }
+            },
+        }
+    }
+
+    fn close_overloaded(&mut self, now: Instant) {
+        self.conn.close(now, DisconnectReason::BufferFull);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+}

@@ -1,0 +1,871 @@
+//! The Engine.IO transport driver: HTTP long-polling and WebSocket requests turned into inputs of
+//! one task per session, which owns the session's state machine.
+//!
+//! # One task per session
+//!
+//! Every Engine.IO session is a tokio task that owns its machine (a bare
+//! [`ferrio_proto::engine::server::Session`] or a Socket.IO
+//! [`ferrio_proto::socket::server::Connection`]) and loops:
+//!
+//! ```text
+//! loop {
+//!     while let Some(out) = machine.poll_transport() { perform(out) } // answer polls, write frames
+//!     select { input from HTTP / WebSocket => machine.handle_*(now, ..),
+//!              command from the application => machine.handle_command(now, ..),
+//!              sleep_until(machine.poll_timeout()) => machine.handle_timeout(now) }
+//! }
+//! ```
+//!
+//! HTTP handlers send their request to the task and wait for the answer on a oneshot channel;
+//! a WebSocket's reader forwards each message, and a writer task per WebSocket writes what the
+//! session sends.
+//!
+//! # Per-session limits
+//!
+//! | Queue | Bound | At the bound |
+//! |---|---|---|
+//! | inputs (HTTP requests, WebSocket messages) | [`INPUT_QUEUE`] | the sender waits (TCP back-pressure) |
+//! | commands from the application (emits, acks, broadcasts) | [`COMMAND_QUEUE`] | the session is closed (`buffer full`): a broadcast never waits for one slow client |
+//! | bytes queued on a WebSocket | `max_http_buffer_size` → volatile packets dropped; 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
+//! | bytes buffered for a polling client | 10 × `max_http_buffer_size` (in the machine) | the session is closed (`buffer full`) |
+//! | a POST body | `max_http_buffer_size` | 413; reading stops past the limit |
+//! | a WebSocket message | `max_http_buffer_size` | close code 1009, session closed |
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, Transport, UpgradeError};
+use ferrio_proto::engine::Frame;
+use ferrio_proto::{Instant, Str};
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body as HttpBody;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+use tracing::{debug, info_span, trace, Instrument};
+
+use crate::clock::Clock;
+use crate::config::EngineOptions;
+use crate::http::{
+    not_found, origin_is_valid, wants_websocket, websocket_accept, Body, ErrorCode, Query,
+    Responder,
+};
+
+/// Inputs (HTTP requests, WebSocket messages) waiting for a session task.
+pub const INPUT_QUEUE: usize = 32;
+/// Application commands (emits, acks, broadcasts) waiting for a session task.
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// A session's state machine as the driver sees it: the transport inputs of
+/// [`eio::Session`], plus the application's commands. Application outputs are handled inside
+/// [`Machine::poll_transport`]; only transport actions come out.
+pub(crate) trait Machine: Send + 'static {
+    type Command: Send + 'static;
+    fn handle_poll(&mut self, now: Instant, id: RequestId) -> Result<(), RequestError>;
+    fn handle_poll_aborted(&mut self, now: Instant, id: RequestId);
+    fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError>;
+    fn handle_post(
+        &mut self,
+        now: Instant,
+        body: Option<Bytes>,
+        binary: bool,
+    ) -> Result<(), RequestError>;
+    fn handle_ws_frame(&mut self, now: Instant, frame: Frame);
+    fn handle_ws_closed(&mut self, now: Instant, error: bool);
+    fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError>;
+    fn handle_probe_frame(&mut self, now: Instant, frame: Frame);
+    fn handle_probe_closed(&mut self, now: Instant);
+    fn set_ws_writable(&mut self, writable: bool);
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next transport action; application outputs met on the way are handled.
+    fn poll_transport(&mut self, now: Instant) -> Option<eio::Output>;
+    fn handle_command(&mut self, now: Instant, command: Self::Command);
+    /// A bound was reached (see the module docs): close the session.
+    fn close_overloaded(&mut self, now: Instant);
+    fn is_closed(&self) -> bool;
+}
+
+/// What a session is told about itself and given to talk to its own task.
+pub(crate) struct NewSession<C> {
+    pub(crate) now: Instant,
+    pub(crate) sid: Str,
+    pub(crate) transport: Transport,
+    pub(crate) link: SessionLink<C>,
+    pub(crate) request: RequestInfo,
+}
+
+/// The handle the application keeps on a session: its command queue and shared state.
+pub(crate) struct SessionLink<C> {
+    pub(crate) commands: mpsc::Sender<C>,
+    pub(crate) overload: Arc<Notify>,
+    pub(crate) shared: Arc<SessionShared>,
+}
+
+impl<C> std::fmt::Debug for SessionLink<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLink")
+            .field("sid", &self.shared.sid)
+            .finish()
+    }
+}
+
+impl<C> Clone for SessionLink<C> {
+    fn clone(&self) -> Self {
+        SessionLink {
+            commands: self.commands.clone(),
+            overload: self.overload.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<C> SessionLink<C> {
+    /// Queues a command without waiting; a full queue closes the session. Returns whether the
+    /// command was queued.
+    pub(crate) fn send(&self, command: C) -> bool {
+        match self.commands.try_send(command) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                debug!(sid = %self.shared.sid, "command queue full: closing the session");
+                self.overload.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// State a session shares with the application.
+#[derive(Debug)]
+pub(crate) struct SessionShared {
+    pub(crate) sid: Str,
+    transport: AtomicU8,
+}
+
+impl SessionShared {
+    pub(crate) fn transport(&self) -> Transport {
+        if self.transport.load(Ordering::Relaxed) == 1 {
+            Transport::WebSocket
+        } else {
+            Transport::Polling
+        }
+    }
+
+    fn set_transport(&self, t: Transport) {
+        self.transport
+            .store(u8::from(t == Transport::WebSocket), Ordering::Relaxed);
+    }
+}
+
+/// What the first request of a session said (for `socket.handshake()`).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestInfo {
+    pub(crate) headers: HeaderMap,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) url: String,
+    pub(crate) issued: u64,
+    pub(crate) address: Option<std::net::SocketAddr>,
+}
+
+/// Creates the machine of each new session.
+pub(crate) trait App: Send + Sync + 'static {
+    type Machine: Machine;
+    fn create(&self, session: NewSession<<Self::Machine as Machine>::Command>) -> Self::Machine;
+}
+
+/// The remote address of a connection, put in request extensions by [`crate::serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteAddr(pub std::net::SocketAddr);
+
+type WsId = u64;
+
+/// Where the answer to a GET goes: the payload and whether it is binary, or the refusal.
+type PollReply = oneshot::Sender<Result<(Bytes, bool), RequestError>>;
+
+enum Input {
+    Poll {
+        reply: PollReply,
+    },
+    PostStart {
+        binary: bool,
+        reply: oneshot::Sender<Result<(), RequestError>>,
+    },
+    Post {
+        body: Option<Bytes>,
+        binary: bool,
+        reply: oneshot::Sender<Result<(), RequestError>>,
+    },
+    /// A WebSocket carrying this session's id is open: the upgrade probe.
+    Upgrade {
+        id: WsId,
+        writer: WsWriter,
+    },
+    WsFrame {
+        id: WsId,
+        frame: Frame,
+    },
+    WsClosed {
+        id: WsId,
+        error: bool,
+    },
+}
+
+/// The sending side of a WebSocket's writer task.
+struct WsWriter {
+    tx: mpsc::UnboundedSender<WsOut>,
+    queued: Arc<AtomicUsize>,
+}
+
+enum WsOut {
+    Message(Message, usize),
+    Close(Option<CloseFrame>),
+}
+
+impl WsWriter {
+    fn send(&self, frame: Frame) {
+        let (msg, len) = match frame {
+            Frame::Text(s) => {
+                let len = s.len();
+                match tungstenite::Utf8Bytes::try_from(s.into_bytes()) {
+                    Ok(text) => (Message::Text(text), len),
+                    Err(_) => return,
+                }
+            }
+            Frame::Binary(b) => {
+                let len = b.len();
+                (Message::Binary(b), len)
+            }
+        };
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        if self.tx.send(WsOut::Message(msg, len)).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+    }
+
+    fn close(&self, frame: Option<CloseFrame>) {
+        let _ = self.tx.send(WsOut::Close(frame));
+    }
+
+    fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+struct SessionEntry {
+    inputs: mpsc::Sender<Input>,
+}
+
+/// One Engine.IO endpoint: its options, its sessions, and the application behind it.
+pub(crate) struct Endpoint<A: App> {
+    pub(crate) app: A,
+    pub(crate) options: EngineOptions,
+    pub(crate) clock: Clock,
+    sessions: Mutex<HashMap<Str, SessionEntry>>,
+    next_ws: std::sync::atomic::AtomicU64,
+}
+
+impl<A: App> Endpoint<A> {
+    pub(crate) fn new(app: A, options: EngineOptions, clock: Clock) -> Endpoint<A> {
+        Endpoint {
+            app,
+            options,
+            clock,
+            sessions: Mutex::new(HashMap::new()),
+            next_ws: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// The number of open sessions.
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    fn lookup(&self, sid: &str) -> Option<mpsc::Sender<Input>> {
+        self.sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.get(sid).map(|e| e.inputs.clone()))
+    }
+
+    fn remove(&self, sid: &str) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.remove(sid);
+        }
+    }
+
+    /// True if `path` is under this endpoint's prefix.
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        path.starts_with(&self.options.path)
+    }
+
+    /// Serves one HTTP request (404 if its path is not under the prefix).
+    pub(crate) async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body>
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Send,
+        B::Error: std::fmt::Display,
+    {
+        if !self.matches(req.uri().path()) {
+            return not_found();
+        }
+        let headers = req.headers();
+        let responder = Responder::new(self.options.cors.as_ref(), headers);
+        if req.method() == Method::OPTIONS && self.options.cors.is_some() {
+            return responder.preflight(headers);
+        }
+        let query = Query::parse(req.uri().query());
+        let transport = match query.transport.as_deref() {
+            Some("polling") if self.options.polling => Transport::Polling,
+            Some("websocket") if self.options.websocket => Transport::WebSocket,
+            _ => return responder.error(ErrorCode::TransportUnknown),
+        };
+        if !origin_is_valid(headers) {
+            return responder.error(ErrorCode::BadRequest);
+        }
+        let websocket = wants_websocket(headers);
+        if let Some(sid) = query.sid.clone() {
+            let Some(inputs) = self.lookup(&sid) else {
+                return responder.error(ErrorCode::UnknownSid);
+            };
+            return match (transport, websocket) {
+                (Transport::WebSocket, true) => {
+                    // engine.io 6.6.12: an upgrade must speak the session's protocol.
+                    if query.eio.as_deref() != Some("4") {
+                        return responder.error(ErrorCode::BadRequest);
+                    }
+                    self.upgrade(req, responder, UpgradeTarget::Probe(inputs))
+                }
+                (Transport::WebSocket, false) => responder.error(ErrorCode::BadRequest),
+                (Transport::Polling, _) => match req.method().clone() {
+                    Method::GET => poll(inputs, responder).await,
+                    Method::POST => {
+                        post(inputs, req, responder, self.options.max_http_buffer_size).await
+                    }
+                    _ => responder.status(StatusCode::INTERNAL_SERVER_ERROR),
+                },
+            };
+        }
+        if req.method() != Method::GET {
+            return responder.error(ErrorCode::BadHandshakeMethod);
+        }
+        if query.eio.as_deref() != Some("4") {
+            return responder.error(ErrorCode::UnsupportedProtocolVersion);
+        }
+        let info = RequestInfo {
+            headers: req.headers().clone(),
+            query: query.all.clone(),
+            url: req.uri().to_string(),
+            issued: self.clock.now().as_millis(),
+            address: req.extensions().get::<RemoteAddr>().map(|a| a.0),
+        };
+        match transport {
+            Transport::WebSocket if websocket => {
+                let target = UpgradeTarget::NewSession(Box::new(info));
+                self.upgrade(req, responder, target)
+            }
+            Transport::WebSocket => responder.error(ErrorCode::BadRequest),
+            Transport::Polling => {
+                let Some(sid) = crate::id::generate() else {
+                    return responder.error(ErrorCode::BadRequest);
+                };
+                let inputs = self.open(sid, Transport::Polling, info, None);
+                poll(inputs, responder).await
+            }
+        }
+    }
+
+    /// Creates a session and its task; `ws` is the WebSocket of a session opened over it.
+    fn open(
+        self: &Arc<Self>,
+        sid: Str,
+        transport: Transport,
+        request: RequestInfo,
+        ws: Option<(WsId, WsWriter)>,
+    ) -> mpsc::Sender<Input> {
+        let (inputs_tx, inputs_rx) = mpsc::channel(INPUT_QUEUE);
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let overload = Arc::new(Notify::new());
+        let shared = Arc::new(SessionShared {
+            sid: sid.clone(),
+            transport: AtomicU8::new(0),
+        });
+        shared.set_transport(transport);
+        let link = SessionLink {
+            commands: commands_tx,
+            overload: overload.clone(),
+            shared: shared.clone(),
+        };
+        let machine = self.app.create(NewSession {
+            now: self.clock.now(),
+            sid: sid.clone(),
+            transport,
+            link,
+            request,
+        });
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(
+                sid.clone(),
+                SessionEntry {
+                    inputs: inputs_tx.clone(),
+                },
+            );
+        }
+        let task = SessionTask {
+            machine,
+            inputs: inputs_rx,
+            commands: commands_rx,
+            overload,
+            shared,
+            polls: Vec::new(),
+            next_request: 0,
+            main: ws,
+            probe: None,
+            max_buffered: self.options.max_buffered_bytes(),
+            writable_below: self.options.max_http_buffer_size,
+        };
+        let endpoint = self.clone();
+        let span = info_span!("session", %sid, transport = transport.name());
+        tokio::spawn(
+            async move {
+                debug!("open");
+                task.run(endpoint.clock).await;
+                endpoint.remove(&sid);
+                debug!("closed");
+            }
+            .instrument(span),
+        );
+        inputs_tx
+    }
+
+    fn upgrade<B>(
+        self: &Arc<Self>,
+        mut req: Request<B>,
+        responder: Responder,
+        target: UpgradeTarget,
+    ) -> Response<Body> {
+        if req.method() != Method::GET {
+            return responder.error(ErrorCode::BadRequest);
+        }
+        let Some(accept) = websocket_accept(req.headers()) else {
+            return responder.error(ErrorCode::BadRequest);
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let endpoint = self.clone();
+        let id = self.next_ws.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    debug!("WebSocket upgrade failed: {e}");
+                    if let UpgradeTarget::Probe(inputs) = target {
+                        let _ = inputs.send(Input::WsClosed { id, error: true }).await;
+                    }
+                    return;
+                }
+            };
+            let max = endpoint.options.max_http_buffer_size;
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(max))
+                .max_frame_size(Some(max));
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            endpoint.run_websocket(ws, id, target).await;
+        });
+        responder.switching_protocols(&accept)
+    }
+
+    async fn run_websocket<S>(
+        self: Arc<Self>,
+        ws: WebSocketStream<S>,
+        id: WsId,
+        target: UpgradeTarget,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sink, mut stream) = ws.split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (done_tx, mut done_rx) = oneshot::channel::<()>();
+        tokio::spawn(write_loop(sink, rx, queued.clone(), done_tx));
+        let writer = WsWriter {
+            tx: tx.clone(),
+            queued,
+        };
+        let inputs = match target {
+            UpgradeTarget::Probe(inputs) => {
+                if inputs.send(Input::Upgrade { id, writer }).await.is_err() {
+                    let _ = tx.send(WsOut::Close(None));
+                    return;
+                }
+                inputs
+            }
+            UpgradeTarget::NewSession(info) => {
+                let Some(sid) = crate::id::generate() else {
+                    let _ = tx.send(WsOut::Close(None));
+                    return;
+                };
+                self.open(sid, Transport::WebSocket, *info, Some((id, writer)))
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = &mut done_rx => break,
+            };
+            let frame = match next {
+                Some(Ok(Message::Text(text))) => match Str::from_utf8(Bytes::from(text)) {
+                    Ok(s) => Frame::Text(s),
+                    Err(_) => break,
+                },
+                Some(Ok(Message::Binary(data))) => Frame::Binary(data),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(_))) | None => {
+                    let _ = inputs.send(Input::WsClosed { id, error: false }).await;
+                    break;
+                }
+                Some(Err(e)) => {
+                    debug!("WebSocket error: {e}");
+                    if matches!(e, tungstenite::Error::Capacity(_)) {
+                        let _ = tx.send(WsOut::Close(Some(CloseFrame {
+                            code: CloseCode::Size,
+                            reason: "".into(),
+                        })));
+                    }
+                    let _ = inputs.send(Input::WsClosed { id, error: true }).await;
+                    let _ = tx.send(WsOut::Close(None));
+                    break;
+                }
+            };
+            if inputs.send(Input::WsFrame { id, frame }).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+enum UpgradeTarget {
+    Probe(mpsc::Sender<Input>),
+    NewSession(Box<RequestInfo>),
+}
+
+async fn write_loop<S>(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+    mut rx: mpsc::UnboundedReceiver<WsOut>,
+    queued: Arc<AtomicUsize>,
+    done: oneshot::Sender<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut close = None;
+    while let Some(out) = rx.recv().await {
+        match out {
+            WsOut::Message(msg, len) => {
+                let r = sink.feed(msg).await;
+                queued.fetch_sub(len, Ordering::Relaxed);
+                if r.is_err() {
+                    break;
+                }
+                if rx.is_empty() && sink.flush().await.is_err() {
+                    break;
+                }
+            }
+            WsOut::Close(frame) => {
+                close = frame;
+                break;
+            }
+        }
+    }
+    let _ = sink.send(Message::Close(close)).await;
+    let _ = sink.close().await;
+    drop(done);
+}
+
+async fn poll(inputs: mpsc::Sender<Input>, responder: Responder) -> Response<Body> {
+    let (reply, rx) = oneshot::channel();
+    if inputs.send(Input::Poll { reply }).await.is_err() {
+        return responder.error(ErrorCode::UnknownSid);
+    }
+    match rx.await {
+        Ok(Ok((body, binary))) => responder.payload(body, binary),
+        Ok(Err(e)) => request_error(&responder, e),
+        Err(_) => responder.error(ErrorCode::UnknownSid),
+    }
+}
+
+async fn post<B>(
+    inputs: mpsc::Sender<Input>,
+    req: Request<B>,
+    responder: Responder,
+    max: usize,
+) -> Response<Body>
+where
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Display,
+{
+    let binary = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    // In a task of its own: the session must hear the end of the POST even if the client goes
+    // away and hyper drops this handler.
+    let task = tokio::spawn(async move {
+        let (reply, rx) = oneshot::channel();
+        if inputs
+            .send(Input::PostStart { binary, reply })
+            .await
+            .is_err()
+        {
+            return Err(RequestError::Closed);
+        }
+        rx.await.map_err(|_| RequestError::Closed)??;
+        let body = read_body(req.into_body(), max).await;
+        let (reply, rx) = oneshot::channel();
+        if inputs
+            .send(Input::Post {
+                body,
+                binary,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return Err(RequestError::Closed);
+        }
+        rx.await.map_err(|_| RequestError::Closed)?
+    });
+    match task.await {
+        Ok(Ok(())) => responder.ok(),
+        Ok(Err(e)) => request_error(&responder, e),
+        Err(_) => responder.status(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// Reads a body, stopping as soon as it is over `max` bytes (the session then refuses it with
+/// 413). `None` if the client aborted it.
+async fn read_body<B>(body: B, max: usize) -> Option<Bytes>
+where
+    B: HttpBody,
+    B::Error: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(mut data) = frame.into_data() {
+                    use bytes::Buf;
+                    while data.has_remaining() {
+                        let chunk = data.chunk();
+                        let n = chunk.len();
+                        buf.extend_from_slice(chunk);
+                        data.advance(n);
+                    }
+                    if buf.len() > max {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                debug!("POST body aborted: {e}");
+                return None;
+            }
+        }
+    }
+    Some(buf.freeze())
+}
+
+fn request_error(responder: &Responder, e: RequestError) -> Response<Body> {
+    trace!("request refused: {e}");
+    match e {
+        RequestError::PayloadTooLarge => responder.status(StatusCode::PAYLOAD_TOO_LARGE),
+        RequestError::Closed => responder.error(ErrorCode::UnknownSid),
+        _ => responder.error(ErrorCode::BadRequest),
+    }
+}
+
+struct SessionTask<M: Machine> {
+    machine: M,
+    inputs: mpsc::Receiver<Input>,
+    commands: mpsc::Receiver<M::Command>,
+    overload: Arc<Notify>,
+    shared: Arc<SessionShared>,
+    /// Pending GETs (one, or two for the moment an overlap is refused).
+    polls: Vec<(RequestId, PollReply)>,
+    next_request: RequestId,
+    main: Option<(WsId, WsWriter)>,
+    probe: Option<(WsId, WsWriter)>,
+    max_buffered: usize,
+    writable_below: usize,
+}
+
+impl<M: Machine> SessionTask<M> {
+    async fn run(mut self, clock: Clock) {
+        loop {
+            let now = clock.now();
+            while let Some(out) = self.machine.poll_transport(now) {
+                self.perform(out);
+            }
+            if let Some((_, w)) = &self.main {
+                let queued = w.queued();
+                if queued > self.max_buffered {
+                    debug!(queued, "WebSocket write queue full: closing the session");
+                    self.machine.close_overloaded(now);
+                    continue;
+                }
+                self.machine.set_ws_writable(queued < self.writable_below);
+            }
+            if self.machine.is_closed() {
+                break;
+            }
+            let deadline = self.machine.poll_timeout().map(|t| clock.deadline(t));
+            let first_poll = &mut self.polls;
+            tokio::select! {
+                input = self.inputs.recv() => match input {
+                    Some(input) => self.on_input(clock.now(), input),
+                    None => break,
+                },
+                command = self.commands.recv() => match command {
+                    Some(command) => self.machine.handle_command(clock.now(), command),
+                    None => break,
+                },
+                () = self.overload.notified() => {
+                    debug!("queue full: closing the session");
+                    self.machine.close_overloaded(clock.now());
+                }
+                id = poll_gone(first_poll) => {
+                    self.polls.retain(|(i, _)| *i != id);
+                    self.machine.handle_poll_aborted(clock.now(), id);
+                }
+                () = sleep_until(deadline) => self.machine.handle_timeout(clock.now()),
+            }
+        }
+        if let Some((_, w)) = self.main.take() {
+            w.close(None);
+        }
+        if let Some((_, w)) = self.probe.take() {
+            w.close(None);
+        }
+    }
+
+    fn perform(&mut self, out: eio::Output) {
+        match out {
+            eio::Output::PollResponse {
+                request,
+                body,
+                binary,
+                ..
+            } => {
+                if let Some(i) = self.polls.iter().position(|(id, _)| *id == request) {
+                    let (_, reply) = self.polls.swap_remove(i);
+                    let _ = reply.send(Ok((body, binary)));
+                }
+            }
+            eio::Output::WsSend(frame) => {
+                if let Some((_, w)) = &self.main {
+                    w.send(frame);
+                }
+            }
+            eio::Output::WsClose => {
+                if let Some((_, w)) = self.main.take() {
+                    w.close(None);
+                }
+            }
+            eio::Output::ProbeSend(frame) => {
+                if let Some((_, w)) = &self.probe {
+                    w.send(frame);
+                }
+            }
+            eio::Output::ProbeClose => {
+                if let Some((_, w)) = self.probe.take() {
+                    w.close(None);
+                }
+            }
+            eio::Output::Upgraded => {
+                debug!("upgraded to websocket");
+                self.main = self.probe.take();
+                self.shared.set_transport(Transport::WebSocket);
+            }
+            eio::Output::Message(_) | eio::Output::Closed(_) => {}
+        }
+    }
+
+    fn on_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Poll { reply } => {
+                let id = self.next_request;
+                self.next_request += 1;
+                self.polls.push((id, reply));
+                if let Err(e) = self.machine.handle_poll(now, id) {
+                    if let Some(i) = self.polls.iter().position(|(r, _)| *r == id) {
+                        let (_, reply) = self.polls.swap_remove(i);
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Input::PostStart { binary, reply } => {
+                let _ = reply.send(self.machine.handle_post_start(now, binary));
+            }
+            Input::Post {
+                body,
+                binary,
+                reply,
+            } => {
+                let _ = reply.send(self.machine.handle_post(now, body, binary));
+            }
+            Input::Upgrade { id, writer } => match self.machine.handle_upgrade_request(now) {
+                Ok(()) => self.probe = Some((id, writer)),
+                Err(e) => {
+                    debug!("upgrade refused: {e:?}");
+                    writer.close(None);
+                }
+            },
+            Input::WsFrame { id, frame } => {
+                if self.main.as_ref().is_some_and(|(m, _)| *m == id) {
+                    self.machine.handle_ws_frame(now, frame);
+                } else if self.probe.as_ref().is_some_and(|(p, _)| *p == id) {
+                    self.machine.handle_probe_frame(now, frame);
+                }
+            }
+            Input::WsClosed { id, error } => {
+                if self.main.as_ref().is_some_and(|(m, _)| *m == id) {
+                    self.main = None;
+                    self.machine.handle_ws_closed(now, error);
+                } else if self.probe.as_ref().is_some_and(|(p, _)| *p == id) {
+                    self.probe = None;
+                    self.machine.handle_probe_closed(now);
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when the client of the first pending GET went away.
+async fn poll_gone(polls: &mut [(RequestId, PollReply)]) -> RequestId {
+    match polls.first_mut() {
+        Some((id, reply)) => {
+            reply.closed().await;
+            *id
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
