@@ -1,0 +1,4 @@
+//! The server tests; see `server_e2e.rs`.
+
+pub mod client;
+mod engine_io;
