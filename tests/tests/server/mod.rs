@@ -2,3 +2,4 @@
 
 pub mod client;
 mod engine_io;
+mod socket_io;
