@@ -3,3 +3,4 @@
 pub mod client;
 mod engine_io;
 mod socket_io;
+mod recovery;
