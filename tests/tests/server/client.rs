@@ -136,10 +136,16 @@ pub struct Ws {
     inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
-pub async fn ws(addr: SocketAddr, target: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let (inner, _) = timeout(WAIT, tokio_tungstenite::connect_async(format!("ws://{addr}{target}")))
-        .await
-        .expect("WebSocket handshake in time")?;
+pub async fn ws(
+    addr: SocketAddr,
+    target: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let (inner, _) = timeout(
+        WAIT,
+        tokio_tungstenite::connect_async(format!("ws://{addr}{target}")),
+    )
+    .await
+    .expect("WebSocket handshake in time")?;
     Ok(Ws { inner })
 }
 

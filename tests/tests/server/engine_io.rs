@@ -53,7 +53,14 @@ async fn handshake_errors() {
             ("GET", "EIO=4&transport=websocket", 3),
             ("GET", "EIO=4&transport=polling&sid=unknown", 1),
         ] {
-            let r = http(s.addr, method, &format!("{prefix}?{query}"), &[], Bytes::new()).await;
+            let r = http(
+                s.addr,
+                method,
+                &format!("{prefix}?{query}"),
+                &[],
+                Bytes::new(),
+            )
+            .await;
             assert_eq!(r.status, 400, "{method} {query}");
             assert_eq!(r.header("content-type"), Some("application/json"));
             assert_eq!(r.code(), Some(code), "{method} {query}: {}", r.text());
@@ -66,7 +73,9 @@ async fn handshake_errors() {
 #[tokio::test]
 async fn handshake_over_websocket() {
     let s = Server::start().await;
-    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket").await.unwrap();
+    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
     let open = ws.text().await;
     let v: Value = serde_json::from_str(&open[1..]).unwrap();
     assert!(open.starts_with('0'));
@@ -176,7 +185,9 @@ async fn cancelled_poll_closes_the_session() {
 #[tokio::test]
 async fn websocket_messages_are_echoed() {
     let s = Server::start().await;
-    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket").await.unwrap();
+    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
     ws.text().await;
     ws.send_text("4hello").await;
     assert_eq!(ws.text_app().await, "4hello");
@@ -212,7 +223,9 @@ async fn heartbeat_over_polling() {
 #[tokio::test]
 async fn heartbeat_over_websocket() {
     let s = Server::start().await;
-    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket").await.unwrap();
+    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
     ws.text().await;
     for _ in 0..3 {
         assert_eq!(ws.text().await, "2");
@@ -226,7 +239,9 @@ async fn heartbeat_over_websocket() {
 #[tokio::test]
 async fn client_ping_closes_the_session() {
     let s = Server::start().await;
-    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket").await.unwrap();
+    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
     ws.text().await;
     ws.send_text("2").await;
     assert!(ws.closed_within(Duration::from_millis(250), false).await);
@@ -251,7 +266,9 @@ async fn close_over_polling() {
 #[tokio::test]
 async fn close_over_websocket() {
     let s = Server::start().await;
-    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket").await.unwrap();
+    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
     ws.text().await;
     ws.send_text("1").await;
     // The reference ignores `1` over WebSocket: the session ends by ping timeout.
@@ -263,9 +280,12 @@ async fn upgrade_from_polling_to_websocket() {
     let s = Server::start().await;
     let sid = handshake(s.addr, EIO).await;
     let url = polling(EIO, &sid);
-    let mut ws = ws(s.addr, &format!("{EIO}?EIO=4&transport=websocket&sid={sid}"))
-        .await
-        .unwrap();
+    let mut ws = ws(
+        s.addr,
+        &format!("{EIO}?EIO=4&transport=websocket&sid={sid}"),
+    )
+    .await
+    .unwrap();
     ws.send_text("2probe").await;
     assert_eq!(ws.text().await, "3probe");
     // A GET pending during the upgrade is released with a noop.
@@ -280,7 +300,11 @@ async fn upgrade_from_polling_to_websocket() {
     // Polling after the upgrade: 400.
     assert_eq!(get(s.addr, &url).await.status, 400);
     // Another WebSocket for that sid is closed.
-    let mut other = ws_or_none(s.addr, &format!("{EIO}?EIO=4&transport=websocket&sid={sid}")).await;
+    let mut other = ws_or_none(
+        s.addr,
+        &format!("{EIO}?EIO=4&transport=websocket&sid={sid}"),
+    )
+    .await;
     if let Some(other) = other.as_mut() {
         assert!(other.closed_within(Duration::from_secs(1), false).await);
     }
@@ -309,7 +333,9 @@ async fn oversized_post_is_refused_with_413() {
 #[tokio::test]
 async fn oversized_websocket_message_closes_with_1009() {
     let s = Server::start().await;
-    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket").await.unwrap();
+    let mut ws = ws(s.addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
     let open = ws.text().await;
     let sid = serde_json::from_str::<Value>(&open[1..]).unwrap()["sid"]
         .as_str()
@@ -360,7 +386,10 @@ async fn cors() {
     )
     .await;
     assert_eq!(r.status, 200);
-    assert!(r.headers.keys().all(|k| !k.as_str().starts_with("access-control")));
+    assert!(r
+        .headers
+        .keys()
+        .all(|k| !k.as_str().starts_with("access-control")));
     let r = http(
         s.addr,
         "OPTIONS",
@@ -370,14 +399,22 @@ async fn cors() {
     )
     .await;
     assert!(r.status >= 400);
-    assert!(r.headers.keys().all(|k| !k.as_str().starts_with("access-control")));
+    assert!(r
+        .headers
+        .keys()
+        .all(|k| !k.as_str().starts_with("access-control")));
 }
 
 #[tokio::test]
 async fn other_paths_get_404_and_garbage_is_dropped() {
     let s = Server::start().await;
     assert_eq!(get(s.addr, "/").await.status, 404);
-    assert_eq!(get(s.addr, "/socket.io?EIO=4&transport=polling").await.status, 404);
+    assert_eq!(
+        get(s.addr, "/socket.io?EIO=4&transport=polling")
+            .await
+            .status,
+        404
+    );
     // Not HTTP at all: the connection is closed (a 400 first is fine).
     let mut garbage = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     garbage.write_all(b"\x00\x01garbage\r\n\r\n").await.unwrap();
@@ -409,7 +446,9 @@ async fn other_paths_get_404_and_garbage_is_dropped() {
 #[tokio::test]
 async fn websocket_protocol_violations_close_only_that_session() {
     let s = Server::start().await;
-    let mut good = ws(s.addr, "/engine.io/?EIO=4&transport=websocket").await.unwrap();
+    let mut good = ws(s.addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
     good.text().await;
     // Invalid UTF-8 in a text frame, sent raw (the client library would refuse to).
     let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
@@ -422,7 +461,9 @@ async fn websocket_protocol_violations_close_only_that_session() {
     let n = raw.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
     // Masked text frame with bytes ff fe (invalid UTF-8).
-    raw.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]).await.unwrap();
+    raw.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])
+        .await
+        .unwrap();
     let closed = tokio::time::timeout(WAIT, async {
         loop {
             match raw.read(&mut buf).await {
@@ -441,7 +482,9 @@ async fn websocket_protocol_violations_close_only_that_session() {
     .await
     .unwrap();
     let _ = raw.read(&mut buf).await.unwrap();
-    raw.write_all(&[0x81, 0x06, b'4', b'h', b'e', b'l', b'l', b'o']).await.unwrap();
+    raw.write_all(&[0x81, 0x06, b'4', b'h', b'e', b'l', b'l', b'o'])
+        .await
+        .unwrap();
     let closed = tokio::time::timeout(WAIT, async {
         loop {
             match raw.read(&mut buf).await {

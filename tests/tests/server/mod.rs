@@ -2,5 +2,6 @@
 
 pub mod client;
 mod engine_io;
-mod socket_io;
+mod node_client;
 mod recovery;
+mod socket_io;

@@ -9,7 +9,10 @@ use super::client::*;
 const REC: &str = "/recovery/";
 
 fn json_after(text: &str, prefix: &str) -> Value {
-    assert!(text.starts_with(prefix), "{text} does not start with {prefix}");
+    assert!(
+        text.starts_with(prefix),
+        "{text} does not start with {prefix}"
+    );
     serde_json::from_str(&text[prefix.len()..]).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
@@ -50,7 +53,10 @@ async fn accept_carries_a_pid_and_events_carry_offsets() {
     let mut ws = sio(s.addr, REC).await;
     ws.send_text(r#"40{"token":"t"}"#).await;
     let text = ws.text_app().await;
-    assert!(text.starts_with(r#"40{"sid":""#) && text.contains(r#"","pid":""#), "{text}");
+    assert!(
+        text.starts_with(r#"40{"sid":""#) && text.contains(r#"","pid":""#),
+        "{text}"
+    );
     let accept = json_after(&text, "40");
     assert_eq!(accept.as_object().unwrap().len(), 2);
     let auth = json_after(&ws.text_app().await, "42");
@@ -93,16 +99,23 @@ async fn a_client_that_comes_back_gets_its_session_and_missed_events() {
     assert_eq!(b.text_app().await, "431[]");
     b.send_text(r#"422["broadcast","to-all"]"#).await;
     assert_eq!(b.text_app().await, "432[]");
-    b.send_text(r#"423["room-emit","elsewhere","not-for-a"]"#).await;
+    b.send_text(r#"423["room-emit","elsewhere","not-for-a"]"#)
+        .await;
     assert_eq!(b.text_app().await, "433[]");
 
     let mut a = sio(s.addr, REC).await;
     a.send_text(&format!(r#"40{{"pid":"{pid}","offset":"{last}"}}"#))
         .await;
     let first = json_after(&a.text_app().await, "42");
-    assert_eq!((first[0].as_str(), first[1].as_str()), (Some("room-emit"), Some("to-room")));
+    assert_eq!(
+        (first[0].as_str(), first[1].as_str()),
+        (Some("room-emit"), Some("to-room"))
+    );
     let second = json_after(&a.text_app().await, "42");
-    assert_eq!((second[0].as_str(), second[1].as_str()), (Some("broadcast"), Some("to-all")));
+    assert_eq!(
+        (second[0].as_str(), second[1].as_str()),
+        (Some("broadcast"), Some("to-all"))
+    );
     let accept = json_after(&a.text_app().await, "40");
     assert_eq!(accept["sid"], sid.as_str());
     assert_eq!(accept["pid"], pid.as_str());

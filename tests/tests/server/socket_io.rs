@@ -10,7 +10,10 @@ use super::client::*;
 const SIO: &str = "/socket.io/";
 
 fn json_after(text: &str, prefix: &str) -> Value {
-    assert!(text.starts_with(prefix), "{text} does not start with {prefix}");
+    assert!(
+        text.starts_with(prefix),
+        "{text} does not start with {prefix}"
+    );
     serde_json::from_str(&text[prefix.len()..]).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
@@ -118,8 +121,16 @@ async fn invalid_input_closes_the_connection() {
         &["40[]"],
         &[r#"44{"message":"x"}"#],
         &["@40", r#"4511-["message"]"#],
-        &["@40", r#"451-["message",{"_placeholder":true,"num":1}]"#, "#bin"],
-        &["@40", r#"451-["message",{"_placeholder":true,"num":0}]"#, r#"42["message"]"#],
+        &[
+            "@40",
+            r#"451-["message",{"_placeholder":true,"num":1}]"#,
+            "#bin",
+        ],
+        &[
+            "@40",
+            r#"451-["message",{"_placeholder":true,"num":0}]"#,
+            r#"42["message"]"#,
+        ],
         &["@40", "#bin"],
     ];
     for case in cases {
@@ -165,7 +176,8 @@ async fn client_disconnect_leaves_the_session_open() {
     json_after(&ws.text_app().await, "40/custom,");
     assert_eq!(ws.text_app().await, r#"42/custom,["auth",{}]"#);
     ws.send_text("41/custom").await;
-    ws.send_text(r#"42["message","message to main namespace"]"#).await;
+    ws.send_text(r#"42["message","message to main namespace"]"#)
+        .await;
     assert_eq!(
         ws.text_app().await,
         r#"42["message-back","message to main namespace"]"#
@@ -178,8 +190,12 @@ async fn events_and_acks() {
     let mut ws = sio(s.addr, SIO).await;
     sio_connect(&mut ws, "40").await;
     ws.send_text(r#"42["message",1,"2",{"3":[true]}]"#).await;
-    assert_eq!(ws.text_app().await, r#"42["message-back",1,"2",{"3":[true]}]"#);
-    ws.send_text(r#"42456["message-with-ack",1,"2",{"3":[false]}]"#).await;
+    assert_eq!(
+        ws.text_app().await,
+        r#"42["message-back",1,"2",{"3":[true]}]"#
+    );
+    ws.send_text(r#"42456["message-with-ack",1,"2",{"3":[false]}]"#)
+        .await;
     assert_eq!(ws.text_app().await, r#"43456[1,"2",{"3":[false]}]"#);
     // `message` never acks, unknown events are ignored, unknown ack ids are ignored.
     ws.send_text(r#"427["message","x"]"#).await;
@@ -281,12 +297,14 @@ async fn rooms_and_broadcasts() {
     assert_eq!(b.text_app().await, r#"433[["room1"]]"#);
 
     // room-emit: members of the room but the sender; the ack comes after.
-    a.send_text(r#"424["room-emit","room1","hi",{"n":1}]"#).await;
+    a.send_text(r#"424["room-emit","room1","hi",{"n":1}]"#)
+        .await;
     assert_eq!(a.text_app().await, "434[]");
     assert_eq!(b.text_app().await, r#"42["room-emit","hi",{"n":1}]"#);
 
     // broadcast: everyone but the sender, binary too.
-    c.send_text(r#"451-5["broadcast",{"_placeholder":true,"num":0}]"#).await;
+    c.send_text(r#"451-5["broadcast",{"_placeholder":true,"num":0}]"#)
+        .await;
     c.send_binary(&[9, 9]).await;
     assert_eq!(c.text_app().await, "435[]");
     for ws in [&mut a, &mut b] {
@@ -354,7 +372,10 @@ async fn server_side_disconnects_and_reasons() {
     drop(ws);
     let (gone, reason) = reason_of(observer.text_app().await);
     assert_eq!(gone, id);
-    assert!(reason == "transport close" || reason == "transport error", "{reason}");
+    assert!(
+        reason == "transport close" || reason == "transport error",
+        "{reason}"
+    );
 
     // Undecodable input.
     let mut ws = sio(s.addr, SIO).await;
@@ -370,7 +391,10 @@ async fn server_side_disconnects_and_reasons() {
     // No pong.
     let mut ws = sio(s.addr, SIO).await;
     ws.send_text("40").await;
-    let id = json_after(&ws.text().await, "40")["sid"].as_str().unwrap().to_owned();
+    let id = json_after(&ws.text().await, "40")["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         reason_of(observer.text_app().await),
         (id, "ping timeout".to_owned())
@@ -400,7 +424,10 @@ async fn socket_io_over_polling_and_upgrade() {
     assert_eq!(post(s.addr, &url, body).await.status, 200);
     assert_eq!(
         records(&get(s.addr, &url).await.body),
-        [r#"451-["message-back",{"_placeholder":true,"num":0}]"#, "bAQID"]
+        [
+            r#"451-["message-back",{"_placeholder":true,"num":0}]"#,
+            "bAQID"
+        ]
     );
     assert_eq!(post(s.addr, &url, r#"421["whoami"]"#).await.status, 200);
     let who = json_after(&records(&get(s.addr, &url).await.body)[0], "431");
@@ -408,9 +435,12 @@ async fn socket_io_over_polling_and_upgrade() {
     assert_eq!(who[0]["engineId"], sid.as_str());
 
     // Upgrade: the same socket goes on over the WebSocket.
-    let mut ws = ws(s.addr, &format!("{SIO}?EIO=4&transport=websocket&sid={sid}"))
-        .await
-        .unwrap();
+    let mut ws = ws(
+        s.addr,
+        &format!("{SIO}?EIO=4&transport=websocket&sid={sid}"),
+    )
+    .await
+    .unwrap();
     ws.send_text("2probe").await;
     assert_eq!(ws.text().await, "3probe");
     ws.send_text("5").await;
