@@ -276,26 +276,7 @@ impl fmt::Display for DisconnectReason {
     }
 }
 
-/// Why an acknowledgement will not come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AckError {
-    /// No answer in time (`operation has timed out`).
-    Timeout,
-    /// The socket disconnected before the answer, and the packet was already sent
-    /// (`socket has been disconnected`).
-    Disconnected,
-}
-
-impl fmt::Display for AckError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AckError::Timeout => "operation has timed out",
-            AckError::Disconnected => "socket has been disconnected",
-        })
-    }
-}
-
-impl std::error::Error for AckError {}
+pub use super::error::AckError;
 
 /// The manager's connection state (`_readyState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -55,3 +55,24 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+/// Why an acknowledgement asked for will not come (both sides: the server's `emit_with_ack`, the
+/// client's emits with an ack). The messages are the reference's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AckError {
+    /// No answer in time (`operation has timed out`).
+    Timeout,
+    /// The socket disconnected before the answer (`socket has been disconnected`).
+    Disconnected,
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AckError::Timeout => "operation has timed out",
+            AckError::Disconnected => "socket has been disconnected",
+        })
+    }
+}
+
+impl std::error::Error for AckError {}

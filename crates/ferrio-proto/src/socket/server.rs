@@ -120,25 +120,7 @@ impl fmt::Display for DisconnectReason {
     }
 }
 
-/// Why an acknowledgement the server asked for will not come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckError {
-    /// No answer before the deadline (`operation has timed out`).
-    Timeout,
-    /// The socket disconnected first.
-    Disconnected,
-}
-
-impl fmt::Display for AckError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AckError::Timeout => "operation has timed out",
-            AckError::Disconnected => "socket has been disconnected",
-        })
-    }
-}
-
-impl std::error::Error for AckError {}
+pub use super::error::AckError;
 
 /// A client asking to recover its previous session (connection state recovery): the `pid` and,
 /// when it received any event, the `offset` of the last one.
