@@ -499,3 +499,32 @@ async fn websocket_protocol_violations_close_only_that_session() {
     good.send_text("4still here").await;
     assert_eq!(good.text_app().await, "4still here");
 }
+
+#[tokio::test]
+async fn polling_right_after_the_upgrade_is_refused() {
+    // The suite's sequence: `5` then at once a GET with the same sid, then a second WebSocket.
+    let s = Server::start().await;
+    for _ in 0..5 {
+        let sid = handshake(s.addr, EIO).await;
+        let mut ws = ws(
+            s.addr,
+            &format!("{EIO}?EIO=4&transport=websocket&sid={sid}"),
+        )
+        .await
+        .unwrap();
+        ws.send_text("2probe").await;
+        assert_eq!(ws.text().await, "3probe");
+        ws.send_text("5").await;
+        assert_eq!(get(s.addr, &polling(EIO, &sid)).await.status, 400);
+        let second = ws_or_none(
+            s.addr,
+            &format!("{EIO}?EIO=4&transport=websocket&sid={sid}"),
+        )
+        .await;
+        if let Some(mut second) = second {
+            assert!(second.closed_within(Duration::from_secs(1), false).await);
+        }
+        ws.send_text("4hello").await;
+        assert_eq!(ws.text_app().await, "4hello");
+    }
+}

@@ -1,5 +1,6 @@
 //! The server tests; see `server_e2e.rs`.
 
+mod api;
 pub mod client;
 mod engine_io;
 mod node_client;

@@ -1,0 +1,322 @@
+//! The server API used directly (not through the e2e example): typed handlers, server emits with
+//! acks and timeouts, broadcasts from outside a handler, disconnect reasons, handler order,
+//! middleware reading the handshake, and the tower layer.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_server::{
+    AckError, AckSender, ConnectError, DisconnectReason, EmitError, Ferrio, FerrioLayer, Message,
+    Socket,
+};
+use http_body_util::{BodyExt, Full};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::client::*;
+
+async fn start(
+    io: &Ferrio,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (addr, tokio::spawn(io.clone().serve(listener)))
+}
+
+fn quick() -> Ferrio {
+    Ferrio::builder()
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(200))
+        .build()
+}
+
+#[derive(serde::Deserialize)]
+struct Upload {
+    name: String,
+    data: Bytes,
+}
+
+#[tokio::test]
+async fn typed_handlers_and_binary_acks() {
+    let io = quick();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.on(
+            "upload",
+            |_s: Socket, (upload, n): (Upload, u32), ack: AckSender| async move {
+                let mut data = upload.data.to_vec();
+                data.push(n as u8);
+                ack.send(&(upload.name, Bytes::from(data)))
+            },
+        );
+    });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    ws.send_text(r#"451-3["upload",{"name":"a","data":{"_placeholder":true,"num":0}},7]"#)
+        .await;
+    ws.send_binary(&[1, 2]).await;
+    assert_eq!(
+        ws.text_app().await,
+        r#"461-3["a",{"_placeholder":true,"num":0}]"#
+    );
+    assert_eq!(&ws.binary_app().await[..], &[1, 2, 7]);
+    // Arguments that do not fit are dropped; the connection goes on.
+    ws.send_text(r#"424["upload","not an object"]"#).await;
+    ws.send_text(r#"451-5["upload",{"name":"b","data":{"_placeholder":true,"num":0}},1]"#)
+        .await;
+    ws.send_binary(&[]).await;
+    assert_eq!(
+        ws.text_app().await,
+        r#"461-5["b",{"_placeholder":true,"num":0}]"#
+    );
+    assert_eq!(&ws.binary_app().await[..], &[1]);
+    server.abort();
+}
+
+#[tokio::test]
+async fn server_emit_with_ack_and_timeout() {
+    let io = quick();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    io.of("/").on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            let answered = socket.emit_with_ack("question", &("q", Bytes::from_static(b"\x01")));
+            let timed_out = socket
+                .timeout(Duration::from_millis(100))
+                .emit_with_ack("ignored", &());
+            tokio::spawn(async move {
+                let (a,): (String,) = answered.await.unwrap().args().unwrap();
+                tx.send(a).unwrap();
+                let e = timed_out.await.unwrap_err();
+                tx.send(e.to_string()).unwrap();
+                assert!(matches!(e, AckError::Timeout));
+            });
+            assert!(matches!(
+                socket.emit("disconnect", &()),
+                Err(EmitError::ReservedEvent(_))
+            ));
+        }
+    });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    let question = ws.text_app().await;
+    assert!(question.starts_with("451-"), "{question}");
+    let id: String = question[4..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(
+        &question[4 + id.len()..],
+        r#"["question","q",{"_placeholder":true,"num":0}]"#
+    );
+    assert_eq!(&ws.binary_app().await[..], &[1]);
+    let ignored = ws.text_app().await;
+    assert!(ignored.ends_with(r#"["ignored"]"#), "{ignored}");
+    ws.send_text(&format!(r#"43{id}["answer"]"#)).await;
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "answer");
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "operation has timed out");
+    server.abort();
+}
+
+#[tokio::test]
+async fn broadcasts_from_outside_handlers_and_disconnect_reasons() {
+    let io = quick();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, DisconnectReason)>();
+    io.of("/news").on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            socket.join("subscribers");
+            socket.on_disconnect(move |socket, reason| {
+                let tx = tx.clone();
+                async move {
+                    tx.send((socket.id().to_owned(), reason)).unwrap();
+                }
+            });
+        }
+    });
+    let (addr, server) = start(&io).await;
+    let mut a = sio(addr, "/socket.io/").await;
+    let mut b = sio(addr, "/socket.io/").await;
+    for ws in [&mut a, &mut b] {
+        ws.send_text("40/news,").await;
+        assert!(ws.text_app().await.starts_with("40/news,{"));
+    }
+    // Wait until both sockets ran their connection handler.
+    let ns = io.of("/news");
+    for _ in 0..100 {
+        if ns.sockets().iter().all(|s| s.rooms().len() == 2) && ns.sockets().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    io.of("/news")
+        .to("subscribers")
+        .emit("headline", &("x",))
+        .unwrap();
+    for ws in [&mut a, &mut b] {
+        assert_eq!(ws.text_app().await, r#"42/news,["headline","x"]"#);
+    }
+    // The main namespace has nobody: io.emit reaches no one here.
+    io.emit("nobody", &()).unwrap();
+    let a_id = ns
+        .sockets()
+        .into_iter()
+        .map(|s| s.id().to_owned())
+        .collect::<Vec<_>>();
+    a.send_text("41/news,").await;
+    let (id, reason) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(a_id.contains(&id));
+    assert_eq!(reason, DisconnectReason::ClientNamespaceDisconnect);
+    drop(b);
+    let (_, reason) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        reason,
+        DisconnectReason::TransportClose | DisconnectReason::TransportError
+    ));
+    server.abort();
+}
+
+#[tokio::test]
+async fn handlers_of_one_socket_run_in_order() {
+    let io = quick();
+    let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+    io.of("/").on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            socket.on("work", move |_s: Socket, msg: Message| {
+                let tx = tx.clone();
+                async move {
+                    let (n,): (u64,) = msg.args().unwrap();
+                    // Earlier events sleep longer: order must still hold.
+                    tokio::time::sleep(Duration::from_millis(40 - n * 10)).await;
+                    tx.send(n).unwrap();
+                }
+            });
+        }
+    });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    for n in 0..4 {
+        ws.send_text(&format!(r#"42["work",{n}]"#)).await;
+    }
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        order.push(
+            tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert_eq!(order, [0, 1, 2, 3]);
+    server.abort();
+}
+
+#[tokio::test]
+async fn middleware_reads_the_handshake() {
+    let io = quick();
+    io.of("/")
+        .use_connect(|socket: Socket| async move {
+            let h = socket.handshake();
+            if h.query_param("room") == Some("vip")
+                && h.headers().get("x-token").is_some_and(|v| v == "t")
+            {
+                Ok(())
+            } else {
+                Err(ConnectError::new("no"))
+            }
+        })
+        .on_connection(|socket: Socket| async move {
+            let _ = socket.emit("welcome", &(socket.handshake().address().is_some(),));
+        });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert_eq!(ws.text_app().await, r#"44{"message":"no"}"#);
+    let r = http(
+        addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling&room=vip",
+        &[("x-token", "t")],
+        Bytes::new(),
+    )
+    .await;
+    let sid: serde_json::Value = serde_json::from_slice(&r.body[1..]).unwrap();
+    let url = polling("/socket.io/", sid["sid"].as_str().unwrap());
+    assert_eq!(post(addr, &url, "40").await.status, 200);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.extend(records(&get(addr, &url).await.body));
+    }
+    assert!(seen[0].starts_with("40{"), "{seen:?}");
+    assert_eq!(seen[1], r#"42["welcome",true]"#);
+    server.abort();
+}
+
+/// A stand-in for the rest of an application (an axum router, say).
+#[derive(Clone)]
+struct Fallback;
+
+impl Service<http::Request<Full<Bytes>>> for Fallback {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: http::Request<Full<Bytes>>) -> Self::Future {
+        Box::pin(async { Ok(http::Response::new(Full::new(Bytes::from_static(b"app")))) })
+    }
+}
+
+#[tokio::test]
+async fn the_layer_routes_by_path() {
+    let io = Ferrio::builder().build();
+    let mut svc = FerrioLayer::new(io.clone()).layer(Fallback);
+    let req = http::Request::get("/index.html")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = svc.call(req).await.unwrap();
+    assert_eq!(
+        &res.into_body().collect().await.unwrap().to_bytes()[..],
+        b"app"
+    );
+    let req = http::Request::get("/socket.io/?EIO=4&transport=polling")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = svc.call(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.starts_with(b"0{\"sid\":"));
+    assert_eq!(io.session_count(), 1);
+}
