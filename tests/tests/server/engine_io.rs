@@ -421,6 +421,20 @@ async fn other_paths_get_404_and_garbage_is_dropped() {
     let mut buf = Vec::new();
     let read = tokio::time::timeout(WAIT, garbage.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "connection left open");
+    // An Origin header with control characters: 400.
+    let mut bad = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    bad.write_all(
+        b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nOrigin: http://a\x01b\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(WAIT, bad.read_to_end(&mut buf)).await;
+    assert!(
+        buf.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
     // A half-open connection does not stop the others.
     let mut idle = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     idle.write_all(b"GET /engine.io/?EIO=4").await.unwrap();
