@@ -157,6 +157,18 @@ impl Ws {
             .expect("send text");
     }
 
+    /// Sends several text frames in one write, as a JavaScript client calling `send` twice in
+    /// the same tick does.
+    pub async fn send_texts(&mut self, texts: &[&str]) {
+        for text in texts {
+            self.inner
+                .feed(Message::Text((*text).into()))
+                .await
+                .expect("feed text");
+        }
+        self.inner.flush().await.expect("flush");
+    }
+
     pub async fn send_binary(&mut self, data: &[u8]) {
         self.inner
             .send(Message::Binary(Bytes::copy_from_slice(data)))
