@@ -1,0 +1,51 @@
+//! # ferrio-client
+//!
+//! The Socket.IO client of Ferrio, for tokio: HTTP long-polling, WebSocket, or polling upgraded
+//! to WebSocket (the default), wire-compatible with the Node.js `socket.io` 4.x server.
+//!
+//! The protocol lives in `ferrio-proto`'s client machines (the `Manager`: namespaces, auth on
+//! every connection, acks and their timeouts, the offline buffer, reconnection with backoff,
+//! connection state recovery). This crate is a thin driver: one task per connection performs the
+//! machine's I/O (hyper for polling, tokio-tungstenite for WebSocket, rustls for TLS), feeds it
+//! what came back and the time, and hands its events to the handlers, which run on one task per
+//! socket, in order.
+//!
+//! ```no_run
+//! use ferrio_client::{AckSender, Socket};
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let socket = ferrio_client::io("http://localhost:3000/chat")
+//!     .auth(serde_json::json!({ "token": "abc" }))
+//!     .on("chat:message", |_s: Socket, (from, text): (String, String), _ack: AckSender| async move {
+//!         println!("{from}: {text}");
+//!     })
+//!     .connect()
+//!     .await?;
+//! socket.emit("chat:message", &("hello",))?;
+//! let reply = socket
+//!     .timeout(std::time::Duration::from_secs(5))
+//!     .emit_with_ack("join", &("lobby",))
+//!     .await?;
+//! let (members,): (Vec<String>,) = reply.args()?;
+//! socket.disconnect();
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod builder;
+mod error;
+mod manager;
+mod socket;
+mod transport;
+
+pub use builder::{io, ClientBuilder, SocketBuilder};
+pub use error::{AckError, ClientError, ConnectError, EmitError, Error};
+pub use ferrio_proto::engine::client::Transport;
+pub use ferrio_proto::socket::Packet;
+pub use manager::{DisconnectReason, Manager, ManagerEvent};
+pub use socket::{AckReply, AckSender, BoxFuture, Emitter, EventHandler, Message, Socket};

@@ -1,0 +1,262 @@
+//! The I/O the driver performs for the Engine.IO session: HTTP long-polling requests (hyper, with
+//! rustls for `https`) and WebSockets (tokio-tungstenite, rustls for `wss`). Each request or
+//! socket runs in its own task and reports back over one channel, naming its transport.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferrio_proto::engine::client::{Query, TransportId};
+use ferrio_proto::engine::Frame;
+use ferrio_proto::Str;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::Message;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::Connector;
+
+/// What a transport task reports.
+#[derive(Debug)]
+pub(crate) enum Completion {
+    /// A GET answered 200 with this body.
+    Poll(Bytes),
+    /// A POST answered 200.
+    Posted,
+    /// The WebSocket connected.
+    WsOpen,
+    /// A WebSocket message.
+    WsFrame(Frame),
+    /// The WebSocket closed.
+    WsClosed,
+    /// A request or the WebSocket failed.
+    Error(String),
+}
+
+/// A command for a WebSocket task.
+#[derive(Debug)]
+pub(crate) enum WsCommand {
+    Send(Frame),
+    Close,
+}
+
+type HttpClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// Where and how to reach the server: everything about a request the session does not decide.
+pub(crate) struct Endpoint {
+    /// `http` or `https`.
+    pub(crate) secure: bool,
+    /// `host:port`.
+    pub(crate) authority: String,
+    /// The Engine.IO path, with its trailing slash.
+    pub(crate) path: String,
+    /// Extra headers for every request and the WebSocket handshake.
+    pub(crate) headers: HeaderMap,
+    /// TLS settings for `https` and `wss`.
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    http: HttpClient,
+    stamp: AtomicU64,
+}
+
+/// The default TLS settings: the Mozilla root certificates, rustls with the `ring` provider.
+pub(crate) fn default_tls() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+impl Endpoint {
+    pub(crate) fn new(
+        secure: bool,
+        authority: String,
+        path: String,
+        headers: HeaderMap,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Endpoint {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(TokioExecutor::new()).build(connector);
+        Endpoint {
+            secure,
+            authority,
+            path,
+            headers,
+            tls,
+            http,
+            stamp: AtomicU64::new(0),
+        }
+    }
+
+    /// The URL of a request: scheme, authority, path and the percent-encoded query.
+    fn url(&self, websocket: bool, query: &Query, stamp: bool) -> String {
+        let scheme = match (websocket, self.secure) {
+            (false, false) => "http",
+            (false, true) => "https",
+            (true, false) => "ws",
+            (true, true) => "wss",
+        };
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in query {
+            q.append_pair(k, v);
+        }
+        if stamp {
+            q.append_pair("t", &self.cache_buster());
+        }
+        format!("{scheme}://{}{}?{}", self.authority, self.path, q.finish())
+    }
+
+    /// A cache-busting value, different for every request of this endpoint.
+    fn cache_buster(&self) -> String {
+        let n = self.stamp.fetch_add(1, Ordering::Relaxed);
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        format!("{millis:x}{n:x}")
+    }
+
+    /// Runs a long-polling GET (`body: None`) or POST.
+    pub(crate) async fn request(&self, query: &Query, body: Option<Bytes>) -> Completion {
+        let url = self.url(false, query, true);
+        let post = body.is_some();
+        let mut builder = Request::builder()
+            .method(if post { Method::POST } else { Method::GET })
+            .uri(&url);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        if post {
+            builder = builder.header(http::header::CONTENT_TYPE, "text/plain;charset=UTF-8");
+        }
+        let request = match builder.body(Full::new(body.unwrap_or_default())) {
+            Ok(r) => r,
+            Err(e) => return Completion::Error(format!("bad request: {e}")),
+        };
+        tracing::trace!(%url, post, "polling request");
+        let response = match self.http.request(request).await {
+            Ok(r) => r,
+            Err(e) => return Completion::Error(format!("xhr poll error: {e}")),
+        };
+        let status = response.status();
+        let body = match response.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return Completion::Error(format!("xhr poll error: {e}")),
+        };
+        if status != StatusCode::OK {
+            return Completion::Error(format!(
+                "xhr poll error: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        if post {
+            Completion::Posted
+        } else {
+            Completion::Poll(body)
+        }
+    }
+
+    /// Runs a WebSocket until it closes: reports its messages and writes the frames it is given.
+    pub(crate) async fn websocket(
+        self: Arc<Self>,
+        id: TransportId,
+        query: Query,
+        mut commands: mpsc::UnboundedReceiver<WsCommand>,
+        report: mpsc::UnboundedSender<(TransportId, Completion)>,
+    ) {
+        let url = self.url(true, &query, false);
+        tracing::trace!(%url, "websocket connecting");
+        let mut request = match url.as_str().into_client_request() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = report.send((id, Completion::Error(format!("websocket error: {e}"))));
+                return;
+            }
+        };
+        for (name, value) in &self.headers {
+            request.headers_mut().insert(name, value.clone());
+        }
+        let connector = if self.secure {
+            Connector::Rustls(self.tls.clone())
+        } else {
+            Connector::Plain
+        };
+        let ws =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
+                .await;
+        let mut ws = match ws {
+            Ok((ws, _)) => ws,
+            Err(e) => {
+                let _ = report.send((id, Completion::Error(format!("websocket error: {e}"))));
+                return;
+            }
+        };
+        if report.send((id, Completion::WsOpen)).is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(WsCommand::Send(frame)) => {
+                        let message = match frame {
+                            Frame::Text(text) => match Utf8Bytes::try_from(text.into_bytes()) {
+                                Ok(t) => Message::Text(t),
+                                Err(_) => continue,
+                            },
+                            Frame::Binary(data) => Message::Binary(data),
+                        };
+                        if let Err(e) = ws.send(message).await {
+                            let _ = report.send((id, Completion::Error(format!("websocket error: {e}"))));
+                            return;
+                        }
+                    }
+                    Some(WsCommand::Close) | None => {
+                        let _ = ws.close(None).await;
+                        return;
+                    }
+                },
+                message = ws.next() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        match Str::from_utf8(Bytes::from(text)) {
+                            Ok(s) => {
+                                if report.send((id, Completion::WsFrame(Frame::Text(s)))).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(_) => continue,
+                        }
+                    }
+                    Some(Ok(Message::Binary(data))) => {
+                        if report.send((id, Completion::WsFrame(Frame::Binary(data)))).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => {
+                        let _ = report.send((id, Completion::WsClosed));
+                        return;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        let _ = report.send((id, Completion::Error(format!("websocket error: {e}"))));
+                        return;
+                    }
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! `ferrio-client` against the real npm `socket.io` 4.8 server (`tests/node/client-server.js`,
+//! started on a free port of 127.0.0.1 for each test and killed by its handle at the end), over
+//! long-polling, WebSocket, and polling upgraded to WebSocket.
+//!
+//! Run `npm ci` in `tests/node` first.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_client::{AckSender, ClientBuilder, Error, Socket, Transport};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(10);
+
+struct NodeServer {
+    child: Child,
+    port: u16,
+}
+
+impl NodeServer {
+    async fn start(port: u16, recovery: bool) -> NodeServer {
+        let dir = ferrio_tests::node_dir();
+        assert!(
+            dir.join("node_modules").is_dir(),
+            "run npm ci in tests/node first"
+        );
+        let mut cmd = Command::new("node");
+        cmd.arg(dir.join("client-server.js"))
+            .arg(port.to_string())
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if recovery {
+            cmd.arg("--recovery");
+        }
+        let mut child = cmd.spawn().expect("node starts (is Node.js installed?)");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("the server prints its port in time")
+            .expect("stdout readable")
+            .expect("a line");
+        let port = line
+            .strip_prefix("listening ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        NodeServer { child, port }
+    }
+
+    fn url(&self, nsp: &str) -> String {
+        format!("http://127.0.0.1:{}{nsp}", self.port)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Events (name and arguments as JSON) a socket received, in order.
+struct Recorder {
+    rx: mpsc::UnboundedReceiver<(String, Value)>,
+}
+
+impl Recorder {
+    fn attach(socket: &Socket) -> Recorder {
+        let (tx, rx) = mpsc::unbounded_channel();
+        socket.on_any(move |_, msg| {
+            let args: Value = msg.args().unwrap_or(Value::Null);
+            let _ = tx.send((msg.event().to_owned(), args));
+        });
+        Recorder { rx }
+    }
+
+    fn builder(builder: ClientBuilder) -> (ClientBuilder, Recorder) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let builder = builder.with_socket(move |socket| {
+            socket.on_any(move |_, msg| {
+                let args: Value = msg.args().unwrap_or(Value::Null);
+                let _ = tx.send((msg.event().to_owned(), args));
+            });
+        });
+        (builder, Recorder { rx })
+    }
+
+    /// The arguments of the next `event`, skipping others.
+    async fn next(&mut self, event: &str) -> Value {
+        let wait = async {
+            loop {
+                let (name, args) = self.rx.recv().await.expect("socket alive");
+                if name == event {
+                    return args;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {event} within {WAIT:?}"))
+    }
+}
+
+fn client(url: &str, transports: &[Transport]) -> ClientBuilder {
+    ferrio_client::io(url)
+        .transports(transports)
+        .force_new(true)
+        .reconnection_delay(Duration::from_millis(300))
+        .reconnection_delay_max(Duration::from_millis(600))
+        .randomization_factor(0.0)
+}
+
+const POLLING: &[Transport] = &[Transport::Polling];
+const WEBSOCKET: &[Transport] = &[Transport::WebSocket];
+const UPGRADE: &[Transport] = &[Transport::Polling, Transport::WebSocket];
+
+async fn bounded(f: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(LIMIT, f)
+        .await
+        .expect("test finished in time");
+}
+
+// --- events, acks and binary both ways -------------------------------------------------------
+
+async fn events_acks_binary(transports: &[Transport]) {
+    let server = NodeServer::start(0, false).await;
+    let (builder, mut rec) = Recorder::builder(
+        client(&server.url("/"), transports)
+            .auth(json!({ "token": "abc" }))
+            .on(
+                "question",
+                |_s: Socket, (q,): (String,), ack: AckSender| async move {
+                    ack.send(&(format!("answer to {q}"), 42)).expect("ack sent");
+                },
+            ),
+    );
+    let socket = builder.connect().await.expect("connects");
+    assert!(socket.connected());
+    assert!(socket.id().is_some());
+    let welcome = rec.next("welcome").await;
+    assert_eq!(welcome[0]["auth"], json!({ "token": "abc" }));
+    assert_eq!(welcome[0]["id"], json!(socket.id().expect("id")));
+
+    // client emit, server ack
+    let reply = socket
+        .timeout(WAIT)
+        .emit_with_ack("echo", &("hi", 1, json!({ "k": [true] })))
+        .await
+        .expect("acked");
+    let (a, b, c): (String, i32, Value) = reply.args().expect("typed reply");
+    assert_eq!((a.as_str(), b, c), ("hi", 1, json!({ "k": [true] })));
+    assert_eq!(
+        rec.next("echo-back").await,
+        json!(["hi", 1, { "k": [true] }])
+    );
+
+    // server emitWithAck answered by the client
+    socket.emit("ask", &("life",)).expect("emitted");
+    // emitWithAck resolves with the first argument of the answer
+    assert_eq!(rec.next("answer").await, json!(["answer to life"]));
+
+    // binary both ways
+    let (btx, mut brx) = mpsc::unbounded_channel();
+    socket.on(
+        "binary-back",
+        move |_s: Socket, (data, nested): (Bytes, Value), _ack: AckSender| {
+            let btx = btx.clone();
+            async move {
+                let _ = btx.send((data, nested));
+            }
+        },
+    );
+    let reply = socket
+        .timeout(WAIT)
+        .emit_with_ack("binary", &(Bytes::from_static(&[1, 2, 3, 4]),))
+        .await
+        .expect("binary acked");
+    let (len, data): (u32, Bytes) = reply.args().expect("binary reply");
+    assert_eq!(len, 4);
+    assert_eq!(&data[..], &[9, 8, 7]);
+    let (data, nested) = tokio::time::timeout(WAIT, brx.recv())
+        .await
+        .expect("binary-back in time")
+        .expect("binary-back");
+    assert_eq!(&data[..], &[1, 2, 3]);
+    assert!(nested.get("nested").is_some(), "{nested}");
+
+    // binary nested in an object, from the client
+    #[derive(serde::Serialize)]
+    struct Photo {
+        name: &'static str,
+        data: Bytes,
+    }
+    let reply = socket
+        .timeout(WAIT)
+        .emit_with_ack(
+            "echo",
+            &(Photo {
+                name: "p",
+                data: Bytes::from_static(b"\x00\xff"),
+            },),
+        )
+        .await
+        .expect("acked");
+    #[derive(serde::Deserialize)]
+    struct PhotoBack {
+        name: String,
+        data: Bytes,
+    }
+    let (photo,): (PhotoBack,) = reply.args().expect("photo back");
+    assert_eq!(photo.name, "p");
+    assert_eq!(&photo.data[..], b"\x00\xff");
+
+    socket.disconnect();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_acks_binary_over_polling() {
+    bounded(events_acks_binary(POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_acks_binary_over_websocket() {
+    bounded(events_acks_binary(WEBSOCKET)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_acks_binary_with_upgrade() {
+    bounded(events_acks_binary(UPGRADE)).await;
+}
+
+// --- namespaces and middleware refusal --------------------------------------------------------
+
+async fn namespaces(transports: &[Transport]) {
+    let server = NodeServer::start(0, false).await;
+    let manager = client(&server.url("/"), transports)
+        .manager()
+        .expect("manager");
+    let mut engines = Vec::new();
+    for nsp in ["/", "/a", "/b"] {
+        let socket = manager.socket(nsp).open().expect("socket");
+        let mut rec = Recorder::attach(&socket);
+        socket.wait_connected().await.expect("connects");
+        let welcome = rec.next("welcome").await;
+        assert_eq!(welcome[0]["nsp"], json!(nsp));
+        engines.push(welcome[0]["engine"].clone());
+        let reply = socket
+            .timeout(WAIT)
+            .emit_with_ack("echo", &(nsp,))
+            .await
+            .expect("acked");
+        assert_eq!(reply.args::<(String,)>().expect("reply").0, nsp);
+    }
+    assert!(
+        engines.windows(2).all(|w| w[0] == w[1]),
+        "one Engine.IO connection: {engines:?}"
+    );
+
+    // refused by the middleware, with message and data
+    let refused = manager
+        .socket("/private")
+        .auth(json!({ "token": "wrong" }))
+        .connect()
+        .await;
+    match refused {
+        Err(Error::Connect(e)) => {
+            assert_eq!(e.message, "not authorized");
+            assert_eq!(e.data, Some(json!({ "code": 401 })));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // the other namespaces are still connected
+    let root = manager.socket("/").open().expect("same socket");
+    assert!(root.connected());
+
+    // the same namespace with the right token, on a new connection
+    let ok = client(&server.url("/private"), transports)
+        .auth(json!({ "token": "secret" }))
+        .connect()
+        .await
+        .expect("accepted");
+    assert!(ok.connected());
+    ok.disconnect();
+    manager.close();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_over_polling() {
+    bounded(namespaces(POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_over_websocket() {
+    bounded(namespaces(WEBSOCKET)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_with_upgrade() {
+    bounded(namespaces(UPGRADE)).await;
+}
+
+// --- server restarted mid-session --------------------------------------------------------------
+
+async fn server_restart(transports: &[Transport]) {
+    let server = NodeServer::start(0, false).await;
+    let port = server.port;
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    let (ctx, mut crx) = mpsc::unbounded_channel();
+    let (builder, mut rec) = Recorder::builder(
+        client(&server.url("/"), transports)
+            .auth_fn(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                async move { Some(json!({ "n": n })) }
+            })
+            .with_socket(move |s| {
+                s.on_disconnect(move |_, reason| {
+                    let dtx = dtx.clone();
+                    async move {
+                        let _ = dtx.send(reason);
+                    }
+                });
+                s.on_connect(move |_| {
+                    let ctx = ctx.clone();
+                    async move {
+                        let _ = ctx.send(());
+                    }
+                });
+            }),
+    );
+    let socket = builder.connect().await.expect("connects");
+    assert_eq!(rec.next("welcome").await[0]["auth"], json!({ "n": 1 }));
+    tokio::time::timeout(WAIT, crx.recv())
+        .await
+        .expect("connect event");
+
+    server.stop().await;
+    let reason = tokio::time::timeout(WAIT, drx.recv())
+        .await
+        .expect("disconnect in time")
+        .expect("disconnect");
+    assert!(!socket.connected(), "{reason}");
+    for n in 1..=3 {
+        socket.emit("buffered", &(n,)).expect("buffered");
+    }
+
+    let server = NodeServer::start(port, false).await;
+    tokio::time::timeout(WAIT, crx.recv())
+        .await
+        .expect("reconnected in time");
+    assert!(socket.connected());
+    let welcome = rec.next("welcome").await;
+    assert!(welcome[0]["auth"]["n"].as_u64() >= Some(2), "{welcome}");
+    let stats = socket
+        .timeout(WAIT)
+        .emit_with_ack("stats", &())
+        .await
+        .expect("stats");
+    assert_eq!(
+        stats.args::<(Vec<u32>,)>().expect("list").0,
+        [1, 2, 3],
+        "buffered emits delivered exactly once"
+    );
+    socket.disconnect();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_over_polling() {
+    bounded(server_restart(POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_over_websocket() {
+    bounded(server_restart(WEBSOCKET)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_with_upgrade() {
+    bounded(server_restart(UPGRADE)).await;
+}
+
+// --- connection state recovery ----------------------------------------------------------------
+
+async fn recovery(transports: &[Transport]) {
+    let server = NodeServer::start(0, true).await;
+    let (builder, mut rec) = Recorder::builder(
+        client(&server.url("/"), transports)
+            .reconnection_delay(Duration::from_millis(600))
+            .reconnection_delay_max(Duration::from_millis(600)),
+    );
+    let socket = builder.connect().await.expect("connects");
+    let first = rec.next("welcome").await;
+    assert_eq!(first[0]["recovered"], json!(false));
+    assert!(!socket.recovered());
+    let id = socket.id().expect("id");
+
+    socket.emit("drop-me", &()).expect("emitted");
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        missed.push(rec.next("missed").await[0].clone());
+    }
+    assert_eq!(missed, [json!(1), json!(2), json!(3)]);
+    let welcome = rec.next("welcome").await;
+    assert_eq!(welcome[0]["recovered"], json!(true), "{welcome}");
+    assert!(socket.recovered());
+    assert_eq!(socket.id().as_deref(), Some(id.as_str()), "same socket id");
+    socket.disconnect();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_over_polling() {
+    bounded(recovery(POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_over_websocket() {
+    bounded(recovery(WEBSOCKET)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_with_upgrade() {
+    bounded(recovery(UPGRADE)).await;
+}
