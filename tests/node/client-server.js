@@ -5,7 +5,9 @@
 // --recovery, connectionStateRecovery is on. Exits by itself after 60 s.
 //
 // Every namespace ("/", "/a", "/b", "/private") emits on connection "welcome" with
-// {auth, nsp, engine (the Engine.IO id), transport, recovered, id}, and answers:
+// {auth, nsp, engine (the Engine.IO id), transport, recovered, id, header (the x-ferrio request
+// header), query (the "room" query parameter)}, and answers:
+// - "transport" (): acks the name of the current transport;
 // - "echo" (...args): emits "echo-back" with the same arguments, and acks them if asked;
 // - "ask" (question): asks the client with emitWithAck("question", question) and emits
 //   "answer" with the client's reply;
@@ -45,7 +47,10 @@ function setup(nsp) {
       transport: socket.conn.transport.name,
       recovered: socket.recovered,
       id: socket.id,
+      header: socket.handshake.headers["x-ferrio"] || null,
+      query: socket.handshake.query.room || null,
     });
+    socket.on("transport", (ack) => ack(socket.conn.transport.name));
     socket.on("echo", (...args) => {
       const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
       socket.emit("echo-back", ...args);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrio_client::{AckSender, ClientBuilder, Error, Socket, Transport};
+use ferrio_client::{AckSender, ClientBuilder, Error, ManagerEvent, Socket, Transport};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -122,6 +122,25 @@ const POLLING: &[Transport] = &[Transport::Polling];
 const WEBSOCKET: &[Transport] = &[Transport::WebSocket];
 const UPGRADE: &[Transport] = &[Transport::Polling, Transport::WebSocket];
 
+/// Asks the server for the socket's transport until it is `expected` (an upgrade completes a
+/// little after the connection).
+async fn current_transport(socket: &Socket, expected: &str) -> String {
+    let mut name = String::new();
+    for _ in 0..50 {
+        let reply = socket
+            .timeout(WAIT)
+            .emit_with_ack("transport", &())
+            .await
+            .expect("transport acked");
+        name = reply.args::<(String,)>().expect("a name").0;
+        if name == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    name
+}
+
 async fn bounded(f: impl std::future::Future<Output = ()>) {
     tokio::time::timeout(LIMIT, f)
         .await
@@ -135,6 +154,8 @@ async fn events_acks_binary(transports: &[Transport]) {
     let (builder, mut rec) = Recorder::builder(
         client(&server.url("/"), transports)
             .auth(json!({ "token": "abc" }))
+            .extra_header("x-ferrio", "yes")
+            .query("room", "r1")
             .on(
                 "question",
                 |_s: Socket, (q,): (String,), ack: AckSender| async move {
@@ -148,6 +169,33 @@ async fn events_acks_binary(transports: &[Transport]) {
     let welcome = rec.next("welcome").await;
     assert_eq!(welcome[0]["auth"], json!({ "token": "abc" }));
     assert_eq!(welcome[0]["id"], json!(socket.id().expect("id")));
+    assert_eq!(welcome[0]["header"], json!("yes"));
+    assert_eq!(welcome[0]["query"], json!("r1"));
+    let expected = if transports == POLLING {
+        "polling"
+    } else {
+        "websocket"
+    };
+    assert_eq!(current_transport(&socket, expected).await, expected);
+
+    // outgoing listener, volatile and uncompressed emits
+    let (otx, mut orx) = mpsc::unbounded_channel();
+    socket.on_any_outgoing(move |event, _packet| {
+        let _ = otx.send(event.to_owned());
+    });
+    socket.volatile().emit("echo", &("v",)).expect("volatile");
+    socket
+        .compress(false)
+        .emit("echo", &("c",))
+        .expect("uncompressed");
+    assert_eq!(orx.recv().await.as_deref(), Some("echo"));
+    assert_eq!(orx.recv().await.as_deref(), Some("echo"));
+    // a volatile packet may be dropped when the transport is busy; the other one arrives
+    let mut back = rec.next("echo-back").await;
+    if back == json!(["v"]) {
+        back = rec.next("echo-back").await;
+    }
+    assert_eq!(back, json!(["c"]));
 
     // client emit, server ack
     let reply = socket
@@ -318,8 +366,12 @@ async fn server_restart(transports: &[Transport]) {
     let counter = calls.clone();
     let (dtx, mut drx) = mpsc::unbounded_channel();
     let (ctx, mut crx) = mpsc::unbounded_channel();
+    let (mtx, mut mrx) = mpsc::unbounded_channel();
     let (builder, mut rec) = Recorder::builder(
         client(&server.url("/"), transports)
+            .on_manager_event(move |e| {
+                let _ = mtx.send(e.clone());
+            })
             .auth_fn(move || {
                 let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
                 async move { Some(json!({ "n": n })) }
@@ -362,6 +414,23 @@ async fn server_restart(transports: &[Transport]) {
     assert!(socket.connected());
     let welcome = rec.next("welcome").await;
     assert!(welcome[0]["auth"]["n"].as_u64() >= Some(2), "{welcome}");
+    let mut seen = Vec::new();
+    while let Ok(e) = mrx.try_recv() {
+        seen.push(e);
+    }
+    assert!(seen.contains(&ManagerEvent::Open), "{seen:?}");
+    assert!(
+        seen.iter().any(|e| matches!(e, ManagerEvent::Close(_))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&ManagerEvent::ReconnectAttempt(1)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|e| matches!(e, ManagerEvent::Reconnect(_))),
+        "{seen:?}"
+    );
     let stats = socket
         .timeout(WAIT)
         .emit_with_ack("stats", &())
@@ -433,4 +502,69 @@ async fn recovery_over_websocket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_with_upgrade() {
     bounded(recovery(UPGRADE)).await;
+}
+
+// --- failures to connect ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_and_refused_connection() {
+    bounded(async {
+        // a server that accepts TCP connections and never answers
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = silent.local_addr().expect("addr");
+        let holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((c, _)) = silent.accept().await {
+                held.push(c);
+            }
+        });
+        for transports in [POLLING, WEBSOCKET] {
+            let started = std::time::Instant::now();
+            let result = client(&format!("http://{addr}/"), transports)
+                .timeout(Duration::from_millis(300))
+                .reconnection(false)
+                .connect()
+                .await;
+            match result {
+                Err(Error::Connect(e)) => assert_eq!(e.message, "timeout"),
+                other => panic!("expected a timeout, got {other:?}"),
+            }
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
+        holder.abort();
+
+        // nothing listening: the first connect_error ends connect()
+        let free = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = free.local_addr().expect("addr");
+        drop(free);
+        let result = client(&format!("http://{addr}/"), UPGRADE).connect().await;
+        assert!(matches!(result, Err(Error::Connect(_))), "{result:?}");
+    })
+    .await;
+}
+
+// --- reliable delivery -----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_with_ack_timeout() {
+    bounded(async {
+        let server = NodeServer::start(0, false).await;
+        let socket = client(&server.url("/a"), WEBSOCKET)
+            .retries(2)
+            .ack_timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .expect("connects");
+        for n in 0..3 {
+            let reply = socket.emit_with_ack("echo", &(n,)).await.expect("acked");
+            assert_eq!(reply.args::<(i32,)>().expect("n").0, n);
+        }
+        socket.disconnect();
+        server.stop().await;
+    })
+    .await;
 }

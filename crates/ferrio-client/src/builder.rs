@@ -115,7 +115,10 @@ impl SocketSettings {
         for h in self.handlers {
             h(&socket);
         }
-        shared.state.send_modify(|s| s.failure = None);
+        shared.state.send_modify(|s| {
+            s.failure = None;
+            s.last_error = None;
+        });
         manager
             .command(Command::Open { shared })
             .map_err(|_| Error::NoRuntime)?;
@@ -438,13 +441,13 @@ impl ClientBuilder {
         std::mem::take(&mut self.socket).build(manager, &nsp)
     }
 
-    /// Creates the socket and waits until it is connected. Fails with the server's refusal
-    /// (message and data), or when the connection cannot be made and reconnection is off or
-    /// gave up.
+    /// Creates the socket and waits until it is connected. Fails at the first `connect_error`:
+    /// the server's refusal (message and data), or a connection that could not be made (the
+    /// socket is then disconnected: no retries go on in the background). To wait through the
+    /// reconnection attempts instead, use [`ClientBuilder::open`] and
+    /// [`Socket::wait_connected`].
     pub async fn connect(self) -> Result<Socket, Error> {
-        let socket = self.open()?;
-        socket.wait_connected().await.map_err(Error::Connect)?;
-        Ok(socket)
+        connect(self.open()?).await
     }
 }
 
@@ -484,8 +487,16 @@ impl SocketBuilder {
 
     /// Creates the socket and waits until it is connected (see [`ClientBuilder::connect`]).
     pub async fn connect(self) -> Result<Socket, Error> {
-        let socket = self.open()?;
-        socket.wait_connected().await.map_err(Error::Connect)?;
-        Ok(socket)
+        connect(self.open()?).await
+    }
+}
+
+async fn connect(socket: Socket) -> Result<Socket, Error> {
+    match socket.wait(true).await {
+        Ok(()) => Ok(socket),
+        Err(e) => {
+            socket.disconnect();
+            Err(Error::Connect(e))
+        }
     }
 }

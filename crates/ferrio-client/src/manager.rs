@@ -478,6 +478,7 @@ impl Driver {
                         s.id = id;
                         s.recovered = recovered;
                         s.failure = None;
+                        s.last_error = None;
                     });
                 }
                 self.to_socket(socket, Item::Connect);
@@ -495,13 +496,13 @@ impl Driver {
                 let refused = !self.machine.is_active(socket);
                 let given_up = self.machine.ready_state() == ReadyState::Closed
                     && !self.machine.is_reconnecting();
-                if refused || given_up {
-                    if let Some(entry) = self.sockets.get(&socket) {
-                        entry
-                            .shared
-                            .state
-                            .send_modify(|s| s.failure = Some(error.clone()));
-                    }
+                if let Some(entry) = self.sockets.get(&socket) {
+                    entry.shared.state.send_modify(|s| {
+                        if refused || given_up {
+                            s.failure = Some(error.clone());
+                        }
+                        s.last_error = Some(error.clone());
+                    });
                 }
                 self.to_socket(socket, Item::ConnectError(error));
             }

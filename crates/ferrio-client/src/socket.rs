@@ -39,6 +39,8 @@ pub(crate) struct State {
     pub(crate) recovered: bool,
     /// A `connect_error` after which the socket will not connect by itself.
     pub(crate) failure: Option<ConnectError>,
+    /// The last `connect_error`, whether the socket retries or not.
+    pub(crate) last_error: Option<ConnectError>,
 }
 
 /// What the driver hands to a socket's dispatcher.
@@ -471,14 +473,24 @@ impl Socket {
     /// Connects again (`socket.connect()`), after [`Socket::disconnect`], a server disconnect or
     /// a refusal.
     pub fn connect(&self) {
-        self.shared.state.send_modify(|s| s.failure = None);
+        self.shared.state.send_modify(|s| {
+            s.failure = None;
+            s.last_error = None;
+        });
         let _ = self.command(Command::Connect {
             nsp: self.shared.nsp.clone(),
         });
     }
 
-    /// Waits until the socket is connected, or the connection failed for good.
+    /// Waits until the socket is connected, or the connection failed for good (refused by the
+    /// server, or the connection could not be made and reconnection is off or gave up). While
+    /// the manager retries, this keeps waiting.
     pub async fn wait_connected(&self) -> Result<(), ConnectError> {
+        self.wait(false).await
+    }
+
+    /// Waits until connected or until the next `connect_error` (`first_error`), or a final one.
+    pub(crate) async fn wait(&self, first_error: bool) -> Result<(), ConnectError> {
         let mut rx = self.shared.state.subscribe();
         loop {
             {
@@ -487,6 +499,9 @@ impl Socket {
                     return Ok(());
                 }
                 if let Some(e) = &s.failure {
+                    return Err(e.clone());
+                }
+                if let (true, Some(e)) = (first_error, &s.last_error) {
                     return Err(e.clone());
                 }
             }
