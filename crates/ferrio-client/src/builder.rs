@@ -500,3 +500,62 @@ async fn connect(socket: Socket) -> Result<Socket, Error> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_parts() {
+        let t = io("http://example.com/chat?room=a%20b&x=1")
+            .parse_url()
+            .unwrap();
+        assert!(!t.secure);
+        assert_eq!(t.authority, "example.com:80");
+        assert_eq!(t.nsp, "/chat");
+        assert_eq!(
+            t.query,
+            [
+                ("room".to_owned(), "a b".to_owned()),
+                ("x".to_owned(), "1".to_owned())
+            ]
+        );
+        let t = io("wss://h:8443").parse_url().unwrap();
+        assert!(t.secure);
+        assert_eq!((t.authority.as_str(), t.nsp.as_str()), ("h:8443", "/"));
+        assert!(matches!(
+            io("localhost:3000").parse_url(),
+            Err(Error::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            io("ftp://h/").parse_url(),
+            Err(Error::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
+    fn engine_path_gets_its_slashes() {
+        assert_eq!(io("http://h").engine_path(), "/socket.io/");
+        assert_eq!(io("http://h").path("/x/").engine_path(), "/x/");
+        assert_eq!(io("http://h").path("y").engine_path(), "/y/");
+        assert_eq!(
+            io("http://h")
+                .path("/y")
+                .add_trailing_slash(false)
+                .engine_path(),
+            "/y"
+        );
+    }
+
+    #[test]
+    fn no_runtime_is_an_error() {
+        assert!(matches!(io("http://h").manager(), Err(Error::NoRuntime)));
+        assert!(matches!(io("http://h").open(), Err(Error::NoRuntime)));
+    }
+
+    #[test]
+    fn bad_header_is_an_error() {
+        let r = io("http://h").extra_header("bad header", "v").manager();
+        assert!(matches!(r, Err(Error::InvalidHeader(_))));
+    }
+}

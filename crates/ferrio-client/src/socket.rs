@@ -110,19 +110,19 @@ pub(crate) async fn dispatch(
             Item::Connect => {
                 let hs = shared.with_handlers(|h| h.connect.clone());
                 for h in hs {
-                    h(socket.clone()).await;
+                    guarded("connect", || h(socket.clone())).await;
                 }
             }
             Item::ConnectError(e) => {
                 let hs = shared.with_handlers(|h| h.connect_error.clone());
                 for h in hs {
-                    h(socket.clone(), e.clone()).await;
+                    guarded("connect_error", || h(socket.clone(), e.clone())).await;
                 }
             }
             Item::Disconnect(reason) => {
                 let hs = shared.with_handlers(|h| h.disconnect.clone());
                 for h in hs {
-                    h(socket.clone(), reason).await;
+                    guarded("disconnect", || h(socket.clone(), reason)).await;
                 }
             }
             Item::Event(packet) => {
@@ -136,14 +136,36 @@ pub(crate) async fn dispatch(
                 let (any, handler) =
                     shared.with_handlers(|h| (h.any.clone(), h.events.get(&message.name).cloned()));
                 for h in any {
-                    h(&socket, &message);
+                    let call = std::panic::AssertUnwindSafe(|| h(&socket, &message));
+                    if std::panic::catch_unwind(call).is_err() {
+                        tracing::error!(event = %message.name, "an on_any listener panicked");
+                    }
                 }
                 match handler {
-                    Some(h) => h(socket, message).await,
+                    Some(h) => {
+                        let name = message.name.clone();
+                        guarded(&name, || h(socket, message)).await;
+                    }
                     None => tracing::trace!(event = %message.name, "no handler"),
                 }
             }
         }
+    }
+}
+
+/// Runs a handler; a panic is logged and the next events are still handled.
+async fn guarded(event: &str, start: impl FnOnce() -> BoxFuture<()>) {
+    use futures_util::FutureExt;
+    let Ok(handler) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)) else {
+        tracing::error!(event, "handler panicked");
+        return;
+    };
+    if std::panic::AssertUnwindSafe(handler)
+        .catch_unwind()
+        .await
+        .is_err()
+    {
+        tracing::error!(event, "handler panicked");
     }
 }
 

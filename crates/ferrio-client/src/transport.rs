@@ -260,3 +260,37 @@ impl Endpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(secure: bool) -> Endpoint {
+        Endpoint::new(
+            secure,
+            "h:1".to_owned(),
+            "/socket.io/".to_owned(),
+            HeaderMap::new(),
+            default_tls().unwrap(),
+        )
+    }
+
+    #[test]
+    fn urls() {
+        let query = vec![
+            ("EIO".to_owned(), "4".to_owned()),
+            ("a b".to_owned(), "c&d".to_owned()),
+        ];
+        let e = endpoint(false);
+        assert_eq!(
+            e.url(true, &query, false),
+            "ws://h:1/socket.io/?EIO=4&a+b=c%26d"
+        );
+        let polling = e.url(false, &query, true);
+        assert!(polling.starts_with("http://h:1/socket.io/?EIO=4&a+b=c%26d&t="));
+        assert_ne!(polling, e.url(false, &query, true), "t changes");
+        let e = endpoint(true);
+        assert!(e.url(false, &query, false).starts_with("https://"));
+        assert!(e.url(true, &query, false).starts_with("wss://"));
+    }
+}

@@ -1,0 +1,181 @@
+//! `ferrio-client` against `ferrio-server` (its e2e test server, compiled in here and started on a
+//! free port of 127.0.0.1 for each test), over long-polling, WebSocket and the upgrade: Rust on
+//! both ends.
+
+#[allow(dead_code, clippy::unwrap_used)]
+#[path = "../../crates/ferrio-server/examples/e2e.rs"]
+mod e2e;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_client::{AckSender, Error, Socket, Transport};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Server {
+    url: String,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let handle = tokio::spawn(e2e::run(listener));
+        Server {
+            url: format!("http://{addr}"),
+            handle,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+async fn whoami(socket: &Socket) -> Value {
+    let reply = socket
+        .timeout(WAIT)
+        .emit_with_ack("whoami", &())
+        .await
+        .expect("whoami acked");
+    reply.args::<(Value,)>().expect("an object").0
+}
+
+async fn run(transports: &[Transport]) {
+    let server = Server::start().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (wtx, mut wrx) = mpsc::unbounded_channel();
+    let socket = ferrio_client::io(&format!("{}/custom", server.url))
+        .transports(transports)
+        .force_new(true)
+        .reconnection(false)
+        .auth(json!({ "token": 7 }))
+        .on(
+            "auth",
+            move |_s: Socket, (auth,): (Value,), _ack: AckSender| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(auth);
+                }
+            },
+        )
+        .on(
+            "ask",
+            |_s: Socket, (question,): (Value,), ack: AckSender| async move {
+                let _ = ack.send(&(json!({ "answer": question }),));
+            },
+        )
+        .on(
+            "message-back",
+            move |_s: Socket, (word,): (String,), _ack: AckSender| {
+                let wtx = wtx.clone();
+                async move {
+                    assert_ne!(word, "boom", "a handler that panics");
+                    let _ = wtx.send(word);
+                }
+            },
+        )
+        .connect()
+        .await
+        .expect("connects");
+    let auth = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("auth in time");
+    assert_eq!(auth, Some(json!({ "token": 7 })));
+
+    let me = whoami(&socket).await;
+    assert_eq!(me["nsp"], json!("/custom"));
+    assert_eq!(me["id"].as_str(), socket.id().as_deref());
+    if transports.len() > 1 {
+        let mut transport = me["transport"].clone();
+        for _ in 0..50 {
+            if transport == json!("websocket") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            transport = whoami(&socket).await["transport"].clone();
+        }
+        assert_eq!(transport, json!("websocket"), "upgraded");
+    }
+
+    // an ack with binary, both ways
+    let reply = socket
+        .timeout(WAIT)
+        .emit_with_ack(
+            "message-with-ack",
+            &(1, Bytes::from_static(b"\x01\x02"), json!({ "k": "v" })),
+        )
+        .await
+        .expect("acked");
+    let (n, data, obj): (i32, Bytes, Value) = reply.args().expect("typed");
+    assert_eq!(
+        (n, &data[..], obj),
+        (1, &b"\x01\x02"[..], json!({ "k": "v" }))
+    );
+
+    // the server asks, the client answers
+    let reply = socket
+        .timeout(WAIT)
+        .emit_with_ack("ask-client", &("why", 5000))
+        .await
+        .expect("acked");
+    let (answer,): (Value,) = reply.args().expect("answer");
+    assert_eq!(answer["ok"], json!(true), "{answer}");
+    assert_eq!(answer["reply"], json!([{ "answer": "why" }]), "{answer}");
+
+    // a handler that panics does not stop the next events
+    socket.emit("message", &("boom",)).expect("emitted");
+    socket.emit("message", &("fine",)).expect("emitted");
+    let word = tokio::time::timeout(WAIT, wrx.recv())
+        .await
+        .expect("in time");
+    assert_eq!(word.as_deref(), Some("fine"));
+
+    // refused by the middleware
+    let refused = ferrio_client::io(&format!("{}/restricted", server.url))
+        .transports(transports)
+        .force_new(true)
+        .reconnection(false)
+        .auth(json!({ "token": "nope" }))
+        .connect()
+        .await;
+    match refused {
+        Err(Error::Connect(e)) => {
+            assert_eq!(e.message, "not authorized");
+            assert_eq!(e.data, Some(json!({ "reason": "invalid token" })));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    socket.disconnect();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferrio_server_over_polling() {
+    tokio::time::timeout(Duration::from_secs(30), run(&[Transport::Polling]))
+        .await
+        .expect("in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferrio_server_over_websocket() {
+    tokio::time::timeout(Duration::from_secs(30), run(&[Transport::WebSocket]))
+        .await
+        .expect("in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferrio_server_with_upgrade() {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        run(&[Transport::Polling, Transport::WebSocket]),
+    )
+    .await
+    .expect("in time");
+}
