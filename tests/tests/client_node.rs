@@ -313,6 +313,25 @@ async fn namespaces(transports: &[Transport]) {
         "one Engine.IO connection: {engines:?}"
     );
 
+    // io() with the same server shares the connection (multiplex), unless force_new
+    let base = server.url("");
+    let mut welcomes = Vec::new();
+    let mut sockets = Vec::new();
+    for (nsp, force_new) in [("/a", false), ("/b", false), ("/b", true)] {
+        let (builder, mut rec) = Recorder::builder(
+            ferrio_client::io(&format!("{base}{nsp}"))
+                .transports(transports)
+                .force_new(force_new),
+        );
+        sockets.push(builder.connect().await.expect("connects"));
+        welcomes.push(rec.next("welcome").await[0]["engine"].clone());
+    }
+    assert_eq!(welcomes[0], welcomes[1], "multiplexed: {welcomes:?}");
+    assert_ne!(welcomes[1], welcomes[2], "force_new: {welcomes:?}");
+    for s in sockets {
+        s.disconnect();
+    }
+
     // refused by the middleware, with message and data
     let refused = manager
         .socket("/private")
@@ -543,6 +562,50 @@ async fn connect_timeout_and_refused_connection() {
         drop(free);
         let result = client(&format!("http://{addr}/"), UPGRADE).connect().await;
         assert!(matches!(result, Err(Error::Connect(_))), "{result:?}");
+
+        // open() and wait_connected() wait through the attempts, until reconnect_failed
+        let (mtx, mut mrx) = mpsc::unbounded_channel();
+        let socket = client(&format!("http://{addr}/"), UPGRADE)
+            .reconnection_attempts(2)
+            .reconnection_delay(Duration::from_millis(50))
+            .on_manager_event(move |e| {
+                let _ = mtx.send(e.clone());
+            })
+            .open()
+            .expect("socket");
+        let failure = socket.wait_connected().await;
+        assert!(failure.is_err(), "{failure:?}");
+        let mut seen = Vec::new();
+        while seen.last() != Some(&ManagerEvent::ReconnectFailed) {
+            let e = tokio::time::timeout(WAIT, mrx.recv())
+                .await
+                .expect("manager events in time")
+                .expect("an event");
+            seen.push(e);
+        }
+        // as in socket.io-client, the last reconnect_error comes just after reconnect_failed
+        if let Ok(Some(e)) = tokio::time::timeout(WAIT, mrx.recv()).await {
+            seen.push(e);
+        }
+        let attempts: Vec<_> = seen
+            .iter()
+            .filter(|e| matches!(e, ManagerEvent::ReconnectAttempt(_)))
+            .collect();
+        assert_eq!(
+            attempts,
+            [
+                &ManagerEvent::ReconnectAttempt(1),
+                &ManagerEvent::ReconnectAttempt(2)
+            ],
+            "{seen:?}"
+        );
+        assert_eq!(
+            seen.iter()
+                .filter(|e| matches!(e, ManagerEvent::ReconnectError(_)))
+                .count(),
+            2,
+            "{seen:?}"
+        );
     })
     .await;
 }
