@@ -1,8 +1,9 @@
 // A real socket.io 4.8 server for ferrio-client's interop tests.
 //
-// Usage: node client-server.js [PORT] [--recovery]
+// Usage: node client-server.js [PORT] [--recovery] [--tls DIR]
 // Listens on 127.0.0.1:PORT (0: a free port) and prints "listening <port>" on stdout. With
-// --recovery, connectionStateRecovery is on. Exits by itself after 60 s.
+// --recovery, connectionStateRecovery is on; with --tls, it serves HTTPS with DIR/cert.pem and
+// DIR/key.pem. Exits by itself after 60 s.
 //
 // Every namespace ("/", "/a", "/b", "/private") emits on connection "welcome" with
 // {auth, nsp, engine (the Engine.IO id), transport, recovered, id, header (the x-ferrio request
@@ -20,16 +21,26 @@
 
 "use strict";
 
+const fs = require("node:fs");
 const http = require("node:http");
+const https = require("node:https");
+const path = require("node:path");
 const { Server } = require("socket.io");
 
 const args = process.argv.slice(2);
 const port = Number(args.find((a) => /^\d+$/.test(a)) || 0);
 const recovery = args.includes("--recovery");
+const tlsIndex = args.indexOf("--tls");
+const tlsDir = tlsIndex >= 0 ? args[tlsIndex + 1] : null;
 
 setTimeout(() => process.exit(0), 60000).unref();
 
-const httpServer = http.createServer();
+const httpServer = tlsDir
+  ? https.createServer({
+      cert: fs.readFileSync(path.join(tlsDir, "cert.pem")),
+      key: fs.readFileSync(path.join(tlsDir, "key.pem")),
+    })
+  : http.createServer();
 const io = new Server(httpServer, {
   pingInterval: 2000,
   pingTimeout: 2000,

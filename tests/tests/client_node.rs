@@ -26,6 +26,11 @@ struct NodeServer {
 
 impl NodeServer {
     async fn start(port: u16, recovery: bool) -> NodeServer {
+        let flags: &[&str] = if recovery { &["--recovery"] } else { &[] };
+        NodeServer::start_with(port, flags).await
+    }
+
+    async fn start_with(port: u16, flags: &[&str]) -> NodeServer {
         let dir = ferrio_tests::node_dir();
         assert!(
             dir.join("node_modules").is_dir(),
@@ -39,9 +44,7 @@ impl NodeServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        if recovery {
-            cmd.arg("--recovery");
-        }
+        cmd.args(flags);
         let mut child = cmd.spawn().expect("node starts (is Node.js installed?)");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -630,4 +633,75 @@ async fn retries_with_ack_timeout() {
         server.stop().await;
     })
     .await;
+}
+
+// --- TLS -------------------------------------------------------------------------------------
+
+async fn tls(transports: &[Transport]) {
+    static DIRS: AtomicU32 = AtomicU32::new(0);
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let dir = std::env::temp_dir().join(format!(
+        "ferrio-client-tls-{}-{}",
+        std::process::id(),
+        DIRS.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("cert.pem");
+    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).expect("key.pem");
+    let server = NodeServer::start_with(0, &["--tls", &dir.to_string_lossy()]).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let url = format!("https://127.0.0.1:{}/", server.port);
+    let (builder, mut rec) = Recorder::builder(
+        client(&url, transports)
+            .tls_config(Arc::new(config))
+            .auth(json!({ "over": "tls" })),
+    );
+    let socket = builder.connect().await.expect("connects over TLS");
+    assert_eq!(
+        rec.next("welcome").await[0]["auth"],
+        json!({ "over": "tls" })
+    );
+    let expected = if transports == POLLING {
+        "polling"
+    } else {
+        "websocket"
+    };
+    assert_eq!(current_transport(&socket, expected).await, expected);
+    let reply = socket
+        .timeout(WAIT)
+        .emit_with_ack("binary", &(Bytes::from_static(b"tls"),))
+        .await
+        .expect("acked");
+    assert_eq!(reply.args::<(u32, Bytes)>().expect("reply").0, 3);
+    socket.disconnect();
+
+    // without the certificate among the roots, the connection fails
+    let refused = client(&url, transports).reconnection(false).connect().await;
+    assert!(matches!(refused, Err(Error::Connect(_))), "{refused:?}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_over_polling() {
+    bounded(tls(POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_over_websocket() {
+    bounded(tls(WEBSOCKET)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_upgrade() {
+    bounded(tls(UPGRADE)).await;
 }
