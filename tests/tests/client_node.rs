@@ -270,6 +270,28 @@ async fn events_acks_binary(transports: &[Transport]) {
     assert_eq!(photo.name, "p");
     assert_eq!(&photo.data[..], b"\x00\xff");
 
+    // disconnect, then connect again: a new session, a new welcome
+    socket.disconnect();
+    while socket.connected() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(socket.id().is_none());
+    socket.connect();
+    tokio::time::timeout(WAIT, socket.wait_connected())
+        .await
+        .expect("in time")
+        .expect("connected again");
+    assert_eq!(
+        rec.next("welcome").await[0]["auth"],
+        json!({ "token": "abc" })
+    );
+    let reply = socket
+        .timeout(WAIT)
+        .emit_with_ack("echo", &("again",))
+        .await
+        .expect("acked");
+    assert_eq!(reply.args::<(String,)>().expect("echo").0, "again");
+
     socket.disconnect();
     server.stop().await;
 }

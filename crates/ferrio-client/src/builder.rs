@@ -121,7 +121,7 @@ impl SocketSettings {
         });
         manager
             .command(Command::Open { shared })
-            .map_err(|_| Error::NoRuntime)?;
+            .map_err(|_| Error::Closed)?;
         Ok(socket)
     }
 }

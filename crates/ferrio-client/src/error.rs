@@ -13,6 +13,8 @@ pub enum Error {
     InvalidHeader(String),
     /// No tokio runtime is running (the client spawns its tasks on the current one).
     NoRuntime,
+    /// The connection's task is gone (its runtime shut down).
+    Closed,
     /// The default TLS settings could not be built.
     Tls(String),
     /// The core refused the socket (an auth payload that is not a JSON object, say).
@@ -27,6 +29,7 @@ impl fmt::Display for Error {
             Error::InvalidUrl(u) => write!(f, "invalid URL: {u}"),
             Error::InvalidHeader(h) => write!(f, "invalid header: {h}"),
             Error::NoRuntime => f.write_str("no tokio runtime is running"),
+            Error::Closed => f.write_str("the client is closed"),
             Error::Tls(e) => write!(f, "TLS settings: {e}"),
             Error::Client(e) => write!(f, "{e}"),
             Error::Connect(e) => write!(f, "{e}"),

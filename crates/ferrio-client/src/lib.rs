@@ -30,6 +30,29 @@
 //! socket.disconnect();
 //! # Ok(()) }
 //! ```
+//!
+//! ## How it maps to `socket.io-client`
+//!
+//! | `socket.io-client` | here |
+//! |---|---|
+//! | `io(url, opts)` | [`io`]`(url)` then the [`ClientBuilder`] options, then [`ClientBuilder::connect`] (waits) or [`ClientBuilder::open`] (does not) |
+//! | `socket.on(ev, (...args, cb) => ...)` | [`Socket::on`] with an async handler taking typed arguments (a tuple) and an [`AckSender`] |
+//! | `socket.emit` / `emitWithAck` / `timeout(ms)` / `volatile` / `compress` | [`Socket::emit`], [`Socket::emit_with_ack`] (an [`AckReply`]), [`Socket::timeout`], [`Socket::volatile`], [`Socket::compress`] |
+//! | `onAny` / `onAnyOutgoing` | [`Socket::on_any`] / [`Socket::on_any_outgoing`] |
+//! | `connect` / `connect_error` / `disconnect` events | [`Socket::on_connect`], [`Socket::on_connect_error`], [`Socket::on_disconnect`] |
+//! | `socket.io` (the Manager), `manager.socket(nsp)`, Manager events | [`Socket::manager`], [`Manager::socket`], [`Manager::on_event`] |
+//! | `auth: (cb) => ...` | [`ClientBuilder::auth_fn`]: an async function called before every connection |
+//!
+//! Where it differs:
+//! - [`ClientBuilder::connect`] fails at the first `connect_error` (the server's refusal, or a
+//!   connection that could not be made), and stops that socket; to wait through the
+//!   reconnection attempts, [`ClientBuilder::open`] then [`Socket::wait_connected`];
+//! - handlers are async and run one at a time per socket, on a task of their own; a handler
+//!   that panics is logged and the next events still run;
+//! - the connection lives as long as a handle ([`Socket`] or [`Manager`]) does: dropping them
+//!   all stops its task;
+//! - the `compress` flag is handed to the core but no transport compresses (no WebSocket
+//!   per-message deflate); the server still compresses its polling responses.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(
