@@ -269,7 +269,11 @@ pub fn standard_handlers(ns: &Namespace) {
     });
 }
 
-#[tokio::main]
+/// One thread, as the reference Node.js server has: packets written in one burst (the CONNECT
+/// accept, then the `auth` event of the connection handler) reach the client in separate writes
+/// about as often as with the reference, which the official suite's message-by-message reads
+/// rely on.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let port: u16 = std::env::var("PORT")
         .ok()
