@@ -459,7 +459,18 @@ impl Driver {
                 match auth_fn {
                     Some(f) => {
                         tokio::spawn(async move {
-                            let auth = f().await;
+                            use futures_util::FutureExt;
+                            use std::panic::{catch_unwind, AssertUnwindSafe};
+                            // A panicking auth function is logged and the CONNECT goes without
+                            // auth, so that the socket is not left waiting.
+                            let auth = match catch_unwind(AssertUnwindSafe(|| f())) {
+                                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.ok(),
+                                Err(_) => None,
+                            };
+                            if auth.is_none() {
+                                tracing::error!("the auth function panicked");
+                            }
+                            let auth = auth.flatten();
                             let _ = tx.send((socket, socket::auth_json(auth.as_ref())));
                         });
                     }
