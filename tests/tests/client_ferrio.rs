@@ -179,3 +179,40 @@ async fn ferrio_server_with_upgrade() {
     .await
     .expect("in time");
 }
+
+/// Handlers of one socket run one at a time, in the order the events arrived, even when an
+/// earlier one takes longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_run_in_order() {
+    let server = Server::start().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let socket = ferrio_client::io(&format!("{}/", server.url))
+        .transports(&[Transport::WebSocket])
+        .force_new(true)
+        .on(
+            "message-back",
+            move |_s: Socket, (n,): (u64,), _ack: AckSender| {
+                let tx = tx.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(20 - n % 20)).await;
+                    let _ = tx.send(n);
+                }
+            },
+        )
+        .connect()
+        .await
+        .expect("connects");
+    for n in 0..40u64 {
+        socket.emit("message", &(n,)).expect("emitted");
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 40 {
+        let n = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("in time")
+            .expect("a number");
+        seen.push(n);
+    }
+    assert_eq!(seen, (0..40).collect::<Vec<_>>());
+    socket.disconnect();
+}
