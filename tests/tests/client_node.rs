@@ -180,6 +180,22 @@ async fn events_acks_binary(transports: &[Transport]) {
         "websocket"
     };
     assert_eq!(current_transport(&socket, expected).await, expected);
+    let manager_transport = if transports == POLLING {
+        Transport::Polling
+    } else {
+        Transport::WebSocket
+    };
+    for _ in 0..50 {
+        if socket.manager().transport() == Some(manager_transport) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(socket.manager().transport(), Some(manager_transport));
+    assert_eq!(
+        socket.manager().engine_id().as_deref(),
+        welcome[0]["engine"].as_str()
+    );
 
     // outgoing listener, volatile and uncompressed emits
     let (otx, mut orx) = mpsc::unbounded_channel();

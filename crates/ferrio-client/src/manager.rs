@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use ferrio_proto::engine::client::{Io, TransportId};
+use ferrio_proto::engine::client::{Io, Transport, TransportId};
 use ferrio_proto::socket::client::{
     self as core, AckId, EmitOptions, Event, ManagerConfig, Output, ReadyState, SocketId,
 };
@@ -67,8 +67,16 @@ pub enum ManagerEvent {
 
 type ManagerHandler = Arc<dyn Fn(&ManagerEvent) + Send + Sync>;
 
+/// What the driver tells the handles about the Engine.IO session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct EngineStatus {
+    sid: Option<String>,
+    transport: Option<Transport>,
+}
+
 pub(crate) struct ManagerShared {
     commands: mpsc::UnboundedSender<Command>,
+    engine: Arc<Mutex<EngineStatus>>,
     pub(crate) sockets: Mutex<HashMap<String, Arc<SocketShared>>>,
     handlers: Arc<Mutex<Vec<ManagerHandler>>>,
 }
@@ -107,8 +115,10 @@ impl Manager {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| crate::Error::NoRuntime)?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let handlers = Arc::new(Mutex::new(handlers));
+        let engine = Arc::new(Mutex::new(EngineStatus::default()));
         let inner = Arc::new(ManagerShared {
             commands,
+            engine: engine.clone(),
             sockets: Mutex::new(HashMap::new()),
             handlers: handlers.clone(),
         });
@@ -128,6 +138,8 @@ impl Manager {
             events,
             auth_tx,
             manager: Arc::downgrade(&inner),
+            engine,
+            last_engine: EngineStatus::default(),
         };
         runtime.spawn(driver.run(command_rx, completion_rx, auth_rx));
         Ok(Manager { inner })
@@ -157,6 +169,16 @@ impl Manager {
     /// Disconnects every socket and closes the connection.
     pub fn close(&self) {
         let _ = self.command(Command::Close);
+    }
+
+    /// The Engine.IO session id, while open.
+    pub fn engine_id(&self) -> Option<String> {
+        self.inner.engine.lock().ok().and_then(|e| e.sid.clone())
+    }
+
+    /// The transport in use (it becomes [`Transport::WebSocket`] after an upgrade), while open.
+    pub fn transport(&self) -> Option<Transport> {
+        self.inner.engine.lock().ok().and_then(|e| e.transport)
     }
 
     pub(crate) fn has_socket(&self, nsp: &str) -> bool {
@@ -202,6 +224,8 @@ struct Driver {
     events: mpsc::UnboundedSender<ManagerEvent>,
     auth_tx: mpsc::UnboundedSender<(SocketId, Option<RawJson>)>,
     manager: Weak<ManagerShared>,
+    engine: Arc<Mutex<EngineStatus>>,
+    last_engine: EngineStatus,
 }
 
 impl Driver {
@@ -220,6 +244,7 @@ impl Driver {
             while let Some(out) = self.machine.poll_output() {
                 self.perform(out);
             }
+            self.publish_engine_status();
             let deadline = self
                 .machine
                 .poll_timeout()
@@ -248,6 +273,22 @@ impl Driver {
         }
         for (_, get) in self.gets.drain() {
             get.abort();
+        }
+    }
+
+    /// Copies the session id and transport for the handles when they changed.
+    fn publish_engine_status(&mut self) {
+        let engine = self.machine.engine();
+        let status = EngineStatus {
+            sid: engine.sid().map(str::to_owned),
+            transport: engine.transport(),
+        };
+        if status != self.last_engine {
+            tracing::debug!(sid = ?status.sid, transport = ?status.transport, "engine");
+            if let Ok(mut e) = self.engine.lock() {
+                *e = status.clone();
+            }
+            self.last_engine = status;
         }
     }
 
