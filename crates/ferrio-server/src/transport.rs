@@ -732,13 +732,22 @@ impl<M: Machine> SessionTask<M> {
             }
             let deadline = self.machine.poll_timeout().map(|t| clock.deadline(t));
             let first_poll = &mut self.polls;
+            // An input or command that finds a timer due is handled after it (as the
+            // reference's event loop runs due timers before I/O), whichever branch wins.
             tokio::select! {
+                () = sleep_until(deadline) => self.machine.handle_timeout(clock.now()),
                 input = self.inputs.recv() => match input {
-                    Some(input) => self.on_input(clock.now(), input),
+                    Some(input) => {
+                        let now = self.fire_due_timers(clock.now());
+                        self.on_input(now, input);
+                    }
                     None => break,
                 },
                 command = self.commands.recv() => match command {
-                    Some(command) => self.machine.handle_command(clock.now(), command),
+                    Some(command) => {
+                        let now = self.fire_due_timers(clock.now());
+                        self.machine.handle_command(now, command);
+                    }
                     None => break,
                 },
                 () = self.overload.notified() => {
@@ -749,7 +758,6 @@ impl<M: Machine> SessionTask<M> {
                     self.polls.retain(|(i, _)| *i != id);
                     self.machine.handle_poll_aborted(clock.now(), id);
                 }
-                () = sleep_until(deadline) => self.machine.handle_timeout(clock.now()),
             }
         }
         if let Some((_, w)) = self.main.take() {
@@ -758,6 +766,14 @@ impl<M: Machine> SessionTask<M> {
         if let Some((_, w)) = self.probe.take() {
             w.close(None);
         }
+    }
+
+    /// Runs the machine's timers if one is due at `now` (before an input that arrived late).
+    fn fire_due_timers(&mut self, now: Instant) -> Instant {
+        if self.machine.poll_timeout().is_some_and(|t| t <= now) {
+            self.machine.handle_timeout(now);
+        }
+        now
     }
 
     fn perform(&mut self, out: eio::Output) {
