@@ -216,3 +216,46 @@ async fn handlers_run_in_order() {
     assert_eq!(seen, (0..40).collect::<Vec<_>>());
     socket.disconnect();
 }
+
+/// `once` runs a handler for the first event only; `send` emits `message`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_and_send() {
+    let server = Server::start().await;
+    let socket = ferrio_client::io(&format!("{}/", server.url))
+        .transports(&[Transport::Polling])
+        .force_new(true)
+        .connect()
+        .await
+        .expect("connects");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let first = tx.clone();
+    socket.once(
+        "message-back",
+        move |_s: Socket, (n,): (u32,), _ack: AckSender| {
+            let first = first.clone();
+            async move {
+                let _ = first.send(("once", n));
+            }
+        },
+    );
+    socket.send(&(1,)).expect("sent");
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time");
+    assert_eq!(got, Some(("once", 1)));
+    socket.on(
+        "message-back",
+        move |_s: Socket, (n,): (u32,), _ack: AckSender| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(("on", n));
+            }
+        },
+    );
+    socket.send(&(2,)).expect("sent");
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time");
+    assert_eq!(got, Some(("on", 2)));
+    socket.disconnect();
+}

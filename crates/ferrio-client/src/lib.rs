@@ -38,9 +38,11 @@
 //! | `io(url, opts)` | [`io`]`(url)` then the [`ClientBuilder`] options, then [`ClientBuilder::connect`] (waits) or [`ClientBuilder::open`] (does not) |
 //! | `socket.on(ev, (...args, cb) => ...)` | [`Socket::on`] with an async handler taking typed arguments (a tuple) and an [`AckSender`] |
 //! | `socket.emit` / `emitWithAck` / `timeout(ms)` / `volatile` / `compress` | [`Socket::emit`], [`Socket::emit_with_ack`] (an [`AckReply`]), [`Socket::timeout`], [`Socket::volatile`], [`Socket::compress`] |
-//! | `onAny` / `onAnyOutgoing` | [`Socket::on_any`] / [`Socket::on_any_outgoing`] |
+//! | `once` / `off` / `send` | [`Socket::once`] / [`Socket::off`] / [`Socket::send`] |
+//! | `onAny` / `offAny` / `onAnyOutgoing` / `offAnyOutgoing` | [`Socket::on_any`] / [`Socket::off_any`] / [`Socket::on_any_outgoing`] / [`Socket::off_any_outgoing`] |
 //! | `connect` / `connect_error` / `disconnect` events | [`Socket::on_connect`], [`Socket::on_connect_error`], [`Socket::on_disconnect`] |
 //! | `socket.io` (the Manager), `manager.socket(nsp)`, Manager events | [`Socket::manager`], [`Manager::socket`], [`Manager::on_event`] |
+//! | `socket.io.engine.id`, `socket.io.engine.transport.name` | [`Manager::engine_id`], [`Manager::transport`] |
 //! | `auth: (cb) => ...` | [`ClientBuilder::auth_fn`]: an async function called before every connection |
 //!
 //! Where it differs:

@@ -407,6 +407,30 @@ impl Socket {
         self.shared.with_handlers(|h| h.events.remove(event));
     }
 
+    /// Registers a handler of `event` that runs once, then is removed (`once`).
+    pub fn once<H, M>(&self, event: &str, handler: H)
+    where
+        H: EventHandler<M>,
+    {
+        let erased = erase(handler);
+        let name = event.to_owned();
+        let wrapper: ErasedHandler = Arc::new(move |socket: Socket, message: Message| {
+            socket.off(&name);
+            erased(socket, message)
+        });
+        register(&self.shared, event, wrapper);
+    }
+
+    /// Removes every [`Socket::on_any`] listener (`offAny`).
+    pub fn off_any(&self) {
+        self.shared.with_handlers(|h| h.any.clear());
+    }
+
+    /// Removes every [`Socket::on_any_outgoing`] listener (`offAnyOutgoing`).
+    pub fn off_any_outgoing(&self) {
+        self.shared.with_handlers(|h| h.outgoing.clear());
+    }
+
     /// Adds a listener called with every incoming event before its handler (`onAny`).
     pub fn on_any(&self, listener: impl Fn(&Socket, &Message) + Send + Sync + 'static) {
         self.shared
@@ -458,6 +482,11 @@ impl Socket {
     /// binary attachment. While disconnected the packet is buffered and sent on reconnection.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         self.emitter().emit(event, args)
+    }
+
+    /// Emits a `message` event (`send`).
+    pub fn send<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), EmitError> {
+        self.emit("message", args)
     }
 
     /// Emits `event` and waits for the server's acknowledgement (`emitWithAck`), within the
