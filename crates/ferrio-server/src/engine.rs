@@ -103,6 +103,12 @@ impl Engine {
         self.endpoint.session_count()
     }
 
+    /// Closes every session (buffered messages are delivered first on WebSocket; polling
+    /// clients get the close packet with their next GET).
+    pub async fn close(&self) {
+        self.endpoint.close_all().await;
+    }
+
     /// Serves HTTP/1.1 connections from `listener` until it fails.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         crate::serve(listener, move |req| self.handle(req)).await
@@ -289,6 +295,10 @@ impl Machine for EngineMachine {
     }
 
     fn close_overloaded(&mut self, now: Instant) {
+        self.session.close(now);
+    }
+
+    fn close_shutdown(&mut self, now: Instant) {
         self.session.close(now);
     }
 

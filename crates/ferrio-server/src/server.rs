@@ -175,6 +175,14 @@ impl Ferrio {
         self.endpoint.session_count()
     }
 
+    /// Closes every client connection (`io.close()`): no DISCONNECT is sent, sockets leave with
+    /// `server shutting down` (a reason connection state recovery keeps sessions for), and the
+    /// clients see their transport close and reconnect. Stopping the listener is up to the
+    /// caller (drop the [`Ferrio::serve`] future).
+    pub async fn close(&self) {
+        self.endpoint.close_all().await;
+    }
+
     /// Serves HTTP/1.1 connections from `listener` (other paths get 404). Runs until the
     /// listener fails.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
@@ -630,6 +638,10 @@ impl Machine for SocketMachine {
 
     fn close_overloaded(&mut self, now: Instant) {
         self.conn.close(now, DisconnectReason::BufferFull);
+    }
+
+    fn close_shutdown(&mut self, now: Instant) {
+        self.conn.close(now, DisconnectReason::ServerShuttingDown);
     }
 
     fn is_closed(&self) -> bool {

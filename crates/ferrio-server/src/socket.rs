@@ -708,6 +708,11 @@ impl Socket {
         self.broadcast().to(room)
     }
 
+    /// A broadcast to every socket of the namespace but this one and the members of `room`.
+    pub fn except(&self, room: impl Into<Str>) -> BroadcastOperator {
+        self.broadcast().except(room)
+    }
+
     /// A broadcast to every socket of the namespace but this one (`socket.broadcast`).
     pub fn broadcast(&self) -> BroadcastOperator {
         BroadcastOperator::new(self.inner.ns.clone())

@@ -90,6 +90,8 @@ pub(crate) trait Machine: Send + 'static {
     fn handle_command(&mut self, now: Instant, command: Self::Command);
     /// A bound was reached (see the module docs): close the session.
     fn close_overloaded(&mut self, now: Instant);
+    /// The server shuts down: close the session.
+    fn close_shutdown(&mut self, now: Instant);
     fn is_closed(&self) -> bool;
 }
 
@@ -216,6 +218,8 @@ enum Input {
         id: WsId,
         error: bool,
     },
+    /// The server shuts down.
+    Shutdown,
 }
 
 /// The sending side of a WebSocket's writer task.
@@ -286,6 +290,18 @@ impl<A: App> Endpoint<A> {
     /// The number of open sessions.
     pub(crate) fn session_count(&self) -> usize {
         self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Closes every session (the server is shutting down).
+    pub(crate) async fn close_all(&self) {
+        let inputs: Vec<mpsc::Sender<Input>> = self
+            .sessions
+            .lock()
+            .map(|s| s.values().map(|e| e.inputs.clone()).collect())
+            .unwrap_or_default();
+        for tx in inputs {
+            let _ = tx.send(Input::Shutdown).await;
+        }
     }
 
     fn lookup(&self, sid: &str) -> Option<mpsc::Sender<Input>> {
@@ -855,6 +871,7 @@ impl<M: Machine> SessionTask<M> {
                     self.machine.handle_probe_frame(now, frame);
                 }
             }
+            Input::Shutdown => self.machine.close_shutdown(now),
             Input::WsClosed { id, error } => {
                 if self.main.as_ref().is_some_and(|(m, _)| *m == id) {
                     self.main = None;

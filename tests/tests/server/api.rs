@@ -320,3 +320,44 @@ async fn the_layer_routes_by_path() {
     assert!(body.starts_with(b"0{\"sid\":"));
     assert_eq!(io.session_count(), 1);
 }
+
+#[tokio::test]
+async fn close_ends_every_connection() {
+    let io = quick();
+    let (tx, mut rx) = mpsc::unbounded_channel::<DisconnectReason>();
+    io.of("/").on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            socket.on_disconnect(move |_socket, reason| {
+                let tx = tx.clone();
+                async move {
+                    tx.send(reason).unwrap();
+                }
+            });
+        }
+    });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    let sid = handshake(addr, "/socket.io/").await;
+    assert_eq!(io.session_count(), 2);
+    io.close().await;
+    // No DISCONNECT: the transport just closes.
+    assert!(ws.closed_within(Duration::from_secs(1), false).await);
+    let reason = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reason, DisconnectReason::ServerShuttingDown);
+    // The polling client gets the close packet with its next GET.
+    assert_eq!(get(addr, &polling("/socket.io/", &sid)).await.text(), "1");
+    for _ in 0..100 {
+        if io.session_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(io.session_count(), 0);
+    server.abort();
+}
