@@ -47,6 +47,11 @@
 //!   CONNECT; [`Manager::set_reconnection`]`(false)` cancels a pending attempt; a manager with
 //!   nothing open reports no second `close`;
 //! - a CONNECT_ERROR carrying a bare string (protocol v4 servers) gives that string as message;
+//! - a socket disconnected while its CONNECT is on the way leaves the namespace again when the
+//!   accept arrives (the reference drops the accept and leaves a socket joined on the server);
+//! - events received between a CONNECT and its accept are dropped if the connection closes
+//!   first (the reference keeps them and delivers them on the next session, twice after a
+//!   recovery that replays them);
 //! - the buffers below are bounded.
 //!
 //! Buffers and their bounds:
@@ -471,6 +476,9 @@ struct SocketState {
     last_offset: Option<String>,
     recovered: bool,
     awaiting_auth: bool,
+    /// A CONNECT was sent on the current connection and neither its accept nor its refusal has
+    /// arrived yet.
+    connect_pending: bool,
     next_wire_id: u64,
     next_handle: u64,
     acks: BTreeMap<u64, PendingAck>,
@@ -492,6 +500,7 @@ impl SocketState {
             last_offset: None,
             recovered: false,
             awaiting_auth: false,
+            connect_pending: false,
             next_wire_id: 0,
             next_handle: 0,
             acks: BTreeMap::new(),
@@ -1058,6 +1067,8 @@ impl Manager {
             description: description.clone(),
         });
         for i in 0..self.sockets.len() {
+            self.sockets[i].connect_pending = false;
+            self.sockets[i].receive_buffer.clear();
             if self.sockets[i].active {
                 self.on_socket_close(now, SocketId(i as u32), reason, description.clone());
             }
@@ -1139,6 +1150,7 @@ impl Manager {
         };
         let encoded = Packet::connect(s.nsp.clone(), data).encode();
         let _ = self.engine.enqueue(encoded.frames(), true, false);
+        self.sockets[socket.index()].connect_pending = true;
     }
 
     /// Socket `onclose`.
@@ -1153,6 +1165,9 @@ impl Manager {
         s.connected = false;
         s.sid = None;
         s.awaiting_auth = false;
+        // Events held for an accept that will not come on this connection are dropped, so they
+        // are neither delivered on a later session nor twice after a recovery replays them.
+        s.receive_buffer.clear();
         self.event(Event::Disconnect {
             socket,
             reason,
@@ -1198,7 +1213,22 @@ impl Manager {
         let Some(&socket) = self.nsps.get(packet.nsp()) else {
             return;
         };
-        if !self.sockets[socket.index()].active {
+        let s = &mut self.sockets[socket.index()];
+        if matches!(
+            packet.kind(),
+            PacketType::Connect | PacketType::ConnectError
+        ) {
+            let was_pending = std::mem::take(&mut s.connect_pending);
+            if !s.active && was_pending && packet.kind() == PacketType::Connect {
+                // The application disconnected this socket while its CONNECT was on the way:
+                // leave the namespace the server has just joined, so that no socket lingers
+                // there and a later CONNECT is not a second one.
+                let encoded = Packet::disconnect(s.nsp.clone()).encode();
+                let _ = self.engine.enqueue(encoded.frames(), true, false);
+                return;
+            }
+        }
+        if !s.active {
             return;
         }
         match packet.kind() {
@@ -2794,6 +2824,42 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn events_held_for_an_accept_that_never_came_are_dropped() {
+        let mut h = H::new(H::config());
+        let s = h.open("/", SocketOptions::default());
+        h.handshake();
+        // a replayed event arrives, then the connection dies before the accept
+        h.server(r#"42["missed",1]"#);
+        h.ws_closed();
+        h.events();
+        h.reconnect();
+        h.server(r#"40{"sid":"s2"}"#);
+        let events = h.events();
+        assert!(events.contains(&Event::Connect { socket: s }));
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Event { .. })),
+            "the event of the dead connection is not delivered: {events:?}"
+        );
+    }
+
+    #[test]
+    fn a_socket_disconnected_while_connecting_leaves_when_accepted() {
+        let mut h = H::new(H::config());
+        let root = h.open("/", SocketOptions::default());
+        let admin = h.open("/admin", SocketOptions::default());
+        h.handshake();
+        h.server(r#"40{"sid":"s1"}"#);
+        h.sent();
+        h.m.disconnect(h.now(), admin).expect("disconnect");
+        h.drain();
+        assert!(h.sent().is_empty(), "not connected yet: nothing to send");
+        h.server(r#"40/admin,{"sid":"s2"}"#);
+        assert_eq!(h.sent(), ["41/admin,"]);
+        assert!(!h.events().contains(&Event::Connect { socket: admin }));
+        assert!(h.m.is_connected(root));
     }
 
     #[test]

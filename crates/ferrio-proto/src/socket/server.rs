@@ -22,7 +22,7 @@
 //! assert_eq!(c.poll_output(), Some(Output::Transport(eio::Output::WsSend(Frame::Text(r#"40{"sid":"socket-id"}"#.into())))));
 //! ```
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -201,7 +201,8 @@ enum NsState {
 pub struct Connection {
     engine: eio::Session,
     decoder: Decoder,
-    namespaces: HashMap<Str, NsState>,
+    /// Ordered, so that closes list namespaces in the same order every run.
+    namespaces: BTreeMap<Str, NsState>,
     connect_deadline: Option<Instant>,
     acks: HashMap<(Str, u64), Instant>,
     ack_deadlines: BTreeSet<(Instant, Str, u64)>,
@@ -229,7 +230,7 @@ impl Connection {
             engine,
             decoder: Decoder::with_max_attachments(config.max_attachments),
             connect_deadline: Some(now + config.connect_timeout),
-            namespaces: HashMap::new(),
+            namespaces: BTreeMap::new(),
             acks: HashMap::new(),
             ack_deadlines: BTreeSet::new(),
             closing_reason: None,
@@ -369,11 +370,15 @@ impl Connection {
         }
         self.namespaces.insert(Str::from(nsp), NsState::Connected);
         self.connect_deadline = None;
-        for packet in replay {
-            self.engine.send(now, packet.frames(), false, false);
-        }
+        // The missed packets and the accept go out together (one polling response when they
+        // fit), so that a client cannot receive the replay without the accept.
         let accept = connect_accept(self.engine.protocol(), nsp, sid, pid).encode();
-        self.engine.send(now, accept.frames(), false, false);
+        let frames: Vec<Frame> = replay
+            .into_iter()
+            .flat_map(EncodedPacket::frames)
+            .chain(accept.frames())
+            .collect();
+        self.engine.send(now, frames, false, false);
         self.pump();
         true
     }
@@ -472,11 +477,16 @@ impl Connection {
             return;
         }
         if reason == DisconnectReason::ForcedServerClose {
-            let joined: Vec<Str> = self.namespaces().cloned().collect();
-            for nsp in joined {
-                let packet = Packet::disconnect(nsp).encode();
-                self.engine.send(now, packet.frames(), false, false);
-            }
+            let frames: Vec<Frame> = self
+                .namespaces()
+                .flat_map(|nsp| {
+                    Packet::disconnect(nsp.clone())
+                        .encode()
+                        .frames()
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            self.engine.send(now, frames, false, false);
         }
         self.shutdown(now, reason);
         self.pump();
