@@ -256,7 +256,7 @@ impl App for SocketApp {
     type Machine = SocketMachine;
 
     fn create(&self, s: NewSession<Command>) -> SocketMachine {
-        let conn = Connection::new(
+        let mut conn = Connection::new(
             s.now,
             s.sid,
             Protocol::V4,
@@ -264,6 +264,8 @@ impl App for SocketApp {
             self.engine_config.clone(),
             self.config.clone(),
         );
+        // `b64=1`: the client cannot take binary frames. The session decides what that means.
+        conn.engine_mut().set_supports_binary(!s.request.b64);
         SocketMachine {
             conn,
             shared: self.shared.clone(),

@@ -170,6 +170,8 @@ impl SessionShared {
 /// What the first request of a session said (for `socket.handshake()`).
 #[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
+    /// The client asked for binary as base64 text (`b64=1`).
+    pub(crate) b64: bool,
     pub(crate) headers: HeaderMap,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) url: String,
@@ -376,6 +378,7 @@ impl<A: App> Endpoint<A> {
             return responder.error(ErrorCode::UnsupportedProtocolVersion);
         }
         let info = RequestInfo {
+            b64: query.all.iter().any(|(k, v)| k == "b64" && v == "1"),
             headers: req.headers().clone(),
             query: query.all.clone(),
             url: req.uri().to_string(),
