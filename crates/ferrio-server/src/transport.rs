@@ -371,8 +371,13 @@ impl<A: App> Endpoint<A> {
                 },
             };
         }
+        // The reference's order: the request is verified (method, transport handshake), then
+        // the handshake checks the protocol version.
         if req.method() != Method::GET {
             return responder.error(ErrorCode::BadHandshakeMethod);
+        }
+        if transport == Transport::WebSocket && !websocket {
+            return responder.error(ErrorCode::BadRequest);
         }
         if query.eio.as_deref() != Some("4") {
             return responder.error(ErrorCode::UnsupportedProtocolVersion);
@@ -386,11 +391,10 @@ impl<A: App> Endpoint<A> {
             address: req.extensions().get::<RemoteAddr>().map(|a| a.0),
         };
         match transport {
-            Transport::WebSocket if websocket => {
+            Transport::WebSocket => {
                 let target = UpgradeTarget::NewSession(Box::new(info));
                 self.upgrade(req, responder, target)
             }
-            Transport::WebSocket => responder.error(ErrorCode::BadRequest),
             Transport::Polling => {
                 let Some(sid) = crate::id::generate() else {
                     return responder.error(ErrorCode::BadRequest);

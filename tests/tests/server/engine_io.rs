@@ -51,6 +51,7 @@ async fn handshake_errors() {
             ("POST", "EIO=4&transport=polling", 2),
             ("PUT", "EIO=4&transport=polling", 2),
             ("GET", "EIO=4&transport=websocket", 3),
+            ("GET", "EIO=3&transport=websocket", 3),
             ("GET", "EIO=4&transport=polling&sid=unknown", 1),
         ] {
             let r = http(
