@@ -172,6 +172,39 @@ async function main() {
     console.log("ok middleware");
   }
 
+  // Connection state recovery on /recovery/: the transport dies, the client reconnects, gets
+  // its id and rooms back and the event it missed.
+  {
+    const opts = {
+      path: "/recovery/",
+      transports,
+      forceNew: true,
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 200,
+    };
+    const a = io(url, opts);
+    const b = io(url, opts);
+    sockets.push(a, b);
+    await Promise.all([connected(a), connected(b)]);
+    assert.equal(a.recovered, false);
+    const id = a.id;
+    assert.deepEqual(await a.timeout(3000).emitWithAck("join", "r1"), ["r1"]);
+    await expectedTransport(a);
+    const disconnected = once(a, "disconnect");
+    a.io.engine.close(); // the client side names it "forced close"; the server sees the transport close
+    await disconnected;
+    await b.timeout(3000).emitWithAck("room-emit", "r1", "missed");
+    const missed = once(a, "room-emit");
+    await once(a, "connect");
+    assert.equal(a.recovered, true);
+    assert.equal(a.id, id);
+    assert.equal((await missed)[0], "missed");
+    const who = await a.timeout(3000).emitWithAck("whoami");
+    assert.equal(who.recovered, true);
+    assert.deepEqual(who.rooms, ["r1"]);
+    console.log("ok recovery");
+  }
+
   for (const s of sockets) s.disconnect();
   console.log("ALL OK");
   process.exit(0);

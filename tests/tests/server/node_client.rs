@@ -1,6 +1,6 @@
 //! The real `socket.io-client` 4.8.4 under Node against the e2e server, over each transport
 //! (see `tests/node/client-e2e.js`): connect, acks both ways, binary both ways, rooms and
-//! broadcasts with two clients, middleware refusal with data.
+//! broadcasts with two clients, middleware refusal with data, connection state recovery.
 
 use super::client::Server;
 
@@ -21,6 +21,7 @@ async fn run(transports: &[&str]) {
         "ok rooms",
         "ok server-disconnect",
         "ok middleware",
+        "ok recovery",
         "ALL OK",
     ] {
         assert!(out.lines().any(|l| l == step), "{step} missing in:\n{out}");
