@@ -190,12 +190,14 @@ async function main() {
     const id = a.id;
     assert.deepEqual(await a.timeout(3000).emitWithAck("join", "r1"), ["r1"]);
     await expectedTransport(a);
+    // Listeners first: the reconnection may be quicker than the emit below.
     const disconnected = once(a, "disconnect");
+    const missed = once(a, "room-emit", 10000);
+    const reconnected = once(a, "connect", 10000);
     a.io.engine.close(); // the client side names it "forced close"; the server sees the transport close
     await disconnected;
     await b.timeout(3000).emitWithAck("room-emit", "r1", "missed");
-    const missed = once(a, "room-emit");
-    await once(a, "connect");
+    await reconnected;
     assert.equal(a.recovered, true);
     assert.equal(a.id, id);
     assert.equal((await missed)[0], "missed");
