@@ -361,3 +361,73 @@ async fn close_ends_every_connection() {
     assert_eq!(io.session_count(), 0);
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_come_and_go_without_leaks() {
+    let io = quick();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.join("all");
+        socket.on("shout", |socket: Socket, msg: Message| async move {
+            let (n,): (u32,) = msg.args()?;
+            socket.to("all").emit("heard", &(n,))?;
+            msg.ack(&())?;
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        });
+    });
+    let (addr, server) = start(&io).await;
+    let mut clients = Vec::new();
+    for _ in 0..60 {
+        let mut ws = sio(addr, "/socket.io/").await;
+        ws.send_text("40").await;
+        assert!(ws.text_app().await.starts_with("40{"));
+        clients.push(ws);
+    }
+    let polling_sids: Vec<String> = {
+        let mut sids = Vec::new();
+        for _ in 0..20 {
+            let sid = handshake(addr, "/socket.io/").await;
+            assert_eq!(
+                post(addr, &polling("/socket.io/", &sid), "40").await.status,
+                200
+            );
+            sids.push(sid);
+        }
+        sids
+    };
+    let ns = io.of("/");
+    for _ in 0..200 {
+        if ns.sockets().len() == 80 && ns.sockets().iter().all(|s| s.rooms().len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ns.sockets().len(), 80);
+    // Every WebSocket client shouts once; each hears the 59 others.
+    for (i, ws) in clients.iter_mut().enumerate() {
+        ws.send_text(&format!(r#"42{i}["shout",{i}]"#)).await;
+    }
+    for ws in clients.iter_mut() {
+        let mut heard = 0;
+        let mut acked = false;
+        while heard < 59 || !acked {
+            let text = ws.text_app().await;
+            if text.starts_with(r#"42["heard","#) {
+                heard += 1;
+            } else if text.starts_with("43") {
+                acked = true;
+            }
+        }
+    }
+    drop(clients);
+    drop(polling_sids);
+    // Polling clients that stop polling are gone after the ping timeout.
+    for _ in 0..300 {
+        if io.session_count() == 0 && ns.sockets().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(io.session_count(), 0);
+    assert!(ns.sockets().is_empty());
+    server.abort();
+}
