@@ -204,6 +204,21 @@ impl Namespace {
         BroadcastOperator::new(self.inner.clone()).emit(event, args)
     }
 
+    /// Makes every socket of the namespace join `room` (`socketsJoin`).
+    pub fn sockets_join(&self, room: impl Into<Str>) {
+        BroadcastOperator::new(self.inner.clone()).sockets_join(room)
+    }
+
+    /// Makes every socket of the namespace leave `room` (`socketsLeave`).
+    pub fn sockets_leave(&self, room: &str) {
+        BroadcastOperator::new(self.inner.clone()).sockets_leave(room)
+    }
+
+    /// Disconnects every socket of the namespace (`disconnectSockets`).
+    pub fn disconnect_sockets(&self, close: bool) {
+        BroadcastOperator::new(self.inner.clone()).disconnect_sockets(close)
+    }
+
     /// The sockets currently connected.
     pub fn sockets(&self) -> Vec<Socket> {
         self.inner.state().sockets.values().cloned().collect()
@@ -262,6 +277,42 @@ impl BroadcastOperator {
     pub fn volatile(mut self) -> BroadcastOperator {
         self.opts.flags.volatile = true;
         self
+    }
+
+    /// The sockets selected (`fetchSockets`, this server only).
+    pub fn sockets(&self) -> Vec<Socket> {
+        let st = self.ns.state();
+        st.rooms
+            .targets(&self.opts)
+            .filter_map(|id| st.sockets.get(id).cloned())
+            .collect()
+    }
+
+    /// Makes every socket selected join `room` (`socketsJoin`).
+    pub fn sockets_join(&self, room: impl Into<Str>) {
+        let room = room.into();
+        let mut st = self.ns.state();
+        let ids: Vec<Str> = st.rooms.targets(&self.opts).cloned().collect();
+        for id in ids {
+            st.rooms.join(&id, [room.clone()]);
+        }
+    }
+
+    /// Makes every socket selected leave `room` (`socketsLeave`).
+    pub fn sockets_leave(&self, room: &str) {
+        let mut st = self.ns.state();
+        let ids: Vec<Str> = st.rooms.targets(&self.opts).cloned().collect();
+        for id in ids {
+            st.rooms.leave(&id, room);
+        }
+    }
+
+    /// Disconnects every socket selected (`disconnectSockets`); with `close`, their whole
+    /// connections are closed.
+    pub fn disconnect_sockets(&self, close: bool) {
+        for socket in self.sockets() {
+            socket.disconnect(close);
+        }
     }
 
     /// Emits `event` with `args` (a tuple) to every socket selected. The packet is encoded once

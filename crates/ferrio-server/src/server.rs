@@ -483,6 +483,20 @@ async fn run_socket(socket: Socket, mut events: mpsc::Receiver<Packet>) {
         let Some(name) = packet.event_name().map(|n| n.into_owned()) else {
             continue;
         };
+        if let Some(any) = socket.any_handler() {
+            match crate::socket::RawArgs::from_event(&packet) {
+                Ok(args) => {
+                    if AssertUnwindSafe(any(socket.clone(), name.clone(), args))
+                        .catch_unwind()
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!(event = name, "catch-all handler panicked");
+                    }
+                }
+                Err(e) => tracing::debug!(event = name, "arguments unreadable: {e}"),
+            }
+        }
         let Some(handler) = socket.handler(&name) else {
             continue;
         };

@@ -146,6 +146,10 @@ impl RawArgs {
         }
     }
 
+    pub(crate) fn from_event(packet: &Packet) -> Result<RawArgs, serde_json::Error> {
+        RawArgs::from_packet(packet, 1)
+    }
+
     fn from_packet(packet: &Packet, skip: usize) -> Result<RawArgs, serde_json::Error> {
         let values = match packet.data() {
             Some(data) => match data.to_value()? {
@@ -475,6 +479,7 @@ where
 
 type ErasedHandler = Arc<dyn Fn(Socket, Message) -> BoxFuture<()> + Send + Sync>;
 type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<()> + Send + Sync>;
+type AnyHandler = Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<()> + Send + Sync>;
 
 pub(crate) struct SocketInner {
     pub(crate) id: Str,
@@ -482,7 +487,9 @@ pub(crate) struct SocketInner {
     pub(crate) link: SessionLink<Command>,
     handshake: Handshake,
     handlers: Mutex<HashMap<String, ErasedHandler>>,
+    any: Mutex<Option<AnyHandler>>,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
+    data: Mutex<http::Extensions>,
     connected: AtomicBool,
     reason: OnceLock<DisconnectReason>,
     recovered: bool,
@@ -524,7 +531,9 @@ impl Socket {
                 link,
                 handshake,
                 handlers: Mutex::new(HashMap::new()),
+                any: Mutex::new(None),
                 on_disconnect: Mutex::new(Vec::new()),
+                data: Mutex::new(http::Extensions::new()),
                 connected: AtomicBool::new(false),
                 reason: OnceLock::new(),
                 recovered,
@@ -601,6 +610,48 @@ impl Socket {
         if let Ok(mut h) = self.inner.handlers.lock() {
             h.insert(event.to_owned(), erased);
         }
+    }
+
+    /// Registers a catch-all listener (`socket.onAny`), run for every event before its own
+    /// handler, with the event name and the arguments as received.
+    pub fn on_any<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, String, RawArgs) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let erased: AnyHandler = Arc::new(move |s, e, a| Box::pin(handler(s, e, a)));
+        if let Ok(mut any) = self.inner.any.lock() {
+            *any = Some(erased);
+        }
+    }
+
+    /// Removes the catch-all listener.
+    pub fn off_any(&self) {
+        if let Ok(mut any) = self.inner.any.lock() {
+            *any = None;
+        }
+    }
+
+    /// Stores a value of type `T` with the socket (the reference's `socket.data`, typed),
+    /// replacing an earlier one of the same type.
+    ///
+    /// ```
+    /// # fn f(socket: ferrio_server::Socket) {
+    /// #[derive(Clone)]
+    /// struct User { name: String }
+    /// socket.insert_data(User { name: "ann".into() });
+    /// assert_eq!(socket.data::<User>().map(|u| u.name).as_deref(), Some("ann"));
+    /// # }
+    /// ```
+    pub fn insert_data<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        if let Ok(mut data) = self.inner.data.lock() {
+            data.insert(value);
+        }
+    }
+
+    /// A copy of the value of type `T` stored with [`Socket::insert_data`].
+    pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.inner.data.lock().ok()?.get::<T>().cloned()
     }
 
     /// Removes the handler of `event`.
@@ -752,6 +803,10 @@ impl Socket {
     pub(crate) fn mark_disconnected(&self, reason: DisconnectReason) {
         self.inner.connected.store(false, Ordering::Release);
         let _ = self.inner.reason.set(reason);
+    }
+
+    pub(crate) fn any_handler(&self) -> Option<AnyHandler> {
+        self.inner.any.lock().ok()?.clone()
     }
 
     pub(crate) fn handler(&self, event: &str) -> Option<ErasedHandler> {

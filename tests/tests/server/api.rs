@@ -431,3 +431,57 @@ async fn many_clients_come_and_go_without_leaks() {
     assert!(ns.sockets().is_empty());
     server.abort();
 }
+
+#[tokio::test]
+async fn catch_all_data_and_operations_on_selected_sockets() {
+    let io = quick();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    #[derive(Clone)]
+    struct Nick(String);
+    io.of("/").on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            let nick = socket.handshake().auth_raw().as_str().to_owned();
+            socket.insert_data(Nick(nick));
+            socket.on_any(move |socket, event, args| {
+                let tx = tx.clone();
+                async move {
+                    let nick = socket.data::<Nick>().map(|n| n.0).unwrap_or_default();
+                    tx.send(format!("{nick} {event} {}", args.len())).unwrap();
+                }
+            });
+        }
+    });
+    let (addr, server) = start(&io).await;
+    let mut a = sio(addr, "/socket.io/").await;
+    a.send_text(r#"40{"n":"a"}"#).await;
+    assert!(a.text_app().await.starts_with("40{"));
+    let mut b = sio(addr, "/socket.io/").await;
+    b.send_text(r#"40{"n":"b"}"#).await;
+    assert!(b.text_app().await.starts_with("40{"));
+    a.send_text(r#"42["anything",1,2]"#).await;
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, r#"{"n":"a"} anything 2"#);
+
+    let ns = io.of("/");
+    for _ in 0..100 {
+        if ns.sockets().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ns.sockets_join("everyone");
+    assert_eq!(ns.to("everyone").sockets().len(), 2);
+    ns.to("everyone").emit("hello", &()).unwrap();
+    assert_eq!(a.text_app().await, r#"42["hello"]"#);
+    assert_eq!(b.text_app().await, r#"42["hello"]"#);
+    ns.sockets_leave("everyone");
+    assert!(ns.to("everyone").sockets().is_empty());
+    ns.disconnect_sockets(false);
+    assert_eq!(a.text_app().await, "41");
+    assert_eq!(b.text_app().await, "41");
+    server.abort();
+}
