@@ -102,16 +102,14 @@ where
 }
 
 /// A `tower` layer that serves the requests under the server's path and passes every other
-/// request to the inner service (an axum router, say).
+/// request to the inner service (an axum router, say). WebSocket upgrades go through it too.
 ///
-/// ```
-/// # fn f() {
-/// use ferrio_server::{Ferrio, FerrioLayer};
+/// ```text
 /// let io = Ferrio::builder().build();
-/// let layer = FerrioLayer::new(io.clone());
-/// // axum::Router::new().route("/", get(index)).layer(layer)
-/// # let _ = layer;
-/// # }
+/// let app = axum::Router::new()
+///     .route("/", get(index))
+///     .layer(FerrioLayer::new(io.clone()));   // or .fallback_service(io.clone())
+/// axum::serve(listener, app).await?;
 /// ```
 #[derive(Debug, Clone)]
 pub struct FerrioLayer {

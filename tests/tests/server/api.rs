@@ -485,3 +485,41 @@ async fn catch_all_data_and_operations_on_selected_sockets() {
     assert_eq!(b.text_app().await, "41");
     server.abort();
 }
+
+#[tokio::test]
+async fn mounted_in_an_axum_router() {
+    let io = quick();
+    io.of("/").on_connection(|socket: Socket| async move {
+        let _ = socket.emit("hi", &());
+    });
+    // As a layer in front of the routes, and the routes still answer.
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "index" }))
+        .layer(FerrioLayer::new(io.clone()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(get(addr, "/").await.text(), "index");
+    let sid = handshake(addr, "/socket.io/").await;
+    assert_eq!(sid.len(), 20);
+    // WebSocket through axum (hyper's upgrade goes through the layer).
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    assert_eq!(ws.text_app().await, r#"42["hi"]"#);
+    server.abort();
+
+    // As a fallback service.
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "index" }))
+        .fallback_service(io.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(get(addr, "/").await.text(), "index");
+    assert_eq!(get(addr, "/elsewhere").await.status, 404);
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    server.abort();
+}
