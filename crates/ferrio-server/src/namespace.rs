@@ -4,17 +4,19 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use ferrio_proto::rooms::{BroadcastOptions, RoomIndex};
 use ferrio_proto::socket::recovery::{RecoveryConfig, RecoveryStore};
-use ferrio_proto::socket::server::AckIds;
+use ferrio_proto::socket::server::{AckError as CoreAckError, AckIds};
 use ferrio_proto::socket::Packet;
 use ferrio_proto::Str;
 use serde::Serialize;
+use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::server::Command;
-use crate::socket::{check_event, ConnectError, EmitError, Socket};
+use crate::socket::{check_event, AckError, AckReply, ConnectError, EmitError, Socket};
 use crate::BoxFuture;
 
 pub(crate) type Middleware =
@@ -57,6 +59,16 @@ impl NsInner {
     /// is only changed by short, panic-free sections.
     pub(crate) fn state(&self) -> MutexGuard<'_, NsState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives this (new, child) namespace the middlewares and connection handlers of `parent`.
+    pub(crate) fn inherit(&self, parent: &NsInner) {
+        if let Ok(mut m) = self.middlewares.write() {
+            m.extend(parent.middlewares());
+        }
+        if let Ok(mut h) = self.connection.write() {
+            h.extend(parent.connection_handlers());
+        }
     }
 
     pub(crate) fn middlewares(&self) -> Vec<Middleware> {
@@ -312,6 +324,60 @@ impl BroadcastOperator {
     pub fn disconnect_sockets(&self, close: bool) {
         for socket in self.sockets() {
             socket.disconnect(close);
+        }
+    }
+
+    /// Sets how long [`BroadcastOperator::emit_with_ack`] waits for the answers (without it,
+    /// it waits until every socket answered or disconnected).
+    pub fn timeout(mut self, timeout: Duration) -> BroadcastOperator {
+        self.opts.flags.timeout = Some(timeout);
+        self
+    }
+
+    /// Emits `event` with `args` (a tuple) to every socket selected, asking each for an
+    /// acknowledgement: one ack id for all, the packet encoded once. Resolves, once every socket
+    /// answered, timed out or disconnected, with one result per socket.
+    pub fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> impl Future<Output = Result<Vec<Result<AckReply, AckError>>, EmitError>> + Send + 'static
+    {
+        let replies = check_event(event)
+            .and_then(|()| Ok(Packet::event_with(self.ns.name.clone(), event, args)?))
+            .map(|packet| {
+                let ack_id = self.ns.next_ack_id();
+                let encoded = packet.with_id(ack_id).encode();
+                let timeout = self.opts.flags.timeout.unwrap_or(Duration::MAX);
+                let st = self.ns.state();
+                let mut replies = Vec::new();
+                for id in st.rooms.targets(&self.opts) {
+                    let Some(socket) = st.sockets.get(id) else {
+                        continue;
+                    };
+                    let (reply, rx) = oneshot::channel();
+                    socket.inner.link.send(Command::EmitWithAck {
+                        nsp: self.ns.name.clone(),
+                        id: id.clone(),
+                        packet: encoded.clone(),
+                        ack_id,
+                        timeout,
+                        reply,
+                    });
+                    replies.push(rx);
+                }
+                replies
+            });
+        async move {
+            let replies = futures_util::future::join_all(replies?).await;
+            Ok(replies
+                .into_iter()
+                .map(|r| match r {
+                    Ok(Ok(packet)) => Ok(AckReply::new(packet)),
+                    Ok(Err(CoreAckError::Timeout)) => Err(AckError::Timeout),
+                    Ok(Err(_)) | Err(_) => Err(AckError::Disconnected),
+                })
+                .collect())
         }
     }
 

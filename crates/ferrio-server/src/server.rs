@@ -61,8 +61,12 @@ pub(crate) enum Command {
     },
 }
 
+type Matcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 struct Shared {
     namespaces: RwLock<HashMap<Str, Namespace>>,
+    /// Parent namespaces of dynamic namespaces, with the names they accept.
+    dynamic: RwLock<Vec<(Matcher, Namespace)>>,
     recovery: Option<RecoveryConfig>,
     clock: Clock,
 }
@@ -70,6 +74,33 @@ struct Shared {
 impl Shared {
     fn namespace(&self, name: &str) -> Option<Namespace> {
         self.namespaces.read().ok()?.get(name).cloned()
+    }
+
+    /// The namespace `name` if it exists, or a new child of the first dynamic parent that
+    /// accepts the name.
+    fn namespace_or_child(&self, name: &str) -> Option<Namespace> {
+        if let Some(ns) = self.namespace(name) {
+            return Some(ns);
+        }
+        let parent = self
+            .dynamic
+            .read()
+            .ok()?
+            .iter()
+            .find(|(matches, _)| matches(name))
+            .map(|(_, parent)| parent.clone())?;
+        let mut map = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        let ns = map
+            .entry(Str::from(name))
+            .or_insert_with(|| {
+                let inner = NsInner::new(Str::from(name), self.clock, self.recovery.clone());
+                inner.inherit(&parent.inner);
+                Namespace {
+                    inner: Arc::new(inner),
+                }
+            })
+            .clone();
+        Some(ns)
     }
 
     fn of(&self, name: &str) -> Namespace {
@@ -139,6 +170,41 @@ impl Ferrio {
     /// for a namespace that was never created get `Invalid namespace`.
     pub fn of(&self, name: &str) -> Namespace {
         self.endpoint.app.shared.of(name)
+    }
+
+    /// A parent for dynamic namespaces (`io.of(regex)` / `io.of(fn)`): every namespace a client
+    /// asks for whose name `matches` accepts is created on its first CONNECT, with the
+    /// middlewares and connection handlers the returned parent has at that moment. Namespaces
+    /// created with [`Ferrio::of`] take precedence.
+    ///
+    /// ```
+    /// # fn f(io: ferrio_server::Ferrio) {
+    /// io.of_dynamic(|name| name.starts_with("/workspace-"))
+    ///     .on_connection(|socket| async move {
+    ///         let _ = socket.emit("welcome", &(socket.nsp(),));
+    ///     });
+    /// # }
+    /// ```
+    pub fn of_dynamic<F>(&self, matches: F) -> Namespace
+    where
+        F: Fn(&str) -> bool + Send + Sync + 'static,
+    {
+        let mut dynamic = self
+            .endpoint
+            .app
+            .shared
+            .dynamic
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let parent = Namespace {
+            inner: Arc::new(NsInner::new(
+                Str::from(format!("/_{}", dynamic.len())),
+                self.endpoint.app.shared.clock,
+                None,
+            )),
+        };
+        dynamic.push((Arc::new(matches), parent.clone()));
+        parent
     }
 
     /// A broadcast to the members of `room` in the main namespace.
@@ -228,6 +294,7 @@ impl FerrioBuilder {
         let clock = Clock::new();
         let shared = Arc::new(Shared {
             namespaces: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(Vec::new()),
             recovery: self.recovery.clone(),
             clock,
         });
@@ -305,7 +372,7 @@ impl SocketMachine {
         auth: RawJson,
         recovery: Option<RecoveryRequest>,
     ) {
-        let Some(ns) = self.shared.namespace(&nsp) else {
+        let Some(ns) = self.shared.namespace_or_child(&nsp) else {
             debug!(%nsp, "CONNECT to an unknown namespace");
             self.conn.reject(now, &nsp, "Invalid namespace", None);
             return;

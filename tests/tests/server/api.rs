@@ -523,3 +523,50 @@ async fn mounted_in_an_axum_router() {
     assert!(ws.text_app().await.starts_with("40{"));
     server.abort();
 }
+
+#[tokio::test]
+async fn broadcast_with_acks_and_dynamic_namespaces() {
+    let io = quick();
+    io.of_dynamic(|name| name.starts_with("/room-"))
+        .on_connection(|socket: Socket| async move {
+            let _ = socket.emit("welcome", &(socket.nsp(),));
+        });
+    let (addr, server) = start(&io).await;
+    let mut a = sio(addr, "/socket.io/").await;
+    let mut b = sio(addr, "/socket.io/").await;
+    for ws in [&mut a, &mut b] {
+        ws.send_text("40/room-7,").await;
+        assert!(ws.text_app().await.starts_with("40/room-7,{"));
+        assert_eq!(ws.text_app().await, r#"42/room-7,["welcome","/room-7"]"#);
+    }
+    a.send_text("40/other,").await;
+    assert_eq!(
+        a.text_app().await,
+        r#"44/other,{"message":"Invalid namespace"}"#
+    );
+
+    let ns = io.of("/room-7");
+    let replies = ns
+        .except("nobody")
+        .timeout(Duration::from_millis(300))
+        .emit_with_ack("vote", &(1,));
+    let replies = tokio::spawn(replies);
+    let ask_a = a.text_app().await;
+    let ask_b = b.text_app().await;
+    assert_eq!(ask_a, ask_b, "one packet, one ack id for all");
+    let id: String = ask_a["42/room-7,".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    a.send_text(&format!(r#"43/room-7,{id}["yes"]"#)).await;
+    let replies = replies.await.unwrap().unwrap();
+    assert_eq!(replies.len(), 2);
+    let answered: Vec<String> = replies
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|r| r.args::<(String,)>().unwrap().0)
+        .collect();
+    assert_eq!(answered, ["yes"]);
+    assert!(replies.iter().any(|r| matches!(r, Err(AckError::Timeout))));
+    server.abort();
+}
