@@ -48,8 +48,13 @@ impl Cors {
     }
 }
 
+/// Decides whether a handshake request may open a session (`allowRequest`); the error string
+/// is sent back with 403.
+pub(crate) type AllowRequest =
+    std::sync::Arc<dyn Fn(http::Request<()>) -> crate::BoxFuture<Result<(), String>> + Send + Sync>;
+
 /// The Engine.IO options, with the reference's defaults.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct EngineOptions {
     pub(crate) path: String,
     pub(crate) ping_interval: Duration,
@@ -60,6 +65,24 @@ pub(crate) struct EngineOptions {
     pub(crate) websocket: bool,
     pub(crate) allow_upgrades: bool,
     pub(crate) cors: Option<Cors>,
+    pub(crate) allow_request: Option<AllowRequest>,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("path", &self.path)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .field("max_http_buffer_size", &self.max_http_buffer_size)
+            .field("polling", &self.polling)
+            .field("websocket", &self.websocket)
+            .field("allow_upgrades", &self.allow_upgrades)
+            .field("cors", &self.cors)
+            .field("allow_request", &self.allow_request.is_some())
+            .finish()
+    }
 }
 
 impl EngineOptions {
@@ -74,6 +97,7 @@ impl EngineOptions {
             websocket: true,
             allow_upgrades: true,
             cors: None,
+            allow_request: None,
         }
     }
 
@@ -166,6 +190,18 @@ macro_rules! engine_options {
         /// CORS for the long-polling requests (default: none).
         pub fn cors(mut self, cors: crate::Cors) -> Self {
             self.engine.cors = Some(cors);
+            self
+        }
+
+        /// Decides whether a handshake request (polling or WebSocket, without a session id)
+        /// may open a session (`allowRequest`). It gets the request without its body; an
+        /// `Err(message)` is answered with 403 `{"code":4,"message":...}`.
+        pub fn allow_request<F, Fut>(mut self, allow: F) -> Self
+        where
+            F: Fn(http::Request<()>) -> Fut + Send + Sync + 'static,
+            Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+        {
+            self.engine.allow_request = Some(std::sync::Arc::new(move |req| Box::pin(allow(req))));
             self
         }
     };

@@ -116,6 +116,16 @@ impl Responder {
         )
     }
 
+    /// 403 with `{"code":4,"message":...}` (`allowRequest` said no).
+    pub(crate) fn forbidden(&self, message: &str) -> Response<Body> {
+        let body = serde_json::json!({"code": 4, "message": message}).to_string();
+        self.build(
+            StatusCode::FORBIDDEN,
+            Some("application/json"),
+            Bytes::from(body),
+        )
+    }
+
     /// A bare status (413, 500, ...).
     pub(crate) fn status(&self, status: StatusCode) -> Response<Body> {
         self.build(status, None, Bytes::new())

@@ -382,6 +382,18 @@ impl<A: App> Endpoint<A> {
         if query.eio.as_deref() != Some("4") {
             return responder.error(ErrorCode::UnsupportedProtocolVersion);
         }
+        if let Some(allow) = &self.options.allow_request {
+            let mut head = Request::new(());
+            *head.method_mut() = req.method().clone();
+            *head.uri_mut() = req.uri().clone();
+            *head.headers_mut() = req.headers().clone();
+            if let Some(addr) = req.extensions().get::<RemoteAddr>() {
+                head.extensions_mut().insert(*addr);
+            }
+            if let Err(message) = allow(head).await {
+                return responder.forbidden(&message);
+            }
+        }
         let info = RequestInfo {
             b64: query.all.iter().any(|(k, v)| k == "b64" && v == "1"),
             headers: req.headers().clone(),

@@ -570,3 +570,32 @@ async fn broadcast_with_acks_and_dynamic_namespaces() {
     assert!(replies.iter().any(|r| matches!(r, Err(AckError::Timeout))));
     server.abort();
 }
+
+#[tokio::test]
+async fn allow_request_refuses_handshakes_with_403() {
+    let io = Ferrio::builder()
+        .allow_request(|req: http::Request<()>| async move {
+            match req.headers().get("x-key") {
+                Some(v) if v == "ok" => Ok(()),
+                _ => Err("go away".to_owned()),
+            }
+        })
+        .build();
+    let (addr, server) = start(&io).await;
+    let r = get(addr, "/socket.io/?EIO=4&transport=polling").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.text(), r#"{"code":4,"message":"go away"}"#);
+    assert!(ws(addr, "/socket.io/?EIO=4&transport=websocket")
+        .await
+        .is_err());
+    let r = http(
+        addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &[("x-key", "ok")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    server.abort();
+}
