@@ -86,7 +86,7 @@ pub use crate::serve::{serve, FerrioLayer, FerrioService};
 pub use crate::server::{Ferrio, FerrioBuilder, EVENT_QUEUE};
 pub use crate::socket::{
     AckEmitter, AckError, AckReply, AckSender, ConnectError, EmitError, EventHandler,
-    HandlerOutput, Handshake, Message, RawArgs, Socket,
+    HandlerOutput, Handshake, Message, RawArgs, Socket, VolatileEmitter,
 };
 pub use crate::transport::{RemoteAddr, COMMAND_QUEUE, INPUT_QUEUE};
 pub use ferrio_proto::socket::recovery::RecoveryConfig;

@@ -699,6 +699,12 @@ impl Socket {
         self.emit_with_ack_inner(event, args, None)
     }
 
+    /// An emit that may be dropped if the client's transport cannot take it right now
+    /// (`socket.volatile.emit`); volatile events are not kept for connection state recovery.
+    pub fn volatile(&self) -> VolatileEmitter<'_> {
+        VolatileEmitter { socket: self }
+    }
+
     /// Sets a timeout for the next [`AckEmitter::emit_with_ack`]
     /// (`socket.timeout(ms).emitWithAck(...)`).
     pub fn timeout(&self, timeout: Duration) -> AckEmitter<'_> {
@@ -832,6 +838,26 @@ impl Socket {
     pub(crate) fn message(&self, packet: Packet) -> Message {
         let ack = AckSender::new(self, packet.id());
         Message { packet, ack }
+    }
+}
+
+/// A volatile emit; see [`Socket::volatile`].
+#[derive(Debug)]
+pub struct VolatileEmitter<'a> {
+    socket: &'a Socket,
+}
+
+impl VolatileEmitter<'_> {
+    /// Emits `event` with `args` (a tuple), dropped if the transport is not writable.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        check_event(event)?;
+        let packet = Packet::event_with(self.socket.inner.ns.name.clone(), event, args)?;
+        self.socket.send_command(|s| Command::Send {
+            nsp: s.inner.ns.name.clone(),
+            id: s.inner.id.clone(),
+            packet: packet.encode(),
+            volatile: true,
+        })
     }
 }
 

@@ -599,3 +599,24 @@ async fn allow_request_refuses_handshakes_with_403() {
     assert_eq!(r.status, 200);
     server.abort();
 }
+
+#[tokio::test]
+async fn volatile_emits_reach_a_writable_client() {
+    let io = quick();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.volatile().emit("tick", &(1,)).unwrap();
+    });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    assert_eq!(ws.text_app().await, r#"42["tick",1]"#);
+    // A polling client with no GET pending is not writable: the volatile event is dropped.
+    let sid = handshake(addr, "/socket.io/").await;
+    let url = polling("/socket.io/", &sid);
+    assert_eq!(post(addr, &url, "40").await.status, 200);
+    let got = records(&get(addr, &url).await.body);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("40{"));
+    server.abort();
+}
