@@ -66,6 +66,7 @@ pub(crate) struct EngineOptions {
     pub(crate) allow_upgrades: bool,
     pub(crate) cors: Option<Cors>,
     pub(crate) allow_request: Option<AllowRequest>,
+    pub(crate) yield_after_flush: bool,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -81,6 +82,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("allow_upgrades", &self.allow_upgrades)
             .field("cors", &self.cors)
             .field("allow_request", &self.allow_request.is_some())
+            .field("yield_after_flush", &self.yield_after_flush)
             .finish()
     }
 }
@@ -98,6 +100,7 @@ impl EngineOptions {
             allow_upgrades: true,
             cors: None,
             allow_request: None,
+            yield_after_flush: false,
         }
     }
 
@@ -190,6 +193,16 @@ macro_rules! engine_options {
         /// CORS for the long-polling requests (default: none).
         pub fn cors(mut self, cors: crate::Cors) -> Self {
             self.engine.cors = Some(cors);
+            self
+        }
+
+        /// After each write to a WebSocket, yields the OS thread (default false), so that a peer
+        /// on the same machine that the write woke up can read it before the next write, as
+        /// happens between a write and its callback in Node's event loop. It costs a system
+        /// call per write; it is meant for test servers whose clients read one message at a
+        /// time, on a busy machine.
+        pub fn yield_after_flush(mut self, yes: bool) -> Self {
+            self.engine.yield_after_flush = yes;
             self
         }
 

@@ -533,7 +533,13 @@ impl<A: App> Endpoint<A> {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let (done_tx, mut done_rx) = oneshot::channel::<()>();
-        tokio::spawn(write_loop(sink, rx, queued.clone(), done_tx));
+        tokio::spawn(write_loop(
+            sink,
+            rx,
+            queued.clone(),
+            done_tx,
+            self.options.yield_after_flush,
+        ));
         let writer = WsWriter {
             tx: tx.clone(),
             queued,
@@ -600,6 +606,7 @@ async fn write_loop<S>(
     mut rx: mpsc::UnboundedReceiver<WsOut>,
     queued: Arc<AtomicUsize>,
     done: oneshot::Sender<()>,
+    yield_after_flush: bool,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -612,8 +619,14 @@ async fn write_loop<S>(
                 if r.is_err() {
                     break;
                 }
-                if rx.is_empty() && sink.flush().await.is_err() {
-                    break;
+                if rx.is_empty() {
+                    if sink.flush().await.is_err() {
+                        break;
+                    }
+                    if yield_after_flush {
+                        // Let a local peer woken by this write read it before the next one.
+                        std::thread::yield_now();
+                    }
                 }
             }
             WsOut::Close(frame) => {
