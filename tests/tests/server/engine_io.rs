@@ -510,6 +510,27 @@ async fn websocket_protocol_violations_close_only_that_session() {
     })
     .await;
     assert!(closed.is_ok());
+    // A frame with a reserved bit set (RSV1, no extension negotiated).
+    let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    raw.write_all(
+        b"GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let _ = raw.read(&mut buf).await.unwrap();
+    raw.write_all(&[0xc1, 0x82, 0, 0, 0, 0, b'4', b'x'])
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match raw.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok());
     // The other session was not affected.
     good.send_text("4still here").await;
     assert_eq!(good.text_app().await, "4still here");
