@@ -563,3 +563,40 @@ fn compress_flag_reaches_the_response() {
         Config::default().ping_interval
     );
 }
+
+#[test]
+fn binary_over_websocket_follows_the_protocol_and_b64() {
+    let bin = || Frame::Binary(Bytes::from_static(&[1, 2, 3]));
+    let ws = |protocol, b64: bool| {
+        let mut s = Session::new(
+            t(0),
+            "w".into(),
+            protocol,
+            Transport::WebSocket,
+            Config::default(),
+        );
+        s.set_supports_binary(!b64);
+        drain(&mut s);
+        s.send(t(1), [bin()], false, false);
+        drain(&mut s)
+    };
+    // v4: raw binary frame; v3: the type byte first (§1.1, §1.2)
+    assert_eq!(ws(Protocol::V4, false), vec![Output::WsSend(bin())]);
+    assert_eq!(
+        ws(Protocol::V3, false),
+        vec![Output::WsSend(Frame::Binary(Bytes::from_static(&[
+            4, 1, 2, 3
+        ])))]
+    );
+    // `b64=1`: base64 text frames
+    assert_eq!(ws(Protocol::V4, true), vec![Output::WsSend(text("bAQID"))]);
+    assert_eq!(ws(Protocol::V3, true), vec![Output::WsSend(text("b4AQID"))]);
+    // and what was buffered during an upgrade is sent the same way
+    let mut s = opened(Config::default());
+    s.set_supports_binary(false);
+    s.send(t(1), [bin()], false, false);
+    s.handle_upgrade_request(t(2)).expect("upgrade");
+    s.handle_probe_frame(t(3), text("2probe"));
+    s.handle_probe_frame(t(4), text("5"));
+    assert!(drain(&mut s).contains(&Output::WsSend(text("bAQID"))));
+}

@@ -38,10 +38,10 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::handshake::OpenPacket;
-use super::packet::{Frame, Packet, Protocol};
+use super::packet::{encode_base64_into, Frame, Packet, Protocol};
 use super::payload::{decode_payload_bytes, encode_payload};
 use super::payload_v3::{
     decode_payload_v3, decode_payload_v3_binary, encode_payload_v3, encode_payload_v3_binary,
@@ -350,8 +350,9 @@ impl Session {
         s
     }
 
-    /// Declares whether the client can read binary polling payloads (v3 only: false when the
-    /// client asked for base64 with `b64=1`). v4 payloads are always text.
+    /// Declares whether the client can take binary data (false when it asked for base64 with
+    /// `b64=1`): binary messages then go over WebSocket as `b` + base64 text frames (`b4` + base64
+    /// for v3), and v3 polling payloads stay text. v4 polling payloads are always text.
     pub fn set_supports_binary(&mut self, yes: bool) {
         self.supports_binary = yes;
     }
@@ -734,8 +735,33 @@ impl Session {
         }
     }
 
+    /// A frame as this session's WebSocket carries it: binary data with the v3 type byte, or as
+    /// base64 text for a client that cannot take binary.
+    fn ws_frame(&self, frame: Frame) -> Frame {
+        let Frame::Binary(data) = frame else {
+            return frame;
+        };
+        let packet = Packet::Binary(data);
+        match (self.supports_binary, self.protocol) {
+            (true, Protocol::V4) => packet.encode(),
+            (true, Protocol::V3) => packet.encode_v3(),
+            (false, protocol) => {
+                let mut text = BytesMut::from(match protocol {
+                    Protocol::V4 => &b"b"[..],
+                    Protocol::V3 => &b"b4"[..],
+                });
+                if let Packet::Binary(data) = &packet {
+                    encode_base64_into(data, &mut text);
+                }
+                // base64 is ASCII: always UTF-8.
+                Frame::Text(Str::from_utf8(text.freeze()).unwrap_or_default())
+            }
+        }
+    }
+
     fn push(&mut self, frame: Frame, compress: bool) {
         if self.transport == Transport::WebSocket {
+            let frame = self.ws_frame(frame);
             self.outputs.push_back(Output::WsSend(frame));
             return;
         }
@@ -811,7 +837,8 @@ impl Session {
         self.buffered_bytes = 0;
         let buffered: Vec<Queued> = self.buffer.drain(..).collect();
         for q in buffered {
-            self.outputs.push_back(Output::WsSend(q.frame));
+            let frame = self.ws_frame(q.frame);
+            self.outputs.push_back(Output::WsSend(frame));
         }
         if self.state == State::Closing {
             self.finish(CloseReason::ForcedClose);
