@@ -1,0 +1,562 @@
+// Ferrio's browser client: the socket.io-client API over the ferrio-proto client state machine
+// compiled to WebAssembly. This file performs the transport actions the core asks for (fetch for
+// HTTP long-polling, WebSocket), runs its timer with setTimeout, and converts payloads with
+// JSON.parse/JSON.stringify (binary values travel as Socket.IO attachments).
+import init, { Core } from "./pkg/ferrio_wasm.js";
+
+await init();
+
+const now = () => performance.now();
+const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
+
+// --- binary attachments -------------------------------------------------------------------------
+
+function isBinary(v) {
+  return v instanceof ArrayBuffer || ArrayBuffer.isView(v);
+}
+
+function toBytes(v) {
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+// Replaces binary values by placeholders; returns [jsonText, attachments].
+function deconstruct(data) {
+  const attachments = [];
+  const walk = (v) => {
+    if (v === null || typeof v !== "object") return v;
+    if (isBinary(v)) {
+      attachments.push(toBytes(v));
+      return { _placeholder: true, num: attachments.length - 1 };
+    }
+    if (typeof v.toJSON === "function") return v;
+    if (Array.isArray(v)) return v.map(walk);
+    const out = {};
+    for (const k of Object.keys(v)) out[k] = walk(v[k]);
+    return out;
+  };
+  return [JSON.stringify(walk(data)), attachments];
+}
+
+// Parses JSON text and puts the attachments (as ArrayBuffers) back in place of placeholders.
+function reconstruct(text, attachments) {
+  const value = JSON.parse(text);
+  if (!attachments || attachments.length === 0) return value;
+  const buffers = attachments.map((a) => a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+  const walk = (v) => {
+    if (v === null || typeof v !== "object") return v;
+    if (v._placeholder === true && typeof v.num === "number") return buffers[v.num];
+    if (Array.isArray(v)) return v.map(walk);
+    for (const k of Object.keys(v)) v[k] = walk(v[k]);
+    return v;
+  };
+  return walk(value);
+}
+
+// --- events ---------------------------------------------------------------------------------------
+
+class Emitter {
+  constructor() {
+    this._listeners = new Map();
+  }
+  on(event, fn) {
+    if (!this._listeners.has(event)) this._listeners.set(event, []);
+    this._listeners.get(event).push(fn);
+    return this;
+  }
+  once(event, fn) {
+    const wrapper = (...args) => {
+      this.off(event, wrapper);
+      fn.apply(this, args);
+    };
+    wrapper.fn = fn;
+    return this.on(event, wrapper);
+  }
+  off(event, fn) {
+    if (event === undefined) {
+      this._listeners.clear();
+    } else if (fn === undefined) {
+      this._listeners.delete(event);
+    } else {
+      const list = this._listeners.get(event);
+      if (list) {
+        const i = list.findIndex((l) => l === fn || l.fn === fn);
+        if (i >= 0) list.splice(i, 1);
+      }
+    }
+    return this;
+  }
+  removeListener(event, fn) {
+    return this.off(event, fn);
+  }
+  removeAllListeners(event) {
+    return this.off(event);
+  }
+  listeners(event) {
+    return (this._listeners.get(event) || []).slice();
+  }
+  hasListeners(event) {
+    return this.listeners(event).length > 0;
+  }
+  emitReserved(event, ...args) {
+    for (const fn of this.listeners(event)) fn.apply(this, args);
+    return true;
+  }
+}
+
+// --- the manager ----------------------------------------------------------------------------------
+
+function toQuery(query) {
+  if (!query) return "";
+  if (typeof query === "string") return query;
+  return new URLSearchParams(query).toString();
+}
+
+/** One connection to a server, shared by the sockets of its namespaces (`Manager`). */
+export class Manager extends Emitter {
+  constructor(uri, opts = {}) {
+    super();
+    if (typeof uri === "object" && uri !== null) {
+      opts = uri;
+      uri = undefined;
+    }
+    const url = new URL(uri || "/", typeof location !== "undefined" ? location.href : undefined);
+    let path = opts.path || "/socket.io";
+    path = path.replace(/\/$/, "") + "/";
+    this.opts = opts;
+    this._http = `${url.protocol === "wss:" || url.protocol === "https:" ? "https" : "http"}://${url.host}${path}`;
+    this._ws = this._http.replace(/^http/, "ws");
+    this._extraHeaders = opts.extraHeaders;
+    this._withCredentials = !!opts.withCredentials;
+    const num = (v, d) => (typeof v === "number" ? v : d);
+    this.core = new Core(
+      (opts.transports || ["polling", "websocket"]).join(","),
+      opts.upgrade !== false,
+      opts.reconnection !== false,
+      opts.reconnectionAttempts === Infinity ? -1 : num(opts.reconnectionAttempts, -1),
+      num(opts.reconnectionDelay, -1),
+      num(opts.reconnectionDelayMax, -1),
+      num(opts.randomizationFactor, 0.5),
+      opts.timeout === false ? -1 : num(opts.timeout, 20000),
+      toQuery(opts.query),
+      Math.floor(Math.random() * 2 ** 32),
+    );
+    this._transports = new Map();
+    this._sockets = new Map();
+    this._timer = undefined;
+    this._timerAt = -1;
+    this._draining = false;
+  }
+
+  /** Reconnection on or off (`manager.reconnection(v)`). */
+  reconnection(v) {
+    if (v === undefined) return this.opts.reconnection !== false;
+    this.opts.reconnection = !!v;
+    this.core.setReconnection(!!v);
+    return this;
+  }
+
+  /** A socket for namespace `nsp`. */
+  socket(nsp, opts = {}) {
+    return new Socket(this, nsp, opts);
+  }
+
+  // Runs a command on the core, then performs what it produced.
+  _run(fn) {
+    let result;
+    try {
+      result = fn(this.core, now());
+    } finally {
+      this._drain();
+    }
+    return result;
+  }
+
+  _drain() {
+    if (this._draining) return;
+    this._draining = true;
+    try {
+      let out;
+      while ((out = this.core.pollOutput()) !== undefined) {
+        try {
+          this._handle(out);
+        } catch (e) {
+          setTimeout(() => {
+            throw e;
+          });
+        }
+      }
+    } finally {
+      this._draining = false;
+    }
+    this._schedule();
+  }
+
+  _schedule() {
+    const at = this.core.pollTimeout();
+    if (at === this._timerAt) return;
+    if (this._timer !== undefined) clearTimeout(this._timer);
+    this._timer = undefined;
+    this._timerAt = at;
+    if (at < 0) return;
+    this._timer = setTimeout(() => {
+      this._timer = undefined;
+      this._timerAt = -1;
+      this._run((core, t) => core.timeout(Math.max(t, at)));
+    }, Math.max(0, Math.ceil(at - now())));
+  }
+
+  _url(base, query) {
+    return `${base}?${query}`;
+  }
+
+  _fetch(tid, method, query, body) {
+    const abort = typeof AbortController !== "undefined" ? new AbortController() : undefined;
+    const entry = this._transports.get(tid) || { kind: "polling", aborts: new Set() };
+    this._transports.set(tid, entry);
+    if (abort && method === "GET") entry.aborts.add(abort);
+    const headers = Object.assign({}, this._extraHeaders || {});
+    if (method === "POST") headers["Content-Type"] = "text/plain;charset=UTF-8";
+    const t = Date.now().toString(36) + Math.random().toString(36).slice(2, 6);
+    fetch(this._url(this._http, `${query}&t=${t}`), {
+      method,
+      body,
+      headers,
+      credentials: this._withCredentials ? "include" : "same-origin",
+      cache: "no-store",
+      signal: abort && abort.signal,
+    })
+      .then(async (res) => {
+        if (!res.ok) throw new Error(`${method === "GET" ? "xhr poll error" : "xhr post error"} (${res.status})`);
+        const text = await res.text();
+        if (abort) entry.aborts.delete(abort);
+        if (method === "GET") this._run((core, n) => core.pollResponse(n, tid, text));
+        else this._run((core, n) => core.postResponse(n, tid));
+      })
+      .catch((e) => {
+        if (abort) entry.aborts.delete(abort);
+        if (abort && abort.signal.aborted) return;
+        this._run((core, n) => core.transportError(n, tid, String((e && e.message) || e)));
+      });
+  }
+
+  _handle(out) {
+    const code = out[0];
+    switch (code) {
+      case 0:
+        this._fetch(out[1], "GET", out[2]);
+        break;
+      case 1:
+        this._fetch(out[1], "POST", out[2], out[3]);
+        break;
+      case 2: {
+        const tid = out[1];
+        let ws;
+        try {
+          ws = new WebSocket(this._url(this._ws, out[2]));
+        } catch (e) {
+          queueMicrotask(() => this._run((core, n) => core.transportError(n, tid, String(e))));
+          break;
+        }
+        ws.binaryType = "arraybuffer";
+        this._transports.set(tid, { kind: "websocket", ws });
+        ws.onopen = () => this._run((core, n) => core.wsOpen(n, tid));
+        ws.onmessage = (ev) => {
+          if (typeof ev.data === "string") this._run((core, n) => core.wsText(n, tid, ev.data));
+          else this._run((core, n) => core.wsBinary(n, tid, new Uint8Array(ev.data)));
+        };
+        ws.onerror = () => this._run((core, n) => core.transportError(n, tid, "websocket error"));
+        ws.onclose = () => {
+          this._transports.delete(tid);
+          this._run((core, n) => core.wsClosed(n, tid));
+        };
+        break;
+      }
+      case 3: {
+        const entry = this._transports.get(out[1]);
+        if (entry && entry.ws && entry.ws.readyState === 1) entry.ws.send(out[2]);
+        break;
+      }
+      case 4: {
+        const entry = this._transports.get(out[1]);
+        this._transports.delete(out[1]);
+        if (!entry) break;
+        if (entry.ws) {
+          entry.ws.onmessage = entry.ws.onerror = entry.ws.onclose = entry.ws.onopen = null;
+          try {
+            entry.ws.close();
+          } catch (_) {
+            /* already closed */
+          }
+        }
+        if (entry.aborts) for (const a of entry.aborts) a.abort();
+        break;
+      }
+      case 20:
+        if (out.length > 2) this.emitReserved(out[1], out[2]);
+        else this.emitReserved(out[1]);
+        break;
+      default: {
+        const socket = this._sockets.get(out[1]);
+        if (socket) socket._onOutput(out);
+      }
+    }
+  }
+}
+
+// --- the socket -----------------------------------------------------------------------------------
+
+/** A socket of one namespace (`Socket` of socket.io-client). */
+export class Socket extends Emitter {
+  constructor(io, nsp, opts = {}) {
+    super();
+    this.io = io;
+    this.nsp = nsp.startsWith("/") ? nsp : `/${nsp}`;
+    this.auth = opts.auth;
+    this.id = undefined;
+    this.recovered = false;
+    this._opts = opts;
+    this._acks = new Map();
+    this._anyListeners = [];
+    this._flags = {};
+    this._index = undefined;
+    if (opts.autoConnect !== false) this.connect();
+  }
+
+  get connected() {
+    return this._index !== undefined && this.io.core.connected(this._index);
+  }
+
+  get disconnected() {
+    return !this.connected;
+  }
+
+  get active() {
+    return this._index !== undefined && this.io.core.active(this._index);
+  }
+
+  _authJson() {
+    const a = this.auth;
+    return a === undefined || a === null || typeof a === "function" ? undefined : JSON.stringify(a);
+  }
+
+  /** Connects (again). */
+  connect() {
+    if (this._index === undefined) {
+      const opts = this._opts;
+      // Registered before the outputs are performed: an auth callback may be asked for at once.
+      this._index = this.io.core.openSocket(
+        now(),
+        this.nsp,
+        this._authJson(),
+        typeof this.auth === "function",
+        typeof opts.ackTimeout === "number" ? opts.ackTimeout : -1,
+        opts.retries || 0,
+      );
+      this.io._sockets.set(this._index, this);
+      this.io._drain();
+    } else {
+      this.io._run((core, t) => core.connectSocket(t, this._index));
+    }
+    return this;
+  }
+
+  open() {
+    return this.connect();
+  }
+
+  /** Disconnects; the socket does not reconnect until `connect()`. */
+  disconnect() {
+    if (this._index !== undefined) this.io._run((core, t) => core.disconnect(t, this._index));
+    return this;
+  }
+
+  close() {
+    return this.disconnect();
+  }
+
+  /** Sets the ack timeout of the next emit. */
+  timeout(ms) {
+    this._flags.timeout = ms;
+    return this;
+  }
+
+  get volatile() {
+    this._flags.volatile = true;
+    return this;
+  }
+
+  compress(v) {
+    this._flags.compress = v;
+    return this;
+  }
+
+  /** Emits an event; a function as last argument receives the server's acknowledgement. */
+  emit(event, ...args) {
+    if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
+    const flags = this._flags;
+    this._flags = {};
+    let callback;
+    if (args.length && typeof args[args.length - 1] === "function") callback = args.pop();
+    const [json, attachments] = deconstruct([event, ...args]);
+    const withTimeout = flags.timeout !== undefined || this._opts.ackTimeout !== undefined;
+    const handle = this.io._run((core, t) =>
+      core.emit(
+        t,
+        this._index,
+        json,
+        attachments,
+        callback !== undefined,
+        flags.timeout !== undefined ? flags.timeout : -1,
+        !!flags.volatile,
+        flags.compress !== false,
+      ),
+    );
+    if (callback && handle >= 0) this._acks.set(handle, { callback, withTimeout });
+    return this;
+  }
+
+  /** Emits and resolves with the acknowledgement (rejects on timeout or disconnection). */
+  emitWithAck(event, ...args) {
+    const withErr = this._flags.timeout !== undefined || this._opts.ackTimeout !== undefined;
+    return new Promise((resolve, reject) => {
+      args.push((err, value) => {
+        if (withErr) return err ? reject(err) : resolve(value);
+        return resolve(err);
+      });
+      this.emit(event, ...args);
+    });
+  }
+
+  /** Alias of `emit("message", ...args)`. */
+  send(...args) {
+    return this.emit("message", ...args);
+  }
+
+  onAny(fn) {
+    this._anyListeners.push(fn);
+    return this;
+  }
+
+  prependAny(fn) {
+    this._anyListeners.unshift(fn);
+    return this;
+  }
+
+  offAny(fn) {
+    this._anyListeners = fn ? this._anyListeners.filter((f) => f !== fn) : [];
+    return this;
+  }
+
+  listenersAny() {
+    return this._anyListeners.slice();
+  }
+
+  _ackFn(id) {
+    let sent = false;
+    return (...args) => {
+      if (sent) return;
+      sent = true;
+      const [json, attachments] = deconstruct(args);
+      try {
+        this.io._run((core, t) => core.ack(t, this._index, id, json, attachments));
+      } catch (_) {
+        /* not connected any more: the server gave up on this ack */
+      }
+    };
+  }
+
+  _onOutput(out) {
+    switch (out[0]) {
+      case 10:
+        this.id = out[2];
+        this.recovered = this.io.core.recovered(this._index);
+        this.emitReserved("connect");
+        break;
+      case 11: {
+        const err = new Error(out[2]);
+        if (out[3] !== undefined) err.data = JSON.parse(out[3]);
+        this.emitReserved("connect_error", err);
+        break;
+      }
+      case 12:
+        this.id = undefined;
+        this.emitReserved("disconnect", out[2], out[3] !== undefined ? { description: out[3] } : undefined);
+        break;
+      case 13: {
+        const args = reconstruct(out[2], out[3]);
+        if (out[4] >= 0) args.push(this._ackFn(out[4]));
+        for (const fn of this._anyListeners.slice()) fn.apply(this, args);
+        const [event, ...rest] = args;
+        this.emitReserved(event, ...rest);
+        break;
+      }
+      case 14: {
+        const ack = this._acks.get(out[2]);
+        this._acks.delete(out[2]);
+        if (!ack) break;
+        const args = reconstruct(out[3], out[4]);
+        if (ack.withTimeout) ack.callback(null, ...args);
+        else ack.callback(...args);
+        break;
+      }
+      case 15: {
+        const ack = this._acks.get(out[2]);
+        this._acks.delete(out[2]);
+        if (!ack) break;
+        // Without a timeout socket.io-client never calls the callback on disconnection.
+        if (ack.withTimeout) ack.callback(new Error(out[3]));
+        break;
+      }
+      case 16: {
+        const index = this._index;
+        this.auth((data) => {
+          this.io._run((core, t) =>
+            core.provideAuth(t, index, data === undefined || data === null ? undefined : JSON.stringify(data)),
+          );
+        });
+        break;
+      }
+    }
+  }
+}
+
+// --- io() -----------------------------------------------------------------------------------------
+
+const cache = {};
+
+/**
+ * Connects to a Socket.IO server (`io(url, opts)`): the URL's path names the namespace; sockets
+ * of the same server share one connection unless `forceNew` or `multiplex: false`.
+ */
+export function io(uri, opts) {
+  if (typeof uri === "object" && uri !== null) {
+    opts = uri;
+    uri = undefined;
+  }
+  opts = opts || {};
+  const url = new URL(uri || "/", typeof location !== "undefined" ? location.href : undefined);
+  const nsp = url.pathname || "/";
+  const path = opts.path || "/socket.io";
+  const id = `${url.protocol}//${url.host}${path}`;
+  const query = url.search ? Object.assign(Object.fromEntries(new URLSearchParams(url.search)), opts.query || {}) : opts.query;
+  const managerOpts = Object.assign({}, opts, { query });
+  let manager;
+  const newConnection = opts.forceNew || opts["force new connection"] || opts.multiplex === false;
+  if (newConnection || !cache[id] || cache[id]._sockets.size === 0 || hasSocket(cache[id], nsp)) {
+    manager = new Manager(`${url.protocol}//${url.host}`, managerOpts);
+    if (!newConnection) cache[id] = manager;
+  } else {
+    manager = cache[id];
+  }
+  return manager.socket(nsp, opts);
+}
+
+function hasSocket(manager, nsp) {
+  for (const s of manager._sockets.values()) if (s.nsp === nsp) return true;
+  return false;
+}
+
+export { io as connect };
+export const protocol = 5;
+export default io;

@@ -1,0 +1,166 @@
+// Browser tests of the `ferrio` package in headless Chromium (driven by playwright-core, with the
+// system's Chromium: no browser download).
+//
+// Usage: node test/run.mjs <e2e server binary> <chat example binary>
+// Starts the Node socket.io server (test/server.cjs), ferrio-server's e2e example and the chat
+// example on free 127.0.0.1 ports, runs the same scenario against both Socket.IO servers, then
+// two browser contexts chat through the chat example (screenshot in test/screenshots/).
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const [e2eBin, chatBin] = process.argv.slice(2);
+const children = [];
+const deadline = setTimeout(() => {
+  console.error("browser tests: overall time limit (120 s) reached");
+  cleanup();
+  process.exit(1);
+}, 120000);
+
+function cleanup() {
+  for (const c of children) {
+    if (c.exitCode === null) c.kill("SIGTERM");
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// Starts a child and resolves once a stdout line matches `ready`.
+function start(cmd, args, env, ready) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+    children.push(child);
+    let out = "";
+    const t = setTimeout(() => reject(new Error(`${cmd} did not start`)), 20000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(ready);
+      if (m) {
+        clearTimeout(t);
+        resolve(m);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
+  });
+}
+
+const results = [];
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push([name, true]);
+    console.log(`test ${name} ... ok (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push([name, false]);
+    console.log(`test ${name} ... FAILED (${Date.now() - t0} ms)\n${e && e.stack ? e.stack : e}`);
+  }
+}
+
+function checkScenario(r, server) {
+  assert.equal(r.error, undefined, r.error);
+  assert.deepEqual(r.auth, { user: "ann" });
+  assert.equal(r.connected, true);
+  assert.equal(r.idIsString, true);
+  assert.deepEqual(r.messageBack, [1, "two", { three: [3] }]);
+  assert.equal(r.ack, "a");
+  assert.equal(r.timeoutAck, "b");
+  assert.equal(r.serverAck, "pong-ping");
+  assert.deepEqual(r.binary, [true, [1, 2, 3], true, [9]]);
+  assert.equal(r.upgraded, "websocket", `${server}: no upgrade`);
+  assert.equal(r.sameId, true);
+  assert.deepEqual(r.multiplexed, ["/custom", true]);
+  assert.deepEqual(r.refused, [true, "not authorized", { reason: "invalid token" }]);
+  assert.equal(r.accepted, true);
+  assert.deepEqual(r["only-websocket"], ["websocket", "websocket"]);
+  assert.deepEqual(r["only-polling"], ["polling", "polling"]);
+  assert.equal(r.serverDisconnect, "io server disconnect");
+  assert.deepEqual(r.clientDisconnect, ["io client disconnect", false]);
+}
+
+let browser;
+try {
+  const [, nodePort] = await start("node", [join(here, "server.cjs")], {}, /listening (\d+)/);
+  const e2ePort = await freePort();
+  await start(e2eBin, [], { PORT: String(e2ePort) }, /listening/);
+  const chatPort = await freePort();
+  await start(chatBin, [], { PORT: String(chatPort) }, /chat demo on/);
+
+  // playwright gives the browser a fresh temporary profile (--user-data-dir) of its own.
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-quic",
+    ],
+  });
+  const page = await (await browser.newContext()).newPage();
+  page.on("pageerror", (e) => console.log(`page error: ${e}`));
+  await page.goto(`http://127.0.0.1:${nodePort}/`);
+  await page.waitForFunction(() => window.ready === true, null, { timeout: 10000 });
+
+  await test("socket.io 4.8 (Node): events, acks, binary, upgrade, namespaces, middleware, transports", async () => {
+    const r = await page.evaluate((base) => window.scenario(base), `http://127.0.0.1:${nodePort}`);
+    checkScenario(r, "socket.io");
+  });
+  await test("ferrio-server (e2e example): events, acks, binary, upgrade, namespaces, middleware, transports", async () => {
+    const r = await page.evaluate((base) => window.scenario(base), `http://127.0.0.1:${e2ePort}`);
+    checkScenario(r, "ferrio-server");
+  });
+
+  await test("chat example: two browser contexts exchange a message (screenshot)", async () => {
+    const chat = `http://127.0.0.1:${chatPort}/`;
+    const a = await (await browser.newContext()).newPage();
+    const b = await (await browser.newContext()).newPage();
+    for (const [p, nick] of [[a, "alice"], [b, "bob"]]) {
+      p.on("pageerror", (e) => console.log(`chat page error: ${e}`));
+      await p.goto(chat);
+      await p.waitForSelector("#status.connected", { timeout: 10000 });
+      await p.fill("#nick", nick);
+      await p.fill("#room", "rust");
+      await p.click("#who button");
+      await p.waitForSelector("#text:not([disabled])", { timeout: 10000 });
+    }
+    await a.waitForSelector("#log li:has-text('bob joined')", { timeout: 5000 });
+    await b.fill("#text", "hello from bob");
+    await a.waitForSelector("#typing:has-text('bob is typing')", { timeout: 5000 });
+    await b.press("#text", "Enter");
+    await a.waitForSelector("#log li.msg:has-text('hello from bob')", { timeout: 5000 });
+    mkdirSync(join(here, "screenshots"), { recursive: true });
+    await a.screenshot({ path: join(here, "screenshots", "chat.png") });
+    await a.close();
+    await b.close();
+  });
+} catch (e) {
+  results.push(["setup", false]);
+  console.log(`browser tests: setup failed: ${e && e.stack ? e.stack : e}`);
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  cleanup();
+  clearTimeout(deadline);
+}
+
+const failed = results.filter(([, ok]) => !ok).length;
+console.log(`\nbrowser tests: ${results.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

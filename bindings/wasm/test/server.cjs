@@ -1,0 +1,65 @@
+// The browser tests' Node server: serves the test page and the package, and runs the real
+// socket.io 4.8 server (from tests/node) with the same handlers as ferrio-server's e2e example,
+// so one scenario runs against both.
+//
+// Usage: node server.cjs  -> prints "listening <port>" (127.0.0.1, a free port); exits after 120 s.
+"use strict";
+
+const fs = require("node:fs");
+const http = require("node:http");
+const path = require("node:path");
+const { Server } = require(path.join(__dirname, "../../../tests/node/node_modules/socket.io"));
+
+setTimeout(() => process.exit(0), 120000).unref();
+
+const pkg = path.join(__dirname, "..");
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+const files = {
+  "/": path.join(__dirname, "page.html"),
+  "/ferrio/ferrio.js": path.join(pkg, "ferrio.js"),
+  "/ferrio/pkg/ferrio_wasm.js": path.join(pkg, "pkg/ferrio_wasm.js"),
+  "/ferrio/pkg/ferrio_wasm_bg.wasm": path.join(pkg, "pkg/ferrio_wasm_bg.wasm"),
+};
+
+const httpServer = http.createServer((req, res) => {
+  const file = files[req.url.split("?")[0]];
+  if (!file) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { "Content-Type": types[path.extname(file)], "Cache-Control": "no-store" });
+  res.end(fs.readFileSync(file));
+});
+
+const io = new Server(httpServer, { pingInterval: 300, pingTimeout: 200, cors: { origin: "*" } });
+
+function handlers(nsp) {
+  nsp.on("connection", (socket) => {
+    socket.emit("auth", socket.handshake.auth);
+    socket.on("message", (...args) => socket.emit("message-back", ...args));
+    socket.on("message-with-ack", (...args) => {
+      const ack = args.pop();
+      ack(...args);
+    });
+    socket.on("emit-with-ack", async (...args) => {
+      const reply = await socket.emitWithAck("emit-with-ack", ...args);
+      socket.emit("emit-with-ack", reply);
+    });
+    socket.on("whoami", (ack) =>
+      ack({ id: socket.id, nsp: nsp.name, engineId: socket.conn.id, transport: socket.conn.transport.name, auth: socket.handshake.auth }),
+    );
+    socket.on("disconnect-me", (close) => socket.disconnect(close === true));
+  });
+}
+handlers(io.of("/"));
+handlers(io.of("/custom"));
+const restricted = io.of("/restricted");
+restricted.use((socket, next) => {
+  if (socket.handshake.auth && socket.handshake.auth.token === "let-me-in") return next();
+  const err = new Error("not authorized");
+  err.data = { reason: "invalid token" };
+  next(err);
+});
+handlers(restricted);
+
+httpServer.listen(0, "127.0.0.1", () => console.log(`listening ${httpServer.address().port}`));
