@@ -88,6 +88,10 @@ function checkScenario(r, server) {
   assert.equal(r.accepted, true);
   assert.deepEqual(r["only-websocket"], ["websocket", "websocket"]);
   assert.deepEqual(r["only-polling"], ["polling", "polling"]);
+  assert.deepEqual(r.authCallback, { user: "fn" });
+  assert.equal(r.buffered, "early");
+  assert.equal(r.transportLost, "transport close");
+  assert.deepEqual(r.reconnected, [true, "again"]);
   assert.equal(r.serverDisconnect, "io server disconnect");
   assert.deepEqual(r.clientDisconnect, ["io client disconnect", false]);
 }
@@ -120,11 +124,11 @@ try {
   await page.goto(`http://127.0.0.1:${nodePort}/`);
   await page.waitForFunction(() => window.ready === true, null, { timeout: 10000 });
 
-  await test("socket.io 4.8 (Node): events, acks, binary, upgrade, namespaces, middleware, transports", async () => {
+  await test("socket.io 4.8 (Node): events, acks, binary, upgrade, namespaces, middleware, transports, auth function, buffering, reconnection", async () => {
     const r = await page.evaluate((base) => window.scenario(base), `http://127.0.0.1:${nodePort}`);
     checkScenario(r, "socket.io");
   });
-  await test("ferrio-server (e2e example): events, acks, binary, upgrade, namespaces, middleware, transports", async () => {
+  await test("ferrio-server (e2e example): events, acks, binary, upgrade, namespaces, middleware, transports, auth function, buffering, reconnection", async () => {
     const r = await page.evaluate((base) => window.scenario(base), `http://127.0.0.1:${e2ePort}`);
     checkScenario(r, "ferrio-server");
   });
