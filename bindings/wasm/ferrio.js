@@ -320,6 +320,8 @@ export class Socket extends Emitter {
     this._anyListeners = [];
     this._flags = {};
     this._index = undefined;
+    // Emits before the first connect() (autoConnect: false), replayed by it.
+    this._pending = [];
     if (opts.autoConnect !== false) this.connect();
   }
 
@@ -355,6 +357,12 @@ export class Socket extends Emitter {
       );
       this.io._sockets.set(this._index, this);
       this.io._drain();
+      const pending = this._pending;
+      this._pending = [];
+      for (const [flags, args] of pending) {
+        this._flags = flags;
+        this.emit(...args);
+      }
     } else {
       this.io._run((core, t) => core.connectSocket(t, this._index));
     }
@@ -396,6 +404,10 @@ export class Socket extends Emitter {
     if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
     const flags = this._flags;
     this._flags = {};
+    if (this._index === undefined) {
+      this._pending.push([flags, [event, ...args]]);
+      return this;
+    }
     let callback;
     if (args.length && typeof args[args.length - 1] === "function") callback = args.pop();
     const [json, attachments] = deconstruct([event, ...args]);

@@ -90,6 +90,7 @@ function checkScenario(r, server) {
   assert.deepEqual(r["only-polling"], ["polling", "polling"]);
   assert.deepEqual(r.authCallback, { user: "fn" });
   assert.equal(r.buffered, "early");
+  assert.equal(r.autoConnectFalse, "before-connect");
   assert.equal(r.transportLost, "transport close");
   assert.deepEqual(r.reconnected, [true, "again"]);
   assert.equal(r.serverDisconnect, "io server disconnect");
