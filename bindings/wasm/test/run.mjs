@@ -134,7 +134,7 @@ try {
     checkScenario(r, "ferrio-server");
   });
 
-  await test("chat example: two browser contexts exchange a message (screenshot)", async () => {
+  await test("chat example: two browser contexts exchange a message and an image (screenshot)", async () => {
     const chat = `http://127.0.0.1:${chatPort}/`;
     const a = await (await browser.newContext()).newPage();
     const b = await (await browser.newContext()).newPage();
@@ -152,6 +152,15 @@ try {
     await a.waitForSelector("#typing:has-text('bob is typing')", { timeout: 5000 });
     await b.press("#text", "Enter");
     await a.waitForSelector("#log li.msg:has-text('hello from bob')", { timeout: 5000 });
+    // An image (binary attachment) goes through the server's room broadcast.
+    await b.evaluate(() => {
+      // a 1x1 PNG
+      const png = atob("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==");
+      window.chatSocket.emit("image", "image/png", Uint8Array.from(png, (c) => c.charCodeAt(0)));
+    });
+    await a.waitForSelector("#log li.msg img", { timeout: 5000 });
+    const loaded = await a.$eval("#log li.msg img", (img) => img.decode().then(() => img.naturalWidth));
+    assert.equal(loaded, 1);
     mkdirSync(join(here, "screenshots"), { recursive: true });
     await a.screenshot({ path: join(here, "screenshots", "chat.png") });
     await a.close();
