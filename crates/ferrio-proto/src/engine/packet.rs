@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn ws_text_frame_bytes() {
-        // protocol.md §1.1: WS text "4hello" = 34 68 65 6c 6c 6f
+        // Protocol notes §1.1: WS text "4hello" = 34 68 65 6c 6c 6f
         let frame = Packet::Message("hello".into()).encode();
         let Frame::Text(s) = &frame else {
             panic!("text")

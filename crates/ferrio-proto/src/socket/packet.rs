@@ -333,7 +333,7 @@ mod tests {
 
     #[test]
     fn encoder_examples() {
-        // protocol.md §1.3 examples (WS text frames, Engine.IO `4` included)
+        // Protocol notes §1.3 examples (WS text frames, Engine.IO `4` included)
         let cases: Vec<(Packet, &str)> = vec![
             (Packet::connect("/", None), "40"),
             (
