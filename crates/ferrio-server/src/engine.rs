@@ -22,9 +22,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, UpgradeError};
-use ferrio_proto::engine::{Frame, Packet, Protocol};
+use ferrio_proto::engine::server as eio;
+use ferrio_proto::engine::{Packet, Protocol};
 use ferrio_proto::Instant;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
@@ -219,47 +218,7 @@ struct EngineMachine {
 impl Machine for EngineMachine {
     type Command = Command;
 
-    fn handle_poll(&mut self, now: Instant, id: RequestId) -> Result<(), RequestError> {
-        self.session.handle_poll(now, id)
-    }
-    fn handle_poll_aborted(&mut self, now: Instant, id: RequestId) {
-        self.session.handle_poll_aborted(now, id)
-    }
-    fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError> {
-        self.session.handle_post_start(now, binary)
-    }
-    fn handle_post(
-        &mut self,
-        now: Instant,
-        body: Option<Bytes>,
-        binary: bool,
-    ) -> Result<(), RequestError> {
-        self.session.handle_post(now, body, binary)
-    }
-    fn handle_ws_frame(&mut self, now: Instant, frame: Frame) {
-        self.session.handle_ws_frame(now, frame)
-    }
-    fn handle_ws_closed(&mut self, now: Instant, error: bool) {
-        self.session.handle_ws_closed(now, error)
-    }
-    fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError> {
-        self.session.handle_upgrade_request(now)
-    }
-    fn handle_probe_frame(&mut self, now: Instant, frame: Frame) {
-        self.session.handle_probe_frame(now, frame)
-    }
-    fn handle_probe_closed(&mut self, now: Instant) {
-        self.session.handle_probe_closed(now)
-    }
-    fn set_ws_writable(&mut self, writable: bool) {
-        self.session.set_ws_writable(writable)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.session.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.session.handle_timeout(now)
-    }
+    forward_transport_inputs!(session);
 
     fn poll_transport(&mut self, now: Instant) -> Option<eio::Output> {
         loop {

@@ -65,6 +65,78 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+/// Implements the transport inputs of `transport::Machine` by handing each to the sans-IO
+/// machine in `self.$field` (an Engine.IO `Session` or a Socket.IO `Connection`, which take the
+/// same inputs).
+macro_rules! forward_transport_inputs {
+    ($field:ident) => {
+        fn handle_poll(
+            &mut self,
+            now: ::ferrio_proto::Instant,
+            id: ::ferrio_proto::engine::server::RequestId,
+        ) -> Result<(), ::ferrio_proto::engine::server::RequestError> {
+            self.$field.handle_poll(now, id)
+        }
+        fn handle_poll_aborted(
+            &mut self,
+            now: ::ferrio_proto::Instant,
+            id: ::ferrio_proto::engine::server::RequestId,
+        ) {
+            self.$field.handle_poll_aborted(now, id)
+        }
+        fn handle_post_start(
+            &mut self,
+            now: ::ferrio_proto::Instant,
+            binary: bool,
+        ) -> Result<(), ::ferrio_proto::engine::server::RequestError> {
+            self.$field.handle_post_start(now, binary)
+        }
+        fn handle_post(
+            &mut self,
+            now: ::ferrio_proto::Instant,
+            body: Option<::bytes::Bytes>,
+            binary: bool,
+        ) -> Result<(), ::ferrio_proto::engine::server::RequestError> {
+            self.$field.handle_post(now, body, binary)
+        }
+        fn handle_ws_frame(
+            &mut self,
+            now: ::ferrio_proto::Instant,
+            frame: ::ferrio_proto::engine::Frame,
+        ) {
+            self.$field.handle_ws_frame(now, frame)
+        }
+        fn handle_ws_closed(&mut self, now: ::ferrio_proto::Instant, error: bool) {
+            self.$field.handle_ws_closed(now, error)
+        }
+        fn handle_upgrade_request(
+            &mut self,
+            now: ::ferrio_proto::Instant,
+        ) -> Result<(), ::ferrio_proto::engine::server::UpgradeError> {
+            self.$field.handle_upgrade_request(now)
+        }
+        fn handle_probe_frame(
+            &mut self,
+            now: ::ferrio_proto::Instant,
+            frame: ::ferrio_proto::engine::Frame,
+        ) {
+            self.$field.handle_probe_frame(now, frame)
+        }
+        fn handle_probe_closed(&mut self, now: ::ferrio_proto::Instant) {
+            self.$field.handle_probe_closed(now)
+        }
+        fn set_ws_writable(&mut self, writable: bool) {
+            self.$field.set_ws_writable(writable)
+        }
+        fn poll_timeout(&self) -> Option<::ferrio_proto::Instant> {
+            self.$field.poll_timeout()
+        }
+        fn handle_timeout(&mut self, now: ::ferrio_proto::Instant) {
+            self.$field.handle_timeout(now)
+        }
+    };
+}
+
 mod clock;
 mod config;
 pub mod engine;

@@ -6,9 +6,8 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, UpgradeError};
-use ferrio_proto::engine::{Frame, Protocol};
+use ferrio_proto::engine::server as eio;
+use ferrio_proto::engine::Protocol;
 use ferrio_proto::socket::recovery::{PersistedSession, RecoveryConfig, Restored};
 use ferrio_proto::socket::server::{
     AckError as CoreAckError, Config, Connection, DisconnectReason, Output, RecoveryRequest,
@@ -591,47 +590,7 @@ async fn run_socket(socket: Socket, mut events: mpsc::Receiver<Packet>) {
 impl Machine for SocketMachine {
     type Command = Command;
 
-    fn handle_poll(&mut self, now: Instant, id: RequestId) -> Result<(), RequestError> {
-        self.conn.handle_poll(now, id)
-    }
-    fn handle_poll_aborted(&mut self, now: Instant, id: RequestId) {
-        self.conn.handle_poll_aborted(now, id)
-    }
-    fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError> {
-        self.conn.handle_post_start(now, binary)
-    }
-    fn handle_post(
-        &mut self,
-        now: Instant,
-        body: Option<Bytes>,
-        binary: bool,
-    ) -> Result<(), RequestError> {
-        self.conn.handle_post(now, body, binary)
-    }
-    fn handle_ws_frame(&mut self, now: Instant, frame: Frame) {
-        self.conn.handle_ws_frame(now, frame)
-    }
-    fn handle_ws_closed(&mut self, now: Instant, error: bool) {
-        self.conn.handle_ws_closed(now, error)
-    }
-    fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError> {
-        self.conn.handle_upgrade_request(now)
-    }
-    fn handle_probe_frame(&mut self, now: Instant, frame: Frame) {
-        self.conn.handle_probe_frame(now, frame)
-    }
-    fn handle_probe_closed(&mut self, now: Instant) {
-        self.conn.handle_probe_closed(now)
-    }
-    fn set_ws_writable(&mut self, writable: bool) {
-        self.conn.set_ws_writable(writable)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.conn.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.conn.handle_timeout(now)
-    }
+    forward_transport_inputs!(conn);
 
     fn poll_transport(&mut self, now: Instant) -> Option<eio::Output> {
         loop {
