@@ -1,0 +1,91 @@
+//! The benchmark server: the server that `ferrio-bench` (crates/ferrio-bench) measures, with
+//! the same contract as the Node (`bench/node`) and socketioxide (`bench/socketioxide-server`)
+//! servers it is compared with.
+//!
+//! 127.0.0.1:3000 (`PORT` overrides the port), path `/socket.io/`, namespace `/`, both
+//! transports, default heartbeat, `max_http_buffer_size` 1 MB, the default multi-threaded tokio
+//! runtime. Nothing is logged per message.
+//!
+//! | client emits | server does |
+//! |---|---|
+//! | `echo` (arg, ack) | `ack(arg)` |
+//! | `echo_bin` (buffer, ack) | `ack(buffer)`: BINARY_EVENT in, BINARY_ACK out |
+//! | `broadcast` (payload[, ack]) | emits `msg` (payload) to every socket of `/`, sender included; then `ack(true)` if asked |
+//! | `join` (room, ack) | joins `room`, then `ack(true)` |
+//! | `to_room` (room, payload[, ack]) | emits `msg` (payload) to every socket in `room`; then `ack(true)` if asked |
+//!
+//! ```text
+//! cargo run --release -p ferrio-server --example bench            # 127.0.0.1:3000
+//! PORT=3100 cargo run --release -p ferrio-server --example bench
+//! ```
+
+use ferrio_server::{Ferrio, Message, RawArgs, Socket};
+use serde_json::Value;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A room name as JavaScript's `String(room)` writes it.
+fn room_name(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "undefined".to_owned(),
+    }
+}
+
+/// The arguments from index `from` on, attachments kept.
+fn rest(args: &RawArgs, from: usize) -> RawArgs {
+    RawArgs::new(
+        args.values().iter().skip(from).cloned().collect(),
+        args.attachments().to_vec(),
+    )
+}
+
+/// Builds the server with the bench handlers on `/`.
+pub fn build() -> Ferrio {
+    let io = Ferrio::builder()
+        .path("/socket.io/")
+        .max_http_buffer_size(1_000_000)
+        .build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.on("echo", |_socket: Socket, msg: Message| async move {
+            msg.ack(&msg.raw_args()?)?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("echo_bin", |_socket: Socket, msg: Message| async move {
+            msg.ack(&msg.raw_args()?)?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("broadcast", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            socket.namespace().emit("msg", &args)?;
+            msg.ack(&(true,))?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("join", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            socket.join(room_name(args.values().first()));
+            msg.ack(&(true,))?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("to_room", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            let room = room_name(args.values().first());
+            socket.namespace().to(room).emit("msg", &rest(&args, 1))?;
+            msg.ack(&(true,))?;
+            Ok::<(), BoxError>(())
+        });
+    });
+    io
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("ferrio bench server listening on http://127.0.0.1:{port}");
+    build().serve(listener).await
+}
