@@ -137,6 +137,7 @@ macro_rules! forward_transport_inputs {
     };
 }
 
+pub mod adapter;
 mod clock;
 mod config;
 pub mod engine;
@@ -151,6 +152,10 @@ mod transport;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use crate::adapter::{
+    Adapter, AdapterError, LocalNamespace, NamespaceAdapter, RemoteSocket, ServerAck,
+    ServerSideEmitError, SocketInfo,
+};
 pub use crate::config::{Cors, Transport};
 pub use crate::http::Body;
 pub use crate::namespace::{BroadcastOperator, Namespace};

@@ -1,9 +1,9 @@
 //! Namespaces, their middlewares and connection handlers, the in-memory adapter (rooms over
-//! [`RoomIndex`]) and broadcasts.
+//! [`RoomIndex`]), broadcasts, and the calls into a cluster adapter.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use ferrio_proto::rooms::{BroadcastOptions, RoomIndex};
@@ -11,9 +11,14 @@ use ferrio_proto::socket::recovery::{RecoveryConfig, RecoveryStore};
 use ferrio_proto::socket::server::{AckError as CoreAckError, AckIds};
 use ferrio_proto::socket::Packet;
 use ferrio_proto::Str;
+use futures_util::stream::{BoxStream, FuturesUnordered, StreamExt};
 use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::adapter::{
+    AdapterError, NamespaceAdapter, RemoteSocket, ServerAck, ServerSideEmitError, SocketInfo,
+};
 use crate::clock::Clock;
 use crate::server::Command;
 use crate::socket::{check_event, AckError, AckReply, ConnectError, EmitError, Socket};
@@ -22,6 +27,11 @@ use crate::BoxFuture;
 pub(crate) type Middleware =
     Arc<dyn Fn(Socket) -> BoxFuture<Result<(), ConnectError>> + Send + Sync>;
 pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFuture<()> + Send + Sync>;
+pub(crate) type ServerEventHandler =
+    Arc<dyn Fn(Vec<Value>, ServerAck) -> BoxFuture<()> + Send + Sync>;
+
+/// How long the cluster part of a broadcast with acks waits when no timeout was set.
+const CLUSTER_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The adapter state of one namespace.
 pub(crate) struct NsState {
@@ -36,7 +46,10 @@ pub(crate) struct NsInner {
     clock: Clock,
     middlewares: RwLock<Vec<Middleware>>,
     connection: RwLock<Vec<ConnectionHandler>>,
+    server_events: RwLock<HashMap<String, Vec<ServerEventHandler>>>,
     state: Mutex<NsState>,
+    /// The cluster adapter, when the server has one.
+    pub(crate) adapter: OnceLock<Arc<dyn NamespaceAdapter>>,
 }
 
 impl NsInner {
@@ -46,6 +59,8 @@ impl NsInner {
             clock,
             middlewares: RwLock::new(Vec::new()),
             connection: RwLock::new(Vec::new()),
+            server_events: RwLock::new(HashMap::new()),
+            adapter: OnceLock::new(),
             state: Mutex::new(NsState {
                 rooms: RoomIndex::new(),
                 sockets: HashMap::new(),
@@ -115,9 +130,27 @@ impl NsInner {
             .collect()
     }
 
-    /// Sends `packet` to every socket `opts` selects: recorded for recovery and encoded once,
-    /// the same bytes queued for every recipient.
+    /// The cluster adapter, unless the operation is flagged `local`.
+    fn cluster(&self, opts: &BroadcastOptions) -> Option<&Arc<dyn NamespaceAdapter>> {
+        if opts.flags.local {
+            None
+        } else {
+            self.adapter.get()
+        }
+    }
+
+    /// Sends `packet` to every socket `opts` selects, here and (through the adapter) on the
+    /// other nodes.
     pub(crate) fn broadcast(&self, packet: Packet, opts: &BroadcastOptions) {
+        if let Some(adapter) = self.cluster(opts) {
+            adapter.broadcast(&packet, opts);
+        }
+        self.broadcast_local(packet, opts);
+    }
+
+    /// Sends `packet` to every local socket `opts` selects: recorded for recovery and encoded
+    /// once, the same bytes queued for every recipient.
+    pub(crate) fn broadcast_local(&self, packet: Packet, opts: &BroadcastOptions) {
         let now = self.clock.now();
         let mut st = self.state();
         let packet = match st.recovery.as_mut() {
@@ -134,6 +167,111 @@ impl NsInner {
                     volatile: opts.flags.volatile,
                 });
             }
+        }
+    }
+}
+
+impl NsInner {
+    /// Sends `packet` with a fresh ack id to every local socket `opts` selects (encoded once):
+    /// how many were asked, and their answers as they come.
+    pub(crate) fn broadcast_with_ack_local(
+        &self,
+        packet: Packet,
+        opts: &BroadcastOptions,
+        timeout: Duration,
+    ) -> (usize, BoxStream<'static, Result<Packet, AckError>>) {
+        let ack_id = self.next_ack_id();
+        let encoded = packet.with_id(ack_id).encode();
+        let st = self.state();
+        let replies = FuturesUnordered::new();
+        for id in st.rooms.targets(opts) {
+            let Some(socket) = st.sockets.get(id) else {
+                continue;
+            };
+            let (reply, rx) = oneshot::channel();
+            socket.inner.link.send(Command::EmitWithAck {
+                nsp: self.name.clone(),
+                id: id.clone(),
+                packet: encoded.clone(),
+                ack_id,
+                timeout,
+                reply,
+            });
+            replies.push(async move {
+                match rx.await {
+                    Ok(Ok(packet)) => Ok(packet),
+                    Ok(Err(CoreAckError::Timeout)) => Err(AckError::Timeout),
+                    Ok(Err(_)) | Err(_) => Err(AckError::Disconnected),
+                }
+            });
+        }
+        (replies.len(), replies.boxed())
+    }
+
+    /// What `fetchSockets` reports of the local sockets `opts` selects.
+    pub(crate) fn socket_infos(&self, opts: &BroadcastOptions) -> Vec<SocketInfo> {
+        let st = self.state();
+        st.rooms
+            .targets(opts)
+            .filter_map(|id| st.sockets.get(id))
+            .map(|socket| SocketInfo {
+                id: socket.id().to_owned(),
+                handshake: socket.handshake().to_json(),
+                rooms: st
+                    .rooms
+                    .rooms_of(socket.id())
+                    .map(|r| r.to_string())
+                    .collect(),
+                data: socket.shared_data(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn sockets_join_local(&self, opts: &BroadcastOptions, rooms: &[Str]) {
+        let mut st = self.state();
+        let ids: Vec<Str> = st.rooms.targets(opts).cloned().collect();
+        for id in ids {
+            st.rooms.join(&id, rooms.iter().cloned());
+        }
+    }
+
+    pub(crate) fn sockets_leave_local(&self, opts: &BroadcastOptions, rooms: &[Str]) {
+        let mut st = self.state();
+        let ids: Vec<Str> = st.rooms.targets(opts).cloned().collect();
+        for id in ids {
+            for room in rooms {
+                st.rooms.leave(&id, room);
+            }
+        }
+    }
+
+    pub(crate) fn disconnect_local(&self, opts: &BroadcastOptions, close: bool) {
+        let sockets: Vec<Socket> = {
+            let st = self.state();
+            st.rooms
+                .targets(opts)
+                .filter_map(|id| st.sockets.get(id).cloned())
+                .collect()
+        };
+        for socket in sockets {
+            socket.disconnect(close);
+        }
+    }
+
+    /// Runs the server-side event handlers of `data[0]`, each in its own task.
+    pub(crate) fn server_side_event(&self, data: Vec<Value>, ack: ServerAck) {
+        let Some(Value::String(event)) = data.first() else {
+            return;
+        };
+        let handlers = self
+            .server_events
+            .read()
+            .ok()
+            .and_then(|h| h.get(event).cloned())
+            .unwrap_or_default();
+        let args: Vec<Value> = data.into_iter().skip(1).collect();
+        for handler in handlers {
+            tokio::spawn(handler(args.clone(), ack.clone()));
         }
     }
 }
@@ -211,6 +349,12 @@ impl Namespace {
         BroadcastOperator::new(self.inner.clone()).except(room)
     }
 
+    /// A broadcast to every socket of the namespace whose acks are awaited at most `timeout`
+    /// ([`BroadcastOperator::emit_with_ack`]).
+    pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.clone()).timeout(timeout)
+    }
+
     /// Emits to every socket of the namespace.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         BroadcastOperator::new(self.inner.clone()).emit(event, args)
@@ -229,6 +373,89 @@ impl Namespace {
     /// Disconnects every socket of the namespace (`disconnectSockets`).
     pub fn disconnect_sockets(&self, close: bool) {
         BroadcastOperator::new(self.inner.clone()).disconnect_sockets(close)
+    }
+
+    /// Reaches only the sockets of this server, not the rest of the cluster (`local`).
+    pub fn local(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.clone()).local()
+    }
+
+    /// The sockets of the namespace on every server of the cluster (`fetchSockets`).
+    pub fn fetch_sockets(
+        &self,
+    ) -> impl Future<Output = Result<Vec<RemoteSocket>, AdapterError>> + Send + 'static {
+        BroadcastOperator::new(self.inner.clone()).fetch_sockets()
+    }
+
+    /// The number of servers in the cluster, this one included (1 without a cluster
+    /// adapter).
+    pub fn server_count(
+        &self,
+    ) -> impl Future<Output = Result<usize, AdapterError>> + Send + 'static {
+        let remote = self.inner.adapter.get().map(|a| a.server_count());
+        async move {
+            match remote {
+                Some(count) => count.await,
+                None => Ok(1),
+            }
+        }
+    }
+
+    /// Adds a handler for the server-side event `event` sent by another server of the cluster
+    /// ([`Namespace::server_side_emit`]). It gets the arguments and a [`ServerAck`] to answer
+    /// with when the sender asked for one.
+    pub fn on_server_event<F, Fut>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Vec<Value>, ServerAck) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if let Ok(mut h) = self.inner.server_events.write() {
+            h.entry(event.to_owned())
+                .or_default()
+                .push(Arc::new(move |args, ack| Box::pin(handler(args, ack))));
+        }
+        self
+    }
+
+    /// Sends `event` with `args` (a tuple of JSON values) to the other servers of the cluster
+    /// (`serverSideEmit`); their [`Namespace::on_server_event`] handlers run. Without a cluster
+    /// adapter there is no one to tell and this does nothing.
+    pub fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<(), EmitError> {
+        let data = server_event_data(event, args)?;
+        if let Some(adapter) = self.inner.adapter.get() {
+            adapter.server_side_emit(data);
+        }
+        Ok(())
+    }
+
+    /// Like [`Namespace::server_side_emit`], asking every other server for one answer:
+    /// resolves with the answers, or fails (with those that came) if some server did not answer
+    /// within the adapter's request timeout. Alone, it resolves at once with none.
+    pub fn server_side_emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> impl Future<Output = Result<Vec<Value>, ServerSideEmitError>> + Send + 'static {
+        let started = server_event_data(event, args).map(|data| {
+            self.inner
+                .adapter
+                .get()
+                .map(|a| a.server_side_emit_with_ack(data))
+        });
+        async move {
+            match started {
+                Ok(Some(answers)) => answers.await,
+                Ok(None) => Ok(Vec::new()),
+                Err(e) => Err(ServerSideEmitError {
+                    error: AdapterError::Transport(e.to_string()),
+                    responses: Vec::new(),
+                }),
+            }
+        }
     }
 
     /// The sockets currently connected.
@@ -291,7 +518,13 @@ impl BroadcastOperator {
         self
     }
 
-    /// The sockets selected (`fetchSockets`, this server only).
+    /// Reaches only the sockets of this server, not the rest of the cluster (`local`).
+    pub fn local(mut self) -> BroadcastOperator {
+        self.opts.flags.local = true;
+        self
+    }
+
+    /// The sockets of this server that are selected.
     pub fn sockets(&self) -> Vec<Socket> {
         let st = self.ns.state();
         st.rooms
@@ -300,31 +533,55 @@ impl BroadcastOperator {
             .collect()
     }
 
-    /// Makes every socket selected join `room` (`socketsJoin`).
+    /// The sockets selected on every server of the cluster (`fetchSockets`): id, handshake,
+    /// rooms and shared data, with operations that reach the socket wherever it is. Fails if
+    /// another server did not answer in time or the cluster is unreachable.
+    pub fn fetch_sockets(
+        &self,
+    ) -> impl Future<Output = Result<Vec<RemoteSocket>, AdapterError>> + Send + 'static {
+        let ns = self.ns.clone();
+        let local = ns.socket_infos(&self.opts);
+        let remote = self
+            .ns
+            .cluster(&self.opts)
+            .map(|a| a.fetch_sockets(&self.opts));
+        async move {
+            let mut infos = local;
+            if let Some(remote) = remote {
+                infos.extend(remote.await?);
+            }
+            Ok(infos
+                .into_iter()
+                .map(|info| RemoteSocket::new(info, ns.clone()))
+                .collect())
+        }
+    }
+
+    /// Makes every socket selected join `room` (`socketsJoin`), on every server.
     pub fn sockets_join(&self, room: impl Into<Str>) {
-        let room = room.into();
-        let mut st = self.ns.state();
-        let ids: Vec<Str> = st.rooms.targets(&self.opts).cloned().collect();
-        for id in ids {
-            st.rooms.join(&id, [room.clone()]);
+        let rooms = [room.into()];
+        if let Some(adapter) = self.ns.cluster(&self.opts) {
+            adapter.sockets_join(&self.opts, &rooms);
         }
+        self.ns.sockets_join_local(&self.opts, &rooms);
     }
 
-    /// Makes every socket selected leave `room` (`socketsLeave`).
+    /// Makes every socket selected leave `room` (`socketsLeave`), on every server.
     pub fn sockets_leave(&self, room: &str) {
-        let mut st = self.ns.state();
-        let ids: Vec<Str> = st.rooms.targets(&self.opts).cloned().collect();
-        for id in ids {
-            st.rooms.leave(&id, room);
+        let rooms = [Str::from(room)];
+        if let Some(adapter) = self.ns.cluster(&self.opts) {
+            adapter.sockets_leave(&self.opts, &rooms);
         }
+        self.ns.sockets_leave_local(&self.opts, &rooms);
     }
 
-    /// Disconnects every socket selected (`disconnectSockets`); with `close`, their whole
-    /// connections are closed.
+    /// Disconnects every socket selected (`disconnectSockets`), on every server; with
+    /// `close`, their whole connections are closed.
     pub fn disconnect_sockets(&self, close: bool) {
-        for socket in self.sockets() {
-            socket.disconnect(close);
+        if let Some(adapter) = self.ns.cluster(&self.opts) {
+            adapter.disconnect_sockets(&self.opts, close);
         }
+        self.ns.disconnect_local(&self.opts, close);
     }
 
     /// Sets how long [`BroadcastOperator::emit_with_ack`] waits for the answers (without it,
@@ -336,47 +593,43 @@ impl BroadcastOperator {
 
     /// Emits `event` with `args` (a tuple) to every socket selected, asking each for an
     /// acknowledgement: one ack id for all, the packet encoded once. Resolves, once every socket
-    /// answered, timed out or disconnected, with one result per socket.
+    /// answered, timed out or disconnected, with one result per socket. With a cluster adapter
+    /// the other servers' sockets answer too; their part waits for the timeout (5 s if none was
+    /// set), and a cluster that cannot be reached fails the whole emit.
     pub fn emit_with_ack<T: Serialize + ?Sized>(
         &self,
         event: &str,
         args: &T,
     ) -> impl Future<Output = Result<Vec<Result<AckReply, AckError>>, EmitError>> + Send + 'static
     {
-        let replies = check_event(event)
+        let started = check_event(event)
             .and_then(|()| Ok(Packet::event_with(self.ns.name.clone(), event, args)?))
             .map(|packet| {
-                let ack_id = self.ns.next_ack_id();
-                let encoded = packet.with_id(ack_id).encode();
+                let remote = self.ns.cluster(&self.opts).map(|adapter| {
+                    let timeout = self.opts.flags.timeout.unwrap_or(CLUSTER_ACK_TIMEOUT);
+                    adapter.broadcast_with_ack(&packet, &self.opts, timeout)
+                });
                 let timeout = self.opts.flags.timeout.unwrap_or(Duration::MAX);
-                let st = self.ns.state();
-                let mut replies = Vec::new();
-                for id in st.rooms.targets(&self.opts) {
-                    let Some(socket) = st.sockets.get(id) else {
-                        continue;
-                    };
-                    let (reply, rx) = oneshot::channel();
-                    socket.inner.link.send(Command::EmitWithAck {
-                        nsp: self.ns.name.clone(),
-                        id: id.clone(),
-                        packet: encoded.clone(),
-                        ack_id,
-                        timeout,
-                        reply,
-                    });
-                    replies.push(rx);
-                }
-                replies
+                let (_, local) = self
+                    .ns
+                    .broadcast_with_ack_local(packet, &self.opts, timeout);
+                (local, remote)
             });
         async move {
-            let replies = futures_util::future::join_all(replies?).await;
-            Ok(replies
-                .into_iter()
-                .map(|r| match r {
-                    Ok(Ok(packet)) => Ok(AckReply::new(packet)),
-                    Ok(Err(CoreAckError::Timeout)) => Err(AckError::Timeout),
-                    Ok(Err(_)) | Err(_) => Err(AckError::Disconnected),
+            let (local, remote) = started?;
+            let (local, remote) =
+                futures_util::future::join(local.collect::<Vec<_>>(), async move {
+                    match remote {
+                        Some(remote) => remote.await.map(Some),
+                        None => Ok(None),
+                    }
                 })
+                .await;
+            let remote = remote.map_err(EmitError::Cluster)?.unwrap_or_default();
+            Ok(local
+                .into_iter()
+                .chain(remote)
+                .map(|r| r.map(AckReply::new))
                 .collect())
         }
     }
@@ -389,4 +642,23 @@ impl BroadcastOperator {
         self.ns.broadcast(packet, &self.opts);
         Ok(())
     }
+}
+
+/// `[event, ...args]` for a server-side event.
+fn server_event_data<T: Serialize + ?Sized>(
+    event: &str,
+    args: &T,
+) -> Result<Vec<Value>, EmitError> {
+    check_event(event)?;
+    let mut data = vec![Value::String(event.to_owned())];
+    match serde_json::to_value(args)? {
+        Value::Array(args) => data.extend(args),
+        Value::Null => {}
+        _ => {
+            return Err(EmitError::Serialize(serde::ser::Error::custom(
+                "arguments must serialise as a sequence: pass a tuple, e.g. (value,)",
+            )))
+        }
+    }
+    Ok(data)
 }

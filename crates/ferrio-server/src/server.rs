@@ -20,6 +20,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info_span, Instrument};
 
+use crate::adapter::{Adapter, AdapterError, LocalNamespace, RemoteSocket};
 use crate::clock::Clock;
 use crate::config::{engine_options, EngineOptions};
 use crate::http::Body;
@@ -68,9 +69,21 @@ struct Shared {
     dynamic: RwLock<Vec<(Matcher, Namespace)>>,
     recovery: Option<RecoveryConfig>,
     clock: Clock,
+    adapter: Option<Arc<dyn Adapter>>,
 }
 
 impl Shared {
+    /// A new namespace, with its cluster adapter if the server has one.
+    fn new_namespace(&self, name: Str) -> Arc<NsInner> {
+        let inner = Arc::new(NsInner::new(name, self.clock, self.recovery.clone()));
+        if let Some(adapter) = &self.adapter {
+            let _ = inner
+                .adapter
+                .set(adapter.namespace(LocalNamespace::new(&inner)));
+        }
+        inner
+    }
+
     fn namespace(&self, name: &str) -> Option<Namespace> {
         self.namespaces.read().ok()?.get(name).cloned()
     }
@@ -92,11 +105,9 @@ impl Shared {
         let ns = map
             .entry(Str::from(name))
             .or_insert_with(|| {
-                let inner = NsInner::new(Str::from(name), self.clock, self.recovery.clone());
+                let inner = self.new_namespace(Str::from(name));
                 inner.inherit(&parent.inner);
-                Namespace {
-                    inner: Arc::new(inner),
-                }
+                Namespace { inner }
             })
             .clone();
         Some(ns)
@@ -110,7 +121,7 @@ impl Shared {
         let mut map = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
         map.entry(name.clone())
             .or_insert_with(|| Namespace {
-                inner: Arc::new(NsInner::new(name, self.clock, self.recovery.clone())),
+                inner: self.new_namespace(name),
             })
             .clone()
     }
@@ -162,6 +173,7 @@ impl Ferrio {
             connect_timeout: Duration::from_millis(45_000),
             max_attachments: ferrio_proto::socket::DEFAULT_MAX_ATTACHMENTS,
             recovery: None,
+            adapter: None,
         }
     }
 
@@ -216,6 +228,23 @@ impl Ferrio {
         self.of("/").emit(event, args)
     }
 
+    /// The sockets of the main namespace on every server of the cluster (`fetchSockets`).
+    pub fn fetch_sockets(
+        &self,
+    ) -> impl Future<Output = Result<Vec<RemoteSocket>, AdapterError>> + Send + 'static {
+        self.of("/").fetch_sockets()
+    }
+
+    /// Sends a server-side event to the other servers' main namespace
+    /// ([`Namespace::server_side_emit`]).
+    pub fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<(), EmitError> {
+        self.of("/").server_side_emit(event, args)
+    }
+
     /// Serves one HTTP request for this endpoint (404 if its path is not under the prefix).
     /// This is what to call from another HTTP stack.
     pub fn handle<B>(
@@ -262,9 +291,24 @@ pub struct FerrioBuilder {
     connect_timeout: Duration,
     max_attachments: usize,
     recovery: Option<RecoveryConfig>,
+    adapter: Option<Arc<dyn Adapter>>,
+}
+
+impl std::fmt::Debug for dyn Adapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Adapter")
+    }
 }
 
 impl FerrioBuilder {
+    /// Joins a cluster through `adapter` (for example the Redis adapter): broadcasts, room and
+    /// disconnect operations, `fetch_sockets` and server-side events then reach every server.
+    /// Without one the server is alone (the reference's in-memory adapter).
+    pub fn adapter(mut self, adapter: impl Adapter) -> Self {
+        self.adapter = Some(Arc::new(adapter));
+        self
+    }
+
     engine_options!();
 
     /// Time a client has to join a namespace before its connection is closed
@@ -296,6 +340,7 @@ impl FerrioBuilder {
             dynamic: RwLock::new(Vec::new()),
             recovery: self.recovery.clone(),
             clock,
+            adapter: self.adapter.clone(),
         });
         shared.of("/");
         let app = SocketApp {

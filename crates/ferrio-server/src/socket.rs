@@ -35,6 +35,8 @@ pub enum EmitError {
     ReservedEvent(String),
     /// The socket is disconnected.
     Disconnected,
+    /// The cluster adapter could not reach the other servers.
+    Cluster(crate::adapter::AdapterError),
 }
 
 impl fmt::Display for EmitError {
@@ -43,6 +45,7 @@ impl fmt::Display for EmitError {
             EmitError::Serialize(e) => write!(f, "cannot serialise the arguments: {e}"),
             EmitError::ReservedEvent(name) => write!(f, "\"{name}\" is a reserved event name"),
             EmitError::Disconnected => f.write_str("the socket is disconnected"),
+            EmitError::Cluster(e) => write!(f, "{e}"),
         }
     }
 }
@@ -409,6 +412,75 @@ impl Handshake {
     pub fn auth<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         self.auth.deserialize()
     }
+
+    /// The handshake in the reference's JSON shape, as cluster adapters carry it: `headers`
+    /// (lower-case names; repeated headers joined with `, `), `time` (as JavaScript's
+    /// `Date.toString()` writes it, in UTC), `address`, `xdomain` (an `Origin` header was sent),
+    /// `secure` (false: TLS ends before this server), `issued`, `url`, `query` (the last value
+    /// of each name), `auth`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{Map, Value};
+        let mut headers = Map::new();
+        for name in self.request.headers.keys() {
+            let values: Vec<&str> = self
+                .request
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            headers.insert(name.as_str().to_owned(), Value::String(values.join(", ")));
+        }
+        let query: Map<String, Value> = self
+            .request
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        serde_json::json!({
+            "headers": headers,
+            "time": js_date_string(self.request.issued),
+            "address": self.request.address.map(|a| a.ip().to_string()).unwrap_or_default(),
+            "xdomain": self.request.headers.contains_key(http::header::ORIGIN),
+            "secure": false,
+            "issued": self.request.issued,
+            "url": self.request.url,
+            "query": query,
+            "auth": self.auth.to_value().unwrap_or_default(),
+        })
+    }
+}
+
+/// `ms` since the Unix epoch as JavaScript's `Date.toString()` writes it in UTC:
+/// `Sun Nov 22 2026 14:28:18 GMT+0000 (Coordinated Universal Time)`.
+fn js_date_string(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:02} {} {:02}:{:02}:{:02} GMT+0000 (Coordinated Universal Time)",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        year,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The outcome of an event handler: `()`, or a `Result` whose error is logged.
@@ -490,6 +562,7 @@ pub(crate) struct SocketInner {
     any: Mutex<Option<AnyHandler>>,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
     data: Mutex<http::Extensions>,
+    shared_data: Mutex<serde_json::Value>,
     connected: AtomicBool,
     reason: OnceLock<DisconnectReason>,
     recovered: bool,
@@ -534,6 +607,7 @@ impl Socket {
                 any: Mutex::new(None),
                 on_disconnect: Mutex::new(Vec::new()),
                 data: Mutex::new(http::Extensions::new()),
+                shared_data: Mutex::new(serde_json::Value::Object(Default::default())),
                 connected: AtomicBool::new(false),
                 reason: OnceLock::new(),
                 recovered,
@@ -652,6 +726,28 @@ impl Socket {
     /// A copy of the value of type `T` stored with [`Socket::insert_data`].
     pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.inner.data.lock().ok()?.get::<T>().cloned()
+    }
+
+    /// Sets the socket's shared data: the JSON value every server of a cluster sees in
+    /// `fetch_sockets` (the reference's `socket.data`, `{}` until set).
+    pub fn set_shared_data<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+    ) -> Result<(), serde_json::Error> {
+        let value = serde_json::to_value(value)?;
+        if let Ok(mut data) = self.inner.shared_data.lock() {
+            *data = value;
+        }
+        Ok(())
+    }
+
+    /// The socket's shared data ([`Socket::set_shared_data`]).
+    pub fn shared_data(&self) -> serde_json::Value {
+        self.inner
+            .shared_data
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
     }
 
     /// Removes the handler of `event`.
@@ -917,6 +1013,22 @@ mod tests {
         assert_eq!(
             out.attachments(),
             &[Bytes::from_static(b"\x02"), Bytes::from_static(b"\x01")]
+        );
+    }
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn js_date_string_matches_node() {
+        // new Date(1795357698210).toString() under TZ=UTC
+        assert_eq!(
+            super::js_date_string(1_795_357_698_210),
+            "Sun Nov 22 2026 14:28:18 GMT+0000 (Coordinated Universal Time)"
+        );
+        assert_eq!(
+            super::js_date_string(0),
+            "Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)"
         );
     }
 }
