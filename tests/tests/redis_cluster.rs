@@ -703,3 +703,58 @@ async fn nodes_recover_when_redis_restarts() {
     let sockets = r1.io.fetch_sockets().await.unwrap();
     assert_eq!(sockets.len(), 2);
 }
+
+/// The `cluster` example of ferrio-redis, built (or found up to date) by cargo.
+fn cluster_example() -> std::path::PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "ferrio-redis", "--example", "cluster"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build the cluster example");
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    profile_dir.join("examples").join("cluster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_example_nodes_serve_side_by_side() {
+    let key = unique_key("example");
+    let binary = cluster_example();
+    let ports = [free_port(), free_port()];
+    let _nodes: Vec<tokio::process::Child> = ports
+        .iter()
+        .map(|port| {
+            Command::new(&binary)
+                .args(["--port", &port.to_string(), "--redis", REDIS, "--key", &key])
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("cluster example starts")
+        })
+        .collect();
+    let mut node = Agent::start(REDIS, &key).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while node.server_count("/").await != 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "example nodes did not join"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let node_url = node.url.clone();
+    node.client("x", &format!("http://127.0.0.1:{}", ports[0]), "/")
+        .await;
+    node.client("y", &format!("http://127.0.0.1:{}", ports[1]), "/")
+        .await;
+    node.client("z", &node_url, "/").await;
+    // The e2e handlers: `broadcast` goes to every other socket, here across the cluster.
+    node.call(json!({"op": "client_emit", "name": "x", "ev": "broadcast", "args": ["hey", bin("01")], "ack": true}))
+        .await;
+    for name in ["y", "z"] {
+        assert_eq!(
+            node.client_got(name, "broadcast").await,
+            json!(["hey", bin("01")])
+        );
+    }
+    assert!(!node.client_saw("x", "broadcast"));
+}

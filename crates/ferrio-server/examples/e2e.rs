@@ -23,7 +23,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrio_server::engine::Engine;
 use ferrio_server::{
-    serve, Body, ConnectError, Cors, Ferrio, Message, Namespace, RawArgs, RecoveryConfig, Socket,
+    serve, Body, ConnectError, Cors, Ferrio, FerrioBuilder, Message, Namespace, RawArgs,
+    RecoveryConfig, Socket,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -43,6 +44,12 @@ pub struct E2e {
 
 /// Builds the three endpoints.
 pub fn build() -> E2e {
+    build_with(|builder, _path| builder)
+}
+
+/// Builds the three endpoints, passing each Socket.IO endpoint's builder (and its path) through
+/// `configure` first: how the cluster example adds its adapter.
+pub fn build_with(configure: impl Fn(FerrioBuilder, &str) -> FerrioBuilder) -> E2e {
     let engine = Engine::builder()
         .path("/engine.io/")
         .ping_interval(Duration::from_millis(300))
@@ -57,7 +64,7 @@ pub fn build() -> E2e {
         })
         .build();
 
-    let compliance = Ferrio::builder()
+    let compliance = configure(Ferrio::builder(), "/socket.io/")
         .path("/socket.io/")
         .ping_interval(Duration::from_millis(300))
         .ping_timeout(Duration::from_millis(200))
@@ -84,7 +91,7 @@ pub fn build() -> E2e {
     });
     standard_handlers(&restricted);
 
-    let recovery = Ferrio::builder()
+    let recovery = configure(Ferrio::builder(), "/recovery/")
         .path("/recovery/")
         .max_http_buffer_size(1_000_000)
         .connection_state_recovery(RecoveryConfig {
@@ -105,7 +112,11 @@ pub fn build() -> E2e {
 
 /// Serves the three endpoints on `listener` (404 elsewhere).
 pub async fn run(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let e2e = build();
+    serve_endpoints(listener, build()).await
+}
+
+/// Serves `e2e` on `listener` (404 elsewhere).
+pub async fn serve_endpoints(listener: tokio::net::TcpListener, e2e: E2e) -> std::io::Result<()> {
     serve(listener, move |req| {
         let e2e = e2e.clone();
         async move {
