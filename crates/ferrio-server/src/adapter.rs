@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use ferrio_proto::rooms::BroadcastOptions;
+use ferrio_proto::rooms::{BroadcastOptions, RoomEvent};
 use ferrio_proto::socket::Packet;
 use ferrio_proto::Str;
 use futures_util::stream::BoxStream;
@@ -107,6 +107,14 @@ pub trait NamespaceAdapter: Send + Sync + 'static {
 
     /// Sends a server-side event (`data` = `[event, ...args]`) to the other nodes.
     fn server_side_emit(&self, data: Vec<Value>);
+
+    /// A room of this server's namespace was created or deleted, or a socket joined or left one
+    /// (the reference adapter's room events). `private` is true for a socket's own id room. The
+    /// sharded Redis adapter subscribes to a channel per room this way; the default does
+    /// nothing.
+    fn room_event(&self, event: &RoomEvent, private: bool) {
+        let _ = (event, private);
+    }
 
     /// Sends a server-side event asking for acks: resolves with one answer per other node, or
     /// fails with the answers that came if some did not come in time.

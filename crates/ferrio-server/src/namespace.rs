@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
-use ferrio_proto::rooms::{BroadcastOptions, RoomIndex};
+use ferrio_proto::rooms::{BroadcastOptions, RoomEvent, RoomIndex};
 use ferrio_proto::socket::recovery::{RecoveryConfig, RecoveryStore};
 use ferrio_proto::socket::server::{AckError as CoreAckError, AckIds};
 use ferrio_proto::socket::Packet;
@@ -27,11 +27,43 @@ use crate::BoxFuture;
 pub(crate) type Middleware =
     Arc<dyn Fn(Socket) -> BoxFuture<Result<(), ConnectError>> + Send + Sync>;
 pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFuture<()> + Send + Sync>;
+pub(crate) type RoomEventHandler = Arc<dyn Fn(&RoomEvent) + Send + Sync>;
 pub(crate) type ServerEventHandler =
     Arc<dyn Fn(Vec<Value>, ServerAck) -> BoxFuture<()> + Send + Sync>;
 
 /// How long the cluster part of a broadcast with acks waits when no timeout was set.
 const CLUSTER_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Room events to hand out once the namespace lock is released, each with whether its room is
+/// private (a socket's own id room).
+pub(crate) struct RoomEvents {
+    events: Vec<RoomEvent>,
+    private: Vec<bool>,
+}
+
+impl RoomEvents {
+    /// `events`, a room being private if it is the id of a socket of `st` or of the socket the
+    /// event is about (a socket's own room, created and deleted with it).
+    pub(crate) fn new(events: Vec<RoomEvent>, st: &NsState) -> RoomEvents {
+        Self::with_socket(events, st, None)
+    }
+
+    /// Like [`RoomEvents::new`]; `socket` is the socket being added or removed.
+    pub(crate) fn with_socket(
+        events: Vec<RoomEvent>,
+        st: &NsState,
+        socket: Option<&str>,
+    ) -> RoomEvents {
+        let private = events
+            .iter()
+            .map(|e| {
+                let room: &str = e.room();
+                socket == Some(room) || st.sockets.contains_key(room)
+            })
+            .collect();
+        RoomEvents { events, private }
+    }
+}
 
 /// The adapter state of one namespace.
 pub(crate) struct NsState {
@@ -47,6 +79,7 @@ pub(crate) struct NsInner {
     middlewares: RwLock<Vec<Middleware>>,
     connection: RwLock<Vec<ConnectionHandler>>,
     server_events: RwLock<HashMap<String, Vec<ServerEventHandler>>>,
+    room_handlers: RwLock<Vec<RoomEventHandler>>,
     state: Mutex<NsState>,
     /// The cluster adapter, when the server has one.
     pub(crate) adapter: OnceLock<Arc<dyn NamespaceAdapter>>,
@@ -60,6 +93,7 @@ impl NsInner {
             middlewares: RwLock::new(Vec::new()),
             connection: RwLock::new(Vec::new()),
             server_events: RwLock::new(HashMap::new()),
+            room_handlers: RwLock::new(Vec::new()),
             adapter: OnceLock::new(),
             state: Mutex::new(NsState {
                 rooms: RoomIndex::new(),
@@ -112,14 +146,46 @@ impl NsInner {
     }
 
     pub(crate) fn join(&self, id: &Str, room: Str) {
-        let mut st = self.state();
-        if st.rooms.has_socket(id) {
-            st.rooms.join(id, [room]);
-        }
+        let events = {
+            let mut st = self.state();
+            if !st.rooms.has_socket(id) {
+                return;
+            }
+            let events = st.rooms.join(id, [room]);
+            RoomEvents::new(events, &st)
+        };
+        self.room_events(events);
     }
 
     pub(crate) fn leave(&self, id: &str, room: &str) {
-        self.state().rooms.leave(id, room);
+        let events = {
+            let mut st = self.state();
+            let events = st.rooms.leave(id, room);
+            RoomEvents::new(events, &st)
+        };
+        self.room_events(events);
+    }
+
+    /// Tells the adapter and the room event handlers about `events` (with no lock held).
+    pub(crate) fn room_events(&self, events: RoomEvents) {
+        if events.events.is_empty() {
+            return;
+        }
+        if let Some(adapter) = self.adapter.get() {
+            for (event, private) in events.events.iter().zip(&events.private) {
+                adapter.room_event(event, *private);
+            }
+        }
+        let handlers = self
+            .room_handlers
+            .read()
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        for handler in handlers {
+            for event in &events.events {
+                handler(event);
+            }
+        }
     }
 
     pub(crate) fn rooms_of(&self, id: &str) -> Vec<String> {
@@ -228,21 +294,31 @@ impl NsInner {
     }
 
     pub(crate) fn sockets_join_local(&self, opts: &BroadcastOptions, rooms: &[Str]) {
-        let mut st = self.state();
-        let ids: Vec<Str> = st.rooms.targets(opts).cloned().collect();
-        for id in ids {
-            st.rooms.join(&id, rooms.iter().cloned());
-        }
+        let events = {
+            let mut st = self.state();
+            let ids: Vec<Str> = st.rooms.targets(opts).cloned().collect();
+            let mut events = Vec::new();
+            for id in ids {
+                events.extend(st.rooms.join(&id, rooms.iter().cloned()));
+            }
+            RoomEvents::new(events, &st)
+        };
+        self.room_events(events);
     }
 
     pub(crate) fn sockets_leave_local(&self, opts: &BroadcastOptions, rooms: &[Str]) {
-        let mut st = self.state();
-        let ids: Vec<Str> = st.rooms.targets(opts).cloned().collect();
-        for id in ids {
-            for room in rooms {
-                st.rooms.leave(&id, room);
+        let events = {
+            let mut st = self.state();
+            let ids: Vec<Str> = st.rooms.targets(opts).cloned().collect();
+            let mut events = Vec::new();
+            for id in ids {
+                for room in rooms {
+                    events.extend(st.rooms.leave(&id, room));
+                }
             }
-        }
+            RoomEvents::new(events, &st)
+        };
+        self.room_events(events);
     }
 
     pub(crate) fn disconnect_local(&self, opts: &BroadcastOptions, close: bool) {
@@ -399,6 +475,19 @@ impl Namespace {
                 None => Ok(1),
             }
         }
+    }
+
+    /// Adds a handler for the adapter's room events (`create-room`, `join-room`, `leave-room`,
+    /// `delete-room`, as `io.of(nsp).adapter.on(...)`), for the sockets of this server. It runs
+    /// right after the change, with no lock held; keep it short.
+    pub fn on_room_event<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(&RoomEvent) + Send + Sync + 'static,
+    {
+        if let Ok(mut h) = self.inner.room_handlers.write() {
+            h.push(Arc::new(handler));
+        }
+        self
     }
 
     /// Adds a handler for the server-side event `event` sent by another server of the cluster

@@ -24,7 +24,7 @@ use crate::adapter::{Adapter, AdapterError, LocalNamespace, RemoteSocket};
 use crate::clock::Clock;
 use crate::config::{engine_options, EngineOptions};
 use crate::http::Body;
-use crate::namespace::{BroadcastOperator, Namespace, NsInner};
+use crate::namespace::{BroadcastOperator, Namespace, NsInner, RoomEvents};
 use crate::socket::{ConnectError, EmitError, Handshake, Socket};
 use crate::transport::{App, Endpoint, Machine, NewSession, RequestInfo, SessionLink};
 
@@ -488,12 +488,12 @@ impl SocketMachine {
         let ns = socket.inner.ns.clone();
         let id = socket.inner.id.clone();
         let nsp = ns.name.clone();
-        {
+        let events = {
             let mut st = ns.state();
-            st.rooms.add_socket(id.clone());
+            let mut events = st.rooms.add_socket(id.clone());
             let since = match &restored {
                 Some(r) => {
-                    st.rooms.join(&id, r.session.rooms.iter().cloned());
+                    events.extend(st.rooms.join(&id, r.session.rooms.iter().cloned()));
                     Some(r.session.since)
                 }
                 None => st.recovery.as_ref().map(|s| s.position()),
@@ -502,7 +502,9 @@ impl SocketMachine {
                 let _ = socket.inner.since.set(since);
             }
             st.sockets.insert(id.clone(), socket.clone());
-        }
+            RoomEvents::new(events, &st)
+        };
+        ns.room_events(events);
         let missed: Vec<EncodedPacket> = restored
             .iter()
             .flat_map(|r| r.missed.iter().map(Packet::encode))
@@ -512,9 +514,13 @@ impl SocketMachine {
             .conn
             .accept(now, &nsp, &id, pid.as_deref(), missed.iter())
         {
-            let mut st = ns.state();
-            st.rooms.remove_socket(&id);
-            st.sockets.remove(&id);
+            let events = {
+                let mut st = ns.state();
+                st.sockets.remove(&id);
+                let events = st.rooms.remove_socket(&id);
+                RoomEvents::with_socket(events, &st, Some(&id))
+            };
+            ns.room_events(events);
             return;
         }
         debug!(%nsp, socket = %id, recovered = socket.recovered(), "socket connected");
@@ -548,11 +554,11 @@ impl SocketMachine {
         let socket = slot.socket;
         let ns = socket.inner.ns.clone();
         let id = socket.inner.id.clone();
-        {
+        let events = {
             let mut st = ns.state();
             let rooms: Vec<Str> = st.rooms.rooms_of(&id).cloned().collect();
-            st.rooms.remove_socket(&id);
             st.sockets.remove(&id);
+            let events = st.rooms.remove_socket(&id);
             if let (Some(store), Some(pid), true) = (
                 st.recovery.as_mut(),
                 socket.inner.pid.clone(),
@@ -569,7 +575,9 @@ impl SocketMachine {
                     },
                 );
             }
-        }
+            RoomEvents::with_socket(events, &st, Some(&id))
+        };
+        ns.room_events(events);
         debug!(%nsp, socket = %id, %reason, "socket disconnected");
         socket.mark_disconnected(reason);
         // Dropping `slot.events` ends the socket's task once it handled what was queued.
