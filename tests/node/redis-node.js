@@ -1,7 +1,8 @@
 // A Node.js cluster node for the Redis adapter tests: a socket.io 4.8 server with
 // @socket.io/redis-adapter 8.3, plus socket.io-client clients, driven by JSON lines.
 //
-// Usage: node redis-node.js <redis-url> <key-prefix>
+// Usage: node redis-node.js <redis-url> <key-prefix> [classic|sharded]
+// (sharded: createShardedAdapter, the key being the channel prefix)
 // Prints {"event":"ready","port":P} once listening on 127.0.0.1 (a free port).
 // Input (stdin), one JSON object per line, each with an "id" and an "op"; the answer is
 // {"id":..,"ok":true,...} or {"id":..,"error":"..."}. Other output lines are events:
@@ -17,12 +18,12 @@ const http = require("node:http");
 const readline = require("node:readline");
 const { createClient } = require("redis");
 const { Server } = require("socket.io");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { io: ioc } = require("socket.io-client");
 
 setTimeout(() => process.exit(2), 120000).unref();
 
-const [redisUrl, key] = process.argv.slice(2);
+const [redisUrl, key, flavor = "classic"] = process.argv.slice(2);
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
 function toWire(v) {
@@ -71,9 +72,11 @@ async function main() {
   sub.on("error", () => {});
   await Promise.all([pub.connect(), sub.connect()]);
   const httpServer = http.createServer();
-  const io = new Server(httpServer, {
-    adapter: createAdapter(pub, sub, { key, requestsTimeout: 3000 }),
-  });
+  const adapter =
+    flavor === "sharded"
+      ? createShardedAdapter(pub, sub, { channelPrefix: key })
+      : createAdapter(pub, sub, { key, requestsTimeout: 3000 });
+  const io = new Server(httpServer, { adapter });
   setupNamespace(io.of("/"));
   setupNamespace(io.of("/chat"));
   await new Promise((r) => httpServer.listen(0, "127.0.0.1", r));

@@ -3,6 +3,9 @@
 //! with npm `socket.io-client` clients on every node. Every cluster operation is checked in both
 //! directions.
 //!
+//! Every test runs twice: with the classic adapter (`createAdapter` / [`RedisAdapter`]) and with
+//! the sharded one (`createShardedAdapter` / [`ShardedRedisAdapter`], Redis 7 sharded pub/sub).
+//!
 //! Needs Redis on 127.0.0.1:6379 (each test uses its own channel prefix) and, for the restart
 //! test, the `redis-server` binary (it starts its own on a free port).
 
@@ -12,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrio_redis::{RedisAdapter, RedisAdapterConfig};
+use ferrio_redis::{
+    RedisAdapter, RedisAdapterConfig, ShardedRedisAdapter, ShardedRedisAdapterConfig,
+};
 use ferrio_server::{AckSender, Ferrio, Socket};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -30,10 +35,54 @@ fn unique_key(test: &str) -> String {
     format!("ferrio-test-{test}-{}-{nanos}", std::process::id())
 }
 
-/// A Ferrio server with the Redis adapter, serving on a free port.
+/// Which protocol the cluster speaks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flavor {
+    Classic,
+    Sharded,
+}
+
+impl Flavor {
+    fn name(self) -> &'static str {
+        match self {
+            Flavor::Classic => "classic",
+            Flavor::Sharded => "sharded",
+        }
+    }
+}
+
+/// With sharded pub/sub, a room's messages travel on a channel of its own that the nodes having
+/// the room subscribe to as it is created: waits until `n` nodes listen on it.
+async fn wait_for_room_channel(flavor: Flavor, redis: &str, key: &str, room: &str, n: usize) {
+    if flavor == Flavor::Classic {
+        return;
+    }
+    let client = redis::Client::open(redis).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("{key}#/#{room}#");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, count): (String, usize) = redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if count == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} subscribers on {channel}, want {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A Ferrio server with a Redis adapter, serving on a free port.
 struct RustNode {
     io: Ferrio,
-    adapter: RedisAdapter,
+    close: Box<dyn Fn() + Send + Sync>,
     url: String,
     server_events: mpsc::UnboundedReceiver<Vec<Value>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -41,23 +90,48 @@ struct RustNode {
 
 impl Drop for RustNode {
     fn drop(&mut self) {
-        self.adapter.close();
+        (self.close)();
         self.task.abort();
     }
 }
 
-async fn rust_node(redis: &str, key: &str, label: &'static str) -> RustNode {
-    let adapter = RedisAdapter::with_config(
-        redis,
-        RedisAdapterConfig {
-            key: key.to_owned(),
-            requests_timeout: Duration::from_secs(3),
-            ..RedisAdapterConfig::default()
-        },
-    )
-    .await
-    .expect("redis reachable");
-    let io = Ferrio::builder().adapter(adapter.clone()).build();
+async fn rust_node(flavor: Flavor, redis: &str, key: &str, label: &'static str) -> RustNode {
+    let timeout = Duration::from_secs(3);
+    let (builder, close): (_, Box<dyn Fn() + Send + Sync>) = match flavor {
+        Flavor::Classic => {
+            let adapter = RedisAdapter::with_config(
+                redis,
+                RedisAdapterConfig {
+                    key: key.to_owned(),
+                    requests_timeout: timeout,
+                    ..RedisAdapterConfig::default()
+                },
+            )
+            .await
+            .expect("redis reachable");
+            (
+                Ferrio::builder().adapter(adapter.clone()),
+                Box::new(move || adapter.close()),
+            )
+        }
+        Flavor::Sharded => {
+            let adapter = ShardedRedisAdapter::with_config(
+                redis,
+                ShardedRedisAdapterConfig {
+                    channel_prefix: key.to_owned(),
+                    requests_timeout: timeout,
+                    ..ShardedRedisAdapterConfig::default()
+                },
+            )
+            .await
+            .expect("redis reachable");
+            (
+                Ferrio::builder().adapter(adapter.clone()),
+                Box::new(move || adapter.close()),
+            )
+        }
+    };
+    let io = builder.build();
     let (tx, server_events) = mpsc::unbounded_channel();
     for nsp in ["/", "/chat"] {
         let ns = io.of(nsp);
@@ -88,7 +162,7 @@ async fn rust_node(redis: &str, key: &str, label: &'static str) -> RustNode {
     let task = tokio::spawn(io.clone().serve(listener));
     RustNode {
         io,
-        adapter,
+        close,
         url,
         server_events,
         task,
@@ -108,7 +182,7 @@ struct Agent {
 }
 
 impl Agent {
-    async fn start(redis: &str, key: &str) -> Agent {
+    async fn start(flavor: Flavor, redis: &str, key: &str) -> Agent {
         let dir = ferrio_tests::node_dir();
         assert!(
             dir.join("node_modules").is_dir(),
@@ -118,6 +192,7 @@ impl Agent {
             .arg(dir.join("redis-node.js"))
             .arg(redis)
             .arg(key)
+            .arg(flavor.name())
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -250,12 +325,11 @@ fn bin(hex: &str) -> Value {
     json!({ "$bin": hex })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broadcasts_reach_every_node_both_ways() {
+async fn broadcasts_reach_every_node_both_ways(flavor: Flavor) {
     let key = unique_key("broadcast");
-    let r1 = rust_node(REDIS, &key, "r1").await;
-    let r2 = rust_node(REDIS, &key, "r2").await;
-    let mut node = Agent::start(REDIS, &key).await;
+    let r1 = rust_node(flavor, REDIS, &key, "r1").await;
+    let r2 = rust_node(flavor, REDIS, &key, "r2").await;
+    let mut node = Agent::start(flavor, REDIS, &key).await;
     wait_for_cluster(&mut node, &[&r1, &r2], "/", 3).await;
     let node_url = node.url.clone();
     node.client("a", &r1.url, "/").await;
@@ -288,6 +362,7 @@ async fn broadcasts_reach_every_node_both_ways() {
         node.call(json!({"op": "client_emit", "name": name, "ev": "join", "args": ["room1"], "ack": true}))
             .await;
     }
+    wait_for_room_channel(flavor, REDIS, &key, "room1", 2).await;
     r2.io.to("room1").emit("room-msg", &("r2",)).unwrap();
     node.call(json!({"op": "emit", "rooms": ["room1"], "ev": "room-msg-node", "args": []}))
         .await;
@@ -345,12 +420,11 @@ struct AckBody {
     args: (Bytes,),
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broadcast_acks_are_gathered_across_nodes() {
+async fn broadcast_acks_are_gathered_across_nodes(flavor: Flavor) {
     let key = unique_key("acks");
-    let r1 = rust_node(REDIS, &key, "r1").await;
-    let r2 = rust_node(REDIS, &key, "r2").await;
-    let mut node = Agent::start(REDIS, &key).await;
+    let r1 = rust_node(flavor, REDIS, &key, "r1").await;
+    let r2 = rust_node(flavor, REDIS, &key, "r2").await;
+    let mut node = Agent::start(flavor, REDIS, &key).await;
     wait_for_cluster(&mut node, &[&r1, &r2], "/", 3).await;
     let node_url = node.url.clone();
     node.client("a", &r1.url, "/").await;
@@ -403,11 +477,10 @@ async fn broadcast_acks_are_gathered_across_nodes() {
     assert!(started.elapsed() < Duration::from_secs(8));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetch_sockets_and_remote_socket_operations() {
+async fn fetch_sockets_and_remote_socket_operations(flavor: Flavor) {
     let key = unique_key("fetch");
-    let r1 = rust_node(REDIS, &key, "r1").await;
-    let mut node = Agent::start(REDIS, &key).await;
+    let r1 = rust_node(flavor, REDIS, &key, "r1").await;
+    let mut node = Agent::start(flavor, REDIS, &key).await;
     wait_for_cluster(&mut node, &[&r1], "/", 2).await;
     let node_url = node.url.clone();
     let a = node.client("a", &r1.url, "/").await;
@@ -539,12 +612,11 @@ async fn fetch_sockets_and_remote_socket_operations() {
     assert_eq!(e["reason"], "io server disconnect");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_side_events_with_and_without_acks() {
+async fn server_side_events_with_and_without_acks(flavor: Flavor) {
     let key = unique_key("sse");
-    let mut r1 = rust_node(REDIS, &key, "r1").await;
-    let mut r2 = rust_node(REDIS, &key, "r2").await;
-    let mut node = Agent::start(REDIS, &key).await;
+    let mut r1 = rust_node(flavor, REDIS, &key, "r1").await;
+    let mut r2 = rust_node(flavor, REDIS, &key, "r2").await;
+    let mut node = Agent::start(flavor, REDIS, &key).await;
     wait_for_cluster(&mut node, &[&r1, &r2], "/", 3).await;
 
     // Rust → the others, without ack.
@@ -670,12 +742,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_recover_when_redis_restarts() {
+async fn nodes_recover_when_redis_restarts(flavor: Flavor) {
     let mut redis = OwnRedis::start(free_port());
     let key = unique_key("restart");
-    let r1 = rust_node(&redis.url(), &key, "r1").await;
-    let mut node = Agent::start(&redis.url(), &key).await;
+    let r1 = rust_node(flavor, &redis.url(), &key, "r1").await;
+    let mut node = Agent::start(flavor, &redis.url(), &key).await;
     wait_for_cluster(&mut node, &[&r1], "/", 2).await;
     let node_url = node.url.clone();
     node.client("a", &r1.url, "/").await;
@@ -732,7 +803,7 @@ async fn cluster_example_nodes_serve_side_by_side() {
                 .expect("cluster example starts")
         })
         .collect();
-    let mut node = Agent::start(REDIS, &key).await;
+    let mut node = Agent::start(Flavor::Classic, REDIS, &key).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while node.server_count("/").await != 3 {
         assert!(
@@ -757,4 +828,54 @@ async fn cluster_example_nodes_serve_side_by_side() {
         );
     }
     assert!(!node.client_saw("x", "broadcast"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_reach_every_node_both_ways_classic() {
+    broadcasts_reach_every_node_both_ways(Flavor::Classic).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_reach_every_node_both_ways_sharded() {
+    broadcasts_reach_every_node_both_ways(Flavor::Sharded).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_acks_are_gathered_across_nodes_classic() {
+    broadcast_acks_are_gathered_across_nodes(Flavor::Classic).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_acks_are_gathered_across_nodes_sharded() {
+    broadcast_acks_are_gathered_across_nodes(Flavor::Sharded).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_sockets_and_remote_socket_operations_classic() {
+    fetch_sockets_and_remote_socket_operations(Flavor::Classic).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_sockets_and_remote_socket_operations_sharded() {
+    fetch_sockets_and_remote_socket_operations(Flavor::Sharded).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_events_with_and_without_acks_classic() {
+    server_side_events_with_and_without_acks(Flavor::Classic).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_events_with_and_without_acks_sharded() {
+    server_side_events_with_and_without_acks(Flavor::Sharded).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_recover_when_redis_restarts_classic() {
+    nodes_recover_when_redis_restarts(Flavor::Classic).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_recover_when_redis_restarts_sharded() {
+    nodes_recover_when_redis_restarts(Flavor::Sharded).await
 }

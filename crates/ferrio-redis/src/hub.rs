@@ -1,8 +1,16 @@
 //! The Redis connections one adapter shares between its namespaces: a subscriber connection
 //! that reconnects and subscribes again by itself, an ordered publisher, and the command
 //! connection (a `ConnectionManager`, which reconnects too).
+//!
+//! Classic pub/sub subscribes on an async `PubSub` connection. Sharded pub/sub (`SSUBSCRIBE`)
+//! is not offered by the Redis client's connections to a standalone server, so the sharded
+//! subscriber owns a plain TCP connection: a thread reads the pushes with the Redis client's
+//! RESP parser, and (un)subscriptions are written to the same socket as they come.
 
 use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -13,7 +21,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::node::NsAdapter;
 use crate::RedisError;
 
 /// Publishes waiting to be written to Redis. Past it (Redis slow or down for long) further
@@ -28,16 +35,68 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) enum Route {
     /// A `PSUBSCRIBE` pattern (broadcast channels).
     Pattern,
-    /// A `SUBSCRIBE` channel (requests and responses).
+    /// A `SUBSCRIBE` or `SSUBSCRIBE` channel.
     Channel,
 }
 
+/// Which pub/sub a hub uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    /// `PUBLISH`, `SUBSCRIBE`, `PSUBSCRIBE`.
+    Classic,
+    /// Redis 7 sharded pub/sub: `SPUBLISH`, `SSUBSCRIBE`.
+    Sharded,
+}
+
+/// What receives the messages of the channels it registered.
+pub(crate) trait Listener: Send + Sync + 'static {
+    /// A message on `channel`.
+    fn on_message(self: Arc<Self>, channel: &str, payload: &[u8]);
+}
+
+/// The sharded subscriber's socket, shared by its reading thread and the writers.
 #[derive(Default)]
+struct ShardedConn {
+    /// The write side of the live connection, if connected.
+    writer: Mutex<Option<TcpStream>>,
+    stopped: AtomicBool,
+}
+
+impl ShardedConn {
+    /// Writes `command channels...` if connected (a failed write is noticed by the reader,
+    /// which reconnects and subscribes to everything again).
+    fn send(&self, command: &str, channels: &[String]) {
+        if channels.is_empty() {
+            return;
+        }
+        if let Ok(mut writer) = self.writer.lock() {
+            if let Some(stream) = writer.as_mut() {
+                let _ = stream.write_all(&redis::cmd(command).arg(channels).get_packed_command());
+            }
+        }
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        if let Ok(mut writer) = self.writer.lock() {
+            if let Some(stream) = writer.take() {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+enum Subscriber {
+    /// The live classic subscriber connection's command side, if connected.
+    Async(Option<PubSubSink>),
+    /// The sharded subscriber.
+    Sharded(Arc<ShardedConn>),
+}
+
 struct Subscriptions {
     /// Channel or pattern → the namespace adapter it feeds.
-    routes: HashMap<(Route, String), Weak<NsAdapter>>,
-    /// The live subscriber connection's command side, if connected.
-    sink: Option<PubSubSink>,
+    routes: HashMap<(Route, String), Weak<dyn Listener>>,
+    subscriber: Subscriber,
 }
 
 pub(crate) struct Hub {
@@ -50,25 +109,50 @@ pub(crate) struct Hub {
 
 impl Hub {
     /// Connects the command connection and starts the subscriber and publisher tasks.
-    pub(crate) async fn start(client: redis::Client) -> Result<Arc<Hub>, RedisError> {
+    pub(crate) async fn start(client: redis::Client, mode: Mode) -> Result<Arc<Hub>, RedisError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_max_delay(Duration::from_secs(2));
         let conn = client.get_connection_manager_with_config(config).await?;
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
+        let (subscriber, sharded) = match mode {
+            Mode::Classic => (Subscriber::Async(None), None),
+            Mode::Sharded => {
+                let conn = Arc::new(ShardedConn::default());
+                (Subscriber::Sharded(conn.clone()), Some(conn))
+            }
+        };
         let hub = Arc::new(Hub {
             client,
             conn,
             publish,
-            subs: Mutex::new(Subscriptions::default()),
+            subs: Mutex::new(Subscriptions {
+                routes: HashMap::new(),
+                subscriber,
+            }),
             tasks: Mutex::new(Vec::new()),
         });
-        let subscriber = tokio::spawn(run_subscriber(Arc::downgrade(&hub)));
-        let publisher = tokio::spawn(run_publisher(hub.conn.clone(), queue));
-        if let Ok(mut tasks) = hub.tasks.lock() {
-            tasks.push(subscriber);
-            tasks.push(publisher);
+        let command = match mode {
+            Mode::Classic => "PUBLISH",
+            Mode::Sharded => "SPUBLISH",
+        };
+        let publisher = tokio::spawn(run_publisher(hub.conn.clone(), queue, command));
+        let mut tasks = vec![publisher];
+        match sharded {
+            None => tasks.push(tokio::spawn(run_subscriber(Arc::downgrade(&hub)))),
+            Some(conn) => {
+                let weak = Arc::downgrade(&hub);
+                let info = hub.client.get_connection_info().clone();
+                let runtime = tokio::runtime::Handle::current();
+                std::thread::Builder::new()
+                    .name("ferrio-redis-ssubscribe".into())
+                    .spawn(move || run_sharded_subscriber(weak, info, conn, runtime))
+                    .map_err(|e| RedisError::from(std::io::Error::other(e)))?;
+            }
+        }
+        if let Ok(mut t) = hub.tasks.lock() {
+            t.extend(tasks);
         }
         Ok(hub)
     }
@@ -82,7 +166,10 @@ impl Hub {
         }
         if let Ok(mut subs) = self.subs.lock() {
             subs.routes.clear();
-            subs.sink = None;
+            match &mut subs.subscriber {
+                Subscriber::Async(sink) => *sink = None,
+                Subscriber::Sharded(conn) => conn.stop(),
+            }
         }
     }
 
@@ -93,18 +180,23 @@ impl Hub {
         }
     }
 
-    /// Routes `channels` (or patterns) to `ns` and subscribes to them now if connected (else
-    /// on the next connection).
-    pub(crate) fn register(&self, route: Route, names: Vec<String>, ns: &Arc<NsAdapter>) {
+    /// Routes `names` (channels or patterns) to `listener` and subscribes to them now if
+    /// connected (else on the next connection).
+    pub(crate) fn register(&self, route: Route, names: Vec<String>, listener: Weak<dyn Listener>) {
         let sink = {
             let Ok(mut subs) = self.subs.lock() else {
                 return;
             };
             for name in &names {
-                subs.routes
-                    .insert((route, name.clone()), Arc::downgrade(ns));
+                subs.routes.insert((route, name.clone()), listener.clone());
             }
-            subs.sink.clone()
+            match &subs.subscriber {
+                Subscriber::Async(sink) => sink.clone(),
+                Subscriber::Sharded(conn) => {
+                    conn.send("SSUBSCRIBE", &names);
+                    return;
+                }
+            }
         };
         if let Some(mut sink) = sink {
             tokio::spawn(async move {
@@ -119,7 +211,31 @@ impl Hub {
         }
     }
 
-    fn route(&self, route: Route, name: &str) -> Option<Arc<NsAdapter>> {
+    /// Stops routing `names` (channels) and unsubscribes from them.
+    pub(crate) fn unregister(&self, names: Vec<String>) {
+        let sink = {
+            let Ok(mut subs) = self.subs.lock() else {
+                return;
+            };
+            for name in &names {
+                subs.routes.remove(&(Route::Channel, name.clone()));
+            }
+            match &subs.subscriber {
+                Subscriber::Async(sink) => sink.clone(),
+                Subscriber::Sharded(conn) => {
+                    conn.send("SUNSUBSCRIBE", &names);
+                    return;
+                }
+            }
+        };
+        if let Some(mut sink) = sink {
+            tokio::spawn(async move {
+                let _ = sink.unsubscribe(&names).await;
+            });
+        }
+    }
+
+    fn route(&self, route: Route, name: &str) -> Option<Arc<dyn Listener>> {
         self.subs
             .lock()
             .ok()?
@@ -128,12 +244,11 @@ impl Hub {
             .upgrade()
     }
 
-    /// Takes the new connection's sink and returns everything to subscribe to.
-    fn connected(&self, sink: PubSubSink) -> (Vec<String>, Vec<String>) {
-        let Ok(mut subs) = self.subs.lock() else {
+    /// Everything to subscribe to on a new connection: (channels, patterns).
+    fn all_routes(&self) -> (Vec<String>, Vec<String>) {
+        let Ok(subs) = self.subs.lock() else {
             return (Vec::new(), Vec::new());
         };
-        subs.sink = Some(sink);
         let mut channels = Vec::new();
         let mut patterns = Vec::new();
         for (route, name) in subs.routes.keys() {
@@ -145,25 +260,41 @@ impl Hub {
         (channels, patterns)
     }
 
+    /// Takes the new classic connection's sink and returns everything to subscribe to.
+    fn connected(&self, sink: PubSubSink) -> (Vec<String>, Vec<String>) {
+        if let Ok(mut subs) = self.subs.lock() {
+            subs.subscriber = Subscriber::Async(Some(sink));
+        }
+        self.all_routes()
+    }
+
     fn disconnected(&self) {
         if let Ok(mut subs) = self.subs.lock() {
-            subs.sink = None;
+            if let Subscriber::Async(sink) = &mut subs.subscriber {
+                *sink = None;
+            }
         }
     }
 
     fn dispatch(&self, msg: redis::Msg) {
         let channel = msg.get_channel_name();
         let payload = msg.get_payload_bytes();
-        if msg.from_pattern() {
-            let Ok(pattern) = msg.get_pattern::<String>() else {
-                return;
-            };
-            if let Some(ns) = self.route(Route::Pattern, &pattern) {
-                ns.on_broadcast(channel, payload);
-            }
-        } else if let Some(ns) = self.route(Route::Channel, channel) {
-            ns.on_request_or_response(channel, payload);
+        let listener = if msg.from_pattern() {
+            msg.get_pattern::<String>()
+                .ok()
+                .and_then(|pattern| self.route(Route::Pattern, &pattern))
+        } else {
+            self.route(Route::Channel, channel)
+        };
+        if let Some(listener) = listener {
+            listener.on_message(channel, payload);
         }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -224,9 +355,13 @@ async fn run_subscriber(hub: Weak<Hub>) {
     }
 }
 
-async fn run_publisher(mut conn: ConnectionManager, mut queue: mpsc::Receiver<(String, Bytes)>) {
+async fn run_publisher(
+    mut conn: ConnectionManager,
+    mut queue: mpsc::Receiver<(String, Bytes)>,
+    command: &'static str,
+) {
     while let Some((channel, payload)) = queue.recv().await {
-        let result: Result<(), redis::RedisError> = redis::cmd("PUBLISH")
+        let result: Result<(), redis::RedisError> = redis::cmd(command)
             .arg(&channel)
             .arg(payload.as_ref())
             .query_async(&mut conn)
@@ -234,5 +369,126 @@ async fn run_publisher(mut conn: ConnectionManager, mut queue: mpsc::Receiver<(S
         if let Err(e) = result {
             warn!(error = %e, %channel, "redis adapter: publish failed, message dropped");
         }
+    }
+}
+
+/// The sharded subscriber: reads pushes from its own connection (blocking), reconnecting and
+/// subscribing to every registered channel again when the connection fails. Runs until the hub
+/// is gone or closed.
+fn run_sharded_subscriber(
+    hub: Weak<Hub>,
+    info: redis::ConnectionInfo,
+    conn: Arc<ShardedConn>,
+    runtime: tokio::runtime::Handle,
+) {
+    // Listeners spawn tasks (answers to requests) from this thread.
+    let _runtime = runtime.enter();
+    let mut backoff = Duration::from_millis(100);
+    while !conn.stopped.load(Ordering::Acquire) {
+        let reader = match connect_sharded(&info) {
+            Ok(stream) => stream,
+            Err(e) => {
+                debug!(error = %e, "redis adapter: sharded subscriber cannot connect");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let Ok(writer) = reader.try_clone() else {
+            continue;
+        };
+        // Publish the writer and subscribe to everything under the routes lock, so that a
+        // registration either sees the new writer or is in this list.
+        {
+            let Some(h) = hub.upgrade() else {
+                return;
+            };
+            let Ok(subs) = h.subs.lock() else {
+                return;
+            };
+            if let Ok(mut w) = conn.writer.lock() {
+                *w = Some(writer);
+            }
+            let channels: Vec<String> = subs.routes.keys().map(|(_, name)| name.clone()).collect();
+            conn.send("SSUBSCRIBE", &channels);
+        }
+        if conn.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        debug!("redis adapter: sharded subscriber connected");
+        let mut reader = std::io::BufReader::new(reader);
+        let mut parser = redis::Parser::new();
+        loop {
+            let value = match parser.parse_value(&mut reader) {
+                Ok(value) => value,
+                Err(_) => break,
+            };
+            if let Some((channel, payload)) = smessage(&value) {
+                let Some(h) = hub.upgrade() else {
+                    return;
+                };
+                if let Some(listener) = h.route(Route::Channel, &channel) {
+                    listener.on_message(&channel, payload);
+                }
+            }
+        }
+        if let Ok(mut w) = conn.writer.lock() {
+            *w = None;
+        }
+        if !conn.stopped.load(Ordering::Acquire) {
+            warn!("redis adapter: sharded subscriber connection lost, reconnecting");
+        }
+    }
+}
+
+/// A TCP connection to the Redis of `info`, authenticated if the URL has credentials.
+fn connect_sharded(info: &redis::ConnectionInfo) -> std::io::Result<TcpStream> {
+    let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
+        return Err(std::io::Error::other(
+            "the sharded adapter needs a redis:// (TCP) address",
+        ));
+    };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))?
+        .next()
+        .ok_or_else(|| std::io::Error::other("redis host did not resolve"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_nodelay(true)?;
+    let settings = info.redis_settings();
+    if let Some(password) = settings.password() {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(user) = settings.username() {
+            auth.arg(user);
+        }
+        auth.arg(password);
+        stream.write_all(&auth.get_packed_command())?;
+        stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+        let mut reader = std::io::BufReader::new(stream.try_clone()?);
+        match redis::Parser::new().parse_value(&mut reader) {
+            Ok(redis::Value::Okay) | Ok(redis::Value::SimpleString(_)) => {}
+            _ => return Err(std::io::Error::other("redis refused the credentials")),
+        }
+        stream.set_read_timeout(None)?;
+    }
+    Ok(stream)
+}
+
+/// `(channel, payload)` of an `smessage` push.
+fn smessage(value: &redis::Value) -> Option<(String, &[u8])> {
+    let items = match value {
+        redis::Value::Array(items) => items.as_slice(),
+        redis::Value::Push { data, .. } => data.as_slice(),
+        _ => return None,
+    };
+    match items {
+        [redis::Value::BulkString(kind), redis::Value::BulkString(channel), redis::Value::BulkString(payload)]
+            if kind.as_slice() == b"smessage" =>
+        {
+            Some((
+                String::from_utf8_lossy(channel).into_owned(),
+                payload.as_slice(),
+            ))
+        }
+        _ => None,
     }
 }

@@ -2,8 +2,7 @@
 //! waits for the answers, and how it applies what other nodes publish (the classic protocol of
 //! `@socket.io/redis-adapter`, `RequestType` 0–9).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,11 +16,12 @@ use ferrio_server::{
 use futures_util::StreamExt;
 use rmpv::Value as Mp;
 use serde_json::{json, Value as Json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::debug;
 
 use crate::codec::{self, get, get_str, map};
-use crate::hub::{Hub, Route};
+use crate::hub::{Hub, Listener, Route};
+use crate::requests::{self, Answer, Pending};
 use crate::RedisAdapterConfig;
 
 /// The classic adapter's request types.
@@ -38,9 +38,6 @@ mod kind {
     pub const BROADCAST_ACK: u64 = 9;
 }
 
-/// Answers to one request of ours, bounded: a node cannot flood the requester.
-const ANSWER_QUEUE: usize = 1024;
-
 pub(crate) struct NsAdapter {
     hub: Arc<Hub>,
     local: LocalNamespace,
@@ -52,8 +49,8 @@ pub(crate) struct NsAdapter {
     request_channel: String,
     /// `<key>-response#<nsp>#`.
     response_channel: String,
-    /// Our requests waiting for answers, by request id.
-    pending: Mutex<HashMap<String, mpsc::Sender<Mp>>>,
+    /// Our requests waiting for answers.
+    pending: Arc<Pending>,
 }
 
 impl NsAdapter {
@@ -69,12 +66,18 @@ impl NsAdapter {
             channel: format!("{key}#{nsp}#"),
             request_channel: format!("{key}-request#{nsp}#"),
             response_channel: format!("{key}-response#{nsp}#"),
-            pending: Mutex::new(HashMap::new()),
+            pending: Arc::default(),
             hub: hub.clone(),
             local,
             config,
         });
-        hub.register(Route::Pattern, vec![format!("{}*", ns.channel)], &ns);
+        let listener: Arc<dyn Listener> = ns.clone();
+        let listener = Arc::downgrade(&listener);
+        hub.register(
+            Route::Pattern,
+            vec![format!("{}*", ns.channel)],
+            listener.clone(),
+        );
         hub.register(
             Route::Channel,
             vec![
@@ -82,7 +85,7 @@ impl NsAdapter {
                 ns.response_channel.clone(),
                 ns.specific_response_channel(&ns.uid),
             ],
-            &ns,
+            listener,
         );
         ns
     }
@@ -109,7 +112,7 @@ impl NsAdapter {
     // ---- incoming -------------------------------------------------------------------------
 
     /// A message on `<key>#<nsp>#...`: a broadcast from another node.
-    pub(crate) fn on_broadcast(&self, channel: &str, payload: &[u8]) {
+    fn on_broadcast(&self, channel: &str, payload: &[u8]) {
         let Some(rest) = channel.strip_prefix(self.channel.as_str()) else {
             return;
         };
@@ -143,7 +146,7 @@ impl NsAdapter {
     }
 
     /// A message on the request or response channels.
-    pub(crate) fn on_request_or_response(self: &Arc<Self>, channel: &str, payload: &[u8]) {
+    fn on_request_or_response(self: &Arc<Self>, channel: &str, payload: &[u8]) {
         let msg = match codec::decode_message(payload) {
             Ok(msg) => msg,
             Err(e) => return debug!(error = %e, "redis adapter: malformed message dropped"),
@@ -159,14 +162,29 @@ impl NsAdapter {
         let Some(id) = get_str(&msg, "requestId") else {
             return;
         };
-        let tx = self.pending.lock().ok().and_then(|p| p.get(id).cloned());
-        if let Some(tx) = tx {
-            let _ = tx.try_send(msg);
-        }
+        let answer = match get(&msg, "type").and_then(Mp::as_u64) {
+            Some(kind::BROADCAST_CLIENT_COUNT) => Answer::ClientCount(
+                get(&msg, "clientCount")
+                    .and_then(Mp::as_u64)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(0),
+            ),
+            Some(kind::BROADCAST_ACK) => {
+                Answer::Ack(get(&msg, "packet").cloned().unwrap_or(Mp::Nil))
+            }
+            Some(kind::SERVER_SIDE_EMIT) => {
+                Answer::Value(get(&msg, "data").cloned().unwrap_or(Mp::Nil))
+            }
+            _ => match get(&msg, "sockets") {
+                Some(sockets) => Answer::Sockets(sockets.clone()),
+                None => return,
+            },
+        };
+        self.pending.deliver(id, answer);
     }
 
     fn is_ours(&self, request_id: Option<&str>) -> bool {
-        request_id.is_some_and(|id| self.pending.lock().is_ok_and(|p| p.contains_key(id)))
+        request_id.is_some_and(|id| self.pending.contains(id))
     }
 
     fn on_request(self: &Arc<Self>, req: Mp) {
@@ -323,31 +341,14 @@ impl NsAdapter {
             )),
         }
     }
-
-    /// Registers a request id; the returned guard unregisters it when dropped.
-    fn expect_answers(self: &Arc<Self>) -> (String, mpsc::Receiver<Mp>, PendingGuard) {
-        let id = crate::uid();
-        let (tx, rx) = mpsc::channel(ANSWER_QUEUE);
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(id.clone(), tx);
-        }
-        let guard = PendingGuard {
-            ns: self.clone(),
-            id: id.clone(),
-        };
-        (id, rx, guard)
-    }
 }
 
-struct PendingGuard {
-    ns: Arc<NsAdapter>,
-    id: String,
-}
-
-impl Drop for PendingGuard {
-    fn drop(&mut self) {
-        if let Ok(mut p) = self.ns.pending.lock() {
-            p.remove(&self.id);
+impl Listener for NsAdapter {
+    fn on_message(self: Arc<Self>, channel: &str, payload: &[u8]) {
+        if channel.starts_with(self.channel.as_str()) {
+            self.on_broadcast(channel, payload);
+        } else {
+            self.on_request_or_response(channel, payload);
         }
     }
 }
@@ -394,7 +395,8 @@ impl NamespaceAdapter for Handle {
             if servers == 0 {
                 return Ok(Vec::new());
             }
-            let (id, mut answers, _guard) = ns.expect_answers();
+            let id = crate::uid();
+            let (mut answers, _guard) = ns.pending.expect(id.clone());
             let request = map(vec![
                 ("uid", Mp::from(ns.uid.as_str())),
                 ("requestId", Mp::from(id.as_str())),
@@ -404,35 +406,7 @@ impl NamespaceAdapter for Handle {
             ]);
             ns.hub
                 .publish(ns.request_channel.clone(), codec::encode_msgpack(&request));
-            let mut counted = 0;
-            let mut expected = 0usize;
-            let mut acks = Vec::new();
-            while counted < servers || acks.len() < expected {
-                let answer = match tokio::time::timeout_at(deadline, answers.recv()).await {
-                    Ok(Some(answer)) => answer,
-                    _ => break,
-                };
-                match get(&answer, "type").and_then(Mp::as_u64) {
-                    Some(kind::BROADCAST_CLIENT_COUNT) => {
-                        counted += 1;
-                        expected += get(&answer, "clientCount")
-                            .and_then(Mp::as_u64)
-                            .and_then(|n| usize::try_from(n).ok())
-                            .unwrap_or(0);
-                    }
-                    Some(kind::BROADCAST_ACK) => {
-                        let arg = get(&answer, "packet").cloned().unwrap_or(Mp::Nil);
-                        acks.push(
-                            codec::ack_from_mp(ns.local.name().clone(), &arg)
-                                .map_err(|_| AckError::Timeout),
-                        );
-                    }
-                    _ => {}
-                }
-            }
-            let missing = expected.saturating_sub(acks.len());
-            acks.extend((0..missing).map(|_| Err(AckError::Timeout)));
-            Ok(acks)
+            Ok(requests::gather_acks(&mut answers, deadline, servers, ns.local.name()).await)
         })
     }
 
@@ -452,36 +426,21 @@ impl NamespaceAdapter for Handle {
             if servers == 0 {
                 return Ok(Vec::new());
             }
-            let (id, mut answers, _guard) = ns.expect_answers();
+            let id = crate::uid();
+            let (mut answers, _guard) = ns.pending.expect(id.clone());
             let request = json!({
                 "uid": ns.uid, "requestId": id, "type": kind::REMOTE_FETCH,
                 "opts": codec::mp_to_json(&opts),
             });
             ns.publish_json(ns.request_channel.clone(), &request);
             let deadline = tokio::time::Instant::now() + ns.config.requests_timeout;
-            let mut sockets = Vec::new();
-            let mut answered = 0;
-            while answered < servers {
-                match tokio::time::timeout_at(deadline, answers.recv()).await {
-                    Ok(Some(answer)) => {
-                        answered += 1;
-                        if let Some(Json::Array(list)) =
-                            get(&answer, "sockets").map(codec::mp_to_json)
-                        {
-                            sockets.extend(
-                                list.into_iter()
-                                    .filter_map(|s| serde_json::from_value::<SocketInfo>(s).ok()),
-                            );
-                        }
-                    }
-                    _ => {
-                        return Err(AdapterError::Timeout(
-                            "timeout reached while waiting for fetchSockets response".into(),
-                        ))
-                    }
-                }
-            }
-            Ok(sockets)
+            requests::gather_sockets(&mut answers, deadline, servers)
+                .await
+                .map_err(|_| {
+                    AdapterError::Timeout(
+                        "timeout reached while waiting for fetchSockets response".into(),
+                    )
+                })
         })
     }
 
@@ -530,33 +489,22 @@ impl NamespaceAdapter for Handle {
             if servers == 0 {
                 return Ok(Vec::new());
             }
-            let (id, mut answers, _guard) = ns.expect_answers();
+            let id = crate::uid();
+            let (mut answers, _guard) = ns.pending.expect(id.clone());
             ns.publish_json(
                 ns.request_channel.clone(),
                 &json!({"uid": ns.uid, "requestId": id, "type": kind::SERVER_SIDE_EMIT, "data": data}),
             );
             let deadline = tokio::time::Instant::now() + ns.config.requests_timeout;
-            let mut responses = Vec::new();
-            while responses.len() < servers {
-                match tokio::time::timeout_at(deadline, answers.recv()).await {
-                    Ok(Some(answer)) => responses.push(
-                        get(&answer, "data")
-                            .map(codec::mp_to_json)
-                            .unwrap_or(Json::Null),
-                    ),
-                    _ => {
-                        let message = format!(
-                            "timeout reached: only {} responses received out of {servers}",
-                            responses.len()
-                        );
-                        return Err(ServerSideEmitError {
-                            error: AdapterError::Timeout(message),
-                            responses,
-                        });
-                    }
-                }
-            }
-            Ok(responses)
+            requests::gather_values(&mut answers, deadline, servers)
+                .await
+                .map_err(|responses| ServerSideEmitError {
+                    error: AdapterError::Timeout(format!(
+                        "timeout reached: only {} responses received out of {servers}",
+                        responses.len()
+                    )),
+                    responses,
+                })
         })
     }
 }

@@ -1,0 +1,154 @@
+//! Requests of this node waiting for the other nodes' answers, whatever the protocol: the
+//! pending table, and the rules for when a request is complete (the reference's counting).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ferrio_proto::socket::Packet;
+use ferrio_proto::Str;
+use ferrio_server::{AckError, SocketInfo};
+use rmpv::Value as Mp;
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::codec;
+
+/// Answers to one request of ours, bounded: a node cannot flood the requester.
+const ANSWER_QUEUE: usize = 1024;
+
+/// One answer to a request, whichever protocol carried it.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A node reports how many of its clients a broadcast with ack reached.
+    ClientCount(usize),
+    /// One client's ack to a broadcast (its first argument).
+    Ack(Mp),
+    /// A node's sockets, for `fetch_sockets`.
+    Sockets(Mp),
+    /// A node's answer to a server-side emit.
+    Value(Mp),
+}
+
+/// The requests waiting for answers, by request id.
+#[derive(Default)]
+pub(crate) struct Pending {
+    map: Mutex<HashMap<String, mpsc::Sender<Answer>>>,
+}
+
+impl Pending {
+    /// Registers request `id`; answers come on the receiver until the guard is dropped.
+    pub(crate) fn expect(self: &Arc<Self>, id: String) -> (mpsc::Receiver<Answer>, PendingGuard) {
+        let (tx, rx) = mpsc::channel(ANSWER_QUEUE);
+        if let Ok(mut map) = self.map.lock() {
+            map.insert(id.clone(), tx);
+        }
+        (
+            rx,
+            PendingGuard {
+                pending: self.clone(),
+                id,
+            },
+        )
+    }
+
+    /// True if `id` is one of our requests.
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.map.lock().is_ok_and(|m| m.contains_key(id))
+    }
+
+    /// Hands `answer` to request `id` (dropped if unknown or if the request has too many).
+    pub(crate) fn deliver(&self, id: &str, answer: Answer) {
+        let tx = self.map.lock().ok().and_then(|m| m.get(id).cloned());
+        if let Some(tx) = tx {
+            let _ = tx.try_send(answer);
+        }
+    }
+}
+
+/// Unregisters a request when dropped.
+pub(crate) struct PendingGuard {
+    pending: Arc<Pending>,
+    id: String,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.pending.map.lock() {
+            map.remove(&self.id);
+        }
+    }
+}
+
+/// The answers to a broadcast with ack sent to `servers` other nodes: done when every node
+/// reported its client count and that many acks came, or at `deadline`, the missing acks then
+/// counted as timeouts.
+pub(crate) async fn gather_acks(
+    answers: &mut mpsc::Receiver<Answer>,
+    deadline: Instant,
+    servers: usize,
+    nsp: &Str,
+) -> Vec<Result<Packet, AckError>> {
+    let mut counted = 0;
+    let mut expected = 0usize;
+    let mut acks = Vec::new();
+    while counted < servers || acks.len() < expected {
+        match tokio::time::timeout_at(deadline, answers.recv()).await {
+            Ok(Some(Answer::ClientCount(n))) => {
+                counted += 1;
+                expected += n;
+            }
+            Ok(Some(Answer::Ack(arg))) => {
+                acks.push(codec::ack_from_mp(nsp.clone(), &arg).map_err(|_| AckError::Timeout))
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let missing = expected.saturating_sub(acks.len());
+    acks.extend((0..missing).map(|_| Err(AckError::Timeout)));
+    acks
+}
+
+/// The sockets `servers` other nodes report; `Err(answers received)` at `deadline`.
+pub(crate) async fn gather_sockets(
+    answers: &mut mpsc::Receiver<Answer>,
+    deadline: Instant,
+    servers: usize,
+) -> Result<Vec<SocketInfo>, usize> {
+    let mut sockets = Vec::new();
+    let mut answered = 0;
+    while answered < servers {
+        match tokio::time::timeout_at(deadline, answers.recv()).await {
+            Ok(Some(Answer::Sockets(list))) => {
+                answered += 1;
+                if let Json::Array(list) = codec::mp_to_json(&list) {
+                    sockets.extend(
+                        list.into_iter()
+                            .filter_map(|s| serde_json::from_value::<SocketInfo>(s).ok()),
+                    );
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return Err(answered),
+        }
+    }
+    Ok(sockets)
+}
+
+/// One answer per other node to a server-side emit; `Err(what came)` at `deadline`.
+pub(crate) async fn gather_values(
+    answers: &mut mpsc::Receiver<Answer>,
+    deadline: Instant,
+    servers: usize,
+) -> Result<Vec<Json>, Vec<Json>> {
+    let mut values = Vec::new();
+    while values.len() < servers {
+        match tokio::time::timeout_at(deadline, answers.recv()).await {
+            Ok(Some(Answer::Value(v))) => values.push(codec::mp_to_json(&v)),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return Err(values),
+        }
+    }
+    Ok(values)
+}
