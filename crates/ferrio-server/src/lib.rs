@@ -53,7 +53,7 @@
 //! |---|---|---|
 //! | inputs (HTTP requests, WebSocket messages) | 32 | the sender waits (TCP back-pressure) |
 //! | commands from the application (emits, acks, broadcasts) | 1024 | the session is closed (`buffer full`): a broadcast never waits for one slow client |
-//! | events received per socket, not yet handled | 256 | the connection is closed (`buffer full`) |
+//! | events received per socket, not yet handled | 256 in the socket's queue, then up to 10 × `max_http_buffer_size` bytes waiting in the session | the connection is closed (`buffer full`) |
 //! | bytes queued on a WebSocket | above `max_http_buffer_size` volatile packets are dropped; above 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
 //! | bytes buffered for a polling client | 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
 //! | a POST body | `max_http_buffer_size` | 413, reading stops past the limit |

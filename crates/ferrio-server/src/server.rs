@@ -1,7 +1,7 @@
 //! [`Ferrio`], the Socket.IO server: namespaces over Engine.IO sessions, each session's
 //! [`Connection`] machine driven by its task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -28,7 +28,9 @@ use crate::namespace::{BroadcastOperator, Namespace, NsInner, RoomEvents};
 use crate::socket::{ConnectError, EmitError, Handshake, Socket};
 use crate::transport::{App, Endpoint, Machine, NewSession, RequestInfo, SessionLink};
 
-/// Events received by a socket and not yet handled. Past it the client's connection is closed.
+/// Events received by a socket and waiting for its handlers in the socket's queue. Past it,
+/// events wait in the session (in order) up to 10 × `max_http_buffer_size` bytes; past that the
+/// client's connection is closed (`buffer full`).
 pub const EVENT_QUEUE: usize = 256;
 
 /// Commands from the application to a session task.
@@ -384,6 +386,9 @@ impl App for SocketApp {
             request: Arc::new(s.request),
             sockets: HashMap::new(),
             acks: HashMap::new(),
+            waiting: VecDeque::new(),
+            waiting_bytes: 0,
+            max_waiting_bytes: self.engine_config.max_payload.saturating_mul(10),
         }
     }
 }
@@ -402,6 +407,10 @@ struct SocketMachine {
     sockets: HashMap<Str, Slot>,
     /// Emits waiting for their ack, by namespace and ack id.
     acks: HashMap<(Str, u64), oneshot::Sender<Result<Packet, CoreAckError>>>,
+    /// Events that found their socket's queue full, in arrival order (a burst from the client).
+    waiting: VecDeque<Packet>,
+    waiting_bytes: usize,
+    max_waiting_bytes: usize,
 }
 
 impl SocketMachine {
@@ -538,12 +547,47 @@ impl SocketMachine {
     }
 
     fn on_event(&mut self, now: Instant, packet: Packet) {
-        let Some(slot) = self.sockets.get(packet.nsp()) else {
-            return;
-        };
-        if let Err(mpsc::error::TrySendError::Full(_)) = slot.events.try_send(packet) {
-            debug!("event queue full: closing the connection");
+        if self.waiting.is_empty() {
+            let Some(slot) = self.sockets.get(packet.nsp()) else {
+                return;
+            };
+            match slot.events.try_send(packet) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(packet)) => self.wait(now, packet),
+            }
+        } else {
+            self.wait(now, packet);
+        }
+    }
+
+    /// Keeps an event until its socket's queue has room; past the byte bound the connection
+    /// is closed.
+    fn wait(&mut self, now: Instant, packet: Packet) {
+        self.waiting_bytes += packet_size(&packet);
+        self.waiting.push_back(packet);
+        if self.waiting_bytes > self.max_waiting_bytes {
+            debug!("events waiting for their handlers past the bound: closing the connection");
+            self.waiting.clear();
+            self.waiting_bytes = 0;
             self.conn.close(now, DisconnectReason::BufferFull);
+        }
+    }
+
+    /// Hands the waiting events to their sockets while there is room, in order.
+    fn flush_waiting(&mut self) {
+        while let Some(packet) = self.waiting.pop_front() {
+            let size = packet_size(&packet);
+            let Some(slot) = self.sockets.get(packet.nsp()) else {
+                self.waiting_bytes -= size;
+                continue;
+            };
+            match slot.events.try_send(packet) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => self.waiting_bytes -= size,
+                Err(mpsc::error::TrySendError::Full(packet)) => {
+                    self.waiting.push_front(packet);
+                    return;
+                }
+            }
         }
     }
 
@@ -582,6 +626,12 @@ impl SocketMachine {
         socket.mark_disconnected(reason);
         // Dropping `slot.events` ends the socket's task once it handled what was queued.
     }
+}
+
+/// The bytes a packet holds (its JSON text and attachments).
+fn packet_size(packet: &Packet) -> usize {
+    packet.data().map_or(0, |d| d.as_str().len())
+        + packet.attachments().iter().map(|a| a.len()).sum::<usize>()
 }
 
 /// Runs a socket's handlers: the connection handlers, then each event in order, then the
@@ -646,6 +696,7 @@ impl Machine for SocketMachine {
     forward_transport_inputs!(conn);
 
     fn poll_transport(&mut self, now: Instant) -> Option<eio::Output> {
+        self.flush_waiting();
         loop {
             match self.conn.poll_output()? {
                 Output::Transport(out) => return Some(out),
@@ -672,6 +723,16 @@ impl Machine for SocketMachine {
                 Output::Closed(reason) => debug!(%reason, "connection closed"),
             }
         }
+    }
+
+    fn wait_for_room(&self) -> Option<crate::BoxFuture<()>> {
+        let packet = self.waiting.front()?;
+        let events = self.sockets.get(packet.nsp())?.events.clone();
+        Some(Box::pin(async move {
+            // The permit is dropped at once: only this session sends on the queue, so the
+            // room is still there when the waiting events are flushed.
+            let _ = events.reserve().await;
+        }))
     }
 
     fn handle_command(&mut self, now: Instant, command: Command) {

@@ -63,6 +63,9 @@ pub const INPUT_QUEUE: usize = 32;
 /// Application commands (emits, acks, broadcasts) waiting for a session task.
 pub const COMMAND_QUEUE: usize = 1024;
 
+/// The WebSocket read buffer of each connection, in bytes.
+const WS_READ_BUFFER: usize = 4 * 1024;
+
 /// A session's state machine as the driver sees it: the transport inputs of
 /// [`eio::Session`], plus the application's commands. Application outputs are handled inside
 /// [`Machine::poll_transport`]; only transport actions come out.
@@ -88,6 +91,11 @@ pub(crate) trait Machine: Send + 'static {
     /// The next transport action; application outputs met on the way are handled.
     fn poll_transport(&mut self, now: Instant) -> Option<eio::Output>;
     fn handle_command(&mut self, now: Instant, command: Self::Command);
+    /// While events wait for room in an application queue: a future that resolves when there
+    /// may be room (the loop then polls the machine again).
+    fn wait_for_room(&self) -> Option<crate::BoxFuture<()>> {
+        None
+    }
     /// A bound was reached (see the module docs): close the session.
     fn close_overloaded(&mut self, now: Instant);
     /// The server shuts down: close the session.
@@ -507,7 +515,10 @@ impl<A: App> Endpoint<A> {
                 }
             };
             let max = endpoint.options.max_http_buffer_size;
+            // A small read buffer: tungstenite's default (128 KiB) is allocated per connection
+            // and zero-filled before every read; larger messages grow it as they come.
             let config = WebSocketConfig::default()
+                .read_buffer_size(WS_READ_BUFFER)
                 .max_message_size(Some(max))
                 .max_frame_size(Some(max));
             let ws = WebSocketStream::from_raw_socket(
@@ -779,6 +790,7 @@ impl<M: Machine> SessionTask<M> {
                 break;
             }
             let deadline = self.machine.poll_timeout().map(|t| clock.deadline(t));
+            let room = self.machine.wait_for_room();
             let first_poll = &mut self.polls;
             // An input or command that finds a timer due is handled after it (as the
             // reference's event loop runs due timers before I/O), whichever branch wins.
@@ -806,6 +818,12 @@ impl<M: Machine> SessionTask<M> {
                     self.polls.retain(|(i, _)| *i != id);
                     self.machine.handle_poll_aborted(clock.now(), id);
                 }
+                () = async move {
+                    match room {
+                        Some(room) => room.await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
         if let Some((_, w)) = self.main.take() {

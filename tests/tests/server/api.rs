@@ -620,3 +620,77 @@ async fn volatile_emits_reach_a_writable_client() {
     assert!(got[0].starts_with("40{"));
     server.abort();
 }
+
+#[tokio::test]
+async fn a_burst_of_events_waits_for_a_slow_handler_and_keeps_its_order() {
+    let io = quick();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    io.of("/").on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            socket.on("n", move |_s: Socket, (n,): (u32,), _ack: AckSender| {
+                let tx = tx.clone();
+                async move {
+                    if n == 0 {
+                        // Everything else arrives meanwhile: far more than the socket's queue.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    let _ = tx.send(n);
+                }
+            });
+        }
+    });
+    let (addr, _server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    let frames: Vec<String> = (0..2000).map(|n| format!("42[\"n\",{n}]")).collect();
+    let frames: Vec<&str> = frames.iter().map(String::as_str).collect();
+    ws.send_texts(&frames).await;
+    for n in 0..2000 {
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("handled in time");
+        assert_eq!(got, Some(n));
+    }
+    // The connection is still open.
+    io.emit("still-here", &()).unwrap();
+    assert_eq!(ws.text_app().await, r#"42["still-here"]"#);
+}
+
+#[tokio::test]
+async fn events_piling_up_past_the_bound_close_only_that_connection() {
+    let io = Ferrio::builder().max_http_buffer_size(2_000).build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.on("block", |_s: Socket, _m: Message| async move {
+            // A handler that never finishes: nothing is taken from the socket's queue.
+            std::future::pending::<()>().await;
+        });
+        socket.on("ping", |_s: Socket, msg: Message| async move {
+            msg.ack(&("pong",))
+        });
+    });
+    let (addr, _server) = start(&io).await;
+    let mut first = sio(addr, "/socket.io/").await;
+    first.send_text("40").await;
+    assert!(first.text_app().await.starts_with("40{"));
+    first.send_text(r#"421["ping"]"#).await;
+    assert_eq!(first.text_app().await, r#"431["pong"]"#);
+    let mut stuck = sio(addr, "/socket.io/").await;
+    stuck.send_text("40").await;
+    assert!(stuck.text_app().await.starts_with("40{"));
+    // 256 in the queue, then 10 × 2 000 bytes waiting: 600 events of ~100 bytes pass both.
+    let filler = "x".repeat(90);
+    let frames: Vec<String> = (0..600)
+        .map(|_| format!("42[\"block\",\"{filler}\"]"))
+        .collect();
+    let frames: Vec<&str> = frames.iter().map(String::as_str).collect();
+    stuck.send_texts(&frames).await;
+    assert!(stuck.closed_within(Duration::from_secs(5), true).await);
+    // Another client is served as before.
+    let mut other = sio(addr, "/socket.io/").await;
+    other.send_text("40").await;
+    assert!(other.text_app().await.starts_with("40{"));
+    other.send_text(r#"421["ping"]"#).await;
+    assert_eq!(other.text_app().await, r#"431["pong"]"#);
+}
