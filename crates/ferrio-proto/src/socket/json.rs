@@ -191,12 +191,18 @@ fn seq_inner(json: &str) -> Result<&str, serde_json::Error> {
 
 /// Deserialises the elements of a JSON array from index `skip` on as `T` (a tuple or a struct
 /// read as a sequence). With no attachments it reads the text directly; with attachments it goes
-/// through a `Value` so that placeholders can become `Bytes`.
+/// through a `Value` so that placeholders can become `Bytes`. A zero-sized `T` (`()`, a unit
+/// struct) takes any arguments, as a JavaScript listener declared without parameters does.
 pub(crate) fn deserialize_args<T: DeserializeOwned>(
     json: &RawJson,
     skip: usize,
     attachments: &[Bytes],
 ) -> Result<T, serde_json::Error> {
+    if std::mem::size_of::<T>() == 0 {
+        if let Ok(unit) = serde_json::from_str::<T>("null") {
+            return Ok(unit);
+        }
+    }
     if attachments.is_empty() {
         let mut de = serde_json::Deserializer::from_str(json.as_str());
         let value = de.deserialize_seq_with(ArgsVisitor::<T> {
@@ -506,6 +512,15 @@ mod tests {
         assert_eq!(b, "x");
         let err = deserialize_args::<(u8,)>(&json, 1, &[]);
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn unit_takes_any_arguments() {
+        let none = RawJson::parse(r#"["ev"]"#).expect("json");
+        let some = RawJson::parse(r#"["ev",1,{"a":2}]"#).expect("json");
+        deserialize_args::<()>(&none, 1, &[]).expect("no arguments");
+        deserialize_args::<()>(&some, 1, &[]).expect("arguments ignored");
+        assert!(deserialize_args::<(u8,)>(&none, 1, &[]).is_err());
     }
 
     #[test]
