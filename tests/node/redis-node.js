@@ -57,6 +57,12 @@ function setupNamespace(nsp) {
       socket.join(room);
       if (typeof ack === "function") ack("ok");
     });
+    // As the e2e test server: to every other socket (of the cluster), then an empty ack.
+    socket.on("broadcast", (...args) => {
+      const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
+      socket.broadcast.emit("broadcast", ...args);
+      if (ack) ack();
+    });
   });
   nsp.on("srv", (...args) => {
     const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
