@@ -437,4 +437,100 @@ mod tests {
             hex("95 01 fe 03 cb 40 04 00 00 00 00 00 00 cb 7e 37 e4 3c 88 00 75 9c").as_slice()
         );
     }
+
+    mod arbitrary_input {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any msgpack value, binary and ext types included.
+        fn mp() -> impl Strategy<Value = Mp> {
+            let leaf = prop_oneof![
+                Just(Mp::Nil),
+                any::<bool>().prop_map(Mp::Boolean),
+                any::<i64>().prop_map(Mp::from),
+                any::<u64>().prop_map(Mp::from),
+                any::<f64>().prop_map(Mp::F64),
+                ".{0,8}".prop_map(|s: String| Mp::from(s.as_str())),
+                proptest::collection::vec(any::<u8>(), 0..8).prop_map(Mp::Binary),
+                (any::<i8>(), proptest::collection::vec(any::<u8>(), 0..13))
+                    .prop_map(|(t, d)| Mp::Ext(t, d)),
+            ];
+            leaf.prop_recursive(4, 64, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Mp::Array),
+                    proptest::collection::vec((inner.clone(), inner), 0..6).prop_map(Mp::Map),
+                ]
+            })
+        }
+
+        /// Everything a received message goes through.
+        fn read_all(msg: &Mp) {
+            let _ = get_str(msg, "uid");
+            let _ = opts_from_mp(get(msg, "opts"));
+            let _ = room_list(get(msg, "rooms"));
+            if let Some(data) = get(msg, "data") {
+                if let Ok(packet) = event_from_mp(Str::from("/"), data) {
+                    let _ = broadcast_packet(&packet);
+                }
+                let _ = mp_to_json(data);
+            }
+            if let Some(arg) = get(msg, "packet") {
+                if let Ok(ack) = ack_from_mp(Str::from("/"), arg) {
+                    let _ = first_ack_arg(&ack);
+                }
+            }
+            if let Some(items) = msg.as_array() {
+                for item in items {
+                    let _ = event_from_mp(Str::from("/"), item);
+                    let _ = opts_from_mp(Some(item));
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                if let Ok(msg) = decode_message(&bytes) {
+                    read_all(&msg);
+                }
+            }
+
+            #[test]
+            fn arbitrary_messages_never_panic_and_events_round_trip(value in mp()) {
+                let bytes = encode_msgpack(&value);
+                let back = decode_message(&bytes);
+                prop_assert!(back.is_ok());
+                read_all(&value);
+                let msg = map(vec![("uid", Mp::from("x")), ("data", value.clone()), ("packet", value.clone())]);
+                read_all(&msg);
+                // An event's data survives msgpack -> packet -> msgpack when it is plain
+                // (strings, integers, booleans, nil, binary, arrays and string-keyed maps).
+                let event = Mp::Array(vec![Mp::from("e"), value.clone()]);
+                if plain(&value) {
+                    let packet = event_from_mp(Str::from("/"), &event).unwrap();
+                    prop_assert_eq!(packet_data_to_mp(&packet).unwrap(), event);
+                }
+            }
+        }
+
+        fn plain(v: &Mp) -> bool {
+            match v {
+                Mp::Nil | Mp::Boolean(_) | Mp::String(_) | Mp::Binary(_) => true,
+                Mp::Integer(i) => {
+                    i.as_i64().is_some_and(|n| n.unsigned_abs() < (1 << 53))
+                        || i.as_u64().is_some_and(|n| n < (1 << 53))
+                }
+                Mp::Array(items) => items.iter().all(plain),
+                Mp::Map(entries) => {
+                    let mut keys = std::collections::HashSet::new();
+                    entries.iter().all(|(k, v)| {
+                        k.as_str()
+                            .is_some_and(|k| keys.insert(k.to_owned()) && k != "_placeholder")
+                            && plain(v)
+                    })
+                }
+                _ => false,
+            }
+        }
+    }
 }
