@@ -694,3 +694,96 @@ async fn events_piling_up_past_the_bound_close_only_that_connection() {
     other.send_text(r#"421["ping"]"#).await;
     assert_eq!(other.text_app().await, r#"431["pong"]"#);
 }
+
+/// The README's quick start (`crates/ferrio-server/examples/axum_chat.rs`), compiled in here.
+#[allow(dead_code)]
+#[path = "../../../crates/ferrio-server/examples/axum_chat.rs"]
+mod axum_chat;
+
+/// The JSON arguments of an event or ack frame, after its `<type><nsp>,<id>` prefix.
+fn frame_args(frame: &str, prefix: &str) -> serde_json::Value {
+    assert!(
+        frame.starts_with(prefix),
+        "{frame} does not start with {prefix}"
+    );
+    serde_json::from_str(&frame[prefix.len()..]).expect("json arguments")
+}
+
+#[tokio::test]
+async fn the_axum_quick_start_serves_its_route_and_a_chat_room() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, axum_chat::app()).await });
+    assert_eq!(get(addr, "/").await.text(), "Hello! Socket.IO is at /chat");
+
+    // ann names herself in the CONNECT packet, bob with a `nick` event, carol not at all.
+    let mut ann = sio(addr, "/socket.io/").await;
+    ann.send_text(r#"40/chat,{"nick":"ann"}"#).await;
+    assert!(ann.text_app().await.starts_with("40/chat,{"));
+    let mut bob = sio(addr, "/socket.io/").await;
+    bob.send_text("40/chat,").await;
+    assert!(bob.text_app().await.starts_with("40/chat,{"));
+    bob.send_text(r#"42/chat,["nick","bob"]"#).await;
+    let mut carol = sio(addr, "/socket.io/").await;
+    carol.send_text("40/chat,").await;
+    assert!(carol.text_app().await.starts_with("40/chat,{"));
+
+    // join with ack; the room hears who joined.
+    ann.send_text(r#"42/chat,1["join","lobby"]"#).await;
+    assert_eq!(
+        frame_args(&ann.text_app().await, "43/chat,1"),
+        serde_json::json!([{"room": "lobby", "members": 1}])
+    );
+    bob.send_text(r#"42/chat,7["join","lobby"]"#).await;
+    assert_eq!(
+        frame_args(&bob.text_app().await, "43/chat,7"),
+        serde_json::json!([{"room": "lobby", "members": 2}])
+    );
+    assert_eq!(ann.text_app().await, r#"42/chat,["joined","bob"]"#);
+
+    // typing and message reach the others in the room, not the sender.
+    bob.send_text(r#"42/chat,["typing","lobby"]"#).await;
+    assert_eq!(ann.text_app().await, r#"42/chat,["typing","bob"]"#);
+    bob.send_text(r#"42/chat,["message","lobby","hi ann"]"#)
+        .await;
+    assert_eq!(
+        frame_args(&ann.text_app().await, "42/chat,"),
+        serde_json::json!(["message", {"from": "bob", "room": "lobby", "text": "hi ann"}])
+    );
+    ann.send_text(r#"42/chat,["message","lobby","hi bob"]"#)
+        .await;
+    assert_eq!(
+        frame_args(&bob.text_app().await, "42/chat,"),
+        serde_json::json!(["message", {"from": "ann", "room": "lobby", "text": "hi bob"}])
+    );
+    // carol is not in the room: her message is dropped; once in, she is "anonymous".
+    carol
+        .send_text(r#"42/chat,["message","lobby","let me in"]"#)
+        .await;
+    carol.send_text(r#"42/chat,2["join","lobby"]"#).await;
+    assert_eq!(
+        frame_args(&carol.text_app().await, "43/chat,2"),
+        serde_json::json!([{"room": "lobby", "members": 3}])
+    );
+    assert_eq!(ann.text_app().await, r#"42/chat,["joined","anonymous"]"#);
+    assert_eq!(bob.text_app().await, r#"42/chat,["joined","anonymous"]"#);
+    // bob heard nothing else meanwhile: neither his own events nor carol's dropped message.
+    bob.send_text(r#"42/chat,3["join","lobby"]"#).await;
+    assert_eq!(
+        frame_args(&bob.text_app().await, "43/chat,3"),
+        serde_json::json!([{"room": "lobby", "members": 3}])
+    );
+    server.abort();
+}
+
+#[test]
+fn the_readme_quick_start_is_the_axum_chat_example() {
+    let readme = include_str!("../../../README.md");
+    let example = include_str!("../../../crates/ferrio-server/examples/axum_chat.rs");
+    // The example without its header comment.
+    let code = &example[example.find("use ferrio_server").unwrap()..];
+    assert!(
+        readme.contains(&format!("```rust\n{code}```\n")),
+        "README.md's Quick start differs from examples/axum_chat.rs"
+    );
+}
