@@ -48,6 +48,51 @@ impl Cors {
     }
 }
 
+/// The session cookie written on the handshake response (the reference's `cookie` option, off by
+/// default): `io=<sid>; Path=/; HttpOnly; SameSite=Lax` with the defaults, for sticky sessions
+/// behind a load balancer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    /// The cookie name (default `io`).
+    pub name: String,
+    /// `Path` (default `/`; `None` leaves it out, and `HttpOnly` with it, as the reference).
+    pub path: Option<String>,
+    /// `HttpOnly` (default true).
+    pub http_only: bool,
+    /// `SameSite` (default `Lax`).
+    pub same_site: Option<String>,
+}
+
+impl Default for Cookie {
+    fn default() -> Self {
+        Cookie {
+            name: "io".to_owned(),
+            path: Some("/".to_owned()),
+            http_only: true,
+            same_site: Some("Lax".to_owned()),
+        }
+    }
+}
+
+impl Cookie {
+    /// The `Set-Cookie` value for session `sid`.
+    pub(crate) fn header(&self, sid: &str) -> String {
+        let mut v = format!("{}={sid}", self.name);
+        if let Some(path) = &self.path {
+            v.push_str("; Path=");
+            v.push_str(path);
+            if self.http_only {
+                v.push_str("; HttpOnly");
+            }
+        }
+        if let Some(same_site) = &self.same_site {
+            v.push_str("; SameSite=");
+            v.push_str(same_site);
+        }
+        v
+    }
+}
+
 /// Decides whether a handshake request may open a session (`allowRequest`); the error string
 /// is sent back with 403.
 pub(crate) type AllowRequest =
@@ -67,6 +112,9 @@ pub(crate) struct EngineOptions {
     pub(crate) cors: Option<Cors>,
     pub(crate) allow_request: Option<AllowRequest>,
     pub(crate) yield_after_flush: bool,
+    /// Compress polling responses of at least this many bytes (`httpCompression`).
+    pub(crate) http_compression: Option<usize>,
+    pub(crate) cookie: Option<Cookie>,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -83,6 +131,8 @@ impl std::fmt::Debug for EngineOptions {
             .field("cors", &self.cors)
             .field("allow_request", &self.allow_request.is_some())
             .field("yield_after_flush", &self.yield_after_flush)
+            .field("http_compression", &self.http_compression)
+            .field("cookie", &self.cookie)
             .finish()
     }
 }
@@ -101,6 +151,8 @@ impl EngineOptions {
             cors: None,
             allow_request: None,
             yield_after_flush: false,
+            http_compression: Some(1024),
+            cookie: None,
         }
     }
 
@@ -193,6 +245,21 @@ macro_rules! engine_options {
         /// CORS for the long-polling requests (default: none).
         pub fn cors(mut self, cors: crate::Cors) -> Self {
             self.engine.cors = Some(cors);
+            self
+        }
+
+        /// Compresses long-polling responses (gzip or deflate, as the request's
+        /// `Accept-Encoding` allows) of at least `threshold` bytes (`httpCompression`, default
+        /// on with a 1024-byte threshold); `None` turns it off.
+        pub fn http_compression(mut self, threshold: Option<usize>) -> Self {
+            self.engine.http_compression = threshold;
+            self
+        }
+
+        /// Writes a session cookie on the handshake response (`cookie`, default off), e.g.
+        /// `.cookie(Cookie::default())` for `io=<sid>; Path=/; HttpOnly; SameSite=Lax`.
+        pub fn cookie(mut self, cookie: crate::Cookie) -> Self {
+            self.engine.cookie = Some(cookie);
             self
         }
 

@@ -58,11 +58,82 @@ impl Query {
     }
 }
 
+/// A compression for long-polling responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Gzip,
+    Deflate,
+}
+
+impl Encoding {
+    /// The encoding to use for a request with these headers, if the body reaches `threshold`:
+    /// gzip if accepted, else deflate (the reference's preference), by `Accept-Encoding`.
+    pub(crate) fn negotiate(headers: &HeaderMap) -> Option<Encoding> {
+        let accepted: Vec<(String, f32)> = headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|item| {
+                let mut parts = item.split(';');
+                let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                (name, q)
+            })
+            .collect();
+        let quality = |name: &str| {
+            accepted
+                .iter()
+                .find(|(n, _)| n == name)
+                .or_else(|| accepted.iter().find(|(n, _)| n == "*"))
+                .map_or(0.0, |(_, q)| *q)
+        };
+        let (gzip, deflate) = (quality("gzip"), quality("deflate"));
+        if gzip > 0.0 && gzip >= deflate {
+            Some(Encoding::Gzip)
+        } else if deflate > 0.0 {
+            Some(Encoding::Deflate)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Deflate => "deflate",
+        }
+    }
+
+    /// `body` compressed (`None` if the compressor failed, which writing to memory does not).
+    fn compress(self, body: &[u8]) -> Option<Bytes> {
+        use std::io::Write as _;
+        let level = flate2::Compression::default();
+        let out = match self {
+            Encoding::Gzip => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
+                e.write_all(body).ok()?;
+                e.finish().ok()?
+            }
+            Encoding::Deflate => {
+                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), level);
+                e.write_all(body).ok()?;
+                e.finish().ok()?
+            }
+        };
+        Some(Bytes::from(out))
+    }
+}
+
 /// Builds responses with the endpoint's CORS headers.
 #[derive(Debug, Clone)]
 pub(crate) struct Responder {
     allow_origin: Option<HeaderValue>,
     vary: bool,
+    set_cookie: Option<HeaderValue>,
 }
 
 impl Responder {
@@ -74,7 +145,14 @@ impl Responder {
         Responder {
             allow_origin,
             vary: cors.is_some_and(Cors::varies),
+            set_cookie: None,
         }
+    }
+
+    /// Adds `Set-Cookie: value` to the answers built from now on (the handshake's).
+    pub(crate) fn with_cookie(mut self, value: &str) -> Responder {
+        self.set_cookie = HeaderValue::from_str(value).ok();
+        self
     }
 
     fn build(
@@ -94,6 +172,9 @@ impl Responder {
     }
 
     fn cors_headers(&self, h: &mut HeaderMap) {
+        if let Some(cookie) = &self.set_cookie {
+            h.insert(header::SET_COOKIE, cookie.clone());
+        }
         if let Some(origin) = &self.allow_origin {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             if self.vary {
@@ -131,16 +212,28 @@ impl Responder {
         self.build(status, None, Bytes::new())
     }
 
-    /// A long-polling answer.
-    pub(crate) fn payload(&self, body: Bytes, binary: bool) -> Response<Body> {
+    /// A long-polling answer, compressed with `encoding` when given.
+    pub(crate) fn payload(
+        &self,
+        body: Bytes,
+        binary: bool,
+        encoding: Option<Encoding>,
+    ) -> Response<Body> {
         let ct = if binary {
             "application/octet-stream"
         } else {
             "text/plain; charset=UTF-8"
         };
+        let (body, encoding) = match encoding.and_then(|e| e.compress(&body).map(|c| (c, e))) {
+            Some((compressed, e)) => (compressed, Some(e)),
+            None => (body, None),
+        };
         let mut res = self.build(StatusCode::OK, Some(ct), body);
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(e) = encoding {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e.name()));
+        }
         res
     }
 
@@ -173,6 +266,9 @@ impl Responder {
         let mut res = Response::new(Full::new(Bytes::new()));
         *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = res.headers_mut();
+        if let Some(cookie) = &self.set_cookie {
+            h.insert(header::SET_COOKIE, cookie.clone());
+        }
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         if let Ok(v) = HeaderValue::from_str(accept) {

@@ -156,7 +156,7 @@ pub use crate::adapter::{
     Adapter, AdapterError, LocalNamespace, NamespaceAdapter, RemoteSocket, ServerAck,
     ServerSideEmitError, SocketInfo,
 };
-pub use crate::config::{Cors, Transport};
+pub use crate::config::{Cookie, Cors, Transport};
 pub use crate::http::Body;
 pub use crate::namespace::{BroadcastOperator, Namespace};
 pub use crate::serve::{serve, FerrioLayer, FerrioService};

@@ -552,7 +552,7 @@ impl SocketMachine {
                 return;
             };
             match slot.events.try_send(packet) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
                 Err(mpsc::error::TrySendError::Full(packet)) => self.wait(now, packet),
             }
         } else {

@@ -54,8 +54,8 @@ use tracing::{debug, info_span, trace, Instrument};
 use crate::clock::Clock;
 use crate::config::EngineOptions;
 use crate::http::{
-    not_found, origin_is_valid, wants_websocket, websocket_accept, Body, ErrorCode, Query,
-    Responder,
+    not_found, origin_is_valid, wants_websocket, websocket_accept, Body, Encoding, ErrorCode,
+    Query, Responder,
 };
 
 /// Inputs (HTTP requests, WebSocket messages) waiting for a session task.
@@ -371,7 +371,7 @@ impl<A: App> Endpoint<A> {
                 }
                 (Transport::WebSocket, false) => responder.error(ErrorCode::BadRequest),
                 (Transport::Polling, _) => match req.method().clone() {
-                    Method::GET => poll(inputs, responder).await,
+                    Method::GET => poll(inputs, responder, self.compression(headers)).await,
                     Method::POST => {
                         post(inputs, req, responder, self.options.max_http_buffer_size).await
                     }
@@ -410,19 +410,30 @@ impl<A: App> Endpoint<A> {
             issued: self.clock.now().as_millis(),
             address: req.extensions().get::<RemoteAddr>().map(|a| a.0),
         };
+        let Some(sid) = crate::id::generate() else {
+            return responder.error(ErrorCode::BadRequest);
+        };
+        let responder = match &self.options.cookie {
+            Some(cookie) => responder.with_cookie(&cookie.header(&sid)),
+            None => responder,
+        };
         match transport {
             Transport::WebSocket => {
-                let target = UpgradeTarget::NewSession(Box::new(info));
+                let target = UpgradeTarget::NewSession(Box::new(info), sid);
                 self.upgrade(req, responder, target)
             }
             Transport::Polling => {
-                let Some(sid) = crate::id::generate() else {
-                    return responder.error(ErrorCode::BadRequest);
-                };
+                let compression = self.compression(req.headers());
                 let inputs = self.open(sid, Transport::Polling, info, None);
-                poll(inputs, responder).await
+                poll(inputs, responder, compression).await
             }
         }
+    }
+
+    /// How to compress the polling responses to a request with these headers.
+    fn compression(&self, headers: &http::HeaderMap) -> Option<(Encoding, usize)> {
+        let threshold = self.options.http_compression?;
+        Some((Encoding::negotiate(headers)?, threshold))
     }
 
     /// Creates a session and its task; `ws` is the WebSocket of a session opened over it.
@@ -563,11 +574,7 @@ impl<A: App> Endpoint<A> {
                 }
                 inputs
             }
-            UpgradeTarget::NewSession(info) => {
-                let Some(sid) = crate::id::generate() else {
-                    let _ = tx.send(WsOut::Close(None));
-                    return;
-                };
+            UpgradeTarget::NewSession(info, sid) => {
                 self.open(sid, Transport::WebSocket, *info, Some((id, writer)))
             }
         };
@@ -609,7 +616,8 @@ impl<A: App> Endpoint<A> {
 
 enum UpgradeTarget {
     Probe(mpsc::Sender<Input>),
-    NewSession(Box<RequestInfo>),
+    /// A session opened over WebSocket, and its id.
+    NewSession(Box<RequestInfo>, Str),
 }
 
 async fn write_loop<S>(
@@ -651,13 +659,22 @@ async fn write_loop<S>(
     drop(done);
 }
 
-async fn poll(inputs: mpsc::Sender<Input>, responder: Responder) -> Response<Body> {
+async fn poll(
+    inputs: mpsc::Sender<Input>,
+    responder: Responder,
+    compression: Option<(Encoding, usize)>,
+) -> Response<Body> {
     let (reply, rx) = oneshot::channel();
     if inputs.send(Input::Poll { reply }).await.is_err() {
         return responder.error(ErrorCode::UnknownSid);
     }
     match rx.await {
-        Ok(Ok((body, binary))) => responder.payload(body, binary),
+        Ok(Ok((body, binary))) => {
+            let encoding = compression
+                .filter(|(_, threshold)| body.len() >= *threshold)
+                .map(|(e, _)| e);
+            responder.payload(body, binary, encoding)
+        }
         Ok(Err(e)) => request_error(&responder, e),
         Err(_) => responder.error(ErrorCode::UnknownSid),
     }
