@@ -4,5 +4,6 @@ mod api;
 pub mod client;
 mod engine_io;
 mod node_client;
+mod options;
 mod recovery;
 mod socket_io;
