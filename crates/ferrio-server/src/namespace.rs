@@ -224,6 +224,7 @@ impl NsInner {
             None => packet,
         };
         let encoded = packet.encode();
+        let mut listening = Vec::new();
         for id in st.rooms.targets(opts) {
             if let Some(socket) = st.sockets.get(id) {
                 socket.inner.link.send(Command::Send {
@@ -232,7 +233,14 @@ impl NsInner {
                     packet: encoded.clone(),
                     volatile: opts.flags.volatile,
                 });
+                if socket.has_outgoing_listeners() {
+                    listening.push(socket.clone());
+                }
             }
+        }
+        drop(st);
+        for socket in listening {
+            socket.notify_outgoing(&packet);
         }
     }
 }
@@ -247,13 +255,18 @@ impl NsInner {
         timeout: Duration,
     ) -> (usize, BoxStream<'static, Result<Packet, AckError>>) {
         let ack_id = self.next_ack_id();
-        let encoded = packet.with_id(ack_id).encode();
+        let packet = packet.with_id(ack_id);
+        let encoded = packet.encode();
         let st = self.state();
         let replies = FuturesUnordered::new();
+        let mut listening = Vec::new();
         for id in st.rooms.targets(opts) {
             let Some(socket) = st.sockets.get(id) else {
                 continue;
             };
+            if socket.has_outgoing_listeners() {
+                listening.push(socket.clone());
+            }
             let (reply, rx) = oneshot::channel();
             socket.inner.link.send(Command::EmitWithAck {
                 nsp: self.name.clone(),
@@ -270,6 +283,10 @@ impl NsInner {
                     Ok(Err(_)) | Err(_) => Err(AckError::Disconnected),
                 }
             });
+        }
+        drop(st);
+        for socket in listening {
+            socket.notify_outgoing(&packet);
         }
         (replies.len(), replies.boxed())
     }
@@ -604,6 +621,14 @@ impl BroadcastOperator {
     /// packets are not kept for connection state recovery.
     pub fn volatile(mut self) -> BroadcastOperator {
         self.opts.flags.volatile = true;
+        self
+    }
+
+    /// Sets the `compress` flag (`compress(false)`), carried to the other nodes of a cluster.
+    /// Polling responses are compressed by `http_compression` whatever the flag; WebSocket
+    /// messages are never compressed (the WebSocket crate has no permessage-deflate).
+    pub fn compress(mut self, compress: bool) -> BroadcastOperator {
+        self.opts.flags.compress = Some(compress);
         self
     }
 

@@ -648,10 +648,40 @@ async fn run_socket(socket: Socket, mut events: mpsc::Receiver<Packet>) {
             tracing::error!("connection handler panicked");
         }
     }
-    while let Some(packet) = events.recv().await {
+    'events: while let Some(packet) = events.recv().await {
         let Some(name) = packet.event_name().map(|n| n.into_owned()) else {
             continue;
         };
+        let middlewares = socket.event_middlewares();
+        if !middlewares.is_empty() {
+            let Ok(args) = crate::socket::RawArgs::from_event(&packet) else {
+                continue;
+            };
+            for middleware in middlewares {
+                let outcome =
+                    AssertUnwindSafe(middleware(socket.clone(), name.clone(), args.clone()))
+                        .catch_unwind()
+                        .await;
+                let message = match outcome {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(message)) => message,
+                    Err(_) => {
+                        tracing::error!(event = name, "event middleware panicked");
+                        continue 'events;
+                    }
+                };
+                for handler in socket.error_handlers() {
+                    if AssertUnwindSafe(handler(socket.clone(), message.clone()))
+                        .catch_unwind()
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!("error handler panicked");
+                    }
+                }
+                continue 'events;
+            }
+        }
         if let Some(any) = socket.any_handler() {
             match crate::socket::RawArgs::from_event(&packet) {
                 Ok(args) => {

@@ -552,6 +552,10 @@ where
 type ErasedHandler = Arc<dyn Fn(Socket, Message) -> BoxFuture<()> + Send + Sync>;
 type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<()> + Send + Sync>;
 type AnyHandler = Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<()> + Send + Sync>;
+pub(crate) type EventMiddleware =
+    Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<Result<(), String>> + Send + Sync>;
+pub(crate) type ErrorHandler = Arc<dyn Fn(Socket, String) -> BoxFuture<()> + Send + Sync>;
+type OutgoingHandler = Arc<dyn Fn(&Socket, &str, &RawArgs) + Send + Sync>;
 
 pub(crate) struct SocketInner {
     pub(crate) id: Str,
@@ -560,6 +564,10 @@ pub(crate) struct SocketInner {
     handshake: Handshake,
     handlers: Mutex<HashMap<String, ErasedHandler>>,
     any: Mutex<Option<AnyHandler>>,
+    middlewares: Mutex<Vec<EventMiddleware>>,
+    on_error: Mutex<Vec<ErrorHandler>>,
+    outgoing: Mutex<Vec<OutgoingHandler>>,
+    has_outgoing: AtomicBool,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
     data: Mutex<http::Extensions>,
     shared_data: Mutex<serde_json::Value>,
@@ -605,6 +613,10 @@ impl Socket {
                 handshake,
                 handlers: Mutex::new(HashMap::new()),
                 any: Mutex::new(None),
+                middlewares: Mutex::new(Vec::new()),
+                on_error: Mutex::new(Vec::new()),
+                outgoing: Mutex::new(Vec::new()),
+                has_outgoing: AtomicBool::new(false),
                 on_disconnect: Mutex::new(Vec::new()),
                 data: Mutex::new(http::Extensions::new()),
                 shared_data: Mutex::new(serde_json::Value::Object(Default::default())),
@@ -706,6 +718,113 @@ impl Socket {
         }
     }
 
+    /// Adds an event middleware (`socket.use`): it runs for every incoming event, in the order
+    /// added, before the catch-all and the event's handler, with the event name and its
+    /// arguments. An `Err` stops the event (no handler runs) and is handed to the
+    /// [`Socket::on_error`] handlers, as the reference emits `error` on the socket.
+    ///
+    /// ```
+    /// # fn f(socket: ferrio_server::Socket) {
+    /// socket.use_event(|socket, event, _args| async move {
+    ///     if event.starts_with("admin:") && socket.data::<bool>() != Some(true) {
+    ///         return Err("unauthorized event");
+    ///     }
+    ///     Ok(())
+    /// });
+    /// socket.on_error(|socket, message| async move {
+    ///     if message == "unauthorized event" {
+    ///         socket.disconnect(false);
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn use_event<F, Fut, E>(&self, middleware: F)
+    where
+        F: Fn(Socket, String, RawArgs) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        let erased: EventMiddleware = Arc::new(move |s, e, a| {
+            let fut = middleware(s, e, a);
+            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        });
+        if let Ok(mut m) = self.inner.middlewares.lock() {
+            m.push(erased);
+        }
+    }
+
+    /// Adds a handler for the errors of [`Socket::use_event`] middlewares (`socket.on("error")`).
+    pub fn on_error<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if let Ok(mut h) = self.inner.on_error.lock() {
+            h.push(Arc::new(move |s, m| Box::pin(handler(s, m))));
+        }
+    }
+
+    /// Adds a listener called for every event sent to this socket, by its own emits and by
+    /// broadcasts that reach it (`socket.onAnyOutgoing`), with the event name and arguments.
+    /// It runs where the emit happens, synchronously, with no lock held; keep it short.
+    pub fn on_any_outgoing<F>(&self, listener: F)
+    where
+        F: Fn(&Socket, &str, &RawArgs) + Send + Sync + 'static,
+    {
+        if let Ok(mut o) = self.inner.outgoing.lock() {
+            o.push(Arc::new(listener));
+            self.inner.has_outgoing.store(true, Ordering::Release);
+        }
+    }
+
+    /// Removes the outgoing listeners (`socket.offAnyOutgoing()`).
+    pub fn off_any_outgoing(&self) {
+        if let Ok(mut o) = self.inner.outgoing.lock() {
+            o.clear();
+            self.inner.has_outgoing.store(false, Ordering::Release);
+        }
+    }
+
+    /// True if outgoing listeners are set (checked under the namespace lock, called after it).
+    pub(crate) fn has_outgoing_listeners(&self) -> bool {
+        self.inner.has_outgoing.load(Ordering::Acquire)
+    }
+
+    /// Calls the outgoing listeners for `packet`, an event.
+    pub(crate) fn notify_outgoing(&self, packet: &Packet) {
+        if !self.has_outgoing_listeners() {
+            return;
+        }
+        let listeners = self
+            .inner
+            .outgoing
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or_default();
+        let (Some(event), Ok(args)) = (packet.event_name(), RawArgs::from_event(packet)) else {
+            return;
+        };
+        for listener in listeners {
+            listener(self, &event, &args);
+        }
+    }
+
+    pub(crate) fn event_middlewares(&self) -> Vec<EventMiddleware> {
+        self.inner
+            .middlewares
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn error_handlers(&self) -> Vec<ErrorHandler> {
+        self.inner
+            .on_error
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
     /// Stores a value of type `T` with the socket (the reference's `socket.data`, typed),
     /// replacing an earlier one of the same type.
     ///
@@ -777,6 +896,7 @@ impl Socket {
         let packet = Packet::event_with(self.inner.ns.name.clone(), event, args)?;
         let opts = BroadcastOptions::new().to(self.inner.id.clone());
         let packet = self.inner.ns.record(&packet, &opts).unwrap_or(packet);
+        self.notify_outgoing(&packet);
         self.send_command(|s| Command::Send {
             nsp: s.inner.ns.name.clone(),
             id: s.inner.id.clone(),
@@ -822,6 +942,7 @@ impl Socket {
             .and_then(|packet| {
                 let id = self.inner.ns.next_ack_id();
                 let packet = packet.with_id(id);
+                self.notify_outgoing(&packet);
                 self.send_command(|s| Command::EmitWithAck {
                     nsp: s.inner.ns.name.clone(),
                     id: s.inner.id.clone(),
@@ -948,6 +1069,7 @@ impl VolatileEmitter<'_> {
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         check_event(event)?;
         let packet = Packet::event_with(self.socket.inner.ns.name.clone(), event, args)?;
+        self.socket.notify_outgoing(&packet);
         self.socket.send_command(|s| Command::Send {
             nsp: s.inner.ns.name.clone(),
             id: s.inner.id.clone(),

@@ -3,6 +3,7 @@
 mod api;
 pub mod client;
 mod engine_io;
+mod middleware;
 mod node_client;
 mod options;
 mod recovery;
