@@ -45,6 +45,23 @@ pub fn split_v4_namespace(nsp: &str) -> (&str, RawJson) {
     (path, RawJson::from_trusted(Str::from(json)))
 }
 
+/// The id of a socket of an EIO 3 client (`socket.io-client` 2.x), which the client derives
+/// from the Engine.IO session id rather than reading it from the CONNECT accept: the session id
+/// for `/`, `<nsp>#<sid>` for other namespaces. The reference server uses the same.
+///
+/// ```
+/// use ferrio_proto::socket::v3_socket_id;
+/// assert_eq!(&*v3_socket_id("/", "abc"), "abc");
+/// assert_eq!(&*v3_socket_id("/chat", "abc"), "/chat#abc");
+/// ```
+pub fn v3_socket_id(nsp: &str, sid: &str) -> Str {
+    if nsp == "/" {
+        Str::from(sid)
+    } else {
+        Str::from(format!("{nsp}#{sid}"))
+    }
+}
+
 /// The server's CONNECT accept for `protocol`: v5 (EIO 4) carries `{"sid"}` (and `"pid"` with
 /// connection state recovery); v4 (EIO 3) carries nothing.
 ///

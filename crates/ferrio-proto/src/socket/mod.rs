@@ -16,7 +16,7 @@ pub mod recovery;
 pub mod server;
 mod validate;
 
-pub use compat::{connect_accept, connect_error, split_v4_namespace};
+pub use compat::{connect_accept, connect_error, split_v4_namespace, v3_socket_id};
 pub use decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
 pub use error::{AckError, DecodeError};
 pub use json::{ack_json, event_json, to_json_with_attachments, RawJson};

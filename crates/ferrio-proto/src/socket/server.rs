@@ -245,6 +245,16 @@ impl Connection {
         c
     }
 
+    /// The id a socket of `nsp` must have on this connection when the protocol fixes it: an
+    /// EIO 3 client derives it from the session id ([`super::v3_socket_id`]); `None` for EIO 4,
+    /// whose sockets get a fresh id from the server.
+    pub fn fixed_socket_id(&self, nsp: &str) -> Option<Str> {
+        match self.engine.protocol() {
+            Protocol::V3 => Some(super::v3_socket_id(nsp, self.engine.sid())),
+            Protocol::V4 => None,
+        }
+    }
+
     /// The Engine.IO session.
     pub fn engine(&self) -> &eio::Session {
         &self.engine
