@@ -115,6 +115,7 @@ pub(crate) struct EngineOptions {
     /// Compress polling responses of at least this many bytes (`httpCompression`).
     pub(crate) http_compression: Option<usize>,
     pub(crate) cookie: Option<Cookie>,
+    pub(crate) allow_eio3: bool,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -133,6 +134,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("yield_after_flush", &self.yield_after_flush)
             .field("http_compression", &self.http_compression)
             .field("cookie", &self.cookie)
+            .field("allow_eio3", &self.allow_eio3)
             .finish()
     }
 }
@@ -153,6 +155,7 @@ impl EngineOptions {
             yield_after_flush: false,
             http_compression: Some(1024),
             cookie: None,
+            allow_eio3: false,
         }
     }
 
@@ -253,6 +256,14 @@ macro_rules! engine_options {
         /// on with a 1024-byte threshold); `None` turns it off.
         pub fn http_compression(mut self, threshold: Option<usize>) -> Self {
             self.engine.http_compression = threshold;
+            self
+        }
+
+        /// Accepts Engine.IO 3 clients (`socket.io-client` 2.x) besides version 4 (`allowEIO3`,
+        /// default false): their payloads, heartbeat (client pings) and the Socket.IO v4 forms
+        /// of CONNECT are handled by the core. JSONP polling is not supported.
+        pub fn allow_eio3(mut self, yes: bool) -> Self {
+            self.engine.allow_eio3 = yes;
             self
         }
 

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use ferrio_proto::engine::server as eio;
-use ferrio_proto::engine::{Packet, Protocol};
+use ferrio_proto::engine::Packet;
 use ferrio_proto::Instant;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
@@ -193,8 +193,7 @@ impl App for EngineApp {
     type Machine = EngineMachine;
 
     fn create(&self, s: NewSession<Command>) -> EngineMachine {
-        let session =
-            eio::Session::new(s.now, s.sid, Protocol::V4, s.transport, self.config.clone());
+        let session = eio::Session::new(s.now, s.sid, s.protocol, s.transport, self.config.clone());
         let (tx, rx) = mpsc::channel(MESSAGE_QUEUE);
         let socket = EngineSocket {
             link: s.link.clone(),

@@ -7,7 +7,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ferrio_proto::engine::server as eio;
-use ferrio_proto::engine::Protocol;
 use ferrio_proto::socket::recovery::{PersistedSession, RecoveryConfig, Restored};
 use ferrio_proto::socket::server::{
     AckError as CoreAckError, Config, Connection, DisconnectReason, Output, RecoveryRequest,
@@ -372,7 +371,7 @@ impl App for SocketApp {
         let mut conn = Connection::new(
             s.now,
             s.sid,
-            Protocol::V4,
+            s.protocol,
             s.transport,
             self.engine_config.clone(),
             self.config.clone(),
@@ -441,7 +440,7 @@ impl SocketMachine {
         };
         let id = match &restored {
             Some(r) => Some(r.session.sid.clone()),
-            None => crate::id::generate(),
+            None => self.conn.fixed_socket_id(&nsp).or_else(crate::id::generate),
         };
         let pid = match (&restored, self.shared.recovery.is_some()) {
             (Some(r), _) => Some(Some(r.session.pid.clone())),

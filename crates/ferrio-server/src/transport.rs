@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, Transport, UpgradeError};
-use ferrio_proto::engine::Frame;
+use ferrio_proto::engine::{Frame, Protocol};
 use ferrio_proto::{Instant, Str};
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -107,6 +107,8 @@ pub(crate) trait Machine: Send + 'static {
 pub(crate) struct NewSession<C> {
     pub(crate) now: Instant,
     pub(crate) sid: Str,
+    /// Engine.IO 4, or 3 when `allow_eio3` let a v3 client in.
+    pub(crate) protocol: Protocol,
     pub(crate) transport: Transport,
     pub(crate) link: SessionLink<C>,
     pub(crate) request: RequestInfo,
@@ -275,6 +277,7 @@ impl WsWriter {
 
 struct SessionEntry {
     inputs: mpsc::Sender<Input>,
+    protocol: Protocol,
 }
 
 /// One Engine.IO endpoint: its options, its sessions, and the application behind it.
@@ -314,11 +317,11 @@ impl<A: App> Endpoint<A> {
         }
     }
 
-    fn lookup(&self, sid: &str) -> Option<mpsc::Sender<Input>> {
+    fn lookup(&self, sid: &str) -> Option<(mpsc::Sender<Input>, Protocol)> {
         self.sessions
             .lock()
             .ok()
-            .and_then(|s| s.get(sid).map(|e| e.inputs.clone()))
+            .and_then(|s| s.get(sid).map(|e| (e.inputs.clone(), e.protocol)))
     }
 
     fn remove(&self, sid: &str) {
@@ -358,13 +361,13 @@ impl<A: App> Endpoint<A> {
         }
         let websocket = wants_websocket(headers);
         if let Some(sid) = query.sid.clone() {
-            let Some(inputs) = self.lookup(&sid) else {
+            let Some((inputs, protocol)) = self.lookup(&sid) else {
                 return responder.error(ErrorCode::UnknownSid);
             };
             return match (transport, websocket) {
                 (Transport::WebSocket, true) => {
                     // engine.io 6.6.12: an upgrade must speak the session's protocol.
-                    if query.eio.as_deref() != Some("4") {
+                    if query.eio.as_deref() != Some(protocol_version(protocol)) {
                         return responder.error(ErrorCode::BadRequest);
                     }
                     self.upgrade(req, responder, UpgradeTarget::Probe(inputs))
@@ -387,9 +390,11 @@ impl<A: App> Endpoint<A> {
         if transport == Transport::WebSocket && !websocket {
             return responder.error(ErrorCode::BadRequest);
         }
-        if query.eio.as_deref() != Some("4") {
-            return responder.error(ErrorCode::UnsupportedProtocolVersion);
-        }
+        let protocol = match query.eio.as_deref() {
+            Some("4") => Protocol::V4,
+            Some("3") if self.options.allow_eio3 => Protocol::V3,
+            _ => return responder.error(ErrorCode::UnsupportedProtocolVersion),
+        };
         if let Some(allow) = &self.options.allow_request {
             let mut head = Request::new(());
             *head.method_mut() = req.method().clone();
@@ -419,12 +424,12 @@ impl<A: App> Endpoint<A> {
         };
         match transport {
             Transport::WebSocket => {
-                let target = UpgradeTarget::NewSession(Box::new(info), sid);
+                let target = UpgradeTarget::NewSession(Box::new(info), sid, protocol);
                 self.upgrade(req, responder, target)
             }
             Transport::Polling => {
                 let compression = self.compression(req.headers());
-                let inputs = self.open(sid, Transport::Polling, info, None);
+                let inputs = self.open(sid, protocol, Transport::Polling, info, None);
                 poll(inputs, responder, compression).await
             }
         }
@@ -440,6 +445,7 @@ impl<A: App> Endpoint<A> {
     fn open(
         self: &Arc<Self>,
         sid: Str,
+        protocol: Protocol,
         transport: Transport,
         request: RequestInfo,
         ws: Option<(WsId, WsWriter)>,
@@ -460,6 +466,7 @@ impl<A: App> Endpoint<A> {
         let machine = self.app.create(NewSession {
             now: self.clock.now(),
             sid: sid.clone(),
+            protocol,
             transport,
             link,
             request,
@@ -469,6 +476,7 @@ impl<A: App> Endpoint<A> {
                 sid.clone(),
                 SessionEntry {
                     inputs: inputs_tx.clone(),
+                    protocol,
                 },
             );
         }
@@ -574,9 +582,13 @@ impl<A: App> Endpoint<A> {
                 }
                 inputs
             }
-            UpgradeTarget::NewSession(info, sid) => {
-                self.open(sid, Transport::WebSocket, *info, Some((id, writer)))
-            }
+            UpgradeTarget::NewSession(info, sid, protocol) => self.open(
+                sid,
+                protocol,
+                Transport::WebSocket,
+                *info,
+                Some((id, writer)),
+            ),
         };
         loop {
             let next = tokio::select! {
@@ -616,8 +628,8 @@ impl<A: App> Endpoint<A> {
 
 enum UpgradeTarget {
     Probe(mpsc::Sender<Input>),
-    /// A session opened over WebSocket, and its id.
-    NewSession(Box<RequestInfo>, Str),
+    /// A session opened over WebSocket, its id and protocol.
+    NewSession(Box<RequestInfo>, Str, Protocol),
 }
 
 async fn write_loop<S>(
@@ -967,5 +979,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The `EIO` query value of a protocol.
+fn protocol_version(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::V3 => "3",
+        Protocol::V4 => "4",
     }
 }

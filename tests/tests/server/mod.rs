@@ -2,6 +2,7 @@
 
 mod api;
 pub mod client;
+mod eio3;
 mod engine_io;
 mod middleware;
 mod node_client;
