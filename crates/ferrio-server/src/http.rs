@@ -1,5 +1,6 @@
-//! HTTP pieces of the Engine.IO transport: the query string, error responses with the
-//! reference's codes, CORS headers, WebSocket handshake checks.
+//! HTTP pieces of the Engine.IO transport: error responses with the reference's codes (the
+//! codes and the checks are `ferrio_proto::engine::request`'s), CORS headers, polling
+//! compression, WebSocket handshake checks.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -7,56 +8,10 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use crate::config::Cors;
+use ferrio_proto::engine::request::ErrorCode;
 
 /// The body of every response Ferrio writes.
 pub type Body = Full<Bytes>;
-
-/// The Engine.IO error codes of the reference (`Server.errors`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ErrorCode {
-    TransportUnknown = 0,
-    UnknownSid = 1,
-    BadHandshakeMethod = 2,
-    BadRequest = 3,
-    UnsupportedProtocolVersion = 5,
-}
-
-impl ErrorCode {
-    fn message(self) -> &'static str {
-        match self {
-            ErrorCode::TransportUnknown => "Transport unknown",
-            ErrorCode::UnknownSid => "Session ID unknown",
-            ErrorCode::BadHandshakeMethod => "Bad handshake method",
-            ErrorCode::BadRequest => "Bad request",
-            ErrorCode::UnsupportedProtocolVersion => "Unsupported protocol version",
-        }
-    }
-}
-
-/// The query parameters Engine.IO reads.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Query {
-    pub(crate) eio: Option<String>,
-    pub(crate) transport: Option<String>,
-    pub(crate) sid: Option<String>,
-    pub(crate) all: Vec<(String, String)>,
-}
-
-impl Query {
-    pub(crate) fn parse(query: Option<&str>) -> Query {
-        let mut q = Query::default();
-        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            match &*k {
-                "EIO" if q.eio.is_none() => q.eio = Some(v.to_string()),
-                "transport" if q.transport.is_none() => q.transport = Some(v.to_string()),
-                "sid" if q.sid.is_none() => q.sid = Some(v.to_string()),
-                _ => {}
-            }
-            q.all.push((k.into_owned(), v.into_owned()));
-        }
-        q
-    }
-}
 
 /// A compression for long-polling responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,21 +140,17 @@ impl Responder {
 
     /// 400 with `{"code":N,"message":"..."}`.
     pub(crate) fn error(&self, code: ErrorCode) -> Response<Body> {
-        let body = format!(
-            r#"{{"code":{},"message":"{}"}}"#,
-            code as u8,
-            code.message()
-        );
         self.build(
             StatusCode::BAD_REQUEST,
             Some("application/json"),
-            Bytes::from(body),
+            Bytes::from(code.body()),
         )
     }
 
-    /// 403 with `{"code":4,"message":...}` (`allowRequest` said no).
+    /// 403 with `{"code":4,"message":...}` (`allowRequest` said no, with its message).
     pub(crate) fn forbidden(&self, message: &str) -> Response<Body> {
-        let body = serde_json::json!({"code": 4, "message": message}).to_string();
+        let body =
+            serde_json::json!({"code": ErrorCode::Forbidden as u8, "message": message}).to_string();
         self.build(
             StatusCode::FORBIDDEN,
             Some("application/json"),
@@ -285,16 +236,6 @@ pub(crate) fn not_found() -> Response<Body> {
     res
 }
 
-/// The reference's `checkInvalidHeaderChar` on the `Origin` header: only tab, visible ASCII,
-/// space and bytes 0x80–0xff are allowed.
-pub(crate) fn origin_is_valid(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ORIGIN).iter().all(|v| {
-        v.as_bytes()
-            .iter()
-            .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b) || b >= 0x80)
-    })
-}
-
 /// True if the request asks for a WebSocket upgrade (`Upgrade: websocket`).
 pub(crate) fn wants_websocket(headers: &HeaderMap) -> bool {
     headers
@@ -331,15 +272,6 @@ pub(crate) fn websocket_accept(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_reads_the_first_of_each() {
-        let q = Query::parse(Some("EIO=4&transport=polling&t=abc&sid=x%2By&EIO=3"));
-        assert_eq!(q.eio.as_deref(), Some("4"));
-        assert_eq!(q.transport.as_deref(), Some("polling"));
-        assert_eq!(q.sid.as_deref(), Some("x+y"));
-        assert_eq!(q.all.len(), 5);
-    }
 
     #[test]
     fn error_body() {
@@ -390,17 +322,5 @@ mod tests {
         );
         h.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("short"));
         assert_eq!(websocket_accept(&h), None);
-    }
-
-    #[test]
-    fn origins_with_visible_characters_are_valid() {
-        let mut h = HeaderMap::new();
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://a"));
-        assert!(origin_is_valid(&h));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_bytes(b"http://\xe9t\xe9").unwrap(),
-        );
-        assert!(origin_is_valid(&h));
     }
 }

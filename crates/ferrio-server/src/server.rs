@@ -426,7 +426,7 @@ impl SocketMachine {
     ) {
         let Some(ns) = self.shared.namespace_or_child(&nsp) else {
             debug!(%nsp, "CONNECT to an unknown namespace");
-            self.conn.reject(now, &nsp, "Invalid namespace", None);
+            self.conn.reject_unknown_namespace(now, &nsp);
             return;
         };
         let restored = match (&recovery, self.shared.recovery.is_some()) {

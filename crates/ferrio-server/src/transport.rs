@@ -53,9 +53,9 @@ use tracing::{debug, info_span, trace, Instrument};
 
 use crate::clock::Clock;
 use crate::config::EngineOptions;
-use crate::http::{
-    not_found, origin_is_valid, wants_websocket, websocket_accept, Body, Encoding, ErrorCode,
-    Query, Responder,
+use crate::http::{not_found, wants_websocket, websocket_accept, Body, Encoding, Responder};
+use ferrio_proto::engine::request::{
+    self, ErrorCode, Policy, Query, RequestHead, Route, SessionAction,
 };
 
 /// Inputs (HTTP requests, WebSocket messages) waiting for a session task.
@@ -351,49 +351,58 @@ impl<A: App> Endpoint<A> {
             return responder.preflight(headers);
         }
         let query = Query::parse(req.uri().query());
-        let transport = match query.transport.as_deref() {
-            Some("polling") if self.options.polling => Transport::Polling,
-            Some("websocket") if self.options.websocket => Transport::WebSocket,
-            _ => return responder.error(ErrorCode::TransportUnknown),
+        let origins: Vec<&[u8]> = headers
+            .get_all(http::header::ORIGIN)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let method = match *req.method() {
+            Method::GET => request::Method::Get,
+            Method::POST => request::Method::Post,
+            _ => request::Method::Other,
         };
-        if !origin_is_valid(headers) {
-            return responder.error(ErrorCode::BadRequest);
-        }
-        let websocket = wants_websocket(headers);
-        if let Some(sid) = query.sid.clone() {
-            let Some((inputs, protocol)) = self.lookup(&sid) else {
-                return responder.error(ErrorCode::UnknownSid);
-            };
-            return match (transport, websocket) {
-                (Transport::WebSocket, true) => {
-                    // engine.io 6.6.12: an upgrade must speak the session's protocol.
-                    if query.eio.as_deref() != Some(protocol_version(protocol)) {
-                        return responder.error(ErrorCode::BadRequest);
-                    }
-                    self.upgrade(req, responder, UpgradeTarget::Probe(inputs))
+        let head = RequestHead {
+            method,
+            query: &query,
+            websocket_upgrade: wants_websocket(headers),
+            origins: &origins,
+        };
+        let policy = Policy {
+            polling: self.options.polling,
+            websocket: self.options.websocket,
+            allow_eio3: self.options.allow_eio3,
+        };
+        let route = match request::verify(&head, &policy) {
+            Ok(route) => route,
+            Err(code) => return responder.error(code),
+        };
+        let (transport, protocol) = match route {
+            Route::Handshake {
+                transport,
+                protocol,
+            } => (transport, protocol),
+            Route::Session {
+                ref sid, action, ..
+            } => {
+                let Some((inputs, protocol)) = self.lookup(sid) else {
+                    return responder.error(ErrorCode::UnknownSid);
+                };
+                if let Err(code) = route.check_session(protocol) {
+                    return responder.error(code);
                 }
-                (Transport::WebSocket, false) => responder.error(ErrorCode::BadRequest),
-                (Transport::Polling, _) => match req.method().clone() {
-                    Method::GET => poll(inputs, responder, self.compression(headers)).await,
-                    Method::POST => {
+                return match action {
+                    SessionAction::Upgrade => {
+                        self.upgrade(req, responder, UpgradeTarget::Probe(inputs))
+                    }
+                    SessionAction::Poll => poll(inputs, responder, self.compression(headers)).await,
+                    SessionAction::Post => {
                         post(inputs, req, responder, self.options.max_http_buffer_size).await
                     }
-                    _ => responder.status(StatusCode::INTERNAL_SERVER_ERROR),
-                },
-            };
-        }
-        // The reference's order: the request is verified (method, transport handshake), then
-        // the handshake checks the protocol version.
-        if req.method() != Method::GET {
-            return responder.error(ErrorCode::BadHandshakeMethod);
-        }
-        if transport == Transport::WebSocket && !websocket {
-            return responder.error(ErrorCode::BadRequest);
-        }
-        let protocol = match query.eio.as_deref() {
-            Some("4") => Protocol::V4,
-            Some("3") if self.options.allow_eio3 => Protocol::V3,
-            _ => return responder.error(ErrorCode::UnsupportedProtocolVersion),
+                    SessionAction::OtherMethod => {
+                        responder.status(StatusCode::INTERNAL_SERVER_ERROR)
+                    }
+                };
+            }
         };
         if let Some(allow) = &self.options.allow_request {
             let mut head = Request::new(());
@@ -777,10 +786,11 @@ where
 
 fn request_error(responder: &Responder, e: RequestError) -> Response<Body> {
     trace!("request refused: {e}");
-    match e {
-        RequestError::PayloadTooLarge => responder.status(StatusCode::PAYLOAD_TOO_LARGE),
-        RequestError::Closed => responder.error(ErrorCode::UnknownSid),
-        _ => responder.error(ErrorCode::BadRequest),
+    match e.code() {
+        Some(code) => responder.error(code),
+        None => {
+            responder.status(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST))
+        }
     }
 }
 
@@ -979,13 +989,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The `EIO` query value of a protocol.
-fn protocol_version(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::V3 => "3",
-        Protocol::V4 => "4",
     }
 }

@@ -10,6 +10,7 @@ mod handshake;
 mod packet;
 mod payload;
 mod payload_v3;
+pub mod request;
 pub mod server;
 
 pub use error::DecodeError;

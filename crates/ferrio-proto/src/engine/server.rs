@@ -178,6 +178,16 @@ impl RequestError {
             _ => 400,
         }
     }
+
+    /// The Engine.IO error code of the 400 answer (`None` for the bare 413).
+    pub fn code(self) -> Option<super::request::ErrorCode> {
+        use super::request::ErrorCode;
+        match self {
+            RequestError::PayloadTooLarge => None,
+            RequestError::Closed => Some(ErrorCode::UnknownSid),
+            _ => Some(ErrorCode::BadRequest),
+        }
+    }
 }
 
 impl fmt::Display for RequestError {

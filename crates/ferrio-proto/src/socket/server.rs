@@ -34,6 +34,9 @@ use super::error::DecodeError;
 use super::json::RawJson;
 use super::packet::{EncodedPacket, Packet, PacketType};
 use crate::engine::server::{self as eio, CloseReason, RequestError, RequestId, UpgradeError};
+
+/// The reference's CONNECT_ERROR message for a namespace the server does not have.
+pub const INVALID_NAMESPACE: &str = "Invalid namespace";
 use crate::engine::{self, Frame, Protocol};
 use crate::{Instant, Str};
 
@@ -393,8 +396,14 @@ impl Connection {
         true
     }
 
-    /// Refuses a pending CONNECT with a CONNECT_ERROR carrying `message` (and `data`), e.g.
-    /// `"Invalid namespace"` or a middleware's error. Returns false if no CONNECT was pending.
+    /// Refuses a pending CONNECT to a namespace the server does not have, with the reference's
+    /// `{"message":"Invalid namespace"}`. Returns false if no CONNECT was pending.
+    pub fn reject_unknown_namespace(&mut self, now: Instant, nsp: &str) -> bool {
+        self.reject(now, nsp, INVALID_NAMESPACE, None)
+    }
+
+    /// Refuses a pending CONNECT with a CONNECT_ERROR carrying `message` (and `data`), e.g. a
+    /// middleware's error. Returns false if no CONNECT was pending.
     pub fn reject(
         &mut self,
         now: Instant,

@@ -1,0 +1,413 @@
+//! The checks an Engine.IO server makes on every HTTP request before a session sees it, in the
+//! reference's order (`engine.io` 6.6 `verify` then `handshake`), and the error codes and
+//! bodies it answers with. The driver reads the request line and headers, asks [`verify`] what
+//! the request is, and answers an [`ErrorCode`] with status 400 and [`ErrorCode::body`].
+
+use crate::engine::server::Transport;
+use crate::engine::Protocol;
+
+/// The reference's Engine.IO error codes (`Server.errors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 0: no `transport`, or one the server does not offer.
+    TransportUnknown = 0,
+    /// 1: a `sid` that names no session.
+    UnknownSid = 1,
+    /// 2: a handshake that is not a GET.
+    BadHandshakeMethod = 2,
+    /// 3: anything else malformed.
+    BadRequest = 3,
+    /// 4: refused by the application (`allowRequest`), answered with 403 and its own message.
+    Forbidden = 4,
+    /// 5: an `EIO` version the server does not speak.
+    UnsupportedProtocolVersion = 5,
+}
+
+impl ErrorCode {
+    /// The reference's message for the code.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::TransportUnknown => "Transport unknown",
+            ErrorCode::UnknownSid => "Session ID unknown",
+            ErrorCode::BadHandshakeMethod => "Bad handshake method",
+            ErrorCode::BadRequest => "Bad request",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+
+    /// The JSON body of the error answer: `{"code":N,"message":"..."}`.
+    ///
+    /// ```
+    /// use ferrio_proto::engine::request::ErrorCode;
+    /// assert_eq!(ErrorCode::UnknownSid.body(), r#"{"code":1,"message":"Session ID unknown"}"#);
+    /// ```
+    pub fn body(self) -> String {
+        format!(
+            r#"{{"code":{},"message":"{}"}}"#,
+            self as u8,
+            self.message()
+        )
+    }
+}
+
+/// The HTTP method, as far as Engine.IO cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`: a handshake, a poll, or a WebSocket upgrade.
+    Get,
+    /// `POST`: data from a polling client.
+    Post,
+    /// Any other method.
+    Other,
+}
+
+/// The query parameters Engine.IO reads (the first of each name), and all of them in order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// `EIO`: the protocol version.
+    pub eio: Option<String>,
+    /// `transport`: `polling` or `websocket`.
+    pub transport: Option<String>,
+    /// `sid`: the session, after the handshake.
+    pub sid: Option<String>,
+    /// Every parameter, decoded, in order.
+    pub all: Vec<(String, String)>,
+}
+
+impl Query {
+    /// Parses a query string (without the `?`).
+    ///
+    /// ```
+    /// use ferrio_proto::engine::request::Query;
+    /// let q = Query::parse(Some("EIO=4&transport=polling&t=x&EIO=3"));
+    /// assert_eq!(q.eio.as_deref(), Some("4"));
+    /// assert_eq!(q.all.len(), 4);
+    /// ```
+    pub fn parse(query: Option<&str>) -> Query {
+        let mut q = Query::default();
+        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*k {
+                "EIO" if q.eio.is_none() => q.eio = Some(v.to_string()),
+                "transport" if q.transport.is_none() => q.transport = Some(v.to_string()),
+                "sid" if q.sid.is_none() => q.sid = Some(v.to_string()),
+                _ => {}
+            }
+            q.all.push((k.into_owned(), v.into_owned()));
+        }
+        q
+    }
+}
+
+/// What the server offers (its options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// HTTP long-polling is enabled.
+    pub polling: bool,
+    /// WebSocket is enabled.
+    pub websocket: bool,
+    /// Engine.IO 3 clients are accepted (`allowEIO3`).
+    pub allow_eio3: bool,
+}
+
+/// An Engine.IO request, as [`verify`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: Method,
+    /// The parsed query.
+    pub query: &'a Query,
+    /// The request has `Upgrade: websocket`.
+    pub websocket_upgrade: bool,
+    /// The raw values of the `Origin` headers.
+    pub origins: &'a [&'a [u8]],
+}
+
+/// What a verified request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A new session (a GET without `sid`): over this transport, speaking this protocol. The
+    /// application's `allowRequest` comes next.
+    Handshake {
+        /// The transport asked for.
+        transport: Transport,
+        /// The protocol version asked for.
+        protocol: Protocol,
+    },
+    /// A request of session `sid`: check it with [`Route::check_session`] once found.
+    Session {
+        /// The session id.
+        sid: String,
+        /// What the request does.
+        action: SessionAction,
+        /// The `EIO` value sent.
+        eio: Option<String>,
+    },
+}
+
+/// What a request does to an existing session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionAction {
+    /// A polling GET.
+    Poll,
+    /// A polling POST.
+    Post,
+    /// A polling request with another method (the reference answers 500).
+    OtherMethod,
+    /// A WebSocket upgrade (a probe, or a session's WebSocket).
+    Upgrade,
+}
+
+impl Route {
+    /// For a [`Route::Session`] whose session speaks `protocol`: an upgrade must ask for the
+    /// session's own protocol version (engine.io 6.6.12). Other routes pass.
+    pub fn check_session(&self, protocol: Protocol) -> Result<(), ErrorCode> {
+        match self {
+            Route::Session {
+                action: SessionAction::Upgrade,
+                eio,
+                ..
+            } if eio.as_deref() != Some(version(protocol)) => Err(ErrorCode::BadRequest),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The `EIO` query value of `protocol`.
+pub fn version(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::V3 => "3",
+        Protocol::V4 => "4",
+    }
+}
+
+/// The reference's `checkInvalidHeaderChar` on an `Origin` value: only tab, visible ASCII,
+/// space and bytes 0x80–0xff.
+pub fn origin_is_valid(origin: &[u8]) -> bool {
+    origin
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b) || b >= 0x80)
+}
+
+/// Verifies a request as the reference does, in its order: the transport, the `Origin` header,
+/// then for a session request its shape, for a handshake the method, the WebSocket upgrade and
+/// the protocol version.
+///
+/// ```
+/// use ferrio_proto::engine::request::{verify, ErrorCode, Method, Policy, Query, RequestHead, Route};
+/// use ferrio_proto::engine::{server::Transport, Protocol};
+/// let policy = Policy { polling: true, websocket: true, allow_eio3: false };
+/// let q = Query::parse(Some("EIO=4&transport=polling"));
+/// let head = RequestHead { method: Method::Get, query: &q, websocket_upgrade: false, origins: &[] };
+/// assert_eq!(verify(&head, &policy), Ok(Route::Handshake { transport: Transport::Polling, protocol: Protocol::V4 }));
+/// let q = Query::parse(Some("EIO=3&transport=polling"));
+/// let head = RequestHead { query: &q, ..head };
+/// assert_eq!(verify(&head, &policy), Err(ErrorCode::UnsupportedProtocolVersion));
+/// ```
+pub fn verify(head: &RequestHead<'_>, policy: &Policy) -> Result<Route, ErrorCode> {
+    let query = head.query;
+    let transport = match query.transport.as_deref() {
+        Some("polling") if policy.polling => Transport::Polling,
+        Some("websocket") if policy.websocket => Transport::WebSocket,
+        _ => return Err(ErrorCode::TransportUnknown),
+    };
+    if !head.origins.iter().all(|o| origin_is_valid(o)) {
+        return Err(ErrorCode::BadRequest);
+    }
+    if let Some(sid) = &query.sid {
+        let action = match (transport, head.websocket_upgrade, head.method) {
+            (Transport::WebSocket, true, _) => SessionAction::Upgrade,
+            (Transport::WebSocket, false, _) => return Err(ErrorCode::BadRequest),
+            (Transport::Polling, _, Method::Get) => SessionAction::Poll,
+            (Transport::Polling, _, Method::Post) => SessionAction::Post,
+            (Transport::Polling, _, Method::Other) => SessionAction::OtherMethod,
+        };
+        return Ok(Route::Session {
+            sid: sid.clone(),
+            action,
+            eio: query.eio.clone(),
+        });
+    }
+    if head.method != Method::Get {
+        return Err(ErrorCode::BadHandshakeMethod);
+    }
+    if transport == Transport::WebSocket && !head.websocket_upgrade {
+        return Err(ErrorCode::BadRequest);
+    }
+    let protocol = match query.eio.as_deref() {
+        Some("4") => Protocol::V4,
+        Some("3") if policy.allow_eio3 => Protocol::V3,
+        _ => return Err(ErrorCode::UnsupportedProtocolVersion),
+    };
+    Ok(Route::Handshake {
+        transport,
+        protocol,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOTH: Policy = Policy {
+        polling: true,
+        websocket: true,
+        allow_eio3: false,
+    };
+
+    fn check(method: Method, query: &str, ws: bool, policy: &Policy) -> Result<Route, ErrorCode> {
+        let q = Query::parse(Some(query));
+        verify(
+            &RequestHead {
+                method,
+                query: &q,
+                websocket_upgrade: ws,
+                origins: &[],
+            },
+            policy,
+        )
+    }
+
+    #[test]
+    fn the_reference_error_codes_in_its_order() {
+        use ErrorCode::*;
+        assert_eq!(
+            check(Method::Get, "EIO=4", false, &BOTH),
+            Err(TransportUnknown)
+        );
+        assert_eq!(
+            check(Method::Get, "EIO=4&transport=tobi", false, &BOTH),
+            Err(TransportUnknown)
+        );
+        let polling_only = Policy {
+            websocket: false,
+            ..BOTH
+        };
+        assert_eq!(
+            check(
+                Method::Get,
+                "EIO=4&transport=websocket",
+                true,
+                &polling_only
+            ),
+            Err(TransportUnknown)
+        );
+        assert_eq!(
+            check(Method::Post, "EIO=4&transport=polling", false, &BOTH),
+            Err(BadHandshakeMethod)
+        );
+        assert_eq!(
+            check(Method::Get, "EIO=4&transport=websocket", false, &BOTH),
+            Err(BadRequest)
+        );
+        assert_eq!(
+            check(Method::Get, "transport=polling", false, &BOTH),
+            Err(UnsupportedProtocolVersion)
+        );
+        assert_eq!(
+            check(Method::Get, "EIO=5&transport=polling", false, &BOTH),
+            Err(UnsupportedProtocolVersion)
+        );
+        assert_eq!(
+            check(
+                Method::Get,
+                "EIO=3&transport=polling",
+                false,
+                &Policy {
+                    allow_eio3: true,
+                    ..BOTH
+                }
+            ),
+            Ok(Route::Handshake {
+                transport: Transport::Polling,
+                protocol: Protocol::V3
+            })
+        );
+        // A bad Origin is refused before anything about the session.
+        let q = Query::parse(Some("EIO=4&transport=polling&sid=x"));
+        let head = RequestHead {
+            method: Method::Get,
+            query: &q,
+            websocket_upgrade: false,
+            origins: &[b"bad\x01"],
+        };
+        assert_eq!(verify(&head, &BOTH), Err(BadRequest));
+    }
+
+    #[test]
+    fn session_requests() {
+        let route = check(
+            Method::Get,
+            "EIO=4&transport=websocket&sid=abc",
+            true,
+            &BOTH,
+        )
+        .unwrap();
+        assert_eq!(route.check_session(Protocol::V4), Ok(()));
+        assert_eq!(
+            route.check_session(Protocol::V3),
+            Err(ErrorCode::BadRequest)
+        );
+        let route = check(
+            Method::Get,
+            "EIO=3&transport=websocket&sid=abc",
+            true,
+            &BOTH,
+        )
+        .unwrap();
+        assert_eq!(route.check_session(Protocol::V3), Ok(()));
+        assert_eq!(
+            check(
+                Method::Get,
+                "EIO=4&transport=websocket&sid=abc",
+                false,
+                &BOTH
+            ),
+            Err(ErrorCode::BadRequest)
+        );
+        assert!(matches!(
+            check(
+                Method::Post,
+                "EIO=4&transport=polling&sid=abc",
+                false,
+                &BOTH
+            ),
+            Ok(Route::Session {
+                action: SessionAction::Post,
+                ..
+            })
+        ));
+        assert!(matches!(
+            check(
+                Method::Other,
+                "EIO=4&transport=polling&sid=abc",
+                false,
+                &BOTH
+            ),
+            Ok(Route::Session {
+                action: SessionAction::OtherMethod,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn query_reads_the_first_of_each() {
+        let q = Query::parse(Some("EIO=4&transport=polling&t=abc&sid=x%2By&EIO=3"));
+        assert_eq!(q.eio.as_deref(), Some("4"));
+        assert_eq!(q.transport.as_deref(), Some("polling"));
+        assert_eq!(q.sid.as_deref(), Some("x+y"));
+        assert_eq!(q.all.len(), 5);
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(
+            ErrorCode::UnsupportedProtocolVersion.body(),
+            r#"{"code":5,"message":"Unsupported protocol version"}"#
+        );
+        assert!(origin_is_valid(b"http://a.example\t\x80"));
+        assert!(!origin_is_valid(b"a\nb"));
+    }
+}
