@@ -20,7 +20,7 @@
 //! ```
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ferrio_proto::engine::server as eio;
 use ferrio_proto::engine::Packet;
@@ -33,7 +33,7 @@ use tracing::debug;
 use crate::clock::Clock;
 use crate::config::{engine_options, EngineOptions};
 use crate::http::Body;
-use crate::transport::{App, Endpoint, Machine, NewSession, SessionLink};
+use crate::transport::{App, Endpoint, Machine, NewSession, RequestInfo, SessionLink};
 use crate::{BoxFuture, Transport};
 
 /// Messages received and not yet read by the application, per session. Past it the session is
@@ -139,11 +139,14 @@ impl EngineBuilder {
     }
 }
 
-/// One Engine.IO session as the application sees it.
+/// One Engine.IO session as the application sees it (the reference's engine.io `Socket`).
 #[derive(Debug)]
 pub struct EngineSocket {
     link: SessionLink<Command>,
     messages: mpsc::Receiver<Packet>,
+    request: Arc<RequestInfo>,
+    protocol: ferrio_proto::engine::Protocol,
+    reason: Arc<OnceLock<String>>,
 }
 
 impl EngineSocket {
@@ -155,6 +158,40 @@ impl EngineSocket {
     /// The current transport.
     pub fn transport(&self) -> Transport {
         self.link.shared.transport()
+    }
+
+    /// The Engine.IO protocol version the client speaks (4, or 3 with `allow_eio3`).
+    pub fn protocol(&self) -> u8 {
+        match self.protocol {
+            ferrio_proto::engine::Protocol::V3 => 3,
+            ferrio_proto::engine::Protocol::V4 => 4,
+        }
+    }
+
+    /// The headers of the request that opened the session (`socket.request.headers`).
+    pub fn headers(&self) -> &http::HeaderMap {
+        &self.request.headers
+    }
+
+    /// The query parameters of that request.
+    pub fn query(&self) -> &[(String, String)] {
+        &self.request.query
+    }
+
+    /// The URL of that request (path and query).
+    pub fn url(&self) -> &str {
+        &self.request.url
+    }
+
+    /// The client's address, when served by [`crate::serve`].
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.request.address
+    }
+
+    /// Why the session closed (`transport close`, `ping timeout`, `forced close`, ...), once
+    /// [`EngineSocket::recv`] has returned `None`.
+    pub fn close_reason(&self) -> Option<&str> {
+        self.reason.get().map(String::as_str)
     }
 
     /// The next message from the client ([`Packet::Message`] or [`Packet::Binary`]), or `None`
@@ -195,9 +232,13 @@ impl App for EngineApp {
     fn create(&self, s: NewSession<Command>) -> EngineMachine {
         let session = eio::Session::new(s.now, s.sid, s.protocol, s.transport, self.config.clone());
         let (tx, rx) = mpsc::channel(MESSAGE_QUEUE);
+        let reason = Arc::new(OnceLock::new());
         let socket = EngineSocket {
             link: s.link.clone(),
             messages: rx,
+            request: Arc::new(s.request),
+            protocol: s.protocol,
+            reason: reason.clone(),
         };
         if let Some(handler) = self.on_connection.clone() {
             tokio::spawn(handler(socket));
@@ -205,6 +246,7 @@ impl App for EngineApp {
         EngineMachine {
             session,
             to_app: Some(tx),
+            reason,
         }
     }
 }
@@ -212,6 +254,7 @@ impl App for EngineApp {
 struct EngineMachine {
     session: eio::Session,
     to_app: Option<mpsc::Sender<Packet>>,
+    reason: Arc<OnceLock<String>>,
 }
 
 impl Machine for EngineMachine {
@@ -236,6 +279,8 @@ impl Machine for EngineMachine {
                 }
                 eio::Output::Closed(reason) => {
                     debug!(%reason, "engine session closed");
+                    // Set before the queue closes, so the application sees it after `None`.
+                    let _ = self.reason.set(reason.to_string());
                     self.to_app = None;
                 }
                 other => return Some(other),

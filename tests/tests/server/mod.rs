@@ -3,6 +3,7 @@
 mod api;
 pub mod client;
 mod eio3;
+mod engine_api;
 mod engine_io;
 mod middleware;
 mod node_client;
