@@ -1,6 +1,8 @@
 //! `ferrio-client` against the real npm `socket.io` 4.8 server (`tests/node/client-server.js`,
 //! started on a free port of 127.0.0.1 for each test and killed by its handle at the end), over
-//! long-polling, WebSocket, and polling upgraded to WebSocket.
+//! long-polling, WebSocket, and polling upgraded to WebSocket; and the same tests against
+//! ferrio-server (`src/bin/client_test_server.rs`, the script's twin), the `_ferrio` ones. TLS
+//! runs against Node only.
 //!
 //! Run `npm ci` in `tests/node` first.
 
@@ -19,26 +21,39 @@ use tokio::sync::mpsc;
 const LIMIT: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The server the client talks to: npm `socket.io` under Node, or ferrio-server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Peer {
+    Node,
+    Ferrio,
+}
+
 struct NodeServer {
     child: Child,
     port: u16,
 }
 
 impl NodeServer {
-    async fn start(port: u16, recovery: bool) -> NodeServer {
+    async fn start(peer: Peer, port: u16, recovery: bool) -> NodeServer {
         let flags: &[&str] = if recovery { &["--recovery"] } else { &[] };
-        NodeServer::start_with(port, flags).await
+        NodeServer::start_with(peer, port, flags).await
     }
 
-    async fn start_with(port: u16, flags: &[&str]) -> NodeServer {
+    async fn start_with(peer: Peer, port: u16, flags: &[&str]) -> NodeServer {
         let dir = ferrio_tests::node_dir();
-        assert!(
-            dir.join("node_modules").is_dir(),
-            "run npm ci in tests/node first"
-        );
-        let mut cmd = Command::new("node");
-        cmd.arg(dir.join("client-server.js"))
-            .arg(port.to_string())
+        let mut cmd = match peer {
+            Peer::Node => {
+                assert!(
+                    dir.join("node_modules").is_dir(),
+                    "run npm ci in tests/node first"
+                );
+                let mut cmd = Command::new("node");
+                cmd.arg(dir.join("client-server.js"));
+                cmd
+            }
+            Peer::Ferrio => Command::new(env!("CARGO_BIN_EXE_client_test_server")),
+        };
+        cmd.arg(port.to_string())
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -152,8 +167,8 @@ async fn bounded(f: impl std::future::Future<Output = ()>) {
 
 // --- events, acks and binary both ways -------------------------------------------------------
 
-async fn events_acks_binary(transports: &[Transport]) {
-    let server = NodeServer::start(0, false).await;
+async fn events_acks_binary(peer: Peer, transports: &[Transport]) {
+    let server = NodeServer::start(peer, 0, false).await;
     let (builder, mut rec) = Recorder::builder(
         client(&server.url("/"), transports)
             .auth(json!({ "token": "abc" }))
@@ -314,23 +329,38 @@ async fn events_acks_binary(transports: &[Transport]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_acks_binary_over_polling() {
-    bounded(events_acks_binary(POLLING)).await;
+    bounded(events_acks_binary(Peer::Node, POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_acks_binary_over_polling_ferrio() {
+    bounded(events_acks_binary(Peer::Ferrio, POLLING)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_acks_binary_over_websocket() {
-    bounded(events_acks_binary(WEBSOCKET)).await;
+    bounded(events_acks_binary(Peer::Node, WEBSOCKET)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_acks_binary_over_websocket_ferrio() {
+    bounded(events_acks_binary(Peer::Ferrio, WEBSOCKET)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_acks_binary_with_upgrade() {
-    bounded(events_acks_binary(UPGRADE)).await;
+    bounded(events_acks_binary(Peer::Node, UPGRADE)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_acks_binary_with_upgrade_ferrio() {
+    bounded(events_acks_binary(Peer::Ferrio, UPGRADE)).await;
 }
 
 // --- namespaces and middleware refusal --------------------------------------------------------
 
-async fn namespaces(transports: &[Transport]) {
-    let server = NodeServer::start(0, false).await;
+async fn namespaces(peer: Peer, transports: &[Transport]) {
+    let server = NodeServer::start(peer, 0, false).await;
     let manager = client(&server.url("/"), transports)
         .manager()
         .expect("manager");
@@ -404,23 +434,38 @@ async fn namespaces(transports: &[Transport]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_over_polling() {
-    bounded(namespaces(POLLING)).await;
+    bounded(namespaces(Peer::Node, POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_over_polling_ferrio() {
+    bounded(namespaces(Peer::Ferrio, POLLING)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_over_websocket() {
-    bounded(namespaces(WEBSOCKET)).await;
+    bounded(namespaces(Peer::Node, WEBSOCKET)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_over_websocket_ferrio() {
+    bounded(namespaces(Peer::Ferrio, WEBSOCKET)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_with_upgrade() {
-    bounded(namespaces(UPGRADE)).await;
+    bounded(namespaces(Peer::Node, UPGRADE)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_with_upgrade_ferrio() {
+    bounded(namespaces(Peer::Ferrio, UPGRADE)).await;
 }
 
 // --- server restarted mid-session --------------------------------------------------------------
 
-async fn server_restart(transports: &[Transport]) {
-    let server = NodeServer::start(0, false).await;
+async fn server_restart(peer: Peer, transports: &[Transport]) {
+    let server = NodeServer::start(peer, 0, false).await;
     let port = server.port;
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
@@ -467,7 +512,7 @@ async fn server_restart(transports: &[Transport]) {
         socket.emit("buffered", &(n,)).expect("buffered");
     }
 
-    let server = NodeServer::start(port, false).await;
+    let server = NodeServer::start(peer, port, false).await;
     tokio::time::timeout(WAIT, crx.recv())
         .await
         .expect("reconnected in time");
@@ -507,23 +552,38 @@ async fn server_restart(transports: &[Transport]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_over_polling() {
-    bounded(server_restart(POLLING)).await;
+    bounded(server_restart(Peer::Node, POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_over_polling_ferrio() {
+    bounded(server_restart(Peer::Ferrio, POLLING)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_over_websocket() {
-    bounded(server_restart(WEBSOCKET)).await;
+    bounded(server_restart(Peer::Node, WEBSOCKET)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_over_websocket_ferrio() {
+    bounded(server_restart(Peer::Ferrio, WEBSOCKET)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_with_upgrade() {
-    bounded(server_restart(UPGRADE)).await;
+    bounded(server_restart(Peer::Node, UPGRADE)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_with_upgrade_ferrio() {
+    bounded(server_restart(Peer::Ferrio, UPGRADE)).await;
 }
 
 // --- connection state recovery ----------------------------------------------------------------
 
-async fn recovery(transports: &[Transport]) {
-    let server = NodeServer::start(0, true).await;
+async fn recovery(peer: Peer, transports: &[Transport]) {
+    let server = NodeServer::start(peer, 0, true).await;
     let (builder, mut rec) = Recorder::builder(
         client(&server.url("/"), transports)
             .reconnection_delay(Duration::from_millis(600))
@@ -551,17 +611,32 @@ async fn recovery(transports: &[Transport]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_over_polling() {
-    bounded(recovery(POLLING)).await;
+    bounded(recovery(Peer::Node, POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_over_polling_ferrio() {
+    bounded(recovery(Peer::Ferrio, POLLING)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_over_websocket() {
-    bounded(recovery(WEBSOCKET)).await;
+    bounded(recovery(Peer::Node, WEBSOCKET)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_over_websocket_ferrio() {
+    bounded(recovery(Peer::Ferrio, WEBSOCKET)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_with_upgrade() {
-    bounded(recovery(UPGRADE)).await;
+    bounded(recovery(Peer::Node, UPGRADE)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_with_upgrade_ferrio() {
+    bounded(recovery(Peer::Ferrio, UPGRADE)).await;
 }
 
 // --- failures to connect ---------------------------------------------------------------------
@@ -653,10 +728,9 @@ async fn connect_timeout_and_refused_connection() {
 
 // --- reliable delivery -----------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retries_with_ack_timeout() {
+async fn retries_with_ack_timeout(peer: Peer) {
     bounded(async {
-        let server = NodeServer::start(0, false).await;
+        let server = NodeServer::start(peer, 0, false).await;
         let socket = client(&server.url("/a"), WEBSOCKET)
             .retries(2)
             .ack_timeout(Duration::from_secs(2))
@@ -673,6 +747,16 @@ async fn retries_with_ack_timeout() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_with_ack_timeout_node() {
+    retries_with_ack_timeout(Peer::Node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_with_ack_timeout_ferrio() {
+    retries_with_ack_timeout(Peer::Ferrio).await;
+}
+
 // --- TLS -------------------------------------------------------------------------------------
 
 async fn tls(transports: &[Transport]) {
@@ -686,7 +770,7 @@ async fn tls(transports: &[Transport]) {
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("cert.pem");
     std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).expect("key.pem");
-    let server = NodeServer::start_with(0, &["--tls", &dir.to_string_lossy()]).await;
+    let server = NodeServer::start_with(Peer::Node, 0, &["--tls", &dir.to_string_lossy()]).await;
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).expect("root");

@@ -54,6 +54,8 @@ pub(crate) enum Command {
     Disconnect { nsp: Str, id: Str },
     /// `socket.disconnect(true)`.
     Close { nsp: Str, id: Str },
+    /// `socket.conn.close()`: the Engine.IO connection closes, no DISCONNECT is sent.
+    CloseTransport { nsp: Str, id: Str },
     /// The middlewares of a pending CONNECT are done.
     Connected {
         socket: Socket,
@@ -803,6 +805,11 @@ impl Machine for SocketMachine {
                     // `server namespace disconnect`, the others with `forced server close`.
                     self.conn.disconnect(now, &nsp);
                     self.conn.close(now, DisconnectReason::ForcedServerClose);
+                }
+            }
+            Command::CloseTransport { nsp, id } => {
+                if self.is_current(&nsp, &id) {
+                    self.conn.close(now, DisconnectReason::ForcedClose);
                 }
             }
             Command::Connected {

@@ -1008,6 +1008,16 @@ impl Socket {
         });
     }
 
+    /// Closes the client's whole Engine.IO connection without a DISCONNECT (the reference's
+    /// `socket.conn.close()`): its sockets leave with `forced close`, a reason connection state
+    /// recovery keeps sessions for, and the client reconnects.
+    pub fn close_transport(&self) {
+        let _ = self.send_command(|s| Command::CloseTransport {
+            nsp: s.inner.ns.name.clone(),
+            id: s.inner.id.clone(),
+        });
+    }
+
     fn send_command(&self, command: impl FnOnce(&Socket) -> Command) -> Result<(), EmitError> {
         if !self.connected() {
             return Err(EmitError::Disconnected);
