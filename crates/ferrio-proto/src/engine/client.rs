@@ -121,6 +121,12 @@ pub struct Config {
     /// Open directly with WebSocket if the previous session of this [`Session`] ended up on a
     /// WebSocket (`rememberUpgrade`, false).
     pub remember_upgrade: bool,
+    /// If the first transport fails to open, try the next ones in order before giving up
+    /// (`tryAllTransports`, false).
+    pub try_all_transports: bool,
+    /// Ask the server for binary as base64 text (`b64=1`) and send binary WebSocket messages as
+    /// `b` + base64 text (`forceBase64`, false).
+    pub force_base64: bool,
     /// Extra query parameters for every request (`query`). `EIO`, `transport` and `sid` are set
     /// by the session and override keys of the same name.
     pub query: Query,
@@ -137,10 +143,20 @@ impl Default for Config {
             transports: vec![Transport::Polling, Transport::WebSocket],
             upgrade: true,
             remember_upgrade: false,
+            try_all_transports: false,
+            force_base64: false,
             query: Vec::new(),
             max_buffered_bytes: 16 * 1024 * 1024,
         }
     }
+}
+
+/// A binary message as `b` + base64 text (the v4 form for a peer that cannot take binary).
+fn base64_frame(data: &[u8]) -> Frame {
+    let mut text = bytes::BytesMut::from(&b"b"[..]);
+    super::packet::encode_base64_into(data, &mut text);
+    // base64 is ASCII: always UTF-8.
+    Frame::Text(Str::from_utf8(text.freeze()).unwrap_or_default())
 }
 
 /// Why a session closed, as `engine.io-client` names it.
@@ -410,6 +426,8 @@ pub struct Session {
     upgrading: bool,
     /// The last session ended up on a WebSocket (`priorWebsocketSuccess`).
     prior_websocket_success: bool,
+    /// The index in `config.transports` of the transport being opened (`tryAllTransports`).
+    opening_index: usize,
     outputs: VecDeque<Output>,
 }
 
@@ -430,6 +448,7 @@ impl Session {
             in_flight: 0,
             upgrading: false,
             prior_websocket_success: false,
+            opening_index: 0,
             outputs: VecDeque::new(),
         }
     }
@@ -517,6 +536,17 @@ impl Session {
         } else {
             first
         };
+        self.opening_index = self
+            .config
+            .transports
+            .iter()
+            .position(|t| *t == kind)
+            .unwrap_or(0);
+        self.start_transport(kind);
+    }
+
+    /// Opens `kind` as the session's first transport.
+    fn start_transport(&mut self, kind: Transport) {
         self.state = State::Opening;
         let id = self.new_id();
         let query = self.query(kind);
@@ -811,6 +841,9 @@ impl Session {
         let mut query = self.config.query.clone();
         set_param(&mut query, "EIO", "4");
         set_param(&mut query, "transport", transport.name());
+        if self.config.force_base64 {
+            set_param(&mut query, "b64", "1");
+        }
         if let Some(handshake) = &self.handshake {
             set_param(&mut query, "sid", &handshake.sid);
         }
@@ -964,9 +997,13 @@ impl Session {
                     return;
                 }
                 while let Some(q) = self.write_buffer.pop_front() {
+                    let frame = match q.frame {
+                        Frame::Binary(data) if self.config.force_base64 => base64_frame(&data),
+                        frame => frame,
+                    };
                     self.outputs.push_back(Output::Io(Io::WsSend {
                         transport: id,
-                        frame: q.frame,
+                        frame,
                         compress: q.compress,
                     }));
                 }
@@ -1147,6 +1184,23 @@ impl Session {
     /// `_onError`: a transport failure closes the session with `transport error`.
     fn on_transport_failure(&mut self, description: String) {
         self.prior_websocket_success = false;
+        // `tryAllTransports`: a transport that fails before the handshake gives way to the next.
+        let next = self.opening_index + 1;
+        if self.config.try_all_transports
+            && self.state == State::Opening
+            && self.handshake.is_none()
+            && next < self.config.transports.len()
+        {
+            if let Some(active) = self.active.take() {
+                self.io(Io::Close {
+                    transport: active.id,
+                });
+            }
+            self.opening_index = next;
+            let kind = self.config.transports[next];
+            self.start_transport(kind);
+            return;
+        }
         self.on_close(CloseReason::TransportError, Some(description));
     }
 
@@ -1848,5 +1902,78 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn try_all_transports_opens_the_next_one_after_a_failure() {
+        let mut s = Session::new(Config {
+            transports: vec![Transport::WebSocket, Transport::Polling],
+            try_all_transports: true,
+            ..Config::default()
+        });
+        s.open();
+        let Some(Output::Io(Io::WsOpen { transport, .. })) = s.poll_output() else {
+            panic!("WebSocket first")
+        };
+        s.handle_transport_error(t(0), transport, "websocket error");
+        let out = drain(&mut s);
+        assert!(events(&out).is_empty(), "no close: {out:?}");
+        assert_eq!(out[0], Output::Io(Io::Close { transport }));
+        let Some(Output::Io(Io::Get { transport: get, query })) = out.get(1).cloned() else {
+            panic!("then polling: {out:?}")
+        };
+        assert_eq!(query, q(&[("EIO", "4"), ("transport", "polling")]));
+        // The last one failing too closes the session, as without the option.
+        s.handle_transport_error(t(1), get, "xhr poll error");
+        assert!(matches!(
+            events(&drain(&mut s)).as_slice(),
+            [Event::Close { reason: CloseReason::TransportError, .. }]
+        ));
+        // A new session starts again from the first transport.
+        s.open();
+        assert!(matches!(s.poll_output(), Some(Output::Io(Io::WsOpen { .. }))));
+        // Without the option the first failure closes.
+        let mut s = Session::new(Config {
+            transports: vec![Transport::WebSocket, Transport::Polling],
+            ..Config::default()
+        });
+        s.open();
+        let Some(Output::Io(Io::WsOpen { transport, .. })) = s.poll_output() else {
+            panic!()
+        };
+        s.handle_transport_error(t(0), transport, "websocket error");
+        assert!(matches!(
+            events(&drain(&mut s)).as_slice(),
+            [Event::Close { .. }]
+        ));
+    }
+
+    #[test]
+    fn force_base64_asks_for_text_and_sends_binary_as_text() {
+        let mut s = Session::new(Config {
+            transports: vec![Transport::WebSocket],
+            force_base64: true,
+            ..Config::default()
+        });
+        s.open();
+        let Some(Output::Io(Io::WsOpen { transport, query })) = s.poll_output() else {
+            panic!()
+        };
+        assert_eq!(
+            query,
+            q(&[("EIO", "4"), ("transport", "websocket"), ("b64", "1")])
+        );
+        s.handle_ws_open(t(1), transport);
+        s.handle_ws_frame(t(2), transport, text(OPEN_NO_UPGRADE));
+        drain(&mut s);
+        s.send(t(3), [Frame::Binary(Bytes::from_static(&[1, 2, 3]))], true)
+            .expect("send");
+        assert_eq!(ws_sent(&drain(&mut s)), [text("bAQID")]);
+        // base64 binary from the server reads as binary
+        s.handle_ws_frame(t(4), transport, text("bAQID"));
+        assert_eq!(
+            events(&drain(&mut s)),
+            [Event::Binary(Bytes::from_static(&[1, 2, 3]))]
+        );
     }
 }
