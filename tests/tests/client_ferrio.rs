@@ -259,3 +259,114 @@ async fn once_and_send() {
     assert_eq!(got, Some(("on", 2)));
     socket.disconnect();
 }
+
+/// A server with its own options, answering `echo` with its arguments (binary kept) and
+/// `cookie` with the `Cookie` header of the session's first request.
+async fn custom_server(
+    builder: ferrio_server::FerrioBuilder,
+) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let io = builder.build();
+    io.of("/")
+        .on_connection(|socket: ferrio_server::Socket| async move {
+            socket.on(
+                "echo",
+                |_s: ferrio_server::Socket, msg: ferrio_server::Message| async move {
+                    msg.ack(&msg.raw_args()?)?;
+                    Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+                },
+            );
+            socket.on(
+                "cookie",
+                |s: ferrio_server::Socket, msg: ferrio_server::Message| async move {
+                    let cookie = s
+                        .handshake()
+                        .headers()
+                        .get("cookie")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    msg.ack(&(cookie,))
+                },
+            );
+        });
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (format!("http://{addr}"), tokio::spawn(io.serve(listener)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_http_options() {
+    // try_all_transports: WebSocket first on a polling-only server falls back to polling.
+    let (url, server) = custom_server(
+        ferrio_server::Ferrio::builder().transports(&[ferrio_server::Transport::Polling]),
+    )
+    .await;
+    let refused = ferrio_client::io(&format!("{url}/"))
+        .transports(&[Transport::WebSocket, Transport::Polling])
+        .force_new(true)
+        .reconnection(false)
+        .connect()
+        .await;
+    assert!(
+        refused.is_err(),
+        "without the option the first failure ends it"
+    );
+    let socket = ferrio_client::io(&format!("{url}/"))
+        .transports(&[Transport::WebSocket, Transport::Polling])
+        .try_all_transports(true)
+        .force_new(true)
+        .reconnection(false)
+        .connect()
+        .await
+        .expect("connects over polling");
+    assert_eq!(socket.manager().transport(), Some(Transport::Polling));
+    socket.disconnect();
+    server.abort();
+
+    // with_credentials: the session cookie comes back on the next connection's requests;
+    // force_base64: binary both ways as base64 text over WebSocket.
+    let (url, server) =
+        custom_server(ferrio_server::Ferrio::builder().cookie(ferrio_server::Cookie::default()))
+            .await;
+    let socket = ferrio_client::io(&format!("{url}/"))
+        .transports(&[Transport::WebSocket])
+        .with_credentials(true)
+        .force_base64(true)
+        .timestamp_requests(true)
+        .force_new(true)
+        .connect()
+        .await
+        .expect("connects");
+    let reply = socket
+        .timeout(WAIT)
+        .emit_with_ack("echo", &(Bytes::from_static(&[1, 2, 3]),))
+        .await
+        .expect("echo");
+    let (data,): (Bytes,) = reply.args().expect("binary back");
+    assert_eq!(&data[..], &[1, 2, 3]);
+    let first_sid = socket.manager().engine_id().expect("engine id");
+    let (cookie,): (Option<String>,) = socket
+        .timeout(WAIT)
+        .emit_with_ack("cookie", &())
+        .await
+        .expect("cookie")
+        .args()
+        .expect("cookie arg");
+    assert_eq!(cookie, None, "nothing to send on the first handshake");
+    // The connection drops; the reconnection's handshake carries the cookie of the first.
+    socket.manager().close();
+    socket.connect();
+    tokio::time::timeout(WAIT, socket.wait_connected())
+        .await
+        .expect("in time")
+        .expect("reconnected");
+    let (cookie,): (Option<String>,) = socket
+        .timeout(WAIT)
+        .emit_with_ack("cookie", &())
+        .await
+        .expect("cookie")
+        .args()
+        .expect("cookie arg");
+    assert_eq!(cookie, Some(format!("io={first_sid}")));
+    socket.disconnect();
+    server.abort();
+}

@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::error::Error;
 use crate::manager::{Command, Manager, ManagerEvent, ManagerShared};
 use crate::socket::{self, AuthFn, EventHandler, Socket, SocketShared};
-use crate::transport::{default_tls, Endpoint};
+use crate::transport::{default_tls, Endpoint, HttpOptions};
 
 /// Starts building a client for `url` (`io(url)`): `http(s)://host[:port][/namespace][?query]`
 /// (`ws(s)://` is accepted too). The namespace is the URL's path (`/` if none); the URL's query
@@ -57,6 +57,7 @@ pub struct ClientBuilder {
     add_trailing_slash: bool,
     force_new: bool,
     multiplex: bool,
+    http: HttpOptions,
     manager_handlers: Vec<ManagerListener>,
     socket: SocketSettings,
 }
@@ -193,6 +194,7 @@ impl ClientBuilder {
             add_trailing_slash: true,
             force_new: false,
             multiplex: true,
+            http: HttpOptions::default(),
             manager_handlers: Vec::new(),
             socket: SocketSettings::default(),
         }
@@ -241,6 +243,60 @@ impl ClientBuilder {
     /// Whether to upgrade to WebSocket when the server offers it (`upgrade`, true).
     pub fn upgrade(mut self, upgrade: bool) -> Self {
         self.config.engine.upgrade = upgrade;
+        self
+    }
+
+    /// Open directly with WebSocket when the previous connection of this Manager ended up on
+    /// WebSocket (`rememberUpgrade`, false).
+    pub fn remember_upgrade(mut self, yes: bool) -> Self {
+        self.config.engine.remember_upgrade = yes;
+        self
+    }
+
+    /// If the first transport fails to open, try the next ones before giving up
+    /// (`tryAllTransports`, false).
+    pub fn try_all_transports(mut self, yes: bool) -> Self {
+        self.config.engine.try_all_transports = yes;
+        self
+    }
+
+    /// Ask for binary as base64 text and send binary WebSocket messages as text
+    /// (`forceBase64`, false).
+    pub fn force_base64(mut self, yes: bool) -> Self {
+        self.config.engine.force_base64 = yes;
+        self
+    }
+
+    /// Keep the cookies the server sets (such as the session cookie a load balancer sticks to)
+    /// and send them back on every request and WebSocket handshake (`withCredentials`, false).
+    pub fn with_credentials(mut self, yes: bool) -> Self {
+        self.http.with_credentials = yes;
+        self
+    }
+
+    /// A bound on each long-polling request (`requestTimeout`, none): past it the request
+    /// fails as a transport error.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.http.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Cache-busting stamps (`timestampRequests`): by default polling requests carry one and
+    /// WebSocket handshakes do not; `true` stamps both, `false` neither.
+    pub fn timestamp_requests(mut self, yes: bool) -> Self {
+        self.http.timestamp_requests = Some(yes);
+        self
+    }
+
+    /// The stamp's query parameter (`timestampParam`, `t`).
+    pub fn timestamp_param(mut self, name: &str) -> Self {
+        self.http.timestamp_param = name.to_owned();
+        self
+    }
+
+    /// WebSocket subprotocols to ask for (`protocols`, none).
+    pub fn protocols(mut self, protocols: &[&str]) -> Self {
+        self.http.protocols = protocols.iter().map(|p| (*p).to_owned()).collect();
         self
     }
 
@@ -383,7 +439,14 @@ impl ClientBuilder {
             Some(t) => t.clone(),
             None => default_tls().map_err(|e| Error::Tls(e.to_string()))?,
         };
-        let endpoint = Endpoint::new(secure, authority, self.engine_path(), headers, tls);
+        let endpoint = Endpoint::new(
+            secure,
+            authority,
+            self.engine_path(),
+            headers,
+            tls,
+            self.http.clone(),
+        );
         let mut config = self.config.clone();
         config.engine.query = self.query.clone().unwrap_or(url_query);
         if config.seed == 0 {

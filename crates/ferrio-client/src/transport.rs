@@ -49,6 +49,35 @@ type HttpClient = Client<
     Full<Bytes>,
 >;
 
+/// HTTP-level options of `socket.io-client` that the session does not decide.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpOptions {
+    /// Keep the cookies the server sets and send them back (`withCredentials`, which enables a
+    /// cookie jar under Node): sticky sessions behind a load balancer.
+    pub(crate) with_credentials: bool,
+    /// A bound on each polling request (`requestTimeout`, none).
+    pub(crate) request_timeout: Option<std::time::Duration>,
+    /// Stamp requests with a cache buster: `None` = polling only (the default), `Some(true)` =
+    /// WebSocket too, `Some(false)` = never (`timestampRequests`).
+    pub(crate) timestamp_requests: Option<bool>,
+    /// The stamp's query parameter (`timestampParam`, `t`).
+    pub(crate) timestamp_param: String,
+    /// WebSocket subprotocols (`protocols`).
+    pub(crate) protocols: Vec<String>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            with_credentials: false,
+            request_timeout: None,
+            timestamp_requests: None,
+            timestamp_param: "t".to_owned(),
+            protocols: Vec::new(),
+        }
+    }
+}
+
 /// Where and how to reach the server: everything about a request the session does not decide.
 pub(crate) struct Endpoint {
     /// `http` or `https`.
@@ -63,6 +92,9 @@ pub(crate) struct Endpoint {
     pub(crate) tls: Arc<rustls::ClientConfig>,
     http: HttpClient,
     stamp: AtomicU64,
+    options: HttpOptions,
+    /// Cookies set by the server (name, value), with `with_credentials`.
+    cookies: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// The default TLS settings: the Mozilla root certificates, rustls with the `ring` provider.
@@ -86,6 +118,7 @@ impl Endpoint {
         path: String,
         headers: HeaderMap,
         tls: Arc<rustls::ClientConfig>,
+        options: HttpOptions,
     ) -> Endpoint {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config((*tls).clone())
@@ -101,6 +134,59 @@ impl Endpoint {
             tls,
             http,
             stamp: AtomicU64::new(0),
+            options,
+            cookies: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether a request is stamped with a cache buster.
+    fn stamped(&self, websocket: bool) -> bool {
+        match self.options.timestamp_requests {
+            None => !websocket,
+            Some(yes) => yes,
+        }
+    }
+
+    /// The `Cookie` header value, if the jar has any.
+    fn cookie_header(&self) -> Option<String> {
+        if !self.options.with_credentials {
+            return None;
+        }
+        let jar = self.cookies.lock().ok()?;
+        if jar.is_empty() {
+            return None;
+        }
+        Some(
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
+
+    /// Keeps the cookies of a response's `Set-Cookie` headers (name and value; attributes
+    /// are not interpreted).
+    fn store_cookies(&self, headers: &HeaderMap) {
+        if !self.options.with_credentials {
+            return;
+        }
+        let Ok(mut jar) = self.cookies.lock() else {
+            return;
+        };
+        for value in headers.get_all(http::header::SET_COOKIE) {
+            let Some((name, value)) = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.split(';').next())
+                .and_then(|pair| pair.split_once('='))
+            else {
+                continue;
+            };
+            let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+            match jar.iter_mut().find(|(n, _)| *n == name) {
+                Some(entry) => entry.1 = value,
+                None => jar.push((name, value)),
+            }
         }
     }
 
@@ -117,7 +203,7 @@ impl Endpoint {
             q.append_pair(k, v);
         }
         if stamp {
-            q.append_pair("t", &self.cache_buster());
+            q.append_pair(&self.options.timestamp_param, &self.cache_buster());
         }
         format!("{scheme}://{}{}?{}", self.authority, self.path, q.finish())
     }
@@ -133,7 +219,16 @@ impl Endpoint {
 
     /// Runs a long-polling GET (`body: None`) or POST.
     pub(crate) async fn request(&self, query: &Query, body: Option<Bytes>) -> Completion {
-        let url = self.url(false, query, true);
+        match self.options.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, self.request_inner(query, body))
+                .await
+                .unwrap_or_else(|_| Completion::Error("xhr poll error: timeout".to_owned())),
+            None => self.request_inner(query, body).await,
+        }
+    }
+
+    async fn request_inner(&self, query: &Query, body: Option<Bytes>) -> Completion {
+        let url = self.url(false, query, self.stamped(false));
         let post = body.is_some();
         let mut builder = Request::builder()
             .method(if post { Method::POST } else { Method::GET })
@@ -143,6 +238,9 @@ impl Endpoint {
         }
         if post {
             builder = builder.header(http::header::CONTENT_TYPE, "text/plain;charset=UTF-8");
+        }
+        if let Some(cookie) = self.cookie_header() {
+            builder = builder.header(http::header::COOKIE, cookie);
         }
         let request = match builder.body(Full::new(body.unwrap_or_default())) {
             Ok(r) => r,
@@ -154,6 +252,7 @@ impl Endpoint {
             Err(e) => return Completion::Error(format!("xhr poll error: {e}")),
         };
         let status = response.status();
+        self.store_cookies(response.headers());
         let body = match response.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => return Completion::Error(format!("xhr poll error: {e}")),
@@ -179,7 +278,7 @@ impl Endpoint {
         mut commands: mpsc::UnboundedReceiver<WsCommand>,
         report: mpsc::UnboundedSender<(TransportId, Completion)>,
     ) {
-        let url = self.url(true, &query, false);
+        let url = self.url(true, &query, self.stamped(true));
         tracing::trace!(%url, "websocket connecting");
         let mut request = match url.as_str().into_client_request() {
             Ok(r) => r,
@@ -191,6 +290,16 @@ impl Endpoint {
         for (name, value) in &self.headers {
             request.headers_mut().insert(name, value.clone());
         }
+        if let Some(cookie) = self.cookie_header().and_then(|c| c.parse().ok()) {
+            request.headers_mut().insert(http::header::COOKIE, cookie);
+        }
+        if !self.options.protocols.is_empty() {
+            if let Ok(v) = self.options.protocols.join(", ").parse() {
+                request
+                    .headers_mut()
+                    .insert(http::header::SEC_WEBSOCKET_PROTOCOL, v);
+            }
+        }
         let connector = if self.secure {
             Connector::Rustls(self.tls.clone())
         } else {
@@ -200,7 +309,10 @@ impl Endpoint {
             tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
                 .await;
         let mut ws = match ws {
-            Ok((ws, _)) => ws,
+            Ok((ws, response)) => {
+                self.store_cookies(response.headers());
+                ws
+            }
             Err(e) => {
                 let _ = report.send((id, Completion::Error(format!("websocket error: {e}"))));
                 return;
@@ -272,6 +384,7 @@ mod tests {
             "/socket.io/".to_owned(),
             HeaderMap::new(),
             default_tls().unwrap(),
+            HttpOptions::default(),
         )
     }
 
@@ -292,5 +405,29 @@ mod tests {
         let e = endpoint(true);
         assert!(e.url(false, &query, false).starts_with("https://"));
         assert!(e.url(true, &query, false).starts_with("wss://"));
+    }
+
+    #[test]
+    fn timestamps_and_cookies() {
+        let mut e = endpoint(false);
+        assert!(e.stamped(false) && !e.stamped(true));
+        e.options.timestamp_requests = Some(true);
+        e.options.timestamp_param = "ts".to_owned();
+        assert!(e.stamped(true));
+        assert!(e.url(true, &Vec::new(), true).contains("?ts="));
+        e.options.timestamp_requests = Some(false);
+        assert!(!e.stamped(false));
+
+        let mut headers = HeaderMap::new();
+        headers.append(http::header::SET_COOKIE, "io=abc; Path=/; HttpOnly".parse().unwrap());
+        headers.append(http::header::SET_COOKIE, "lb=node-1".parse().unwrap());
+        e.store_cookies(&headers);
+        assert_eq!(e.cookie_header(), None, "no jar without with_credentials");
+        e.options.with_credentials = true;
+        e.store_cookies(&headers);
+        let mut again = HeaderMap::new();
+        again.append(http::header::SET_COOKIE, "io=def".parse().unwrap());
+        e.store_cookies(&again);
+        assert_eq!(e.cookie_header().as_deref(), Some("io=def; lb=node-1"));
     }
 }
