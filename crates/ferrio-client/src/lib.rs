@@ -44,6 +44,8 @@
 //! | `socket.io` (the Manager), `manager.socket(nsp)`, Manager events | [`Socket::manager`], [`Manager::socket`], [`Manager::on_event`] |
 //! | `socket.io.engine.id`, `socket.io.engine.transport.name` | [`Manager::engine_id`], [`Manager::transport`] |
 //! | `auth: (cb) => ...` | [`ClientBuilder::auth_fn`]: an async function called before every connection |
+//! | `rememberUpgrade`, `tryAllTransports`, `forceBase64` | [`ClientBuilder::remember_upgrade`], [`ClientBuilder::try_all_transports`], [`ClientBuilder::force_base64`] (decided by the core's Engine.IO session) |
+//! | `withCredentials` (a cookie jar under Node), `requestTimeout`, `timestampRequests`, `timestampParam`, `protocols` | [`ClientBuilder::with_credentials`], [`ClientBuilder::request_timeout`], [`ClientBuilder::timestamp_requests`], [`ClientBuilder::timestamp_param`], [`ClientBuilder::protocols`] |
 //!
 //! Where it differs:
 //! - [`ClientBuilder::connect`] fails at the first `connect_error` (the server's refusal, or a
