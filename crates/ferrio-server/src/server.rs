@@ -683,30 +683,37 @@ async fn run_socket(socket: Socket, mut events: mpsc::Receiver<Packet>) {
                 continue 'events;
             }
         }
-        if let Some(any) = socket.any_handler() {
+        let any = socket.any_handlers();
+        if !any.is_empty() {
             match crate::socket::RawArgs::from_event(&packet) {
                 Ok(args) => {
-                    if AssertUnwindSafe(any(socket.clone(), name.clone(), args))
-                        .catch_unwind()
-                        .await
-                        .is_err()
-                    {
-                        tracing::error!(event = name, "catch-all handler panicked");
+                    for listener in any {
+                        if AssertUnwindSafe(listener(socket.clone(), name.clone(), args.clone()))
+                            .catch_unwind()
+                            .await
+                            .is_err()
+                        {
+                            tracing::error!(event = name, "catch-all handler panicked");
+                        }
                     }
                 }
                 Err(e) => tracing::debug!(event = name, "arguments unreadable: {e}"),
             }
         }
-        let Some(handler) = socket.handler(&name) else {
+        let handlers = socket.handlers(&name);
+        if handlers.is_empty() {
             continue;
-        };
+        }
         let message = socket.message(packet);
-        if AssertUnwindSafe(handler(socket.clone(), message))
-            .catch_unwind()
-            .await
-            .is_err()
-        {
-            tracing::error!(event = name, "event handler panicked");
+        for handler in handlers {
+            let message = Socket::message_again(&message);
+            if AssertUnwindSafe(handler(socket.clone(), message))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(event = name, "event handler panicked");
+            }
         }
     }
     let reason = socket.reason();

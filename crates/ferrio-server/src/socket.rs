@@ -562,8 +562,8 @@ pub(crate) struct SocketInner {
     pub(crate) ns: Arc<NsInner>,
     pub(crate) link: SessionLink<Command>,
     handshake: Handshake,
-    handlers: Mutex<HashMap<String, ErasedHandler>>,
-    any: Mutex<Option<AnyHandler>>,
+    handlers: Mutex<HashMap<String, Vec<ErasedHandler>>>,
+    any: Mutex<Vec<AnyHandler>>,
     middlewares: Mutex<Vec<EventMiddleware>>,
     on_error: Mutex<Vec<ErrorHandler>>,
     outgoing: Mutex<Vec<OutgoingHandler>>,
@@ -612,7 +612,7 @@ impl Socket {
                 link,
                 handshake,
                 handlers: Mutex::new(HashMap::new()),
-                any: Mutex::new(None),
+                any: Mutex::new(Vec::new()),
                 middlewares: Mutex::new(Vec::new()),
                 on_error: Mutex::new(Vec::new()),
                 outgoing: Mutex::new(Vec::new()),
@@ -671,8 +671,9 @@ impl Socket {
         self.inner.connected.load(Ordering::Acquire)
     }
 
-    /// Registers the handler of event `event` (replacing an earlier one). See
-    /// [`EventHandler`] for the accepted signatures.
+    /// Adds a handler of event `event`; several handlers of one event run one after the other,
+    /// in the order added, and share one ack (the first answer is sent). See [`EventHandler`]
+    /// for the accepted signatures.
     ///
     /// ```
     /// # fn f(socket: ferrio_server::Socket) {
@@ -694,12 +695,12 @@ impl Socket {
         let handler = Arc::new(handler);
         let erased: ErasedHandler = Arc::new(move |s, m| handler.call(s, m));
         if let Ok(mut h) = self.inner.handlers.lock() {
-            h.insert(event.to_owned(), erased);
+            h.entry(event.to_owned()).or_default().push(erased);
         }
     }
 
-    /// Registers a catch-all listener (`socket.onAny`), run for every event before its own
-    /// handler, with the event name and the arguments as received.
+    /// Adds a catch-all listener (`socket.onAny`), run for every event before its own
+    /// handlers, with the event name and the arguments as received; several run in order.
     pub fn on_any<F, Fut>(&self, handler: F)
     where
         F: Fn(Socket, String, RawArgs) -> Fut + Send + Sync + 'static,
@@ -707,14 +708,14 @@ impl Socket {
     {
         let erased: AnyHandler = Arc::new(move |s, e, a| Box::pin(handler(s, e, a)));
         if let Ok(mut any) = self.inner.any.lock() {
-            *any = Some(erased);
+            any.push(erased);
         }
     }
 
-    /// Removes the catch-all listener.
+    /// Removes the catch-all listeners.
     pub fn off_any(&self) {
         if let Ok(mut any) = self.inner.any.lock() {
-            *any = None;
+            any.clear();
         }
     }
 
@@ -869,7 +870,7 @@ impl Socket {
             .unwrap_or_default()
     }
 
-    /// Removes the handler of `event`.
+    /// Removes the handlers of `event`.
     pub fn off(&self, event: &str) {
         if let Ok(mut h) = self.inner.handlers.lock() {
             h.remove(event);
@@ -1038,12 +1039,17 @@ impl Socket {
         let _ = self.inner.reason.set(reason);
     }
 
-    pub(crate) fn any_handler(&self) -> Option<AnyHandler> {
-        self.inner.any.lock().ok()?.clone()
+    pub(crate) fn any_handlers(&self) -> Vec<AnyHandler> {
+        self.inner.any.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
-    pub(crate) fn handler(&self, event: &str) -> Option<ErasedHandler> {
-        self.inner.handlers.lock().ok()?.get(event).cloned()
+    pub(crate) fn handlers(&self, event: &str) -> Vec<ErasedHandler> {
+        self.inner
+            .handlers
+            .lock()
+            .ok()
+            .and_then(|h| h.get(event).cloned())
+            .unwrap_or_default()
     }
 
     pub(crate) fn disconnect_handlers(&self) -> Vec<DisconnectHandler> {
@@ -1065,6 +1071,14 @@ impl Socket {
     pub(crate) fn message(&self, packet: Packet) -> Message {
         let ack = AckSender::new(self, packet.id());
         Message { packet, ack }
+    }
+
+    /// The same event for another handler: the packet and one shared ack.
+    pub(crate) fn message_again(message: &Message) -> Message {
+        Message {
+            packet: message.packet.clone(),
+            ack: message.ack.clone(),
+        }
     }
 }
 

@@ -95,3 +95,35 @@ async fn outgoing_listeners_see_own_emits_and_broadcasts() {
     assert_eq!(ws.text_app().await, r#"42["quiet"]"#);
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn several_handlers_per_event_run_in_order_and_share_one_ack() {
+    let io = Ferrio::builder().build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.on_any(|socket, event, _args| async move {
+            let _ = socket.emit("any-1", &(event,));
+        });
+        socket.on_any(|socket, event, _args| async move {
+            let _ = socket.emit("any-2", &(event,));
+        });
+        socket.on("multi", |socket: Socket, msg: Message| async move {
+            let _ = socket.emit("handler", &(1,));
+            msg.ack(&("from-1",))
+        });
+        socket.on("multi", |socket: Socket, msg: Message| async move {
+            let _ = socket.emit("handler", &(2,));
+            msg.ack(&("from-2",))
+        });
+    });
+    let addr = start(&io).await;
+    let mut ws = joined(addr).await;
+    ws.send_text(r#"425["multi"]"#).await;
+    assert_eq!(ws.text_app().await, r#"42["any-1","multi"]"#);
+    assert_eq!(ws.text_app().await, r#"42["any-2","multi"]"#);
+    assert_eq!(ws.text_app().await, r#"42["handler",1]"#);
+    assert_eq!(ws.text_app().await, r#"435["from-1"]"#);
+    assert_eq!(ws.text_app().await, r#"42["handler",2]"#);
+    // The second answer is not sent: the next frame is the next event's.
+    io.emit("after", &()).unwrap();
+    assert_eq!(ws.text_app().await, r#"42["after"]"#);
+}
