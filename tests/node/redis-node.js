@@ -1,8 +1,8 @@
 // A Node.js cluster node for the Redis adapter tests: a socket.io 4.8 server with
 // @socket.io/redis-adapter 8.3, plus socket.io-client clients, driven by JSON lines.
 //
-// Usage: node redis-node.js <redis-url> <key-prefix> [classic|sharded]
-// (sharded: createShardedAdapter, the key being the channel prefix)
+// Usage: node redis-node.js <redis-url> <key-prefix> [classic|sharded] [dynamic|static|dynamic-private]
+// (sharded: createShardedAdapter, the key being the channel prefix, in that subscription mode)
 // Prints {"event":"ready","port":P} once listening on 127.0.0.1 (a free port).
 // Input (stdin), one JSON object per line, each with an "id" and an "op"; the answer is
 // {"id":..,"ok":true,...} or {"id":..,"error":"..."}. Other output lines are events:
@@ -23,7 +23,7 @@ const { io: ioc } = require("socket.io-client");
 
 setTimeout(() => process.exit(2), 120000).unref();
 
-const [redisUrl, key, flavor = "classic"] = process.argv.slice(2);
+const [redisUrl, key, flavor = "classic", subscriptionMode = "dynamic"] = process.argv.slice(2);
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
 function toWire(v) {
@@ -80,7 +80,7 @@ async function main() {
   const httpServer = http.createServer();
   const adapter =
     flavor === "sharded"
-      ? createShardedAdapter(pub, sub, { channelPrefix: key })
+      ? createShardedAdapter(pub, sub, { channelPrefix: key, subscriptionMode })
       : createAdapter(pub, sub, { key, requestsTimeout: 3000 });
   const io = new Server(httpServer, { adapter });
   setupNamespace(io.of("/"));

@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrio_redis::{
     RedisAdapter, RedisAdapterConfig, ShardedRedisAdapter, ShardedRedisAdapterConfig,
+    SubscriptionMode,
 };
 use ferrio_server::{AckSender, Ferrio, Socket};
 use serde_json::{json, Value};
@@ -39,14 +40,28 @@ fn unique_key(test: &str) -> String {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Flavor {
     Classic,
+    /// Sharded, in the default `dynamic` subscription mode.
     Sharded,
+    ShardedStatic,
+    ShardedDynamicPrivate,
 }
 
 impl Flavor {
-    fn name(self) -> &'static str {
+    /// The adapter and subscription mode arguments of `redis-node.js`.
+    fn args(self) -> [&'static str; 2] {
         match self {
-            Flavor::Classic => "classic",
-            Flavor::Sharded => "sharded",
+            Flavor::Classic => ["classic", "dynamic"],
+            Flavor::Sharded => ["sharded", "dynamic"],
+            Flavor::ShardedStatic => ["sharded", "static"],
+            Flavor::ShardedDynamicPrivate => ["sharded", "dynamic-private"],
+        }
+    }
+
+    fn mode(self) -> SubscriptionMode {
+        match self {
+            Flavor::ShardedStatic => SubscriptionMode::Static,
+            Flavor::ShardedDynamicPrivate => SubscriptionMode::DynamicPrivate,
+            _ => SubscriptionMode::Dynamic,
         }
     }
 }
@@ -54,7 +69,7 @@ impl Flavor {
 /// With sharded pub/sub, a room's messages travel on a channel of its own that the nodes having
 /// the room subscribe to as it is created: waits until `n` nodes listen on it.
 async fn wait_for_room_channel(flavor: Flavor, redis: &str, key: &str, room: &str, n: usize) {
-    if flavor == Flavor::Classic {
+    if matches!(flavor, Flavor::Classic | Flavor::ShardedStatic) {
         return;
     }
     let client = redis::Client::open(redis).unwrap();
@@ -114,13 +129,13 @@ async fn rust_node(flavor: Flavor, redis: &str, key: &str, label: &'static str) 
                 Box::new(move || adapter.close()),
             )
         }
-        Flavor::Sharded => {
+        Flavor::Sharded | Flavor::ShardedStatic | Flavor::ShardedDynamicPrivate => {
             let adapter = ShardedRedisAdapter::with_config(
                 redis,
                 ShardedRedisAdapterConfig {
                     channel_prefix: key.to_owned(),
                     requests_timeout: timeout,
-                    ..ShardedRedisAdapterConfig::default()
+                    subscription_mode: flavor.mode(),
                 },
             )
             .await
@@ -192,7 +207,7 @@ impl Agent {
             .arg(dir.join("redis-node.js"))
             .arg(redis)
             .arg(key)
-            .arg(flavor.name())
+            .args(flavor.args())
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -878,4 +893,19 @@ async fn nodes_recover_when_redis_restarts_classic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_recover_when_redis_restarts_sharded() {
     nodes_recover_when_redis_restarts(Flavor::Sharded).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_reach_every_node_both_ways_sharded_static() {
+    broadcasts_reach_every_node_both_ways(Flavor::ShardedStatic).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_reach_every_node_both_ways_sharded_dynamic_private() {
+    broadcasts_reach_every_node_both_ways(Flavor::ShardedDynamicPrivate).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_sockets_and_remote_socket_operations_sharded_dynamic_private() {
+    fetch_sockets_and_remote_socket_operations(Flavor::ShardedDynamicPrivate).await
 }
