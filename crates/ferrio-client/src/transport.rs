@@ -419,7 +419,10 @@ mod tests {
         assert!(!e.stamped(false));
 
         let mut headers = HeaderMap::new();
-        headers.append(http::header::SET_COOKIE, "io=abc; Path=/; HttpOnly".parse().unwrap());
+        headers.append(
+            http::header::SET_COOKIE,
+            "io=abc; Path=/; HttpOnly".parse().unwrap(),
+        );
         headers.append(http::header::SET_COOKIE, "lb=node-1".parse().unwrap());
         e.store_cookies(&headers);
         assert_eq!(e.cookie_header(), None, "no jar without with_credentials");

@@ -1919,7 +1919,11 @@ mod tests {
         let out = drain(&mut s);
         assert!(events(&out).is_empty(), "no close: {out:?}");
         assert_eq!(out[0], Output::Io(Io::Close { transport }));
-        let Some(Output::Io(Io::Get { transport: get, query })) = out.get(1).cloned() else {
+        let Some(Output::Io(Io::Get {
+            transport: get,
+            query,
+        })) = out.get(1).cloned()
+        else {
             panic!("then polling: {out:?}")
         };
         assert_eq!(query, q(&[("EIO", "4"), ("transport", "polling")]));
@@ -1927,11 +1931,17 @@ mod tests {
         s.handle_transport_error(t(1), get, "xhr poll error");
         assert!(matches!(
             events(&drain(&mut s)).as_slice(),
-            [Event::Close { reason: CloseReason::TransportError, .. }]
+            [Event::Close {
+                reason: CloseReason::TransportError,
+                ..
+            }]
         ));
         // A new session starts again from the first transport.
         s.open();
-        assert!(matches!(s.poll_output(), Some(Output::Io(Io::WsOpen { .. }))));
+        assert!(matches!(
+            s.poll_output(),
+            Some(Output::Io(Io::WsOpen { .. }))
+        ));
         // Without the option the first failure closes.
         let mut s = Session::new(Config {
             transports: vec![Transport::WebSocket, Transport::Polling],
