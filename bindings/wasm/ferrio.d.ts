@@ -63,6 +63,12 @@ export interface ManagerOptions {
   transports?: ("polling" | "websocket")[];
   /** Probe the upgrades the server offers (true). */
   upgrade?: boolean;
+  /** Open with WebSocket if the previous connection ended up on it (false). */
+  rememberUpgrade?: boolean;
+  /** If the first transport fails to open, try the next ones (false). */
+  tryAllTransports?: boolean;
+  /** Binary as base64 text (false). */
+  forceBase64?: boolean;
   /** Extra query parameters of every request. */
   query?: Record<string, string> | string;
   /** Reconnect after losing the connection (true). */

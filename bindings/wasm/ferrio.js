@@ -140,6 +140,7 @@ export class Manager extends Emitter {
       opts.timeout === false ? -1 : num(opts.timeout, 20000),
       toQuery(opts.query),
       Math.floor(Math.random() * 2 ** 32),
+      (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0),
     );
     this._transports = new Map();
     this._sockets = new Map();

@@ -102,7 +102,8 @@ fn opt_str(s: Option<String>) -> JsValue {
 impl Core {
     /// A manager. `transports` lists `polling` and/or `websocket` separated by commas, in order
     /// of preference; `query` is a URL query string added to every request. Negative numbers
-    /// mean the default (`reconnection_attempts`: unlimited, `timeout`: none).
+    /// mean the default (`reconnection_attempts`: unlimited, `timeout`: none). `flags` holds
+    /// `rememberUpgrade` (1), `tryAllTransports` (2) and `forceBase64` (4).
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -116,6 +117,7 @@ impl Core {
         timeout: f64,
         query: &str,
         seed: f64,
+        flags: u32,
     ) -> Core {
         let transports: Vec<Transport> = transports
             .split(',')
@@ -133,6 +135,9 @@ impl Core {
                 transports
             },
             upgrade,
+            remember_upgrade: flags & 1 != 0,
+            try_all_transports: flags & 2 != 0,
+            force_base64: flags & 4 != 0,
             query: form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
                 .into_owned()
                 .collect(),
