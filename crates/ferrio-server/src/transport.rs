@@ -811,6 +811,11 @@ struct SessionTask<M: Machine> {
 
 impl<M: Machine> SessionTask<M> {
     async fn run(mut self, clock: Clock) {
+        // One timer for the session's life, moved only when the machine's deadline changes
+        // (not re-created for every input or delivery).
+        let timer = tokio::time::sleep(std::time::Duration::from_secs(3600));
+        tokio::pin!(timer);
+        let mut armed: Option<tokio::time::Instant> = None;
         loop {
             let now = clock.now();
             while let Some(out) = self.machine.poll_transport(now) {
@@ -829,12 +834,21 @@ impl<M: Machine> SessionTask<M> {
                 break;
             }
             let deadline = self.machine.poll_timeout().map(|t| clock.deadline(t));
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    timer.as_mut().reset(d);
+                }
+                armed = deadline;
+            }
             let room = self.machine.wait_for_room();
             let first_poll = &mut self.polls;
             // An input or command that finds a timer due is handled after it (as the
             // reference's event loop runs due timers before I/O), whichever branch wins.
             tokio::select! {
-                () = sleep_until(deadline) => self.machine.handle_timeout(clock.now()),
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.machine.handle_timeout(clock.now());
+                }
                 input = self.inputs.recv() => match input {
                     Some(input) => {
                         let now = self.fire_due_timers(clock.now());
@@ -981,13 +995,6 @@ async fn poll_gone(polls: &mut [(RequestId, PollReply)]) -> RequestId {
             reply.closed().await;
             *id
         }
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
 }
