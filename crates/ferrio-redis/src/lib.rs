@@ -49,6 +49,8 @@
 )]
 
 mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 mod node;
 mod requests;
