@@ -159,7 +159,7 @@ pub use crate::adapter::{
 pub use crate::config::{Cookie, Cors, Transport};
 pub use crate::http::Body;
 pub use crate::namespace::{BroadcastOperator, Namespace};
-pub use crate::serve::{serve, FerrioLayer, FerrioService};
+pub use crate::serve::{serve, serve_with_shutdown, FerrioLayer, FerrioService};
 pub use crate::server::{Ferrio, FerrioBuilder, EVENT_QUEUE};
 pub use crate::socket::{
     AckEmitter, AckError, AckReply, AckSender, ConnectError, EmitError, EventHandler,

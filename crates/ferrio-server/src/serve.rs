@@ -51,8 +51,29 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_with_shutdown(listener, handler, std::future::pending()).await
+}
+
+/// Like [`serve`], until `shutdown` resolves: then the listener is closed (new connections are
+/// refused) and this returns; connections already open are served until they end. See
+/// [`Ferrio::serve_with_shutdown`], which also closes the Socket.IO sessions.
+pub async fn serve_with_shutdown<F, Fut, S>(
+    listener: TcpListener,
+    handler: F,
+    shutdown: S,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+    S: Future<Output = ()>,
+{
+    tokio::pin!(shutdown);
     loop {
-        let (stream, addr) = match listener.accept().await {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, addr) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait a little rather than spin.

@@ -285,6 +285,31 @@ impl Ferrio {
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         crate::serve(listener, move |req| self.handle(req)).await
     }
+
+    /// Serves as [`Ferrio::serve`] until `shutdown` resolves, then shuts down gracefully: the
+    /// listener is closed and every client connection is closed as by [`Ferrio::close`]
+    /// (`server shutting down`, kept by connection state recovery), and this returns.
+    ///
+    /// ```no_run
+    /// # async fn run(io: ferrio_server::Ferrio) -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// io.serve_with_shutdown(listener, async {
+    ///     let _ = tokio::signal::ctrl_c().await;
+    /// })
+    /// .await
+    /// # }
+    /// ```
+    pub async fn serve_with_shutdown(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let io = self.clone();
+        let served =
+            crate::serve::serve_with_shutdown(listener, move |req| io.handle(req), shutdown).await;
+        self.close().await;
+        served
+    }
 }
 
 /// Builds a [`Ferrio`] server; see [`Ferrio::builder`].

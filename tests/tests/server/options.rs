@@ -157,3 +157,30 @@ async fn the_session_cookie_is_written_on_the_handshake_only_when_asked() {
     assert!(cookie.starts_with("sticky="), "{cookie}");
     assert_eq!(cookie.len(), "sticky=".len() + 20, "{cookie}");
 }
+
+#[tokio::test]
+async fn serve_with_shutdown_closes_the_listener_and_the_sessions() {
+    let io = Ferrio::builder().build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(io.clone().serve_with_shutdown(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    assert_eq!(io.session_count(), 1);
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, server)
+        .await
+        .expect("serve returns")
+        .unwrap()
+        .unwrap();
+    assert!(ws.closed_within(WAIT, false).await, "the session is closed");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "new connections are refused"
+    );
+}
