@@ -20,6 +20,27 @@ function toBytes(v) {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
 
+const hasBlobClass = typeof Blob !== "undefined";
+
+// True if a Blob (or File) is anywhere in `v`.
+function hasBlob(v) {
+  if (!hasBlobClass || v === null || typeof v !== "object") return false;
+  if (v instanceof Blob) return true;
+  if (isBinary(v) || typeof v.toJSON === "function") return false;
+  return Object.values(v).some(hasBlob);
+}
+
+// `v` with every Blob read into a Uint8Array (functions and other values kept).
+async function readBlobs(v) {
+  if (!hasBlobClass || v === null || typeof v !== "object") return v;
+  if (v instanceof Blob) return new Uint8Array(await v.arrayBuffer());
+  if (isBinary(v) || typeof v.toJSON === "function") return v;
+  if (Array.isArray(v)) return Promise.all(v.map(readBlobs));
+  const out = {};
+  for (const k of Object.keys(v)) out[k] = await readBlobs(v[k]);
+  return out;
+}
+
 // Replaces binary values by placeholders; returns [jsonText, attachments].
 function deconstruct(data) {
   const attachments = [];
@@ -400,9 +421,30 @@ export class Socket extends Emitter {
     return this;
   }
 
-  /** Emits an event; a function as last argument receives the server's acknowledgement. */
+  /** Emits an event; a function as last argument receives the server's acknowledgement. A
+   * `Blob` anywhere in the arguments is read first (asynchronously); emits made meanwhile wait,
+   * so that the order is kept. */
   emit(event, ...args) {
     if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
+    if (this._blobChain || hasBlob(args)) {
+      const flags = this._flags;
+      this._flags = {};
+      const chain = (this._blobChain || Promise.resolve())
+        .then(() => readBlobs(args))
+        .then((read) => {
+          this._flags = flags;
+          this._emitNow(event, read);
+        })
+        .finally(() => {
+          if (this._blobChain === chain) this._blobChain = null;
+        });
+      this._blobChain = chain;
+      return this;
+    }
+    return this._emitNow(event, args);
+  }
+
+  _emitNow(event, args) {
     const flags = this._flags;
     this._flags = {};
     if (this._index === undefined) {
