@@ -49,6 +49,9 @@ type HttpClient = Client<
     Full<Bytes>,
 >;
 
+/// Most cookies the jar keeps (a server cannot make it grow without bound).
+const MAX_COOKIES: usize = 64;
+
 /// HTTP-level options of `socket.io-client` that the session does not decide.
 #[derive(Debug, Clone)]
 pub(crate) struct HttpOptions {
@@ -185,7 +188,8 @@ impl Endpoint {
             let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
             match jar.iter_mut().find(|(n, _)| *n == name) {
                 Some(entry) => entry.1 = value,
-                None => jar.push((name, value)),
+                None if jar.len() < MAX_COOKIES => jar.push((name, value)),
+                None => {}
             }
         }
     }
