@@ -186,9 +186,10 @@ impl Endpoint {
                 continue;
             };
             let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+            let full = jar.len() >= MAX_COOKIES;
             match jar.iter_mut().find(|(n, _)| *n == name) {
                 Some(entry) => entry.1 = value,
-                None if jar.len() < MAX_COOKIES => jar.push((name, value)),
+                None if !full => jar.push((name, value)),
                 None => {}
             }
         }
