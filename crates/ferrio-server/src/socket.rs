@@ -398,6 +398,13 @@ impl Handshake {
         self.request.issued
     }
 
+    /// When the session opened, as the reference's `handshake.time` (JavaScript's
+    /// `Date.toString()` in UTC, e.g. `Sun Nov 22 2026 14:28:18 GMT+0000 (Coordinated Universal
+    /// Time)`).
+    pub fn time(&self) -> String {
+        js_date_string(self.request.issued)
+    }
+
     /// The client's address, when served by [`crate::serve`].
     pub fn address(&self) -> Option<std::net::SocketAddr> {
         self.request.address
