@@ -211,26 +211,46 @@ impl Hub {
         }
     }
 
-    /// Stops routing `names` (channels) and unsubscribes from them.
-    pub(crate) fn unregister(&self, names: Vec<String>) {
+    /// Subscribes to channel `name` (routed to `listener`) if `wanted()` says so, else
+    /// unsubscribes, deciding and acting under the routes lock: concurrent room creations and
+    /// deletions cannot leave a room without its channel, whatever order their events come in.
+    pub(crate) fn sync_channel(
+        &self,
+        name: String,
+        wanted: impl FnOnce() -> bool,
+        listener: Weak<dyn Listener>,
+    ) {
+        let key = (Route::Channel, name);
         let sink = {
             let Ok(mut subs) = self.subs.lock() else {
                 return;
             };
-            for name in &names {
-                subs.routes.remove(&(Route::Channel, name.clone()));
+            let want = wanted();
+            if want == subs.routes.contains_key(&key) {
+                return;
             }
+            if want {
+                subs.routes.insert(key.clone(), listener);
+            } else {
+                subs.routes.remove(&key);
+            }
+            let command = if want { "SSUBSCRIBE" } else { "SUNSUBSCRIBE" };
             match &subs.subscriber {
-                Subscriber::Async(sink) => sink.clone(),
                 Subscriber::Sharded(conn) => {
-                    conn.send("SUNSUBSCRIBE", &names);
+                    conn.send(command, std::slice::from_ref(&key.1));
                     return;
                 }
+                Subscriber::Async(sink) => sink.clone().map(|s| (s, want)),
             }
         };
-        if let Some(mut sink) = sink {
+        if let Some((mut sink, want)) = sink {
+            let names = vec![key.1];
             tokio::spawn(async move {
-                let _ = sink.unsubscribe(&names).await;
+                let _ = if want {
+                    sink.subscribe(&names).await
+                } else {
+                    sink.unsubscribe(&names).await
+                };
             });
         }
     }
@@ -340,18 +360,20 @@ async fn run_subscriber(hub: Weak<Hub>) {
             tokio::time::sleep(backoff).await;
             continue;
         }
-        backoff = Duration::from_millis(100);
         debug!("redis adapter: subscriber connected");
         while let Some(msg) = stream.next().await {
             let Some(h) = hub.upgrade() else {
                 return;
             };
+            backoff = Duration::from_millis(100);
             h.dispatch(msg);
         }
         warn!("redis adapter: subscriber connection lost, reconnecting");
         if let Some(h) = hub.upgrade() {
             h.disconnected();
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -394,7 +416,6 @@ fn run_sharded_subscriber(
                 continue;
             }
         };
-        backoff = Duration::from_millis(100);
         let Ok(writer) = reader.try_clone() else {
             continue;
         };
@@ -407,6 +428,8 @@ fn run_sharded_subscriber(
             let Ok(subs) = h.subs.lock() else {
                 return;
             };
+            // A Redis that stops reading must not hold a writer (and the routes lock) forever.
+            let _ = writer.set_write_timeout(Some(CONNECT_TIMEOUT));
             if let Ok(mut w) = conn.writer.lock() {
                 *w = Some(writer);
             }
@@ -414,6 +437,8 @@ fn run_sharded_subscriber(
             conn.send("SSUBSCRIBE", &channels);
         }
         if conn.stopped.load(Ordering::Acquire) {
+            // `close()` ran while this connection was being made: do not leave it open.
+            conn.stop();
             return;
         }
         debug!("redis adapter: sharded subscriber connected");
@@ -424,6 +449,8 @@ fn run_sharded_subscriber(
                 Ok(value) => value,
                 Err(_) => break,
             };
+            // A value came: the connection works, the next failure starts a short backoff.
+            backoff = Duration::from_millis(100);
             if let Some((channel, payload)) = smessage(&value) {
                 let Some(h) = hub.upgrade() else {
                     return;
@@ -436,9 +463,13 @@ fn run_sharded_subscriber(
         if let Ok(mut w) = conn.writer.lock() {
             *w = None;
         }
-        if !conn.stopped.load(Ordering::Acquire) {
-            warn!("redis adapter: sharded subscriber connection lost, reconnecting");
+        if conn.stopped.load(Ordering::Acquire) {
+            return;
         }
+        warn!("redis adapter: sharded subscriber connection lost, reconnecting");
+        // A Redis that accepts and closes at once must not make this a busy loop.
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 

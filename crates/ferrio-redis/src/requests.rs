@@ -14,8 +14,14 @@ use tokio::time::Instant;
 
 use crate::codec;
 
-/// Answers to one request of ours, bounded: a node cannot flood the requester.
-const ANSWER_QUEUE: usize = 1024;
+/// Answers to one request of ours, bounded: a node cannot flood the requester. Large enough for
+/// the acks of a broadcast to many remote clients arriving in one burst (the queue allocates as
+/// it fills).
+const ANSWER_QUEUE: usize = 1 << 16;
+
+/// Most missing acks reported one by one as timeouts (a node's `clientCount` is not trusted to
+/// size an allocation).
+const MAX_MISSING_REPORTED: usize = 1 << 16;
 
 /// One answer to a request, whichever protocol carried it.
 #[derive(Debug)]
@@ -96,7 +102,7 @@ pub(crate) async fn gather_acks(
         match tokio::time::timeout_at(deadline, answers.recv()).await {
             Ok(Some(Answer::ClientCount(n))) => {
                 counted += 1;
-                expected += n;
+                expected = expected.saturating_add(n);
             }
             Ok(Some(Answer::Ack(arg))) => {
                 acks.push(codec::ack_from_mp(nsp.clone(), &arg).map_err(|_| AckError::Timeout))
@@ -105,7 +111,9 @@ pub(crate) async fn gather_acks(
             Ok(None) | Err(_) => break,
         }
     }
-    let missing = expected.saturating_sub(acks.len());
+    let missing = expected
+        .saturating_sub(acks.len())
+        .min(MAX_MISSING_REPORTED);
     acks.extend((0..missing).map(|_| Err(AckError::Timeout)));
     acks
 }

@@ -537,18 +537,18 @@ impl NamespaceAdapter for Handle {
 
     fn room_event(&self, event: &RoomEvent, private: bool) {
         let ns = &self.0;
-        match event {
-            RoomEvent::CreateRoom { room } if ns.own_channel(private) => {
-                ns.hub.register(
-                    Route::Channel,
-                    vec![ns.dynamic_channel(room)],
+        if let RoomEvent::CreateRoom { room } | RoomEvent::DeleteRoom { room } = event {
+            if ns.own_channel(private) {
+                // Whether the room exists is read again under the routes lock, so that events
+                // handed out in another order than they happened still end right.
+                let local = ns.local.clone();
+                let room = room.clone();
+                ns.hub.sync_channel(
+                    ns.dynamic_channel(&room),
+                    move || local.has_room(&room),
                     ns.listener(),
                 );
             }
-            RoomEvent::DeleteRoom { room } if ns.own_channel(private) => {
-                ns.hub.unregister(vec![ns.dynamic_channel(room)]);
-            }
-            _ => {}
         }
     }
 }
