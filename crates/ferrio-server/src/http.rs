@@ -184,6 +184,7 @@ impl Responder {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(e) = encoding {
             h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e.name()));
+            h.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         }
         res
     }

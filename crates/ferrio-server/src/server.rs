@@ -604,11 +604,13 @@ impl SocketMachine {
         while let Some(packet) = self.waiting.pop_front() {
             let size = packet_size(&packet);
             let Some(slot) = self.sockets.get(packet.nsp()) else {
-                self.waiting_bytes -= size;
+                self.waiting_bytes = self.waiting_bytes.saturating_sub(size);
                 continue;
             };
             match slot.events.try_send(packet) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => self.waiting_bytes -= size,
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.waiting_bytes = self.waiting_bytes.saturating_sub(size)
+                }
                 Err(mpsc::error::TrySendError::Full(packet)) => {
                     self.waiting.push_front(packet);
                     return;
@@ -621,6 +623,19 @@ impl SocketMachine {
         let Some(slot) = self.sockets.remove(&nsp) else {
             return;
         };
+        // Events of this socket still waiting are not for a socket that may join again later.
+        let before = self.waiting.len();
+        let mut freed = 0;
+        self.waiting.retain(|p| {
+            let keep = p.nsp() != &nsp;
+            if !keep {
+                freed += packet_size(p);
+            }
+            keep
+        });
+        if self.waiting.len() != before {
+            self.waiting_bytes = self.waiting_bytes.saturating_sub(freed);
+        }
         let socket = slot.socket;
         let ns = socket.inner.ns.clone();
         let id = socket.inner.id.clone();
@@ -654,10 +669,17 @@ impl SocketMachine {
     }
 }
 
-/// The bytes a packet holds (its JSON text and attachments).
+/// What a waiting packet costs: its JSON text and attachments, plus a fixed overhead for the
+/// packet itself and its buffers, so that a flood of tiny events is bounded too.
 fn packet_size(packet: &Packet) -> usize {
-    packet.data().map_or(0, |d| d.as_str().len())
-        + packet.attachments().iter().map(|a| a.len()).sum::<usize>()
+    const OVERHEAD: usize = 128;
+    OVERHEAD
+        + packet.data().map_or(0, |d| d.as_str().len())
+        + packet
+            .attachments()
+            .iter()
+            .map(|a| a.len() + OVERHEAD)
+            .sum::<usize>()
 }
 
 /// Runs a socket's handlers: the connection handlers, then each event in order, then the
@@ -790,7 +812,11 @@ impl Machine for SocketMachine {
 
     fn wait_for_room(&self) -> Option<crate::BoxFuture<()>> {
         let packet = self.waiting.front()?;
-        let events = self.sockets.get(packet.nsp())?.events.clone();
+        let Some(slot) = self.sockets.get(packet.nsp()) else {
+            // Its socket is gone: the next flush drops it and goes on with the others.
+            return Some(Box::pin(std::future::ready(())));
+        };
+        let events = slot.events.clone();
         Some(Box::pin(async move {
             // The permit is dropped at once: only this session sends on the queue, so the
             // room is still there when the waiting events are flushed.
