@@ -150,21 +150,21 @@ impl Endpoint {
         }
     }
 
-    /// The `Cookie` header value, if the jar has any.
+    /// The `Cookie` header value: the user's own (`extra_header("cookie", ..)`) followed by
+    /// the jar's, in one header; `None` if there is neither.
     fn cookie_header(&self) -> Option<String> {
-        if !self.options.with_credentials {
-            return None;
+        let mut parts: Vec<String> = self
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        if self.options.with_credentials {
+            if let Ok(jar) = self.cookies.lock() {
+                parts.extend(jar.iter().map(|(k, v)| format!("{k}={v}")));
+            }
         }
-        let jar = self.cookies.lock().ok()?;
-        if jar.is_empty() {
-            return None;
-        }
-        Some(
-            jar.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Keeps the cookies of a response's `Set-Cookie` headers (name and value; attributes
@@ -177,15 +177,27 @@ impl Endpoint {
             return;
         };
         for value in headers.get_all(http::header::SET_COOKIE) {
-            let Some((name, value)) = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.split(';').next())
-                .and_then(|pair| pair.split_once('='))
+            let Ok(value) = value.to_str() else {
+                continue;
+            };
+            let mut attributes = value.split(';');
+            let Some((name, value)) = attributes.next().and_then(|pair| pair.split_once('='))
             else {
                 continue;
             };
             let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+            // `Max-Age=0` (or negative) deletes the cookie; `Expires` is not read (a server
+            // clearing a cookie sends `Max-Age=0` as well, as Node's `cookie` package does).
+            let expired = attributes.any(|a| {
+                a.trim().split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("max-age")
+                        && v.trim().parse::<i64>().is_ok_and(|n| n <= 0)
+                })
+            });
+            if expired {
+                jar.retain(|(n, _)| *n != name);
+                continue;
+            }
             let full = jar.len() >= MAX_COOKIES;
             match jar.iter_mut().find(|(n, _)| *n == name) {
                 Some(entry) => entry.1 = value,
@@ -239,7 +251,9 @@ impl Endpoint {
             .method(if post { Method::POST } else { Method::GET })
             .uri(&url);
         for (name, value) in &self.headers {
-            builder = builder.header(name, value);
+            if name != http::header::COOKIE {
+                builder = builder.header(name, value);
+            }
         }
         if post {
             builder = builder.header(http::header::CONTENT_TYPE, "text/plain;charset=UTF-8");
@@ -437,5 +451,17 @@ mod tests {
         again.append(http::header::SET_COOKIE, "io=def".parse().unwrap());
         e.store_cookies(&again);
         assert_eq!(e.cookie_header().as_deref(), Some("io=def; lb=node-1"));
+        // Max-Age=0 deletes.
+        let mut cleared = HeaderMap::new();
+        cleared.append(
+            http::header::SET_COOKIE,
+            "lb=; Max-Age=0; Path=/".parse().unwrap(),
+        );
+        e.store_cookies(&cleared);
+        assert_eq!(e.cookie_header().as_deref(), Some("io=def"));
+        // The user's own Cookie header comes first, in the same header.
+        e.headers
+            .insert(http::header::COOKIE, "auth=x".parse().unwrap());
+        assert_eq!(e.cookie_header().as_deref(), Some("auth=x; io=def"));
     }
 }
