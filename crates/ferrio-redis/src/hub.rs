@@ -377,20 +377,30 @@ async fn run_subscriber(hub: Weak<Hub>) {
     }
 }
 
+/// Most publishes written in one round trip.
+const PUBLISH_BATCH: usize = 256;
+
+/// Writes the queued publishes in order: whatever is waiting goes out as one pipeline (one round
+/// trip), so throughput does not stop at one message per round trip.
 async fn run_publisher(
     mut conn: ConnectionManager,
     mut queue: mpsc::Receiver<(String, Bytes)>,
     command: &'static str,
 ) {
-    while let Some((channel, payload)) = queue.recv().await {
-        let result: Result<(), redis::RedisError> = redis::cmd(command)
-            .arg(&channel)
-            .arg(payload.as_ref())
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = result {
-            warn!(error = %e, %channel, "redis adapter: publish failed, message dropped");
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (channel, payload) in &batch {
+            pipe.cmd(command)
+                .arg(channel)
+                .arg(payload.as_ref())
+                .ignore();
         }
+        let result: Result<(), redis::RedisError> = pipe.query_async(&mut conn).await;
+        if let Err(e) = result {
+            warn!(error = %e, count = batch.len(), "redis adapter: publish failed, messages dropped");
+        }
+        batch.clear();
     }
 }
 
