@@ -63,6 +63,9 @@ pub const INPUT_QUEUE: usize = 32;
 /// Application commands (emits, acks, broadcasts) waiting for a session task.
 pub const COMMAND_QUEUE: usize = 1024;
 
+/// Polling responses larger than this are compressed on a blocking thread.
+const COMPRESS_INLINE_MAX: usize = 64 * 1024;
+
 /// The WebSocket read buffer of each connection, in bytes.
 const WS_READ_BUFFER: usize = 4 * 1024;
 
@@ -694,7 +697,16 @@ async fn poll(
             let encoding = compression
                 .filter(|(_, threshold)| body.len() >= *threshold)
                 .map(|(e, _)| e);
-            responder.payload(body, binary, encoding)
+            if encoding.is_some() && body.len() > COMPRESS_INLINE_MAX {
+                // Compressing a large body takes a while: not on a runtime worker.
+                let r = responder.clone();
+                match tokio::task::spawn_blocking(move || r.payload(body, binary, encoding)).await {
+                    Ok(response) => response,
+                    Err(_) => responder.status(StatusCode::INTERNAL_SERVER_ERROR),
+                }
+            } else {
+                responder.payload(body, binary, encoding)
+            }
         }
         Ok(Err(e)) => request_error(&responder, e),
         Err(_) => responder.error(ErrorCode::UnknownSid),

@@ -184,3 +184,18 @@ async fn serve_with_shutdown_closes_the_listener_and_the_sessions() {
         "new connections are refused"
     );
 }
+
+#[tokio::test]
+async fn large_polling_responses_are_compressed_too() {
+    // Above 64 KiB the compression runs on a blocking thread.
+    let io = talkative(Ferrio::builder(), 200_000);
+    let addr = start(&io).await;
+    let r = big_poll(addr, Some("gzip")).await;
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(
+        r.body.len() < 10_000,
+        "compressed to {} bytes",
+        r.body.len()
+    );
+    assert!(decoded(&r).contains(&"a".repeat(200_000)));
+}
