@@ -29,6 +29,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod date;
 pub mod engine;
 mod js;
 pub mod rooms;

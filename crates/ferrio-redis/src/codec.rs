@@ -173,7 +173,7 @@ impl Serialize for AsJson<'_> {
             Mp::Ext(0, data) if data.as_slice() == [0] => s.serialize_unit(),
             Mp::Ext(0, data) => s.serialize_bytes(data),
             Mp::Ext(-1, data) => match timestamp_millis(data) {
-                Some(ms) => s.serialize_str(&iso_date(ms)),
+                Some(ms) => s.serialize_str(&ferrio_proto::date::iso_string(ms)),
                 None => s.serialize_unit(),
             },
             Mp::Ext(_, _) => s.serialize_unit(),
@@ -204,28 +204,6 @@ fn timestamp_millis(data: &[u8]) -> Option<i64> {
         }
         _ => None,
     }
-}
-
-/// `Date.prototype.toISOString` for `ms` since the epoch (years 0–9999).
-fn iso_date(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
 }
 
 /// The msgpack form of a packet's data (JSON text with placeholders) with its attachments

@@ -402,7 +402,7 @@ impl Handshake {
     /// `Date.toString()` in UTC, e.g. `Sun Nov 22 2026 14:28:18 GMT+0000 (Coordinated Universal
     /// Time)`).
     pub fn time(&self) -> String {
-        js_date_string(self.request.issued)
+        ferrio_proto::date::js_date_string(self.request.issued)
     }
 
     /// The client's address, when served by [`crate::serve`].
@@ -446,7 +446,7 @@ impl Handshake {
             .collect();
         serde_json::json!({
             "headers": headers,
-            "time": js_date_string(self.request.issued),
+            "time": ferrio_proto::date::js_date_string(self.request.issued),
             "address": self.request.address.map(|a| a.ip().to_string()).unwrap_or_default(),
             "xdomain": self.request.headers.contains_key(http::header::ORIGIN),
             "secure": false,
@@ -456,38 +456,6 @@ impl Handshake {
             "auth": self.auth.to_value().unwrap_or_default(),
         })
     }
-}
-
-/// `ms` since the Unix epoch as JavaScript's `Date.toString()` writes it in UTC:
-/// `Sun Nov 22 2026 14:28:18 GMT+0000 (Coordinated Universal Time)`.
-fn js_date_string(ms: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{} {} {:02} {} {:02}:{:02}:{:02} GMT+0000 (Coordinated Universal Time)",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// The outcome of an event handler: `()`, or a `Result` whose error is logged.
@@ -1166,22 +1134,6 @@ mod tests {
         assert_eq!(
             out.attachments(),
             &[Bytes::from_static(b"\x02"), Bytes::from_static(b"\x01")]
-        );
-    }
-}
-
-#[cfg(test)]
-mod date_tests {
-    #[test]
-    fn js_date_string_matches_node() {
-        // new Date(1795357698210).toString() under TZ=UTC
-        assert_eq!(
-            super::js_date_string(1_795_357_698_210),
-            "Sun Nov 22 2026 14:28:18 GMT+0000 (Coordinated Universal Time)"
-        );
-        assert_eq!(
-            super::js_date_string(0),
-            "Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)"
         );
     }
 }
