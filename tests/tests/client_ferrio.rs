@@ -293,6 +293,18 @@ async fn custom_server(
     (format!("http://{addr}"), tokio::spawn(io.serve(listener)))
 }
 
+/// The `Cookie` header the server saw on the session's first request.
+async fn sent_cookie(socket: &Socket) -> Option<String> {
+    let (cookie,): (Option<String>,) = socket
+        .timeout(WAIT)
+        .emit_with_ack("cookie", &())
+        .await
+        .expect("cookie")
+        .args()
+        .expect("cookie arg");
+    cookie
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_http_options() {
     // try_all_transports: WebSocket first on a polling-only server falls back to polling.
@@ -344,13 +356,7 @@ async fn client_http_options() {
     let (data,): (Bytes,) = reply.args().expect("binary back");
     assert_eq!(&data[..], &[1, 2, 3]);
     let first_sid = socket.manager().engine_id().expect("engine id");
-    let (cookie,): (Option<String>,) = socket
-        .timeout(WAIT)
-        .emit_with_ack("cookie", &())
-        .await
-        .expect("cookie")
-        .args()
-        .expect("cookie arg");
+    let cookie = sent_cookie(&socket).await;
     assert_eq!(cookie, None, "nothing to send on the first handshake");
     // The connection drops; the reconnection's handshake carries the cookie of the first.
     socket.manager().close();
@@ -359,13 +365,7 @@ async fn client_http_options() {
         .await
         .expect("in time")
         .expect("reconnected");
-    let (cookie,): (Option<String>,) = socket
-        .timeout(WAIT)
-        .emit_with_ack("cookie", &())
-        .await
-        .expect("cookie")
-        .args()
-        .expect("cookie arg");
+    let cookie = sent_cookie(&socket).await;
     assert_eq!(cookie, Some(format!("io={first_sid}")));
     socket.disconnect();
     server.abort();

@@ -173,6 +173,27 @@ impl Hub {
         }
     }
 
+    /// `PUBSUB <subcommand> <channel>` (`NUMSUB` or `SHARDNUMSUB`): how many connections listen
+    /// on `channel`, that is the servers of the cluster, this one included.
+    pub(crate) async fn subscriber_count(
+        &self,
+        subcommand: &'static str,
+        channel: &str,
+        timeout: Duration,
+    ) -> Result<usize, ferrio_server::AdapterError> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg(subcommand).arg(channel);
+        let query = cmd.query_async::<(String, usize)>(&mut conn);
+        match tokio::time::timeout(timeout, query).await {
+            Ok(Ok((_, n))) => Ok(n),
+            Ok(Err(e)) => Err(ferrio_server::AdapterError::Transport(e.to_string())),
+            Err(_) => Err(ferrio_server::AdapterError::Transport(format!(
+                "redis did not answer PUBSUB {subcommand}"
+            ))),
+        }
+    }
+
     /// Queues a publish; it is written in order with the others.
     pub(crate) fn publish(&self, channel: String, payload: Bytes) {
         if let Err(e) = self.publish.try_send((channel, payload)) {

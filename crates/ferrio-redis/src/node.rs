@@ -329,17 +329,13 @@ impl NsAdapter {
 
     /// `PUBSUB NUMSUB <request channel>`: the servers of the cluster, this one included.
     async fn num_sub(&self) -> Result<usize, AdapterError> {
-        let mut conn = self.hub.conn.clone();
-        let mut cmd = redis::cmd("PUBSUB");
-        cmd.arg("NUMSUB").arg(&self.request_channel);
-        let query = cmd.query_async::<(String, usize)>(&mut conn);
-        match tokio::time::timeout(self.config.requests_timeout, query).await {
-            Ok(Ok((_, n))) => Ok(n),
-            Ok(Err(e)) => Err(AdapterError::Transport(e.to_string())),
-            Err(_) => Err(AdapterError::Transport(
-                "redis did not answer PUBSUB NUMSUB".into(),
-            )),
-        }
+        self.hub
+            .subscriber_count(
+                "NUMSUB",
+                &self.request_channel,
+                self.config.requests_timeout,
+            )
+            .await
     }
 }
 
@@ -496,15 +492,7 @@ impl NamespaceAdapter for Handle {
                 &json!({"uid": ns.uid, "requestId": id, "type": kind::SERVER_SIDE_EMIT, "data": data}),
             );
             let deadline = tokio::time::Instant::now() + ns.config.requests_timeout;
-            requests::gather_values(&mut answers, deadline, servers)
-                .await
-                .map_err(|responses| ServerSideEmitError {
-                    error: AdapterError::Timeout(format!(
-                        "timeout reached: only {} responses received out of {servers}",
-                        responses.len()
-                    )),
-                    responses,
-                })
+            requests::gather_values(&mut answers, deadline, servers).await
         })
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use ferrio_proto::socket::Packet;
 use ferrio_proto::Str;
-use ferrio_server::{AckError, SocketInfo};
+use ferrio_server::{AckError, AdapterError, ServerSideEmitError, SocketInfo};
 use rmpv::Value as Mp;
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
@@ -144,18 +144,27 @@ pub(crate) async fn gather_sockets(
     Ok(sockets)
 }
 
-/// One answer per other node to a server-side emit; `Err(what came)` at `deadline`.
+/// One answer per other node to a server-side emit; at `deadline`, the reference's error with
+/// what came.
 pub(crate) async fn gather_values(
     answers: &mut mpsc::Receiver<Answer>,
     deadline: Instant,
     servers: usize,
-) -> Result<Vec<Json>, Vec<Json>> {
+) -> Result<Vec<Json>, ServerSideEmitError> {
     let mut values = Vec::new();
     while values.len() < servers {
         match tokio::time::timeout_at(deadline, answers.recv()).await {
             Ok(Some(Answer::Value(v))) => values.push(codec::mp_to_json(&v)),
             Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return Err(values),
+            Ok(None) | Err(_) => {
+                return Err(ServerSideEmitError {
+                    error: AdapterError::Timeout(format!(
+                        "timeout reached: only {} responses received out of {servers}",
+                        values.len()
+                    )),
+                    responses: values,
+                })
+            }
         }
     }
     Ok(values)

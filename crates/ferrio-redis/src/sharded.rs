@@ -172,17 +172,9 @@ impl ShardedNs {
 
     /// `PUBSUB SHARDNUMSUB <channel>`: the servers of the cluster, this one included.
     async fn server_count(&self) -> Result<usize, AdapterError> {
-        let mut conn = self.hub.conn.clone();
-        let mut cmd = redis::cmd("PUBSUB");
-        cmd.arg("SHARDNUMSUB").arg(&self.channel);
-        let query = cmd.query_async::<(String, usize)>(&mut conn);
-        match tokio::time::timeout(self.config.requests_timeout, query).await {
-            Ok(Ok((_, n))) => Ok(n),
-            Ok(Err(e)) => Err(AdapterError::Transport(e.to_string())),
-            Err(_) => Err(AdapterError::Transport(
-                "redis did not answer PUBSUB SHARDNUMSUB".into(),
-            )),
-        }
+        self.hub
+            .subscriber_count("SHARDNUMSUB", &self.channel, self.config.requests_timeout)
+            .await
     }
 
     fn on_response(&self, msg: &Mp) {
@@ -523,15 +515,7 @@ impl NamespaceAdapter for Handle {
                 ]),
             );
             let deadline = tokio::time::Instant::now() + ns.config.requests_timeout;
-            requests::gather_values(&mut answers, deadline, servers)
-                .await
-                .map_err(|responses| ServerSideEmitError {
-                    error: AdapterError::Timeout(format!(
-                        "timeout reached: only {} responses received out of {servers}",
-                        responses.len()
-                    )),
-                    responses,
-                })
+            requests::gather_values(&mut answers, deadline, servers).await
         })
     }
 
