@@ -67,6 +67,85 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
     }
 }
 
+/// `Number(s)` when it is an integer ≥ 0 (`-0` included), without floating point: `None` when
+/// `Number(s)` is `NaN`, infinite, negative or has a fraction; integers past `u64::MAX` saturate.
+/// Decimal literals are read exactly, so one with more than 17 significant digits that
+/// `Number()` would round to an integer (`"1.000000000000000001"`) reads as a fraction here.
+/// (The decoders use it for counts and indexes, where such input is refused either way.)
+pub(crate) fn string_to_index(s: &str) -> Option<u64> {
+    let t = s.trim_matches(is_js_whitespace);
+    let bytes = t.as_bytes();
+    if bytes.len() > 2 && bytes[0] == b'0' {
+        let radix = match bytes[1] {
+            b'x' | b'X' => 16,
+            b'o' | b'O' => 8,
+            b'b' | b'B' => 2,
+            _ => 0,
+        };
+        if radix != 0 {
+            let mut value = 0u64;
+            for &b in &bytes[2..] {
+                let d = (b as char).to_digit(radix)?;
+                value = value
+                    .saturating_mul(u64::from(radix))
+                    .saturating_add(u64::from(d));
+            }
+            return Some(value);
+        }
+    }
+    if t.is_empty() {
+        return Some(0);
+    }
+    if bytes.len() <= 19 && bytes.iter().all(u8::is_ascii_digit) {
+        return t.parse().ok();
+    }
+    if !is_decimal_literal(bytes) {
+        return None;
+    }
+    let (negative, t) = match bytes[0] {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], &t[i + 1..]),
+        None => (t, "0"),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The significant digits, and the power of ten of the last one.
+    let digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+    let first = digits.iter().position(|&d| d != 0);
+    let Some(first) = first else {
+        return Some(0);
+    };
+    let last = digits.iter().rposition(|&d| d != 0).unwrap_or(first);
+    if negative {
+        return None;
+    }
+    // Saturate absurd exponents: past ±10^6 the value is 0, a fraction or out of range anyway.
+    let exponent: i64 =
+        exponent
+            .trim_start_matches('+')
+            .parse()
+            .unwrap_or(if exponent.starts_with('-') {
+                -1_000_000
+            } else {
+                1_000_000
+            });
+    let scale = exponent - frac.len() as i64 + (digits.len() - 1 - last) as i64;
+    if scale < 0 {
+        return None;
+    }
+    let mut value = 0u64;
+    for &d in &digits[first..=last] {
+        value = value.saturating_mul(10).saturating_add(u64::from(d));
+    }
+    for _ in 0..scale.min(20) {
+        value = value.saturating_mul(10);
+    }
+    Some(value)
+}
+
 /// `StrDecimalLiteral` without `Infinity`: `[+-]? (d+ (. d*)? | . d+) ([eE] [+-]? d+)?`.
 fn is_decimal_literal(b: &[u8]) -> bool {
     let mut i = 0;
@@ -140,6 +219,49 @@ mod tests {
             "\u{0085}1",
         ] {
             assert!(string_to_number(nan).is_nan(), "{nan:?}");
+        }
+    }
+
+    #[test]
+    fn index_matches_number() {
+        for (s, v) in [
+            ("", Some(0)),
+            (" 12 ", Some(12)),
+            ("0x1f", Some(31)),
+            ("0o17", Some(15)),
+            ("1e3", Some(1000)),
+            ("1.50e1", Some(15)),
+            ("5.", Some(5)),
+            ("+7", Some(7)),
+            ("007", Some(7)),
+            ("-0", Some(0)),
+            ("-0.0e5", Some(0)),
+            ("0.000", Some(0)),
+            ("120e-1", Some(12)),
+            ("1e400", Some(u64::MAX)),
+            ("99999999999999999999999", Some(u64::MAX)),
+            ("1e-400", None),
+            (".5", None),
+            ("1.25e1", None),
+            ("-1", None),
+            ("Infinity", None),
+            ("a", None),
+            ("0x", None),
+            ("1 2", None),
+        ] {
+            assert_eq!(string_to_index(s), v, "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Agrees with `Number()` wherever that is exact (at most 15 significant digits).
+        #[test]
+        fn index_agrees_with_number(s in "[ +\\-]?[0-9]{0,8}(\\.[0-9]{0,6})?([eE][+\\-]?[0-9]{1,2})?") {
+            let n = string_to_number(&s);
+            let expected = (n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1e19).then_some(n as u64);
+            if n < 1e19 || n.is_nan() {
+                proptest::prop_assert_eq!(string_to_index(&s), expected, "{:?}", s);
+            }
         }
     }
 

@@ -33,6 +33,7 @@ pub mod date;
 pub mod engine;
 mod js;
 pub mod rooms;
+mod scan;
 pub mod socket;
 mod str;
 mod time;

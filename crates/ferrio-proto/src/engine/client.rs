@@ -898,7 +898,7 @@ impl Session {
             match packet {
                 Packet::Open(data) => match OpenPacket::parse(&data) {
                     Ok(open) => self.on_handshake(now, open),
-                    Err(e) => self.on_transport_failure(format!("invalid handshake: {e}")),
+                    Err(e) => self.on_transport_failure(e.to_string()),
                 },
                 _ => self.on_transport_failure("expected the handshake".to_owned()),
             }

@@ -14,7 +14,7 @@ pub mod request;
 pub mod server;
 
 pub use error::DecodeError;
-pub use handshake::OpenPacket;
+pub use handshake::{InvalidHandshake, OpenPacket};
 pub use packet::{text_frame, Frame, Packet, PacketType, Protocol};
 pub use payload::{
     decode_payload, decode_payload_bytes, encode_payload, PayloadDecoder, SEPARATOR,

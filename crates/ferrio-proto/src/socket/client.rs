@@ -66,12 +66,11 @@
 //! | output queue | what one call produced, if drained after every call | - |
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::backoff::{Backoff, SplitMix64};
 use super::decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
@@ -79,7 +78,7 @@ use super::json::RawJson;
 use super::packet::{EncodedPacket, Packet, PacketType};
 use crate::engine::client::{self as eio, CloseReason, Io, SendError, TransportId};
 use crate::engine::Frame;
-use crate::{Instant, Str};
+use crate::{scan, Instant, Str};
 
 /// Names a socket (one namespace) of a [`Manager`]. Sockets are never removed: a namespace keeps
 /// its id across disconnections and reconnections.
@@ -481,7 +480,9 @@ struct SocketState {
     connect_pending: bool,
     next_wire_id: u64,
     next_handle: u64,
-    acks: BTreeMap<u64, PendingAck>,
+    /// Pending acks by wire id, in id order (ids only grow, and answers mostly come in order:
+    /// inserts append and removals are near the front).
+    acks: VecDeque<(u64, PendingAck)>,
     send_buffer: VecDeque<Buffered>,
     receive_buffer: VecDeque<Packet>,
     queue: VecDeque<Queued>,
@@ -503,7 +504,7 @@ impl SocketState {
             connect_pending: false,
             next_wire_id: 0,
             next_handle: 0,
-            acks: BTreeMap::new(),
+            acks: VecDeque::new(),
             send_buffer: VecDeque::new(),
             receive_buffer: VecDeque::new(),
             queue: VecDeque::new(),
@@ -533,8 +534,8 @@ pub struct Manager {
     backoff: Backoff,
     rng: SplitMix64,
     sockets: Vec<SocketState>,
-    nsps: HashMap<Str, SocketId>,
-    ack_deadlines: BTreeSet<(Instant, SocketId, u64)>,
+    /// Ack deadlines, sorted (a plain sorted queue: deadlines are mostly added in order).
+    ack_deadlines: VecDeque<(Instant, SocketId, u64)>,
     outputs: VecDeque<Output>,
 }
 
@@ -567,8 +568,7 @@ impl Manager {
             ),
             rng: SplitMix64::new(config.seed),
             sockets: Vec::new(),
-            nsps: HashMap::new(),
-            ack_deadlines: BTreeSet::new(),
+            ack_deadlines: VecDeque::new(),
             outputs: VecDeque::new(),
             config,
         }
@@ -635,15 +635,14 @@ impl Manager {
         } else {
             Str::from(format!("/{nsp}"))
         };
-        if let Some(&id) = self.nsps.get(&nsp) {
+        if let Some(id) = self.socket_for(&nsp) {
             if !self.sockets[id.index()].active {
                 self.connect_socket(now, id)?;
             }
             return Ok(id);
         }
         let id = SocketId(u32::try_from(self.sockets.len()).unwrap_or(u32::MAX));
-        self.sockets.push(SocketState::new(nsp.clone(), options));
-        self.nsps.insert(nsp, id);
+        self.sockets.push(SocketState::new(nsp, options));
         self.connect_socket(now, id)?;
         Ok(id)
     }
@@ -726,7 +725,7 @@ impl Manager {
         options: EmitOptions,
     ) -> Result<Option<AckId>, ClientError> {
         let s = self.state(socket)?;
-        if !packet.kind().is_event() || packet.event_name().is_none() {
+        if !packet.has_event_name() {
             return Err(ClientError::InvalidEvent);
         }
         let mut packet = packet.with_nsp(s.nsp.clone());
@@ -772,7 +771,8 @@ impl Manager {
 
     /// The socket for a namespace, if one was opened.
     pub fn socket_for(&self, nsp: &str) -> Option<SocketId> {
-        self.nsps.get(nsp).copied()
+        let i = self.sockets.iter().position(|s| s.nsp == nsp)?;
+        Some(SocketId(u32::try_from(i).ok()?))
     }
 
     /// The socket's id from the server (`socket.id`), while connected.
@@ -872,7 +872,7 @@ impl Manager {
             self.engine.poll_timeout(),
             self.connect_deadline,
             self.reconnect_deadline,
-            self.ack_deadlines.first().map(|(d, _, _)| *d),
+            self.ack_deadlines.front().map(|(d, _, _)| *d),
         ]
         .into_iter()
         .flatten()
@@ -896,11 +896,11 @@ impl Manager {
             }
             self.pump(now);
         }
-        while let Some(&(deadline, socket, id)) = self.ack_deadlines.first() {
+        while let Some(&(deadline, socket, id)) = self.ack_deadlines.front() {
             if deadline > now {
                 break;
             }
-            self.ack_deadlines.remove(&(deadline, socket, id));
+            self.ack_deadlines.pop_front();
             self.on_ack_timeout(now, socket, id);
         }
         self.pump(now);
@@ -1181,16 +1181,16 @@ impl Manager {
         let s = &self.sockets[socket.index()];
         let ids: Vec<u64> = s
             .acks
-            .keys()
-            .filter(|id| !s.send_buffer.iter().any(|b| b.id == Some(**id)))
-            .copied()
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !s.send_buffer.iter().any(|b| b.id == Some(*id)))
             .collect();
         for id in ids {
-            let Some(pending) = self.sockets[socket.index()].acks.remove(&id) else {
+            let Some(pending) = remove_ack(&mut self.sockets[socket.index()].acks, id) else {
                 continue;
             };
             if let Some(d) = pending.deadline {
-                self.ack_deadlines.remove(&(d, socket, id));
+                remove_sorted(&mut self.ack_deadlines, &(d, socket, id));
             }
             match pending.target {
                 AckTarget::User(ack) => self.event(Event::AckError {
@@ -1210,7 +1210,7 @@ impl Manager {
     }
 
     fn on_packet(&mut self, now: Instant, packet: Packet) {
-        let Some(&socket) = self.nsps.get(packet.nsp()) else {
+        let Some(socket) = self.socket_for(packet.nsp()) else {
             return;
         };
         let s = &mut self.sockets[socket.index()];
@@ -1252,14 +1252,13 @@ impl Manager {
     }
 
     fn on_connect_packet(&mut self, now: Instant, socket: SocketId, packet: &Packet) {
-        let value = packet.data().and_then(|d| d.to_value().ok());
         let field = |name: &str| {
-            value
-                .as_ref()
-                .and_then(|v| v.get(name))
-                .and_then(|v| v.as_str())
+            packet
+                .data()
+                .and_then(|d| scan::member(d.as_str(), name))
+                .and_then(scan::string)
                 .filter(|s| !s.is_empty())
-                .map(Str::from)
+                .map(|s| Str::from(s.into_owned()))
         };
         match field("sid") {
             Some(sid) => {
@@ -1327,11 +1326,11 @@ impl Manager {
         let Some(id) = packet.id() else {
             return;
         };
-        let Some(pending) = self.sockets[socket.index()].acks.remove(&id) else {
+        let Some(pending) = remove_ack(&mut self.sockets[socket.index()].acks, id) else {
             return; // unknown or already answered: ignored, as in the reference
         };
         if let Some(d) = pending.deadline {
-            self.ack_deadlines.remove(&(d, socket, id));
+            remove_sorted(&mut self.ack_deadlines, &(d, socket, id));
         }
         match pending.target {
             AckTarget::User(ack) => self.event(Event::Ack {
@@ -1345,7 +1344,7 @@ impl Manager {
 
     fn on_ack_timeout(&mut self, now: Instant, socket: SocketId, id: u64) {
         let s = &mut self.sockets[socket.index()];
-        let Some(pending) = s.acks.remove(&id) else {
+        let Some(pending) = remove_ack(&mut s.acks, id) else {
             return;
         };
         s.send_buffer.retain(|b| b.id != Some(id));
@@ -1427,11 +1426,11 @@ impl Manager {
         if let (Some(id), Some(target)) = (wire_id, target) {
             let deadline = timeout.map(|t| now + t);
             if let Some(d) = deadline {
-                self.ack_deadlines.insert((d, socket, id));
+                insert_sorted(&mut self.ack_deadlines, (d, socket, id));
             }
-            self.sockets[socket.index()]
-                .acks
-                .insert(id, PendingAck { deadline, target });
+            let acks = &mut self.sockets[socket.index()].acks;
+            let at = acks.partition_point(|(k, _)| *k < id);
+            acks.insert(at, (id, PendingAck { deadline, target }));
         }
         Ok(match target {
             Some(AckTarget::User(h)) => Some(h),
@@ -1541,20 +1540,41 @@ fn is_json_object(json: &RawJson) -> bool {
     json.as_str().trim_start().starts_with('{')
 }
 
+/// Removes the pending ack `id` from a socket's id-ordered acks.
+fn remove_ack(acks: &mut VecDeque<(u64, PendingAck)>, id: u64) -> Option<PendingAck> {
+    let i = acks.binary_search_by_key(&id, |(k, _)| *k).ok()?;
+    acks.remove(i).map(|(_, pending)| pending)
+}
+
+/// Inserts into a sorted queue, after equal items.
+fn insert_sorted<T: Ord>(queue: &mut VecDeque<T>, item: T) {
+    let at = queue.partition_point(|x| *x <= item);
+    queue.insert(at, item);
+}
+
+/// Removes one item equal to `item` from a sorted queue.
+fn remove_sorted<T: Ord>(queue: &mut VecDeque<T>, item: &T) {
+    if let Ok(i) = queue.binary_search(item) {
+        queue.remove(i);
+    }
+}
+
 /// The message and data of a CONNECT_ERROR: `{"message","data"?}` (v5), or a bare string.
 fn connect_error_parts(packet: &Packet) -> (String, Option<RawJson>) {
-    match packet.data().and_then(|d| d.to_value().ok()) {
-        Some(serde_json::Value::Object(map)) => {
-            let message = match map.get("message") {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
-            (message, map.get("data").map(RawJson::from_value))
+    let Some(data) = packet.data() else {
+        return (String::new(), None);
+    };
+    let text = data.as_str();
+    let read = |token: &str| scan::string(token).map_or_else(|| token.to_owned(), Cow::into_owned);
+    match scan::validate(text) {
+        Some(scan::Kind::Object) => {
+            let message = scan::member(text, "message").map(read).unwrap_or_default();
+            let data = scan::member(text, "data")
+                .and_then(|d| data.as_shared().slice_ref(d))
+                .map(RawJson::from_trusted);
+            (message, data)
         }
-        Some(serde_json::Value::String(s)) => (s, None),
-        Some(other) => (other.to_string(), None),
-        None => (String::new(), None),
+        _ => (read(text), None),
     }
 }
 
@@ -1562,17 +1582,19 @@ fn connect_error_parts(packet: &Packet) -> (String, Option<RawJson>) {
 /// there is none), then the auth members; an auth key equal to an earlier one replaces its value
 /// in place. The auth members keep their text and order.
 fn recovery_payload(pid: &str, offset: Option<&str>, auth: Option<&RawJson>) -> RawJson {
-    let string = |s: &str| serde_json::Value::from(s).to_string();
-    let mut members: Vec<(String, Option<String>)> = vec![
-        ("pid".to_owned(), Some(string(pid))),
-        ("offset".to_owned(), offset.map(string)),
+    let pid = scan::quote(pid);
+    let offset = offset.map(scan::quote);
+    let mut members: Vec<(Cow<'_, str>, Option<&str>)> = vec![
+        (Cow::Borrowed("pid"), Some(&pid)),
+        (Cow::Borrowed("offset"), offset.as_deref()),
     ];
-    if let Some(auth) = auth {
-        for (key, value) in object_members(auth.as_str()).unwrap_or_default() {
-            match members.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, v)) => *v = Some(value.to_owned()),
-                None => members.push((key, Some(value.to_owned()))),
-            }
+    for (key, value) in scan::object_members(auth.map_or("", |a| a.as_str())) {
+        let Some(key) = scan::string(key) else {
+            continue;
+        };
+        match members.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = Some(value),
+            None => members.push((key, Some(value))),
         }
     }
     let mut text = String::from("{");
@@ -1583,156 +1605,17 @@ fn recovery_payload(pid: &str, offset: Option<&str>, auth: Option<&RawJson>) -> 
         if text.len() > 1 {
             text.push(',');
         }
-        text.push_str(&string(&key));
+        scan::push_string(&mut text, &key);
         text.push(':');
-        text.push_str(&value);
+        text.push_str(value);
     }
     text.push('}');
     RawJson::from_trusted(Str::from(text))
 }
 
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
-/// The index just past the string starting at `start` (a `"`).
-fn string_end(b: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    loop {
-        match b.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-}
-
-/// The index of the `,` or `}` ending the value starting at `start`.
-fn value_end(b: &[u8], start: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = start;
-    loop {
-        match b.get(i)? {
-            b'"' => i = string_end(b, i)?,
-            b'{' | b'[' => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' | b']' => {
-                if depth == 0 {
-                    return Some(i);
-                }
-                depth -= 1;
-                i += 1;
-            }
-            b',' if depth == 0 => return Some(i),
-            _ => i += 1,
-        }
-    }
-}
-
-/// The members of a valid JSON object, in order: decoded key and value text.
-fn object_members(json: &str) -> Option<Vec<(String, &str)>> {
-    let b = json.as_bytes();
-    let mut i = skip_ws(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
-    let mut out = Vec::new();
-    loop {
-        i = skip_ws(b, i);
-        match b.get(i)? {
-            b'}' => return Some(out),
-            b',' => {
-                i += 1;
-                continue;
-            }
-            b'"' => {}
-            _ => return None,
-        }
-        let key_end = string_end(b, i)?;
-        let key: String = serde_json::from_str(json.get(i..key_end)?).ok()?;
-        i = skip_ws(b, key_end);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        let start = skip_ws(b, i + 1);
-        let end = value_end(b, start)?;
-        out.push((key, json.get(start..end)?.trim_end()));
-        i = end;
-    }
-}
-
 /// The last element of a JSON array if it is a string.
 fn last_string(json: &str) -> Option<String> {
-    struct MaybeStr<'de>(Option<Cow<'de, str>>);
-
-    impl<'de> Deserialize<'de> for MaybeStr<'de> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(MaybeStrVisitor)
-        }
-    }
-
-    struct MaybeStrVisitor;
-
-    impl<'de> Visitor<'de> for MaybeStrVisitor {
-        type Value = MaybeStr<'de>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok(MaybeStr(Some(Cow::Borrowed(v))))
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(MaybeStr(Some(Cow::Owned(v.to_owned()))))
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(MaybeStr(None))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(MaybeStr(None))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(MaybeStr(None))
-        }
-    }
-
-    struct Last;
-
-    impl<'de> Visitor<'de> for Last {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an array")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut last = None;
-            while let Some(MaybeStr(item)) = seq.next_element()? {
-                last = Some(item);
-            }
-            Ok(last.flatten().map(Cow::into_owned))
-        }
-    }
-
-    let mut de = serde_json::Deserializer::from_str(json);
-    de.deserialize_seq(Last).ok().flatten()
+    scan::string(scan::array_items(json).last()?).map(Cow::into_owned)
 }
 
 #[cfg(test)]

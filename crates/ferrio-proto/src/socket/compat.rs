@@ -4,7 +4,7 @@
 use super::json::RawJson;
 use super::packet::Packet;
 use crate::engine::Protocol;
-use crate::Str;
+use crate::{scan, Str};
 
 /// Splits a v4-protocol CONNECT namespace such as `/ok?token=abc` into the namespace and the auth
 /// object the query string stands for (`{"token":"abc"}`), as the reference's
@@ -33,13 +33,21 @@ pub fn split_v4_namespace(nsp: &str) -> (&str, RawJson) {
         if i > 0 {
             json.push(',');
         }
-        json.push_str(&serde_json::Value::from(k.as_str()).to_string());
+        scan::push_string(&mut json, k);
         json.push(':');
-        let value = match values.as_slice() {
-            [one] => serde_json::Value::from(one.as_str()),
-            many => serde_json::Value::from(many.to_vec()),
-        };
-        json.push_str(&value.to_string());
+        match values.as_slice() {
+            [one] => scan::push_string(&mut json, one),
+            many => {
+                json.push('[');
+                for (j, v) in many.iter().enumerate() {
+                    if j > 0 {
+                        json.push(',');
+                    }
+                    scan::push_string(&mut json, v);
+                }
+                json.push(']');
+            }
+        }
     }
     json.push('}');
     (path, RawJson::from_trusted(Str::from(json)))
@@ -75,9 +83,9 @@ pub fn connect_accept(protocol: Protocol, nsp: &str, sid: &str, pid: Option<&str
         Protocol::V3 => Packet::connect(Str::from(nsp), None),
         Protocol::V4 => {
             // Written by hand to keep the reference's key order: `sid`, then `pid`.
-            let sid = serde_json::Value::from(sid).to_string();
+            let sid = scan::quote(sid);
             let text = match pid {
-                Some(pid) => format!(r#"{{"sid":{sid},"pid":{}}}"#, serde_json::Value::from(pid)),
+                Some(pid) => format!(r#"{{"sid":{sid},"pid":{}}}"#, scan::quote(pid)),
                 None => format!(r#"{{"sid":{sid}}}"#),
             };
             Packet::connect(Str::from(nsp), Some(RawJson::from_trusted(Str::from(text))))
@@ -106,7 +114,7 @@ pub fn connect_error(
     let body = match protocol {
         Protocol::V3 => data.cloned().unwrap_or_else(|| RawJson::string(message)),
         Protocol::V4 => {
-            let message = serde_json::Value::from(message).to_string();
+            let message = scan::quote(message);
             let text = match data {
                 Some(d) => format!(r#"{{"message":{message},"data":{d}}}"#),
                 None => format!(r#"{{"message":{message}}}"#),

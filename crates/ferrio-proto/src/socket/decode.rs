@@ -2,13 +2,13 @@
 //! and the reassembly of binary packets from their attachments.
 
 use bytes::Bytes;
-use serde_json::Value;
 
 use super::error::DecodeError;
 use super::json::RawJson;
 use super::packet::{Packet, PacketType, MAIN_NAMESPACE};
 use super::validate::payload_is_valid;
-use crate::js::{is_js_numeric_char, is_js_whitespace, string_to_number};
+use crate::js::{is_js_numeric_char, is_js_whitespace, string_to_index};
+use crate::scan;
 use crate::Str;
 
 /// The default cap on attachments per packet (`maxAttachments` of the reference).
@@ -37,11 +37,10 @@ pub(crate) fn decode_str(
     let mut expected = 0;
     if matches!(kind, PacketType::BinaryEvent | PacketType::BinaryAck) {
         let dash = s[pos..].find('-').ok_or(DecodeError::IllegalAttachments)? + pos;
-        let n = string_to_number(&s[pos..dash]);
-        if !(n.is_finite() && n.fract() == 0.0 && n >= 1.0) {
-            return Err(DecodeError::IllegalAttachments);
-        }
-        if n > max_attachments as f64 {
+        let n = string_to_index(&s[pos..dash])
+            .filter(|&n| n >= 1)
+            .ok_or(DecodeError::IllegalAttachments)?;
+        if n > max_attachments as u64 {
             return Err(DecodeError::TooManyAttachments {
                 limit: max_attachments,
             });
@@ -118,27 +117,78 @@ fn parse_ack_id(run: &str) -> Result<u64, DecodeError> {
 
 /// Checks every placeholder of a binary packet's data against the attachment count, walking the
 /// value as the reference's `reconstructPacket` does (a placeholder object's other members are
-/// not visited).
-fn check_placeholders(value: &Value, count: usize) -> Result<(), DecodeError> {
-    match value {
-        Value::Array(items) => items.iter().try_for_each(|v| check_placeholders(v, count)),
-        Value::Object(map) => {
-            if map.get("_placeholder") == Some(&Value::Bool(true)) {
-                let valid = map
-                    .get("num")
-                    .and_then(Value::as_f64)
-                    .is_some_and(|n| n >= 0.0 && n.fract() == 0.0 && n < count as f64);
-                if valid {
-                    Ok(())
-                } else {
-                    Err(DecodeError::InvalidPlaceholder)
-                }
-            } else {
-                map.values().try_for_each(|v| check_placeholders(v, count))
-            }
-        }
-        _ => Ok(()),
+/// not visited). One pass over the validated payload.
+fn check_placeholders(json: &str, count: usize) -> Result<(), DecodeError> {
+    let start = scan::skip_ws(json.as_bytes(), 0);
+    walk_placeholders(json, start, count)
+        .ok_or(DecodeError::InvalidPayload)?
+        .1
+}
+
+/// Walks the value at `json[i..]`: the index past it, and whether its placeholders are valid.
+/// `None` for text that is not valid JSON. The recursion is as deep as the payload's nesting,
+/// which validation bounded.
+fn walk_placeholders(
+    json: &str,
+    i: usize,
+    count: usize,
+) -> Option<(usize, Result<(), DecodeError>)> {
+    let b = json.as_bytes();
+    let open = *b.get(i)?;
+    let close = match open {
+        b'[' => b']',
+        b'{' => b'}',
+        _ => return Some((scan::value_end(b, i)?, Ok(()))),
+    };
+    let mut nested = Ok(());
+    let mut placeholder = false;
+    let mut num = None;
+    let mut i = scan::skip_ws(b, i + 1);
+    if b.get(i) == Some(&close) {
+        return Some((i + 1, Ok(())));
     }
+    loop {
+        let mut key = None;
+        if open == b'{' {
+            let key_end = scan::string_end(b, i)?;
+            key = Some(scan::string(json.get(i..key_end)?)?);
+            i = scan::skip_ws(b, key_end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = scan::skip_ws(b, i + 1);
+        }
+        let (end, result) = walk_placeholders(json, i, count)?;
+        match key.as_deref() {
+            Some("_placeholder") => placeholder = json.get(i..end)? == "true",
+            Some("num") => num = json.get(i..end),
+            _ => {}
+        }
+        if nested.is_ok() {
+            nested = result;
+        }
+        i = scan::skip_ws(b, end);
+        match *b.get(i)? {
+            b',' => i = scan::skip_ws(b, i + 1),
+            c if c == close => break,
+            _ => return None,
+        }
+    }
+    if !placeholder {
+        return Some((i + 1, nested));
+    }
+    let valid = num
+        .filter(|num| scan::validate(num) == Some(scan::Kind::Number))
+        .and_then(string_to_index)
+        .is_some_and(|n| n < count as u64);
+    Some((
+        i + 1,
+        if valid {
+            Ok(())
+        } else {
+            Err(DecodeError::InvalidPlaceholder)
+        },
+    ))
 }
 
 /// The stateful Socket.IO decoder of one connection: text packets, and binary packets reassembled
@@ -213,8 +263,7 @@ impl Decoder {
             return Err(DecodeError::UnexpectedBinary);
         };
         if let Some(data) = &packet.data {
-            let value = data.to_value().map_err(|_| DecodeError::InvalidPayload)?;
-            check_placeholders(&value, packet.attachments.len())?;
+            check_placeholders(data.as_str(), packet.attachments.len())?;
         }
         Ok(Some(packet))
     }

@@ -7,10 +7,10 @@ use std::io;
 
 use bytes::Bytes;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::Str;
+use crate::{scan, Str};
 
 /// A JSON value kept as its text, shared with the buffer it was decoded from.
 ///
@@ -20,18 +20,18 @@ use crate::Str;
 pub struct RawJson(Str);
 
 impl RawJson {
-    /// Validates `text` as one JSON value; surrounding white space is dropped (without copying).
+    /// Validates `text` as one JSON value, nested no deeper than
+    /// [`MAX_JSON_DEPTH`](super::MAX_JSON_DEPTH); surrounding white space is dropped (without
+    /// copying).
     ///
     /// ```
     /// use ferrio_proto::socket::RawJson;
     /// assert_eq!(RawJson::parse(" [1, 2] ").unwrap().as_str(), "[1, 2]");
     /// assert!(RawJson::parse("[1,").is_err());
     /// ```
-    pub fn parse(text: impl Into<Str>) -> Result<RawJson, serde_json::Error> {
+    pub fn parse(text: impl Into<Str>) -> Result<RawJson, InvalidJson> {
         let text: Str = text.into();
-        let mut de = serde_json::Deserializer::from_str(&text);
-        IgnoredAny::deserialize(&mut de)?;
-        de.end()?;
+        scan::validate(&text).ok_or(InvalidJson)?;
         let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
         Ok(RawJson(text.slice_ref(trimmed).unwrap_or_default()))
     }
@@ -48,7 +48,7 @@ impl RawJson {
 
     /// A JSON string literal holding `s`.
     pub fn string(s: &str) -> RawJson {
-        RawJson::from_value(&Value::String(s.to_owned()))
+        RawJson(Str::from(scan::quote(s)))
     }
 
     /// Serialises a value without attachments (`Bytes` become arrays of numbers); see
@@ -89,6 +89,18 @@ impl fmt::Display for RawJson {
         f.write_str(self.as_str())
     }
 }
+
+/// The error of [`RawJson::parse`]: the text is not one JSON value, or is nested too deeply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidJson;
+
+impl fmt::Display for InvalidJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid JSON")
+    }
+}
+
+impl std::error::Error for InvalidJson {}
 
 /// A serde_json formatter that writes every byte string (`Bytes`, `serde_bytes`) as a placeholder
 /// `{"_placeholder":true,"num":N}` and collects the bytes as attachment N, in serialisation order
@@ -477,7 +489,7 @@ impl<'de> de::MapAccess<'de> for ValueMapDe<'_> {
 mod tests {
     use super::*;
 
-    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq)]
     struct Photo {
         name: String,
         data: Bytes,

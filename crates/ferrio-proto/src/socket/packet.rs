@@ -223,6 +223,16 @@ impl Packet {
         super::validate::event_name(data.as_str())
     }
 
+    /// True for an EVENT or BINARY_EVENT whose first element is a number or a string that is not
+    /// reserved (what [`Packet::event_name`] checks, without writing the name).
+    pub(crate) fn has_event_name(&self) -> bool {
+        self.kind.is_event()
+            && self
+                .data
+                .as_ref()
+                .is_some_and(|d| super::validate::has_event_name(d.as_str()))
+    }
+
     /// Deserialises the arguments into `T`: after the event name for events, all elements for
     /// acks. `T` reads them as a sequence: a tuple (`(A,)` for one), or a struct. Placeholders
     /// become `Bytes` (or any type that deserialises from bytes). Missing data reads as `[]`.

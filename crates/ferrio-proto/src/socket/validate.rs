@@ -1,13 +1,10 @@
-//! Payload checks of the reference decoder (`isPayloadValid`), done while streaming over the JSON
-//! text: nothing is built, so a valid payload can be kept as text.
+//! Payload checks of the reference decoder (`isPayloadValid`), done by scanning the JSON text:
+//! nothing is built, so a valid payload can be kept as text.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 
 use super::packet::PacketType;
+use crate::scan::{self, Kind};
 
 /// Event names the reference refuses in incoming packets.
 pub const RESERVED_EVENTS: [&str; 6] = [
@@ -19,195 +16,63 @@ pub const RESERVED_EVENTS: [&str; 6] = [
     "removeListener",
 ];
 
-/// The shapes a payload may have.
-#[derive(Clone, Copy)]
-enum Shape {
-    /// CONNECT: a plain object.
-    Object,
-    /// EVENT: a non-empty array whose first element is a number or a non-reserved string.
-    Event,
-    /// ACK: any array.
-    Array,
-    /// CONNECT_ERROR: a string or an object.
-    StringOrObject,
-}
-
-struct ShapeVisitor(Shape);
-
-impl<'de> Visitor<'de> for ShapeVisitor {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a payload of the packet's shape")
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        match self.0 {
-            Shape::StringOrObject => Ok(()),
-            _ => Err(E::custom("unexpected string")),
-        }
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        match self.0 {
-            Shape::Object | Shape::StringOrObject => {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(())
-            }
-            _ => Err(de::Error::custom("unexpected object")),
-        }
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        match self.0 {
-            Shape::Array => {}
-            Shape::Event => {
-                seq.next_element::<EventName>()?
-                    .ok_or_else(|| de::Error::custom("empty event"))?;
-            }
-            _ => return Err(de::Error::custom("unexpected array")),
-        }
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-}
-
-/// An event name: a number, or a string that is not reserved.
-struct EventName;
-
-impl<'de> Deserialize<'de> for EventName {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(EventNameVisitor).map(|_| EventName)
-    }
-}
-
-struct EventNameVisitor;
-
-impl<'de> Visitor<'de> for EventNameVisitor {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an event name")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        check_reserved(v)?;
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        check_reserved(v)?;
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(js_number_to_string(v)))
-    }
-}
-
-fn check_reserved<E: de::Error>(name: &str) -> Result<(), E> {
-    if RESERVED_EVENTS.contains(&name) {
-        Err(E::custom("reserved event name"))
-    } else {
-        Ok(())
-    }
-}
-
-/// JavaScript's `String(n)` for the common cases (integers print without a fraction).
-fn js_number_to_string(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e21 {
-        format!("{v:.0}")
-    } else {
-        v.to_string()
-    }
-}
-
 /// The deepest nesting of arrays and objects accepted in a payload: serde_json's own limit, so
 /// that every payload that passes can also be read into a `Value` or a user type. (The reference
 /// has no such limit; Ferrio refuses deeper payloads to bound recursion.)
-pub const MAX_JSON_DEPTH: usize = 127;
-
-/// True if no array or object in `json` is nested deeper than `max` (a linear scan that skips
-/// strings; `json` is validated separately).
-fn depth_within(json: &str, max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for b in json.bytes() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return false;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    true
-}
+pub const MAX_JSON_DEPTH: usize = scan::MAX_DEPTH;
 
 /// True if `json` is a valid payload for a packet of type `kind` (`isPayloadValid`), nested no
 /// deeper than [`MAX_JSON_DEPTH`].
 pub(crate) fn payload_is_valid(kind: PacketType, json: &str) -> bool {
-    if !depth_within(json, MAX_JSON_DEPTH) {
+    let Some(found) = scan::validate(json) else {
         return false;
-    }
-    let shape = match kind {
-        PacketType::Connect => Shape::Object,
-        PacketType::Disconnect => return false,
-        PacketType::Event | PacketType::BinaryEvent => Shape::Event,
-        PacketType::Ack | PacketType::BinaryAck => Shape::Array,
-        PacketType::ConnectError => Shape::StringOrObject,
     };
-    let mut de = serde_json::Deserializer::from_str(json);
-    de.deserialize_any(ShapeVisitor(shape)).is_ok() && de.end().is_ok()
+    match kind {
+        PacketType::Connect => found == Kind::Object,
+        PacketType::Disconnect => false,
+        PacketType::Event | PacketType::BinaryEvent => found == Kind::Array && has_event_name(json),
+        PacketType::Ack | PacketType::BinaryAck => found == Kind::Array,
+        PacketType::ConnectError => matches!(found, Kind::String | Kind::Object),
+    }
 }
 
-/// The name of a validated event payload.
+/// True if the first item of the valid JSON array `json` is a number or a string that is not a
+/// reserved event name.
+pub(crate) fn has_event_name(json: &str) -> bool {
+    match scan::array_items(json).next() {
+        Some(first) if first.starts_with('"') => {
+            scan::string(first).is_some_and(|name| !RESERVED_EVENTS.contains(&&*name))
+        }
+        Some(first) => scan::validate(first) == Some(Kind::Number),
+        None => false,
+    }
+}
+
+/// The name of a validated event payload: its first item, a string or a number written as
+/// JavaScript's `String(n)` would.
 pub(crate) fn event_name(json: &str) -> Option<Cow<'_, str>> {
-    struct First;
-    impl<'de> Visitor<'de> for First {
-        type Value = Cow<'de, str>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an event array")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let name = seq
-                .next_element_seed(NameSeed)?
-                .ok_or_else(|| de::Error::custom("empty"))?;
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(name)
-        }
+    let first = scan::array_items(json).next()?;
+    if first.starts_with('"') {
+        let name = scan::string(first)?;
+        return (!RESERVED_EVENTS.contains(&&*name)).then_some(name);
     }
-    struct NameSeed;
-    impl<'de> de::DeserializeSeed<'de> for NameSeed {
-        type Value = Cow<'de, str>;
-        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(EventNameVisitor)
-        }
+    (scan::validate(first) == Some(Kind::Number)).then(|| number_name(first))
+}
+
+/// `String(n)` for the JSON number `token`. Integers written plainly keep their text.
+fn number_name(token: &str) -> Cow<'_, str> {
+    let digits = token.strip_prefix('-').unwrap_or(token);
+    if token != "-0" && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Cow::Borrowed(token);
     }
-    let mut de = serde_json::Deserializer::from_str(json);
-    de.deserialize_seq(First).ok()
+    let v: f64 = token.parse().unwrap_or(f64::NAN);
+    Cow::Owned(if v == 0.0 {
+        "0".to_owned()
+    } else if v.fract() == 0.0 && v.abs() < 1e21 {
+        format!("{v:.0}")
+    } else {
+        v.to_string()
+    })
 }
 
 #[cfg(test)]
@@ -250,5 +115,10 @@ mod tests {
         assert_eq!(event_name("[1.0]").as_deref(), Some("1"));
         assert_eq!(event_name("[-2]").as_deref(), Some("-2"));
         assert_eq!(event_name("[2.5]").as_deref(), Some("2.5"));
+        assert_eq!(event_name("[-0]").as_deref(), Some("0"));
+        assert_eq!(event_name("[1e2]").as_deref(), Some("100"));
+        assert_eq!(event_name(r#"["connect"]"#), None);
+        assert_eq!(event_name(r#"[{"a":1}]"#), None);
+        assert_eq!(event_name("[]"), None);
     }
 }

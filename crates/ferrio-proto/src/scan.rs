@@ -1,0 +1,528 @@
+//! A strict JSON scanner over text: validation, and reading the few members the protocol needs
+//! (array items, object members, strings, non-negative integers), with nothing built and no
+//! serde. The packet decoders and the client path use it, so the browser build carries no JSON
+//! library; typed arguments still go through serde_json ([`crate::socket::RawJson`]).
+//!
+//! The grammar is RFC 8259's, as `JSON.parse` reads it: white space is space, tab, LF and CR;
+//! `\u` escapes may be lone surrogates (read as U+FFFD); numbers may be out of `f64`'s range.
+//! Nesting is limited to [`MAX_DEPTH`], so the scan's recursion is bounded.
+
+use std::borrow::Cow;
+
+/// The deepest nesting of arrays and objects accepted: serde_json's own limit, so that every
+/// text that passes can also be read into a `serde_json::Value` or a user type.
+pub(crate) const MAX_DEPTH: usize = 127;
+
+/// The kind of a JSON value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+/// If `text` is one JSON value (white space around it allowed), nested no deeper than
+/// [`MAX_DEPTH`]: its kind.
+pub(crate) fn validate(text: &str) -> Option<Kind> {
+    let b = text.as_bytes();
+    let (kind, end) = value(b, skip_ws(b, 0), 0)?;
+    (skip_ws(b, end) == b.len()).then_some(kind)
+}
+
+/// The index of the first byte at or after `i` that is not JSON white space.
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// Scans the value starting exactly at `i`, nested in `depth` arrays or objects: its kind and
+/// the index just past it.
+fn value(b: &[u8], i: usize, depth: usize) -> Option<(Kind, usize)> {
+    match *b.get(i)? {
+        b'"' => Some((Kind::String, string_end(b, i)?)),
+        b'[' => Some((Kind::Array, array_end(b, i, depth + 1)?)),
+        b'{' => Some((Kind::Object, object_end(b, i, depth + 1)?)),
+        b't' => literal(b, i, b"true", Kind::Bool),
+        b'f' => literal(b, i, b"false", Kind::Bool),
+        b'n' => literal(b, i, b"null", Kind::Null),
+        b'-' | b'0'..=b'9' => Some((Kind::Number, number_end(b, i)?)),
+        _ => None,
+    }
+}
+
+fn literal(b: &[u8], i: usize, word: &[u8], kind: Kind) -> Option<(Kind, usize)> {
+    b.get(i..i + word.len())
+        .filter(|w| *w == word)
+        .map(|_| (kind, i + word.len()))
+}
+
+fn digits(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
+}
+
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits(b, i + 1),
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        let end = digits(b, i + 1);
+        if end == i + 1 {
+            return None;
+        }
+        i = end;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let end = digits(b, i);
+        if end == i {
+            return None;
+        }
+        i = end;
+    }
+    Some(i)
+}
+
+/// The index just past the value starting exactly at `i`.
+pub(crate) fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    value(b, i, 0).map(|(_, end)| end)
+}
+
+/// The index just past the string starting at `i` (a `"`). Control characters must be escaped;
+/// the text is UTF-8 already.
+pub(crate) fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        match *b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                i += 1;
+                match *b.get(i)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 1,
+                    b'u' => {
+                        hex4(b, i + 1)?;
+                        i += 5;
+                    }
+                    _ => return None,
+                }
+            }
+            0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+fn hex4(b: &[u8], i: usize) -> Option<u16> {
+    let mut v = 0u16;
+    for &c in b.get(i..i + 4)? {
+        v = v << 4 | (c as char).to_digit(16)? as u16;
+    }
+    Some(v)
+}
+
+fn array_end(b: &[u8], start: usize, depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let mut i = skip_ws(b, start + 1);
+    if b.get(i) == Some(&b']') {
+        return Some(i + 1);
+    }
+    loop {
+        i = skip_ws(b, value(b, i, depth)?.1);
+        match b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+fn object_end(b: &[u8], start: usize, depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let mut i = skip_ws(b, start + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        i = skip_ws(b, string_end(b, i)?);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, value(b, skip_ws(b, i + 1), depth)?.1);
+        match b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// The items of the JSON array `text`, as the text of each value. Stops (early) on invalid
+/// text; callers pass validated text.
+pub(crate) fn array_items(text: &str) -> impl Iterator<Item = &str> {
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, 0);
+    let mut open = b.get(i) == Some(&b'[');
+    i += 1;
+    std::iter::from_fn(move || {
+        if !open {
+            return None;
+        }
+        i = skip_ws(b, i);
+        if b.get(i) == Some(&b']') {
+            open = false;
+            return None;
+        }
+        let start = i;
+        let Some((_, end)) = value(b, start, 1) else {
+            open = false;
+            return None;
+        };
+        i = skip_ws(b, end);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            _ => open = false,
+        }
+        text.get(start..end)
+    })
+}
+
+/// The members of the JSON object `text`, in order: the key's JSON text (quoted) and the value's
+/// text. Stops (early) on invalid text; callers pass validated text.
+pub(crate) fn object_members(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, 0);
+    let mut open = b.get(i) == Some(&b'{');
+    i += 1;
+    std::iter::from_fn(move || {
+        if !open {
+            return None;
+        }
+        let member = (|| {
+            i = skip_ws(b, i);
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key_start = i;
+            let key_end = string_end(b, i)?;
+            i = skip_ws(b, key_end);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            let start = skip_ws(b, i + 1);
+            let (_, end) = value(b, start, 1)?;
+            i = skip_ws(b, end);
+            match b.get(i) {
+                Some(b',') => i += 1,
+                _ => open = false,
+            }
+            Some((text.get(key_start..key_end)?, text.get(start..end)?))
+        })();
+        if member.is_none() {
+            open = false;
+        }
+        member
+    })
+}
+
+/// The value of member `key` of the JSON object `text`; the last one when a key repeats, as
+/// `JSON.parse` keeps it.
+pub(crate) fn member<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    object_members(text)
+        .filter(|(k, _)| string(k).as_deref() == Some(key))
+        .last()
+        .map(|(_, v)| v)
+}
+
+/// The string a JSON string token (quotes included) stands for. Lone surrogates read as U+FFFD.
+pub(crate) fn string(token: &str) -> Option<Cow<'_, str>> {
+    let inner = token.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    let b = inner.as_bytes();
+    let mut out = String::with_capacity(inner.len());
+    let mut i = 0;
+    while i < b.len() {
+        let run = inner[i..].find('\\').map_or(b.len(), |n| i + n);
+        out.push_str(inner.get(i..run)?);
+        if run == b.len() {
+            break;
+        }
+        i = run + 1;
+        match *b.get(i)? {
+            b'"' => out.push('"'),
+            b'\\' => out.push('\\'),
+            b'/' => out.push('/'),
+            b'b' => out.push('\u{8}'),
+            b'f' => out.push('\u{c}'),
+            b'n' => out.push('\n'),
+            b'r' => out.push('\r'),
+            b't' => out.push('\t'),
+            b'u' => {
+                let unit = hex4(b, i + 1)?;
+                i += 4;
+                let low = (b.get(i + 1..i + 3) == Some(b"\\u"))
+                    .then(|| hex4(b, i + 3))
+                    .flatten()
+                    .filter(|low| (0xDC00..0xE000).contains(low));
+                let c = match (unit, low) {
+                    (0xD800..=0xDBFF, Some(low)) => {
+                        i += 6;
+                        char::from_u32(
+                            0x10000
+                                + ((u32::from(unit) - 0xD800) << 10)
+                                + (u32::from(low) - 0xDC00),
+                        )
+                    }
+                    _ => char::from_u32(u32::from(unit)),
+                };
+                out.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+            _ => return None,
+        }
+        i += 1;
+    }
+    Some(Cow::Owned(out))
+}
+
+/// A non-negative JSON integer written with digits only (no fraction, exponent or sign), as the
+/// handshake's numbers are.
+pub(crate) fn unsigned(token: &str) -> Option<u64> {
+    if token.is_empty() || !token.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// Appends `s` as a JSON string, escaped as `JSON.stringify` does.
+pub(crate) fn push_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\0'..='\u{1f}' => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(c as usize) >> 4] as char);
+            out.push(HEX[(c as usize) & 0xf] as char);
+        } else {
+            out.push_str(escape);
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// `s` as a JSON string.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::new();
+    push_string(&mut out, s);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn validates() {
+        for ok in [
+            "0",
+            "-0",
+            "1.5e-3",
+            "2E+10",
+            "1e400",
+            " true ",
+            "null",
+            r#""a\u0041\ud800""#,
+            r#"[1,"b",{"c":[null,false]}]"#,
+            "[ ]",
+            "{ }",
+            "{\"a\" : 1 , \"a\":2}",
+        ] {
+            assert!(validate(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            " ",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "[1,]",
+            "[,1]",
+            "{\"a\"}",
+            "{a:1}",
+            "{\"a\":1,}",
+            "\"\n\"",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "tru",
+            "nul",
+            "[1] 2",
+            "'a'",
+            "NaN",
+            "[",
+            "{\"a\":",
+            "\"abc",
+        ] {
+            assert!(validate(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(validate(" {} "), Some(Kind::Object));
+        assert_eq!(validate("[]"), Some(Kind::Array));
+        assert_eq!(validate("\"\""), Some(Kind::String));
+    }
+
+    #[test]
+    fn depth_limit() {
+        let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert!(validate(&nest(MAX_DEPTH)).is_some());
+        assert!(validate(&nest(MAX_DEPTH + 1)).is_none());
+        assert!(serde_json::from_str::<serde_json::Value>(&nest(MAX_DEPTH)).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&nest(MAX_DEPTH + 1)).is_err());
+        // very deep input fails without exhausting the stack
+        assert!(validate(&"[".repeat(1_000_000)).is_none());
+        assert!(validate(&"{\"a\":".repeat(100_000)).is_none());
+    }
+
+    #[test]
+    fn reads_items_members_and_strings() {
+        let items: Vec<&str> = array_items(r#" [ "a" , [1,2] ,{"b":3}, -1.5e2 ] "#).collect();
+        assert_eq!(items, [r#""a""#, "[1,2]", r#"{"b":3}"#, "-1.5e2"]);
+        assert_eq!(array_items("[]").count(), 0);
+        assert_eq!(array_items("{}").count(), 0);
+        let members: Vec<(&str, &str)> = object_members(r#"{"a":1, "b\"" : [ ] }"#).collect();
+        assert_eq!(members, [(r#""a""#, "1"), (r#""b\"""#, "[ ]")]);
+        assert_eq!(member(r#"{"a":1,"\u0061":2}"#, "a"), Some("2"));
+        assert_eq!(member(r#"{"a":1}"#, "b"), None);
+        assert_eq!(string(r#""plain""#).as_deref(), Some("plain"));
+        assert_eq!(
+            string(r#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00\ud800x""#).as_deref(),
+            Some("a\"\\/\u{8}\u{c}\n\r\té😀\u{fffd}x")
+        );
+        assert_eq!(unsigned("25000"), Some(25000));
+        assert_eq!(unsigned("2.5"), None);
+        assert_eq!(unsigned("-1"), None);
+        assert_eq!(unsigned("99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn quotes_as_json_stringify() {
+        assert_eq!(quote("a\"b\\c\n\u{1}é😀"), r#""a\"b\\c\n\u0001é😀""#);
+        assert_eq!(quote(""), r#""""#);
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Same verdict as serde_json on any text (serde_json refuses lone surrogates and
+        /// numbers out of range only when it builds values, which the scanner never does).
+        #[test]
+        fn agrees_with_serde_json(text in "[\\[\\]{}\":,0-9eE.+\\-a-z\\\\ \n]{0,24}") {
+            let serde_ok = {
+                let mut de = serde_json::Deserializer::from_str(&text);
+                serde::de::Deserialize::deserialize(&mut de)
+                    .map(|_: serde::de::IgnoredAny| ())
+                    .and_then(|()| de.end())
+                    .is_ok()
+            };
+            prop_assert_eq!(validate(&text).is_some(), serde_ok);
+        }
+
+        #[test]
+        fn reads_what_serde_json_writes(v in json_value()) {
+            let text = v.to_string();
+            prop_assert!(validate(&text).is_some());
+            let pretty = serde_json::to_string_pretty(&v).unwrap_or_default();
+            prop_assert!(validate(&pretty).is_some());
+            match &v {
+                serde_json::Value::String(s) => {
+                    let read = string(&text);
+                    prop_assert_eq!(read.as_deref(), Some(s.as_str()));
+                    prop_assert_eq!(&quote(s), &text);
+                }
+                serde_json::Value::Array(items) => {
+                    let read: Vec<&str> = array_items(&text).collect();
+                    let written: Vec<String> = items.iter().map(|v| v.to_string()).collect();
+                    prop_assert_eq!(read, written);
+                    prop_assert_eq!(array_items(&pretty).count(), items.len());
+                }
+                serde_json::Value::Object(map) => {
+                    for (k, item) in map {
+                        let written = item.to_string();
+                        prop_assert_eq!(member(&text, k), Some(written.as_str()));
+                        let key = string(object_members(&pretty).find(|(key, _)| string(key).as_deref() == Some(k)).map_or("", |m| m.0));
+                        prop_assert_eq!(key.as_deref(), Some(k.as_str()));
+                    }
+                    prop_assert_eq!(object_members(&text).count(), map.len());
+                }
+                _ => {}
+            }
+        }
+
+        #[test]
+        fn never_panics(text in "\\PC{0,64}") {
+            let _ = validate(&text);
+            let _ = array_items(&text).count();
+            let _ = object_members(&text).count();
+            let _ = string(&text);
+        }
+    }
+}
