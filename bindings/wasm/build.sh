@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the `ferrio` npm package in place: pkg/ferrio_wasm.js + pkg/ferrio_wasm_bg.wasm, used by
-# ferrio.js. Then prints the gzip size of what a browser downloads.
+# Builds the `ferrio` npm package in place: dist/ferrio.js (ferrio.js and the wasm-bindgen glue in
+# pkg/, bundled and minified) and dist/ferrio_wasm_bg.wasm. Then prints the gzip size of what a
+# browser downloads.
 #   bindings/wasm/build.sh           release build, size-optimised (opt-level z, fat LTO, panic=abort)
 #   NO_WASM_OPT=1 bindings/wasm/build.sh   skip wasm-opt
 #   BUILD_STD=1 bindings/wasm/build.sh     nightly build-std with immediate-abort panics (smaller)
@@ -44,28 +45,34 @@ else
   wasm="${root}/target/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
 fi
 
-# wasm-opt runs before wasm-bindgen: Debian's wasm-opt 108 cannot parse the externref-table code
-# wasm-bindgen adds (table.fill), and never `-all` (its output fails validation).
-if [ -z "${NO_WASM_OPT:-}" ]; then
-  if ! command -v wasm-opt >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get install -y binaryen >/dev/null || true
-  fi
-  if command -v wasm-opt >/dev/null 2>&1; then
-    wasm-opt -Oz --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
-      --enable-sign-ext --enable-reference-types --enable-multivalue \
-      "${wasm}" -o "${root}/target/ferrio_wasm.opt.wasm"
-    wasm="${root}/target/ferrio_wasm.opt.wasm"
-  else
-    echo "wasm-opt not found: the wasm is not size-optimised" >&2
-  fi
+# The build tools from npm (binaryen's wasm-opt, esbuild), at the versions package-lock.json pins.
+if [ ! -x "${here}/node_modules/.bin/esbuild" ] || [ ! -x "${here}/node_modules/.bin/wasm-opt" ]; then
+  (cd "${here}" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 out="${here}/pkg"
 rm -rf "${out}"
 wasm-bindgen --target web --out-dir "${out}" --out-name ferrio_wasm "${wasm}"
 
+if [ -z "${NO_WASM_OPT:-}" ]; then
+  # The features browsers have shipped for years; never --all-features (it emits encodings, such
+  # as compact imports, that browsers refuse).
+  "${here}/node_modules/.bin/wasm-opt" -Oz --enable-bulk-memory --enable-mutable-globals \
+    --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
+    --enable-multivalue --strip-debug --strip-producers \
+    "${out}/ferrio_wasm_bg.wasm" -o "${out}/ferrio_wasm_bg.wasm"
+fi
+
+# One minified ES module: ferrio.js with the glue inlined; it loads ferrio_wasm_bg.wasm from its
+# own directory (`new URL(..., import.meta.url)`).
+dist="${here}/dist"
+rm -rf "${dist}"
+mkdir -p "${dist}"
+"${here}/node_modules/.bin/esbuild" "${here}/ferrio.js" --bundle --format=esm --minify \
+  --target=es2022 --legal-comments=none --log-level=warning --outfile="${dist}/ferrio.js"
+cp "${out}/ferrio_wasm_bg.wasm" "${dist}/"
+
 gz() { gzip -9 -c "$1" | wc -c; }
-wasm_gz=$(gz "${out}/ferrio_wasm_bg.wasm")
-glue_gz=$(gz "${out}/ferrio_wasm.js")
-api_gz=$(gz "${here}/ferrio.js")
-echo "ferrio package: wasm $(wc -c < "${out}/ferrio_wasm_bg.wasm") B (${wasm_gz} B gzip), glue $(wc -c < "${out}/ferrio_wasm.js") B (${glue_gz} B gzip), ferrio.js $(wc -c < "${here}/ferrio.js") B (${api_gz} B gzip); total gzip $((wasm_gz + glue_gz + api_gz)) B"
+wasm_gz=$(gz "${dist}/ferrio_wasm_bg.wasm")
+js_gz=$(gz "${dist}/ferrio.js")
+echo "ferrio package: wasm $(wc -c < "${dist}/ferrio_wasm_bg.wasm") B (${wasm_gz} B gzip), ferrio.js $(wc -c < "${dist}/ferrio.js") B (${js_gz} B gzip); total gzip $((wasm_gz + js_gz)) B"

@@ -147,6 +147,7 @@ export class Manager extends Emitter {
     this.opts = opts;
     this._http = `${url.protocol === "wss:" || url.protocol === "https:" ? "https" : "http"}://${url.host}${path}`;
     this._ws = this._http.replace(/^http/, "ws");
+    this._query = toQuery(opts.query);
     this._extraHeaders = opts.extraHeaders;
     this._withCredentials = !!opts.withCredentials;
     const num = (v, d) => (typeof v === "number" ? v : d);
@@ -159,7 +160,6 @@ export class Manager extends Emitter {
       num(opts.reconnectionDelayMax, -1),
       num(opts.randomizationFactor, 0.5),
       opts.timeout === false ? -1 : num(opts.timeout, 20000),
-      toQuery(opts.query),
       Math.floor(Math.random() * 2 ** 32),
       (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0),
     );
@@ -228,8 +228,11 @@ export class Manager extends Emitter {
     }, Math.max(0, Math.ceil(at - now())));
   }
 
-  _url(base, query) {
-    return `${base}?${query}`;
+  /** `base` with the user's query, then the core's parameters (names and values, alternating). */
+  _url(base, pairs) {
+    const params = new URLSearchParams(this._query);
+    for (let i = 0; i + 1 < pairs.length; i += 2) params.append(pairs[i], pairs[i + 1]);
+    return `${base}?${params}`;
   }
 
   _fetch(tid, method, query, body) {
@@ -240,7 +243,7 @@ export class Manager extends Emitter {
     const headers = Object.assign({}, this._extraHeaders || {});
     if (method === "POST") headers["Content-Type"] = "text/plain;charset=UTF-8";
     const t = Date.now().toString(36) + Math.random().toString(36).slice(2, 6);
-    fetch(this._url(this._http, `${query}&t=${t}`), {
+    fetch(this._url(this._http, query.concat("t", t)), {
       method,
       body,
       headers,

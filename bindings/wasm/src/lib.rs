@@ -15,9 +15,9 @@
 //!
 //! | code | output | elements after the code |
 //! |---|---|---|
-//! | 0 | GET | transport id, query string |
-//! | 1 | POST | transport id, query string, body (string) |
-//! | 2 | WebSocket open | transport id, query string |
+//! | 0 | GET | transport id, query (names and values, alternating) |
+//! | 1 | POST | transport id, query, body (string) |
+//! | 2 | WebSocket open | transport id, query |
 //! | 3 | WebSocket send | transport id, frame (string or `Uint8Array`) |
 //! | 4 | close transport | transport id |
 //! | 10 | socket `connect` | socket, socket id from the server |
@@ -42,6 +42,11 @@ use ferrio_proto::Instant;
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
+/// The allocator: talc, smaller than the default dlmalloc in the wasm module.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// One connection to a server (`Manager` of `socket.io-client`), with its namespace sockets.
 #[wasm_bindgen]
 pub struct Core {
@@ -65,12 +70,14 @@ fn millis(ms: f64) -> Option<Duration> {
     (ms.is_finite() && ms >= 0.0).then(|| Duration::from_millis(ms as u64))
 }
 
-fn query_string(query: &Query) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in query {
-        s.append_pair(k, v);
-    }
-    s.finish()
+/// The query parameters as one array of names and values, alternating (JavaScript encodes them
+/// with `URLSearchParams`).
+fn query_pairs(query: &Query) -> JsValue {
+    query
+        .iter()
+        .flat_map(|(k, v)| [JsValue::from_str(k), JsValue::from_str(v)])
+        .collect::<Array>()
+        .into()
 }
 
 fn err(e: ClientError) -> JsValue {
@@ -101,7 +108,7 @@ fn opt_str(s: Option<String>) -> JsValue {
 #[wasm_bindgen]
 impl Core {
     /// A manager. `transports` lists `polling` and/or `websocket` separated by commas, in order
-    /// of preference; `query` is a URL query string added to every request. Negative numbers
+    /// of preference (the `query` option is added to URLs by the caller). Negative numbers
     /// mean the default (`reconnection_attempts`: unlimited, `timeout`: none). `flags` holds
     /// `rememberUpgrade` (1), `tryAllTransports` (2) and `forceBase64` (4).
     #[wasm_bindgen(constructor)]
@@ -115,7 +122,6 @@ impl Core {
         reconnection_delay_max: f64,
         randomization_factor: f64,
         timeout: f64,
-        query: &str,
         seed: f64,
         flags: u32,
     ) -> Core {
@@ -138,9 +144,6 @@ impl Core {
             remember_upgrade: flags & 1 != 0,
             try_all_transports: flags & 2 != 0,
             force_base64: flags & 4 != 0,
-            query: form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
-                .into_owned()
-                .collect(),
             ..EngineConfig::default()
         };
         let config = ManagerConfig {
@@ -446,7 +449,7 @@ impl Core {
                     return self.output(Output::Transport(io));
                 }
                 Io::Get { transport, query } => {
-                    arr(&[n(0), tid_num(transport), query_string(&query).into()])
+                    arr(&[n(0), tid_num(transport), query_pairs(&query)])
                 }
                 Io::Post {
                     transport,
@@ -455,11 +458,11 @@ impl Core {
                 } => arr(&[
                     n(1),
                     tid_num(transport),
-                    query_string(&query).into(),
-                    String::from_utf8_lossy(&body).into_owned().into(),
+                    query_pairs(&query),
+                    JsValue::from_str(std::str::from_utf8(&body).unwrap_or_default()),
                 ]),
                 Io::WsOpen { transport, query } => {
-                    arr(&[n(2), tid_num(transport), query_string(&query).into()])
+                    arr(&[n(2), tid_num(transport), query_pairs(&query)])
                 }
                 Io::WsSend {
                     transport, frame, ..

@@ -12,13 +12,12 @@ const { Server } = require(path.join(__dirname, "../../../tests/node/node_module
 
 setTimeout(() => process.exit(0), 120000).unref();
 
-const pkg = path.join(__dirname, "..");
+const dist = path.join(__dirname, "../dist");
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
 const files = {
   "/": path.join(__dirname, "page.html"),
-  "/ferrio/ferrio.js": path.join(pkg, "ferrio.js"),
-  "/ferrio/pkg/ferrio_wasm.js": path.join(pkg, "pkg/ferrio_wasm.js"),
-  "/ferrio/pkg/ferrio_wasm_bg.wasm": path.join(pkg, "pkg/ferrio_wasm_bg.wasm"),
+  "/ferrio/ferrio.js": path.join(dist, "ferrio.js"),
+  "/ferrio/ferrio_wasm_bg.wasm": path.join(dist, "ferrio_wasm_bg.wasm"),
 };
 
 const httpServer = http.createServer((req, res) => {

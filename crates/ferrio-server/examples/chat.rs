@@ -125,7 +125,7 @@ fn static_root() -> (PathBuf, PathBuf) {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     (
         manifest.join("examples/chat"),
-        manifest.join("../../bindings/wasm"),
+        manifest.join("../../bindings/wasm/dist"),
     )
 }
 
@@ -166,11 +166,10 @@ fn static_file(path: &str) -> Option<PathBuf> {
     let (page, package) = static_root();
     match path {
         "/" | "/index.html" => Some(page.join("index.html")),
-        "/ferrio/ferrio.js" => Some(package.join("ferrio.js")),
         p => p
-            .strip_prefix("/ferrio/pkg/")
+            .strip_prefix("/ferrio/")
             .filter(|f| !f.contains('/'))
-            .map(|f| package.join("pkg").join(f)),
+            .map(|f| package.join(f)),
     }
 }
 
