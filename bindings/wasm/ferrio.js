@@ -510,17 +510,23 @@ export class Socket extends Emitter {
     return this._anyListeners.slice();
   }
 
+  /** The acknowledgement function handed to a listener; a `Blob` in its arguments is read
+   * first. */
   _ackFn(id) {
     let sent = false;
-    return (...args) => {
-      if (sent) return;
-      sent = true;
+    const send = (args) => {
       const [json, attachments] = deconstruct(args);
       try {
         this.io._run((core, t) => core.ack(t, this._index, id, json, attachments));
       } catch (_) {
         /* not connected any more: the server gave up on this ack */
       }
+    };
+    return (...args) => {
+      if (sent) return;
+      sent = true;
+      if (hasBlob(args)) readBlobs(args).then(send);
+      else send(args);
     };
   }
 

@@ -90,6 +90,7 @@ function checkScenario(r, server) {
   assert.deepEqual(r["only-polling"], ["polling", "polling"]);
   assert.deepEqual(r.forceBase64, [true, [7, 8, 9]]);
   assert.deepEqual(r.blob, [true, [4, 5, 6], "after-blob"]);
+  assert.deepEqual(r.blobAck, [true, [7, 7, 3]]);
   assert.deepEqual(r.authCallback, { user: "fn" });
   assert.equal(r.buffered, "early");
   assert.equal(r.autoConnectFalse, "before-connect");
