@@ -152,7 +152,10 @@ export class Manager extends Emitter {
     this._withCredentials = !!opts.withCredentials;
     const num = (v, d) => (typeof v === "number" ? v : d);
     this.core = new Core(
-      (opts.transports || ["polling", "websocket"]).join(","),
+      (opts.transports || ["polling", "websocket"])
+        .map((t) => ({ polling: 1, websocket: 2 })[t])
+        .filter(Boolean)
+        .reduce((bits, t, i) => bits | (t << (2 * i)), 0),
       opts.upgrade !== false,
       opts.reconnection !== false,
       opts.reconnectionAttempts === Infinity ? -1 : num(opts.reconnectionAttempts, -1),

@@ -107,14 +107,15 @@ fn opt_str(s: Option<String>) -> JsValue {
 
 #[wasm_bindgen]
 impl Core {
-    /// A manager. `transports` lists `polling` and/or `websocket` separated by commas, in order
-    /// of preference (the `query` option is added to URLs by the caller). Negative numbers
-    /// mean the default (`reconnection_attempts`: unlimited, `timeout`: none). `flags` holds
-    /// `rememberUpgrade` (1), `tryAllTransports` (2) and `forceBase64` (4).
+    /// A manager. `transports` lists the transports in order of preference, two bits each from
+    /// the lowest (1: polling, 2: websocket; 0 ends the list; none: both, polling first). The
+    /// `query` option is added to URLs by the caller. Negative numbers mean the default
+    /// (`reconnection_attempts`: unlimited, `timeout`: none). `flags` holds `rememberUpgrade`
+    /// (1), `tryAllTransports` (2) and `forceBase64` (4).
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        transports: &str,
+        transports: u32,
         upgrade: bool,
         reconnection: bool,
         reconnection_attempts: f64,
@@ -125,14 +126,17 @@ impl Core {
         seed: f64,
         flags: u32,
     ) -> Core {
-        let transports: Vec<Transport> = transports
-            .split(',')
-            .filter_map(|t| match t.trim() {
-                "polling" => Some(Transport::Polling),
-                "websocket" => Some(Transport::WebSocket),
-                _ => None,
-            })
-            .collect();
+        let mut list = Vec::new();
+        let mut bits = transports;
+        while bits & 3 != 0 {
+            list.push(if bits & 3 == 1 {
+                Transport::Polling
+            } else {
+                Transport::WebSocket
+            });
+            bits >>= 2;
+        }
+        let transports = list;
         let defaults = ManagerConfig::default();
         let engine = EngineConfig {
             transports: if transports.is_empty() {

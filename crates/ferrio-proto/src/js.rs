@@ -107,43 +107,36 @@ pub(crate) fn string_to_index(s: &str) -> Option<u64> {
         b'+' => (false, &t[1..]),
         _ => (false, t),
     };
-    let (mantissa, exponent) = match t.find(['e', 'E']) {
-        Some(i) => (&t[..i], &t[i + 1..]),
-        None => (t, "0"),
-    };
+    let (mantissa, exponent) = t.split_once(['e', 'E']).unwrap_or((t, "0"));
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    // The significant digits, and the power of ten of the last one.
-    let digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
-    let first = digits.iter().position(|&d| d != 0);
-    let Some(first) = first else {
-        return Some(0);
+    // value = digits × 10^scale, with the digits' trailing zeros moved into the scale.
+    let frac = frac.trim_end_matches('0');
+    let (int, frac, zeros) = if frac.is_empty() {
+        let trimmed = int.trim_end_matches('0');
+        (trimmed, "", int.len() - trimmed.len())
+    } else {
+        (int, frac, 0)
     };
-    let last = digits.iter().rposition(|&d| d != 0).unwrap_or(first);
+    if int.bytes().chain(frac.bytes()).all(|b| b == b'0') {
+        return Some(0);
+    }
     if negative {
         return None;
     }
     // Saturate absurd exponents: past ±10^6 the value is 0, a fraction or out of range anyway.
-    let exponent: i64 =
-        exponent
-            .trim_start_matches('+')
-            .parse()
-            .unwrap_or(if exponent.starts_with('-') {
-                -1_000_000
-            } else {
-                1_000_000
-            });
-    let scale = exponent - frac.len() as i64 + (digits.len() - 1 - last) as i64;
+    let exponent: i64 = exponent.parse().unwrap_or(if exponent.starts_with('-') {
+        -1_000_000
+    } else {
+        1_000_000
+    });
+    let scale = exponent + zeros as i64 - frac.len() as i64;
     if scale < 0 {
         return None;
     }
-    let mut value = 0u64;
-    for &d in &digits[first..=last] {
-        value = value.saturating_mul(10).saturating_add(u64::from(d));
-    }
-    for _ in 0..scale.min(20) {
-        value = value.saturating_mul(10);
-    }
-    Some(value)
+    let value = int.bytes().chain(frac.bytes()).fold(0u64, |v, b| {
+        v.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    });
+    Some((0..scale.min(20)).fold(value, |v, _| v.saturating_mul(10)))
 }
 
 /// `StrDecimalLiteral` without `Infinity`: `[+-]? (d+ (. d*)? | . d+) ([eE] [+-]? d+)?`.
