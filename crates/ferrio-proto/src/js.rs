@@ -70,7 +70,8 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
 /// `Number(s)` when it is an integer ≥ 0 (`-0` included), without floating point: `None` when
 /// `Number(s)` is `NaN`, infinite, negative or has a fraction; integers past `u64::MAX` saturate.
 /// Decimal literals are read exactly, so one with more than 17 significant digits that
-/// `Number()` would round to an integer (`"1.000000000000000001"`) reads as a fraction here.
+/// `Number()` would round to an integer (`"1.000000000000000001"`) reads as a fraction here;
+/// values below half the smallest double (`"1e-400"`) are 0, as `Number()` rounds them.
 /// (The decoders use it for counts and indexes, where such input is refused either way.)
 pub(crate) fn string_to_index(s: &str) -> Option<u64> {
     let t = s.trim_matches(is_js_whitespace);
@@ -117,11 +118,10 @@ pub(crate) fn string_to_index(s: &str) -> Option<u64> {
     } else {
         (int, frac, 0)
     };
-    if int.bytes().chain(frac.bytes()).all(|b| b == b'0') {
+    let digits = || int.bytes().chain(frac.bytes()).skip_while(|&b| b == b'0');
+    let length = digits().count();
+    if length == 0 {
         return Some(0);
-    }
-    if negative {
-        return None;
     }
     // Saturate absurd exponents: past ±10^6 the value is 0, a fraction or out of range anyway.
     let exponent: i64 = exponent.parse().unwrap_or(if exponent.starts_with('-') {
@@ -131,6 +131,21 @@ pub(crate) fn string_to_index(s: &str) -> Option<u64> {
     });
     let scale = exponent + zeros as i64 - frac.len() as i64;
     if scale < 0 {
+        // A fraction, unless it is below half the smallest double, which `Number()` rounds to
+        // (minus) zero: the value is 0.D × 10^p with D the significant digits.
+        let p = length as i64 + scale;
+        let below_half = p <= -324
+            || (p == -323 && {
+                let head: Vec<u8> = digits().take(17).collect();
+                let rest_zero = digits().skip(17).all(|b| b == b'0');
+                let mut padded = head;
+                padded.resize(17, b'0');
+                padded.as_slice() < b"24703282292062327".as_slice()
+                    || (padded.as_slice() == b"24703282292062327".as_slice() && rest_zero)
+            });
+        return below_half.then_some(0);
+    }
+    if negative {
         return None;
     }
     let value = int.bytes().chain(frac.bytes()).fold(0u64, |v, b| {
@@ -233,7 +248,12 @@ mod tests {
             ("120e-1", Some(12)),
             ("1e400", Some(u64::MAX)),
             ("99999999999999999999999", Some(u64::MAX)),
-            ("1e-400", None),
+            ("1e-400", Some(0)),
+            ("-1e-400", Some(0)),
+            ("2.4703282292062327e-324", Some(0)),
+            ("2.4703282292062328e-324", None),
+            ("1e-323", None),
+            ("9e-324", None),
             (".5", None),
             ("1.25e1", None),
             ("-1", None),

@@ -130,7 +130,8 @@ pub enum Deviation {
     /// A placeholder whose `num` is not an integer (JavaScript puts `undefined` in its place).
     PlaceholderNotInteger,
     /// JSON that `JSON.parse` accepts and serde_json refuses: lone surrogate escapes, numbers
-    /// beyond the range of a double.
+    /// beyond the range of a double. Ferrio's decoder accepts it too, but its data cannot be read
+    /// as a `serde_json::Value` (this test's view of a packet).
     JsonSerdeRefuses,
     /// JSON nested deeper than `ferrio_proto::socket::MAX_JSON_DEPTH` (Ferrio bounds recursion).
     JsonTooDeep,

@@ -68,6 +68,8 @@ fn number_name(token: &str) -> Cow<'_, str> {
     let v: f64 = token.parse().unwrap_or(f64::NAN);
     Cow::Owned(if v == 0.0 {
         "0".to_owned()
+    } else if v.is_infinite() {
+        (if v > 0.0 { "Infinity" } else { "-Infinity" }).to_owned()
     } else if v.fract() == 0.0 && v.abs() < 1e21 {
         format!("{v:.0}")
     } else {
@@ -117,6 +119,7 @@ mod tests {
         assert_eq!(event_name("[2.5]").as_deref(), Some("2.5"));
         assert_eq!(event_name("[-0]").as_deref(), Some("0"));
         assert_eq!(event_name("[1e2]").as_deref(), Some("100"));
+        assert_eq!(event_name("[-1e400]").as_deref(), Some("-Infinity"));
         assert_eq!(event_name(r#"["connect"]"#), None);
         assert_eq!(event_name(r#"[{"a":1}]"#), None);
         assert_eq!(event_name("[]"), None);
