@@ -231,10 +231,11 @@ export class Manager extends Emitter {
     }, Math.max(0, Math.ceil(at - now())));
   }
 
-  /** `base` with the user's query, then the core's parameters (names and values, alternating). */
+  /** `base` with the user's query, then the core's parameters (names and values, alternating),
+   * which replace user parameters of the same name (as engine.io-client's `Object.assign`). */
   _url(base, pairs) {
     const params = new URLSearchParams(this._query);
-    for (let i = 0; i + 1 < pairs.length; i += 2) params.append(pairs[i], pairs[i + 1]);
+    for (let i = 0; i + 1 < pairs.length; i += 2) params.set(pairs[i], pairs[i + 1]);
     return `${base}?${params}`;
   }
 
@@ -528,7 +529,7 @@ export class Socket extends Emitter {
     return (...args) => {
       if (sent) return;
       sent = true;
-      if (hasBlob(args)) readBlobs(args).then(send);
+      if (hasBlob(args)) readBlobs(args).then(send, () => send(args));
       else send(args);
     };
   }

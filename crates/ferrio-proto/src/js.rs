@@ -71,7 +71,9 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
 /// `Number(s)` is `NaN`, infinite, negative or has a fraction; integers past `u64::MAX` saturate.
 /// Decimal literals are read exactly, so one with more than 17 significant digits that
 /// `Number()` would round to an integer (`"1.000000000000000001"`) reads as a fraction here;
-/// values below half the smallest double (`"1e-400"`) are 0, as `Number()` rounds them.
+/// values below half the smallest double (`"1e-400"`) are 0, as `Number()` rounds them, and
+/// values past the largest (`"1e400"`) are `None` (Infinity); both boundaries are compared to 17
+/// significant digits.
 /// (The decoders use it for counts and indexes, where such input is refused either way.)
 pub(crate) fn string_to_index(s: &str) -> Option<u64> {
     let t = s.trim_matches(is_js_whitespace);
@@ -124,24 +126,30 @@ pub(crate) fn string_to_index(s: &str) -> Option<u64> {
         return Some(0);
     }
     // Saturate absurd exponents: past ±10^6 the value is 0, a fraction or out of range anyway.
-    let exponent: i64 = exponent.parse().unwrap_or(if exponent.starts_with('-') {
-        -1_000_000
-    } else {
-        1_000_000
-    });
+    let exponent: i64 = exponent
+        .parse()
+        .unwrap_or(if exponent.starts_with('-') {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
+        .clamp(-1_000_000, 1_000_000);
     let scale = exponent + zeros as i64 - frac.len() as i64;
+    // Past the largest double, `Number()` is Infinity: 0.D × 10^p with p > 309, or p = 309 and
+    // D above 0.17976931348623158 (where rounding reaches Infinity, to 17 digits).
+    let p = length as i64 + scale;
+    if p > 309 || (p == 309 && head17(digits()).as_slice() > b"17976931348623158".as_slice()) {
+        return None;
+    }
     if scale < 0 {
         // A fraction, unless it is below half the smallest double, which `Number()` rounds to
         // (minus) zero: the value is 0.D × 10^p with D the significant digits.
-        let p = length as i64 + scale;
         let below_half = p <= -324
             || (p == -323 && {
-                let head: Vec<u8> = digits().take(17).collect();
+                let head = head17(digits());
                 let rest_zero = digits().skip(17).all(|b| b == b'0');
-                let mut padded = head;
-                padded.resize(17, b'0');
-                padded.as_slice() < b"24703282292062327".as_slice()
-                    || (padded.as_slice() == b"24703282292062327".as_slice() && rest_zero)
+                head.as_slice() < b"24703282292062327".as_slice()
+                    || (head.as_slice() == b"24703282292062327".as_slice() && rest_zero)
             });
         return below_half.then_some(0);
     }
@@ -152,6 +160,15 @@ pub(crate) fn string_to_index(s: &str) -> Option<u64> {
         v.saturating_mul(10).saturating_add(u64::from(b - b'0'))
     });
     Some((0..scale.min(20)).fold(value, |v, _| v.saturating_mul(10)))
+}
+
+/// The first 17 digits, padded with zeros.
+fn head17(digits: impl Iterator<Item = u8>) -> [u8; 17] {
+    let mut head = [b'0'; 17];
+    for (slot, d) in head.iter_mut().zip(digits) {
+        *slot = d;
+    }
+    head
 }
 
 /// `StrDecimalLiteral` without `Infinity`: `[+-]? (d+ (. d*)? | . d+) ([eE] [+-]? d+)?`.
@@ -246,8 +263,13 @@ mod tests {
             ("-0.0e5", Some(0)),
             ("0.000", Some(0)),
             ("120e-1", Some(12)),
-            ("1e400", Some(u64::MAX)),
+            ("1e400", None),
+            ("1.7976931348623159e308", None),
+            ("1.7976931348623158e308", Some(u64::MAX)),
             ("99999999999999999999999", Some(u64::MAX)),
+            ("10e9223372036854775807", None),
+            ("1.5e-9223372036854775808", Some(0)),
+            ("1e-99999999999999999999999", Some(0)),
             ("1e-400", Some(0)),
             ("-1e-400", Some(0)),
             ("2.4703282292062327e-324", Some(0)),

@@ -303,6 +303,31 @@ pub fn extra_cases() -> Vec<Case> {
             r#"51-[{"_placeholder":true,"num":0}]"#,
             1,
         ),
+        (
+            "binary bad placeholder under a key repeated later",
+            r#"51-["a",{"k":{"_placeholder":true,"num":9},"k":1}]"#,
+            1,
+        ),
+        (
+            "binary bad placeholder under the last of a repeated key",
+            r#"51-["a",{"k":1,"k":{"_placeholder":true,"num":9}}]"#,
+            1,
+        ),
+        (
+            "binary placeholder key repeated, the last one true",
+            r#"51-["a",{"_placeholder":false,"num":0,"_placeholder":true}]"#,
+            1,
+        ),
+        (
+            "binary placeholder num above the largest double",
+            r#"51-["a",{"_placeholder":true,"num":1e400}]"#,
+            1,
+        ),
+        (
+            "binary attachments count above the largest double",
+            r#"51e400-["a"]"#,
+            1,
+        ),
         ("binary ack", r#"61-7[{"_placeholder":true,"num":0}]"#, 1),
         (
             "binary ack without id",

@@ -1,6 +1,8 @@
 //! The Socket.IO decoder: the reference algorithm (`Decoder.decodeString`) with its leniencies,
 //! and the reassembly of binary packets from their attachments.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use super::error::DecodeError;
@@ -127,22 +129,26 @@ fn check_placeholders(json: &str, count: usize) -> Result<(), DecodeError> {
 
 /// Walks the value at `json[i..]`: the index past it, and whether its placeholders are valid.
 /// `None` for text that is not valid JSON. The recursion is as deep as the payload's nesting,
-/// which validation bounded.
+/// which validation bounded; every byte is scanned once.
 fn walk_placeholders(
     json: &str,
     i: usize,
     count: usize,
 ) -> Option<(usize, Result<(), DecodeError>)> {
     let b = json.as_bytes();
+    let start = i;
     let open = *b.get(i)?;
     let close = match open {
         b'[' => b']',
         b'{' => b'}',
         _ => return Some((scan::value_end(b, i)?, Ok(()))),
     };
-    let mut nested = Ok(());
+    // Failing members of an object, by member index: `JSON.parse` keeps the last of repeated
+    // keys, so a failure counts only if no later member has its key.
+    let mut failures: Vec<(usize, DecodeError)> = Vec::new();
     let mut placeholder = false;
     let mut num = None;
+    let mut member = 0usize;
     let mut i = scan::skip_ws(b, i + 1);
     if b.get(i) == Some(&close) {
         return Some((i + 1, Ok(())));
@@ -164,9 +170,13 @@ fn walk_placeholders(
             Some("num") => num = json.get(i..end),
             _ => {}
         }
-        if nested.is_ok() {
-            nested = result;
+        if let Err(e) = result {
+            // An array keeps every item: only its first failure matters.
+            if open == b'{' || failures.is_empty() {
+                failures.push((member, e));
+            }
         }
+        member += 1;
         i = scan::skip_ws(b, end);
         match *b.get(i)? {
             b',' => i = scan::skip_ws(b, i + 1),
@@ -174,21 +184,35 @@ fn walk_placeholders(
             _ => return None,
         }
     }
-    if !placeholder {
-        return Some((i + 1, nested));
+    let end = i + 1;
+    if placeholder {
+        // The walk read `num` as valid JSON: a number is the value starting with `-` or a digit.
+        let valid = num
+            .filter(|num| num.starts_with(|c: char| c == '-' || c.is_ascii_digit()))
+            .and_then(string_to_index)
+            .is_some_and(|n| n < count as u64);
+        return Some((
+            end,
+            valid.then_some(()).ok_or(DecodeError::InvalidPlaceholder),
+        ));
     }
-    let valid = num
-        .filter(|num| scan::validate(num) == Some(scan::Kind::Number))
-        .and_then(string_to_index)
-        .is_some_and(|n| n < count as u64);
-    Some((
-        i + 1,
-        if valid {
-            Ok(())
-        } else {
-            Err(DecodeError::InvalidPlaceholder)
-        },
-    ))
+    if open == b'[' || failures.is_empty() {
+        return Some((end, failures.pop().map_or(Ok(()), |(_, e)| Err(e))));
+    }
+    // The rare case: a failure counts unless a later member repeats its key. Bounded: past 2^20
+    // key comparisons the failure counts (only a payload built for it gets there).
+    let keys = scan::object_members(json.get(start..end)?)
+        .map(|(key, _)| scan::string(key))
+        .collect::<Option<Vec<Cow<'_, str>>>>()?;
+    let mut budget = 1usize << 20;
+    for (index, e) in failures {
+        let later = keys.get(index + 1..).unwrap_or_default();
+        if later.len() > budget || !keys.get(index).is_some_and(|key| later.contains(key)) {
+            return Some((end, Err(e)));
+        }
+        budget -= later.len();
+    }
+    Some((end, Ok(())))
 }
 
 /// The stateful Socket.IO decoder of one connection: text packets, and binary packets reassembled
@@ -277,5 +301,38 @@ impl Decoder {
     /// resumes cleanly.
     pub fn reset(&mut self) {
         self.pending = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary(text: &str) -> Result<Option<Packet>, DecodeError> {
+        let mut decoder = Decoder::new();
+        assert!(decoder.decode_text(Str::from(text))?.is_none());
+        decoder.decode_binary(Bytes::from_static(&[1]))
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value() {
+        let overridden = r#"51-["a",{"k":{"_placeholder":true,"num":9},"k":1}]"#;
+        assert!(binary(overridden).is_ok_and(|p| p.is_some()));
+        let last = r#"51-["a",{"k":1,"k":{"_placeholder":true,"num":9}}]"#;
+        assert!(matches!(binary(last), Err(DecodeError::InvalidPlaceholder)));
+    }
+
+    #[test]
+    fn overridden_failures_are_checked_within_a_bound() {
+        // 1,000 bad members all overridden by the last: accepted, as JSON.parse keeps the last.
+        let bad = r#""k":{"_placeholder":true,"num":9},"#;
+        let few = format!(r#"51-["a",{{{}"k":1}}]"#, bad.repeat(1_000));
+        assert!(binary(&few).is_ok_and(|p| p.is_some()));
+        // Past the comparison budget the first failure counts: refused, not a quadratic scan.
+        let many = format!(r#"51-["a",{{{}"k":1}}]"#, bad.repeat(20_000));
+        assert!(matches!(
+            binary(&many),
+            Err(DecodeError::InvalidPlaceholder)
+        ));
     }
 }

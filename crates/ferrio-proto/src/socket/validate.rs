@@ -70,10 +70,16 @@ fn number_name(token: &str) -> Cow<'_, str> {
         "0".to_owned()
     } else if v.is_infinite() {
         (if v > 0.0 { "Infinity" } else { "-Infinity" }).to_owned()
-    } else if v.fract() == 0.0 && v.abs() < 1e21 {
-        format!("{v:.0}")
-    } else {
+    } else if (1e-6..1e21).contains(&v.abs()) {
+        // Both write the shortest digits that read back the same double.
         v.to_string()
+    } else {
+        let exp = format!("{v:e}");
+        if exp.contains("e-") {
+            exp
+        } else {
+            exp.replacen('e', "e+", 1)
+        }
     })
 }
 
@@ -120,6 +126,14 @@ mod tests {
         assert_eq!(event_name("[-0]").as_deref(), Some("0"));
         assert_eq!(event_name("[1e2]").as_deref(), Some("100"));
         assert_eq!(event_name("[-1e400]").as_deref(), Some("-Infinity"));
+        // as JavaScript's String(n)
+        assert_eq!(
+            event_name("[12345678901234567890]").as_deref(),
+            Some("12345678901234567000")
+        );
+        assert_eq!(event_name("[1e21]").as_deref(), Some("1e+21"));
+        assert_eq!(event_name("[-1.5e-7]").as_deref(), Some("-1.5e-7"));
+        assert_eq!(event_name("[0.000001]").as_deref(), Some("0.000001"));
         assert_eq!(event_name(r#"["connect"]"#), None);
         assert_eq!(event_name(r#"[{"a":1}]"#), None);
         assert_eq!(event_name("[]"), None);
