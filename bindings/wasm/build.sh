@@ -26,29 +26,24 @@ fi
 # Size profile for the browser build only (the host release profile is left alone).
 # With nightly: std rebuilt with immediate-abort panics, no panic locations and empty `Debug`
 # output (the package never prints either); about 13 % smaller gzip than stable. Needs the
-# nightly toolchain's rust-src component, added here if missing.
-if [ -z "${STABLE:-}" ] && ! rustup toolchain list | grep -q '^nightly'; then
-  echo "build.sh: no nightly toolchain, building with stable (a larger module)" >&2
-  STABLE=1
-fi
-if [ -z "${STABLE:-}" ]; then
+# nightly toolchain's rust-src component, added here if missing. Without it, or if the nightly
+# build fails, the stable build is made instead (with a warning).
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=fat \
+  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_PANIC=abort
+nightly_build() {
+  rustup toolchain list | grep -q '^nightly' || { echo "build.sh: no nightly toolchain" >&2; return 1; }
   rustup component list --toolchain nightly --installed | grep -q '^rust-src' \
-    || rustup component add rust-src --toolchain nightly
+    || rustup component add rust-src --toolchain nightly || return 1
   CARGO_TARGET_DIR="${root}/target/wasm-build-std" \
-  CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
-  CARGO_PROFILE_RELEASE_LTO=fat \
-  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-  CARGO_PROFILE_RELEASE_PANIC=abort \
   RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
     cargo +nightly build --release --locked --target wasm32-unknown-unknown -p ferrio-wasm \
       -Zbuild-std=std,panic_abort
+}
+if [ -z "${STABLE:-}" ] && nightly_build; then
   wasm="${root}/target/wasm-build-std/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
 else
-  CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
-  CARGO_PROFILE_RELEASE_LTO=fat \
-  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-  CARGO_PROFILE_RELEASE_PANIC=abort \
-    cargo build --release --locked --target wasm32-unknown-unknown -p ferrio-wasm
+  [ -n "${STABLE:-}" ] || echo "build.sh: the nightly size build failed; building with stable (a larger module)" >&2
+  cargo build --release --locked --target wasm32-unknown-unknown -p ferrio-wasm
   wasm="${root}/target/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
 fi
 
