@@ -38,7 +38,7 @@ use crate::engine::server::{self as eio, CloseReason, RequestError, RequestId, U
 /// The reference's CONNECT_ERROR message for a namespace the server does not have.
 pub const INVALID_NAMESPACE: &str = "Invalid namespace";
 use crate::engine::{self, Frame, Protocol};
-use crate::{Instant, Str};
+use crate::{scan, Instant, Str};
 
 /// Connection settings, with `socket.io`'s defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -724,21 +724,17 @@ impl Connection {
     }
 }
 
-/// The `pid` and `offset` of a CONNECT's auth, when `pid` is a string.
+/// The `pid` and `offset` of a CONNECT's auth, when `pid` is a string (the last of repeated
+/// keys, as `JSON.parse` keeps it).
 fn recovery_request(auth: &RawJson) -> Option<RecoveryRequest> {
-    #[derive(serde::Deserialize)]
-    struct Recovery {
-        pid: Option<serde_json::Value>,
-        offset: Option<serde_json::Value>,
-    }
-    let r: Recovery = auth.deserialize().ok()?;
-    let pid = match r.pid? {
-        serde_json::Value::String(s) => Str::from(s),
-        _ => return None,
+    let text = auth.as_str();
+    let string = |key: &str| {
+        scan::member(text, key)
+            .and_then(scan::string)
+            .map(|s| Str::from(s.into_owned()))
     };
-    let offset = match r.offset {
-        Some(serde_json::Value::String(s)) => Some(Str::from(s)),
-        _ => None,
-    };
-    Some(RecoveryRequest { pid, offset })
+    Some(RecoveryRequest {
+        pid: string("pid")?,
+        offset: string("offset"),
+    })
 }
