@@ -152,6 +152,11 @@ export declare class Socket<
   prependAny(listener: (event: string, ...args: any[]) => void): this;
   offAny(listener?: (event: string, ...args: any[]) => void): this;
   listenersAny(): ((event: string, ...args: any[]) => void)[];
+  /** Listens to every event this socket sends, when it is sent (buffered emits: on connect). */
+  onAnyOutgoing(listener: (event: string, ...args: any[]) => void): this;
+  prependAnyOutgoing(listener: (event: string, ...args: any[]) => void): this;
+  offAnyOutgoing(listener?: (event: string, ...args: any[]) => void): this;
+  listenersAnyOutgoing(): ((event: string, ...args: any[]) => void)[];
 }
 
 /**

@@ -347,6 +347,9 @@ export class Socket extends Emitter {
     this._opts = opts;
     this._acks = new Map();
     this._anyListeners = [];
+    this._anyOutgoingListeners = [];
+    // Emits made while disconnected: their outgoing listeners run when they are sent, on connect.
+    this._outgoingPending = [];
     this._flags = {};
     this._index = undefined;
     // Emits before the first connect() (autoConnect: false), replayed by it.
@@ -475,7 +478,15 @@ export class Socket extends Emitter {
       ),
     );
     if (callback && handle >= 0) this._acks.set(handle, { callback, withTimeout });
+    if (this._anyOutgoingListeners.length) {
+      if (this.connected) this._notifyOutgoing([event, ...args]);
+      else if (!flags.volatile) this._outgoingPending.push([event, ...args]);
+    }
     return this;
+  }
+
+  _notifyOutgoing(args) {
+    for (const fn of this._anyOutgoingListeners.slice()) fn.apply(this, args);
   }
 
   /** Emits and resolves with the acknowledgement (rejects on timeout or disconnection). */
@@ -514,6 +525,26 @@ export class Socket extends Emitter {
     return this._anyListeners.slice();
   }
 
+  /** Listens to every event this socket sends (`(event, ...args)`), when it is sent. */
+  onAnyOutgoing(fn) {
+    this._anyOutgoingListeners.push(fn);
+    return this;
+  }
+
+  prependAnyOutgoing(fn) {
+    this._anyOutgoingListeners.unshift(fn);
+    return this;
+  }
+
+  offAnyOutgoing(fn) {
+    this._anyOutgoingListeners = fn ? this._anyOutgoingListeners.filter((f) => f !== fn) : [];
+    return this;
+  }
+
+  listenersAnyOutgoing() {
+    return this._anyOutgoingListeners.slice();
+  }
+
   /** The acknowledgement function handed to a listener; a `Blob` in its arguments is read
    * first. */
   _ackFn(id) {
@@ -540,6 +571,7 @@ export class Socket extends Emitter {
         this.id = out[2];
         this.recovered = this.io.core.recovered(this._index);
         this.emitReserved("connect");
+        for (const args of this._outgoingPending.splice(0)) this._notifyOutgoing(args);
         break;
       case 11: {
         const err = new Error(out[2]);

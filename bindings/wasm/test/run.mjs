@@ -98,13 +98,36 @@ function checkScenario(r, server) {
   assert.deepEqual(r.reconnected, [true, "again"]);
   assert.equal(r.serverDisconnect, "io server disconnect");
   assert.deepEqual(r.clientDisconnect, ["io client disconnect", false]);
+  assert.deepEqual(r.anyOutgoing, [2, "out", ["message", "buffered-out"], ["message-with-ack", "out", 2]]);
+  assert.deepEqual(r.recovery, [["r1"], false, true, true, "missed"]);
+  assert.deepEqual(r.restart, [true, "while-down", true]);
 }
 
 let browser;
 try {
-  const [, nodePort] = await start("node", [join(here, "server.cjs")], {}, /listening (\d+)/);
+  // The two Socket.IO servers, by kind; the page stops and starts them again on the same port
+  // (the restart step of the scenario).
+  const nodePort = await freePort();
   const e2ePort = await freePort();
-  await start(e2eBin, [], { PORT: String(e2ePort) }, /listening/);
+  const servers = {
+    node: { cmd: "node", args: [join(here, "server.cjs")], port: nodePort, ready: /listening (\d+)/ },
+    ferrio: { cmd: e2eBin, args: [], port: e2ePort, ready: /listening/ },
+  };
+  const startServer = async (kind) => {
+    const s = servers[kind];
+    await start(s.cmd, s.args, { PORT: String(s.port) }, s.ready);
+    s.child = children[children.length - 1];
+  };
+  const stopServer = async (kind) => {
+    const { child } = servers[kind];
+    if (child.exitCode !== null) return;
+    await new Promise((resolve) => {
+      child.once("exit", resolve);
+      child.kill("SIGTERM");
+    });
+  };
+  await startServer("node");
+  await startServer("ferrio");
   const chatPort = await freePort();
   await start(chatBin, [], { PORT: String(chatPort) }, /chat demo on/);
 
@@ -124,16 +147,18 @@ try {
     ],
   });
   const page = await (await browser.newContext()).newPage();
+  await page.exposeFunction("stopServer", stopServer);
+  await page.exposeFunction("startServer", startServer);
   page.on("pageerror", (e) => console.log(`page error: ${e}`));
   await page.goto(`http://127.0.0.1:${nodePort}/`);
   await page.waitForFunction(() => window.ready === true, null, { timeout: 10000 });
 
-  await test("socket.io 4.8 (Node): events, acks, binary, upgrade, namespaces, middleware, transports, auth function, buffering, reconnection", async () => {
-    const r = await page.evaluate((base) => window.scenario(base), `http://127.0.0.1:${nodePort}`);
+  await test("socket.io 4.8 (Node): events, acks, binary, upgrade, namespaces, middleware, transports, auth function, buffering, reconnection, outgoing listeners, recovery, server restart", async () => {
+    const r = await page.evaluate(([base, kind]) => window.scenario(base, kind), [`http://127.0.0.1:${nodePort}`, "node"]);
     checkScenario(r, "socket.io");
   });
-  await test("ferrio-server (e2e example): events, acks, binary, upgrade, namespaces, middleware, transports, auth function, buffering, reconnection", async () => {
-    const r = await page.evaluate((base) => window.scenario(base), `http://127.0.0.1:${e2ePort}`);
+  await test("ferrio-server (e2e example): events, acks, binary, upgrade, namespaces, middleware, transports, auth function, buffering, reconnection, outgoing listeners, recovery, server restart", async () => {
+    const r = await page.evaluate(([base, kind]) => window.scenario(base, kind), [`http://127.0.0.1:${e2ePort}`, "ferrio"]);
     checkScenario(r, "ferrio-server");
   });
 

@@ -2,7 +2,9 @@
 // socket.io 4.8 server (from tests/node) with the same handlers as ferrio-server's e2e example,
 // so one scenario runs against both.
 //
-// Usage: node server.cjs  -> prints "listening <port>" (127.0.0.1, a free port); exits after 120 s.
+// Usage: node server.cjs  -> prints "listening <port>" (127.0.0.1, PORT or a free port); exits
+// after 120 s. `/recovery/` is a second socket.io server with connection state recovery, as the
+// e2e example's.
 "use strict";
 
 const fs = require("node:fs");
@@ -61,4 +63,23 @@ restricted.use((socket, next) => {
 });
 handlers(restricted);
 
-httpServer.listen(0, "127.0.0.1", () => console.log(`listening ${httpServer.address().port}`));
+const recovery = new Server(httpServer, {
+  path: "/recovery/",
+  connectionStateRecovery: { maxDisconnectionDuration: 5000 },
+  cors: { origin: "*" },
+});
+recovery.on("connection", (socket) => {
+  socket.on("join", (room, ack) => {
+    socket.join(room);
+    ack([...socket.rooms].filter((r) => r !== socket.id));
+  });
+  socket.on("room-emit", (room, ...rest) => {
+    const ack = rest.pop();
+    socket.to(room).emit("room-emit", ...rest);
+    ack();
+  });
+});
+
+httpServer.listen(Number(process.env.PORT || 0), "127.0.0.1", () =>
+  console.log(`listening ${httpServer.address().port}`),
+);
