@@ -32,7 +32,8 @@ export type DisconnectReason =
   | "ping timeout"
   | "transport close"
   | "transport error"
-  | "parse error";
+  | "parse error"
+  | "forced close";
 
 /** A `connect_error`: `message`, and the `data` the server's middleware attached. */
 export interface ConnectError extends Error {
@@ -116,6 +117,18 @@ export declare class Manager extends Emitter<{}, ManagerReservedEvents> {
   socket(nsp: string, opts?: Partial<SocketOptions>): Socket;
   reconnection(): boolean;
   reconnection(v: boolean): this;
+  /** The reconnection options it was created with (fixed once it exists). */
+  reconnectionAttempts(): number;
+  reconnectionDelay(): number;
+  reconnectionDelayMax(): number;
+  randomizationFactor(): number;
+  timeout(): number | false;
+  /** Opens the connection if it is closed; `fn` is called once it opens, or with the error. */
+  open(fn?: (err?: Error) => void): this;
+  connect(fn?: (err?: Error) => void): this;
+  /** Closes the connection without reconnecting; its sockets get `disconnect` ("forced close"). */
+  close(): this;
+  disconnect(): this;
 }
 
 /** A socket of one namespace. */

@@ -181,6 +181,59 @@ export class Manager extends Emitter {
     return this;
   }
 
+  /** The reconnection options it was created with (they are fixed once it exists). */
+  reconnectionAttempts() {
+    return typeof this.opts.reconnectionAttempts === "number" ? this.opts.reconnectionAttempts : Infinity;
+  }
+
+  reconnectionDelay() {
+    return typeof this.opts.reconnectionDelay === "number" ? this.opts.reconnectionDelay : 1000;
+  }
+
+  reconnectionDelayMax() {
+    return typeof this.opts.reconnectionDelayMax === "number" ? this.opts.reconnectionDelayMax : 5000;
+  }
+
+  randomizationFactor() {
+    return typeof this.opts.randomizationFactor === "number" ? this.opts.randomizationFactor : 0.5;
+  }
+
+  timeout() {
+    return this.opts.timeout === undefined ? 20000 : this.opts.timeout;
+  }
+
+  /** Opens the connection if it is closed; `fn` is called once it opens, or with the error. */
+  open(fn) {
+    if (fn) {
+      const onOpen = () => {
+        this.off("error", onError);
+        fn();
+      };
+      const onError = (err) => {
+        this.off("open", onOpen);
+        fn(err instanceof Error ? err : new Error(String(err)));
+      };
+      this.once("open", onOpen);
+      this.once("error", onError);
+    }
+    this._run((core, t) => core.connect(t));
+    return this;
+  }
+
+  connect(fn) {
+    return this.open(fn);
+  }
+
+  /** Closes the connection without reconnecting: its sockets get `disconnect` ("forced close"). */
+  close() {
+    this._run((core, t) => core.close(t));
+    return this;
+  }
+
+  disconnect() {
+    return this.close();
+  }
+
   /** A socket for namespace `nsp`. */
   socket(nsp, opts = {}) {
     return new Socket(this, nsp, opts);

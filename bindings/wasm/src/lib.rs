@@ -298,6 +298,16 @@ impl Core {
         self.manager.ack(at(now), sid, packet).map_err(err)
     }
 
+    /// Opens the connection if it is closed (`manager.open()`).
+    pub fn connect(&mut self, now: f64) {
+        self.manager.connect(at(now));
+    }
+
+    /// Closes the connection without reconnecting (`manager.close()`).
+    pub fn close(&mut self, now: f64) {
+        self.manager.close(at(now));
+    }
+
     /// Turns reconnection on or off.
     #[wasm_bindgen(js_name = setReconnection)]
     pub fn set_reconnection(&mut self, enabled: bool) {

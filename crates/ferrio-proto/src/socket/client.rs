@@ -616,6 +616,14 @@ impl Manager {
         self.pump(now);
     }
 
+    /// Closes the connection without reconnecting (`manager.close()`): a `close` event with
+    /// `forced close`, and a `disconnect` with the same reason for every active socket (which
+    /// stays active: [`Manager::connect`] or a socket's connect opens the connection again).
+    pub fn close(&mut self, now: Instant) {
+        self.close_manager(now);
+        self.pump(now);
+    }
+
     /// Creates the socket of namespace `nsp` and connects it (`manager.socket(nsp, opts)` with
     /// `autoConnect`). If the namespace already has a socket, that one is returned (connected
     /// again if it was inactive) and `options` are ignored, as in the reference.
@@ -1783,6 +1791,30 @@ mod tests {
             reason,
             description: None,
         }
+    }
+
+    #[test]
+    fn close_then_connect_again() {
+        let mut h = H::new(H::config());
+        let s = h.connected_with(SocketOptions::default());
+        h.events();
+        let now = h.now();
+        h.m.close(now);
+        h.drain();
+        let events = h.events();
+        assert!(
+            events.contains(&close(DisconnectReason::ForcedClose)),
+            "{events:?}"
+        );
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Disconnect { socket, reason: DisconnectReason::ForcedClose, .. } if *socket == s
+        )));
+        assert!(!h.m.is_connected(s));
+        // no reconnection is scheduled
+        assert!(h.m.poll_timeout().is_none());
+        h.m.connect(now);
+        assert_eq!(h.m.ready_state(), ReadyState::Opening);
     }
 
     #[test]
