@@ -47,8 +47,10 @@ else
   wasm="${root}/target/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
 fi
 
-# The build tools from npm (binaryen's wasm-opt, esbuild), at the versions package-lock.json pins.
-if [ ! -x "${here}/node_modules/.bin/esbuild" ] || [ ! -x "${here}/node_modules/.bin/wasm-opt" ]; then
+# The build tools from npm (binaryen's wasm-opt, esbuild; TypeScript for the tests), at the
+# versions package-lock.json pins.
+if [ ! -x "${here}/node_modules/.bin/esbuild" ] || [ ! -x "${here}/node_modules/.bin/wasm-opt" ] \
+  || [ ! -x "${here}/node_modules/.bin/tsc" ]; then
   (cd "${here}" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Browser tests of the `ferrio` package: builds it, builds the two Rust servers the tests start
-# (ferrio-server's e2e and chat examples), then runs test/run.mjs in headless Chromium.
+# Browser tests of the `ferrio` package: builds it, type-checks test/types.ts against its
+# declarations, builds the two Rust servers the tests start (ferrio-server's e2e and chat
+# examples), then runs test/run.mjs in headless Chromium.
 # Needs: /usr/bin/chromium (or CHROMIUM=...), `npm ci` in bindings/wasm and tests/node.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "${here}/../../.." && pwd)
 "${here}/../build.sh"
+# The TypeScript declarations: test/types.ts must type-check (typed event maps, acks, options).
+"${here}/../node_modules/.bin/tsc" -p "${here}/tsconfig.json"
+echo "types: test/types.ts checks against ferrio.d.ts"
 cd "${root}"
 cargo build --locked -p ferrio-server --example e2e --example chat
 exec timeout 180 node "${here}/run.mjs" "${root}/target/debug/examples/e2e" "${root}/target/debug/examples/chat"

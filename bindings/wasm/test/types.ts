@@ -1,0 +1,70 @@
+// Type tests of ferrio.d.ts, checked by `tsc` in test/run.sh (never run): typed event maps as in
+// socket.io-client, acks, timeouts, options and the Manager. Each `@ts-expect-error` line must be
+// an error, so the declarations are shown to refuse what they should.
+import { io, Manager, Socket } from "../ferrio";
+
+interface ServerToClientEvents {
+  chat: (from: string, text: string) => void;
+  ask: (question: string, answer: (reply: number) => void) => void;
+}
+
+interface ClientToServerEvents {
+  say: (text: string) => void;
+  add: (a: number, b: number, done: (sum: number) => void) => void;
+}
+
+const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io("https://example.com/chat", {
+  transports: ["websocket", "polling"],
+  auth: { token: "t" },
+  reconnectionDelay: 500,
+  ackTimeout: 1000,
+  retries: 2,
+});
+
+socket.on("chat", (from, text) => {
+  const f: string = from;
+  const t: string = text;
+  void [f, t];
+});
+socket.on("ask", (_question, answer) => answer(42));
+// @ts-expect-error the answer takes a number
+socket.on("ask", (_question, answer) => answer("no"));
+socket.on("connect_error", (err) => console.log(err.message, err.data));
+socket.on("disconnect", (reason) => {
+  const r: "io server disconnect" | "io client disconnect" | "ping timeout" | "transport close" | "transport error" | "parse error" | "forced close" = reason;
+  void r;
+});
+
+socket.emit("say", "hello");
+// @ts-expect-error `say` takes a string
+socket.emit("say", 1);
+// @ts-expect-error unknown event
+socket.emit("shout", "hello");
+socket.emit("add", 1, 2, (sum) => {
+  const n: number = sum;
+  void n;
+});
+const sum: Promise<number> = socket.emitWithAck("add", 1, 2);
+socket.timeout(500).emit("add", 1, 2, (err, total) => {
+  const e: Error = err;
+  const n: number = total;
+  void [e, n];
+});
+void sum;
+
+socket.onAny((event, ...args) => console.log(event, args));
+socket.onAnyOutgoing((event) => console.log(event));
+socket.volatile.compress(false).emit("say", "maybe");
+const connected: boolean = socket.connected && socket.active && !socket.recovered;
+void connected;
+
+const manager = new Manager("https://example.com", { reconnectionAttempts: 3, forceBase64: true });
+manager.on("reconnect_attempt", (attempt) => {
+  const n: number = attempt;
+  void n;
+});
+manager.open((err) => console.log(err?.message)).reconnection(false);
+const delay: number = manager.reconnectionDelay();
+void delay;
+manager.socket("/admin").emit("anything", 1, "two");
+manager.close();
