@@ -101,6 +101,7 @@ function checkScenario(r, server) {
   assert.deepEqual(r.anyOutgoing, [2, "out", ["message", "buffered-out"], ["message-with-ack", "out", 2]]);
   assert.deepEqual(r.recovery, [["r1"], false, true, true, "missed"]);
   assert.deepEqual(r.restart, [true, "while-down", true]);
+  assert.deepEqual(r.reuse, ["/custom", "/custom", true, true]);
   assert.deepEqual(r.manager, [true, "forced close", "forced close", true, true, 100]);
 }
 
