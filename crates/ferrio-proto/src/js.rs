@@ -42,23 +42,15 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
         _ => {}
     }
     let bytes = t.as_bytes();
-    if bytes.len() > 2 && bytes[0] == b'0' {
-        let radix = match bytes[1] {
-            b'x' | b'X' => 16,
-            b'o' | b'O' => 8,
-            b'b' | b'B' => 2,
-            _ => 0,
-        };
-        if radix != 0 {
-            let mut value = 0f64;
-            for &b in &bytes[2..] {
-                match (b as char).to_digit(radix) {
-                    Some(d) => value = value * radix as f64 + d as f64,
-                    None => return f64::NAN,
-                }
+    if let Some((radix, digits)) = radix_literal(bytes) {
+        let mut value = 0f64;
+        for &b in digits {
+            match (b as char).to_digit(radix) {
+                Some(d) => value = value * radix as f64 + d as f64,
+                None => return f64::NAN,
             }
-            return value;
         }
+        return value;
     }
     if is_decimal_literal(bytes) {
         t.parse::<f64>().unwrap_or(f64::NAN)
@@ -78,23 +70,15 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
 pub(crate) fn string_to_index(s: &str) -> Option<u64> {
     let t = s.trim_matches(is_js_whitespace);
     let bytes = t.as_bytes();
-    if bytes.len() > 2 && bytes[0] == b'0' {
-        let radix = match bytes[1] {
-            b'x' | b'X' => 16,
-            b'o' | b'O' => 8,
-            b'b' | b'B' => 2,
-            _ => 0,
-        };
-        if radix != 0 {
-            let mut value = 0u64;
-            for &b in &bytes[2..] {
-                let d = (b as char).to_digit(radix)?;
-                value = value
-                    .saturating_mul(u64::from(radix))
-                    .saturating_add(u64::from(d));
-            }
-            return Some(value);
+    if let Some((radix, digits)) = radix_literal(bytes) {
+        let mut value = 0u64;
+        for &b in digits {
+            let d = (b as char).to_digit(radix)?;
+            value = value
+                .saturating_mul(u64::from(radix))
+                .saturating_add(u64::from(d));
         }
+        return Some(value);
     }
     if t.is_empty() {
         return Some(0);
@@ -160,6 +144,21 @@ pub(crate) fn string_to_index(s: &str) -> Option<u64> {
         v.saturating_mul(10).saturating_add(u64::from(b - b'0'))
     });
     Some((0..scale.min(20)).fold(value, |v, _| v.saturating_mul(10)))
+}
+
+/// A `0x`/`0o`/`0b` literal (`NonDecimalIntegerLiteral`): its radix and the digits after the
+/// prefix (not checked yet).
+fn radix_literal(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    if bytes.len() <= 2 || bytes[0] != b'0' {
+        return None;
+    }
+    let radix = match bytes[1] {
+        b'x' | b'X' => 16,
+        b'o' | b'O' => 8,
+        b'b' | b'B' => 2,
+        _ => return None,
+    };
+    Some((radix, &bytes[2..]))
 }
 
 /// The first 17 digits, padded with zeros.

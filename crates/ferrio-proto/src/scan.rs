@@ -45,8 +45,8 @@ pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
 fn value(b: &[u8], i: usize, depth: usize) -> Option<(Kind, usize)> {
     match *b.get(i)? {
         b'"' => Some((Kind::String, string_end(b, i)?)),
-        b'[' => Some((Kind::Array, array_end(b, i, depth + 1)?)),
-        b'{' => Some((Kind::Object, object_end(b, i, depth + 1)?)),
+        b'[' => Some((Kind::Array, container_end(b, i, depth + 1, b']')?)),
+        b'{' => Some((Kind::Object, container_end(b, i, depth + 1, b'}')?)),
         b't' => literal(b, i, b"true", Kind::Bool),
         b'f' => literal(b, i, b"false", Kind::Bool),
         b'n' => literal(b, i, b"null", Kind::Null),
@@ -136,44 +136,31 @@ fn hex4(b: &[u8], i: usize) -> Option<u16> {
     Some(v)
 }
 
-fn array_end(b: &[u8], start: usize, depth: usize) -> Option<usize> {
+/// The index just past the array (`close` = `]`) or object (`}`) starting at `start`, nested
+/// in `depth` containers counting itself.
+fn container_end(b: &[u8], start: usize, depth: usize, close: u8) -> Option<usize> {
     if depth > MAX_DEPTH {
         return None;
     }
     let mut i = skip_ws(b, start + 1);
-    if b.get(i) == Some(&b']') {
+    if b.get(i) == Some(&close) {
         return Some(i + 1);
     }
     loop {
+        if close == b'}' {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            i = skip_ws(b, string_end(b, i)?);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+        }
         i = skip_ws(b, value(b, i, depth)?.1);
-        match b.get(i)? {
+        match *b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
-            b']' => return Some(i + 1),
-            _ => return None,
-        }
-    }
-}
-
-fn object_end(b: &[u8], start: usize, depth: usize) -> Option<usize> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
-    let mut i = skip_ws(b, start + 1);
-    if b.get(i) == Some(&b'}') {
-        return Some(i + 1);
-    }
-    loop {
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        i = skip_ws(b, string_end(b, i)?);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_ws(b, value(b, skip_ws(b, i + 1), depth)?.1);
-        match b.get(i)? {
-            b',' => i = skip_ws(b, i + 1),
-            b'}' => return Some(i + 1),
+            c if c == close => return Some(i + 1),
             _ => return None,
         }
     }
@@ -306,6 +293,11 @@ pub(crate) fn string(token: &str) -> Option<Cow<'_, str>> {
         i += 1;
     }
     Some(Cow::Owned(out))
+}
+
+/// True if the text of a valid JSON value is a number (it starts with `-` or a digit).
+pub(crate) fn is_number(token: &str) -> bool {
+    token.starts_with(|c: char| c == '-' || c.is_ascii_digit())
 }
 
 /// A non-negative JSON integer written with digits only (no fraction, exponent or sign), as the

@@ -186,9 +186,9 @@ fn walk_placeholders(
     }
     let end = i + 1;
     if placeholder {
-        // The walk read `num` as valid JSON: a number is the value starting with `-` or a digit.
+        // The walk read `num` as valid JSON.
         let valid = num
-            .filter(|num| num.starts_with(|c: char| c == '-' || c.is_ascii_digit()))
+            .filter(|num| scan::is_number(num))
             .and_then(string_to_index)
             .is_some_and(|n| n < count as u64);
         return Some((

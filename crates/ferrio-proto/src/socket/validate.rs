@@ -43,7 +43,7 @@ pub(crate) fn has_event_name(json: &str) -> bool {
         Some(first) if first.starts_with('"') => {
             scan::string(first).is_some_and(|name| !RESERVED_EVENTS.contains(&&*name))
         }
-        Some(first) => scan::validate(first) == Some(Kind::Number),
+        Some(first) => scan::is_number(first),
         None => false,
     }
 }
@@ -56,7 +56,7 @@ pub(crate) fn event_name(json: &str) -> Option<Cow<'_, str>> {
         let name = scan::string(first)?;
         return (!RESERVED_EVENTS.contains(&&*name)).then_some(name);
     }
-    (scan::validate(first) == Some(Kind::Number)).then(|| number_name(first))
+    scan::is_number(first).then(|| number_name(first))
 }
 
 /// `String(n)` for the JSON number `token`. Integers written plainly keep their text.
