@@ -91,24 +91,22 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn attach(socket: &Socket) -> Recorder {
+    /// A recorder, and the hook that attaches it to a socket before the socket connects (so
+    /// that no event can arrive before it listens).
+    fn hook() -> (impl FnOnce(&Socket) + Send + 'static, Recorder) {
         let (tx, rx) = mpsc::unbounded_channel();
-        socket.on_any(move |_, msg| {
-            let args: Value = msg.args().unwrap_or(Value::Null);
-            let _ = tx.send((msg.event().to_owned(), args));
-        });
-        Recorder { rx }
-    }
-
-    fn builder(builder: ClientBuilder) -> (ClientBuilder, Recorder) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let builder = builder.with_socket(move |socket| {
+        let hook = move |socket: &Socket| {
             socket.on_any(move |_, msg| {
                 let args: Value = msg.args().unwrap_or(Value::Null);
                 let _ = tx.send((msg.event().to_owned(), args));
             });
-        });
-        (builder, Recorder { rx })
+        };
+        (hook, Recorder { rx })
+    }
+
+    fn builder(builder: ClientBuilder) -> (ClientBuilder, Recorder) {
+        let (hook, rec) = Recorder::hook();
+        (builder.with_socket(hook), rec)
     }
 
     /// The arguments of the next `event`, skipping others.
@@ -366,8 +364,12 @@ async fn namespaces(peer: Peer, transports: &[Transport]) {
         .expect("manager");
     let mut engines = Vec::new();
     for nsp in ["/", "/a", "/b"] {
-        let socket = manager.socket(nsp).open().expect("socket");
-        let mut rec = Recorder::attach(&socket);
+        let (hook, mut rec) = Recorder::hook();
+        let socket = manager
+            .socket(nsp)
+            .with_socket(hook)
+            .open()
+            .expect("socket");
         socket.wait_connected().await.expect("connects");
         let welcome = rec.next("welcome").await;
         assert_eq!(welcome[0]["nsp"], json!(nsp));
