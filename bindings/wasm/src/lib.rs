@@ -81,7 +81,7 @@ fn query_pairs(query: &Query) -> JsValue {
 }
 
 fn err(e: ClientError) -> JsValue {
-    JsValue::from_str(&e.to_string())
+    JsValue::from_str(e.as_str())
 }
 
 fn bytes_array(items: &[Bytes]) -> Array {
@@ -542,7 +542,7 @@ impl Core {
                     n(15),
                     n(self.index(socket)),
                     JsValue::from_f64(ack.as_u64() as f64),
-                    error.to_string().into(),
+                    error.as_str().into(),
                 ]),
                 Event::AuthNeeded { socket } => arr(&[n(16), n(self.index(socket))]),
                 Event::Open => arr(&[n(20), "open".into()]),

@@ -73,6 +73,32 @@ impl Str {
     }
 }
 
+/// Appends the decimal digits of `n` (what `write!(out, "{n}")` writes, without the formatting
+/// machinery, which the browser build leaves out).
+pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
+/// `/` followed by `nsp`: the namespace name as the protocol writes it.
+pub(crate) fn with_slash(nsp: &str) -> Str {
+    let mut s = String::with_capacity(nsp.len() + 1);
+    s.push('/');
+    s.push_str(nsp);
+    Str::from(s)
+}
+
 impl Deref for Str {
     type Target = str;
     fn deref(&self) -> &str {

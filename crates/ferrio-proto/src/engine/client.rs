@@ -667,14 +667,14 @@ impl Session {
         let packets = match decode_payload_bytes(body) {
             Ok(packets) => packets,
             Err(e) => {
-                self.on_transport_failure(e.to_string());
+                self.on_transport_failure(e.as_str().to_owned());
                 return;
             }
         };
         for packet in packets {
             match packet {
                 Err(e) => {
-                    self.on_transport_failure(e.to_string());
+                    self.on_transport_failure(e.as_str().to_owned());
                     return;
                 }
                 Ok(Packet::Close) => {
@@ -772,7 +772,7 @@ impl Session {
                 Some("transport closed by the server".to_owned()),
             ),
             Ok(packet) => self.on_packet(now, packet),
-            Err(e) => self.on_transport_failure(e.to_string()),
+            Err(e) => self.on_transport_failure(e.as_str().to_owned()),
         }
     }
 
@@ -795,7 +795,7 @@ impl Session {
         description: impl Into<String>,
     ) {
         if self.probe.as_ref().is_some_and(|p| p.id == transport) {
-            self.probe_failed(format!("probe error: {}", description.into()));
+            self.probe_failed("probe error: ".to_owned() + &description.into());
         } else if self.active.as_ref().is_some_and(|a| a.id == transport) {
             self.on_transport_failure(description.into());
         }
@@ -898,7 +898,9 @@ impl Session {
             match packet {
                 Packet::Open(data) => match OpenPacket::parse(&data) {
                     Ok(open) => self.on_handshake(now, open),
-                    Err(e) => self.on_transport_failure(e.to_string()),
+                    Err(e) => {
+                        self.on_transport_failure("invalid handshake: ".to_owned() + e.as_str())
+                    }
                 },
                 _ => self.on_transport_failure("expected the handshake".to_owned()),
             }

@@ -21,16 +21,26 @@ pub enum DecodeError {
     InvalidLength,
 }
 
+impl DecodeError {
+    /// The message without the details (`Display` adds the character to an unknown type).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DecodeError::Empty => "parser error: empty packet",
+            DecodeError::UnknownType(_) => "parser error: unknown packet type",
+            DecodeError::InvalidUtf8 => "parser error: invalid UTF-8 text",
+            DecodeError::BinaryNotMessage => {
+                "parser error: binary data on a packet that is not a message"
+            }
+            DecodeError::InvalidLength => "parser error: invalid payload length",
+        }
+    }
+}
+
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::Empty => f.write_str("parser error: empty packet"),
-            DecodeError::UnknownType(c) => write!(f, "parser error: unknown packet type {c:?}"),
-            DecodeError::InvalidUtf8 => f.write_str("parser error: invalid UTF-8 text"),
-            DecodeError::BinaryNotMessage => {
-                f.write_str("parser error: binary data on a packet that is not a message")
-            }
-            DecodeError::InvalidLength => f.write_str("parser error: invalid payload length"),
+            DecodeError::UnknownType(c) => write!(f, "{} {c:?}", self.as_str()),
+            _ => f.write_str(self.as_str()),
         }
     }
 }

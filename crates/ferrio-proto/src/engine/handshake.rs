@@ -101,9 +101,17 @@ impl OpenPacket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidHandshake(&'static str);
 
+impl InvalidHandshake {
+    /// What is wrong: `not a JSON object`, or the member that is missing or of the wrong type.
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
 impl fmt::Display for InvalidHandshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid handshake: {}", self.0)
+        f.write_str("invalid handshake: ")?;
+        f.write_str(self.0)
     }
 }
 

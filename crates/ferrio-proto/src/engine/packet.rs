@@ -1,6 +1,5 @@
 //! Engine.IO packets and their WebSocket frame form (protocol v4, and v3's binary frame).
 
-use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::DecodeError;
@@ -105,11 +104,6 @@ pub(crate) fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
-pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new(),
-);
-
 /// Decodes base64 as Node's `Buffer.from(text, "base64")` does, which is what the reference
 /// server and clients use: both alphabets (`+/` and `-_`), characters outside them skipped, the
 /// first `=` ends the data, and a trailing group too short for a byte is dropped. It never fails.
@@ -138,12 +132,35 @@ pub(crate) fn decode_base64(text: &str) -> Bytes {
     Bytes::from(out)
 }
 
+/// Appends standard base64 with padding (`Buffer.toString("base64")`). Written out rather than
+/// taken from a base64 crate: a few lines here against a large encoder in the browser build.
 pub(crate) fn encode_base64_into(data: &[u8], out: &mut BytesMut) {
-    let start = out.len();
-    out.resize(start + base64_len(data.len()), 0);
-    // The slice has exactly the length base64 needs, so encoding cannot fail.
-    let written = B64.encode_slice(data, &mut out[start..]).unwrap_or(0);
-    out.truncate(start + written);
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    out.reserve(base64_len(data.len()));
+    let mut chunks = data.chunks_exact(3);
+    for c in &mut chunks {
+        let n = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
+        out.extend_from_slice(&[
+            ALPHABET[(n >> 18) as usize & 63],
+            ALPHABET[(n >> 12) as usize & 63],
+            ALPHABET[(n >> 6) as usize & 63],
+            ALPHABET[n as usize & 63],
+        ]);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let n = u32::from(rest[0]) << 16 | rest.get(1).map_or(0, |&b| u32::from(b) << 8);
+        out.extend_from_slice(&[
+            ALPHABET[(n >> 18) as usize & 63],
+            ALPHABET[(n >> 12) as usize & 63],
+            if rest.len() == 2 {
+                ALPHABET[(n >> 6) as usize & 63]
+            } else {
+                b'='
+            },
+            b'=',
+        ]);
+    }
 }
 
 impl Packet {
@@ -263,6 +280,20 @@ pub fn text_frame(kind: PacketType, data: &str) -> Str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn base64_matches_the_base64_crate(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut out = BytesMut::from(&b"x"[..]);
+            encode_base64_into(&data, &mut out);
+            let expected = base64::engine::general_purpose::STANDARD.encode(&data);
+            prop_assert_eq!(&out[1..], expected.as_bytes());
+            prop_assert_eq!(out.len() - 1, base64_len(data.len()));
+            prop_assert_eq!(&decode_base64(&expected)[..], &data[..]);
+        }
+    }
 
     fn text(s: &str) -> Packet {
         Packet::decode_text(Str::from(s), Protocol::V4).expect("valid")

@@ -36,8 +36,8 @@ impl Backoff {
             0.0
         };
         Backoff {
-            min_ms: min.as_millis() as f64,
-            max_ms: max.as_millis() as f64,
+            min_ms: millis_f64(min),
+            max_ms: millis_f64(max),
             jitter,
             attempts: 0,
         }
@@ -53,7 +53,7 @@ impl Backoff {
     /// delay = min(ms, max) | 0
     /// ```
     pub fn duration(&mut self, rand: f64) -> Duration {
-        let mut ms = self.min_ms * 2f64.powf(f64::from(self.attempts));
+        let mut ms = self.min_ms * pow2(self.attempts);
         self.attempts = self.attempts.saturating_add(1);
         if self.jitter != 0.0 {
             let deviation = (rand * self.jitter * ms).floor();
@@ -85,18 +85,46 @@ fn js_min(a: f64, b: f64) -> f64 {
     }
 }
 
+/// A duration in whole milliseconds as a number (saturating past `u64::MAX` ms).
+fn millis_f64(d: Duration) -> f64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis())) as f64
+}
+
+/// `Math.pow(2, n)`: exact, as the double with that exponent; `Infinity` past the largest.
+/// (Written out so that the browser build carries no general `pow` and its tables.)
+fn pow2(n: u32) -> f64 {
+    if n <= 1023 {
+        f64::from_bits(u64::from(1023 + n) << 52)
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// JavaScript's `ToInt32` (what `x | 0` does): `NaN` and infinities give 0, others wrap modulo 2³².
 fn to_int32(v: f64) -> i32 {
     if !v.is_finite() {
         return 0;
     }
-    let m = v.trunc().rem_euclid(4_294_967_296.0);
-    let m = if m >= 2_147_483_648.0 {
-        m - 4_294_967_296.0
+    if v.abs() < 9_223_372_036_854_775_808.0 {
+        // Below 2⁶³ the integer part fits an i64 exactly; its low 32 bits are the answer.
+        return v as i64 as i32;
+    }
+    // |v| = mantissa · 2^shift with shift ≥ 11 here: the low 32 bits of that product.
+    let bits = v.to_bits();
+    let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+    let shift = ((bits >> 52) & 0x7ff) as u32 - 1075;
+    let low = if shift >= 32 {
+        0
     } else {
-        m
+        (mantissa << shift) as u32
     };
-    m as i32
+    if v < 0.0 {
+        low.wrapping_neg() as i32
+    } else {
+        low as i32
+    }
 }
 
 /// SplitMix64: a tiny, fast, deterministic generator. The core has no randomness of its own; the
@@ -197,6 +225,23 @@ mod tests {
         assert_eq!(b.duration(0.5), ms(0));
         assert_eq!(to_int32(4_294_967_297.0), 1);
         assert_eq!(to_int32(-1.5), -1);
+        assert_eq!(to_int32(2_147_483_648.0), -2_147_483_648);
+        // past 2^63 only the low 32 bits of the integer count: 2^64 + 20480 and -(2^70 + 3·2^18)
+        assert_eq!(to_int32(18_446_744_073_709_572_096.0), 20_480);
+        assert_eq!(to_int32(-1_180_591_620_717_412_089_856.0), -786_432);
+        assert_eq!(to_int32(2f64.powi(84)), 0);
+        assert_eq!(to_int32(f64::MAX), 0);
+    }
+
+    #[test]
+    fn powers_of_two_are_exact() {
+        for n in 0..=1023 {
+            assert_eq!(pow2(n), 2f64.powi(n as i32), "2^{n}");
+        }
+        assert_eq!(pow2(1024), f64::INFINITY);
+        assert_eq!(pow2(u32::MAX), f64::INFINITY);
+        assert_eq!(millis_f64(Duration::from_micros(2_500)), 2.0);
+        assert_eq!(millis_f64(Duration::MAX), u64::MAX as f64);
     }
 
     #[test]

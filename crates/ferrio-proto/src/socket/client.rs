@@ -413,9 +413,10 @@ pub enum ClientError {
     NotConnected,
 }
 
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ClientError {
+    /// The message, as `Display` writes it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
             ClientError::UnknownSocket => "unknown socket",
             ClientError::InvalidAuth => "auth must be a JSON object",
             ClientError::InvalidEvent => "not an event, or a reserved event name",
@@ -423,7 +424,13 @@ impl fmt::Display for ClientError {
             ClientError::SendBufferFull => "send buffer full",
             ClientError::WriteBufferFull => "write buffer full",
             ClientError::NotConnected => "not connected",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -641,7 +648,7 @@ impl Manager {
         let nsp = if nsp.starts_with('/') {
             Str::from(nsp)
         } else {
-            Str::from(format!("/{nsp}"))
+            crate::str::with_slash(nsp)
         };
         if let Some(id) = self.socket_for(&nsp) {
             if !self.sockets[id.index()].active {
@@ -953,7 +960,10 @@ impl Manager {
                 eio::Event::Close {
                     reason,
                     description,
-                } => self.on_open_error(now, description.unwrap_or_else(|| reason.to_string())),
+                } => self.on_open_error(
+                    now,
+                    description.unwrap_or_else(|| reason.as_str().to_owned()),
+                ),
                 _ => {}
             },
             ReadyState::Open => match event {
@@ -983,7 +993,11 @@ impl Manager {
         match decoded {
             Ok(Some(packet)) => self.on_packet(now, packet),
             Ok(None) => {}
-            Err(e) => self.on_close(now, DisconnectReason::ParseError, Some(e.to_string())),
+            Err(e) => self.on_close(
+                now,
+                DisconnectReason::ParseError,
+                Some(e.as_str().to_owned()),
+            ),
         }
     }
 

@@ -32,24 +32,30 @@ pub enum DecodeError {
     InvalidPlaceholder,
 }
 
+impl DecodeError {
+    /// The message without the details (`Display` adds the limit to `too many attachments`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DecodeError::UnknownPacketType => "unknown packet type",
+            DecodeError::IllegalAttachments => "Illegal attachments",
+            DecodeError::TooManyAttachments { .. } => "too many attachments",
+            DecodeError::InvalidPayload => "invalid payload",
+            DecodeError::InvalidAckId => "invalid ack id",
+            DecodeError::AckIdOverflow => "ack id out of range",
+            DecodeError::UnexpectedText => "got plaintext data when reconstructing a packet",
+            DecodeError::UnexpectedBinary => "got binary data when not reconstructing a packet",
+            DecodeError::InvalidPlaceholder => "illegal attachments",
+        }
+    }
+}
+
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::UnknownPacketType => f.write_str("unknown packet type"),
-            DecodeError::IllegalAttachments => f.write_str("Illegal attachments"),
             DecodeError::TooManyAttachments { limit } => {
-                write!(f, "too many attachments (limit {limit})")
+                write!(f, "{} (limit {limit})", self.as_str())
             }
-            DecodeError::InvalidPayload => f.write_str("invalid payload"),
-            DecodeError::InvalidAckId => f.write_str("invalid ack id"),
-            DecodeError::AckIdOverflow => f.write_str("ack id out of range"),
-            DecodeError::UnexpectedText => {
-                f.write_str("got plaintext data when reconstructing a packet")
-            }
-            DecodeError::UnexpectedBinary => {
-                f.write_str("got binary data when not reconstructing a packet")
-            }
-            DecodeError::InvalidPlaceholder => f.write_str("illegal attachments"),
+            _ => f.write_str(self.as_str()),
         }
     }
 }
@@ -66,12 +72,19 @@ pub enum AckError {
     Disconnected,
 }
 
-impl fmt::Display for AckError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl AckError {
+    /// The message, as `Display` writes it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
             AckError::Timeout => "operation has timed out",
             AckError::Disconnected => "socket has been disconnected",
-        })
+        }
+    }
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

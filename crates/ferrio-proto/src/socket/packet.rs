@@ -1,7 +1,6 @@
 //! Socket.IO packets and their encoder.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -9,6 +8,7 @@ use serde::Serialize;
 
 use super::json::{ack_json, deserialize_args, deserialize_value, event_json, RawJson};
 use crate::engine::{self, Frame};
+use crate::str::push_decimal;
 use crate::Str;
 
 /// The Socket.IO packet types, numbered as on the wire.
@@ -78,7 +78,7 @@ fn normalize_nsp(nsp: Str) -> Str {
     if nsp.starts_with('/') {
         nsp
     } else {
-        Str::from(format!("/{nsp}"))
+        crate::str::with_slash(&nsp)
     }
 }
 
@@ -274,15 +274,15 @@ impl Packet {
         s.push('4');
         s.push((b'0' + self.kind as u8) as char);
         if matches!(self.kind, PacketType::BinaryEvent | PacketType::BinaryAck) {
-            // Writing into a String cannot fail.
-            let _ = write!(s, "{}-", self.attachments.len());
+            push_decimal(&mut s, self.attachments.len() as u64);
+            s.push('-');
         }
         if &*self.nsp != "/" && !self.nsp.is_empty() {
             s.push_str(&self.nsp);
             s.push(',');
         }
         if let Some(id) = self.id {
-            let _ = write!(s, "{id}");
+            push_decimal(&mut s, id);
         }
         s.push_str(data);
         EncodedPacket {
