@@ -177,7 +177,7 @@ export class Manager extends Emitter {
   reconnection(v) {
     if (v === undefined) return this.opts.reconnection !== false;
     this.opts.reconnection = !!v;
-    this.core.setReconnection(!!v);
+    this.core.call(10, 0, v ? 1 : 0);
     return this;
   }
 
@@ -216,7 +216,7 @@ export class Manager extends Emitter {
       this.once("open", onOpen);
       this.once("error", onError);
     }
-    this._run((core, t) => core.connect(t));
+    this._cmd(8);
     return this;
   }
 
@@ -226,7 +226,7 @@ export class Manager extends Emitter {
 
   /** Closes the connection without reconnecting: its sockets get `disconnect` ("forced close"). */
   close() {
-    this._run((core, t) => core.close(t));
+    this._cmd(9);
     return this;
   }
 
@@ -239,7 +239,12 @@ export class Manager extends Emitter {
     return new Socket(this, nsp, opts);
   }
 
-  // Runs a command on the core, then performs what it produced.
+  // Runs command `op` of the core (see bindings/wasm/src/lib.rs), then performs what it produced.
+  _cmd(op, a, b, c, text, value) {
+    return this._run((core, t) => core.call(op, t, a, b, c, text, value));
+  }
+
+  // Runs a function of the core, then performs what it produced.
   _run(fn) {
     let result;
     try {
@@ -255,7 +260,7 @@ export class Manager extends Emitter {
     this._draining = true;
     try {
       let out;
-      while ((out = this.core.pollOutput()) !== undefined) {
+      while ((out = this.core.call(19)) !== undefined) {
         try {
           this._handle(out);
         } catch (e) {
@@ -271,7 +276,7 @@ export class Manager extends Emitter {
   }
 
   _schedule() {
-    const at = this.core.pollTimeout();
+    const at = this.core.call(18);
     if (at === this._timerAt) return;
     if (this._timer !== undefined) clearTimeout(this._timer);
     this._timer = undefined;
@@ -280,7 +285,7 @@ export class Manager extends Emitter {
     this._timer = setTimeout(() => {
       this._timer = undefined;
       this._timerAt = -1;
-      this._run((core, t) => core.timeout(Math.max(t, at)));
+      this._run((core, t) => core.call(7, Math.max(t, at)));
     }, Math.max(0, Math.ceil(at - now())));
   }
 
@@ -312,13 +317,13 @@ export class Manager extends Emitter {
         if (!res.ok) throw new Error(`${method === "GET" ? "xhr poll error" : "xhr post error"} (${res.status})`);
         const text = await res.text();
         if (abort) entry.aborts.delete(abort);
-        if (method === "GET") this._run((core, n) => core.pollResponse(n, tid, text));
-        else this._run((core, n) => core.postResponse(n, tid));
+        if (method === "GET") this._cmd(0, tid, 0, 0, text);
+        else this._cmd(1, tid);
       })
       .catch((e) => {
         if (abort) entry.aborts.delete(abort);
         if (abort && abort.signal.aborted) return;
-        this._run((core, n) => core.transportError(n, tid, String((e && e.message) || e)));
+        this._cmd(6, tid, 0, 0, String((e && e.message) || e));
       });
   }
 
@@ -337,20 +342,20 @@ export class Manager extends Emitter {
         try {
           ws = new WebSocket(this._url(this._ws, out[2]));
         } catch (e) {
-          queueMicrotask(() => this._run((core, n) => core.transportError(n, tid, String(e))));
+          queueMicrotask(() => this._cmd(6, tid, 0, 0, String(e)));
           break;
         }
         ws.binaryType = "arraybuffer";
         this._transports.set(tid, { kind: "websocket", ws });
-        ws.onopen = () => this._run((core, n) => core.wsOpen(n, tid));
+        ws.onopen = () => this._cmd(2, tid);
         ws.onmessage = (ev) => {
-          if (typeof ev.data === "string") this._run((core, n) => core.wsText(n, tid, ev.data));
-          else this._run((core, n) => core.wsBinary(n, tid, new Uint8Array(ev.data)));
+          if (typeof ev.data === "string") this._cmd(3, tid, 0, 0, ev.data);
+          else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(ev.data));
         };
-        ws.onerror = () => this._run((core, n) => core.transportError(n, tid, "websocket error"));
+        ws.onerror = () => this._cmd(6, tid, 0, 0, "websocket error");
         ws.onclose = () => {
           this._transports.delete(tid);
-          this._run((core, n) => core.wsClosed(n, tid));
+          this._cmd(5, tid);
         };
         break;
       }
@@ -411,7 +416,7 @@ export class Socket extends Emitter {
   }
 
   get connected() {
-    return this._index !== undefined && this.io.core.connected(this._index);
+    return this._state(1);
   }
 
   get disconnected() {
@@ -419,7 +424,12 @@ export class Socket extends Emitter {
   }
 
   get active() {
-    return this._index !== undefined && this.io.core.active(this._index);
+    return this._state(2);
+  }
+
+  // A bit of the core's socket state: connected 1, active 2, recovered 4.
+  _state(bit) {
+    return this._index !== undefined && (this.io.core.call(17, 0, this._index) & bit) !== 0;
   }
 
   _authJson() {
@@ -432,13 +442,14 @@ export class Socket extends Emitter {
     if (this._index === undefined) {
       const opts = this._opts;
       // Registered before the outputs are performed: an auth callback may be asked for at once.
-      this._index = this.io.core.openSocket(
+      this._index = this.io.core.call(
+        11,
         now(),
-        this.nsp,
-        this._authJson(),
-        typeof this.auth === "function",
         typeof opts.ackTimeout === "number" ? opts.ackTimeout : -1,
         opts.retries || 0,
+        0,
+        this.nsp,
+        typeof this.auth === "function" || this._authJson(),
       );
       this.io._sockets.set(this._index, this);
       this.io._drain();
@@ -449,7 +460,7 @@ export class Socket extends Emitter {
         this.emit(...args);
       }
     } else {
-      this.io._run((core, t) => core.connectSocket(t, this._index));
+      this.io._cmd(12, this._index);
     }
     return this;
   }
@@ -460,7 +471,7 @@ export class Socket extends Emitter {
 
   /** Disconnects; the socket does not reconnect until `connect()`. */
   disconnect() {
-    if (this._index !== undefined) this.io._run((core, t) => core.disconnect(t, this._index));
+    if (this._index !== undefined) this.io._cmd(13, this._index);
     return this;
   }
 
@@ -518,17 +529,13 @@ export class Socket extends Emitter {
     if (args.length && typeof args[args.length - 1] === "function") callback = args.pop();
     const [json, attachments] = deconstruct([event, ...args]);
     const withTimeout = flags.timeout !== undefined || this._opts.ackTimeout !== undefined;
-    const handle = this.io._run((core, t) =>
-      core.emit(
-        t,
-        this._index,
-        json,
-        attachments,
-        callback !== undefined,
-        flags.timeout !== undefined ? flags.timeout : -1,
-        !!flags.volatile,
-        flags.compress !== false,
-      ),
+    const handle = this.io._cmd(
+      15,
+      this._index,
+      flags.timeout !== undefined ? flags.timeout : -1,
+      (callback !== undefined ? 1 : 0) | (flags.volatile ? 2 : 0) | (flags.compress !== false ? 4 : 0),
+      json,
+      attachments,
     );
     if (callback && handle >= 0) this._acks.set(handle, { callback, withTimeout });
     if (this._anyOutgoingListeners.length) {
@@ -605,7 +612,7 @@ export class Socket extends Emitter {
     const send = (args) => {
       const [json, attachments] = deconstruct(args);
       try {
-        this.io._run((core, t) => core.ack(t, this._index, id, json, attachments));
+        this.io._cmd(16, this._index, id, 0, json, attachments);
       } catch (_) {
         /* not connected any more: the server gave up on this ack */
       }
@@ -622,7 +629,7 @@ export class Socket extends Emitter {
     switch (out[0]) {
       case 10:
         this.id = out[2];
-        this.recovered = this.io.core.recovered(this._index);
+        this.recovered = this._state(4);
         this.emitReserved("connect");
         for (const args of this._outgoingPending.splice(0)) this._notifyOutgoing(args);
         break;
@@ -664,9 +671,7 @@ export class Socket extends Emitter {
       case 16: {
         const index = this._index;
         this.auth((data) => {
-          this.io._run((core, t) =>
-            core.provideAuth(t, index, data === undefined || data === null ? undefined : JSON.stringify(data)),
-          );
+          this.io._cmd(14, index, 0, 0, undefined, data === undefined || data === null ? undefined : JSON.stringify(data));
         });
         break;
       }

@@ -8,10 +8,36 @@
 //! `socket.io-client` API (`io(url, opts)`, `socket.on/emit/emitWithAck/timeout`, ...). JSON goes
 //! through the browser's `JSON.parse`/`JSON.stringify`: this crate only sees JSON text.
 //!
-//! Every method takes `now`, the caller's clock in milliseconds (`performance.now()`), so the
-//! crate needs no browser API and builds and tests on the host as well.
+//! Apart from its constructor, [`Core`] has one method, [`Core::call`]`(op, now, a, b, c, text,
+//! value)`: every exported function costs the module its own glue, so all commands share one.
+//! `now` is the caller's clock in milliseconds (`performance.now()`), so the crate needs no
+//! browser API and builds and tests on the host as well. A failed command throws an `Error`
+//! with the core's message.
 //!
-//! Outputs ([`Core::poll_output`]) are arrays whose first element is a code:
+//! | op | command | reads | returns |
+//! |---|---|---|---|
+//! | 0 | a GET answered 200 | `a` transport, `text` body | |
+//! | 1 | a POST answered 200 | `a` transport | |
+//! | 2 | a WebSocket connected | `a` transport | |
+//! | 3 | a WebSocket text message | `a` transport, `text` | |
+//! | 4 | a WebSocket binary message | `a` transport, `value` `Uint8Array` | |
+//! | 5 | a WebSocket closed | `a` transport | |
+//! | 6 | a request failed or a WebSocket errored | `a` transport, `text` description | |
+//! | 7 | time passed | | |
+//! | 8 | `manager.open()` | | |
+//! | 9 | `manager.close()` | | |
+//! | 10 | reconnection on (`a` ≠ 0) or off | `a` | |
+//! | 11 | open (or find) the socket of namespace `text` and connect it | `a` ack timeout (negative: none), `b` retries, `value` auth JSON text, `true` for an auth callback (output 16) or `undefined` | socket |
+//! | 12 | `socket.connect()` again | `a` socket | |
+//! | 13 | `socket.disconnect()` | `a` socket | |
+//! | 14 | answer output 16 | `a` socket, `value` auth JSON text or `undefined` | |
+//! | 15 | emit | `a` socket, `b` ack timeout (negative: the socket's), `c` flags (ack 1, volatile 2, compress 4), `text` JSON of `[name, ...args]` with placeholders, `value` attachments | ack handle or -1 |
+//! | 16 | answer an event that carried an ack id | `a` socket, `b` ack id, `text` JSON of the arguments, `value` attachments | |
+//! | 17 | socket state | `a` socket | connected 1 \| active 2 \| recovered 4 |
+//! | 18 | when op 7 is due next (same clock as `now`) | | number, -1 for never |
+//! | 19 | the next output (drain after every command) | | array or `undefined` |
+//!
+//! Outputs (op 19) are arrays whose first element is a code:
 //!
 //! | code | output | elements after the code |
 //! |---|---|---|
@@ -80,10 +106,6 @@ fn query_pairs(query: &Query) -> JsValue {
         .into()
 }
 
-fn err(e: ClientError) -> JsValue {
-    JsValue::from_str(e.as_str())
-}
-
 fn bytes_array(items: &[Bytes]) -> Array {
     items
         .iter()
@@ -91,18 +113,19 @@ fn bytes_array(items: &[Bytes]) -> Array {
         .collect()
 }
 
-fn attachments_from(list: &Array) -> Vec<Bytes> {
-    list.iter()
+fn attachments_from(list: &JsValue) -> Vec<Bytes> {
+    list.unchecked_ref::<Array>()
+        .iter()
         .map(|v| Bytes::from(Uint8Array::new(&v).to_vec()))
         .collect()
 }
 
-fn parse_json(text: String) -> Result<RawJson, JsValue> {
-    RawJson::parse(text).map_err(|_| JsValue::from_str("invalid JSON"))
+fn parse_json(text: String) -> Result<RawJson, Failure> {
+    RawJson::parse(text).map_err(|_| "invalid JSON")
 }
 
-fn opt_str(s: Option<String>) -> JsValue {
-    s.map_or(JsValue::UNDEFINED, |s| JsValue::from_str(&s))
+fn opt_str(s: Option<&str>) -> JsValue {
+    s.map_or(JsValue::UNDEFINED, JsValue::from_str)
 }
 
 #[wasm_bindgen]
@@ -175,11 +198,34 @@ impl Core {
         }
     }
 
-    fn socket(&self, socket: u32) -> Result<SocketId, JsValue> {
+    /// Runs one command (see the crate docs for the `op` codes and what each reads of `a`, `b`,
+    /// `c`, `text` and `value`) and returns its result. One entry point for all: every exported
+    /// function costs the module its own glue.
+    #[allow(clippy::too_many_arguments)]
+    pub fn call(
+        &mut self,
+        op: u32,
+        now: f64,
+        a: f64,
+        b: f64,
+        c: u32,
+        text: Option<String>,
+        value: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.run(op, at(now), a, b, c, text.unwrap_or_default(), value)
+            .map_err(JsValue::from_str)
+    }
+}
+
+/// The error of a command: a message for JavaScript's `Error`.
+type Failure = &'static str;
+
+impl Core {
+    fn socket(&self, socket: f64) -> Result<SocketId, Failure> {
         self.sockets
             .get(socket as usize)
             .copied()
-            .ok_or_else(|| err(ClientError::UnknownSocket))
+            .ok_or(ClientError::UnknownSocket.as_str())
     }
 
     fn index(&mut self, id: SocketId) -> u32 {
@@ -192,239 +238,139 @@ impl Core {
         }
     }
 
-    /// Opens (or finds) the socket of namespace `nsp` and connects it. `auth` is the JSON text
-    /// of the CONNECT payload, `undefined` for none; `auth_callback` asks for it on every
-    /// connection instead (output 16, answered with [`Core::provide_auth`]).
-    #[wasm_bindgen(js_name = openSocket)]
-    pub fn open_socket(
-        &mut self,
-        now: f64,
-        nsp: &str,
-        auth: Option<String>,
-        auth_callback: bool,
-        ack_timeout: f64,
-        retries: u32,
-    ) -> Result<u32, JsValue> {
-        let auth = if auth_callback {
-            Auth::Callback
-        } else {
-            Auth::Static(auth.map(parse_json).transpose()?)
-        };
-        let options = SocketOptions {
-            auth,
-            retries,
-            ack_timeout: millis(ack_timeout),
-        };
-        let id = self
-            .manager
-            .open_socket(at(now), nsp, options)
-            .map_err(err)?;
-        Ok(self.index(id))
-    }
-
-    /// Connects a socket again (`socket.connect()`).
-    #[wasm_bindgen(js_name = connectSocket)]
-    pub fn connect_socket(&mut self, now: f64, socket: u32) -> Result<(), JsValue> {
-        let id = self.socket(socket)?;
-        self.manager.connect_socket(at(now), id).map_err(err)
-    }
-
-    /// Disconnects a socket (`socket.disconnect()`).
-    pub fn disconnect(&mut self, now: f64, socket: u32) -> Result<(), JsValue> {
-        let id = self.socket(socket)?;
-        self.manager.disconnect(at(now), id).map_err(err)
-    }
-
-    /// Answers output 16 with the JSON text of the auth object (`undefined`: none).
-    #[wasm_bindgen(js_name = provideAuth)]
-    pub fn provide_auth(
-        &mut self,
-        now: f64,
-        socket: u32,
-        auth: Option<String>,
-    ) -> Result<(), JsValue> {
-        let id = self.socket(socket)?;
-        let auth = auth.map(parse_json).transpose()?;
-        self.manager.provide_auth(at(now), id, auth).map_err(err)
-    }
-
-    /// Emits `data`, the JSON text of `[name, ...args]` with placeholders for `attachments`.
-    /// Returns the ack handle, or -1 when no ack was asked for (`timeout` negative: the socket's
-    /// default).
     #[allow(clippy::too_many_arguments)]
-    pub fn emit(
+    fn run(
         &mut self,
-        now: f64,
-        socket: u32,
-        data: String,
-        attachments: &Array,
-        ack: bool,
-        timeout: f64,
-        volatile: bool,
-        compress: bool,
-    ) -> Result<f64, JsValue> {
-        let id = self.socket(socket)?;
-        let packet = Packet::event("/", parse_json(data)?, attachments_from(attachments));
-        let options = EmitOptions {
-            ack,
-            timeout: millis(timeout),
-            volatile,
-            compress,
-        };
-        let handle = self
-            .manager
-            .emit(at(now), id, packet, options)
-            .map_err(err)?;
-        Ok(handle.map_or(-1.0, |h| h.as_u64() as f64))
-    }
-
-    /// Answers an event of the server that carried ack id `id`; `data` is the JSON text of the
-    /// argument array.
-    pub fn ack(
-        &mut self,
-        now: f64,
-        socket: u32,
-        id: f64,
-        data: String,
-        attachments: &Array,
-    ) -> Result<(), JsValue> {
-        let sid = self.socket(socket)?;
-        let packet = Packet::ack(
-            "/",
-            id as u64,
-            parse_json(data)?,
-            attachments_from(attachments),
-        );
-        self.manager.ack(at(now), sid, packet).map_err(err)
-    }
-
-    /// Opens the connection if it is closed (`manager.open()`).
-    pub fn connect(&mut self, now: f64) {
-        self.manager.connect(at(now));
-    }
-
-    /// Closes the connection without reconnecting (`manager.close()`).
-    pub fn close(&mut self, now: f64) {
-        self.manager.close(at(now));
-    }
-
-    /// Turns reconnection on or off.
-    #[wasm_bindgen(js_name = setReconnection)]
-    pub fn set_reconnection(&mut self, enabled: bool) {
-        self.manager.set_reconnection(enabled);
-    }
-
-    /// The socket id the server gave, while connected.
-    #[wasm_bindgen(js_name = socketId)]
-    pub fn socket_id(&self, socket: u32) -> Option<String> {
-        let id = self.sockets.get(socket as usize)?;
-        self.manager.socket_sid(*id).map(str::to_owned)
-    }
-
-    /// Whether the socket is connected.
-    pub fn connected(&self, socket: u32) -> bool {
-        self.sockets
-            .get(socket as usize)
-            .is_some_and(|id| self.manager.is_connected(*id))
-    }
-
-    /// Whether the socket reconnects by itself (`socket.active`).
-    pub fn active(&self, socket: u32) -> bool {
-        self.sockets
-            .get(socket as usize)
-            .is_some_and(|id| self.manager.is_active(*id))
-    }
-
-    /// Whether the last connection recovered the previous session (`socket.recovered`).
-    pub fn recovered(&self, socket: u32) -> bool {
-        self.sockets
-            .get(socket as usize)
-            .is_some_and(|id| self.manager.is_recovered(*id))
-    }
-
-    /// A GET answered 200 with this body.
-    #[wasm_bindgen(js_name = pollResponse)]
-    pub fn poll_response(&mut self, now: f64, transport: f64, body: String) {
-        if let Some(t) = self.tid(transport) {
-            self.manager
-                .handle_poll_response(at(now), t, Bytes::from(body));
-        }
-    }
-
-    /// A POST answered 200.
-    #[wasm_bindgen(js_name = postResponse)]
-    pub fn post_response(&mut self, now: f64, transport: f64) {
-        if let Some(t) = self.tid(transport) {
-            self.manager.handle_post_response(at(now), t);
-        }
-    }
-
-    /// A WebSocket connected.
-    #[wasm_bindgen(js_name = wsOpen)]
-    pub fn ws_open(&mut self, now: f64, transport: f64) {
-        if let Some(t) = self.tid(transport) {
-            self.manager.handle_ws_open(at(now), t);
-        }
-    }
-
-    /// A WebSocket text message.
-    #[wasm_bindgen(js_name = wsText)]
-    pub fn ws_text(&mut self, now: f64, transport: f64, text: String) {
-        if let Some(t) = self.tid(transport) {
-            self.manager
-                .handle_ws_frame(at(now), t, Frame::Text(text.into()));
-        }
-    }
-
-    /// A WebSocket binary message.
-    #[wasm_bindgen(js_name = wsBinary)]
-    pub fn ws_binary(&mut self, now: f64, transport: f64, data: Vec<u8>) {
-        if let Some(t) = self.tid(transport) {
-            self.manager
-                .handle_ws_frame(at(now), t, Frame::Binary(Bytes::from(data)));
-        }
-    }
-
-    /// A WebSocket closed.
-    #[wasm_bindgen(js_name = wsClosed)]
-    pub fn ws_closed(&mut self, now: f64, transport: f64) {
-        if let Some(t) = self.tid(transport) {
-            self.manager.handle_ws_closed(at(now), t);
-        }
-    }
-
-    /// A request failed or a WebSocket errored.
-    #[wasm_bindgen(js_name = transportError)]
-    pub fn transport_error(&mut self, now: f64, transport: f64, description: String) {
-        if let Some(t) = self.tid(transport) {
-            self.manager.handle_transport_error(at(now), t, description);
-        }
-    }
-
-    /// When [`Core::timeout`] must be called next (same clock as `now`), or -1.
-    #[wasm_bindgen(js_name = pollTimeout)]
-    pub fn poll_timeout(&self) -> f64 {
-        self.manager
-            .poll_timeout()
-            .map_or(-1.0, |t| t.as_millis() as f64)
-    }
-
-    /// Time passed.
-    pub fn timeout(&mut self, now: f64) {
-        self.manager.handle_timeout(at(now));
-    }
-
-    /// The next output (see the crate docs), or `undefined`. Drain after every call.
-    #[wasm_bindgen(js_name = pollOutput)]
-    pub fn poll_output(&mut self) -> JsValue {
-        loop {
-            let Some(output) = self.manager.poll_output() else {
-                return JsValue::UNDEFINED;
-            };
-            if let Some(v) = self.output(output) {
-                return v.into();
+        op: u32,
+        now: Instant,
+        a: f64,
+        b: f64,
+        c: u32,
+        text: String,
+        value: JsValue,
+    ) -> Result<JsValue, Failure> {
+        let m = &mut self.manager;
+        if op <= 6 {
+            // Transport input; input for a transport the core released is dropped, as the core
+            // would drop it.
+            if let Some(t) = self
+                .transports
+                .iter()
+                .copied()
+                .find(|t| t.as_u64() as f64 == a)
+            {
+                match op {
+                    0 => m.handle_poll_response(now, t, Bytes::from(text)),
+                    1 => m.handle_post_response(now, t),
+                    2 => m.handle_ws_open(now, t),
+                    3 => m.handle_ws_frame(now, t, Frame::Text(text.into())),
+                    4 => m.handle_ws_frame(
+                        now,
+                        t,
+                        Frame::Binary(Bytes::from(Uint8Array::new(&value).to_vec())),
+                    ),
+                    5 => m.handle_ws_closed(now, t),
+                    _ => m.handle_transport_error(now, t, text),
+                }
             }
+            return Ok(JsValue::UNDEFINED);
         }
+        Ok(match op {
+            7 => {
+                m.handle_timeout(now);
+                JsValue::UNDEFINED
+            }
+            8 => {
+                m.connect(now);
+                JsValue::UNDEFINED
+            }
+            9 => {
+                m.close(now);
+                JsValue::UNDEFINED
+            }
+            10 => {
+                m.set_reconnection(a != 0.0);
+                JsValue::UNDEFINED
+            }
+            11 => {
+                let auth = if value.is_truthy() && value.as_string().is_none() {
+                    Auth::Callback
+                } else {
+                    Auth::Static(value.as_string().map(parse_json).transpose()?)
+                };
+                let options = SocketOptions {
+                    auth,
+                    retries: b as u32,
+                    ack_timeout: millis(a),
+                };
+                let id = m.open_socket(now, &text, options).map_err(|e| e.as_str())?;
+                JsValue::from(self.index(id))
+            }
+            12 => {
+                let id = self.socket(a)?;
+                self.manager
+                    .connect_socket(now, id)
+                    .map_err(|e| e.as_str())?;
+                JsValue::UNDEFINED
+            }
+            13 => {
+                let id = self.socket(a)?;
+                self.manager.disconnect(now, id).map_err(|e| e.as_str())?;
+                JsValue::UNDEFINED
+            }
+            14 => {
+                let id = self.socket(a)?;
+                let auth = value.as_string().map(parse_json).transpose()?;
+                self.manager
+                    .provide_auth(now, id, auth)
+                    .map_err(|e| e.as_str())?;
+                JsValue::UNDEFINED
+            }
+            15 => {
+                let id = self.socket(a)?;
+                let packet = Packet::event("/", parse_json(text)?, attachments_from(&value));
+                let options = EmitOptions {
+                    ack: c & 1 != 0,
+                    timeout: millis(b),
+                    volatile: c & 2 != 0,
+                    compress: c & 4 != 0,
+                };
+                let handle = self
+                    .manager
+                    .emit(now, id, packet, options)
+                    .map_err(|e| e.as_str())?;
+                JsValue::from(handle.map_or(-1.0, |h| h.as_u64() as f64))
+            }
+            16 => {
+                let sid = self.socket(a)?;
+                let packet =
+                    Packet::ack("/", b as u64, parse_json(text)?, attachments_from(&value));
+                self.manager.ack(now, sid, packet).map_err(|e| e.as_str())?;
+                JsValue::UNDEFINED
+            }
+            17 => {
+                let id = self.socket(a)?;
+                let m = &self.manager;
+                JsValue::from(
+                    u32::from(m.is_connected(id))
+                        | u32::from(m.is_active(id)) << 1
+                        | u32::from(m.is_recovered(id)) << 2,
+                )
+            }
+            18 => JsValue::from(
+                self.manager
+                    .poll_timeout()
+                    .map_or(-1.0, |t| t.as_millis() as f64),
+            ),
+            _ => loop {
+                let Some(output) = self.manager.poll_output() else {
+                    break JsValue::UNDEFINED;
+                };
+                if let Some(v) = self.output(output) {
+                    break v.into();
+                }
+            },
+        })
     }
 }
 
@@ -437,13 +383,6 @@ fn arr(items: &[JsValue]) -> Array {
 }
 
 impl Core {
-    fn tid(&self, t: f64) -> Option<TransportId> {
-        self.transports
-            .iter()
-            .copied()
-            .find(|id| id.as_u64() as f64 == t)
-    }
-
     fn track(&mut self, t: TransportId) {
         if !self.transports.contains(&t) {
             self.transports.push(t);
@@ -495,7 +434,7 @@ impl Core {
             },
             Output::Event(event) => match event {
                 Event::Connect { socket } => {
-                    let sid = opt_str(self.manager.socket_sid(socket).map(str::to_owned));
+                    let sid = opt_str(self.manager.socket_sid(socket));
                     arr(&[n(10), n(self.index(socket)), sid])
                 }
                 Event::ConnectError {
@@ -506,7 +445,7 @@ impl Core {
                     n(11),
                     n(self.index(socket)),
                     message.into(),
-                    opt_str(data.map(|d| d.as_str().to_owned())),
+                    opt_str(data.as_ref().map(RawJson::as_str)),
                 ]),
                 Event::Disconnect {
                     socket,
@@ -516,7 +455,7 @@ impl Core {
                     n(12),
                     n(self.index(socket)),
                     reason.as_str().into(),
-                    opt_str(description),
+                    opt_str(description.as_deref()),
                 ]),
                 Event::Event { socket, packet } => arr(&[
                     n(13),
