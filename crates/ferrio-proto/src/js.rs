@@ -80,70 +80,87 @@ pub(crate) fn string_to_index(s: &str) -> Option<u64> {
         }
         return Some(value);
     }
-    if t.is_empty() {
-        return Some(0);
-    }
-    if bytes.len() <= 19 && bytes.iter().all(u8::is_ascii_digit) {
-        return t.parse().ok();
-    }
-    if !is_decimal_literal(bytes) {
+    if !t.is_empty() && !is_decimal_literal(bytes) {
         return None;
     }
-    let (negative, t) = match bytes[0] {
-        b'-' => (true, &t[1..]),
-        b'+' => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (mantissa, exponent) = t.split_once(['e', 'E']).unwrap_or((t, "0"));
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    // value = digits × 10^scale, with the digits' trailing zeros moved into the scale.
-    let frac = frac.trim_end_matches('0');
-    let (int, frac, zeros) = if frac.is_empty() {
-        let trimmed = int.trim_end_matches('0');
-        (trimmed, "", int.len() - trimmed.len())
-    } else {
-        (int, frac, 0)
-    };
-    let digits = || int.bytes().chain(frac.bytes()).skip_while(|&b| b == b'0');
-    let length = digits().count();
-    if length == 0 {
+    // One pass over the validated literal. The value is 0.D × 10^p, D the significant digits
+    // (from the first non-zero digit to the last, `n` of them, the first 17 in `head`).
+    let mut head = [b'0'; 17];
+    let (mut n, mut p, mut zeros) = (0i64, 0i64, 0i64);
+    let mut value = 0u64;
+    let (mut seen_point, mut negative) = (false, false);
+    let mut rest = bytes;
+    while let [b, tail @ ..] = rest {
+        match b {
+            b'-' => negative = true,
+            b'.' => seen_point = true,
+            b'0'..=b'9' => {
+                if n == 0 && *b == b'0' {
+                    // a leading zero: before the point it does not count, after it shifts p
+                    p -= i64::from(seen_point);
+                } else {
+                    if *b == b'0' {
+                        zeros += 1;
+                    } else {
+                        // the zeros seen since the last non-zero digit are significant after all
+                        for _ in 0..zeros.min(20) {
+                            value = value.saturating_mul(10);
+                        }
+                        value = value.saturating_mul(10).saturating_add(u64::from(b - b'0'));
+                        n += zeros + 1;
+                        zeros = 0;
+                        if let Some(slot) = head.get_mut(n as usize - 1) {
+                            *slot = *b;
+                        }
+                    }
+                    p += i64::from(!seen_point);
+                }
+            }
+            b'e' | b'E' => {
+                // Saturate absurd exponents: past ±10^6 the value is 0, a fraction or out of
+                // range anyway.
+                let (sign, digits) = match tail {
+                    [b'-', d @ ..] => (-1, d),
+                    [b'+', d @ ..] => (1, d),
+                    d => (1, d),
+                };
+                let e = digits
+                    .iter()
+                    .fold(0i64, |e, d| (e * 10 + i64::from(d - b'0')).min(1_000_000));
+                p += sign * e;
+                break;
+            }
+            _ => {}
+        }
+        rest = tail;
+    }
+    if n == 0 {
         return Some(0);
     }
-    // Saturate absurd exponents: past ±10^6 the value is 0, a fraction or out of range anyway.
-    let exponent: i64 = exponent
-        .parse()
-        .unwrap_or(if exponent.starts_with('-') {
-            i64::MIN
-        } else {
-            i64::MAX
-        })
-        .clamp(-1_000_000, 1_000_000);
-    let scale = exponent + zeros as i64 - frac.len() as i64;
-    // Past the largest double, `Number()` is Infinity: 0.D × 10^p with p > 309, or p = 309 and
-    // D above 0.17976931348623158 (where rounding reaches Infinity, to 17 digits).
-    let p = length as i64 + scale;
-    if p > 309 || (p == 309 && head17(digits()).as_slice() > b"17976931348623158".as_slice()) {
+    // Past the largest double, `Number()` is Infinity: p > 309, or p = 309 and D above
+    // 0.17976931348623158 (where rounding reaches Infinity, to 17 digits).
+    if p > 309 || (p == 309 && head.as_slice() > b"17976931348623158".as_slice()) {
         return None;
     }
-    if scale < 0 {
+    if n > p {
         // A fraction, unless it is below half the smallest double, which `Number()` rounds to
-        // (minus) zero: the value is 0.D × 10^p with D the significant digits.
+        // (minus) zero.
         let below_half = p <= -324
-            || (p == -323 && {
-                let head = head17(digits());
-                let rest_zero = digits().skip(17).all(|b| b == b'0');
-                head.as_slice() < b"24703282292062327".as_slice()
-                    || (head.as_slice() == b"24703282292062327".as_slice() && rest_zero)
-            });
+            || (p == -323
+                && match head.as_slice().cmp(b"24703282292062327".as_slice()) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Equal => n <= 17,
+                    std::cmp::Ordering::Greater => false,
+                });
         return below_half.then_some(0);
     }
     if negative {
         return None;
     }
-    let value = int.bytes().chain(frac.bytes()).fold(0u64, |v, b| {
-        v.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-    });
-    Some((0..scale.min(20)).fold(value, |v, _| v.saturating_mul(10)))
+    for _ in 0..(p - n).min(20) {
+        value = value.saturating_mul(10);
+    }
+    Some(value)
 }
 
 /// A `0x`/`0o`/`0b` literal (`NonDecimalIntegerLiteral`): its radix and the digits after the
@@ -159,15 +176,6 @@ fn radix_literal(bytes: &[u8]) -> Option<(u32, &[u8])> {
         _ => return None,
     };
     Some((radix, &bytes[2..]))
-}
-
-/// The first 17 digits, padded with zeros.
-fn head17(digits: impl Iterator<Item = u8>) -> [u8; 17] {
-    let mut head = [b'0'; 17];
-    for (slot, d) in head.iter_mut().zip(digits) {
-        *slot = d;
-    }
-    head
 }
 
 /// `StrDecimalLiteral` without `Infinity`: `[+-]? (d+ (. d*)? | . d+) ([eE] [+-]? d+)?`.
