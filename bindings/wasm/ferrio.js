@@ -2,11 +2,19 @@
 // compiled to WebAssembly. This file performs the transport actions the core asks for (fetch for
 // HTTP long-polling, WebSocket), runs its timer with setTimeout, and converts payloads with
 // JSON.parse/JSON.stringify (binary values travel as Socket.IO attachments).
-import init, { Core } from "./pkg/ferrio_wasm.js";
+import { Core, initSync } from "./pkg/ferrio_wasm.js";
 
-await init();
+// The module next to this file, compiled here (the glue's own async loader, with its fallbacks for
+// old browsers and servers, would be bundled otherwise).
+{
+  const res = await fetch(new URL("./ferrio_wasm_bg.wasm", import.meta.url));
+  if (!res.ok) throw new Error(`ferrio: cannot load ferrio_wasm_bg.wasm (${res.status})`);
+  initSync({ module: await WebAssembly.compile(await res.arrayBuffer()) });
+}
 
 const now = () => performance.now();
+// The manager's events, by output code from 20.
+const MANAGER_EVENTS = ["open", "error", "ping", "close", "reconnect_attempt", "reconnect", "reconnect_error", "reconnect_failed"];
 const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
 
 // --- binary attachments -------------------------------------------------------------------------
@@ -379,11 +387,11 @@ export class Manager extends Emitter {
         if (entry.aborts) for (const a of entry.aborts) a.abort();
         break;
       }
-      case 20:
-        if (out.length > 2) this.emitReserved(out[1], out[2]);
-        else this.emitReserved(out[1]);
-        break;
       default: {
+        if (code >= 20) {
+          this.emitReserved(MANAGER_EVENTS[code - 20], ...out.slice(1));
+          break;
+        }
         const socket = this._sockets.get(out[1]);
         if (socket) socket._onOutput(out);
       }

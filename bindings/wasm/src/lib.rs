@@ -53,12 +53,12 @@
 //! | 14 | ack of an emit | socket, ack handle, JSON text of the arguments, attachments |
 //! | 15 | ack failed | socket, ack handle, message |
 //! | 16 | auth needed | socket |
-//! | 20 | manager event | name (`open`, `error`, `ping`, `close`, `reconnect_attempt`, `reconnect`, `reconnect_error`, `reconnect_failed`), argument or `undefined` |
+//! | 20–27 | manager event `open`, `error`, `ping`, `close`, `reconnect_attempt`, `reconnect`, `reconnect_error`, `reconnect_failed` (in this order) | its argument, if it has one |
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrio_proto::engine::client::{Config as EngineConfig, Io, Query, Transport, TransportId};
+use ferrio_proto::engine::client::{Io, Query, Transport, TransportId};
 use ferrio_proto::engine::Frame;
 use ferrio_proto::socket::client::{
     Auth, ClientError, EmitOptions, Event, Manager, ManagerConfig, Output, SocketId, SocketOptions,
@@ -149,48 +149,39 @@ impl Core {
         seed: f64,
         flags: u32,
     ) -> Core {
-        let mut list = Vec::new();
-        let mut bits = transports;
-        while bits & 3 != 0 {
-            list.push(if bits & 3 == 1 {
-                Transport::Polling
-            } else {
-                Transport::WebSocket
-            });
-            bits >>= 2;
+        let mut config = ManagerConfig::default();
+        let engine = &mut config.engine;
+        if transports != 0 {
+            engine.transports.clear();
+            let mut bits = transports;
+            while bits & 3 != 0 {
+                engine.transports.push(if bits & 3 == 1 {
+                    Transport::Polling
+                } else {
+                    Transport::WebSocket
+                });
+                bits >>= 2;
+            }
         }
-        let transports = list;
-        let defaults = ManagerConfig::default();
-        let engine = EngineConfig {
-            transports: if transports.is_empty() {
-                EngineConfig::default().transports
-            } else {
-                transports
-            },
-            upgrade,
-            remember_upgrade: flags & 1 != 0,
-            try_all_transports: flags & 2 != 0,
-            force_base64: flags & 4 != 0,
-            ..EngineConfig::default()
-        };
-        let config = ManagerConfig {
-            engine,
-            reconnection,
-            reconnection_attempts: (reconnection_attempts.is_finite()
-                && reconnection_attempts >= 0.0)
-                .then_some(reconnection_attempts as u32),
-            reconnection_delay: millis(reconnection_delay).unwrap_or(defaults.reconnection_delay),
-            reconnection_delay_max: millis(reconnection_delay_max)
-                .unwrap_or(defaults.reconnection_delay_max),
-            randomization_factor: if randomization_factor.is_finite() {
-                randomization_factor
-            } else {
-                defaults.randomization_factor
-            },
-            timeout: millis(timeout),
-            seed: seed as u64,
-            ..defaults
-        };
+        engine.upgrade = upgrade;
+        engine.remember_upgrade = flags & 1 != 0;
+        engine.try_all_transports = flags & 2 != 0;
+        engine.force_base64 = flags & 4 != 0;
+        config.reconnection = reconnection;
+        config.reconnection_attempts = (reconnection_attempts.is_finite()
+            && reconnection_attempts >= 0.0)
+            .then_some(reconnection_attempts as u32);
+        if let Some(d) = millis(reconnection_delay) {
+            config.reconnection_delay = d;
+        }
+        if let Some(d) = millis(reconnection_delay_max) {
+            config.reconnection_delay_max = d;
+        }
+        if randomization_factor.is_finite() {
+            config.randomization_factor = randomization_factor;
+        }
+        config.timeout = millis(timeout);
+        config.seed = seed as u64;
         Core {
             manager: Manager::new(config),
             sockets: Vec::new(),
@@ -366,137 +357,116 @@ impl Core {
                 let Some(output) = self.manager.poll_output() else {
                     break JsValue::UNDEFINED;
                 };
-                if let Some(v) = self.output(output) {
-                    break v.into();
-                }
+                break self.output(output).into();
             },
         })
     }
 }
 
-fn tid_num(t: TransportId) -> JsValue {
-    JsValue::from_f64(t.as_u64() as f64)
-}
-
-fn arr(items: &[JsValue]) -> Array {
-    items.iter().collect()
+/// The JSON text and the attachments of a received packet.
+fn push_packet(push: &impl Fn(JsValue), packet: &Packet) {
+    push(packet.data().map_or("[]", RawJson::as_str).into());
+    push(bytes_array(packet.attachments()).into());
 }
 
 impl Core {
-    fn track(&mut self, t: TransportId) {
-        if !self.transports.contains(&t) {
-            self.transports.push(t);
-        }
-    }
-
-    fn output(&mut self, output: Output) -> Option<Array> {
-        let n = |x: u32| JsValue::from_f64(f64::from(x));
-        Some(match output {
-            Output::Transport(io) => match io {
-                Io::Get { transport, .. }
-                | Io::Post { transport, .. }
-                | Io::WsOpen { transport, .. }
-                    if !self.transports.contains(&transport) =>
-                {
-                    self.track(transport);
-                    return self.output(Output::Transport(io));
+    /// The array of one output (see the crate docs): its code, then the elements after it.
+    fn output(&mut self, output: Output) -> Array {
+        let out = Array::new();
+        let push = |v: JsValue| {
+            out.push(&v);
+        };
+        let num = |x: f64| push(JsValue::from_f64(x));
+        match output {
+            Output::Transport(io) => {
+                let (code, transport) = match &io {
+                    Io::Get { transport, .. } => (0, *transport),
+                    Io::Post { transport, .. } => (1, *transport),
+                    Io::WsOpen { transport, .. } => (2, *transport),
+                    Io::WsSend { transport, .. } => (3, *transport),
+                    Io::Close { transport } => (4, *transport),
+                };
+                if code == 4 {
+                    self.transports.retain(|t| *t != transport);
+                } else if !self.transports.contains(&transport) {
+                    self.transports.push(transport);
                 }
-                Io::Get { transport, query } => {
-                    arr(&[n(0), tid_num(transport), query_pairs(&query)])
-                }
-                Io::Post {
-                    transport,
-                    query,
-                    body,
-                } => arr(&[
-                    n(1),
-                    tid_num(transport),
-                    query_pairs(&query),
-                    JsValue::from_str(std::str::from_utf8(&body).unwrap_or_default()),
-                ]),
-                Io::WsOpen { transport, query } => {
-                    arr(&[n(2), tid_num(transport), query_pairs(&query)])
-                }
-                Io::WsSend {
-                    transport, frame, ..
-                } => arr(&[
-                    n(3),
-                    tid_num(transport),
-                    match frame {
+                num(f64::from(code));
+                num(transport.as_u64() as f64);
+                match io {
+                    Io::Get { query, .. } | Io::WsOpen { query, .. } => push(query_pairs(&query)),
+                    Io::Post { query, body, .. } => {
+                        push(query_pairs(&query));
+                        push(std::str::from_utf8(&body).unwrap_or_default().into());
+                    }
+                    Io::WsSend { frame, .. } => push(match frame {
                         Frame::Text(t) => JsValue::from_str(&t),
                         Frame::Binary(b) => Uint8Array::from(&b[..]).into(),
-                    },
-                ]),
-                Io::Close { transport } => {
-                    self.transports.retain(|t| *t != transport);
-                    arr(&[n(4), tid_num(transport)])
+                    }),
+                    Io::Close { .. } => {}
                 }
-            },
-            Output::Event(event) => match event {
-                Event::Connect { socket } => {
-                    let sid = opt_str(self.manager.socket_sid(socket));
-                    arr(&[n(10), n(self.index(socket)), sid])
+            }
+            Output::Event(event) => {
+                let (code, socket) = match &event {
+                    Event::Connect { socket } => (10, Some(*socket)),
+                    Event::ConnectError { socket, .. } => (11, Some(*socket)),
+                    Event::Disconnect { socket, .. } => (12, Some(*socket)),
+                    Event::Event { socket, .. } => (13, Some(*socket)),
+                    Event::Ack { socket, .. } => (14, Some(*socket)),
+                    Event::AckError { socket, .. } => (15, Some(*socket)),
+                    Event::AuthNeeded { socket } => (16, Some(*socket)),
+                    Event::Open => (20, None),
+                    Event::Error { .. } => (21, None),
+                    Event::Ping => (22, None),
+                    Event::Close { .. } => (23, None),
+                    Event::ReconnectAttempt(_) => (24, None),
+                    Event::Reconnect(_) => (25, None),
+                    Event::ReconnectError { .. } => (26, None),
+                    Event::ReconnectFailed => (27, None),
+                };
+                num(f64::from(code));
+                if let Some(socket) = socket {
+                    let index = self.index(socket);
+                    num(f64::from(index));
                 }
-                Event::ConnectError {
-                    socket,
-                    message,
-                    data,
-                } => arr(&[
-                    n(11),
-                    n(self.index(socket)),
-                    message.into(),
-                    opt_str(data.as_ref().map(RawJson::as_str)),
-                ]),
-                Event::Disconnect {
-                    socket,
-                    reason,
-                    description,
-                } => arr(&[
-                    n(12),
-                    n(self.index(socket)),
-                    reason.as_str().into(),
-                    opt_str(description.as_deref()),
-                ]),
-                Event::Event { socket, packet } => arr(&[
-                    n(13),
-                    n(self.index(socket)),
-                    packet.data().map_or("[]", RawJson::as_str).into(),
-                    bytes_array(packet.attachments()).into(),
-                    packet
-                        .id()
-                        .map_or(JsValue::from_f64(-1.0), |i| JsValue::from_f64(i as f64)),
-                ]),
-                Event::Ack {
-                    socket,
-                    ack,
-                    packet,
-                } => arr(&[
-                    n(14),
-                    n(self.index(socket)),
-                    JsValue::from_f64(ack.as_u64() as f64),
-                    packet.data().map_or("[]", RawJson::as_str).into(),
-                    bytes_array(packet.attachments()).into(),
-                ]),
-                Event::AckError { socket, ack, error } => arr(&[
-                    n(15),
-                    n(self.index(socket)),
-                    JsValue::from_f64(ack.as_u64() as f64),
-                    error.as_str().into(),
-                ]),
-                Event::AuthNeeded { socket } => arr(&[n(16), n(self.index(socket))]),
-                Event::Open => arr(&[n(20), "open".into()]),
-                Event::Error { message } => arr(&[n(20), "error".into(), message.into()]),
-                Event::Ping => arr(&[n(20), "ping".into()]),
-                Event::Close { reason, .. } => {
-                    arr(&[n(20), "close".into(), reason.as_str().into()])
+                match event {
+                    Event::Connect { socket } => push(opt_str(self.manager.socket_sid(socket))),
+                    Event::ConnectError { message, data, .. } => {
+                        push(message.into());
+                        push(opt_str(data.as_ref().map(RawJson::as_str)));
+                    }
+                    Event::Disconnect {
+                        reason,
+                        description,
+                        ..
+                    } => {
+                        push(reason.as_str().into());
+                        push(opt_str(description.as_deref()));
+                    }
+                    Event::Event { packet, .. } => {
+                        push_packet(&push, &packet);
+                        num(packet.id().map_or(-1.0, |i| i as f64));
+                    }
+                    Event::Ack { ack, packet, .. } => {
+                        num(ack.as_u64() as f64);
+                        push_packet(&push, &packet);
+                    }
+                    Event::AckError { ack, error, .. } => {
+                        num(ack.as_u64() as f64);
+                        push(error.as_str().into());
+                    }
+                    Event::Error { message } | Event::ReconnectError { message } => {
+                        push(message.into())
+                    }
+                    Event::Close { reason, .. } => push(reason.as_str().into()),
+                    Event::ReconnectAttempt(a) | Event::Reconnect(a) => num(f64::from(a)),
+                    Event::AuthNeeded { .. }
+                    | Event::Open
+                    | Event::Ping
+                    | Event::ReconnectFailed => {}
                 }
-                Event::ReconnectAttempt(a) => arr(&[n(20), "reconnect_attempt".into(), n(a)]),
-                Event::Reconnect(a) => arr(&[n(20), "reconnect".into(), n(a)]),
-                Event::ReconnectError { message } => {
-                    arr(&[n(20), "reconnect_error".into(), message.into()])
-                }
-                Event::ReconnectFailed => arr(&[n(20), "reconnect_failed".into()]),
-            },
-        })
+            }
+        }
+        out
     }
 }
