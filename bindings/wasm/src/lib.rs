@@ -353,11 +353,9 @@ impl Core {
                     .poll_timeout()
                     .map_or(-1.0, |t| t.as_millis() as f64),
             ),
-            _ => loop {
-                let Some(output) = self.manager.poll_output() else {
-                    break JsValue::UNDEFINED;
-                };
-                break self.output(output).into();
+            _ => match self.manager.poll_output() {
+                Some(output) => self.output(output).into(),
+                None => JsValue::UNDEFINED,
             },
         })
     }
