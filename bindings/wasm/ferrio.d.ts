@@ -143,6 +143,7 @@ export declare class Socket<
   id: string | undefined;
   /** Whether the last connection recovered the previous session. */
   recovered: boolean;
+  /** The CONNECT payload, read at every connection: a change applies to the next one. */
   auth: SocketOptions["auth"];
   readonly connected: boolean;
   readonly disconnected: boolean;

@@ -440,11 +440,6 @@ export class Socket extends Emitter {
     return this._index !== undefined && (this.io.core.call(17, 0, this._index) & bit) !== 0;
   }
 
-  _authJson() {
-    const a = this.auth;
-    return a === undefined || a === null || typeof a === "function" ? undefined : JSON.stringify(a);
-  }
-
   /** Connects (again). */
   connect() {
     if (this._index === undefined) {
@@ -457,7 +452,6 @@ export class Socket extends Emitter {
         opts.retries || 0,
         0,
         this.nsp,
-        typeof this.auth === "function" || this._authJson(),
       );
       this.io._sockets.set(this._index, this);
       this.io._drain();
@@ -677,10 +671,10 @@ export class Socket extends Emitter {
         break;
       }
       case 16: {
-        const index = this._index;
-        this.auth((data) => {
-          this.io._cmd(14, index, 0, 0, undefined, data === undefined || data === null ? undefined : JSON.stringify(data));
-        });
+        // The auth payload of this connection: `auth` as it is now, or what its callback gives.
+        const send = (data) => this.io._cmd(14, this._index, 0, 0, data == null ? undefined : JSON.stringify(data));
+        if (typeof this.auth === "function") this.auth(send);
+        else send(this.auth);
         break;
       }
     }

@@ -27,10 +27,10 @@
 //! | 8 | `manager.open()` | | |
 //! | 9 | `manager.close()` | | |
 //! | 10 | reconnection on (`a` ≠ 0) or off | `a` | |
-//! | 11 | open (or find) the socket of namespace `text` and connect it | `a` ack timeout (negative: none), `b` retries, `value` auth JSON text, `true` for an auth callback (output 16) or `undefined` | socket |
+//! | 11 | open (or find) the socket of namespace `text` and connect it; its auth payload is asked for at each connection (output 16) | `a` ack timeout (negative: none), `b` retries | socket |
 //! | 12 | `socket.connect()` again | `a` socket | |
 //! | 13 | `socket.disconnect()` | `a` socket | |
-//! | 14 | answer output 16 | `a` socket, `value` auth JSON text or `undefined` | |
+//! | 14 | answer output 16 | `a` socket, `text` auth JSON text or `undefined` | |
 //! | 15 | emit | `a` socket, `b` ack timeout (negative: the socket's), `c` flags (ack 1, volatile 2, compress 4), `text` JSON of `[name, ...args]` with placeholders, `value` attachments | ack handle or -1 |
 //! | 16 | answer an event that carried an ack id | `a` socket, `b` ack id, `text` JSON of the arguments, `value` attachments | |
 //! | 17 | socket state | `a` socket | connected 1 \| active 2 \| recovered 4 |
@@ -203,7 +203,7 @@ impl Core {
         text: Option<String>,
         value: JsValue,
     ) -> Result<JsValue, JsValue> {
-        self.run(op, at(now), a, b, c, text.unwrap_or_default(), value)
+        self.run(op, at(now), a, b, c, text, value)
             .map_err(JsValue::from_str)
     }
 }
@@ -237,9 +237,14 @@ impl Core {
         a: f64,
         b: f64,
         c: u32,
-        text: String,
+        text: Option<String>,
         value: JsValue,
     ) -> Result<JsValue, Failure> {
+        // Op 14 tells no text (no auth) from an empty one; the others read a string.
+        let (text, auth) = match op {
+            14 => (String::new(), text.map(parse_json).transpose()?),
+            _ => (text.unwrap_or_default(), None),
+        };
         let m = &mut self.manager;
         if op <= 6 {
             // Transport input; input for a transport the core released is dropped, as the core
@@ -284,13 +289,10 @@ impl Core {
                 JsValue::UNDEFINED
             }
             11 => {
-                let auth = if value.is_truthy() && value.as_string().is_none() {
-                    Auth::Callback
-                } else {
-                    Auth::Static(value.as_string().map(parse_json).transpose()?)
-                };
+                // The auth payload is asked for at every connection (output 16), as
+                // socket.io-client reads `socket.auth` anew each time.
                 let options = SocketOptions {
-                    auth,
+                    auth: Auth::Callback,
                     retries: b as u32,
                     ack_timeout: millis(a),
                 };
@@ -311,7 +313,6 @@ impl Core {
             }
             14 => {
                 let id = self.socket(a)?;
-                let auth = value.as_string().map(parse_json).transpose()?;
                 self.manager
                     .provide_auth(now, id, auth)
                     .map_err(|e| e.as_str())?;

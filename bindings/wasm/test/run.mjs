@@ -92,6 +92,8 @@ function checkScenario(r, server) {
   assert.deepEqual(r.blob, [true, [4, 5, 6], "after-blob"]);
   assert.deepEqual(r.blobAck, [true, [7, 7, 3]]);
   assert.deepEqual(r.authCallback, { user: "fn" });
+  assert.deepEqual(r.authFirst, { user: "first" });
+  assert.deepEqual(r.authSecond, { user: "second" });
   assert.equal(r.buffered, "early");
   assert.equal(r.autoConnectFalse, "before-connect");
   assert.equal(r.transportLost, "transport close");
