@@ -20,7 +20,7 @@ use crate::adapter::{
     AdapterError, NamespaceAdapter, RemoteSocket, ServerAck, ServerSideEmitError, SocketInfo,
 };
 use crate::clock::Clock;
-use crate::server::Command;
+use crate::server::{Command, EmitWithAck};
 use crate::socket::{check_event, AckError, AckReply, ConnectError, EmitError, Socket};
 use crate::BoxFuture;
 
@@ -228,8 +228,7 @@ impl NsInner {
         for id in st.rooms.targets(opts) {
             if let Some(socket) = st.sockets.get(id) {
                 socket.inner.link.send(Command::Send {
-                    nsp: self.name.clone(),
-                    id: id.clone(),
+                    socket: socket.clone(),
                     packet: encoded.clone(),
                     volatile: opts.flags.volatile,
                 });
@@ -268,14 +267,16 @@ impl NsInner {
                 listening.push(socket.clone());
             }
             let (reply, rx) = oneshot::channel();
-            socket.inner.link.send(Command::EmitWithAck {
-                nsp: self.name.clone(),
-                id: id.clone(),
-                packet: encoded.clone(),
-                ack_id,
-                timeout,
-                reply,
-            });
+            socket
+                .inner
+                .link
+                .send(Command::EmitWithAck(Box::new(EmitWithAck {
+                    socket: socket.clone(),
+                    packet: encoded.clone(),
+                    ack_id,
+                    timeout,
+                    reply,
+                })));
             replies.push(async move {
                 match rx.await {
                     Ok(Ok(packet)) => Ok(packet),

@@ -32,36 +32,41 @@ use crate::transport::{App, Endpoint, Machine, NewSession, RequestInfo, SessionL
 /// client's connection is closed (`buffer full`).
 pub const EVENT_QUEUE: usize = 256;
 
-/// Commands from the application to a session task.
+/// Commands from the application to a session task. Kept small (the rare, large ones boxed):
+/// each session's queue allocates room for 32 of them at once.
 pub(crate) enum Command {
-    /// Send an encoded packet to socket `id` of `nsp`.
+    /// Send an encoded packet to `socket`.
     Send {
-        nsp: Str,
-        id: Str,
+        socket: Socket,
         packet: EncodedPacket,
         volatile: bool,
     },
-    /// Send an event carrying `ack_id` and wait for the answer.
-    EmitWithAck {
-        nsp: Str,
-        id: Str,
-        packet: EncodedPacket,
-        ack_id: u64,
-        timeout: Duration,
-        reply: oneshot::Sender<Result<Packet, CoreAckError>>,
-    },
+    /// Send an event carrying an ack id and wait for the answer.
+    EmitWithAck(Box<EmitWithAck>),
     /// `socket.disconnect(false)`.
-    Disconnect { nsp: Str, id: Str },
+    Disconnect(Socket),
     /// `socket.disconnect(true)`.
-    Close { nsp: Str, id: Str },
+    Close(Socket),
     /// `socket.conn.close()`: the Engine.IO connection closes, no DISCONNECT is sent.
-    CloseTransport { nsp: Str, id: Str },
+    CloseTransport(Socket),
     /// The middlewares of a pending CONNECT are done.
-    Connected {
-        socket: Socket,
-        result: Result<(), ConnectError>,
-        restored: Option<Restored>,
-    },
+    Connected(Box<Connected>),
+}
+
+/// [`Command::EmitWithAck`]: the event, its ack id, and where the answer goes.
+pub(crate) struct EmitWithAck {
+    pub(crate) socket: Socket,
+    pub(crate) packet: EncodedPacket,
+    pub(crate) ack_id: u64,
+    pub(crate) timeout: Duration,
+    pub(crate) reply: oneshot::Sender<Result<Packet, CoreAckError>>,
+}
+
+/// [`Command::Connected`]: the outcome of a CONNECT's middlewares.
+pub(crate) struct Connected {
+    socket: Socket,
+    result: Result<(), ConnectError>,
+    restored: Option<Restored>,
 }
 
 type Matcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -421,7 +426,8 @@ impl App for SocketApp {
 
 struct Slot {
     socket: Socket,
-    events: mpsc::Sender<Packet>,
+    /// Boxed: the queue allocates room for 32 entries at once, which an idle socket keeps.
+    events: mpsc::Sender<Box<Packet>>,
 }
 
 struct SocketMachine {
@@ -508,11 +514,11 @@ impl SocketMachine {
                     }
                 }
                 let _ = commands
-                    .send(Command::Connected {
+                    .send(Command::Connected(Box::new(Connected {
                         socket,
                         result,
                         restored,
-                    })
+                    })))
                     .await;
             }
             .in_current_span(),
@@ -577,9 +583,9 @@ impl SocketMachine {
             let Some(slot) = self.sockets.get(packet.nsp()) else {
                 return;
             };
-            match slot.events.try_send(packet) {
+            match slot.events.try_send(Box::new(packet)) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-                Err(mpsc::error::TrySendError::Full(packet)) => self.wait(now, packet),
+                Err(mpsc::error::TrySendError::Full(packet)) => self.wait(now, *packet),
             }
         } else {
             self.wait(now, packet);
@@ -607,12 +613,12 @@ impl SocketMachine {
                 self.waiting_bytes = self.waiting_bytes.saturating_sub(size);
                 continue;
             };
-            match slot.events.try_send(packet) {
+            match slot.events.try_send(Box::new(packet)) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.waiting_bytes = self.waiting_bytes.saturating_sub(size)
                 }
                 Err(mpsc::error::TrySendError::Full(packet)) => {
-                    self.waiting.push_front(packet);
+                    self.waiting.push_front(*packet);
                     return;
                 }
             }
@@ -684,7 +690,7 @@ fn packet_size(packet: &Packet) -> usize {
 
 /// Runs a socket's handlers: the connection handlers, then each event in order, then the
 /// disconnect handlers. A panicking handler is logged; the socket goes on.
-async fn run_socket(socket: Socket, mut events: mpsc::Receiver<Packet>) {
+async fn run_socket(socket: Socket, mut events: mpsc::Receiver<Box<Packet>>) {
     use futures_util::FutureExt as _;
     use std::panic::AssertUnwindSafe;
     for handler in socket.inner.ns.connection_handlers() {
@@ -697,6 +703,7 @@ async fn run_socket(socket: Socket, mut events: mpsc::Receiver<Packet>) {
         }
     }
     'events: while let Some(packet) = events.recv().await {
+        let packet = *packet;
         let Some(name) = packet.event_name().map(|n| n.into_owned()) else {
             continue;
         };
@@ -827,62 +834,65 @@ impl Machine for SocketMachine {
     fn handle_command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Send {
-                nsp,
-                id,
+                socket,
                 packet,
                 volatile,
             } => {
-                if self.is_current(&nsp, &id) {
-                    self.conn.send(now, &packet, &nsp, volatile, false);
+                if self.is_current(socket.nsp(), socket.id()) {
+                    self.conn.send(now, &packet, socket.nsp(), volatile, false);
                 }
             }
-            Command::EmitWithAck {
-                nsp,
-                id,
-                packet,
-                ack_id,
-                timeout,
-                reply,
-            } => {
-                if self.is_current(&nsp, &id)
-                    && self.conn.emit_with_ack(now, &packet, &nsp, ack_id, timeout)
+            Command::EmitWithAck(emit) => {
+                let EmitWithAck {
+                    socket,
+                    packet,
+                    ack_id,
+                    timeout,
+                    reply,
+                } = *emit;
+                let nsp = &socket.inner.ns.name;
+                if self.is_current(nsp, socket.id())
+                    && self.conn.emit_with_ack(now, &packet, nsp, ack_id, timeout)
                 {
-                    self.acks.insert((nsp, ack_id), reply);
+                    self.acks.insert((nsp.clone(), ack_id), reply);
                 } else {
                     let _ = reply.send(Err(CoreAckError::Disconnected));
                 }
             }
-            Command::Disconnect { nsp, id } => {
-                if self.is_current(&nsp, &id) {
-                    self.conn.disconnect(now, &nsp);
+            Command::Disconnect(socket) => {
+                if self.is_current(socket.nsp(), socket.id()) {
+                    self.conn.disconnect(now, socket.nsp());
                 }
             }
-            Command::Close { nsp, id } => {
-                if self.is_current(&nsp, &id) {
+            Command::Close(socket) => {
+                if self.is_current(socket.nsp(), socket.id()) {
                     // As the reference's `socket.disconnect(true)`: this socket leaves with
                     // `server namespace disconnect`, the others with `forced server close`.
-                    self.conn.disconnect(now, &nsp);
+                    self.conn.disconnect(now, socket.nsp());
                     self.conn.close(now, DisconnectReason::ForcedServerClose);
                 }
             }
-            Command::CloseTransport { nsp, id } => {
-                if self.is_current(&nsp, &id) {
+            Command::CloseTransport(socket) => {
+                if self.is_current(socket.nsp(), socket.id()) {
                     self.conn.close(now, DisconnectReason::ForcedClose);
                 }
             }
-            Command::Connected {
-                socket,
-                result,
-                restored,
-            } => match result {
-                Ok(()) => self.accept(now, socket, restored),
-                Err(e) => {
-                    debug!(nsp = socket.nsp(), "CONNECT refused: {e}");
-                    let data = e.data_json();
-                    self.conn
-                        .reject(now, socket.nsp(), e.message(), data.as_ref());
+            Command::Connected(connected) => {
+                let Connected {
+                    socket,
+                    result,
+                    restored,
+                } = *connected;
+                match result {
+                    Ok(()) => self.accept(now, socket, restored),
+                    Err(e) => {
+                        debug!(nsp = socket.nsp(), "CONNECT refused: {e}");
+                        let data = e.data_json();
+                        self.conn
+                            .reject(now, socket.nsp(), e.message(), data.as_ref());
+                    }
                 }
-            },
+            }
         }
     }
 

@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::namespace::{BroadcastOperator, Namespace, NsInner};
-use crate::server::Command;
+use crate::server::{Command, EmitWithAck};
 use crate::transport::{RequestInfo, SessionLink};
 use crate::BoxFuture;
 
@@ -322,8 +322,7 @@ impl AckSender {
         }
         let packet = Packet::ack_with(socket.inner.ns.name.clone(), *id, args)?;
         socket.send_command(|socket| Command::Send {
-            nsp: socket.inner.ns.name.clone(),
-            id: socket.inner.id.clone(),
+            socket: socket.clone(),
             packet: packet.encode(),
             volatile: false,
         })
@@ -874,8 +873,7 @@ impl Socket {
         let packet = self.inner.ns.record(&packet, &opts).unwrap_or(packet);
         self.notify_outgoing(&packet);
         self.send_command(|s| Command::Send {
-            nsp: s.inner.ns.name.clone(),
-            id: s.inner.id.clone(),
+            socket: s.clone(),
             packet: packet.encode(),
             volatile: false,
         })
@@ -919,13 +917,14 @@ impl Socket {
                 let id = self.inner.ns.next_ack_id();
                 let packet = packet.with_id(id);
                 self.notify_outgoing(&packet);
-                self.send_command(|s| Command::EmitWithAck {
-                    nsp: s.inner.ns.name.clone(),
-                    id: s.inner.id.clone(),
-                    packet: packet.encode(),
-                    ack_id: id,
-                    timeout: timeout.unwrap_or(Duration::MAX),
-                    reply,
+                self.send_command(|s| {
+                    Command::EmitWithAck(Box::new(EmitWithAck {
+                        socket: s.clone(),
+                        packet: packet.encode(),
+                        ack_id: id,
+                        timeout: timeout.unwrap_or(Duration::MAX),
+                        reply,
+                    }))
                 })
             });
         async move {
@@ -974,12 +973,10 @@ impl Socket {
     /// Engine.IO connection is closed too (the client's other namespaces included).
     pub fn disconnect(&self, close: bool) {
         let _ = self.send_command(|s| {
-            let nsp = s.inner.ns.name.clone();
-            let id = s.inner.id.clone();
             if close {
-                Command::Close { nsp, id }
+                Command::Close(s.clone())
             } else {
-                Command::Disconnect { nsp, id }
+                Command::Disconnect(s.clone())
             }
         });
     }
@@ -988,10 +985,7 @@ impl Socket {
     /// `socket.conn.close()`): its sockets leave with `forced close`, a reason connection state
     /// recovery keeps sessions for, and the client reconnects.
     pub fn close_transport(&self) {
-        let _ = self.send_command(|s| Command::CloseTransport {
-            nsp: s.inner.ns.name.clone(),
-            id: s.inner.id.clone(),
-        });
+        let _ = self.send_command(|s| Command::CloseTransport(s.clone()));
     }
 
     fn send_command(&self, command: impl FnOnce(&Socket) -> Command) -> Result<(), EmitError> {
@@ -1070,8 +1064,7 @@ impl VolatileEmitter<'_> {
         let packet = Packet::event_with(self.socket.inner.ns.name.clone(), event, args)?;
         self.socket.notify_outgoing(&packet);
         self.socket.send_command(|s| Command::Send {
-            nsp: s.inner.ns.name.clone(),
-            id: s.inner.id.clone(),
+            socket: s.clone(),
             packet: packet.encode(),
             volatile: true,
         })
