@@ -40,7 +40,7 @@ use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, Transpo
 use ferrio_proto::engine::{Frame, Protocol};
 use ferrio_proto::{Instant, Str};
 use futures_util::{SinkExt, StreamExt};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
@@ -190,6 +190,20 @@ pub(crate) struct RequestInfo {
     pub(crate) url: String,
     pub(crate) issued: u64,
     pub(crate) address: Option<std::net::SocketAddr>,
+}
+
+/// A copy of `headers` that owns its values. hyper's header values are slices of the
+/// connection's read buffer (8 KiB): a session keeping them for its handshake would keep that
+/// whole buffer alive for its lifetime.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        // Copying valid bytes cannot fail; the shared value is the fallback all the same.
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), copy);
+    }
+    out
 }
 
 /// Creates the machine of each new session.
@@ -421,7 +435,7 @@ impl<A: App> Endpoint<A> {
         }
         let info = RequestInfo {
             b64: query.all.iter().any(|(k, v)| k == "b64" && v == "1"),
-            headers: req.headers().clone(),
+            headers: owned_headers(req.headers()),
             query: query.all.clone(),
             url: req.uri().to_string(),
             issued: self.clock.now().as_millis(),
