@@ -248,8 +248,15 @@ export class Manager extends Emitter {
   }
 
   // Runs command `op` of the core (see bindings/wasm/src/lib.rs), then performs what it produced.
+  // The core refuses a command with a message: it is thrown as an `Error`.
   _cmd(op, a, b, c, text, value) {
-    return this._run((core, t) => core.call(op, t, a, b, c, text, value));
+    return this._run((core, t) => {
+      try {
+        return core.call(op, t, a, b, c, text, value);
+      } catch (e) {
+        throw new Error(e);
+      }
+    });
   }
 
   // Runs a function of the core, then performs what it produced.
@@ -442,6 +449,12 @@ export class Socket extends Emitter {
 
   /** Connects (again). */
   connect() {
+    // A static `auth` that is not an object is refused here, at once (the core would refuse it
+    // when the CONNECT is due, and the socket would wait).
+    const a = this.auth;
+    if (a != null && typeof a !== "function" && (typeof a !== "object" || Array.isArray(a))) {
+      throw new Error("auth must be a JSON object");
+    }
     if (this._index === undefined) {
       const opts = this._opts;
       // Registered before the outputs are performed: an auth callback may be asked for at once.
@@ -672,7 +685,14 @@ export class Socket extends Emitter {
       }
       case 16: {
         // The auth payload of this connection: `auth` as it is now, or what its callback gives.
-        const send = (data) => this.io._cmd(14, this._index, 0, 0, data == null ? undefined : JSON.stringify(data));
+        // If it cannot be sent (not an object, or not JSON), `connect_error` says why.
+        const send = (data) => {
+          try {
+            this.io._cmd(14, this._index, 0, 0, data == null ? undefined : JSON.stringify(data));
+          } catch (e) {
+            this.emitReserved("connect_error", e);
+          }
+        };
         if (typeof this.auth === "function") this.auth(send);
         else send(this.auth);
         break;

@@ -92,6 +92,8 @@ function checkScenario(r, server) {
   assert.deepEqual(r.blob, [true, [4, 5, 6], "after-blob"]);
   assert.deepEqual(r.blobAck, [true, [7, 7, 3]]);
   assert.deepEqual(r.authCallback, { user: "fn" });
+  assert.equal(r.badAuth, "auth must be a JSON object");
+  assert.equal(r.badAuthCallback, "auth must be a JSON object");
   assert.deepEqual(r.authFirst, { user: "first" });
   assert.deepEqual(r.authSecond, { user: "second" });
   assert.equal(r.buffered, "early");
