@@ -191,19 +191,24 @@ export class Manager extends Emitter {
 
   /** The reconnection options it was created with (they are fixed once it exists). */
   reconnectionAttempts() {
-    return typeof this.opts.reconnectionAttempts === "number" ? this.opts.reconnectionAttempts : Infinity;
+    return this._opt("reconnectionAttempts", Infinity);
   }
 
   reconnectionDelay() {
-    return typeof this.opts.reconnectionDelay === "number" ? this.opts.reconnectionDelay : 1000;
+    return this._opt("reconnectionDelay", 1000);
   }
 
   reconnectionDelayMax() {
-    return typeof this.opts.reconnectionDelayMax === "number" ? this.opts.reconnectionDelayMax : 5000;
+    return this._opt("reconnectionDelayMax", 5000);
   }
 
   randomizationFactor() {
-    return typeof this.opts.randomizationFactor === "number" ? this.opts.randomizationFactor : 0.5;
+    return this._opt("randomizationFactor", 0.5);
+  }
+
+  // The numeric option `name`, or its default.
+  _opt(name, fallback) {
+    return typeof this.opts[name] === "number" ? this.opts[name] : fallback;
   }
 
   timeout() {
