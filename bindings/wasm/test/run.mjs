@@ -91,6 +91,9 @@ function checkScenario(r, server) {
   assert.deepEqual(r.forceBase64, [true, [7, 8, 9]]);
   assert.deepEqual(r.blob, [true, [4, 5, 6], "after-blob"]);
   assert.deepEqual(r.blobAck, [true, [7, 7, 3]]);
+  // Float32Array [1.5] is 0x3FC00000, little-endian.
+  assert.deepEqual(r.views, [0, [0, 0, 192, 63], [5, 6], true]);
+  assert.deepEqual(r.retries, ["operation has timed out", true]);
   assert.deepEqual(r.authCallback, { user: "fn" });
   assert.equal(r.badAuth, "auth must be a JSON object");
   assert.equal(r.badAuthCallback, "auth must be a JSON object");
