@@ -91,14 +91,6 @@ pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
     }
 }
 
-/// `/` followed by `nsp`: the namespace name as the protocol writes it.
-pub(crate) fn with_slash(nsp: &str) -> Str {
-    let mut s = String::with_capacity(nsp.len() + 1);
-    s.push('/');
-    s.push_str(nsp);
-    Str::from(s)
-}
-
 impl Deref for Str {
     type Target = str;
     fn deref(&self) -> &str {

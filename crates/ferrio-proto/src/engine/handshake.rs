@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::packet::{text_frame, PacketType};
+use crate::str::push_decimal;
 use crate::{scan, Str};
 
 /// The data of the Engine.IO `open` packet, serialised with the reference's exact key order:
@@ -50,12 +51,12 @@ impl OpenPacket {
             scan::push_string(&mut json, upgrade);
         }
         json.push_str("],\"pingInterval\":");
-        json.push_str(&self.ping_interval.to_string());
+        push_decimal(&mut json, self.ping_interval);
         json.push_str(",\"pingTimeout\":");
-        json.push_str(&self.ping_timeout.to_string());
+        push_decimal(&mut json, self.ping_timeout);
         if let Some(max) = self.max_payload {
             json.push_str(",\"maxPayload\":");
-            json.push_str(&max.to_string());
+            push_decimal(&mut json, max);
         }
         json.push('}');
         text_frame(PacketType::Open, &json)

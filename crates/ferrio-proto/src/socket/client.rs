@@ -645,11 +645,7 @@ impl Manager {
                 return Err(ClientError::InvalidAuth);
             }
         }
-        let nsp = if nsp.starts_with('/') {
-            Str::from(nsp)
-        } else {
-            crate::str::with_slash(nsp)
-        };
+        let nsp = super::packet::normalize_nsp(Str::from(nsp));
         if let Some(id) = self.socket_for(&nsp) {
             if !self.sockets[id.index()].active {
                 self.connect_socket(now, id)?;

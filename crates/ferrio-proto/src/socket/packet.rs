@@ -74,11 +74,15 @@ pub struct Packet {
     pub(crate) attachments: Vec<Bytes>,
 }
 
-fn normalize_nsp(nsp: Str) -> Str {
+/// The namespace as the protocol writes it: with its leading `/`.
+pub(crate) fn normalize_nsp(nsp: Str) -> Str {
     if nsp.starts_with('/') {
         nsp
     } else {
-        crate::str::with_slash(&nsp)
+        let mut s = String::with_capacity(nsp.len() + 1);
+        s.push('/');
+        s.push_str(&nsp);
+        Str::from(s)
     }
 }
 
