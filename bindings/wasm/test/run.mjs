@@ -94,6 +94,7 @@ function checkScenario(r, server) {
   // Float32Array [1.5] is 0x3FC00000, little-endian.
   assert.deepEqual(r.views, [0, [0, 0, 192, 63], [5, 6], true]);
   assert.deepEqual(r.retries, ["operation has timed out", true]);
+  assert.equal(r.volatile, "kept");
   assert.deepEqual(r.authCallback, { user: "fn" });
   assert.equal(r.badAuth, "auth must be a JSON object");
   assert.equal(r.badAuthCallback, "auth must be a JSON object");
