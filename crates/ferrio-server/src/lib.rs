@@ -148,6 +148,7 @@ mod serve;
 mod server;
 mod socket;
 mod transport;
+mod websocket;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,5 +1,5 @@
 //! The Engine.IO transport driver: HTTP long-polling and WebSocket requests turned into inputs of
-//! one task per session, which owns the session's state machine.
+//! one task per session, which owns the session's state machine and its WebSockets.
 //!
 //! # One task per session
 //!
@@ -10,21 +10,26 @@
 //! ```text
 //! loop {
 //!     while let Some(out) = machine.poll_transport() { perform(out) } // answer polls, write frames
-//!     select { input from HTTP / WebSocket => machine.handle_*(now, ..),
+//!     write what is queued on the WebSocket (without waiting)
+//!     select { HTTP request, upgrade probe => machine.handle_*(now, ..),
+//!              message from a WebSocket => machine.handle_ws_frame(now, ..),
 //!              command from the application => machine.handle_command(now, ..),
 //!              sleep_until(machine.poll_timeout()) => machine.handle_timeout(now) }
 //! }
 //! ```
 //!
-//! HTTP handlers send their request to the task and wait for the answer on a oneshot channel;
-//! a WebSocket's reader forwards each message, and a writer task per WebSocket writes what the
-//! session sends.
+//! HTTP handlers send their request to the task and wait for the answer on a oneshot channel.
+//! A session's WebSockets (its transport, and a probe during an upgrade) are owned by the task
+//! itself ([`crate::websocket`]): it reads their messages and writes its frames to them in the
+//! same loop, with no reader or writer task between the socket and the machine. A session
+//! opened over WebSocket runs in the task that accepted the upgrade.
 //!
 //! # Per-session limits
 //!
 //! | Queue | Bound | At the bound |
 //! |---|---|---|
-//! | inputs (HTTP requests, WebSocket messages) | [`INPUT_QUEUE`] | the sender waits (TCP back-pressure) |
+//! | inputs (HTTP requests, upgrade probes) | [`INPUT_QUEUE`] | the sender waits (TCP back-pressure) |
+//! | WebSocket messages | read one at a time by the session task | TCP back-pressure |
 //! | commands from the application (emits, acks, broadcasts) | [`COMMAND_QUEUE`] | the session is closed (`buffer full`): a broadcast never waits for one slow client |
 //! | bytes queued on a WebSocket | `max_http_buffer_size` → volatile packets dropped; 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
 //! | bytes buffered for a polling client | 10 × `max_http_buffer_size` (in the machine) | the session is closed (`buffer full`) |
@@ -32,28 +37,25 @@
 //! | a WebSocket message | `max_http_buffer_size` | close code 1009, session closed |
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, Transport, UpgradeError};
 use ferrio_proto::engine::{Frame, Protocol};
 use ferrio_proto::{Instant, Str};
-use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info_span, trace, Instrument};
 
 use crate::clock::Clock;
 use crate::config::EngineOptions;
 use crate::http::{not_found, wants_websocket, websocket_accept, Body, Encoding, Responder};
+use crate::websocket::{WsConn, WsEvent};
 use ferrio_proto::engine::request::{
     self, ErrorCode, Policy, Query, RequestHead, Route, SessionAction,
 };
@@ -66,8 +68,8 @@ pub const COMMAND_QUEUE: usize = 1024;
 /// Polling responses larger than this are compressed on a blocking thread.
 const COMPRESS_INLINE_MAX: usize = 64 * 1024;
 
-/// The WebSocket read buffer of each connection, in bytes.
-const WS_READ_BUFFER: usize = 4 * 1024;
+/// Commands a session task takes in one go before it writes their frames.
+const COMMAND_BATCH: usize = 64;
 
 /// A session's state machine as the driver sees it: the transport inputs of
 /// [`eio::Session`], plus the application's commands. Application outputs are handled inside
@@ -216,11 +218,10 @@ pub(crate) trait App: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteAddr(pub std::net::SocketAddr);
 
-type WsId = u64;
-
 /// Where the answer to a GET goes: the payload and whether it is binary, or the refusal.
 type PollReply = oneshot::Sender<Result<(Bytes, bool), RequestError>>;
 
+/// What HTTP handlers and WebSocket upgrades give a session task.
 enum Input {
     Poll {
         reply: PollReply,
@@ -229,67 +230,18 @@ enum Input {
         binary: bool,
         reply: oneshot::Sender<Result<(), RequestError>>,
     },
-    Post {
-        body: Option<Bytes>,
-        binary: bool,
-        reply: oneshot::Sender<Result<(), RequestError>>,
-    },
+    /// Boxed: a queue of inputs allocates room for 32 at once, most of them polls.
+    Post(Box<PostInput>),
     /// A WebSocket carrying this session's id is open: the upgrade probe.
-    Upgrade {
-        id: WsId,
-        writer: WsWriter,
-    },
-    WsFrame {
-        id: WsId,
-        frame: Frame,
-    },
-    WsClosed {
-        id: WsId,
-        error: bool,
-    },
+    Upgrade(Box<WsConn>),
     /// The server shuts down.
     Shutdown,
 }
 
-/// The sending side of a WebSocket's writer task.
-struct WsWriter {
-    tx: mpsc::UnboundedSender<WsOut>,
-    queued: Arc<AtomicUsize>,
-}
-
-enum WsOut {
-    Message(Message, usize),
-    Close(Option<CloseFrame>),
-}
-
-impl WsWriter {
-    fn send(&self, frame: Frame) {
-        let (msg, len) = match frame {
-            Frame::Text(s) => {
-                let len = s.len();
-                match tungstenite::Utf8Bytes::try_from(s.into_bytes()) {
-                    Ok(text) => (Message::Text(text), len),
-                    Err(_) => return,
-                }
-            }
-            Frame::Binary(b) => {
-                let len = b.len();
-                (Message::Binary(b), len)
-            }
-        };
-        self.queued.fetch_add(len, Ordering::Relaxed);
-        if self.tx.send(WsOut::Message(msg, len)).is_err() {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-        }
-    }
-
-    fn close(&self, frame: Option<CloseFrame>) {
-        let _ = self.tx.send(WsOut::Close(frame));
-    }
-
-    fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
+struct PostInput {
+    body: Option<Bytes>,
+    binary: bool,
+    reply: oneshot::Sender<Result<(), RequestError>>,
 }
 
 struct SessionEntry {
@@ -303,7 +255,6 @@ pub(crate) struct Endpoint<A: App> {
     pub(crate) options: EngineOptions,
     pub(crate) clock: Clock,
     sessions: Mutex<HashMap<Str, SessionEntry>>,
-    next_ws: std::sync::atomic::AtomicU64,
 }
 
 impl<A: App> Endpoint<A> {
@@ -313,7 +264,6 @@ impl<A: App> Endpoint<A> {
             options,
             clock,
             sessions: Mutex::new(HashMap::new()),
-            next_ws: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -455,7 +405,8 @@ impl<A: App> Endpoint<A> {
             }
             Transport::Polling => {
                 let compression = self.compression(req.headers());
-                let inputs = self.open(sid, protocol, Transport::Polling, info, None);
+                let (inputs, run) = self.open(sid, protocol, Transport::Polling, info, None);
+                tokio::spawn(run);
                 poll(inputs, responder, compression).await
             }
         }
@@ -467,15 +418,19 @@ impl<A: App> Endpoint<A> {
         Some((Encoding::negotiate(headers)?, threshold))
     }
 
-    /// Creates a session and its task; `ws` is the WebSocket of a session opened over it.
+    /// Creates a session: its input queue and the future that runs it (the session task);
+    /// `ws` is the WebSocket of a session opened over it.
     fn open(
         self: &Arc<Self>,
         sid: Str,
         protocol: Protocol,
         transport: Transport,
         request: RequestInfo,
-        ws: Option<(WsId, WsWriter)>,
-    ) -> mpsc::Sender<Input> {
+        ws: Option<Box<WsConn>>,
+    ) -> (
+        mpsc::Sender<Input>,
+        impl Future<Output = ()> + Send + 'static,
+    ) {
         let (inputs_tx, inputs_rx) = mpsc::channel(INPUT_QUEUE);
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let overload = Arc::new(Notify::new());
@@ -521,16 +476,14 @@ impl<A: App> Endpoint<A> {
         };
         let endpoint = self.clone();
         let span = info_span!("session", %sid, transport = transport.name());
-        tokio::spawn(
-            async move {
-                debug!("open");
-                task.run(endpoint.clock).await;
-                endpoint.remove(&sid);
-                debug!("closed");
-            }
-            .instrument(span),
-        );
-        inputs_tx
+        let run = async move {
+            debug!("open");
+            task.run(endpoint.clock).await;
+            endpoint.remove(&sid);
+            debug!("closed");
+        }
+        .instrument(span);
+        (inputs_tx, run)
     }
 
     fn upgrade<B>(
@@ -547,108 +500,44 @@ impl<A: App> Endpoint<A> {
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let endpoint = self.clone();
-        let id = self.next_ws.fetch_add(1, Ordering::Relaxed);
+        // One task for the WebSocket's whole life: a session opened over it runs in it, and a
+        // probe is handed to its session's task.
         tokio::spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(u) => u,
                 Err(e) => {
                     debug!("WebSocket upgrade failed: {e}");
-                    if let UpgradeTarget::Probe(inputs) = target {
-                        let _ = inputs.send(Input::WsClosed { id, error: true }).await;
-                    }
                     return;
                 }
             };
-            let max = endpoint.options.max_http_buffer_size;
-            // A small read buffer: tungstenite's default (128 KiB) is allocated per connection
-            // and zero-filled before every read; larger messages grow it as they come.
-            let config = WebSocketConfig::default()
-                .read_buffer_size(WS_READ_BUFFER)
-                .max_message_size(Some(max))
-                .max_frame_size(Some(max));
-            let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
+            let options = &endpoint.options;
+            let ws = WsConn::new(
+                upgraded,
+                options.max_http_buffer_size,
+                options.yield_after_flush,
             )
             .await;
-            endpoint.run_websocket(ws, id, target).await;
+            match target {
+                UpgradeTarget::Probe(inputs) => {
+                    if let Err(mpsc::error::SendError(Input::Upgrade(ws))) =
+                        inputs.send(Input::Upgrade(Box::new(ws))).await
+                    {
+                        ws.close();
+                    }
+                }
+                UpgradeTarget::NewSession(info, sid, protocol) => {
+                    let (_, run) = endpoint.open(
+                        sid,
+                        protocol,
+                        Transport::WebSocket,
+                        *info,
+                        Some(Box::new(ws)),
+                    );
+                    run.await;
+                }
+            }
         });
         responder.switching_protocols(&accept)
-    }
-
-    async fn run_websocket<S>(
-        self: Arc<Self>,
-        ws: WebSocketStream<S>,
-        id: WsId,
-        target: UpgradeTarget,
-    ) where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let (sink, mut stream) = ws.split();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let (done_tx, mut done_rx) = oneshot::channel::<()>();
-        tokio::spawn(write_loop(
-            sink,
-            rx,
-            queued.clone(),
-            done_tx,
-            self.options.yield_after_flush,
-        ));
-        let writer = WsWriter {
-            tx: tx.clone(),
-            queued,
-        };
-        let inputs = match target {
-            UpgradeTarget::Probe(inputs) => {
-                if inputs.send(Input::Upgrade { id, writer }).await.is_err() {
-                    let _ = tx.send(WsOut::Close(None));
-                    return;
-                }
-                inputs
-            }
-            UpgradeTarget::NewSession(info, sid, protocol) => self.open(
-                sid,
-                protocol,
-                Transport::WebSocket,
-                *info,
-                Some((id, writer)),
-            ),
-        };
-        loop {
-            let next = tokio::select! {
-                next = stream.next() => next,
-                _ = &mut done_rx => break,
-            };
-            let frame = match next {
-                Some(Ok(Message::Text(text))) => match Str::from_utf8(Bytes::from(text)) {
-                    Ok(s) => Frame::Text(s),
-                    Err(_) => break,
-                },
-                Some(Ok(Message::Binary(data))) => Frame::Binary(data),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(Message::Close(_))) | None => {
-                    let _ = inputs.send(Input::WsClosed { id, error: false }).await;
-                    break;
-                }
-                Some(Err(e)) => {
-                    debug!("WebSocket error: {e}");
-                    if matches!(e, tungstenite::Error::Capacity(_)) {
-                        let _ = tx.send(WsOut::Close(Some(CloseFrame {
-                            code: CloseCode::Size,
-                            reason: "".into(),
-                        })));
-                    }
-                    let _ = inputs.send(Input::WsClosed { id, error: true }).await;
-                    let _ = tx.send(WsOut::Close(None));
-                    break;
-                }
-            };
-            if inputs.send(Input::WsFrame { id, frame }).await.is_err() {
-                break;
-            }
-        }
     }
 }
 
@@ -656,45 +545,6 @@ enum UpgradeTarget {
     Probe(mpsc::Sender<Input>),
     /// A session opened over WebSocket, its id and protocol.
     NewSession(Box<RequestInfo>, Str, Protocol),
-}
-
-async fn write_loop<S>(
-    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
-    mut rx: mpsc::UnboundedReceiver<WsOut>,
-    queued: Arc<AtomicUsize>,
-    done: oneshot::Sender<()>,
-    yield_after_flush: bool,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut close = None;
-    while let Some(out) = rx.recv().await {
-        match out {
-            WsOut::Message(msg, len) => {
-                let r = sink.feed(msg).await;
-                queued.fetch_sub(len, Ordering::Relaxed);
-                if r.is_err() {
-                    break;
-                }
-                if rx.is_empty() {
-                    if sink.flush().await.is_err() {
-                        break;
-                    }
-                    if yield_after_flush {
-                        // Let a local peer woken by this write read it before the next one.
-                        std::thread::yield_now();
-                    }
-                }
-            }
-            WsOut::Close(frame) => {
-                close = frame;
-                break;
-            }
-        }
-    }
-    let _ = sink.send(Message::Close(close)).await;
-    let _ = sink.close().await;
-    drop(done);
 }
 
 async fn poll(
@@ -756,15 +606,12 @@ where
         rx.await.map_err(|_| RequestError::Closed)??;
         let body = read_body(req.into_body(), max).await;
         let (reply, rx) = oneshot::channel();
-        if inputs
-            .send(Input::Post {
-                body,
-                binary,
-                reply,
-            })
-            .await
-            .is_err()
-        {
+        let post = PostInput {
+            body,
+            binary,
+            reply,
+        };
+        if inputs.send(Input::Post(Box::new(post))).await.is_err() {
             return Err(RequestError::Closed);
         }
         rx.await.map_err(|_| RequestError::Closed)?
@@ -829,8 +676,10 @@ struct SessionTask<M: Machine> {
     /// Pending GETs (one, or two for the moment an overlap is refused).
     polls: Vec<(RequestId, PollReply)>,
     next_request: RequestId,
-    main: Option<(WsId, WsWriter)>,
-    probe: Option<(WsId, WsWriter)>,
+    /// The session's WebSocket, once it has one.
+    main: Option<Box<WsConn>>,
+    /// A WebSocket probing an upgrade.
+    probe: Option<Box<WsConn>>,
     max_buffered: usize,
     writable_below: usize,
 }
@@ -847,7 +696,17 @@ impl<M: Machine> SessionTask<M> {
             while let Some(out) = self.machine.poll_transport(now) {
                 self.perform(out);
             }
-            if let Some((_, w)) = &self.main {
+            // Write what this round queued now; the task is woken when more can be written.
+            if self.main.is_some() || self.probe.is_some() {
+                std::future::poll_fn(|cx| {
+                    for w in [&mut self.main, &mut self.probe].into_iter().flatten() {
+                        w.flush_now(cx);
+                    }
+                    Poll::Ready(())
+                })
+                .await;
+            }
+            if let Some(w) = &self.main {
                 let queued = w.queued();
                 if queued > self.max_buffered {
                     debug!(queued, "WebSocket write queue full: closing the session");
@@ -886,9 +745,41 @@ impl<M: Machine> SessionTask<M> {
                     Some(command) => {
                         let now = self.fire_due_timers(clock.now());
                         self.machine.handle_command(now, command);
+                        // Take the commands already waiting too, so that their frames are
+                        // written together.
+                        for _ in 1..COMMAND_BATCH {
+                            match self.commands.try_recv() {
+                                Ok(command) => self.machine.handle_command(now, command),
+                                Err(_) => break,
+                            }
+                        }
                     }
                     None => break,
                 },
+                event = ws_event(&mut self.main) => {
+                    let now = self.fire_due_timers(clock.now());
+                    match event {
+                        WsEvent::Frame(frame) => self.machine.handle_ws_frame(now, frame),
+                        WsEvent::Closed { error } => {
+                            if let Some(w) = self.main.take() {
+                                w.close();
+                            }
+                            self.machine.handle_ws_closed(now, error);
+                        }
+                    }
+                }
+                event = ws_event(&mut self.probe) => {
+                    let now = self.fire_due_timers(clock.now());
+                    match event {
+                        WsEvent::Frame(frame) => self.machine.handle_probe_frame(now, frame),
+                        WsEvent::Closed { .. } => {
+                            if let Some(w) = self.probe.take() {
+                                w.close();
+                            }
+                            self.machine.handle_probe_closed(now);
+                        }
+                    }
+                }
                 () = self.overload.notified() => {
                     debug!("queue full: closing the session");
                     self.machine.close_overloaded(clock.now());
@@ -905,11 +796,11 @@ impl<M: Machine> SessionTask<M> {
                 } => {}
             }
         }
-        if let Some((_, w)) = self.main.take() {
-            w.close(None);
+        if let Some(w) = self.main.take() {
+            w.close();
         }
-        if let Some((_, w)) = self.probe.take() {
-            w.close(None);
+        if let Some(w) = self.probe.take() {
+            w.close();
         }
     }
 
@@ -935,23 +826,23 @@ impl<M: Machine> SessionTask<M> {
                 }
             }
             eio::Output::WsSend(frame) => {
-                if let Some((_, w)) = &self.main {
+                if let Some(w) = &mut self.main {
                     w.send(frame);
                 }
             }
             eio::Output::WsClose => {
-                if let Some((_, w)) = self.main.take() {
-                    w.close(None);
+                if let Some(w) = self.main.take() {
+                    w.close();
                 }
             }
             eio::Output::ProbeSend(frame) => {
-                if let Some((_, w)) = &self.probe {
+                if let Some(w) = &mut self.probe {
                     w.send(frame);
                 }
             }
             eio::Output::ProbeClose => {
-                if let Some((_, w)) = self.probe.take() {
-                    w.close(None);
+                if let Some(w) = self.probe.take() {
+                    w.close();
                 }
             }
             eio::Output::Upgraded => {
@@ -979,38 +870,37 @@ impl<M: Machine> SessionTask<M> {
             Input::PostStart { binary, reply } => {
                 let _ = reply.send(self.machine.handle_post_start(now, binary));
             }
-            Input::Post {
-                body,
-                binary,
-                reply,
-            } => {
+            Input::Post(post) => {
+                let PostInput {
+                    body,
+                    binary,
+                    reply,
+                } = *post;
                 let _ = reply.send(self.machine.handle_post(now, body, binary));
             }
-            Input::Upgrade { id, writer } => match self.machine.handle_upgrade_request(now) {
-                Ok(()) => self.probe = Some((id, writer)),
+            Input::Upgrade(ws) => match self.machine.handle_upgrade_request(now) {
+                Ok(()) => {
+                    // A probe still open is replaced (its session refused nothing yet).
+                    if let Some(old) = self.probe.replace(ws) {
+                        old.close();
+                    }
+                }
                 Err(e) => {
                     debug!("upgrade refused: {e:?}");
-                    writer.close(None);
+                    ws.close();
                 }
             },
-            Input::WsFrame { id, frame } => {
-                if self.main.as_ref().is_some_and(|(m, _)| *m == id) {
-                    self.machine.handle_ws_frame(now, frame);
-                } else if self.probe.as_ref().is_some_and(|(p, _)| *p == id) {
-                    self.machine.handle_probe_frame(now, frame);
-                }
-            }
             Input::Shutdown => self.machine.close_shutdown(now),
-            Input::WsClosed { id, error } => {
-                if self.main.as_ref().is_some_and(|(m, _)| *m == id) {
-                    self.main = None;
-                    self.machine.handle_ws_closed(now, error);
-                } else if self.probe.as_ref().is_some_and(|(p, _)| *p == id) {
-                    self.probe = None;
-                    self.machine.handle_probe_closed(now);
-                }
-            }
         }
+    }
+}
+
+/// The next event of a session's WebSocket (writing what is queued on it meanwhile); never
+/// resolves without one.
+async fn ws_event(ws: &mut Option<Box<WsConn>>) -> WsEvent {
+    match ws {
+        Some(ws) => std::future::poll_fn(|cx| ws.poll_event(cx)).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -62,3 +62,69 @@ async fn a_session_knows_its_request_and_its_close_reason() {
         json!({"closed": "transport close"})
     );
 }
+
+/// A WebSocket client that stops reading while the server writes to it: its session is closed
+/// once more than 10 × `max_http_buffer_size` bytes wait to be written (the kernel's socket
+/// buffers full), instead of queueing without bound; another session goes on.
+#[tokio::test]
+async fn a_websocket_client_that_stops_reading_is_closed() {
+    const MESSAGE: usize = 1000;
+    // 100 MB at most: far more than the loopback socket buffers hold.
+    const MAX_MESSAGES: usize = 100_000;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let engine = Engine::builder()
+        .max_http_buffer_size(MESSAGE)
+        .on_connection(move |mut socket| {
+            let tx = tx.clone();
+            async move {
+                while let Some(message) = socket.recv().await {
+                    if message != ferrio_proto::engine::Packet::Message("flood".into()) {
+                        socket.send(message);
+                        continue;
+                    }
+                    let payload = "x".repeat(MESSAGE);
+                    let mut sent = 0;
+                    while sent < MAX_MESSAGES
+                        && socket.send(ferrio_proto::engine::Packet::Message(
+                            payload.as_str().into(),
+                        ))
+                    {
+                        sent += 1;
+                        if sent % 100 == 0 {
+                            // Paced, so that the session's command queue keeps up and the
+                            // bound met is the WebSocket's.
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        }
+                    }
+                    let _ = tx.send(sent);
+                }
+                let _ = tx.send(usize::MAX);
+            }
+        })
+        .build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(engine.serve(listener));
+
+    let mut slow = ws(addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
+    slow.text().await;
+    slow.send_text("4flood").await;
+    // The flood stops (the session closed) well before its cap, and the application's loop
+    // ends.
+    let sent = rx.recv().await.unwrap();
+    assert!(
+        sent < MAX_MESSAGES,
+        "{sent} messages queued without a close"
+    );
+    assert_eq!(rx.recv().await, Some(usize::MAX));
+
+    let mut other = ws(addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
+    other.text().await;
+    other.send_text("4still here").await;
+    assert_eq!(other.text_app().await, "4still here");
+    drop(slow);
+}
