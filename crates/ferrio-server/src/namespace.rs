@@ -223,7 +223,7 @@ impl NsInner {
             Some(store) => store.record(now, &packet, opts).unwrap_or(packet),
             None => packet,
         };
-        let encoded = packet.encode();
+        let encoded = Arc::new(packet.encode());
         let mut listening = Vec::new();
         for id in st.rooms.targets(opts) {
             if let Some(socket) = st.sockets.get(id) {

@@ -35,10 +35,11 @@ pub const EVENT_QUEUE: usize = 256;
 /// Commands from the application to a session task. Kept small (the rare, large ones boxed):
 /// each session's queue allocates room for 32 of them at once.
 pub(crate) enum Command {
-    /// Send an encoded packet to `socket`.
+    /// Send an encoded packet to `socket` (shared: a broadcast queues the same packet for
+    /// every recipient, and a small `Command` keeps the queue's first block small).
     Send {
         socket: Socket,
-        packet: EncodedPacket,
+        packet: Arc<EncodedPacket>,
         volatile: bool,
     },
     /// Send an event carrying an ack id and wait for the answer.

@@ -323,7 +323,7 @@ impl AckSender {
         let packet = Packet::ack_with(socket.inner.ns.name.clone(), *id, args)?;
         socket.send_command(|socket| Command::Send {
             socket: socket.clone(),
-            packet: packet.encode(),
+            packet: Arc::new(packet.encode()),
             volatile: false,
         })
     }
@@ -874,7 +874,7 @@ impl Socket {
         self.notify_outgoing(&packet);
         self.send_command(|s| Command::Send {
             socket: s.clone(),
-            packet: packet.encode(),
+            packet: Arc::new(packet.encode()),
             volatile: false,
         })
     }
@@ -1065,7 +1065,7 @@ impl VolatileEmitter<'_> {
         self.socket.notify_outgoing(&packet);
         self.socket.send_command(|s| Command::Send {
             socket: s.clone(),
-            packet: packet.encode(),
+            packet: Arc::new(packet.encode()),
             volatile: true,
         })
     }

@@ -461,7 +461,9 @@ impl<A: App> Endpoint<A> {
                 },
             );
         }
-        let task = SessionTask {
+        // Boxed: an async block that captures a large value and moves it into the future it
+        // awaits holds room for it twice.
+        let task = Box::new(SessionTask {
             machine,
             inputs: inputs_rx,
             commands: commands_rx,
@@ -473,7 +475,7 @@ impl<A: App> Endpoint<A> {
             probe: None,
             max_buffered: self.options.max_buffered_bytes(),
             writable_below: self.options.max_http_buffer_size,
-        };
+        });
         let endpoint = self.clone();
         let span = info_span!("session", %sid, transport = transport.name());
         let run = async move {
@@ -685,7 +687,7 @@ struct SessionTask<M: Machine> {
 }
 
 impl<M: Machine> SessionTask<M> {
-    async fn run(mut self, clock: Clock) {
+    async fn run(mut self: Box<Self>, clock: Clock) {
         // One timer for the session's life, moved only when the machine's deadline changes
         // (not re-created for every input or delivery).
         let timer = tokio::time::sleep(std::time::Duration::from_secs(3600));
