@@ -383,10 +383,11 @@ impl<A: App> Endpoint<A> {
                 return responder.forbidden(&message);
             }
         }
+        let all = query.all();
         let info = RequestInfo {
-            b64: query.all.iter().any(|(k, v)| k == "b64" && v == "1"),
+            b64: all.iter().any(|(k, v)| k == "b64" && v == "1"),
             headers: owned_headers(req.headers()),
-            query: query.all.clone(),
+            query: all,
             url: req.uri().to_string(),
             issued: self.clock.now().as_millis(),
             address: req.extensions().get::<RemoteAddr>().map(|a| a.0),
@@ -594,34 +595,73 @@ where
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
-    // In a task of its own: the session must hear the end of the POST even if the client goes
-    // away and hyper drops this handler.
-    let task = tokio::spawn(async move {
-        let (reply, rx) = oneshot::channel();
-        if inputs
-            .send(Input::PostStart { binary, reply })
-            .await
-            .is_err()
-        {
-            return Err(RequestError::Closed);
-        }
-        rx.await.map_err(|_| RequestError::Closed)??;
-        let body = read_body(req.into_body(), max).await;
-        let (reply, rx) = oneshot::channel();
-        let post = PostInput {
-            body,
-            binary,
-            reply,
-        };
-        if inputs.send(Input::Post(Box::new(post))).await.is_err() {
-            return Err(RequestError::Closed);
-        }
-        rx.await.map_err(|_| RequestError::Closed)?
-    });
-    match task.await {
+    let (reply, rx) = oneshot::channel();
+    if inputs
+        .send(Input::PostStart { binary, reply })
+        .await
+        .is_err()
+    {
+        return request_error(&responder, RequestError::Closed);
+    }
+    // (Dropped before the answer arrives, the session ends the POST itself.)
+    match rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return request_error(&responder, e),
+        Err(_) => return request_error(&responder, RequestError::Closed),
+    }
+    // The session counts this POST as in progress: it must hear its end even if the client
+    // goes away and hyper drops this handler.
+    let mut guard = PostGuard {
+        inputs: Some(inputs),
+        binary,
+    };
+    let body = read_body(req.into_body(), max).await;
+    let (reply, rx) = oneshot::channel();
+    let post = PostInput {
+        body,
+        binary,
+        reply,
+    };
+    let Some(inputs) = guard.inputs.as_ref() else {
+        return request_error(&responder, RequestError::Closed);
+    };
+    match inputs.reserve().await {
+        Ok(permit) => permit.send(Input::Post(Box::new(post))),
+        Err(_) => return request_error(&responder, RequestError::Closed),
+    }
+    guard.inputs = None;
+    match rx.await {
         Ok(Ok(())) => responder.ok(),
         Ok(Err(e)) => request_error(&responder, e),
-        Err(_) => responder.status(StatusCode::INTERNAL_SERVER_ERROR),
+        Err(_) => request_error(&responder, RequestError::Closed),
+    }
+}
+
+/// Tells the session that a POST it started ended without a body, if the handler is dropped
+/// (the client went away) before it sent the body.
+struct PostGuard {
+    inputs: Option<mpsc::Sender<Input>>,
+    binary: bool,
+}
+
+impl Drop for PostGuard {
+    fn drop(&mut self) {
+        let Some(inputs) = self.inputs.take() else {
+            return;
+        };
+        let post = PostInput {
+            body: None,
+            binary: self.binary,
+            reply: oneshot::channel().0,
+        };
+        if let Err(mpsc::error::TrySendError::Full(post)) =
+            inputs.try_send(Input::Post(Box::new(post)))
+        {
+            // The queue is full: wait for room in a task of its own.
+            tokio::spawn(async move {
+                let _ = inputs.send(post).await;
+            });
+        }
     }
 }
 
@@ -693,6 +733,7 @@ impl<M: Machine> SessionTask<M> {
         let timer = tokio::time::sleep(std::time::Duration::from_secs(3600));
         tokio::pin!(timer);
         let mut armed: Option<tokio::time::Instant> = None;
+        let mut commands_open = true;
         loop {
             let now = clock.now();
             while let Some(out) = self.machine.poll_transport(now) {
@@ -743,7 +784,7 @@ impl<M: Machine> SessionTask<M> {
                     }
                     None => break,
                 },
-                command = self.commands.recv() => match command {
+                command = self.commands.recv(), if commands_open => match command {
                     Some(command) => {
                         let now = self.fire_due_timers(clock.now());
                         self.machine.handle_command(now, command);
@@ -756,7 +797,9 @@ impl<M: Machine> SessionTask<M> {
                             }
                         }
                     }
-                    None => break,
+                    // The application dropped every handle on the session (a bare Engine
+                    // without a connection handler): the session goes on without commands.
+                    None => commands_open = false,
                 },
                 event = ws_event(&mut self.main) => {
                     let now = self.fire_due_timers(clock.now());
@@ -870,7 +913,12 @@ impl<M: Machine> SessionTask<M> {
                 }
             }
             Input::PostStart { binary, reply } => {
-                let _ = reply.send(self.machine.handle_post_start(now, binary));
+                let started = self.machine.handle_post_start(now, binary);
+                let accepted = started.is_ok();
+                if reply.send(started).is_err() && accepted {
+                    // The request went away before it heard the answer: its POST is over.
+                    let _ = self.machine.handle_post(now, None, binary);
+                }
             }
             Input::Post(post) => {
                 let PostInput {

@@ -128,3 +128,52 @@ async fn a_websocket_client_that_stops_reading_is_closed() {
     assert_eq!(other.text_app().await, "4still here");
     drop(slow);
 }
+
+/// A POST whose request is dropped while its body is still coming (its client gone, or a
+/// timeout layer in front of the server): the session hears that the POST ended and closes, as
+/// for an aborted POST, instead of waiting for that body forever. (Also: an Engine without a
+/// connection handler keeps its sessions open.)
+#[tokio::test]
+async fn a_post_dropped_mid_body_ends_for_the_session() {
+    use futures_util::StreamExt;
+    use http_body_util::{BodyExt, Empty, StreamBody};
+    use hyper::body::Frame;
+    use std::time::Duration;
+
+    let engine = Engine::builder().build();
+    let get = |url: &str| http::Request::get(url).body(Empty::<Bytes>::new()).unwrap();
+    let open = engine
+        .handle(get("/engine.io/?EIO=4&transport=polling"))
+        .await;
+    let body = open.into_body().collect().await.unwrap().to_bytes();
+    let open: Value = serde_json::from_slice(&body[1..]).unwrap();
+    let url = format!(
+        "/engine.io/?EIO=4&transport=polling&sid={}",
+        open["sid"].as_str().unwrap()
+    );
+
+    // Without a connection handler the session still works.
+    let full = http::Request::post(&url)
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(http_body_util::Full::new(Bytes::from_static(b"4whole")))
+        .unwrap();
+    assert_eq!(engine.handle(full).await.status(), 200);
+
+    // A body that sends its first bytes, then nothing more.
+    let chunks = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(Frame::data(
+        Bytes::from_static(b"4part"),
+    ))])
+    .chain(futures_util::stream::pending());
+    let post = http::Request::post(&url)
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(StreamBody::new(chunks))
+        .unwrap();
+    // The POST never completes; dropping it at the timeout is the client going away.
+    if let Ok(r) = tokio::time::timeout(Duration::from_millis(100), engine.handle(post)).await {
+        panic!("the POST was answered: {}", r.status());
+    }
+    let r = tokio::time::timeout(Duration::from_secs(2), engine.handle(get(&url)))
+        .await
+        .expect("the session still waits for the dropped POST");
+    assert_eq!(r.status(), 400);
+}

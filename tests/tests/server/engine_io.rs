@@ -183,6 +183,33 @@ async fn cancelled_poll_closes_the_session() {
     assert_eq!(get(s.addr, &url).await.status, 400);
 }
 
+/// A POST whose client goes away before its body is complete closes the session, as the
+/// reference's `data request connection closed prematurely` does: the session hears of it
+/// although the request's handler was dropped.
+#[tokio::test]
+async fn aborted_post_closes_the_session() {
+    let s = Server::start().await;
+    let sid = handshake(s.addr, EIO).await;
+    let url = polling(EIO, &sid);
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST {url} HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain;charset=UTF-8\r\n\
+                 content-length: 100\r\n\r\n4part"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(stream);
+    let r = tokio::time::timeout(Duration::from_secs(2), get(s.addr, &url))
+        .await
+        .expect("the session still waits for the POST");
+    assert_eq!(r.status, 400);
+}
+
 #[tokio::test]
 async fn websocket_messages_are_echoed() {
     let s = Server::start().await;

@@ -3,6 +3,8 @@
 //! bodies it answers with. The driver reads the request line and headers, asks [`verify`] what
 //! the request is, and answers an [`ErrorCode`] with status 400 and [`ErrorCode::body`].
 
+use std::borrow::Cow;
+
 use crate::engine::server::Transport;
 use crate::engine::Protocol;
 
@@ -63,40 +65,53 @@ pub enum Method {
     Other,
 }
 
-/// The query parameters Engine.IO reads (the first of each name), and all of them in order.
+/// The query parameters Engine.IO reads (the first of each name), borrowed from the query
+/// string unless they had to be decoded: reading a request's query allocates nothing.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Query {
+pub struct Query<'a> {
     /// `EIO`: the protocol version.
-    pub eio: Option<String>,
+    pub eio: Option<Cow<'a, str>>,
     /// `transport`: `polling` or `websocket`.
-    pub transport: Option<String>,
+    pub transport: Option<Cow<'a, str>>,
     /// `sid`: the session, after the handshake.
-    pub sid: Option<String>,
-    /// Every parameter, decoded, in order.
-    pub all: Vec<(String, String)>,
+    pub sid: Option<Cow<'a, str>>,
+    raw: &'a str,
 }
 
-impl Query {
+impl<'a> Query<'a> {
     /// Parses a query string (without the `?`).
     ///
     /// ```
     /// use ferrio_proto::engine::request::Query;
     /// let q = Query::parse(Some("EIO=4&transport=polling&t=x&EIO=3"));
     /// assert_eq!(q.eio.as_deref(), Some("4"));
-    /// assert_eq!(q.all.len(), 4);
+    /// assert_eq!(q.all().len(), 4);
     /// ```
-    pub fn parse(query: Option<&str>) -> Query {
-        let mut q = Query::default();
-        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            match &*k {
-                "EIO" if q.eio.is_none() => q.eio = Some(v.to_string()),
-                "transport" if q.transport.is_none() => q.transport = Some(v.to_string()),
-                "sid" if q.sid.is_none() => q.sid = Some(v.to_string()),
-                _ => {}
+    pub fn parse(query: Option<&'a str>) -> Query<'a> {
+        let raw = query.unwrap_or_default();
+        let mut q = Query {
+            raw,
+            ..Query::default()
+        };
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            let slot = match &*k {
+                "EIO" => &mut q.eio,
+                "transport" => &mut q.transport,
+                "sid" => &mut q.sid,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(v);
             }
-            q.all.push((k.into_owned(), v.into_owned()));
         }
         q
+    }
+
+    /// Every parameter, decoded, in order (the handshake keeps them for the application).
+    pub fn all(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(self.raw.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
     }
 }
 
@@ -117,7 +132,7 @@ pub struct RequestHead<'a> {
     /// The method.
     pub method: Method,
     /// The parsed query.
-    pub query: &'a Query,
+    pub query: &'a Query<'a>,
     /// The request has `Upgrade: websocket`.
     pub websocket_upgrade: bool,
     /// The raw values of the `Origin` headers.
@@ -126,7 +141,7 @@ pub struct RequestHead<'a> {
 
 /// What a verified request is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub enum Route<'a> {
     /// A new session (a GET without `sid`): over this transport, speaking this protocol. The
     /// application's `allowRequest` comes next.
     Handshake {
@@ -138,11 +153,11 @@ pub enum Route {
     /// A request of session `sid`: check it with [`Route::check_session`] once found.
     Session {
         /// The session id.
-        sid: String,
+        sid: Cow<'a, str>,
         /// What the request does.
         action: SessionAction,
         /// The `EIO` value sent.
-        eio: Option<String>,
+        eio: Option<Cow<'a, str>>,
     },
 }
 
@@ -159,7 +174,25 @@ pub enum SessionAction {
     Upgrade,
 }
 
-impl Route {
+impl Route<'_> {
+    /// The same route, owning its strings (to keep it past the request it was read from).
+    pub fn into_owned(self) -> Route<'static> {
+        match self {
+            Route::Handshake {
+                transport,
+                protocol,
+            } => Route::Handshake {
+                transport,
+                protocol,
+            },
+            Route::Session { sid, action, eio } => Route::Session {
+                sid: Cow::Owned(sid.into_owned()),
+                action,
+                eio: eio.map(|e| Cow::Owned(e.into_owned())),
+            },
+        }
+    }
+
     /// For a [`Route::Session`] whose session speaks `protocol`: an upgrade must ask for the
     /// session's own protocol version (engine.io 6.6.12). Other routes pass.
     pub fn check_session(&self, protocol: Protocol) -> Result<(), ErrorCode> {
@@ -205,7 +238,7 @@ pub fn origin_is_valid(origin: &[u8]) -> bool {
 /// let head = RequestHead { query: &q, ..head };
 /// assert_eq!(verify(&head, &policy), Err(ErrorCode::UnsupportedProtocolVersion));
 /// ```
-pub fn verify(head: &RequestHead<'_>, policy: &Policy) -> Result<Route, ErrorCode> {
+pub fn verify<'a>(head: &RequestHead<'a>, policy: &Policy) -> Result<Route<'a>, ErrorCode> {
     let query = head.query;
     let transport = match query.transport.as_deref() {
         Some("polling") if policy.polling => Transport::Polling,
@@ -256,7 +289,12 @@ mod tests {
         allow_eio3: false,
     };
 
-    fn check(method: Method, query: &str, ws: bool, policy: &Policy) -> Result<Route, ErrorCode> {
+    fn check(
+        method: Method,
+        query: &str,
+        ws: bool,
+        policy: &Policy,
+    ) -> Result<Route<'static>, ErrorCode> {
         let q = Query::parse(Some(query));
         verify(
             &RequestHead {
@@ -267,6 +305,7 @@ mod tests {
             },
             policy,
         )
+        .map(Route::into_owned)
     }
 
     #[test]
@@ -398,7 +437,7 @@ mod tests {
         assert_eq!(q.eio.as_deref(), Some("4"));
         assert_eq!(q.transport.as_deref(), Some("polling"));
         assert_eq!(q.sid.as_deref(), Some("x+y"));
-        assert_eq!(q.all.len(), 5);
+        assert_eq!(q.all().len(), 5);
     }
 
     #[test]
