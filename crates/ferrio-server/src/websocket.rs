@@ -7,12 +7,15 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use ferrio_proto::engine::Frame;
 use ferrio_proto::Str;
+use futures_util::task::AtomicWaker;
 use futures_util::{Sink, Stream};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -41,9 +44,35 @@ pub(crate) enum WsEvent {
     Closed { error: bool },
 }
 
+/// Remembers that the socket may have something to read, and wakes the session task.
+///
+/// The task polls its WebSocket in every round of its loop, most of them for other reasons (a
+/// command, a timer); asking tungstenite for a message each time would cost a zero-filled read
+/// buffer and a look at the socket per round. The read side is polled with this waker instead,
+/// and only after it fired.
+#[derive(Default)]
+struct ReadSignal {
+    ready: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
 /// An open WebSocket owned by a session task.
 pub(crate) struct WsConn {
     stream: WebSocketStream<TokioIo<Upgraded>>,
+    read_signal: Arc<ReadSignal>,
+    /// `read_signal` as a waker, given to the read side.
+    read_waker: Waker,
     /// Messages not yet handed to tungstenite, with their payload sizes.
     out: VecDeque<(Message, usize)>,
     /// Payload bytes in `out` and handed to tungstenite since its last completed flush.
@@ -69,8 +98,13 @@ impl WsConn {
         let stream =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
+        let read_signal = Arc::new(ReadSignal::default());
+        // Nothing was read yet: the first poll reads.
+        read_signal.ready.store(true, Ordering::Relaxed);
         WsConn {
             stream,
+            read_waker: Waker::from(read_signal.clone()),
+            read_signal,
             out: VecDeque::new(),
             queued: 0,
             unflushed: 0,
@@ -151,11 +185,19 @@ impl WsConn {
             debug!("WebSocket write failed: {e}");
             return Poll::Ready(WsEvent::Closed { error: true });
         }
+        self.read_signal.task.register(cx.waker());
         loop {
-            let next = match Pin::new(&mut self.stream).poll_next(cx) {
+            if !self.read_signal.ready.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+            let mut read_cx = Context::from_waker(&self.read_waker);
+            let next = match Pin::new(&mut self.stream).poll_next(&mut read_cx) {
                 Poll::Ready(next) => next,
+                // The socket wakes `read_signal` when it has more.
                 Poll::Pending => return Poll::Pending,
             };
+            // More may be buffered already: read again next time.
+            self.read_signal.ready.store(true, Ordering::Release);
             let event = match next {
                 Some(Ok(Message::Text(text))) => match Str::from_utf8(Bytes::from(text)) {
                     Ok(s) => WsEvent::Frame(Frame::Text(s)),
