@@ -225,15 +225,23 @@ impl NsInner {
         };
         let encoded = Arc::new(packet.encode());
         let mut listening = Vec::new();
-        for id in st.rooms.targets(opts) {
-            if let Some(socket) = st.sockets.get(id) {
-                socket.inner.link.send(Command::Send {
-                    socket: socket.clone(),
-                    packet: encoded.clone(),
-                    volatile: opts.flags.volatile,
-                });
-                if socket.has_outgoing_listeners() {
-                    listening.push(socket.clone());
+        let mut send = |socket: &Socket| {
+            socket.inner.link.send(Command::Send {
+                socket: socket.clone(),
+                packet: encoded.clone(),
+                volatile: opts.flags.volatile,
+            });
+            if socket.has_outgoing_listeners() {
+                listening.push(socket.clone());
+            }
+        };
+        if opts.rooms.is_empty() && opts.except.is_empty() {
+            // Every socket of the namespace: no need to look each up by its id.
+            st.sockets.values().for_each(&mut send);
+        } else {
+            for id in st.rooms.targets(opts) {
+                if let Some(socket) = st.sockets.get(id) {
+                    send(socket);
                 }
             }
         }

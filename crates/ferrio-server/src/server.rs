@@ -447,8 +447,10 @@ struct SocketMachine {
 }
 
 impl SocketMachine {
-    fn is_current(&self, nsp: &str, id: &str) -> bool {
-        self.sockets.get(nsp).is_some_and(|s| s.socket.id() == id)
+    fn is_current(&self, socket: &Socket) -> bool {
+        self.sockets.get(socket.nsp()).is_some_and(|s| {
+            Arc::ptr_eq(&s.socket.inner, &socket.inner) || s.socket.id() == socket.id()
+        })
     }
 
     fn on_connect(
@@ -839,7 +841,7 @@ impl Machine for SocketMachine {
                 packet,
                 volatile,
             } => {
-                if self.is_current(socket.nsp(), socket.id()) {
+                if self.is_current(&socket) {
                     self.conn.send(now, &packet, socket.nsp(), volatile, false);
                 }
             }
@@ -852,7 +854,7 @@ impl Machine for SocketMachine {
                     reply,
                 } = *emit;
                 let nsp = &socket.inner.ns.name;
-                if self.is_current(nsp, socket.id())
+                if self.is_current(&socket)
                     && self.conn.emit_with_ack(now, &packet, nsp, ack_id, timeout)
                 {
                     self.acks.insert((nsp.clone(), ack_id), reply);
@@ -861,12 +863,12 @@ impl Machine for SocketMachine {
                 }
             }
             Command::Disconnect(socket) => {
-                if self.is_current(socket.nsp(), socket.id()) {
+                if self.is_current(&socket) {
                     self.conn.disconnect(now, socket.nsp());
                 }
             }
             Command::Close(socket) => {
-                if self.is_current(socket.nsp(), socket.id()) {
+                if self.is_current(&socket) {
                     // As the reference's `socket.disconnect(true)`: this socket leaves with
                     // `server namespace disconnect`, the others with `forced server close`.
                     self.conn.disconnect(now, socket.nsp());
@@ -874,7 +876,7 @@ impl Machine for SocketMachine {
                 }
             }
             Command::CloseTransport(socket) => {
-                if self.is_current(socket.nsp(), socket.id()) {
+                if self.is_current(&socket) {
                     self.conn.close(now, DisconnectReason::ForcedClose);
                 }
             }
