@@ -166,7 +166,7 @@ pub use crate::socket::{
     AckEmitter, AckError, AckReply, AckSender, ConnectError, EmitError, EventHandler,
     HandlerOutput, Handshake, Message, RawArgs, Socket, VolatileEmitter,
 };
-pub use crate::transport::{RemoteAddr, COMMAND_QUEUE, INPUT_QUEUE};
+pub use crate::transport::{RemoteAddr, COMMAND_QUEUE};
 pub use ferrio_proto::rooms::RoomEvent;
 pub use ferrio_proto::socket::recovery::RecoveryConfig;
 pub use ferrio_proto::socket::server::DisconnectReason;

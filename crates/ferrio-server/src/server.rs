@@ -506,7 +506,7 @@ impl SocketMachine {
             self.accept(now, socket, restored);
             return;
         }
-        let commands = self.link.commands.clone();
+        let link = self.link.clone();
         tokio::spawn(
             async move {
                 let mut result = Ok(());
@@ -516,13 +516,12 @@ impl SocketMachine {
                         break;
                     }
                 }
-                let _ = commands
-                    .send(Command::Connected(Box::new(Connected {
-                        socket,
-                        result,
-                        restored,
-                    })))
-                    .await;
+                link.send_waiting(Command::Connected(Box::new(Connected {
+                    socket,
+                    result,
+                    restored,
+                })))
+                .await;
             }
             .in_current_span(),
         );

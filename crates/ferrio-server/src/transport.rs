@@ -28,9 +28,8 @@
 //!
 //! | Queue | Bound | At the bound |
 //! |---|---|---|
-//! | inputs (HTTP requests, upgrade probes) | [`INPUT_QUEUE`] | the sender waits (TCP back-pressure) |
+//! | inputs (HTTP requests, upgrade probes) and commands from the application (emits, acks, broadcasts), in one queue | [`COMMAND_QUEUE`] | an HTTP request waits for room (TCP back-pressure); a command closes the session (`buffer full`): a broadcast never waits for one slow client |
 //! | WebSocket messages | read one at a time by the session task | TCP back-pressure |
-//! | commands from the application (emits, acks, broadcasts) | [`COMMAND_QUEUE`] | the session is closed (`buffer full`): a broadcast never waits for one slow client |
 //! | bytes queued on a WebSocket | `max_http_buffer_size` → volatile packets dropped; 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
 //! | bytes buffered for a polling client | 10 × `max_http_buffer_size` (in the machine) | the session is closed (`buffer full`) |
 //! | a POST body | `max_http_buffer_size` | 413; reading stops past the limit |
@@ -60,9 +59,8 @@ use ferrio_proto::engine::request::{
     self, ErrorCode, Policy, Query, RequestHead, Route, SessionAction,
 };
 
-/// Inputs (HTTP requests, WebSocket messages) waiting for a session task.
-pub const INPUT_QUEUE: usize = 32;
-/// Application commands (emits, acks, broadcasts) waiting for a session task.
+/// Application commands (emits, acks, broadcasts) and HTTP requests waiting for a session
+/// task, in one queue.
 pub const COMMAND_QUEUE: usize = 1024;
 
 /// Polling responses larger than this are compressed on a blocking thread.
@@ -119,9 +117,19 @@ pub(crate) struct NewSession<C> {
     pub(crate) request: RequestInfo,
 }
 
-/// The handle the application keeps on a session: its command queue and shared state.
+/// What a session task receives, in order: from HTTP handlers and upgrades, and from the
+/// application. One queue, so that an idle session keeps one queue's memory, not two.
+pub(crate) enum Msg<C> {
+    Input(Input),
+    Command(C),
+}
+
+/// The sending side of a session's queue.
+type Inbox<C> = mpsc::Sender<Msg<C>>;
+
+/// The handle the application keeps on a session: its queue and shared state.
 pub(crate) struct SessionLink<C> {
-    pub(crate) commands: mpsc::Sender<C>,
+    commands: Inbox<C>,
     pub(crate) overload: Arc<Notify>,
     pub(crate) shared: Arc<SessionShared>,
 }
@@ -148,7 +156,7 @@ impl<C> SessionLink<C> {
     /// Queues a command without waiting; a full queue closes the session. Returns whether the
     /// command was queued.
     pub(crate) fn send(&self, command: C) -> bool {
-        match self.commands.try_send(command) {
+        match self.commands.try_send(Msg::Command(command)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 debug!(sid = %self.shared.sid, "command queue full: closing the session");
@@ -157,6 +165,11 @@ impl<C> SessionLink<C> {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// Queues a command, waiting for room. Returns whether the command was queued.
+    pub(crate) async fn send_waiting(&self, command: C) -> bool {
+        self.commands.send(Msg::Command(command)).await.is_ok()
     }
 }
 
@@ -222,7 +235,7 @@ pub struct RemoteAddr(pub std::net::SocketAddr);
 type PollReply = oneshot::Sender<Result<(Bytes, bool), RequestError>>;
 
 /// What HTTP handlers and WebSocket upgrades give a session task.
-enum Input {
+pub(crate) enum Input {
     Poll {
         reply: PollReply,
     },
@@ -238,23 +251,26 @@ enum Input {
     Shutdown,
 }
 
-struct PostInput {
+pub(crate) struct PostInput {
     body: Option<Bytes>,
     binary: bool,
     reply: oneshot::Sender<Result<(), RequestError>>,
 }
 
-struct SessionEntry {
-    inputs: mpsc::Sender<Input>,
+struct SessionEntry<C> {
+    inbox: Inbox<C>,
     protocol: Protocol,
 }
+
+/// The command type of an application's machines.
+type CommandOf<A> = <<A as App>::Machine as Machine>::Command;
 
 /// One Engine.IO endpoint: its options, its sessions, and the application behind it.
 pub(crate) struct Endpoint<A: App> {
     pub(crate) app: A,
     pub(crate) options: EngineOptions,
     pub(crate) clock: Clock,
-    sessions: Mutex<HashMap<Str, SessionEntry>>,
+    sessions: Mutex<HashMap<Str, SessionEntry<CommandOf<A>>>>,
 }
 
 impl<A: App> Endpoint<A> {
@@ -274,21 +290,21 @@ impl<A: App> Endpoint<A> {
 
     /// Closes every session (the server is shutting down).
     pub(crate) async fn close_all(&self) {
-        let inputs: Vec<mpsc::Sender<Input>> = self
+        let inboxes: Vec<Inbox<CommandOf<A>>> = self
             .sessions
             .lock()
-            .map(|s| s.values().map(|e| e.inputs.clone()).collect())
+            .map(|s| s.values().map(|e| e.inbox.clone()).collect())
             .unwrap_or_default();
-        for tx in inputs {
-            let _ = tx.send(Input::Shutdown).await;
+        for tx in inboxes {
+            let _ = tx.send(Msg::Input(Input::Shutdown)).await;
         }
     }
 
-    fn lookup(&self, sid: &str) -> Option<(mpsc::Sender<Input>, Protocol)> {
+    fn lookup(&self, sid: &str) -> Option<(Inbox<CommandOf<A>>, Protocol)> {
         self.sessions
             .lock()
             .ok()
-            .and_then(|s| s.get(sid).map(|e| (e.inputs.clone(), e.protocol)))
+            .and_then(|s| s.get(sid).map(|e| (e.inbox.clone(), e.protocol)))
     }
 
     fn remove(&self, sid: &str) {
@@ -419,8 +435,8 @@ impl<A: App> Endpoint<A> {
         Some((Encoding::negotiate(headers)?, threshold))
     }
 
-    /// Creates a session: its input queue and the future that runs it (the session task);
-    /// `ws` is the WebSocket of a session opened over it.
+    /// Creates a session: its queue and the future that runs it (the session task); `ws` is the
+    /// WebSocket of a session opened over it.
     fn open(
         self: &Arc<Self>,
         sid: Str,
@@ -429,11 +445,10 @@ impl<A: App> Endpoint<A> {
         request: RequestInfo,
         ws: Option<Box<WsConn>>,
     ) -> (
-        mpsc::Sender<Input>,
+        Inbox<CommandOf<A>>,
         impl Future<Output = ()> + Send + 'static,
     ) {
-        let (inputs_tx, inputs_rx) = mpsc::channel(INPUT_QUEUE);
-        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (inbox_tx, inbox_rx) = mpsc::channel(COMMAND_QUEUE);
         let overload = Arc::new(Notify::new());
         let shared = Arc::new(SessionShared {
             sid: sid.clone(),
@@ -441,7 +456,7 @@ impl<A: App> Endpoint<A> {
         });
         shared.set_transport(transport);
         let link = SessionLink {
-            commands: commands_tx,
+            commands: inbox_tx.clone(),
             overload: overload.clone(),
             shared: shared.clone(),
         };
@@ -457,7 +472,7 @@ impl<A: App> Endpoint<A> {
             sessions.insert(
                 sid.clone(),
                 SessionEntry {
-                    inputs: inputs_tx.clone(),
+                    inbox: inbox_tx.clone(),
                     protocol,
                 },
             );
@@ -466,8 +481,7 @@ impl<A: App> Endpoint<A> {
         // awaits holds room for it twice.
         let task = Box::new(SessionTask {
             machine,
-            inputs: inputs_rx,
-            commands: commands_rx,
+            inbox: inbox_rx,
             overload,
             shared,
             polls: Vec::new(),
@@ -486,14 +500,14 @@ impl<A: App> Endpoint<A> {
             debug!("closed");
         }
         .instrument(span);
-        (inputs_tx, run)
+        (inbox_tx, run)
     }
 
     fn upgrade<B>(
         self: &Arc<Self>,
         mut req: Request<B>,
         responder: Responder,
-        target: UpgradeTarget,
+        target: UpgradeTarget<CommandOf<A>>,
     ) -> Response<Body> {
         if req.method() != Method::GET {
             return responder.error(ErrorCode::BadRequest);
@@ -521,9 +535,9 @@ impl<A: App> Endpoint<A> {
             )
             .await;
             match target {
-                UpgradeTarget::Probe(inputs) => {
-                    if let Err(mpsc::error::SendError(Input::Upgrade(ws))) =
-                        inputs.send(Input::Upgrade(Box::new(ws))).await
+                UpgradeTarget::Probe(inbox) => {
+                    if let Err(mpsc::error::SendError(Msg::Input(Input::Upgrade(ws)))) =
+                        inbox.send(Msg::Input(Input::Upgrade(Box::new(ws)))).await
                     {
                         ws.close();
                     }
@@ -544,19 +558,19 @@ impl<A: App> Endpoint<A> {
     }
 }
 
-enum UpgradeTarget {
-    Probe(mpsc::Sender<Input>),
+enum UpgradeTarget<C> {
+    Probe(Inbox<C>),
     /// A session opened over WebSocket, its id and protocol.
     NewSession(Box<RequestInfo>, Str, Protocol),
 }
 
-async fn poll(
-    inputs: mpsc::Sender<Input>,
+async fn poll<C>(
+    inbox: Inbox<C>,
     responder: Responder,
     compression: Option<(Encoding, usize)>,
 ) -> Response<Body> {
     let (reply, rx) = oneshot::channel();
-    if inputs.send(Input::Poll { reply }).await.is_err() {
+    if inbox.send(Msg::Input(Input::Poll { reply })).await.is_err() {
         return responder.error(ErrorCode::UnknownSid);
     }
     match rx.await {
@@ -580,8 +594,8 @@ async fn poll(
     }
 }
 
-async fn post<B>(
-    inputs: mpsc::Sender<Input>,
+async fn post<B, C: Send + 'static>(
+    inbox: Inbox<C>,
     req: Request<B>,
     responder: Responder,
     max: usize,
@@ -596,8 +610,8 @@ where
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
     let (reply, rx) = oneshot::channel();
-    if inputs
-        .send(Input::PostStart { binary, reply })
+    if inbox
+        .send(Msg::Input(Input::PostStart { binary, reply }))
         .await
         .is_err()
     {
@@ -612,7 +626,7 @@ where
     // The session counts this POST as in progress: it must hear its end even if the client
     // goes away and hyper drops this handler.
     let mut guard = PostGuard {
-        inputs: Some(inputs),
+        inbox: Some(inbox),
         binary,
     };
     let body = read_body(req.into_body(), max).await;
@@ -622,14 +636,14 @@ where
         binary,
         reply,
     };
-    let Some(inputs) = guard.inputs.as_ref() else {
+    let Some(inbox) = guard.inbox.as_ref() else {
         return request_error(&responder, RequestError::Closed);
     };
-    match inputs.reserve().await {
-        Ok(permit) => permit.send(Input::Post(Box::new(post))),
+    match inbox.reserve().await {
+        Ok(permit) => permit.send(Msg::Input(Input::Post(Box::new(post)))),
         Err(_) => return request_error(&responder, RequestError::Closed),
     }
-    guard.inputs = None;
+    guard.inbox = None;
     match rx.await {
         Ok(Ok(())) => responder.ok(),
         Ok(Err(e)) => request_error(&responder, e),
@@ -639,14 +653,14 @@ where
 
 /// Tells the session that a POST it started ended without a body, if the handler is dropped
 /// (the client went away) before it sent the body.
-struct PostGuard {
-    inputs: Option<mpsc::Sender<Input>>,
+struct PostGuard<C: Send + 'static> {
+    inbox: Option<Inbox<C>>,
     binary: bool,
 }
 
-impl Drop for PostGuard {
+impl<C: Send + 'static> Drop for PostGuard<C> {
     fn drop(&mut self) {
-        let Some(inputs) = self.inputs.take() else {
+        let Some(inbox) = self.inbox.take() else {
             return;
         };
         let post = PostInput {
@@ -655,11 +669,11 @@ impl Drop for PostGuard {
             reply: oneshot::channel().0,
         };
         if let Err(mpsc::error::TrySendError::Full(post)) =
-            inputs.try_send(Input::Post(Box::new(post)))
+            inbox.try_send(Msg::Input(Input::Post(Box::new(post))))
         {
             // The queue is full: wait for room in a task of its own.
             tokio::spawn(async move {
-                let _ = inputs.send(post).await;
+                let _ = inbox.send(post).await;
             });
         }
     }
@@ -711,8 +725,7 @@ fn request_error(responder: &Responder, e: RequestError) -> Response<Body> {
 
 struct SessionTask<M: Machine> {
     machine: M,
-    inputs: mpsc::Receiver<Input>,
-    commands: mpsc::Receiver<M::Command>,
+    inbox: mpsc::Receiver<Msg<M::Command>>,
     overload: Arc<Notify>,
     shared: Arc<SessionShared>,
     /// Pending GETs (one, or two for the moment an overlap is refused).
@@ -733,7 +746,6 @@ impl<M: Machine> SessionTask<M> {
         let timer = tokio::time::sleep(std::time::Duration::from_secs(3600));
         tokio::pin!(timer);
         let mut armed: Option<tokio::time::Instant> = None;
-        let mut commands_open = true;
         loop {
             let now = clock.now();
             while let Some(out) = self.machine.poll_transport(now) {
@@ -777,29 +789,21 @@ impl<M: Machine> SessionTask<M> {
                     armed = None;
                     self.machine.handle_timeout(clock.now());
                 }
-                input = self.inputs.recv() => match input {
-                    Some(input) => {
+                msg = self.inbox.recv() => match msg {
+                    Some(msg) => {
                         let now = self.fire_due_timers(clock.now());
-                        self.on_input(now, input);
-                    }
-                    None => break,
-                },
-                command = self.commands.recv(), if commands_open => match command {
-                    Some(command) => {
-                        let now = self.fire_due_timers(clock.now());
-                        self.machine.handle_command(now, command);
-                        // Take the commands already waiting too, so that their frames are
-                        // written together.
+                        self.on_msg(now, msg);
+                        // Take what is already waiting too, so that the frames of a burst
+                        // of commands are written together.
                         for _ in 1..COMMAND_BATCH {
-                            match self.commands.try_recv() {
-                                Ok(command) => self.machine.handle_command(now, command),
+                            match self.inbox.try_recv() {
+                                Ok(msg) => self.on_msg(now, msg),
                                 Err(_) => break,
                             }
                         }
                     }
-                    // The application dropped every handle on the session (a bare Engine
-                    // without a connection handler): the session goes on without commands.
-                    None => commands_open = false,
+                    // The endpoint keeps a sender while the session runs.
+                    None => break,
                 },
                 event = ws_event(&mut self.main) => {
                     let now = self.fire_due_timers(clock.now());
@@ -896,6 +900,13 @@ impl<M: Machine> SessionTask<M> {
                 self.shared.set_transport(Transport::WebSocket);
             }
             eio::Output::Message(_) | eio::Output::Closed(_) => {}
+        }
+    }
+
+    fn on_msg(&mut self, now: Instant, msg: Msg<M::Command>) {
+        match msg {
+            Msg::Input(input) => self.on_input(now, input),
+            Msg::Command(command) => self.machine.handle_command(now, command),
         }
     }
 
