@@ -210,6 +210,30 @@ async fn aborted_post_closes_the_session() {
     assert_eq!(r.status, 400);
 }
 
+/// A second POST while the first is still being received is refused with 400 and closes the
+/// session (the reference's `data request overlap from client`).
+#[tokio::test]
+async fn overlapping_posts_close_the_session() {
+    let s = Server::start().await;
+    let sid = handshake(s.addr, EIO).await;
+    let url = polling(EIO, &sid);
+    let mut first = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    first
+        .write_all(
+            format!(
+                "POST {url} HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain;charset=UTF-8\r\n\
+                 content-length: 100\r\n\r\n4part"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(post(s.addr, &url, "4second").await.status, 400);
+    assert_eq!(get(s.addr, &url).await.status, 400);
+    drop(first);
+}
+
 #[tokio::test]
 async fn websocket_messages_are_echoed() {
     let s = Server::start().await;
