@@ -183,15 +183,10 @@ async fn cancelled_poll_closes_the_session() {
     assert_eq!(get(s.addr, &url).await.status, 400);
 }
 
-/// A POST whose client goes away before its body is complete closes the session, as the
-/// reference's `data request connection closed prematurely` does: the session hears of it
-/// although the request's handler was dropped.
-#[tokio::test]
-async fn aborted_post_closes_the_session() {
-    let s = Server::start().await;
-    let sid = handshake(s.addr, EIO).await;
-    let url = polling(EIO, &sid);
-    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+/// A POST to `url` that announces a 100-byte body and sends only its first bytes; the server
+/// has begun reading it when this returns.
+async fn partial_post(addr: std::net::SocketAddr, url: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(
             format!(
@@ -203,7 +198,17 @@ async fn aborted_post_closes_the_session() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    drop(stream);
+    stream
+}
+
+/// A POST whose client goes away before its body is complete closes the session, as the
+/// reference's `data request connection closed prematurely` does.
+#[tokio::test]
+async fn aborted_post_closes_the_session() {
+    let s = Server::start().await;
+    let sid = handshake(s.addr, EIO).await;
+    let url = polling(EIO, &sid);
+    drop(partial_post(s.addr, &url).await);
     let r = tokio::time::timeout(Duration::from_secs(2), get(s.addr, &url))
         .await
         .expect("the session still waits for the POST");
@@ -217,18 +222,7 @@ async fn overlapping_posts_close_the_session() {
     let s = Server::start().await;
     let sid = handshake(s.addr, EIO).await;
     let url = polling(EIO, &sid);
-    let mut first = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    first
-        .write_all(
-            format!(
-                "POST {url} HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain;charset=UTF-8\r\n\
-                 content-length: 100\r\n\r\n4part"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let first = partial_post(s.addr, &url).await;
     assert_eq!(post(s.addr, &url, "4second").await.status, 400);
     assert_eq!(get(s.addr, &url).await.status, 400);
     drop(first);
