@@ -319,19 +319,45 @@ impl<A: App> Endpoint<A> {
     }
 
     /// Serves one HTTP request (404 if its path is not under the prefix).
-    pub(crate) async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body>
+    ///
+    /// The request is routed before the returned future is first polled, and that future holds
+    /// only what the answer still needs: a pending long-poll GET (one per idle polling client)
+    /// keeps a few hundred bytes, not the whole request.
+    pub(crate) fn handle<B>(
+        self: Arc<Self>,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Send,
+        B::Error: std::fmt::Display,
+    {
+        let next = self.route(req);
+        async move {
+            match next {
+                Next::Done(response) => response,
+                Next::Poll(inbox, responder, compression) => {
+                    poll(inbox, responder, compression).await
+                }
+                Next::Later(answer) => answer.await,
+            }
+        }
+    }
+
+    /// What a request is, and what answering it takes.
+    fn route<B>(self: &Arc<Self>, req: Request<B>) -> Next<CommandOf<A>>
     where
         B: HttpBody + Send + 'static,
         B::Data: Send,
         B::Error: std::fmt::Display,
     {
         if !self.matches(req.uri().path()) {
-            return not_found();
+            return Next::Done(not_found());
         }
         let headers = req.headers();
         let responder = Responder::new(self.options.cors.as_ref(), headers);
         if req.method() == Method::OPTIONS && self.options.cors.is_some() {
-            return responder.preflight(headers);
+            return Next::Done(responder.preflight(headers));
         }
         let query = Query::parse(req.uri().query());
         let origins: Vec<&[u8]> = headers
@@ -357,7 +383,7 @@ impl<A: App> Endpoint<A> {
         };
         let route = match request::verify(&head, &policy) {
             Ok(route) => route,
-            Err(code) => return responder.error(code),
+            Err(code) => return Next::Done(responder.error(code)),
         };
         let (transport, protocol) = match route {
             Route::Handshake {
@@ -368,25 +394,47 @@ impl<A: App> Endpoint<A> {
                 ref sid, action, ..
             } => {
                 let Some((inputs, protocol)) = self.lookup(sid) else {
-                    return responder.error(ErrorCode::UnknownSid);
+                    return Next::Done(responder.error(ErrorCode::UnknownSid));
                 };
                 if let Err(code) = route.check_session(protocol) {
-                    return responder.error(code);
+                    return Next::Done(responder.error(code));
                 }
                 return match action {
                     SessionAction::Upgrade => {
-                        self.upgrade(req, responder, UpgradeTarget::Probe(inputs))
+                        Next::Done(self.upgrade(req, responder, UpgradeTarget::Probe(inputs)))
                     }
-                    SessionAction::Poll => poll(inputs, responder, self.compression(headers)).await,
+                    SessionAction::Poll => Next::Poll(inputs, responder, self.compression(headers)),
                     SessionAction::Post => {
-                        post(inputs, req, responder, self.options.max_http_buffer_size).await
+                        let max = self.options.max_http_buffer_size;
+                        Next::Later(Box::pin(post(inputs, req, responder, max)))
                     }
                     SessionAction::OtherMethod => {
-                        responder.status(StatusCode::INTERNAL_SERVER_ERROR)
+                        Next::Done(responder.status(StatusCode::INTERNAL_SERVER_ERROR))
                     }
                 };
             }
         };
+        let all = query.all();
+        let endpoint = self.clone();
+        Next::Later(Box::pin(
+            endpoint.handshake(req, responder, all, transport, protocol),
+        ))
+    }
+
+    /// A handshake request that passed the checks: `allowRequest`, then the new session.
+    async fn handshake<B>(
+        self: Arc<Self>,
+        req: Request<B>,
+        responder: Responder,
+        all: Vec<(String, String)>,
+        transport: Transport,
+        protocol: Protocol,
+    ) -> Response<Body>
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Send,
+        B::Error: std::fmt::Display,
+    {
         if let Some(allow) = &self.options.allow_request {
             let mut head = Request::new(());
             *head.method_mut() = req.method().clone();
@@ -399,7 +447,6 @@ impl<A: App> Endpoint<A> {
                 return responder.forbidden(&message);
             }
         }
-        let all = query.all();
         let info = RequestInfo {
             b64: all.iter().any(|(k, v)| k == "b64" && v == "1"),
             headers: owned_headers(req.headers()),
@@ -556,6 +603,16 @@ impl<A: App> Endpoint<A> {
         });
         responder.switching_protocols(&accept)
     }
+}
+
+/// How a routed request is answered.
+enum Next<C> {
+    /// Already answered.
+    Done(Response<Body>),
+    /// A long-poll GET: the session answers when it has something to send.
+    Poll(Inbox<C>, Responder, Option<(Encoding, usize)>),
+    /// A POST or a handshake.
+    Later(crate::BoxFuture<Response<Body>>),
 }
 
 enum UpgradeTarget<C> {
