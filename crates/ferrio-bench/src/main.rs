@@ -10,6 +10,7 @@
 //!              --server socketioxide=bench/socketioxide-server/target/release/socketioxide-bench-server \
 //!              [--runs 3] [--quick] [--only echo_ws_10,broadcast_100] [--raw FILE]
 //! ferrio-bench --attach PID:PORT --only echo_ws_10    # a server already running (profiling)
+//! ferrio-bench --pool target/bench/raw-*.tsv [--only idle_ws_1k]  # runs of several invocations pooled
 //! ```
 //!
 //! The load generator runs on one thread (a current-thread tokio runtime) and reports its own
@@ -35,6 +36,8 @@ struct ServerSpec {
 
 #[derive(Debug)]
 struct Options {
+    /// `--pool`: the `--raw` files whose runs are pooled into one table (nothing is run).
+    pool: Vec<String>,
     servers: Vec<ServerSpec>,
     attach: Option<Target>,
     runs: usize,
@@ -44,7 +47,8 @@ struct Options {
 }
 
 const USAGE: &str = "usage: ferrio-bench (--server NAME=COMMAND)... | --attach PID:PORT \
-[--runs N] [--quick] [--only S1,S2] [--window SECS] [--raw FILE]";
+[--runs N] [--quick] [--only S1,S2] [--window SECS] [--raw FILE]
+       ferrio-bench --pool RAW_FILE... [--only S1,S2]";
 
 fn parse_args() -> Result<Options, String> {
     let mut servers = Vec::new();
@@ -54,8 +58,14 @@ fn parse_args() -> Result<Options, String> {
     let mut only: Option<String> = None;
     let mut window = None;
     let mut raw = None;
+    let mut pool = Vec::new();
+    let mut pooling = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if pooling && !arg.starts_with("--") {
+            pool.push(arg);
+            continue;
+        }
         let mut value = || {
             args.next()
                 .ok_or_else(|| format!("{arg} needs a value\n{USAGE}"))
@@ -94,11 +104,12 @@ fn parse_args() -> Result<Options, String> {
                 )
             }
             "--raw" => raw = Some(value()?),
+            "--pool" => pooling = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
-    if servers.is_empty() && attach.is_none() {
+    if servers.is_empty() && attach.is_none() && pool.is_empty() {
         return Err(USAGE.to_owned());
     }
     let scenarios = match only {
@@ -111,6 +122,7 @@ fn parse_args() -> Result<Options, String> {
     };
     let window = window.unwrap_or(if quick { 1.0 } else { 3.0 });
     Ok(Options {
+        pool,
         servers,
         attach,
         runs: runs.unwrap_or(if quick { 1 } else { 3 }).max(1),
@@ -269,6 +281,62 @@ fn table(results: &Results, scenarios: &[Scenario], names: &[String], runs: usiz
     out
 }
 
+/// The table of the medians of every run in `files` (what `--raw` wrote, from one or several
+/// invocations), for the scenarios in `only`: runs of several invocations pooled. Servers and
+/// scenarios keep the order they first appear in.
+fn pool(files: &[String], only: &[Scenario]) -> Result<String, String> {
+    let mut results = Results::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    let mut metrics: Vec<&'static str> = Vec::new();
+    let mut runs = std::collections::BTreeSet::new();
+    for (f, path) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let bad = || format!("{path}: not a line of --raw: {line}");
+            let [run, sc, server, metric, value] = line.split('\t').collect::<Vec<_>>()[..] else {
+                return Err(bad());
+            };
+            let scenario = Scenario::parse(sc).ok_or_else(bad)?;
+            let run: usize = run.parse().map_err(|_| bad())?;
+            let value: f64 = value.parse().map_err(|_| bad())?;
+            if !only.contains(&scenario) {
+                continue;
+            }
+            runs.insert((f, run));
+            let i = match scenarios.iter().position(|s| *s == scenario) {
+                Some(i) => i,
+                None => {
+                    scenarios.push(scenario);
+                    scenarios.len() - 1
+                }
+            };
+            if !names.iter().any(|n| n == server) {
+                names.push(server.to_owned());
+            }
+            // The table keys metrics by name; a few distinct names, kept for the process.
+            let metric = match metrics.iter().find(|m| **m == metric) {
+                Some(m) => *m,
+                None => {
+                    let m: &'static str = Box::leak(metric.to_owned().into_boxed_str());
+                    metrics.push(m);
+                    m
+                }
+            };
+            results
+                .entry((i, scenario.name()))
+                .or_default()
+                .entry(server.to_owned())
+                .or_default()
+                .push((run, metric, value));
+        }
+    }
+    if names.is_empty() {
+        return Err("no runs in the files given".to_owned());
+    }
+    Ok(table(&results, &scenarios, &names, runs.len()))
+}
+
 fn record(
     results: &mut Results,
     raw: &mut Option<std::fs::File>,
@@ -360,6 +428,16 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if !opts.pool.is_empty() {
+        match pool(&opts.pool, &opts.scenarios) {
+            Ok(table) => println!("{table}"),
+            Err(msg) => {
+                eprintln!("ferrio-bench: {msg}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -373,5 +451,49 @@ fn main() {
     if let Err(e) = runtime.block_on(bench(opts)) {
         eprintln!("ferrio-bench: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs written by two invocations are pooled: the medians are over all of them, and the
+    /// ratio is of the first server to the others.
+    #[test]
+    fn pool_takes_the_median_of_every_file() {
+        let dir = std::env::temp_dir().join(format!("ferrio-bench-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = dir.join("a.tsv");
+        let b = dir.join("b.tsv");
+        std::fs::write(
+            &a,
+            "0\techo_ws_10\tferrio\tserver CPU µs per ack\t10\n\
+             0\techo_ws_10\tother\tserver CPU µs per ack\t20\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            "0\techo_ws_10\tferrio\tserver CPU µs per ack\t12\n\
+             0\techo_ws_10\tother\tserver CPU µs per ack\t30\n\
+             1\techo_ws_10\tferrio\tserver CPU µs per ack\t40\n\
+             1\techo_ws_10\tother\tserver CPU µs per ack\t10\n\
+             0\tidle_ws_1k\tferrio\tconnected\t1000\n",
+        )
+        .unwrap();
+        let files = [a.display().to_string(), b.display().to_string()];
+        let all = pool(&files, &Scenario::all()).unwrap();
+        assert!(all.starts_with("Medians of 3 run(s)."), "{all}");
+        // ferrio: 10, 12, 40 -> 12; other: 20, 30, 10 -> 20; 12 / 20 = 0.60.
+        assert!(
+            all.contains("| echo_ws_10 | server CPU µs per ack | 12.0 | 20.0 | 0.60 |"),
+            "{all}"
+        );
+        assert!(all.contains("| idle_ws_1k | connected |"), "{all}");
+        let only = pool(&files, &[Scenario::parse("echo_ws_10").unwrap()]).unwrap();
+        assert!(!only.contains("idle_ws_1k"), "{only}");
+        std::fs::write(&a, "not a raw line\n").unwrap();
+        assert!(pool(&files, &Scenario::all()).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
