@@ -119,7 +119,7 @@ pub(crate) struct NewSession<C> {
 
 /// What a session task receives, in order: from HTTP handlers and upgrades, and from the
 /// application. One queue, so that an idle session keeps one queue's memory, not two.
-pub(crate) enum Msg<C> {
+enum Msg<C> {
     Input(Input),
     Command(C),
 }
@@ -235,7 +235,7 @@ pub struct RemoteAddr(pub std::net::SocketAddr);
 type PollReply = oneshot::Sender<Result<(Bytes, bool), RequestError>>;
 
 /// What HTTP handlers and WebSocket upgrades give a session task.
-pub(crate) enum Input {
+enum Input {
     Poll {
         reply: PollReply,
     },
@@ -251,7 +251,7 @@ pub(crate) enum Input {
     Shutdown,
 }
 
-pub(crate) struct PostInput {
+struct PostInput {
     body: Option<Bytes>,
     binary: bool,
     reply: oneshot::Sender<Result<(), RequestError>>,
