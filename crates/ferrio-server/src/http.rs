@@ -267,7 +267,7 @@ pub(crate) fn websocket_accept(headers: &HeaderMap) -> Option<String> {
     if decoded.len() != 16 {
         return None;
     }
-    Some(tokio_tungstenite::tungstenite::handshake::derive_accept_key(key))
+    Some(tungstenite::handshake::derive_accept_key(key))
 }
 
 #[cfg(test)]

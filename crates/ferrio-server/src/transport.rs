@@ -579,8 +579,7 @@ impl<A: App> Endpoint<A> {
                 upgraded,
                 options.max_http_buffer_size,
                 options.yield_after_flush,
-            )
-            .await;
+            );
             match target {
                 UpgradeTarget::Probe(inbox) => {
                     if let Err(mpsc::error::SendError(Msg::Input(Input::Upgrade(ws)))) =

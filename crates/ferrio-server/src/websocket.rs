@@ -6,6 +6,7 @@
 //! (see the limits in [`crate::transport`]).
 
 use std::collections::VecDeque;
+use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,18 +17,17 @@ use bytes::Bytes;
 use ferrio_proto::engine::Frame;
 use ferrio_proto::Str;
 use futures_util::task::AtomicWaker;
-use futures_util::{Sink, Stream};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::debug;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Message;
 
-/// The WebSocket read buffer of each connection, in bytes. tungstenite's default (128 KiB) is
-/// allocated per connection and zero-filled before every read; larger messages grow it as
-/// they come.
+/// The WebSocket read buffer of each connection, in bytes, while it has one (see
+/// [`WsConn::release_idle`]): the most read from the socket at once. tungstenite zero-fills it
+/// before every read; larger messages grow it as they come.
 const READ_BUFFER: usize = 4 * 1024;
 
 /// How long a closing WebSocket may take to write what is queued and its close frame before it
@@ -68,8 +68,21 @@ impl Wake for ReadSignal {
 }
 
 /// An open WebSocket owned by a session task.
+///
+/// tungstenite's state for it (its [`WebSocketContext`]: the read buffer, the frame being
+/// written, the closing handshake) exists only while there is something to read or write: an
+/// idle connection keeps the socket and nothing else (see [`WsConn::release_idle`]).
 pub(crate) struct WsConn {
-    stream: WebSocketStream<TokioIo<Upgraded>>,
+    conn: TokioIo<Upgraded>,
+    /// tungstenite's state; `None` while idle.
+    ws: Option<Box<WebSocketContext>>,
+    /// The largest message and frame accepted (`max_http_buffer_size`).
+    max: usize,
+    /// Bytes read from the socket.
+    read: u64,
+    /// Bytes of the frames of the messages tungstenite returned, as if each message was one
+    /// frame with the shortest header: never more than the bytes it took from its buffer.
+    taken: u64,
     read_signal: Arc<ReadSignal>,
     /// `read_signal` as a waker, given to the read side.
     read_waker: Waker,
@@ -88,21 +101,76 @@ pub(crate) struct WsConn {
     yield_after_flush: bool,
 }
 
+/// The socket as the blocking `Read + Write` tungstenite works with, for one call: a poll that
+/// is not ready is `WouldBlock`, and `cx` is woken when the socket is ready.
+struct Io<'a, 'b> {
+    conn: &'a mut TokioIo<Upgraded>,
+    cx: &'a mut Context<'b>,
+    /// Counts the bytes read.
+    read: &'a mut u64,
+}
+
+impl Read for Io<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut buf = ReadBuf::new(buf);
+        match Pin::new(&mut *self.conn).poll_read(self.cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                *self.read += n as u64;
+                Ok(n)
+            }
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl Write for Io<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match Pin::new(&mut *self.conn).poll_write(self.cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match Pin::new(&mut *self.conn).poll_flush(self.cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+/// `Poll::Pending` for tungstenite's `WouldBlock`.
+fn ready<T>(r: tungstenite::Result<T>) -> Poll<tungstenite::Result<T>> {
+    match r {
+        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        r => Poll::Ready(r),
+    }
+}
+
+/// The size of a message's frame from a client (masked) with the shortest header.
+fn frame_size(payload: usize) -> u64 {
+    let extended = match payload {
+        0..=125 => 0,
+        126..=65535 => 2,
+        _ => 8,
+    };
+    (2 + extended + 4 + payload) as u64
+}
+
 impl WsConn {
     /// Wraps an upgraded connection; `max` bounds a message and a frame (`max_http_buffer_size`).
-    pub(crate) async fn new(upgraded: Upgraded, max: usize, yield_after_flush: bool) -> WsConn {
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max));
-        let stream =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+    pub(crate) fn new(upgraded: Upgraded, max: usize, yield_after_flush: bool) -> WsConn {
         let read_signal = Arc::new(ReadSignal::default());
         // Nothing was read yet: the first poll reads.
         read_signal.ready.store(true, Ordering::Relaxed);
         WsConn {
-            stream,
+            conn: TokioIo::new(upgraded),
+            ws: None,
+            max,
+            read: 0,
+            taken: 0,
             read_waker: Waker::from(read_signal.clone()),
             read_signal,
             out: VecDeque::new(),
@@ -112,6 +180,17 @@ impl WsConn {
             close_frame: None,
             yield_after_flush,
         }
+    }
+
+    /// tungstenite's state for the connection, created if it was released.
+    fn context(ws: &mut Option<Box<WebSocketContext>>, max: usize) -> &mut WebSocketContext {
+        ws.get_or_insert_with(|| {
+            let config = WebSocketConfig::default()
+                .read_buffer_size(READ_BUFFER)
+                .max_message_size(Some(max))
+                .max_frame_size(Some(max));
+            Box::new(WebSocketContext::new(Role::Server, Some(config)))
+        })
     }
 
     /// Queues a frame; [`WsConn::poll_event`] (or [`WsConn::flush_now`]) writes it.
@@ -145,37 +224,35 @@ impl WsConn {
     }
 
     /// Hands queued messages to tungstenite and flushes them: ready once everything is written.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
-        while let Some((_, len)) = self.out.front() {
-            let len = *len;
-            match Pin::new(&mut self.stream).poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-            let Some((msg, _)) = self.out.pop_front() else {
-                break;
-            };
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<tungstenite::Result<()>> {
+        if self.out.is_empty() && !self.dirty {
+            return Poll::Ready(Ok(()));
+        }
+        let ws = Self::context(&mut self.ws, self.max);
+        let mut io = Io {
+            conn: &mut self.conn,
+            cx,
+            read: &mut self.read,
+        };
+        while let Some((msg, len)) = self.out.pop_front() {
             self.unflushed += len;
             self.dirty = true;
-            Pin::new(&mut self.stream).start_send(msg)?;
-        }
-        if self.dirty {
-            match Pin::new(&mut self.stream).poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.dirty = false;
-                    self.queued -= self.unflushed;
-                    self.unflushed = 0;
-                    if self.yield_after_flush {
-                        // Let a local peer woken by this write read it before the next one.
-                        std::thread::yield_now();
-                    }
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+            // A write that would block leaves the frame in tungstenite's buffer: flush it
+            // before handing over more.
+            if ready(ws.write(&mut io, msg))?.is_pending() {
+                break;
             }
         }
-        Poll::Ready(Ok(()))
+        ready(ws.flush(&mut io))?.map(|()| {
+            self.dirty = false;
+            self.queued -= self.unflushed;
+            self.unflushed = 0;
+            if self.yield_after_flush {
+                // Let a local peer woken by this write read it before the next one.
+                std::thread::yield_now();
+            }
+            Ok(())
+        })
     }
 
     /// Writes what is queued, then waits for the next message from the peer (pings, pongs and
@@ -188,25 +265,43 @@ impl WsConn {
         self.read_signal.task.register(cx.waker());
         loop {
             if !self.read_signal.ready.swap(false, Ordering::AcqRel) {
+                self.release_idle(cx);
                 return Poll::Pending;
             }
+            let ws = Self::context(&mut self.ws, self.max);
             let mut read_cx = Context::from_waker(&self.read_waker);
-            let next = match Pin::new(&mut self.stream).poll_next(&mut read_cx) {
+            let mut io = Io {
+                conn: &mut self.conn,
+                cx: &mut read_cx,
+                read: &mut self.read,
+            };
+            let next = match ready(ws.read(&mut io)) {
                 Poll::Ready(next) => next,
                 // The socket wakes `read_signal` when it has more.
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.release_idle(cx);
+                    return Poll::Pending;
+                }
             };
             // More may be buffered already: read again next time.
             self.read_signal.ready.store(true, Ordering::Release);
             let event = match next {
-                Some(Ok(Message::Text(text))) => match Str::from_utf8(Bytes::from(text)) {
-                    Ok(s) => WsEvent::Frame(Frame::Text(s)),
-                    Err(_) => WsEvent::Closed { error: true },
-                },
-                Some(Ok(Message::Binary(data))) => WsEvent::Frame(Frame::Binary(data)),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(Message::Close(_))) | None => WsEvent::Closed { error: false },
-                Some(Err(e)) => {
+                Ok(msg) => {
+                    self.taken += frame_size(msg.len());
+                    match msg {
+                        Message::Text(text) => match Str::from_utf8(Bytes::from(text)) {
+                            Ok(s) => WsEvent::Frame(Frame::Text(s)),
+                            Err(_) => WsEvent::Closed { error: true },
+                        },
+                        Message::Binary(data) => WsEvent::Frame(Frame::Binary(data)),
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                        Message::Close(_) => WsEvent::Closed { error: false },
+                    }
+                }
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    WsEvent::Closed { error: false }
+                }
+                Err(e) => {
                     debug!("WebSocket error: {e}");
                     if matches!(e, tungstenite::Error::Capacity(_)) {
                         self.close_frame = Some(CloseFrame {
@@ -221,16 +316,55 @@ impl WsConn {
         }
     }
 
+    /// Drops tungstenite's state (its read buffer, write buffer and configuration) when the
+    /// connection is idle: everything written, nothing of a frame read and not taken, the
+    /// connection open. The next read or write creates it again.
+    ///
+    /// Whether tungstenite's read buffer still holds part of a frame is known from the byte
+    /// counts: every byte read was taken as part of a message's frame. A message's frame is
+    /// counted with the shortest header its length allows, so a peer that fragments a message
+    /// or pads a header makes the count fall short and its connection keeps its buffer.
+    fn release_idle(&mut self, cx: &mut Context<'_>) {
+        let idle = self.read == self.taken && self.out.is_empty() && !self.dirty;
+        let Some(ws) = self.ws.as_mut().filter(|ws| idle && ws.can_write()) else {
+            return;
+        };
+        // A pong tungstenite queued while reading may still wait to be written.
+        let mut io = Io {
+            conn: &mut self.conn,
+            cx,
+            read: &mut self.read,
+        };
+        if let Poll::Ready(Ok(())) = ready(ws.flush(&mut io)) {
+            self.ws = None;
+        }
+    }
+
     /// Closes the WebSocket in a task of its own: what is queued is written first, then the
     /// close frame, within [`CLOSE_GRACE`].
     pub(crate) fn close(mut self) {
         tokio::spawn(async move {
             let closing = async {
                 std::future::poll_fn(|cx| self.poll_write(cx)).await?;
-                self.stream.close(self.close_frame.take()).await
+                let mut frame = Some(self.close_frame.take());
+                std::future::poll_fn(|cx| {
+                    let ws = Self::context(&mut self.ws, self.max);
+                    let mut io = Io {
+                        conn: &mut self.conn,
+                        cx,
+                        read: &mut self.read,
+                    };
+                    match frame.take() {
+                        Some(frame) => ready(ws.close(&mut io, frame)),
+                        None => ready(ws.flush(&mut io)),
+                    }
+                })
+                .await
             };
-            if let Err(e) = tokio::time::timeout(CLOSE_GRACE, closing).await {
-                debug!("WebSocket close timed out: {e}");
+            match tokio::time::timeout(CLOSE_GRACE, closing).await {
+                Ok(Ok(()) | Err(tungstenite::Error::ConnectionClosed)) => {}
+                Ok(Err(e)) => debug!("WebSocket close failed: {e}"),
+                Err(e) => debug!("WebSocket close timed out: {e}"),
             }
         });
     }

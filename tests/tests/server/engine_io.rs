@@ -619,3 +619,103 @@ async fn polling_right_after_the_upgrade_is_refused() {
         assert_eq!(ws.text_app().await, "4hello");
     }
 }
+
+/// A client frame (masked, with a zero key) of `payload`; `padded` writes a 16-bit length even
+/// where 7 bits would do.
+fn client_frame(first: u8, payload: &[u8], padded: bool) -> Vec<u8> {
+    let mut f = vec![first];
+    match payload.len() {
+        n if n < 126 && !padded => f.push(0x80 | n as u8),
+        n if n < 65536 => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The next frame from the server other than a heartbeat ping (answered): its first byte and
+/// payload.
+async fn server_frame(raw: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    loop {
+        let mut head = [0u8; 2];
+        raw.read_exact(&mut head).await.unwrap();
+        let len = match head[1] & 0x7f {
+            126 => raw.read_u16().await.unwrap() as usize,
+            127 => raw.read_u64().await.unwrap() as usize,
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        raw.read_exact(&mut payload).await.unwrap();
+        if head[0] == 0x81 && payload == b"2" {
+            raw.write_all(&client_frame(0x81, b"3", false))
+                .await
+                .unwrap();
+            continue;
+        }
+        return (head[0], payload);
+    }
+}
+
+/// Writes `bytes` in pieces of `piece` bytes, pausing between them, so that the server reads
+/// part of a frame and waits for the rest.
+async fn write_slowly(raw: &mut tokio::net::TcpStream, bytes: &[u8], piece: usize) {
+    for chunk in bytes.chunks(piece) {
+        raw.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn websocket_frames_split_fragmented_and_padded_arrive_whole() {
+    // A WebSocket's read state is dropped while the connection is idle: a frame that arrives in
+    // pieces, a message in fragments, a control frame between them and a padded header must
+    // all still be read as they were sent.
+    let s = Server::start().await;
+    let mut raw = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    raw.set_nodelay(true).unwrap();
+    raw.write_all(
+        b"GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        response.push(raw.read_u8().await.unwrap());
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"));
+    let (first, open) = server_frame(&mut raw).await;
+    assert_eq!((first, open[0]), (0x81, b'0'));
+
+    // One frame in pieces of 3 bytes.
+    write_slowly(&mut raw, &client_frame(0x81, b"4split", false), 3).await;
+    assert_eq!(server_frame(&mut raw).await, (0x81, b"4split".to_vec()));
+
+    // A message in three fragments, a ping between two of them, each sent after a pause.
+    write_slowly(&mut raw, &client_frame(0x01, b"4fr", false), 100).await;
+    write_slowly(&mut raw, &client_frame(0x89, b"ping", false), 100).await;
+    assert_eq!(server_frame(&mut raw).await, (0x8a, b"ping".to_vec()));
+    write_slowly(&mut raw, &client_frame(0x00, b"agm", false), 100).await;
+    write_slowly(&mut raw, &client_frame(0x80, b"ent", false), 100).await;
+    assert_eq!(server_frame(&mut raw).await, (0x81, b"4fragment".to_vec()));
+
+    // A padded header, then a message larger than the read buffer, in pieces.
+    write_slowly(&mut raw, &client_frame(0x81, b"4padded", true), 100).await;
+    assert_eq!(server_frame(&mut raw).await, (0x81, b"4padded".to_vec()));
+    let big: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
+    write_slowly(&mut raw, &client_frame(0x82, &big, false), 16 * 1024).await;
+    assert_eq!(server_frame(&mut raw).await, (0x82, big));
+
+    // Two frames in one write, after all of that.
+    let mut two = client_frame(0x81, b"4one", false);
+    two.extend(client_frame(0x81, b"4two", false));
+    raw.write_all(&two).await.unwrap();
+    assert_eq!(server_frame(&mut raw).await, (0x81, b"4one".to_vec()));
+    assert_eq!(server_frame(&mut raw).await, (0x81, b"4two".to_vec()));
+}
