@@ -27,12 +27,12 @@ use ferrio_proto::engine::Packet;
 use ferrio_proto::Instant;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
-use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::clock::Clock;
 use crate::config::{engine_options, EngineOptions};
 use crate::http::Body;
+use crate::queue;
 use crate::transport::{App, Endpoint, Machine, NewSession, RequestInfo, SessionLink};
 use crate::{BoxFuture, Transport};
 
@@ -143,7 +143,7 @@ impl EngineBuilder {
 #[derive(Debug)]
 pub struct EngineSocket {
     link: SessionLink<Command>,
-    messages: mpsc::Receiver<Packet>,
+    messages: queue::Receiver<Packet>,
     request: Arc<RequestInfo>,
     protocol: ferrio_proto::engine::Protocol,
     reason: Arc<OnceLock<String>>,
@@ -231,7 +231,7 @@ impl App for EngineApp {
 
     fn create(&self, s: NewSession<Command>) -> EngineMachine {
         let session = eio::Session::new(s.now, s.sid, s.protocol, s.transport, self.config.clone());
-        let (tx, rx) = mpsc::channel(MESSAGE_QUEUE);
+        let (tx, rx) = queue::channel(MESSAGE_QUEUE);
         let reason = Arc::new(OnceLock::new());
         let socket = EngineSocket {
             link: s.link.clone(),
@@ -253,7 +253,7 @@ impl App for EngineApp {
 
 struct EngineMachine {
     session: eio::Session,
-    to_app: Option<mpsc::Sender<Packet>>,
+    to_app: Option<queue::Sender<Packet>>,
     reason: Arc<OnceLock<String>>,
 }
 
@@ -269,7 +269,7 @@ impl Machine for EngineMachine {
                     let full = match &self.to_app {
                         Some(tx) => tx
                             .try_send(packet)
-                            .is_err_and(|e| matches!(e, mpsc::error::TrySendError::Full(_))),
+                            .is_err_and(|e| matches!(e, queue::TrySendError::Full(_))),
                         None => false,
                     };
                     if full {

@@ -144,6 +144,7 @@ pub mod engine;
 mod http;
 mod id;
 mod namespace;
+mod queue;
 mod serve;
 mod server;
 mod socket;

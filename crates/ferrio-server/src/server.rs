@@ -16,7 +16,7 @@ use ferrio_proto::{Instant, Str};
 use http::{Request, Response};
 use http_body::Body as HttpBody;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::{debug, info_span, Instrument};
 
 use crate::adapter::{Adapter, AdapterError, LocalNamespace, RemoteSocket};
@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::config::{engine_options, EngineOptions};
 use crate::http::Body;
 use crate::namespace::{BroadcastOperator, Namespace, NsInner, RoomEvents};
+use crate::queue;
 use crate::socket::{ConnectError, EmitError, Handshake, Socket};
 use crate::transport::{App, Endpoint, Machine, NewSession, RequestInfo, SessionLink};
 
@@ -427,8 +428,8 @@ impl App for SocketApp {
 
 struct Slot {
     socket: Socket,
-    /// Boxed: the queue allocates room for 32 entries at once, which an idle socket keeps.
-    events: mpsc::Sender<Box<Packet>>,
+    /// Boxed: a queue keeps room for a few entries once it had them.
+    events: queue::Sender<Box<Packet>>,
 }
 
 struct SocketMachine {
@@ -568,7 +569,7 @@ impl SocketMachine {
         }
         debug!(%nsp, socket = %id, recovered = socket.recovered(), "socket connected");
         socket.mark_connected();
-        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let (tx, rx) = queue::channel(EVENT_QUEUE);
         self.sockets.insert(
             nsp.clone(),
             Slot {
@@ -586,8 +587,8 @@ impl SocketMachine {
                 return;
             };
             match slot.events.try_send(Box::new(packet)) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-                Err(mpsc::error::TrySendError::Full(packet)) => self.wait(now, *packet),
+                Ok(()) | Err(queue::TrySendError::Closed(_)) => {}
+                Err(queue::TrySendError::Full(packet)) => self.wait(now, *packet),
             }
         } else {
             self.wait(now, packet);
@@ -616,10 +617,10 @@ impl SocketMachine {
                 continue;
             };
             match slot.events.try_send(Box::new(packet)) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
+                Ok(()) | Err(queue::TrySendError::Closed(_)) => {
                     self.waiting_bytes = self.waiting_bytes.saturating_sub(size)
                 }
-                Err(mpsc::error::TrySendError::Full(packet)) => {
+                Err(queue::TrySendError::Full(packet)) => {
                     self.waiting.push_front(*packet);
                     return;
                 }
@@ -692,7 +693,7 @@ fn packet_size(packet: &Packet) -> usize {
 
 /// Runs a socket's handlers: the connection handlers, then each event in order, then the
 /// disconnect handlers. A panicking handler is logged; the socket goes on.
-async fn run_socket(socket: Socket, mut events: mpsc::Receiver<Box<Packet>>) {
+async fn run_socket(socket: Socket, mut events: queue::Receiver<Box<Packet>>) {
     use futures_util::FutureExt as _;
     use std::panic::AssertUnwindSafe;
     for handler in socket.inner.ns.connection_handlers() {
@@ -827,9 +828,9 @@ impl Machine for SocketMachine {
         };
         let events = slot.events.clone();
         Some(Box::pin(async move {
-            // The permit is dropped at once: only this session sends on the queue, so the
-            // room is still there when the waiting events are flushed.
-            let _ = events.reserve().await;
+            // Only this session sends on the queue, so the room is still there when the
+            // waiting events are flushed.
+            events.room().await;
         }))
     }
 

@@ -48,12 +48,13 @@ use ferrio_proto::{Instant, Str};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 use tracing::{debug, info_span, trace, Instrument};
 
 use crate::clock::Clock;
 use crate::config::EngineOptions;
 use crate::http::{not_found, wants_websocket, websocket_accept, Body, Encoding, Responder};
+use crate::queue;
 use crate::websocket::{WsConn, WsEvent};
 use ferrio_proto::engine::request::{
     self, ErrorCode, Policy, Query, RequestHead, Route, SessionAction,
@@ -125,7 +126,7 @@ enum Msg<C> {
 }
 
 /// The sending side of a session's queue.
-type Inbox<C> = mpsc::Sender<Msg<C>>;
+type Inbox<C> = queue::Sender<Msg<C>>;
 
 /// The handle the application keeps on a session: its queue and shared state.
 pub(crate) struct SessionLink<C> {
@@ -158,12 +159,12 @@ impl<C> SessionLink<C> {
     pub(crate) fn send(&self, command: C) -> bool {
         match self.commands.try_send(Msg::Command(command)) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(queue::TrySendError::Full(_)) => {
                 debug!(sid = %self.shared.sid, "command queue full: closing the session");
                 self.overload.notify_one();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(queue::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -495,7 +496,7 @@ impl<A: App> Endpoint<A> {
         Inbox<CommandOf<A>>,
         impl Future<Output = ()> + Send + 'static,
     ) {
-        let (inbox_tx, inbox_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (inbox_tx, inbox_rx) = queue::channel(COMMAND_QUEUE);
         let overload = Arc::new(Notify::new());
         let shared = Arc::new(SessionShared {
             sid: sid.clone(),
@@ -582,7 +583,7 @@ impl<A: App> Endpoint<A> {
             );
             match target {
                 UpgradeTarget::Probe(inbox) => {
-                    if let Err(mpsc::error::SendError(Msg::Input(Input::Upgrade(ws)))) =
+                    if let Err(Msg::Input(Input::Upgrade(ws))) =
                         inbox.send(Msg::Input(Input::Upgrade(Box::new(ws)))).await
                     {
                         ws.close();
@@ -695,9 +696,13 @@ where
     let Some(inbox) = guard.inbox.as_ref() else {
         return request_error(&responder, RequestError::Closed);
     };
-    match inbox.reserve().await {
-        Ok(permit) => permit.send(Msg::Input(Input::Post(Box::new(post)))),
-        Err(_) => return request_error(&responder, RequestError::Closed),
+    // Dropped while it waits for room, the post is dropped unsent and the guard ends it.
+    if inbox
+        .send(Msg::Input(Input::Post(Box::new(post))))
+        .await
+        .is_err()
+    {
+        return request_error(&responder, RequestError::Closed);
     }
     guard.inbox = None;
     match rx.await {
@@ -724,7 +729,7 @@ impl<C: Send + 'static> Drop for PostGuard<C> {
             binary: self.binary,
             reply: oneshot::channel().0,
         };
-        if let Err(mpsc::error::TrySendError::Full(post)) =
+        if let Err(queue::TrySendError::Full(post)) =
             inbox.try_send(Msg::Input(Input::Post(Box::new(post))))
         {
             // The queue is full: wait for room in a task of its own.
@@ -781,7 +786,7 @@ fn request_error(responder: &Responder, e: RequestError) -> Response<Body> {
 
 struct SessionTask<M: Machine> {
     machine: M,
-    inbox: mpsc::Receiver<Msg<M::Command>>,
+    inbox: queue::Receiver<Msg<M::Command>>,
     overload: Arc<Notify>,
     shared: Arc<SessionShared>,
     /// Pending GETs (one, or two for the moment an overlap is refused).
@@ -853,8 +858,8 @@ impl<M: Machine> SessionTask<M> {
                         // of commands are written together.
                         for _ in 1..COMMAND_BATCH {
                             match self.inbox.try_recv() {
-                                Ok(msg) => self.on_msg(now, msg),
-                                Err(_) => break,
+                                Some(msg) => self.on_msg(now, msg),
+                                None => break,
                             }
                         }
                     }

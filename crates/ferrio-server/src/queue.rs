@@ -1,0 +1,324 @@
+//! A bounded queue from many senders to one async receiver that holds no memory for its items
+//! while it is empty.
+//!
+//! Every session has one (its inputs and commands) and every namespace socket another (its
+//! events), and most of them are empty most of the time: tokio's channel allocates a block of
+//! 32 slots up front and keeps it, which was a tenth of an idle connection's memory. This one is
+//! a `VecDeque` behind a mutex: it grows with what is queued and gives back what a burst made it
+//! grow once it is empty again.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use tokio::sync::Notify;
+
+/// Room kept for items once the queue is empty again; a burst that grew it beyond is given
+/// back.
+const KEEP: usize = 8;
+
+struct State<T> {
+    items: VecDeque<T>,
+    senders: usize,
+    /// The receiver was dropped.
+    closed: bool,
+    /// The receiver, waiting for an item.
+    waiting: Option<Waker>,
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    bound: usize,
+    /// Senders waiting for room.
+    room: Notify,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // Nothing panics while holding the lock; a poisoned one is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Why [`Sender::try_send`] did not queue an item (which it gives back).
+#[derive(Debug)]
+pub(crate) enum TrySendError<T> {
+    /// The queue holds its bound.
+    Full(T),
+    /// The receiver is gone.
+    Closed(T),
+}
+
+/// A sending side; cloned for each sender.
+pub(crate) struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// The receiving side.
+pub(crate) struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// A queue of at most `bound` items.
+pub(crate) fn channel<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            items: VecDeque::new(),
+            senders: 1,
+            closed: false,
+            waiting: None,
+        }),
+        bound,
+        room: Notify::new(),
+    });
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver { shared },
+    )
+}
+
+impl<T> Sender<T> {
+    /// Queues `item` if there is room.
+    pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let mut st = self.shared.lock();
+        if st.closed {
+            return Err(TrySendError::Closed(item));
+        }
+        if st.items.len() >= self.shared.bound {
+            return Err(TrySendError::Full(item));
+        }
+        st.items.push_back(item);
+        let waiting = st.waiting.take();
+        drop(st);
+        if let Some(w) = waiting {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues `item`, waiting for room; gives it back if the receiver is gone. Dropped while
+    /// waiting, the future drops `item` without queuing it.
+    pub(crate) async fn send(&self, item: T) -> Result<(), T> {
+        let mut item = item;
+        loop {
+            let mut notified = pin!(self.shared.room.notified());
+            // Registered before looking, so that room made after the look wakes it.
+            notified.as_mut().enable();
+            match self.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(back)) => return Err(back),
+                Err(TrySendError::Full(back)) => item = back,
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until the queue has room for an item, or its receiver is gone.
+    pub(crate) async fn room(&self) {
+        loop {
+            let mut notified = pin!(self.shared.room.notified());
+            notified.as_mut().enable();
+            {
+                let st = self.shared.lock();
+                if st.closed || st.items.len() < self.shared.bound {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.senders -= 1;
+        let waiting = if st.senders == 0 {
+            st.waiting.take()
+        } else {
+            None
+        };
+        drop(st);
+        if let Some(w) = waiting {
+            w.wake();
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("queued", &self.shared.lock().items.len())
+            .finish()
+    }
+}
+
+impl<T> Receiver<T> {
+    /// The next item, if there is one now. `None` also when every sender is gone.
+    pub(crate) fn try_recv(&mut self) -> Option<T> {
+        let mut st = self.shared.lock();
+        let item = st.items.pop_front();
+        if item.is_some() {
+            self.took(st);
+        }
+        item
+    }
+
+    /// Waits for the next item; `None` once the queue is empty and every sender is gone.
+    pub(crate) fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
+        std::future::poll_fn(|cx| self.poll_recv(cx))
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut st = self.shared.lock();
+        match st.items.pop_front() {
+            Some(item) => {
+                self.took(st);
+                Poll::Ready(Some(item))
+            }
+            None if st.senders == 0 => Poll::Ready(None),
+            None => {
+                if !st.waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    st.waiting = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// After an item was taken: gives back the room of a burst once the queue is empty, and
+    /// wakes the senders waiting for room.
+    fn took(&self, mut st: MutexGuard<'_, State<T>>) {
+        let was_full = st.items.len() + 1 >= self.shared.bound;
+        if st.items.is_empty() && st.items.capacity() > KEEP {
+            st.items.shrink_to(KEEP);
+        }
+        drop(st);
+        if was_full {
+            self.shared.room.notify_waiters();
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let items = {
+            let mut st = self.shared.lock();
+            st.closed = true;
+            std::mem::take(&mut st.items)
+        };
+        // Dropped outside the lock: an item's drop may send to this queue again.
+        drop(items);
+        self.shared.room.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn items_arrive_in_order_up_to_the_bound() {
+        let (tx, mut rx) = channel(2);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+        assert_eq!(rx.recv().await, Some(1));
+        tx.try_send(3).unwrap();
+        assert_eq!(rx.try_recv(), Some(2));
+        assert_eq!(rx.recv().await, Some(3));
+        assert_eq!(rx.try_recv(), None);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_sender_gets_room_when_the_receiver_takes_an_item() {
+        let (tx, mut rx) = channel(1);
+        tx.try_send(1).unwrap();
+        let sender = tokio::spawn(async move {
+            tx.send(2).await.unwrap();
+            tx
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(rx.recv().await, Some(1));
+        let tx = sender.await.unwrap();
+        assert_eq!(rx.recv().await, Some(2));
+        drop(tx);
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn room_is_awaited_until_an_item_is_taken() {
+        let (tx, mut rx) = channel(1);
+        tx.room().await;
+        tx.try_send(1).unwrap();
+        let waiter = tokio::spawn(async move {
+            tx.room().await;
+            tx.try_send(2).is_ok()
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        assert_eq!(rx.recv().await, Some(1));
+        assert!(waiter.await.unwrap());
+        assert_eq!(rx.recv().await, Some(2));
+    }
+
+    #[tokio::test]
+    async fn the_receiver_wakes_for_an_item_and_when_the_senders_are_gone() {
+        let (tx, mut rx) = channel::<u8>(4);
+        let tx2 = tx.clone();
+        let receiver = tokio::spawn(async move {
+            let first = rx.recv().await;
+            let end = rx.recv().await;
+            (first, end)
+        });
+        tokio::task::yield_now().await;
+        tx.try_send(7).unwrap();
+        drop(tx);
+        tokio::task::yield_now().await;
+        drop(tx2);
+        assert_eq!(receiver.await.unwrap(), (Some(7), None));
+    }
+
+    #[tokio::test]
+    async fn senders_see_a_dropped_receiver_and_its_items_are_dropped() {
+        let (tx, rx) = channel(1);
+        let item = Arc::new(());
+        tx.try_send(item.clone()).unwrap();
+        let waiting = {
+            let tx = tx.clone();
+            let item = item.clone();
+            tokio::spawn(async move { tx.send(item).await.is_err() })
+        };
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert!(waiting.await.unwrap());
+        assert!(matches!(
+            tx.try_send(item.clone()),
+            Err(TrySendError::Closed(_))
+        ));
+        assert_eq!(Arc::strong_count(&item), 1);
+    }
+
+    #[tokio::test]
+    async fn a_burst_gives_its_room_back_once_taken() {
+        let (tx, mut rx) = channel(1000);
+        for i in 0..500 {
+            tx.try_send(i).unwrap();
+        }
+        while rx.try_recv().is_some() {}
+        assert!(rx.shared.lock().items.capacity() <= KEEP);
+    }
+}
