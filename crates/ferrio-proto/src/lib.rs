@@ -32,6 +32,7 @@
 pub mod date;
 pub mod engine;
 mod js;
+mod outputs;
 pub mod rooms;
 mod scan;
 pub mod socket;

@@ -316,9 +316,9 @@ impl WsConn {
         }
     }
 
-    /// Drops tungstenite's state (its read buffer, write buffer and configuration) when the
-    /// connection is idle: everything written, nothing of a frame read and not taken, the
-    /// connection open. The next read or write creates it again.
+    /// Drops tungstenite's state (its read buffer, write buffer and configuration) and the write
+    /// queue's room when the connection is idle: everything written, nothing of a frame read and
+    /// not taken, the connection open. The next read or write creates them again.
     ///
     /// Whether tungstenite's read buffer still holds part of a frame is known from the byte
     /// counts: every byte read was taken as part of a message's frame. A message's frame is
@@ -337,6 +337,8 @@ impl WsConn {
         };
         if let Poll::Ready(Ok(())) = ready(ws.flush(&mut io)) {
             self.ws = None;
+            // The room a burst made in the write queue goes too.
+            self.out = VecDeque::new();
         }
     }
 

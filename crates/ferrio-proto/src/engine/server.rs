@@ -46,6 +46,7 @@ use super::payload::{decode_payload_bytes, encode_payload};
 use super::payload_v3::{
     decode_payload_v3, decode_payload_v3_binary, encode_payload_v3, encode_payload_v3_binary,
 };
+use crate::outputs::Outputs;
 use crate::{Instant, Str};
 
 /// The two transports of Engine.IO over HTTP.
@@ -297,7 +298,7 @@ pub struct Session {
     ping_deadline: Option<Instant>,
     refreshed: bool,
     ws_writable: bool,
-    outputs: VecDeque<Output>,
+    outputs: Outputs<Output>,
 }
 
 impl Session {
@@ -330,7 +331,7 @@ impl Session {
             ping_deadline: None,
             refreshed: false,
             ws_writable: true,
-            outputs: VecDeque::new(),
+            outputs: Outputs::new(),
         };
         let upgrades = if transport == Transport::Polling
             && s.config.allow_upgrades
@@ -622,7 +623,7 @@ impl Session {
         }
         match Packet::decode(frame, self.protocol) {
             Ok(Packet::Ping(data)) if &*data == "probe" => {
-                self.outputs.push_back(Output::ProbeSend(
+                self.outputs.push(Output::ProbeSend(
                     Packet::Pong(Str::from_static("probe")).encode(),
                 ));
                 if let Some(u) = self.upgrade.as_mut() {
@@ -643,7 +644,7 @@ impl Session {
 
     /// The next thing the driver must do.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.outputs.pop()
     }
 
     /// When [`Session::handle_timeout`] must be called next.
@@ -739,7 +740,7 @@ impl Session {
                 }
             },
             p @ (Packet::Message(_) | Packet::Binary(_)) => {
-                self.outputs.push_back(Output::Message(p));
+                self.outputs.push(Output::Message(p));
             }
             Packet::Open(_) | Packet::Close | Packet::Upgrade | Packet::Noop => {}
         }
@@ -772,7 +773,7 @@ impl Session {
     fn push(&mut self, frame: Frame, compress: bool) {
         if self.transport == Transport::WebSocket {
             let frame = self.ws_frame(frame);
-            self.outputs.push_back(Output::WsSend(frame));
+            self.outputs.push(Output::WsSend(frame));
             return;
         }
         self.buffered_bytes += frame.polling_len() + 1;
@@ -827,7 +828,7 @@ impl Session {
                 }
             }
         };
-        self.outputs.push_back(Output::PollResponse {
+        self.outputs.push(Output::PollResponse {
             request,
             body,
             binary,
@@ -843,12 +844,12 @@ impl Session {
             self.respond(request, vec![Packet::Noop.encode()], false);
         }
         self.transport = Transport::WebSocket;
-        self.outputs.push_back(Output::Upgraded);
+        self.outputs.push(Output::Upgraded);
         self.buffered_bytes = 0;
         let buffered: Vec<Queued> = self.buffer.drain(..).collect();
         for q in buffered {
             let frame = self.ws_frame(q.frame);
-            self.outputs.push_back(Output::WsSend(frame));
+            self.outputs.push(Output::WsSend(frame));
         }
         if self.state == State::Closing {
             self.finish(CloseReason::ForcedClose);
@@ -857,7 +858,7 @@ impl Session {
 
     fn abort_upgrade(&mut self) {
         if self.upgrade.take().is_some() {
-            self.outputs.push_back(Output::ProbeClose);
+            self.outputs.push(Output::ProbeClose);
         }
     }
 
@@ -882,7 +883,7 @@ impl Session {
             return;
         }
         if close_ws && self.transport == Transport::WebSocket {
-            self.outputs.push_back(Output::WsClose);
+            self.outputs.push(Output::WsClose);
         }
         self.abort_upgrade();
         self.state = State::Closed;
@@ -891,7 +892,7 @@ impl Session {
         self.next_ping = None;
         self.ping_deadline = None;
         self.close_deadline = None;
-        self.outputs.push_back(Output::Closed(reason));
+        self.outputs.push(Output::Closed(reason));
     }
 }
 

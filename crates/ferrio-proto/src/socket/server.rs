@@ -22,7 +22,7 @@
 //! assert_eq!(c.poll_output(), Some(Output::Transport(eio::Output::WsSend(Frame::Text(r#"40{"sid":"socket-id"}"#.into())))));
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use super::error::DecodeError;
 use super::json::RawJson;
 use super::packet::{EncodedPacket, Packet, PacketType};
 use crate::engine::server::{self as eio, CloseReason, RequestError, RequestId, UpgradeError};
+use crate::outputs::Outputs;
 
 /// The reference's CONNECT_ERROR message for a namespace the server does not have.
 pub const INVALID_NAMESPACE: &str = "Invalid namespace";
@@ -214,7 +215,7 @@ pub struct Connection {
     closed: bool,
     /// The time of the input being handled (for closes started while decoding).
     now: Instant,
-    outputs: VecDeque<Output>,
+    outputs: Outputs<Output>,
 }
 
 impl Connection {
@@ -239,7 +240,7 @@ impl Connection {
             closing_reason: None,
             closed: false,
             now,
-            outputs: VecDeque::new(),
+            outputs: Outputs::new(),
         };
         c.pump();
         if protocol == Protocol::V3 {
@@ -515,7 +516,7 @@ impl Connection {
 
     /// The next thing to do.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.outputs.pop()
     }
 
     /// When [`Connection::handle_timeout`] must be called next.
@@ -546,7 +547,7 @@ impl Connection {
             }
             self.ack_deadlines.pop_first();
             self.acks.remove(&(nsp.clone(), id));
-            self.outputs.push_back(Output::AckFailed {
+            self.outputs.push(Output::AckFailed {
                 nsp,
                 id,
                 error: AckError::Timeout,
@@ -570,7 +571,7 @@ impl Connection {
                 eio::Output::Message(engine::Packet::Binary(data)) => self.on_binary(data),
                 eio::Output::Message(_) => {}
                 eio::Output::Closed(reason) => self.on_engine_closed(reason),
-                other => self.outputs.push_back(Output::Transport(other)),
+                other => self.outputs.push(Output::Transport(other)),
             }
         }
     }
@@ -599,7 +600,7 @@ impl Connection {
 
     fn on_decode_error(&mut self, error: DecodeError) {
         // socket.io: every socket of the client gets an `error` event, then `conn.close()`.
-        self.outputs.push_back(Output::Error(error));
+        self.outputs.push(Output::Error(error));
         self.decoder.reset();
         self.shutdown(self.now, DisconnectReason::ForcedClose);
     }
@@ -651,7 +652,7 @@ impl Connection {
             Protocol::V3 => None,
         };
         self.namespaces.insert(nsp.clone(), NsState::Connecting);
-        self.outputs.push_back(Output::Connect {
+        self.outputs.push(Output::Connect {
             nsp,
             auth,
             recovery,
@@ -661,14 +662,14 @@ impl Connection {
     fn on_socket_packet(&mut self, nsp: Str, packet: Packet) {
         match packet.kind() {
             PacketType::Event | PacketType::BinaryEvent => {
-                self.outputs.push_back(Output::Event(packet));
+                self.outputs.push(Output::Event(packet));
             }
             PacketType::Ack | PacketType::BinaryAck => {
                 let Some(id) = packet.id() else { return };
                 // An ACK with an unknown id is ignored.
                 if let Some(deadline) = self.acks.remove(&(nsp.clone(), id)) {
                     self.ack_deadlines.remove(&(deadline, nsp, id));
-                    self.outputs.push_back(Output::Ack(packet));
+                    self.outputs.push(Output::Ack(packet));
                 }
             }
             PacketType::Disconnect => {
@@ -696,13 +697,13 @@ impl Connection {
         for (deadline, n, id) in failed {
             self.ack_deadlines.remove(&(deadline, n.clone(), id));
             self.acks.remove(&(n.clone(), id));
-            self.outputs.push_back(Output::AckFailed {
+            self.outputs.push(Output::AckFailed {
                 nsp: n,
                 id,
                 error: AckError::Disconnected,
             });
         }
-        self.outputs.push_back(Output::Disconnect { nsp, reason });
+        self.outputs.push(Output::Disconnect { nsp, reason });
     }
 
     fn on_engine_closed(&mut self, reason: CloseReason) {
@@ -720,7 +721,7 @@ impl Connection {
         self.namespaces.clear();
         self.closed = true;
         self.connect_deadline = None;
-        self.outputs.push_back(Output::Closed(reason));
+        self.outputs.push(Output::Closed(reason));
     }
 }
 
