@@ -170,12 +170,12 @@ impl EngineSocket {
 
     /// The headers of the request that opened the session (`socket.request.headers`).
     pub fn headers(&self) -> &http::HeaderMap {
-        &self.request.headers
+        self.request.headers()
     }
 
     /// The query parameters of that request.
     pub fn query(&self) -> &[(String, String)] {
-        &self.request.query
+        self.request.query()
     }
 
     /// The URL of that request (path and query).

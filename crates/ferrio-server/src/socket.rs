@@ -370,18 +370,18 @@ impl Handshake {
 
     /// The headers of the first HTTP request.
     pub fn headers(&self) -> &http::HeaderMap {
-        &self.request.headers
+        self.request.headers()
     }
 
     /// The query parameters of the first HTTP request (`EIO`, `transport`, `t` included).
     pub fn query(&self) -> &[(String, String)] {
-        &self.request.query
+        self.request.query()
     }
 
     /// The first value of query parameter `name`.
     pub fn query_param(&self, name: &str) -> Option<&str> {
         self.request
-            .query
+            .query()
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
@@ -427,10 +427,10 @@ impl Handshake {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::{Map, Value};
         let mut headers = Map::new();
-        for name in self.request.headers.keys() {
+        for name in self.request.headers().keys() {
             let values: Vec<&str> = self
                 .request
-                .headers
+                .headers()
                 .get_all(name)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
@@ -439,7 +439,7 @@ impl Handshake {
         }
         let query: Map<String, Value> = self
             .request
-            .query
+            .query()
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
@@ -447,7 +447,7 @@ impl Handshake {
             "headers": headers,
             "time": ferrio_proto::date::js_date_string(self.request.issued),
             "address": self.request.address.map(|a| a.ip().to_string()).unwrap_or_default(),
-            "xdomain": self.request.headers.contains_key(http::header::ORIGIN),
+            "xdomain": self.request.headers().contains_key(http::header::ORIGIN),
             "secure": false,
             "issued": self.request.issued,
             "url": self.request.url,

@@ -38,14 +38,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, Transport, UpgradeError};
 use ferrio_proto::engine::{Frame, Protocol};
 use ferrio_proto::{Instant, Str};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use tokio::sync::{oneshot, Notify};
@@ -197,29 +197,80 @@ impl SessionShared {
 }
 
 /// What the first request of a session said (for `socket.handshake()`).
+///
+/// Most applications never read a session's headers or query after its handshake, so they are
+/// kept in the compact form they came in and made into a `HeaderMap` and a list when first
+/// read.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
     /// The client asked for binary as base64 text (`b64=1`).
     pub(crate) b64: bool,
-    pub(crate) headers: HeaderMap,
-    pub(crate) query: Vec<(String, String)>,
+    /// The headers as `name:value` lines, each ended by `\n` (which no header holds).
+    header_lines: Box<[u8]>,
+    headers: OnceLock<HeaderMap>,
+    query: OnceLock<Vec<(String, String)>>,
     pub(crate) url: String,
     pub(crate) issued: u64,
     pub(crate) address: Option<std::net::SocketAddr>,
 }
 
-/// A copy of `headers` that owns its values. hyper's header values are slices of the
-/// connection's read buffer (8 KiB): a session keeping them for its handshake would keep that
-/// whole buffer alive for its lifetime.
-fn owned_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        // Copying valid bytes cannot fail; the shared value is the fallback all the same.
-        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
-        copy.set_sensitive(value.is_sensitive());
-        out.append(name.clone(), copy);
+impl RequestInfo {
+    /// What `req` said, at `issued` (milliseconds).
+    pub(crate) fn new<B>(req: &Request<B>, issued: u64) -> RequestInfo {
+        let query = req.uri().query().unwrap_or_default();
+        RequestInfo {
+            b64: form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "b64" && v == "1"),
+            header_lines: header_lines(req.headers()),
+            headers: OnceLock::new(),
+            query: OnceLock::new(),
+            url: req.uri().to_string(),
+            issued,
+            address: req.extensions().get::<RemoteAddr>().map(|a| a.0),
+        }
     }
-    out
+
+    /// The request's headers.
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        self.headers.get_or_init(|| {
+            let mut map = HeaderMap::new();
+            for line in self.header_lines.split(|b| *b == b'\n') {
+                let Some(colon) = line.iter().position(|b| *b == b':') else {
+                    continue;
+                };
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(&line[..colon]),
+                    HeaderValue::from_bytes(&line[colon + 1..]),
+                ) {
+                    map.append(name, value);
+                }
+            }
+            map
+        })
+    }
+
+    /// The request's query parameters, decoded, in order.
+    pub(crate) fn query(&self) -> &[(String, String)] {
+        self.query
+            .get_or_init(|| Query::parse(self.url.split_once('?').map(|(_, q)| q)).all())
+    }
+}
+
+/// `headers` as `name:value\n` lines: one allocation that owns its bytes. (hyper's header
+/// values are slices of the connection's 8 KiB read buffer: a session keeping them would keep
+/// that whole buffer alive.)
+fn header_lines(headers: &HeaderMap) -> Box<[u8]> {
+    let len = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 2)
+        .sum();
+    let mut lines = Vec::with_capacity(len);
+    for (name, value) in headers {
+        lines.extend_from_slice(name.as_str().as_bytes());
+        lines.push(b':');
+        lines.extend_from_slice(value.as_bytes());
+        lines.push(b'\n');
+    }
+    lines.into_boxed_slice()
 }
 
 /// Creates the machine of each new session.
@@ -415,10 +466,9 @@ impl<A: App> Endpoint<A> {
                 };
             }
         };
-        let all = query.all();
         let endpoint = self.clone();
         Next::Later(Box::pin(
-            endpoint.handshake(req, responder, all, transport, protocol),
+            endpoint.handshake(req, responder, transport, protocol),
         ))
     }
 
@@ -427,7 +477,6 @@ impl<A: App> Endpoint<A> {
         self: Arc<Self>,
         req: Request<B>,
         responder: Responder,
-        all: Vec<(String, String)>,
         transport: Transport,
         protocol: Protocol,
     ) -> Response<Body>
@@ -448,14 +497,7 @@ impl<A: App> Endpoint<A> {
                 return responder.forbidden(&message);
             }
         }
-        let info = RequestInfo {
-            b64: all.iter().any(|(k, v)| k == "b64" && v == "1"),
-            headers: owned_headers(req.headers()),
-            query: all,
-            url: req.uri().to_string(),
-            issued: self.clock.now().as_millis(),
-            address: req.extensions().get::<RemoteAddr>().map(|a| a.0),
-        };
+        let info = RequestInfo::new(&req, self.clock.now().as_millis());
         let Some(sid) = crate::id::generate() else {
             return responder.error(ErrorCode::BadRequest);
         };
@@ -1034,5 +1076,36 @@ async fn poll_gone(polls: &mut [(RequestId, PollReply)]) -> RequestId {
             *id
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_info_keeps_headers_and_query_as_they_came() {
+        let req = Request::builder()
+            .uri("/socket.io/?EIO=4&name=J%C3%B6&b64=1&name=x")
+            .header("x-a", "1")
+            .header("x-a", "2")
+            .header("host", "example.com:3000")
+            .header("x-latin", HeaderValue::from_bytes(b"caf\xe9").unwrap())
+            .body(())
+            .unwrap();
+        let info = RequestInfo::new(&req, 7);
+        assert!(info.b64);
+        assert_eq!(info.url, "/socket.io/?EIO=4&name=J%C3%B6&b64=1&name=x");
+        assert_eq!(info.headers(), req.headers());
+        let a: Vec<_> = info.headers().get_all("x-a").iter().collect();
+        assert_eq!(a, ["1", "2"]);
+        assert_eq!(info.headers()["x-latin"].as_bytes(), b"caf\xe9");
+        let expected = [("EIO", "4"), ("name", "Jö"), ("b64", "1"), ("name", "x")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(info.query(), &expected[..]);
+        let plain = Request::builder().uri("/socket.io/").body(()).unwrap();
+        let info = RequestInfo::new(&plain, 7);
+        assert!(!info.b64);
+        assert!(info.query().is_empty() && info.headers().is_empty());
     }
 }
