@@ -83,6 +83,10 @@ pub(crate) struct WsConn {
     /// Bytes of the frames of the messages tungstenite returned, as if each message was one
     /// frame with the shortest header: never more than the bytes it took from its buffer.
     taken: u64,
+    /// The last message read or written was larger than [`READ_BUFFER`]: tungstenite's
+    /// buffers grew for it, and the next one may be as large, so its state is kept (made again
+    /// for every large message, the buffers would be allocated and faulted in each time).
+    large: bool,
     read_signal: Arc<ReadSignal>,
     /// `read_signal` as a waker, given to the read side.
     read_waker: Waker,
@@ -171,6 +175,7 @@ impl WsConn {
             max,
             read: 0,
             taken: 0,
+            large: false,
             read_waker: Waker::from(read_signal.clone()),
             read_signal,
             out: VecDeque::new(),
@@ -236,6 +241,7 @@ impl WsConn {
         };
         while let Some((msg, len)) = self.out.pop_front() {
             self.unflushed += len;
+            self.large = len > READ_BUFFER;
             self.dirty = true;
             // A write that would block leaves the frame in tungstenite's buffer: flush it
             // before handing over more.
@@ -288,6 +294,7 @@ impl WsConn {
             let event = match next {
                 Ok(msg) => {
                     self.taken += frame_size(msg.len());
+                    self.large = msg.len() > READ_BUFFER;
                     match msg {
                         Message::Text(text) => match Str::from_utf8(Bytes::from(text)) {
                             Ok(s) => WsEvent::Frame(Frame::Text(s)),
@@ -318,14 +325,16 @@ impl WsConn {
 
     /// Drops tungstenite's state (its read buffer, write buffer and configuration) and the write
     /// queue's room when the connection is idle: everything written, nothing of a frame read and
-    /// not taken, the connection open. The next read or write creates them again.
+    /// not taken, the connection open, and the last message not a large one (the connection
+    /// keeps them until a small message or a heartbeat passes). The next read or write creates
+    /// them again.
     ///
     /// Whether tungstenite's read buffer still holds part of a frame is known from the byte
     /// counts: every byte read was taken as part of a message's frame. A message's frame is
     /// counted with the shortest header its length allows, so a peer that fragments a message
     /// or pads a header makes the count fall short and its connection keeps its buffer.
     fn release_idle(&mut self, cx: &mut Context<'_>) {
-        let idle = self.read == self.taken && self.out.is_empty() && !self.dirty;
+        let idle = self.read == self.taken && self.out.is_empty() && !self.dirty && !self.large;
         let Some(ws) = self.ws.as_mut().filter(|ws| idle && ws.can_write()) else {
             return;
         };
