@@ -30,6 +30,22 @@ use tungstenite::Message;
 /// before every read; larger messages grow it as they come.
 const READ_BUFFER: usize = 4 * 1024;
 
+/// After a message larger than [`READ_BUFFER`], tungstenite's state (whose buffers grew for it)
+/// is kept through this many small messages: the next message may be as large, and made again
+/// for each, the grown buffers would be allocated and faulted in every time. A binary event is a
+/// small text frame and its attachments, so one small message between two large ones is the
+/// rule; an idle connection lets the state go after two heartbeats.
+const KEEP_AFTER_LARGE: u8 = 4;
+
+/// What [`WsConn::keep`] becomes after a message of `len` bytes.
+fn keep_after(keep: u8, len: usize) -> u8 {
+    if len > READ_BUFFER {
+        KEEP_AFTER_LARGE
+    } else {
+        keep.saturating_sub(1)
+    }
+}
+
 /// How long a closing WebSocket may take to write what is queued and its close frame before it
 /// is dropped (a peer that stopped reading must not keep it forever).
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -83,10 +99,9 @@ pub(crate) struct WsConn {
     /// Bytes of the frames of the messages tungstenite returned, as if each message was one
     /// frame with the shortest header: never more than the bytes it took from its buffer.
     taken: u64,
-    /// The last message read or written was larger than [`READ_BUFFER`]: tungstenite's
-    /// buffers grew for it, and the next one may be as large, so its state is kept (made again
-    /// for every large message, the buffers would be allocated and faulted in each time).
-    large: bool,
+    /// How many more small messages keep tungstenite's state after a message larger than
+    /// [`READ_BUFFER`] (see [`KEEP_AFTER_LARGE`]).
+    keep: u8,
     read_signal: Arc<ReadSignal>,
     /// `read_signal` as a waker, given to the read side.
     read_waker: Waker,
@@ -175,7 +190,7 @@ impl WsConn {
             max,
             read: 0,
             taken: 0,
-            large: false,
+            keep: 0,
             read_waker: Waker::from(read_signal.clone()),
             read_signal,
             out: VecDeque::new(),
@@ -241,7 +256,7 @@ impl WsConn {
         };
         while let Some((msg, len)) = self.out.pop_front() {
             self.unflushed += len;
-            self.large = len > READ_BUFFER;
+            self.keep = keep_after(self.keep, len);
             self.dirty = true;
             // A write that would block leaves the frame in tungstenite's buffer: flush it
             // before handing over more.
@@ -294,7 +309,7 @@ impl WsConn {
             let event = match next {
                 Ok(msg) => {
                     self.taken += frame_size(msg.len());
-                    self.large = msg.len() > READ_BUFFER;
+                    self.keep = keep_after(self.keep, msg.len());
                     match msg {
                         Message::Text(text) => match Str::from_utf8(Bytes::from(text)) {
                             Ok(s) => WsEvent::Frame(Frame::Text(s)),
@@ -325,16 +340,15 @@ impl WsConn {
 
     /// Drops tungstenite's state (its read buffer, write buffer and configuration) and the write
     /// queue's room when the connection is idle: everything written, nothing of a frame read and
-    /// not taken, the connection open, and the last message not a large one (the connection
-    /// keeps them until a small message or a heartbeat passes). The next read or write creates
-    /// them again.
+    /// not taken, the connection open, and no message larger than the read buffer among the
+    /// last few (see [`KEEP_AFTER_LARGE`]). The next read or write creates them again.
     ///
     /// Whether tungstenite's read buffer still holds part of a frame is known from the byte
     /// counts: every byte read was taken as part of a message's frame. A message's frame is
     /// counted with the shortest header its length allows, so a peer that fragments a message
     /// or pads a header makes the count fall short and its connection keeps its buffer.
     fn release_idle(&mut self, cx: &mut Context<'_>) {
-        let idle = self.read == self.taken && self.out.is_empty() && !self.dirty && !self.large;
+        let idle = self.read == self.taken && self.out.is_empty() && !self.dirty && self.keep == 0;
         let Some(ws) = self.ws.as_mut().filter(|ws| idle && ws.can_write()) else {
             return;
         };
