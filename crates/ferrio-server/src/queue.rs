@@ -105,15 +105,13 @@ impl<T> Sender<T> {
     pub(crate) async fn send(&self, item: T) -> Result<(), T> {
         let mut item = item;
         loop {
-            let mut notified = pin!(self.shared.room.notified());
-            // Registered before looking, so that room made after the look wakes it.
-            notified.as_mut().enable();
             match self.try_send(item) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Closed(back)) => return Err(back),
+                // Another sender may take the room first: then wait again.
                 Err(TrySendError::Full(back)) => item = back,
             }
-            notified.await;
+            self.room().await;
         }
     }
 
@@ -121,6 +119,7 @@ impl<T> Sender<T> {
     pub(crate) async fn room(&self) {
         loop {
             let mut notified = pin!(self.shared.room.notified());
+            // Registered before looking, so that room made after the look wakes it.
             notified.as_mut().enable();
             {
                 let st = self.shared.lock();
