@@ -23,7 +23,7 @@
 //! | 4 | a WebSocket binary message | `a` transport, `value` `Uint8Array` | |
 //! | 5 | a WebSocket closed | `a` transport | |
 //! | 6 | a request failed or a WebSocket errored | `a` transport, `text` description | |
-//! | 7 | time passed | | |
+//! | 7 | time passed (ops 0–7 are the core's `Input`, run after the timers due) | | |
 //! | 8 | `manager.open()` | | |
 //! | 9 | `manager.close()` | | |
 //! | 10 | reconnection on (`a` ≠ 0) or off | `a` | |
@@ -61,7 +61,8 @@ use bytes::Bytes;
 use ferrio_proto::engine::client::{Io, Query, Transport, TransportId};
 use ferrio_proto::engine::Frame;
 use ferrio_proto::socket::client::{
-    Auth, ClientError, EmitOptions, Event, Manager, ManagerConfig, Output, SocketId, SocketOptions,
+    Auth, ClientError, EmitOptions, Event, Input, Manager, ManagerConfig, Output, SocketId,
+    SocketOptions,
 };
 use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::Instant;
@@ -76,12 +77,10 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 /// One connection to a server (`Manager` of `socket.io-client`), with its namespace sockets.
 #[wasm_bindgen]
 pub struct Core {
+    /// The manager. Transport and socket ids go to JavaScript as their numbers and come back
+    /// through `TransportId::from_u64` and `SocketId::from_index`: the core ignores input for a
+    /// transport it released and refuses an unknown socket, so nothing is tracked here.
     manager: Manager,
-    /// Sockets by index: transport ids and socket ids are handed to JavaScript as numbers.
-    sockets: Vec<SocketId>,
-    /// Transports in use (the core's ids have no public constructor: the ones JavaScript hands
-    /// back are looked up here; input for a released transport is dropped, as the core would).
-    transports: Vec<TransportId>,
 }
 
 fn at(now: f64) -> Instant {
@@ -184,8 +183,6 @@ impl Core {
         config.seed = seed as u64;
         Core {
             manager: Manager::new(config),
-            sockets: Vec::new(),
-            transports: Vec::new(),
         }
     }
 
@@ -213,20 +210,10 @@ type Failure = &'static str;
 
 impl Core {
     fn socket(&self, socket: f64) -> Result<SocketId, Failure> {
-        self.sockets
-            .get(socket as usize)
-            .copied()
-            .ok_or(ClientError::UnknownSocket.as_str())
-    }
-
-    fn index(&mut self, id: SocketId) -> u32 {
-        match self.sockets.iter().position(|s| *s == id) {
-            Some(i) => i as u32,
-            None => {
-                self.sockets.push(id);
-                (self.sockets.len() - 1) as u32
-            }
+        if !(socket.is_finite() && socket >= 0.0 && socket <= f64::from(u32::MAX)) {
+            return Err(ClientError::UnknownSocket.as_str());
         }
+        Ok(SocketId::from_index(socket as u32))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -246,36 +233,36 @@ impl Core {
             _ => (text.unwrap_or_default(), None),
         };
         let m = &mut self.manager;
-        if op <= 6 {
-            // Transport input; input for a transport the core released is dropped, as the core
-            // would drop it.
-            if let Some(t) = self
-                .transports
-                .iter()
-                .copied()
-                .find(|t| t.as_u64() as f64 == a)
-            {
-                match op {
-                    0 => m.handle_poll_response(now, t, Bytes::from(text)),
-                    1 => m.handle_post_response(now, t),
-                    2 => m.handle_ws_open(now, t),
-                    3 => m.handle_ws_frame(now, t, Frame::Text(text.into())),
-                    4 => m.handle_ws_frame(
-                        now,
-                        t,
-                        Frame::Binary(Bytes::from(Uint8Array::new(&value).to_vec())),
-                    ),
-                    5 => m.handle_ws_closed(now, t),
-                    _ => m.handle_transport_error(now, t, text),
-                }
-            }
+        if op <= 7 {
+            // The core's input, one op code per kind (a transport the core released is ignored
+            // by the core).
+            let transport = TransportId::from_u64(a as u64);
+            let input = match op {
+                0 => Input::PollResponse {
+                    transport,
+                    body: Bytes::from(text),
+                },
+                1 => Input::PostResponse { transport },
+                2 => Input::WsOpen { transport },
+                3 => Input::WsFrame {
+                    transport,
+                    frame: Frame::Text(text.into()),
+                },
+                4 => Input::WsFrame {
+                    transport,
+                    frame: Frame::Binary(Bytes::from(Uint8Array::new(&value).to_vec())),
+                },
+                5 => Input::WsClosed { transport },
+                6 => Input::TransportError {
+                    transport,
+                    description: text,
+                },
+                _ => Input::Timeout,
+            };
+            m.handle_input(now, input);
             return Ok(JsValue::UNDEFINED);
         }
         Ok(match op {
-            7 => {
-                m.handle_timeout(now);
-                JsValue::UNDEFINED
-            }
             8 => {
                 m.connect(now);
                 JsValue::UNDEFINED
@@ -297,7 +284,7 @@ impl Core {
                     ack_timeout: millis(a),
                 };
                 let id = m.open_socket(now, &text, options).map_err(|e| e.as_str())?;
-                JsValue::from(self.index(id))
+                JsValue::from(id.index() as u32)
             }
             12 => {
                 let id = self.socket(a)?;
@@ -354,9 +341,17 @@ impl Core {
                     .poll_timeout()
                     .map_or(-1.0, |t| t.as_millis() as f64),
             ),
-            _ => match self.manager.poll_output() {
-                Some(output) => self.output(output).into(),
-                None => JsValue::UNDEFINED,
+            // The next output this binding knows (one it does not, a kind added to the core
+            // later, is skipped).
+            _ => loop {
+                match self.manager.poll_output() {
+                    Some(output) => {
+                        if let Some(out) = self.output(output) {
+                            break out.into();
+                        }
+                    }
+                    None => break JsValue::UNDEFINED,
+                }
             },
         })
     }
@@ -370,14 +365,14 @@ fn push_packet(push: &impl Fn(JsValue), packet: &Packet) {
 
 impl Core {
     /// The array of one output (see the crate docs): its code, then the elements after it.
-    fn output(&mut self, output: Output) -> Array {
+    fn output(&mut self, output: Output) -> Option<Array> {
         let out = Array::new();
         let push = |v: JsValue| {
             out.push(&v);
         };
         let num = |x: f64| push(JsValue::from_f64(x));
         match output {
-            Output::Transport(io) => {
+            Output::Io(io) => {
                 let (code, transport) = match &io {
                     Io::Get { transport, .. } => (0, *transport),
                     Io::Post { transport, .. } => (1, *transport),
@@ -385,11 +380,6 @@ impl Core {
                     Io::WsSend { transport, .. } => (3, *transport),
                     Io::Close { transport } => (4, *transport),
                 };
-                if code == 4 {
-                    self.transports.retain(|t| *t != transport);
-                } else if !self.transports.contains(&transport) {
-                    self.transports.push(transport);
-                }
                 num(f64::from(code));
                 num(transport.as_u64() as f64);
                 match io {
@@ -422,11 +412,11 @@ impl Core {
                     Event::Reconnect(_) => (25, None),
                     Event::ReconnectError { .. } => (26, None),
                     Event::ReconnectFailed => (27, None),
+                    _ => return None,
                 };
                 num(f64::from(code));
                 if let Some(socket) = socket {
-                    let index = self.index(socket);
-                    num(f64::from(index));
+                    num(socket.index() as f64);
                 }
                 match event {
                     Event::Connect { socket } => push(opt_str(self.manager.socket_sid(socket))),
@@ -459,13 +449,10 @@ impl Core {
                     }
                     Event::Close { reason, .. } => push(reason.as_str().into()),
                     Event::ReconnectAttempt(a) | Event::Reconnect(a) => num(f64::from(a)),
-                    Event::AuthNeeded { .. }
-                    | Event::Open
-                    | Event::Ping
-                    | Event::ReconnectFailed => {}
+                    _ => {}
                 }
             }
         }
-        out
+        Some(out)
     }
 }

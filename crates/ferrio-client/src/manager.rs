@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use ferrio_proto::engine::client::{Io, Transport, TransportId};
+use ferrio_proto::engine::client::{Input, Io, Transport, TransportId};
 use ferrio_proto::socket::client::{
     self as core, AckId, EmitOptions, Event, ManagerConfig, Output, ReadyState, SocketId,
 };
@@ -263,7 +263,7 @@ impl Driver {
                 }
                 () = sleep_until(deadline) => {
                     let now = self.now();
-                    self.machine.handle_timeout(now);
+                    self.machine.handle_input(now, Input::Timeout);
                 }
             }
         }
@@ -376,31 +376,36 @@ impl Driver {
     }
 
     fn completion(&mut self, id: TransportId, completion: Completion) {
-        let now = self.now();
-        match completion {
+        let transport = id;
+        let input = match completion {
             Completion::Poll(body) => {
                 self.gets.remove(&id);
-                self.machine.handle_poll_response(now, id, body);
+                Input::PollResponse { transport, body }
             }
-            Completion::Posted => self.machine.handle_post_response(now, id),
-            Completion::WsOpen => self.machine.handle_ws_open(now, id),
-            Completion::WsFrame(frame) => self.machine.handle_ws_frame(now, id, frame),
+            Completion::Posted => Input::PostResponse { transport },
+            Completion::WsOpen => Input::WsOpen { transport },
+            Completion::WsFrame(frame) => Input::WsFrame { transport, frame },
             Completion::WsClosed => {
                 self.websockets.remove(&id);
-                self.machine.handle_ws_closed(now, id);
+                Input::WsClosed { transport }
             }
-            Completion::Error(e) => {
-                tracing::debug!(%id, "transport error: {e}");
+            Completion::Error(description) => {
+                tracing::debug!(%id, "transport error: {description}");
                 self.gets.remove(&id);
                 self.websockets.remove(&id);
-                self.machine.handle_transport_error(now, id, e);
+                Input::TransportError {
+                    transport,
+                    description,
+                }
             }
-        }
+        };
+        let now = self.now();
+        self.machine.handle_input(now, input);
     }
 
     fn perform(&mut self, out: Output) {
         match out {
-            Output::Transport(io) => self.io(io),
+            Output::Io(io) => self.io(io),
             Output::Event(event) => self.event(event),
         }
     }
@@ -583,6 +588,8 @@ impl Driver {
                     let _ = r.send(Err(error.into()));
                 }
             }
+            // A later kind of event this client does not handle yet.
+            _ => {}
         }
     }
 }

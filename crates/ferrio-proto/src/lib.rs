@@ -31,6 +31,8 @@
 
 pub mod date;
 pub mod engine;
+#[cfg(feature = "arbitrary")]
+mod fuzzing;
 mod js;
 mod outputs;
 pub mod rooms;

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferrio_proto::engine::request::Handshake;
 use ferrio_proto::engine::server::{
-    CloseReason, Config, Output, RequestError, Session, Transport, UpgradeError,
+    CloseReason, Config, Event, Input, Io, Output, RequestError, SendOptions, Session, Transport,
 };
-use ferrio_proto::engine::{Frame, Packet, Protocol};
+use ferrio_proto::engine::{Frame, Protocol};
 use ferrio_proto::{Instant, Str};
 
 fn t(ms: u64) -> Instant {
@@ -31,7 +32,7 @@ fn drain(s: &mut Session) -> Vec<Output> {
 /// Performs the handshake GET and returns the session with nothing pending.
 fn opened(config: Config) -> Session {
     let mut s = polling(config);
-    s.handle_poll(t(0), 0).expect("handshake GET");
+    s.handle_input(t(0), Input::Poll(0)).expect("handshake GET");
     drain(&mut s);
     s
 }
@@ -39,7 +40,7 @@ fn opened(config: Config) -> Session {
 fn body_of(out: &[Output], req: u64) -> String {
     out.iter()
         .find_map(|o| match o {
-            Output::PollResponse { request, body, .. } if *request == req => {
+            Output::Io(Io::PollResponse { request, body, .. }) if *request == req => {
                 Some(String::from_utf8(body.to_vec()).expect("utf8"))
             }
             _ => None,
@@ -54,7 +55,7 @@ fn text(s: &str) -> Frame {
 #[test]
 fn polling_handshake_sends_open_packet() {
     let mut s = polling(Config::default());
-    s.handle_poll(t(0), 7).expect("GET");
+    s.handle_input(t(0), Input::Poll(7)).expect("GET");
     let out = drain(&mut s);
     assert_eq!(
         body_of(&out, 7),
@@ -65,7 +66,7 @@ fn polling_handshake_sends_open_packet() {
         allow_upgrades: false,
         ..Config::default()
     });
-    s.handle_poll(t(0), 1).expect("GET");
+    s.handle_input(t(0), Input::Poll(1)).expect("GET");
     assert!(body_of(&drain(&mut s), 1).contains(r#""upgrades":[]"#));
 }
 
@@ -75,7 +76,7 @@ fn initial_packet_follows_open() {
         initial_packet: Some("hello".into()),
         ..Config::default()
     });
-    s.handle_poll(t(0), 1).expect("GET");
+    s.handle_input(t(0), Input::Poll(1)).expect("GET");
     let body = body_of(&drain(&mut s), 1);
     assert!(body.ends_with("\u{1e}4hello"), "{body}");
 }
@@ -90,29 +91,40 @@ fn websocket_session_opens_with_no_upgrades() {
         Config::default(),
     );
     let out = drain(&mut s);
-    assert!(matches!(&out[..], [Output::WsSend(Frame::Text(f))] if f.contains(r#""upgrades":[]"#)));
+    assert!(
+        matches!(&out[..], [Output::Io(Io::WsSend(Frame::Text(f)))] if f.contains(r#""upgrades":[]"#))
+    );
     // polling on a WebSocket session is a transport mismatch
-    assert_eq!(s.handle_poll(t(1), 1), Err(RequestError::TransportMismatch));
+    assert_eq!(
+        s.handle_input(t(1), Input::Poll(1)),
+        Err(RequestError::TransportMismatch)
+    );
 }
 
 #[test]
 fn heartbeat_ping_pong_and_timeout() {
     let mut s = opened(Config::default());
     assert_eq!(s.poll_timeout(), Some(t(25_000)));
-    s.handle_timeout(t(25_000));
-    s.handle_poll(t(25_000), 1).expect("GET");
+    s.handle_input(t(25_000), Input::Timeout).unwrap();
+    s.handle_input(t(25_000), Input::Poll(1)).expect("GET");
     assert_eq!(body_of(&drain(&mut s), 1), "2");
     // deadline: pingTimeout after the ping
     assert_eq!(s.poll_timeout(), Some(t(45_000)));
-    s.handle_post(t(30_000), Some(Bytes::from_static(b"3")), false)
-        .expect("pong");
+    s.handle_input(
+        t(30_000),
+        Input::Post {
+            body: Some(Bytes::from_static(b"3")),
+            binary: false,
+        },
+    )
+    .expect("pong");
     // next ping pingInterval after the pong
     assert_eq!(s.poll_timeout(), Some(t(55_000)));
-    s.handle_timeout(t(55_000));
-    s.handle_timeout(t(75_000));
+    s.handle_input(t(55_000), Input::Timeout).unwrap();
+    s.handle_input(t(75_000), Input::Timeout).unwrap();
     assert_eq!(
         drain(&mut s),
-        vec![Output::Closed(CloseReason::PingTimeout)]
+        vec![Output::Event(Event::Closed(CloseReason::PingTimeout))]
     );
     assert!(s.is_closed());
 }
@@ -120,30 +132,48 @@ fn heartbeat_ping_pong_and_timeout() {
 #[test]
 fn first_packet_while_waiting_for_pong_refreshes_timeout_once() {
     let mut s = opened(Config::default());
-    s.handle_timeout(t(25_000));
-    s.handle_post(t(30_000), Some(Bytes::from_static(b"4a")), false)
-        .expect("POST");
+    s.handle_input(t(25_000), Input::Timeout).unwrap();
+    s.handle_input(
+        t(30_000),
+        Input::Post {
+            body: Some(Bytes::from_static(b"4a")),
+            binary: false,
+        },
+    )
+    .expect("POST");
     assert_eq!(s.poll_timeout(), Some(t(50_000)));
-    s.handle_post(t(40_000), Some(Bytes::from_static(b"4b")), false)
-        .expect("POST");
+    s.handle_input(
+        t(40_000),
+        Input::Post {
+            body: Some(Bytes::from_static(b"4b")),
+            binary: false,
+        },
+    )
+    .expect("POST");
     assert_eq!(
         s.poll_timeout(),
         Some(t(50_000)),
         "refreshed only once per wait"
     );
-    s.handle_timeout(t(50_000));
-    assert!(drain(&mut s).contains(&Output::Closed(CloseReason::PingTimeout)));
+    s.handle_input(t(50_000), Input::Timeout).unwrap();
+    assert!(drain(&mut s).contains(&Output::Event(Event::Closed(CloseReason::PingTimeout))));
 }
 
 #[test]
 fn ping_from_a_v4_client_is_an_error() {
     let mut s = opened(Config::default());
-    s.handle_poll(t(1), 1).expect("GET");
-    s.handle_post(t(2), Some(Bytes::from_static(b"2")), false)
-        .expect("POST");
+    s.handle_input(t(1), Input::Poll(1)).expect("GET");
+    s.handle_input(
+        t(2),
+        Input::Post {
+            body: Some(Bytes::from_static(b"2")),
+            binary: false,
+        },
+    )
+    .expect("POST");
     let out = drain(&mut s);
     assert_eq!(body_of(&out, 1), "1");
-    assert!(out.contains(&Output::Closed(CloseReason::TransportError)));
+    assert!(out.contains(&Output::Event(Event::Closed(CloseReason::TransportError))));
 }
 
 #[test]
@@ -155,17 +185,23 @@ fn v3_client_pings_and_server_answers() {
         Transport::Polling,
         Config::default(),
     );
-    s.handle_poll(t(0), 0).expect("GET");
+    s.handle_input(t(0), Input::Poll(0)).expect("GET");
     let body = body_of(&drain(&mut s), 0);
     assert!(body.starts_with("100:0{"), "{body}");
     assert_eq!(s.poll_timeout(), Some(t(45_000)));
-    s.handle_post(t(10_000), Some(Bytes::from_static(b"1:2")), false)
-        .expect("ping");
-    s.handle_poll(t(10_000), 1).expect("GET");
+    s.handle_input(
+        t(10_000),
+        Input::Post {
+            body: Some(Bytes::from_static(b"1:2")),
+            binary: false,
+        },
+    )
+    .expect("ping");
+    s.handle_input(t(10_000), Input::Poll(1)).expect("GET");
     assert_eq!(body_of(&drain(&mut s), 1), "1:3");
     assert_eq!(s.poll_timeout(), Some(t(55_000)));
-    s.handle_timeout(t(55_000));
-    assert!(drain(&mut s).contains(&Output::Closed(CloseReason::PingTimeout)));
+    s.handle_input(t(55_000), Input::Timeout).unwrap();
+    assert!(drain(&mut s).contains(&Output::Event(Event::Closed(CloseReason::PingTimeout))));
     // a pong from a v3 client is the wrong direction
     let mut s = Session::new(
         t(0),
@@ -174,9 +210,15 @@ fn v3_client_pings_and_server_answers() {
         Transport::Polling,
         Config::default(),
     );
-    s.handle_post(t(1), Some(Bytes::from_static(b"1:3")), false)
-        .expect("POST");
-    assert!(drain(&mut s).contains(&Output::Closed(CloseReason::TransportError)));
+    s.handle_input(
+        t(1),
+        Input::Post {
+            body: Some(Bytes::from_static(b"1:3")),
+            binary: false,
+        },
+    )
+    .expect("POST");
+    assert!(drain(&mut s).contains(&Output::Event(Event::Closed(CloseReason::TransportError))));
 }
 
 #[test]
@@ -188,34 +230,51 @@ fn v3_binary_payloads_both_ways() {
         Transport::Polling,
         Config::default(),
     );
-    s.handle_poll(t(0), 0).expect("GET");
+    s.handle_input(t(0), Input::Poll(0)).expect("GET");
     drain(&mut s);
     s.send(
         t(1),
         [Frame::Binary(Bytes::from_static(&[1, 2]))],
-        false,
-        false,
-    );
-    s.handle_poll(t(1), 1).expect("GET");
+        SendOptions::default(),
+    )
+    .expect("send");
+    s.handle_input(t(1), Input::Poll(1)).expect("GET");
     let out = drain(&mut s);
     assert!(
-        matches!(&out[..], [Output::PollResponse { binary: true, body, .. }] if body[..] == [1, 3, 0xff, 4, 1, 2])
+        matches!(&out[..], [Output::Io(Io::PollResponse { binary: true, body, .. })] if body[..] == [1, 3, 0xff, 4, 1, 2])
     );
     // base64 clients get the text form
-    s.set_supports_binary(false);
+    let mut s = Session::from_handshake(
+        t(0),
+        "v3".into(),
+        &Handshake {
+            transport: Transport::Polling,
+            protocol: Protocol::V3,
+            base64: true,
+        },
+        Config::default(),
+    );
+    s.handle_input(t(0), Input::Poll(0)).expect("GET");
+    drain(&mut s);
     s.send(
         t(2),
         [Frame::Binary(Bytes::from_static(&[1, 2]))],
-        false,
-        false,
-    );
-    s.handle_poll(t(2), 2).expect("GET");
+        SendOptions::default(),
+    )
+    .expect("send");
+    s.handle_input(t(2), Input::Poll(2)).expect("GET");
     assert_eq!(body_of(&drain(&mut s), 2), "6:b4AQI=");
-    s.handle_post(t(3), Some(Bytes::from_static(&[1, 3, 0xff, 4, 9, 9])), true)
-        .expect("POST");
+    s.handle_input(
+        t(3),
+        Input::Post {
+            body: Some(Bytes::from_static(&[1, 3, 0xff, 4, 9, 9])),
+            binary: true,
+        },
+    )
+    .expect("POST");
     assert_eq!(
         drain(&mut s),
-        vec![Output::Message(Packet::Binary(Bytes::from_static(&[9, 9])))]
+        vec![Output::Event(Event::Binary(Bytes::from_static(&[9, 9])))]
     );
 }
 
@@ -223,9 +282,10 @@ fn v3_binary_payloads_both_ways() {
 fn polling_batches_everything_buffered_within_max_payload() {
     let mut s = opened(Config::default());
     for m in ["4a", "4b", "4c"] {
-        s.send(t(1), [text(m)], false, false);
+        s.send(t(1), [text(m)], SendOptions::default())
+            .expect("send");
     }
-    s.handle_poll(t(2), 1).expect("GET");
+    s.handle_input(t(2), Input::Poll(1)).expect("GET");
     assert_eq!(body_of(&drain(&mut s), 1), "4a\u{1e}4b\u{1e}4c");
     // a response never exceeds max_payload (unless one packet alone does)
     let mut s = opened(Config {
@@ -233,48 +293,55 @@ fn polling_batches_everything_buffered_within_max_payload() {
         ..Config::default()
     });
     for m in ["4aaa", "4bbb", "4ccc"] {
-        s.send(t(1), [text(m)], false, false);
+        s.send(t(1), [text(m)], SendOptions::default())
+            .expect("send");
     }
-    s.handle_poll(t(2), 1).expect("GET");
+    s.handle_input(t(2), Input::Poll(1)).expect("GET");
     assert_eq!(body_of(&drain(&mut s), 1), "4aaa");
-    s.handle_poll(t(3), 2).expect("GET");
+    s.handle_input(t(3), Input::Poll(2)).expect("GET");
     assert_eq!(body_of(&drain(&mut s), 2), "4bbb");
 }
 
 #[test]
 fn a_pending_get_is_answered_as_soon_as_something_is_sent() {
     let mut s = opened(Config::default());
-    s.handle_poll(t(1), 1).expect("GET");
+    s.handle_input(t(1), Input::Poll(1)).expect("GET");
     assert!(drain(&mut s).is_empty());
     assert!(s.is_writable());
     s.send(
         t(2),
         [text("4x"), Frame::Binary(Bytes::from_static(&[1]))],
-        false,
-        false,
-    );
+        SendOptions::default(),
+    )
+    .expect("send");
     assert_eq!(body_of(&drain(&mut s), 1), "4x\u{1e}bAQ==");
 }
 
 #[test]
 fn overlapping_gets_close_the_session() {
     let mut s = opened(Config::default());
-    s.handle_poll(t(1), 1).expect("GET");
-    assert_eq!(s.handle_poll(t(2), 2), Err(RequestError::PollOverlap));
+    s.handle_input(t(1), Input::Poll(1)).expect("GET");
+    assert_eq!(
+        s.handle_input(t(2), Input::Poll(2)),
+        Err(RequestError::PollOverlap)
+    );
     let out = drain(&mut s);
     assert_eq!(body_of(&out, 1), "1");
-    assert!(out.contains(&Output::Closed(CloseReason::TransportError)));
-    assert_eq!(s.handle_poll(t(3), 3), Err(RequestError::Closed));
+    assert!(out.contains(&Output::Event(Event::Closed(CloseReason::TransportError))));
+    assert_eq!(
+        s.handle_input(t(3), Input::Poll(3)),
+        Err(RequestError::Closed)
+    );
 }
 
 #[test]
 fn aborted_get_closes_the_session() {
     let mut s = opened(Config::default());
-    s.handle_poll(t(1), 1).expect("GET");
-    s.handle_poll_aborted(t(2), 1);
+    s.handle_input(t(1), Input::Poll(1)).expect("GET");
+    s.handle_input(t(2), Input::PollAborted(1)).unwrap();
     assert_eq!(
         drain(&mut s),
-        vec![Output::Closed(CloseReason::TransportError)]
+        vec![Output::Event(Event::Closed(CloseReason::TransportError))]
     );
 }
 
@@ -284,25 +351,37 @@ fn post_delivers_messages_and_enforces_limits() {
         max_payload: 16,
         ..Config::default()
     });
-    s.handle_post(t(1), Some(Bytes::from_static(b"4hello\x1ebAQID")), false)
-        .expect("POST");
+    s.handle_input(
+        t(1),
+        Input::Post {
+            body: Some(Bytes::from_static(b"4hello\x1ebAQID")),
+            binary: false,
+        },
+    )
+    .expect("POST");
     assert_eq!(
         drain(&mut s),
         vec![
-            Output::Message(Packet::Message("hello".into())),
-            Output::Message(Packet::Binary(Bytes::from_static(&[1, 2, 3])))
+            Output::Event(Event::Message("hello".into())),
+            Output::Event(Event::Binary(Bytes::from_static(&[1, 2, 3])))
         ]
     );
     let big = Bytes::from(vec![b'4'; 17]);
     assert_eq!(
-        s.handle_post(t(2), Some(big), false),
+        s.handle_input(
+            t(2),
+            Input::Post {
+                body: Some(big),
+                binary: false
+            }
+        ),
         Err(RequestError::PayloadTooLarge)
     );
     assert!(!s.is_closed(), "413 keeps the session");
     assert_eq!(RequestError::PayloadTooLarge.status(), 413);
     // a binary POST on v4 is refused and closes
     assert_eq!(
-        s.handle_post_start(t(3), true),
+        s.handle_input(t(3), Input::PostStart { binary: true }),
         Err(RequestError::BinaryPostOnV4)
     );
     assert!(s.is_closed());
@@ -311,26 +390,33 @@ fn post_delivers_messages_and_enforces_limits() {
 #[test]
 fn overlapping_posts_close_the_session() {
     let mut s = opened(Config::default());
-    s.handle_post_start(t(1), false).expect("first POST");
+    s.handle_input(t(1), Input::PostStart { binary: false })
+        .expect("first POST");
     assert_eq!(
-        s.handle_post_start(t(2), false),
+        s.handle_input(t(2), Input::PostStart { binary: false }),
         Err(RequestError::PostOverlap)
     );
-    assert!(drain(&mut s).contains(&Output::Closed(CloseReason::TransportError)));
+    assert!(drain(&mut s).contains(&Output::Event(Event::Closed(CloseReason::TransportError))));
 }
 
 #[test]
 fn parse_error_delivers_what_came_before_then_closes() {
     let mut s = opened(Config::default());
     assert_eq!(
-        s.handle_post(t(1), Some(Bytes::from_static(b"4ok\x1ex\x1e4never")), false),
+        s.handle_input(
+            t(1),
+            Input::Post {
+                body: Some(Bytes::from_static(b"4ok\x1ex\x1e4never")),
+                binary: false
+            }
+        ),
         Err(RequestError::InvalidPayload)
     );
     assert_eq!(
         drain(&mut s),
         vec![
-            Output::Message(Packet::Message("ok".into())),
-            Output::Closed(CloseReason::ParseError)
+            Output::Event(Event::Message("ok".into())),
+            Output::Event(Event::Closed(CloseReason::ParseError))
         ]
     );
 }
@@ -338,12 +424,18 @@ fn parse_error_delivers_what_came_before_then_closes() {
 #[test]
 fn client_close_over_polling() {
     let mut s = opened(Config::default());
-    s.handle_poll(t(1), 1).expect("GET");
-    s.handle_post(t(2), Some(Bytes::from_static(b"1")), false)
-        .expect("POST");
+    s.handle_input(t(1), Input::Poll(1)).expect("GET");
+    s.handle_input(
+        t(2),
+        Input::Post {
+            body: Some(Bytes::from_static(b"1")),
+            binary: false,
+        },
+    )
+    .expect("POST");
     let out = drain(&mut s);
     assert_eq!(body_of(&out, 1), "6");
-    assert!(out.contains(&Output::Closed(CloseReason::TransportClose)));
+    assert!(out.contains(&Output::Event(Event::Closed(CloseReason::TransportClose))));
 }
 
 #[test]
@@ -356,17 +448,18 @@ fn close_packet_over_websocket_is_ignored_and_socket_close_closes() {
         Config::default(),
     );
     drain(&mut s);
-    s.handle_ws_frame(t(1), text("1"));
+    s.handle_input(t(1), Input::WsFrame(text("1"))).unwrap();
     assert!(!s.is_closed());
-    s.handle_ws_frame(t(2), text("4hi"));
+    s.handle_input(t(2), Input::WsFrame(text("4hi"))).unwrap();
     assert_eq!(
         drain(&mut s),
-        vec![Output::Message(Packet::Message("hi".into()))]
+        vec![Output::Event(Event::Message("hi".into()))]
     );
-    s.handle_ws_closed(t(3), false);
+    s.handle_input(t(3), Input::WsClosed { error: false })
+        .unwrap();
     assert_eq!(
         drain(&mut s),
-        vec![Output::Closed(CloseReason::TransportClose)]
+        vec![Output::Event(Event::Closed(CloseReason::TransportClose))]
     );
     let mut s = Session::new(
         t(0),
@@ -375,8 +468,9 @@ fn close_packet_over_websocket_is_ignored_and_socket_close_closes() {
         Transport::WebSocket,
         Config::default(),
     );
-    s.handle_ws_closed(t(3), true);
-    assert!(drain(&mut s).contains(&Output::Closed(CloseReason::TransportError)));
+    s.handle_input(t(3), Input::WsClosed { error: true })
+        .unwrap();
+    assert!(drain(&mut s).contains(&Output::Event(Event::Closed(CloseReason::TransportError))));
 }
 
 #[test]
@@ -392,49 +486,65 @@ fn websocket_message_over_max_payload_closes() {
         },
     );
     drain(&mut s);
-    s.handle_ws_frame(t(1), text("4hello"));
+    s.handle_input(t(1), Input::WsFrame(text("4hello")))
+        .unwrap();
     assert_eq!(
         drain(&mut s),
-        vec![Output::WsClose, Output::Closed(CloseReason::TransportError)]
+        vec![
+            Output::Io(Io::WsClose),
+            Output::Event(Event::Closed(CloseReason::TransportError))
+        ]
     );
 }
 
 #[test]
 fn upgrade_to_websocket() {
     let mut s = opened(Config::default());
-    s.send(t(1), [text("4buffered")], false, false);
-    s.handle_upgrade_request(t(10)).expect("upgrade");
+    s.send(t(1), [text("4buffered")], SendOptions::default())
+        .expect("send");
+    s.handle_input(t(10), Input::UpgradeRequest)
+        .expect("upgrade");
     assert_eq!(
-        s.handle_upgrade_request(t(11)),
-        Err(UpgradeError::AlreadyUpgrading)
+        s.handle_input(t(11), Input::UpgradeRequest),
+        Err(RequestError::AlreadyUpgrading)
     );
-    s.handle_poll(t(12), 1).expect("GET");
+    s.handle_input(t(12), Input::Poll(1)).expect("GET");
     // the buffered packet goes out on the pending GET at once
     assert_eq!(body_of(&drain(&mut s), 1), "4buffered");
-    s.handle_poll(t(13), 2).expect("GET");
-    s.handle_probe_frame(t(20), text("2probe"));
-    assert_eq!(drain(&mut s), vec![Output::ProbeSend(text("3probe"))]);
-    // the pending GET is released with a noop within 100 ms
-    assert_eq!(s.poll_timeout(), Some(t(120)));
-    s.handle_timeout(t(120));
-    assert_eq!(body_of(&drain(&mut s), 2), "6");
-    s.send(t(130), [text("4during")], false, false);
-    s.handle_probe_frame(t(140), text("5"));
+    s.handle_input(t(13), Input::Poll(2)).expect("GET");
+    s.handle_input(t(20), Input::ProbeFrame(text("2probe")))
+        .unwrap();
     assert_eq!(
         drain(&mut s),
-        vec![Output::Upgraded, Output::WsSend(text("4during"))]
+        vec![Output::Io(Io::ProbeSend(text("3probe")))]
+    );
+    // the pending GET is released with a noop within 100 ms
+    assert_eq!(s.poll_timeout(), Some(t(120)));
+    s.handle_input(t(120), Input::Timeout).unwrap();
+    assert_eq!(body_of(&drain(&mut s), 2), "6");
+    s.send(t(130), [text("4during")], SendOptions::default())
+        .expect("send");
+    s.handle_input(t(140), Input::ProbeFrame(text("5")))
+        .unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            Output::Io(Io::Upgraded),
+            Output::Io(Io::WsSend(text("4during")))
+        ]
     );
     assert_eq!(s.transport(), Transport::WebSocket);
-    s.send(t(150), [text("4after")], false, false);
-    assert_eq!(drain(&mut s), vec![Output::WsSend(text("4after"))]);
+    s.send(t(150), [text("4after")], SendOptions::default())
+        .expect("send");
+    assert_eq!(drain(&mut s), vec![Output::Io(Io::WsSend(text("4after")))]);
     // polling is refused after the upgrade; so is a second upgrade
     assert_eq!(
-        s.handle_poll(t(160), 3),
+        s.handle_input(t(160), Input::Poll(3)),
         Err(RequestError::TransportMismatch)
     );
     assert_eq!(
-        s.handle_upgrade_request(t(161)),
-        Err(UpgradeError::AlreadyUpgrading)
+        s.handle_input(t(161), Input::UpgradeRequest),
+        Err(RequestError::AlreadyUpgrading)
     );
 }
 
@@ -442,29 +552,35 @@ fn upgrade_to_websocket() {
 fn upgrade_failures_keep_polling() {
     // no `5` within upgradeTimeout
     let mut s = opened(Config::default());
-    s.handle_upgrade_request(t(0)).expect("upgrade");
-    s.handle_probe_frame(t(1), text("2probe"));
+    s.handle_input(t(0), Input::UpgradeRequest)
+        .expect("upgrade");
+    s.handle_input(t(1), Input::ProbeFrame(text("2probe")))
+        .unwrap();
     drain(&mut s);
-    s.handle_timeout(t(10_000));
-    assert!(drain(&mut s).contains(&Output::ProbeClose));
+    s.handle_input(t(10_000), Input::Timeout).unwrap();
+    assert!(drain(&mut s).contains(&Output::Io(Io::ProbeClose)));
     assert_eq!(s.transport(), Transport::Polling);
     assert!(!s.is_closed());
     // anything but 2probe / 5 on the probe closes it
-    s.handle_upgrade_request(t(10_001)).expect("second try");
-    s.handle_probe_frame(t(10_002), text("4nope"));
-    assert_eq!(drain(&mut s), vec![Output::ProbeClose]);
+    s.handle_input(t(10_001), Input::UpgradeRequest)
+        .expect("second try");
+    s.handle_input(t(10_002), Input::ProbeFrame(text("4nope")))
+        .unwrap();
+    assert_eq!(drain(&mut s), vec![Output::Io(Io::ProbeClose)]);
     // the probe WebSocket closing abandons the upgrade
-    s.handle_upgrade_request(t(10_003)).expect("third try");
-    s.handle_probe_closed(t(10_004));
-    s.handle_poll(t(10_005), 1).expect("still polling");
+    s.handle_input(t(10_003), Input::UpgradeRequest)
+        .expect("third try");
+    s.handle_input(t(10_004), Input::ProbeClosed).unwrap();
+    s.handle_input(t(10_005), Input::Poll(1))
+        .expect("still polling");
     // upgrades disabled
     let mut s = opened(Config {
         allow_upgrades: false,
         ..Config::default()
     });
     assert_eq!(
-        s.handle_upgrade_request(t(1)),
-        Err(UpgradeError::NotAllowed)
+        s.handle_input(t(1), Input::UpgradeRequest),
+        Err(RequestError::UpgradeNotAllowed)
     );
 }
 
@@ -472,27 +588,30 @@ fn upgrade_failures_keep_polling() {
 fn server_close_over_polling() {
     // with a pending GET: buffered packets, then the close packet, in that response
     let mut s = opened(Config::default());
-    s.send(t(1), [text("4bye")], false, false);
-    s.handle_poll(t(1), 1).expect("GET");
+    s.send(t(1), [text("4bye")], SendOptions::default())
+        .expect("send");
+    s.handle_input(t(1), Input::Poll(1)).expect("GET");
     drain(&mut s);
-    s.send(t(2), [text("4last")], false, false);
+    s.send(t(2), [text("4last")], SendOptions::default())
+        .expect("send");
     s.close(t(3));
-    s.handle_poll(t(4), 2).expect("GET");
+    s.handle_input(t(4), Input::Poll(2)).expect("GET");
     let out = drain(&mut s);
     assert_eq!(body_of(&out, 2), "4last\u{1e}1");
-    assert!(out.contains(&Output::Closed(CloseReason::ForcedClose)));
+    assert!(out.contains(&Output::Event(Event::Closed(CloseReason::ForcedClose))));
     // with no GET coming: closed after closeTimeout
     let mut s = opened(Config::default());
     s.close(t(5));
     assert!(
-        !s.send(t(6), [text("4late")], false, false),
+        s.send(t(6), [text("4late")], SendOptions::default())
+            .is_err(),
         "nothing is sent while closing"
     );
     assert_eq!(s.poll_timeout(), Some(t(30_005)));
-    s.handle_timeout(t(30_005));
+    s.handle_input(t(30_005), Input::Timeout).unwrap();
     assert_eq!(
         drain(&mut s),
-        vec![Output::Closed(CloseReason::ForcedClose)]
+        vec![Output::Event(Event::Closed(CloseReason::ForcedClose))]
     );
 }
 
@@ -509,7 +628,10 @@ fn server_close_over_websocket() {
     s.close(t(1));
     assert_eq!(
         drain(&mut s),
-        vec![Output::WsClose, Output::Closed(CloseReason::ForcedClose)]
+        vec![
+            Output::Io(Io::WsClose),
+            Output::Event(Event::Closed(CloseReason::ForcedClose))
+        ]
     );
     assert_eq!(s.poll_timeout(), None);
 }
@@ -517,9 +639,27 @@ fn server_close_over_websocket() {
 #[test]
 fn volatile_packets_need_a_writable_transport() {
     let mut s = opened(Config::default());
-    assert!(!s.send(t(1), [text("4v")], true, false));
-    s.handle_poll(t(2), 1).expect("GET");
-    assert!(s.send(t(3), [text("4v")], true, false));
+    assert!(s
+        .send(
+            t(1),
+            [text("4v")],
+            SendOptions {
+                volatile: true,
+                compress: false
+            }
+        )
+        .is_err());
+    s.handle_input(t(2), Input::Poll(1)).expect("GET");
+    assert!(s
+        .send(
+            t(3),
+            [text("4v")],
+            SendOptions {
+                volatile: true,
+                compress: false
+            }
+        )
+        .is_ok());
     assert_eq!(body_of(&drain(&mut s), 1), "4v");
     let mut ws = Session::new(
         t(0),
@@ -529,9 +669,18 @@ fn volatile_packets_need_a_writable_transport() {
         Config::default(),
     );
     drain(&mut ws);
-    ws.set_ws_writable(false);
-    assert!(!ws.send(t(1), [text("4v")], true, false));
-    assert!(ws.send(t(1), [text("4n")], false, false));
+    ws.handle_input(t(1), Input::WsWritable(false)).unwrap();
+    assert!(ws
+        .send(
+            t(1),
+            [text("4v")],
+            SendOptions {
+                volatile: true,
+                compress: false
+            }
+        )
+        .is_err());
+    assert!(ws.send(t(1), [text("4n")], SendOptions::default()).is_ok());
 }
 
 #[test]
@@ -541,22 +690,33 @@ fn a_client_that_stops_polling_cannot_grow_the_buffer_without_bound() {
         ..Config::default()
     });
     let mut sent = 0;
-    while s.send(t(1), [text("4xxxxxxxxx")], false, false) {
+    while s
+        .send(t(1), [text("4xxxxxxxxx")], SendOptions::default())
+        .is_ok()
+    {
         sent += 1;
         assert!(sent < 100);
     }
     assert!(s.buffered_bytes() <= 100);
-    assert!(drain(&mut s).contains(&Output::Closed(CloseReason::BufferFull)));
+    assert!(drain(&mut s).contains(&Output::Event(Event::Closed(CloseReason::BufferFull))));
 }
 
 #[test]
 fn compress_flag_reaches_the_response() {
     let mut s = opened(Config::default());
-    s.send(t(1), [text("4a")], false, true);
-    s.handle_poll(t(2), 1).expect("GET");
+    s.send(
+        t(1),
+        [text("4a")],
+        SendOptions {
+            volatile: false,
+            compress: true,
+        },
+    )
+    .expect("send");
+    s.handle_input(t(2), Input::Poll(1)).expect("GET");
     assert!(matches!(
         drain(&mut s)[..],
-        [Output::PollResponse { compress: true, .. }]
+        [Output::Io(Io::PollResponse { compress: true, .. })]
     ));
     assert_eq!(
         Duration::from_millis(25_000),
@@ -568,35 +728,55 @@ fn compress_flag_reaches_the_response() {
 fn binary_over_websocket_follows_the_protocol_and_b64() {
     let bin = || Frame::Binary(Bytes::from_static(&[1, 2, 3]));
     let ws = |protocol, b64: bool| {
-        let mut s = Session::new(
+        let mut s = Session::from_handshake(
             t(0),
             "w".into(),
-            protocol,
-            Transport::WebSocket,
+            &Handshake {
+                transport: Transport::WebSocket,
+                protocol,
+                base64: b64,
+            },
             Config::default(),
         );
-        s.set_supports_binary(!b64);
         drain(&mut s);
-        s.send(t(1), [bin()], false, false);
+        s.send(t(1), [bin()], SendOptions::default()).expect("send");
         drain(&mut s)
     };
     // v4: raw binary frame; v3: the type byte first (§1.1, §1.2)
-    assert_eq!(ws(Protocol::V4, false), vec![Output::WsSend(bin())]);
+    assert_eq!(ws(Protocol::V4, false), vec![Output::Io(Io::WsSend(bin()))]);
     assert_eq!(
         ws(Protocol::V3, false),
-        vec![Output::WsSend(Frame::Binary(Bytes::from_static(&[
-            4, 1, 2, 3
-        ])))]
+        vec![Output::Io(Io::WsSend(Frame::Binary(Bytes::from_static(
+            &[4, 1, 2, 3]
+        ))))]
     );
     // `b64=1`: base64 text frames
-    assert_eq!(ws(Protocol::V4, true), vec![Output::WsSend(text("bAQID"))]);
-    assert_eq!(ws(Protocol::V3, true), vec![Output::WsSend(text("b4AQID"))]);
+    assert_eq!(
+        ws(Protocol::V4, true),
+        vec![Output::Io(Io::WsSend(text("bAQID")))]
+    );
+    assert_eq!(
+        ws(Protocol::V3, true),
+        vec![Output::Io(Io::WsSend(text("b4AQID")))]
+    );
     // and what was buffered during an upgrade is sent the same way
-    let mut s = opened(Config::default());
-    s.set_supports_binary(false);
-    s.send(t(1), [bin()], false, false);
-    s.handle_upgrade_request(t(2)).expect("upgrade");
-    s.handle_probe_frame(t(3), text("2probe"));
-    s.handle_probe_frame(t(4), text("5"));
-    assert!(drain(&mut s).contains(&Output::WsSend(text("bAQID"))));
+    let mut s = Session::from_handshake(
+        t(0),
+        "sid1".into(),
+        &Handshake {
+            transport: Transport::Polling,
+            protocol: Protocol::V4,
+            base64: true,
+        },
+        Config::default(),
+    );
+    s.handle_input(t(0), Input::Poll(0)).expect("handshake GET");
+    drain(&mut s);
+    s.send(t(1), [bin()], SendOptions::default()).expect("send");
+    s.handle_input(t(2), Input::UpgradeRequest)
+        .expect("upgrade");
+    s.handle_input(t(3), Input::ProbeFrame(text("2probe")))
+        .unwrap();
+    s.handle_input(t(4), Input::ProbeFrame(text("5"))).unwrap();
+    assert!(drain(&mut s).contains(&Output::Io(Io::WsSend(text("bAQID")))));
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrio_proto::engine::server as eio;
+use ferrio_proto::engine::server::SendOptions;
 use ferrio_proto::engine::{Frame, Protocol};
-use ferrio_proto::socket::server::{AckIds, Config, Connection, Output};
+use ferrio_proto::socket::server::{AckIds, Config, Connection, Event, Input, Output};
 use ferrio_proto::socket::Packet;
 use ferrio_proto::{Instant, Str};
 use proptest::prelude::*;
@@ -139,22 +140,22 @@ impl World {
         while let Some(out) = self.c.poll_output() {
             assert!(!self.closed, "output after Closed: {out:?}");
             match out {
-                Output::Transport(eio::Output::PollResponse { request, .. }) => {
+                Output::Io(eio::Io::PollResponse { request, .. }) => {
                     assert!(
                         self.pending_gets.remove(&request),
                         "answered a GET that is not pending"
                     );
                 }
-                Output::Connect { nsp, .. } => self.connecting.push(nsp),
-                Output::Disconnect { nsp, .. } => {
+                Output::Event(Event::Connect { nsp, .. }) => self.connecting.push(nsp),
+                Output::Event(Event::Disconnect { nsp, .. }) => {
                     assert!(
                         self.joined.remove(&nsp),
                         "disconnect of a namespace not joined"
                     );
                 }
-                Output::Ack(p) => self.outcome(p.nsp().clone(), p.id().expect("id")),
-                Output::AckFailed { nsp, id, .. } => self.outcome(nsp, id),
-                Output::Closed(_) => {
+                Output::Event(Event::Ack(p)) => self.outcome(p.nsp().clone(), p.id().expect("id")),
+                Output::Event(Event::AckFailed { nsp, id, .. }) => self.outcome(nsp, id),
+                Output::Event(Event::Closed(_)) => {
                     self.closed = true;
                     assert!(self.joined.is_empty(), "sockets still joined after close");
                 }
@@ -187,36 +188,50 @@ impl World {
             Step::Get => {
                 let id = self.next_request;
                 self.next_request += 1;
-                if self.c.handle_poll(now, id).is_ok() {
+                if self.c.handle_input(now, Input::Poll(id)).is_ok() {
                     self.pending_gets.insert(id);
                 }
             }
             Step::Abort => {
                 if let Some(&id) = self.pending_gets.iter().next() {
                     self.pending_gets.remove(&id);
-                    self.c.handle_poll_aborted(now, id);
+                    self.c.handle_input(now, Input::PollAborted(id)).unwrap();
                 }
             }
             Step::Post(body) => {
-                let _ = self
-                    .c
-                    .handle_post(now, Some(Bytes::from_static(body.as_bytes())), false);
+                let _ = self.c.handle_input(
+                    now,
+                    Input::Post {
+                        body: Some(Bytes::from_static(body.as_bytes())),
+                        binary: false,
+                    },
+                );
             }
-            Step::Ws(text) => self.c.handle_ws_frame(now, Frame::Text(text.into())),
+            Step::Ws(text) => self
+                .c
+                .handle_input(now, Input::WsFrame(Frame::Text(text.into())))
+                .unwrap(),
             Step::WsBinary(b) => self
                 .c
-                .handle_ws_frame(now, Frame::Binary(Bytes::from(vec![b]))),
-            Step::WsClosed => self.c.handle_ws_closed(now, false),
+                .handle_input(now, Input::WsFrame(Frame::Binary(Bytes::from(vec![b]))))
+                .unwrap(),
+            Step::WsClosed => self
+                .c
+                .handle_input(now, Input::WsClosed { error: false })
+                .unwrap(),
             Step::Upgrade => {
-                let _ = self.c.handle_upgrade_request(now);
+                let _ = self.c.handle_input(now, Input::UpgradeRequest);
             }
-            Step::Probe(text) => self.c.handle_probe_frame(now, Frame::Text(text.into())),
-            Step::ProbeClosed => self.c.handle_probe_closed(now),
+            Step::Probe(text) => self
+                .c
+                .handle_input(now, Input::ProbeFrame(Frame::Text(text.into())))
+                .unwrap(),
+            Step::ProbeClosed => self.c.handle_input(now, Input::ProbeClosed).unwrap(),
             Step::Advance(ms) => {
                 self.now += ms;
                 let now = self.t();
                 if self.c.poll_timeout().is_some_and(|d| d <= now) {
-                    self.c.handle_timeout(now);
+                    self.c.handle_input(now, Input::Timeout).unwrap();
                     assert!(
                         self.c.poll_timeout().is_none_or(|d| d > now),
                         "timer left in the past"
@@ -225,14 +240,14 @@ impl World {
             }
             Step::AcceptAll => {
                 for nsp in std::mem::take(&mut self.connecting) {
-                    if self.c.accept(now, &nsp, "sock", None, []) {
+                    if self.c.accept(now, &nsp, "sock", None, []).is_ok() {
                         self.joined.insert(nsp);
                     }
                 }
             }
             Step::RejectAll => {
                 for nsp in std::mem::take(&mut self.connecting) {
-                    self.c.reject(now, &nsp, "no", None);
+                    let _ = self.c.reject(now, &nsp, "no", None);
                 }
             }
             Step::Emit { volatile } => {
@@ -240,7 +255,15 @@ impl World {
                     let p = Packet::event_with(nsp.clone(), "e", &("payload",))
                         .expect("ok")
                         .encode();
-                    self.c.send(now, &p, &nsp, volatile, false);
+                    let _ = self.c.send(
+                        now,
+                        &p,
+                        &nsp,
+                        SendOptions {
+                            volatile,
+                            compress: false,
+                        },
+                    );
                 }
             }
             Step::EmitWithAck(timeout) => {
@@ -253,6 +276,7 @@ impl World {
                     if self
                         .c
                         .emit_with_ack(now, &p, &nsp, id, Duration::from_millis(timeout))
+                        .is_ok()
                     {
                         self.acks_waiting.insert((nsp, id));
                     }
@@ -260,7 +284,7 @@ impl World {
             }
             Step::Disconnect => {
                 if let Some(nsp) = self.joined.iter().next().cloned() {
-                    self.c.disconnect(now, &nsp);
+                    let _ = self.c.disconnect(now, &nsp);
                 }
             }
             Step::Close => self.c.close(
@@ -278,7 +302,7 @@ impl World {
                 break;
             };
             self.now = self.now.max(deadline.as_millis());
-            self.c.handle_timeout(self.t());
+            self.c.handle_input(self.t(), Input::Timeout).unwrap();
             self.drain();
         }
         assert!(

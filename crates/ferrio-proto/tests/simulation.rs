@@ -968,7 +968,7 @@ fn server_side_parse_errors() {
         let errors = sim
             .server_log
             .iter()
-            .filter(|r| matches!(r.out, ferrio_proto::socket::server::Output::Error(_)))
+            .filter(|r| matches!(r.out, ferrio_proto::socket::server::Event::Error(_)))
             .count();
         assert_eq!(errors, usize::from(reason == ServerReason::ForcedClose));
         assert_eq!(
@@ -1122,7 +1122,7 @@ fn a_failed_recovery_does_not_deliver_replayed_events_twice() {
 mod interleavings {
     use std::collections::BTreeMap;
 
-    use ferrio_proto::socket::server::Output as ServerOutput;
+    use ferrio_proto::socket::server::Event as ServerOutput;
     use proptest::prelude::*;
 
     use super::*;

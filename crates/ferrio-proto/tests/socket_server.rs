@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrio_proto::engine::server as eio;
+use ferrio_proto::engine::server::SendOptions;
 use ferrio_proto::engine::{Frame, Protocol};
 use ferrio_proto::socket::server::{
-    AckError, AckIds, Config, Connection, DisconnectReason, Output, RecoveryRequest,
+    AckError, AckIds, Config, Connection, DisconnectReason, Event, Input, Output, RecoveryRequest,
 };
 use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::{Instant, Str};
@@ -49,7 +50,7 @@ fn text(s: &str) -> Frame {
 fn sent(out: &[Output]) -> Vec<Frame> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Transport(eio::Output::WsSend(f)) => Some(f.clone()),
+            Output::Io(eio::Io::WsSend(f)) => Some(f.clone()),
             _ => None,
         })
         .collect()
@@ -61,20 +62,21 @@ fn app(c: &mut Connection, now: Instant, out: Vec<Output>) -> Vec<Output> {
     let mut rest = Vec::new();
     for o in out {
         match o {
-            Output::Connect { nsp, auth, .. } => {
+            Output::Event(Event::Connect { nsp, auth, .. }) => {
                 if &*nsp == "/" || &*nsp == "/custom" {
-                    assert!(c.accept(now, &nsp, "sock", None, []));
+                    assert!(c.accept(now, &nsp, "sock", None, []).is_ok());
                     let p = Packet::event(
                         nsp.clone(),
                         RawJson::parse(format!(r#"["auth",{auth}]"#)).expect("json"),
                         vec![],
                     );
-                    c.send(now, &p.encode(), &nsp, false, false);
+                    c.send(now, &p.encode(), &nsp, SendOptions::default())
+                        .expect("send");
                 } else {
-                    assert!(c.reject(now, &nsp, "Invalid namespace", None));
+                    assert!(c.reject(now, &nsp, "Invalid namespace", None).is_ok());
                 }
             }
-            Output::Event(p) if p.event_name().as_deref() == Some("message") => {
+            Output::Event(Event::Event(p)) if p.event_name().as_deref() == Some("message") => {
                 let data =
                     p.data()
                         .expect("data")
@@ -85,9 +87,12 @@ fn app(c: &mut Connection, now: Instant, out: Vec<Output>) -> Vec<Output> {
                     RawJson::parse(data).expect("json"),
                     p.attachments().to_vec(),
                 );
-                c.send(now, &back.encode(), p.nsp(), false, false);
+                c.send(now, &back.encode(), p.nsp(), SendOptions::default())
+                    .expect("send");
             }
-            Output::Event(p) if p.event_name().as_deref() == Some("message-with-ack") => {
+            Output::Event(Event::Event(p))
+                if p.event_name().as_deref() == Some("message-with-ack") =>
+            {
                 let data =
                     p.data()
                         .expect("data")
@@ -99,7 +104,7 @@ fn app(c: &mut Connection, now: Instant, out: Vec<Output>) -> Vec<Output> {
                     RawJson::parse(data).expect("json"),
                     p.attachments().to_vec(),
                 );
-                assert!(c.ack(now, ack));
+                assert!(c.ack(now, ack).is_ok());
             }
             other => rest.push(other),
         }
@@ -108,7 +113,7 @@ fn app(c: &mut Connection, now: Instant, out: Vec<Output>) -> Vec<Output> {
 }
 
 fn exchange(c: &mut Connection, frame: &str) -> (Vec<Frame>, Vec<Output>) {
-    c.handle_ws_frame(t(1), text(frame));
+    c.handle_input(t(1), Input::WsFrame(text(frame))).unwrap();
     let out = drain(c);
     let frames_before = sent(&out);
     let rest = app(c, t(1), out);
@@ -118,7 +123,7 @@ fn exchange(c: &mut Connection, frame: &str) -> (Vec<Frame>, Vec<Output>) {
     let mut rest = rest;
     rest.extend(
         more.into_iter()
-            .filter(|o| !matches!(o, Output::Transport(eio::Output::WsSend(_)))),
+            .filter(|o| !matches!(o, Output::Io(eio::Io::WsSend(_)))),
     );
     (frames, rest)
 }
@@ -172,12 +177,23 @@ fn events_and_acks_from_the_client() {
 fn binary_event_and_binary_ack() {
     let mut c = ws();
     exchange(&mut c, "40");
-    c.handle_ws_frame(
+    c.handle_input(
         t(1),
-        text(r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#),
-    );
-    c.handle_ws_frame(t(1), Frame::Binary(Bytes::from_static(&[1, 2, 3])));
-    c.handle_ws_frame(t(1), Frame::Binary(Bytes::from_static(&[4, 5, 6])));
+        Input::WsFrame(text(
+            r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+        )),
+    )
+    .unwrap();
+    c.handle_input(
+        t(1),
+        Input::WsFrame(Frame::Binary(Bytes::from_static(&[1, 2, 3]))),
+    )
+    .unwrap();
+    c.handle_input(
+        t(1),
+        Input::WsFrame(Frame::Binary(Bytes::from_static(&[4, 5, 6]))),
+    )
+    .unwrap();
     let out = drain(&mut c);
     app(&mut c, t(1), out);
     assert_eq!(
@@ -190,9 +206,17 @@ fn binary_event_and_binary_ack() {
             Frame::Binary(Bytes::from_static(&[4, 5, 6])),
         ]
     );
-    c.handle_ws_frame(t(2), text(r#"452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#));
-    c.handle_ws_frame(t(2), Frame::Binary(Bytes::from_static(&[1, 2, 3])));
-    c.handle_ws_frame(t(2), Frame::Binary(Bytes::from_static(&[4, 5, 6])));
+    c.handle_input(t(2), Input::WsFrame(text(r#"452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#))).unwrap();
+    c.handle_input(
+        t(2),
+        Input::WsFrame(Frame::Binary(Bytes::from_static(&[1, 2, 3]))),
+    )
+    .unwrap();
+    c.handle_input(
+        t(2),
+        Input::WsFrame(Frame::Binary(Bytes::from_static(&[4, 5, 6]))),
+    )
+    .unwrap();
     let out = drain(&mut c);
     app(&mut c, t(2), out);
     assert_eq!(
@@ -210,10 +234,10 @@ fn client_disconnect_keeps_the_session_open() {
     assert!(frames.is_empty(), "no reply to DISCONNECT");
     assert_eq!(
         rest,
-        vec![Output::Disconnect {
+        vec![Output::Event(Event::Disconnect {
             nsp: "/custom".into(),
             reason: DisconnectReason::ClientNamespaceDisconnect
-        }]
+        })]
     );
     let (frames, _) = exchange(&mut c, r#"42["message","message to main namespace"]"#);
     assert_eq!(
@@ -223,7 +247,7 @@ fn client_disconnect_keeps_the_session_open() {
     exchange(&mut c, "41");
     assert!(!c.is_closed());
     // the next frame is a ping
-    c.handle_timeout(t(300));
+    c.handle_input(t(300), Input::Timeout).unwrap();
     assert_eq!(sent(&drain(&mut c)), vec![text("2")]);
 }
 
@@ -234,17 +258,15 @@ fn invalid_packets_close_the_connection() {
         exchange(&mut c, "40");
         let (_, rest) = exchange(&mut c, bad);
         assert!(
-            rest.iter().any(|o| matches!(o, Output::Error(_))),
+            rest.iter()
+                .any(|o| matches!(o, Output::Event(Event::Error(_)))),
             "{bad}: {rest:?}"
         );
-        assert!(
-            rest.contains(&Output::Transport(eio::Output::WsClose)),
-            "{bad}"
-        );
-        assert!(rest.contains(&Output::Disconnect {
+        assert!(rest.contains(&Output::Io(eio::Io::WsClose)), "{bad}");
+        assert!(rest.contains(&Output::Event(Event::Disconnect {
             nsp: "/".into(),
             reason: DisconnectReason::ForcedClose
-        }));
+        })));
         assert!(c.is_closed());
     }
 }
@@ -255,7 +277,9 @@ fn the_first_packet_must_be_a_connect() {
         let mut c = ws();
         let (_, rest) = exchange(&mut c, bad);
         assert!(
-            rest.contains(&Output::Closed(DisconnectReason::ForcedServerClose)),
+            rest.contains(&Output::Event(Event::Closed(
+                DisconnectReason::ForcedServerClose
+            ))),
             "{bad}: {rest:?}"
         );
     }
@@ -263,22 +287,26 @@ fn the_first_packet_must_be_a_connect() {
     let mut c = ws();
     exchange(&mut c, "40");
     let (_, rest) = exchange(&mut c, "40");
-    assert!(rest.contains(&Output::Closed(DisconnectReason::ForcedServerClose)));
+    assert!(rest.contains(&Output::Event(Event::Closed(
+        DisconnectReason::ForcedServerClose
+    ))));
 }
 
 #[test]
 fn no_handshake_closes_after_connect_timeout() {
     let mut c = ws();
     // answer pings so that only the connect timeout can close
-    c.handle_timeout(t(300));
-    c.handle_ws_frame(t(301), text("3"));
-    c.handle_timeout(t(601));
-    c.handle_ws_frame(t(602), text("3"));
+    c.handle_input(t(300), Input::Timeout).unwrap();
+    c.handle_input(t(301), Input::WsFrame(text("3"))).unwrap();
+    c.handle_input(t(601), Input::Timeout).unwrap();
+    c.handle_input(t(602), Input::WsFrame(text("3"))).unwrap();
     assert_eq!(c.poll_timeout(), Some(t(902)));
-    c.handle_timeout(t(1000));
+    c.handle_input(t(1000), Input::Timeout).unwrap();
     let out = drain(&mut c);
     assert!(
-        out.contains(&Output::Closed(DisconnectReason::ForcedServerClose)),
+        out.contains(&Output::Event(Event::Closed(
+            DisconnectReason::ForcedServerClose
+        ))),
         "{out:?}"
     );
 }
@@ -293,51 +321,57 @@ fn server_acks_answered_timed_out_or_failed_exactly_once() {
         let p = Packet::event_with("/", "question", &(id,))
             .expect("ok")
             .with_id(id);
-        assert!(c.emit_with_ack(t(10), &p.encode(), "/", id, Duration::from_millis(100)));
+        assert!(c
+            .emit_with_ack(t(10), &p.encode(), "/", id, Duration::from_millis(100))
+            .is_ok());
     }
     assert_eq!(sent(&drain(&mut c))[0], text(r#"420["question",0]"#));
     // answer the first; an unknown id is ignored
-    c.handle_ws_frame(t(20), text("430[42]"));
-    c.handle_ws_frame(t(21), text("4399[1]"));
+    c.handle_input(t(20), Input::WsFrame(text("430[42]")))
+        .unwrap();
+    c.handle_input(t(21), Input::WsFrame(text("4399[1]")))
+        .unwrap();
     let out = drain(&mut c);
     assert!(
-        matches!(&out[..], [Output::Ack(p)] if p.id() == Some(0)),
+        matches!(&out[..], [Output::Event(Event::Ack(p))] if p.id() == Some(0)),
         "{out:?}"
     );
     // the second times out at its deadline
-    c.handle_timeout(t(110));
+    c.handle_input(t(110), Input::Timeout).unwrap();
     let out = drain(&mut c);
-    assert!(out.contains(&Output::AckFailed {
+    assert!(out.contains(&Output::Event(Event::AckFailed {
         nsp: "/".into(),
         id: 1,
         error: AckError::Timeout
-    }));
-    assert!(out.contains(&Output::AckFailed {
+    })));
+    assert!(out.contains(&Output::Event(Event::AckFailed {
         nsp: "/".into(),
         id: 2,
         error: AckError::Timeout
-    }));
+    })));
     // a late answer is ignored
-    c.handle_ws_frame(t(120), text("431[1]"));
+    c.handle_input(t(120), Input::WsFrame(text("431[1]")))
+        .unwrap();
     assert!(drain(&mut c).is_empty());
     // pending acks fail when the socket leaves
     let p = Packet::event_with("/", "q", &()).expect("ok").with_id(3);
-    c.emit_with_ack(t(130), &p.encode(), "/", 3, Duration::from_secs(5));
+    c.emit_with_ack(t(130), &p.encode(), "/", 3, Duration::from_secs(5))
+        .expect("emit");
     drain(&mut c);
-    c.handle_ws_frame(t(131), text("41"));
+    c.handle_input(t(131), Input::WsFrame(text("41"))).unwrap();
     let out = drain(&mut c);
     assert_eq!(
         out,
         vec![
-            Output::AckFailed {
+            Output::Event(Event::AckFailed {
                 nsp: "/".into(),
                 id: 3,
                 error: AckError::Disconnected
-            },
-            Output::Disconnect {
+            }),
+            Output::Event(Event::Disconnect {
                 nsp: "/".into(),
                 reason: DisconnectReason::ClientNamespaceDisconnect
-            },
+            }),
         ]
     );
 }
@@ -347,31 +381,33 @@ fn server_disconnects_one_namespace_or_the_whole_connection() {
     let mut c = ws();
     exchange(&mut c, "40");
     exchange(&mut c, "40/custom,");
-    c.disconnect(t(5), "/custom");
+    c.disconnect(t(5), "/custom").expect("disconnect");
     let out = drain(&mut c);
     assert_eq!(sent(&out), vec![text("41/custom,")]);
-    assert!(out.contains(&Output::Disconnect {
+    assert!(out.contains(&Output::Event(Event::Disconnect {
         nsp: "/custom".into(),
         reason: DisconnectReason::ServerNamespaceDisconnect
-    }));
+    })));
     c.close(t(6), DisconnectReason::ForcedServerClose);
     let out = drain(&mut c);
     assert_eq!(sent(&out), vec![text("41")]);
-    assert!(out.contains(&Output::Disconnect {
+    assert!(out.contains(&Output::Event(Event::Disconnect {
         nsp: "/".into(),
         reason: DisconnectReason::ForcedServerClose
-    }));
-    assert!(out.contains(&Output::Closed(DisconnectReason::ForcedServerClose)));
+    })));
+    assert!(out.contains(&Output::Event(Event::Closed(
+        DisconnectReason::ForcedServerClose
+    ))));
     // io.close(): no DISCONNECT, sockets see `server shutting down`
     let mut c = ws();
     exchange(&mut c, "40");
     c.close(t(1), DisconnectReason::ServerShuttingDown);
     let out = drain(&mut c);
     assert!(sent(&out).is_empty());
-    assert!(out.contains(&Output::Disconnect {
+    assert!(out.contains(&Output::Event(Event::Disconnect {
         nsp: "/".into(),
         reason: DisconnectReason::ServerShuttingDown
-    }));
+    })));
 }
 
 #[test]
@@ -379,13 +415,13 @@ fn transport_close_and_ping_timeout_reach_every_socket() {
     let mut c = ws();
     exchange(&mut c, "40");
     exchange(&mut c, "40/custom,");
-    c.handle_timeout(t(300));
-    c.handle_timeout(t(500));
+    c.handle_input(t(300), Input::Timeout).unwrap();
+    c.handle_input(t(500), Input::Timeout).unwrap();
     let out = drain(&mut c);
     let reasons: Vec<_> = out
         .iter()
         .filter_map(|o| match o {
-            Output::Disconnect { reason, .. } => Some(*reason),
+            Output::Event(Event::Disconnect { reason, .. }) => Some(*reason),
             _ => None,
         })
         .collect();
@@ -394,19 +430,24 @@ fn transport_close_and_ping_timeout_reach_every_socket() {
     assert!(!DisconnectReason::ClientNamespaceDisconnect.is_recoverable());
     let mut c = ws();
     exchange(&mut c, "40");
-    c.handle_ws_closed(t(3), false);
-    assert!(drain(&mut c).contains(&Output::Disconnect {
+    c.handle_input(t(3), Input::WsClosed { error: false })
+        .unwrap();
+    assert!(drain(&mut c).contains(&Output::Event(Event::Disconnect {
         nsp: "/".into(),
         reason: DisconnectReason::TransportClose
-    }));
+    })));
 }
 
 #[test]
 fn recovery_requests_and_replay_before_accept() {
     let mut c = ws();
-    c.handle_ws_frame(t(1), text(r#"40{"pid":"p1","offset":"o9","token":"x"}"#));
+    c.handle_input(
+        t(1),
+        Input::WsFrame(text(r#"40{"pid":"p1","offset":"o9","token":"x"}"#)),
+    )
+    .unwrap();
     let out = drain(&mut c);
-    let Some(Output::Connect { recovery, .. }) = out.first() else {
+    let Some(Output::Event(Event::Connect { recovery, .. })) = out.first() else {
         panic!("{out:?}")
     };
     assert_eq!(
@@ -419,7 +460,8 @@ fn recovery_requests_and_replay_before_accept() {
     let missed = Packet::event_with("/", "hello", &(1, "o10"))
         .expect("ok")
         .encode();
-    c.accept(t(2), "/", "old-sid", Some("p1"), [&missed]);
+    c.accept(t(2), "/", "old-sid", Some("p1"), [&missed])
+        .expect("accept");
     assert_eq!(
         sent(&drain(&mut c)),
         vec![
@@ -429,14 +471,15 @@ fn recovery_requests_and_replay_before_accept() {
     );
     // pid without offset (no event received yet) is still a recovery request
     let mut c = ws();
-    c.handle_ws_frame(t(1), text(r#"40{"pid":"p2"}"#));
+    c.handle_input(t(1), Input::WsFrame(text(r#"40{"pid":"p2"}"#)))
+        .unwrap();
     let out = drain(&mut c);
     assert!(matches!(
         &out[..],
-        [Output::Connect {
+        [Output::Event(Event::Connect {
             recovery: Some(RecoveryRequest { offset: None, .. }),
             ..
-        }]
+        })]
     ));
 }
 
@@ -453,16 +496,17 @@ fn eio3_clients_join_the_main_namespace_implicitly() {
     let out = drain(&mut c);
     assert!(out
         .iter()
-        .any(|o| matches!(o, Output::Connect { nsp, .. } if &**nsp == "/")));
-    c.accept(t(0), "/", "v3sid", None, []);
+        .any(|o| matches!(o, Output::Event(Event::Connect { nsp, .. }) if &**nsp == "/")));
+    c.accept(t(0), "/", "v3sid", None, []).expect("accept");
     assert_eq!(sent(&drain(&mut c)), vec![text("40")]);
-    c.handle_ws_frame(t(1), text("40/ok?token=abc"));
+    c.handle_input(t(1), Input::WsFrame(text("40/ok?token=abc")))
+        .unwrap();
     let out = drain(&mut c);
-    let Some(Output::Connect { nsp, auth, .. }) = out.first() else {
+    let Some(Output::Event(Event::Connect { nsp, auth, .. })) = out.first() else {
         panic!("{out:?}")
     };
     assert_eq!((&**nsp, auth.as_str()), ("/ok", r#"{"token":"abc"}"#));
-    c.reject(t(1), "/ok", "denied", None);
+    c.reject(t(1), "/ok", "denied", None).expect("reject");
     assert_eq!(sent(&drain(&mut c)), vec![text(r#"44/ok,"denied""#)]);
 }
 
@@ -476,18 +520,22 @@ fn polling_connection_end_to_end() {
         eio::Config::default(),
         Config::default(),
     );
-    c.handle_poll(t(0), 1).expect("handshake");
+    c.handle_input(t(0), Input::Poll(1)).expect("handshake");
     drain(&mut c);
-    c.handle_post(
+    c.handle_input(
         t(1),
-        Some(Bytes::from_static(b"40\x1e42[\"early\"]")),
-        false,
+        Input::Post {
+            body: Some(Bytes::from_static(b"40\x1e42[\"early\"]")),
+            binary: false,
+        },
     )
     .expect("POST");
     // the event for a namespace still connecting is the reference's "invalid state"
     let out = drain(&mut c);
     assert!(
-        out.contains(&Output::Closed(DisconnectReason::ForcedServerClose)) || !c.is_connected("/")
+        out.contains(&Output::Event(Event::Closed(
+            DisconnectReason::ForcedServerClose
+        ))) || !c.is_connected("/")
     );
     let mut c = Connection::new(
         t(0),
@@ -497,15 +545,21 @@ fn polling_connection_end_to_end() {
         eio::Config::default(),
         Config::default(),
     );
-    c.handle_poll(t(0), 1).expect("handshake");
+    c.handle_input(t(0), Input::Poll(1)).expect("handshake");
     drain(&mut c);
-    c.handle_post(t(1), Some(Bytes::from_static(b"40")), false)
-        .expect("POST");
+    c.handle_input(
+        t(1),
+        Input::Post {
+            body: Some(Bytes::from_static(b"40")),
+            binary: false,
+        },
+    )
+    .expect("POST");
     let out = drain(&mut c);
     app(&mut c, t(1), out);
-    c.handle_poll(t(2), 2).expect("GET");
+    c.handle_input(t(2), Input::Poll(2)).expect("GET");
     let out = drain(&mut c);
-    let Some(Output::Transport(eio::Output::PollResponse { body, .. })) = out.first() else {
+    let Some(Output::Io(eio::Io::PollResponse { body, .. })) = out.first() else {
         panic!("{out:?}")
     };
     assert_eq!(

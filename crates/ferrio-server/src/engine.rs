@@ -230,14 +230,14 @@ impl App for EngineApp {
     type Machine = EngineMachine;
 
     fn create(&self, s: NewSession<Command>) -> EngineMachine {
-        let session = eio::Session::new(s.now, s.sid, s.protocol, s.transport, self.config.clone());
+        let session = eio::Session::from_handshake(s.now, s.sid, &s.handshake, self.config.clone());
         let (tx, rx) = queue::channel(MESSAGE_QUEUE);
         let reason = Arc::new(OnceLock::new());
         let socket = EngineSocket {
             link: s.link.clone(),
             messages: rx,
             request: Arc::new(s.request),
-            protocol: s.protocol,
+            protocol: s.handshake.protocol,
             reason: reason.clone(),
         };
         if let Some(handler) = self.on_connection.clone() {
@@ -260,30 +260,37 @@ struct EngineMachine {
 impl Machine for EngineMachine {
     type Command = Command;
 
-    forward_transport_inputs!(session);
+    fn handle_input(&mut self, now: Instant, input: eio::Input) -> Result<(), eio::RequestError> {
+        self.session.handle_input(now, input)
+    }
 
-    fn poll_transport(&mut self, now: Instant) -> Option<eio::Output> {
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+
+    fn poll_transport(&mut self, now: Instant) -> Option<eio::Io> {
         loop {
-            match self.session.poll_output()? {
-                eio::Output::Message(packet) => {
-                    let full = match &self.to_app {
-                        Some(tx) => tx
-                            .try_send(packet)
-                            .is_err_and(|e| matches!(e, queue::TrySendError::Full(_))),
-                        None => false,
-                    };
-                    if full {
-                        debug!("message queue full: closing the session");
-                        self.session.close(now);
-                    }
-                }
-                eio::Output::Closed(reason) => {
+            let packet = match self.session.poll_output()? {
+                eio::Output::Io(io) => return Some(io),
+                eio::Output::Event(eio::Event::Message(text)) => Packet::Message(text),
+                eio::Output::Event(eio::Event::Binary(data)) => Packet::Binary(data),
+                eio::Output::Event(eio::Event::Closed(reason)) => {
                     debug!(%reason, "engine session closed");
                     // Set before the queue closes, so the application sees it after `None`.
                     let _ = self.reason.set(reason.to_string());
                     self.to_app = None;
+                    continue;
                 }
-                other => return Some(other),
+            };
+            let full = match &self.to_app {
+                Some(tx) => tx
+                    .try_send(packet)
+                    .is_err_and(|e| matches!(e, queue::TrySendError::Full(_))),
+                None => false,
+            };
+            if full {
+                debug!("message queue full: closing the session");
+                self.session.close(now);
             }
         }
     }
@@ -291,7 +298,10 @@ impl Machine for EngineMachine {
     fn handle_command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Send(packet) => {
-                self.session.send(now, [packet.encode()], false, false);
+                // A closed session takes nothing: the application learns it from `recv`.
+                let _ = self
+                    .session
+                    .send(now, [packet.encode()], eio::SendOptions::default());
             }
             Command::Close => self.session.close(now),
         }

@@ -6,10 +6,10 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use ferrio_proto::engine::server as eio;
+use ferrio_proto::engine::server::{self as eio, SendOptions};
 use ferrio_proto::socket::recovery::{PersistedSession, RecoveryConfig, Restored};
 use ferrio_proto::socket::server::{
-    AckError as CoreAckError, Config, Connection, DisconnectReason, Output, RecoveryRequest,
+    AckError as CoreAckError, Config, Connection, DisconnectReason, Event, Output, RecoveryRequest,
 };
 use ferrio_proto::socket::{EncodedPacket, Packet, RawJson};
 use ferrio_proto::{Instant, Str};
@@ -402,16 +402,13 @@ impl App for SocketApp {
     type Machine = SocketMachine;
 
     fn create(&self, s: NewSession<Command>) -> SocketMachine {
-        let mut conn = Connection::new(
+        let conn = Connection::from_handshake(
             s.now,
             s.sid,
-            s.protocol,
-            s.transport,
+            &s.handshake,
             self.engine_config.clone(),
             self.config.clone(),
         );
-        // `b64=1`: the client cannot take binary frames. The session decides what that means.
-        conn.engine_mut().set_supports_binary(!s.request.b64);
         SocketMachine {
             conn,
             shared: self.shared.clone(),
@@ -463,7 +460,7 @@ impl SocketMachine {
     ) {
         let Some(ns) = self.shared.namespace_or_child(&nsp) else {
             debug!(%nsp, "CONNECT to an unknown namespace");
-            self.conn.reject_unknown_namespace(now, &nsp);
+            let _ = self.conn.reject_unknown_namespace(now, &nsp);
             return;
         };
         let restored = match (&recovery, self.shared.recovery.is_some()) {
@@ -485,7 +482,7 @@ impl SocketMachine {
             (None, false) => None,
         };
         let (Some(id), Some(pid)) = (id, pid.map_or(Some(None), |p| p.map(Some))) else {
-            self.conn.reject(now, &nsp, "Bad request", None);
+            let _ = self.conn.reject(now, &nsp, "Bad request", None);
             return;
         };
         let socket = Socket::new(
@@ -554,10 +551,11 @@ impl SocketMachine {
             .flat_map(|r| r.missed.iter().map(Packet::encode))
             .collect();
         let pid = socket.inner.pid.clone();
-        if !self
+        if let Err(e) = self
             .conn
             .accept(now, &nsp, &id, pid.as_deref(), missed.iter())
         {
+            debug!(%nsp, socket = %id, "not accepted: {e}");
             let events = {
                 let mut st = ns.state();
                 st.sockets.remove(&id);
@@ -788,34 +786,45 @@ async fn run_socket(socket: Socket, mut events: queue::Receiver<Box<Packet>>) {
 impl Machine for SocketMachine {
     type Command = Command;
 
-    forward_transport_inputs!(conn);
+    fn handle_input(&mut self, now: Instant, input: eio::Input) -> Result<(), eio::RequestError> {
+        self.conn.handle_input(now, input)
+    }
 
-    fn poll_transport(&mut self, now: Instant) -> Option<eio::Output> {
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.conn.poll_timeout()
+    }
+
+    fn poll_transport(&mut self, now: Instant) -> Option<eio::Io> {
         self.flush_waiting();
         loop {
-            match self.conn.poll_output()? {
-                Output::Transport(out) => return Some(out),
-                Output::Connect {
+            let event = match self.conn.poll_output()? {
+                Output::Io(io) => return Some(io),
+                Output::Event(event) => event,
+            };
+            match event {
+                Event::Connect {
                     nsp,
                     auth,
                     recovery,
                 } => self.on_connect(now, nsp, auth, recovery),
-                Output::Event(packet) => self.on_event(now, packet),
-                Output::Ack(packet) => {
+                Event::Event(packet) => self.on_event(now, packet),
+                Event::Ack(packet) => {
                     if let Some(id) = packet.id() {
                         if let Some(reply) = self.acks.remove(&(packet.nsp().clone(), id)) {
                             let _ = reply.send(Ok(packet));
                         }
                     }
                 }
-                Output::AckFailed { nsp, id, error } => {
+                Event::AckFailed { nsp, id, error } => {
                     if let Some(reply) = self.acks.remove(&(nsp, id)) {
                         let _ = reply.send(Err(error));
                     }
                 }
-                Output::Disconnect { nsp, reason } => self.on_disconnect(now, nsp, reason),
-                Output::Error(e) => debug!("closing the connection: {e}"),
-                Output::Closed(reason) => debug!(%reason, "connection closed"),
+                Event::Disconnect { nsp, reason } => self.on_disconnect(now, nsp, reason),
+                Event::Error(e) => debug!("closing the connection: {e}"),
+                Event::Closed(reason) => debug!(%reason, "connection closed"),
+                // A later kind of event this server does not handle yet.
+                _ => {}
             }
         }
     }
@@ -842,7 +851,13 @@ impl Machine for SocketMachine {
                 volatile,
             } => {
                 if self.is_current(&socket) {
-                    self.conn.send(now, &packet, socket.nsp(), volatile, false);
+                    let options = SendOptions {
+                        volatile,
+                        compress: false,
+                    };
+                    // A volatile packet the transport cannot take is dropped, as the reference
+                    // drops it; a closed connection takes nothing.
+                    let _ = self.conn.send(now, &packet, socket.nsp(), options);
                 }
             }
             Command::EmitWithAck(emit) => {
@@ -855,7 +870,10 @@ impl Machine for SocketMachine {
                 } = *emit;
                 let nsp = &socket.inner.ns.name;
                 if self.is_current(&socket)
-                    && self.conn.emit_with_ack(now, &packet, nsp, ack_id, timeout)
+                    && self
+                        .conn
+                        .emit_with_ack(now, &packet, nsp, ack_id, timeout)
+                        .is_ok()
                 {
                     self.acks.insert((nsp.clone(), ack_id), reply);
                 } else {
@@ -864,14 +882,14 @@ impl Machine for SocketMachine {
             }
             Command::Disconnect(socket) => {
                 if self.is_current(&socket) {
-                    self.conn.disconnect(now, socket.nsp());
+                    let _ = self.conn.disconnect(now, socket.nsp());
                 }
             }
             Command::Close(socket) => {
                 if self.is_current(&socket) {
                     // As the reference's `socket.disconnect(true)`: this socket leaves with
                     // `server namespace disconnect`, the others with `forced server close`.
-                    self.conn.disconnect(now, socket.nsp());
+                    let _ = self.conn.disconnect(now, socket.nsp());
                     self.conn.close(now, DisconnectReason::ForcedServerClose);
                 }
             }
@@ -891,7 +909,8 @@ impl Machine for SocketMachine {
                     Err(e) => {
                         debug!(nsp = socket.nsp(), "CONNECT refused: {e}");
                         let data = e.data_json();
-                        self.conn
+                        let _ = self
+                            .conn
                             .reject(now, socket.nsp(), e.message(), data.as_ref());
                     }
                 }

@@ -11,10 +11,10 @@
 //! loop {
 //!     while let Some(out) = machine.poll_transport() { perform(out) } // answer polls, write frames
 //!     write what is queued on the WebSocket (without waiting)
-//!     select { HTTP request, upgrade probe => machine.handle_*(now, ..),
-//!              message from a WebSocket => machine.handle_ws_frame(now, ..),
+//!     select { HTTP request, upgrade probe => machine.handle_input(now, Input::Poll(..) / ..),
+//!              message from a WebSocket => machine.handle_input(now, Input::WsFrame(..)),
 //!              command from the application => machine.handle_command(now, ..),
-//!              sleep_until(machine.poll_timeout()) => machine.handle_timeout(now) }
+//!              sleep_until(machine.poll_timeout()) => machine.handle_input(now, Input::Timeout) }
 //! }
 //! ```
 //!
@@ -42,8 +42,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
-use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, Transport, UpgradeError};
-use ferrio_proto::engine::{Frame, Protocol};
+use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, Transport};
+use ferrio_proto::engine::Protocol;
 use ferrio_proto::{Instant, Str};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
@@ -57,7 +57,7 @@ use crate::http::{not_found, wants_websocket, websocket_accept, Body, Encoding, 
 use crate::queue;
 use crate::websocket::{WsConn, WsEvent};
 use ferrio_proto::engine::request::{
-    self, ErrorCode, Policy, Query, RequestHead, Route, SessionAction,
+    self, ErrorCode, Handshake, Policy, Query, RequestHead, Route, SessionAction,
 };
 
 /// Application commands (emits, acks, broadcasts) and HTTP requests waiting for a session
@@ -70,30 +70,16 @@ const COMPRESS_INLINE_MAX: usize = 64 * 1024;
 /// Commands a session task takes in one go before it writes their frames.
 const COMMAND_BATCH: usize = 64;
 
-/// A session's state machine as the driver sees it: the transport inputs of
-/// [`eio::Session`], plus the application's commands. Application outputs are handled inside
-/// [`Machine::poll_transport`]; only transport actions come out.
+/// A session's state machine as the driver sees it: the inputs of [`eio::Session`], plus the
+/// application's commands. Application events are handled inside [`Machine::poll_transport`];
+/// only I/O actions come out.
 pub(crate) trait Machine: Send + 'static {
     type Command: Send + 'static;
-    fn handle_poll(&mut self, now: Instant, id: RequestId) -> Result<(), RequestError>;
-    fn handle_poll_aborted(&mut self, now: Instant, id: RequestId);
-    fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError>;
-    fn handle_post(
-        &mut self,
-        now: Instant,
-        body: Option<Bytes>,
-        binary: bool,
-    ) -> Result<(), RequestError>;
-    fn handle_ws_frame(&mut self, now: Instant, frame: Frame);
-    fn handle_ws_closed(&mut self, now: Instant, error: bool);
-    fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError>;
-    fn handle_probe_frame(&mut self, now: Instant, frame: Frame);
-    fn handle_probe_closed(&mut self, now: Instant);
-    fn set_ws_writable(&mut self, writable: bool);
+    /// One input of the session (see [`eio::Input`]); the machine runs its due timers first.
+    fn handle_input(&mut self, now: Instant, input: eio::Input) -> Result<(), RequestError>;
     fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_timeout(&mut self, now: Instant);
     /// The next transport action; application outputs met on the way are handled.
-    fn poll_transport(&mut self, now: Instant) -> Option<eio::Output>;
+    fn poll_transport(&mut self, now: Instant) -> Option<eio::Io>;
     fn handle_command(&mut self, now: Instant, command: Self::Command);
     /// While events wait for room in an application queue: a future that resolves when there
     /// may be room (the loop then polls the machine again).
@@ -111,9 +97,9 @@ pub(crate) trait Machine: Send + 'static {
 pub(crate) struct NewSession<C> {
     pub(crate) now: Instant,
     pub(crate) sid: Str,
-    /// Engine.IO 4, or 3 when `allow_eio3` let a v3 client in.
-    pub(crate) protocol: Protocol,
-    pub(crate) transport: Transport,
+    /// What the handshake asked for: Engine.IO 4, or 3 when `allow_eio3` let a v3 client in,
+    /// the transport, base64 for binary.
+    pub(crate) handshake: Handshake,
     pub(crate) link: SessionLink<C>,
     pub(crate) request: RequestInfo,
 }
@@ -203,8 +189,6 @@ impl SessionShared {
 /// read.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
-    /// The client asked for binary as base64 text (`b64=1`).
-    pub(crate) b64: bool,
     /// The headers as `name:value` lines, each ended by `\n` (which no header holds).
     header_lines: Box<[u8]>,
     headers: OnceLock<HeaderMap>,
@@ -217,9 +201,7 @@ pub(crate) struct RequestInfo {
 impl RequestInfo {
     /// What `req` said, at `issued` (milliseconds).
     pub(crate) fn new<B>(req: &Request<B>, issued: u64) -> RequestInfo {
-        let query = req.uri().query().unwrap_or_default();
         RequestInfo {
-            b64: form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "b64" && v == "1"),
             header_lines: header_lines(req.headers()),
             headers: OnceLock::new(),
             query: OnceLock::new(),
@@ -437,11 +419,8 @@ impl<A: App> Endpoint<A> {
             Ok(route) => route,
             Err(code) => return Next::Done(responder.error(code)),
         };
-        let (transport, protocol) = match route {
-            Route::Handshake {
-                transport,
-                protocol,
-            } => (transport, protocol),
+        let handshake = match route {
+            Route::Handshake(handshake) => handshake,
             Route::Session {
                 ref sid, action, ..
             } => {
@@ -467,9 +446,7 @@ impl<A: App> Endpoint<A> {
             }
         };
         let endpoint = self.clone();
-        Next::Later(Box::pin(
-            endpoint.handshake(req, responder, transport, protocol),
-        ))
+        Next::Later(Box::pin(endpoint.handshake(req, responder, handshake)))
     }
 
     /// A handshake request that passed the checks: `allowRequest`, then the new session.
@@ -477,8 +454,7 @@ impl<A: App> Endpoint<A> {
         self: Arc<Self>,
         req: Request<B>,
         responder: Responder,
-        transport: Transport,
-        protocol: Protocol,
+        handshake: Handshake,
     ) -> Response<Body>
     where
         B: HttpBody + Send + 'static,
@@ -505,14 +481,14 @@ impl<A: App> Endpoint<A> {
             Some(cookie) => responder.with_cookie(&cookie.header(&sid)),
             None => responder,
         };
-        match transport {
+        match handshake.transport {
             Transport::WebSocket => {
-                let target = UpgradeTarget::NewSession(Box::new(info), sid, protocol);
+                let target = UpgradeTarget::NewSession(Box::new(info), sid, handshake);
                 self.upgrade(req, responder, target)
             }
             Transport::Polling => {
                 let compression = self.compression(req.headers());
-                let (inputs, run) = self.open(sid, protocol, Transport::Polling, info, None);
+                let (inputs, run) = self.open(sid, handshake, info, None);
                 tokio::spawn(run);
                 poll(inputs, responder, compression).await
             }
@@ -530,8 +506,7 @@ impl<A: App> Endpoint<A> {
     fn open(
         self: &Arc<Self>,
         sid: Str,
-        protocol: Protocol,
-        transport: Transport,
+        handshake: Handshake,
         request: RequestInfo,
         ws: Option<Box<WsConn>>,
     ) -> (
@@ -544,7 +519,7 @@ impl<A: App> Endpoint<A> {
             sid: sid.clone(),
             transport: AtomicU8::new(0),
         });
-        shared.set_transport(transport);
+        shared.set_transport(handshake.transport);
         let link = SessionLink {
             commands: inbox_tx.clone(),
             overload: overload.clone(),
@@ -553,8 +528,7 @@ impl<A: App> Endpoint<A> {
         let machine = self.app.create(NewSession {
             now: self.clock.now(),
             sid: sid.clone(),
-            protocol,
-            transport,
+            handshake,
             link,
             request,
         });
@@ -563,7 +537,7 @@ impl<A: App> Endpoint<A> {
                 sid.clone(),
                 SessionEntry {
                     inbox: inbox_tx.clone(),
-                    protocol,
+                    protocol: handshake.protocol,
                 },
             );
         }
@@ -580,9 +554,10 @@ impl<A: App> Endpoint<A> {
             probe: None,
             max_buffered: self.options.max_buffered_bytes(),
             writable_below: self.options.max_http_buffer_size,
+            ws_writable: true,
         });
         let endpoint = self.clone();
-        let span = info_span!("session", %sid, transport = transport.name());
+        let span = info_span!("session", %sid, transport = handshake.transport.name());
         let run = async move {
             debug!("open");
             task.run(endpoint.clock).await;
@@ -631,14 +606,8 @@ impl<A: App> Endpoint<A> {
                         ws.close();
                     }
                 }
-                UpgradeTarget::NewSession(info, sid, protocol) => {
-                    let (_, run) = endpoint.open(
-                        sid,
-                        protocol,
-                        Transport::WebSocket,
-                        *info,
-                        Some(Box::new(ws)),
-                    );
+                UpgradeTarget::NewSession(info, sid, handshake) => {
+                    let (_, run) = endpoint.open(sid, handshake, *info, Some(Box::new(ws)));
                     run.await;
                 }
             }
@@ -659,8 +628,8 @@ enum Next<C> {
 
 enum UpgradeTarget<C> {
     Probe(Inbox<C>),
-    /// A session opened over WebSocket, its id and protocol.
-    NewSession(Box<RequestInfo>, Str, Protocol),
+    /// A session opened over WebSocket, its id and what its handshake asked for.
+    NewSession(Box<RequestInfo>, Str, Handshake),
 }
 
 async fn poll<C>(
@@ -840,6 +809,8 @@ struct SessionTask<M: Machine> {
     probe: Option<Box<WsConn>>,
     max_buffered: usize,
     writable_below: usize,
+    /// What the machine was last told of the WebSocket's write queue.
+    ws_writable: bool,
 }
 
 impl<M: Machine> SessionTask<M> {
@@ -871,7 +842,13 @@ impl<M: Machine> SessionTask<M> {
                     self.machine.close_overloaded(now);
                     continue;
                 }
-                self.machine.set_ws_writable(queued < self.writable_below);
+                let writable = queued < self.writable_below;
+                if writable != self.ws_writable {
+                    self.ws_writable = writable;
+                    let _ = self
+                        .machine
+                        .handle_input(now, eio::Input::WsWritable(writable));
+                }
             }
             if self.machine.is_closed() {
                 break;
@@ -890,7 +867,7 @@ impl<M: Machine> SessionTask<M> {
             tokio::select! {
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
-                    self.machine.handle_timeout(clock.now());
+                    let _ = self.machine.handle_input(clock.now(), eio::Input::Timeout);
                 }
                 msg = self.inbox.recv() => match msg {
                     Some(msg) => {
@@ -909,28 +886,28 @@ impl<M: Machine> SessionTask<M> {
                     None => break,
                 },
                 event = ws_event(&mut self.main) => {
-                    let now = self.fire_due_timers(clock.now());
-                    match event {
-                        WsEvent::Frame(frame) => self.machine.handle_ws_frame(now, frame),
+                    let input = match event {
+                        WsEvent::Frame(frame) => eio::Input::WsFrame(frame),
                         WsEvent::Closed { error } => {
                             if let Some(w) = self.main.take() {
                                 w.close();
                             }
-                            self.machine.handle_ws_closed(now, error);
+                            eio::Input::WsClosed { error }
                         }
-                    }
+                    };
+                    let _ = self.machine.handle_input(clock.now(), input);
                 }
                 event = ws_event(&mut self.probe) => {
-                    let now = self.fire_due_timers(clock.now());
-                    match event {
-                        WsEvent::Frame(frame) => self.machine.handle_probe_frame(now, frame),
+                    let input = match event {
+                        WsEvent::Frame(frame) => eio::Input::ProbeFrame(frame),
                         WsEvent::Closed { .. } => {
                             if let Some(w) = self.probe.take() {
                                 w.close();
                             }
-                            self.machine.handle_probe_closed(now);
+                            eio::Input::ProbeClosed
                         }
-                    }
+                    };
+                    let _ = self.machine.handle_input(clock.now(), input);
                 }
                 () = self.overload.notified() => {
                     debug!("queue full: closing the session");
@@ -938,7 +915,7 @@ impl<M: Machine> SessionTask<M> {
                 }
                 id = poll_gone(first_poll) => {
                     self.polls.retain(|(i, _)| *i != id);
-                    self.machine.handle_poll_aborted(clock.now(), id);
+                    let _ = self.machine.handle_input(clock.now(), eio::Input::PollAborted(id));
                 }
                 () = async move {
                     match room {
@@ -956,17 +933,18 @@ impl<M: Machine> SessionTask<M> {
         }
     }
 
-    /// Runs the machine's timers if one is due at `now` (before an input that arrived late).
+    /// Runs the machine's timers if one is due at `now`, before commands that arrived late
+    /// (inputs run them themselves).
     fn fire_due_timers(&mut self, now: Instant) -> Instant {
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
-            self.machine.handle_timeout(now);
+            let _ = self.machine.handle_input(now, eio::Input::Timeout);
         }
         now
     }
 
-    fn perform(&mut self, out: eio::Output) {
+    fn perform(&mut self, out: eio::Io) {
         match out {
-            eio::Output::PollResponse {
+            eio::Io::PollResponse {
                 request,
                 body,
                 binary,
@@ -977,32 +955,31 @@ impl<M: Machine> SessionTask<M> {
                     let _ = reply.send(Ok((body, binary)));
                 }
             }
-            eio::Output::WsSend(frame) => {
+            eio::Io::WsSend(frame) => {
                 if let Some(w) = &mut self.main {
                     w.send(frame);
                 }
             }
-            eio::Output::WsClose => {
+            eio::Io::WsClose => {
                 if let Some(w) = self.main.take() {
                     w.close();
                 }
             }
-            eio::Output::ProbeSend(frame) => {
+            eio::Io::ProbeSend(frame) => {
                 if let Some(w) = &mut self.probe {
                     w.send(frame);
                 }
             }
-            eio::Output::ProbeClose => {
+            eio::Io::ProbeClose => {
                 if let Some(w) = self.probe.take() {
                     w.close();
                 }
             }
-            eio::Output::Upgraded => {
+            eio::Io::Upgraded => {
                 debug!("upgraded to websocket");
                 self.main = self.probe.take();
                 self.shared.set_transport(Transport::WebSocket);
             }
-            eio::Output::Message(_) | eio::Output::Closed(_) => {}
         }
     }
 
@@ -1019,7 +996,7 @@ impl<M: Machine> SessionTask<M> {
                 let id = self.next_request;
                 self.next_request += 1;
                 self.polls.push((id, reply));
-                if let Err(e) = self.machine.handle_poll(now, id) {
+                if let Err(e) = self.machine.handle_input(now, eio::Input::Poll(id)) {
                     if let Some(i) = self.polls.iter().position(|(r, _)| *r == id) {
                         let (_, reply) = self.polls.swap_remove(i);
                         let _ = reply.send(Err(e));
@@ -1027,11 +1004,16 @@ impl<M: Machine> SessionTask<M> {
                 }
             }
             Input::PostStart { binary, reply } => {
-                let started = self.machine.handle_post_start(now, binary);
+                let started = self
+                    .machine
+                    .handle_input(now, eio::Input::PostStart { binary });
                 let accepted = started.is_ok();
                 if reply.send(started).is_err() && accepted {
                     // The request went away before it heard the answer: its POST is over.
-                    let _ = self.machine.handle_post(now, None, binary);
+                    let body = None;
+                    let _ = self
+                        .machine
+                        .handle_input(now, eio::Input::Post { body, binary });
                 }
             }
             Input::Post(post) => {
@@ -1040,20 +1022,25 @@ impl<M: Machine> SessionTask<M> {
                     binary,
                     reply,
                 } = *post;
-                let _ = reply.send(self.machine.handle_post(now, body, binary));
+                let _ = reply.send(
+                    self.machine
+                        .handle_input(now, eio::Input::Post { body, binary }),
+                );
             }
-            Input::Upgrade(ws) => match self.machine.handle_upgrade_request(now) {
-                Ok(()) => {
-                    // A probe still open is replaced (its session refused nothing yet).
-                    if let Some(old) = self.probe.replace(ws) {
-                        old.close();
+            Input::Upgrade(ws) => {
+                match self.machine.handle_input(now, eio::Input::UpgradeRequest) {
+                    Ok(()) => {
+                        // A probe still open is replaced (its session refused nothing yet).
+                        if let Some(old) = self.probe.replace(ws) {
+                            old.close();
+                        }
+                    }
+                    Err(e) => {
+                        debug!("upgrade refused: {e:?}");
+                        ws.close();
                     }
                 }
-                Err(e) => {
-                    debug!("upgrade refused: {e:?}");
-                    ws.close();
-                }
-            },
+            }
             Input::Shutdown => self.machine.close_shutdown(now),
         }
     }
@@ -1094,7 +1081,6 @@ mod tests {
             .body(())
             .unwrap();
         let info = RequestInfo::new(&req, 7);
-        assert!(info.b64);
         assert_eq!(info.url, "/socket.io/?EIO=4&name=J%C3%B6&b64=1&name=x");
         assert_eq!(info.headers(), req.headers());
         let a: Vec<_> = info.headers().get_all("x-a").iter().collect();
@@ -1105,7 +1091,6 @@ mod tests {
         assert_eq!(info.query(), &expected[..]);
         let plain = Request::builder().uri("/socket.io/").body(()).unwrap();
         let info = RequestInfo::new(&plain, 7);
-        assert!(!info.b64);
         assert!(info.query().is_empty() && info.headers().is_empty());
     }
 }

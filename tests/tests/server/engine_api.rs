@@ -177,3 +177,38 @@ async fn a_post_dropped_mid_body_ends_for_the_session() {
         .expect("the session still waits for the dropped POST");
     assert_eq!(r.status(), 400);
 }
+
+/// A client that asked for base64 (`b64=1`, as `forceBase64` clients do) cannot take binary
+/// frames: the bare Engine.IO server sends it binary as `b` + base64 text frames over WebSocket
+/// (and, over polling, as `b` records, as every v4 payload does), while a client that did not
+/// ask gets a binary frame.
+#[tokio::test]
+async fn a_base64_client_gets_binary_as_base64_text_frames() {
+    let engine = Engine::builder()
+        .on_connection(|mut socket| async move {
+            while let Some(message) = socket.recv().await {
+                socket.send(message);
+            }
+        })
+        .build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(engine.serve(listener));
+
+    let mut base64 = ws(addr, "/engine.io/?EIO=4&transport=websocket&b64=1")
+        .await
+        .unwrap();
+    base64.text().await; // open
+    base64.send_binary(&[1, 2, 3]).await;
+    assert_eq!(base64.text().await, "bAQID");
+
+    let mut binary = ws(addr, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .unwrap();
+    binary.text().await;
+    binary.send_binary(&[1, 2, 3]).await;
+    match binary.next().await {
+        Some(tokio_tungstenite::tungstenite::Message::Binary(b)) => assert_eq!(&b[..], [1, 2, 3]),
+        other => panic!("expected a binary frame, got {other:?}"),
+    }
+}

@@ -19,15 +19,16 @@
 //!             Output::Event(event)                            => hand to the upper layer,
 //!         }
 //!     }
-//!     select {
-//!         GET answered 200       => session.handle_poll_response(now, id, body),
-//!         POST answered 200      => session.handle_post_response(now, id),
-//!         request failed / non-200 / WebSocket error => session.handle_transport_error(now, id, text),
-//!         WebSocket connected    => session.handle_ws_open(now, id),
-//!         WebSocket message      => session.handle_ws_frame(now, id, frame),
-//!         WebSocket closed       => session.handle_ws_closed(now, id),
-//!         sleep_until(session.poll_timeout()) => session.handle_timeout(now),
-//!     }
+//!     let input = select {
+//!         GET answered 200       => Input::PollResponse { transport, body },
+//!         POST answered 200      => Input::PostResponse { transport },
+//!         request failed / non-200 / WebSocket error => Input::TransportError { transport, description },
+//!         WebSocket connected    => Input::WsOpen { transport },
+//!         WebSocket message      => Input::WsFrame { transport, frame },
+//!         WebSocket closed       => Input::WsClosed { transport },
+//!         sleep_until(session.poll_timeout()) => Input::Timeout,
+//!     };
+//!     session.handle_input(now, input);                  // the timers due run first
 //! }
 //! ```
 //!
@@ -55,7 +56,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use ferrio_proto::engine::client::{Config, Event, Io, Output, Session};
+//! use ferrio_proto::engine::client::{Config, Event, Input, Io, Output, Session};
 //! use ferrio_proto::engine::Frame;
 //! use ferrio_proto::Instant;
 //!
@@ -65,7 +66,7 @@
 //! let Some(Output::Io(Io::Get { transport, query })) = s.poll_output() else { panic!() };
 //! assert_eq!(query, [("EIO".to_string(), "4".to_string()), ("transport".to_string(), "polling".to_string())]);
 //! let open = r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
-//! s.handle_poll_response(t, transport, Bytes::from(open));
+//! s.handle_input(t, Input::PollResponse { transport, body: Bytes::from(open) });
 //! let Some(Output::Event(Event::Open(handshake))) = s.poll_output() else { panic!() };
 //! assert_eq!(handshake.sid, "abc");
 //! // the next long-poll carries the sid
@@ -100,6 +101,13 @@ impl TransportId {
     /// The id as a number (for the driver's maps and logs).
     pub fn as_u64(self) -> u64 {
         self.0
+    }
+
+    /// The id numbered `id` (as [`TransportId::as_u64`] gave it), for a driver that hands ids
+    /// to another language as numbers. Input naming a transport the session does not use is
+    /// ignored, so the driver need not check.
+    pub fn from_u64(id: u64) -> TransportId {
+        TransportId(id)
     }
 }
 
@@ -192,11 +200,64 @@ impl fmt::Display for CloseReason {
     }
 }
 
-/// An I/O action for the driver.
+/// Everything that reaches a session from outside: the outcome of the driver's requests and
+/// WebSockets, named by the [`TransportId`] the session gave them, and the passing of time.
+/// Given to [`Session::handle_input`], which runs the timers due at `now` first.
+///
+/// Input for a transport the session no longer uses (a late answer, a closed probe) is ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum Input {
+    /// Nothing but time: the timers due run (see [`Session::poll_timeout`]).
+    Timeout,
+    /// The answer (status 200) to the GET of polling `transport`.
+    PollResponse {
+        /// The polling transport.
+        transport: TransportId,
+        /// The body.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::fuzzing::bytes))]
+        body: Bytes,
+    },
+    /// The answer (status 200, `ok`) to the POST of polling `transport`.
+    PostResponse {
+        /// The polling transport.
+        transport: TransportId,
+    },
+    /// A WebSocket asked for with [`Io::WsOpen`] is connected.
+    WsOpen {
+        /// The WebSocket.
+        transport: TransportId,
+    },
+    /// A frame arrived on WebSocket `transport`.
+    WsFrame {
+        /// The WebSocket.
+        transport: TransportId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// WebSocket `transport` closed (by the server or the network).
+    WsClosed {
+        /// The WebSocket.
+        transport: TransportId,
+    },
+    /// A request of `transport` failed (network error, or a status other than 200), or its
+    /// WebSocket reported an error. `description` is kept in the close event (the reference's
+    /// `xhr poll error`, `xhr post error`, `websocket error`, or the HTTP status).
+    TransportError {
+        /// The transport.
+        transport: TransportId,
+        /// What failed.
+        description: String,
+    },
+}
+
+/// An I/O action for the driver. Not `#[non_exhaustive]`: every driver must perform every
+/// action, so a new one is a change that drivers must see at compile time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Io {
     /// Start an HTTP long-polling GET. At most one GET per transport is in flight; answer with
-    /// [`Session::handle_poll_response`] or [`Session::handle_transport_error`].
+    /// [`Input::PollResponse`] or [`Input::TransportError`].
     Get {
         /// The polling transport.
         transport: TransportId,
@@ -204,8 +265,8 @@ pub enum Io {
         query: Query,
     },
     /// Start an HTTP POST with this body (`Content-Type: text/plain;charset=UTF-8`). At most one
-    /// POST per transport is in flight; answer with [`Session::handle_post_response`] or
-    /// [`Session::handle_transport_error`].
+    /// POST per transport is in flight; answer with [`Input::PostResponse`] or
+    /// [`Input::TransportError`].
     Post {
         /// The polling transport.
         transport: TransportId,
@@ -214,7 +275,7 @@ pub enum Io {
         /// A v4 polling payload.
         body: Bytes,
     },
-    /// Connect a WebSocket; report [`Session::handle_ws_open`] when connected.
+    /// Connect a WebSocket; report [`Input::WsOpen`] when connected.
     WsOpen {
         /// The new transport.
         transport: TransportId,
@@ -658,8 +719,24 @@ impl Session {
         self.on_close(CloseReason::ForcedClose, None);
     }
 
-    /// The answer (status 200) to the GET of polling `transport`.
-    pub fn handle_poll_response(&mut self, now: Instant, transport: TransportId, body: Bytes) {
+    /// Handles one input, after the timers due at `now` (see [`Input`] for each).
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.on_timeout(now);
+        match input {
+            Input::Timeout => {}
+            Input::PollResponse { transport, body } => self.on_poll_response(now, transport, body),
+            Input::PostResponse { transport } => self.on_post_response(transport),
+            Input::WsOpen { transport } => self.on_ws_open(transport),
+            Input::WsFrame { transport, frame } => self.on_ws_frame(now, transport, frame),
+            Input::WsClosed { transport } => self.on_ws_closed(transport),
+            Input::TransportError {
+                transport,
+                description,
+            } => self.on_transport_error(transport, description),
+        }
+    }
+
+    fn on_poll_response(&mut self, now: Instant, transport: TransportId, body: Bytes) {
         match self.polling(transport) {
             Some(Kind::Polling { get_in_flight, .. }) if *get_in_flight => *get_in_flight = false,
             _ => return,
@@ -712,8 +789,7 @@ impl Session {
         }
     }
 
-    /// The answer (status 200, `ok`) to the POST of polling `transport`.
-    pub fn handle_post_response(&mut self, _now: Instant, transport: TransportId) {
+    fn on_post_response(&mut self, transport: TransportId) {
         match self.polling(transport) {
             Some(Kind::Polling { post_in_flight, .. }) if *post_in_flight => {
                 *post_in_flight = false
@@ -726,8 +802,7 @@ impl Session {
         }
     }
 
-    /// A WebSocket asked for with [`Io::WsOpen`] is connected.
-    pub fn handle_ws_open(&mut self, _now: Instant, transport: TransportId) {
+    fn on_ws_open(&mut self, transport: TransportId) {
         if let Some(probe) = self.probe.as_mut() {
             if probe.id == transport {
                 if probe.stage == ProbeStage::Connecting {
@@ -753,8 +828,7 @@ impl Session {
         }
     }
 
-    /// A frame arrived on WebSocket `transport`.
-    pub fn handle_ws_frame(&mut self, now: Instant, transport: TransportId, frame: Frame) {
+    fn on_ws_frame(&mut self, now: Instant, transport: TransportId, frame: Frame) {
         if self.probe.as_ref().is_some_and(|p| p.id == transport) {
             self.on_probe_frame(frame);
             return;
@@ -776,8 +850,7 @@ impl Session {
         }
     }
 
-    /// WebSocket `transport` closed (by the server or the network).
-    pub fn handle_ws_closed(&mut self, _now: Instant, transport: TransportId) {
+    fn on_ws_closed(&mut self, transport: TransportId) {
         if self.probe.as_ref().is_some_and(|p| p.id == transport) {
             self.probe_failed("probe error: transport closed".to_owned());
         } else if self.active.as_ref().is_some_and(|a| a.id == transport) {
@@ -785,28 +858,22 @@ impl Session {
         }
     }
 
-    /// A request of `transport` failed (network error, or a status other than 200), or its
-    /// WebSocket reported an error. `description` is kept in the close event (the reference's
-    /// `xhr poll error`, `xhr post error`, `websocket error`, or the HTTP status).
-    pub fn handle_transport_error(
-        &mut self,
-        _now: Instant,
-        transport: TransportId,
-        description: impl Into<String>,
-    ) {
+    fn on_transport_error(&mut self, transport: TransportId, description: String) {
         if self.probe.as_ref().is_some_and(|p| p.id == transport) {
-            self.probe_failed("probe error: ".to_owned() + &description.into());
+            self.probe_failed("probe error: ".to_owned() + &description);
         } else if self.active.as_ref().is_some_and(|a| a.id == transport) {
-            self.on_transport_failure(description.into());
+            self.on_transport_failure(description);
         }
     }
 
     /// The next output, if any. Drain after every call.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
 
-    /// When [`Session::handle_timeout`] must be called next: the heartbeat deadline.
+    /// When [`Input::Timeout`] must be given next: the heartbeat deadline.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.state == State::Closed {
             return None;
@@ -815,7 +882,7 @@ impl Session {
     }
 
     /// Time passed: closes the session with `ping timeout` if no ping arrived in time.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn on_timeout(&mut self, now: Instant) {
         if self.state != State::Closed && self.ping_deadline.is_some_and(|d| now >= d) {
             self.on_close(CloseReason::PingTimeout, None);
         }
@@ -1266,6 +1333,40 @@ mod tests {
         std::iter::from_fn(|| s.poll_output()).collect()
     }
 
+    fn poll_response(s: &mut Session, now: Instant, transport: TransportId, body: Bytes) {
+        s.handle_input(now, Input::PollResponse { transport, body });
+    }
+
+    fn post_response(s: &mut Session, now: Instant, transport: TransportId) {
+        s.handle_input(now, Input::PostResponse { transport });
+    }
+
+    fn ws_open(s: &mut Session, now: Instant, transport: TransportId) {
+        s.handle_input(now, Input::WsOpen { transport });
+    }
+
+    fn ws_frame(s: &mut Session, now: Instant, transport: TransportId, frame: Frame) {
+        s.handle_input(now, Input::WsFrame { transport, frame });
+    }
+
+    fn ws_closed(s: &mut Session, now: Instant, transport: TransportId) {
+        s.handle_input(now, Input::WsClosed { transport });
+    }
+
+    fn transport_error(s: &mut Session, now: Instant, transport: TransportId, description: &str) {
+        s.handle_input(
+            now,
+            Input::TransportError {
+                transport,
+                description: description.into(),
+            },
+        );
+    }
+
+    fn timeout(s: &mut Session, now: Instant) {
+        s.handle_input(now, Input::Timeout);
+    }
+
     fn q(pairs: &[(&str, &str)]) -> Query {
         pairs
             .iter()
@@ -1287,7 +1388,7 @@ mod tests {
         let Some(Output::Io(Io::Get { transport, .. })) = s.poll_output() else {
             panic!("handshake GET")
         };
-        s.handle_poll_response(t(0), transport, Bytes::from(open.to_owned()));
+        poll_response(s, t(0), transport, Bytes::from(open.to_owned()));
         transport
     }
 
@@ -1348,7 +1449,7 @@ mod tests {
             &q(&[("token", "x"), ("EIO", "4"), ("transport", "polling")])
         );
         assert!(!s.is_writable());
-        s.handle_poll_response(t(10), *transport, Bytes::from(OPEN_NO_UPGRADE));
+        poll_response(&mut s, t(10), *transport, Bytes::from(OPEN_NO_UPGRADE));
         let out = drain(&mut s);
         let Output::Event(Event::Open(open)) = &out[0] else {
             panic!("{out:?}")
@@ -1389,14 +1490,14 @@ mod tests {
         let mut s = Session::new(Config::default());
         let id = open_polling(&mut s, OPEN_NO_UPGRADE);
         drain(&mut s);
-        s.handle_poll_response(t(25_000), id, Bytes::from_static(b"2"));
+        poll_response(&mut s, t(25_000), id, Bytes::from_static(b"2"));
         let out = drain(&mut s);
         assert_eq!(posts(&out), ["3"]);
         assert_eq!(events(&out), [Event::Ping]);
         assert_eq!(gets(&out), 1);
         assert_eq!(s.poll_timeout(), Some(t(70_000)));
         // messages do not reset the heartbeat; only pings do
-        s.handle_poll_response(t(60_000), id, Bytes::from_static(b"4x"));
+        poll_response(&mut s, t(60_000), id, Bytes::from_static(b"4x"));
         assert_eq!(s.poll_timeout(), Some(t(70_000)));
     }
 
@@ -1405,9 +1506,9 @@ mod tests {
         let mut s = Session::new(Config::default());
         let id = open_polling(&mut s, OPEN_NO_UPGRADE);
         drain(&mut s);
-        s.handle_timeout(t(44_999));
+        timeout(&mut s, t(44_999));
         assert!(drain(&mut s).is_empty());
-        s.handle_timeout(t(45_000));
+        timeout(&mut s, t(45_000));
         let out = drain(&mut s);
         assert_eq!(posts(&out), ["1"]);
         assert!(out.contains(&Output::Io(Io::Close { transport: id })));
@@ -1421,7 +1522,7 @@ mod tests {
         assert_eq!(s.state(), State::Closed);
         assert_eq!(s.poll_timeout(), None);
         // a late GET answer is ignored
-        s.handle_poll_response(t(45_001), id, Bytes::from_static(b"2"));
+        poll_response(&mut s, t(45_001), id, Bytes::from_static(b"2"));
         assert!(drain(&mut s).is_empty());
     }
 
@@ -1461,20 +1562,20 @@ mod tests {
         assert_eq!(posts(&out), ["4a"]);
         assert_eq!(s.buffered_bytes(), 2 + 2 + 2 + 1);
         // a POST answer for another transport changes nothing
-        s.handle_post_response(t(4), TransportId(99));
+        post_response(&mut s, t(4), TransportId(99));
         assert!(drain(&mut s).is_empty());
-        s.handle_post_response(t(5), id);
+        post_response(&mut s, t(5), id);
         let out = drain(&mut s);
         assert_eq!(posts(&out), ["4b\u{1e}4c\u{1e}bAQ=="]);
-        s.handle_post_response(t(6), id);
+        post_response(&mut s, t(6), id);
         assert!(drain(&mut s).is_empty());
         assert_eq!(s.buffered_bytes(), 0);
         assert!(s.is_writable());
         // the GET cycle: each answer starts exactly one new GET
-        s.handle_poll_response(t(7), id, Bytes::from_static(b"6"));
+        poll_response(&mut s, t(7), id, Bytes::from_static(b"6"));
         assert_eq!(gets(&drain(&mut s)), 1);
         // a duplicate answer (no GET in flight on our side) is ignored
-        s.handle_poll_response(t(7), TransportId(42), Bytes::from_static(b"6"));
+        poll_response(&mut s, t(7), TransportId(42), Bytes::from_static(b"6"));
         assert!(drain(&mut s).is_empty());
     }
 
@@ -1491,25 +1592,25 @@ mod tests {
         }
         drain(&mut s);
         // 1 + (5+2) + (5+2) = 15; a third makes 1 + 7 + 7 + 5 = 20 <= 20; a fourth 27 > 20
-        s.handle_post_response(t(2), id);
+        post_response(&mut s, t(2), id);
         assert_eq!(posts(&drain(&mut s)), ["4hello\u{1e}4hello\u{1e}4hello"]);
-        s.handle_post_response(t(3), id);
+        post_response(&mut s, t(3), id);
         assert_eq!(posts(&drain(&mut s)), ["4hello\u{1e}4hello"]);
         // binary data counts ceil(len * 1.33): 12 bytes count 16 (1 + 16 + 2 + ...)
         s.send(t(4), [msg("x")], true).expect("send");
         drain(&mut s);
-        s.handle_post_response(t(5), id);
+        post_response(&mut s, t(5), id);
         drain(&mut s);
         s.send(t(6), [Frame::Binary(Bytes::from(vec![0u8; 12]))], true)
             .expect("send");
         s.send(t(6), [msg("ab")], true).expect("send");
         drain(&mut s);
-        s.handle_post_response(t(7), id);
+        post_response(&mut s, t(7), id);
         let out = drain(&mut s);
         assert_eq!(posts(&out), ["bAAAAAAAAAAAAAAAA"]);
-        s.handle_post_response(t(8), id);
+        post_response(&mut s, t(8), id);
         assert_eq!(posts(&drain(&mut s)), ["4ab"]);
-        s.handle_post_response(t(9), id);
+        post_response(&mut s, t(9), id);
         assert!(drain(&mut s).is_empty());
         // a single packet larger than maxPayload still goes
         s.send(t(9), [msg(&"y".repeat(50))], true).expect("send");
@@ -1538,7 +1639,7 @@ mod tests {
         let mut s = Session::new(Config::default());
         let id = open_polling(&mut s, OPEN_NO_UPGRADE);
         drain(&mut s);
-        s.handle_poll_response(t(1), id, Bytes::from_static(b"4a\x1e1\x1e4b"));
+        poll_response(&mut s, t(1), id, Bytes::from_static(b"4a\x1e1\x1e4b"));
         let out = drain(&mut s);
         assert_eq!(
             events(&out),
@@ -1559,7 +1660,7 @@ mod tests {
         let mut s = Session::new(Config::default());
         let id = open_polling(&mut s, OPEN_NO_UPGRADE);
         drain(&mut s);
-        s.handle_poll_response(t(1), id, Bytes::from_static(b"4a\x1ex"));
+        poll_response(&mut s, t(1), id, Bytes::from_static(b"4a\x1ex"));
         let ev = events(&drain(&mut s));
         assert_eq!(ev[0], Event::Message("a".into()));
         assert!(matches!(
@@ -1596,7 +1697,7 @@ mod tests {
         let mut s = Session::new(Config::default());
         let id = open_polling(&mut s, OPEN_NO_UPGRADE);
         drain(&mut s);
-        s.handle_transport_error(t(1), id, "xhr poll error");
+        transport_error(&mut s, t(1), id, "xhr poll error");
         let out = drain(&mut s);
         assert_eq!(
             events(&out),
@@ -1622,11 +1723,11 @@ mod tests {
         assert_eq!(s.send(t(1), [msg("c")], true), Err(SendError::Closed));
         assert!(drain(&mut s).is_empty());
         // pings are not answered while closing (`_sendPacket` returns early)
-        s.handle_poll_response(t(2), id, Bytes::from_static(b"2"));
+        poll_response(&mut s, t(2), id, Bytes::from_static(b"2"));
         assert!(posts(&drain(&mut s)).is_empty());
-        s.handle_post_response(t(3), id);
+        post_response(&mut s, t(3), id);
         assert_eq!(posts(&drain(&mut s)), ["4b"]);
-        s.handle_post_response(t(4), id);
+        post_response(&mut s, t(4), id);
         let out = drain(&mut s);
         assert_eq!(posts(&out), ["1"]);
         assert_eq!(
@@ -1670,7 +1771,7 @@ mod tests {
                 _ => None,
             })
             .expect("probe opened");
-        s.handle_ws_open(t(1), probe);
+        ws_open(s, t(1), probe);
         assert_eq!(ws_sent(&drain(s)), [text("2probe")]);
         (poll, probe)
     }
@@ -1681,14 +1782,14 @@ mod tests {
         let (poll, probe) = start_upgrade(&mut s);
         s.send(t(2), [msg("a")], true).expect("send"); // POST in flight
         assert_eq!(posts(&drain(&mut s)), ["4a"]);
-        s.handle_ws_frame(t(3), probe, text("3probe"));
+        ws_frame(&mut s, t(3), probe, text("3probe"));
         assert!(s.is_upgrading());
         s.send(t(3), [msg("b")], true).expect("send"); // waits for the switch
         assert!(drain(&mut s).is_empty());
         // the pending GET is answered with a noop: no new GET, still waiting for the POST
-        s.handle_poll_response(t(4), poll, Bytes::from_static(b"6"));
+        poll_response(&mut s, t(4), poll, Bytes::from_static(b"6"));
         assert!(drain(&mut s).is_empty());
-        s.handle_post_response(t(5), poll);
+        post_response(&mut s, t(5), poll);
         let out = drain(&mut s);
         assert_eq!(
             out,
@@ -1710,7 +1811,7 @@ mod tests {
         assert_eq!(s.transport(), Some(Transport::WebSocket));
         assert!(!s.is_upgrading());
         // from now on frames go over the WebSocket at once, pings too
-        s.handle_ws_frame(t(6), probe, text("2"));
+        ws_frame(&mut s, t(6), probe, text("2"));
         let out = drain(&mut s);
         assert_eq!(ws_sent(&out), [text("3")]);
         assert_eq!(events(&out), [Event::Ping]);
@@ -1725,10 +1826,10 @@ mod tests {
             [text("4c"), Frame::Binary(Bytes::from_static(&[9]))]
         );
         // input for the old polling transport is ignored
-        s.handle_poll_response(t(8), poll, Bytes::from_static(b"4late"));
+        poll_response(&mut s, t(8), poll, Bytes::from_static(b"4late"));
         assert!(drain(&mut s).is_empty());
         // a WebSocket close is a transport close, without a close packet
-        s.handle_ws_closed(t(9), probe);
+        ws_closed(&mut s, t(9), probe);
         let out = drain(&mut s);
         assert_eq!(
             events(&out),
@@ -1743,7 +1844,7 @@ mod tests {
     fn failed_probe_keeps_polling() {
         let mut s = Session::new(Config::default());
         let (poll, probe) = start_upgrade(&mut s);
-        s.handle_ws_frame(t(2), probe, text("3nope"));
+        ws_frame(&mut s, t(2), probe, text("3nope"));
         let out = drain(&mut s);
         assert_eq!(
             out,
@@ -1755,7 +1856,7 @@ mod tests {
         assert_eq!(s.transport(), Some(Transport::Polling));
         s.send(t(3), [msg("a")], true).expect("send");
         assert_eq!(posts(&drain(&mut s)), ["4a"]);
-        s.handle_poll_response(t(4), poll, Bytes::from_static(b"4x"));
+        poll_response(&mut s, t(4), poll, Bytes::from_static(b"4x"));
         assert_eq!(gets(&drain(&mut s)), 1);
     }
 
@@ -1763,10 +1864,10 @@ mod tests {
     fn probe_failing_while_pausing_resumes_polling() {
         let mut s = Session::new(Config::default());
         let (poll, probe) = start_upgrade(&mut s);
-        s.handle_ws_frame(t(2), probe, text("3probe"));
+        ws_frame(&mut s, t(2), probe, text("3probe"));
         s.send(t(2), [msg("held")], true).expect("send");
         assert!(drain(&mut s).is_empty());
-        s.handle_transport_error(t(3), probe, "websocket error");
+        transport_error(&mut s, t(3), probe, "websocket error");
         let out = drain(&mut s);
         assert_eq!(
             events(&out),
@@ -1776,7 +1877,7 @@ mod tests {
         assert_eq!(posts(&out), ["4held"]);
         // the GET was still in flight, so no second one
         assert_eq!(gets(&out), 0);
-        s.handle_poll_response(t(4), poll, Bytes::from_static(b"6"));
+        poll_response(&mut s, t(4), poll, Bytes::from_static(b"6"));
         assert_eq!(gets(&drain(&mut s)), 1);
     }
 
@@ -1784,7 +1885,7 @@ mod tests {
     fn probe_closed_before_answering() {
         let mut s = Session::new(Config::default());
         let (_poll, probe) = start_upgrade(&mut s);
-        s.handle_ws_closed(t(2), probe);
+        ws_closed(&mut s, t(2), probe);
         assert_eq!(
             events(&drain(&mut s)),
             [Event::UpgradeError("probe error: transport closed".into())]
@@ -1815,11 +1916,11 @@ mod tests {
     fn close_during_upgrade_waits_for_it() {
         let mut s = Session::new(Config::default());
         let (poll, probe) = start_upgrade(&mut s);
-        s.handle_ws_frame(t(2), probe, text("3probe"));
+        ws_frame(&mut s, t(2), probe, text("3probe"));
         s.close();
         assert_eq!(s.state(), State::Closing);
         assert!(drain(&mut s).is_empty());
-        s.handle_poll_response(t(3), poll, Bytes::from_static(b"6"));
+        poll_response(&mut s, t(3), poll, Bytes::from_static(b"6"));
         let out = drain(&mut s);
         assert!(events(&out).contains(&Event::Upgrade(Transport::WebSocket)));
         assert_eq!(
@@ -1853,13 +1954,18 @@ mod tests {
         // frames sent before the socket opens wait for it
         s.send(t(0), [msg("early")], true).expect("send");
         assert!(drain(&mut s).is_empty());
-        s.handle_ws_open(t(1), transport);
+        ws_open(&mut s, t(1), transport);
         assert_eq!(ws_sent(&drain(&mut s)), [text("4early")]);
-        s.handle_ws_frame(t(2), transport, text(OPEN_NO_UPGRADE));
+        ws_frame(&mut s, t(2), transport, text(OPEN_NO_UPGRADE));
         let ev = events(&drain(&mut s));
         assert!(matches!(ev.as_slice(), [Event::Open(_)]));
         assert_eq!(s.transport(), Some(Transport::WebSocket));
-        s.handle_ws_frame(t(3), transport, Frame::Binary(Bytes::from_static(&[1])));
+        ws_frame(
+            &mut s,
+            t(3),
+            transport,
+            Frame::Binary(Bytes::from_static(&[1])),
+        );
         assert_eq!(
             events(&drain(&mut s)),
             [Event::Binary(Bytes::from_static(&[1]))]
@@ -1878,8 +1984,8 @@ mod tests {
             ..Config::default()
         });
         let (poll, probe) = start_upgrade(&mut s);
-        s.handle_ws_frame(t(2), probe, text("3probe"));
-        s.handle_poll_response(t(3), poll, Bytes::from_static(b"6"));
+        ws_frame(&mut s, t(2), probe, text("3probe"));
+        poll_response(&mut s, t(3), poll, Bytes::from_static(b"6"));
         drain(&mut s);
         s.abort();
         drain(&mut s);
@@ -1917,7 +2023,7 @@ mod tests {
         let Some(Output::Io(Io::WsOpen { transport, .. })) = s.poll_output() else {
             panic!("WebSocket first")
         };
-        s.handle_transport_error(t(0), transport, "websocket error");
+        transport_error(&mut s, t(0), transport, "websocket error");
         let out = drain(&mut s);
         assert!(events(&out).is_empty(), "no close: {out:?}");
         assert_eq!(out[0], Output::Io(Io::Close { transport }));
@@ -1930,7 +2036,7 @@ mod tests {
         };
         assert_eq!(query, q(&[("EIO", "4"), ("transport", "polling")]));
         // The last one failing too closes the session, as without the option.
-        s.handle_transport_error(t(1), get, "xhr poll error");
+        transport_error(&mut s, t(1), get, "xhr poll error");
         assert!(matches!(
             events(&drain(&mut s)).as_slice(),
             [Event::Close {
@@ -1953,7 +2059,7 @@ mod tests {
         let Some(Output::Io(Io::WsOpen { transport, .. })) = s.poll_output() else {
             panic!()
         };
-        s.handle_transport_error(t(0), transport, "websocket error");
+        transport_error(&mut s, t(0), transport, "websocket error");
         assert!(matches!(
             events(&drain(&mut s)).as_slice(),
             [Event::Close { .. }]
@@ -1975,14 +2081,14 @@ mod tests {
             query,
             q(&[("EIO", "4"), ("transport", "websocket"), ("b64", "1")])
         );
-        s.handle_ws_open(t(1), transport);
-        s.handle_ws_frame(t(2), transport, text(OPEN_NO_UPGRADE));
+        ws_open(&mut s, t(1), transport);
+        ws_frame(&mut s, t(2), transport, text(OPEN_NO_UPGRADE));
         drain(&mut s);
         s.send(t(3), [Frame::Binary(Bytes::from_static(&[1, 2, 3]))], true)
             .expect("send");
         assert_eq!(ws_sent(&drain(&mut s)), [text("bAQID")]);
         // base64 binary from the server reads as binary
-        s.handle_ws_frame(t(4), transport, text("bAQID"));
+        ws_frame(&mut s, t(4), transport, text("bAQID"));
         assert_eq!(
             events(&drain(&mut s)),
             [Event::Binary(Bytes::from_static(&[1, 2, 3]))]

@@ -83,11 +83,12 @@ pub enum Packet {
 /// For text it is also exactly one record of a v4 polling payload; binary frames become `b` +
 /// base64 records when batched into a polling response.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Frame {
     /// A text frame, type character included (`4hello`).
     Text(Str),
     /// A binary frame (v4: the raw data of a binary message).
-    Binary(Bytes),
+    Binary(#[cfg_attr(feature = "arbitrary", arbitrary(with = crate::fuzzing::bytes))] Bytes),
 }
 
 impl Frame {

@@ -75,6 +75,8 @@ pub struct Query<'a> {
     pub transport: Option<Cow<'a, str>>,
     /// `sid`: the session, after the handshake.
     pub sid: Option<Cow<'a, str>>,
+    /// `b64`: the client cannot take binary and asks for it as base64 text.
+    pub b64: Option<Cow<'a, str>>,
     raw: &'a str,
 }
 
@@ -98,6 +100,7 @@ impl<'a> Query<'a> {
                 "EIO" => &mut q.eio,
                 "transport" => &mut q.transport,
                 "sid" => &mut q.sid,
+                "b64" => &mut q.b64,
                 _ => continue,
             };
             if slot.is_none() {
@@ -142,14 +145,9 @@ pub struct RequestHead<'a> {
 /// What a verified request is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
-    /// A new session (a GET without `sid`): over this transport, speaking this protocol. The
-    /// application's `allowRequest` comes next.
-    Handshake {
-        /// The transport asked for.
-        transport: Transport,
-        /// The protocol version asked for.
-        protocol: Protocol,
-    },
+    /// A new session (a GET without `sid`). The application's `allowRequest` comes next, then
+    /// [`crate::engine::server::Session::from_handshake`].
+    Handshake(Handshake),
     /// A request of session `sid`: check it with [`Route::check_session`] once found.
     Session {
         /// The session id.
@@ -159,6 +157,17 @@ pub enum Route<'a> {
         /// The `EIO` value sent.
         eio: Option<Cow<'a, str>>,
     },
+}
+
+/// What a handshake request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// The transport asked for.
+    pub transport: Transport,
+    /// The protocol version asked for.
+    pub protocol: Protocol,
+    /// The client cannot take binary (`b64` set): binary goes to it as base64 text.
+    pub base64: bool,
 }
 
 /// What a request does to an existing session.
@@ -178,13 +187,7 @@ impl Route<'_> {
     /// The same route, owning its strings (to keep it past the request it was read from).
     pub fn into_owned(self) -> Route<'static> {
         match self {
-            Route::Handshake {
-                transport,
-                protocol,
-            } => Route::Handshake {
-                transport,
-                protocol,
-            },
+            Route::Handshake(handshake) => Route::Handshake(handshake),
             Route::Session { sid, action, eio } => Route::Session {
                 sid: Cow::Owned(sid.into_owned()),
                 action,
@@ -228,12 +231,12 @@ pub fn origin_is_valid(origin: &[u8]) -> bool {
 /// the protocol version.
 ///
 /// ```
-/// use ferrio_proto::engine::request::{verify, ErrorCode, Method, Policy, Query, RequestHead, Route};
+/// use ferrio_proto::engine::request::{verify, ErrorCode, Handshake, Method, Policy, Query, RequestHead, Route};
 /// use ferrio_proto::engine::{server::Transport, Protocol};
 /// let policy = Policy { polling: true, websocket: true, allow_eio3: false };
 /// let q = Query::parse(Some("EIO=4&transport=polling"));
 /// let head = RequestHead { method: Method::Get, query: &q, websocket_upgrade: false, origins: &[] };
-/// assert_eq!(verify(&head, &policy), Ok(Route::Handshake { transport: Transport::Polling, protocol: Protocol::V4 }));
+/// assert_eq!(verify(&head, &policy), Ok(Route::Handshake(Handshake { transport: Transport::Polling, protocol: Protocol::V4, base64: false })));
 /// let q = Query::parse(Some("EIO=3&transport=polling"));
 /// let head = RequestHead { query: &q, ..head };
 /// assert_eq!(verify(&head, &policy), Err(ErrorCode::UnsupportedProtocolVersion));
@@ -273,10 +276,13 @@ pub fn verify<'a>(head: &RequestHead<'a>, policy: &Policy) -> Result<Route<'a>, 
         Some("3") if policy.allow_eio3 => Protocol::V3,
         _ => return Err(ErrorCode::UnsupportedProtocolVersion),
     };
-    Ok(Route::Handshake {
+    // engine.io: `supportsBinary = !req._query.b64`, so any non-empty value asks for base64.
+    let base64 = query.b64.as_deref().is_some_and(|v| !v.is_empty());
+    Ok(Route::Handshake(Handshake {
         transport,
         protocol,
-    })
+        base64,
+    }))
 }
 
 #[cfg(test)]
@@ -358,10 +364,11 @@ mod tests {
                     ..BOTH
                 }
             ),
-            Ok(Route::Handshake {
+            Ok(Route::Handshake(Handshake {
                 transport: Transport::Polling,
-                protocol: Protocol::V3
-            })
+                protocol: Protocol::V3,
+                base64: false,
+            }))
         );
         // A bad Origin is refused before anything about the session.
         let q = Query::parse(Some("EIO=4&transport=polling&sid=x"));
@@ -448,5 +455,20 @@ mod tests {
         );
         assert!(origin_is_valid(b"http://a.example\t\x80"));
         assert!(!origin_is_valid(b"a\nb"));
+    }
+
+    #[test]
+    fn a_handshake_asks_for_base64_with_any_non_empty_b64() {
+        let base64 = |query: &str| match check(Method::Get, query, false, &BOTH) {
+            Ok(Route::Handshake(h)) => h.base64,
+            other => panic!("not a handshake: {other:?}"),
+        };
+        assert!(!base64("EIO=4&transport=polling"));
+        assert!(base64("EIO=4&transport=polling&b64=1"));
+        // engine.io: `supportsBinary = !req._query.b64`: any non-empty string is truthy.
+        assert!(base64("EIO=4&transport=polling&b64=true"));
+        assert!(!base64("EIO=4&transport=polling&b64="));
+        // The first `b64` counts, as for the other parameters.
+        assert!(base64("EIO=4&transport=polling&b64=1&b64="));
     }
 }

@@ -6,31 +6,32 @@
 //! ```text
 //! loop {
 //!     while let Some(out) = session.poll_output() { perform(out) }   // answer polls, write frames
-//!     select {
-//!         GET  => session.handle_poll(now, request_id)?,             // Err: answer 400 / 500
-//!         POST => session.handle_post(now, body)?,                   // Err: 400 / 413; Ok: 200 "ok"
-//!         frame on the WebSocket => session.handle_ws_frame(now, frame),
-//!         sleep_until(session.poll_timeout()) => session.handle_timeout(now),
-//!     }
+//!     let input = select {
+//!         GET  => Input::Poll(request_id),                 // Err: answer 400 / 500
+//!         POST => Input::Post { body, binary },            // Err: 400 / 413; Ok: 200 "ok"
+//!         frame on the WebSocket => Input::WsFrame(frame),
+//!         sleep_until(session.poll_timeout()) => Input::Timeout,
+//!     };
+//!     session.handle_input(now, input)                     // the timers due run first
 //! }
 //! ```
 //!
 //! ```
 //! use std::time::Duration;
-//! use ferrio_proto::engine::server::{Config, Output, Session, Transport};
+//! use ferrio_proto::engine::server::{Config, Input, Io, Output, Session, Transport};
 //! use ferrio_proto::engine::{Packet, Protocol};
 //! use ferrio_proto::Instant;
 //!
 //! let t0 = Instant::from_millis(0);
 //! let mut s = Session::new(t0, "abc".into(), Protocol::V4, Transport::Polling, Config::default());
-//! s.handle_poll(t0, 1).unwrap(); // the handshake GET
-//! let Some(Output::PollResponse { request: 1, body, .. }) = s.poll_output() else { panic!() };
+//! s.handle_input(t0, Input::Poll(1)).unwrap(); // the handshake GET
+//! let Some(Output::Io(Io::PollResponse { request: 1, body, .. })) = s.poll_output() else { panic!() };
 //! assert!(body.starts_with(br#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000"#));
 //! // pingInterval later the server pings through the next GET
-//! s.handle_poll(t0, 2).unwrap();
+//! s.handle_input(t0, Input::Poll(2)).unwrap();
 //! assert_eq!(s.poll_timeout(), Some(Instant::from_millis(25_000)));
-//! s.handle_timeout(Instant::from_millis(25_000));
-//! let Some(Output::PollResponse { request: 2, body, .. }) = s.poll_output() else { panic!() };
+//! s.handle_input(Instant::from_millis(25_000), Input::Timeout).unwrap();
+//! let Some(Output::Io(Io::PollResponse { request: 2, body, .. })) = s.poll_output() else { panic!() };
 //! assert_eq!(&body[..], b"2");
 //! ```
 
@@ -46,6 +47,7 @@ use super::payload::{decode_payload_bytes, encode_payload};
 use super::payload_v3::{
     decode_payload_v3, decode_payload_v3_binary, encode_payload_v3, encode_payload_v3_binary,
 };
+use super::request::Handshake;
 use crate::outputs::Outputs;
 use crate::{Instant, Str};
 
@@ -151,8 +153,11 @@ impl fmt::Display for CloseReason {
     }
 }
 
-/// An HTTP request the session refuses; the driver answers with the status given.
+/// A request the session refuses: a polling request, which the driver answers with the status
+/// given, or an upgrade, whose WebSocket the driver accepts and closes at once (as the
+/// reference does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestError {
     /// A second GET while one is pending (400; the session closes with `transport error`).
     PollOverlap,
@@ -169,6 +174,10 @@ pub enum RequestError {
     InvalidPayload,
     /// The session is closed (400, `Session ID unknown`).
     Closed,
+    /// An upgrade while upgrades are disabled, or on a session that is not polling.
+    UpgradeNotAllowed,
+    /// An upgrade while one is under way, or done.
+    AlreadyUpgrading,
 }
 
 impl RequestError {
@@ -201,30 +210,115 @@ impl fmt::Display for RequestError {
             RequestError::TransportMismatch => "transport mismatch",
             RequestError::InvalidPayload => "parse error",
             RequestError::Closed => "session closed",
+            RequestError::UpgradeNotAllowed => "upgrade not allowed",
+            RequestError::AlreadyUpgrading => "already upgrading",
         })
     }
 }
 
 impl std::error::Error for RequestError {}
 
-/// Why a WebSocket upgrade request for this session is refused. The driver accepts the
-/// WebSocket and closes it at once, as the reference does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpgradeError {
-    /// Upgrades are disabled, or the session is not polling.
-    NotAllowed,
-    /// An upgrade is already under way, or done.
-    AlreadyUpgrading,
-    /// The session is closed.
-    Closed,
-}
-
 /// Identifies a pending long-poll GET, chosen by the driver.
 pub type RequestId = u64;
 
-/// What the driver must do.
+/// Everything that reaches a session from outside: the driver's HTTP requests, WebSocket
+/// events, and the passing of time. Given to [`Session::handle_input`], which runs the timers
+/// due at `now` first.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum Input {
+    /// Nothing but time: the timers due run (see [`Session::poll_timeout`]).
+    Timeout,
+    /// A long-poll GET arrived. On `Ok` the request stays pending until an
+    /// [`Io::PollResponse`] names it; on `Err` answer with [`RequestError::status`].
+    Poll(RequestId),
+    /// The client went away while its GET was pending ("poll connection closed prematurely").
+    PollAborted(RequestId),
+    /// A POST started: given before its body is read, so that overlapping POSTs are refused as
+    /// the reference refuses them. `binary` is true for `Content-Type: application/octet-stream`.
+    PostStart {
+        /// The body is a v3 binary payload.
+        binary: bool,
+    },
+    /// The POST body was read (or `None`: the client aborted it). The driver answers 200 `ok`
+    /// on `Ok`. Bodies over `max_payload` are refused with 413 and the session stays open; the
+    /// driver may stop reading once the limit is passed and pass the bytes it has.
+    Post {
+        /// The body.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::fuzzing::option_bytes))]
+        body: Option<Bytes>,
+        /// The body is a v3 binary payload.
+        binary: bool,
+    },
+    /// A frame arrived on the session's WebSocket. Messages over `max_payload` close the
+    /// session (the WebSocket layer should refuse them first, with close code 1009).
+    WsFrame(Frame),
+    /// The session's WebSocket closed (`error`: it failed rather than closed cleanly).
+    WsClosed {
+        /// It failed rather than closed cleanly.
+        error: bool,
+    },
+    /// The driver's write queue for the session's WebSocket went below (`true`) or above
+    /// (`false`) its limit. Only volatile packets depend on it.
+    WsWritable(bool),
+    /// A WebSocket request carrying this session's id arrived (the upgrade). On `Ok` the driver
+    /// completes the WebSocket handshake and passes its frames as [`Input::ProbeFrame`]; on
+    /// `Err` it accepts and closes it at once.
+    UpgradeRequest,
+    /// A frame arrived on the WebSocket being probed: `2probe` is answered `3probe`, `5`
+    /// completes the upgrade, anything else closes the probe.
+    ProbeFrame(Frame),
+    /// The WebSocket being probed closed or failed: the upgrade is abandoned.
+    ProbeClosed,
+}
+
+/// How a packet is sent ([`Session::send`]): the reference's `volatile` and `compress` flags,
+/// both off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Dropped, rather than buffered, when the transport cannot take it at once.
+    pub volatile: bool,
+    /// Compression may be applied (polling `httpCompression`; WebSocket per-message deflate).
+    pub compress: bool,
+}
+
+/// Why [`Session::send`] did not queue a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session is closed or closing.
+    Closed,
+    /// A volatile packet, and the transport could not take it at once: dropped.
+    NotWritable,
+    /// The write buffer went past [`Config::max_buffered_bytes`]: the session is closing with
+    /// [`CloseReason::BufferFull`].
+    BufferFull,
+}
+
+impl SendError {
+    /// The reason, as `Display` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendError::Closed => "session closed",
+            SendError::NotWritable => "transport not writable",
+            SendError::BufferFull => "write buffer full",
+        }
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// An I/O action for the driver. Not `#[non_exhaustive]`: every driver must perform every
+/// action, so a new one is a change that drivers must see at compile time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Io {
     /// Answer the pending GET `request` with status 200 and this body. `binary` selects
     /// `application/octet-stream` (v3 binary payloads) over `text/plain; charset=UTF-8`.
     /// `compress` is true if any packet in it asked for compression.
@@ -248,10 +342,27 @@ pub enum Output {
     ProbeClose,
     /// The upgrade is done: the probe WebSocket is now the session's WebSocket.
     Upgraded,
-    /// Application data from the client: a [`Packet::Message`] or a [`Packet::Binary`].
-    Message(Packet),
+}
+
+/// Something for the upper layer (the Socket.IO connection, or an application using Engine.IO
+/// alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A text message from the client.
+    Message(Str),
+    /// A binary message from the client.
+    Binary(Bytes),
     /// The session is closed. Nothing follows.
     Closed(CloseReason),
+}
+
+/// What the driver must do, or pass up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Perform an I/O action.
+    Io(Io),
+    /// Pass an event to the upper layer.
+    Event(Event),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +416,7 @@ impl Session {
     /// Opens a session: the `open` packet (and `initial_packet`) are queued, the heartbeat starts.
     ///
     /// `sid` comes from the driver (generated from its randomness). For a polling session the
-    /// handshake GET is then passed to [`Session::handle_poll`] like any other.
+    /// handshake GET is then given as [`Input::Poll`] like any other.
     pub fn new(
         now: Instant,
         sid: Str,
@@ -313,11 +424,34 @@ impl Session {
         transport: Transport,
         config: Config,
     ) -> Session {
+        let handshake = Handshake {
+            transport,
+            protocol,
+            base64: false,
+        };
+        Session::from_handshake(now, sid, &handshake, config)
+    }
+
+    /// Opens a session for a verified handshake request (see
+    /// [`super::request::Route::Handshake`]): its protocol and transport, and, when the client
+    /// asked for base64 (`b64`), binary messages as `b` + base64 text frames over WebSocket (`b4`
+    /// + base64 for v3) and v3 polling payloads kept as text. v4 polling payloads are always text.
+    pub fn from_handshake(
+        now: Instant,
+        sid: Str,
+        handshake: &Handshake,
+        config: Config,
+    ) -> Session {
+        let Handshake {
+            transport,
+            protocol,
+            base64,
+        } = *handshake;
         let mut s = Session {
             sid,
             protocol,
             config,
-            supports_binary: true,
+            supports_binary: !base64,
             state: State::Open,
             transport,
             upgraded: false,
@@ -361,13 +495,6 @@ impl Session {
         s
     }
 
-    /// Declares whether the client can take binary data (false when it asked for base64 with
-    /// `b64=1`): binary messages then go over WebSocket as `b` + base64 text frames (`b4` + base64
-    /// for v3), and v3 polling payloads stay text. v4 polling payloads are always text.
-    pub fn set_supports_binary(&mut self, yes: bool) {
-        self.supports_binary = yes;
-    }
-
     /// The session id.
     pub fn sid(&self) -> &Str {
         &self.sid
@@ -404,37 +531,52 @@ impl Session {
     }
 
     /// Sends frames to the client (one Socket.IO packet: its text frame and attachments).
-    /// Volatile frames are dropped when the transport is not writable; returns whether they
-    /// were queued. Nothing is sent once the session is closing.
+    /// Volatile frames are dropped when the transport is not writable. Nothing is sent once the
+    /// session is closing.
     pub fn send(
         &mut self,
         now: Instant,
         frames: impl IntoIterator<Item = Frame>,
-        volatile: bool,
-        compress: bool,
-    ) -> bool {
+        options: SendOptions,
+    ) -> Result<(), SendError> {
         let _ = now;
-        if self.state != State::Open || (volatile && !self.is_writable()) {
-            return false;
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        if options.volatile && !self.is_writable() {
+            return Err(SendError::NotWritable);
         }
         for frame in frames {
-            self.push(frame, compress);
+            self.push(frame, options.compress);
         }
-        if self.state == State::Open
-            && self.transport == Transport::Polling
+        if self.transport == Transport::Polling
             && self.buffered_bytes > self.config.max_buffered_bytes
         {
             self.close_with(CloseReason::BufferFull);
-            return false;
+            return Err(SendError::BufferFull);
         }
         self.flush();
-        true
+        Ok(())
     }
 
-    /// Tells the session whether its WebSocket accepts more data (the driver's send queue is
-    /// below its limit). Only affects volatile packets.
-    pub fn set_ws_writable(&mut self, writable: bool) {
-        self.ws_writable = writable;
+    /// Handles one input, after the timers due at `now` (see [`Input`] for each).
+    pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), RequestError> {
+        self.on_timeout(now);
+        match input {
+            Input::Timeout => {}
+            Input::Poll(request) => self.on_poll(request)?,
+            Input::PollAborted(request) => self.on_poll_aborted(request),
+            Input::PostStart { binary } => self.on_post_start(binary)?,
+            Input::Post { body, binary } => self.on_post(now, body, binary)?,
+            Input::WsFrame(frame) => self.on_ws_frame(now, frame),
+            Input::WsClosed { error } => self.on_ws_closed(error),
+            Input::WsWritable(writable) => self.ws_writable = writable,
+            Input::UpgradeRequest => self.on_upgrade_request(now)?,
+            Input::ProbeFrame(frame) => self.on_probe_frame(now, frame),
+            // The peer closed it already: nothing to close, the session goes on polling.
+            Input::ProbeClosed => self.upgrade = None,
+        }
+        Ok(())
     }
 
     /// Closes the session from the server side (`socket.close()`): buffered packets are
@@ -457,10 +599,7 @@ impl Session {
         }
     }
 
-    /// A long-poll GET arrived. On `Ok` the request stays pending until an
-    /// [`Output::PollResponse`] names it; on `Err` answer with [`RequestError::status`].
-    pub fn handle_poll(&mut self, now: Instant, request: RequestId) -> Result<(), RequestError> {
-        let _ = now;
+    fn on_poll(&mut self, request: RequestId) -> Result<(), RequestError> {
         self.check_polling()?;
         if self.pending_get.is_some() {
             // The reference errors the transport: the first GET receives the close packet.
@@ -472,19 +611,14 @@ impl Session {
         Ok(())
     }
 
-    /// The client went away while its GET was pending ("poll connection closed prematurely").
-    pub fn handle_poll_aborted(&mut self, now: Instant, request: RequestId) {
-        let _ = now;
+    fn on_poll_aborted(&mut self, request: RequestId) {
         if self.pending_get == Some(request) {
             self.pending_get = None;
             self.close_with(CloseReason::TransportError);
         }
     }
 
-    /// A POST started: call before reading its body, so that overlapping POSTs are refused as
-    /// the reference refuses them. `binary` is true for `Content-Type: application/octet-stream`.
-    pub fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError> {
-        let _ = now;
+    fn on_post_start(&mut self, binary: bool) -> Result<(), RequestError> {
         self.check_polling()?;
         if self.post_in_flight {
             self.close_with(CloseReason::TransportError);
@@ -498,17 +632,14 @@ impl Session {
         Ok(())
     }
 
-    /// The POST body was read (or `None`: the client aborted it). The driver answers 200 `ok`
-    /// on `Ok`. Bodies over `max_payload` are refused with 413 and the session stays open; the
-    /// driver may stop reading once the limit is passed and pass the bytes it has.
-    pub fn handle_post(
+    fn on_post(
         &mut self,
         now: Instant,
         body: Option<Bytes>,
         binary: bool,
     ) -> Result<(), RequestError> {
         if !self.post_in_flight {
-            self.handle_post_start(now, binary)?;
+            self.on_post_start(binary)?;
         }
         self.post_in_flight = false;
         let Some(body) = body else {
@@ -560,9 +691,7 @@ impl Session {
         Ok(())
     }
 
-    /// A frame arrived on the session's WebSocket. Messages over `max_payload` close the
-    /// session (the WebSocket layer should refuse them first, with close code 1009).
-    pub fn handle_ws_frame(&mut self, now: Instant, frame: Frame) {
+    fn on_ws_frame(&mut self, now: Instant, frame: Frame) {
         if self.transport != Transport::WebSocket || self.state == State::Closed {
             return;
         }
@@ -578,9 +707,7 @@ impl Session {
         }
     }
 
-    /// The session's WebSocket closed (`error`: it failed rather than closed cleanly).
-    pub fn handle_ws_closed(&mut self, now: Instant, error: bool) {
-        let _ = now;
+    fn on_ws_closed(&mut self, error: bool) {
         if self.transport == Transport::WebSocket && self.state != State::Closed {
             let reason = if error {
                 CloseReason::TransportError
@@ -592,21 +719,18 @@ impl Session {
         }
     }
 
-    /// A WebSocket request carrying this session's id arrived (the upgrade). On `Ok` the driver
-    /// completes the WebSocket handshake and passes its frames to
-    /// [`Session::handle_probe_frame`]; on `Err` it accepts and closes it at once.
-    pub fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError> {
+    fn on_upgrade_request(&mut self, now: Instant) -> Result<(), RequestError> {
         if self.state == State::Closed {
-            return Err(UpgradeError::Closed);
+            return Err(RequestError::Closed);
         }
         if self.upgrade.is_some() || self.upgraded {
-            return Err(UpgradeError::AlreadyUpgrading);
+            return Err(RequestError::AlreadyUpgrading);
         }
         if self.transport != Transport::Polling
             || !self.config.allow_upgrades
             || !self.config.websocket_enabled
         {
-            return Err(UpgradeError::NotAllowed);
+            return Err(RequestError::UpgradeNotAllowed);
         }
         self.upgrade = Some(Upgrade {
             deadline: now + self.config.upgrade_timeout,
@@ -615,17 +739,15 @@ impl Session {
         Ok(())
     }
 
-    /// A frame arrived on the WebSocket being probed: `2probe` is answered `3probe`, `5`
-    /// completes the upgrade, anything else closes the probe.
-    pub fn handle_probe_frame(&mut self, now: Instant, frame: Frame) {
+    fn on_probe_frame(&mut self, now: Instant, frame: Frame) {
         if self.upgrade.is_none() {
             return;
         }
         match Packet::decode(frame, self.protocol) {
             Ok(Packet::Ping(data)) if &*data == "probe" => {
-                self.outputs.push(Output::ProbeSend(
+                self.outputs.push(Output::Io(Io::ProbeSend(
                     Packet::Pong(Str::from_static("probe")).encode(),
-                ));
+                )));
                 if let Some(u) = self.upgrade.as_mut() {
                     u.next_noop = Some(now + self.config.upgrade_noop_interval);
                 }
@@ -635,19 +757,14 @@ impl Session {
         }
     }
 
-    /// The WebSocket being probed closed or failed: the upgrade is abandoned.
-    pub fn handle_probe_closed(&mut self, now: Instant) {
-        let _ = now;
-        // The peer closed it already: nothing to close, the session goes on polling.
-        self.upgrade = None;
-    }
-
-    /// The next thing the driver must do.
+    /// The next thing the driver must do, or pass up.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop()
     }
 
-    /// When [`Session::handle_timeout`] must be called next.
+    /// When [`Input::Timeout`] must be given next.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.state == State::Closed {
             return None;
@@ -665,7 +782,7 @@ impl Session {
     }
 
     /// Runs the timers that are due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn on_timeout(&mut self, now: Instant) {
         if self.state == State::Closed {
             return;
         }
@@ -739,9 +856,8 @@ impl Session {
                     self.next_ping = Some(now + self.config.ping_interval);
                 }
             },
-            p @ (Packet::Message(_) | Packet::Binary(_)) => {
-                self.outputs.push(Output::Message(p));
-            }
+            Packet::Message(text) => self.outputs.push(Output::Event(Event::Message(text))),
+            Packet::Binary(data) => self.outputs.push(Output::Event(Event::Binary(data))),
             Packet::Open(_) | Packet::Close | Packet::Upgrade | Packet::Noop => {}
         }
     }
@@ -773,7 +889,7 @@ impl Session {
     fn push(&mut self, frame: Frame, compress: bool) {
         if self.transport == Transport::WebSocket {
             let frame = self.ws_frame(frame);
-            self.outputs.push(Output::WsSend(frame));
+            self.outputs.push(Output::Io(Io::WsSend(frame)));
             return;
         }
         self.buffered_bytes += frame.polling_len() + 1;
@@ -828,12 +944,12 @@ impl Session {
                 }
             }
         };
-        self.outputs.push(Output::PollResponse {
+        self.outputs.push(Output::Io(Io::PollResponse {
             request,
             body,
             binary,
             compress,
-        });
+        }));
     }
 
     fn complete_upgrade(&mut self) {
@@ -844,12 +960,12 @@ impl Session {
             self.respond(request, vec![Packet::Noop.encode()], false);
         }
         self.transport = Transport::WebSocket;
-        self.outputs.push(Output::Upgraded);
+        self.outputs.push(Output::Io(Io::Upgraded));
         self.buffered_bytes = 0;
         let buffered: Vec<Queued> = self.buffer.drain(..).collect();
         for q in buffered {
             let frame = self.ws_frame(q.frame);
-            self.outputs.push(Output::WsSend(frame));
+            self.outputs.push(Output::Io(Io::WsSend(frame)));
         }
         if self.state == State::Closing {
             self.finish(CloseReason::ForcedClose);
@@ -858,7 +974,7 @@ impl Session {
 
     fn abort_upgrade(&mut self) {
         if self.upgrade.take().is_some() {
-            self.outputs.push(Output::ProbeClose);
+            self.outputs.push(Output::Io(Io::ProbeClose));
         }
     }
 
@@ -883,7 +999,7 @@ impl Session {
             return;
         }
         if close_ws && self.transport == Transport::WebSocket {
-            self.outputs.push(Output::WsClose);
+            self.outputs.push(Output::Io(Io::WsClose));
         }
         self.abort_upgrade();
         self.state = State::Closed;
@@ -892,7 +1008,7 @@ impl Session {
         self.next_ping = None;
         self.ping_deadline = None;
         self.close_deadline = None;
-        self.outputs.push(Output::Closed(reason));
+        self.outputs.push(Output::Event(Event::Closed(reason)));
     }
 }
 

@@ -4,15 +4,15 @@
 //! timeouts, the offline send buffer, the reliable delivery queue (`retries`), reconnection with
 //! the reference's backoff, and connection state recovery.
 //!
-//! The driver performs [`Output::Transport`] actions exactly as for a bare
-//! [`eio::Session`] (see the [engine client](crate::engine::client) docs) and reports transport
-//! input with the same `handle_*` methods; the application sees [`Output::Event`]s and calls
+//! The driver performs [`Output::Io`] actions exactly as for a bare [`eio::Session`] (see the
+//! [engine client](crate::engine::client) docs) and reports the same [`Input`] to
+//! [`Manager::handle_input`]; the application sees [`Output::Event`]s and calls
 //! the commands ([`Manager::open_socket`], [`Manager::emit`], [`Manager::ack`], ...). Nothing
 //! here runs a callback: an async auth function of the wrapper is asked for with
 //! [`Event::AuthNeeded`] and answers with [`Manager::provide_auth`].
 //!
 //! ```
-//! use ferrio_proto::engine::client::{Config as EngineConfig, Io, Transport};
+//! use ferrio_proto::engine::client::{Config as EngineConfig, Input, Io, Transport};
 //! use ferrio_proto::engine::Frame;
 //! use ferrio_proto::socket::client::{EmitOptions, Event, Manager, ManagerConfig, Output, SocketOptions};
 //! use ferrio_proto::socket::Packet;
@@ -22,17 +22,18 @@
 //! let engine = EngineConfig { transports: vec![Transport::WebSocket], ..EngineConfig::default() };
 //! let mut m = Manager::new(ManagerConfig { engine, ..ManagerConfig::default() });
 //! let socket = m.open_socket(t, "/", SocketOptions::default()).unwrap();
-//! let Some(Output::Transport(Io::WsOpen { transport: ws, .. })) = m.poll_output() else { panic!() };
-//! m.handle_ws_open(t, ws);
-//! m.handle_ws_frame(t, ws, Frame::Text(r#"0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#.into()));
+//! let Some(Output::Io(Io::WsOpen { transport: ws, .. })) = m.poll_output() else { panic!() };
+//! m.handle_input(t, Input::WsOpen { transport: ws });
+//! let open = r#"0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#;
+//! m.handle_input(t, Input::WsFrame { transport: ws, frame: Frame::Text(open.into()) });
 //! assert_eq!(m.poll_output(), Some(Output::Event(Event::Open)));
 //! // the CONNECT for "/"
-//! assert_eq!(m.poll_output(), Some(Output::Transport(Io::WsSend { transport: ws, frame: Frame::Text("40".into()), compress: true })));
-//! m.handle_ws_frame(t, ws, Frame::Text(r#"40{"sid":"s"}"#.into()));
+//! assert_eq!(m.poll_output(), Some(Output::Io(Io::WsSend { transport: ws, frame: Frame::Text("40".into()), compress: true })));
+//! m.handle_input(t, Input::WsFrame { transport: ws, frame: Frame::Text(r#"40{"sid":"s"}"#.into()) });
 //! assert_eq!(m.poll_output(), Some(Output::Event(Event::Connect { socket })));
 //! let ack = m.emit(t, socket, Packet::event_with("/", "hello", &("world",)).unwrap(), EmitOptions::with_ack()).unwrap();
 //! assert!(ack.is_some());
-//! let Some(Output::Transport(Io::WsSend { frame, .. })) = m.poll_output() else { panic!() };
+//! let Some(Output::Io(Io::WsSend { frame, .. })) = m.poll_output() else { panic!() };
 //! assert_eq!(frame, Frame::Text(r#"420["hello","world"]"#.into()));
 //! ```
 //!
@@ -70,14 +71,12 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::backoff::{Backoff, SplitMix64};
 use super::decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
 use super::json::RawJson;
 use super::packet::{EncodedPacket, Packet, PacketType};
-use crate::engine::client::{self as eio, CloseReason, Io, SendError, TransportId};
-use crate::engine::Frame;
+pub use crate::engine::client::Input;
+use crate::engine::client::{self as eio, CloseReason, Io, SendError};
 use crate::{scan, Instant, Str};
 
 /// Names a socket (one namespace) of a [`Manager`]. Sockets are never removed: a namespace keeps
@@ -89,6 +88,13 @@ impl SocketId {
     /// The id as an index (sockets are numbered from 0 in creation order).
     pub fn index(self) -> usize {
         self.0 as usize
+    }
+
+    /// The id of the socket numbered `index`, for a driver that hands ids to another language
+    /// as numbers. A command naming a socket the manager never opened is refused with
+    /// [`ClientError::UnknownSocket`].
+    pub fn from_index(index: u32) -> SocketId {
+        SocketId(index)
     }
 }
 
@@ -295,6 +301,7 @@ pub enum ReadyState {
 
 /// Something for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The Engine.IO session opened (manager `open`).
     Open,
@@ -388,14 +395,15 @@ pub enum Event {
 /// What the driver or the application must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// A transport action, see [`eio::Io`].
-    Transport(Io),
+    /// A transport action for the driver, see [`eio::Io`].
+    Io(Io),
     /// Something for the application.
     Event(Event),
 }
 
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientError {
     /// No socket with this id.
     UnknownSocket,
@@ -827,57 +835,27 @@ impl Manager {
             .map_or(0, |s| s.queue.len())
     }
 
-    // --- transport input --------------------------------------------------------------------
+    // --- input ------------------------------------------------------------------------------
 
-    /// See [`eio::Session::handle_poll_response`].
-    pub fn handle_poll_response(&mut self, now: Instant, transport: TransportId, body: Bytes) {
-        self.engine.handle_poll_response(now, transport, body);
-        self.pump(now);
-    }
-
-    /// See [`eio::Session::handle_post_response`].
-    pub fn handle_post_response(&mut self, now: Instant, transport: TransportId) {
-        self.engine.handle_post_response(now, transport);
-        self.pump(now);
-    }
-
-    /// See [`eio::Session::handle_ws_open`].
-    pub fn handle_ws_open(&mut self, now: Instant, transport: TransportId) {
-        self.engine.handle_ws_open(now, transport);
-        self.pump(now);
-    }
-
-    /// See [`eio::Session::handle_ws_frame`].
-    pub fn handle_ws_frame(&mut self, now: Instant, transport: TransportId, frame: Frame) {
-        self.engine.handle_ws_frame(now, transport, frame);
-        self.pump(now);
-    }
-
-    /// See [`eio::Session::handle_ws_closed`].
-    pub fn handle_ws_closed(&mut self, now: Instant, transport: TransportId) {
-        self.engine.handle_ws_closed(now, transport);
-        self.pump(now);
-    }
-
-    /// See [`eio::Session::handle_transport_error`].
-    pub fn handle_transport_error(
-        &mut self,
-        now: Instant,
-        transport: TransportId,
-        description: impl Into<String>,
-    ) {
-        self.engine
-            .handle_transport_error(now, transport, description);
-        self.pump(now);
+    /// Handles one input (the Engine.IO session's [`Input`]), after the timers due at `now`:
+    /// the heartbeat, the connect timeout, a reconnection attempt, ack timeouts.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.on_timeout(now);
+        if input != Input::Timeout {
+            self.engine.handle_input(now, input);
+            self.pump(now);
+        }
     }
 
     /// The next output, if any. Drain after every call.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
 
-    /// When [`Manager::handle_timeout`] must be called next: the heartbeat, the connect timeout,
-    /// the next reconnection attempt, or the earliest ack deadline.
+    /// When [`Input::Timeout`] must be given next: the heartbeat, the connect timeout, the next
+    /// reconnection attempt, or the earliest ack deadline.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.engine.poll_timeout(),
@@ -891,8 +869,8 @@ impl Manager {
     }
 
     /// Time passed: heartbeat, connect timeout, reconnection attempt, ack timeouts.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.engine.handle_timeout(now);
+    fn on_timeout(&mut self, now: Instant) {
+        self.engine.handle_input(now, Input::Timeout);
         self.pump(now);
         if self.connect_deadline.is_some_and(|d| d <= now) {
             self.connect_deadline = None;
@@ -941,7 +919,7 @@ impl Manager {
     fn pump(&mut self, now: Instant) {
         while let Some(out) = self.engine.poll_output() {
             match out {
-                eio::Output::Io(io) => self.outputs.push_back(Output::Transport(io)),
+                eio::Output::Io(io) => self.outputs.push_back(Output::Io(io)),
                 eio::Output::Event(event) => self.on_engine_event(now, event),
             }
         }
@@ -1639,7 +1617,9 @@ fn last_string(json: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::client::{Config as EngineConfig, Transport};
+    use crate::engine::client::{Config as EngineConfig, Transport, TransportId};
+    use crate::engine::Frame;
+    use bytes::Bytes;
 
     const OPEN: &str = r#"0{"sid":"e1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
 
@@ -1695,19 +1675,19 @@ mod tests {
         fn drain(&mut self) {
             while let Some(out) = self.m.poll_output() {
                 match out {
-                    Output::Transport(Io::WsOpen { transport, query }) => {
+                    Output::Io(Io::WsOpen { transport, query }) => {
                         self.ws = Some(transport);
                         self.io.push(Io::WsOpen { transport, query });
                     }
-                    Output::Transport(Io::WsSend {
+                    Output::Io(Io::WsSend {
                         frame: Frame::Text(s),
                         ..
                     }) => self.sent.push(s.to_string()),
-                    Output::Transport(Io::WsSend {
+                    Output::Io(Io::WsSend {
                         frame: Frame::Binary(b),
                         ..
                     }) => self.sent.push(format!("<binary {}>", b.len())),
-                    Output::Transport(io) => self.io.push(io),
+                    Output::Io(io) => self.io.push(io),
                     Output::Event(e) => self.events.push(e),
                 }
             }
@@ -1717,24 +1697,29 @@ mod tests {
             self.ws.expect("a WebSocket was opened")
         }
 
+        /// Gives `input` to the manager at the current time and drains what it produced.
+        fn input(&mut self, input: Input) {
+            self.m.handle_input(self.now(), input);
+            self.drain();
+        }
+
         fn server(&mut self, text: &str) {
             let ws = self.ws();
-            self.m
-                .handle_ws_frame(self.now(), ws, Frame::Text(Str::from(text)));
-            self.drain();
+            self.input(Input::WsFrame {
+                transport: ws,
+                frame: Frame::Text(Str::from(text)),
+            });
         }
 
         fn handshake(&mut self) {
             let ws = self.ws();
-            self.m.handle_ws_open(self.now(), ws);
-            self.drain();
+            self.input(Input::WsOpen { transport: ws });
             self.server(OPEN);
         }
 
         fn ws_closed(&mut self) {
             let ws = self.ws();
-            self.m.handle_ws_closed(self.now(), ws);
-            self.drain();
+            self.input(Input::WsClosed { transport: ws });
         }
 
         fn sent(&mut self) -> Vec<String> {
@@ -1776,8 +1761,7 @@ mod tests {
 
         fn tick(&mut self, ms: u64) {
             self.now = ms;
-            self.m.handle_timeout(t(ms));
-            self.drain();
+            self.input(Input::Timeout);
         }
 
         /// Waits for the scheduled reconnection attempt and completes the handshake.
@@ -2220,7 +2204,13 @@ mod tests {
             h.tick(now);
             assert_eq!(h.events(), [Event::ReconnectAttempt(attempt)]);
             let ws = h.ws();
-            h.m.handle_transport_error(t(now), ws, "websocket error");
+            h.m.handle_input(
+                t(now),
+                Input::TransportError {
+                    transport: ws,
+                    description: "websocket error".into(),
+                },
+            );
             h.drain();
             let message = "websocket error".to_owned();
             assert_eq!(
@@ -2257,9 +2247,7 @@ mod tests {
         for _ in 0..2 {
             let at = h.m.poll_timeout().expect("attempt");
             h.tick(at.as_millis());
-            let ws = h.ws();
-            h.m.handle_ws_closed(h.now(), ws);
-            h.drain();
+            h.ws_closed();
         }
         let events = h.events();
         assert_eq!(events[events.len() - 2], Event::ReconnectFailed);
@@ -2576,12 +2564,24 @@ mod tests {
         let s = m
             .open_socket(t(0), "/", SocketOptions::default())
             .expect("open");
-        let Some(Output::Transport(Io::Get { transport, .. })) = m.poll_output() else {
+        let Some(Output::Io(Io::Get { transport, .. })) = m.poll_output() else {
             panic!()
         };
-        m.handle_poll_response(t(1), transport, Bytes::from(OPEN));
+        m.handle_input(
+            t(1),
+            Input::PollResponse {
+                transport,
+                body: Bytes::from(OPEN),
+            },
+        );
         while m.poll_output().is_some() {}
-        m.handle_poll_response(t(2), transport, Bytes::from_static(br#"40{"sid":"x"}"#));
+        m.handle_input(
+            t(2),
+            Input::PollResponse {
+                transport,
+                body: Bytes::from_static(br#"40{"sid":"x"}"#),
+            },
+        );
         let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
         assert!(out.contains(&Output::Event(Event::Connect { socket: s })));
         // the CONNECT's POST is still in flight
@@ -2591,11 +2591,11 @@ mod tests {
             ..EmitOptions::default()
         };
         m.emit(t(3), s, ev("dropped"), volatile).expect("emit");
-        m.handle_post_response(t(4), transport);
+        m.handle_input(t(4), Input::PostResponse { transport });
         m.emit(t(5), s, ev("sent"), volatile).expect("emit");
         let posts: Vec<_> = std::iter::from_fn(|| m.poll_output())
             .filter_map(|o| match o {
-                Output::Transport(Io::Post { body, .. }) => Some(body),
+                Output::Io(Io::Post { body, .. }) => Some(body),
                 _ => None,
             })
             .collect();
@@ -2682,8 +2682,7 @@ mod tests {
         assert!(h.io.contains(&Io::Close { transport: ws }));
         assert!(h.m.is_reconnecting());
         // a late handshake on the abandoned WebSocket is ignored
-        h.m.handle_ws_open(h.now(), ws);
-        h.drain();
+        h.input(Input::WsOpen { transport: ws });
         assert!(h.sent().is_empty() && h.events().is_empty());
     }
 
@@ -2705,8 +2704,10 @@ mod tests {
         h.server(r#"451-["file",{"_placeholder":true,"num":0}]"#);
         assert!(h.events().is_empty());
         let ws = h.ws();
-        h.m.handle_ws_frame(h.now(), ws, Frame::Binary(Bytes::from_static(&[1, 2, 3])));
-        h.drain();
+        h.input(Input::WsFrame {
+            transport: ws,
+            frame: Frame::Binary(Bytes::from_static(&[1, 2, 3])),
+        });
         let events = h.events();
         let [Event::Event { packet, .. }] = events.as_slice() else {
             panic!("{events:?}")

@@ -3,23 +3,25 @@
 //! outside the core), the connect timeout, events and acks per namespace, server acks with
 //! deadlines, DISCONNECT both ways, and the reference's closes on protocol violations.
 //!
-//! [`Connection`] owns the [`crate::engine::server::Session`]: the driver
-//! feeds it HTTP requests and WebSocket frames and performs [`Output::Transport`] actions; the
-//! application sees [`Output::Connect`], [`Output::Event`], [`Output::Ack`], [`Output::Disconnect`].
+//! [`Connection`] owns the [`crate::engine::server::Session`] and takes the same [`Input`]: the
+//! driver feeds it HTTP requests, WebSocket frames and the time, and performs [`Output::Io`]
+//! actions; the application sees [`Output::Event`]s ([`Event::Connect`], [`Event::Event`],
+//! [`Event::Ack`], [`Event::Disconnect`]) and answers with commands ([`Connection::accept`],
+//! [`Connection::send`], ...).
 //!
 //! ```
 //! use ferrio_proto::engine::{server as eio, Frame, Protocol};
-//! use ferrio_proto::socket::server::{Config, Connection, Output};
+//! use ferrio_proto::socket::server::{Config, Connection, Event, Input, Output};
 //! use ferrio_proto::{Instant, Str};
 //!
 //! let t = Instant::from_millis(0);
 //! let mut c = Connection::new(t, "eio-sid".into(), Protocol::V4, eio::Transport::WebSocket, eio::Config::default(), Config::default());
 //! while c.poll_output().is_some() {} // the open packet
-//! c.handle_ws_frame(t, Frame::Text(Str::from(r#"40{"token":"abc"}"#)));
-//! let Some(Output::Connect { nsp, auth, .. }) = c.poll_output() else { panic!() };
+//! c.handle_input(t, Input::WsFrame(Frame::Text(Str::from(r#"40{"token":"abc"}"#)))).unwrap();
+//! let Some(Output::Event(Event::Connect { nsp, auth, .. })) = c.poll_output() else { panic!() };
 //! assert_eq!(auth.as_str(), r#"{"token":"abc"}"#);
-//! c.accept(t, &nsp, "socket-id", None, []); // after the middleware said yes
-//! assert_eq!(c.poll_output(), Some(Output::Transport(eio::Output::WsSend(Frame::Text(r#"40{"sid":"socket-id"}"#.into())))));
+//! c.accept(t, &nsp, "socket-id", None, []).unwrap(); // after the middleware said yes
+//! assert_eq!(c.poll_output(), Some(Output::Io(eio::Io::WsSend(Frame::Text(r#"40{"sid":"socket-id"}"#.into())))));
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -33,12 +35,14 @@ use super::decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
 use super::error::DecodeError;
 use super::json::RawJson;
 use super::packet::{EncodedPacket, Packet, PacketType};
-use crate::engine::server::{self as eio, CloseReason, RequestError, RequestId, UpgradeError};
+use crate::engine::request::Handshake;
+use crate::engine::server::{self as eio, CloseReason, SendOptions};
+pub use crate::engine::server::{Input, RequestError};
 use crate::outputs::Outputs;
 
 /// The reference's CONNECT_ERROR message for a namespace the server does not have.
 pub const INVALID_NAMESPACE: &str = "Invalid namespace";
-use crate::engine::{self, Frame, Protocol};
+use crate::engine::{Frame, Protocol};
 use crate::{scan, Instant, Str};
 
 /// Connection settings, with `socket.io`'s defaults.
@@ -150,11 +154,10 @@ impl AckIds {
     }
 }
 
-/// What the driver or the application must do.
+/// Something for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// A transport action: answer a poll, write or close a WebSocket, complete an upgrade.
-    Transport(eio::Output),
+#[non_exhaustive]
+pub enum Event {
     /// A client asks to join `nsp`. The application runs its middleware and answers with
     /// [`Connection::accept`] or [`Connection::reject`].
     Connect {
@@ -190,6 +193,63 @@ pub enum Output {
     Error(DecodeError),
     /// The connection is closed. Nothing follows.
     Closed(DisconnectReason),
+}
+
+/// What the driver or the application must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A transport action for the driver: answer a poll, write or close a WebSocket, complete
+    /// an upgrade.
+    Io(eio::Io),
+    /// Something for the application.
+    Event(Event),
+}
+
+/// Why a command of the application was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The connection is closed or closing.
+    Closed,
+    /// The namespace is not joined.
+    NotConnected,
+    /// No CONNECT for the namespace waits for an answer.
+    NoPendingConnect,
+    /// A volatile packet the transport could not take at once: dropped.
+    NotWritable,
+    /// The session's write buffer overflowed; the connection is closing.
+    BufferFull,
+}
+
+impl CommandError {
+    /// The reason, as `Display` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandError::Closed => "connection closed",
+            CommandError::NotConnected => "namespace not joined",
+            CommandError::NoPendingConnect => "no pending CONNECT",
+            CommandError::NotWritable => "transport not writable",
+            CommandError::BufferFull => "write buffer full",
+        }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+impl From<eio::SendError> for CommandError {
+    fn from(e: eio::SendError) -> Self {
+        match e {
+            eio::SendError::NotWritable => CommandError::NotWritable,
+            eio::SendError::BufferFull => CommandError::BufferFull,
+            _ => CommandError::Closed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +289,25 @@ impl Connection {
         engine_config: eio::Config,
         config: Config,
     ) -> Connection {
-        let engine = eio::Session::new(now, sid, protocol, transport, engine_config);
+        let handshake = Handshake {
+            transport,
+            protocol,
+            base64: false,
+        };
+        Connection::from_handshake(now, sid, &handshake, engine_config, config)
+    }
+
+    /// Opens a connection for a verified handshake request (see
+    /// [`eio::Session::from_handshake`]).
+    pub fn from_handshake(
+        now: Instant,
+        sid: Str,
+        handshake: &Handshake,
+        engine_config: eio::Config,
+        config: Config,
+    ) -> Connection {
+        let protocol = handshake.protocol;
+        let engine = eio::Session::from_handshake(now, sid, handshake, engine_config);
         let mut c = Connection {
             engine,
             decoder: Decoder::with_max_attachments(config.max_attachments),
@@ -264,11 +342,6 @@ impl Connection {
         &self.engine
     }
 
-    /// The Engine.IO session, for settings such as [`eio::Session::set_supports_binary`].
-    pub fn engine_mut(&mut self) -> &mut eio::Session {
-        &mut self.engine
-    }
-
     /// True if `nsp` is joined (accepted and not disconnected).
     pub fn is_connected(&self, nsp: &str) -> bool {
         self.namespaces.get(nsp) == Some(&NsState::Connected)
@@ -287,90 +360,25 @@ impl Connection {
         self.closed
     }
 
-    // ---- transport input: forwarded to the Engine.IO session ---------------------------------
+    // ---- input -----------------------------------------------------------------------------
 
-    /// See [`eio::Session::handle_poll`].
-    pub fn handle_poll(&mut self, now: Instant, request: RequestId) -> Result<(), RequestError> {
-        self.now = now;
-        let r = self.engine.handle_poll(now, request);
+    /// Handles one input (the Engine.IO session's [`Input`]), after the timers due at `now`:
+    /// the connection's own (acks, the connect timeout) and the session's.
+    pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), RequestError> {
+        self.on_timeout(now);
+        if input == Input::Timeout {
+            return Ok(());
+        }
+        let r = self.engine.handle_input(now, input);
         self.pump();
         r
-    }
-
-    /// See [`eio::Session::handle_poll_aborted`].
-    pub fn handle_poll_aborted(&mut self, now: Instant, request: RequestId) {
-        self.now = now;
-        self.engine.handle_poll_aborted(now, request);
-        self.pump();
-    }
-
-    /// See [`eio::Session::handle_post_start`].
-    pub fn handle_post_start(&mut self, now: Instant, binary: bool) -> Result<(), RequestError> {
-        self.now = now;
-        let r = self.engine.handle_post_start(now, binary);
-        self.pump();
-        r
-    }
-
-    /// See [`eio::Session::handle_post`].
-    pub fn handle_post(
-        &mut self,
-        now: Instant,
-        body: Option<Bytes>,
-        binary: bool,
-    ) -> Result<(), RequestError> {
-        self.now = now;
-        let r = self.engine.handle_post(now, body, binary);
-        self.pump();
-        r
-    }
-
-    /// See [`eio::Session::handle_ws_frame`].
-    pub fn handle_ws_frame(&mut self, now: Instant, frame: Frame) {
-        self.now = now;
-        self.engine.handle_ws_frame(now, frame);
-        self.pump();
-    }
-
-    /// See [`eio::Session::handle_ws_closed`].
-    pub fn handle_ws_closed(&mut self, now: Instant, error: bool) {
-        self.now = now;
-        self.engine.handle_ws_closed(now, error);
-        self.pump();
-    }
-
-    /// See [`eio::Session::handle_upgrade_request`].
-    pub fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), UpgradeError> {
-        self.now = now;
-        let r = self.engine.handle_upgrade_request(now);
-        self.pump();
-        r
-    }
-
-    /// See [`eio::Session::handle_probe_frame`].
-    pub fn handle_probe_frame(&mut self, now: Instant, frame: Frame) {
-        self.now = now;
-        self.engine.handle_probe_frame(now, frame);
-        self.pump();
-    }
-
-    /// See [`eio::Session::handle_probe_closed`].
-    pub fn handle_probe_closed(&mut self, now: Instant) {
-        self.now = now;
-        self.engine.handle_probe_closed(now);
-        self.pump();
-    }
-
-    /// See [`eio::Session::set_ws_writable`].
-    pub fn set_ws_writable(&mut self, writable: bool) {
-        self.engine.set_ws_writable(writable);
     }
 
     // ---- application commands -----------------------------------------------------------------
 
     /// Accepts a pending CONNECT for `nsp` with the socket id `sid` (and `pid` when connection
     /// state recovery is on). `replay` holds the packets a recovered client missed: they are sent
-    /// before the accept, as the reference does. Returns false if no CONNECT was pending.
+    /// before the accept, as the reference does.
     pub fn accept<'a>(
         &mut self,
         now: Instant,
@@ -378,10 +386,8 @@ impl Connection {
         sid: &str,
         pid: Option<&str>,
         replay: impl IntoIterator<Item = &'a EncodedPacket>,
-    ) -> bool {
-        if self.closed || self.namespaces.get(nsp) != Some(&NsState::Connecting) {
-            return false;
-        }
+    ) -> Result<(), CommandError> {
+        self.check_connecting(nsp)?;
         self.namespaces.insert(Str::from(nsp), NsState::Connected);
         self.connect_deadline = None;
         // The missed packets and the accept go out together (one polling response when they
@@ -392,58 +398,61 @@ impl Connection {
             .flat_map(EncodedPacket::frames)
             .chain(accept.frames())
             .collect();
-        self.engine.send(now, frames, false, false);
+        // A session that cannot take them closes: the socket then leaves with
+        // `Event::Disconnect`, as any joined socket does.
+        let _ = self.engine.send(now, frames, SendOptions::default());
         self.pump();
-        true
+        Ok(())
     }
 
     /// Refuses a pending CONNECT to a namespace the server does not have, with the reference's
-    /// `{"message":"Invalid namespace"}`. Returns false if no CONNECT was pending.
-    pub fn reject_unknown_namespace(&mut self, now: Instant, nsp: &str) -> bool {
+    /// `{"message":"Invalid namespace"}`.
+    pub fn reject_unknown_namespace(
+        &mut self,
+        now: Instant,
+        nsp: &str,
+    ) -> Result<(), CommandError> {
         self.reject(now, nsp, INVALID_NAMESPACE, None)
     }
 
     /// Refuses a pending CONNECT with a CONNECT_ERROR carrying `message` (and `data`), e.g. a
-    /// middleware's error. Returns false if no CONNECT was pending.
+    /// middleware's error.
     pub fn reject(
         &mut self,
         now: Instant,
         nsp: &str,
         message: &str,
         data: Option<&RawJson>,
-    ) -> bool {
-        if self.closed || self.namespaces.get(nsp) != Some(&NsState::Connecting) {
-            return false;
-        }
+    ) -> Result<(), CommandError> {
+        self.check_connecting(nsp)?;
         self.namespaces.remove(nsp);
         let error = connect_error(self.engine.protocol(), nsp, message, data).encode();
-        self.engine.send(now, error.frames(), false, false);
+        // A session that cannot take it is closing: the CONNECT is refused all the same.
+        let _ = self
+            .engine
+            .send(now, error.frames(), SendOptions::default());
         self.pump();
-        true
+        Ok(())
     }
 
     /// Sends an encoded packet (an event, or an ack) to the client. The packet's namespace must
-    /// be joined. Volatile packets are dropped when the transport is not writable. Returns whether
-    /// the packet was queued.
+    /// be joined. Volatile packets are dropped when the transport is not writable.
     pub fn send(
         &mut self,
         now: Instant,
         packet: &EncodedPacket,
         nsp: &str,
-        volatile: bool,
-        compress: bool,
-    ) -> bool {
-        if self.closed || !self.is_connected(nsp) {
-            return false;
-        }
-        let sent = self.engine.send(now, packet.frames(), volatile, compress);
+        options: SendOptions,
+    ) -> Result<(), CommandError> {
+        self.check_connected(nsp)?;
+        let sent = self.engine.send(now, packet.frames(), options);
         self.pump();
-        sent
+        Ok(sent?)
     }
 
     /// Sends an event that carries ack id `id` (from the namespace's [`AckIds`]) and waits for
-    /// the answer until `now + timeout`: the answer comes as [`Output::Ack`], or
-    /// [`Output::AckFailed`] — exactly one of them.
+    /// the answer until `now + timeout`: the answer comes as [`Event::Ack`], or
+    /// [`Event::AckFailed`] — exactly one of them.
     pub fn emit_with_ack(
         &mut self,
         now: Instant,
@@ -451,12 +460,10 @@ impl Connection {
         nsp: &str,
         id: u64,
         timeout: Duration,
-    ) -> bool {
-        if !self.send(now, packet, nsp, false, false) {
-            return false;
-        }
+    ) -> Result<(), CommandError> {
+        self.send(now, packet, nsp, SendOptions::default())?;
         self.expect_ack(now, nsp, id, timeout);
-        true
+        Ok(())
     }
 
     /// Registers an ack the connection waits for (the packet was sent by other means, e.g. a
@@ -470,23 +477,25 @@ impl Connection {
         self.ack_deadlines.insert((deadline, key.0, id));
     }
 
-    /// Answers the client's event `id` in `nsp` with `args` (a tuple, see
-    /// [`Packet::ack_with`]). Returns false if `nsp` is not joined.
-    pub fn ack(&mut self, now: Instant, packet: Packet) -> bool {
+    /// Answers the client's event with an ACK or BINARY_ACK packet (see [`Packet::ack_with`]),
+    /// in the packet's namespace, which must be joined.
+    pub fn ack(&mut self, now: Instant, packet: Packet) -> Result<(), CommandError> {
         let nsp = packet.nsp().clone();
-        self.send(now, &packet.encode(), &nsp, false, false)
+        self.send(now, &packet.encode(), &nsp, SendOptions::default())
     }
 
     /// Disconnects the socket of `nsp` (`socket.disconnect()`): DISCONNECT is sent, the
     /// Engine.IO session stays open.
-    pub fn disconnect(&mut self, now: Instant, nsp: &str) {
-        if self.closed || !self.is_connected(nsp) {
-            return;
-        }
+    pub fn disconnect(&mut self, now: Instant, nsp: &str) -> Result<(), CommandError> {
+        self.check_connected(nsp)?;
         let packet = Packet::disconnect(Str::from(nsp)).encode();
-        self.engine.send(now, packet.frames(), false, false);
+        // The socket leaves even if the DISCONNECT cannot be written (the session is closing).
+        let _ = self
+            .engine
+            .send(now, packet.frames(), SendOptions::default());
         self.leave(Str::from(nsp), DisconnectReason::ServerNamespaceDisconnect);
         self.pump();
+        Ok(())
     }
 
     /// Closes the whole connection. With [`DisconnectReason::ForcedServerClose`]
@@ -506,20 +515,47 @@ impl Connection {
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            self.engine.send(now, frames, false, false);
+            // A session already closing takes nothing more; the close goes on regardless.
+            let _ = self.engine.send(now, frames, SendOptions::default());
         }
         self.shutdown(now, reason);
         self.pump();
     }
 
+    fn check_open(&self) -> Result<(), CommandError> {
+        if self.closed || self.closing_reason.is_some() {
+            return Err(CommandError::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_connected(&self, nsp: &str) -> Result<(), CommandError> {
+        self.check_open()?;
+        if !self.is_connected(nsp) {
+            return Err(CommandError::NotConnected);
+        }
+        Ok(())
+    }
+
+    fn check_connecting(&self, nsp: &str) -> Result<(), CommandError> {
+        self.check_open()?;
+        if self.namespaces.get(nsp) != Some(&NsState::Connecting) {
+            return Err(CommandError::NoPendingConnect);
+        }
+        Ok(())
+    }
+
     // ---- the machine --------------------------------------------------------------------------
 
-    /// The next thing to do.
+    /// The next thing to do, for the driver ([`Output::Io`]) or the application
+    /// ([`Output::Event`]).
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop()
     }
 
-    /// When [`Connection::handle_timeout`] must be called next.
+    /// When [`Input::Timeout`] must be given next.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
             return None;
@@ -534,24 +570,29 @@ impl Connection {
         .min()
     }
 
-    /// Runs the timers due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Runs the timers due at `now`: the session's first, then the acks and the connect timeout.
+    fn on_timeout(&mut self, now: Instant) {
         self.now = now;
         if self.closed {
             return;
         }
-        self.engine.handle_timeout(now);
+        // The session refuses nothing on a timeout.
+        let _ = self.engine.handle_input(now, Input::Timeout);
+        self.pump();
+        if self.closed {
+            return;
+        }
         while let Some((deadline, nsp, id)) = self.ack_deadlines.first().cloned() {
             if deadline > now {
                 break;
             }
             self.ack_deadlines.pop_first();
             self.acks.remove(&(nsp.clone(), id));
-            self.outputs.push(Output::AckFailed {
+            self.outputs.push(Output::Event(Event::AckFailed {
                 nsp,
                 id,
                 error: AckError::Timeout,
-            });
+            }));
         }
         if self.connect_deadline.is_some_and(|d| d <= now) {
             self.connect_deadline = None;
@@ -567,11 +608,10 @@ impl Connection {
     fn pump(&mut self) {
         while let Some(out) = self.engine.poll_output() {
             match out {
-                eio::Output::Message(engine::Packet::Message(text)) => self.on_text(text),
-                eio::Output::Message(engine::Packet::Binary(data)) => self.on_binary(data),
-                eio::Output::Message(_) => {}
-                eio::Output::Closed(reason) => self.on_engine_closed(reason),
-                other => self.outputs.push(Output::Transport(other)),
+                eio::Output::Io(io) => self.outputs.push(Output::Io(io)),
+                eio::Output::Event(eio::Event::Message(text)) => self.on_text(text),
+                eio::Output::Event(eio::Event::Binary(data)) => self.on_binary(data),
+                eio::Output::Event(eio::Event::Closed(reason)) => self.on_engine_closed(reason),
             }
         }
     }
@@ -600,7 +640,7 @@ impl Connection {
 
     fn on_decode_error(&mut self, error: DecodeError) {
         // socket.io: every socket of the client gets an `error` event, then `conn.close()`.
-        self.outputs.push(Output::Error(error));
+        self.outputs.push(Output::Event(Event::Error(error)));
         self.decoder.reset();
         self.shutdown(self.now, DisconnectReason::ForcedClose);
     }
@@ -652,24 +692,24 @@ impl Connection {
             Protocol::V3 => None,
         };
         self.namespaces.insert(nsp.clone(), NsState::Connecting);
-        self.outputs.push(Output::Connect {
+        self.outputs.push(Output::Event(Event::Connect {
             nsp,
             auth,
             recovery,
-        });
+        }));
     }
 
     fn on_socket_packet(&mut self, nsp: Str, packet: Packet) {
         match packet.kind() {
             PacketType::Event | PacketType::BinaryEvent => {
-                self.outputs.push(Output::Event(packet));
+                self.outputs.push(Output::Event(Event::Event(packet)));
             }
             PacketType::Ack | PacketType::BinaryAck => {
                 let Some(id) = packet.id() else { return };
                 // An ACK with an unknown id is ignored.
                 if let Some(deadline) = self.acks.remove(&(nsp.clone(), id)) {
                     self.ack_deadlines.remove(&(deadline, nsp, id));
-                    self.outputs.push(Output::Ack(packet));
+                    self.outputs.push(Output::Event(Event::Ack(packet)));
                 }
             }
             PacketType::Disconnect => {
@@ -697,13 +737,14 @@ impl Connection {
         for (deadline, n, id) in failed {
             self.ack_deadlines.remove(&(deadline, n.clone(), id));
             self.acks.remove(&(n.clone(), id));
-            self.outputs.push(Output::AckFailed {
+            self.outputs.push(Output::Event(Event::AckFailed {
                 nsp: n,
                 id,
                 error: AckError::Disconnected,
-            });
+            }));
         }
-        self.outputs.push(Output::Disconnect { nsp, reason });
+        self.outputs
+            .push(Output::Event(Event::Disconnect { nsp, reason }));
     }
 
     fn on_engine_closed(&mut self, reason: CloseReason) {
@@ -721,7 +762,7 @@ impl Connection {
         self.namespaces.clear();
         self.closed = true;
         self.connect_deadline = None;
-        self.outputs.push(Output::Closed(reason));
+        self.outputs.push(Output::Event(Event::Closed(reason)));
     }
 }
 

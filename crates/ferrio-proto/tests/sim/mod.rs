@@ -270,7 +270,7 @@ pub struct ServerRecord {
     /// The Engine.IO session.
     pub eio: String,
     /// What.
-    pub out: ss::Output,
+    pub out: ss::Event,
 }
 
 /// What comes next in the simulation.
@@ -491,12 +491,12 @@ impl Sim {
                 }
             }
             Due::Client => {
-                self.client.handle_timeout(now);
+                self.client.handle_input(now, ec::Input::Timeout);
                 self.drain_client();
             }
             Due::Server(sid) => {
                 if let Some(srv) = self.servers.get_mut(&sid) {
-                    srv.conn.handle_timeout(now);
+                    let _ = srv.conn.handle_input(now, eio::Input::Timeout);
                 }
                 self.drain_server(&sid);
             }
@@ -588,29 +588,31 @@ impl Sim {
             };
             let gets: Vec<u64> = std::mem::take(&mut srv.gets).into_keys().collect();
             for req in gets {
-                srv.conn.handle_poll_aborted(now, req);
+                let _ = srv.conn.handle_input(now, eio::Input::PollAborted(req));
             }
             if srv.ws.take().is_some() {
-                srv.conn.handle_ws_closed(now, true);
+                let _ = srv
+                    .conn
+                    .handle_input(now, eio::Input::WsClosed { error: true });
             }
             if srv.probe.take().is_some() {
-                srv.conn.handle_probe_closed(now);
+                let _ = srv.conn.handle_input(now, eio::Input::ProbeClosed);
             }
             self.drain_server(&sid);
         }
         for tid in std::mem::take(&mut self.c_gets).into_keys() {
             self.client
-                .handle_transport_error(now, tid, "xhr poll error");
+                .handle_input(now, transport_error(tid, "xhr poll error"));
             self.drain_client();
         }
         for tid in std::mem::take(&mut self.c_posts).into_keys() {
             self.client
-                .handle_transport_error(now, tid, "xhr post error");
+                .handle_input(now, transport_error(tid, "xhr post error"));
             self.drain_client();
         }
         for tid in std::mem::take(&mut self.c_ws) {
             self.client
-                .handle_transport_error(now, tid, "websocket error");
+                .handle_input(now, transport_error(tid, "websocket error"));
             self.drain_client();
         }
     }
@@ -683,7 +685,7 @@ impl Sim {
                 srv.gets.insert(req, tid);
                 self.max_pending_gets = self.max_pending_gets.max(srv.gets.len());
                 self.req_owner.insert(req, sid.clone());
-                if let Err(e) = srv.conn.handle_poll(now, req) {
+                if let Err(e) = srv.conn.handle_input(now, eio::Input::Poll(req)) {
                     srv.gets.remove(&req);
                     if e == eio::RequestError::PollOverlap {
                         self.violations
@@ -713,10 +715,15 @@ impl Sim {
                 let Some(srv) = self.servers.get_mut(&sid) else {
                     return;
                 };
+                let binary = false;
                 let result = srv
                     .conn
-                    .handle_post_start(now, false)
-                    .and_then(|()| srv.conn.handle_post(now, Some(body), false));
+                    .handle_input(now, eio::Input::PostStart { binary })
+                    .and_then(|()| {
+                        let body = Some(body);
+                        srv.conn
+                            .handle_input(now, eio::Input::Post { body, binary })
+                    });
                 match result {
                     Ok(()) => self.send(Msg::PostOk { tid }),
                     Err(e) => {
@@ -754,20 +761,20 @@ impl Sim {
                 let Some(srv) = self.servers.get_mut(&sid) else {
                     return;
                 };
-                match srv.conn.handle_upgrade_request(now) {
+                match srv.conn.handle_input(now, eio::Input::UpgradeRequest) {
                     Ok(()) => {
                         self.ws_owner.insert(tid, sid.clone());
                         self.send(Msg::WsOpened { tid });
                         if self.link.probe_fault == Some(ProbeFault::CloseAfterOpen) {
                             self.send(Msg::WsClosedDown { tid });
                             if let Some(srv) = self.servers.get_mut(&sid) {
-                                srv.conn.handle_probe_closed(now);
+                                let _ = srv.conn.handle_input(now, eio::Input::ProbeClosed);
                             }
                         } else if let Some(srv) = self.servers.get_mut(&sid) {
                             srv.probe = Some(tid);
                         }
                     }
-                    Err(eio::UpgradeError::Closed) => self.send(Msg::WsErr { tid }),
+                    Err(eio::RequestError::Closed) => self.send(Msg::WsErr { tid }),
                     Err(_) => {
                         // accepted, then closed at once, as the reference does
                         self.send(Msg::WsOpened { tid });
@@ -783,13 +790,14 @@ impl Sim {
                 let Some(srv) = self.servers.get_mut(&sid) else {
                     return;
                 };
-                if srv.ws == Some(tid) {
-                    srv.conn.handle_ws_frame(now, frame);
+                let input = if srv.ws == Some(tid) {
+                    eio::Input::WsFrame(frame)
                 } else if srv.probe == Some(tid) {
-                    srv.conn.handle_probe_frame(now, frame);
+                    eio::Input::ProbeFrame(frame)
                 } else {
                     return;
-                }
+                };
+                let _ = srv.conn.handle_input(now, input);
                 self.drain_server(&sid);
             }
             Msg::WsCloseUp { tid } => {
@@ -799,15 +807,16 @@ impl Sim {
                 let Some(srv) = self.servers.get_mut(&sid) else {
                     return;
                 };
-                if srv.ws == Some(tid) {
+                let input = if srv.ws == Some(tid) {
                     srv.ws = None;
-                    srv.conn.handle_ws_closed(now, false);
+                    eio::Input::WsClosed { error: false }
                 } else if srv.probe == Some(tid) {
                     srv.probe = None;
-                    srv.conn.handle_probe_closed(now);
+                    eio::Input::ProbeClosed
                 } else {
                     return;
-                }
+                };
+                let _ = srv.conn.handle_input(now, input);
                 self.drain_server(&sid);
             }
             Msg::GetAbort { req } => {
@@ -818,7 +827,7 @@ impl Sim {
                     return;
                 };
                 if srv.gets.remove(&req).is_some() {
-                    srv.conn.handle_poll_aborted(now, req);
+                    let _ = srv.conn.handle_input(now, eio::Input::PollAborted(req));
                     self.drain_server(&sid);
                 }
             }
@@ -835,26 +844,26 @@ impl Sim {
                 return;
             };
             match out {
-                ss::Output::Transport(t) => self.on_server_transport(sid, t),
-                other => {
+                ss::Output::Io(io) => self.on_server_transport(sid, io),
+                ss::Output::Event(event) => {
                     self.server_log.push(ServerRecord {
                         at: self.now,
                         eio: sid.to_owned(),
-                        out: other.clone(),
+                        out: event.clone(),
                     });
-                    self.server_app(sid, other);
+                    self.server_app(sid, event);
                 }
             }
         }
     }
 
-    fn on_server_transport(&mut self, sid: &str, out: eio::Output) {
+    fn on_server_transport(&mut self, sid: &str, out: eio::Io) {
         let now = self.now;
         let Some(srv) = self.servers.get_mut(sid) else {
             return;
         };
         match out {
-            eio::Output::PollResponse { request, body, .. } => match srv.gets.remove(&request) {
+            eio::Io::PollResponse { request, body, .. } => match srv.gets.remove(&request) {
                 Some(tid) => self.send(Msg::GetOk {
                     tid,
                     req: request,
@@ -864,38 +873,35 @@ impl Sim {
                     .violations
                     .push(format!("{now}: {sid} answered unknown GET {request}")),
             },
-            eio::Output::WsSend(frame) => match srv.ws {
+            eio::Io::WsSend(frame) => match srv.ws {
                 Some(tid) => self.send(Msg::WsDown { tid, frame }),
                 None => self.violations.push(format!(
                     "{now}: {sid} wrote on a WebSocket it does not have"
                 )),
             },
-            eio::Output::WsClose => {
+            eio::Io::WsClose => {
                 if let Some(tid) = srv.ws.take() {
                     self.send(Msg::WsClosedDown { tid });
                 }
             }
-            eio::Output::ProbeSend(frame) => match srv.probe {
+            eio::Io::ProbeSend(frame) => match srv.probe {
                 Some(tid) => self.send(Msg::WsDown { tid, frame }),
                 None => self
                     .violations
                     .push(format!("{now}: {sid} wrote on a probe it does not have")),
             },
-            eio::Output::ProbeClose => {
+            eio::Io::ProbeClose => {
                 if let Some(tid) = srv.probe.take() {
                     self.send(Msg::WsClosedDown { tid });
                 }
             }
-            eio::Output::Upgraded => {
+            eio::Io::Upgraded => {
                 if srv.ws.is_some() {
                     self.violations
                         .push(format!("{now}: {sid} upgraded while on a WebSocket"));
                 }
                 srv.ws = srv.probe.take();
             }
-            other => self
-                .violations
-                .push(format!("{now}: {sid} passed up {other:?}")),
         }
     }
 
@@ -910,10 +916,10 @@ impl Sim {
         )
     }
 
-    fn server_app(&mut self, sid: &str, out: ss::Output) {
+    fn server_app(&mut self, sid: &str, out: ss::Event) {
         let now = self.instant();
         match out {
-            ss::Output::Connect { nsp, recovery, .. } => match &*nsp {
+            ss::Event::Connect { nsp, recovery, .. } => match &*nsp {
                 "/" | "/admin" => {
                     let restored = match (recovery, self.store(&nsp)) {
                         (Some(r), Some(store)) => store.restore(now, &r.pid, r.offset.as_deref()),
@@ -955,30 +961,31 @@ impl Sim {
                     let Some(srv) = self.servers.get_mut(sid) else {
                         return;
                     };
-                    srv.conn
+                    let _ = srv
+                        .conn
                         .accept(now, &nsp, &info.sid, info.pid.as_deref(), &replay);
                     srv.sockets.insert(nsp, info);
                 }
                 "/forbidden" => {
                     let data = RawJson::parse(r#"{"reason":"banned"}"#).expect("json");
                     if let Some(srv) = self.servers.get_mut(sid) {
-                        srv.conn.reject(now, &nsp, "not authorized", Some(&data));
+                        let _ = srv.conn.reject(now, &nsp, "not authorized", Some(&data));
                     }
                 }
                 _ => {
                     if let Some(srv) = self.servers.get_mut(sid) {
-                        srv.conn.reject(now, &nsp, "Invalid namespace", None);
+                        let _ = srv.conn.reject(now, &nsp, "Invalid namespace", None);
                     }
                 }
             },
-            ss::Output::Event(packet) => {
+            ss::Event::Event(packet) => {
                 let name = packet.event_name().map(|n| n.into_owned());
                 match (name.as_deref(), packet.id()) {
                     (_, Some(id)) => {
                         if self.drop_echo_answers > 0 {
                             self.drop_echo_answers -= 1;
                         } else if let Some(srv) = self.servers.get_mut(sid) {
-                            srv.conn.ack(now, echo_ack(&packet, id));
+                            let _ = srv.conn.ack(now, echo_ack(&packet, id));
                         }
                     }
                     (Some("please_emit"), _) => {
@@ -999,7 +1006,7 @@ impl Sim {
                     _ => {}
                 }
             }
-            ss::Output::Disconnect { nsp, reason } => {
+            ss::Event::Disconnect { nsp, reason } => {
                 let info = self
                     .servers
                     .get_mut(sid)
@@ -1019,7 +1026,7 @@ impl Sim {
                     }
                 }
             }
-            ss::Output::Closed(_) => {
+            ss::Event::Closed(_) => {
                 // A GET still pending on a closed session is answered with an error by the
                 // driver (the machine has nothing more to say).
                 let Some(srv) = self.servers.get_mut(sid) else {
@@ -1075,7 +1082,18 @@ impl Sim {
                 .is_some_and(|i| room.as_ref().is_none_or(|r| *r == i.sid));
             if target
                 && srv.conn.is_connected(nsp)
-                && srv.conn.send(now, &encoded, nsp, volatile, false)
+                && srv
+                    .conn
+                    .send(
+                        now,
+                        &encoded,
+                        nsp,
+                        eio::SendOptions {
+                            volatile,
+                            compress: false,
+                        },
+                    )
+                    .is_ok()
             {
                 sent += 1;
                 self.server_sent.insert((
@@ -1112,7 +1130,11 @@ impl Sim {
             let id = self.ack_ids.entry(nsp.clone()).or_default().next_id();
             let encoded = packet.clone().with_id(id).encode();
             if let Some(srv) = self.servers.get_mut(&sid) {
-                if srv.conn.emit_with_ack(now, &encoded, &nsp, id, timeout) {
+                if srv
+                    .conn
+                    .emit_with_ack(now, &encoded, &nsp, id, timeout)
+                    .is_ok()
+                {
                     asked.push((sid.clone(), id));
                     self.server_sent.insert((
                         sid.clone(),
@@ -1132,7 +1154,7 @@ impl Sim {
         let sids: Vec<String> = self.servers.keys().cloned().collect();
         for sid in sids {
             if let Some(srv) = self.servers.get_mut(&sid) {
-                srv.conn.disconnect(now, nsp);
+                let _ = srv.conn.disconnect(now, nsp);
             }
             self.drain_server(&sid);
         }
@@ -1158,7 +1180,9 @@ impl Sim {
         let sids: Vec<String> = self.servers.keys().cloned().collect();
         for sid in sids {
             if let Some(srv) = self.servers.get_mut(&sid) {
-                srv.conn.send(now, &encoded, nsp, false, false);
+                let _ = srv
+                    .conn
+                    .send(now, &encoded, nsp, eio::SendOptions::default());
             }
             self.drain_server(&sid);
         }
@@ -1183,46 +1207,57 @@ impl Sim {
             Msg::GetOk { tid, req, body } => {
                 if self.c_gets.get(&tid) == Some(&req) {
                     self.c_gets.remove(&tid);
-                    self.client.handle_poll_response(now, tid, body);
+                    let input = ec::Input::PollResponse {
+                        transport: tid,
+                        body,
+                    };
+                    self.client.handle_input(now, input);
                 }
             }
             Msg::GetErr { tid, req, why } => {
                 if self.c_gets.get(&tid) == Some(&req) {
                     self.c_gets.remove(&tid);
-                    self.client
-                        .handle_transport_error(now, tid, format!("xhr poll error: {why}"));
+                    let error = transport_error(tid, &format!("xhr poll error: {why}"));
+                    self.client.handle_input(now, error);
                 }
             }
             Msg::PostOk { tid } => {
                 if self.take_post(tid) {
-                    self.client.handle_post_response(now, tid);
+                    let input = ec::Input::PostResponse { transport: tid };
+                    self.client.handle_input(now, input);
                 }
             }
             Msg::PostErr { tid, why } => {
                 if self.take_post(tid) {
-                    self.client
-                        .handle_transport_error(now, tid, format!("xhr post error: {why}"));
+                    let error = transport_error(tid, &format!("xhr post error: {why}"));
+                    self.client.handle_input(now, error);
                 }
             }
             Msg::WsOpened { tid } => {
                 if self.c_ws.contains(&tid) {
-                    self.client.handle_ws_open(now, tid);
+                    let input = ec::Input::WsOpen { transport: tid };
+                    self.client.handle_input(now, input);
                 }
             }
             Msg::WsDown { tid, frame } => {
                 if self.c_ws.contains(&tid) {
-                    self.client.handle_ws_frame(now, tid, frame);
+                    let input = ec::Input::WsFrame {
+                        transport: tid,
+                        frame,
+                    };
+                    self.client.handle_input(now, input);
                 }
             }
             Msg::WsClosedDown { tid } => {
                 if self.c_ws.remove(&tid) {
-                    self.client.handle_ws_closed(now, tid);
+                    let input = ec::Input::WsClosed { transport: tid };
+                    self.client.handle_input(now, input);
                 }
             }
             Msg::WsErr { tid } => {
                 if self.c_ws.remove(&tid) {
                     self.client
-                        .handle_transport_error(now, tid, "websocket error");
+                        .handle_input(now, transport_error(tid, "websocket error"));
                 }
             }
             _ => unreachable!("not a downward message"),
@@ -1252,7 +1287,7 @@ impl Sim {
     fn drain_client_outputs(&mut self) {
         while let Some(out) = self.client.poll_output() {
             match out {
-                ferrio_proto::socket::client::Output::Transport(io) => self.on_client_io(io),
+                ferrio_proto::socket::client::Output::Io(io) => self.on_client_io(io),
                 ferrio_proto::socket::client::Output::Event(event) => {
                     if let Event::Event { socket, packet } = &event {
                         let sids = [
@@ -1455,7 +1490,7 @@ impl Sim {
         self.server_log
             .iter()
             .filter_map(|r| match &r.out {
-                ss::Output::Disconnect { nsp, reason } => Some((r.at, nsp.to_string(), *reason)),
+                ss::Event::Disconnect { nsp, reason } => Some((r.at, nsp.to_string(), *reason)),
                 _ => None,
             })
             .collect()
@@ -1466,7 +1501,7 @@ impl Sim {
         self.server_log
             .iter()
             .filter_map(|r| match &r.out {
-                ss::Output::Closed(reason) => Some((r.at, r.eio.clone(), *reason)),
+                ss::Event::Closed(reason) => Some((r.at, r.eio.clone(), *reason)),
                 _ => None,
             })
             .collect()
@@ -1477,7 +1512,7 @@ impl Sim {
         self.server_log
             .iter()
             .filter_map(|r| match &r.out {
-                ss::Output::Event(p) if p.event_name().as_deref() == Some(name) => {
+                ss::Event::Event(p) if p.event_name().as_deref() == Some(name) => {
                     Some((r.at, r.eio.clone(), p.clone()))
                 }
                 _ => None,
@@ -1490,7 +1525,7 @@ impl Sim {
         self.server_log
             .iter()
             .filter_map(|r| match &r.out {
-                ss::Output::Ack(p) => Some((r.at, r.eio.clone(), p.clone())),
+                ss::Event::Ack(p) => Some((r.at, r.eio.clone(), p.clone())),
                 _ => None,
             })
             .collect()
@@ -1508,5 +1543,13 @@ impl Sim {
     /// The server connection of an Engine.IO session.
     pub fn server(&self, sid: &str) -> &Connection {
         &self.servers[sid].conn
+    }
+}
+
+/// The input reporting that `transport` failed with `description`.
+fn transport_error(transport: TransportId, description: &str) -> ec::Input {
+    ec::Input::TransportError {
+        transport,
+        description: description.to_owned(),
     }
 }
