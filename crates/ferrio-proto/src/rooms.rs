@@ -1,5 +1,5 @@
 //! The room index of one namespace and the broadcast target set: the model every adapter (the
-//! in-memory one and, later, the cluster ones) shares.
+//! in-memory one and the cluster ones) shares.
 //!
 //! A socket id and a room name are both [`Str`]. Every socket joins the room named by its own id
 //! when it is added ([`RoomIndex::add_socket`]), so a direct emit is a broadcast to one room.

@@ -14,17 +14,13 @@ use ferrio_proto::socket::Packet;
 use ferrio_proto::{Instant, Str};
 use proptest::prelude::*;
 
+/// One step: the machine's own input, a poll the driver starts or drops (the driver picks the
+/// request ids), time passing, or an application command.
 #[derive(Debug, Clone)]
 enum Step {
+    Input(Input),
     Get,
     Abort,
-    Post(&'static str),
-    Ws(&'static str),
-    WsBinary(u8),
-    WsClosed,
-    Upgrade,
-    Probe(&'static str),
-    ProbeClosed,
     Advance(u64),
     AcceptAll,
     RejectAll,
@@ -65,13 +61,18 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => Just(Step::Get),
         1 => Just(Step::Abort),
-        3 => text().prop_map(Step::Post),
-        3 => text().prop_map(Step::Ws),
-        1 => any::<u8>().prop_map(Step::WsBinary),
-        1 => Just(Step::WsClosed),
-        1 => Just(Step::Upgrade),
-        2 => prop_oneof![Just("2probe"), Just("5"), Just("4x")].prop_map(Step::Probe),
-        1 => Just(Step::ProbeClosed),
+        3 => text().prop_map(|t| Step::Input(Input::Post {
+            body: Some(Bytes::from_static(t.as_bytes())),
+            binary: false,
+        })),
+        3 => text().prop_map(|t| Step::Input(Input::WsFrame(Frame::Text(t.into())))),
+        1 => any::<u8>()
+            .prop_map(|b| Step::Input(Input::WsFrame(Frame::Binary(Bytes::from(vec![b]))))),
+        1 => Just(Step::Input(Input::WsClosed { error: false })),
+        1 => Just(Step::Input(Input::UpgradeRequest)),
+        2 => prop_oneof![Just("2probe"), Just("5"), Just("4x")]
+            .prop_map(|t| Step::Input(Input::ProbeFrame(Frame::Text(t.into())))),
+        1 => Just(Step::Input(Input::ProbeClosed)),
         3 => (0u64..400).prop_map(Step::Advance),
         2 => Just(Step::AcceptAll),
         1 => Just(Step::RejectAll),
@@ -198,35 +199,16 @@ impl World {
                     self.c.handle_input(now, Input::PollAborted(id)).unwrap();
                 }
             }
-            Step::Post(body) => {
-                let _ = self.c.handle_input(
-                    now,
-                    Input::Post {
-                        body: Some(Bytes::from_static(body.as_bytes())),
-                        binary: false,
-                    },
+            Step::Input(input) => {
+                // POSTs and upgrades may be refused; the other inputs never are.
+                let refusable = matches!(input, Input::Post { .. } | Input::UpgradeRequest);
+                let result = self.c.handle_input(now, input);
+                assert!(refusable || result.is_ok(), "refused: {result:?}");
+                assert!(
+                    self.c.poll_timeout().is_none_or(|d| d > now),
+                    "timer left in the past"
                 );
             }
-            Step::Ws(text) => self
-                .c
-                .handle_input(now, Input::WsFrame(Frame::Text(text.into())))
-                .unwrap(),
-            Step::WsBinary(b) => self
-                .c
-                .handle_input(now, Input::WsFrame(Frame::Binary(Bytes::from(vec![b]))))
-                .unwrap(),
-            Step::WsClosed => self
-                .c
-                .handle_input(now, Input::WsClosed { error: false })
-                .unwrap(),
-            Step::Upgrade => {
-                let _ = self.c.handle_input(now, Input::UpgradeRequest);
-            }
-            Step::Probe(text) => self
-                .c
-                .handle_input(now, Input::ProbeFrame(Frame::Text(text.into())))
-                .unwrap(),
-            Step::ProbeClosed => self.c.handle_input(now, Input::ProbeClosed).unwrap(),
             Step::Advance(ms) => {
                 self.now += ms;
                 let now = self.t();

@@ -280,7 +280,7 @@ pub struct Connection {
 
 impl Connection {
     /// Opens a connection over a new Engine.IO session (see [`eio::Session::new`]). An EIO 3
-    /// client joins `/` implicitly: a [`Output::Connect`] for `/` is produced at once.
+    /// client joins `/` implicitly: a [`Event::Connect`] for `/` is produced at once.
     pub fn new(
         now: Instant,
         sid: Str,
