@@ -649,7 +649,7 @@ export class Socket extends Emitter {
     switch (out[0]) {
       case 10:
         this.id = out[2];
-        this.recovered = this._state(4);
+        this.recovered = out[3];
         this.emitReserved("connect");
         for (const args of this._outgoingPending.splice(0)) this._notifyOutgoing(args);
         break;

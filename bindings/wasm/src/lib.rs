@@ -46,7 +46,7 @@
 //! | 2 | WebSocket open | transport id, query |
 //! | 3 | WebSocket send | transport id, frame (string or `Uint8Array`) |
 //! | 4 | close transport | transport id |
-//! | 10 | socket `connect` | socket, socket id from the server |
+//! | 10 | socket `connect` | socket, socket id from the server, recovered (boolean) |
 //! | 11 | socket `connect_error` | socket, message, data as JSON text or `undefined` |
 //! | 12 | socket `disconnect` | socket, reason, description or `undefined` |
 //! | 13 | event from the server | socket, JSON text of `[name, ...args]`, attachments, ack id or -1 |
@@ -397,7 +397,7 @@ impl Core {
             }
             Output::Event(event) => {
                 let (code, socket) = match &event {
-                    Event::Connect { socket } => (10, Some(*socket)),
+                    Event::Connect { socket, .. } => (10, Some(*socket)),
                     Event::ConnectError { socket, .. } => (11, Some(*socket)),
                     Event::Disconnect { socket, .. } => (12, Some(*socket)),
                     Event::Event { socket, .. } => (13, Some(*socket)),
@@ -419,7 +419,10 @@ impl Core {
                     num(socket.index() as f64);
                 }
                 match event {
-                    Event::Connect { socket } => push(opt_str(self.manager.socket_sid(socket))),
+                    Event::Connect { sid, recovered, .. } => {
+                        push(JsValue::from_str(&sid));
+                        push(JsValue::from_bool(recovered));
+                    }
                     Event::ConnectError { message, data, .. } => {
                         push(message.into());
                         push(opt_str(data.as_ref().map(RawJson::as_str)));

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use ferrio_proto::engine::client::{Input, Io, Transport, TransportId};
 use ferrio_proto::socket::client::{
-    self as core, AckId, EmitOptions, Event, ManagerConfig, Output, ReadyState, SocketId,
+    self as core, AckId, EmitOptions, Event, ManagerConfig, Output, SocketId,
 };
 use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::{Instant, Str};
@@ -525,9 +525,12 @@ impl Driver {
                     }
                 }
             }
-            Event::Connect { socket } => {
-                let id = self.machine.socket_sid(socket).map(str::to_owned);
-                let recovered = self.machine.is_recovered(socket);
+            Event::Connect {
+                socket,
+                sid,
+                recovered,
+            } => {
+                let id = Some(sid.to_string());
                 tracing::debug!(socket = socket.index(), ?id, recovered, "connect");
                 if let Some(entry) = self.sockets.get(&socket) {
                     entry.shared.state.send_modify(|s| {
@@ -544,18 +547,16 @@ impl Driver {
                 socket,
                 message,
                 data,
+                retrying,
             } => {
                 let error = ConnectError {
                     message,
                     data: data.and_then(|d| d.to_value().ok()),
                 };
-                tracing::debug!(socket = socket.index(), %error, "connect_error");
-                let refused = !self.machine.is_active(socket);
-                let given_up = self.machine.ready_state() == ReadyState::Closed
-                    && !self.machine.is_reconnecting();
+                tracing::debug!(socket = socket.index(), %error, retrying, "connect_error");
                 if let Some(entry) = self.sockets.get(&socket) {
                     entry.shared.state.send_modify(|s| {
-                        if refused || given_up {
+                        if !retrying {
                             s.failure = Some(error.clone());
                         }
                         s.last_error = Some(error.clone());

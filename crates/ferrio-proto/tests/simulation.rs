@@ -40,14 +40,8 @@ fn exercise_session(setup: Setup, admin_rtts: u64) -> Sim {
         .collect();
     // the handshake takes one round trip, the CONNECT and its accept another
     assert_eq!(sim.client_times(&Event::Open), [rtt]);
-    assert_eq!(
-        sim.client_times(&Event::Connect { socket: root }),
-        [2 * rtt]
-    );
-    assert_eq!(
-        sim.client_times(&Event::Connect { socket: admin }),
-        [admin_rtts * rtt]
-    );
+    assert_eq!(sim.connect_times(root), [2 * rtt]);
+    assert_eq!(sim.connect_times(admin), [admin_rtts * rtt]);
     assert_eq!(connects.len(), 2, "{connects:?}");
     assert!(sim.client.is_connected(root) && sim.client.is_connected(admin));
     assert_ne!(sim.client.socket_sid(root), sim.client.socket_sid(admin));
@@ -412,10 +406,7 @@ fn reconnection_follows_the_backoff_formula() {
     assert_eq!(attempts(&sim), expected);
     let (last, n) = *expected.last().unwrap();
     assert_eq!(sim.client_times(&Event::Reconnect(n)), [last + rtt]);
-    assert_eq!(
-        sim.client_times(&Event::Connect { socket: s }),
-        [2 * rtt, last + 2 * rtt]
-    );
+    assert_eq!(sim.connect_times(s), [2 * rtt, last + 2 * rtt]);
     let disconnects = sim.client_disconnects();
     assert_eq!(disconnects, [(down, s, ClientReason::TransportError)]);
     // each failed attempt reports its error, and the socket a connect_error
@@ -588,7 +579,7 @@ fn story(sim: &Sim, socket: SocketId, from: u64) -> Vec<(String, Option<u32>)> {
                 packet.event_name().unwrap().into_owned(),
                 packet.args::<(u32,)>().ok().map(|(n,)| n),
             )),
-            Event::Connect { socket: s } if *s == socket => Some(("connect".into(), None)),
+            Event::Connect { socket: s, .. } if *s == socket => Some(("connect".into(), None)),
             _ => None,
         })
         .collect()
@@ -639,7 +630,7 @@ fn recovery_replays_missed_events(transport: Transport, received_before: u32) {
     expected.push(connect());
     assert_eq!(story(&sim, s, 0), expected);
     // the missed events are handed over with the accept, just before `connect`
-    let connect_at = sim.client_times(&Event::Connect { socket: s })[1];
+    let connect_at = sim.connect_times(s)[1];
     let replayed = sim.client_received("news");
     assert!(replayed[received_before as usize..]
         .iter()
@@ -1003,10 +994,13 @@ fn connect_error_from_middleware() {
                 socket,
                 message,
                 data,
+                retrying,
             } = e
             else {
                 unreachable!()
             };
+            // Refused by the server: the socket gives up.
+            assert!(!retrying);
             if *socket == forbidden {
                 assert_eq!(message, "not authorized");
                 assert_eq!(data.as_ref().unwrap().as_str(), r#"{"reason":"banned"}"#);
@@ -1073,7 +1067,7 @@ fn disconnect_while_connecting_leaves_no_ghost_socket() {
     assert!(sim.client_disconnects().is_empty(), "/ is not affected");
     assert!(sim.client.is_connected(root) && sim.client.is_connected(admin));
     assert!(sim.server("eio1").is_connected("/admin"));
-    assert_eq!(sim.client_times(&Event::Connect { socket: admin }).len(), 1);
+    assert_eq!(sim.connect_times(admin).len(), 1);
 }
 
 /// A recovery whose connection dies right after the server answered: each missed event is still

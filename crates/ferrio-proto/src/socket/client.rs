@@ -30,7 +30,7 @@
 //! // the CONNECT for "/"
 //! assert_eq!(m.poll_output(), Some(Output::Io(Io::WsSend { transport: ws, frame: Frame::Text("40".into()), compress: true })));
 //! m.handle_input(t, Input::WsFrame { transport: ws, frame: Frame::Text(r#"40{"sid":"s"}"#.into()) });
-//! assert_eq!(m.poll_output(), Some(Output::Event(Event::Connect { socket })));
+//! assert_eq!(m.poll_output(), Some(Output::Event(Event::Connect { socket, sid: "s".into(), recovered: false })));
 //! let ack = m.emit(t, socket, Packet::event_with("/", "hello", &("world",)).unwrap(), EmitOptions::with_ack()).unwrap();
 //! assert!(ack.is_some());
 //! let Some(Output::Io(Io::WsSend { frame, .. })) = m.poll_output() else { panic!() };
@@ -341,11 +341,13 @@ pub enum Event {
     Connect {
         /// The socket.
         socket: SocketId,
+        /// The socket's id from the server (`socket.id`).
+        sid: Str,
+        /// The server recovered the previous session (`socket.recovered`): its rooms and the
+        /// events missed meanwhile came back.
+        recovered: bool,
     },
-    /// The socket could not connect (`connect_error`): the server refused it (CONNECT_ERROR;
-    /// the socket is then inactive and does not retry, see [`Manager::connect_socket`]), or the
-    /// Engine.IO session failed to open (the socket stays active and connects when the manager
-    /// reconnects).
+    /// The socket could not connect (`connect_error`).
     ConnectError {
         /// The socket.
         socket: SocketId,
@@ -353,6 +355,11 @@ pub enum Event {
         message: String,
         /// The `data` the server's middleware attached, if any.
         data: Option<RawJson>,
+        /// True when the socket stays active and connects again by itself when the manager
+        /// reconnects (the Engine.IO session failed to open, and reconnection goes on); false
+        /// when it will not: the server refused it (CONNECT_ERROR; the socket is inactive, see
+        /// [`Manager::connect_socket`]), or the manager gave up.
+        retrying: bool,
     },
     /// The socket disconnected (`disconnect`). Acks waiting on it failed just after (unless
     /// their packet is still buffered).
@@ -1029,24 +1036,33 @@ impl Manager {
         self.event(Event::Error {
             message: message.clone(),
         });
-        for i in 0..self.sockets.len() {
-            let s = &self.sockets[i];
-            if s.active && !s.connected {
-                self.event(Event::ConnectError {
-                    socket: SocketId(i as u32),
-                    message: message.clone(),
-                    data: None,
-                });
-            }
-        }
+        // The sockets' `connect_error` come next, before the reconnection's events; whether
+        // they retry is known once the reconnection is decided.
+        let mark = self.outputs.len();
+        let waiting: Vec<SocketId> = (0..self.sockets.len())
+            .filter(|&i| self.sockets[i].active && !self.sockets[i].connected)
+            .map(|i| SocketId(i as u32))
+            .collect();
         if self.opening_for_reconnect {
             self.opening_for_reconnect = false;
             self.reconnecting = false;
             self.reconnect(now);
-            self.event(Event::ReconnectError { message });
+            self.event(Event::ReconnectError {
+                message: message.clone(),
+            });
         } else if !self.reconnecting && self.config.reconnection && self.backoff.attempts() == 0 {
             // `maybeReconnectOnOpen`: only the first failure starts the reconnection loop.
             self.reconnect(now);
+        }
+        let retrying = self.reconnecting;
+        for (k, socket) in waiting.into_iter().enumerate() {
+            let error = Event::ConnectError {
+                socket,
+                message: message.clone(),
+                data: None,
+                retrying,
+            };
+            self.outputs.insert(mark + k, Output::Event(error));
         }
     }
 
@@ -1242,6 +1258,7 @@ impl Manager {
                     socket,
                     message,
                     data,
+                    retrying: false,
                 });
             }
         }
@@ -1265,6 +1282,7 @@ impl Manager {
                 socket,
                 message: V2_SERVER.to_owned(),
                 data: None,
+                retrying: self.sockets[socket.index()].active,
             }),
         }
     }
@@ -1273,8 +1291,9 @@ impl Manager {
     /// queue's head, then `connect`.
     fn on_connect(&mut self, now: Instant, socket: SocketId, sid: Str, pid: Option<Str>) {
         let s = &mut self.sockets[socket.index()];
-        s.sid = Some(sid);
-        s.recovered = pid.is_some() && s.pid == pid;
+        s.sid = Some(sid.clone());
+        let recovered = pid.is_some() && s.pid == pid;
+        s.recovered = recovered;
         s.pid = pid;
         s.connected = true;
         s.awaiting_auth = false;
@@ -1287,7 +1306,11 @@ impl Manager {
             let _ = self.engine.enqueue(b.encoded.frames(), b.compress, false);
         }
         self.drain_queue(now, socket, true);
-        self.event(Event::Connect { socket });
+        self.event(Event::Connect {
+            socket,
+            sid,
+            recovered,
+        });
     }
 
     fn on_event(&mut self, now: Instant, socket: SocketId, packet: Packet) {
@@ -1823,7 +1846,14 @@ mod tests {
         assert_eq!(h.sent(), ["40"]);
         assert!(!h.m.is_connected(s));
         h.server(r#"40{"sid":"abc"}"#);
-        assert_eq!(h.events(), [Event::Connect { socket: s }]);
+        assert_eq!(
+            h.events(),
+            [Event::Connect {
+                socket: s,
+                sid: "abc".into(),
+                recovered: false
+            }]
+        );
         assert_eq!(h.m.socket_sid(s), Some("abc"));
         assert!(h.m.is_connected(s));
         assert!(h.m.is_active(s));
@@ -1868,8 +1898,16 @@ mod tests {
             h.events(),
             [
                 Event::Open,
-                Event::Connect { socket: main },
-                Event::Connect { socket: admin }
+                Event::Connect {
+                    socket: main,
+                    sid: "m".into(),
+                    recovered: false
+                },
+                Event::Connect {
+                    socket: admin,
+                    sid: "a".into(),
+                    recovered: false
+                }
             ]
         );
     }
@@ -1933,7 +1971,7 @@ mod tests {
         assert!(h.events().is_empty());
         h.server(r#"40{"sid":"x"}"#);
         let events = h.events();
-        let [Event::Event { socket, packet }, Event::Connect { socket: c }] = events.as_slice()
+        let [Event::Event { socket, packet }, Event::Connect { socket: c, .. }] = events.as_slice()
         else {
             panic!("{events:?}")
         };
@@ -2222,7 +2260,8 @@ mod tests {
                     Event::ConnectError {
                         socket: s,
                         message: message.clone(),
-                        data: None
+                        data: None,
+                        retrying: true,
                     },
                     Event::ReconnectError { message }
                 ]
@@ -2280,7 +2319,14 @@ mod tests {
         );
         assert_eq!(h.sent(), ["40"]);
         h.server(r#"40{"sid":"s2"}"#);
-        assert_eq!(h.events(), [Event::Connect { socket: s }]);
+        assert_eq!(
+            h.events(),
+            [Event::Connect {
+                socket: s,
+                sid: "s2".into(),
+                recovered: false
+            }]
+        );
         assert!(!h.m.is_reconnecting());
         assert_eq!(h.m.socket_sid(s), Some("s2"));
     }
@@ -2335,7 +2381,8 @@ mod tests {
                 Event::ConnectError {
                     socket: s,
                     message: "not authorized".into(),
-                    data: Some(raw(r#"{"reason":"bad token"}"#))
+                    data: Some(raw(r#"{"reason":"bad token"}"#)),
+                    retrying: false,
                 }
             ]
         );
@@ -2583,7 +2630,11 @@ mod tests {
             },
         );
         let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
-        assert!(out.contains(&Output::Event(Event::Connect { socket: s })));
+        assert!(out.contains(&Output::Event(Event::Connect {
+            socket: s,
+            sid: "x".into(),
+            recovered: false
+        })));
         // the CONNECT's POST is still in flight
         assert!(!m.engine().is_writable());
         let volatile = EmitOptions {
@@ -2675,7 +2726,8 @@ mod tests {
                 Event::ConnectError {
                     socket: s,
                     message,
-                    data: None
+                    data: None,
+                    retrying: true,
                 }
             ]
         );
@@ -2764,7 +2816,9 @@ mod tests {
         h.reconnect();
         h.server(r#"40{"sid":"s2"}"#);
         let events = h.events();
-        assert!(events.contains(&Event::Connect { socket: s }));
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Connect { socket, .. } if *socket == s)));
         assert!(
             !events.iter().any(|e| matches!(e, Event::Event { .. })),
             "the event of the dead connection is not delivered: {events:?}"
@@ -2784,7 +2838,10 @@ mod tests {
         assert!(h.sent().is_empty(), "not connected yet: nothing to send");
         h.server(r#"40/admin,{"sid":"s2"}"#);
         assert_eq!(h.sent(), ["41/admin,"]);
-        assert!(!h.events().contains(&Event::Connect { socket: admin }));
+        let events = h.events();
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, Event::Connect { socket, .. } if *socket == admin)));
         assert!(h.m.is_connected(root));
     }
 

@@ -1428,6 +1428,15 @@ impl Sim {
             .collect()
     }
 
+    /// When the client's `socket` connected (every time).
+    pub fn connect_times(&self, socket: SocketId) -> Vec<u64> {
+        self.client_log
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Connect { socket: s, .. } if *s == socket))
+            .map(|(at, _)| *at)
+            .collect()
+    }
+
     /// When the client saw `event` (every time).
     pub fn client_times(&self, event: &Event) -> Vec<u64> {
         self.client_log
