@@ -921,30 +921,32 @@ impl Sim {
         match out {
             ss::Event::Connect { nsp, recovery, .. } => match &*nsp {
                 "/" | "/admin" => {
-                    let restored = match (recovery, self.store(&nsp)) {
-                        (Some(r), Some(store)) => store.restore(now, &r.pid, r.offset.as_deref()),
-                        _ => None,
-                    };
-                    let (info, replay) = match restored {
-                        Some(r) => (
-                            SockInfo {
-                                sid: r.session.sid,
-                                pid: Some(r.session.pid),
-                                since: r.session.since,
-                            },
-                            r.missed.iter().map(Packet::encode).collect::<Vec<_>>(),
-                        ),
+                    self.next_socket += 1;
+                    let n = self.next_socket;
+                    let fresh_pid = Str::from(format!("pid{n}"));
+                    let admission = self
+                        .store(&nsp)
+                        .map(|store| store.admit(now, recovery.as_ref(), fresh_pid));
+                    let (info, replay) = match admission {
+                        Some(a) => {
+                            let (sid, replay) = match a.restored {
+                                Some(r) => (
+                                    r.session.sid,
+                                    r.missed.iter().map(Packet::encode).collect::<Vec<_>>(),
+                                ),
+                                None => (Str::from(format!("sock{n}")), Vec::new()),
+                            };
+                            let pid = Some(a.pid);
+                            let since = a.since;
+                            (SockInfo { sid, pid, since }, replay)
+                        }
                         None => {
-                            self.next_socket += 1;
-                            let n = self.next_socket;
-                            let since = self.store(&nsp).map_or(Position::START, |s| s.position());
+                            let sid = Str::from(format!("sock{n}"));
+                            let since = Position::START;
                             (
                                 SockInfo {
-                                    sid: Str::from(format!("sock{n}")),
-                                    pid: self
-                                        .recovery
-                                        .is_some()
-                                        .then(|| Str::from(format!("pid{n}"))),
+                                    sid,
+                                    pid: None,
                                     since,
                                 },
                                 Vec::new(),
@@ -1011,18 +1013,16 @@ impl Sim {
                     .servers
                     .get_mut(sid)
                     .and_then(|s| s.sockets.remove(&nsp));
-                if let (Some(info), true) = (info, reason.is_recoverable()) {
+                if let Some(info) = info {
                     if let (Some(pid), Some(store)) = (info.pid.clone(), self.store(&nsp)) {
-                        store.persist(
-                            now,
-                            PersistedSession {
-                                sid: info.sid.clone(),
-                                pid,
-                                rooms: vec![info.sid],
-                                data: None,
-                                since: info.since,
-                            },
-                        );
+                        let session = PersistedSession {
+                            sid: info.sid.clone(),
+                            pid,
+                            rooms: vec![info.sid],
+                            data: None,
+                            since: info.since,
+                        };
+                        store.leave(now, reason, session);
                     }
                 }
             }
