@@ -324,8 +324,8 @@ export class Manager extends Emitter {
     if (abort && method === "GET") entry.aborts.add(abort);
     const headers = Object.assign({}, this._extraHeaders || {});
     if (method === "POST") headers["Content-Type"] = "text/plain;charset=UTF-8";
-    const t = Date.now().toString(36) + Math.random().toString(36).slice(2, 6);
-    fetch(this._url(this._http, query.concat("t", t)), {
+    // The core's query carries the cache buster (`t`).
+    fetch(this._url(this._http, query), {
       method,
       body,
       headers,

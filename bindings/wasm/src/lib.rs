@@ -181,6 +181,8 @@ impl Core {
         }
         config.timeout = millis(timeout);
         config.seed = seed as u64;
+        // The cache busters' prefix: another page's differs (the seed is random per page).
+        config.engine.stamp_seed = config.seed;
         Core {
             manager: Manager::new(config),
         }

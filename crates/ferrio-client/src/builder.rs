@@ -284,13 +284,13 @@ impl ClientBuilder {
     /// Cache-busting stamps (`timestampRequests`): by default polling requests carry one and
     /// WebSocket handshakes do not; `true` stamps both, `false` neither.
     pub fn timestamp_requests(mut self, yes: bool) -> Self {
-        self.http.timestamp_requests = Some(yes);
+        self.config.engine.timestamp_requests = Some(yes);
         self
     }
 
     /// The stamp's query parameter (`timestampParam`, `t`).
     pub fn timestamp_param(mut self, name: &str) -> Self {
-        self.http.timestamp_param = name.to_owned();
+        self.config.engine.timestamp_param = name.to_owned();
         self
     }
 
@@ -449,6 +449,9 @@ impl ClientBuilder {
         );
         let mut config = self.config.clone();
         config.engine.query = self.query.clone().unwrap_or(url_query);
+        // The cache busters' prefix: unlike another process's, so that no cache in between
+        // answers a request with another's response.
+        config.engine.stamp_seed = getrandom::u64().unwrap_or(0x5eed);
         if config.seed == 0 {
             config.seed = getrandom::u64().unwrap_or(0x5eed);
         }

@@ -2,7 +2,6 @@
 //! rustls for `https`) and WebSockets (tokio-tungstenite, rustls for `wss`). Each request or
 //! socket runs in its own task and reports back over one channel, naming its transport.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -60,11 +59,6 @@ pub(crate) struct HttpOptions {
     pub(crate) with_credentials: bool,
     /// A bound on each polling request (`requestTimeout`, none).
     pub(crate) request_timeout: Option<std::time::Duration>,
-    /// Stamp requests with a cache buster: `None` = polling only (the default), `Some(true)` =
-    /// WebSocket too, `Some(false)` = never (`timestampRequests`).
-    pub(crate) timestamp_requests: Option<bool>,
-    /// The stamp's query parameter (`timestampParam`, `t`).
-    pub(crate) timestamp_param: String,
     /// WebSocket subprotocols (`protocols`).
     pub(crate) protocols: Vec<String>,
 }
@@ -74,8 +68,6 @@ impl Default for HttpOptions {
         HttpOptions {
             with_credentials: false,
             request_timeout: None,
-            timestamp_requests: None,
-            timestamp_param: "t".to_owned(),
             protocols: Vec::new(),
         }
     }
@@ -94,7 +86,6 @@ pub(crate) struct Endpoint {
     /// TLS settings for `https` and `wss`.
     pub(crate) tls: Arc<rustls::ClientConfig>,
     http: HttpClient,
-    stamp: AtomicU64,
     options: HttpOptions,
     /// Cookies set by the server (name, value), with `with_credentials`.
     cookies: std::sync::Mutex<Vec<(String, String)>>,
@@ -136,17 +127,8 @@ impl Endpoint {
             headers,
             tls,
             http,
-            stamp: AtomicU64::new(0),
             options,
             cookies: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Whether a request is stamped with a cache buster.
-    fn stamped(&self, websocket: bool) -> bool {
-        match self.options.timestamp_requests {
-            None => !websocket,
-            Some(yes) => yes,
         }
     }
 
@@ -208,7 +190,7 @@ impl Endpoint {
     }
 
     /// The URL of a request: scheme, authority, path and the percent-encoded query.
-    fn url(&self, websocket: bool, query: &Query, stamp: bool) -> String {
+    fn url(&self, websocket: bool, query: &Query) -> String {
         let scheme = match (websocket, self.secure) {
             (false, false) => "http",
             (false, true) => "https",
@@ -219,19 +201,7 @@ impl Endpoint {
         for (k, v) in query {
             q.append_pair(k, v);
         }
-        if stamp {
-            q.append_pair(&self.options.timestamp_param, &self.cache_buster());
-        }
         format!("{scheme}://{}{}?{}", self.authority, self.path, q.finish())
-    }
-
-    /// A cache-busting value, different for every request of this endpoint.
-    fn cache_buster(&self) -> String {
-        let n = self.stamp.fetch_add(1, Ordering::Relaxed);
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        format!("{millis:x}{n:x}")
     }
 
     /// Runs a long-polling GET (`body: None`) or POST.
@@ -245,7 +215,7 @@ impl Endpoint {
     }
 
     async fn request_inner(&self, query: &Query, body: Option<Bytes>) -> Completion {
-        let url = self.url(false, query, self.stamped(false));
+        let url = self.url(false, query);
         let post = body.is_some();
         let mut builder = Request::builder()
             .method(if post { Method::POST } else { Method::GET })
@@ -297,7 +267,7 @@ impl Endpoint {
         mut commands: mpsc::UnboundedReceiver<WsCommand>,
         report: mpsc::UnboundedSender<(TransportId, Completion)>,
     ) {
-        let url = self.url(true, &query, self.stamped(true));
+        let url = self.url(true, &query);
         tracing::trace!(%url, "websocket connecting");
         let mut request = match url.as_str().into_client_request() {
             Ok(r) => r,
@@ -413,29 +383,21 @@ mod tests {
             ("EIO".to_owned(), "4".to_owned()),
             ("a b".to_owned(), "c&d".to_owned()),
         ];
+        // The query comes from the core, cache buster included: written as it is.
         let e = endpoint(false);
+        assert_eq!(e.url(true, &query), "ws://h:1/socket.io/?EIO=4&a+b=c%26d");
         assert_eq!(
-            e.url(true, &query, false),
-            "ws://h:1/socket.io/?EIO=4&a+b=c%26d"
+            e.url(false, &query),
+            "http://h:1/socket.io/?EIO=4&a+b=c%26d"
         );
-        let polling = e.url(false, &query, true);
-        assert!(polling.starts_with("http://h:1/socket.io/?EIO=4&a+b=c%26d&t="));
-        assert_ne!(polling, e.url(false, &query, true), "t changes");
         let e = endpoint(true);
-        assert!(e.url(false, &query, false).starts_with("https://"));
-        assert!(e.url(true, &query, false).starts_with("wss://"));
+        assert!(e.url(false, &query).starts_with("https://"));
+        assert!(e.url(true, &query).starts_with("wss://"));
     }
 
     #[test]
-    fn timestamps_and_cookies() {
+    fn cookies() {
         let mut e = endpoint(false);
-        assert!(e.stamped(false) && !e.stamped(true));
-        e.options.timestamp_requests = Some(true);
-        e.options.timestamp_param = "ts".to_owned();
-        assert!(e.stamped(true));
-        assert!(e.url(true, &Vec::new(), true).contains("?ts="));
-        e.options.timestamp_requests = Some(false);
-        assert!(!e.stamped(false));
 
         let mut headers = HeaderMap::new();
         headers.append(

@@ -11,7 +11,7 @@
 //! loop {
 //!     while let Some(out) = session.poll_output() {
 //!         match out {
-//!             Output::Io(Io::Get { transport, query })       => start GET (add `t` for cache busting),
+//!             Output::Io(Io::Get { transport, query })       => start GET,
 //!             Output::Io(Io::Post { transport, query, body }) => start POST,
 //!             Output::Io(Io::WsOpen { transport, query })    => connect a WebSocket,
 //!             Output::Io(Io::WsSend { transport, frame, .. }) => write the frame,
@@ -64,7 +64,8 @@
 //! let mut s = Session::new(Config::default());
 //! s.open();
 //! let Some(Output::Io(Io::Get { transport, query })) = s.poll_output() else { panic!() };
-//! assert_eq!(query, [("EIO".to_string(), "4".to_string()), ("transport".to_string(), "polling".to_string())]);
+//! let names: Vec<&str> = query.iter().map(|(k, _)| k.as_str()).collect();
+//! assert_eq!(names, ["EIO", "transport", "t"]); // `t`: the cache buster of polling requests
 //! let open = r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
 //! s.handle_input(t, Input::PollResponse { transport, body: Bytes::from(open) });
 //! let Some(Output::Event(Event::Open(handshake))) = s.poll_output() else { panic!() };
@@ -88,8 +89,8 @@ use super::payload::{decode_payload_bytes, encode_payload};
 pub use super::server::Transport;
 use crate::{Instant, Str};
 
-/// Query parameters of a request, in order. The driver appends them to the URL (percent-encoded)
-/// and adds its cache-busting `t` parameter to polling requests.
+/// Query parameters of a request, in order, the cache buster included (see
+/// [`Config::timestamp_requests`]). The driver appends them to the URL, percent-encoded.
 pub type Query = Vec<(String, String)>;
 
 /// Names one transport (one long-polling channel or one WebSocket) of a [`Session`]. Ids are never
@@ -143,6 +144,16 @@ pub struct Config {
     /// buffer is empty. Heartbeat answers are never refused. `engine.io-client` has no bound;
     /// default 16 MiB.
     pub max_buffered_bytes: usize,
+    /// Which requests carry a cache-busting parameter (`timestampRequests`): `None` (the
+    /// default) stamps polling requests only, `Some(true)` WebSocket requests too,
+    /// `Some(false)` none.
+    pub timestamp_requests: Option<bool>,
+    /// The cache-busting parameter's name (`timestampParam`, `t`).
+    pub timestamp_param: String,
+    /// The randomness behind the cache-busting values, from the driver (a random number per
+    /// page or process): each request's value is this seed's prefix and the request's number,
+    /// unique within the session and unlike another session's.
+    pub stamp_seed: u64,
 }
 
 impl Default for Config {
@@ -155,6 +166,9 @@ impl Default for Config {
             force_base64: false,
             query: Vec::new(),
             max_buffered_bytes: 16 * 1024 * 1024,
+            timestamp_requests: None,
+            timestamp_param: "t".to_owned(),
+            stamp_seed: 0,
         }
     }
 }
@@ -447,6 +461,35 @@ fn set_param(query: &mut Query, key: &str, value: &str) {
     }
 }
 
+/// A cache-busting value: a prefix drawn from `seed`, then the request's number, both in base 36
+/// (the reference draws from the clock and `Math.random`, which the core does not have).
+fn cache_buster(seed: u64, n: u64) -> String {
+    // SplitMix64's finaliser: nearby seeds give unrelated prefixes.
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let mut out = String::with_capacity(12);
+    push_base36(&mut out, z % 2_176_782_336); // 36^6: six digits at most
+    push_base36(&mut out, n);
+    out
+}
+
+fn push_base36(out: &mut String, mut n: u64) {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut buf = [0u8; 13];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = DIGITS[(n % 36) as usize];
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&b| char::from(b)));
+}
+
 fn transport_from_name(name: &str) -> Option<Transport> {
     match name {
         "polling" => Some(Transport::Polling),
@@ -481,6 +524,8 @@ pub struct Session {
     ping_deadline: Option<Instant>,
     write_buffer: VecDeque<Queued>,
     buffered_bytes: usize,
+    /// Cache-busting values given so far.
+    stamps: u64,
     /// Frames at the front of the write buffer carried by the POST in flight (`_prevBufferLen`).
     in_flight: usize,
     /// A probe answered; frames wait until the switch (`upgrading`).
@@ -507,6 +552,7 @@ impl Session {
             write_buffer: VecDeque::new(),
             buffered_bytes: 0,
             in_flight: 0,
+            stamps: 0,
             upgrading: false,
             prior_websocket_success: false,
             opening_index: 0,
@@ -904,7 +950,7 @@ impl Session {
         self.outputs.push_back(Output::Event(event));
     }
 
-    fn query(&self, transport: Transport) -> Query {
+    fn query(&mut self, transport: Transport) -> Query {
         let mut query = self.config.query.clone();
         set_param(&mut query, "EIO", "4");
         set_param(&mut query, "transport", transport.name());
@@ -913,6 +959,17 @@ impl Session {
         }
         if let Some(handshake) = &self.handshake {
             set_param(&mut query, "sid", &handshake.sid);
+        }
+        // engine.io-client: polling requests unless `timestampRequests` is false, WebSocket
+        // ones only if it is true.
+        let stamped = match self.config.timestamp_requests {
+            None => transport == Transport::Polling,
+            Some(yes) => yes,
+        };
+        if stamped {
+            self.stamps += 1;
+            let value = cache_buster(self.config.stamp_seed, self.stamps);
+            set_param(&mut query, &self.config.timestamp_param, &value);
         }
         query
     }
@@ -1443,10 +1500,15 @@ mod tests {
         let [Output::Io(Io::Get { transport, query })] = first.as_slice() else {
             panic!("{first:?}")
         };
-        // user keys first, EIO overridden in place
+        // user keys first, EIO overridden in place, then the cache buster
         assert_eq!(
             query,
-            &q(&[("token", "x"), ("EIO", "4"), ("transport", "polling")])
+            &q(&[
+                ("token", "x"),
+                ("EIO", "4"),
+                ("transport", "polling"),
+                ("t", &cache_buster(0, 1))
+            ])
         );
         assert!(!s.is_writable());
         poll_response(&mut s, t(10), *transport, Bytes::from(OPEN_NO_UPGRADE));
@@ -1465,7 +1527,8 @@ mod tests {
                 ("token", "x"),
                 ("EIO", "4"),
                 ("transport", "polling"),
-                ("sid", "s1")
+                ("sid", "s1"),
+                ("t", &cache_buster(0, 2))
             ])
         );
         assert_eq!(out.len(), 2);
@@ -2034,7 +2097,14 @@ mod tests {
         else {
             panic!("then polling: {out:?}")
         };
-        assert_eq!(query, q(&[("EIO", "4"), ("transport", "polling")]));
+        assert_eq!(
+            query,
+            q(&[
+                ("EIO", "4"),
+                ("transport", "polling"),
+                ("t", &cache_buster(0, 1))
+            ])
+        );
         // The last one failing too closes the session, as without the option.
         transport_error(&mut s, t(1), get, "xhr poll error");
         assert!(matches!(
@@ -2093,5 +2163,62 @@ mod tests {
             events(&drain(&mut s)),
             [Event::Binary(Bytes::from_static(&[1, 2, 3]))]
         );
+    }
+
+    /// Every request's query, in order, for a session opened over polling that upgrades.
+    fn stamps_of(config: Config) -> Vec<(Transport, Option<String>)> {
+        let mut s = Session::new(config);
+        s.open();
+        let first = drain(&mut s);
+        let [Output::Io(Io::Get { transport, .. })] = first.as_slice() else {
+            panic!("{first:?}")
+        };
+        poll_response(&mut s, t(0), *transport, Bytes::from(OPEN));
+        let mut seen = Vec::new();
+        for out in first.iter().chain(drain(&mut s).iter()) {
+            let (kind, query) = match out {
+                Output::Io(Io::Get { query, .. } | Io::Post { query, .. }) => {
+                    (Transport::Polling, query)
+                }
+                Output::Io(Io::WsOpen { query, .. }) => (Transport::WebSocket, query),
+                _ => continue,
+            };
+            let stamp = query.iter().find(|(k, _)| k == "t" || k == "ts");
+            seen.push((kind, stamp.map(|(k, v)| format!("{k}={v}"))));
+        }
+        seen
+    }
+
+    #[test]
+    fn cache_busters_follow_timestamp_requests() {
+        // By default polling requests are stamped, each with its own value, WebSocket ones not.
+        let seen = stamps_of(Config::default());
+        let polls: Vec<_> = seen
+            .iter()
+            .filter(|(k, _)| *k == Transport::Polling)
+            .collect();
+        assert!(polls.len() >= 2, "{seen:?}");
+        assert!(polls.iter().all(|(_, v)| v.is_some()));
+        assert_ne!(polls[0].1, polls[1].1);
+        assert!(seen.contains(&(Transport::WebSocket, None)), "{seen:?}");
+        // `timestampRequests: true` stamps the WebSocket too, under `timestampParam`.
+        let seen = stamps_of(Config {
+            timestamp_requests: Some(true),
+            timestamp_param: "ts".into(),
+            ..Config::default()
+        });
+        assert!(seen
+            .iter()
+            .all(|(_, v)| v.as_deref().is_some_and(|v| v.starts_with("ts="))));
+        assert!(seen.iter().any(|(k, _)| *k == Transport::WebSocket));
+        // `false`: nothing is stamped.
+        let seen = stamps_of(Config {
+            timestamp_requests: Some(false),
+            ..Config::default()
+        });
+        assert!(seen.iter().all(|(_, v)| v.is_none()), "{seen:?}");
+        // Another seed, another prefix: a new page does not meet a cached answer.
+        assert_ne!(cache_buster(1, 1), cache_buster(2, 1));
+        assert_ne!(cache_buster(1, 1), cache_buster(1, 2));
     }
 }
