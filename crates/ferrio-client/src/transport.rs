@@ -52,7 +52,7 @@ type HttpClient = Client<
 const MAX_COOKIES: usize = 64;
 
 /// HTTP-level options of `socket.io-client` that the session does not decide.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct HttpOptions {
     /// Keep the cookies the server sets and send them back (`withCredentials`, which enables a
     /// cookie jar under Node): sticky sessions behind a load balancer.
@@ -61,16 +61,6 @@ pub(crate) struct HttpOptions {
     pub(crate) request_timeout: Option<std::time::Duration>,
     /// WebSocket subprotocols (`protocols`).
     pub(crate) protocols: Vec<String>,
-}
-
-impl Default for HttpOptions {
-    fn default() -> Self {
-        HttpOptions {
-            with_credentials: false,
-            request_timeout: None,
-            protocols: Vec::new(),
-        }
-    }
 }
 
 /// Where and how to reach the server: everything about a request the session does not decide.
