@@ -12,6 +12,7 @@ mod payload;
 mod payload_v3;
 pub mod request;
 pub mod server;
+mod transport;
 
 pub use error::DecodeError;
 pub use handshake::{InvalidHandshake, OpenPacket};
@@ -23,3 +24,4 @@ pub use payload_v3::{
     decode_jsonp_post, decode_payload_v3, decode_payload_v3_binary, encode_jsonp,
     encode_payload_v3, encode_payload_v3_binary,
 };
+pub use transport::Transport;

@@ -5,8 +5,8 @@
 
 use std::borrow::Cow;
 
-use crate::engine::server::Transport;
 use crate::engine::Protocol;
+use crate::engine::Transport;
 
 /// The reference's Engine.IO error codes (`Server.errors`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -48,27 +48,9 @@ use super::payload_v3::{
     decode_payload_v3, decode_payload_v3_binary, encode_payload_v3, encode_payload_v3_binary,
 };
 use super::request::Handshake;
+pub use super::transport::Transport;
 use crate::outputs::Outputs;
 use crate::{Instant, Str};
-
-/// The two transports of Engine.IO over HTTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// HTTP long-polling.
-    Polling,
-    /// WebSocket.
-    WebSocket,
-}
-
-impl Transport {
-    /// The name used in the `transport` query parameter.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Polling => "polling",
-            Transport::WebSocket => "websocket",
-        }
-    }
-}
 
 /// Session settings, with `engine.io`'s defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]

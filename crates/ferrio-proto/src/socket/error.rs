@@ -89,3 +89,25 @@ impl fmt::Display for AckError {
 }
 
 impl std::error::Error for AckError {}
+
+/// Why an event to send could not be built ([`super::Packet::outgoing_event`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The name is reserved (`connect`, `connect_error`, `disconnect`, `disconnecting`,
+    /// `newListener`, `removeListener`): the reference's `emit` throws for these.
+    Reserved(String),
+    /// The arguments do not serialise as a sequence of JSON values (pass a tuple: `(x,)`).
+    Serialize(serde_json::Error),
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventError::Reserved(name) => write!(f, "\"{name}\" is a reserved event name"),
+            EventError::Serialize(e) => write!(f, "cannot serialise the arguments: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EventError {}

@@ -18,8 +18,8 @@ mod validate;
 
 pub use compat::{connect_accept, connect_error, split_v4_namespace, v3_socket_id};
 pub use decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
-pub use error::{AckError, DecodeError};
+pub use error::{AckError, DecodeError, EventError};
 pub use json::{ack_json, event_json, to_json_with_attachments, InvalidJson, RawJson};
 pub use packet::{EncodedPacket, Packet, PacketType, MAIN_NAMESPACE};
 pub use recovery::{PersistedSession, Position, RecoveryConfig, RecoveryStore, Restored};
-pub use validate::{MAX_JSON_DEPTH, RESERVED_EVENTS};
+pub use validate::{is_reserved_event, MAX_JSON_DEPTH, RESERVED_EVENTS};

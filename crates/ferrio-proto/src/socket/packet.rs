@@ -170,6 +170,27 @@ impl Packet {
         Ok(Packet::event(nsp, data, attachments))
     }
 
+    /// An event for the application to send: refused for a reserved name (see
+    /// [`super::is_reserved_event`]), as the reference's `emit` refuses it, otherwise built as
+    /// [`Packet::event_with`] does. Servers and clients build their emits with it, so the rule
+    /// is applied in one place.
+    ///
+    /// ```
+    /// use ferrio_proto::socket::{EventError, Packet};
+    /// assert!(Packet::outgoing_event("/", "chat", &("hi",)).is_ok());
+    /// assert!(matches!(Packet::outgoing_event("/", "disconnect", &()), Err(EventError::Reserved(_))));
+    /// ```
+    pub fn outgoing_event<T: Serialize + ?Sized>(
+        nsp: impl Into<Str>,
+        name: &str,
+        args: &T,
+    ) -> Result<Packet, super::EventError> {
+        if super::is_reserved_event(name) {
+            return Err(super::EventError::Reserved(name.to_owned()));
+        }
+        Packet::event_with(nsp, name, args).map_err(super::EventError::Serialize)
+    }
+
     /// An ack built from typed arguments (a tuple, as for [`Packet::event_with`]).
     pub fn ack_with<T: Serialize + ?Sized>(
         nsp: impl Into<Str>,

@@ -16,6 +16,12 @@ pub const RESERVED_EVENTS: [&str; 6] = [
     "removeListener",
 ];
 
+/// True for the event names no one may send or receive ([`RESERVED_EVENTS`]): the core refuses
+/// them in incoming packets, in the client's emits and in [`super::Packet::outgoing_event`].
+pub fn is_reserved_event(name: &str) -> bool {
+    RESERVED_EVENTS.contains(&name)
+}
+
 /// The deepest nesting of arrays and objects accepted in a payload: serde_json's own limit, so
 /// that every payload that passes can also be read into a `Value` or a user type. (The reference
 /// has no such limit; Ferrio refuses deeper payloads to bound recursion.)
@@ -41,7 +47,7 @@ pub(crate) fn payload_is_valid(kind: PacketType, json: &str) -> bool {
 pub(crate) fn has_event_name(json: &str) -> bool {
     match scan::array_items(json).next() {
         Some(first) if first.starts_with('"') => {
-            scan::string(first).is_some_and(|name| !RESERVED_EVENTS.contains(&&*name))
+            scan::string(first).is_some_and(|name| !is_reserved_event(&name))
         }
         Some(first) => scan::is_number(first),
         None => false,
