@@ -67,6 +67,7 @@
 
 pub mod adapter;
 mod clock;
+mod command;
 mod config;
 pub mod engine;
 mod http;
@@ -75,6 +76,7 @@ mod namespace;
 mod queue;
 mod serve;
 mod server;
+mod session;
 mod socket;
 mod transport;
 mod websocket;

@@ -20,7 +20,7 @@ use crate::adapter::{
     AdapterError, NamespaceAdapter, RemoteSocket, ServerAck, ServerSideEmitError, SocketInfo,
 };
 use crate::clock::Clock;
-use crate::server::{Command, EmitWithAck};
+use crate::command::{Command, EmitWithAck};
 use crate::socket::{check_event, AckError, AckReply, ConnectError, EmitError, Socket};
 use crate::BoxFuture;
 

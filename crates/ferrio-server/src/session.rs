@@ -1,0 +1,564 @@
+//! The Socket.IO session: one Engine.IO connection's [`Connection`] machine, its sockets (one
+//! per joined namespace) and their event queues, CONNECT handling (namespace middlewares,
+//! connection state recovery), acks, and the task that runs each socket's handlers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use ferrio_proto::engine::server::{self as eio, SendOptions};
+use ferrio_proto::socket::recovery::{PersistedSession, Restored};
+use ferrio_proto::socket::server::{
+    AckError as CoreAckError, Config, Connection, DisconnectReason, Event, Output, RecoveryRequest,
+};
+use ferrio_proto::socket::{EncodedPacket, Packet, RawJson};
+use ferrio_proto::{Instant, Str};
+use tokio::sync::oneshot;
+use tracing::{debug, info_span, Instrument};
+
+use crate::command::{Command, Connected, EmitWithAck};
+use crate::namespace::RoomEvents;
+use crate::queue;
+use crate::server::{Shared, EVENT_QUEUE};
+use crate::socket::{Handshake, Socket};
+use crate::transport::{App, Machine, NewSession, RequestInfo, SessionLink};
+
+/// The Socket.IO application of the Engine.IO endpoint: makes each new session's machine.
+pub(crate) struct SocketApp {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) engine_config: eio::Config,
+    pub(crate) config: Config,
+}
+
+impl App for SocketApp {
+    type Machine = SocketMachine;
+
+    fn create(&self, s: NewSession<Command>) -> SocketMachine {
+        let conn = Connection::from_handshake(
+            s.now,
+            s.sid,
+            &s.handshake,
+            self.engine_config.clone(),
+            self.config.clone(),
+        );
+        SocketMachine {
+            conn,
+            shared: self.shared.clone(),
+            link: s.link,
+            request: Arc::new(s.request),
+            sockets: HashMap::new(),
+            acks: HashMap::new(),
+            waiting: VecDeque::new(),
+            waiting_bytes: 0,
+            max_waiting_bytes: self.engine_config.max_payload.saturating_mul(10),
+        }
+    }
+}
+
+struct Slot {
+    socket: Socket,
+    /// Boxed: a queue keeps room for a few entries once it had them.
+    events: queue::Sender<Box<Packet>>,
+}
+
+/// One session's machine: its `Connection`, its sockets, the acks and the events in flight.
+pub(crate) struct SocketMachine {
+    conn: Connection,
+    shared: Arc<Shared>,
+    link: SessionLink<Command>,
+    request: Arc<RequestInfo>,
+    /// The joined namespaces' sockets.
+    sockets: HashMap<Str, Slot>,
+    /// Emits waiting for their ack, by namespace and ack id.
+    acks: HashMap<(Str, u64), oneshot::Sender<Result<Packet, CoreAckError>>>,
+    /// Events that found their socket's queue full, in arrival order (a burst from the client).
+    waiting: VecDeque<Packet>,
+    waiting_bytes: usize,
+    max_waiting_bytes: usize,
+}
+
+impl SocketMachine {
+    fn is_current(&self, socket: &Socket) -> bool {
+        self.sockets.get(socket.nsp()).is_some_and(|s| {
+            Arc::ptr_eq(&s.socket.inner, &socket.inner) || s.socket.id() == socket.id()
+        })
+    }
+
+    fn on_connect(
+        &mut self,
+        now: Instant,
+        nsp: Str,
+        auth: RawJson,
+        recovery: Option<RecoveryRequest>,
+    ) {
+        let Some(ns) = self.shared.namespace_or_child(&nsp) else {
+            debug!(%nsp, "CONNECT to an unknown namespace");
+            let _ = self.conn.reject_unknown_namespace(now, &nsp);
+            return;
+        };
+        let restored = match (&recovery, self.shared.recovery.is_some()) {
+            (Some(req), true) => ns
+                .inner
+                .state()
+                .recovery
+                .as_mut()
+                .and_then(|store| store.restore(now, &req.pid, req.offset.as_deref())),
+            _ => None,
+        };
+        let id = match &restored {
+            Some(r) => Some(r.session.sid.clone()),
+            None => self.conn.fixed_socket_id(&nsp).or_else(crate::id::generate),
+        };
+        let pid = match (&restored, self.shared.recovery.is_some()) {
+            (Some(r), _) => Some(Some(r.session.pid.clone())),
+            (None, true) => Some(crate::id::generate()),
+            (None, false) => None,
+        };
+        let (Some(id), Some(pid)) = (id, pid.map_or(Some(None), |p| p.map(Some))) else {
+            let _ = self.conn.reject(now, &nsp, "Bad request", None);
+            return;
+        };
+        let socket = Socket::new(
+            id,
+            ns.inner.clone(),
+            self.link.clone(),
+            Handshake::new(self.request.clone(), auth),
+            restored.is_some(),
+            pid,
+        );
+        let skip = restored.is_some()
+            && self
+                .shared
+                .recovery
+                .as_ref()
+                .is_some_and(|r| r.skip_middlewares);
+        let middlewares = ns.inner.middlewares();
+        if skip || middlewares.is_empty() {
+            self.accept(now, socket, restored);
+            return;
+        }
+        let link = self.link.clone();
+        tokio::spawn(
+            async move {
+                let mut result = Ok(());
+                for middleware in middlewares {
+                    result = middleware(socket.clone()).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                link.send_waiting(Command::Connected(Box::new(Connected {
+                    socket,
+                    result,
+                    restored,
+                })))
+                .await;
+            }
+            .in_current_span(),
+        );
+    }
+
+    fn accept(&mut self, now: Instant, socket: Socket, restored: Option<Restored>) {
+        let ns = socket.inner.ns.clone();
+        let id = socket.inner.id.clone();
+        let nsp = ns.name.clone();
+        let events = {
+            let mut st = ns.state();
+            let mut events = st.rooms.add_socket(id.clone());
+            let since = match &restored {
+                Some(r) => {
+                    events.extend(st.rooms.join(&id, r.session.rooms.iter().cloned()));
+                    Some(r.session.since)
+                }
+                None => st.recovery.as_ref().map(|s| s.position()),
+            };
+            if let Some(since) = since {
+                let _ = socket.inner.since.set(since);
+            }
+            st.sockets.insert(id.clone(), socket.clone());
+            RoomEvents::new(events, &st)
+        };
+        ns.room_events(events);
+        let missed: Vec<EncodedPacket> = restored
+            .iter()
+            .flat_map(|r| r.missed.iter().map(Packet::encode))
+            .collect();
+        let pid = socket.inner.pid.clone();
+        if let Err(e) = self
+            .conn
+            .accept(now, &nsp, &id, pid.as_deref(), missed.iter())
+        {
+            debug!(%nsp, socket = %id, "not accepted: {e}");
+            let events = {
+                let mut st = ns.state();
+                st.sockets.remove(&id);
+                let events = st.rooms.remove_socket(&id);
+                RoomEvents::with_socket(events, &st, Some(&id))
+            };
+            ns.room_events(events);
+            return;
+        }
+        debug!(%nsp, socket = %id, recovered = socket.recovered(), "socket connected");
+        socket.mark_connected();
+        let (tx, rx) = queue::channel(EVENT_QUEUE);
+        self.sockets.insert(
+            nsp.clone(),
+            Slot {
+                socket: socket.clone(),
+                events: tx,
+            },
+        );
+        let span = info_span!("socket", %nsp, id = %id);
+        tokio::spawn(run_socket(socket, rx).instrument(span));
+    }
+
+    fn on_event(&mut self, now: Instant, packet: Packet) {
+        if self.waiting.is_empty() {
+            let Some(slot) = self.sockets.get(packet.nsp()) else {
+                return;
+            };
+            match slot.events.try_send(Box::new(packet)) {
+                Ok(()) | Err(queue::TrySendError::Closed(_)) => {}
+                Err(queue::TrySendError::Full(packet)) => self.wait(now, *packet),
+            }
+        } else {
+            self.wait(now, packet);
+        }
+    }
+
+    /// Keeps an event until its socket's queue has room; past the byte bound the connection
+    /// is closed.
+    fn wait(&mut self, now: Instant, packet: Packet) {
+        self.waiting_bytes += packet_size(&packet);
+        self.waiting.push_back(packet);
+        if self.waiting_bytes > self.max_waiting_bytes {
+            debug!("events waiting for their handlers past the bound: closing the connection");
+            self.waiting.clear();
+            self.waiting_bytes = 0;
+            self.conn.close(now, DisconnectReason::BufferFull);
+        }
+    }
+
+    /// Hands the waiting events to their sockets while there is room, in order.
+    fn flush_waiting(&mut self) {
+        while let Some(packet) = self.waiting.pop_front() {
+            let size = packet_size(&packet);
+            let Some(slot) = self.sockets.get(packet.nsp()) else {
+                self.waiting_bytes = self.waiting_bytes.saturating_sub(size);
+                continue;
+            };
+            match slot.events.try_send(Box::new(packet)) {
+                Ok(()) | Err(queue::TrySendError::Closed(_)) => {
+                    self.waiting_bytes = self.waiting_bytes.saturating_sub(size)
+                }
+                Err(queue::TrySendError::Full(packet)) => {
+                    self.waiting.push_front(*packet);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_disconnect(&mut self, now: Instant, nsp: Str, reason: DisconnectReason) {
+        let Some(slot) = self.sockets.remove(&nsp) else {
+            return;
+        };
+        // Events of this socket still waiting are not for a socket that may join again later.
+        let before = self.waiting.len();
+        let mut freed = 0;
+        self.waiting.retain(|p| {
+            let keep = p.nsp() != &nsp;
+            if !keep {
+                freed += packet_size(p);
+            }
+            keep
+        });
+        if self.waiting.len() != before {
+            self.waiting_bytes = self.waiting_bytes.saturating_sub(freed);
+        }
+        let socket = slot.socket;
+        let ns = socket.inner.ns.clone();
+        let id = socket.inner.id.clone();
+        let events = {
+            let mut st = ns.state();
+            let rooms: Vec<Str> = st.rooms.rooms_of(&id).cloned().collect();
+            st.sockets.remove(&id);
+            let events = st.rooms.remove_socket(&id);
+            if let (Some(store), Some(pid), true) = (
+                st.recovery.as_mut(),
+                socket.inner.pid.clone(),
+                reason.is_recoverable(),
+            ) {
+                store.persist(
+                    now,
+                    PersistedSession {
+                        sid: id.clone(),
+                        pid,
+                        rooms,
+                        data: None,
+                        since: socket.inner.since.get().copied().unwrap_or_default(),
+                    },
+                );
+            }
+            RoomEvents::with_socket(events, &st, Some(&id))
+        };
+        ns.room_events(events);
+        debug!(%nsp, socket = %id, %reason, "socket disconnected");
+        socket.mark_disconnected(reason);
+        // Dropping `slot.events` ends the socket's task once it handled what was queued.
+    }
+}
+
+/// What a waiting packet costs: its JSON text and attachments, plus a fixed overhead for the
+/// packet itself and its buffers, so that a flood of tiny events is bounded too.
+fn packet_size(packet: &Packet) -> usize {
+    const OVERHEAD: usize = 128;
+    OVERHEAD
+        + packet.data().map_or(0, |d| d.as_str().len())
+        + packet
+            .attachments()
+            .iter()
+            .map(|a| a.len() + OVERHEAD)
+            .sum::<usize>()
+}
+
+/// Runs a socket's handlers: the connection handlers, then each event in order, then the
+/// disconnect handlers. A panicking handler is logged; the socket goes on.
+async fn run_socket(socket: Socket, mut events: queue::Receiver<Box<Packet>>) {
+    use futures_util::FutureExt as _;
+    use std::panic::AssertUnwindSafe;
+    for handler in socket.inner.ns.connection_handlers() {
+        if AssertUnwindSafe(handler(socket.clone()))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!("connection handler panicked");
+        }
+    }
+    'events: while let Some(packet) = events.recv().await {
+        let packet = *packet;
+        let Some(name) = packet.event_name().map(|n| n.into_owned()) else {
+            continue;
+        };
+        let middlewares = socket.event_middlewares();
+        if !middlewares.is_empty() {
+            let Ok(args) = crate::socket::RawArgs::from_event(&packet) else {
+                continue;
+            };
+            for middleware in middlewares {
+                let outcome =
+                    AssertUnwindSafe(middleware(socket.clone(), name.clone(), args.clone()))
+                        .catch_unwind()
+                        .await;
+                let message = match outcome {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(message)) => message,
+                    Err(_) => {
+                        tracing::error!(event = name, "event middleware panicked");
+                        continue 'events;
+                    }
+                };
+                for handler in socket.error_handlers() {
+                    if AssertUnwindSafe(handler(socket.clone(), message.clone()))
+                        .catch_unwind()
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!("error handler panicked");
+                    }
+                }
+                continue 'events;
+            }
+        }
+        let any = socket.any_handlers();
+        if !any.is_empty() {
+            match crate::socket::RawArgs::from_event(&packet) {
+                Ok(args) => {
+                    for listener in any {
+                        if AssertUnwindSafe(listener(socket.clone(), name.clone(), args.clone()))
+                            .catch_unwind()
+                            .await
+                            .is_err()
+                        {
+                            tracing::error!(event = name, "catch-all handler panicked");
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(event = name, "arguments unreadable: {e}"),
+            }
+        }
+        let handlers = socket.handlers(&name);
+        if handlers.is_empty() {
+            continue;
+        }
+        let message = socket.message(packet);
+        for handler in handlers {
+            let message = Socket::message_again(&message);
+            if AssertUnwindSafe(handler(socket.clone(), message))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(event = name, "event handler panicked");
+            }
+        }
+    }
+    let reason = socket.reason();
+    for handler in socket.disconnect_handlers() {
+        if AssertUnwindSafe(handler(socket.clone(), reason))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!("disconnect handler panicked");
+        }
+    }
+}
+
+impl Machine for SocketMachine {
+    type Command = Command;
+
+    fn handle_input(&mut self, now: Instant, input: eio::Input) -> Result<(), eio::RequestError> {
+        self.conn.handle_input(now, input)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.conn.poll_timeout()
+    }
+
+    fn poll_transport(&mut self, now: Instant) -> Option<eio::Io> {
+        self.flush_waiting();
+        loop {
+            let event = match self.conn.poll_output()? {
+                Output::Io(io) => return Some(io),
+                Output::Event(event) => event,
+            };
+            match event {
+                Event::Connect {
+                    nsp,
+                    auth,
+                    recovery,
+                } => self.on_connect(now, nsp, auth, recovery),
+                Event::Event(packet) => self.on_event(now, packet),
+                Event::Ack(packet) => {
+                    if let Some(id) = packet.id() {
+                        if let Some(reply) = self.acks.remove(&(packet.nsp().clone(), id)) {
+                            let _ = reply.send(Ok(packet));
+                        }
+                    }
+                }
+                Event::AckFailed { nsp, id, error } => {
+                    if let Some(reply) = self.acks.remove(&(nsp, id)) {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+                Event::Disconnect { nsp, reason } => self.on_disconnect(now, nsp, reason),
+                Event::Error(e) => debug!("closing the connection: {e}"),
+                Event::Closed(reason) => debug!(%reason, "connection closed"),
+                // A later kind of event this server does not handle yet.
+                _ => {}
+            }
+        }
+    }
+
+    fn wait_for_room(&self) -> Option<crate::BoxFuture<()>> {
+        let packet = self.waiting.front()?;
+        let Some(slot) = self.sockets.get(packet.nsp()) else {
+            // Its socket is gone: the next flush drops it and goes on with the others.
+            return Some(Box::pin(std::future::ready(())));
+        };
+        let events = slot.events.clone();
+        Some(Box::pin(async move {
+            // Only this session sends on the queue, so the room is still there when the
+            // waiting events are flushed.
+            events.room().await;
+        }))
+    }
+
+    fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Send {
+                socket,
+                packet,
+                volatile,
+            } => {
+                if self.is_current(&socket) {
+                    let options = SendOptions {
+                        volatile,
+                        compress: false,
+                    };
+                    // A volatile packet the transport cannot take is dropped, as the reference
+                    // drops it; a closed connection takes nothing.
+                    let _ = self.conn.send(now, &packet, socket.nsp(), options);
+                }
+            }
+            Command::EmitWithAck(emit) => {
+                let EmitWithAck {
+                    socket,
+                    packet,
+                    ack_id,
+                    timeout,
+                    reply,
+                } = *emit;
+                let nsp = &socket.inner.ns.name;
+                if self.is_current(&socket)
+                    && self
+                        .conn
+                        .emit_with_ack(now, &packet, nsp, ack_id, timeout)
+                        .is_ok()
+                {
+                    self.acks.insert((nsp.clone(), ack_id), reply);
+                } else {
+                    let _ = reply.send(Err(CoreAckError::Disconnected));
+                }
+            }
+            Command::Disconnect(socket) => {
+                if self.is_current(&socket) {
+                    let _ = self.conn.disconnect(now, socket.nsp());
+                }
+            }
+            Command::Close(socket) => {
+                if self.is_current(&socket) {
+                    // As the reference's `socket.disconnect(true)`: this socket leaves with
+                    // `server namespace disconnect`, the others with `forced server close`.
+                    let _ = self.conn.disconnect(now, socket.nsp());
+                    self.conn.close(now, DisconnectReason::ForcedServerClose);
+                }
+            }
+            Command::CloseTransport(socket) => {
+                if self.is_current(&socket) {
+                    self.conn.close(now, DisconnectReason::ForcedClose);
+                }
+            }
+            Command::Connected(connected) => {
+                let Connected {
+                    socket,
+                    result,
+                    restored,
+                } = *connected;
+                match result {
+                    Ok(()) => self.accept(now, socket, restored),
+                    Err(e) => {
+                        debug!(nsp = socket.nsp(), "CONNECT refused: {e}");
+                        let data = e.data_json();
+                        let _ = self
+                            .conn
+                            .reject(now, socket.nsp(), e.message(), data.as_ref());
+                    }
+                }
+            }
+        }
+    }
+
+    fn close_overloaded(&mut self, now: Instant) {
+        self.conn.close(now, DisconnectReason::BufferFull);
+    }
+
+    fn close_shutdown(&mut self, now: Instant) {
+        self.conn.close(now, DisconnectReason::ServerShuttingDown);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+}

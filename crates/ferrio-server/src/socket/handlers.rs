@@ -1,0 +1,88 @@
+//! The application's callbacks on a socket: [`EventHandler`] (typed or raw event handlers) and
+//! [`HandlerOutput`], and the erased forms the socket keeps (event middlewares, error,
+//! catch-all, outgoing and disconnect handlers).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use ferrio_proto::socket::server::DisconnectReason;
+use serde::de::DeserializeOwned;
+
+use super::{AckSender, Message, RawArgs, Socket};
+use crate::BoxFuture;
+
+/// The outcome of an event handler: `()`, or a `Result` whose error is logged.
+pub trait HandlerOutput: Send {
+    /// Reports a failure (through `tracing`).
+    fn report(self, event: &str);
+}
+
+impl HandlerOutput for () {
+    fn report(self, _event: &str) {}
+}
+
+impl<E: fmt::Display + Send> HandlerOutput for Result<(), E> {
+    fn report(self, event: &str) {
+        if let Err(e) = self {
+            tracing::warn!(event, "handler failed: {e}");
+        }
+    }
+}
+
+/// An event handler for [`Socket::on`]. Implemented for
+///
+/// - `Fn(Socket, Message) -> impl Future`: the raw event ([`Message::args`],
+///   [`Message::raw_args`], [`Message::ack`]);
+/// - `Fn(Socket, T, AckSender) -> impl Future` with `T: DeserializeOwned` (a tuple): typed
+///   arguments. An event whose arguments do not fit `T` is dropped (and logged).
+///
+/// The future's output is `()` or a `Result` (see [`HandlerOutput`]).
+pub trait EventHandler<M>: Send + Sync + 'static {
+    /// Runs the handler.
+    fn call(&self, socket: Socket, message: Message) -> BoxFuture<()>;
+}
+
+impl<F, Fut> EventHandler<(Message,)> for F
+where
+    F: Fn(Socket, Message) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
+{
+    fn call(&self, socket: Socket, message: Message) -> BoxFuture<()> {
+        let event = message.event().into_owned();
+        let fut = self(socket, message);
+        Box::pin(async move { fut.await.report(&event) })
+    }
+}
+
+impl<F, Fut, T> EventHandler<(T, AckSender)> for F
+where
+    F: Fn(Socket, T, AckSender) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
+    T: DeserializeOwned + Send + 'static,
+{
+    fn call(&self, socket: Socket, message: Message) -> BoxFuture<()> {
+        let event = message.event().into_owned();
+        match message.args::<T>() {
+            Ok(args) => {
+                let fut = self(socket, args, message.ack);
+                Box::pin(async move { fut.await.report(&event) })
+            }
+            Err(e) => {
+                tracing::debug!(event, "event dropped, arguments do not fit: {e}");
+                Box::pin(async {})
+            }
+        }
+    }
+}
+
+pub(super) type ErasedHandler = Arc<dyn Fn(Socket, Message) -> BoxFuture<()> + Send + Sync>;
+pub(super) type DisconnectHandler =
+    Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<()> + Send + Sync>;
+pub(super) type AnyHandler = Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<()> + Send + Sync>;
+pub(crate) type EventMiddleware =
+    Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<Result<(), String>> + Send + Sync>;
+pub(crate) type ErrorHandler = Arc<dyn Fn(Socket, String) -> BoxFuture<()> + Send + Sync>;
+pub(super) type OutgoingHandler = Arc<dyn Fn(&Socket, &str, &RawArgs) + Send + Sync>;
