@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -83,6 +84,8 @@ pub(crate) struct NsInner {
     state: Mutex<NsState>,
     /// The cluster adapter, when the server has one.
     pub(crate) adapter: OnceLock<Arc<dyn NamespaceAdapter>>,
+    /// The task that expires the recovery store's events and sessions has started.
+    expiry: AtomicBool,
 }
 
 impl NsInner {
@@ -95,6 +98,7 @@ impl NsInner {
             server_events: RwLock::new(HashMap::new()),
             room_handlers: RwLock::new(Vec::new()),
             adapter: OnceLock::new(),
+            expiry: AtomicBool::new(false),
             state: Mutex::new(NsState {
                 rooms: RoomIndex::new(),
                 sockets: HashMap::new(),
@@ -136,6 +140,47 @@ impl NsInner {
 
     pub(crate) fn next_ack_id(&self) -> u64 {
         self.state().ack_ids.next_id()
+    }
+
+    /// With connection state recovery on, starts (once, from within the runtime) the task that
+    /// gives the recovery store its timer: it sleeps until the store's next expiry
+    /// ([`RecoveryStore::poll_timeout`]) and drops what expired, so that the events and sessions
+    /// of a quiet namespace are freed on time, not when the store is next used. It ends with the
+    /// namespace.
+    pub(crate) fn drive_recovery_expiry(self: &Arc<Self>) {
+        let Some(period) = self
+            .state()
+            .recovery
+            .as_ref()
+            .map(|s| s.config().max_disconnection_duration)
+        else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.expiry.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let ns = Arc::downgrade(self);
+        let clock = self.clock;
+        runtime.spawn(async move {
+            loop {
+                let next = {
+                    let Some(ns) = ns.upgrade() else { return };
+                    let st = ns.state();
+                    st.recovery.as_ref().and_then(RecoveryStore::poll_timeout)
+                };
+                // Nothing stored: anything stored from now on expires a full period later.
+                let at = next.unwrap_or_else(|| clock.now() + period);
+                tokio::time::sleep_until(clock.deadline(at)).await;
+                let Some(ns) = ns.upgrade() else { return };
+                let mut st = ns.state();
+                if let Some(store) = st.recovery.as_mut() {
+                    store.handle_timeout(clock.now());
+                }
+            }
+        });
     }
 
     /// With connection state recovery on, stores an event for replay and returns it with its
@@ -784,4 +829,42 @@ fn server_event_data<T: Serialize + ?Sized>(
         }
     }
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrio_proto::socket::recovery::PersistedSession;
+
+    /// The store's sessions and events are dropped when they expire, by the namespace's own
+    /// timer, with nothing else touching the store.
+    #[tokio::test(start_paused = true)]
+    async fn the_recovery_store_expires_on_its_own() {
+        let config = RecoveryConfig {
+            max_disconnection_duration: Duration::from_millis(100),
+            ..RecoveryConfig::default()
+        };
+        let ns = Arc::new(NsInner::new("/".into(), Clock::new(), Some(config)));
+        ns.drive_recovery_expiry();
+        let count = |ns: &NsInner| ns.state().recovery.as_ref().map(|s| s.session_count());
+        let session = PersistedSession {
+            sid: "s".into(),
+            pid: "p".into(),
+            rooms: vec!["s".into()],
+            data: None,
+            since: Default::default(),
+        };
+        let now = ns.clock.now();
+        if let Some(store) = ns.state().recovery.as_mut() {
+            store.persist(now, session);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            count(&ns),
+            Some(1),
+            "kept within max_disconnection_duration"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(count(&ns), Some(0), "dropped once expired");
+    }
 }

@@ -95,25 +95,28 @@ impl SocketMachine {
             let _ = self.conn.reject_unknown_namespace(now, &nsp);
             return;
         };
-        let restored = match (&recovery, self.shared.recovery.is_some()) {
-            (Some(req), true) => ns
-                .inner
-                .state()
-                .recovery
-                .as_mut()
-                .and_then(|store| store.restore(now, &req.pid, req.offset.as_deref())),
-            _ => None,
+        // With connection state recovery the store decides: the previous session back, or a
+        // fresh one under a new private id (the randomness is the driver's).
+        let admission = match ns.inner.state().recovery.as_mut() {
+            Some(store) => match crate::id::generate() {
+                Some(fresh_pid) => Some(Some(store.admit(now, recovery.as_ref(), fresh_pid))),
+                None => None,
+            },
+            None => Some(None),
+        };
+        let Some(admission) = admission else {
+            let _ = self.conn.reject(now, &nsp, "Bad request", None);
+            return;
+        };
+        let (restored, pid, run_middlewares) = match admission {
+            Some(a) => (a.restored, Some(a.pid), a.run_middlewares),
+            None => (None, None, true),
         };
         let id = match &restored {
             Some(r) => Some(r.session.sid.clone()),
             None => self.conn.fixed_socket_id(&nsp).or_else(crate::id::generate),
         };
-        let pid = match (&restored, self.shared.recovery.is_some()) {
-            (Some(r), _) => Some(Some(r.session.pid.clone())),
-            (None, true) => Some(crate::id::generate()),
-            (None, false) => None,
-        };
-        let (Some(id), Some(pid)) = (id, pid.map_or(Some(None), |p| p.map(Some))) else {
+        let Some(id) = id else {
             let _ = self.conn.reject(now, &nsp, "Bad request", None);
             return;
         };
@@ -125,14 +128,8 @@ impl SocketMachine {
             restored.is_some(),
             pid,
         );
-        let skip = restored.is_some()
-            && self
-                .shared
-                .recovery
-                .as_ref()
-                .is_some_and(|r| r.skip_middlewares);
         let middlewares = ns.inner.middlewares();
-        if skip || middlewares.is_empty() {
+        if !run_middlewares || middlewares.is_empty() {
             self.accept(now, socket, restored);
             return;
         }
@@ -198,6 +195,7 @@ impl SocketMachine {
             return;
         }
         debug!(%nsp, socket = %id, recovered = socket.recovered(), "socket connected");
+        ns.drive_recovery_expiry();
         socket.mark_connected();
         let (tx, rx) = queue::channel(EVENT_QUEUE);
         self.sockets.insert(
@@ -283,21 +281,16 @@ impl SocketMachine {
             let rooms: Vec<Str> = st.rooms.rooms_of(&id).cloned().collect();
             st.sockets.remove(&id);
             let events = st.rooms.remove_socket(&id);
-            if let (Some(store), Some(pid), true) = (
-                st.recovery.as_mut(),
-                socket.inner.pid.clone(),
-                reason.is_recoverable(),
-            ) {
-                store.persist(
-                    now,
-                    PersistedSession {
-                        sid: id.clone(),
-                        pid,
-                        rooms,
-                        data: None,
-                        since: socket.inner.since.get().copied().unwrap_or_default(),
-                    },
-                );
+            if let (Some(store), Some(pid)) = (st.recovery.as_mut(), socket.inner.pid.clone()) {
+                // Kept for recovery if the reason allows it (the store decides).
+                let session = PersistedSession {
+                    sid: id.clone(),
+                    pid,
+                    rooms,
+                    data: None,
+                    since: socket.inner.since.get().copied().unwrap_or_default(),
+                };
+                store.leave(now, reason, session);
             }
             RoomEvents::with_socket(events, &st, Some(&id))
         };
