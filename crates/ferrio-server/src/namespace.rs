@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferrio_proto::rooms::{BroadcastOptions, RoomEvent, RoomIndex};
 use ferrio_proto::socket::recovery::{RecoveryConfig, RecoveryStore};
 use ferrio_proto::socket::server::{AckError as CoreAckError, AckIds};
-use ferrio_proto::socket::Packet;
+use ferrio_proto::socket::{is_reserved_event, EventError, Packet};
 use ferrio_proto::Str;
 use futures_util::stream::{BoxStream, FuturesUnordered, StreamExt};
 use serde::Serialize;
@@ -22,7 +22,7 @@ use crate::adapter::{
 };
 use crate::clock::Clock;
 use crate::command::{Command, EmitWithAck};
-use crate::socket::{check_event, AckError, AckReply, ConnectError, EmitError, Socket};
+use crate::socket::{AckError, AckReply, ConnectError, EmitError, Socket};
 use crate::BoxFuture;
 
 pub(crate) type Middleware =
@@ -770,8 +770,8 @@ impl BroadcastOperator {
         args: &T,
     ) -> impl Future<Output = Result<Vec<Result<AckReply, AckError>>, EmitError>> + Send + 'static
     {
-        let started = check_event(event)
-            .and_then(|()| Ok(Packet::event_with(self.ns.name.clone(), event, args)?))
+        let started = Packet::outgoing_event(self.ns.name.clone(), event, args)
+            .map_err(EmitError::from)
             .map(|packet| {
                 let remote = self.ns.cluster(&self.opts).map(|adapter| {
                     let timeout = self.opts.flags.timeout.unwrap_or(CLUSTER_ACK_TIMEOUT);
@@ -805,8 +805,7 @@ impl BroadcastOperator {
     /// Emits `event` with `args` (a tuple) to every socket selected. The packet is encoded once
     /// and its bytes shared by all recipients.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
-        check_event(event)?;
-        let packet = Packet::event_with(self.ns.name.clone(), event, args)?;
+        let packet = Packet::outgoing_event(self.ns.name.clone(), event, args)?;
         self.ns.broadcast(packet, &self.opts);
         Ok(())
     }
@@ -817,7 +816,9 @@ fn server_event_data<T: Serialize + ?Sized>(
     event: &str,
     args: &T,
 ) -> Result<Vec<Value>, EmitError> {
-    check_event(event)?;
+    if is_reserved_event(event) {
+        return Err(EventError::Reserved(event.to_owned()).into());
+    }
     let mut data = vec![Value::String(event.to_owned())];
     match serde_json::to_value(args)? {
         Value::Array(args) => data.extend(args),

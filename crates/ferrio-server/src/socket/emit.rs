@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferrio_proto::socket::Packet;
 use serde::Serialize;
 
-use super::{check_event, AckError, AckReply, EmitError, Socket};
+use super::{AckError, AckReply, EmitError, Socket};
 use crate::command::Command;
 
 /// A volatile emit; see [`Socket::volatile`].
@@ -20,8 +20,7 @@ pub struct VolatileEmitter<'a> {
 impl VolatileEmitter<'_> {
     /// Emits `event` with `args` (a tuple), dropped if the transport is not writable.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
-        check_event(event)?;
-        let packet = Packet::event_with(self.socket.inner.ns.name.clone(), event, args)?;
+        let packet = Packet::outgoing_event(self.socket.inner.ns.name.clone(), event, args)?;
         self.socket.notify_outgoing(&packet);
         self.socket.send_command(|s| Command::Send {
             socket: s.clone(),

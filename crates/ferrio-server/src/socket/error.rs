@@ -1,9 +1,10 @@
 //! What can go wrong: failed emits ([`EmitError`]), unanswered acks ([`AckError`]), refused
-//! connections ([`ConnectError`]), and the reserved event names ([`check_event`]).
+//! connections ([`ConnectError`]); the reserved event names are the core's
+//! ([`ferrio_proto::socket::Packet::outgoing_event`]).
 
 use std::fmt;
 
-use ferrio_proto::socket::{RawJson, RESERVED_EVENTS};
+use ferrio_proto::socket::{EventError, RawJson};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -37,6 +38,18 @@ impl std::error::Error for EmitError {}
 impl From<serde_json::Error> for EmitError {
     fn from(e: serde_json::Error) -> Self {
         EmitError::Serialize(e)
+    }
+}
+
+/// The core's refusal of an event to send (a reserved name, arguments that do not serialise).
+impl From<EventError> for EmitError {
+    fn from(e: EventError) -> Self {
+        match e {
+            EventError::Reserved(name) => EmitError::ReservedEvent(name),
+            EventError::Serialize(e) => EmitError::Serialize(e),
+            // A refusal the core adds later: its message, as a serialisation error.
+            other => EmitError::Serialize(serde::ser::Error::custom(other)),
+        }
     }
 }
 
@@ -110,11 +123,3 @@ impl fmt::Display for ConnectError {
 }
 
 impl std::error::Error for ConnectError {}
-
-/// Refuses the reserved event names (`connect`, `disconnect`, ...) as [`EmitError::ReservedEvent`].
-pub(crate) fn check_event(event: &str) -> Result<(), EmitError> {
-    if RESERVED_EVENTS.contains(&event) {
-        return Err(EmitError::ReservedEvent(event.to_owned()));
-    }
-    Ok(())
-}

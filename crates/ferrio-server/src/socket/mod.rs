@@ -31,7 +31,6 @@ mod handshake;
 mod message;
 
 pub use self::emit::{AckEmitter, VolatileEmitter};
-pub(crate) use self::error::check_event;
 pub use self::error::{AckError, ConnectError, EmitError};
 use self::handlers::{AnyHandler, DisconnectHandler, ErasedHandler, OutgoingHandler};
 pub(crate) use self::handlers::{ErrorHandler, EventMiddleware};
@@ -375,8 +374,7 @@ impl Socket {
     /// Emits `event` with `args` (a tuple: `(x,)` for one argument, `()` for none) to this
     /// client. `Bytes` anywhere in the arguments are sent as binary attachments.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
-        check_event(event)?;
-        let packet = Packet::event_with(self.inner.ns.name.clone(), event, args)?;
+        let packet = Packet::outgoing_event(self.inner.ns.name.clone(), event, args)?;
         let opts = BroadcastOptions::new().to(self.inner.id.clone());
         let packet = self.inner.ns.record(&packet, &opts).unwrap_or(packet);
         self.notify_outgoing(&packet);
@@ -419,8 +417,8 @@ impl Socket {
         timeout: Option<Duration>,
     ) -> impl Future<Output = Result<AckReply, AckError>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
-        let sent = check_event(event)
-            .and_then(|()| Ok(Packet::event_with(self.inner.ns.name.clone(), event, args)?))
+        let sent = Packet::outgoing_event(self.inner.ns.name.clone(), event, args)
+            .map_err(EmitError::from)
             .and_then(|packet| {
                 let id = self.inner.ns.next_ack_id();
                 let packet = packet.with_id(id);
