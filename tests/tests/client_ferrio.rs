@@ -370,3 +370,187 @@ async fn client_http_options() {
     socket.disconnect();
     server.abort();
 }
+
+/// A server recording the numbers emitted as `n` (`seen` answers them, in order of arrival) and
+/// answering `flood` with `count` events `seq` (0, 1, ...), sent in batches so that its own
+/// command queue holds.
+async fn bounds_server() -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    use std::sync::{Arc, Mutex};
+    let io = ferrio_server::Ferrio::builder().build();
+    io.of("/")
+        .on_connection(|socket: ferrio_server::Socket| async move {
+            let seen = Arc::new(Mutex::new(Vec::<u64>::new()));
+            let record = seen.clone();
+            socket.on(
+                "n",
+                move |_s: ferrio_server::Socket, msg: ferrio_server::Message| {
+                    let record = record.clone();
+                    async move {
+                        let (n,): (u64,) = msg.args().expect("a number");
+                        record.lock().expect("lock").push(n);
+                    }
+                },
+            );
+            socket.on(
+                "seen",
+                move |_s: ferrio_server::Socket, msg: ferrio_server::Message| {
+                    let seen = seen.clone();
+                    async move {
+                        let numbers = seen.lock().expect("lock").clone();
+                        let _ = msg.ack(&(numbers,));
+                    }
+                },
+            );
+            socket.on(
+                "flood",
+                |s: ferrio_server::Socket, msg: ferrio_server::Message| async move {
+                    let (count,): (u64,) = msg.args().expect("a count");
+                    for i in 0..count {
+                        s.emit("seq", &(i,)).expect("emitted");
+                        if i % 100 == 99 {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                    }
+                },
+            );
+        });
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (format!("http://{addr}"), tokio::spawn(io.serve(listener)))
+}
+
+/// What the server of [`bounds_server`] received as `n`, once it received `count` of them (a
+/// full command queue is waited out: emit again later).
+async fn seen_by_server(socket: &Socket, count: usize) -> Vec<u64> {
+    for _ in 0..250 {
+        match socket.timeout(WAIT).emit_with_ack("seen", &()).await {
+            Ok(reply) => {
+                let (numbers,): (Vec<u64>,) = reply.args().expect("numbers");
+                if numbers.len() >= count {
+                    return numbers;
+                }
+            }
+            Err(ferrio_client::AckError::Emit(ferrio_client::EmitError::QueueFull)) => {}
+            Err(e) => panic!("seen: {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the server did not receive {count} events");
+}
+
+/// The command queue's bound: on a single-threaded runtime nothing lets the connection's task
+/// run during a synchronous loop of emits, so exactly `COMMAND_QUEUE` of them are taken, the
+/// others fail with `QueueFull` (and so does an `emit_with_ack`); every emit taken reaches the
+/// server, in order. Over WebSocket the writer's own bound is crossed on the way (the task stops
+/// taking commands until the network drains it), over polling the core's write buffer batches
+/// them.
+#[tokio::test]
+async fn emits_past_the_command_queue_fail() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let (url, server) = bounds_server().await;
+        for transport in [Transport::WebSocket, Transport::Polling] {
+            let socket = ferrio_client::io(&format!("{url}/"))
+                .transports(&[transport])
+                .force_new(true)
+                .reconnection(false)
+                .connect()
+                .await
+                .expect("connects");
+            let queue = ferrio_client::COMMAND_QUEUE;
+            let mut taken = 0;
+            for n in 0..queue as u64 + 100 {
+                match socket.emit("n", &(n,)) {
+                    Ok(()) => {
+                        assert_eq!(taken, n, "the emits taken are the first ones");
+                        taken += 1;
+                    }
+                    Err(ferrio_client::EmitError::QueueFull) => {}
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            }
+            assert_eq!(taken, queue as u64, "{transport:?}");
+            let with_ack = socket.emit_with_ack("seen", &()).await;
+            assert!(
+                matches!(
+                    with_ack,
+                    Err(ferrio_client::AckError::Emit(
+                        ferrio_client::EmitError::QueueFull
+                    ))
+                ),
+                "{with_ack:?}"
+            );
+            let seen = seen_by_server(&socket, queue).await;
+            assert_eq!(seen, (0..queue as u64).collect::<Vec<_>>(), "{transport:?}");
+            socket.disconnect();
+        }
+        server.abort();
+    })
+    .await
+    .expect("in time");
+}
+
+/// The handlers' queue's bound: the server floods a socket whose first handler waits. The client
+/// stops reading the WebSocket once `EVENT_QUEUE` events wait (an acknowledgement the server
+/// sends behind the flood does not come through meanwhile, so it times out), still takes the
+/// application's emits, and once the handler goes on every event runs, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_handler_slows_the_server_down_and_loses_nothing() {
+    use std::sync::Arc;
+    const COUNT: u64 = 3000;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let (url, server) = bounds_server().await;
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let waiting = gate.clone();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let socket = ferrio_client::io(&format!("{url}/"))
+            .transports(&[Transport::WebSocket])
+            .force_new(true)
+            .reconnection(false)
+            .on(
+                "seq",
+                move |_s: Socket, (n,): (u64,), _ack: AckSender| {
+                    let waiting = waiting.clone();
+                    let tx = tx.clone();
+                    async move {
+                        if n == 0 {
+                            let _ = waiting.acquire().await;
+                        }
+                        let _ = tx.send(n);
+                    }
+                },
+            )
+            .connect()
+            .await
+            .expect("connects");
+        socket.emit("flood", &(COUNT,)).expect("emitted");
+        // The server sends its answer after the whole flood: the client, not reading while its
+        // handler waits, does not see it.
+        let behind = socket
+            .timeout(Duration::from_millis(500))
+            .emit_with_ack("seen", &())
+            .await;
+        assert!(
+            matches!(behind, Err(ferrio_client::AckError::Timeout)),
+            "{behind:?}"
+        );
+        assert!(rx.try_recv().is_err(), "the first handler still waits");
+        // The connection's task still takes the application's emits.
+        socket.emit("n", &(7,)).expect("an emit while the handlers are behind");
+        gate.add_permits(1);
+        let mut got = Vec::with_capacity(COUNT as usize);
+        while got.len() < COUNT as usize {
+            let n = tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .expect("in time")
+                .expect("a number");
+            got.push(n);
+        }
+        assert_eq!(got, (0..COUNT).collect::<Vec<_>>());
+        assert_eq!(seen_by_server(&socket, 1).await, [7]);
+        assert!(socket.connected());
+        socket.disconnect();
+        server.abort();
+    })
+    .await
+    .expect("in time");
+}

@@ -121,7 +121,7 @@ impl SocketSettings {
             s.last_error = None;
         });
         manager
-            .command(Command::Open { shared })
+            .command(Command::Connect { shared })
             .map_err(|_| Error::Closed)?;
         Ok(socket)
     }

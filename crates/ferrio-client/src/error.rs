@@ -66,6 +66,10 @@ pub enum EmitError {
     Serialize(serde_json::Error),
     /// The client's task is gone.
     Closed,
+    /// [`COMMAND_QUEUE`](crate::COMMAND_QUEUE) commands already wait for the connection's
+    /// task: the application emits faster than the connection sends. Nothing was queued; emit
+    /// again later.
+    QueueFull,
     /// The core refused the packet (send buffer full, say).
     Client(ClientError),
 }
@@ -76,6 +80,7 @@ impl fmt::Display for EmitError {
             EmitError::Reserved(name) => write!(f, "\"{name}\" is a reserved event name"),
             EmitError::Serialize(e) => write!(f, "arguments do not serialise: {e}"),
             EmitError::Closed => f.write_str("the client is closed"),
+            EmitError::QueueFull => f.write_str("the command queue is full"),
             EmitError::Client(e) => write!(f, "{e}"),
         }
     }

@@ -57,6 +57,28 @@
 //!   all stops its task;
 //! - the `compress` flag is handed to the core but no transport compresses (no WebSocket
 //!   per-message deflate); the server still compresses its polling responses.
+//!
+//! ## Queues and their bounds
+//!
+//! One task per connection owns the core's manager. The handles send it commands, the
+//! transport tasks (an HTTP request, a WebSocket) report to it, and it hands events to one
+//! dispatcher task per socket, which runs the handlers. Every queue between them is bounded. The
+//! connection's task never waits on a task that may wait on it: where the consumer is user code
+//! that may wait for the connection (a handler awaiting an acknowledgement), the task keeps what
+//! does not fit and stops taking the input that makes more, serving everything else meanwhile.
+//!
+//! | Queue | Bound | At the bound |
+//! |---|---|---|
+//! | commands from the handles (emits, acks, connect, disconnect, close) | [`COMMAND_QUEUE`] (1024) | [`Socket::emit`], [`Socket::emit_with_ack`] and [`AckSender::send`] fail with [`EmitError::QueueFull`], nothing is queued (the API is synchronous: it cannot wait). [`Socket::connect`], [`Socket::disconnect`], [`Manager::close`] and opening a socket are never refused: past the bound each replaces the connect or disconnect of the same socket still waiting (the last call wins), so at most one per socket is added |
+//! | frames for a WebSocket's writer | 64 frames in its queue, then what the last command produced waits in the connection's task | the task takes no command until the writer has room (the network drains it): the command queue fills and emits fail as above; reading, timers and auth go on. When the transport is let go the frames handed over are still written, then it closes |
+//! | the core's polling write buffer | half of its 16 MiB bound (the core refuses past the whole) | the task takes no command until a POST drains it, as above |
+//! | transport reports (HTTP responses, WebSocket messages) | 32 | the HTTP or WebSocket task waits for room: the WebSocket is not read further (TCP slows the server down) |
+//! | events for a socket's handlers | [`EVENT_QUEUE`] (256) per socket, then what the last transport message carried (a polling response may carry many packets) waits in the connection's task, in order; a failed reconnection's `connect_error` replaces the one still waiting | the task reads no transport until the handlers take an event: nothing is lost or reordered, and the server is slowed down by TCP. Commands, auth and timers go on, but the whole connection waits (every namespace, acknowledgements included): a handler waiting for an acknowledgement while its queue is full waits until the acknowledgement times out, or the heartbeat does (`ping timeout`: the connection closes and reconnects) |
+//! | events for the [`Manager::on_event`] listeners | [`MANAGER_EVENT_QUEUE`] (64) | the connection's task waits: the listeners are synchronous and never wait on it |
+//! | answers of an [`auth_fn`](ClientBuilder::auth_fn) | 8 | the auth task waits |
+//!
+//! The core bounds its own buffers (the offline send buffer, the events received before a
+//! CONNECT accept, ...): see `ferrio_proto::socket::client`.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -65,14 +87,16 @@
 )]
 
 mod builder;
+mod command;
 mod error;
 mod manager;
 mod socket;
 mod transport;
 
 pub use builder::{io, ClientBuilder, SocketBuilder};
+pub use command::COMMAND_QUEUE;
 pub use error::{AckError, ClientError, ConnectError, EmitError, Error};
 pub use ferrio_proto::engine::client::Transport;
 pub use ferrio_proto::socket::Packet;
-pub use manager::{DisconnectReason, Manager, ManagerEvent};
+pub use manager::{DisconnectReason, Manager, ManagerEvent, EVENT_QUEUE, MANAGER_EVENT_QUEUE};
 pub use socket::{AckReply, AckSender, BoxFuture, Emitter, EventHandler, Message, Socket};

@@ -1,48 +1,53 @@
 //! The [`Manager`] handle and the task driving the core's manager machine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
 use ferrio_proto::engine::client::{Input, Io, Transport, TransportId};
-use ferrio_proto::socket::client::{
-    self as core, AckId, EmitOptions, Event, ManagerConfig, Output, SocketId,
-};
+use ferrio_proto::socket::client::{self as core, AckId, Event, ManagerConfig, Output, SocketId};
 use ferrio_proto::socket::{Packet, RawJson};
-use ferrio_proto::{Instant, Str};
-use tokio::sync::{mpsc, oneshot};
+use ferrio_proto::Instant;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 pub use ferrio_proto::socket::client::DisconnectReason;
 
+pub(crate) use crate::command::Command;
+use crate::command::{self, Commands};
 use crate::error::{AckError, ConnectError, EmitError};
 use crate::socket::{self, Item, SocketShared};
 use crate::transport::{Completion, Endpoint, WsCommand};
 use crate::SocketBuilder;
 
-/// A command from a handle to the driver.
-pub(crate) enum Command {
-    Open {
-        shared: Arc<SocketShared>,
-    },
-    Connect {
-        nsp: Str,
-    },
-    Disconnect {
-        nsp: Str,
-    },
-    Emit {
-        nsp: Str,
-        packet: Packet,
-        options: EmitOptions,
-        reply: Option<oneshot::Sender<Result<Packet, AckError>>>,
-    },
-    Ack {
-        nsp: Str,
-        packet: Packet,
-    },
-    Close,
-}
+/// Events for a socket's handlers waiting in the socket's queue. When it is full the
+/// connection's task stops reading the transports (what the last transport message carried
+/// waits in the task, in order) until the handlers take an event: a server sending faster than
+/// the handlers run is slowed down by TCP, and no event is lost or reordered.
+///
+/// One socket's full queue stops the reading for the whole connection (every namespace). A
+/// handler that waits for the server (an acknowledgement) while its queue is full waits until
+/// the acknowledgement times out, or the heartbeat does (`ping timeout`: the connection closes,
+/// the acknowledgement fails, and the manager reconnects).
+pub const EVENT_QUEUE: usize = 256;
+
+/// Events for the [`Manager::on_event`] listeners waiting in their queue. When it is full the
+/// connection's task waits for the listeners (they are synchronous functions: they never wait
+/// on the task).
+pub const MANAGER_EVENT_QUEUE: usize = 64;
+
+/// Transport reports (HTTP responses, WebSocket messages) waiting for the connection's task.
+/// When it is full the reporting task waits: a WebSocket is not read further, so a server cannot
+/// make the client buffer without bound.
+const TRANSPORT_QUEUE: usize = 32;
+
+/// Frames waiting for a WebSocket's writer. Past it the frames wait in the connection's task
+/// and the task takes no command until the writer has room.
+const WS_WRITE_QUEUE: usize = 64;
+
+/// Answers of `auth_fn` waiting for the connection's task; the auth task waits for room.
+const AUTH_QUEUE: usize = 8;
 
 /// Something that happened to the connection (the reference's Manager events).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +80,7 @@ struct EngineStatus {
 }
 
 pub(crate) struct ManagerShared {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: Arc<Commands>,
     engine: Arc<Mutex<EngineStatus>>,
     pub(crate) sockets: Mutex<HashMap<String, Arc<SocketShared>>>,
     handlers: Arc<Mutex<Vec<ManagerHandler>>>,
@@ -99,6 +104,12 @@ pub struct Manager {
     pub(crate) inner: Arc<ManagerShared>,
 }
 
+impl Drop for ManagerShared {
+    fn drop(&mut self) {
+        self.commands.close_senders();
+    }
+}
+
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Manager").finish_non_exhaustive()
@@ -113,7 +124,8 @@ impl Manager {
         handlers: Vec<ManagerHandler>,
     ) -> Result<Manager, crate::Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| crate::Error::NoRuntime)?;
-        let (commands, command_rx) = mpsc::unbounded_channel();
+        let commands = Arc::new(Commands::default());
+        let command_rx = command::Receiver(commands.clone());
         let handlers = Arc::new(Mutex::new(handlers));
         let engine = Arc::new(Mutex::new(EngineStatus::default()));
         let inner = Arc::new(ManagerShared {
@@ -122,10 +134,10 @@ impl Manager {
             sockets: Mutex::new(HashMap::new()),
             handlers: handlers.clone(),
         });
-        let (events, event_rx) = mpsc::unbounded_channel();
+        let (events, event_rx) = mpsc::channel(MANAGER_EVENT_QUEUE);
         runtime.spawn(dispatch_manager_events(handlers, event_rx));
-        let (completions, completion_rx) = mpsc::unbounded_channel();
-        let (auth_tx, auth_rx) = mpsc::unbounded_channel();
+        let (completions, completion_rx) = mpsc::channel(TRANSPORT_QUEUE);
+        let (auth_tx, auth_rx) = mpsc::channel(AUTH_QUEUE);
         let driver = Driver {
             machine: core::Manager::new(config),
             start: tokio::time::Instant::now(),
@@ -136,6 +148,7 @@ impl Manager {
             sockets: HashMap::new(),
             acks: HashMap::new(),
             events,
+            manager_events: VecDeque::new(),
             auth_tx,
             manager: Arc::downgrade(&inner),
             engine,
@@ -145,11 +158,15 @@ impl Manager {
         Ok(Manager { inner })
     }
 
+    /// Queues a command for the driver (see [`Commands::push`] for the bound).
     pub(crate) fn command(&self, command: Command) -> Result<(), EmitError> {
-        self.inner
-            .commands
-            .send(command)
-            .map_err(|_| EmitError::Closed)
+        self.inner.commands.push(command, || {
+            self.inner
+                .sockets
+                .lock()
+                .map(|s| s.values().map(|s| s.nsp.clone()).collect())
+                .unwrap_or_default()
+        })
     }
 
     /// A builder for the socket of namespace `nsp` on this connection (`manager.socket(nsp)`).
@@ -192,7 +209,7 @@ impl Manager {
 
 async fn dispatch_manager_events(
     handlers: Arc<Mutex<Vec<ManagerHandler>>>,
-    mut events: mpsc::UnboundedReceiver<ManagerEvent>,
+    mut events: mpsc::Receiver<ManagerEvent>,
 ) {
     while let Some(event) = events.recv().await {
         let hs: Vec<ManagerHandler> = match handlers.lock() {
@@ -207,22 +224,133 @@ async fn dispatch_manager_events(
 
 struct SocketEntry {
     shared: Arc<SocketShared>,
-    items: mpsc::UnboundedSender<Item>,
+    items: mpsc::Sender<Item>,
+    /// Items that found the socket's queue full, in order. While one socket has some, the
+    /// driver reads no transport.
+    backlog: VecDeque<Item>,
+}
+
+impl SocketEntry {
+    /// Hands an item to the socket's dispatcher, or keeps it (in order) if its queue is full.
+    fn deliver(&mut self, item: Item) {
+        if self.backlog.is_empty() {
+            match self.items.try_send(item) {
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                Err(TrySendError::Full(item)) => self.backlog.push_back(item),
+            }
+            return;
+        }
+        // While the handlers are stuck, a failed reconnection attempt follows another: a
+        // `connect_error` that finds the previous one (retrying too) still waiting replaces it,
+        // so that the backlog does not grow with the attempts.
+        if let (
+            Item::ConnectError { retrying: true, .. },
+            Some(last @ Item::ConnectError { retrying: true, .. }),
+        ) = (&item, self.backlog.back_mut())
+        {
+            *last = item;
+            return;
+        }
+        self.backlog.push_back(item);
+    }
+
+    /// Moves the backlog to the queue while it has room.
+    fn flush(&mut self) {
+        while let Some(item) = self.backlog.pop_front() {
+            match self.items.try_send(item) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(_)) => self.backlog.clear(),
+                Err(TrySendError::Full(item)) => {
+                    self.backlog.push_front(item);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A WebSocket's writer, as the driver sees it.
+struct WsWriter {
+    commands: mpsc::Sender<WsCommand>,
+    /// Frames that found the writer's queue full, in order. While a writer has some, the driver
+    /// takes no command.
+    backlog: VecDeque<WsCommand>,
+}
+
+impl WsWriter {
+    fn send(&mut self, command: WsCommand) {
+        if self.backlog.is_empty() {
+            match self.commands.try_send(command) {
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                Err(TrySendError::Full(command)) => self.backlog.push_back(command),
+            }
+        } else {
+            self.backlog.push_back(command);
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(command) = self.backlog.pop_front() {
+            match self.commands.try_send(command) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(_)) => self.backlog.clear(),
+                Err(TrySendError::Full(command)) => {
+                    self.backlog.push_front(command);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Lets the transport go: the frames already handed over are written, then the WebSocket
+    /// closes. If the writer has no room left, a task of its own waits for it (the writer does
+    /// not depend on the driver, so it ends once the network took the frames or failed).
+    fn release(mut self) {
+        self.send(WsCommand::Close);
+        if self.backlog.is_empty() {
+            return;
+        }
+        let WsWriter { commands, backlog } = self;
+        tokio::spawn(async move {
+            for command in backlog {
+                if commands.send(command).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Waits until `queue` (if any) has room for one more message.
+async fn room<T>(queue: Option<&mpsc::Sender<T>>) {
+    match queue {
+        // The permit is dropped at once: the driver is the queue's only sender, so the
+        // `try_send` that follows finds the room. A closed queue returns at once too.
+        Some(queue) => drop(queue.reserve().await),
+        None => std::future::pending().await,
+    }
 }
 
 /// The task owning the core's manager: performs its I/O, feeds it what came back, the handles'
 /// commands and the time, and hands its events to the dispatchers.
+///
+/// It never waits on a task that may wait on it: it waits for room only in the manager-event
+/// queue (its listeners are synchronous); for a socket's handlers and for a WebSocket's writer it
+/// keeps what does not fit and stops taking the input that makes more (the transports, resp. the
+/// commands) until there is room, serving the rest (timers, auth, the other inputs) meanwhile.
 struct Driver {
     machine: core::Manager,
     start: tokio::time::Instant,
     endpoint: Arc<Endpoint>,
-    completions: mpsc::UnboundedSender<(TransportId, Completion)>,
+    completions: mpsc::Sender<(TransportId, Completion)>,
     gets: HashMap<TransportId, AbortHandle>,
-    websockets: HashMap<TransportId, mpsc::UnboundedSender<WsCommand>>,
+    websockets: HashMap<TransportId, WsWriter>,
     sockets: HashMap<SocketId, SocketEntry>,
     acks: HashMap<(SocketId, AckId), oneshot::Sender<Result<Packet, AckError>>>,
-    events: mpsc::UnboundedSender<ManagerEvent>,
-    auth_tx: mpsc::UnboundedSender<(SocketId, Option<RawJson>)>,
+    events: mpsc::Sender<ManagerEvent>,
+    /// Manager events of the last step, handed to the listeners before the next input.
+    manager_events: VecDeque<ManagerEvent>,
+    auth_tx: mpsc::Sender<(SocketId, Option<RawJson>)>,
     manager: Weak<ManagerShared>,
     engine: Arc<Mutex<EngineStatus>>,
     last_engine: EngineStatus,
@@ -236,25 +364,46 @@ impl Driver {
 
     async fn run(
         mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut completions: mpsc::UnboundedReceiver<(TransportId, Completion)>,
-        mut auth: mpsc::UnboundedReceiver<(SocketId, Option<RawJson>)>,
+        commands: command::Receiver,
+        mut completions: mpsc::Receiver<(TransportId, Completion)>,
+        mut auth: mpsc::Receiver<(SocketId, Option<RawJson>)>,
     ) {
         loop {
             while let Some(out) = self.machine.poll_output() {
                 self.perform(out);
             }
             self.publish_engine_status();
+            while let Some(event) = self.manager_events.pop_front() {
+                // The listeners are synchronous and never wait on the driver.
+                let _ = self.events.send(event).await;
+            }
             let deadline = self
                 .machine
                 .poll_timeout()
                 .map(|t| self.start + std::time::Duration::from_millis(t.as_millis()));
+            // A socket whose handlers are behind: no transport is read until it has room.
+            let handlers_full = self
+                .sockets
+                .values()
+                .find(|s| !s.backlog.is_empty())
+                .map(|s| &s.items);
+            // A WebSocket the network does not drain, or a polling write buffer past half its
+            // bound: no command is taken (emits fail with `QueueFull` once the queue is full).
+            let writer_full = self
+                .websockets
+                .values()
+                .find(|w| !w.backlog.is_empty())
+                .map(|w| &w.commands);
+            let engine = self.machine.engine();
+            let buffer_full = engine.buffered_bytes() > engine.config().max_buffered_bytes / 2;
+            let take_commands = writer_full.is_none() && !buffer_full;
+            let read_transports = handlers_full.is_none();
             tokio::select! {
-                command = commands.recv() => match command {
+                command = commands.recv(), if take_commands => match command {
                     Some(c) => self.command(c),
                     None => break,
                 },
-                Some((id, c)) = completions.recv() => self.completion(id, c),
+                Some((id, c)) = completions.recv(), if read_transports => self.completion(id, c),
                 Some((socket, a)) = auth.recv() => {
                     let now = self.now();
                     if let Err(e) = self.machine.provide_auth(now, socket, a) {
@@ -265,11 +414,21 @@ impl Driver {
                     let now = self.now();
                     self.machine.handle_input(now, Input::Timeout);
                 }
+                () = room(handlers_full) => {
+                    for entry in self.sockets.values_mut() {
+                        entry.flush();
+                    }
+                }
+                () = room(writer_full) => {
+                    for writer in self.websockets.values_mut() {
+                        writer.flush();
+                    }
+                }
             }
         }
         tracing::debug!("all handles dropped, client driver stops");
-        for (_, ws) in self.websockets.drain() {
-            let _ = ws.send(WsCommand::Close);
+        for (_, writer) in self.websockets.drain() {
+            writer.release();
         }
         for (_, get) in self.gets.drain() {
             get.abort();
@@ -295,7 +454,15 @@ impl Driver {
     fn command(&mut self, command: Command) {
         let now = self.now();
         match command {
-            Command::Open { shared } => {
+            Command::Connect { shared } => {
+                let known = self
+                    .machine
+                    .socket_for(&shared.nsp)
+                    .filter(|id| self.sockets.contains_key(id));
+                if let Some(id) = known {
+                    let _ = self.machine.connect_socket(now, id);
+                    return;
+                }
                 let result = self
                     .machine
                     .open_socket(now, &shared.nsp, shared.options.clone());
@@ -303,13 +470,17 @@ impl Driver {
                     Ok(id) => {
                         if let std::collections::hash_map::Entry::Vacant(v) = self.sockets.entry(id)
                         {
-                            let (tx, rx) = mpsc::unbounded_channel();
+                            let (tx, rx) = mpsc::channel(EVENT_QUEUE);
                             tokio::spawn(socket::dispatch(
                                 shared.clone(),
                                 self.manager.clone(),
                                 rx,
                             ));
-                            v.insert(SocketEntry { shared, items: tx });
+                            v.insert(SocketEntry {
+                                shared,
+                                items: tx,
+                                backlog: VecDeque::new(),
+                            });
                         }
                     }
                     Err(e) => shared.state.send_modify(|s| {
@@ -318,11 +489,6 @@ impl Driver {
                             data: None,
                         })
                     }),
-                }
-            }
-            Command::Connect { nsp } => {
-                if let Some(id) = self.machine.socket_for(&nsp) {
-                    let _ = self.machine.connect_socket(now, id);
                 }
             }
             Command::Disconnect { nsp } => {
@@ -417,7 +583,7 @@ impl Driver {
                 let report = self.completions.clone();
                 let task = tokio::spawn(async move {
                     let c = endpoint.request(&query, None).await;
-                    let _ = report.send((transport, c));
+                    let _ = report.send((transport, c)).await;
                 });
                 self.gets.insert(transport, task.abort_handle());
             }
@@ -430,12 +596,18 @@ impl Driver {
                 let report = self.completions.clone();
                 tokio::spawn(async move {
                     let c = endpoint.request(&query, Some(body)).await;
-                    let _ = report.send((transport, c));
+                    let _ = report.send((transport, c)).await;
                 });
             }
             Io::WsOpen { transport, query } => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                self.websockets.insert(transport, tx);
+                let (tx, rx) = mpsc::channel(WS_WRITE_QUEUE);
+                self.websockets.insert(
+                    transport,
+                    WsWriter {
+                        commands: tx,
+                        backlog: VecDeque::new(),
+                    },
+                );
                 tokio::spawn(self.endpoint.clone().websocket(
                     transport,
                     query,
@@ -446,13 +618,13 @@ impl Driver {
             Io::WsSend {
                 transport, frame, ..
             } => {
-                if let Some(ws) = self.websockets.get(&transport) {
-                    let _ = ws.send(WsCommand::Send(frame));
+                if let Some(ws) = self.websockets.get_mut(&transport) {
+                    ws.send(WsCommand::Send(frame));
                 }
             }
             Io::Close { transport } => {
                 if let Some(ws) = self.websockets.remove(&transport) {
-                    let _ = ws.send(WsCommand::Close);
+                    ws.release();
                 }
                 if let Some(get) = self.gets.remove(&transport) {
                     get.abort();
@@ -461,14 +633,14 @@ impl Driver {
         }
     }
 
-    fn manager_event(&self, event: ManagerEvent) {
+    fn manager_event(&mut self, event: ManagerEvent) {
         tracing::debug!(?event, "manager event");
-        let _ = self.events.send(event);
+        self.manager_events.push_back(event);
     }
 
-    fn to_socket(&self, socket: SocketId, item: Item) {
-        if let Some(entry) = self.sockets.get(&socket) {
-            let _ = entry.items.send(item);
+    fn deliver(&mut self, socket: SocketId, item: Item) {
+        if let Some(entry) = self.sockets.get_mut(&socket) {
+            entry.deliver(item);
         }
     }
 
@@ -517,11 +689,15 @@ impl Driver {
                                 tracing::error!("the auth function panicked");
                             }
                             let auth = auth.flatten();
-                            let _ = tx.send((socket, socket::auth_json(auth.as_ref())));
+                            let _ = tx.send((socket, socket::auth_json(auth.as_ref()))).await;
                         });
                     }
                     None => {
-                        let _ = tx.send((socket, None));
+                        // Not through the auth queue: the driver never waits on itself.
+                        let now = self.now();
+                        if let Err(e) = self.machine.provide_auth(now, socket, None) {
+                            tracing::warn!("auth refused: {e}");
+                        }
                     }
                 }
             }
@@ -541,7 +717,7 @@ impl Driver {
                         s.last_error = None;
                     });
                 }
-                self.to_socket(socket, Item::Connect);
+                self.deliver(socket, Item::Connect);
             }
             Event::ConnectError {
                 socket,
@@ -562,7 +738,7 @@ impl Driver {
                         s.last_error = Some(error.clone());
                     });
                 }
-                self.to_socket(socket, Item::ConnectError(error));
+                self.deliver(socket, Item::ConnectError { error, retrying });
             }
             Event::Disconnect { socket, reason, .. } => {
                 tracing::debug!(socket = socket.index(), %reason, "disconnect");
@@ -572,9 +748,9 @@ impl Driver {
                         s.id = None;
                     });
                 }
-                self.to_socket(socket, Item::Disconnect(reason));
+                self.deliver(socket, Item::Disconnect(reason));
             }
-            Event::Event { socket, packet } => self.to_socket(socket, Item::Event(packet)),
+            Event::Event { socket, packet } => self.deliver(socket, Item::Event(packet)),
             Event::Ack {
                 socket,
                 ack,

@@ -47,7 +47,11 @@ pub(crate) struct State {
 #[derive(Debug)]
 pub(crate) enum Item {
     Connect,
-    ConnectError(ConnectError),
+    /// `retrying`: the socket connects again by itself (a failed reconnection attempt).
+    ConnectError {
+        error: ConnectError,
+        retrying: bool,
+    },
     Disconnect(DisconnectReason),
     Event(Packet),
 }
@@ -96,7 +100,7 @@ impl SocketShared {
 pub(crate) async fn dispatch(
     shared: Arc<SocketShared>,
     manager: Weak<ManagerShared>,
-    mut items: mpsc::UnboundedReceiver<Item>,
+    mut items: mpsc::Receiver<Item>,
 ) {
     while let Some(item) = items.recv().await {
         let Some(inner) = manager.upgrade() else {
@@ -113,7 +117,7 @@ pub(crate) async fn dispatch(
                     guarded("connect", || h(socket.clone())).await;
                 }
             }
-            Item::ConnectError(e) => {
+            Item::ConnectError { error: e, .. } => {
                 let hs = shared.with_handlers(|h| h.connect_error.clone());
                 for h in hs {
                     guarded("connect_error", || h(socket.clone(), e.clone())).await;
@@ -236,7 +240,7 @@ impl AckSender {
     }
 
     /// Sends the acknowledgement with `args`, a tuple (`()` for none); `bytes::Bytes` anywhere
-    /// becomes a binary attachment.
+    /// becomes a binary attachment. Fails with [`EmitError::QueueFull`] as [`Socket::emit`] does.
     pub fn send<T: Serialize + ?Sized>(self, args: &T) -> Result<(), EmitError> {
         let Some((socket, id)) = self.target else {
             return Ok(());
@@ -480,6 +484,10 @@ impl Socket {
 
     /// Emits `event` with `args`, a tuple (`()` for none); `bytes::Bytes` anywhere becomes a
     /// binary attachment. While disconnected the packet is buffered and sent on reconnection.
+    ///
+    /// The emit is queued for the connection's task; with [`COMMAND_QUEUE`](crate::COMMAND_QUEUE)
+    /// commands already waiting (the application emits faster than the connection sends) it
+    /// fails with [`EmitError::QueueFull`] and nothing is sent.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         self.emitter().emit(event, args)
     }
@@ -490,7 +498,9 @@ impl Socket {
     }
 
     /// Emits `event` and waits for the server's acknowledgement (`emitWithAck`), within the
-    /// socket's `ack_timeout` if one was set.
+    /// socket's `ack_timeout` if one was set. The emit is queued when this is called, not when
+    /// the future is polled; a full queue fails the future with
+    /// [`AckError::Emit`]`(`[`EmitError::QueueFull`]`)`, as for [`Socket::emit`].
     pub fn emit_with_ack<T: Serialize + ?Sized>(
         &self,
         event: &str,
@@ -529,7 +539,7 @@ impl Socket {
             s.last_error = None;
         });
         let _ = self.command(Command::Connect {
-            nsp: self.shared.nsp.clone(),
+            shared: self.shared.clone(),
         });
     }
 
@@ -601,30 +611,41 @@ impl Emitter {
         self
     }
 
-    fn packet<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<Packet, EmitError> {
+    /// Builds the packet and queues it; the [`Socket::on_any_outgoing`] listeners see it once
+    /// it is queued.
+    fn send(
+        &self,
+        event: &str,
+        args: &(impl Serialize + ?Sized),
+        ack: bool,
+        reply: Option<oneshot::Sender<Result<Packet, AckError>>>,
+    ) -> Result<(), EmitError> {
         if RESERVED_EVENTS.contains(&event) {
             return Err(EmitError::Reserved(event.to_owned()));
         }
         let packet = Packet::event_with(self.socket.shared.nsp.clone(), event, args)?;
         let listeners = self.socket.shared.with_handlers(|h| h.outgoing.clone());
-        for l in listeners {
-            l(event, &packet);
-        }
-        Ok(packet)
-    }
-
-    /// See [`Socket::emit`].
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
-        let packet = self.packet(event, args)?;
+        let seen = (!listeners.is_empty()).then(|| packet.clone());
         self.socket.command(Command::Emit {
             nsp: self.socket.shared.nsp.clone(),
             packet,
             options: EmitOptions {
-                ack: false,
+                ack,
                 ..self.options
             },
-            reply: None,
-        })
+            reply,
+        })?;
+        if let Some(packet) = seen {
+            for l in listeners {
+                l(event, &packet);
+            }
+        }
+        Ok(())
+    }
+
+    /// See [`Socket::emit`].
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        self.send(event, args, false, None)
     }
 
     /// See [`Socket::emit_with_ack`].
@@ -634,17 +655,7 @@ impl Emitter {
         args: &T,
     ) -> impl Future<Output = Result<AckReply, AckError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let sent = self.packet(event, args).and_then(|packet| {
-            self.socket.command(Command::Emit {
-                nsp: self.socket.shared.nsp.clone(),
-                packet,
-                options: EmitOptions {
-                    ack: true,
-                    ..self.options
-                },
-                reply: Some(tx),
-            })
-        });
+        let sent = self.send(event, args, true, Some(tx));
         async move {
             sent?;
             match rx.await {

@@ -1,6 +1,8 @@
 //! The I/O the driver performs for the Engine.IO session: HTTP long-polling requests (hyper, with
 //! rustls for `https`) and WebSockets (tokio-tungstenite, rustls for `wss`). Each request or
-//! socket runs in its own task and reports back over one channel, naming its transport.
+//! socket runs in its own task and reports back over one bounded channel, naming its transport
+//! (a task waits for room: the transports are not read faster than the driver takes what they
+//! read).
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use bytes::Bytes;
 use ferrio_proto::engine::client::{Query, TransportId};
 use ferrio_proto::engine::Frame;
 use ferrio_proto::Str;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -250,22 +253,50 @@ impl Endpoint {
     }
 
     /// Runs a WebSocket until it closes: reports its messages and writes the frames it is given.
+    ///
+    /// Reading and writing run side by side: the reader waits for room in `report` (the
+    /// driver's bounded queue: a server sending faster than the driver takes its messages is
+    /// not read further), the writer waits for the network only. The driver never waits on this
+    /// task, and the task ends when the driver lets the transport go (a `Close`, or the sender
+    /// dropped), even if its reader is waiting for room meanwhile.
     pub(crate) async fn websocket(
         self: Arc<Self>,
         id: TransportId,
         query: Query,
-        mut commands: mpsc::UnboundedReceiver<WsCommand>,
-        report: mpsc::UnboundedSender<(TransportId, Completion)>,
+        mut commands: mpsc::Receiver<WsCommand>,
+        report: mpsc::Sender<(TransportId, Completion)>,
     ) {
-        let url = self.url(true, &query);
-        tracing::trace!(%url, "websocket connecting");
-        let mut request = match url.as_str().into_client_request() {
-            Ok(r) => r,
+        let connected = tokio::select! {
+            ws = self.connect_websocket(&query) => ws,
+            () = released(&mut commands) => return,
+        };
+        let ws = match connected {
+            Ok(ws) => ws,
             Err(e) => {
-                let _ = report.send((id, Completion::Error(format!("websocket error: {e}"))));
+                report_error(id, &report, &mut commands, e).await;
                 return;
             }
         };
+        tokio::select! {
+            sent = report.send((id, Completion::WsOpen)) => if sent.is_err() {
+                return;
+            },
+            () = released(&mut commands) => return,
+        }
+        let (sink, stream) = ws.split();
+        tokio::select! {
+            () = read(id, stream, &report) => {}
+            () = write(id, sink, &mut commands, &report) => {}
+        }
+    }
+
+    async fn connect_websocket(&self, query: &Query) -> Result<WebSocket, String> {
+        let url = self.url(true, query);
+        tracing::trace!(%url, "websocket connecting");
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| format!("websocket error: {e}"))?;
         for (name, value) in &self.headers {
             request.headers_mut().insert(name, value.clone());
         }
@@ -284,71 +315,106 @@ impl Endpoint {
         } else {
             Connector::Plain
         };
-        let ws =
+        let (ws, response) =
             tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
-                .await;
-        let mut ws = match ws {
-            Ok((ws, response)) => {
-                self.store_cookies(response.headers());
-                ws
+                .await
+                .map_err(|e| format!("websocket error: {e}"))?;
+        self.store_cookies(response.headers());
+        Ok(ws)
+    }
+}
+
+type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Waits until the driver lets the transport go. Frames given meanwhile are dropped: this runs
+/// before the session knows the WebSocket is open (it sends nothing then), or after it failed.
+async fn released(commands: &mut mpsc::Receiver<WsCommand>) {
+    while let Some(WsCommand::Send(_)) = commands.recv().await {}
+}
+
+/// Reports a failure, unless the driver lets the transport go first.
+async fn report_error(
+    id: TransportId,
+    report: &mpsc::Sender<(TransportId, Completion)>,
+    commands: &mut mpsc::Receiver<WsCommand>,
+    description: String,
+) {
+    tokio::select! {
+        _ = report.send((id, Completion::Error(description))) => {}
+        () = released(commands) => {}
+    }
+}
+
+/// Reports the WebSocket's messages, waiting for room in `report` before reading the next.
+async fn read(
+    id: TransportId,
+    mut stream: SplitStream<WebSocket>,
+    report: &mpsc::Sender<(TransportId, Completion)>,
+) {
+    loop {
+        let completion = match stream.next().await {
+            Some(Ok(Message::Text(text))) => match Str::from_utf8(Bytes::from(text)) {
+                Ok(s) => Completion::WsFrame(Frame::Text(s)),
+                Err(_) => continue,
+            },
+            Some(Ok(Message::Binary(data))) => Completion::WsFrame(Frame::Binary(data)),
+            Some(Ok(Message::Close(_))) | None => {
+                let _ = report.send((id, Completion::WsClosed)).await;
+                return;
             }
-            Err(e) => {
-                let _ = report.send((id, Completion::Error(format!("websocket error: {e}"))));
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                let _ = report
+                    .send((id, Completion::Error(format!("websocket error: {e}"))))
+                    .await;
                 return;
             }
         };
-        if report.send((id, Completion::WsOpen)).is_err() {
+        if report.send((id, completion)).await.is_err() {
             return;
         }
-        loop {
-            tokio::select! {
-                command = commands.recv() => match command {
-                    Some(WsCommand::Send(frame)) => {
-                        let message = match frame {
-                            Frame::Text(text) => match Utf8Bytes::try_from(text.into_bytes()) {
-                                Ok(t) => Message::Text(t),
-                                Err(_) => continue,
-                            },
-                            Frame::Binary(data) => Message::Binary(data),
-                        };
-                        if let Err(e) = ws.send(message).await {
-                            let _ = report.send((id, Completion::Error(format!("websocket error: {e}"))));
-                            return;
-                        }
-                    }
-                    Some(WsCommand::Close) | None => {
-                        let _ = ws.close(None).await;
-                        return;
-                    }
-                },
-                message = ws.next() => match message {
-                    Some(Ok(Message::Text(text))) => {
-                        match Str::from_utf8(Bytes::from(text)) {
-                            Ok(s) => {
-                                if report.send((id, Completion::WsFrame(Frame::Text(s)))).is_err() {
-                                    return;
-                                }
-                            }
-                            Err(_) => continue,
-                        }
-                    }
-                    Some(Ok(Message::Binary(data))) => {
-                        if report.send((id, Completion::WsFrame(Frame::Binary(data)))).is_err() {
-                            return;
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | None => {
-                        let _ = report.send((id, Completion::WsClosed));
-                        return;
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        let _ = report.send((id, Completion::Error(format!("websocket error: {e}"))));
-                        return;
-                    }
-                },
+    }
+}
+
+/// Writes the frames the driver gives, those already queued with one flush, until `Close` or
+/// the driver drops the sender; then closes the WebSocket.
+async fn write(
+    id: TransportId,
+    mut sink: SplitSink<WebSocket, Message>,
+    commands: &mut mpsc::Receiver<WsCommand>,
+    report: &mpsc::Sender<(TransportId, Completion)>,
+) {
+    while let Some(mut command) = commands.recv().await {
+        let result = loop {
+            let WsCommand::Send(frame) = command else {
+                let _ = sink.close().await;
+                return;
+            };
+            if let Some(message) = ws_message(frame) {
+                if let Err(e) = sink.feed(message).await {
+                    break Err(e);
+                }
             }
+            match commands.try_recv() {
+                Ok(next) => command = next,
+                Err(_) => break sink.flush().await,
+            }
+        };
+        if let Err(e) = result {
+            report_error(id, report, commands, format!("websocket error: {e}")).await;
+            return;
         }
+    }
+    let _ = sink.close().await;
+}
+
+fn ws_message(frame: Frame) -> Option<Message> {
+    match frame {
+        Frame::Text(text) => Utf8Bytes::try_from(text.into_bytes())
+            .ok()
+            .map(Message::Text),
+        Frame::Binary(data) => Some(Message::Binary(data)),
     }
 }
 
