@@ -1,0 +1,172 @@
+//! The write buffer: frames queued for the server (bounded by
+//! [`Config::max_buffered_bytes`](super::Config::max_buffered_bytes)), handed to the transport as
+//! a POST cut to `maxPayload` or as WebSocket frames, and dropped from the front once a POST
+//! succeeded.
+
+use super::{Io, Kind, Output, PollState, SendError, Session, State, Transport};
+use crate::engine::packet::Frame;
+use crate::engine::payload::encode_payload;
+use crate::Str;
+
+/// A binary message as `b` + base64 text (the v4 form for a peer that cannot take binary).
+fn base64_frame(data: &[u8]) -> Frame {
+    let mut text = bytes::BytesMut::from(&b"b"[..]);
+    crate::engine::packet::encode_base64_into(data, &mut text);
+    // base64 is ASCII: always UTF-8.
+    Frame::Text(Str::from_utf8(text.freeze()).unwrap_or_default())
+}
+
+/// A frame in the write buffer.
+#[derive(Debug, Clone)]
+pub(super) struct Queued {
+    pub(super) frame: Frame,
+    pub(super) compress: bool,
+}
+
+fn frame_len(frame: &Frame) -> usize {
+    match frame {
+        Frame::Text(s) => s.len(),
+        Frame::Binary(b) => b.len(),
+    }
+}
+
+/// `byteLength(packet.data)` of `engine.io-client`: UTF-8 bytes of text data (the type character
+/// excluded), `ceil(len * 1.33)` for binary.
+fn data_byte_length(frame: &Frame) -> u64 {
+    match frame {
+        Frame::Text(s) => s.len().saturating_sub(1) as u64,
+        Frame::Binary(b) => (b.len() as f64 * 1.33).ceil() as u64,
+    }
+}
+
+impl Session {
+    /// Queues message frames; `bounded` applies [`Config::max_buffered_bytes`](super::Config::max_buffered_bytes).
+    pub(crate) fn enqueue(
+        &mut self,
+        frames: impl IntoIterator<Item = Frame>,
+        compress: bool,
+        bounded: bool,
+    ) -> Result<(), SendError> {
+        if !matches!(self.state, State::Opening | State::Open) {
+            return Err(SendError::Closed);
+        }
+        let frames: Vec<Frame> = frames.into_iter().collect();
+        if frames
+            .iter()
+            .any(|f| matches!(f, Frame::Text(t) if !t.starts_with('4')))
+        {
+            return Err(SendError::NotAMessage);
+        }
+        let total: usize = frames.iter().map(frame_len).sum();
+        if bounded
+            && !self.write_buffer.is_empty()
+            && self.buffered_bytes.saturating_add(total) > self.config.max_buffered_bytes
+        {
+            return Err(SendError::BufferFull);
+        }
+        self.buffered_bytes += total;
+        self.write_buffer
+            .extend(frames.into_iter().map(|frame| Queued { frame, compress }));
+        self.flush();
+        Ok(())
+    }
+
+    pub(super) fn clear_write_buffer(&mut self) {
+        self.write_buffer.clear();
+        self.buffered_bytes = 0;
+        self.in_flight = 0;
+    }
+
+    /// `flush`: hands the writable part of the write buffer to the transport.
+    pub(super) fn flush(&mut self) {
+        if self.state == State::Closed || self.upgrading || self.write_buffer.is_empty() {
+            return;
+        }
+        let count = self.writable_count();
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let id = active.id;
+        match &mut active.kind {
+            Kind::Polling {
+                state,
+                post_in_flight,
+                ..
+            } => {
+                if *state == PollState::Opening || *post_in_flight {
+                    return;
+                }
+                *post_in_flight = true;
+                self.in_flight = count;
+                let body = encode_payload(self.write_buffer.iter().take(count).map(|q| &q.frame));
+                let query = self.query(Transport::Polling);
+                self.io(Io::Post {
+                    transport: id,
+                    query,
+                    body,
+                });
+            }
+            Kind::WebSocket { open } => {
+                if !*open {
+                    return;
+                }
+                while let Some(q) = self.write_buffer.pop_front() {
+                    let frame = match q.frame {
+                        Frame::Binary(data) if self.config.force_base64 => base64_frame(&data),
+                        frame => frame,
+                    };
+                    self.outputs.push_back(Output::Io(Io::WsSend {
+                        transport: id,
+                        frame,
+                        compress: q.compress,
+                    }));
+                }
+                self.buffered_bytes = 0;
+                self.in_flight = 0;
+                self.maybe_finish_close();
+            }
+        }
+    }
+
+    /// `_getWritablePackets`: over polling, the write buffer is cut so that
+    /// `1 + Σ(byteLength(data) + 2) <= maxPayload` (the first packet always goes).
+    fn writable_count(&self) -> usize {
+        let len = self.write_buffer.len();
+        let max = self
+            .handshake
+            .as_ref()
+            .and_then(|h| h.max_payload)
+            .unwrap_or(0);
+        let polling = matches!(
+            self.active.as_ref().map(|a| &a.kind),
+            Some(Kind::Polling { .. })
+        );
+        if max == 0 || !polling || len <= 1 {
+            return len;
+        }
+        let mut size: u64 = 1;
+        for (i, q) in self.write_buffer.iter().enumerate() {
+            size = size.saturating_add(data_byte_length(&q.frame));
+            if i > 0 && size > max {
+                return i;
+            }
+            size = size.saturating_add(2);
+        }
+        len
+    }
+
+    /// `_onDrain`: the POST in flight completed.
+    pub(super) fn on_drain(&mut self) {
+        for _ in 0..self.in_flight {
+            if let Some(q) = self.write_buffer.pop_front() {
+                self.buffered_bytes = self.buffered_bytes.saturating_sub(frame_len(&q.frame));
+            }
+        }
+        self.in_flight = 0;
+        if self.write_buffer.is_empty() {
+            self.maybe_finish_close();
+        } else {
+            self.flush();
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The manager's connection: opening the Engine.IO session (with its connect timeout), the
+//! failure to open, the close of an open connection, and the reconnection loop with the
+//! reference's backoff.
+
+use super::{DisconnectReason, Event, Manager, Output, ReadyState, SocketId};
+use crate::engine::client as eio;
+use crate::Instant;
+
+impl Manager {
+    /// `open(fn)`: starts an Engine.IO session if the manager is closed.
+    pub(super) fn open(&mut self, now: Instant, for_reconnect: bool) {
+        if self.ready != ReadyState::Closed {
+            return;
+        }
+        if self.engine.state() != eio::State::Closed {
+            // A previous session still draining (a close packet, say) is given up now; its
+            // events are dropped by `pump` since the manager is closed.
+            self.engine.abort();
+            self.pump(now);
+        }
+        self.engine.open();
+        self.ready = ReadyState::Opening;
+        self.skip_reconnect = false;
+        self.opening_for_reconnect = for_reconnect;
+        self.connect_deadline = self.config.timeout.map(|t| now + t);
+    }
+
+    /// `cleanup()`: timers and the partial binary packet of the decoder.
+    fn cleanup(&mut self) {
+        self.decoder.reset();
+        self.connect_deadline = None;
+        self.reconnect_deadline = None;
+    }
+
+    /// `onopen`: sockets send their CONNECT.
+    pub(super) fn on_open(&mut self, now: Instant) {
+        self.cleanup();
+        self.ready = ReadyState::Open;
+        self.event(Event::Open);
+        for i in 0..self.sockets.len() {
+            if self.sockets[i].active {
+                self.socket_on_open(now, SocketId(i as u32));
+            }
+        }
+        if self.opening_for_reconnect {
+            self.opening_for_reconnect = false;
+            let attempt = self.backoff.attempts();
+            self.reconnecting = false;
+            self.backoff.reset();
+            self.event(Event::Reconnect(attempt));
+        }
+    }
+
+    /// The `error` path of `open()`: the session did not open.
+    pub(super) fn on_open_error(&mut self, now: Instant, message: String) {
+        self.cleanup();
+        if self.engine.state() != eio::State::Closed {
+            self.engine.abort();
+        }
+        self.ready = ReadyState::Closed;
+        self.event(Event::Error {
+            message: message.clone(),
+        });
+        // The sockets' `connect_error` come next, before the reconnection's events; whether
+        // they retry is known once the reconnection is decided.
+        let mark = self.outputs.len();
+        let waiting: Vec<SocketId> = (0..self.sockets.len())
+            .filter(|&i| self.sockets[i].active && !self.sockets[i].connected)
+            .map(|i| SocketId(i as u32))
+            .collect();
+        if self.opening_for_reconnect {
+            self.opening_for_reconnect = false;
+            self.reconnecting = false;
+            self.reconnect(now);
+            self.event(Event::ReconnectError {
+                message: message.clone(),
+            });
+        } else if !self.reconnecting && self.config.reconnection && self.backoff.attempts() == 0 {
+            // `maybeReconnectOnOpen`: only the first failure starts the reconnection loop.
+            self.reconnect(now);
+        }
+        let retrying = self.reconnecting;
+        for (k, socket) in waiting.into_iter().enumerate() {
+            let error = Event::ConnectError {
+                socket,
+                message: message.clone(),
+                data: None,
+                retrying,
+            };
+            self.outputs.insert(mark + k, Output::Event(error));
+        }
+    }
+
+    /// `onclose`: the open connection is gone.
+    pub(super) fn on_close(
+        &mut self,
+        now: Instant,
+        reason: DisconnectReason,
+        description: Option<String>,
+    ) {
+        self.cleanup();
+        if self.engine.state() != eio::State::Closed {
+            self.engine.close();
+        }
+        self.backoff.reset();
+        self.ready = ReadyState::Closed;
+        self.event(Event::Close {
+            reason,
+            description: description.clone(),
+        });
+        for i in 0..self.sockets.len() {
+            self.sockets[i].connect_pending = false;
+            self.sockets[i].receive_buffer.clear();
+            if self.sockets[i].active {
+                self.on_socket_close(now, SocketId(i as u32), reason, description.clone());
+            }
+        }
+        if self.config.reconnection && !self.skip_reconnect {
+            self.reconnect(now);
+        }
+    }
+
+    /// `_close`: the last socket is gone, close without reconnecting.
+    /// (The reference also reports a `close` when there was nothing to close, a second
+    /// `disconnect()` say; Ferrio reports it only for a connection or a pending attempt.)
+    pub(super) fn close_manager(&mut self, now: Instant) {
+        let something = self.ready != ReadyState::Closed || self.reconnecting;
+        self.skip_reconnect = true;
+        self.reconnecting = false;
+        if something {
+            self.on_close(now, DisconnectReason::ForcedClose, None);
+        } else {
+            self.cleanup();
+        }
+    }
+
+    /// `reconnect()`: schedules the next attempt, or gives up.
+    fn reconnect(&mut self, now: Instant) {
+        if self.reconnecting || self.skip_reconnect {
+            return;
+        }
+        let limit = self.config.reconnection_attempts.unwrap_or(u32::MAX);
+        if self.config.reconnection_attempts.is_some() && self.backoff.attempts() >= limit {
+            self.backoff.reset();
+            self.reconnecting = false;
+            self.event(Event::ReconnectFailed);
+        } else {
+            let delay = self.backoff.duration(self.rng.next_f64());
+            self.reconnecting = true;
+            self.reconnect_deadline = Some(now + delay);
+        }
+    }
+
+    /// `_destroy(socket)`: the socket leaves; the manager closes when none is active.
+    pub(super) fn destroy(&mut self, now: Instant, socket: SocketId) {
+        if let Some(s) = self.sockets.get_mut(socket.index()) {
+            s.active = false;
+            s.awaiting_auth = false;
+        }
+        if !self.sockets.iter().any(|s| s.active) {
+            self.close_manager(now);
+        }
+    }
+}
