@@ -57,13 +57,14 @@ impl fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
-/// Why an emit was refused.
+/// Why an emit was refused. (The server's `EmitError` has the same first variants.)
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum EmitError {
-    /// A reserved event name (`connect`, `connect_error`, `disconnect`, ...).
-    Reserved(String),
     /// The arguments did not serialise (they must serialise as a sequence: a tuple).
     Serialize(serde_json::Error),
+    /// A reserved event name (`connect`, `connect_error`, `disconnect`, ...).
+    ReservedEvent(String),
     /// The client's task is gone.
     Closed,
     /// [`COMMAND_QUEUE`](crate::COMMAND_QUEUE) commands already wait for the connection's
@@ -77,7 +78,7 @@ pub enum EmitError {
 impl fmt::Display for EmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EmitError::Reserved(name) => write!(f, "\"{name}\" is a reserved event name"),
+            EmitError::ReservedEvent(name) => write!(f, "\"{name}\" is a reserved event name"),
             EmitError::Serialize(e) => write!(f, "arguments do not serialise: {e}"),
             EmitError::Closed => f.write_str("the client is closed"),
             EmitError::QueueFull => f.write_str("the command queue is full"),
@@ -94,8 +95,22 @@ impl From<serde_json::Error> for EmitError {
     }
 }
 
-/// Why an acknowledgement did not come.
+/// The core's refusal of an event to send (a reserved name, arguments that do not serialise).
+impl From<ferrio_proto::socket::EventError> for EmitError {
+    fn from(e: ferrio_proto::socket::EventError) -> Self {
+        use ferrio_proto::socket::EventError;
+        match e {
+            EventError::Reserved(name) => EmitError::ReservedEvent(name),
+            EventError::Serialize(e) => EmitError::Serialize(e),
+            // A refusal the core adds later: its message, as a serialisation error.
+            other => EmitError::Serialize(serde::ser::Error::custom(other)),
+        }
+    }
+}
+
+/// Why an acknowledgement did not come. (The server's `AckError` has the same shape.)
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum AckError {
     /// No answer in time (`operation has timed out`).
     Timeout,

@@ -99,4 +99,6 @@ pub use error::{AckError, ClientError, ConnectError, EmitError, Error};
 pub use ferrio_proto::engine::client::Transport;
 pub use ferrio_proto::socket::Packet;
 pub use manager::{DisconnectReason, Manager, ManagerEvent, EVENT_QUEUE, MANAGER_EVENT_QUEUE};
-pub use socket::{AckReply, AckSender, BoxFuture, Emitter, EventHandler, Message, Socket};
+pub use socket::{
+    AckReply, AckSender, BoxFuture, Emitter, EventHandler, HandlerOutput, Message, Socket,
+};

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ferrio_proto::socket::client::{EmitOptions, SocketOptions};
-use ferrio_proto::socket::{Packet, RawJson, RESERVED_EVENTS};
+use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::Str;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -135,6 +136,7 @@ pub(crate) async fn dispatch(
                 };
                 let ack = AckSender {
                     target: packet.id().map(|id| (socket.clone(), id)),
+                    sent: Arc::new(AtomicBool::new(false)),
                 };
                 let message = Message { packet, name, ack };
                 let (any, handler) =
@@ -207,22 +209,29 @@ impl Message {
         &self.packet
     }
 
-    /// True if the server waits for an acknowledgement.
-    pub fn wants_ack(&self) -> bool {
-        self.ack.target.is_some()
+    /// The means to acknowledge the event (a no-op sender if the server asked for none).
+    pub fn ack_sender(&self) -> AckSender {
+        self.ack.clone()
     }
 
-    /// Takes the acknowledgement sender out (a no-op sender if the server asked for none).
-    pub fn ack(self) -> AckSender {
-        self.ack
+    /// True if the server waits for an acknowledgement.
+    pub fn ack_requested(&self) -> bool {
+        self.ack.requested()
+    }
+
+    /// Acknowledges the event with `args` (a tuple); see [`AckSender::send`].
+    pub fn ack<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), EmitError> {
+        self.ack.send(args)
     }
 }
 
-/// Answers an event the server emitted with an acknowledgement (`emitWithAck`). Sending is
-/// consumed: an event is acknowledged at most once. If the server asked for no acknowledgement
-/// sending does nothing.
+/// Answers an event the server emitted with an acknowledgement (`emitWithAck`). Only the first
+/// answer is sent; if the server asked for no acknowledgement, sending does nothing. (The
+/// server's `AckSender` has the same shape.)
+#[derive(Clone)]
 pub struct AckSender {
     target: Option<(Socket, u64)>,
+    sent: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for AckSender {
@@ -235,16 +244,20 @@ impl fmt::Debug for AckSender {
 
 impl AckSender {
     /// True if the server asked for an acknowledgement.
-    pub fn is_wanted(&self) -> bool {
+    pub fn requested(&self) -> bool {
         self.target.is_some()
     }
 
     /// Sends the acknowledgement with `args`, a tuple (`()` for none); `bytes::Bytes` anywhere
     /// becomes a binary attachment. Fails with [`EmitError::QueueFull`] as [`Socket::emit`] does.
-    pub fn send<T: Serialize + ?Sized>(self, args: &T) -> Result<(), EmitError> {
-        let Some((socket, id)) = self.target else {
+    pub fn send<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), EmitError> {
+        let Some((socket, id)) = &self.target else {
             return Ok(());
         };
+        if self.sent.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (socket, id) = (socket, *id);
         let packet = Packet::ack_with(socket.shared.nsp.clone(), id, args)?;
         socket.command(Command::Ack {
             nsp: socket.shared.nsp.clone(),
@@ -271,11 +284,32 @@ impl AckReply {
     }
 }
 
-/// An event handler for [`Socket::on`]. Implemented for
+/// The outcome of an event handler: `()`, or a `Result` whose error is logged. (The server's
+/// handlers have the same.)
+pub trait HandlerOutput: Send {
+    /// Reports a failure (through `tracing`).
+    fn report(self, event: &str);
+}
+
+impl HandlerOutput for () {
+    fn report(self, _event: &str) {}
+}
+
+impl<E: fmt::Display + Send> HandlerOutput for Result<(), E> {
+    fn report(self, event: &str) {
+        if let Err(e) = self {
+            tracing::warn!(event, "handler failed: {e}");
+        }
+    }
+}
+
+/// An event handler for [`Socket::on`], shaped as the server's. Implemented for
 ///
-/// - `Fn(Socket, Message) -> impl Future<Output = ()>`: the raw event;
-/// - `Fn(Socket, T, AckSender) -> impl Future<Output = ()>` with `T: DeserializeOwned` (a tuple):
-///   typed arguments. An event whose arguments do not fit `T` is dropped (and logged).
+/// - `Fn(Socket, Message) -> impl Future`: the raw event ([`Message::args`], [`Message::ack`]);
+/// - `Fn(Socket, T, AckSender) -> impl Future` with `T: DeserializeOwned` (a tuple): typed
+///   arguments. An event whose arguments do not fit `T` is dropped (and logged).
+///
+/// The future's output is `()` or a `Result` (see [`HandlerOutput`]).
 pub trait EventHandler<M>: Send + Sync + 'static {
     /// Runs the handler.
     fn call(&self, socket: Socket, message: Message) -> BoxFuture<()>;
@@ -284,22 +318,30 @@ pub trait EventHandler<M>: Send + Sync + 'static {
 impl<F, Fut> EventHandler<(Message,)> for F
 where
     F: Fn(Socket, Message) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
 {
     fn call(&self, socket: Socket, message: Message) -> BoxFuture<()> {
-        Box::pin(self(socket, message))
+        let event = message.name.clone();
+        let fut = self(socket, message);
+        Box::pin(async move { fut.await.report(&event) })
     }
 }
 
 impl<F, Fut, T> EventHandler<(T, AckSender)> for F
 where
     F: Fn(Socket, T, AckSender) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutput,
     T: DeserializeOwned + Send + 'static,
 {
     fn call(&self, socket: Socket, message: Message) -> BoxFuture<()> {
         match message.args::<T>() {
-            Ok(args) => Box::pin(self(socket, args, message.ack)),
+            Ok(args) => {
+                let event = message.name.clone();
+                let fut = self(socket, args, message.ack);
+                Box::pin(async move { fut.await.report(&event) })
+            }
             Err(e) => {
                 tracing::debug!(event = %message.name, "event dropped, arguments do not fit: {e}");
                 Box::pin(async {})
@@ -620,10 +662,7 @@ impl Emitter {
         ack: bool,
         reply: Option<oneshot::Sender<Result<Packet, AckError>>>,
     ) -> Result<(), EmitError> {
-        if RESERVED_EVENTS.contains(&event) {
-            return Err(EmitError::Reserved(event.to_owned()));
-        }
-        let packet = Packet::event_with(self.socket.shared.nsp.clone(), event, args)?;
+        let packet = Packet::outgoing_event(self.socket.shared.nsp.clone(), event, args)?;
         let listeners = self.socket.shared.with_handlers(|h| h.outgoing.clone());
         let seen = (!listeners.is_empty()).then(|| packet.clone());
         self.socket.command(Command::Emit {

@@ -98,10 +98,8 @@ impl SocketMachine {
         // With connection state recovery the store decides: the previous session back, or a
         // fresh one under a new private id (the randomness is the driver's).
         let admission = match ns.inner.state().recovery.as_mut() {
-            Some(store) => match crate::id::generate() {
-                Some(fresh_pid) => Some(Some(store.admit(now, recovery.as_ref(), fresh_pid))),
-                None => None,
-            },
+            Some(store) => crate::id::generate()
+                .map(|fresh_pid| Some(store.admit(now, recovery.as_ref(), fresh_pid))),
             None => Some(None),
         };
         let Some(admission) = admission else {
