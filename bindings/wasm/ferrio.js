@@ -426,8 +426,6 @@ export class Socket extends Emitter {
     this._acks = new Map();
     this._anyListeners = [];
     this._anyOutgoingListeners = [];
-    // Emits made while disconnected: their outgoing listeners run when they are sent, on connect.
-    this._outgoingPending = [];
     this._flags = {};
     this._index = undefined;
     // Emits before the first connect() (autoConnect: false), replayed by it.
@@ -472,6 +470,7 @@ export class Socket extends Emitter {
         this.nsp,
       );
       this.io._sockets.set(this._index, this);
+      this._reportSent();
       this.io._drain();
       const pending = this._pending;
       this._pending = [];
@@ -558,10 +557,6 @@ export class Socket extends Emitter {
       attachments,
     );
     if (callback && handle >= 0) this._acks.set(handle, { callback, withTimeout });
-    if (this._anyOutgoingListeners.length) {
-      if (this.connected) this._notifyOutgoing([event, ...args]);
-      else if (!flags.volatile) this._outgoingPending.push([event, ...args]);
-    }
     return this;
   }
 
@@ -608,17 +603,26 @@ export class Socket extends Emitter {
   /** Listens to every event this socket sends (`(event, ...args)`), when it is sent. */
   onAnyOutgoing(fn) {
     this._anyOutgoingListeners.push(fn);
+    this._reportSent();
     return this;
   }
 
   prependAnyOutgoing(fn) {
     this._anyOutgoingListeners.unshift(fn);
+    this._reportSent();
     return this;
   }
 
   offAnyOutgoing(fn) {
     this._anyOutgoingListeners = fn ? this._anyOutgoingListeners.filter((f) => f !== fn) : [];
+    this._reportSent();
     return this;
+  }
+
+  /** The core reports this socket's emits as they go out (output 17) while it has outgoing
+   * listeners. */
+  _reportSent() {
+    if (this._index !== undefined) this.io._cmd(20, this._index, this._anyOutgoingListeners.length ? 1 : 0);
   }
 
   listenersAnyOutgoing() {
@@ -651,7 +655,6 @@ export class Socket extends Emitter {
         this.id = out[2];
         this.recovered = out[3];
         this.emitReserved("connect");
-        for (const args of this._outgoingPending.splice(0)) this._notifyOutgoing(args);
         break;
       case 11: {
         const err = new Error(out[2]);
@@ -702,6 +705,10 @@ export class Socket extends Emitter {
         else send(this.auth);
         break;
       }
+      case 17:
+        // An emit goes out: the outgoing listeners see its event and arguments.
+        this._notifyOutgoing(reconstruct(out[2], out[3]));
+        break;
     }
   }
 }

@@ -506,19 +506,16 @@ async fn a_slow_handler_slows_the_server_down_and_loses_nothing() {
             .transports(&[Transport::WebSocket])
             .force_new(true)
             .reconnection(false)
-            .on(
-                "seq",
-                move |_s: Socket, (n,): (u64,), _ack: AckSender| {
-                    let waiting = waiting.clone();
-                    let tx = tx.clone();
-                    async move {
-                        if n == 0 {
-                            let _ = waiting.acquire().await;
-                        }
-                        let _ = tx.send(n);
+            .on("seq", move |_s: Socket, (n,): (u64,), _ack: AckSender| {
+                let waiting = waiting.clone();
+                let tx = tx.clone();
+                async move {
+                    if n == 0 {
+                        let _ = waiting.acquire().await;
                     }
-                },
-            )
+                    let _ = tx.send(n);
+                }
+            })
             .connect()
             .await
             .expect("connects");
@@ -535,7 +532,9 @@ async fn a_slow_handler_slows_the_server_down_and_loses_nothing() {
         );
         assert!(rx.try_recv().is_err(), "the first handler still waits");
         // The connection's task still takes the application's emits.
-        socket.emit("n", &(7,)).expect("an emit while the handlers are behind");
+        socket
+            .emit("n", &(7,))
+            .expect("an emit while the handlers are behind");
         gate.add_permits(1);
         let mut got = Vec::with_capacity(COUNT as usize);
         while got.len() < COUNT as usize {

@@ -36,6 +36,7 @@
 //! | 17 | socket state | `a` socket | connected 1 \| active 2 \| recovered 4 |
 //! | 18 | when op 7 is due next (same clock as `now`) | | number, -1 for never |
 //! | 19 | the next output (drain after every command) | | array or `undefined` |
+//! | 20 | report the socket's emits as they go out (output 17) on (`b` ≠ 0) or off (`onAnyOutgoing`) | `a` socket, `b` | |
 //!
 //! Outputs (op 19) are arrays whose first element is a code:
 //!
@@ -53,6 +54,7 @@
 //! | 14 | ack of an emit | socket, ack handle, JSON text of the arguments, attachments |
 //! | 15 | ack failed | socket, ack handle, message |
 //! | 16 | auth needed | socket |
+//! | 17 | an emit goes out (`onAnyOutgoing`) | socket, JSON text of `[name, ...args]`, attachments |
 //! | 20–27 | manager event `open`, `error`, `ping`, `close`, `reconnect_attempt`, `reconnect`, `reconnect_error`, `reconnect_failed` (in this order) | its argument, if it has one |
 
 use std::time::Duration;
@@ -338,6 +340,13 @@ impl Core {
                         | u32::from(m.is_recovered(id)) << 2,
                 )
             }
+            20 => {
+                let id = self.socket(a)?;
+                self.manager
+                    .report_sent(id, b != 0.0)
+                    .map_err(|e| e.as_str())?;
+                JsValue::UNDEFINED
+            }
             18 => JsValue::from(
                 self.manager
                     .poll_timeout()
@@ -406,6 +415,7 @@ impl Core {
                     Event::Ack { socket, .. } => (14, Some(*socket)),
                     Event::AckError { socket, .. } => (15, Some(*socket)),
                     Event::AuthNeeded { socket } => (16, Some(*socket)),
+                    Event::Sent { socket, .. } => (17, Some(*socket)),
                     Event::Open => (20, None),
                     Event::Error { .. } => (21, None),
                     Event::Ping => (22, None),
@@ -437,6 +447,7 @@ impl Core {
                         push(reason.as_str().into());
                         push(opt_str(description.as_deref()));
                     }
+                    Event::Sent { packet, .. } => push_packet(&push, &packet),
                     Event::Event { packet, .. } => {
                         push_packet(&push, &packet);
                         num(packet.id().map_or(-1.0, |i| i as f64));

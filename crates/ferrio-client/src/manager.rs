@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 
 use ferrio_proto::engine::client::{Input, Io, Transport, TransportId};
@@ -516,6 +517,11 @@ impl Driver {
                     }
                     return;
                 };
+                // Reported as it goes out only to a socket with `on_any_outgoing` listeners.
+                if let Some(entry) = self.sockets.get(&id) {
+                    let report = entry.shared.report_sent.load(Ordering::Acquire);
+                    let _ = self.machine.report_sent(id, report);
+                }
                 match self.machine.emit(now, id, packet, options) {
                     Ok(Some(ack)) => {
                         if let Some(r) = reply {
@@ -751,6 +757,7 @@ impl Driver {
                 self.deliver(socket, Item::Disconnect(reason));
             }
             Event::Event { socket, packet } => self.deliver(socket, Item::Event(packet)),
+            Event::Sent { socket, packet } => self.deliver(socket, Item::Sent(packet)),
             Event::Ack {
                 socket,
                 ack,

@@ -55,6 +55,8 @@ pub(crate) enum Item {
     },
     Disconnect(DisconnectReason),
     Event(Packet),
+    /// An emit went out (the core's `Event::Sent`): for the `on_any_outgoing` listeners.
+    Sent(Packet),
 }
 
 #[derive(Default)]
@@ -74,6 +76,8 @@ pub(crate) struct SocketShared {
     pub(crate) auth_fn: Option<AuthFn>,
     pub(crate) state: watch::Sender<State>,
     handlers: Mutex<Handlers>,
+    /// The socket has `on_any_outgoing` listeners: the core reports its emits as they go out.
+    pub(crate) report_sent: AtomicBool,
 }
 
 impl SocketShared {
@@ -84,6 +88,7 @@ impl SocketShared {
             auth_fn,
             state: watch::Sender::new(State::default()),
             handlers: Mutex::new(Handlers::default()),
+            report_sent: AtomicBool::new(false),
         }
     }
 
@@ -112,6 +117,17 @@ pub(crate) async fn dispatch(
             manager: Manager { inner },
         };
         match item {
+            Item::Sent(packet) => {
+                let Some(name) = packet.event_name().map(Cow::into_owned) else {
+                    continue;
+                };
+                for l in shared.with_handlers(|h| h.outgoing.clone()) {
+                    let call = std::panic::AssertUnwindSafe(|| l(&name, &packet));
+                    if std::panic::catch_unwind(call).is_err() {
+                        tracing::error!(event = %name, "an on_any_outgoing listener panicked");
+                    }
+                }
+            }
             Item::Connect => {
                 let hs = shared.with_handlers(|h| h.connect.clone());
                 for h in hs {
@@ -475,6 +491,7 @@ impl Socket {
     /// Removes every [`Socket::on_any_outgoing`] listener (`offAnyOutgoing`).
     pub fn off_any_outgoing(&self) {
         self.shared.with_handlers(|h| h.outgoing.clear());
+        self.shared.report_sent.store(false, Ordering::Release);
     }
 
     /// Adds a listener called with every incoming event before its handler (`onAny`).
@@ -483,10 +500,14 @@ impl Socket {
             .with_handlers(|h| h.any.push(Arc::new(listener)));
     }
 
-    /// Adds a listener called with every outgoing event, acks excluded (`onAnyOutgoing`).
+    /// Adds a listener called with every outgoing event, acks excluded (`onAnyOutgoing`), when
+    /// it goes out: at once while connected, after the CONNECT accept (before the `connect`
+    /// handlers) for an emit buffered while disconnected. It runs on the socket's handler task,
+    /// in order with the other handlers.
     pub fn on_any_outgoing(&self, listener: impl Fn(&str, &Packet) + Send + Sync + 'static) {
         self.shared
             .with_handlers(|h| h.outgoing.push(Arc::new(listener)));
+        self.shared.report_sent.store(true, Ordering::Release);
     }
 
     /// Adds a `connect` handler (called on every connection, reconnections included).
@@ -653,8 +674,8 @@ impl Emitter {
         self
     }
 
-    /// Builds the packet and queues it; the [`Socket::on_any_outgoing`] listeners see it once
-    /// it is queued.
+    /// Builds the packet and queues it (the [`Socket::on_any_outgoing`] listeners see it when
+    /// the core sends it).
     fn send(
         &self,
         event: &str,
@@ -663,8 +684,6 @@ impl Emitter {
         reply: Option<oneshot::Sender<Result<Packet, AckError>>>,
     ) -> Result<(), EmitError> {
         let packet = Packet::outgoing_event(self.socket.shared.nsp.clone(), event, args)?;
-        let listeners = self.socket.shared.with_handlers(|h| h.outgoing.clone());
-        let seen = (!listeners.is_empty()).then(|| packet.clone());
         self.socket.command(Command::Emit {
             nsp: self.socket.shared.nsp.clone(),
             packet,
@@ -673,13 +692,7 @@ impl Emitter {
                 ..self.options
             },
             reply,
-        })?;
-        if let Some(packet) = seen {
-            for l in listeners {
-                l(event, &packet);
-            }
-        }
-        Ok(())
+        })
     }
 
     /// See [`Socket::emit`].

@@ -1211,3 +1211,46 @@ fn turning_reconnection_off_cancels_the_attempt() {
     assert!(!h.m.is_reconnecting());
     assert_eq!(h.m.poll_timeout(), None);
 }
+
+/// `onAnyOutgoing`: with `report_sent`, every emit is reported when it goes out: at once when
+/// connected, after the CONNECT accept (before `connect`) when it waited in the send buffer;
+/// without `report_sent`, nothing is.
+#[test]
+fn sent_events_report_emits_when_they_go_out() {
+    let names = |events: &[Event]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Sent { packet, .. } => Some(packet.event_name()?.into_owned()),
+                Event::Connect { .. } => Some("(connect)".to_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut h = H::new(H::config());
+    let s = h.open("/", SocketOptions::default());
+    h.m.report_sent(s, true).expect("known socket");
+    h.emit(s, ev("buffered"), EmitOptions::default());
+    assert!(names(&h.events()).is_empty(), "not sent while disconnected");
+    h.handshake();
+    h.server(r#"40{"sid":"x"}"#);
+    assert_eq!(names(&h.events()), ["buffered", "(connect)"]);
+    h.emit(s, ev("now"), EmitOptions::with_ack());
+    let events = h.events();
+    assert_eq!(names(&events), ["now"]);
+    let Some(Event::Sent { packet, .. }) = events.first() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(packet.id(), Some(0), "with the ack id it carries");
+    h.m.report_sent(s, false).expect("known socket");
+    h.emit(s, ev("quiet"), EmitOptions::default());
+    assert!(names(&h.events()).is_empty());
+    assert_eq!(
+        h.sent(),
+        ["40", r#"42["buffered"]"#, r#"420["now"]"#, r#"42["quiet"]"#]
+    );
+    assert_eq!(
+        h.m.report_sent(SocketId::from_index(7), true),
+        Err(ClientError::UnknownSocket)
+    );
+}

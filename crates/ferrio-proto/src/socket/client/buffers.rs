@@ -3,7 +3,9 @@
 //! receive buffer, holding the events that arrive before the CONNECT accept.
 
 use super::acks::AckTarget;
-use super::{AckId, ClientError, DisconnectReason, EmitOptions, Manager, SendError, SocketId};
+use super::{
+    AckId, ClientError, DisconnectReason, EmitOptions, Event, Manager, SendError, SocketId,
+};
 use crate::socket::packet::{EncodedPacket, Packet};
 use crate::Instant;
 
@@ -13,6 +15,8 @@ pub(super) struct Buffered {
     pub(super) id: Option<u64>,
     pub(super) encoded: EncodedPacket,
     pub(super) compress: bool,
+    /// The packet itself, kept only for [`Event::Sent`] (see [`Manager::report_sent`]).
+    pub(super) sent: Option<Packet>,
 }
 
 impl Manager {
@@ -47,6 +51,8 @@ impl Manager {
         });
         packet.id = wire_id;
         let encoded = packet.encode();
+        let report = self.sockets[socket.index()].report_sent;
+        let s = &mut self.sockets[socket.index()];
         if discard {
             // dropped; an ack asked for still waits for its timeout or the disconnection
         } else if connected {
@@ -54,7 +60,11 @@ impl Manager {
                 .engine
                 .enqueue(encoded.frames(), options.compress, bounded)
             {
-                Ok(()) => {}
+                Ok(()) => {
+                    if report {
+                        self.event(Event::Sent { socket, packet });
+                    }
+                }
                 Err(SendError::BufferFull) => {
                     let s = &mut self.sockets[socket.index()];
                     if wire_id.is_some() {
@@ -69,6 +79,7 @@ impl Manager {
                         id: wire_id,
                         encoded,
                         compress: options.compress,
+                        sent: report.then_some(packet),
                     }),
             }
         } else {
@@ -76,6 +87,7 @@ impl Manager {
                 id: wire_id,
                 encoded,
                 compress: options.compress,
+                sent: report.then_some(packet),
             });
         }
         let timeout = options

@@ -122,6 +122,9 @@ impl Manager {
         }
         for b in to_send {
             let _ = self.engine.enqueue(b.encoded.frames(), b.compress, false);
+            if let Some(packet) = b.sent {
+                self.event(Event::Sent { socket, packet });
+            }
         }
         self.drain_queue(now, socket, true);
         self.event(Event::Connect {

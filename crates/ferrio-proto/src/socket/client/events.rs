@@ -170,6 +170,17 @@ pub enum Event {
         /// Why.
         error: AckError,
     },
+    /// An emit of the socket goes out: handed to the Engine.IO session, at once or from the
+    /// send buffer after the CONNECT accept (then before [`Event::Connect`]). This is when
+    /// `socket.io-client` runs its `onAnyOutgoing` listeners. Only for a socket that asked with
+    /// [`Manager::report_sent`](super::Manager::report_sent); a volatile emit that is dropped
+    /// is not reported.
+    Sent {
+        /// The socket.
+        socket: SocketId,
+        /// The EVENT or BINARY_EVENT, with the ack id it carries.
+        packet: Packet,
+    },
 }
 
 /// What the driver or the application must do.

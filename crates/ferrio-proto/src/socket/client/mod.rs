@@ -133,6 +133,8 @@ struct SocketState {
     /// A CONNECT was sent on the current connection and neither its accept nor its refusal has
     /// arrived yet.
     connect_pending: bool,
+    /// The application wants [`Event::Sent`] for this socket's emits.
+    report_sent: bool,
     next_wire_id: u64,
     next_handle: u64,
     /// Pending acks by wire id, in id order (ids only grow, and answers mostly come in order:
@@ -157,6 +159,7 @@ impl SocketState {
             recovered: false,
             awaiting_auth: false,
             connect_pending: false,
+            report_sent: false,
             next_wire_id: 0,
             next_handle: 0,
             acks: VecDeque::new(),
@@ -453,6 +456,14 @@ impl Manager {
         self.sockets
             .get(socket.index())
             .is_some_and(|s| s.recovered)
+    }
+
+    /// Asks for [`Event::Sent`] for the socket's emits from now on (`onAnyOutgoing` listeners),
+    /// or stops it. Off by default, so that a socket without such listeners keeps no copy of
+    /// what it buffers.
+    pub fn report_sent(&mut self, socket: SocketId, on: bool) -> Result<(), ClientError> {
+        self.state_mut(socket)?.report_sent = on;
+        Ok(())
     }
 
     /// Packets waiting in the socket's send buffer (`sendBuffer.length`).
