@@ -560,10 +560,6 @@ export class Socket extends Emitter {
     return this;
   }
 
-  _notifyOutgoing(args) {
-    for (const fn of this._anyOutgoingListeners.slice()) fn.apply(this, args);
-  }
-
   /** Emits and resolves with the acknowledgement (rejects on timeout or disconnection). */
   emitWithAck(event, ...args) {
     const withErr = this._flags.timeout !== undefined || this._opts.ackTimeout !== undefined;
@@ -707,7 +703,8 @@ export class Socket extends Emitter {
       }
       case 17:
         // An emit goes out: the outgoing listeners see its event and arguments.
-        this._notifyOutgoing(reconstruct(out[2], out[3]));
+        const args = reconstruct(out[2], out[3]);
+        for (const fn of this._anyOutgoingListeners.slice()) fn.apply(this, args);
         break;
     }
   }

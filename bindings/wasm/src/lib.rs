@@ -33,7 +33,7 @@
 //! | 14 | answer output 16 | `a` socket, `text` auth JSON text or `undefined` | |
 //! | 15 | emit | `a` socket, `b` ack timeout (negative: the socket's), `c` flags (ack 1, volatile 2, compress 4), `text` JSON of `[name, ...args]` with placeholders, `value` attachments | ack handle or -1 |
 //! | 16 | answer an event that carried an ack id | `a` socket, `b` ack id, `text` JSON of the arguments, `value` attachments | |
-//! | 17 | socket state | `a` socket | connected 1 \| active 2 \| recovered 4 |
+//! | 17 | socket state | `a` socket | connected 1 \| active 2 (whether the socket was recovered comes with output 10) |
 //! | 18 | when op 7 is due next (same clock as `now`) | | number, -1 for never |
 //! | 19 | the next output (drain after every command) | | array or `undefined` |
 //! | 20 | report the socket's emits as they go out (output 17) on (`b` ≠ 0) or off (`onAnyOutgoing`) | `a` socket, `b` | |
@@ -47,6 +47,7 @@
 //! | 2 | WebSocket open | transport id, query |
 //! | 3 | WebSocket send | transport id, frame (string or `Uint8Array`) |
 //! | 4 | close transport | transport id |
+//! | 9 | an event of the core this binding does not know (ignored) | |
 //! | 10 | socket `connect` | socket, socket id from the server, recovered (boolean) |
 //! | 11 | socket `connect_error` | socket, message, data as JSON text or `undefined` |
 //! | 12 | socket `disconnect` | socket, reason, description or `undefined` |
@@ -63,8 +64,7 @@ use bytes::Bytes;
 use ferrio_proto::engine::client::{Io, Query, Transport, TransportId};
 use ferrio_proto::engine::Frame;
 use ferrio_proto::socket::client::{
-    Auth, ClientError, EmitOptions, Event, Input, Manager, ManagerConfig, Output, SocketId,
-    SocketOptions,
+    Auth, EmitOptions, Event, Input, Manager, ManagerConfig, Output, SocketId, SocketOptions,
 };
 use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::Instant;
@@ -213,11 +213,10 @@ impl Core {
 type Failure = &'static str;
 
 impl Core {
-    fn socket(&self, socket: f64) -> Result<SocketId, Failure> {
-        if !(socket.is_finite() && socket >= 0.0 && socket <= f64::from(u32::MAX)) {
-            return Err(ClientError::UnknownSocket.as_str());
-        }
-        Ok(SocketId::from_index(socket as u32))
+    /// The socket JavaScript names by its number (a number the core never gave names no socket:
+    /// the core refuses it with `UnknownSocket`).
+    fn socket(&self, socket: f64) -> SocketId {
+        SocketId::from_index(socket as u32)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -291,26 +290,26 @@ impl Core {
                 JsValue::from(id.index() as u32)
             }
             12 => {
-                let id = self.socket(a)?;
+                let id = self.socket(a);
                 self.manager
                     .connect_socket(now, id)
                     .map_err(|e| e.as_str())?;
                 JsValue::UNDEFINED
             }
             13 => {
-                let id = self.socket(a)?;
+                let id = self.socket(a);
                 self.manager.disconnect(now, id).map_err(|e| e.as_str())?;
                 JsValue::UNDEFINED
             }
             14 => {
-                let id = self.socket(a)?;
+                let id = self.socket(a);
                 self.manager
                     .provide_auth(now, id, auth)
                     .map_err(|e| e.as_str())?;
                 JsValue::UNDEFINED
             }
             15 => {
-                let id = self.socket(a)?;
+                let id = self.socket(a);
                 let packet = Packet::event("/", parse_json(text)?, attachments_from(&value));
                 let options = EmitOptions {
                     ack: c & 1 != 0,
@@ -325,23 +324,19 @@ impl Core {
                 JsValue::from(handle.map_or(-1.0, |h| h.as_u64() as f64))
             }
             16 => {
-                let sid = self.socket(a)?;
+                let sid = self.socket(a);
                 let packet =
                     Packet::ack("/", b as u64, parse_json(text)?, attachments_from(&value));
                 self.manager.ack(now, sid, packet).map_err(|e| e.as_str())?;
                 JsValue::UNDEFINED
             }
             17 => {
-                let id = self.socket(a)?;
+                let id = self.socket(a);
                 let m = &self.manager;
-                JsValue::from(
-                    u32::from(m.is_connected(id))
-                        | u32::from(m.is_active(id)) << 1
-                        | u32::from(m.is_recovered(id)) << 2,
-                )
+                JsValue::from(u32::from(m.is_connected(id)) | u32::from(m.is_active(id)) << 1)
             }
             20 => {
-                let id = self.socket(a)?;
+                let id = self.socket(a);
                 self.manager
                     .report_sent(id, b != 0.0)
                     .map_err(|e| e.as_str())?;
@@ -352,17 +347,9 @@ impl Core {
                     .poll_timeout()
                     .map_or(-1.0, |t| t.as_millis() as f64),
             ),
-            // The next output this binding knows (one it does not, a kind added to the core
-            // later, is skipped).
-            _ => loop {
-                match self.manager.poll_output() {
-                    Some(output) => {
-                        if let Some(out) = self.output(output) {
-                            break out.into();
-                        }
-                    }
-                    None => break JsValue::UNDEFINED,
-                }
+            _ => match self.manager.poll_output() {
+                Some(output) => self.output(output).into(),
+                None => JsValue::UNDEFINED,
             },
         })
     }
@@ -376,7 +363,7 @@ fn push_packet(push: &impl Fn(JsValue), packet: &Packet) {
 
 impl Core {
     /// The array of one output (see the crate docs): its code, then the elements after it.
-    fn output(&mut self, output: Output) -> Option<Array> {
+    fn output(&mut self, output: Output) -> Array {
         let out = Array::new();
         let push = |v: JsValue| {
             out.push(&v);
@@ -424,7 +411,8 @@ impl Core {
                     Event::Reconnect(_) => (25, None),
                     Event::ReconnectError { .. } => (26, None),
                     Event::ReconnectFailed => (27, None),
-                    _ => return None,
+                    // A kind of event added to the core later: code 9, which `ferrio.js` ignores.
+                    _ => (9, None),
                 };
                 num(f64::from(code));
                 if let Some(socket) = socket {
@@ -469,6 +457,6 @@ impl Core {
                 }
             }
         }
-        Some(out)
+        out
     }
 }

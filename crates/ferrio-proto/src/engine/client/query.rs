@@ -2,6 +2,7 @@
 //! and the cache buster (`timestampRequests`, `timestampParam`).
 
 use super::{Query, Session, Transport};
+use crate::str::push_decimal;
 
 impl Session {
     /// The query of a new request of `transport`; a stamped request takes the next cache buster.
@@ -37,31 +38,13 @@ fn set_param(query: &mut Query, key: &str, value: &str) {
     }
 }
 
-/// A cache-busting value: a prefix drawn from `seed`, then the request's number, both in base 36
-/// (the reference draws from the clock and `Math.random`, which the core does not have).
+/// A cache-busting value: the low digits of `seed` (random, from the driver), a dot, then the
+/// request's number (the reference draws from the clock and `Math.random`, which the core does
+/// not have).
 fn cache_buster(seed: u64, n: u64) -> String {
-    // SplitMix64's finaliser: nearby seeds give unrelated prefixes.
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    let mut out = String::with_capacity(12);
-    push_base36(&mut out, z % 2_176_782_336); // 36^6: six digits at most
-    push_base36(&mut out, n);
+    let mut out = String::new();
+    push_decimal(&mut out, seed % 100_000_000);
+    out.push('.');
+    push_decimal(&mut out, n);
     out
-}
-
-fn push_base36(out: &mut String, mut n: u64) {
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut buf = [0u8; 13];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = DIGITS[(n % 36) as usize];
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(buf[i..].iter().map(|&b| char::from(b)));
 }

@@ -2,7 +2,7 @@
 //! failure to open, the close of an open connection, and the reconnection loop with the
 //! reference's backoff.
 
-use super::{DisconnectReason, Event, Manager, Output, ReadyState, SocketId};
+use super::{DisconnectReason, Event, Manager, ReadyState, SocketId};
 use crate::engine::client as eio;
 use crate::Instant;
 
@@ -61,13 +61,27 @@ impl Manager {
         self.event(Event::Error {
             message: message.clone(),
         });
-        // The sockets' `connect_error` come next, before the reconnection's events; whether
-        // they retry is known once the reconnection is decided.
-        let mark = self.outputs.len();
-        let waiting: Vec<SocketId> = (0..self.sockets.len())
-            .filter(|&i| self.sockets[i].active && !self.sockets[i].connected)
-            .map(|i| SocketId(i as u32))
-            .collect();
+        // `maybeReconnectOnOpen`: only the first failure starts the reconnection loop; an
+        // attempt that failed schedules the next one. Decided first, so that the sockets'
+        // `connect_error`, which come before the reconnection's events, say whether they retry.
+        let again = self.opening_for_reconnect
+            || (!self.reconnecting && self.config.reconnection && self.backoff.attempts() == 0);
+        let retrying = if again {
+            self.can_reconnect()
+        } else {
+            self.reconnecting
+        };
+        for i in 0..self.sockets.len() {
+            let s = &self.sockets[i];
+            if s.active && !s.connected {
+                self.event(Event::ConnectError {
+                    socket: SocketId(i as u32),
+                    message: message.clone(),
+                    data: None,
+                    retrying,
+                });
+            }
+        }
         if self.opening_for_reconnect {
             self.opening_for_reconnect = false;
             self.reconnecting = false;
@@ -75,19 +89,8 @@ impl Manager {
             self.event(Event::ReconnectError {
                 message: message.clone(),
             });
-        } else if !self.reconnecting && self.config.reconnection && self.backoff.attempts() == 0 {
-            // `maybeReconnectOnOpen`: only the first failure starts the reconnection loop.
+        } else if again {
             self.reconnect(now);
-        }
-        let retrying = self.reconnecting;
-        for (k, socket) in waiting.into_iter().enumerate() {
-            let error = Event::ConnectError {
-                socket,
-                message: message.clone(),
-                data: None,
-                retrying,
-            };
-            self.outputs.insert(mark + k, Output::Event(error));
         }
     }
 
@@ -135,12 +138,21 @@ impl Manager {
     }
 
     /// `reconnect()`: schedules the next attempt, or gives up.
+    /// True if [`Manager::reconnect`] would schedule an attempt (not one already pending):
+    /// reconnection not turned off meanwhile, and attempts left.
+    fn can_reconnect(&self) -> bool {
+        !self.skip_reconnect
+            && self
+                .config
+                .reconnection_attempts
+                .is_none_or(|limit| self.backoff.attempts() < limit)
+    }
+
     fn reconnect(&mut self, now: Instant) {
         if self.reconnecting || self.skip_reconnect {
             return;
         }
-        let limit = self.config.reconnection_attempts.unwrap_or(u32::MAX);
-        if self.config.reconnection_attempts.is_some() && self.backoff.attempts() >= limit {
+        if !self.can_reconnect() {
             self.backoff.reset();
             self.reconnecting = false;
             self.event(Event::ReconnectFailed);
