@@ -27,7 +27,7 @@ use ferrio_proto::socket::client::{
 };
 use ferrio_proto::socket::recovery::{PersistedSession, Position, RecoveryConfig, RecoveryStore};
 use ferrio_proto::socket::server::{self as ss, AckIds, Connection};
-use ferrio_proto::socket::{Packet, RawJson};
+use ferrio_proto::socket::{AckId as WireId, Packet, RawJson};
 use ferrio_proto::{Instant, Str};
 
 pub use ferrio_proto::socket::client::DisconnectReason as ClientReason;
@@ -359,7 +359,7 @@ fn query_sid(query: &[(String, String)]) -> Option<String> {
 }
 
 /// The arguments of an event (its data without the name), as an ACK answering `id`: the echo.
-pub fn echo_ack(packet: &Packet, id: u64) -> Packet {
+pub fn echo_ack(packet: &Packet, id: &WireId) -> Packet {
     let mut args = packet
         .data()
         .and_then(|d| d.to_value().ok())
@@ -580,8 +580,11 @@ impl Sim {
     /// A connection reset: what is in flight is lost, both sides see their transports fail.
     pub fn reset(&mut self) {
         let now = self.instant();
-        self.net.clear();
         let sids: Vec<String> = self.servers.keys().cloned().collect();
+        for sid in &sids {
+            self.run_due_timers(sid);
+        }
+        self.net.clear();
         for sid in sids {
             let Some(srv) = self.servers.get_mut(&sid) else {
                 continue;
@@ -804,6 +807,7 @@ impl Sim {
                 let Some(sid) = self.ws_owner.get(&tid).cloned() else {
                     return;
                 };
+                self.run_due_timers(&sid);
                 let Some(srv) = self.servers.get_mut(&sid) else {
                     return;
                 };
@@ -823,6 +827,7 @@ impl Sim {
                 let Some(sid) = self.req_owner.get(&req).cloned() else {
                     return;
                 };
+                self.run_due_timers(&sid);
                 let Some(srv) = self.servers.get_mut(&sid) else {
                     return;
                 };
@@ -832,6 +837,22 @@ impl Sim {
                 }
             }
             _ => unreachable!("not an upward message"),
+        }
+    }
+
+    /// Runs the session's timers that are due now and writes what they produce, before the
+    /// driver tells it that a transport is gone. `handle_input` runs due timers before its
+    /// input, so a ping due at the instant of a close would otherwise be written on the
+    /// transport the simulation has already taken away, which is not the session's fault: a
+    /// real driver that wakes for the timer first writes it on the transport still open.
+    fn run_due_timers(&mut self, sid: &str) {
+        let now = self.instant();
+        let Some(srv) = self.servers.get_mut(sid) else {
+            return;
+        };
+        if srv.conn.poll_timeout().is_some_and(|t| t <= now) {
+            let _ = srv.conn.handle_input(now, eio::Input::Timeout);
+            self.drain_server(sid);
         }
     }
 
