@@ -1,6 +1,7 @@
 //! The Redis connections one adapter shares between its namespaces: a subscriber connection
 //! that reconnects and subscribes again by itself, an ordered publisher, and the command
-//! connection (a `ConnectionManager`, which reconnects too).
+//! connection it writes on, which knows when Redis closed it and connects again before the
+//! next write, so the first messages after an outage are not lost.
 //!
 //! Classic pub/sub subscribes on an async `PubSub` connection. Sharded pub/sub (`SSUBSCRIBE`)
 //! is not offered by the Redis client's connections to a standalone server, so the sharded
@@ -16,11 +17,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink};
+use redis::aio::PubSubSink;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::commands::{self, CommandConn};
 use crate::RedisError;
 
 /// Publishes waiting to be written to Redis. Past it (Redis slow or down for long) further
@@ -29,6 +31,9 @@ pub const PUBLISH_QUEUE: usize = 4096;
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long Redis may take to answer a command (past it the connection is replaced).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a message from Redis is routed by.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -101,7 +106,8 @@ struct Subscriptions {
 
 pub(crate) struct Hub {
     client: redis::Client,
-    pub(crate) conn: ConnectionManager,
+    /// Publishes and `PUBSUB` queries.
+    commands: Arc<CommandConn>,
     publish: mpsc::Sender<(String, Bytes)>,
     subs: Mutex<Subscriptions>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -110,11 +116,9 @@ pub(crate) struct Hub {
 impl Hub {
     /// Connects the command connection and starts the subscriber and publisher tasks.
     pub(crate) async fn start(client: redis::Client, mode: Mode) -> Result<Arc<Hub>, RedisError> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_max_delay(Duration::from_secs(2));
-        let conn = client.get_connection_manager_with_config(config).await?;
+        let commands = Arc::new(
+            CommandConn::connect(client.clone(), CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await?,
+        );
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
         let (subscriber, sharded) = match mode {
             Mode::Classic => (Subscriber::Async(None), None),
@@ -125,7 +129,7 @@ impl Hub {
         };
         let hub = Arc::new(Hub {
             client,
-            conn,
+            commands,
             publish,
             subs: Mutex::new(Subscriptions {
                 routes: HashMap::new(),
@@ -137,7 +141,7 @@ impl Hub {
             Mode::Classic => "PUBLISH",
             Mode::Sharded => "SPUBLISH",
         };
-        let publisher = tokio::spawn(run_publisher(hub.conn.clone(), queue, command));
+        let publisher = tokio::spawn(run_publisher(hub.commands.clone(), queue, command));
         let mut tasks = vec![publisher];
         match sharded {
             None => tasks.push(tokio::spawn(run_subscriber(Arc::downgrade(&hub)))),
@@ -174,17 +178,33 @@ impl Hub {
     }
 
     /// `PUBSUB <subcommand> <channel>` (`NUMSUB` or `SHARDNUMSUB`): how many connections listen
-    /// on `channel`, that is the servers of the cluster, this one included.
+    /// on `channel`, that is the servers of the cluster, this one included. A query that fails
+    /// on a broken connection is asked once more on a new one (it changes nothing in Redis).
     pub(crate) async fn subscriber_count(
         &self,
         subcommand: &'static str,
         channel: &str,
         timeout: Duration,
     ) -> Result<usize, ferrio_server::AdapterError> {
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("PUBSUB");
         cmd.arg(subcommand).arg(channel);
-        let query = cmd.query_async::<(String, usize)>(&mut conn);
+        let query = async {
+            let mut retried = false;
+            loop {
+                let checkout = self.commands.get().await?;
+                let mut conn = checkout.conn.clone();
+                match cmd.query_async::<(String, usize)>(&mut conn).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(e) => {
+                        checkout.failed(&e);
+                        if retried || !commands::is_connection_error(&e) {
+                            return Err(e);
+                        }
+                        retried = true;
+                    }
+                }
+            }
+        };
         match tokio::time::timeout(timeout, query).await {
             Ok(Ok((_, n))) => Ok(n),
             Ok(Err(e)) => Err(ferrio_server::AdapterError::Transport(e.to_string())),
@@ -403,8 +423,12 @@ const PUBLISH_BATCH: usize = 256;
 
 /// Writes the queued publishes in order: whatever is waiting goes out as one pipeline (one round
 /// trip), so throughput does not stop at one message per round trip.
+///
+/// Each pipeline goes on a connection not known to be closed (a closed one is replaced first).
+/// A pipeline that fails once written is not written again: the error does not tell whether
+/// Redis received it, and a message published twice would reach the clients twice.
 async fn run_publisher(
-    mut conn: ConnectionManager,
+    commands: Arc<CommandConn>,
     mut queue: mpsc::Receiver<(String, Bytes)>,
     command: &'static str,
 ) {
@@ -417,9 +441,18 @@ async fn run_publisher(
                 .arg(payload.as_ref())
                 .ignore();
         }
-        let result: Result<(), redis::RedisError> = pipe.query_async(&mut conn).await;
-        if let Err(e) = result {
-            warn!(error = %e, count = batch.len(), "redis adapter: publish failed, messages dropped");
+        match commands.get().await {
+            Ok(checkout) => {
+                let mut conn = checkout.conn.clone();
+                let result: Result<(), redis::RedisError> = pipe.query_async(&mut conn).await;
+                if let Err(e) = result {
+                    checkout.failed(&e);
+                    warn!(error = %e, count = batch.len(), "redis adapter: publish failed, messages dropped");
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, count = batch.len(), "redis adapter: redis unreachable, messages dropped");
+            }
         }
         batch.clear();
     }

@@ -33,6 +33,15 @@
 //! (`fetch_sockets`, `server_count`, acks, server-side emits with ack) fail with an
 //! [`AdapterError`](ferrio_server::AdapterError) within the request timeout.
 //!
+//! Once Redis is back nothing more is lost: a connection Redis closed is known closed at once,
+//! and the next message connects again before it is written (it is not written on the dead
+//! connection first). A message whose write failed is not sent again (Redis may have received
+//! it: it would reach the clients twice). A connection that dies without Redis closing it (a
+//! network or host gone, no close received) is noticed later: a publish or query on it fails by
+//! the response timeout (5 s) and the next one connects again. The subscribers only read and
+//! cannot tell such a connection from a quiet one: they reconnect only once TCP gives up on it
+//! (after an unanswered write, many minutes later).
+//!
 //! # The sharded variant
 //!
 //! [`ShardedRedisAdapter`] speaks the protocol of `createShardedAdapter` (Redis 7 sharded
@@ -49,6 +58,7 @@
 )]
 
 mod codec;
+mod commands;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hub;
