@@ -16,12 +16,9 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# wasm-bindgen-cli must be the exact version of the wasm-bindgen crate in Cargo.lock.
-wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "${wb_version}" ]; then
-  cargo install wasm-bindgen-cli --version "${wb_version}" --locked \
-    || cargo install wasm-bindgen-cli --version "${wb_version}"
-fi
+# wasm-bindgen-cli must be the exact version of the wasm-bindgen crate in Cargo.lock; installed
+# (when missing) from tools/wasm-bindgen with its committed lock file.
+"${root}/scripts/install-wasm-bindgen"
 
 # Size profile for the browser build only (the host release profile is left alone).
 # With nightly: std rebuilt with immediate-abort panics, no panic locations and empty `Debug`
