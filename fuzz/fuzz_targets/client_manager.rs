@@ -1,7 +1,8 @@
 //! Arbitrary server behaviour against the client machines (Socket.IO Manager over an Engine.IO
 //! client session): any response to its requests, any frame on its WebSockets, failures, time
 //! passing, and the application's commands. Nothing may panic; every ack handle (per socket)
-//! is handed out once and resolves at most once; no timer is left in the past.
+//! is handed out once and resolves at most once; no timer is left in the past; a socket never
+//! waits for more acks than its bound, and is refused one only at it.
 //!
 //! The case is generated with `arbitrary`: a list of ops, each one of the machine's own
 //! `Input`s (as the driver would give it; its transport id counts back from the newest transport
@@ -18,9 +19,10 @@ use bytes::Bytes;
 use ferrio_proto::engine::client::{Io, TransportId};
 use ferrio_proto::engine::{self, encode_payload, Frame, OpenPacket, Protocol};
 use ferrio_proto::socket::client::{
-    Auth, EmitOptions, Event, Input, Manager, ManagerConfig, Output, SocketId, SocketOptions,
+    Auth, ClientError, EmitOptions, Event, Input, Manager, ManagerConfig, Output, SocketId,
+    SocketOptions,
 };
-use ferrio_proto::socket::{connect_accept, connect_error, Packet, RawJson};
+use ferrio_proto::socket::{connect_accept, connect_error, AckId as WireId, Packet, RawJson};
 use ferrio_proto::{Instant, Str};
 use libfuzzer_sys::fuzz_target;
 
@@ -76,11 +78,15 @@ enum ServerPacket {
         ack: bool,
         binary: bool,
     },
-    /// The ACK of wire id `id % 16` (a socket numbers its emits from 0).
+    /// The ACK of wire id `id % 16` (a socket numbers its emits from 0), or of an id past
+    /// `u64::MAX` when `id` is 240 or more.
     Ack { admin: bool, id: u8 },
     /// DISCONNECT.
     Disconnect { admin: bool },
 }
+
+/// Small, so that a case reaches it.
+const MAX_PENDING_ACKS: usize = 3;
 
 fn nsp(admin: bool) -> &'static str {
     if admin {
@@ -128,13 +134,26 @@ fn server_frames(packet: ServerPacket, server_ids: &mut u64) -> Vec<Frame> {
             };
             if ack {
                 *server_ids += 1;
-                packet.with_id(*server_ids)
+                // Every third one past `u64::MAX`, which the answer must carry back unchanged.
+                if *server_ids % 3 == 0 {
+                    let long = format!("{}{}", u64::MAX, *server_ids % 10);
+                    packet.with_id(long.parse::<WireId>().expect("digits"))
+                } else {
+                    packet.with_id(*server_ids)
+                }
             } else {
                 packet
             }
         }
         ServerPacket::Ack { admin, id } => {
-            let Ok(p) = Packet::ack_with(nsp(admin), u64::from(id % 16), &("r",)) else {
+            let id = if id >= 240 {
+                format!("{}{id}", u64::MAX)
+                    .parse::<WireId>()
+                    .expect("digits")
+            } else {
+                WireId::from(u64::from(id % 16))
+            };
+            let Ok(p) = Packet::ack_with(nsp(admin), id, &("r",)) else {
                 return Vec::new();
             };
             p
@@ -250,14 +269,17 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut m = Manager::new(ManagerConfig {
         seed: 7,
         timeout: Some(Duration::from_millis(2_000)),
+        max_pending_acks: MAX_PENDING_ACKS,
         ..ManagerConfig::default()
     });
+    // Sockets by index: whether they retry (their emits go through the delivery queue).
+    let mut retrying: HashMap<usize, bool> = HashMap::new();
     let mut sockets: Vec<SocketId> = Vec::new();
     let mut transports = Transports::default();
     let mut resolved: HashMap<(usize, u64), u32> = HashMap::new();
     let mut handed_out: HashSet<(usize, u64)> = HashSet::new();
     // Events from the server that asked for an ack: (socket, id).
-    let mut to_ack: Vec<(SocketId, u64)> = Vec::new();
+    let mut to_ack: Vec<(SocketId, WireId)> = Vec::new();
     // The server's last ack id.
     let mut server_ids = 0u64;
     // The last op gave `Input::Timeout`.
@@ -282,7 +304,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
                 Output::Event(Event::Event { socket, packet }) => {
                     if let Some(id) = packet.id() {
-                        to_ack.push((socket, id));
+                        to_ack.push((socket, id.clone()));
                     }
                 }
                 Output::Event(_) => {}
@@ -330,6 +352,8 @@ fuzz_target!(|ops: Vec<Op>| {
                 };
                 if let Ok(s) = m.open_socket(t, nsp(admin), options) {
                     sockets.push(s);
+                    // An open namespace keeps its first options.
+                    retrying.entry(s.index()).or_insert(retries);
                 }
             }
             Op::Emit { socket, volatile } => {
@@ -340,11 +364,28 @@ fuzz_target!(|ops: Vec<Op>| {
                     };
                     if let Ok(p) = Packet::event_with("/", "e", &(1,)) {
                         let nsp = m.socket_nsp(s).unwrap_or("/").to_owned();
-                        if let Ok(Some(ack)) = m.emit(t, s, p.with_nsp(nsp), options) {
-                            assert!(
-                                handed_out.insert((s.index(), ack.as_u64())),
-                                "ack handle reused"
-                            );
+                        // Without retries every handle not resolved yet is a pending ack.
+                        let direct = retrying.get(&s.index()) == Some(&false);
+                        let waiting = handed_out
+                            .iter()
+                            .filter(|k| k.0 == s.index() && !resolved.contains_key(k))
+                            .count();
+                        match m.emit(t, s, p.with_nsp(nsp), options) {
+                            Ok(Some(ack)) => {
+                                assert!(
+                                    handed_out.insert((s.index(), ack.as_u64())),
+                                    "ack handle reused"
+                                );
+                                assert!(
+                                    !direct || waiting < MAX_PENDING_ACKS,
+                                    "ack accepted past the bound"
+                                );
+                            }
+                            Err(ClientError::TooManyPendingAcks) => assert!(
+                                !direct || waiting == MAX_PENDING_ACKS,
+                                "ack refused below the bound"
+                            ),
+                            _ => {}
                         }
                     }
                 }

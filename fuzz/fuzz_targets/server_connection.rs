@@ -3,7 +3,7 @@
 //! application's answers. Nothing may panic; at most one GET is ever pending and only a pending
 //! GET is answered; no timer is left in the past; nothing comes out after `Closed`; every ack
 //! awaited with `emit_with_ack` resolves (`Ack` or `AckFailed`) exactly once, by `Closed` at the
-//! latest.
+//! latest; a socket never waits for more acks than its bound, and is refused one only at it.
 //!
 //! The case is generated with `arbitrary`: two flags pick the transport and protocol, then each
 //! op is either one of the machine's own `Input`s (as the driver would give it), a well-formed
@@ -20,9 +20,9 @@ use bytes::Bytes;
 use ferrio_proto::engine::server::{self as eio, SendOptions};
 use ferrio_proto::engine::{self, encode_payload, encode_payload_v3, Frame, Protocol};
 use ferrio_proto::socket::server::{
-    AckIds, Config, Connection, DisconnectReason, Event, Input, Output,
+    AckIds, CommandError, Config, Connection, DisconnectReason, Event, Input, Output,
 };
-use ferrio_proto::socket::{Packet, RawJson};
+use ferrio_proto::socket::{AckId, Packet, RawJson};
 use ferrio_proto::{Instant, Str};
 use libfuzzer_sys::fuzz_target;
 
@@ -72,6 +72,9 @@ enum ClientMsg {
     Heartbeat,
 }
 
+/// Small, so that a case reaches it.
+const MAX_PENDING_ACKS: usize = 3;
+
 fn nsp(admin: bool) -> &'static str {
     if admin {
         "/admin"
@@ -111,7 +114,13 @@ fn client_packets(
             };
             if ack {
                 *next_id += 1;
-                packet.with_id(*next_id)
+                // Every third one past `u64::MAX`, which the answer must carry back unchanged.
+                if *next_id % 3 == 0 {
+                    let long = format!("{}{}", u64::MAX, *next_id % 10);
+                    packet.with_id(long.parse::<AckId>().expect("digits"))
+                } else {
+                    packet.with_id(*next_id)
+                }
             } else {
                 packet
             }
@@ -192,13 +201,14 @@ fuzz_target!(|case: (bool, bool, Vec<Op>)| {
         Config {
             connect_timeout: Duration::from_millis(1000),
             max_attachments: 3,
+            max_pending_acks: MAX_PENDING_ACKS,
         },
     );
     // GETs accepted (`Ok`) and not answered yet.
     let mut pending: HashSet<u64> = HashSet::new();
     let mut connecting: Vec<Str> = Vec::new();
     // Events from the client that asked for an ack: (namespace, id).
-    let mut to_ack: Vec<(Str, u64)> = Vec::new();
+    let mut to_ack: Vec<(Str, AckId)> = Vec::new();
     let mut closed = false;
     let mut ids = AckIds::default();
     // Acks awaited with `emit_with_ack` -> times resolved.
@@ -218,12 +228,16 @@ fuzz_target!(|case: (bool, bool, Vec<Op>)| {
                 Output::Event(Event::Connect { nsp, .. }) => connecting.push(nsp),
                 Output::Event(Event::Event(packet)) => {
                     if let Some(id) = packet.id() {
-                        to_ack.push((packet.nsp().clone(), id));
+                        to_ack.push((packet.nsp().clone(), id.clone()));
                     }
                 }
                 Output::Event(Event::Ack(packet)) => {
-                    let id = packet.id().expect("an Ack has an id");
-                    resolve(&mut awaited, packet.nsp().clone(), id);
+                    let id = packet.id().and_then(AckId::as_u64);
+                    resolve(
+                        &mut awaited,
+                        packet.nsp().clone(),
+                        id.expect("an id we issued"),
+                    );
                 }
                 Output::Event(Event::AckFailed { nsp, id, .. }) => resolve(&mut awaited, nsp, id),
                 Output::Event(Event::Closed(_)) => {
@@ -232,6 +246,7 @@ fuzz_target!(|case: (bool, bool, Vec<Op>)| {
                         awaited.values().all(|n| *n == 1),
                         "acks left unresolved at Closed: {awaited:?}"
                     );
+                    assert_eq!(c.pending_acks_total(), 0, "pending acks kept after Closed");
                 }
                 _ => {}
             }
@@ -298,10 +313,19 @@ fuzz_target!(|case: (bool, bool, Vec<Op>)| {
                     let id = ids.next_id();
                     if let Ok(p) = Packet::event_with(nsp.clone(), "e", &(id,)) {
                         let p = p.with_id(id).encode();
+                        let before = c.pending_acks(&nsp);
                         let sent = c.emit_with_ack(t, &p, &nsp, id, Duration::from_millis(100));
-                        if sent.is_ok() {
-                            awaited.insert((nsp, id), 0);
+                        match sent {
+                            Ok(()) => {
+                                assert!(before < MAX_PENDING_ACKS, "ack accepted past the bound");
+                                awaited.insert((nsp.clone(), id), 0);
+                            }
+                            Err(CommandError::TooManyPendingAcks) => {
+                                assert_eq!(before, MAX_PENDING_ACKS, "ack refused below the bound");
+                            }
+                            Err(_) => {}
                         }
+                        assert!(c.pending_acks(&nsp) <= MAX_PENDING_ACKS);
                     }
                 }
             }

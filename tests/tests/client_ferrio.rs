@@ -553,3 +553,36 @@ async fn a_slow_handler_slows_the_server_down_and_loses_nothing() {
     .await
     .expect("in time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_acks_are_bounded() {
+    use ferrio_client::{AckError, ClientError, EmitError};
+    let server = Server::start().await;
+    let socket = ferrio_client::io(&format!("{}/custom", server.url))
+        .transports(&[Transport::WebSocket])
+        .force_new(true)
+        .reconnection(false)
+        .max_pending_acks(2)
+        .connect()
+        .await
+        .expect("connected");
+    // The server answers `message` with `message-back`, never with an ack: these two wait.
+    let waiting = [
+        socket.emit_with_ack("message", &("a",)),
+        socket.emit_with_ack("message", &("b",)),
+    ];
+    let over = tokio::time::timeout(WAIT, socket.emit_with_ack("message", &("c",)))
+        .await
+        .expect("refused without waiting for the server");
+    assert!(
+        matches!(
+            over,
+            Err(AckError::Emit(EmitError::Client(
+                ClientError::TooManyPendingAcks
+            )))
+        ),
+        "{over:?}"
+    );
+    assert!(socket.connected());
+    drop(waiting);
+}

@@ -51,7 +51,7 @@
 //! | 10 | socket `connect` | socket, socket id from the server, recovered (boolean) |
 //! | 11 | socket `connect_error` | socket, message, data as JSON text or `undefined` |
 //! | 12 | socket `disconnect` | socket, reason, description or `undefined` |
-//! | 13 | event from the server | socket, JSON text of `[name, ...args]`, attachments, ack id or -1 |
+//! | 13 | event from the server | socket, JSON text of `[name, ...args]`, attachments, ack id or -1 (none, or one a JavaScript number cannot hold exactly: above 2^53, which is left unanswered rather than answered with a rounded id) |
 //! | 14 | ack of an emit | socket, ack handle, JSON text of the arguments, attachments |
 //! | 15 | ack failed | socket, ack handle, message |
 //! | 16 | auth needed | socket |
@@ -438,7 +438,8 @@ impl Core {
                     Event::Sent { packet, .. } => push_packet(&push, &packet),
                     Event::Event { packet, .. } => {
                         push_packet(&push, &packet);
-                        num(packet.id().map_or(-1.0, |i| i as f64));
+                        let id = packet.id().and_then(|i| i.as_u64());
+                        num(id.filter(|&i| i <= 1 << 53).map_or(-1.0, |i| i as f64));
                     }
                     Event::Ack { ack, packet, .. } => {
                         num(ack.as_u64() as f64);

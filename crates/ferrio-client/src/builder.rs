@@ -371,6 +371,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Most acknowledgements a socket waits for at once (default 4096; `socket.io-client` has
+    /// no bound). At the bound a new emit asking for one fails at once with
+    /// [`AckError::Emit`](crate::AckError::Emit)`(`[`EmitError::Client`](crate::EmitError::Client)`(`[`ClientError::TooManyPendingAcks`](crate::ClientError::TooManyPendingAcks)`))`
+    /// and is not sent; an answer, a timeout or a disconnection makes room again.
+    pub fn max_pending_acks(mut self, n: usize) -> Self {
+        self.config.max_pending_acks = n;
+        self
+    }
+
     /// Splits the URL: (secure, authority, namespace, query).
     fn parse_url(&self) -> Result<Target, Error> {
         let uri: http::Uri = self

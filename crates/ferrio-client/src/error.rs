@@ -137,6 +137,9 @@ impl From<ferrio_proto::socket::AckError> for AckError {
         match e {
             ferrio_proto::socket::AckError::Timeout => AckError::Timeout,
             ferrio_proto::socket::AckError::Disconnected => AckError::Disconnected,
+            ferrio_proto::socket::AckError::TooManyPendingAcks => {
+                AckError::Emit(EmitError::Client(ClientError::TooManyPendingAcks))
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ferrio_proto::socket::client::{EmitOptions, SocketOptions};
-use ferrio_proto::socket::{Packet, RawJson};
+use ferrio_proto::socket::{AckId, Packet, RawJson};
 use ferrio_proto::Str;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -151,7 +151,7 @@ pub(crate) async fn dispatch(
                     continue;
                 };
                 let ack = AckSender {
-                    target: packet.id().map(|id| (socket.clone(), id)),
+                    target: packet.id().map(|id| (socket.clone(), id.clone())),
                     sent: Arc::new(AtomicBool::new(false)),
                 };
                 let message = Message { packet, name, ack };
@@ -246,14 +246,14 @@ impl Message {
 /// server's `AckSender` has the same shape.)
 #[derive(Clone)]
 pub struct AckSender {
-    target: Option<(Socket, u64)>,
+    target: Option<(Socket, AckId)>,
     sent: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for AckSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AckSender")
-            .field("id", &self.target.as_ref().map(|(_, id)| *id))
+            .field("id", &self.target.as_ref().map(|(_, id)| id))
             .finish()
     }
 }
@@ -273,7 +273,6 @@ impl AckSender {
         if self.sent.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let (socket, id) = (socket, *id);
         let packet = Packet::ack_with(socket.shared.nsp.clone(), id, args)?;
         socket.command(Command::Ack {
             nsp: socket.shared.nsp.clone(),
@@ -563,7 +562,9 @@ impl Socket {
     /// Emits `event` and waits for the server's acknowledgement (`emitWithAck`), within the
     /// socket's `ack_timeout` if one was set. The emit is queued when this is called, not when
     /// the future is polled; a full queue fails the future with
-    /// [`AckError::Emit`]`(`[`EmitError::QueueFull`]`)`, as for [`Socket::emit`].
+    /// [`AckError::Emit`]`(`[`EmitError::QueueFull`]`)`, as for [`Socket::emit`], and so does
+    /// the bound on pending acks, with [`EmitError::Client`]`(`[`ClientError::TooManyPendingAcks`](crate::ClientError::TooManyPendingAcks)`)`
+    /// (see [`ClientBuilder::max_pending_acks`](crate::ClientBuilder::max_pending_acks)).
     pub fn emit_with_ack<T: Serialize + ?Sized>(
         &self,
         event: &str,

@@ -10,7 +10,7 @@ use ferrio_proto::engine::server as eio;
 use ferrio_proto::engine::server::SendOptions;
 use ferrio_proto::engine::{Frame, Protocol};
 use ferrio_proto::socket::server::{AckIds, Config, Connection, Event, Input, Output};
-use ferrio_proto::socket::Packet;
+use ferrio_proto::socket::{AckId, Packet};
 use ferrio_proto::{Instant, Str};
 use proptest::prelude::*;
 
@@ -154,7 +154,9 @@ impl World {
                         "disconnect of a namespace not joined"
                     );
                 }
-                Output::Event(Event::Ack(p)) => self.outcome(p.nsp().clone(), p.id().expect("id")),
+                Output::Event(Event::Ack(p)) => {
+                    self.outcome(p.nsp().clone(), p.id().and_then(AckId::as_u64).expect("id"))
+                }
                 Output::Event(Event::AckFailed { nsp, id, .. }) => self.outcome(nsp, id),
                 Output::Event(Event::Closed(_)) => {
                     self.closed = true;

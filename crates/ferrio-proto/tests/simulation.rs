@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrio_proto::engine::client::Transport;
 use ferrio_proto::socket::client::{EmitOptions, Event, SocketId, SocketOptions};
-use ferrio_proto::socket::Packet;
+use ferrio_proto::socket::{AckId, Packet};
 use sim::*;
 
 fn ev(nsp: &str, name: &str, arg: impl serde::Serialize) -> Packet {
@@ -96,7 +96,10 @@ fn exercise_session(setup: Setup, admin_rtts: u64) -> Sim {
         .iter()
         .all(|(at, _, _)| *at >= t1 + rtt && *at <= t1 + 3 * rtt));
     let root_ack = acks.iter().find(|(_, _, p)| p.nsp() == "/").unwrap();
-    assert_eq!(root_ack.2.id(), Some(asked_root[0].1));
+    assert_eq!(
+        root_ack.2.id().and_then(AckId::as_u64),
+        Some(asked_root[0].1)
+    );
     assert_eq!(first_arg::<String>(&root_ack.2), "why");
     let admin_ack = acks.iter().find(|(_, _, p)| p.nsp() == "/admin").unwrap();
     assert_eq!(first_arg::<Bytes>(&admin_ack.2), blob);
@@ -552,7 +555,10 @@ fn retries_resend_until_acknowledged() {
             .map(|n| t0 + n * ack_timeout + sim.link.up_ms)
             .collect();
         assert_eq!(times, expected);
-        let mut ids: Vec<u64> = tries.iter().filter_map(|(_, _, p)| p.id()).collect();
+        let mut ids: Vec<u64> = tries
+            .iter()
+            .filter_map(|(_, _, p)| p.id().and_then(AckId::as_u64))
+            .collect();
         ids.dedup();
         assert_eq!(ids.len(), tries.len());
     }
@@ -1314,7 +1320,11 @@ mod interleavings {
         let mut server_acks: BTreeMap<(String, String, u64), usize> = BTreeMap::new();
         for r in &sim.server_log {
             let key = match &r.out {
-                ServerOutput::Ack(p) => (r.eio.clone(), p.nsp().to_string(), p.id().unwrap()),
+                ServerOutput::Ack(p) => (
+                    r.eio.clone(),
+                    p.nsp().to_string(),
+                    p.id().and_then(AckId::as_u64).unwrap(),
+                ),
                 ServerOutput::AckFailed { nsp, id, .. } => (r.eio.clone(), nsp.to_string(), *id),
                 _ => continue,
             };

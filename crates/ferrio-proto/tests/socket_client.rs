@@ -15,7 +15,7 @@ use ferrio_proto::socket::client::{
     AckError, AckId, Auth, ClientError, DisconnectReason, EmitOptions, Event, Input, Manager,
     ManagerConfig, Output, ReadyState, SocketId, SocketOptions,
 };
-use ferrio_proto::socket::{Packet, RawJson};
+use ferrio_proto::socket::{AckId as WireId, Packet, RawJson};
 use ferrio_proto::{Instant, Str};
 
 const OPEN: &str =
@@ -1103,7 +1103,7 @@ fn answering_server_events_and_binary() {
     let [Event::Event { packet, .. }] = events.as_slice() else {
         panic!("{events:?}")
     };
-    assert_eq!(packet.id(), Some(12));
+    assert_eq!(packet.id(), Some(&WireId::from(12)));
     let answer = Packet::ack_with("/ignored", 12, &("answer",)).expect("ack");
     h.m.ack(h.now(), s, answer).expect("ack");
     h.drain();
@@ -1241,7 +1241,11 @@ fn sent_events_report_emits_when_they_go_out() {
     let Some(Event::Sent { packet, .. }) = events.first() else {
         panic!("{events:?}")
     };
-    assert_eq!(packet.id(), Some(0), "with the ack id it carries");
+    assert_eq!(
+        packet.id(),
+        Some(&WireId::from(0)),
+        "with the ack id it carries"
+    );
     h.m.report_sent(s, false).expect("known socket");
     h.emit(s, ev("quiet"), EmitOptions::default());
     assert!(names(&h.events()).is_empty());

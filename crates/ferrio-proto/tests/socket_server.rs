@@ -333,7 +333,7 @@ fn server_acks_answered_timed_out_or_failed_exactly_once() {
         .unwrap();
     let out = drain(&mut c);
     assert!(
-        matches!(&out[..], [Output::Event(Event::Ack(p))] if p.id() == Some(0)),
+        matches!(&out[..], [Output::Event(Event::Ack(p))] if p.id() == Some(&0.into())),
         "{out:?}"
     );
     // the second times out at its deadline

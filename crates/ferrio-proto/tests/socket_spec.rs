@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use ferrio_proto::engine::{self, Protocol};
-use ferrio_proto::socket::{DecodeError, Decoder, Packet, PacketType};
+use ferrio_proto::socket::{AckId, DecodeError, Decoder, Packet, PacketType};
 use ferrio_proto::Str;
 use serde_json::{json, Value};
 
@@ -33,7 +33,7 @@ fn data(p: &Packet) -> Option<Value> {
 fn check(p: &Packet, kind: PacketType, nsp: &str, id: Option<u64>, expected: Option<Value>) {
     assert_eq!(p.kind(), kind);
     assert_eq!(&**p.nsp(), nsp);
-    assert_eq!(p.id(), id);
+    assert_eq!(p.id(), id.map(AckId::from).as_ref());
     assert_eq!(data(p), expected);
 }
 
@@ -453,23 +453,65 @@ fn placeholder_indexes_are_validated() {
         .is_some());
 }
 
+/// The id of a decoded packet: as a number when it fits, and as the digits written back.
+fn id_of(text: &str) -> (Option<u64>, String) {
+    let p = decode(text).expect("ok");
+    let id = p.id().expect("an id");
+    (id.as_u64(), id.to_string())
+}
+
 #[test]
-fn ack_ids_full_range_and_overflow() {
+fn ack_ids_of_any_length_stay_exact() {
+    let max = u64::MAX.to_string();
+    assert_eq!(id_of(&format!("3{max}[]")), (Some(u64::MAX), max));
+    // One past `u64::MAX`, and 30 digits: kept as their digits (the reference accepts any run).
+    for digits in ["18446744073709551616", "123456789012345678901234567890"] {
+        assert_eq!(id_of(&format!("3{digits}[]")), (None, digits.to_owned()));
+        assert_eq!(
+            id_of(&format!("2/custom,{digits}[\"a\"]")),
+            (None, digits.to_owned())
+        );
+    }
+    // Leading zeros go, as `Number` drops them, whether the rest fits or not.
     assert_eq!(
-        decode(&format!("3{}[]", u64::MAX)).expect("ok").id(),
-        Some(u64::MAX)
+        id_of("3000000000000000000000000001[]"),
+        (Some(1), "1".to_owned())
     );
     assert_eq!(
-        decode("318446744073709551616[]").err(),
-        Some(DecodeError::AckIdOverflow)
+        id_of("3000000000000000000000018446744073709551616[]"),
+        (None, "18446744073709551616".to_owned())
     );
+    // White space around the digits is trimmed; alone it reads as 0 (`Number` again), also
+    // around a long run.
+    assert_eq!(id_of("3\t7 []"), (Some(7), "7".to_owned()));
+    assert_eq!(id_of("3\u{a0}[]"), (Some(0), "0".to_owned()));
     assert_eq!(
-        decode("3000000000000000000000000001[]").expect("ok").id(),
-        Some(1)
+        id_of("3 123456789012345678901234567890\u{a0}[]"),
+        (None, "123456789012345678901234567890".to_owned())
     );
-    assert_eq!(decode("3\t7 []").expect("ok").id(), Some(7));
-    assert_eq!(decode("3\u{a0}[]").expect("ok").id(), Some(0));
+    // Inside the digits it is `NaN`: refused, long or short.
     assert_eq!(decode("31 2[]").err(), Some(DecodeError::InvalidAckId));
+    assert_eq!(
+        decode("3123456789012345678901 234567890[]").err(),
+        Some(DecodeError::InvalidAckId)
+    );
+}
+
+#[test]
+fn long_ack_ids_are_answered_with_the_same_digits() {
+    let digits = "123456789012345678901234567890";
+    let event = decode(&format!(r#"2/custom,{digits}["message-with-ack","x"]"#)).expect("ok");
+    let id = event.id().expect("an id");
+    let ack = Packet::ack_with("/custom", id, &("x",)).expect("ack");
+    assert_eq!(
+        &**ack.encode().message(),
+        format!(r#"43/custom,{digits}["x"]"#)
+    );
+    assert_eq!(
+        decode(ack.encode().socket_text()).expect("ok").id(),
+        Some(id)
+    );
+    // Issued ids are numbers; they encode as before.
     let big = Packet::ack(
         "/",
         u64::MAX,
@@ -478,7 +520,7 @@ fn ack_ids_full_range_and_overflow() {
     );
     assert_eq!(
         decode(big.encode().socket_text()).expect("ok").id(),
-        Some(u64::MAX)
+        Some(&AckId::from(u64::MAX))
     );
 }
 

@@ -244,16 +244,21 @@ pub fn standard_handlers(ns: &Namespace) {
                 }),))
             }
         });
+        // The rooms list (sorted: a cost that grows with the socket's rooms) only for an ack.
         socket.on("join", |socket: Socket, msg: Message| async move {
             let args = msg.raw_args()?;
             socket.join(room_name(args.values().first()));
-            msg.ack(&(rooms(&socket),))?;
+            if msg.ack_requested() {
+                msg.ack(&(rooms(&socket),))?;
+            }
             Ok::<(), BoxError>(())
         });
         socket.on("leave", |socket: Socket, msg: Message| async move {
             let args = msg.raw_args()?;
             socket.leave(&room_name(args.values().first()));
-            msg.ack(&(rooms(&socket),))?;
+            if msg.ack_requested() {
+                msg.ack(&(rooms(&socket),))?;
+            }
             Ok::<(), BoxError>(())
         });
         socket.on("room-emit", |socket: Socket, msg: Message| async move {

@@ -116,7 +116,17 @@ pub(crate) struct EngineOptions {
     pub(crate) http_compression: Option<usize>,
     pub(crate) cookie: Option<Cookie>,
     pub(crate) allow_eio3: bool,
+    /// Longest request head accepted (see the builder's `max_http_header_size`).
+    pub(crate) max_http_header_size: usize,
+    /// Time a POST body may go without delivering a byte (see `body_read_timeout`).
+    pub(crate) body_read_timeout: Duration,
 }
+
+/// The default of `max_http_header_size`: 16 KiB, Node's `--max-http-header-size`.
+pub(crate) const DEFAULT_MAX_HTTP_HEADER_SIZE: usize = 16 * 1024;
+
+/// The default of `body_read_timeout`.
+pub(crate) const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for EngineOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,6 +145,8 @@ impl std::fmt::Debug for EngineOptions {
             .field("http_compression", &self.http_compression)
             .field("cookie", &self.cookie)
             .field("allow_eio3", &self.allow_eio3)
+            .field("max_http_header_size", &self.max_http_header_size)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish()
     }
 }
@@ -156,6 +168,8 @@ impl EngineOptions {
             http_compression: Some(1024),
             cookie: None,
             allow_eio3: false,
+            max_http_header_size: DEFAULT_MAX_HTTP_HEADER_SIZE,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 
@@ -236,6 +250,39 @@ macro_rules! engine_options {
         /// The transports accepted (default both, polling and WebSocket).
         pub fn transports(mut self, transports: &[crate::Transport]) -> Self {
             self.engine.set_transports(transports);
+            self
+        }
+
+        /// Largest request head accepted, in bytes (Node's `--max-http-header-size`, default
+        /// 16 KiB), counted as Node counts it: the request target (path and query) and every
+        /// header's name and value. A request under the server's path with more is answered
+        /// `431 Request Header Fields Too Large` with `Connection: close`, before anything else
+        /// is looked at, whatever serves it (the server's own `serve`, or another stack through
+        /// the `tower` service): a session keeps its handshake's headers for its whole life,
+        /// so this also bounds what each session holds for them.
+        ///
+        /// The server's own `serve` (and [`crate::serve`]) also stops reading a request head
+        /// this long plus 512 bytes (the separators of up to 100 header lines, hyper's limit)
+        /// and answers 431 itself, so that a client cannot make a connection buffer more;
+        /// [`crate::serve`] used directly with a handler of its own applies the default,
+        /// 16 KiB. Another stack applies its own bound while it reads the head (hyper's
+        /// default is about 400 KB), then this one.
+        pub fn max_http_header_size(mut self, bytes: usize) -> Self {
+            self.engine.max_http_header_size = bytes;
+            self
+        }
+
+        /// Time a long-polling POST may go without receiving any byte of its body (default
+        /// 30 s, as long as `serve` gives a client to send its headers). Past it the POST is
+        /// answered `408 Request Timeout` with `Connection: close` (the connection is closed
+        /// and what was read of the body freed), and the session closes (`transport error`),
+        /// as when the client aborts a POST. A body that keeps trickling in is bounded by the
+        /// heartbeat instead: the client's pong waits behind it, so its session closes at most
+        /// `ping_interval` + `ping_timeout` after the previous pong, and a POST whose session
+        /// ended is answered `400` (`Session ID unknown`) with `Connection: close` at once.
+        /// Slow links are not cut by it: only a link that delivers nothing for this long is.
+        pub fn body_read_timeout(mut self, d: std::time::Duration) -> Self {
+            self.engine.body_read_timeout = d;
             self
         }
 

@@ -108,9 +108,17 @@ impl Engine {
         self.endpoint.close_all().await;
     }
 
-    /// Serves HTTP/1.1 connections from `listener` until it fails.
+    /// Serves HTTP/1.1 connections from `listener` until it fails (request heads bounded by
+    /// the builder's `max_http_header_size`).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        crate::serve(listener, move |req| self.handle(req)).await
+        let max_header_size = self.endpoint.options.max_http_header_size;
+        crate::serve::serve_connections(
+            listener,
+            move |req| self.handle(req),
+            std::future::pending(),
+            max_header_size,
+        )
+        .await
     }
 }
 

@@ -158,6 +158,11 @@ impl Responder {
         )
     }
 
+    /// `408 Request Timeout`, closing the connection (a body that stopped arriving).
+    pub(crate) fn timeout(&self) -> Response<Body> {
+        closing(self.status(StatusCode::REQUEST_TIMEOUT))
+    }
+
     /// A bare status (413, 500, ...).
     pub(crate) fn status(&self, status: StatusCode) -> Response<Body> {
         self.build(status, None, Bytes::new())
@@ -230,6 +235,34 @@ impl Responder {
     }
 }
 
+/// `res` with `Connection: close`: the connection ends once it is written (and a body not read
+/// to its end is not waited for).
+pub(crate) fn closing(mut res: Response<Body>) -> Response<Body> {
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+/// The size of a request's head as Node's `--max-http-header-size` counts it: the request
+/// target and every header's name and value (without separators).
+pub(crate) fn head_size<B>(req: &http::Request<B>) -> usize {
+    let uri = req.uri();
+    let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len());
+    req.headers().iter().fold(target, |n, (name, value)| {
+        n.saturating_add(name.as_str().len() + value.len())
+    })
+}
+
+/// `431 Request Header Fields Too Large`, closing the connection (as Node answers a head over
+/// its limit).
+pub(crate) fn header_too_large() -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    closing(res)
+}
+
 /// 404 for a path no endpoint serves.
 pub(crate) fn not_found() -> Response<Body> {
     let mut res = Response::new(Full::new(Bytes::new()));
@@ -300,6 +333,22 @@ mod tests {
                 _ => String::new(),
             }
         }
+    }
+
+    #[test]
+    fn head_size_counts_as_node() {
+        let req = http::Request::builder()
+            .uri("/socket.io/?EIO=4")
+            .header("host", "a:1")
+            .header("x-b", "cd")
+            .body(())
+            .unwrap();
+        assert_eq!(head_size(&req), 17 + 4 + 3 + 3 + 2);
+        let absolute = http::Request::builder()
+            .uri("http://a:1/x")
+            .body(())
+            .unwrap();
+        assert_eq!(head_size(&absolute), "http://a:1/x".len());
     }
 
     #[test]

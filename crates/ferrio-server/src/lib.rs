@@ -54,9 +54,12 @@
 //! | inputs (HTTP requests, WebSocket messages) | 32 | the sender waits (TCP back-pressure) |
 //! | commands from the application (emits, acks, broadcasts) | 1024 | the session is closed (`buffer full`): a broadcast never waits for one slow client |
 //! | events received per socket, not yet handled | 256 in the socket's queue, then up to 10 × `max_http_buffer_size` bytes waiting in the session | the connection is closed (`buffer full`) |
+//! | acks the server waits for, per socket | [`FerrioBuilder::max_pending_acks`] (4096) | a new [`Socket::emit_with_ack`] fails at once with [`EmitError::TooManyPendingAcks`]; nothing is sent, the connection stays |
 //! | bytes queued on a WebSocket | above `max_http_buffer_size` volatile packets are dropped; above 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
 //! | bytes buffered for a polling client | 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
+//! | a request head (target and headers) | `max_http_header_size` (16 KiB, as Node) | 431 with `Connection: close`; the server's own `serve` stops reading the head there |
 //! | a POST body | `max_http_buffer_size` | 413, reading stops past the limit |
+//! | a POST body that stalls | `body_read_timeout` (30 s without a byte), or the end of its session | 408 (400 once the session is gone) with `Connection: close`; the body read so far is freed |
 //! | a WebSocket message | `max_http_buffer_size` | close code 1009, the session closes |
 
 #![forbid(unsafe_code)]

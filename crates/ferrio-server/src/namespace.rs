@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ferrio_proto::rooms::{BroadcastOptions, RoomEvent, RoomIndex};
 use ferrio_proto::socket::recovery::{RecoveryConfig, RecoveryStore};
-use ferrio_proto::socket::server::{AckError as CoreAckError, AckIds};
+use ferrio_proto::socket::server::AckIds;
 use ferrio_proto::socket::{is_reserved_event, EventError, Packet};
 use ferrio_proto::Str;
 use futures_util::stream::{BoxStream, FuturesUnordered, StreamExt};
@@ -233,6 +233,8 @@ impl NsInner {
         }
     }
 
+    /// The rooms socket `id` is in: read from the index's own set for the socket, so the cost
+    /// grows with that socket's rooms, not with the namespace's.
     pub(crate) fn rooms_of(&self, id: &str) -> Vec<String> {
         self.state()
             .rooms
@@ -333,8 +335,8 @@ impl NsInner {
             replies.push(async move {
                 match rx.await {
                     Ok(Ok(packet)) => Ok(packet),
-                    Ok(Err(CoreAckError::Timeout)) => Err(AckError::Timeout),
-                    Ok(Err(_)) | Err(_) => Err(AckError::Disconnected),
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(_) => Err(AckError::Disconnected),
                 }
             });
         }

@@ -6,6 +6,11 @@
 //! 32 slots up front and keeps it, which was a tenth of an idle connection's memory. This one is
 //! a `VecDeque` behind a mutex: it grows with what is queued and gives back what a burst made it
 //! grow once it is empty again.
+//!
+//! Like tokio's own channels, the receiver spends a unit of its task's cooperative budget on
+//! each item: a task that always finds an item waiting (its senders on other threads keep up
+//! with it) still yields to the runtime after a bounded number of them, instead of keeping its
+//! thread from every other task.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -182,13 +187,20 @@ impl<T> Receiver<T> {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // Out of budget: the task is woken again once the runtime has run the others.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         let mut st = self.shared.lock();
         match st.items.pop_front() {
             Some(item) => {
                 self.took(st);
+                coop.made_progress();
                 Poll::Ready(Some(item))
             }
-            None if st.senders == 0 => Poll::Ready(None),
+            None if st.senders == 0 => {
+                coop.made_progress();
+                Poll::Ready(None)
+            }
+            // (Dropping `coop` gives the unit back: nothing was received.)
             None => {
                 if !st.waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     st.waiting = Some(cx.waker().clone());
@@ -309,6 +321,47 @@ mod tests {
             Err(TrySendError::Closed(_))
         ));
         assert_eq!(Arc::strong_count(&item), 1);
+    }
+
+    /// A receiver with thousands of items waiting lets a task that became ready meanwhile run
+    /// before it takes the last one.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_receiver_with_items_waiting_lets_other_tasks_run() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const ITEMS: usize = 5000;
+        let (tx, mut rx) = channel(ITEMS);
+        for i in 0..ITEMS {
+            tx.try_send(i).unwrap();
+        }
+        let taken = Arc::new(AtomicUsize::new(0));
+        let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+        let receiver = {
+            let taken = taken.clone();
+            tokio::spawn(async move {
+                let mut seen_tx = Some(seen_tx);
+                while let Some(i) = rx.recv().await {
+                    taken.fetch_add(1, Ordering::SeqCst);
+                    if i == 0 {
+                        // Ready from now on: it runs when the receiver yields.
+                        let taken = taken.clone();
+                        let seen_tx = seen_tx.take().unwrap();
+                        tokio::spawn(async move {
+                            let _ = seen_tx.send(taken.load(Ordering::SeqCst));
+                        });
+                    }
+                    if i + 1 == ITEMS {
+                        break;
+                    }
+                }
+            })
+        };
+        let seen = seen_rx.await.unwrap();
+        receiver.await.unwrap();
+        assert_eq!(taken.load(Ordering::SeqCst), ITEMS);
+        assert!(
+            seen < ITEMS,
+            "the other task ran only after all {seen} items"
+        );
     }
 
     #[tokio::test]

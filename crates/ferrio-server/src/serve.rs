@@ -22,10 +22,21 @@ use crate::{BoxFuture, Ferrio};
 /// Time a client has to send a request's headers before its connection is closed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a request head may hold on the wire beyond what `max_http_header_size` counts (the
+/// request target, header names and values): the method, the version, and the `": "` and line
+/// ends of up to 100 header lines (hyper refuses more lines).
+const HEAD_SEPARATORS: usize = 512;
+
 /// Serves HTTP/1.1 (with upgrades, for WebSocket) on `listener`, one task per connection,
 /// answering every request with `handler`. Runs until the process ends; errors on one
 /// connection never stop the others. The client's address is put in the request's extensions
 /// as [`RemoteAddr`].
+///
+/// A client has 30 s to send a request's head, which may be at most 16 KiB as
+/// `max_http_header_size` counts it by default (16.5 KiB on the wire); a longer one is
+/// answered `431 Request Header Fields Too Large` and its connection closed before `handler`
+/// sees it. [`Ferrio::serve`] and [`crate::engine::Engine::serve`] apply their server's
+/// `max_http_header_size` instead.
 ///
 /// ```no_run
 /// use ferrio_server::{engine::Engine, serve, Ferrio};
@@ -67,6 +78,30 @@ where
     Fut: Future<Output = Response<Body>> + Send + 'static,
     S: Future<Output = ()>,
 {
+    serve_connections(
+        listener,
+        handler,
+        shutdown,
+        crate::config::DEFAULT_MAX_HTTP_HEADER_SIZE,
+    )
+    .await
+}
+
+/// [`serve_with_shutdown`] with request heads bounded by `max_header_size` as
+/// `max_http_header_size` counts them (plus their separators): a longer one is answered 431
+/// and its connection closed.
+pub(crate) async fn serve_connections<F, Fut, S>(
+    listener: TcpListener,
+    handler: F,
+    shutdown: S,
+    max_header_size: usize,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+    S: Future<Output = ()>,
+{
+    let max_head = max_header_size.saturating_add(HEAD_SEPARATORS);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -93,6 +128,8 @@ where
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_header_size(max_head)
+                // Bounds the head alone (`max_buf_size` would also bound each read of a body).
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             if let Err(e) = connection.await {

@@ -140,6 +140,7 @@ impl Ferrio {
             engine: EngineOptions::new("/socket.io/"),
             connect_timeout: Duration::from_millis(45_000),
             max_attachments: ferrio_proto::socket::DEFAULT_MAX_ATTACHMENTS,
+            max_pending_acks: ferrio_proto::socket::DEFAULT_MAX_PENDING_ACKS,
             recovery: None,
             adapter: None,
         }
@@ -248,7 +249,14 @@ impl Ferrio {
     /// Serves HTTP/1.1 connections from `listener` (other paths get 404). Runs until the
     /// listener fails.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        crate::serve(listener, move |req| self.handle(req)).await
+        let limit = self.endpoint.options.max_http_header_size;
+        crate::serve::serve_connections(
+            listener,
+            move |req| self.handle(req),
+            std::future::pending(),
+            limit,
+        )
+        .await
     }
 
     /// Serves as [`Ferrio::serve`] until `shutdown` resolves, then shuts down gracefully: the
@@ -270,8 +278,10 @@ impl Ferrio {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let io = self.clone();
+        let limit = self.endpoint.options.max_http_header_size;
         let served =
-            crate::serve::serve_with_shutdown(listener, move |req| io.handle(req), shutdown).await;
+            crate::serve::serve_connections(listener, move |req| io.handle(req), shutdown, limit)
+                .await;
         self.close().await;
         served
     }
@@ -283,6 +293,7 @@ pub struct FerrioBuilder {
     engine: EngineOptions,
     connect_timeout: Duration,
     max_attachments: usize,
+    max_pending_acks: usize,
     recovery: Option<RecoveryConfig>,
     adapter: Option<Arc<dyn Adapter>>,
 }
@@ -317,6 +328,20 @@ impl FerrioBuilder {
         self
     }
 
+    /// Most acknowledgements one socket waits for at once (default 4096,
+    /// [`DEFAULT_MAX_PENDING_ACKS`](ferrio_proto::socket::DEFAULT_MAX_PENDING_ACKS); the
+    /// reference has no bound). Each costs about 1 KB until it is answered or times out, so a
+    /// client that never answers emits without a timeout would otherwise grow the server
+    /// without limit. At the bound a new [`Socket::emit_with_ack`](crate::Socket::emit_with_ack)
+    /// fails at once with
+    /// [`AckError::Emit`](crate::AckError::Emit)`(`[`EmitError::TooManyPendingAcks`](crate::EmitError::TooManyPendingAcks)`)`
+    /// and the event is not sent (nor is a broadcast with ack to that socket); the connection
+    /// stays up.
+    pub fn max_pending_acks(mut self, n: usize) -> Self {
+        self.max_pending_acks = n;
+        self
+    }
+
     /// Turns connection state recovery on (`connectionStateRecovery`): a client that lost its
     /// connection gets its socket id, rooms and missed events back if it reconnects within
     /// `max_disconnection_duration`.
@@ -342,6 +367,7 @@ impl FerrioBuilder {
             config: Config {
                 connect_timeout: self.connect_timeout,
                 max_attachments: self.max_attachments,
+                max_pending_acks: self.max_pending_acks,
             },
         };
         Ferrio {

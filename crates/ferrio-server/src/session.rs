@@ -8,9 +8,10 @@ use std::sync::Arc;
 use ferrio_proto::engine::server::{self as eio, SendOptions};
 use ferrio_proto::socket::recovery::{PersistedSession, Restored};
 use ferrio_proto::socket::server::{
-    AckError as CoreAckError, Config, Connection, DisconnectReason, Event, Output, RecoveryRequest,
+    AckError as CoreAckError, CommandError, Config, Connection, DisconnectReason, Event, Output,
+    RecoveryRequest,
 };
-use ferrio_proto::socket::{EncodedPacket, Packet, RawJson};
+use ferrio_proto::socket::{AckId, EncodedPacket, Packet, RawJson};
 use ferrio_proto::{Instant, Str};
 use tokio::sync::oneshot;
 use tracing::{debug, info_span, Instrument};
@@ -68,7 +69,9 @@ pub(crate) struct SocketMachine {
     request: Arc<RequestInfo>,
     /// The joined namespaces' sockets.
     sockets: HashMap<Str, Slot>,
-    /// Emits waiting for their ack, by namespace and ack id.
+    /// Emits waiting for their ack, by namespace and ack id: exactly those the connection
+    /// waits for (an entry leaves with the connection's `Ack` or `AckFailed`, which every
+    /// pending ack ends with: answer, timeout, the socket leaving, the connection closing).
     acks: HashMap<(Str, u64), oneshot::Sender<Result<Packet, CoreAckError>>>,
     /// Events that found their socket's queue full, in arrival order (a burst from the client).
     waiting: VecDeque<Packet>,
@@ -420,9 +423,13 @@ impl Machine for SocketMachine {
     fn poll_transport(&mut self, now: Instant) -> Option<eio::Io> {
         self.flush_waiting();
         loop {
-            let event = match self.conn.poll_output()? {
-                Output::Io(io) => return Some(io),
-                Output::Event(event) => event,
+            let event = match self.conn.poll_output() {
+                Some(Output::Io(io)) => return Some(io),
+                Some(Output::Event(event)) => event,
+                None => {
+                    debug_assert_eq!(self.acks.len(), self.conn.pending_acks_total());
+                    return None;
+                }
             };
             match event {
                 Event::Connect {
@@ -432,7 +439,7 @@ impl Machine for SocketMachine {
                 } => self.on_connect(now, nsp, auth, recovery),
                 Event::Event(packet) => self.on_event(now, packet),
                 Event::Ack(packet) => {
-                    if let Some(id) = packet.id() {
+                    if let Some(id) = packet.id().and_then(AckId::as_u64) {
                         if let Some(reply) = self.acks.remove(&(packet.nsp().clone(), id)) {
                             let _ = reply.send(Ok(packet));
                         }
@@ -492,15 +499,22 @@ impl Machine for SocketMachine {
                     reply,
                 } = *emit;
                 let nsp = &socket.inner.ns.name;
-                if self.is_current(&socket)
-                    && self
-                        .conn
-                        .emit_with_ack(now, &packet, nsp, ack_id, timeout)
-                        .is_ok()
-                {
-                    self.acks.insert((nsp.clone(), ack_id), reply);
+                let sent = if self.is_current(&socket) {
+                    self.conn.emit_with_ack(now, &packet, nsp, ack_id, timeout)
                 } else {
-                    let _ = reply.send(Err(CoreAckError::Disconnected));
+                    Err(CommandError::NotConnected)
+                };
+                match sent {
+                    Ok(()) => {
+                        self.acks.insert((nsp.clone(), ack_id), reply);
+                    }
+                    Err(CommandError::TooManyPendingAcks) => {
+                        debug!(%nsp, "emit with ack refused: too many pending acks");
+                        let _ = reply.send(Err(CoreAckError::TooManyPendingAcks));
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err(CoreAckError::Disconnected));
+                    }
                 }
             }
             Command::Disconnect(socket) => {
@@ -532,6 +546,10 @@ impl Machine for SocketMachine {
                     Err(e) => {
                         debug!(nsp = socket.nsp(), "CONNECT refused: {e}");
                         let data = e.data_json();
+                        // If more CONNECTs came while the middlewares ran, the refusal starts
+                        // a new attempt: an `Event::Connect` that `poll_transport` hands to
+                        // `on_connect`, which runs them again. The core asks for one attempt
+                        // per namespace at a time, so two never run at once.
                         let _ = self
                             .conn
                             .reject(now, socket.nsp(), e.message(), data.as_ref());

@@ -33,6 +33,9 @@
 //! | bytes queued on a WebSocket | `max_http_buffer_size` → volatile packets dropped; 10 × `max_http_buffer_size` | the session is closed (`buffer full`) |
 //! | bytes buffered for a polling client | 10 × `max_http_buffer_size` (in the machine) | the session is closed (`buffer full`) |
 //! | a POST body | `max_http_buffer_size` | 413; reading stops past the limit |
+//! | a POST body that stops arriving | `body_read_timeout` without a byte (default 30 s) | 408 with `Connection: close`; the session closes (`transport error`) |
+//! | a POST body whose session ended (heartbeat, close) | the session's end | 400 (`Session ID unknown`) with `Connection: close`, at once |
+//! | a request head (kept by the session for a handshake) | `max_http_header_size` (default 16 KiB) | 431 with `Connection: close` |
 //! | a WebSocket message | `max_http_buffer_size` | close code 1009, session closed |
 
 use std::collections::HashMap;
@@ -53,7 +56,10 @@ use tracing::{debug, info_span, trace, Instrument};
 
 use crate::clock::Clock;
 use crate::config::EngineOptions;
-use crate::http::{not_found, wants_websocket, websocket_accept, Body, Encoding, Responder};
+use crate::http::{
+    closing, head_size, header_too_large, not_found, wants_websocket, websocket_accept, Body,
+    Encoding, Responder,
+};
 use crate::queue;
 use crate::websocket::{WsConn, WsEvent};
 use ferrio_proto::engine::request::{
@@ -186,11 +192,12 @@ impl SessionShared {
 ///
 /// Most applications never read a session's headers or query after its handshake, so they are
 /// kept in the compact form they came in and made into a `HeaderMap` and a list when first
-/// read.
+/// read; the map's values are slices of the same bytes, not a second copy. Nothing else of the
+/// request (its body, its extensions, hyper's buffer) is kept.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
     /// The headers as `name:value` lines, each ended by `\n` (which no header holds).
-    header_lines: Box<[u8]>,
+    header_lines: Bytes,
     headers: OnceLock<HeaderMap>,
     query: OnceLock<Vec<(String, String)>>,
     pub(crate) url: String,
@@ -215,16 +222,21 @@ impl RequestInfo {
     pub(crate) fn headers(&self) -> &HeaderMap {
         self.headers.get_or_init(|| {
             let mut map = HeaderMap::new();
-            for line in self.header_lines.split(|b| *b == b'\n') {
-                let Some(colon) = line.iter().position(|b| *b == b':') else {
-                    continue;
-                };
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(&line[..colon]),
-                    HeaderValue::from_bytes(&line[colon + 1..]),
-                ) {
-                    map.append(name, value);
+            let lines = &self.header_lines;
+            let mut start = 0;
+            while let Some(len) = lines[start..].iter().position(|b| *b == b'\n') {
+                let line = &lines[start..start + len];
+                if let Some(colon) = line.iter().position(|b| *b == b':') {
+                    // The value shares the lines' bytes.
+                    let value = lines.slice(start + colon + 1..start + len);
+                    if let (Ok(name), Ok(value)) = (
+                        HeaderName::from_bytes(&line[..colon]),
+                        HeaderValue::from_maybe_shared(value),
+                    ) {
+                        map.append(name, value);
+                    }
                 }
+                start += len + 1;
             }
             map
         })
@@ -240,7 +252,7 @@ impl RequestInfo {
 /// `headers` as `name:value\n` lines: one allocation that owns its bytes. (hyper's header
 /// values are slices of the connection's 8 KiB read buffer: a session keeping them would keep
 /// that whole buffer alive.)
-fn header_lines(headers: &HeaderMap) -> Box<[u8]> {
+fn header_lines(headers: &HeaderMap) -> Bytes {
     let len = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 2)
@@ -252,7 +264,7 @@ fn header_lines(headers: &HeaderMap) -> Box<[u8]> {
         lines.extend_from_slice(value.as_bytes());
         lines.push(b'\n');
     }
-    lines.into_boxed_slice()
+    Bytes::from(lines)
 }
 
 /// Creates the machine of each new session.
@@ -276,6 +288,9 @@ enum Input {
     PostStart {
         binary: bool,
         reply: oneshot::Sender<Result<(), RequestError>>,
+        /// Kept by the session task while the POST's body is read, and dropped with the task:
+        /// the handler stops reading the body when the session ends.
+        alive: oneshot::Sender<()>,
     },
     /// Boxed: a queue of inputs allocates room for 32 at once, most of them polls.
     Post(Box<PostInput>),
@@ -388,6 +403,9 @@ impl<A: App> Endpoint<A> {
         if !self.matches(req.uri().path()) {
             return Next::Done(not_found());
         }
+        if head_size(&req) > self.options.max_http_header_size {
+            return Next::Done(header_too_large());
+        }
         let headers = req.headers();
         let responder = Responder::new(self.options.cors.as_ref(), headers);
         if req.method() == Method::OPTIONS && self.options.cors.is_some() {
@@ -436,8 +454,11 @@ impl<A: App> Endpoint<A> {
                     }
                     SessionAction::Poll => Next::Poll(inputs, responder, self.compression(headers)),
                     SessionAction::Post => {
-                        let max = self.options.max_http_buffer_size;
-                        Next::Later(Box::pin(post(inputs, req, responder, max)))
+                        let limits = BodyLimits {
+                            max: self.options.max_http_buffer_size,
+                            timeout: self.options.body_read_timeout,
+                        };
+                        Next::Later(Box::pin(post(inputs, req, responder, limits)))
                     }
                     SessionAction::OtherMethod => {
                         Next::Done(responder.status(StatusCode::INTERNAL_SERVER_ERROR))
@@ -488,6 +509,8 @@ impl<A: App> Endpoint<A> {
             }
             Transport::Polling => {
                 let compression = self.compression(req.headers());
+                // The session keeps `info`, not the request.
+                drop(req);
                 let (inputs, run) = self.open(sid, handshake, info, None);
                 tokio::spawn(run);
                 poll(inputs, responder, compression).await
@@ -555,6 +578,7 @@ impl<A: App> Endpoint<A> {
             max_buffered: self.options.max_buffered_bytes(),
             writable_below: self.options.max_http_buffer_size,
             ws_writable: true,
+            post_alive: None,
         });
         let endpoint = self.clone();
         let span = info_span!("session", %sid, transport = handshake.transport.name());
@@ -662,11 +686,20 @@ async fn poll<C>(
     }
 }
 
+/// How a POST body is read.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimits {
+    /// Reading stops past this many bytes (`max_http_buffer_size`).
+    max: usize,
+    /// Time without a byte of the body after which it is given up (`body_read_timeout`).
+    timeout: std::time::Duration,
+}
+
 async fn post<B, C: Send + 'static>(
     inbox: Inbox<C>,
     req: Request<B>,
     responder: Responder,
-    max: usize,
+    limits: BodyLimits,
 ) -> Response<Body>
 where
     B: HttpBody + Send + 'static,
@@ -678,8 +711,13 @@ where
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
     let (reply, rx) = oneshot::channel();
+    let (alive, mut session) = oneshot::channel();
     if inbox
-        .send(Msg::Input(Input::PostStart { binary, reply }))
+        .send(Msg::Input(Input::PostStart {
+            binary,
+            reply,
+            alive,
+        }))
         .await
         .is_err()
     {
@@ -697,7 +735,20 @@ where
         inbox: Some(inbox),
         binary,
     };
-    let body = read_body(req.into_body(), max).await;
+    let body = match read_body(req.into_body(), limits, &mut session).await {
+        BodyRead::Done(body) => Some(body),
+        BodyRead::Aborted => None,
+        BodyRead::Stalled => {
+            debug!("POST body stalled: closing its connection");
+            // The guard tells the session that the POST ended without its body.
+            drop(guard);
+            return responder.timeout();
+        }
+        BodyRead::SessionEnded => {
+            debug!("session ended while its POST body was read: closing its connection");
+            return closing(request_error(&responder, RequestError::Closed));
+        }
+    };
     let (reply, rx) = oneshot::channel();
     let post = PostInput {
         body,
@@ -751,19 +802,49 @@ impl<C: Send + 'static> Drop for PostGuard<C> {
     }
 }
 
-/// Reads a body, stopping as soon as it is over `max` bytes (the session then refuses it with
-/// 413). `None` if the client aborted it.
-async fn read_body<B>(body: B, max: usize) -> Option<Bytes>
+/// How reading a POST body ended.
+enum BodyRead {
+    /// The body, or its first bytes past `max` (the session then refuses it with 413).
+    Done(Bytes),
+    /// The client aborted it.
+    Aborted,
+    /// No byte of it arrived for `timeout`.
+    Stalled,
+    /// The session ended (`session` resolved).
+    SessionEnded,
+}
+
+/// Reads a body, stopping as soon as it is over `limits.max` bytes, when no byte of it arrives
+/// for `limits.timeout`, or when `session` resolves (its sender, kept by the session task, is
+/// dropped when the session ends).
+async fn read_body<B>(body: B, limits: BodyLimits, session: &mut oneshot::Receiver<()>) -> BodyRead
 where
     B: HttpBody,
     B::Error: std::fmt::Display,
 {
+    let deadline = |now: tokio::time::Instant| {
+        // A timeout too long for the clock is no timeout (a year is as good).
+        now.checked_add(limits.timeout)
+            .unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 24 * 3600))
+    };
+    let timer = tokio::time::sleep_until(deadline(tokio::time::Instant::now()));
+    let mut timer = std::pin::pin!(timer);
     let mut body = std::pin::pin!(body);
     let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            frame = body.frame() => frame,
+            _ = &mut *session => return BodyRead::SessionEnded,
+            () = &mut timer => return BodyRead::Stalled,
+        };
+        let Some(frame) = frame else {
+            break;
+        };
         match frame {
             Ok(frame) => {
                 if let Ok(mut data) = frame.into_data() {
+                    timer.as_mut().reset(deadline(tokio::time::Instant::now()));
                     use bytes::Buf;
                     while data.has_remaining() {
                         let chunk = data.chunk();
@@ -771,18 +852,18 @@ where
                         buf.extend_from_slice(chunk);
                         data.advance(n);
                     }
-                    if buf.len() > max {
+                    if buf.len() > limits.max {
                         break;
                     }
                 }
             }
             Err(e) => {
                 debug!("POST body aborted: {e}");
-                return None;
+                return BodyRead::Aborted;
             }
         }
     }
-    Some(buf.freeze())
+    BodyRead::Done(buf.freeze())
 }
 
 fn request_error(responder: &Responder, e: RequestError) -> Response<Body> {
@@ -811,6 +892,8 @@ struct SessionTask<M: Machine> {
     writable_below: usize,
     /// What the machine was last told of the WebSocket's write queue.
     ws_writable: bool,
+    /// Held while a POST's body is read; dropped with the task, which stops that read.
+    post_alive: Option<oneshot::Sender<()>>,
 }
 
 impl<M: Machine> SessionTask<M> {
@@ -876,10 +959,17 @@ impl<M: Machine> SessionTask<M> {
                         // Take what is already waiting too, so that the frames of a burst
                         // of commands are written together.
                         for _ in 1..COMMAND_BATCH {
-                            match self.inbox.try_recv() {
-                                Some(msg) => self.on_msg(now, msg),
-                                None => break,
+                            // Each message spends a unit of the task's cooperative budget, as
+                            // `recv` does; with none left the rest waits until the runtime
+                            // ran the other tasks.
+                            if !tokio::task::coop::has_budget_remaining() {
+                                break;
                             }
+                            let Some(msg) = self.inbox.try_recv() else {
+                                break;
+                            };
+                            tokio::task::coop::consume_budget().await;
+                            self.on_msg(now, msg);
                         }
                     }
                     // The endpoint keeps a sender while the session runs.
@@ -1003,7 +1093,11 @@ impl<M: Machine> SessionTask<M> {
                     }
                 }
             }
-            Input::PostStart { binary, reply } => {
+            Input::PostStart {
+                binary,
+                reply,
+                alive,
+            } => {
                 let started = self
                     .machine
                     .handle_input(now, eio::Input::PostStart { binary });
@@ -1014,9 +1108,12 @@ impl<M: Machine> SessionTask<M> {
                     let _ = self
                         .machine
                         .handle_input(now, eio::Input::Post { body, binary });
+                } else if accepted {
+                    self.post_alive = Some(alive);
                 }
             }
             Input::Post(post) => {
+                self.post_alive = None;
                 let PostInput {
                     body,
                     binary,
@@ -1089,6 +1186,12 @@ mod tests {
         let expected = [("EIO", "4"), ("name", "Jö"), ("b64", "1"), ("name", "x")]
             .map(|(k, v)| (k.to_owned(), v.to_owned()));
         assert_eq!(info.query(), &expected[..]);
+        // The map's values are the kept lines' bytes, not a second copy of them.
+        let kept = info.header_lines.as_ptr_range();
+        assert!(info
+            .headers()
+            .values()
+            .all(|v| kept.contains(&v.as_bytes().as_ptr())));
         let plain = Request::builder().uri("/socket.io/").body(()).unwrap();
         let info = RequestInfo::new(&plain, 7);
         assert!(info.query().is_empty() && info.headers().is_empty());

@@ -277,12 +277,17 @@ impl WsConn {
     }
 
     /// Writes what is queued, then waits for the next message from the peer (pings, pongs and
-    /// raw frames are handled by tungstenite and skipped).
+    /// raw frames are handled by tungstenite and skipped). Each message spends a unit of the
+    /// task's cooperative budget: a burst of messages already read makes the task yield to the
+    /// runtime now and then (the socket reads alone spend too little: one read takes hundreds
+    /// of small messages).
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<WsEvent> {
         if let Poll::Ready(Err(e)) = self.poll_write(cx) {
             debug!("WebSocket write failed: {e}");
             return Poll::Ready(WsEvent::Closed { error: true });
         }
+        // Out of budget: the task is woken again once the runtime has run the others.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         self.read_signal.task.register(cx.waker());
         loop {
             if !self.read_signal.ready.swap(false, Ordering::AcqRel) {
@@ -306,6 +311,7 @@ impl WsConn {
             };
             // More may be buffered already: read again next time.
             self.read_signal.ready.store(true, Ordering::Release);
+            coop.made_progress();
             let event = match next {
                 Ok(msg) => {
                     self.taken += frame_size(msg.len());

@@ -125,8 +125,6 @@ impl Case {
 pub enum Deviation {
     /// An ack id with white space between its digits (JavaScript reads `NaN`).
     AckIdWhiteSpace,
-    /// An ack id above `u64::MAX` (JavaScript keeps an imprecise double).
-    AckIdOverflow,
     /// A placeholder whose `num` is not an integer (JavaScript puts `undefined` in its place).
     PlaceholderNotInteger,
     /// JSON that `JSON.parse` accepts and serde_json refuses: lone surrogate escapes, numbers
@@ -388,7 +386,12 @@ fn ours_sio_view(p: &Packet) -> Result<Value, String> {
     o.insert("type".into(), (kind as u8).into());
     o.insert("nsp".into(), p.nsp().as_str().into());
     if let Some(id) = p.id() {
-        o.insert("id".into(), id.into());
+        // Beyond `u64` Ferrio keeps the digits; JavaScript reads the nearest double.
+        let id = match id.as_u64() {
+            Some(n) => Value::from(n),
+            None => Value::from(id.to_string().parse::<f64>().unwrap_or(f64::NAN)),
+        };
+        o.insert("id".into(), id);
     }
     if let Some(d) = p.data() {
         let v = d
@@ -535,11 +538,6 @@ fn sio_deviation(msgs: &[Msg], ours: &SioEvent, js: &Value) -> Option<Deviation>
         SioEvent::Error(socket::DecodeError::InvalidAckId) => (js_packet.get("id")
             == Some(&json!({"$num": "NaN"})))
         .then_some(Deviation::AckIdWhiteSpace),
-        SioEvent::Error(socket::DecodeError::AckIdOverflow) => js_packet
-            .get("id")
-            .and_then(Value::as_f64)
-            .is_some_and(|id| id >= u64::MAX as f64)
-            .then_some(Deviation::AckIdOverflow),
         SioEvent::Error(socket::DecodeError::InvalidPlaceholder) => {
             contains(&js_packet["data"], &json!({"$undefined": true}))
                 .then_some(Deviation::PlaceholderNotInteger)

@@ -787,3 +787,79 @@ fn the_readme_quick_start_is_the_axum_chat_example() {
         "README.md's Quick start differs from examples/axum_chat.rs"
     );
 }
+
+#[tokio::test]
+async fn pending_acks_are_bounded_per_socket() {
+    // A client that never answers: past `max_pending_acks` acks waiting on its socket, the next
+    // emit asking for one fails at once and is not sent; the connection stays up, and an
+    // answer makes room again.
+    const CAP: usize = 4;
+    let io = Ferrio::builder()
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(200))
+        .max_pending_acks(CAP)
+        .build();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    io.of("/").on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            // No timeout: without the bound these would wait for ever.
+            let mut waiting: Vec<_> = (0..CAP)
+                .map(|i| socket.emit_with_ack("ask", &(i,)))
+                .collect();
+            let over = socket.emit_with_ack("ask", &(CAP,));
+            let first = waiting.remove(0);
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                let e = over.await.unwrap_err();
+                assert!(
+                    matches!(e, AckError::Emit(EmitError::TooManyPendingAcks)),
+                    "{e:?}"
+                );
+                tx.send(format!("over: {e}")).unwrap();
+                let (answer,): (String,) = first.await.unwrap().args().unwrap();
+                tx.send(format!("first: {answer}")).unwrap();
+                // One answered: room for one more.
+                let again = socket.emit_with_ack("ask", &(CAP + 1,));
+                tx.send(format!("connected: {}", socket.connected()))
+                    .unwrap();
+                let (answer,): (String,) = again.await.unwrap().args().unwrap();
+                tx.send(format!("again: {answer}")).unwrap();
+                drop(waiting);
+            });
+        }
+    });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    let mut ids = Vec::new();
+    for i in 0..CAP {
+        let ask = ws.text_app().await;
+        let id: String = ask[2..].chars().take_while(char::is_ascii_digit).collect();
+        assert_eq!(&ask[2 + id.len()..], format!(r#"["ask",{i}]"#), "{ask}");
+        ids.push(id);
+    }
+    assert_eq!(next(&mut rx).await, "over: too many pending acks");
+    ws.send_text(&format!(r#"43{}["yes"]"#, ids[0])).await;
+    assert_eq!(next(&mut rx).await, "first: yes");
+    assert_eq!(next(&mut rx).await, "connected: true");
+    // The refused emit never went out: the next event is the one after it.
+    let ask = ws.text_app().await;
+    let id: String = ask[2..].chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(
+        &ask[2 + id.len()..],
+        format!(r#"["ask",{}]"#, CAP + 1),
+        "{ask}"
+    );
+    ws.send_text(&format!(r#"43{id}["again"]"#)).await;
+    assert_eq!(next(&mut rx).await, "again: again");
+    server.abort();
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}

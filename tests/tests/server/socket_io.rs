@@ -450,3 +450,27 @@ async fn socket_io_over_polling_and_upgrade() {
     assert_eq!(who2[0]["id"], who[0]["id"]);
     assert_eq!(get(s.addr, &url).await.status, 400);
 }
+
+#[tokio::test]
+async fn ack_ids_beyond_u64_are_answered_unchanged() {
+    // The reference accepts any run of digits as an ack id; Ferrio answers with the same digits
+    // and keeps the connection (it used to close it past `u64::MAX`).
+    let s = Server::start().await;
+    let mut ws = sio(s.addr, SIO).await;
+    sio_connect(&mut ws, "40").await;
+    sio_connect(&mut ws, "40/custom,").await;
+    let long = "123456789012345678901234567890";
+    ws.send_text(&format!(r#"42/custom,{long}["message-with-ack","x"]"#))
+        .await;
+    assert_eq!(ws.text_app().await, format!(r#"43/custom,{long}["x"]"#));
+    // One past `u64::MAX`, with leading zeros (which go, as `Number` drops them), on `/`.
+    ws.send_text(r#"420018446744073709551616["message-with-ack",1]"#)
+        .await;
+    assert_eq!(ws.text_app().await, r#"4318446744073709551616[1]"#);
+    // `u64::MAX` itself, and the connection still serves ordinary events.
+    ws.send_text(r#"4218446744073709551615["message-with-ack"]"#)
+        .await;
+    assert_eq!(ws.text_app().await, r#"4318446744073709551615[]"#);
+    ws.send_text(r#"42["message","still here"]"#).await;
+    assert_eq!(ws.text_app().await, r#"42["message-back","still here"]"#);
+}

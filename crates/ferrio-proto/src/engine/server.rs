@@ -74,7 +74,9 @@ pub struct Config {
     pub upgrade_noop_interval: Duration,
     /// Bytes of outgoing packets a polling session may hold while no GET is pending. Past it the
     /// session is closed with [`CloseReason::BufferFull`] (a client that stopped polling cannot
-    /// make the server hold unbounded memory). Default: 10 × `max_payload`.
+    /// make the server hold unbounded memory). Default: 10 × `max_payload`. The Socket.IO
+    /// connection also caps by it the answers to CONNECTs retried while one is being decided,
+    /// over either transport (past it: closed with `buffer full`).
     pub max_buffered_bytes: usize,
     /// A `message` sent right after `open` (`initialPacket`).
     pub initial_packet: Option<Str>,

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::error::DecodeError;
 use super::json::RawJson;
-use super::packet::{Packet, PacketType, MAIN_NAMESPACE};
+use super::packet::{AckId, Packet, PacketType, MAIN_NAMESPACE};
 use super::validate::payload_is_valid;
 use crate::js::{is_js_numeric_char, is_js_whitespace, string_to_index};
 use crate::scan;
@@ -69,7 +69,8 @@ pub(crate) fn decode_str(
         MAIN_NAMESPACE
     };
 
-    // 4. Ack id: the run of characters `c` with `Number(c) == c` (digits and JS white space).
+    // 4. Ack id: the run of characters `c` with `Number(c) == c` (digits and JS white space), of
+    //    any length: the packet's own length bounds it.
     let run = s[pos..]
         .char_indices()
         .find(|&(_, c)| !is_js_numeric_char(c))
@@ -104,17 +105,15 @@ pub(crate) fn decode_str(
     ))
 }
 
-/// `Number(run)` for a run of digits and white space, kept exact in 64 bits: white space alone is
-/// 0, white space around digits is trimmed, white space between digits is `NaN` (refused).
-fn parse_ack_id(run: &str) -> Result<u64, DecodeError> {
+/// `Number(run)` for a run of digits and white space, kept exact (see [`AckId`]): white space
+/// alone is 0, white space around digits is trimmed, white space between digits is `NaN`
+/// (refused).
+fn parse_ack_id(run: &str) -> Result<AckId, DecodeError> {
     let digits = run.trim_matches(is_js_whitespace);
-    if digits.is_empty() {
-        return Ok(0);
-    }
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(DecodeError::InvalidAckId);
     }
-    digits.parse().map_err(|_| DecodeError::AckIdOverflow)
+    Ok(AckId::from_digits(digits))
 }
 
 /// Checks every placeholder of a binary packet's data against the attachment count, walking the

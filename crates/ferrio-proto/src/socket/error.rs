@@ -22,8 +22,6 @@ pub enum DecodeError {
     InvalidPayload,
     /// The ack id has white space between its digits (JavaScript would read `NaN`).
     InvalidAckId,
-    /// The ack id does not fit in 64 bits.
-    AckIdOverflow,
     /// A text packet arrived while the attachments of a binary packet were still expected.
     UnexpectedText,
     /// A binary message arrived when no binary packet was waiting for attachments.
@@ -41,7 +39,6 @@ impl DecodeError {
             DecodeError::TooManyAttachments { .. } => "too many attachments",
             DecodeError::InvalidPayload => "invalid payload",
             DecodeError::InvalidAckId => "invalid ack id",
-            DecodeError::AckIdOverflow => "ack id out of range",
             DecodeError::UnexpectedText => "got plaintext data when reconstructing a packet",
             DecodeError::UnexpectedBinary => "got binary data when not reconstructing a packet",
             DecodeError::InvalidPlaceholder => "illegal attachments",
@@ -70,6 +67,11 @@ pub enum AckError {
     Timeout,
     /// The socket disconnected before the answer (`socket has been disconnected`).
     Disconnected,
+    /// The emit was refused at once, nothing was sent: the socket already waits for as many
+    /// acknowledgements as its limit allows (`too many pending acks`; see
+    /// [`DEFAULT_MAX_PENDING_ACKS`](super::DEFAULT_MAX_PENDING_ACKS)). The reference has no such
+    /// limit.
+    TooManyPendingAcks,
 }
 
 impl AckError {
@@ -78,6 +80,7 @@ impl AckError {
         match self {
             AckError::Timeout => "operation has timed out",
             AckError::Disconnected => "socket has been disconnected",
+            AckError::TooManyPendingAcks => "too many pending acks",
         }
     }
 }

@@ -20,6 +20,14 @@ pub use compat::{connect_accept, connect_error, split_v4_namespace, v3_socket_id
 pub use decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
 pub use error::{AckError, DecodeError, EventError};
 pub use json::{ack_json, event_json, to_json_with_attachments, InvalidJson, RawJson};
-pub use packet::{EncodedPacket, Packet, PacketType, MAIN_NAMESPACE};
+pub use packet::{AckId, EncodedPacket, Packet, PacketType, MAIN_NAMESPACE};
 pub use recovery::{PersistedSession, Position, RecoveryConfig, RecoveryStore, Restored};
 pub use validate::{is_reserved_event, MAX_JSON_DEPTH, RESERVED_EVENTS};
+
+/// The default bound on the acknowledgements one socket waits for at once, on both sides
+/// (`max_pending_acks` of [`server::Config`] and [`client::ManagerConfig`]): 4096. The reference
+/// has no bound; an application waits for this many answers only if a peer stopped answering
+/// while it kept asking without a timeout, and each pending ack costs memory (about 1 KB with the
+/// server's bookkeeping). At the bound a new emit asking for an ack is refused at once, and
+/// nothing is sent; those already pending are unaffected.
+pub const DEFAULT_MAX_PENDING_ACKS: usize = 4096;

@@ -1,6 +1,7 @@
 //! Socket.IO packets and their encoder.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -56,6 +57,106 @@ impl PacketType {
     }
 }
 
+/// An ack id as a packet carries it, kept exact.
+///
+/// The reference reads the id of a received packet with `Number(...)`, so it accepts any run of
+/// digits; Ferrio keeps the value exact: a `u64` when it fits, otherwise the digits themselves
+/// (without leading zeros, as `Number` drops them), so that an ACK answers with the very id the
+/// peer sent. The ids a Ferrio server or client issues are `u64` counters; a longer one only
+/// comes from a peer. Its length is bounded by the packet it came in, which the transport
+/// bounds (the server's `max_http_buffer_size`, say): nothing else limits it.
+///
+/// Not to be confused with the client's [`client::AckId`](super::client::AckId), the handle of
+/// an emit waiting for its answer.
+///
+/// ```
+/// use ferrio_proto::socket::{AckId, Decoder};
+/// let p = Decoder::new().decode_text(r#"2007["a"]"#.into()).unwrap().unwrap();
+/// assert_eq!(p.id(), Some(&AckId::from(7)));
+/// let big = r#"2123456789012345678901234567890["a"]"#;
+/// let p = Decoder::new().decode_text(big.into()).unwrap().unwrap();
+/// let id = p.id().unwrap();
+/// assert_eq!((id.as_u64(), id.to_string().as_str()), (None, "123456789012345678901234567890"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AckId(AckIdRepr);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum AckIdRepr {
+    Num(u64),
+    /// More than 20 digits, or 20 above `u64::MAX`; the first is not `0`.
+    Digits(Str),
+}
+
+impl AckId {
+    /// The id as a number, when it fits in a `u64` (always for the ids Ferrio issues).
+    pub fn as_u64(&self) -> Option<u64> {
+        match self.0 {
+            AckIdRepr::Num(n) => Some(n),
+            AckIdRepr::Digits(_) => None,
+        }
+    }
+
+    /// The id of a run of ASCII digits, as `Number(digits)` reads it but exact.
+    pub(crate) fn from_digits(digits: &str) -> AckId {
+        AckId(match digits.parse() {
+            Ok(n) => AckIdRepr::Num(n),
+            Err(_) if digits.is_empty() => AckIdRepr::Num(0),
+            Err(_) => {
+                let zeros = digits.bytes().take_while(|&b| b == b'0').count();
+                // A copy: an id kept by the application does not keep the packet's buffer
+                // alive.
+                AckIdRepr::Digits(Str::from(
+                    digits.get(zeros..).unwrap_or_default().to_owned(),
+                ))
+            }
+        })
+    }
+
+    /// Writes the id in decimal.
+    fn push_to(&self, out: &mut String) {
+        match &self.0 {
+            AckIdRepr::Num(n) => push_decimal(out, *n),
+            AckIdRepr::Digits(d) => out.push_str(d),
+        }
+    }
+}
+
+impl From<u64> for AckId {
+    fn from(n: u64) -> AckId {
+        AckId(AckIdRepr::Num(n))
+    }
+}
+
+/// An id written in decimal, of any length (as a packet carries it, without the white space
+/// the decoder trims): `"123456789012345678901234567890".parse::<AckId>()`.
+impl std::str::FromStr for AckId {
+    type Err = super::DecodeError;
+
+    fn from_str(digits: &str) -> Result<AckId, super::DecodeError> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(super::DecodeError::InvalidAckId);
+        }
+        Ok(AckId::from_digits(digits))
+    }
+}
+
+/// The id of a received event, to answer it: `Packet::ack_with(nsp, event.id()?, args)`.
+impl From<&AckId> for AckId {
+    fn from(id: &AckId) -> AckId {
+        id.clone()
+    }
+}
+
+impl fmt::Display for AckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            AckIdRepr::Num(n) => fmt::Display::fmt(n, f),
+            AckIdRepr::Digits(d) => f.write_str(d),
+        }
+    }
+}
+
 /// The namespace every client joins by default.
 pub const MAIN_NAMESPACE: Str = Str::from_static("/");
 
@@ -69,7 +170,7 @@ pub const MAIN_NAMESPACE: Str = Str::from_static("/");
 pub struct Packet {
     pub(crate) kind: PacketType,
     pub(crate) nsp: Str,
-    pub(crate) id: Option<u64>,
+    pub(crate) id: Option<AckId>,
     pub(crate) data: Option<RawJson>,
     pub(crate) attachments: Vec<Bytes>,
 }
@@ -126,8 +227,14 @@ impl Packet {
         }
     }
 
-    /// An ACK answering `id`; with attachments it is a BINARY_ACK.
-    pub fn ack(nsp: impl Into<Str>, id: u64, data: RawJson, attachments: Vec<Bytes>) -> Packet {
+    /// An ACK answering `id` (the id of the event, as received); with attachments it is a
+    /// BINARY_ACK.
+    pub fn ack(
+        nsp: impl Into<Str>,
+        id: impl Into<AckId>,
+        data: RawJson,
+        attachments: Vec<Bytes>,
+    ) -> Packet {
         let kind = if attachments.is_empty() {
             PacketType::Ack
         } else {
@@ -136,7 +243,7 @@ impl Packet {
         Packet {
             kind,
             nsp: normalize_nsp(nsp.into()),
-            id: Some(id),
+            id: Some(id.into()),
             data: Some(data),
             attachments,
         }
@@ -194,7 +301,7 @@ impl Packet {
     /// An ack built from typed arguments (a tuple, as for [`Packet::event_with`]).
     pub fn ack_with<T: Serialize + ?Sized>(
         nsp: impl Into<Str>,
-        id: u64,
+        id: impl Into<AckId>,
         args: &T,
     ) -> Result<Packet, serde_json::Error> {
         let (data, attachments) = ack_json(args)?;
@@ -202,8 +309,8 @@ impl Packet {
     }
 
     /// The same packet with an ack id (the sender expects an ACK).
-    pub fn with_id(mut self, id: u64) -> Packet {
-        self.id = Some(id);
+    pub fn with_id(mut self, id: impl Into<AckId>) -> Packet {
+        self.id = Some(id.into());
         self
     }
 
@@ -224,8 +331,8 @@ impl Packet {
     }
 
     /// The ack id, if any.
-    pub fn id(&self) -> Option<u64> {
-        self.id
+    pub fn id(&self) -> Option<&AckId> {
+        self.id.as_ref()
     }
 
     /// The JSON data, kept as text (placeholders included for binary packets).
@@ -306,8 +413,8 @@ impl Packet {
             s.push_str(&self.nsp);
             s.push(',');
         }
-        if let Some(id) = self.id {
-            push_decimal(&mut s, id);
+        if let Some(id) = &self.id {
+            id.push_to(&mut s);
         }
         s.push_str(data);
         EncodedPacket {

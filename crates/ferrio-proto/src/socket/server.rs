@@ -23,6 +23,31 @@
 //! c.accept(t, &nsp, "socket-id", None, []).unwrap(); // after the middleware said yes
 //! assert_eq!(c.poll_output(), Some(Output::Io(eio::Io::WsSend(Frame::Text(r#"40{"sid":"socket-id"}"#.into())))));
 //! ```
+//!
+//! # Every CONNECT gets an answer
+//!
+//! A client may send CONNECT for a namespace again before the first one is answered
+//! (`socket.io-client` does when `socket.connect()` is called while the first is pending, or
+//! when the application retries with new auth). The reference starts one more middleware run
+//! for each; here one decision is pending per namespace at a time, and every CONNECT is
+//! answered once:
+//!
+//! - [`Event::Connect`] starts a decision that answers one CONNECT. The CONNECTs that arrive
+//!   while it is pending are counted (a saturating `u32`) and only the last one's auth is kept,
+//!   so a namespace's pending state has a fixed size however many arrive.
+//! - [`Connection::accept`] sends the CONNECT accept (same socket id) once for each CONNECT
+//!   received: the decision's and those that came during it. The namespace is joined.
+//! - [`Connection::reject`] sends CONNECT_ERROR once for each CONNECT the decision answers.
+//!   If more arrived meanwhile, a new decision starts at once: a new [`Event::Connect`] for the
+//!   namespace with the last one's auth (and its [`RecoveryRequest`]), which answers all of
+//!   them when it is decided.
+//! - The connect timeout is not changed by any of this: it closes the connection if no
+//!   namespace is joined `connect_timeout` after it opened, whatever decisions are pending.
+//! - The answers of one decision are bounded by the session's write bound
+//!   ([`eio::Config::max_buffered_bytes`]): if they would take more bytes than that, those that
+//!   fit are sent and the connection closes with [`DisconnectReason::BufferFull`], as a client
+//!   that does not read what it asked for is closed on any transport.
+//!   CONNECTs past `u32::MAX` during one decision are not answered.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -34,7 +59,7 @@ use super::compat::{connect_accept, connect_error, split_v4_namespace};
 use super::decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
 use super::error::DecodeError;
 use super::json::RawJson;
-use super::packet::{EncodedPacket, Packet, PacketType};
+use super::packet::{AckId, EncodedPacket, Packet, PacketType};
 use crate::engine::request::Handshake;
 use crate::engine::server::{self as eio, CloseReason, SendOptions};
 pub use crate::engine::server::{Input, RequestError};
@@ -52,6 +77,12 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Most binary attachments accepted per packet (`maxAttachments`, 10).
     pub max_attachments: usize,
+    /// Most acks one socket (one joined namespace) waits for at once (default
+    /// [`DEFAULT_MAX_PENDING_ACKS`](super::DEFAULT_MAX_PENDING_ACKS), 4096; the reference has no
+    /// bound). At the bound [`Connection::emit_with_ack`] and [`Connection::expect_ack`] refuse
+    /// a new one with [`CommandError::TooManyPendingAcks`] (the event is not sent); an answer, a
+    /// timeout or the socket leaving makes room again.
+    pub max_pending_acks: usize,
 }
 
 impl Default for Config {
@@ -59,6 +90,7 @@ impl Default for Config {
         Config {
             connect_timeout: Duration::from_millis(45_000),
             max_attachments: DEFAULT_MAX_ATTACHMENTS,
+            max_pending_acks: super::DEFAULT_MAX_PENDING_ACKS,
         }
     }
 }
@@ -219,6 +251,8 @@ pub enum CommandError {
     NotWritable,
     /// The session's write buffer overflowed; the connection is closing.
     BufferFull,
+    /// The socket already waits for [`Config::max_pending_acks`] acks: the event was not sent.
+    TooManyPendingAcks,
 }
 
 impl CommandError {
@@ -230,6 +264,7 @@ impl CommandError {
             CommandError::NoPendingConnect => "no pending CONNECT",
             CommandError::NotWritable => "transport not writable",
             CommandError::BufferFull => "write buffer full",
+            CommandError::TooManyPendingAcks => "too many pending acks",
         }
     }
 }
@@ -252,12 +287,45 @@ impl From<eio::SendError> for CommandError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum NsState {
     /// CONNECT received, the application's answer is pending.
-    Connecting,
+    Connecting(PendingConnect),
     /// Joined.
     Connected,
+}
+
+/// A namespace's pending CONNECT decision (see the module docs): a fixed size, however many
+/// CONNECTs arrive while it is pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingConnect {
+    /// The CONNECTs the decision answers (1, or the retries a refusal handed on).
+    answers: u32,
+    /// The CONNECTs received since the decision started.
+    retries: u32,
+    /// The auth of the last of them; `Some` when `retries > 0`.
+    retry_auth: Option<RawJson>,
+}
+
+impl PendingConnect {
+    fn new(answers: u32) -> PendingConnect {
+        PendingConnect {
+            answers,
+            retries: 0,
+            retry_auth: None,
+        }
+    }
+
+    /// One more CONNECT while the decision is pending.
+    fn retry(&mut self, auth: RawJson) {
+        self.retries = self.retries.saturating_add(1);
+        self.retry_auth = Some(auth);
+    }
+}
+
+/// The auth of a CONNECT that carries none.
+fn empty_auth() -> RawJson {
+    RawJson::from_trusted(Str::from_static("{}"))
 }
 
 /// One client connection, server side. See the [module docs](self).
@@ -268,8 +336,13 @@ pub struct Connection {
     /// Ordered, so that closes list namespaces in the same order every run.
     namespaces: BTreeMap<Str, NsState>,
     connect_deadline: Option<Instant>,
-    acks: HashMap<(Str, u64), Instant>,
+    /// The most bytes of answers one CONNECT decision sends (the session's write bound).
+    max_connect_answer_bytes: usize,
+    /// The acks waited for: by namespace (a namespace without any has no entry), the deadline
+    /// of each id.
+    acks: HashMap<Str, HashMap<u64, Instant>>,
     ack_deadlines: BTreeSet<(Instant, Str, u64)>,
+    max_pending_acks: usize,
     /// Set when the server closes the connection itself, to report its reason.
     closing_reason: Option<DisconnectReason>,
     closed: bool,
@@ -307,14 +380,17 @@ impl Connection {
         config: Config,
     ) -> Connection {
         let protocol = handshake.protocol;
+        let max_connect_answer_bytes = engine_config.max_buffered_bytes;
         let engine = eio::Session::from_handshake(now, sid, handshake, engine_config);
         let mut c = Connection {
             engine,
             decoder: Decoder::with_max_attachments(config.max_attachments),
             connect_deadline: Some(now + config.connect_timeout),
+            max_connect_answer_bytes,
             namespaces: BTreeMap::new(),
             acks: HashMap::new(),
             ack_deadlines: BTreeSet::new(),
+            max_pending_acks: config.max_pending_acks,
             closing_reason: None,
             closed: false,
             now,
@@ -360,6 +436,16 @@ impl Connection {
         self.closed
     }
 
+    /// The acks the socket of `nsp` waits for (see [`Config::max_pending_acks`]).
+    pub fn pending_acks(&self, nsp: &str) -> usize {
+        self.acks.get(nsp).map_or(0, HashMap::len)
+    }
+
+    /// The acks waited for, all namespaces together.
+    pub fn pending_acks_total(&self) -> usize {
+        self.acks.values().map(HashMap::len).sum()
+    }
+
     // ---- input -----------------------------------------------------------------------------
 
     /// Handles one input (the Engine.IO session's [`Input`]), after the timers due at `now`:
@@ -378,7 +464,8 @@ impl Connection {
 
     /// Accepts a pending CONNECT for `nsp` with the socket id `sid` (and `pid` when connection
     /// state recovery is on). `replay` holds the packets a recovered client missed: they are sent
-    /// before the accept, as the reference does.
+    /// before the accept, as the reference does. The accept is sent once for each CONNECT
+    /// received for `nsp` since the decision started (see the module docs).
     pub fn accept<'a>(
         &mut self,
         now: Instant,
@@ -387,8 +474,8 @@ impl Connection {
         pid: Option<&str>,
         replay: impl IntoIterator<Item = &'a EncodedPacket>,
     ) -> Result<(), CommandError> {
-        self.check_connecting(nsp)?;
-        self.namespaces.insert(Str::from(nsp), NsState::Connected);
+        let (name, pending) = self.end_decision(nsp)?;
+        self.namespaces.insert(name, NsState::Connected);
         self.connect_deadline = None;
         // The missed packets and the accept go out together (one polling response when they
         // fit), so that a client cannot receive the replay without the accept.
@@ -400,7 +487,18 @@ impl Connection {
             .collect();
         // A session that cannot take them closes: the socket then leaves with
         // `Event::Disconnect`, as any joined socket does.
-        let _ = self.engine.send(now, frames, SendOptions::default());
+        if self
+            .engine
+            .send(now, frames, SendOptions::default())
+            .is_ok()
+        {
+            // The CONNECTs that came while the application decided get the same accept.
+            let again = pending
+                .answers
+                .saturating_add(pending.retries)
+                .saturating_sub(1);
+            self.send_answers(now, &accept, again);
+        }
         self.pump();
         Ok(())
     }
@@ -416,7 +514,9 @@ impl Connection {
     }
 
     /// Refuses a pending CONNECT with a CONNECT_ERROR carrying `message` (and `data`), e.g. a
-    /// middleware's error.
+    /// middleware's error: sent once for each CONNECT the decision answers. If more CONNECTs for
+    /// `nsp` arrived while it was decided, a new decision starts: a new [`Event::Connect`] with
+    /// the last one's auth, which answers all of them (see the module docs).
     pub fn reject(
         &mut self,
         now: Instant,
@@ -424,14 +524,16 @@ impl Connection {
         message: &str,
         data: Option<&RawJson>,
     ) -> Result<(), CommandError> {
-        self.check_connecting(nsp)?;
-        self.namespaces.remove(nsp);
+        let (name, pending) = self.end_decision(nsp)?;
         let error = connect_error(self.engine.protocol(), nsp, message, data).encode();
-        // A session that cannot take it is closing: the CONNECT is refused all the same.
-        let _ = self
-            .engine
-            .send(now, error.frames(), SendOptions::default());
+        // A session that cannot take them is closing: the CONNECTs are refused all the same.
+        self.send_answers(now, &error, pending.answers);
         self.pump();
+        if let Some(auth) = pending.retry_auth {
+            if self.check_open().is_ok() {
+                self.start_connect(name, auth, pending.retries);
+            }
+        }
         Ok(())
     }
 
@@ -452,7 +554,9 @@ impl Connection {
 
     /// Sends an event that carries ack id `id` (from the namespace's [`AckIds`]) and waits for
     /// the answer until `now + timeout`: the answer comes as [`Event::Ack`], or
-    /// [`Event::AckFailed`] — exactly one of them.
+    /// [`Event::AckFailed`] — exactly one of them. Refused with
+    /// [`CommandError::TooManyPendingAcks`], nothing sent, when the socket already waits for
+    /// [`Config::max_pending_acks`] acks.
     pub fn emit_with_ack(
         &mut self,
         now: Instant,
@@ -461,20 +565,62 @@ impl Connection {
         id: u64,
         timeout: Duration,
     ) -> Result<(), CommandError> {
+        self.check_ack_room(nsp, id)?;
         self.send(now, packet, nsp, SendOptions::default())?;
-        self.expect_ack(now, nsp, id, timeout);
+        self.register_ack(now, nsp, id, timeout);
         Ok(())
     }
 
     /// Registers an ack the connection waits for (the packet was sent by other means, e.g. a
-    /// broadcast written with [`Connection::send`]).
-    pub fn expect_ack(&mut self, now: Instant, nsp: &str, id: u64, timeout: Duration) {
+    /// broadcast written with [`Connection::send`]). The namespace must be joined; at the bound
+    /// ([`Config::max_pending_acks`]) it is refused with [`CommandError::TooManyPendingAcks`]:
+    /// check [`Connection::pending_acks`] before sending such a packet.
+    pub fn expect_ack(
+        &mut self,
+        now: Instant,
+        nsp: &str,
+        id: u64,
+        timeout: Duration,
+    ) -> Result<(), CommandError> {
+        self.check_connected(nsp)?;
+        self.check_ack_room(nsp, id)?;
+        self.register_ack(now, nsp, id, timeout);
+        Ok(())
+    }
+
+    fn register_ack(&mut self, now: Instant, nsp: &str, id: u64, timeout: Duration) {
         let deadline = now + timeout;
-        let key = (Str::from(nsp), id);
-        if let Some(old) = self.acks.insert(key.clone(), deadline) {
-            self.ack_deadlines.remove(&(old, key.0.clone(), id));
+        // The namespace's acks share one copy of its name.
+        let nsp = match self.acks.get_key_value(nsp) {
+            Some((key, _)) => key.clone(),
+            None => Str::from(nsp),
+        };
+        let acks = self.acks.entry(nsp.clone()).or_default();
+        if let Some(old) = acks.insert(id, deadline) {
+            self.ack_deadlines.remove(&(old, nsp.clone(), id));
         }
-        self.ack_deadlines.insert((deadline, key.0, id));
+        self.ack_deadlines.insert((deadline, nsp, id));
+    }
+
+    /// Refuses a new pending ack past the bound (an id already waited for only gets a new
+    /// deadline).
+    fn check_ack_room(&self, nsp: &str, id: u64) -> Result<(), CommandError> {
+        match self.acks.get(nsp) {
+            Some(acks) if acks.len() >= self.max_pending_acks && !acks.contains_key(&id) => {
+                Err(CommandError::TooManyPendingAcks)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets the pending ack `id` of `nsp`; its deadline if it was pending.
+    fn remove_ack(&mut self, nsp: &str, id: u64) -> Option<Instant> {
+        let acks = self.acks.get_mut(nsp)?;
+        let deadline = acks.remove(&id)?;
+        if acks.is_empty() {
+            self.acks.remove(nsp);
+        }
+        Some(deadline)
     }
 
     /// Answers the client's event with an ACK or BINARY_ACK packet (see [`Packet::ack_with`]),
@@ -537,12 +683,40 @@ impl Connection {
         Ok(())
     }
 
-    fn check_connecting(&self, nsp: &str) -> Result<(), CommandError> {
+    /// Ends the pending CONNECT decision of `nsp`: the namespace is forgotten (the caller
+    /// records it joined if it is), its name and pending state are returned.
+    fn end_decision(&mut self, nsp: &str) -> Result<(Str, PendingConnect), CommandError> {
         self.check_open()?;
-        if self.namespaces.get(nsp) != Some(&NsState::Connecting) {
-            return Err(CommandError::NoPendingConnect);
+        match self.namespaces.remove_entry(nsp) {
+            Some((name, NsState::Connecting(pending))) => Ok((name, pending)),
+            Some((name, state)) => {
+                self.namespaces.insert(name, state);
+                Err(CommandError::NoPendingConnect)
+            }
+            None => Err(CommandError::NoPendingConnect),
         }
-        Ok(())
+    }
+
+    /// Sends `packet` `count` times, once for each CONNECT a decision answers. Past the
+    /// session's write bound the connection closes with `buffer full` (see the module docs).
+    fn send_answers(&mut self, now: Instant, packet: &EncodedPacket, count: u32) {
+        let size: usize = packet.frames().map(|f| f.polling_len() + 1).sum();
+        let mut bytes = 0usize;
+        for _ in 0..count {
+            bytes = bytes.saturating_add(size);
+            if bytes > self.max_connect_answer_bytes {
+                self.shutdown(now, DisconnectReason::BufferFull);
+                return;
+            }
+            // A session that cannot take it is closing: nothing more goes out.
+            if self
+                .engine
+                .send(now, packet.frames(), SendOptions::default())
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 
     // ---- the machine --------------------------------------------------------------------------
@@ -587,7 +761,7 @@ impl Connection {
                 break;
             }
             self.ack_deadlines.pop_first();
-            self.acks.remove(&(nsp.clone(), id));
+            self.remove_ack(&nsp, id);
             self.outputs.push(Output::Event(Event::AckFailed {
                 nsp,
                 id,
@@ -669,12 +843,13 @@ impl Connection {
             }
             _ => (packet.nsp().clone(), packet.data().cloned()),
         };
-        let state = self.namespaces.get(&nsp).copied();
-        match (state, packet.kind()) {
+        match (self.namespaces.get_mut(&nsp), packet.kind()) {
             (None, PacketType::Connect) => self.on_connect(nsp, auth),
-            // A second CONNECT while the first is being decided: the reference would start a
-            // second attempt; Ferrio keeps the first.
-            (Some(NsState::Connecting), PacketType::Connect) => {}
+            // Another CONNECT while one is being decided (the reference would start one more
+            // attempt): counted, and answered when the pending decision is made.
+            (Some(NsState::Connecting(pending)), PacketType::Connect) => {
+                pending.retry(auth.unwrap_or_else(empty_auth));
+            }
             (Some(NsState::Connected), kind)
                 if kind != PacketType::Connect && kind != PacketType::ConnectError =>
             {
@@ -686,12 +861,19 @@ impl Connection {
     }
 
     fn on_connect(&mut self, nsp: Str, auth: Option<RawJson>) {
-        let auth = auth.unwrap_or_else(|| RawJson::from_trusted(Str::from_static("{}")));
+        self.start_connect(nsp, auth.unwrap_or_else(empty_auth), 1);
+    }
+
+    /// Starts a decision for `nsp` that answers `answers` CONNECTs: [`Event::Connect`] for the
+    /// application.
+    fn start_connect(&mut self, nsp: Str, auth: RawJson, answers: u32) {
         let recovery = match self.engine.protocol() {
             Protocol::V4 => recovery_request(&auth),
             Protocol::V3 => None,
         };
-        self.namespaces.insert(nsp.clone(), NsState::Connecting);
+        let pending = PendingConnect::new(answers);
+        self.namespaces
+            .insert(nsp.clone(), NsState::Connecting(pending));
         self.outputs.push(Output::Event(Event::Connect {
             nsp,
             auth,
@@ -705,9 +887,11 @@ impl Connection {
                 self.outputs.push(Output::Event(Event::Event(packet)));
             }
             PacketType::Ack | PacketType::BinaryAck => {
-                let Some(id) = packet.id() else { return };
-                // An ACK with an unknown id is ignored.
-                if let Some(deadline) = self.acks.remove(&(nsp.clone(), id)) {
+                // An ACK with an unknown id is ignored (one beyond `u64` is never ours).
+                let Some(id) = packet.id().and_then(AckId::as_u64) else {
+                    return;
+                };
+                if let Some(deadline) = self.remove_ack(&nsp, id) {
                     self.ack_deadlines.remove(&(deadline, nsp, id));
                     self.outputs.push(Output::Event(Event::Ack(packet)));
                 }
@@ -728,17 +912,19 @@ impl Connection {
         if self.namespaces.remove(&nsp) != Some(NsState::Connected) {
             return;
         }
-        let failed: Vec<(Instant, Str, u64)> = self
-            .ack_deadlines
-            .iter()
-            .filter(|(_, n, _)| *n == nsp)
-            .cloned()
+        // In deadline order, as they would have timed out.
+        let mut failed: Vec<(Instant, u64)> = self
+            .acks
+            .remove(&nsp)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, deadline)| (deadline, id))
             .collect();
-        for (deadline, n, id) in failed {
-            self.ack_deadlines.remove(&(deadline, n.clone(), id));
-            self.acks.remove(&(n.clone(), id));
+        failed.sort_unstable();
+        for (deadline, id) in failed {
+            self.ack_deadlines.remove(&(deadline, nsp.clone(), id));
             self.outputs.push(Output::Event(Event::AckFailed {
-                nsp: n,
+                nsp: nsp.clone(),
                 id,
                 error: AckError::Disconnected,
             }));

@@ -39,7 +39,8 @@ pub struct AckEmitter<'a> {
 
 impl AckEmitter<'_> {
     /// Emits `event` asking for an acknowledgement: resolves with the answer, or
-    /// [`AckError::Timeout`] after the timeout.
+    /// [`AckError::Timeout`] after the timeout (or fails at once at the bound on pending acks,
+    /// as [`Socket::emit_with_ack`] does).
     pub fn emit_with_ack<T: Serialize + ?Sized>(
         &self,
         event: &str,

@@ -20,6 +20,10 @@ pub enum EmitError {
     Disconnected,
     /// The cluster adapter could not reach the other servers.
     Cluster(crate::adapter::AdapterError),
+    /// An emit asking for an acknowledgement, refused at once: the socket already waits for
+    /// as many as [`FerrioBuilder::max_pending_acks`](crate::FerrioBuilder::max_pending_acks)
+    /// allows. Nothing was sent; the connection stays up.
+    TooManyPendingAcks,
 }
 
 impl fmt::Display for EmitError {
@@ -29,6 +33,7 @@ impl fmt::Display for EmitError {
             EmitError::ReservedEvent(name) => write!(f, "\"{name}\" is a reserved event name"),
             EmitError::Disconnected => f.write_str("the socket is disconnected"),
             EmitError::Cluster(e) => write!(f, "{e}"),
+            EmitError::TooManyPendingAcks => f.write_str("too many pending acks"),
         }
     }
 }
@@ -80,6 +85,18 @@ impl std::error::Error for AckError {}
 impl From<EmitError> for AckError {
     fn from(e: EmitError) -> Self {
         AckError::Emit(e)
+    }
+}
+
+/// The session's answer about an ack: a refusal at the bound is an emit that failed.
+impl From<ferrio_proto::socket::AckError> for AckError {
+    fn from(e: ferrio_proto::socket::AckError) -> Self {
+        use ferrio_proto::socket::AckError as Core;
+        match e {
+            Core::Timeout => AckError::Timeout,
+            Core::TooManyPendingAcks => AckError::Emit(EmitError::TooManyPendingAcks),
+            Core::Disconnected => AckError::Disconnected,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferrio_proto::socket::Packet;
+use ferrio_proto::socket::{AckId, Packet};
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -173,20 +173,20 @@ impl Message {
 /// ack id, sending does nothing.
 #[derive(Clone)]
 pub struct AckSender {
-    target: Option<(Socket, u64)>,
+    target: Option<(Socket, AckId)>,
     sent: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for AckSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AckSender")
-            .field("id", &self.target.as_ref().map(|(_, id)| *id))
+            .field("id", &self.target.as_ref().map(|(_, id)| id))
             .finish()
     }
 }
 
 impl AckSender {
-    pub(super) fn new(socket: &Socket, id: Option<u64>) -> AckSender {
+    pub(super) fn new(socket: &Socket, id: Option<AckId>) -> AckSender {
         AckSender {
             target: id.map(|id| (socket.clone(), id)),
             sent: Arc::new(AtomicBool::new(false)),
@@ -207,7 +207,7 @@ impl AckSender {
         if self.sent.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let packet = Packet::ack_with(socket.inner.ns.name.clone(), *id, args)?;
+        let packet = Packet::ack_with(socket.inner.ns.name.clone(), id, args)?;
         socket.send_command(|socket| Command::Send {
             socket: socket.clone(),
             packet: Arc::new(packet.encode()),

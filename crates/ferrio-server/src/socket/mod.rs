@@ -386,7 +386,10 @@ impl Socket {
     }
 
     /// Emits `event` asking for an acknowledgement, without timeout: resolves with the
-    /// client's answer, or fails if the socket disconnects first.
+    /// client's answer, or fails if the socket disconnects first. When the socket already waits
+    /// for [`FerrioBuilder::max_pending_acks`](crate::FerrioBuilder::max_pending_acks) answers,
+    /// it fails at once with [`AckError::Emit`]`(`[`EmitError::TooManyPendingAcks`]`)` and
+    /// nothing is sent.
     pub fn emit_with_ack<T: Serialize + ?Sized>(
         &self,
         event: &str,
@@ -437,8 +440,8 @@ impl Socket {
             sent?;
             match rx.await {
                 Ok(Ok(packet)) => Ok(AckReply::new(packet)),
-                Ok(Err(ferrio_proto::socket::server::AckError::Timeout)) => Err(AckError::Timeout),
-                Ok(Err(_)) | Err(_) => Err(AckError::Disconnected),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(AckError::Disconnected),
             }
         }
     }
@@ -544,7 +547,7 @@ impl Socket {
     }
 
     pub(crate) fn message(&self, packet: Packet) -> Message {
-        let ack = AckSender::new(self, packet.id());
+        let ack = AckSender::new(self, packet.id().cloned());
         Message { packet, ack }
     }
 

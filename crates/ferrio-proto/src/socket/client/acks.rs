@@ -2,11 +2,10 @@
 //! the pending acks and their deadlines, answers, timeouts, and the failures a disconnection
 //! brings.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::{AckError, Event, Manager, SocketId, SocketState};
-use crate::socket::packet::Packet;
+use super::{AckError, ClientError, Event, Manager, SocketId, SocketState};
+use crate::socket::packet::{AckId as WireId, Packet};
 use crate::Instant;
 
 /// Names an emit waiting for its acknowledgement. Unique per socket; unrelated to the ack id on
@@ -47,6 +46,15 @@ impl SocketState {
 }
 
 impl Manager {
+    /// Refuses a new emit asking for an ack when the socket already waits for
+    /// [`ManagerConfig::max_pending_acks`](super::ManagerConfig::max_pending_acks) of them.
+    pub(super) fn check_ack_room(&self, socket: SocketId) -> Result<(), ClientError> {
+        if self.sockets[socket.index()].acks.len() >= self.config.max_pending_acks {
+            return Err(ClientError::TooManyPendingAcks);
+        }
+        Ok(())
+    }
+
     /// Records the pending ack of wire id `id`, with a deadline if it has a timeout.
     pub(super) fn register_ack(
         &mut self,
@@ -100,7 +108,8 @@ impl Manager {
 
     /// An ACK or BINARY_ACK from the server.
     pub(super) fn on_ack(&mut self, now: Instant, socket: SocketId, packet: Packet) {
-        let Some(id) = packet.id() else {
+        // An id beyond `u64` is not one this client issued: ignored as unknown.
+        let Some(id) = packet.id().and_then(WireId::as_u64) else {
             return;
         };
         let Some(pending) = remove_ack(&mut self.sockets[socket.index()].acks, id) else {
@@ -138,19 +147,19 @@ impl Manager {
 }
 
 /// Removes the pending ack `id` from a socket's id-ordered acks.
-fn remove_ack(acks: &mut VecDeque<(u64, PendingAck)>, id: u64) -> Option<PendingAck> {
+fn remove_ack(acks: &mut Vec<(u64, PendingAck)>, id: u64) -> Option<PendingAck> {
     let i = acks.binary_search_by_key(&id, |(k, _)| *k).ok()?;
-    acks.remove(i).map(|(_, pending)| pending)
+    Some(acks.remove(i).1)
 }
 
 /// Inserts into a sorted queue, after equal items.
-fn insert_sorted<T: Ord>(queue: &mut VecDeque<T>, item: T) {
+fn insert_sorted<T: Ord>(queue: &mut Vec<T>, item: T) {
     let at = queue.partition_point(|x| *x <= item);
     queue.insert(at, item);
 }
 
 /// Removes one item equal to `item` from a sorted queue.
-fn remove_sorted<T: Ord>(queue: &mut VecDeque<T>, item: &T) {
+fn remove_sorted<T: Ord>(queue: &mut Vec<T>, item: &T) {
     if let Ok(i) = queue.binary_search(item) {
         queue.remove(i);
     }

@@ -35,6 +35,9 @@ impl Manager {
             self.sockets[socket.index()].connected && !self.engine.has_ping_expired(now);
         let discard = options.volatile && !writable;
         let max_send_buffer = self.config.max_send_buffer;
+        if options.ack && queue_entry.is_none() {
+            self.check_ack_room(socket)?;
+        }
         let s = &mut self.sockets[socket.index()];
         if bounded && !discard && !connected && s.send_buffer.len() >= max_send_buffer {
             return Err(ClientError::SendBufferFull);
@@ -49,7 +52,7 @@ impl Manager {
             s.next_wire_id += 1;
             id
         });
-        packet.id = wire_id;
+        packet.id = wire_id.map(Into::into);
         let encoded = packet.encode();
         let report = self.sockets[socket.index()].report_sent;
         let s = &mut self.sockets[socket.index()];

@@ -70,6 +70,12 @@ pub struct ManagerConfig {
     pub max_receive_buffer: usize,
     /// Most binary attachments accepted per packet (`maxAttachments`, 10).
     pub max_attachments: usize,
+    /// Most acks a socket waits for at once (default
+    /// [`DEFAULT_MAX_PENDING_ACKS`](crate::socket::DEFAULT_MAX_PENDING_ACKS), 4096; the reference
+    /// has no bound). At the bound [`Manager::emit`](super::Manager::emit) refuses an emit asking
+    /// for one more with [`ClientError::TooManyPendingAcks`](super::ClientError::TooManyPendingAcks), and nothing is
+    /// sent; an answer, a timeout or a disconnection makes room again.
+    pub max_pending_acks: usize,
 }
 
 impl Default for ManagerConfig {
@@ -86,6 +92,7 @@ impl Default for ManagerConfig {
             max_send_buffer: 1024,
             max_receive_buffer: 10_000,
             max_attachments: DEFAULT_MAX_ATTACHMENTS,
+            max_pending_acks: crate::socket::DEFAULT_MAX_PENDING_ACKS,
         }
     }
 }

@@ -213,6 +213,10 @@ pub enum ClientError {
     WriteBufferFull,
     /// There is no open Engine.IO session to carry the packet (acks are not buffered).
     NotConnected,
+    /// The socket already waits for
+    /// [`ManagerConfig::max_pending_acks`](super::ManagerConfig::max_pending_acks) acks: the
+    /// emit asking for one more was refused, nothing was sent.
+    TooManyPendingAcks,
 }
 
 impl ClientError {
@@ -226,6 +230,7 @@ impl ClientError {
             ClientError::SendBufferFull => "send buffer full",
             ClientError::WriteBufferFull => "write buffer full",
             ClientError::NotConnected => "not connected",
+            ClientError::TooManyPendingAcks => "too many pending acks",
         }
     }
 }

@@ -63,7 +63,7 @@
 //! | reliable delivery queue (`retries`) | the same number of packets per socket (the reference: none) | same |
 //! | engine write buffer (connected emits not yet written) | [`eio::Config::max_buffered_bytes`] | [`ClientError::WriteBufferFull`] |
 //! | receive buffer (events before the CONNECT accept) | [`ManagerConfig::max_receive_buffer`] packets (the reference: none) | the connection is closed with `parse error`, as for any packet the client cannot take |
-//! | pending acks | one per emit asking for one; the application bounds it by its emits, as in the reference | - |
+//! | pending acks | [`ManagerConfig::max_pending_acks`] per socket (the reference: none) | [`Manager::emit`] asking for an ack returns [`ClientError::TooManyPendingAcks`]; nothing is sent |
 //! | output queue | what one call produced, if drained after every call | - |
 
 // This file: the `Manager` with its commands and accessors, the per-socket state, and the machine
@@ -137,9 +137,10 @@ struct SocketState {
     report_sent: bool,
     next_wire_id: u64,
     next_handle: u64,
-    /// Pending acks by wire id, in id order (ids only grow, and answers mostly come in order:
-    /// inserts append and removals are near the front).
-    acks: VecDeque<(u64, PendingAck)>,
+    /// Pending acks by wire id, in id order (ids only grow: inserts append). At most
+    /// [`ManagerConfig::max_pending_acks`] user acks (plus the delivery queue's), so a removal's
+    /// shift stays bounded; a `Vec` keeps the browser build smaller than a `VecDeque` would.
+    acks: Vec<(u64, PendingAck)>,
     send_buffer: VecDeque<Buffered>,
     receive_buffer: VecDeque<Packet>,
     queue: VecDeque<Queued>,
@@ -162,7 +163,7 @@ impl SocketState {
             report_sent: false,
             next_wire_id: 0,
             next_handle: 0,
-            acks: VecDeque::new(),
+            acks: Vec::new(),
             send_buffer: VecDeque::new(),
             receive_buffer: VecDeque::new(),
             queue: VecDeque::new(),
@@ -186,8 +187,9 @@ pub struct Manager {
     backoff: Backoff,
     rng: SplitMix64,
     sockets: Vec<SocketState>,
-    /// Ack deadlines, sorted (a plain sorted queue: deadlines are mostly added in order).
-    ack_deadlines: VecDeque<(Instant, SocketId, u64)>,
+    /// Ack deadlines, sorted (deadlines are mostly added in order, so inserts mostly append;
+    /// the due ones leave together).
+    ack_deadlines: Vec<(Instant, SocketId, u64)>,
     outputs: VecDeque<Output>,
 }
 
@@ -220,7 +222,7 @@ impl Manager {
             ),
             rng: SplitMix64::new(config.seed),
             sockets: Vec::new(),
-            ack_deadlines: VecDeque::new(),
+            ack_deadlines: Vec::new(),
             outputs: VecDeque::new(),
             config,
         }
@@ -384,8 +386,8 @@ impl Manager {
         if !packet.has_event_name() {
             return Err(ClientError::InvalidEvent);
         }
-        let mut packet = packet.with_nsp(s.nsp.clone());
-        packet.id = None;
+        // Its id is replaced when it is sent (`emit_packet`).
+        let packet = packet.with_nsp(s.nsp.clone());
         let result = if s.options.retries > 0 && !options.volatile {
             self.add_to_queue(now, socket, packet, options)
         } else {
@@ -506,7 +508,7 @@ impl Manager {
             self.engine.poll_timeout(),
             self.connect_deadline,
             self.reconnect_deadline,
-            self.ack_deadlines.front().map(|(d, _, _)| *d),
+            self.ack_deadlines.first().map(|(d, _, _)| *d),
         ]
         .into_iter()
         .flatten()
@@ -530,12 +532,17 @@ impl Manager {
             }
             self.pump(now);
         }
-        while let Some(&(deadline, socket, id)) = self.ack_deadlines.front() {
-            if deadline > now {
+        // The due deadlines leave in one piece, in order (again if handling them added due
+        // ones: a retry with no delay).
+        loop {
+            let due = self.ack_deadlines.partition_point(|(d, _, _)| *d <= now);
+            if due == 0 {
                 break;
             }
-            self.ack_deadlines.pop_front();
-            self.on_ack_timeout(now, socket, id);
+            let rest = self.ack_deadlines.split_off(due);
+            for (_, socket, id) in std::mem::replace(&mut self.ack_deadlines, rest) {
+                self.on_ack_timeout(now, socket, id);
+            }
         }
         self.pump(now);
     }
