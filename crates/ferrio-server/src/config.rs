@@ -8,49 +8,236 @@ pub use ferrio_proto::engine::server::Transport;
 
 /// Cross-origin resource sharing for the HTTP long-polling requests (the reference's `cors`
 /// option). Off unless configured: no `Access-Control-*` header is written and preflight
-/// requests are refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (`OPTIONS`) requests are not answered as such, so that a CORS layer of the surrounding
+/// application (tower-http's `CorsLayer` in an axum app) is the only one to write them.
+///
+/// ```
+/// use ferrio_server::{Cors, Ferrio};
+/// use std::time::Duration;
+///
+/// let io = Ferrio::builder()
+///     .cors(
+///         Cors::origins(["https://app.example.com"])
+///             .credentials(true)
+///             .exposed_headers(["x-request-id"])
+///             .max_age(Duration::from_secs(600)),
+///     )
+///     .build();
+/// # drop(io);
+/// ```
+#[derive(Clone)]
 pub struct Cors {
-    origins: Option<Vec<String>>,
+    // Shared: every allowed request's answer keeps a handle on it.
+    inner: std::sync::Arc<CorsConfig>,
+}
+
+#[derive(Clone)]
+struct CorsConfig {
+    origins: AllowOrigin,
+    credentials: bool,
+    methods: Option<String>,
+    allowed_headers: Option<String>,
+    exposed_headers: Option<String>,
+    max_age: Option<Duration>,
+}
+
+/// Which origins a [`Cors`] allows.
+#[derive(Clone)]
+enum AllowOrigin {
+    Any,
+    List(Vec<String>),
+    Predicate(std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>),
 }
 
 impl Cors {
-    /// Allows every origin: `Access-Control-Allow-Origin: *`.
-    pub fn any() -> Cors {
-        Cors { origins: None }
+    fn config(&mut self) -> &mut CorsConfig {
+        std::sync::Arc::make_mut(&mut self.inner)
+    }
+}
+
+impl std::fmt::Debug for Cors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origins: &dyn std::fmt::Debug = match &self.inner.origins {
+            AllowOrigin::Any => &"*",
+            AllowOrigin::List(list) => list,
+            AllowOrigin::Predicate(_) => &"<predicate>",
+        };
+        f.debug_struct("Cors")
+            .field("origins", origins)
+            .field("credentials", &self.inner.credentials)
+            .field("methods", &self.inner.methods)
+            .field("allowed_headers", &self.inner.allowed_headers)
+            .field("exposed_headers", &self.inner.exposed_headers)
+            .field("max_age", &self.inner.max_age)
+            .finish()
+    }
+}
+
+/// Joins header values with `,`.
+fn join<I, S>(items: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    items
+        .into_iter()
+        .map(|s| s.as_ref().trim().to_owned())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Cors {
+    fn with_origins(origins: AllowOrigin) -> Cors {
+        Cors {
+            inner: std::sync::Arc::new(CorsConfig {
+                origins,
+                credentials: false,
+                methods: None,
+                allowed_headers: None,
+                exposed_headers: None,
+                max_age: None,
+            }),
+        }
     }
 
-    /// Allows these origins only: a request whose `Origin` is one of them gets it echoed back in
-    /// `Access-Control-Allow-Origin` (with `Vary: Origin`); others get no CORS headers.
+    /// Allows every origin: `Access-Control-Allow-Origin: *`; with
+    /// [`Cors::credentials`], the request's `Origin` echoed instead (with `Vary: Origin`), since
+    /// browsers refuse `*` on a request with credentials.
+    pub fn any() -> Cors {
+        Cors::with_origins(AllowOrigin::Any)
+    }
+
+    /// Allows these origins only (compared byte for byte with the `Origin` header, e.g.
+    /// `https://example.com:8443`): a request whose `Origin` is one of them gets it echoed back
+    /// in `Access-Control-Allow-Origin`; others get no `Access-Control-*` header (they are still
+    /// answered: browsers enforce CORS, the server does not). Every answer carries
+    /// `Vary: Origin`.
     pub fn origins<I, S>(origins: I) -> Cors
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Cors {
-            origins: Some(origins.into_iter().map(Into::into).collect()),
-        }
+        Cors::with_origins(AllowOrigin::List(
+            origins.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Allows the origins for which `allow` returns true, as [`Cors::origins`] does for a list.
+    pub fn origin_predicate<F>(allow: F) -> Cors
+    where
+        F: Fn(&str) -> bool + Send + Sync + 'static,
+    {
+        Cors::with_origins(AllowOrigin::Predicate(std::sync::Arc::new(allow)))
+    }
+
+    /// Lets browsers send credentials (cookies, HTTP authentication) on cross-origin requests:
+    /// `Access-Control-Allow-Credentials: true` on allowed requests (default false). The
+    /// allowed origin is then always the request's own, never `*`.
+    pub fn credentials(mut self, yes: bool) -> Cors {
+        self.config().credentials = yes;
+        self
+    }
+
+    /// The methods a preflight answer allows (`Access-Control-Allow-Methods`; default
+    /// `GET,HEAD,PUT,PATCH,POST,DELETE`, as the reference).
+    pub fn methods<I, S>(mut self, methods: I) -> Cors
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.config().methods = Some(join(methods));
+        self
+    }
+
+    /// The request headers a preflight answer allows (`Access-Control-Allow-Headers`); by
+    /// default those the preflight asked for (`Access-Control-Request-Headers`) are allowed.
+    pub fn allowed_headers<I, S>(mut self, headers: I) -> Cors
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.config().allowed_headers = Some(join(headers));
+        self
+    }
+
+    /// The response headers a page may read (`Access-Control-Expose-Headers`; default none).
+    pub fn exposed_headers<I, S>(mut self, headers: I) -> Cors
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.config().exposed_headers = Some(join(headers));
+        self
+    }
+
+    /// How long a browser may cache a preflight answer (`Access-Control-Max-Age`, in whole
+    /// seconds; default: not sent).
+    pub fn max_age(mut self, max_age: Duration) -> Cors {
+        self.config().max_age = Some(max_age);
+        self
     }
 
     /// The `Access-Control-Allow-Origin` value for a request with this `Origin`, if any.
     pub(crate) fn allow_origin(&self, origin: Option<&str>) -> Option<String> {
-        match &self.origins {
-            None => Some("*".to_owned()),
-            Some(list) => {
-                let origin = origin?;
-                list.iter().any(|o| o == origin).then(|| origin.to_owned())
-            }
-        }
+        let allowed = match &self.inner.origins {
+            AllowOrigin::Any if !self.inner.credentials => return Some("*".to_owned()),
+            AllowOrigin::Any => true,
+            AllowOrigin::List(list) => origin.is_some_and(|o| list.iter().any(|l| l == o)),
+            AllowOrigin::Predicate(allow) => origin.is_some_and(|o| allow(o)),
+        };
+        origin.filter(|_| allowed).map(str::to_owned)
     }
 
+    /// True if the answers depend on the request's `Origin` (`Vary: Origin`).
     pub(crate) fn varies(&self) -> bool {
-        self.origins.is_some()
+        !matches!(self.inner.origins, AllowOrigin::Any) || self.inner.credentials
+    }
+
+    pub(crate) fn allows_credentials(&self) -> bool {
+        self.inner.credentials
+    }
+
+    pub(crate) fn methods_value(&self) -> &str {
+        self.inner
+            .methods
+            .as_deref()
+            .unwrap_or("GET,HEAD,PUT,PATCH,POST,DELETE")
+    }
+
+    pub(crate) fn allowed_headers_value(&self) -> Option<&str> {
+        self.inner.allowed_headers.as_deref()
+    }
+
+    pub(crate) fn exposed_headers_value(&self) -> Option<&str> {
+        self.inner.exposed_headers.as_deref()
+    }
+
+    pub(crate) fn max_age_value(&self) -> Option<Duration> {
+        self.inner.max_age
     }
 }
 
 /// The session cookie written on the handshake response (the reference's `cookie` option, off by
 /// default): `io=<sid>; Path=/; HttpOnly; SameSite=Lax` with the defaults, for sticky sessions
-/// behind a load balancer.
+/// behind a load balancer. Attributes are written in the order of the reference's cookie
+/// serializer: `Max-Age`, `Domain`, `Path`, `Expires`, `HttpOnly`, `Partitioned`, `SameSite`,
+/// `Secure`.
+///
+/// ```
+/// use ferrio_server::{Cookie, Ferrio};
+/// use std::time::Duration;
+///
+/// let io = Ferrio::builder()
+///     .cookie(Cookie {
+///         max_age: Some(Duration::from_secs(86_400)),
+///         secure: true,
+///         same_site: Some("None".into()),
+///         partitioned: true,
+///         ..Cookie::default()
+///     })
+///     .build();
+/// # drop(io);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cookie {
     /// The cookie name (default `io`).
@@ -61,6 +248,16 @@ pub struct Cookie {
     pub http_only: bool,
     /// `SameSite` (default `Lax`).
     pub same_site: Option<String>,
+    /// `Max-Age` in whole seconds, with the matching `Expires` date (default none: a session
+    /// cookie).
+    pub max_age: Option<Duration>,
+    /// `Domain` (default none: the host of the request only).
+    pub domain: Option<String>,
+    /// `Secure`: sent over HTTPS only (default false).
+    pub secure: bool,
+    /// `Partitioned` (CHIPS: a third-party cookie kept per top-level site; browsers want
+    /// `Secure` with it; default false).
+    pub partitioned: bool,
 }
 
 impl Default for Cookie {
@@ -70,28 +267,83 @@ impl Default for Cookie {
             path: Some("/".to_owned()),
             http_only: true,
             same_site: Some("Lax".to_owned()),
+            max_age: None,
+            domain: None,
+            secure: false,
+            partitioned: false,
         }
     }
 }
 
 impl Cookie {
-    /// The `Set-Cookie` value for session `sid`.
-    pub(crate) fn header(&self, sid: &str) -> String {
+    /// The `Set-Cookie` value for session `sid`, written at `now_ms` (milliseconds since the
+    /// Unix epoch, for `Expires`).
+    pub(crate) fn header(&self, sid: &str, now_ms: u64) -> String {
         let mut v = format!("{}={sid}", self.name);
+        if let Some(max_age) = self.max_age {
+            v.push_str(&format!("; Max-Age={}", max_age.as_secs()));
+        }
+        if let Some(domain) = &self.domain {
+            v.push_str("; Domain=");
+            v.push_str(domain);
+        }
         if let Some(path) = &self.path {
             v.push_str("; Path=");
             v.push_str(path);
-            if self.http_only {
-                v.push_str("; HttpOnly");
-            }
+        }
+        if let Some(max_age) = self.max_age {
+            let expires = now_ms / 1000 + max_age.as_secs();
+            v.push_str("; Expires=");
+            v.push_str(&http_date(expires));
+        }
+        if self.path.is_some() && self.http_only {
+            v.push_str("; HttpOnly");
+        }
+        if self.partitioned {
+            v.push_str("; Partitioned");
         }
         if let Some(same_site) = &self.same_site {
             v.push_str("; SameSite=");
             v.push_str(same_site);
         }
+        if self.secure {
+            v.push_str("; Secure");
+        }
         v
     }
 }
+
+/// `secs` (since the Unix epoch) as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Finds the client's address in a request's extensions, besides [`crate::RemoteAddr`].
+pub(crate) type AddressOf =
+    std::sync::Arc<dyn Fn(&http::Extensions) -> Option<std::net::SocketAddr> + Send + Sync>;
 
 /// Decides whether a handshake request may open a session (`allowRequest`); the error string
 /// is sent back with 403.
@@ -116,6 +368,8 @@ pub(crate) struct EngineOptions {
     pub(crate) http_compression: Option<usize>,
     pub(crate) cookie: Option<Cookie>,
     pub(crate) allow_eio3: bool,
+    /// Where the client's address is, when not in a [`crate::RemoteAddr`].
+    pub(crate) address_of: Option<AddressOf>,
     /// Longest request head accepted (see the builder's `max_http_header_size`).
     pub(crate) max_http_header_size: usize,
     /// Time a POST body may go without delivering a byte (see `body_read_timeout`).
@@ -145,6 +399,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("http_compression", &self.http_compression)
             .field("cookie", &self.cookie)
             .field("allow_eio3", &self.allow_eio3)
+            .field("address_of", &self.address_of.is_some())
             .field("max_http_header_size", &self.max_http_header_size)
             .field("body_read_timeout", &self.body_read_timeout)
             .finish()
@@ -168,6 +423,7 @@ impl EngineOptions {
             http_compression: Some(1024),
             cookie: None,
             allow_eio3: false,
+            address_of: None,
             max_http_header_size: DEFAULT_MAX_HTTP_HEADER_SIZE,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
@@ -292,7 +548,9 @@ macro_rules! engine_options {
             self
         }
 
-        /// CORS for the long-polling requests (default: none).
+        /// CORS for the long-polling requests (default: none; see [`crate::Cors`]). In a tower
+        /// application that already has a CORS layer in front of this server, leave this
+        /// unset: the server then writes no `Access-Control-*` header of its own.
         pub fn cors(mut self, cors: crate::Cors) -> Self {
             self.engine.cors = Some(cors);
             self
@@ -315,9 +573,34 @@ macro_rules! engine_options {
         }
 
         /// Writes a session cookie on the handshake response (`cookie`, default off), e.g.
-        /// `.cookie(Cookie::default())` for `io=<sid>; Path=/; HttpOnly; SameSite=Lax`.
+        /// `.cookie(Cookie::default())` for `io=<sid>; Path=/; HttpOnly; SameSite=Lax`; see
+        /// [`crate::Cookie`] for `Max-Age`, `Domain`, `Secure` and `Partitioned`.
         pub fn cookie(mut self, cookie: crate::Cookie) -> Self {
             self.engine.cookie = Some(cookie);
+            self
+        }
+
+        /// Where to find the client's address in the extensions of the request that opened a
+        /// session, for [`Handshake::address`](crate::Handshake::address) and
+        /// `EngineSocket::address`, when the server that accepted the connection did not put a
+        /// [`crate::RemoteAddr`] there ([`crate::serve`] and this server's own `serve` do).
+        /// Under axum's `serve`, with
+        /// `into_make_service_with_connect_info::<SocketAddr>()`:
+        ///
+        /// ```
+        /// use axum::extract::ConnectInfo;
+        /// use std::net::SocketAddr;
+        ///
+        /// let io = ferrio_server::Ferrio::builder()
+        ///     .remote_address(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0))
+        ///     .build();
+        /// # drop(io);
+        /// ```
+        pub fn remote_address<F>(mut self, address_of: F) -> Self
+        where
+            F: Fn(&http::Extensions) -> Option<std::net::SocketAddr> + Send + Sync + 'static,
+        {
+            self.engine.address_of = Some(std::sync::Arc::new(address_of));
             self
         }
 
@@ -332,7 +615,9 @@ macro_rules! engine_options {
         }
 
         /// Decides whether a handshake request (polling or WebSocket, without a session id)
-        /// may open a session (`allowRequest`). It gets the request without its body; an
+        /// may open a session (`allowRequest`). It gets the request without its body (its
+        /// extensions included, as [`Handshake::extensions`](crate::Handshake::extensions)
+        /// keeps them); an
         /// `Err(message)` is answered with 403 `{"code":4,"message":...}`.
         pub fn allow_request<F, Fut>(mut self, allow: F) -> Self
         where
@@ -367,5 +652,44 @@ mod tests {
             Some("http://a")
         );
         assert_eq!(c.allow_origin(Some("http://b")), None);
+        assert_eq!(c.allow_origin(None), None);
+        // Never `*` with credentials.
+        let any = Cors::any().credentials(true);
+        assert_eq!(
+            any.allow_origin(Some("http://x")).as_deref(),
+            Some("http://x")
+        );
+        assert_eq!(any.allow_origin(None), None);
+        let p = Cors::origin_predicate(|o| o.ends_with(".example.com"));
+        assert_eq!(
+            p.allow_origin(Some("https://a.example.com")).as_deref(),
+            Some("https://a.example.com")
+        );
+        assert_eq!(p.allow_origin(Some("https://example.org")), None);
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        let c = Cookie {
+            max_age: Some(Duration::from_secs(3600)),
+            domain: Some("example.com".into()),
+            secure: true,
+            partitioned: true,
+            same_site: Some("None".into()),
+            ..Cookie::default()
+        };
+        // 1994-11-06T08:49:37Z, RFC 9110's example date, minus an hour.
+        let now_ms = (784_111_777 - 3600) * 1000;
+        assert_eq!(
+            c.header("abc", now_ms),
+            "io=abc; Max-Age=3600; Domain=example.com; Path=/; \
+             Expires=Sun, 06 Nov 1994 08:49:37 GMT; HttpOnly; Partitioned; SameSite=None; Secure"
+        );
+        assert_eq!(
+            Cookie::default().header("abc", 0),
+            "io=abc; Path=/; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
 }

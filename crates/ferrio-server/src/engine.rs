@@ -191,9 +191,15 @@ impl EngineSocket {
         &self.request.url
     }
 
-    /// The client's address, when served by [`crate::serve`].
+    /// The client's address, as [`crate::Handshake::address`] finds it.
     pub fn address(&self) -> Option<std::net::SocketAddr> {
         self.request.address
+    }
+
+    /// The extensions of the request that opened the session, as
+    /// [`crate::Handshake::extensions`] keeps them.
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.request.extensions
     }
 
     /// Why the session closed (`transport close`, `ping timeout`, `forced close`, ...), once

@@ -86,6 +86,8 @@ impl Encoding {
 /// Builds responses with the endpoint's CORS headers.
 #[derive(Debug, Clone)]
 pub(crate) struct Responder {
+    /// The CORS configuration, when the request's origin is allowed.
+    cors: Option<Cors>,
     allow_origin: Option<HeaderValue>,
     vary: bool,
     set_cookie: Option<HeaderValue>,
@@ -98,6 +100,7 @@ impl Responder {
             .and_then(|c| c.allow_origin(origin))
             .and_then(|o| HeaderValue::from_str(&o).ok());
         Responder {
+            cors: cors.filter(|_| allow_origin.is_some()).cloned(),
             allow_origin,
             vary: cors.is_some_and(Cors::varies),
             set_cookie: None,
@@ -130,10 +133,24 @@ impl Responder {
         if let Some(cookie) = &self.set_cookie {
             h.insert(header::SET_COOKIE, cookie.clone());
         }
+        if self.vary {
+            h.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
         if let Some(origin) = &self.allow_origin {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            if self.vary {
-                h.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        if let Some(cors) = &self.cors {
+            if cors.allows_credentials() {
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+            }
+            if let Some(v) = cors
+                .exposed_headers_value()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
             }
         }
     }
@@ -199,22 +216,40 @@ impl Responder {
         self.build(StatusCode::OK, Some("text/html"), Bytes::from_static(b"ok"))
     }
 
-    /// The answer to a CORS preflight request.
+    /// The answer to a CORS preflight request (allowed origin or not: a refused origin gets
+    /// no `Access-Control-*` header, which is how browsers learn of the refusal).
     pub(crate) fn preflight(&self, headers: &HeaderMap) -> Response<Body> {
         let mut res = self.build(StatusCode::NO_CONTENT, None, Bytes::new());
         let h = res.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET,HEAD,PUT,PATCH,POST,DELETE"),
-        );
-        if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-            h.append(
-                header::VARY,
-                HeaderValue::from_static("Access-Control-Request-Headers"),
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let Some(cors) = &self.cors else {
+            return res;
+        };
+        if let Ok(v) = HeaderValue::from_str(cors.methods_value()) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
+        }
+        match cors.allowed_headers_value() {
+            Some(allowed) => {
+                if let Ok(v) = HeaderValue::from_str(allowed) {
+                    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
+                }
+            }
+            None => {
+                if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+                    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+                    h.append(
+                        header::VARY,
+                        HeaderValue::from_static("Access-Control-Request-Headers"),
+                    );
+                }
+            }
+        }
+        if let Some(max_age) = cors.max_age_value() {
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from(max_age.as_secs()),
             );
         }
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         res
     }
 

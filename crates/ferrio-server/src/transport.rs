@@ -192,8 +192,10 @@ impl SessionShared {
 ///
 /// Most applications never read a session's headers or query after its handshake, so they are
 /// kept in the compact form they came in and made into a `HeaderMap` and a list when first
-/// read; the map's values are slices of the same bytes, not a second copy. Nothing else of the
-/// request (its body, its extensions, hyper's buffer) is kept.
+/// read; the map's values are slices of the same bytes, not a second copy. The request's
+/// extensions (what the application's tower layers put there: a session, a user, the peer's
+/// address) are kept as a clone, without hyper's upgrade handle; nothing else of the request
+/// (its body, hyper's buffer) is kept.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
     /// The headers as `name:value` lines, each ended by `\n` (which no header holds).
@@ -203,18 +205,33 @@ pub(crate) struct RequestInfo {
     pub(crate) url: String,
     pub(crate) issued: u64,
     pub(crate) address: Option<std::net::SocketAddr>,
+    /// The request came over TLS, as far as its URI says (an `https` scheme).
+    pub(crate) secure: bool,
+    pub(crate) extensions: http::Extensions,
 }
 
 impl RequestInfo {
-    /// What `req` said, at `issued` (milliseconds).
-    pub(crate) fn new<B>(req: &Request<B>, issued: u64) -> RequestInfo {
+    /// What `req` said, at `issued` (milliseconds); `address_of` finds the client's address in
+    /// its extensions when no [`RemoteAddr`] is there.
+    pub(crate) fn new<B>(
+        req: &Request<B>,
+        issued: u64,
+        address_of: Option<&crate::config::AddressOf>,
+    ) -> RequestInfo {
+        let extensions = kept_extensions(req.extensions());
+        let address = extensions
+            .get::<RemoteAddr>()
+            .map(|a| a.0)
+            .or_else(|| address_of.and_then(|f| f(&extensions)));
         RequestInfo {
             header_lines: header_lines(req.headers()),
             headers: OnceLock::new(),
             query: OnceLock::new(),
             url: req.uri().to_string(),
             issued,
-            address: req.extensions().get::<RemoteAddr>().map(|a| a.0),
+            address,
+            secure: req.uri().scheme() == Some(&http::uri::Scheme::HTTPS),
+            extensions,
         }
     }
 
@@ -247,6 +264,14 @@ impl RequestInfo {
         self.query
             .get_or_init(|| Query::parse(self.url.split_once('?').map(|(_, q)| q)).all())
     }
+}
+
+/// A request's extensions as a session keeps them: a clone, without hyper's upgrade handle
+/// (the connection's, which the WebSocket upgrade takes from the request itself).
+pub(crate) fn kept_extensions(extensions: &http::Extensions) -> http::Extensions {
+    let mut kept = extensions.clone();
+    kept.remove::<hyper::upgrade::OnUpgrade>();
+    kept
 }
 
 /// `headers` as `name:value\n` lines: one allocation that owns its bytes. (hyper's header
@@ -487,19 +512,21 @@ impl<A: App> Endpoint<A> {
             *head.method_mut() = req.method().clone();
             *head.uri_mut() = req.uri().clone();
             *head.headers_mut() = req.headers().clone();
-            if let Some(addr) = req.extensions().get::<RemoteAddr>() {
-                head.extensions_mut().insert(*addr);
-            }
+            *head.extensions_mut() = kept_extensions(req.extensions());
             if let Err(message) = allow(head).await {
                 return responder.forbidden(&message);
             }
         }
-        let info = RequestInfo::new(&req, self.clock.now().as_millis());
+        let info = RequestInfo::new(
+            &req,
+            self.clock.now().as_millis(),
+            self.options.address_of.as_ref(),
+        );
         let Some(sid) = crate::id::generate() else {
             return responder.error(ErrorCode::BadRequest);
         };
         let responder = match &self.options.cookie {
-            Some(cookie) => responder.with_cookie(&cookie.header(&sid)),
+            Some(cookie) => responder.with_cookie(&cookie.header(&sid, info.issued)),
             None => responder,
         };
         match handshake.transport {
@@ -1177,7 +1204,7 @@ mod tests {
             .header("x-latin", HeaderValue::from_bytes(b"caf\xe9").unwrap())
             .body(())
             .unwrap();
-        let info = RequestInfo::new(&req, 7);
+        let info = RequestInfo::new(&req, 7, None);
         assert_eq!(info.url, "/socket.io/?EIO=4&name=J%C3%B6&b64=1&name=x");
         assert_eq!(info.headers(), req.headers());
         let a: Vec<_> = info.headers().get_all("x-a").iter().collect();
@@ -1193,7 +1220,7 @@ mod tests {
             .values()
             .all(|v| kept.contains(&v.as_bytes().as_ptr())));
         let plain = Request::builder().uri("/socket.io/").body(()).unwrap();
-        let info = RequestInfo::new(&plain, 7);
+        let info = RequestInfo::new(&plain, 7, None);
         assert!(info.query().is_empty() && info.headers().is_empty());
     }
 }

@@ -140,6 +140,7 @@ async fn the_session_cookie_is_written_on_the_handshake_only_when_asked() {
             path: None,
             http_only: true,
             same_site: None,
+            ..Cookie::default()
         })
         .build();
     let addr = start(&io).await;

@@ -55,9 +55,44 @@ impl Handshake {
         ferrio_proto::date::js_date_string(self.request.issued)
     }
 
-    /// The client's address, when served by [`crate::serve`].
+    /// The client's address (the peer of the TCP connection that opened the session): from the
+    /// [`crate::RemoteAddr`] that [`crate::serve`] and [`crate::Ferrio::serve`] put into each
+    /// request's extensions, or else as the builder's
+    /// [`remote_address`](crate::FerrioBuilder::remote_address) finds it (axum's `ConnectInfo`
+    /// under axum's `serve`). `None` when neither is there.
     pub fn address(&self) -> Option<std::net::SocketAddr> {
         self.request.address
+    }
+
+    /// True if the first request came over TLS as far as the server can tell: its URI has the
+    /// `https` scheme (HTTP/2, or an absolute request target). TLS that ends in a proxy before
+    /// this server is not seen (Node's `handshake.secure` is false then too).
+    pub fn secure(&self) -> bool {
+        self.request.secure
+    }
+
+    /// The extensions of the request that opened the Engine.IO session (the handshake GET, or
+    /// the WebSocket upgrade of a WebSocket-only client; Node's `socket.request`): what the
+    /// application's tower layers put there, such as a session, an authenticated user or
+    /// axum's `ConnectInfo`. A clone taken when the session opened; later requests of the
+    /// session do not change it.
+    ///
+    /// ```
+    /// use ferrio_server::{ConnectError, Ferrio, Socket};
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// let io = Ferrio::builder().build();
+    /// io.of("/").use_connect(|socket: Socket| async move {
+    ///     match socket.handshake().extensions().get::<User>() {
+    ///         Some(_user) => Ok(()),
+    ///         None => Err(ConnectError::new("unauthorized")),
+    ///     }
+    /// });
+    /// ```
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.request.extensions
     }
 
     /// The CONNECT payload (`{}` when there was none).
@@ -73,7 +108,7 @@ impl Handshake {
     /// The handshake in the reference's JSON shape, as cluster adapters carry it: `headers`
     /// (lower-case names; repeated headers joined with `, `), `time` (as JavaScript's
     /// `Date.toString()` writes it, in UTC), `address`, `xdomain` (an `Origin` header was sent),
-    /// `secure` (false: TLS ends before this server), `issued`, `url`, `query` (the last value
+    /// `secure` (see [`Handshake::secure`]), `issued`, `url`, `query` (the last value
     /// of each name), `auth`.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::{Map, Value};
@@ -99,7 +134,7 @@ impl Handshake {
             "time": ferrio_proto::date::js_date_string(self.request.issued),
             "address": self.request.address.map(|a| a.ip().to_string()).unwrap_or_default(),
             "xdomain": self.request.headers().contains_key(http::header::ORIGIN),
-            "secure": false,
+            "secure": self.request.secure,
             "issued": self.request.issued,
             "url": self.request.url,
             "query": query,
