@@ -11,6 +11,10 @@
 //!
 //! `/socket.io/` uses the channel prefix `socket.io` (the reference's default, `--key` changes
 //! it); `/recovery/` uses `<key>-recovery`, so the two endpoints' main namespaces stay apart.
+//!
+//! The standard handlers' `set-data` stores its value as the socket's shared data
+//! ([`Socket::set_shared_data`](ferrio_server::Socket::set_shared_data)): the `data` every node
+//! of the cluster sees in `fetch_sockets`, and what connection state recovery gives back.
 
 #[allow(dead_code)]
 #[path = "../../ferrio-server/examples/e2e.rs"]

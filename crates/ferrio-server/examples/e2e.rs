@@ -2,7 +2,7 @@
 //! v4 and Socket.IO v5 compliance suites talk to. It makes behaviour observable from the network;
 //! it is not a demo.
 //!
-//! One HTTP/1.1 listener on 127.0.0.1:3000 (`PORT` overrides the port), three endpoints chosen by
+//! One HTTP/1.1 listener on 127.0.0.1:3000 (`PORT` overrides the port), endpoints chosen by
 //! path prefix, 404 for anything else:
 //!
 //! | Prefix | What |
@@ -10,6 +10,7 @@
 //! | `/engine.io/` | bare Engine.IO echo: every message goes back unchanged (300 / 200 ms heartbeat, CORS `*`) |
 //! | `/socket.io/` | Socket.IO, compliance profile: 300 / 200 ms heartbeat, 1000 ms connect timeout, no recovery, CORS `*`; namespaces `/`, `/custom`, `/restricted` (token `let-me-in`) |
 //! | `/recovery/` | Socket.IO, recovery profile: default heartbeat, connection state recovery with a 5000 ms window, no CORS; namespace `/` |
+//! | `/app/`, `/login` | the application profile (`e2e/app.rs`): an axum app whose user layer reads the `user` cookie into the request's extensions, `/login?user=<name>` sets it, CORS with credentials for three origins; namespace `/` admits only a handshake that carried a user |
 //!
 //! Every namespace runs the standard handler set (see [`standard_handlers`]).
 //!
@@ -30,6 +31,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[path = "e2e/app.rs"]
+mod app;
 
 /// The three endpoints.
 #[derive(Clone)]
@@ -117,8 +121,10 @@ pub async fn run(listener: tokio::net::TcpListener) -> std::io::Result<()> {
 
 /// Serves `e2e` on `listener` (404 elsewhere).
 pub async fn serve_endpoints(listener: tokio::net::TcpListener, e2e: E2e) -> std::io::Result<()> {
+    let app = app::build();
     serve(listener, move |req| {
         let e2e = e2e.clone();
+        let app = app.clone();
         async move {
             let path = req.uri().path();
             if e2e.engine.matches(path) {
@@ -127,6 +133,8 @@ pub async fn serve_endpoints(listener: tokio::net::TcpListener, e2e: E2e) -> std
                 e2e.compliance.handle(req).await
             } else if e2e.recovery.matches(path) {
                 e2e.recovery.handle(req).await
+            } else if app::serves(path) {
+                app::handle(&app, req).await
             } else {
                 let mut res = http::Response::new(Body::new(Bytes::new()));
                 *res.status_mut() = http::StatusCode::NOT_FOUND;
@@ -161,6 +169,10 @@ fn rest(args: &RawArgs, from: usize) -> RawArgs {
         args.attachments().to_vec(),
     )
 }
+
+/// Marks a socket whose data was set by `set-data` (`get-data` answers `null` otherwise).
+#[derive(Clone)]
+struct DataStored;
 
 #[derive(Serialize)]
 struct Answer {
@@ -279,10 +291,39 @@ pub fn standard_handlers(ns: &Namespace) {
             socket.disconnect(close);
             Ok::<(), BoxError>(())
         });
-        socket.on_disconnect(|socket, reason| async move {
+        socket.on("set-data", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            let value = args.values().first().cloned().unwrap_or(Value::Null);
+            // The value is the socket's data itself (what fetch-sockets and recovery carry);
+            // the marker tells a stored `{}` from none.
+            socket.set_shared_data(&value)?;
+            socket.insert_data(DataStored);
+            msg.ack(&())?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("get-data", |socket: Socket, msg: Message| async move {
+            let data = match socket.data::<DataStored>() {
+                Some(DataStored) => socket.shared_data(),
+                None => Value::Null,
+            };
+            msg.ack(&(data,))?;
+            Ok::<(), BoxError>(())
+        });
+        // Still in its rooms: they are listed; the `observers` broadcast leaves it out anyway.
+        socket.on_disconnecting(|socket, disconnection| async move {
+            let _ = socket.namespace().to("observers").except(socket.id()).emit(
+                "peer-disconnecting",
+                &(json!({
+                    "id": socket.id(),
+                    "reason": disconnection.as_str(),
+                    "rooms": rooms(&socket),
+                }),),
+            );
+        });
+        socket.on_disconnect(|socket, disconnection| async move {
             let _ = socket.namespace().to("observers").emit(
                 "peer-disconnect",
-                &(json!({"id": socket.id(), "reason": reason.as_str()}),),
+                &(json!({"id": socket.id(), "reason": disconnection.as_str()}),),
             );
         });
     });

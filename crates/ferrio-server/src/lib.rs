@@ -44,6 +44,67 @@
 //! # }
 //! ```
 //!
+//! # In a tower application: the request's context
+//!
+//! Mounted with [`FerrioLayer`] (or as an axum fallback service), the server is one service of
+//! the application's stack: the tower layers added around it run on Socket.IO's own HTTP
+//! requests too (the handshake, the long-polling GETs and POSTs, the WebSocket upgrade; Node's
+//! `io.engine.use`). What they put into the extensions of the request that opened a session is
+//! kept and handed to the connect middlewares, the handlers and the sockets:
+//! [`Handshake::extensions`] (Node's `socket.request`). CORS belongs to the application's
+//! CORS layer then: leave the server's own [`Cors`] unset and it writes no `Access-Control-*`
+//! header. The client's address: axum's `serve` gives it only with
+//! `into_make_service_with_connect_info`, and [`FerrioBuilder::remote_address`] tells the
+//! server where to read it; [`serve`] and [`Ferrio::serve`] put a [`RemoteAddr`] in every
+//! request themselves.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//!
+//! use axum::extract::{ConnectInfo, Request};
+//! use axum::middleware::{self, Next};
+//! use axum::response::Response;
+//! use ferrio_server::{ConnectError, Ferrio, FerrioLayer, Socket};
+//!
+//! /// What the application's authentication layer found.
+//! #[derive(Clone)]
+//! struct User(String);
+//!
+//! /// A stand-in for a session or authentication layer (tower-sessions, an auth layer).
+//! async fn authenticate(mut req: Request, next: Next) -> Response {
+//!     let user = req.headers().get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned);
+//!     if let Some(name) = user {
+//!         req.extensions_mut().insert(User(name));
+//!     }
+//!     next.run(req).await
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let io = Ferrio::builder()
+//!     .remote_address(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0))
+//!     .build();
+//! io.of("/")
+//!     .use_connect(|socket: Socket| async move {
+//!         match socket.handshake().extensions().get::<User>() {
+//!             Some(_) => Ok(()),
+//!             None => Err(ConnectError::new("unauthorized")),
+//!         }
+//!     })
+//!     .on_connection(|socket: Socket| async move {
+//!         let user = socket.handshake().extensions().get::<User>().map(|u| u.0.clone());
+//!         let address = socket.handshake().address();
+//!         let _ = socket.emit("hello", &(user, address.map(|a| a.ip().to_string())));
+//!     });
+//! let app = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "home" }))
+//!     .layer(FerrioLayer::new(io))
+//!     // Added after the Socket.IO layer: runs on its requests too.
+//!     .layer(middleware::from_fn(authenticate));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+//! # }
+//! ```
+//!
 //! # Per-session limits
 //!
 //! One tokio task per Engine.IO session owns its state machine; HTTP requests and WebSocket
@@ -93,12 +154,12 @@ pub use crate::adapter::{
 };
 pub use crate::config::{Cookie, Cors, Transport};
 pub use crate::http::Body;
-pub use crate::namespace::{BroadcastOperator, Namespace};
+pub use crate::namespace::{BroadcastOperator, IntoRooms, Namespace};
 pub use crate::serve::{serve, serve_with_shutdown, FerrioLayer, FerrioService};
 pub use crate::server::{Ferrio, FerrioBuilder, EVENT_QUEUE};
 pub use crate::socket::{
-    AckEmitter, AckError, AckReply, AckSender, ConnectError, EmitError, EventHandler,
-    HandlerOutput, Handshake, Message, RawArgs, Socket, VolatileEmitter,
+    AckEmitter, AckError, AckReply, AckSender, ConnectError, Disconnection, EmitError,
+    EventHandler, HandlerOutput, Handshake, ListenerId, Message, RawArgs, Socket, VolatileEmitter,
 };
 pub use crate::transport::{RemoteAddr, COMMAND_QUEUE};
 pub use ferrio_proto::rooms::RoomEvent;

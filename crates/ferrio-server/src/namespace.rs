@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use ferrio_proto::rooms::{BroadcastOptions, RoomEvent, RoomIndex};
-use ferrio_proto::socket::recovery::{RecoveryConfig, RecoveryStore};
+use ferrio_proto::socket::recovery::{PersistedSession, RecoveryConfig, RecoveryStore};
 use ferrio_proto::socket::server::AckIds;
-use ferrio_proto::socket::{is_reserved_event, EventError, Packet};
-use ferrio_proto::Str;
+use ferrio_proto::socket::{is_reserved_event, EventError, Packet, RawJson};
+use ferrio_proto::{Instant, Str};
 use futures_util::stream::{BoxStream, FuturesUnordered, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
@@ -72,6 +72,13 @@ pub(crate) struct NsState {
     pub(crate) sockets: HashMap<Str, Socket>,
     ack_ids: AckIds,
     pub(crate) recovery: Option<RecoveryStore>,
+    /// The sockets whose `disconnecting` handlers run, by private id (with recovery on): a
+    /// CONNECT recovering one of them waits until it left, when its session is kept.
+    pub(crate) leaving: HashMap<Str, Socket>,
+    /// The typed data ([`Socket::insert_data`]) of the sessions the recovery store keeps, by
+    /// private id: handed back with the session, dropped with it (at most one entry per kept
+    /// session; an expired session's entry goes at the store's next expiry).
+    pub(crate) kept_data: HashMap<Str, http::Extensions>,
 }
 
 pub(crate) struct NsInner {
@@ -104,6 +111,8 @@ impl NsInner {
                 sockets: HashMap::new(),
                 ack_ids: AckIds::default(),
                 recovery: recovery.map(RecoveryStore::new),
+                leaving: HashMap::new(),
+                kept_data: HashMap::new(),
             }),
         }
     }
@@ -136,6 +145,68 @@ impl NsInner {
             .read()
             .map(|m| m.clone())
             .unwrap_or_default()
+    }
+
+    /// The namespace clock's time.
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Takes socket `socket` out of the namespace once it disconnected: it leaves its rooms,
+    /// and, with connection state recovery on and a recoverable reason, its session is kept,
+    /// with its rooms, its JSON data and its typed data as they are now. Then its `disconnect`
+    /// handlers may run. A socket whose id was taken over in the meantime (see
+    /// `SocketMachine::accept`) only stops being waited for.
+    pub(crate) fn remove_socket(&self, socket: &Socket, now: Instant) {
+        let id = socket.inner.id.clone();
+        let reason = socket.reason().reason();
+        let events = {
+            let mut guard = self.state();
+            let st = &mut *guard;
+            if let Some(pid) = &socket.inner.pid {
+                if st
+                    .leaving
+                    .get(pid)
+                    .is_some_and(|s| Arc::ptr_eq(&s.inner, &socket.inner))
+                {
+                    st.leaving.remove(pid);
+                }
+            }
+            let current = st
+                .sockets
+                .get(&id)
+                .is_some_and(|s| Arc::ptr_eq(&s.inner, &socket.inner));
+            if current {
+                let rooms: Vec<Str> = st.rooms.rooms_of(&id).cloned().collect();
+                st.sockets.remove(&id);
+                let events = st.rooms.remove_socket(&id);
+                if let (Some(store), Some(pid)) = (st.recovery.as_mut(), socket.inner.pid.clone()) {
+                    let session = PersistedSession {
+                        sid: id.clone(),
+                        pid: pid.clone(),
+                        rooms,
+                        data: Some(RawJson::from_value(&socket.shared_data())),
+                        since: socket.inner.since.get().copied().unwrap_or_default(),
+                    };
+                    // Kept if the reason allows it (the store decides).
+                    if store.leave(now, reason, session) {
+                        let typed = socket.typed_data();
+                        if typed.is_empty() {
+                            st.kept_data.remove(&pid);
+                        } else {
+                            st.kept_data.insert(pid, typed);
+                        }
+                    }
+                }
+                Some(RoomEvents::with_socket(events, st, Some(&id)))
+            } else {
+                None
+            }
+        };
+        if let Some(events) = events {
+            self.room_events(events);
+        }
+        socket.mark_left();
     }
 
     pub(crate) fn next_ack_id(&self) -> u64 {
@@ -175,9 +246,15 @@ impl NsInner {
                 let at = next.unwrap_or_else(|| clock.now() + period);
                 tokio::time::sleep_until(clock.deadline(at)).await;
                 let Some(ns) = ns.upgrade() else { return };
-                let mut st = ns.state();
+                let mut guard = ns.state();
+                let st = &mut *guard;
                 if let Some(store) = st.recovery.as_mut() {
                     store.handle_timeout(clock.now());
+                    // The typed data of the sessions that expired goes with them: O(kept data)
+                    // per expiry, only when some is kept.
+                    if !st.kept_data.is_empty() {
+                        st.kept_data.retain(|pid, _| store.has_session(pid));
+                    }
                 }
             }
         });
@@ -190,22 +267,25 @@ impl NsInner {
         self.state().recovery.as_mut()?.record(now, packet, opts)
     }
 
-    pub(crate) fn join(&self, id: &Str, room: Str) {
+    pub(crate) fn join(&self, id: &Str, rooms: Vec<Str>) {
         let events = {
             let mut st = self.state();
             if !st.rooms.has_socket(id) {
                 return;
             }
-            let events = st.rooms.join(id, [room]);
+            let events = st.rooms.join(id, rooms);
             RoomEvents::new(events, &st)
         };
         self.room_events(events);
     }
 
-    pub(crate) fn leave(&self, id: &str, room: &str) {
+    pub(crate) fn leave(&self, id: &str, rooms: &[Str]) {
         let events = {
             let mut st = self.state();
-            let events = st.rooms.leave(id, room);
+            let mut events = Vec::new();
+            for room in rooms {
+                events.extend(st.rooms.leave(id, room));
+            }
             RoomEvents::new(events, &st)
         };
         self.room_events(events);
@@ -488,14 +568,45 @@ impl Namespace {
         self
     }
 
-    /// A broadcast to the members of `room`.
-    pub fn to(&self, room: impl Into<Str>) -> BroadcastOperator {
-        BroadcastOperator::new(self.inner.clone()).to(room)
+    /// A broadcast to the members of `rooms` (one room or several, see [`IntoRooms`]).
+    ///
+    /// ```
+    /// # fn f(io: ferrio_server::Ferrio) -> Result<(), ferrio_server::EmitError> {
+    /// let chat = io.of("/chat");
+    /// chat.to("room-1").emit("news", &("one room",))?;
+    /// chat.to(["room-1", "room-2"]).except("muted").emit("news", &("two rooms",))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.clone()).to(rooms)
     }
 
-    /// A broadcast to every socket but the members of `room`.
-    pub fn except(&self, room: impl Into<Str>) -> BroadcastOperator {
-        BroadcastOperator::new(self.inner.clone()).except(room)
+    /// The same as [`Namespace::to`] (`namespace.in`).
+    pub fn in_(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// A broadcast to every socket but the members of `rooms`.
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.clone()).except(rooms)
+    }
+
+    /// A volatile broadcast to every socket of the namespace (`namespace.volatile`): see
+    /// [`BroadcastOperator::volatile`].
+    pub fn volatile(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.clone()).volatile()
+    }
+
+    /// The rooms of the namespace on this server, the sockets' own id rooms included (the
+    /// reference's `io.of(name).adapter.rooms.keys()`), in no particular order.
+    pub fn rooms(&self) -> Vec<String> {
+        self.inner
+            .state()
+            .rooms
+            .rooms()
+            .map(|r| r.to_string())
+            .collect()
     }
 
     /// A broadcast to every socket of the namespace whose acks are awaited at most `timeout`
@@ -509,14 +620,14 @@ impl Namespace {
         BroadcastOperator::new(self.inner.clone()).emit(event, args)
     }
 
-    /// Makes every socket of the namespace join `room` (`socketsJoin`).
-    pub fn sockets_join(&self, room: impl Into<Str>) {
-        BroadcastOperator::new(self.inner.clone()).sockets_join(room)
+    /// Makes every socket of the namespace join `rooms` (`socketsJoin`).
+    pub fn sockets_join(&self, rooms: impl IntoRooms) {
+        BroadcastOperator::new(self.inner.clone()).sockets_join_rooms(rooms.into_rooms())
     }
 
-    /// Makes every socket of the namespace leave `room` (`socketsLeave`).
-    pub fn sockets_leave(&self, room: &str) {
-        BroadcastOperator::new(self.inner.clone()).sockets_leave(room)
+    /// Makes every socket of the namespace leave `rooms` (`socketsLeave`).
+    pub fn sockets_leave(&self, rooms: impl IntoRooms) {
+        BroadcastOperator::new(self.inner.clone()).sockets_leave(rooms)
     }
 
     /// Disconnects every socket of the namespace (`disconnectSockets`).
@@ -661,15 +772,20 @@ impl BroadcastOperator {
         self
     }
 
-    /// Also reaches the members of `room`.
-    pub fn to(mut self, room: impl Into<Str>) -> BroadcastOperator {
-        self.opts.rooms.insert(room.into());
+    /// Also reaches the members of `rooms` (one room or several, see [`IntoRooms`]).
+    pub fn to(mut self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.opts.rooms.extend(rooms.into_rooms());
         self
     }
 
-    /// Leaves out the members of `room` (a socket id is a room too).
-    pub fn except(mut self, room: impl Into<Str>) -> BroadcastOperator {
-        self.opts.except.insert(room.into());
+    /// The same as [`BroadcastOperator::to`] (`in`).
+    pub fn in_(self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// Leaves out the members of `rooms` (a socket id is a room too).
+    pub fn except(mut self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.opts.except.extend(rooms.into_rooms());
         self
     }
 
@@ -727,18 +843,25 @@ impl BroadcastOperator {
         }
     }
 
-    /// Makes every socket selected join `room` (`socketsJoin`), on every server.
+    /// Makes every socket selected join `room` (`socketsJoin`), on every server. (One room
+    /// here; [`Namespace::sockets_join`] and [`Ferrio::sockets_join`](crate::Ferrio::sockets_join)
+    /// take several.)
     pub fn sockets_join(&self, room: impl Into<Str>) {
-        let rooms = [room.into()];
+        self.sockets_join_rooms(vec![room.into()]);
+    }
+
+    /// Makes every socket selected join `rooms`, on every server.
+    pub(crate) fn sockets_join_rooms(&self, rooms: Vec<Str>) {
         if let Some(adapter) = self.ns.cluster(&self.opts) {
             adapter.sockets_join(&self.opts, &rooms);
         }
         self.ns.sockets_join_local(&self.opts, &rooms);
     }
 
-    /// Makes every socket selected leave `room` (`socketsLeave`), on every server.
-    pub fn sockets_leave(&self, room: &str) {
-        let rooms = [Str::from(room)];
+    /// Makes every socket selected leave `rooms` (`socketsLeave`; one room or several), on
+    /// every server.
+    pub fn sockets_leave(&self, rooms: impl IntoRooms) {
+        let rooms = rooms.into_rooms();
         if let Some(adapter) = self.ns.cluster(&self.opts) {
             adapter.sockets_leave(&self.opts, &rooms);
         }
@@ -763,7 +886,8 @@ impl BroadcastOperator {
 
     /// Emits `event` with `args` (a tuple) to every socket selected, asking each for an
     /// acknowledgement: one ack id for all, the packet encoded once. Resolves, once every socket
-    /// answered, timed out or disconnected, with one result per socket. With a cluster adapter
+    /// answered, timed out or disconnected, with one result per socket (the reference's
+    /// `emitWithAck` gives one result for all: [`BroadcastOperator::emit_with_ack_all`]). With a cluster adapter
     /// the other servers' sockets answer too; their part waits for the timeout (5 s if none was
     /// set), and a cluster that cannot be reached fails the whole emit.
     pub fn emit_with_ack<T: Serialize + ?Sized>(
@@ -804,12 +928,109 @@ impl BroadcastOperator {
         }
     }
 
+    /// Emits `event` with `args` (a tuple) to every socket selected, asking each for an
+    /// acknowledgement, with one result for all as the reference's `emitWithAck`
+    /// (`io.timeout(ms).emitWithAck(...)`): the clients' answers, in no particular order, or an
+    /// error if some socket did not answer: [`AckError::Timeout`] when the timeout
+    /// ([`BroadcastOperator::timeout`]) ran out, [`AckError::Disconnected`] when it left first,
+    /// [`AckError::Emit`] when the event could not be sent (the cluster could not be reached).
+    /// The reference's answer of a client is the first argument it acknowledged with; here each
+    /// [`AckReply`] holds all of them. It resolves once every socket answered or failed; for the
+    /// answer of each socket, failures included, use [`BroadcastOperator::emit_with_ack`].
+    ///
+    /// ```
+    /// # async fn f(io: ferrio_server::Ferrio) -> Result<(), ferrio_server::AckError> {
+    /// use std::time::Duration;
+    /// let answers = io.timeout(Duration::from_secs(5)).emit_with_ack_all("poll", &()).await?;
+    /// let votes: Vec<String> = answers
+    ///     .iter()
+    ///     .filter_map(|reply| reply.args::<(String,)>().ok().map(|(vote,)| vote))
+    ///     .collect();
+    /// # let _ = votes;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn emit_with_ack_all<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> impl Future<Output = Result<Vec<AckReply>, AckError>> + Send + 'static {
+        let each = self.emit_with_ack(event, args);
+        async move { each.await.map_err(AckError::Emit)?.into_iter().collect() }
+    }
+
     /// Emits `event` with `args` (a tuple) to every socket selected. The packet is encoded once
     /// and its bytes shared by all recipients.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         let packet = Packet::outgoing_event(self.ns.name.clone(), event, args)?;
         self.ns.broadcast(packet, &self.opts);
         Ok(())
+    }
+}
+
+/// One room or several, for [`Socket::join`], [`Socket::leave_rooms`], `to`, `in_`, `except`,
+/// `sockets_join` and `sockets_leave` (the reference takes a room or an array of rooms).
+/// Implemented for a room name (`&str`, `String`, `&String`, [`Str`]) and for arrays, slices
+/// and `Vec`s of them; for an iterator, collect it into a `Vec` first.
+///
+/// ```
+/// # fn f(socket: ferrio_server::Socket) {
+/// socket.join("a");
+/// socket.join(["b", "c"]);
+/// let mine: Vec<String> = socket.rooms();
+/// socket.leave_rooms(mine.iter().filter(|r| r.starts_with('b')).collect::<Vec<_>>());
+/// # }
+/// ```
+pub trait IntoRooms {
+    /// The room names.
+    fn into_rooms(self) -> Vec<Str>;
+}
+
+impl IntoRooms for &str {
+    fn into_rooms(self) -> Vec<Str> {
+        vec![Str::from(self)]
+    }
+}
+
+impl IntoRooms for String {
+    fn into_rooms(self) -> Vec<Str> {
+        vec![Str::from(self)]
+    }
+}
+
+impl IntoRooms for &String {
+    fn into_rooms(self) -> Vec<Str> {
+        vec![Str::from(self.as_str())]
+    }
+}
+
+impl IntoRooms for Str {
+    fn into_rooms(self) -> Vec<Str> {
+        vec![self]
+    }
+}
+
+impl IntoRooms for &Str {
+    fn into_rooms(self) -> Vec<Str> {
+        vec![self.clone()]
+    }
+}
+
+impl<T: IntoRooms> IntoRooms for Vec<T> {
+    fn into_rooms(self) -> Vec<Str> {
+        self.into_iter().flat_map(IntoRooms::into_rooms).collect()
+    }
+}
+
+impl<T: IntoRooms, const N: usize> IntoRooms for [T; N] {
+    fn into_rooms(self) -> Vec<Str> {
+        self.into_iter().flat_map(IntoRooms::into_rooms).collect()
+    }
+}
+
+impl<T: AsRef<str>> IntoRooms for &[T] {
+    fn into_rooms(self) -> Vec<Str> {
+        self.iter().map(|r| Str::from(r.as_ref())).collect()
     }
 }
 
@@ -837,7 +1058,6 @@ fn server_event_data<T: Serialize + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrio_proto::socket::recovery::PersistedSession;
 
     /// The store's sessions and events are dropped when they expire, by the namespace's own
     /// timer, with nothing else touching the store.
@@ -858,9 +1078,23 @@ mod tests {
             since: Default::default(),
         };
         let now = ns.clock.now();
-        if let Some(store) = ns.state().recovery.as_mut() {
-            store.persist(now, session);
+        {
+            let mut st = ns.state();
+            if let Some(store) = st.recovery.as_mut() {
+                store.persist(now, session);
+            }
+            // The session's typed data, and a stale entry whose session is already gone.
+            let mut typed = http::Extensions::new();
+            typed.insert(7u8);
+            st.kept_data.insert("p".into(), typed.clone());
+            st.kept_data.insert("gone".into(), typed);
         }
+        let kept = |ns: &NsInner| {
+            let mut pids: Vec<String> =
+                ns.state().kept_data.keys().map(|p| p.to_string()).collect();
+            pids.sort();
+            pids
+        };
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(
             count(&ns),
@@ -869,5 +1103,6 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(count(&ns), Some(0), "dropped once expired");
+        assert!(kept(&ns).is_empty(), "the typed data goes with its session");
     }
 }

@@ -18,9 +18,9 @@ use crate::adapter::{Adapter, AdapterError, LocalNamespace, RemoteSocket};
 use crate::clock::Clock;
 use crate::config::{engine_options, EngineOptions};
 use crate::http::Body;
-use crate::namespace::{BroadcastOperator, Namespace, NsInner};
+use crate::namespace::{BroadcastOperator, IntoRooms, Namespace, NsInner};
 use crate::session::SocketApp;
-use crate::socket::EmitError;
+use crate::socket::{ConnectError, EmitError, Socket};
 use crate::transport::Endpoint;
 
 /// Events received by a socket and waiting for its handlers in the socket's queue. Past it,
@@ -187,9 +187,84 @@ impl Ferrio {
         parent
     }
 
-    /// A broadcast to the members of `room` in the main namespace.
-    pub fn to(&self, room: impl Into<Str>) -> BroadcastOperator {
-        self.of("/").to(room)
+    /// Adds a connect middleware to the main namespace (`io.use`): [`Namespace::use_connect`].
+    pub fn use_connect<F, Fut>(&self, middleware: F) -> &Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.of("/").use_connect(middleware);
+        self
+    }
+
+    /// Adds a connection handler to the main namespace (`io.on("connection")`):
+    /// [`Namespace::on_connection`].
+    ///
+    /// ```
+    /// # fn f(io: ferrio_server::Ferrio) {
+    /// io.use_connect(|_socket| async { Ok(()) })
+    ///     .on_connection(|socket| async move {
+    ///         socket.join(["lobby", "news"]);
+    ///     });
+    /// # }
+    /// ```
+    pub fn on_connection<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.of("/").on_connection(handler);
+        self
+    }
+
+    /// A broadcast to the members of `rooms` (one room or several, see [`IntoRooms`]) in the
+    /// main namespace.
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.of("/").to(rooms)
+    }
+
+    /// The same as [`Ferrio::to`] (`io.in`).
+    pub fn in_(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.of("/").in_(rooms)
+    }
+
+    /// A broadcast to every socket of the main namespace but the members of `rooms`.
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.of("/").except(rooms)
+    }
+
+    /// A volatile broadcast to the main namespace (`io.volatile`): see
+    /// [`BroadcastOperator::volatile`].
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.of("/").volatile()
+    }
+
+    /// A broadcast reaching only the sockets of the main namespace on this server
+    /// (`io.local`).
+    pub fn local(&self) -> BroadcastOperator {
+        self.of("/").local()
+    }
+
+    /// A broadcast to the main namespace whose acks are awaited at most `timeout`
+    /// (`io.timeout(ms)`): see [`BroadcastOperator::emit_with_ack_all`].
+    pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
+        self.of("/").timeout(timeout)
+    }
+
+    /// Makes every socket of the main namespace join `rooms` (`io.socketsJoin`).
+    pub fn sockets_join(&self, rooms: impl IntoRooms) {
+        self.of("/").sockets_join(rooms)
+    }
+
+    /// Makes every socket of the main namespace leave `rooms` (`io.socketsLeave`).
+    pub fn sockets_leave(&self, rooms: impl IntoRooms) {
+        self.of("/").sockets_leave(rooms)
+    }
+
+    /// Disconnects every socket of the main namespace (`io.disconnectSockets`); with `close`,
+    /// their whole connections are closed.
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.of("/").disconnect_sockets(close)
     }
 
     /// Emits to every socket of the main namespace.

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use ferrio_proto::engine::server::{self as eio, SendOptions};
-use ferrio_proto::socket::recovery::{PersistedSession, Restored};
+use ferrio_proto::socket::recovery::Restored;
 use ferrio_proto::socket::server::{
     AckError as CoreAckError, CommandError, Config, Connection, DisconnectReason, Event, Output,
     RecoveryRequest,
@@ -17,10 +17,10 @@ use tokio::sync::oneshot;
 use tracing::{debug, info_span, Instrument};
 
 use crate::command::{Command, Connected, EmitWithAck};
-use crate::namespace::RoomEvents;
+use crate::namespace::{NsInner, RoomEvents};
 use crate::queue;
 use crate::server::{Shared, EVENT_QUEUE};
-use crate::socket::{Handshake, Socket};
+use crate::socket::{ConnectError, DisconnectHandler, Disconnection, Handshake, Socket};
 use crate::transport::{App, Machine, NewSession, RequestInfo, SessionLink};
 
 /// The Socket.IO application of the Engine.IO endpoint: makes each new session's machine.
@@ -51,6 +51,7 @@ impl App for SocketApp {
             waiting: VecDeque::new(),
             waiting_bytes: 0,
             max_waiting_bytes: self.engine_config.max_payload.saturating_mul(10),
+            decode_error: None,
         }
     }
 }
@@ -77,6 +78,75 @@ pub(crate) struct SocketMachine {
     waiting: VecDeque<Packet>,
     waiting_bytes: usize,
     max_waiting_bytes: usize,
+    /// The decoding error the connection is being closed for: the description of the
+    /// disconnections that follow.
+    decode_error: Option<Str>,
+}
+
+/// A CONNECT being admitted: everything needed to make its socket, here or in a task.
+struct Admit {
+    ns: Arc<NsInner>,
+    link: SessionLink<Command>,
+    request: Arc<RequestInfo>,
+    auth: RawJson,
+    recovery: Option<RecoveryRequest>,
+    /// The private id of a fresh session (with connection state recovery on).
+    fresh_pid: Option<Str>,
+    /// The id of the socket unless it recovers its previous one.
+    fresh_id: Str,
+}
+
+impl Admit {
+    /// Makes the socket: with connection state recovery on, the store decides between the
+    /// previous session back (id, rooms to join, data) and a fresh one. Also says whether the
+    /// middlewares run.
+    fn socket(self, now: Instant) -> (Socket, Option<Restored>, bool) {
+        let (admission, typed) = {
+            let mut guard = self.ns.state();
+            let st = &mut *guard;
+            match (st.recovery.as_mut(), self.fresh_pid) {
+                (Some(store), Some(fresh_pid)) => {
+                    let admission = store.admit(now, self.recovery.as_ref(), fresh_pid);
+                    // The store hands a session over once, whatever the outcome: so its typed
+                    // data leaves the namespace too.
+                    let typed = self
+                        .recovery
+                        .as_ref()
+                        .and_then(|r| st.kept_data.remove(r.pid.as_str()));
+                    (Some(admission), typed)
+                }
+                _ => (None, None),
+            }
+        };
+        let (restored, pid, run_middlewares) = match admission {
+            Some(a) => (a.restored, Some(a.pid), a.run_middlewares),
+            None => (None, None, true),
+        };
+        let id = restored
+            .as_ref()
+            .map_or(self.fresh_id, |r| r.session.sid.clone());
+        let socket = Socket::new(
+            id,
+            self.ns,
+            self.link,
+            Handshake::new(self.request, self.auth),
+            restored.is_some(),
+            pid,
+        );
+        if let Some(r) = &restored {
+            let shared = r.session.data.as_ref().and_then(|d| d.to_value().ok());
+            socket.restore_data(typed, shared);
+        }
+        (socket, restored, run_middlewares)
+    }
+}
+
+/// Runs the connect middlewares of `socket`'s namespace in order, up to the first refusal.
+async fn run_middlewares(socket: &Socket) -> Result<(), ConnectError> {
+    for middleware in socket.inner.ns.middlewares() {
+        middleware(socket.clone()).await?;
+    }
+    Ok(())
 }
 
 impl SocketMachine {
@@ -98,52 +168,69 @@ impl SocketMachine {
             let _ = self.conn.reject_unknown_namespace(now, &nsp);
             return;
         };
-        // With connection state recovery the store decides: the previous session back, or a
-        // fresh one under a new private id (the randomness is the driver's).
-        let admission = match ns.inner.state().recovery.as_mut() {
-            Some(store) => crate::id::generate()
-                .map(|fresh_pid| Some(store.admit(now, recovery.as_ref(), fresh_pid))),
-            None => Some(None),
+        // The ids a fresh socket gets (the randomness is the driver's): with connection state
+        // recovery on, a private id too, unless the store gives the previous session back.
+        let (recovering, leaving) = {
+            let st = ns.inner.state();
+            let leaving = recovery
+                .as_ref()
+                .and_then(|r| st.leaving.get(r.pid.as_str()).cloned());
+            (st.recovery.is_some(), leaving)
         };
-        let Some(admission) = admission else {
+        let fresh_pid = if recovering {
+            crate::id::generate().map(Some)
+        } else {
+            Some(None)
+        };
+        let fresh_id = self.conn.fixed_socket_id(&nsp).or_else(crate::id::generate);
+        let (Some(fresh_pid), Some(fresh_id)) = (fresh_pid, fresh_id) else {
             let _ = self.conn.reject(now, &nsp, "Bad request", None);
             return;
         };
-        let (restored, pid, run_middlewares) = match admission {
-            Some(a) => (a.restored, Some(a.pid), a.run_middlewares),
-            None => (None, None, true),
+        let admit = Admit {
+            ns: ns.inner.clone(),
+            link: self.link.clone(),
+            request: self.request.clone(),
+            auth,
+            recovery,
+            fresh_pid,
+            fresh_id,
         };
-        let id = match &restored {
-            Some(r) => Some(r.session.sid.clone()),
-            None => self.conn.fixed_socket_id(&nsp).or_else(crate::id::generate),
-        };
-        let Some(id) = id else {
-            let _ = self.conn.reject(now, &nsp, "Bad request", None);
+        if let Some(previous) = leaving {
+            // The socket to recover is still running its `disconnecting` handlers: its session
+            // is kept once they are done. The admission waits for that (the core waits for this
+            // CONNECT's answer meanwhile, as for middlewares).
+            let link = self.link.clone();
+            tokio::spawn(
+                async move {
+                    previous.left().await;
+                    let now = admit.ns.now();
+                    let (socket, restored, run) = admit.socket(now);
+                    let result = if run {
+                        run_middlewares(&socket).await
+                    } else {
+                        Ok(())
+                    };
+                    link.send_waiting(Command::Connected(Box::new(Connected {
+                        socket,
+                        result,
+                        restored,
+                    })))
+                    .await;
+                }
+                .in_current_span(),
+            );
             return;
-        };
-        let socket = Socket::new(
-            id,
-            ns.inner.clone(),
-            self.link.clone(),
-            Handshake::new(self.request.clone(), auth),
-            restored.is_some(),
-            pid,
-        );
-        let middlewares = ns.inner.middlewares();
-        if !run_middlewares || middlewares.is_empty() {
+        }
+        let (socket, restored, run) = admit.socket(now);
+        if !run || ns.inner.middlewares().is_empty() {
             self.accept(now, socket, restored);
             return;
         }
         let link = self.link.clone();
         tokio::spawn(
             async move {
-                let mut result = Ok(());
-                for middleware in middlewares {
-                    result = middleware(socket.clone()).await;
-                    if result.is_err() {
-                        break;
-                    }
-                }
+                let result = run_middlewares(&socket).await;
                 link.send_waiting(Command::Connected(Box::new(Connected {
                     socket,
                     result,
@@ -161,7 +248,19 @@ impl SocketMachine {
         let nsp = ns.name.clone();
         let events = {
             let mut st = ns.state();
-            let mut events = st.rooms.add_socket(id.clone());
+            let mut events = Vec::new();
+            if st
+                .sockets
+                .get(&id)
+                .is_some_and(|old| !Arc::ptr_eq(&old.inner, &socket.inner))
+            {
+                // A socket with this id (an EIO 3 client's, which is fixed) still runs its
+                // `disconnecting` handlers: the new one takes the id over, the old one leaves
+                // its rooms now.
+                st.sockets.remove(&id);
+                events.extend(st.rooms.remove_socket(&id));
+            }
+            events.extend(st.rooms.add_socket(id.clone()));
             let since = match &restored {
                 Some(r) => {
                     events.extend(st.rooms.join(&id, r.session.rooms.iter().cloned()));
@@ -276,30 +375,60 @@ impl SocketMachine {
         }
         let socket = slot.socket;
         let ns = socket.inner.ns.clone();
-        let id = socket.inner.id.clone();
-        let events = {
-            let mut st = ns.state();
-            let rooms: Vec<Str> = st.rooms.rooms_of(&id).cloned().collect();
-            st.sockets.remove(&id);
-            let events = st.rooms.remove_socket(&id);
-            if let (Some(store), Some(pid)) = (st.recovery.as_mut(), socket.inner.pid.clone()) {
-                // Kept for recovery if the reason allows it (the store decides).
-                let session = PersistedSession {
-                    sid: id.clone(),
-                    pid,
-                    rooms,
-                    data: None,
-                    since: socket.inner.since.get().copied().unwrap_or_default(),
-                };
-                store.leave(now, reason, session);
+        debug!(%nsp, socket = %socket.id(), %reason, "socket disconnected");
+        let disconnection = Disconnection::new(reason, self.decode_error.clone());
+        socket.mark_disconnected(disconnection.clone());
+        let handlers = socket.disconnecting_handlers();
+        let runtime = tokio::runtime::Handle::try_current();
+        match runtime {
+            Ok(runtime) if !handlers.is_empty() => {
+                if let Some(pid) = &socket.inner.pid {
+                    ns.state().leaving.insert(pid.clone(), socket.clone());
+                }
+                let span = info_span!("socket", %nsp, id = %socket.id());
+                runtime.spawn(run_disconnecting(socket, handlers, disconnection).instrument(span));
             }
-            RoomEvents::with_socket(events, &st, Some(&id))
-        };
-        ns.room_events(events);
-        debug!(%nsp, socket = %id, %reason, "socket disconnected");
-        socket.mark_disconnected(reason);
+            // No handler to wait for (or no runtime left to run them on).
+            _ => ns.remove_socket(&socket, now),
+        }
         // Dropping `slot.events` ends the socket's task once it handled what was queued.
     }
+}
+
+impl Drop for SocketMachine {
+    /// A session ended without its sockets leaving (its task stopped early): they leave now,
+    /// as if the transport had closed, so that they are not left in their rooms.
+    fn drop(&mut self) {
+        let nsps: Vec<Str> = self.sockets.keys().cloned().collect();
+        for nsp in nsps {
+            let now = match self.sockets.get(&nsp) {
+                Some(slot) => slot.socket.inner.ns.now(),
+                None => continue,
+            };
+            self.on_disconnect(now, nsp, DisconnectReason::TransportClose);
+        }
+    }
+}
+
+/// Runs a socket's `disconnecting` handlers, then takes it out of its namespace.
+async fn run_disconnecting(
+    socket: Socket,
+    handlers: Vec<DisconnectHandler>,
+    disconnection: Disconnection,
+) {
+    use futures_util::FutureExt as _;
+    use std::panic::AssertUnwindSafe;
+    for handler in handlers {
+        if AssertUnwindSafe(handler(socket.clone(), disconnection.clone()))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!("disconnecting handler panicked");
+        }
+    }
+    let ns = socket.inner.ns.clone();
+    ns.remove_socket(&socket, ns.now());
 }
 
 /// What a waiting packet costs: its JSON text and attachments, plus a fixed overhead for the
@@ -315,8 +444,8 @@ fn packet_size(packet: &Packet) -> usize {
             .sum::<usize>()
 }
 
-/// Runs a socket's handlers: the connection handlers, then each event in order, then the
-/// disconnect handlers. A panicking handler is logged; the socket goes on.
+/// Runs a socket's handlers: the connection handlers, then each event in order, then, once
+/// the socket left its namespace, the disconnect handlers. A panicking handler is logged; the socket goes on.
 async fn run_socket(socket: Socket, mut events: queue::Receiver<Box<Packet>>) {
     use futures_util::FutureExt as _;
     use std::panic::AssertUnwindSafe;
@@ -397,9 +526,10 @@ async fn run_socket(socket: Socket, mut events: queue::Receiver<Box<Packet>>) {
             }
         }
     }
+    socket.left().await;
     let reason = socket.reason();
     for handler in socket.disconnect_handlers() {
-        if AssertUnwindSafe(handler(socket.clone(), reason))
+        if AssertUnwindSafe(handler(socket.clone(), reason.clone()))
             .catch_unwind()
             .await
             .is_err()
@@ -451,7 +581,10 @@ impl Machine for SocketMachine {
                     }
                 }
                 Event::Disconnect { nsp, reason } => self.on_disconnect(now, nsp, reason),
-                Event::Error(e) => debug!("closing the connection: {e}"),
+                Event::Error(e) => {
+                    debug!("closing the connection: {e}");
+                    self.decode_error = Some(Str::from(e.to_string()));
+                }
                 Event::Closed(reason) => debug!(%reason, "connection closed"),
                 // A later kind of event this server does not handle yet.
                 _ => {}

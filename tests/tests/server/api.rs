@@ -149,7 +149,7 @@ async fn broadcasts_from_outside_handlers_and_disconnect_reasons() {
             socket.on_disconnect(move |socket, reason| {
                 let tx = tx.clone();
                 async move {
-                    tx.send((socket.id().to_owned(), reason)).unwrap();
+                    tx.send((socket.id().to_owned(), reason.reason())).unwrap();
                 }
             });
         }
@@ -331,7 +331,7 @@ async fn close_ends_every_connection() {
             socket.on_disconnect(move |_socket, reason| {
                 let tx = tx.clone();
                 async move {
-                    tx.send(reason).unwrap();
+                    tx.send(reason.reason()).unwrap();
                 }
             });
         }

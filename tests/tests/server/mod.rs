@@ -1,6 +1,7 @@
 //! The server tests; see `server_e2e.rs`.
 
 mod api;
+mod app;
 pub mod client;
 mod eio3;
 mod engine_api;

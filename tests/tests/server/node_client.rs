@@ -102,3 +102,34 @@ async fn hundred_clients_times_hundred_acked_emits_over_polling() {
 async fn hundred_clients_times_hundred_acked_emits_after_upgrading() {
     load(&["polling", "websocket"], 100, 100).await;
 }
+
+/// Runs `tests/node/client-lifecycle.js`: `set-data` / `get-data`, `peer-disconnecting` (with the
+/// leaving socket's rooms) then `peer-disconnect`, and the data of a recovered socket.
+async fn lifecycle(transports: &[&str]) {
+    let s = Server::start().await;
+    let input = serde_json::json!({ "url": s.url(), "transports": transports }).to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        ferrio_tests::run_node_script("client-lifecycle.js", input.as_bytes())
+    })
+    .await
+    .expect("node ran");
+    let out = String::from_utf8_lossy(&out);
+    for step in [
+        "ok data",
+        "ok peer-disconnecting",
+        "ok recovered-data",
+        "ALL OK",
+    ] {
+        assert!(out.lines().any(|l| l == step), "{step} missing in:\n{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_client_data_peer_disconnecting_and_recovered_data_over_websocket() {
+    lifecycle(&["websocket"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_client_data_peer_disconnecting_and_recovered_data_over_polling() {
+    lifecycle(&["polling"]).await;
+}

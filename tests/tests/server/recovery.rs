@@ -150,3 +150,35 @@ async fn unknown_pid_or_a_client_disconnect_gives_a_fresh_session() {
     let (sid3, _, _) = connect(&mut other, r#"40{"pid":"nope","offset":"nope"}"#).await;
     assert_ne!(sid3, sid);
 }
+
+/// A recovered socket has its data back: what `set-data` stored before the transport died is
+/// what `get-data` answers after the recovery; a fresh session has none.
+#[tokio::test]
+async fn a_recovered_socket_has_its_data_back() {
+    let s = Server::start().await;
+    let mut a = sio(s.addr, REC).await;
+    let (sid, pid, _) = connect(&mut a, "40").await;
+    a.send_text(r#"421["set-data",{"user":"ann","cart":[1,2]}]"#)
+        .await;
+    assert_eq!(a.text_app().await, "431[]");
+    a.send_text(r#"42["message","last"]"#).await;
+    let last = offset(&a.text_app().await);
+    // The transport dies; the client comes back right away.
+    drop(a);
+    let mut a = sio(s.addr, REC).await;
+    let (sid2, pid2, _) =
+        connect(&mut a, &format!(r#"40{{"pid":"{pid}","offset":"{last}"}}"#)).await;
+    assert_eq!((sid2.as_str(), pid2.as_str()), (sid.as_str(), pid.as_str()));
+    a.send_text(r#"422["get-data"]"#).await;
+    assert_eq!(
+        json_after(&a.text_app().await, "432"),
+        serde_json::json!([{"user": "ann", "cart": [1, 2]}])
+    );
+
+    // After a client DISCONNECT nothing is kept: a fresh session, no data.
+    a.send_text("41").await;
+    let (sid3, _, _) = connect(&mut a, &format!(r#"40{{"pid":"{pid}","offset":"{last}"}}"#)).await;
+    assert_ne!(sid3, sid);
+    a.send_text(r#"423["get-data"]"#).await;
+    assert_eq!(a.text_app().await, "433[null]");
+}

@@ -322,6 +322,83 @@ async fn rooms_and_broadcasts() {
     assert_eq!(who[0]["recovered"], false);
 }
 
+/// A `peer-disconnecting` event: (id, reason, rooms).
+fn peer_disconnecting(text: &str) -> (String, String, Value) {
+    let v = json_after(text, "42");
+    assert_eq!(v[0], "peer-disconnecting", "{text}");
+    (
+        v[1]["id"].as_str().unwrap().to_owned(),
+        v[1]["reason"].as_str().unwrap().to_owned(),
+        v[1]["rooms"].clone(),
+    )
+}
+
+/// `peer-disconnecting` lists the rooms the socket is still in (sorted, without its own id),
+/// `observers` included; `peer-disconnect` follows, once it left them. An observer that is in
+/// one of those rooms hears the first one while the leaving socket is still a member.
+#[tokio::test]
+async fn peer_disconnecting_sees_the_rooms_then_peer_disconnect() {
+    let s = Server::start().await;
+    let mut observer = sio(s.addr, SIO).await;
+    sio_connect(&mut observer, "40").await;
+    observer.send_text(r#"421["join","observers"]"#).await;
+    assert_eq!(observer.text_app().await, r#"431[["observers"]]"#);
+
+    let mut ws = sio(s.addr, SIO).await;
+    let id = sio_connect(&mut ws, "40").await;
+    for (i, room) in ["zeta", "alpha", "observers"].iter().enumerate() {
+        ws.send_text(&format!(r#"42{i}["join","{room}"]"#)).await;
+        ws.text_app().await;
+    }
+    drop(ws);
+    let (gone, reason, rooms) = peer_disconnecting(&observer.text_app().await);
+    assert_eq!(gone, id);
+    assert!(
+        reason == "transport close" || reason == "transport error",
+        "{reason}"
+    );
+    assert_eq!(rooms, json!(["alpha", "observers", "zeta"]));
+    let v = json_after(&observer.text_app().await, "42");
+    assert_eq!(v[0], "peer-disconnect");
+    assert_eq!(v[1]["id"], id.as_str());
+    assert_eq!(v[1]["reason"], reason.as_str());
+    // The observer got nothing else: its next message is its own answer.
+    observer.send_text(r#"422["whoami"]"#).await;
+    assert!(observer.text_app().await.starts_with("432["));
+}
+
+/// `set-data` stores any JSON value as the socket's data, `get-data` gives it back (`null`
+/// before any), per socket and per namespace.
+#[tokio::test]
+async fn set_data_and_get_data() {
+    let s = Server::start().await;
+    let mut ws = sio(s.addr, SIO).await;
+    sio_connect(&mut ws, "40").await;
+    sio_connect(&mut ws, "40/custom,").await;
+    ws.send_text(r#"421["get-data"]"#).await;
+    assert_eq!(ws.text_app().await, "431[null]");
+    ws.send_text(r#"422["set-data",{"user":"ann","n":[1,2]}]"#)
+        .await;
+    assert_eq!(ws.text_app().await, "432[]");
+    ws.send_text(r#"423["get-data"]"#).await;
+    assert_eq!(
+        json_after(&ws.text_app().await, "433"),
+        json!([{"user": "ann", "n": [1, 2]}])
+    );
+    // Without an ack id: stored, nothing answered.
+    ws.send_text(r#"42["set-data",{}]"#).await;
+    ws.send_text(r#"424["get-data"]"#).await;
+    assert_eq!(ws.text_app().await, "434[{}]");
+    // Another namespace's socket has its own data.
+    ws.send_text(r#"42/custom,5["get-data"]"#).await;
+    assert_eq!(ws.text_app().await, "43/custom,5[null]");
+    // Another client's too.
+    let mut other = sio(s.addr, SIO).await;
+    sio_connect(&mut other, "40").await;
+    other.send_text(r#"421["get-data"]"#).await;
+    assert_eq!(other.text_app().await, "431[null]");
+}
+
 #[tokio::test]
 async fn server_side_disconnects_and_reasons() {
     let s = Server::start().await;
@@ -330,21 +407,26 @@ async fn server_side_disconnects_and_reasons() {
     observer.send_text(r#"421["join","observers"]"#).await;
     assert_eq!(observer.text_app().await, r#"431[["observers"]]"#);
 
-    let reason_of = |text: String| -> (String, String) {
-        let v = json_after(&text, "42");
+    // Every disconnection: `peer-disconnecting`, then `peer-disconnect` with the same id and
+    // reason.
+    async fn reason_of(observer: &mut Ws) -> (String, String) {
+        let (id, reason, rooms) = peer_disconnecting(&observer.text_app().await);
+        assert_eq!(rooms, json!([]));
+        let v = json_after(&observer.text_app().await, "42");
         assert_eq!(v[0], "peer-disconnect");
-        (
-            v[1]["id"].as_str().unwrap().to_owned(),
-            v[1]["reason"].as_str().unwrap().to_owned(),
-        )
-    };
+        assert_eq!(
+            (v[1]["id"].as_str(), v[1]["reason"].as_str()),
+            (Some(id.as_str()), Some(reason.as_str()))
+        );
+        (id, reason)
+    }
 
     // Client DISCONNECT.
     let mut ws = sio(s.addr, SIO).await;
     let id = sio_connect(&mut ws, "40").await;
     ws.send_text("41").await;
     assert_eq!(
-        reason_of(observer.text_app().await),
+        reason_of(&mut observer).await,
         (id, "client namespace disconnect".to_owned())
     );
 
@@ -355,7 +437,7 @@ async fn server_side_disconnects_and_reasons() {
     ws.send_text(r#"42["disconnect-me",false]"#).await;
     assert_eq!(ws.text_app().await, "41");
     assert_eq!(
-        reason_of(observer.text_app().await),
+        reason_of(&mut observer).await,
         (id, "server namespace disconnect".to_owned())
     );
     ws.send_text(r#"42/custom,["message","still"]"#).await;
@@ -370,7 +452,7 @@ async fn server_side_disconnects_and_reasons() {
     let mut ws = sio(s.addr, SIO).await;
     let id = sio_connect(&mut ws, "40").await;
     drop(ws);
-    let (gone, reason) = reason_of(observer.text_app().await);
+    let (gone, reason) = reason_of(&mut observer).await;
     assert_eq!(gone, id);
     assert!(
         reason == "transport close" || reason == "transport error",
@@ -381,7 +463,7 @@ async fn server_side_disconnects_and_reasons() {
     let mut ws = sio(s.addr, SIO).await;
     let id = sio_connect(&mut ws, "40").await;
     ws.send_text("42{}").await;
-    let (gone, reason) = reason_of(observer.text_app().await);
+    let (gone, reason) = reason_of(&mut observer).await;
     assert_eq!(gone, id);
     assert!(
         ["forced close", "parse error", "transport error"].contains(&reason.as_str()),
@@ -396,7 +478,7 @@ async fn server_side_disconnects_and_reasons() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        reason_of(observer.text_app().await),
+        reason_of(&mut observer).await,
         (id, "ping timeout".to_owned())
     );
     drop(ws);

@@ -556,6 +556,12 @@ impl RecoveryStore {
         Some(Restored { session, missed })
     }
 
+    /// True if a session is kept under `pid`: not restored (or tried) yet, and not dropped as
+    /// expired (a session past its expiry may still be there until the next call that expires).
+    pub fn has_session(&self, pid: &str) -> bool {
+        self.sessions.contains_key(pid)
+    }
+
     /// When [`RecoveryStore::handle_timeout`] should next be called: just after the oldest
     /// event or session expires. `None` when there is nothing to expire. (It may come early
     /// for a session that was restored in the meantime; the call is then a no-op.)
@@ -650,6 +656,19 @@ mod tests {
             .and_then(|o| o.as_str())
             .expect("offset")
             .to_owned()
+    }
+
+    #[test]
+    fn has_session_follows_persist_restore_and_expiry() {
+        let mut s = store();
+        assert!(!s.has_session("p1"));
+        s.persist(at(0), session("a", "p1", &["a"], Position::START));
+        s.persist(at(0), session("b", "p2", &["b"], Position::START));
+        assert!(s.has_session("p1") && s.has_session("p2"));
+        assert!(s.restore(at(1), "p1", None).is_some());
+        assert!(!s.has_session("p1"), "handed over");
+        s.handle_timeout(at(3_600_000));
+        assert!(!s.has_session("p2"), "expired");
     }
 
     fn session(sid: &str, pid: &str, rooms: &[&str], since: Position) -> PersistedSession {

@@ -1,15 +1,15 @@
 //! The application's callbacks on a socket: [`EventHandler`] (typed or raw event handlers) and
 //! [`HandlerOutput`], and the erased forms the socket keeps (event middlewares, error,
-//! catch-all, outgoing and disconnect handlers).
+//! catch-all, outgoing, disconnecting and disconnect handlers).
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ferrio_proto::socket::server::DisconnectReason;
 use serde::de::DeserializeOwned;
 
-use super::{AckSender, Message, RawArgs, Socket};
+use super::{AckSender, Disconnection, Message, RawArgs, Socket};
 use crate::BoxFuture;
 
 /// The outcome of an event handler: `()`, or a `Result` whose error is logged.
@@ -78,9 +78,28 @@ where
     }
 }
 
+/// The handle of one listener added to a socket ([`Socket::on`], [`Socket::once`],
+/// [`Socket::on_any`], [`Socket::on_any_outgoing`], ...), to remove that listener alone later
+/// ([`Socket::off_listener`], [`Socket::off_any_listener`],
+/// [`Socket::off_any_outgoing_listener`]).
+///
+/// The reference removes a listener by passing the same function again
+/// (`socket.off("chat", listener)`); Rust closures cannot be compared, so the registration
+/// hands out this id instead. Ids are unique within the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(u64);
+
+impl ListenerId {
+    /// A fresh id.
+    pub(super) fn next() -> ListenerId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ListenerId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 pub(super) type ErasedHandler = Arc<dyn Fn(Socket, Message) -> BoxFuture<()> + Send + Sync>;
-pub(super) type DisconnectHandler =
-    Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<()> + Send + Sync>;
+pub(crate) type DisconnectHandler =
+    Arc<dyn Fn(Socket, Disconnection) -> BoxFuture<()> + Send + Sync>;
 pub(super) type AnyHandler = Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<()> + Send + Sync>;
 pub(crate) type EventMiddleware =
     Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<Result<(), String>> + Send + Sync>;

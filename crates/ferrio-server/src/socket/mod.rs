@@ -2,7 +2,15 @@
 //!
 //! The socket itself is here; its parts live in submodules: `handlers` (the application's
 //! callbacks), `message` (events, arguments and acks), `handshake`, `emit` (volatile and
-//! timed emits) and `error`.
+//! timed emits), `disconnect` (why a socket left) and `error`.
+//!
+//! # Leaving
+//!
+//! When a socket disconnects, its `disconnecting` handlers run first, in their own task, while
+//! the socket is still in its rooms and listed by its namespace (broadcasts to its rooms reach
+//! the other members; the socket itself no longer receives anything). Then it leaves its rooms,
+//! its session is kept for connection state recovery (its rooms and data as they are then),
+//! and, once its queued events were handled, its `disconnect` handlers run.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,27 +22,28 @@ use std::time::Duration;
 use ferrio_proto::engine::server::Transport;
 use ferrio_proto::rooms::BroadcastOptions;
 use ferrio_proto::socket::recovery::Position;
-use ferrio_proto::socket::server::DisconnectReason;
 use ferrio_proto::socket::Packet;
 use ferrio_proto::Str;
 use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::command::{Command, EmitWithAck};
-use crate::namespace::{BroadcastOperator, Namespace, NsInner};
+use crate::namespace::{BroadcastOperator, IntoRooms, Namespace, NsInner};
 use crate::transport::SessionLink;
 
+mod disconnect;
 mod emit;
 mod error;
 mod handlers;
 mod handshake;
 mod message;
 
+pub use self::disconnect::Disconnection;
 pub use self::emit::{AckEmitter, VolatileEmitter};
 pub use self::error::{AckError, ConnectError, EmitError};
-use self::handlers::{AnyHandler, DisconnectHandler, ErasedHandler, OutgoingHandler};
-pub(crate) use self::handlers::{ErrorHandler, EventMiddleware};
-pub use self::handlers::{EventHandler, HandlerOutput};
+use self::handlers::{AnyHandler, ErasedHandler, OutgoingHandler};
+pub(crate) use self::handlers::{DisconnectHandler, ErrorHandler, EventMiddleware};
+pub use self::handlers::{EventHandler, HandlerOutput, ListenerId};
 pub use self::handshake::Handshake;
 pub use self::message::{AckReply, AckSender, Message, RawArgs};
 
@@ -43,17 +52,20 @@ pub(crate) struct SocketInner {
     pub(crate) ns: Arc<NsInner>,
     pub(crate) link: SessionLink<Command>,
     handshake: Handshake,
-    handlers: Mutex<HashMap<String, Vec<ErasedHandler>>>,
-    any: Mutex<Vec<AnyHandler>>,
+    handlers: Mutex<HashMap<String, Vec<(ListenerId, ErasedHandler)>>>,
+    any: Mutex<Vec<(ListenerId, AnyHandler)>>,
     middlewares: Mutex<Vec<EventMiddleware>>,
     on_error: Mutex<Vec<ErrorHandler>>,
-    outgoing: Mutex<Vec<OutgoingHandler>>,
+    outgoing: Mutex<Vec<(ListenerId, OutgoingHandler)>>,
     has_outgoing: AtomicBool,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
+    on_disconnecting: Mutex<Vec<DisconnectHandler>>,
     data: Mutex<http::Extensions>,
     shared_data: Mutex<serde_json::Value>,
     connected: AtomicBool,
-    reason: OnceLock<DisconnectReason>,
+    reason: OnceLock<Disconnection>,
+    /// Set once the socket left its rooms and its namespace (see the module docs).
+    left: watch::Sender<bool>,
     recovered: bool,
     pub(crate) pid: Option<Str>,
     pub(crate) since: OnceLock<Position>,
@@ -99,10 +111,12 @@ impl Socket {
                 outgoing: Mutex::new(Vec::new()),
                 has_outgoing: AtomicBool::new(false),
                 on_disconnect: Mutex::new(Vec::new()),
+                on_disconnecting: Mutex::new(Vec::new()),
                 data: Mutex::new(http::Extensions::new()),
                 shared_data: Mutex::new(serde_json::Value::Object(Default::default())),
                 connected: AtomicBool::new(false),
                 reason: OnceLock::new(),
+                left: watch::Sender::new(false),
                 recovered,
                 pid,
                 since: OnceLock::new(),
@@ -154,7 +168,8 @@ impl Socket {
 
     /// Adds a handler of event `event`; several handlers of one event run one after the other,
     /// in the order added, and share one ack (the first answer is sent). See [`EventHandler`]
-    /// for the accepted signatures.
+    /// for the accepted signatures. Returns the handler's [`ListenerId`], to remove it alone
+    /// with [`Socket::off_listener`].
     ///
     /// ```
     /// # fn f(socket: ferrio_server::Socket) {
@@ -169,35 +184,192 @@ impl Socket {
     /// });
     /// # }
     /// ```
-    pub fn on<H, M>(&self, event: &str, handler: H)
+    pub fn on<H, M>(&self, event: &str, handler: H) -> ListenerId
     where
         H: EventHandler<M>,
     {
+        let id = ListenerId::next();
         let handler = Arc::new(handler);
-        let erased: ErasedHandler = Arc::new(move |s, m| handler.call(s, m));
+        self.add_handler(event, id, Arc::new(move |s, m| handler.call(s, m)));
+        id
+    }
+
+    /// Adds a handler of event `event` that runs for its next occurrence only
+    /// (`socket.once`): it is removed as that event is handled, before it runs. Returns its
+    /// [`ListenerId`], to remove it before it ran with [`Socket::off_listener`].
+    ///
+    /// ```
+    /// # fn f(socket: ferrio_server::Socket) {
+    /// use ferrio_server::{AckSender, Socket};
+    /// socket.once("ready", |socket: Socket, (): (), _ack: AckSender| async move {
+    ///     let _ = socket.emit("welcome", &());
+    /// });
+    /// assert_eq!(socket.listeners("ready"), 1);
+    /// # }
+    /// ```
+    pub fn once<H, M>(&self, event: &str, handler: H) -> ListenerId
+    where
+        H: EventHandler<M>,
+    {
+        let id = ListenerId::next();
+        let handler = Arc::new(handler);
+        let fired = AtomicBool::new(false);
+        let name = event.to_owned();
+        self.add_handler(
+            event,
+            id,
+            Arc::new(move |s: Socket, m| {
+                if fired.swap(true, Ordering::AcqRel) {
+                    return Box::pin(async {});
+                }
+                s.off_listener(&name, id);
+                handler.call(s, m)
+            }),
+        );
+        id
+    }
+
+    fn add_handler(&self, event: &str, id: ListenerId, handler: ErasedHandler) {
         if let Ok(mut h) = self.inner.handlers.lock() {
-            h.entry(event.to_owned()).or_default().push(erased);
+            h.entry(event.to_owned()).or_default().push((id, handler));
         }
+    }
+
+    /// Removes the handler `id` of `event` ([`Socket::on`], [`Socket::once`]), the reference's
+    /// `socket.off(event, listener)`: Rust closures cannot be compared, so the handler is named
+    /// by the id its registration returned. True if it was there.
+    ///
+    /// ```
+    /// # fn f(socket: ferrio_server::Socket) {
+    /// use ferrio_server::{Message, Socket};
+    /// let log = socket.on("chat", |_socket: Socket, _msg: Message| async {});
+    /// socket.on("chat", |_socket: Socket, _msg: Message| async {});
+    /// assert!(socket.off_listener("chat", log));
+    /// assert_eq!(socket.listeners("chat"), 1);
+    /// # }
+    /// ```
+    pub fn off_listener(&self, event: &str, id: ListenerId) -> bool {
+        let Ok(mut h) = self.inner.handlers.lock() else {
+            return false;
+        };
+        let Some(list) = h.get_mut(event) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|(i, _)| *i != id);
+        let removed = list.len() != before;
+        if list.is_empty() {
+            h.remove(event);
+        }
+        removed
+    }
+
+    /// Removes listeners (`socket.removeAllListeners`). With `Some(event)`, the handlers of
+    /// `event` ([`Socket::off`]); the names `disconnect`, `disconnecting` and `error` also clear
+    /// the [`Socket::on_disconnect`], [`Socket::on_disconnecting`] and [`Socket::on_error`]
+    /// handlers. With `None`, all of these. The catch-all and outgoing listeners stay, as in the
+    /// reference ([`Socket::off_any`], [`Socket::off_any_outgoing`]).
+    pub fn remove_all_listeners(&self, event: Option<&str>) {
+        fn clear<T>(list: &Mutex<Vec<T>>) {
+            if let Ok(mut l) = list.lock() {
+                l.clear();
+            }
+        }
+        match event {
+            Some(event) => {
+                self.off(event);
+                match event {
+                    "disconnect" => clear(&self.inner.on_disconnect),
+                    "disconnecting" => clear(&self.inner.on_disconnecting),
+                    "error" => clear(&self.inner.on_error),
+                    _ => {}
+                }
+            }
+            None => {
+                if let Ok(mut h) = self.inner.handlers.lock() {
+                    h.clear();
+                }
+                clear(&self.inner.on_disconnect);
+                clear(&self.inner.on_disconnecting);
+                clear(&self.inner.on_error);
+            }
+        }
+    }
+
+    /// How many handlers `event` has (`socket.listenerCount(event)`; the reference's
+    /// `socket.listeners(event)` returns the functions, which Rust cannot usefully hand back).
+    pub fn listeners(&self, event: &str) -> usize {
+        self.inner
+            .handlers
+            .lock()
+            .map(|h| h.get(event).map_or(0, Vec::len))
+            .unwrap_or(0)
+    }
+
+    /// The events that have handlers (`socket.eventNames()`), in no particular order.
+    pub fn event_names(&self) -> Vec<String> {
+        self.inner
+            .handlers
+            .lock()
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Adds a catch-all listener (`socket.onAny`), run for every event before its own
     /// handlers, with the event name and the arguments as received; several run in order.
-    pub fn on_any<F, Fut>(&self, handler: F)
+    /// Returns its [`ListenerId`], for [`Socket::off_any_listener`].
+    pub fn on_any<F, Fut>(&self, handler: F) -> ListenerId
     where
         F: Fn(Socket, String, RawArgs) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let erased: AnyHandler = Arc::new(move |s, e, a| Box::pin(handler(s, e, a)));
-        if let Ok(mut any) = self.inner.any.lock() {
-            any.push(erased);
-        }
+        self.add_any(handler, false)
     }
 
-    /// Removes the catch-all listeners.
+    /// Adds a catch-all listener run before the others (`socket.prependAny`); otherwise as
+    /// [`Socket::on_any`].
+    pub fn prepend_any<F, Fut>(&self, handler: F) -> ListenerId
+    where
+        F: Fn(Socket, String, RawArgs) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.add_any(handler, true)
+    }
+
+    fn add_any<F, Fut>(&self, handler: F, first: bool) -> ListenerId
+    where
+        F: Fn(Socket, String, RawArgs) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let id = ListenerId::next();
+        let erased: AnyHandler = Arc::new(move |s, e, a| Box::pin(handler(s, e, a)));
+        if let Ok(mut any) = self.inner.any.lock() {
+            if first {
+                any.insert(0, (id, erased));
+            } else {
+                any.push((id, erased));
+            }
+        }
+        id
+    }
+
+    /// Removes every catch-all listener (`socket.offAny()`).
     pub fn off_any(&self) {
         if let Ok(mut any) = self.inner.any.lock() {
             any.clear();
         }
+    }
+
+    /// Removes the catch-all listener `id` (`socket.offAny(listener)`, by the id
+    /// [`Socket::on_any`] or [`Socket::prepend_any`] returned: closures cannot be compared).
+    /// True if it was there.
+    pub fn off_any_listener(&self, id: ListenerId) -> bool {
+        remove_listener(&self.inner.any, id)
+    }
+
+    /// How many catch-all listeners the socket has (`socket.listenersAny().length`).
+    pub fn listeners_any(&self) -> usize {
+        self.inner.any.lock().map(|a| a.len()).unwrap_or(0)
     }
 
     /// Adds an event middleware (`socket.use`): it runs for every incoming event, in the order
@@ -249,14 +421,34 @@ impl Socket {
     /// Adds a listener called for every event sent to this socket, by its own emits and by
     /// broadcasts that reach it (`socket.onAnyOutgoing`), with the event name and arguments.
     /// It runs where the emit happens, synchronously, with no lock held; keep it short.
-    pub fn on_any_outgoing<F>(&self, listener: F)
+    /// Returns its [`ListenerId`], for [`Socket::off_any_outgoing_listener`].
+    pub fn on_any_outgoing<F>(&self, listener: F) -> ListenerId
     where
         F: Fn(&Socket, &str, &RawArgs) + Send + Sync + 'static,
     {
+        self.add_outgoing(Arc::new(listener), false)
+    }
+
+    /// Adds an outgoing listener run before the others (`socket.prependAnyOutgoing`);
+    /// otherwise as [`Socket::on_any_outgoing`].
+    pub fn prepend_any_outgoing<F>(&self, listener: F) -> ListenerId
+    where
+        F: Fn(&Socket, &str, &RawArgs) + Send + Sync + 'static,
+    {
+        self.add_outgoing(Arc::new(listener), true)
+    }
+
+    fn add_outgoing(&self, listener: OutgoingHandler, first: bool) -> ListenerId {
+        let id = ListenerId::next();
         if let Ok(mut o) = self.inner.outgoing.lock() {
-            o.push(Arc::new(listener));
+            if first {
+                o.insert(0, (id, listener));
+            } else {
+                o.push((id, listener));
+            }
             self.inner.has_outgoing.store(true, Ordering::Release);
         }
+        id
     }
 
     /// Removes the outgoing listeners (`socket.offAnyOutgoing()`).
@@ -265,6 +457,26 @@ impl Socket {
             o.clear();
             self.inner.has_outgoing.store(false, Ordering::Release);
         }
+    }
+
+    /// Removes the outgoing listener `id` (`socket.offAnyOutgoing(listener)`, by the id
+    /// [`Socket::on_any_outgoing`] or [`Socket::prepend_any_outgoing`] returned: closures
+    /// cannot be compared). True if it was there.
+    pub fn off_any_outgoing_listener(&self, id: ListenerId) -> bool {
+        let Ok(mut o) = self.inner.outgoing.lock() else {
+            return false;
+        };
+        let before = o.len();
+        o.retain(|(i, _)| *i != id);
+        self.inner
+            .has_outgoing
+            .store(!o.is_empty(), Ordering::Release);
+        o.len() != before
+    }
+
+    /// How many outgoing listeners the socket has (`socket.listenersAnyOutgoing().length`).
+    pub fn listeners_any_outgoing(&self) -> usize {
+        self.inner.outgoing.lock().map(|o| o.len()).unwrap_or(0)
     }
 
     /// True if outgoing listeners are set (checked under the namespace lock, called after it).
@@ -281,7 +493,7 @@ impl Socket {
             .inner
             .outgoing
             .lock()
-            .map(|o| o.clone())
+            .map(|o| o.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>())
             .unwrap_or_default();
         let (Some(event), Ok(args)) = (packet.event_name(), RawArgs::from_event(packet)) else {
             return;
@@ -308,7 +520,9 @@ impl Socket {
     }
 
     /// Stores a value of type `T` with the socket (the reference's `socket.data`, typed),
-    /// replacing an earlier one of the same type.
+    /// replacing an earlier one of the same type. With connection state recovery on, the
+    /// values are kept with the session (in this server's memory) and a recovered socket has
+    /// them back.
     ///
     /// ```
     /// # fn f(socket: ferrio_server::Socket) {
@@ -330,7 +544,8 @@ impl Socket {
     }
 
     /// Sets the socket's shared data: the JSON value every server of a cluster sees in
-    /// `fetch_sockets` (the reference's `socket.data`, `{}` until set).
+    /// `fetch_sockets` (the reference's `socket.data`, `{}` until set). With connection state
+    /// recovery on, it is saved in the session and a recovered socket has it back.
     pub fn set_shared_data<T: Serialize + ?Sized>(
         &self,
         value: &T,
@@ -358,15 +573,44 @@ impl Socket {
         }
     }
 
-    /// Registers a handler run once the socket disconnected, with the reason
-    /// (`client namespace disconnect`, `ping timeout`, ...).
+    /// Registers a handler run once the socket disconnected and left its rooms, with the
+    /// reason (`client namespace disconnect`, `ping timeout`, ...) and its description
+    /// ([`Disconnection`]). It runs after the socket's queued events were handled.
     pub fn on_disconnect<F, Fut>(&self, handler: F)
     where
-        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket, Disconnection) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let erased: DisconnectHandler = Arc::new(move |s, r| Box::pin(handler(s, r)));
         if let Ok(mut h) = self.inner.on_disconnect.lock() {
+            h.push(erased);
+        }
+    }
+
+    /// Registers a handler run when the socket is about to leave (the reference's
+    /// `disconnecting` event): the connection is gone, but the socket is still in its rooms
+    /// ([`Socket::rooms`]), so a broadcast to them ([`Socket::to`]) reaches their other members.
+    /// Several run one after the other, in the order added, in a task of their own (not behind
+    /// the socket's queued events); the socket leaves its rooms, and its session is kept for
+    /// connection state recovery, once they are done, so keep them short. The
+    /// [`Socket::on_disconnect`] handlers run after.
+    ///
+    /// ```
+    /// # fn f(socket: ferrio_server::Socket) {
+    /// socket.on_disconnecting(|socket, _disconnection| async move {
+    ///     for room in socket.rooms() {
+    ///         let _ = socket.to(room).emit("user-left", &(socket.id(),));
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn on_disconnecting<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, Disconnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let erased: DisconnectHandler = Arc::new(move |s, r| Box::pin(handler(s, r)));
+        if let Ok(mut h) = self.inner.on_disconnecting.lock() {
             h.push(erased);
         }
     }
@@ -446,29 +690,58 @@ impl Socket {
         }
     }
 
-    /// Joins `room`.
-    pub fn join(&self, room: impl Into<Str>) {
-        self.inner.ns.join(&self.inner.id, room.into());
+    /// Joins `rooms`: one room (`"lobby"`) or several (`["a", "b"]`, a `Vec`); see
+    /// [`IntoRooms`].
+    ///
+    /// ```
+    /// # fn f(socket: ferrio_server::Socket) {
+    /// socket.join("lobby");
+    /// socket.join(["room-1", "room-2"]);
+    /// socket.join(vec![String::from("room-3")]);
+    /// # }
+    /// ```
+    pub fn join(&self, rooms: impl IntoRooms) {
+        self.inner.ns.join(&self.inner.id, rooms.into_rooms());
     }
 
-    /// Leaves `room`.
+    /// Leaves `room` (`socket.leave`, which takes one room in the reference too; for several
+    /// at once, [`Socket::leave_rooms`]).
     pub fn leave(&self, room: &str) {
-        self.inner.ns.leave(&self.inner.id, room);
+        self.inner.ns.leave(&self.inner.id, &[Str::from(room)]);
     }
 
-    /// The rooms the socket is in, its own id room included (empty once disconnected).
+    /// Leaves `rooms`: one room or several, as [`Socket::join`] takes them.
+    ///
+    /// ```
+    /// # fn f(socket: ferrio_server::Socket) {
+    /// socket.join(["a", "b", "c"]);
+    /// socket.leave_rooms(["a", "b"]);
+    /// # }
+    /// ```
+    pub fn leave_rooms(&self, rooms: impl IntoRooms) {
+        self.inner.ns.leave(&self.inner.id, &rooms.into_rooms());
+    }
+
+    /// The rooms the socket is in, its own id room included (empty once it left them: see
+    /// [`Socket::on_disconnecting`]).
     pub fn rooms(&self) -> Vec<String> {
         self.inner.ns.rooms_of(&self.inner.id)
     }
 
-    /// A broadcast to the members of `room`, this socket excepted.
-    pub fn to(&self, room: impl Into<Str>) -> BroadcastOperator {
-        self.broadcast().to(room)
+    /// A broadcast to the members of `rooms` (one room or several, see [`IntoRooms`]), this
+    /// socket excepted.
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
     }
 
-    /// A broadcast to every socket of the namespace but this one and the members of `room`.
-    pub fn except(&self, room: impl Into<Str>) -> BroadcastOperator {
-        self.broadcast().except(room)
+    /// The same as [`Socket::to`] (`socket.in`).
+    pub fn in_(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// A broadcast to every socket of the namespace but this one and the members of `rooms`.
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().except(rooms)
     }
 
     /// A broadcast to every socket of the namespace but this one (`socket.broadcast`).
@@ -512,13 +785,53 @@ impl Socket {
         self.inner.connected.store(true, Ordering::Release);
     }
 
-    pub(crate) fn mark_disconnected(&self, reason: DisconnectReason) {
+    pub(crate) fn mark_disconnected(&self, reason: Disconnection) {
         self.inner.connected.store(false, Ordering::Release);
         let _ = self.inner.reason.set(reason);
     }
 
+    /// Records that the socket left its rooms and its namespace.
+    pub(crate) fn mark_left(&self) {
+        self.inner.left.send_replace(true);
+    }
+
+    /// Resolves once the socket left its rooms and its namespace ([`Socket::mark_left`]).
+    pub(crate) fn left(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut left = self.inner.left.subscribe();
+        async move {
+            let _ = left.wait_for(|left| *left).await;
+        }
+    }
+
+    /// A copy of the typed data ([`Socket::insert_data`]), to keep for recovery.
+    pub(crate) fn typed_data(&self) -> http::Extensions {
+        self.inner
+            .data
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    /// Gives a recovered socket the data its previous incarnation had.
+    pub(crate) fn restore_data(
+        &self,
+        typed: Option<http::Extensions>,
+        shared: Option<serde_json::Value>,
+    ) {
+        if let (Some(typed), Ok(mut data)) = (typed, self.inner.data.lock()) {
+            *data = typed;
+        }
+        if let (Some(shared), Ok(mut data)) = (shared, self.inner.shared_data.lock()) {
+            *data = shared;
+        }
+    }
+
     pub(crate) fn any_handlers(&self) -> Vec<AnyHandler> {
-        self.inner.any.lock().map(|a| a.clone()).unwrap_or_default()
+        self.inner
+            .any
+            .lock()
+            .map(|a| a.iter().map(|(_, h)| h.clone()).collect())
+            .unwrap_or_default()
     }
 
     pub(crate) fn handlers(&self, event: &str) -> Vec<ErasedHandler> {
@@ -526,7 +839,7 @@ impl Socket {
             .handlers
             .lock()
             .ok()
-            .and_then(|h| h.get(event).cloned())
+            .and_then(|h| Some(h.get(event)?.iter().map(|(_, h)| h.clone()).collect()))
             .unwrap_or_default()
     }
 
@@ -538,12 +851,18 @@ impl Socket {
             .unwrap_or_default()
     }
 
-    pub(crate) fn reason(&self) -> DisconnectReason {
+    pub(crate) fn disconnecting_handlers(&self) -> Vec<DisconnectHandler> {
         self.inner
-            .reason
-            .get()
-            .copied()
-            .unwrap_or(DisconnectReason::TransportClose)
+            .on_disconnecting
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn reason(&self) -> Disconnection {
+        self.inner.reason.get().cloned().unwrap_or_else(|| {
+            Disconnection::from(ferrio_proto::socket::server::DisconnectReason::TransportClose)
+        })
     }
 
     pub(crate) fn message(&self, packet: Packet) -> Message {
@@ -558,4 +877,14 @@ impl Socket {
             ack: message.ack.clone(),
         }
     }
+}
+
+/// Removes listener `id` from `list`; true if it was there.
+fn remove_listener<T>(list: &Mutex<Vec<(ListenerId, T)>>, id: ListenerId) -> bool {
+    let Ok(mut l) = list.lock() else {
+        return false;
+    };
+    let before = l.len();
+    l.retain(|(i, _)| *i != id);
+    l.len() != before
 }
