@@ -838,3 +838,97 @@ async fn tls_over_websocket() {
 async fn tls_with_upgrade() {
     bounded(tls(UPGRADE)).await;
 }
+
+// --- the listener API and the manager's open, against the reference server --------------------
+
+async fn next_value<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time")
+        .expect("a value")
+}
+
+async fn until_event(
+    events: &mut mpsc::UnboundedReceiver<ManagerEvent>,
+    want: ManagerEvent,
+) -> Result<(), tokio::time::error::Elapsed> {
+    tokio::time::timeout(WAIT, async {
+        while events.recv().await.expect("an event") != want {}
+    })
+    .await
+}
+
+/// `Manager::open` makes an Engine.IO session the reference server accepts without any socket;
+/// after `close`, it opens a new one; a socket then joins it. Two `welcome` handlers both run,
+/// in order.
+async fn manager_open_and_several_handlers(peer: Peer, transports: &[Transport]) {
+    let server = NodeServer::start(peer, 0, false).await;
+    let manager = client(&server.url("/"), transports)
+        .manager()
+        .expect("manager");
+    let (etx, mut events) = mpsc::unbounded_channel();
+    manager.on_event(move |e| {
+        let _ = etx.send(e.clone());
+    });
+    manager.open();
+    until_event(&mut events, ManagerEvent::Open)
+        .await
+        .expect("opens");
+    let first = manager.engine_id().expect("a session");
+    manager.close();
+    until_event(
+        &mut events,
+        ManagerEvent::Close(ferrio_client::DisconnectReason::ForcedClose),
+    )
+    .await
+    .expect("closes");
+    manager.open();
+    until_event(&mut events, ManagerEvent::Open)
+        .await
+        .expect("opens again");
+    let second = manager.engine_id().expect("a session");
+    assert_ne!(first, second);
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx1, tx2) = (tx.clone(), tx.clone());
+    let socket = manager
+        .socket("/")
+        .with_socket(move |s| {
+            s.on(
+                "welcome",
+                move |_s: Socket, (w,): (Value,), _ack: AckSender| {
+                    let _ = tx1.send(("first", w["engine"].clone()));
+                    std::future::ready(())
+                },
+            );
+            s.on(
+                "welcome",
+                move |_s: Socket, (w,): (Value,), _ack: AckSender| {
+                    let _ = tx2.send(("second", w["engine"].clone()));
+                    std::future::ready(())
+                },
+            );
+        })
+        .connect()
+        .await
+        .expect("connects");
+    assert_eq!(next_value(&mut rx).await, ("first", json!(second)));
+    assert_eq!(
+        next_value(&mut rx).await,
+        ("second", json!(second)),
+        "same session"
+    );
+    assert_eq!(socket.listeners("welcome"), 2);
+    assert!(socket.active());
+    manager.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manager_open_and_several_handlers_over_polling() {
+    bounded(manager_open_and_several_handlers(Peer::Node, POLLING)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manager_open_and_several_handlers_over_websocket() {
+    bounded(manager_open_and_several_handlers(Peer::Node, WEBSOCKET)).await;
+}

@@ -119,6 +119,7 @@ impl SocketSettings {
         shared.state.send_modify(|s| {
             s.failure = None;
             s.last_error = None;
+            s.active = true;
         });
         manager
             .command(Command::Connect { shared })
@@ -159,8 +160,10 @@ macro_rules! socket_options {
             self
         }
 
-        /// Registers an event handler before the socket connects (see [`Socket::on`]), so that
-        /// no event sent right after the connection is missed.
+        /// Adds an event handler before the socket connects (see [`Socket::on`]), so that
+        /// no event sent right after the connection is missed. Its id is not returned:
+        /// [`Socket::off`] removes it, or register it in [`with_socket`](Self::with_socket) with
+        /// [`Socket::on`] to keep the id.
         pub fn on<H, M>(mut self, event: &str, handler: H) -> Self
         where
             H: EventHandler<M>,
@@ -168,7 +171,7 @@ macro_rules! socket_options {
             let event = event.to_owned();
             let handler = socket::erase(handler);
             self.settings().handlers.push(Box::new(move |s: &Socket| {
-                socket::register(&s.shared, &event, handler)
+                socket::register(&s.shared, &event, |_| handler);
             }));
             self
         }

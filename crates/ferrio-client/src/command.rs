@@ -3,12 +3,14 @@
 //!
 //! The handles' API is synchronous (`emit` is not async), so a full queue cannot be waited on:
 //! emits and acks past [`COMMAND_QUEUE`] are refused with [`EmitError::QueueFull`]. Connection
-//! commands (open or connect a socket, disconnect it, close the manager) return nothing and are
-//! never refused; past the bound they are merged instead (see [`Commands::push`]), so that the
-//! queue never holds more than [`COMMAND_QUEUE`] commands plus one per socket.
+//! commands (open or connect a socket, disconnect it, open or close the manager) and the
+//! manager's settings return nothing and are never refused; past the bound they are merged
+//! instead (see [`Commands::push`]), so that the queue never holds more than [`COMMAND_QUEUE`]
+//! commands plus one per socket, one open and one per setting.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use ferrio_proto::socket::client::EmitOptions;
 use ferrio_proto::socket::Packet;
@@ -52,10 +54,26 @@ pub(crate) enum Command {
     },
     /// Disconnects every socket.
     Close,
+    /// Opens the connection without a socket (`manager.open()`).
+    Open,
+    /// Changes a setting of the manager.
+    Set(Setting),
+}
+
+/// A manager setting changed at run time (the core's `Manager::set_*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Setting {
+    Reconnection(bool),
+    ReconnectionAttempts(Option<u32>),
+    ReconnectionDelay(Duration),
+    ReconnectionDelayMax(Duration),
+    RandomizationFactor(f64),
+    Timeout(Option<Duration>),
 }
 
 impl Command {
-    /// The namespace a command concerns (`None`: every one).
+    /// The namespace a command concerns (`None`: every one; the manager's own commands
+    /// concern none).
     fn nsp(&self) -> Option<&str> {
         match self {
             Command::Connect { shared } => Some(&shared.nsp),
@@ -63,6 +81,18 @@ impl Command {
                 Some(nsp)
             }
             Command::Close => None,
+            Command::Open | Command::Set(_) => Some(""),
+        }
+    }
+
+    /// True if `self` and `other` are the same manager command (an open, or the same setting).
+    fn same_manager_command(&self, other: &Command) -> bool {
+        match (self, other) {
+            (Command::Open, Command::Open) => true,
+            (Command::Set(a), Command::Set(b)) => {
+                std::mem::discriminant(a) == std::mem::discriminant(b)
+            }
+            _ => false,
         }
     }
 
@@ -96,8 +126,9 @@ impl Commands {
     /// and acks are refused with [`EmitError::QueueFull`]; a connect or disconnect replaces the
     /// connect or disconnect of the same socket if that is the last queued command concerning
     /// the socket (the last call wins), and is queued otherwise; a close becomes a disconnect of
-    /// each socket in `sockets`, merged the same way. So past the bound at most one command per
-    /// socket is added.
+    /// each socket in `sockets`, merged the same way; an open or a setting replaces the same
+    /// command still waiting (the last value wins), and is queued otherwise. So past the bound
+    /// at most one command per socket, one open and one per setting are added.
     pub(crate) fn push(
         &self,
         command: Command,
@@ -116,6 +147,16 @@ impl Commands {
                 Command::Close => {
                     for nsp in sockets() {
                         q.merge(Command::Disconnect { nsp });
+                    }
+                }
+                Command::Open | Command::Set(_) => {
+                    match q
+                        .items
+                        .iter_mut()
+                        .find(|c| c.same_manager_command(&command))
+                    {
+                        Some(same) => *same = command,
+                        None => q.items.push_back(command),
                     }
                 }
             }
@@ -227,6 +268,8 @@ mod tests {
             Command::Emit { packet, .. } => format!("emit {}", packet.args::<(u32,)>().unwrap().0),
             Command::Ack { nsp, .. } => format!("ack {nsp}"),
             Command::Close => "close".to_owned(),
+            Command::Open => "open".to_owned(),
+            Command::Set(s) => format!("set {s:?}"),
         }
     }
 
@@ -309,6 +352,36 @@ mod tests {
             format!("emit {}", COMMAND_QUEUE - 2)
         );
         assert_eq!(out[COMMAND_QUEUE - 1..], ["disconnect /a", "disconnect /b"]);
+    }
+
+    #[test]
+    fn manager_commands_past_the_bound_merge_per_kind() {
+        let commands = Commands::default();
+        for n in 0..COMMAND_QUEUE as u32 {
+            commands.push(emit(n), no_sockets).unwrap();
+        }
+        for n in 1..100 {
+            commands.push(Command::Open, no_sockets).unwrap();
+            commands
+                .push(
+                    Command::Set(Setting::ReconnectionAttempts(Some(n))),
+                    no_sockets,
+                )
+                .unwrap();
+            commands
+                .push(Command::Set(Setting::Reconnection(n % 2 == 0)), no_sockets)
+                .unwrap();
+        }
+        let out = drain(&commands);
+        assert_eq!(
+            out[COMMAND_QUEUE..],
+            [
+                "open".to_owned(),
+                "set ReconnectionAttempts(Some(99))".to_owned(),
+                "set Reconnection(false)".to_owned()
+            ],
+            "one of each kind, the last value"
+        );
     }
 
     #[test]

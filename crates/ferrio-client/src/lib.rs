@@ -36,13 +36,18 @@
 //! | `socket.io-client` | here |
 //! |---|---|
 //! | `io(url, opts)` | [`io`]`(url)` then the [`ClientBuilder`] options, then [`ClientBuilder::connect`] (waits) or [`ClientBuilder::open`] (does not) |
-//! | `socket.on(ev, (...args, cb) => ...)` | [`Socket::on`] with an async handler taking typed arguments (a tuple) and an [`AckSender`] |
+//! | `socket.on(ev, (...args, cb) => ...)` | [`Socket::on`] with an async handler taking typed arguments (a tuple) and an [`AckSender`]; several per event, run in order |
 //! | `socket.emit` / `emitWithAck` / `timeout(ms)` / `volatile` / `compress` | [`Socket::emit`], [`Socket::emit_with_ack`] (an [`AckReply`]), [`Socket::timeout`], [`Socket::volatile`], [`Socket::compress`] |
-//! | `once` / `off` / `send` | [`Socket::once`] / [`Socket::off`] / [`Socket::send`] |
-//! | `onAny` / `offAny` / `onAnyOutgoing` / `offAnyOutgoing` | [`Socket::on_any`] / [`Socket::off_any`] / [`Socket::on_any_outgoing`] / [`Socket::off_any_outgoing`] |
+//! | `once` / `send` | [`Socket::once`] / [`Socket::send`] |
+//! | `off(ev, fn)` / `off(ev)` / `removeAllListeners()` / `listeners(ev)` | [`Socket::off_listener`]`(ev, id)` with the [`ListenerId`] the registration returned (Rust cannot compare closures) / [`Socket::off`] / [`Socket::remove_all_listeners`] / [`Socket::listeners`] (a count) |
+//! | `onAny` / `prependAny` / `offAny(fn)` / `offAny()` / `listenersAny()` | [`Socket::on_any`] / [`Socket::prepend_any`] / [`Socket::off_any_listener`] / [`Socket::off_any`] / [`Socket::listeners_any`] (a count) |
+//! | `onAnyOutgoing` / `prependAnyOutgoing` / `offAnyOutgoing(fn)` / `offAnyOutgoing()` / `listenersAnyOutgoing()` | [`Socket::on_any_outgoing`] / [`Socket::prepend_any_outgoing`] / [`Socket::off_any_outgoing_listener`] / [`Socket::off_any_outgoing`] / [`Socket::listeners_any_outgoing`] |
+//! | `socket.active` | [`Socket::active`] |
 //! | `connect` / `connect_error` / `disconnect` events | [`Socket::on_connect`], [`Socket::on_connect_error`], [`Socket::on_disconnect`] |
 //! | `socket.io` (the Manager), `manager.socket(nsp)`, Manager events | [`Socket::manager`], [`Manager::socket`], [`Manager::on_event`] |
 //! | `socket.io.engine.id`, `socket.io.engine.transport.name` | [`Manager::engine_id`], [`Manager::transport`] |
+//! | `manager.open()` / `connect()` | [`Manager::open`] (does not wait: see [`Manager::on_event`]) |
+//! | `manager.reconnection(v)`, `reconnectionAttempts(v)`, `reconnectionDelay(v)`, `reconnectionDelayMax(v)`, `randomizationFactor(v)`, `timeout(v)` | [`Manager::set_reconnection`], [`Manager::set_reconnection_attempts`], [`Manager::set_reconnection_delay`], [`Manager::set_reconnection_delay_max`], [`Manager::set_randomization_factor`], [`Manager::set_timeout`] (setters only) |
 //! | `auth: (cb) => ...` | [`ClientBuilder::auth_fn`]: an async function called before every connection |
 //! | `rememberUpgrade`, `tryAllTransports`, `forceBase64` | [`ClientBuilder::remember_upgrade`], [`ClientBuilder::try_all_transports`], [`ClientBuilder::force_base64`] (decided by the core's Engine.IO session) |
 //! | `withCredentials` (a cookie jar under Node), `requestTimeout`, `timestampRequests`, `timestampParam`, `protocols` | [`ClientBuilder::with_credentials`], [`ClientBuilder::request_timeout`], [`ClientBuilder::timestamp_requests`], [`ClientBuilder::timestamp_param`], [`ClientBuilder::protocols`] |
@@ -100,5 +105,6 @@ pub use ferrio_proto::engine::client::Transport;
 pub use ferrio_proto::socket::Packet;
 pub use manager::{DisconnectReason, Manager, ManagerEvent, EVENT_QUEUE, MANAGER_EVENT_QUEUE};
 pub use socket::{
-    AckReply, AckSender, BoxFuture, Emitter, EventHandler, HandlerOutput, Message, Socket,
+    AckReply, AckSender, BoxFuture, Emitter, EventHandler, HandlerOutput, ListenerId, Message,
+    Socket,
 };

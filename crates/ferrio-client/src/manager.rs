@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use ferrio_proto::engine::client::{Input, Io, Transport, TransportId};
 use ferrio_proto::socket::client::{self as core, AckId, Event, ManagerConfig, Output, SocketId};
@@ -16,7 +17,7 @@ use tokio::task::AbortHandle;
 pub use ferrio_proto::socket::client::DisconnectReason;
 
 pub(crate) use crate::command::Command;
-use crate::command::{self, Commands};
+use crate::command::{self, Commands, Setting};
 use crate::error::{AckError, ConnectError, EmitError};
 use crate::socket::{self, Item, SocketShared};
 use crate::transport::{Completion, Endpoint, WsCommand};
@@ -184,9 +185,66 @@ impl Manager {
         }
     }
 
-    /// Disconnects every socket and closes the connection.
+    /// Disconnects every socket and closes the connection (one opened by [`Manager::open`]
+    /// too), without reconnecting.
     pub fn close(&self) {
         let _ = self.command(Command::Close);
+    }
+
+    /// Opens the connection (`manager.open()`, `manager.connect()`) without waiting: with no
+    /// socket at all, or again after [`Manager::close`] (the sockets stay disconnected until
+    /// their [`Socket::connect`](crate::Socket::connect)). Nothing happens while the connection
+    /// is open or opening, or while a reconnection attempt is pending. The outcome shows in the
+    /// [`Manager::on_event`] listeners: [`ManagerEvent::Open`], or [`ManagerEvent::Error`] (then
+    /// the reconnection attempts, if reconnection is on).
+    pub fn open(&self) {
+        let _ = self.command(Command::Open);
+    }
+
+    fn set(&self, setting: Setting) {
+        let _ = self.command(Command::Set(setting));
+    }
+
+    /// Turns reconnection on or off (`manager.reconnection(v)`). Turning it off cancels a
+    /// pending attempt; as in the reference, turning it back on takes effect from the next
+    /// opening of the connection.
+    pub fn set_reconnection(&self, enabled: bool) {
+        self.set(Setting::Reconnection(enabled));
+    }
+
+    /// Sets the most reconnection attempts before [`ManagerEvent::ReconnectFailed`]
+    /// (`manager.reconnectionAttempts(v)`; `None` or `Some(0)`: unlimited). The attempts made
+    /// since the last connection count: the limit is checked when the next attempt would be
+    /// scheduled.
+    pub fn set_reconnection_attempts(&self, attempts: Option<u32>) {
+        self.set(Setting::ReconnectionAttempts(attempts));
+    }
+
+    /// Sets the first delay between reconnection attempts (`manager.reconnectionDelay(v)`;
+    /// zero: the default, 1 s). The next delay computed uses it; an attempt already scheduled
+    /// keeps its time, as in the reference.
+    pub fn set_reconnection_delay(&self, delay: Duration) {
+        self.set(Setting::ReconnectionDelay(delay));
+    }
+
+    /// Sets the largest delay between reconnection attempts
+    /// (`manager.reconnectionDelayMax(v)`; zero: the default, 5 s). Applies from the next delay
+    /// computed.
+    pub fn set_reconnection_delay_max(&self, delay: Duration) {
+        self.set(Setting::ReconnectionDelayMax(delay));
+    }
+
+    /// Sets the jitter of the reconnection delays (`manager.randomizationFactor(v)`; outside
+    /// `(0, 1]`: none). Applies from the next delay computed.
+    pub fn set_randomization_factor(&self, factor: f64) {
+        self.set(Setting::RandomizationFactor(factor));
+    }
+
+    /// Sets the time the connection has to open before the attempt fails with `timeout`
+    /// (`manager.timeout(v)`; `None`: no limit). The next opening uses it; one under way keeps
+    /// its deadline.
+    pub fn set_timeout(&self, timeout: Option<Duration>) {
+        self.set(Setting::Timeout(timeout));
     }
 
     /// The Engine.IO session id, while open.
@@ -229,6 +287,8 @@ struct SocketEntry {
     /// Items that found the socket's queue full, in order. While one socket has some, the
     /// driver reads no transport.
     backlog: VecDeque<Item>,
+    /// The core's `is_active` as last copied to the handles.
+    last_active: bool,
 }
 
 impl SocketEntry {
@@ -374,6 +434,7 @@ impl Driver {
                 self.perform(out);
             }
             self.publish_engine_status();
+            self.publish_active();
             while let Some(event) = self.manager_events.pop_front() {
                 // The listeners are synchronous and never wait on the driver.
                 let _ = self.events.send(event).await;
@@ -452,9 +513,31 @@ impl Driver {
         }
     }
 
+    /// Copies each socket's `active` for [`Socket::active`](crate::Socket::active) when the
+    /// core's changed (so that the value a handle set on `connect`/`disconnect` stands until
+    /// the command was taken).
+    fn publish_active(&mut self) {
+        for (id, entry) in &mut self.sockets {
+            let active = self.machine.is_active(*id);
+            if active != entry.last_active {
+                entry.last_active = active;
+                entry.shared.state.send_modify(|s| s.active = active);
+            }
+        }
+    }
+
     fn command(&mut self, command: Command) {
         let now = self.now();
         match command {
+            Command::Open => self.machine.connect(now),
+            Command::Set(setting) => match setting {
+                Setting::Reconnection(on) => self.machine.set_reconnection(on),
+                Setting::ReconnectionAttempts(n) => self.machine.set_reconnection_attempts(n),
+                Setting::ReconnectionDelay(d) => self.machine.set_reconnection_delay(d),
+                Setting::ReconnectionDelayMax(d) => self.machine.set_reconnection_delay_max(d),
+                Setting::RandomizationFactor(f) => self.machine.set_randomization_factor(f),
+                Setting::Timeout(t) => self.machine.set_timeout(t),
+            },
             Command::Connect { shared } => {
                 let known = self
                     .machine
@@ -481,10 +564,12 @@ impl Driver {
                                 shared,
                                 items: tx,
                                 backlog: VecDeque::new(),
+                                last_active: false,
                             });
                         }
                     }
                     Err(e) => shared.state.send_modify(|s| {
+                        s.active = false;
                         s.failure = Some(ConnectError {
                             message: e.to_string(),
                             data: None,
@@ -502,6 +587,8 @@ impl Driver {
                 for id in ids {
                     let _ = self.machine.disconnect(now, id);
                 }
+                // A connection opened without a socket ([`Manager::open`]) closes too.
+                self.machine.close(now);
             }
             Command::Emit {
                 nsp,

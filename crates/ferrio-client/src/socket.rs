@@ -42,6 +42,8 @@ pub(crate) struct State {
     pub(crate) failure: Option<ConnectError>,
     /// The last `connect_error`, whether the socket retries or not.
     pub(crate) last_error: Option<ConnectError>,
+    /// Connected, or connecting or waiting to reconnect (`socket.active`).
+    pub(crate) active: bool,
 }
 
 /// What the driver hands to a socket's dispatcher.
@@ -59,14 +61,84 @@ pub(crate) enum Item {
     Sent(Packet),
 }
 
+/// Identifies one registered listener of a socket, to remove it later
+/// ([`Socket::off_listener`], [`Socket::off_any_listener`],
+/// [`Socket::off_any_outgoing_listener`]). Every registration returns a new one (the same
+/// closure registered twice gets two ids).
+///
+/// `socket.io-client` removes a listener by passing the function again (`off(ev, fn)`); Rust
+/// cannot compare closures, so the registration hands out this id instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(u64);
+
+/// A list of listeners with their ids, in call order.
+type List<T> = Vec<(ListenerId, T)>;
+
+fn remove_id<T>(list: &mut List<T>, id: ListenerId) -> bool {
+    let before = list.len();
+    list.retain(|(i, _)| *i != id);
+    list.len() != before
+}
+
+fn functions<T: Clone>(list: &List<T>) -> Vec<T> {
+    list.iter().map(|(_, f)| f.clone()).collect()
+}
+
 #[derive(Default)]
 struct Handlers {
-    events: HashMap<String, ErasedHandler>,
-    any: Vec<AnyHandler>,
-    outgoing: Vec<OutgoingHandler>,
-    connect: Vec<ConnectHandler>,
-    connect_error: Vec<ConnectErrorHandler>,
-    disconnect: Vec<DisconnectHandler>,
+    next_id: u64,
+    events: HashMap<String, List<ErasedHandler>>,
+    any: List<AnyHandler>,
+    outgoing: List<OutgoingHandler>,
+    connect: List<ConnectHandler>,
+    connect_error: List<ConnectErrorHandler>,
+    disconnect: List<DisconnectHandler>,
+}
+
+impl Handlers {
+    fn id(&mut self) -> ListenerId {
+        self.next_id += 1;
+        ListenerId(self.next_id)
+    }
+
+    /// Removes every listener of `event` (the `connect`, `connect_error` and `disconnect`
+    /// names include the handlers added with [`Socket::on_connect`] and its siblings).
+    fn clear(&mut self, event: &str) {
+        self.events.remove(event);
+        match event {
+            "connect" => self.connect.clear(),
+            "connect_error" => self.connect_error.clear(),
+            "disconnect" => self.disconnect.clear(),
+            _ => {}
+        }
+    }
+
+    fn remove(&mut self, event: &str, id: ListenerId) -> bool {
+        let mut removed = false;
+        if let Some(list) = self.events.get_mut(event) {
+            removed = remove_id(list, id);
+            if list.is_empty() {
+                self.events.remove(event);
+            }
+        }
+        removed
+            || match event {
+                "connect" => remove_id(&mut self.connect, id),
+                "connect_error" => remove_id(&mut self.connect_error, id),
+                "disconnect" => remove_id(&mut self.disconnect, id),
+                _ => false,
+            }
+    }
+
+    fn count(&self, event: &str) -> usize {
+        let reserved = match event {
+            "connect" => self.connect.len(),
+            "connect_error" => self.connect_error.len(),
+            "disconnect" => self.disconnect.len(),
+            _ => 0,
+        };
+        self.events.get(event).map_or(0, Vec::len) + reserved
+    }
 }
 
 /// What a socket handle, the driver and the dispatcher share.
@@ -121,7 +193,7 @@ pub(crate) async fn dispatch(
                 let Some(name) = packet.event_name().map(Cow::into_owned) else {
                     continue;
                 };
-                for l in shared.with_handlers(|h| h.outgoing.clone()) {
+                for l in shared.with_handlers(|h| functions(&h.outgoing)) {
                     let call = std::panic::AssertUnwindSafe(|| l(&name, &packet));
                     if std::panic::catch_unwind(call).is_err() {
                         tracing::error!(event = %name, "an on_any_outgoing listener panicked");
@@ -129,19 +201,19 @@ pub(crate) async fn dispatch(
                 }
             }
             Item::Connect => {
-                let hs = shared.with_handlers(|h| h.connect.clone());
+                let hs = shared.with_handlers(|h| functions(&h.connect));
                 for h in hs {
                     guarded("connect", || h(socket.clone())).await;
                 }
             }
             Item::ConnectError { error: e, .. } => {
-                let hs = shared.with_handlers(|h| h.connect_error.clone());
+                let hs = shared.with_handlers(|h| functions(&h.connect_error));
                 for h in hs {
                     guarded("connect_error", || h(socket.clone(), e.clone())).await;
                 }
             }
             Item::Disconnect(reason) => {
-                let hs = shared.with_handlers(|h| h.disconnect.clone());
+                let hs = shared.with_handlers(|h| functions(&h.disconnect));
                 for h in hs {
                     guarded("disconnect", || h(socket.clone(), reason)).await;
                 }
@@ -155,20 +227,34 @@ pub(crate) async fn dispatch(
                     sent: Arc::new(AtomicBool::new(false)),
                 };
                 let message = Message { packet, name, ack };
-                let (any, handler) =
-                    shared.with_handlers(|h| (h.any.clone(), h.events.get(&message.name).cloned()));
+                let (any, handlers) = shared.with_handlers(|h| {
+                    let handlers = h.events.get(&message.name).map(functions);
+                    (functions(&h.any), handlers.unwrap_or_default())
+                });
                 for h in any {
                     let call = std::panic::AssertUnwindSafe(|| h(&socket, &message));
                     if std::panic::catch_unwind(call).is_err() {
                         tracing::error!(event = %message.name, "an on_any listener panicked");
                     }
                 }
-                match handler {
-                    Some(h) => {
-                        let name = message.name.clone();
-                        guarded(&name, || h(socket, message)).await;
+                if handlers.is_empty() {
+                    tracing::trace!(event = %message.name, "no handler");
+                    continue;
+                }
+                // Every handler gets the message; the ack it carries answers once (the first
+                // `send` wins, as with the reference's single callback).
+                let name = message.name.clone();
+                let last = handlers.len() - 1;
+                let mut message = Some(message);
+                for (i, h) in handlers.into_iter().enumerate() {
+                    let m = if i == last {
+                        message.take()
+                    } else {
+                        message.clone()
+                    };
+                    if let Some(m) = m {
+                        guarded(&name, || h(socket.clone(), m)).await;
                     }
-                    None => tracing::trace!(event = %message.name, "no handler"),
                 }
             }
         }
@@ -192,7 +278,8 @@ async fn guarded(event: &str, start: impl FnOnce() -> BoxFuture<()>) {
 }
 
 /// An event from the server: its name, its arguments and, if the server asked for one, the
-/// means to acknowledge it.
+/// means to acknowledge it. A clone shares the acknowledgement: only the first answer is sent.
+#[derive(Clone)]
 pub struct Message {
     packet: Packet,
     name: String,
@@ -373,8 +460,21 @@ where
     Arc::new(move |s, m| handler.call(s, m))
 }
 
-pub(crate) fn register(shared: &SocketShared, event: &str, handler: ErasedHandler) {
-    shared.with_handlers(|h| h.events.insert(event.to_owned(), handler));
+/// Adds a handler of `event` after the others; `make` gets the handler's id.
+pub(crate) fn register(
+    shared: &SocketShared,
+    event: &str,
+    make: impl FnOnce(ListenerId) -> ErasedHandler,
+) -> ListenerId {
+    shared.with_handlers(|h| {
+        let id = h.id();
+        let handler = make(id);
+        h.events
+            .entry(event.to_owned())
+            .or_default()
+            .push((id, handler));
+        id
+    })
 }
 
 /// One namespace of a [`Manager`] (`socket.io-client`'s `Socket`). Cheap to clone: every clone
@@ -433,6 +533,21 @@ impl Socket {
         self.shared.state.borrow().connected
     }
 
+    /// True while the socket is connected or will connect by itself (`socket.active`): from
+    /// [`Socket::connect`] (or the builder's `connect`/`open`) until [`Socket::disconnect`],
+    /// [`Manager::close`], a disconnection by the server or a refusal of its CONNECT (a
+    /// `connect_error` from the server's middleware); after those only [`Socket::connect`]
+    /// connects it again. A socket that lost its connection and waits for the manager's next
+    /// reconnection attempt stays active. As in the reference, so does a socket whose manager
+    /// gave up reconnecting ([`ManagerEvent::ReconnectFailed`](crate::ManagerEvent::ReconnectFailed)):
+    /// it joins again when the connection opens ([`Manager::open`]).
+    ///
+    /// [`Socket::connect`] and [`Socket::disconnect`] change it at once; the other causes when
+    /// the connection's task has seen them.
+    pub fn active(&self) -> bool {
+        self.shared.state.borrow().active
+    }
+
     /// True if the last connection recovered the previous session (`socket.recovered`).
     pub fn recovered(&self) -> bool {
         self.shared.state.borrow().recovered
@@ -443,105 +558,237 @@ impl Socket {
         &self.manager
     }
 
-    /// Registers the handler of `event`, replacing an earlier one. See [`EventHandler`].
+    /// Adds a handler of `event`, after those already there (`on`): every handler of the event
+    /// runs, in the order they were added. See [`EventHandler`]. The returned id removes this
+    /// handler alone ([`Socket::off_listener`]).
+    ///
+    /// An event the server asked an acknowledgement for hands the same [`AckSender`] to every
+    /// handler: the first answer is sent, the others are ignored.
     ///
     /// ```no_run
     /// # fn f(socket: ferrio_client::Socket) {
     /// use ferrio_client::{AckSender, Message, Socket};
-    /// socket.on("chat:message", |_s: Socket, (from, text): (String, String), _ack: AckSender| async move {
+    /// let id = socket.on("chat:message", |_s: Socket, (from, text): (String, String), _ack: AckSender| async move {
     ///     println!("{from}: {text}");
     /// });
     /// socket.on("raw", |_s: Socket, msg: Message| async move {
     ///     println!("{} {:?}", msg.event(), msg.packet().data());
     /// });
+    /// socket.off_listener("chat:message", id);
     /// # }
     /// ```
-    pub fn on<H, M>(&self, event: &str, handler: H)
+    pub fn on<H, M>(&self, event: &str, handler: H) -> ListenerId
     where
         H: EventHandler<M>,
     {
-        register(&self.shared, event, erase(handler));
+        let handler = erase(handler);
+        register(&self.shared, event, |_| handler)
     }
 
-    /// Removes the handler of `event`.
-    pub fn off(&self, event: &str) {
-        self.shared.with_handlers(|h| h.events.remove(event));
-    }
-
-    /// Registers a handler of `event` that runs once, then is removed (`once`).
-    pub fn once<H, M>(&self, event: &str, handler: H)
+    /// Adds a handler of `event` that runs for the next event only, then is removed (`once`).
+    /// The returned id removes it before it ran ([`Socket::off_listener`]).
+    pub fn once<H, M>(&self, event: &str, handler: H) -> ListenerId
     where
         H: EventHandler<M>,
     {
         let erased = erase(handler);
         let name = event.to_owned();
-        let wrapper: ErasedHandler = Arc::new(move |socket: Socket, message: Message| {
-            socket.off(&name);
-            erased(socket, message)
-        });
-        register(&self.shared, event, wrapper);
+        let fired = Arc::new(AtomicBool::new(false));
+        register(&self.shared, event, move |id| {
+            Arc::new(move |socket: Socket, message: Message| {
+                if fired.swap(true, Ordering::AcqRel) {
+                    return Box::pin(async {});
+                }
+                socket.off_listener(&name, id);
+                erased(socket, message)
+            })
+        })
     }
 
-    /// Removes every [`Socket::on_any`] listener (`offAny`).
+    /// Removes one handler of `event`, the one registration returned `id` (`off(event, fn)`:
+    /// Rust cannot compare closures, so the id stands for the function). The names `connect`,
+    /// `connect_error` and `disconnect` reach the handlers of [`Socket::on_connect`],
+    /// [`Socket::on_connect_error`] and [`Socket::on_disconnect`]. False if no such handler was
+    /// there (already removed, a `once` that ran, or the id of another event).
+    pub fn off_listener(&self, event: &str, id: ListenerId) -> bool {
+        self.shared.with_handlers(|h| h.remove(event, id))
+    }
+
+    /// Removes every handler of `event` (`off(event)`), the `connect`, `connect_error` and
+    /// `disconnect` handlers included under those names.
+    pub fn off(&self, event: &str) {
+        self.shared.with_handlers(|h| h.clear(event));
+    }
+
+    /// Removes every event handler and every `connect`, `connect_error` and `disconnect`
+    /// handler (`removeAllListeners()`, `off()`). As in the reference, the [`Socket::on_any`]
+    /// and [`Socket::on_any_outgoing`] listeners stay: [`Socket::off_any`] and
+    /// [`Socket::off_any_outgoing`] remove them.
+    pub fn remove_all_listeners(&self) {
+        self.shared.with_handlers(|h| {
+            h.events.clear();
+            h.connect.clear();
+            h.connect_error.clear();
+            h.disconnect.clear();
+        });
+    }
+
+    /// How many handlers `event` has (`listeners(event).length`; the functions themselves
+    /// cannot be handed out, they are type-erased). `connect`, `connect_error` and
+    /// `disconnect` count the handlers of [`Socket::on_connect`] and its siblings.
+    pub fn listeners(&self, event: &str) -> usize {
+        self.shared.with_handlers(|h| h.count(event))
+    }
+
+    /// Adds a listener called with every incoming event before its handlers, after the other
+    /// such listeners (`onAny`). The returned id removes it ([`Socket::off_any_listener`]).
+    pub fn on_any(
+        &self,
+        listener: impl Fn(&Socket, &Message) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.shared.with_handlers(|h| {
+            let id = h.id();
+            h.any.push((id, Arc::new(listener)));
+            id
+        })
+    }
+
+    /// Adds a listener as [`Socket::on_any`] does, but before the other such listeners
+    /// (`prependAny`).
+    pub fn prepend_any(
+        &self,
+        listener: impl Fn(&Socket, &Message) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.shared.with_handlers(|h| {
+            let id = h.id();
+            h.any.insert(0, (id, Arc::new(listener)));
+            id
+        })
+    }
+
+    /// Removes every [`Socket::on_any`] listener (`offAny()`).
     pub fn off_any(&self) {
         self.shared.with_handlers(|h| h.any.clear());
     }
 
-    /// Removes every [`Socket::on_any_outgoing`] listener (`offAnyOutgoing`).
-    pub fn off_any_outgoing(&self) {
-        self.shared.with_handlers(|h| h.outgoing.clear());
-        self.shared.report_sent.store(false, Ordering::Release);
+    /// Removes the [`Socket::on_any`] (or [`Socket::prepend_any`]) listener whose registration
+    /// returned `id` (`offAny(fn)`; Rust cannot compare closures, so the id stands for the
+    /// function). False if it was not there.
+    pub fn off_any_listener(&self, id: ListenerId) -> bool {
+        self.shared.with_handlers(|h| remove_id(&mut h.any, id))
     }
 
-    /// Adds a listener called with every incoming event before its handler (`onAny`).
-    pub fn on_any(&self, listener: impl Fn(&Socket, &Message) + Send + Sync + 'static) {
-        self.shared
-            .with_handlers(|h| h.any.push(Arc::new(listener)));
+    /// How many [`Socket::on_any`] listeners there are (`listenersAny().length`).
+    pub fn listeners_any(&self) -> usize {
+        self.shared.with_handlers(|h| h.any.len())
     }
 
     /// Adds a listener called with every outgoing event, acks excluded (`onAnyOutgoing`), when
     /// it goes out: at once while connected, after the CONNECT accept (before the `connect`
     /// handlers) for an emit buffered while disconnected. It runs on the socket's handler task,
-    /// in order with the other handlers.
-    pub fn on_any_outgoing(&self, listener: impl Fn(&str, &Packet) + Send + Sync + 'static) {
-        self.shared
-            .with_handlers(|h| h.outgoing.push(Arc::new(listener)));
-        self.shared.report_sent.store(true, Ordering::Release);
+    /// in order with the other handlers, after the other such listeners. The returned id
+    /// removes it ([`Socket::off_any_outgoing_listener`]).
+    pub fn on_any_outgoing(
+        &self,
+        listener: impl Fn(&str, &Packet) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.add_outgoing(false, Arc::new(listener))
     }
 
-    /// Adds a `connect` handler (called on every connection, reconnections included).
-    pub fn on_connect<F, Fut>(&self, handler: F)
+    /// Adds a listener as [`Socket::on_any_outgoing`] does, but before the other such
+    /// listeners (`prependAnyOutgoing`).
+    pub fn prepend_any_outgoing(
+        &self,
+        listener: impl Fn(&str, &Packet) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.add_outgoing(true, Arc::new(listener))
+    }
+
+    fn add_outgoing(&self, first: bool, listener: OutgoingHandler) -> ListenerId {
+        let id = self.shared.with_handlers(|h| {
+            let id = h.id();
+            if first {
+                h.outgoing.insert(0, (id, listener));
+            } else {
+                h.outgoing.push((id, listener));
+            }
+            id
+        });
+        self.shared.report_sent.store(true, Ordering::Release);
+        id
+    }
+
+    /// Removes every [`Socket::on_any_outgoing`] listener (`offAnyOutgoing()`).
+    pub fn off_any_outgoing(&self) {
+        self.shared.with_handlers(|h| {
+            h.outgoing.clear();
+            self.shared.report_sent.store(false, Ordering::Release);
+        });
+    }
+
+    /// Removes the [`Socket::on_any_outgoing`] (or [`Socket::prepend_any_outgoing`]) listener
+    /// whose registration returned `id` (`offAnyOutgoing(fn)`; Rust cannot compare closures, so
+    /// the id stands for the function). False if it was not there.
+    pub fn off_any_outgoing_listener(&self, id: ListenerId) -> bool {
+        self.shared.with_handlers(|h| {
+            let removed = remove_id(&mut h.outgoing, id);
+            if h.outgoing.is_empty() {
+                self.shared.report_sent.store(false, Ordering::Release);
+            }
+            removed
+        })
+    }
+
+    /// How many [`Socket::on_any_outgoing`] listeners there are
+    /// (`listenersAnyOutgoing().length`).
+    pub fn listeners_any_outgoing(&self) -> usize {
+        self.shared.with_handlers(|h| h.outgoing.len())
+    }
+
+    /// Adds a `connect` handler (called on every connection, reconnections included). The
+    /// returned id removes it (`off_listener("connect", id)`).
+    pub fn on_connect<F, Fut>(&self, handler: F) -> ListenerId
     where
         F: Fn(Socket) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.shared
-            .with_handlers(|h| h.connect.push(Arc::new(move |s| Box::pin(handler(s)))));
+        self.shared.with_handlers(|h| {
+            let id = h.id();
+            h.connect
+                .push((id, Arc::new(move |s| Box::pin(handler(s)))));
+            id
+        })
     }
 
     /// Adds a `connect_error` handler: the server refused the socket (message and data of the
-    /// middleware's error) or the connection failed.
-    pub fn on_connect_error<F, Fut>(&self, handler: F)
+    /// middleware's error) or the connection failed. The returned id removes it
+    /// (`off_listener("connect_error", id)`).
+    pub fn on_connect_error<F, Fut>(&self, handler: F) -> ListenerId
     where
         F: Fn(Socket, ConnectError) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.shared.with_handlers(|h| {
+            let id = h.id();
             h.connect_error
-                .push(Arc::new(move |s, e| Box::pin(handler(s, e))))
-        });
+                .push((id, Arc::new(move |s, e| Box::pin(handler(s, e)))));
+            id
+        })
     }
 
-    /// Adds a `disconnect` handler.
-    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    /// Adds a `disconnect` handler. The returned id removes it
+    /// (`off_listener("disconnect", id)`).
+    pub fn on_disconnect<F, Fut>(&self, handler: F) -> ListenerId
     where
         F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.shared.with_handlers(|h| {
+            let id = h.id();
             h.disconnect
-                .push(Arc::new(move |s, r| Box::pin(handler(s, r))))
-        });
+                .push((id, Arc::new(move |s, r| Box::pin(handler(s, r)))));
+            id
+        })
     }
 
     /// Emits `event` with `args`, a tuple (`()` for none); `bytes::Bytes` anywhere becomes a
@@ -601,6 +848,7 @@ impl Socket {
         self.shared.state.send_modify(|s| {
             s.failure = None;
             s.last_error = None;
+            s.active = true;
         });
         let _ = self.command(Command::Connect {
             shared: self.shared.clone(),
@@ -643,6 +891,7 @@ impl Socket {
     /// reconnect until [`Socket::connect`]. When no socket of the manager is left connected, the
     /// connection closes.
     pub fn disconnect(&self) {
+        self.shared.state.send_modify(|s| s.active = false);
         let _ = self.command(Command::Disconnect {
             nsp: self.shared.nsp.clone(),
         });

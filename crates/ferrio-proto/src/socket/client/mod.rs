@@ -261,6 +261,65 @@ impl Manager {
         }
     }
 
+    /// Sets the most reconnection attempts before giving up (`reconnectionAttempts(v)`; `None`
+    /// or `Some(0)`: unlimited, as in [`ManagerConfig`]). Checked when the next attempt is
+    /// scheduled, against the attempts already made since the last connection.
+    pub fn set_reconnection_attempts(&mut self, attempts: Option<u32>) {
+        self.config.reconnection_attempts = attempts.filter(|n| *n != 0);
+    }
+
+    /// Sets the first delay between attempts (`reconnectionDelay(v)`; zero: the default, 1 s,
+    /// as in [`ManagerConfig`]). The next delay computed uses it (an attempt already scheduled
+    /// keeps its time, as in the reference); the attempts made so far still count.
+    pub fn set_reconnection_delay(&mut self, delay: Duration) {
+        self.config.reconnection_delay = if delay.is_zero() {
+            Duration::from_millis(1000)
+        } else {
+            delay
+        };
+        self.rebuild_backoff();
+    }
+
+    /// Sets the largest delay between attempts (`reconnectionDelayMax(v)`; zero: the default,
+    /// 5 s). Applies as [`Manager::set_reconnection_delay`] does.
+    pub fn set_reconnection_delay_max(&mut self, delay: Duration) {
+        self.config.reconnection_delay_max = if delay.is_zero() {
+            Duration::from_millis(5000)
+        } else {
+            delay
+        };
+        self.rebuild_backoff();
+    }
+
+    /// Sets the jitter of the delays (`randomizationFactor(v)`; outside `(0, 1]`: none).
+    /// Applies as [`Manager::set_reconnection_delay`] does.
+    pub fn set_randomization_factor(&mut self, factor: f64) {
+        self.config.randomization_factor = factor;
+        self.rebuild_backoff();
+    }
+
+    /// Sets the time an Engine.IO session has to open (`timeout(v)`; `None`: no limit). The
+    /// next opening uses it; one under way keeps its deadline, as in the reference.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.config.timeout = timeout;
+    }
+
+    /// A backoff with the settings of now and the attempts counted so far.
+    fn rebuild_backoff(&mut self) {
+        let attempts = self.backoff.attempts();
+        let mut backoff = Backoff::new(
+            self.config.reconnection_delay,
+            self.config.reconnection_delay_max,
+            self.config.randomization_factor,
+        );
+        // `Backoff` counts its attempts itself: each `duration` counts one (the number drawn
+        // does not matter here). Bounded by the attempts made, one per failed connection.
+        for _ in 0..attempts {
+            let _ = backoff.duration(0.0);
+        }
+        self.backoff = backoff;
+    }
+
     /// Opens the connection (`open()`) if it is closed and no reconnection is pending. Sockets
     /// do this themselves; calling it is only needed to connect before any socket exists.
     pub fn connect(&mut self, now: Instant) {

@@ -174,3 +174,73 @@ impl Manager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Event, Manager, ManagerConfig, Output};
+    use crate::Instant;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Schedules the next attempt at `now` as after a failure, and returns its delay.
+    fn next_delay(m: &mut Manager, now: Instant) -> Option<Duration> {
+        m.reconnecting = false;
+        m.reconnect_deadline = None;
+        m.reconnect(now);
+        m.reconnect_deadline
+            .map(|d| ms(d.as_millis() - now.as_millis()))
+    }
+
+    #[test]
+    fn run_time_settings_apply_to_the_next_delay() {
+        let now = Instant::from_millis(0);
+        let mut m = Manager::new(ManagerConfig {
+            randomization_factor: 0.0,
+            ..ManagerConfig::default()
+        });
+        assert_eq!(next_delay(&mut m, now), Some(ms(1000)));
+        // the attempts made so far still count: 100 · 2¹
+        m.set_reconnection_delay(ms(100));
+        assert_eq!(next_delay(&mut m, now), Some(ms(200)));
+        m.set_reconnection_delay_max(ms(300));
+        assert_eq!(next_delay(&mut m, now), Some(ms(300)));
+        m.set_reconnection_delay(Duration::ZERO);
+        m.set_reconnection_delay_max(Duration::ZERO);
+        assert_eq!(m.config().reconnection_delay, ms(1000), "zero: the default");
+        assert_eq!(next_delay(&mut m, now), Some(ms(5000)));
+        // 4 attempts made: a limit of 4 gives up
+        m.set_reconnection_attempts(Some(4));
+        assert_eq!(next_delay(&mut m, now), None);
+        assert_eq!(m.poll_output(), Some(Output::Event(Event::ReconnectFailed)));
+        m.set_reconnection_attempts(Some(0));
+        assert_eq!(m.config().reconnection_attempts, None, "zero: unlimited");
+        assert_eq!(
+            next_delay(&mut m, now),
+            Some(ms(1000)),
+            "counting from 0 again"
+        );
+    }
+
+    #[test]
+    fn run_time_jitter_and_timeout() {
+        let now = Instant::from_millis(0);
+        let mut m = Manager::new(ManagerConfig {
+            randomization_factor: 0.0,
+            ..ManagerConfig::default()
+        });
+        m.set_randomization_factor(1.0);
+        let jittered: Vec<_> = (0..8).map(|_| next_delay(&mut m, now)).collect();
+        let plain: Vec<_> = (0..8u32)
+            .map(|n| Some(ms((1000u64 << n).min(5000))))
+            .collect();
+        assert_ne!(jittered, plain, "the delays move with the jitter");
+        let mut m = Manager::new(ManagerConfig::default());
+        m.set_timeout(Some(ms(50)));
+        m.connect(now);
+        assert_eq!(m.connect_deadline, Some(now + ms(50)));
+    }
+}
