@@ -172,7 +172,7 @@ try {
     checkScenario(r, "ferrio-server");
   });
 
-  await test("chat example: two browser contexts exchange a message and an image (screenshot)", async () => {
+  await test("chat example: two browser contexts exchange a message and an image, see who is in the room, acked messages, no second 'joined' after a recovered reconnection (screenshot)", async () => {
     const chat = `http://127.0.0.1:${chatPort}/`;
     const a = await (await browser.newContext()).newPage();
     const b = await (await browser.newContext()).newPage();
@@ -180,16 +180,30 @@ try {
       p.on("pageerror", (e) => console.log(`chat page error: ${e}`));
       await p.goto(chat);
       await p.waitForSelector("#status.connected", { timeout: 10000 });
+      // Not in a room yet: nothing to send.
+      assert.equal(await p.$eval("#text", (t) => t.disabled), true);
       await p.fill("#nick", nick);
       await p.fill("#room", "rust");
       await p.click("#who button");
       await p.waitForSelector("#text:not([disabled])", { timeout: 10000 });
     }
     await a.waitForSelector("#log li:has-text('bob joined')", { timeout: 5000 });
+    // The member list, kept by the server: both pages list both.
+    const memberList = (p) => p.$$eval("#members li", (lis) => lis.map((li) => li.textContent));
+    await a.waitForSelector("#members li:has-text('bob')", { timeout: 5000 });
+    assert.deepEqual(await memberList(a), ["alice", "bob"]);
+    assert.deepEqual(await memberList(b), ["alice", "bob"]);
     await b.fill("#text", "hello from bob");
     await a.waitForSelector("#typing:has-text('bob is typing')", { timeout: 5000 });
     await b.press("#text", "Enter");
     await a.waitForSelector("#log li.msg:has-text('hello from bob')", { timeout: 5000 });
+    // The sender's line is marked sent once the server acknowledged it, with the server's time,
+    // as is the line the others see.
+    await b.waitForSelector("#log li.me.sent:has-text('hello from bob')", { timeout: 5000 });
+    assert.equal(await b.$$eval("#log li.me.pending", (l) => l.length), 0);
+    const sentAt = await b.$eval("#log li.me.sent time", (t) => t.getAttribute("datetime"));
+    const seenAt = await a.$eval("#log li.msg:has-text('hello from bob') time", (t) => t.getAttribute("datetime"));
+    assert.equal(sentAt, seenAt);
     // An image (binary attachment) goes through the server's room broadcast.
     await b.evaluate(() => {
       // a 1x1 PNG
@@ -201,8 +215,28 @@ try {
     assert.equal(loaded, 1);
     mkdirSync(join(here, "screenshots"), { recursive: true });
     await a.screenshot({ path: join(here, "screenshots", "chat.png") });
-    await a.close();
+
+    // bob's connection drops (the WebSocket closes under the page): while disconnected, his
+    // input is disabled; the session is recovered, so alice does not hear "bob joined" again.
+    await b.waitForFunction(() => [...window.chatSocket.io._transports.values()].some((t) => t.ws && t.ws.readyState === 1), null, { timeout: 10000 });
+    await b.evaluate(() => {
+      window.disabledWhileDown = new Promise((resolve) => window.chatSocket.once("disconnect", () => resolve(document.getElementById("text").disabled)));
+      for (const t of window.chatSocket.io._transports.values()) if (t.ws) t.ws.close();
+    });
+    assert.equal(await b.evaluate(() => window.disabledWhileDown), true);
+    await a.waitForSelector("#log li:has-text('bob left')", { timeout: 5000 });
+    await b.waitForSelector("#text:not([disabled])", { timeout: 15000 });
+    assert.equal(await b.evaluate(() => window.chatSocket.recovered), true);
+    await b.fill("#text", "back again");
+    await b.press("#text", "Enter");
+    await a.waitForSelector("#log li.msg:has-text('back again')", { timeout: 5000 });
+    assert.equal(await a.$$eval("#log li:has-text('bob joined')", (l) => l.length), 1);
+    assert.deepEqual(await memberList(a), ["alice", "bob"]);
+    // bob leaves for good: alice's list follows.
     await b.close();
+    await a.waitForFunction(() => document.querySelectorAll("#members li").length === 1, null, { timeout: 10000 });
+    assert.deepEqual(await memberList(a), ["alice"]);
+    await a.close();
   });
 } catch (e) {
   results.push(["setup", false]);

@@ -7,7 +7,7 @@
 //! From a `socket.io-client` 4.x: `io("http://127.0.0.1:3000/chat", { auth: { nick: "ann" } })`,
 //! then `await socket.emitWithAck("join", "lobby")`, `socket.emit("message", "lobby", "hi")`.
 
-use ferrio_server::{AckSender, Ferrio, FerrioLayer, Socket};
+use ferrio_server::{AckSender, Cors, Ferrio, FerrioLayer, Socket};
 use serde_json::json;
 
 /// A chatter's nickname, kept with the socket.
@@ -28,7 +28,13 @@ fn nick(socket: &Socket) -> String {
 
 /// The Socket.IO server with its `/chat` namespace, mounted in front of the app's routes.
 pub fn app() -> axum::Router {
-    let io = Ferrio::builder().build();
+    let io = Ferrio::builder()
+        // A front-end served from another origin (a Vite dev server on :5173, a static page) is
+        // cross-origin: without CORS headers the browser refuses its long-polling requests, the
+        // transport it starts with. `Cors::any()` lets any page connect; in production, list
+        // yours instead: `Cors::origins(["https://app.example.com"])`.
+        .cors(Cors::any())
+        .build();
     io.of("/chat").on_connection(|socket: Socket| async move {
         // The nickname comes with the connection (`auth: { nick }`) or later with `nick`.
         if let Ok(Auth { nick: Some(name) }) = socket.handshake().auth() {

@@ -1,32 +1,40 @@
-//! The chat demo: a Ferrio server with rooms, nicknames, a typing indicator and image paste,
-//! serving its page (`examples/chat/index.html`) and the browser client (the `ferrio` npm
-//! package, built into `bindings/wasm` by `bindings/wasm/build.sh`) next to `/socket.io/`.
+//! The chat demo: a Ferrio server with rooms, nicknames, a member list, a typing indicator and
+//! image paste, serving its page (`examples/chat/index.html`) and the browser client (the `ferrio`
+//! npm package, built into `bindings/wasm` by `bindings/wasm/build.sh`) next to `/socket.io/`.
+//! The terminal client `crates/ferrio-client/examples/chat-cli.rs` speaks the same events.
 //!
 //! ```text
 //! scripts/demo                                   # builds the package, then runs this
 //! PORT=3100 cargo run -p ferrio-server --example chat
 //! ```
+//!
+//! The events (client to server, with what the ack carries):
+//!
+//! - `join(room, nick)` -> `{ room, nick, members: [nick] }` or `{ error }`; the others in the
+//!   room hear `joined({ nick })`, everyone in it `members({ room, members })`.
+//! - `chat(text)` -> `{ at }` (the server's time, ms since 1970) or `{ error }`; the others in the
+//!   room hear `chat({ nick, text, at })`.
+//! - `typing(bool)`: the others hear `typing({ nick, typing })` (volatile).
+//! - `image(mime, bytes)` -> `true`; the others hear `image({ nick, mime }, bytes)`.
+//!
+//! A socket that leaves (another `join`, or a disconnection) makes the room hear `left({ nick })`
+//! and `members(...)`. Connection state recovery is on: a client back within two minutes has its
+//! socket, room and nickname again (`socket.recovered` on the client) and must not join again;
+//! the room hears only `members(...)` with it back in.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use ferrio_server::{serve, Body, Cors, Ferrio, Message, Socket};
+use ferrio_server::{serve, Body, Cors, Ferrio, Message, RecoveryConfig, Socket};
 use serde_json::{json, Value};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What the server remembers of a chatter.
+/// What the server remembers of a chatter (kept across a recovered connection).
 #[derive(Clone)]
 struct Chatter {
     nick: String,
     room: String,
-}
-
-fn chatter(socket: &Socket) -> Chatter {
-    socket.data::<Chatter>().unwrap_or(Chatter {
-        nick: "anonymous".to_owned(),
-        room: "lobby".to_owned(),
-    })
 }
 
 fn text(v: Option<&Value>, default: &str, max: usize) -> String {
@@ -39,24 +47,76 @@ fn text(v: Option<&Value>, default: &str, max: usize) -> String {
     }
 }
 
-fn members(socket: &Socket, room: &str) -> usize {
-    socket.namespace().to(room.to_owned()).sockets().len()
+/// The nicknames of the sockets in `room`, sorted, without the socket `except` (one leaving).
+fn members(socket: &Socket, room: &str, except: Option<&str>) -> Vec<String> {
+    let mut nicks: Vec<String> = socket
+        .namespace()
+        .to(room.to_owned())
+        .sockets()
+        .iter()
+        .filter(|s| Some(s.id()) != except)
+        .filter_map(|s| s.data::<Chatter>())
+        .filter(|c| c.room == room)
+        .map(|c| c.nick)
+        .collect();
+    nicks.sort();
+    nicks
 }
 
-fn chat_server() -> Ferrio {
-    let io = Ferrio::builder().cors(Cors::any()).build();
+/// Tells the others in `room` who is in it (`socket` too, unless it is `leaving`).
+fn announce_members(socket: &Socket, room: &str, leaving: bool) -> Result<(), BoxError> {
+    let list = members(socket, room, leaving.then(|| socket.id()));
+    socket
+        .to(room.to_owned())
+        .emit("members", &(json!({"room": room, "members": list}),))?;
+    Ok(())
+}
+
+/// Tells the others in `socket`'s room that it left, and who is still in it.
+fn announce_left(socket: &Socket, me: &Chatter) -> Result<(), BoxError> {
+    socket
+        .to(me.room.clone())
+        .emit("left", &(json!({"nick": me.nick}),))?;
+    announce_members(socket, &me.room, true)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The chat server: the namespace `/` with the events above.
+pub fn chat_server() -> Ferrio {
+    let io = Ferrio::builder()
+        // The page is served by this server, but a front-end under development elsewhere (a
+        // Vite dev server, a static file) is another origin: let any browser page connect.
+        .cors(Cors::any())
+        // A client back within the window gets its socket, room and nickname again, and the
+        // events it missed: no second `join`, so the room hears no second "joined".
+        .connection_state_recovery(RecoveryConfig::default())
+        .build();
     io.of("/").on_connection(|socket: Socket| async move {
-        // join(room, nick) -> ack({ room, nick, members })
+        if socket.recovered() {
+            // Back in its room: the others saw it leave, they see it in the list again, and it
+            // gets the list as it is now.
+            if let Some(me) = socket.data::<Chatter>() {
+                let _ = announce_members(&socket, &me.room, false);
+                let list = members(&socket, &me.room, None);
+                let _ = socket.emit("members", &(json!({"room": me.room, "members": list}),));
+            }
+        }
         socket.on("join", |socket: Socket, msg: Message| async move {
             let args = msg.raw_args()?;
             let room = text(args.values().first(), "lobby", 32);
-            let nick = text(args.values().get(1), "anonymous", 24);
-            let before = chatter(&socket);
-            if socket.data::<Chatter>().is_some() && before.room != room {
+            let nick = text(args.values().get(1), "", 24);
+            if nick.is_empty() {
+                msg.ack(&(json!({"error": "a nickname is required"}),))?;
+                return Ok::<(), BoxError>(());
+            }
+            if let Some(before) = socket.data::<Chatter>() {
+                announce_left(&socket, &before)?;
                 socket.leave(&before.room);
-                socket
-                    .to(before.room.clone())
-                    .emit("left", &(json!({"nick": before.nick}),))?;
             }
             socket.join(room.clone());
             socket.insert_data(Chatter {
@@ -66,28 +126,34 @@ fn chat_server() -> Ferrio {
             socket
                 .to(room.clone())
                 .emit("joined", &(json!({"nick": nick}),))?;
-            let count = members(&socket, &room);
-            msg.ack(&(json!({"room": room, "nick": nick, "members": count}),))?;
+            announce_members(&socket, &room, false)?;
+            let list = members(&socket, &room, None);
+            msg.ack(&(json!({"room": room, "nick": nick, "members": list}),))?;
             Ok::<(), BoxError>(())
         });
-        // chat(text) -> to the room, and ack(timestamp)
         socket.on("chat", |socket: Socket, msg: Message| async move {
             let args = msg.raw_args()?;
-            let me = chatter(&socket);
+            let Some(me) = socket.data::<Chatter>() else {
+                msg.ack(&(json!({"error": "join a room first"}),))?;
+                return Ok::<(), BoxError>(());
+            };
             let body = text(args.values().first(), "", 2000);
-            let at = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            if body.is_empty() {
+                msg.ack(&(json!({"error": "empty message"}),))?;
+                return Ok::<(), BoxError>(());
+            }
+            let at = now_ms();
             socket
                 .to(me.room)
                 .emit("chat", &(json!({"nick": me.nick, "text": body, "at": at}),))?;
-            msg.ack(&(at,))?;
+            msg.ack(&(json!({"at": at}),))?;
             Ok::<(), BoxError>(())
         });
-        // typing(bool)
         socket.on("typing", |socket: Socket, msg: Message| async move {
             let args = msg.raw_args()?;
-            let me = chatter(&socket);
+            let Some(me) = socket.data::<Chatter>() else {
+                return Ok::<(), BoxError>(());
+            };
             let typing = args.values().first().and_then(Value::as_bool) == Some(true);
             socket
                 .to(me.room)
@@ -95,10 +161,11 @@ fn chat_server() -> Ferrio {
                 .emit("typing", &(json!({"nick": me.nick, "typing": typing}),))?;
             Ok::<(), BoxError>(())
         });
-        // image(mime, bytes): a binary attachment passed on to the room
         socket.on("image", |socket: Socket, msg: Message| async move {
             let args = msg.raw_args()?;
-            let me = chatter(&socket);
+            let Some(me) = socket.data::<Chatter>() else {
+                return Ok::<(), BoxError>(());
+            };
             let mime = text(args.values().first(), "image/png", 64);
             let Some(data) = args.attachments().first().cloned() else {
                 return Ok::<(), BoxError>(());
@@ -109,12 +176,11 @@ fn chat_server() -> Ferrio {
             msg.ack(&(true,))?;
             Ok::<(), BoxError>(())
         });
-        socket.on_disconnect(|socket: Socket, _reason| async move {
+        // Still in its room here, so `socket.to(room)` reaches the others: they hear it left,
+        // and the list without it. (Its rooms are kept for recovery: it does not leave them.)
+        socket.on_disconnecting(|socket: Socket, _| async move {
             if let Some(me) = socket.data::<Chatter>() {
-                let _ = socket
-                    .namespace()
-                    .to(me.room)
-                    .emit("left", &(json!({"nick": me.nick}),));
+                let _ = announce_left(&socket, &me);
             }
         });
     });
@@ -173,15 +239,8 @@ fn static_file(path: &str) -> Option<PathBuf> {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("chat demo on http://127.0.0.1:{port}/");
-    let io = chat_server();
+/// Serves `io` (the [`chat_server`]) and the page on `listener` until the process ends.
+pub async fn run(listener: tokio::net::TcpListener, io: Ferrio) -> std::io::Result<()> {
     serve(listener, move |req| {
         let io = io.clone();
         async move {
@@ -202,4 +261,15 @@ async fn main() -> std::io::Result<()> {
         }
     })
     .await
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("chat demo on http://127.0.0.1:{port}/");
+    run(listener, chat_server()).await
 }
