@@ -93,6 +93,11 @@ pub(crate) struct NsInner {
     pub(crate) adapter: OnceLock<Arc<dyn NamespaceAdapter>>,
     /// The task that expires the recovery store's events and sessions has started.
     expiry: AtomicBool,
+    /// Called when the last socket left (a dynamic child with
+    /// `cleanup_empty_child_namespaces`): takes the namespace out of the server.
+    on_empty: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Taken out of the server (set under the state lock, while it had no socket).
+    removed: AtomicBool,
 }
 
 impl NsInner {
@@ -106,6 +111,8 @@ impl NsInner {
             room_handlers: RwLock::new(Vec::new()),
             adapter: OnceLock::new(),
             expiry: AtomicBool::new(false),
+            on_empty: OnceLock::new(),
+            removed: AtomicBool::new(false),
             state: Mutex::new(NsState {
                 rooms: RoomIndex::new(),
                 sockets: HashMap::new(),
@@ -131,6 +138,27 @@ impl NsInner {
         if let Ok(mut h) = self.connection.write() {
             h.extend(parent.connection_handlers());
         }
+    }
+
+    /// Sets what to do when the last socket has left (see `on_empty`).
+    pub(crate) fn set_on_empty(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_empty.set(hook);
+    }
+
+    /// Marks the namespace removed if no socket is in it or leaving it; true if it was.
+    pub(crate) fn mark_removed_if_empty(&self) -> bool {
+        let st = self.state();
+        if !st.sockets.is_empty() || !st.leaving.is_empty() {
+            return false;
+        }
+        self.removed.store(true, Ordering::Release);
+        true
+    }
+
+    /// True once the namespace was taken out of the server: a socket must not join it. Read
+    /// under the state lock (`removed` is set under it).
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
     }
 
     pub(crate) fn middlewares(&self) -> Vec<Middleware> {
@@ -203,10 +231,18 @@ impl NsInner {
                 None
             }
         };
+        let removed = events.is_some();
         if let Some(events) = events {
             self.room_events(events);
         }
         socket.mark_left();
+        if removed {
+            if let Some(on_empty) = self.on_empty.get() {
+                if self.state().sockets.is_empty() {
+                    on_empty();
+                }
+            }
+        }
     }
 
     pub(crate) fn next_ack_id(&self) -> u64 {

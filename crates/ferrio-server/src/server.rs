@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use ferrio_proto::Str;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::adapter::{Adapter, AdapterError, LocalNamespace, RemoteSocket};
 use crate::clock::Clock;
@@ -20,23 +22,51 @@ use crate::config::{engine_options, EngineOptions};
 use crate::http::Body;
 use crate::namespace::{BroadcastOperator, IntoRooms, Namespace, NsInner};
 use crate::session::SocketApp;
-use crate::socket::{ConnectError, EmitError, Socket};
+use crate::socket::{ConnectError, EmitError, Handshake, Socket};
 use crate::transport::Endpoint;
+use crate::BoxFuture;
 
 /// Events received by a socket and waiting for its handlers in the socket's queue. Past it,
 /// events wait in the session (in order) up to 10 × `max_http_buffer_size` bytes; past that the
 /// client's connection is closed (`buffer full`).
 pub const EVENT_QUEUE: usize = 256;
 
-type Matcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// What decides whether a dynamic parent accepts a namespace name.
+#[derive(Clone)]
+pub(crate) enum Matcher {
+    /// [`Ferrio::of_dynamic`]: the name alone, decided in the session.
+    Name(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+    /// [`Ferrio::of_dynamic_with`]: the name, the CONNECT's auth and the handshake, decided in
+    /// a task of its own.
+    Connect(Arc<dyn Fn(String, Value, Handshake) -> BoxFuture<bool> + Send + Sync>),
+}
+
+type NewNamespaceHandler = Arc<dyn Fn(Namespace) + Send + Sync>;
+
+/// Where a CONNECT's namespace name leads.
+pub(crate) enum Lookup {
+    /// An existing namespace, or a child just created by a name matcher.
+    Found(Namespace),
+    /// Dynamic parents to ask in order, the first of them with an async matcher
+    /// ([`Shared::decide`]).
+    Decide(Vec<(Matcher, Namespace)>),
+    /// No namespace has or accepts the name.
+    Unknown,
+}
 
 /// What every session of the server shares: the namespaces and the server-wide options.
 pub(crate) struct Shared {
     namespaces: RwLock<HashMap<Str, Namespace>>,
     /// Parent namespaces of dynamic namespaces, with the names they accept.
     dynamic: RwLock<Vec<(Matcher, Namespace)>>,
+    /// The `new_namespace` handlers.
+    on_new_namespace: RwLock<Vec<NewNamespaceHandler>>,
+    /// `cleanup_empty_child_namespaces`.
+    cleanup_children: bool,
+    /// [`Ferrio::close`] was called: handshakes are refused.
+    closed: AtomicBool,
     pub(crate) recovery: Option<RecoveryConfig>,
-    clock: Clock,
+    pub(crate) clock: Clock,
     adapter: Option<Arc<dyn Adapter>>,
 }
 
@@ -56,29 +86,110 @@ impl Shared {
         self.namespaces.read().ok()?.get(name).cloned()
     }
 
-    /// The namespace `name` if it exists, or a new child of the first dynamic parent that
-    /// accepts the name.
-    pub(crate) fn namespace_or_child(&self, name: &str) -> Option<Namespace> {
-        if let Some(ns) = self.namespace(name) {
-            return Some(ns);
-        }
-        let parent = self
-            .dynamic
+    /// Runs the `new_namespace` handlers for `ns` (with no lock held).
+    fn created(&self, ns: &Namespace) {
+        let handlers = self
+            .on_new_namespace
             .read()
-            .ok()?
-            .iter()
-            .find(|(matches, _)| matches(name))
-            .map(|(_, parent)| parent.clone())?;
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        for handler in handlers {
+            handler(ns.clone());
+        }
+    }
+
+    /// Where the CONNECT to `name` leads: the namespace if it exists, a new child of the first
+    /// dynamic parent whose name matcher accepts it (asked in order, up to the first async
+    /// matcher), or the parents left to ask.
+    pub(crate) fn lookup(self: &Arc<Self>, name: &str) -> Lookup {
+        if let Some(ns) = self.namespace(name) {
+            return Lookup::Found(ns);
+        }
+        let dynamic = match self.dynamic.read() {
+            Ok(d) => d.clone(),
+            Err(_) => return Lookup::Unknown,
+        };
+        for (i, (matcher, parent)) in dynamic.iter().enumerate() {
+            match matcher {
+                Matcher::Name(matches) => {
+                    if matches(name) {
+                        return Lookup::Found(self.child(name, parent));
+                    }
+                }
+                Matcher::Connect(_) => return Lookup::Decide(dynamic[i..].to_vec()),
+            }
+        }
+        Lookup::Unknown
+    }
+
+    /// Asks `parents` in order whether one accepts `name` (awaiting the async matchers): its
+    /// new child (or the namespace if it was created meanwhile), or `None`.
+    pub(crate) async fn decide(
+        self: Arc<Self>,
+        name: Str,
+        auth: Value,
+        handshake: Handshake,
+        parents: Vec<(Matcher, Namespace)>,
+    ) -> Option<Namespace> {
+        for (matcher, parent) in parents {
+            let accepted = match matcher {
+                Matcher::Name(matches) => matches(&name),
+                Matcher::Connect(matches) => {
+                    use futures_util::FutureExt as _;
+                    let asked = matches(name.to_string(), auth.clone(), handshake.clone());
+                    // A panicking matcher refuses the name.
+                    std::panic::AssertUnwindSafe(asked)
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| {
+                            tracing::error!(nsp = %name, "dynamic namespace matcher panicked");
+                            false
+                        })
+                }
+            };
+            if accepted {
+                return Some(self.child(&name, &parent));
+            }
+        }
+        None
+    }
+
+    /// The namespace `name`, created as a child of `parent` if it does not exist.
+    fn child(self: &Arc<Self>, name: &str, parent: &Namespace) -> Namespace {
         let mut map = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
-        let ns = map
-            .entry(Str::from(name))
-            .or_insert_with(|| {
-                let inner = self.new_namespace(Str::from(name));
-                inner.inherit(&parent.inner);
-                Namespace { inner }
-            })
-            .clone();
-        Some(ns)
+        if let Some(ns) = map.get(name) {
+            return ns.clone();
+        }
+        let inner = self.new_namespace(Str::from(name));
+        inner.inherit(&parent.inner);
+        if self.cleanup_children {
+            let shared = Arc::downgrade(self);
+            let child = Arc::downgrade(&inner);
+            inner.set_on_empty(Box::new(move || {
+                if let (Some(shared), Some(child)) = (shared.upgrade(), child.upgrade()) {
+                    shared.remove_if_empty(&child);
+                }
+            }));
+        }
+        let ns = Namespace { inner };
+        map.insert(Str::from(name), ns.clone());
+        drop(map);
+        self.created(&ns);
+        ns
+    }
+
+    /// Takes the child namespace `ns` out of the server if it has no socket left
+    /// (`cleanupEmptyChildNamespaces`); its adapter goes with it. A CONNECT admitted into it
+    /// meanwhile sees it removed and is decided again (`NsInner::is_removed`).
+    fn remove_if_empty(&self, ns: &Arc<NsInner>) {
+        let mut map = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        if !map.get(&ns.name).is_some_and(|n| Arc::ptr_eq(&n.inner, ns)) {
+            return;
+        }
+        if !ns.mark_removed_if_empty() {
+            return;
+        }
+        map.remove(&ns.name);
     }
 
     fn of(&self, name: &str) -> Namespace {
@@ -87,11 +198,16 @@ impl Shared {
             return ns;
         }
         let mut map = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(name.clone())
-            .or_insert_with(|| Namespace {
-                inner: self.new_namespace(name),
-            })
-            .clone()
+        if let Some(ns) = map.get(&name) {
+            return ns.clone();
+        }
+        let ns = Namespace {
+            inner: self.new_namespace(name.clone()),
+        };
+        map.insert(name, ns.clone());
+        drop(map);
+        self.created(&ns);
+        ns
     }
 }
 
@@ -143,6 +259,7 @@ impl Ferrio {
             max_pending_acks: ferrio_proto::socket::DEFAULT_MAX_PENDING_ACKS,
             recovery: None,
             adapter: None,
+            cleanup_empty_child_namespaces: false,
         }
     }
 
@@ -183,8 +300,87 @@ impl Ferrio {
                 None,
             )),
         };
-        dynamic.push((Arc::new(matches), parent.clone()));
+        dynamic.push((Matcher::Name(Arc::new(matches)), parent.clone()));
         parent
+    }
+
+    /// A parent for dynamic namespaces decided with the whole CONNECT (Node's
+    /// `io.of((name, auth, next) => ...)`): `matches` gets the namespace name, the CONNECT's
+    /// auth payload (`null` when the client sent none) and the [`Handshake`] of the session
+    /// (headers, query, address, the extensions of the request that opened it), and its future
+    /// says whether the namespace is created. It runs in a task of its own, as connect
+    /// middlewares do, so a slow matcher holds up only this CONNECT: the session's other
+    /// namespaces go on meanwhile. A refused name gets the `Invalid namespace` CONNECT_ERROR;
+    /// the next CONNECT to it asks again. Parents are asked in the order they were added
+    /// (with [`Ferrio::of_dynamic`] too), and an existing namespace is joined without asking.
+    /// The child gets the parent's middlewares and connection handlers as they are when it is
+    /// created.
+    ///
+    /// ```
+    /// # fn f(io: ferrio_server::Ferrio) {
+    /// io.of_dynamic_with(|name, auth, handshake| async move {
+    ///     let token = auth.get("token").and_then(|t| t.as_str()).map(str::to_owned);
+    ///     let tenant = handshake.headers().get("x-tenant").cloned();
+    ///     // An async check: a database, another service...
+    ///     name.starts_with("/tenant-") && token.is_some() && tenant.is_some()
+    /// })
+    /// .on_connection(|socket| async move {
+    ///     let _ = socket.emit("welcome", &(socket.nsp(),));
+    /// });
+    /// # }
+    /// ```
+    pub fn of_dynamic_with<F, Fut>(&self, matches: F) -> Namespace
+    where
+        F: Fn(String, Value, Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        let matcher = Matcher::Connect(Arc::new(move |name, auth, handshake| {
+            Box::pin(matches(name, auth, handshake)) as BoxFuture<bool>
+        }));
+        let mut dynamic = self
+            .endpoint
+            .app
+            .shared
+            .dynamic
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let parent = Namespace {
+            inner: Arc::new(NsInner::new(
+                Str::from(format!("/_{}", dynamic.len())),
+                self.endpoint.app.shared.clock,
+                None,
+            )),
+        };
+        dynamic.push((matcher, parent.clone()));
+        parent
+    }
+
+    /// Runs `handler` for every namespace created from now on (Node's
+    /// `io.on("new_namespace", ...)`): by [`Ferrio::of`] and as a child of a dynamic parent
+    /// (again after [`FerrioBuilder::cleanup_empty_child_namespaces`] removed it). It runs
+    /// right after the namespace is created, on the task that created it (a session's, for a
+    /// dynamic child: keep it short), before any socket joins it: a place to add middlewares
+    /// and handlers.
+    ///
+    /// ```
+    /// # fn f(io: ferrio_server::Ferrio) {
+    /// io.on_new_namespace(|ns| {
+    ///     tracing::info!(nsp = ns.name(), "namespace created");
+    /// });
+    /// # }
+    /// ```
+    pub fn on_new_namespace<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(Namespace) + Send + Sync + 'static,
+    {
+        self.endpoint
+            .app
+            .shared
+            .on_new_namespace
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(handler));
+        self
     }
 
     /// Adds a connect middleware to the main namespace (`io.use`): [`Namespace::use_connect`].
@@ -300,7 +496,14 @@ impl Ferrio {
         B::Data: Send,
         B::Error: std::fmt::Display,
     {
-        self.endpoint.clone().handle(req)
+        use futures_util::future::Either;
+        if self.endpoint.app.shared.closed.load(Ordering::Acquire)
+            && self.matches(req.uri().path())
+            && is_handshake(req.uri().query())
+        {
+            return Either::Left(std::future::ready(shutting_down()));
+        }
+        Either::Right(self.endpoint.clone().handle(req))
     }
 
     /// True if `path` is under this endpoint's prefix (the `path` option).
@@ -313,12 +516,51 @@ impl Ferrio {
         self.endpoint.session_count()
     }
 
-    /// Closes every client connection (`io.close()`): no DISCONNECT is sent, sockets leave with
-    /// `server shutting down` (a reason connection state recovery keeps sessions for), and the
-    /// clients see their transport close and reconnect. Stopping the listener is up to the
-    /// caller (drop the [`Ferrio::serve`] future).
+    /// Shuts the server down (`io.close()`) and returns once every session has ended.
+    ///
+    /// From the call on, a handshake (a request under the path without a `sid`, polling or
+    /// WebSocket) is answered `503 Service Unavailable` with `Connection: close` and the body
+    /// `{"code":3,"message":"Server shutting down"}`: Node closes its HTTP server instead,
+    /// which a service inside a larger HTTP stack cannot do; 503 is what a load balancer takes
+    /// as "try another node", and socket.io clients retry it as a failed connection. Every
+    /// socket leaves with `server shutting down` (its `disconnecting` and `disconnect`
+    /// handlers see it; connection state recovery keeps its session) and every Engine.IO
+    /// connection is closed without a DISCONNECT, so clients see their transport close and
+    /// reconnect (to another node, or to this one once it serves again: there is no reopening;
+    /// build a new server). Stopping the listener is up to the caller: see
+    /// [`Ferrio::serve_with_shutdown`], or under axum:
+    ///
+    /// ```no_run
+    /// # async fn run(io: ferrio_server::Ferrio) -> std::io::Result<()> {
+    /// use ferrio_server::FerrioLayer;
+    ///
+    /// let app = axum::Router::new().layer(FerrioLayer::new(io.clone()));
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// axum::serve(listener, app)
+    ///     .with_graceful_shutdown(async move {
+    ///         let _ = tokio::signal::ctrl_c().await;
+    ///         // Ends the Socket.IO sessions, whose long polls and WebSockets would
+    ///         // otherwise keep axum waiting.
+    ///         io.close().await;
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
     pub async fn close(&self) {
-        self.endpoint.close_all().await;
+        self.endpoint
+            .app
+            .shared
+            .closed
+            .store(true, Ordering::Release);
+        // A handshake that passed the check just before the flag was set may still open a
+        // session: close again until none is left.
+        loop {
+            self.endpoint.close_all().await;
+            if self.endpoint.session_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Serves HTTP/1.1 connections from `listener` (other paths get 404). Runs until the
@@ -362,6 +604,29 @@ impl Ferrio {
     }
 }
 
+/// True if the query of a request has no `sid`: it opens a session.
+fn is_handshake(query: Option<&str>) -> bool {
+    !form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, _)| k == "sid")
+}
+
+/// The answer to a handshake once [`Ferrio::close`] was called.
+fn shutting_down() -> Response<Body> {
+    let mut res = Response::new(Body::new(bytes::Bytes::from_static(
+        br#"{"code":3,"message":"Server shutting down"}"#,
+    )));
+    *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    let headers = res.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    res
+}
+
 /// Builds a [`Ferrio`] server; see [`Ferrio::builder`].
 #[derive(Debug)]
 pub struct FerrioBuilder {
@@ -371,6 +636,7 @@ pub struct FerrioBuilder {
     max_pending_acks: usize,
     recovery: Option<RecoveryConfig>,
     adapter: Option<Arc<dyn Adapter>>,
+    cleanup_empty_child_namespaces: bool,
 }
 
 impl std::fmt::Debug for dyn Adapter {
@@ -425,12 +691,27 @@ impl FerrioBuilder {
         self
     }
 
+    /// Removes a child namespace of a dynamic parent ([`Ferrio::of_dynamic`],
+    /// [`Ferrio::of_dynamic_with`]) once its last socket has left (`cleanupEmptyChildNamespaces`,
+    /// default false as in Node): its rooms, its recovery store and its cluster adapter go with
+    /// it (the adapter is dropped). A later CONNECT to the name asks the parents again and
+    /// creates it anew (the `new_namespace` handlers run again). A [`Namespace`] handle kept by
+    /// the application still works but reaches no new socket. Namespaces made with
+    /// [`Ferrio::of`] are never removed.
+    pub fn cleanup_empty_child_namespaces(mut self, cleanup: bool) -> Self {
+        self.cleanup_empty_child_namespaces = cleanup;
+        self
+    }
+
     /// Builds the server, with its main namespace `/`.
     pub fn build(self) -> Ferrio {
         let clock = Clock::new();
         let shared = Arc::new(Shared {
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),
+            on_new_namespace: RwLock::new(Vec::new()),
+            cleanup_children: self.cleanup_empty_child_namespaces,
+            closed: AtomicBool::new(false),
             recovery: self.recovery.clone(),
             clock,
             adapter: self.adapter.clone(),

@@ -17,9 +17,9 @@ use tokio::sync::oneshot;
 use tracing::{debug, info_span, Instrument};
 
 use crate::command::{Command, Connected, EmitWithAck};
-use crate::namespace::{NsInner, RoomEvents};
+use crate::namespace::{Namespace, NsInner, RoomEvents};
 use crate::queue;
-use crate::server::{Shared, EVENT_QUEUE};
+use crate::server::{Lookup, Matcher, Shared, EVENT_QUEUE};
 use crate::socket::{ConnectError, DisconnectHandler, Disconnection, Handshake, Socket};
 use crate::transport::{App, Machine, NewSession, RequestInfo, SessionLink};
 
@@ -163,11 +163,115 @@ impl SocketMachine {
         auth: RawJson,
         recovery: Option<RecoveryRequest>,
     ) {
-        let Some(ns) = self.shared.namespace_or_child(&nsp) else {
-            debug!(%nsp, "CONNECT to an unknown namespace");
-            let _ = self.conn.reject_unknown_namespace(now, &nsp);
+        match self.shared.lookup(&nsp) {
+            Lookup::Found(ns) => self.admit(now, ns, nsp, auth, recovery),
+            Lookup::Decide(parents) => self.decide(now, nsp, auth, recovery, parents),
+            Lookup::Unknown => {
+                debug!(%nsp, "CONNECT to an unknown namespace");
+                let _ = self.conn.reject_unknown_namespace(now, &nsp);
+            }
+        }
+    }
+
+    /// A CONNECT to a name only async dynamic matchers can accept: they are asked in a task,
+    /// which then admits the socket (middlewares included) or refuses the name, and reports
+    /// as the middlewares do ([`Command::Connected`]); the session goes on meanwhile.
+    fn decide(
+        &mut self,
+        now: Instant,
+        nsp: Str,
+        auth: RawJson,
+        recovery: Option<RecoveryRequest>,
+        parents: Vec<(Matcher, Namespace)>,
+    ) {
+        // Children get the server's recovery configuration.
+        let fresh_pid = if self.shared.recovery.is_some() {
+            crate::id::generate().map(Some)
+        } else {
+            Some(None)
+        };
+        let fresh_id = self.conn.fixed_socket_id(&nsp).or_else(crate::id::generate);
+        let (Some(fresh_pid), Some(fresh_id)) = (fresh_pid, fresh_id) else {
+            let _ = self.conn.reject(now, &nsp, "Bad request", None);
             return;
         };
+        let shared = self.shared.clone();
+        let link = self.link.clone();
+        let request = self.request.clone();
+        let auth_value = auth.to_value().unwrap_or(serde_json::Value::Null);
+        let handshake = Handshake::new(request.clone(), auth.clone());
+        tokio::spawn(
+            async move {
+                let decided = shared
+                    .clone()
+                    .decide(nsp.clone(), auth_value, handshake, parents)
+                    .await;
+                let Some(ns) = decided else {
+                    debug!(%nsp, "CONNECT to a namespace no dynamic parent accepts");
+                    // The refusal names the namespace through its socket: one of a namespace
+                    // that is in no server.
+                    let nowhere = Arc::new(NsInner::new(nsp, shared.clock, None));
+                    let socket = Socket::new(
+                        fresh_id,
+                        nowhere,
+                        link.clone(),
+                        Handshake::new(request, auth),
+                        false,
+                        None,
+                    );
+                    link.send_waiting(Command::Connected(Box::new(Connected {
+                        socket,
+                        result: Err(ConnectError::new(
+                            ferrio_proto::socket::server::INVALID_NAMESPACE,
+                        )),
+                        restored: None,
+                    })))
+                    .await;
+                    return;
+                };
+                let leaving = recovery
+                    .as_ref()
+                    .and_then(|r| ns.inner.state().leaving.get(r.pid.as_str()).cloned());
+                if let Some(previous) = leaving {
+                    previous.left().await;
+                }
+                let admit = Admit {
+                    ns: ns.inner.clone(),
+                    link: link.clone(),
+                    request,
+                    auth,
+                    recovery,
+                    fresh_pid,
+                    fresh_id,
+                };
+                let now = admit.ns.now();
+                let (socket, restored, run) = admit.socket(now);
+                let result = if run {
+                    run_middlewares(&socket).await
+                } else {
+                    Ok(())
+                };
+                link.send_waiting(Command::Connected(Box::new(Connected {
+                    socket,
+                    result,
+                    restored,
+                })))
+                .await;
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// A CONNECT to namespace `ns`: admitted here, or in a task when middlewares must run or a
+    /// socket it recovers is still leaving.
+    fn admit(
+        &mut self,
+        now: Instant,
+        ns: Namespace,
+        nsp: Str,
+        auth: RawJson,
+        recovery: Option<RecoveryRequest>,
+    ) {
         // The ids a fresh socket gets (the randomness is the driver's): with connection state
         // recovery on, a private id too, unless the store gives the previous session back.
         let (recovering, leaving) = {
@@ -248,6 +352,15 @@ impl SocketMachine {
         let nsp = ns.name.clone();
         let events = {
             let mut st = ns.state();
+            if ns.is_removed() {
+                // Its last socket left and `cleanup_empty_child_namespaces` took it out of the
+                // server while this CONNECT was being admitted: decided again, as a new one.
+                drop(st);
+                debug!(%nsp, "namespace removed meanwhile: CONNECT decided again");
+                let auth = socket.handshake().auth_raw().clone();
+                self.on_connect(now, nsp, auth, None);
+                return;
+            }
             let mut events = Vec::new();
             if st
                 .sockets
