@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::namespace::{BroadcastOperator, NsInner};
-use crate::socket::{AckError, EmitError};
+use crate::socket::{AckError, AckReply, EmitError};
 use crate::BoxFuture;
 
 /// Why a cluster operation failed.
@@ -148,19 +148,26 @@ pub struct SocketInfo {
 pub struct RemoteSocket {
     info: SocketInfo,
     ns: Arc<NsInner>,
+    /// How long [`RemoteSocket::emit_with_ack`] waits ([`RemoteSocket::timeout`]).
+    timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for RemoteSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteSocket")
             .field("info", &self.info)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
 
 impl RemoteSocket {
     pub(crate) fn new(info: SocketInfo, ns: Arc<NsInner>) -> RemoteSocket {
-        RemoteSocket { info, ns }
+        RemoteSocket {
+            info,
+            ns,
+            timeout: None,
+        }
     }
 
     /// The socket id.
@@ -190,6 +197,61 @@ impl RemoteSocket {
 
     fn operator(&self) -> BroadcastOperator {
         BroadcastOperator::new(self.ns.clone()).to(Str::from(self.info.id.as_str()))
+    }
+
+    /// This socket, with how long [`RemoteSocket::emit_with_ack`] waits for its answer
+    /// (`remoteSocket.timeout(ms)`).
+    pub fn timeout(&self, timeout: Duration) -> RemoteSocket {
+        RemoteSocket {
+            timeout: Some(timeout),
+            ..self.clone()
+        }
+    }
+
+    /// Emits `event` with `args` (a tuple) to this socket, wherever it is, and waits for its
+    /// acknowledgement (`remoteSocket.timeout(ms).emitWithAck(...)`, which resolves with an
+    /// array of that one answer; here, the answer itself): [`AckError::Timeout`] when the
+    /// [`RemoteSocket::timeout`] ran out, [`AckError::Disconnected`] when the socket left
+    /// first (or was already gone), [`AckError::Emit`] when the event could not be sent.
+    ///
+    /// It goes through the cluster as [`BroadcastOperator::emit_with_ack`] to the socket's id
+    /// room: a socket on this server answers directly; one on another server answers through
+    /// the cluster adapter's `broadcast_with_ack`, which waits at most the timeout (5 s
+    /// without one). Without a timeout, a socket on this server is waited for until it
+    /// answers or disconnects.
+    ///
+    /// ```
+    /// # async fn f(io: ferrio_server::Ferrio) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// for socket in io.fetch_sockets().await? {
+    ///     let reply = socket
+    ///         .timeout(Duration::from_secs(1))
+    ///         .emit_with_ack("ping", &())
+    ///         .await?;
+    ///     let (pong,): (String,) = reply.args()?;
+    /// #   let _ = pong;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> impl std::future::Future<Output = Result<AckReply, AckError>> + Send + 'static {
+        let mut operator = self.operator();
+        if let Some(timeout) = self.timeout {
+            operator = operator.timeout(timeout);
+        }
+        let answers = operator.emit_with_ack(event, args);
+        async move {
+            let answers = answers.await.map_err(AckError::Emit)?;
+            // One socket has the id: its answer, or nothing if it is gone.
+            answers
+                .into_iter()
+                .next()
+                .unwrap_or(Err(AckError::Disconnected))
+        }
     }
 
     /// Emits `event` with `args` (a tuple) to this socket, wherever it is.

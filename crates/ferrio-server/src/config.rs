@@ -350,6 +350,21 @@ pub(crate) type AddressOf =
 pub(crate) type AllowRequest =
     std::sync::Arc<dyn Fn(http::Request<()>) -> crate::BoxFuture<Result<(), String>> + Send + Sync>;
 
+/// Adds headers to Engine.IO responses (`initial_headers`, `headers`).
+pub(crate) type HeadersHook =
+    std::sync::Arc<dyn Fn(&mut http::HeaderMap, &crate::engine::EngineRequest<'_>) + Send + Sync>;
+
+/// Hears every request the engine refuses (`connection_error`).
+pub(crate) type ConnectionErrorHook =
+    std::sync::Arc<dyn Fn(&crate::engine::ConnectionError<'_>) + Send + Sync>;
+
+/// Makes the id of a new Engine.IO session (`generateId`).
+pub(crate) type IdGenerator =
+    std::sync::Arc<dyn Fn(&crate::engine::EngineRequest<'_>) -> String + Send + Sync>;
+
+/// The longest session id an [`IdGenerator`] may make (longer ones refuse the handshake).
+pub(crate) const MAX_GENERATED_ID_LEN: usize = 256;
+
 /// The Engine.IO options, with the reference's defaults.
 #[derive(Clone)]
 pub(crate) struct EngineOptions {
@@ -374,6 +389,14 @@ pub(crate) struct EngineOptions {
     pub(crate) max_http_header_size: usize,
     /// Time a POST body may go without delivering a byte (see `body_read_timeout`).
     pub(crate) body_read_timeout: Duration,
+    /// Headers added to the handshake's answer (`initial_headers`).
+    pub(crate) initial_headers: Option<HeadersHook>,
+    /// Headers added to every answer (`headers`).
+    pub(crate) headers: Option<HeadersHook>,
+    /// Told of every refused request (`connection_error`).
+    pub(crate) on_connection_error: Option<ConnectionErrorHook>,
+    /// Makes session ids (`generateId`); random ones without it.
+    pub(crate) id_generator: Option<IdGenerator>,
 }
 
 /// The default of `max_http_header_size`: 16 KiB, Node's `--max-http-header-size`.
@@ -402,6 +425,10 @@ impl std::fmt::Debug for EngineOptions {
             .field("address_of", &self.address_of.is_some())
             .field("max_http_header_size", &self.max_http_header_size)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("initial_headers", &self.initial_headers.is_some())
+            .field("headers", &self.headers.is_some())
+            .field("on_connection_error", &self.on_connection_error.is_some())
+            .field("id_generator", &self.id_generator.is_some())
             .finish()
     }
 }
@@ -426,6 +453,10 @@ impl EngineOptions {
             address_of: None,
             max_http_header_size: DEFAULT_MAX_HTTP_HEADER_SIZE,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            initial_headers: None,
+            headers: None,
+            on_connection_error: None,
+            id_generator: None,
         }
     }
 
@@ -625,6 +656,80 @@ macro_rules! engine_options {
             Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
         {
             self.engine.allow_request = Some(std::sync::Arc::new(move |req| Box::pin(allow(req))));
+            self
+        }
+
+        /// Adds headers to the answer that opens a session (Node's
+        /// `engine.on("initial_headers", (headers, req) => ...)`): the handshake's polling
+        /// answer, or the `101 Switching Protocols` of a session opened over WebSocket. The
+        /// hook gets the headers to add (empty at first; what it inserts replaces the server's
+        /// own header of that name) and the request
+        /// ([`EngineRequest`](crate::engine::EngineRequest)). It runs before the
+        /// [`headers`](Self::headers) hook, which sees what it added.
+        ///
+        /// ```
+        /// use http::HeaderValue;
+        ///
+        /// let io = ferrio_server::Ferrio::builder()
+        ///     .initial_headers(|headers, _req| {
+        ///         headers.insert("x-session-opened", HeaderValue::from_static("1"));
+        ///     })
+        ///     .build();
+        /// # drop(io);
+        /// ```
+        pub fn initial_headers<F>(mut self, hook: F) -> Self
+        where
+            F: Fn(&mut http::HeaderMap, &crate::engine::EngineRequest<'_>) + Send + Sync + 'static,
+        {
+            self.engine.initial_headers = Some(std::sync::Arc::new(hook));
+            self
+        }
+
+        /// Adds headers to every answer of the Engine.IO endpoint (Node's
+        /// `engine.on("headers", (headers, req) => ...)`): polls, POSTs, handshakes, WebSocket
+        /// `101`s, CORS preflights, and the error answers too (unlike Node, where refusals
+        /// carry only their own headers); not the `431` of an oversized request head, nor the
+        /// `404` of a path outside the endpoint. The hook runs once per request, when it is
+        /// routed; what it inserts replaces the server's own header of that name.
+        pub fn headers<F>(mut self, hook: F) -> Self
+        where
+            F: Fn(&mut http::HeaderMap, &crate::engine::EngineRequest<'_>) + Send + Sync + 'static,
+        {
+            self.engine.headers = Some(std::sync::Arc::new(hook));
+            self
+        }
+
+        /// Hears every request the engine refuses (Node's
+        /// `engine.on("connection_error", err => ...)`), with the code, the message and the
+        /// request ([`ConnectionError`](crate::engine::ConnectionError)): an unknown or
+        /// disabled transport (0), an unknown session id (1), a handshake that is not a GET
+        /// (2), a malformed request (3: a bad WebSocket handshake, a transport that does not
+        /// match the session's, a refused generated id), [`allow_request`](Self::allow_request)
+        /// saying no (4, with its message), an unsupported `EIO` version (5). Requests of
+        /// an open session that its transport refuses (an overlapping poll, a too large POST)
+        /// are not reported here. The hook runs on the request's task: keep it short.
+        pub fn on_connection_error<F>(mut self, hook: F) -> Self
+        where
+            F: Fn(&crate::engine::ConnectionError<'_>) + Send + Sync + 'static,
+        {
+            self.engine.on_connection_error = Some(std::sync::Arc::new(hook));
+            self
+        }
+
+        /// Makes the id of each new Engine.IO session from its handshake request (Node's
+        /// `generateId`) instead of 20 random URL-safe characters. The ids must be unique
+        /// among open sessions and unguessable (a session id is the only credential of a
+        /// polling request), non-empty, at most 256 bytes, of URL-safe characters only
+        /// (`A-Z a-z 0-9 - _ . ~`). An id that breaks these rules, or that an open session
+        /// already has, is not used: the handshake is refused with 400
+        /// (`{"code":3,"message":"Bad request"}`; a session opening over WebSocket has its
+        /// connection closed when the duplicate is found only after the `101`) and reported to
+        /// [`on_connection_error`](Self::on_connection_error).
+        pub fn id_generator<F>(mut self, generate: F) -> Self
+        where
+            F: Fn(&crate::engine::EngineRequest<'_>) -> String + Send + Sync + 'static,
+        {
+            self.engine.id_generator = Some(std::sync::Arc::new(generate));
             self
         }
     };

@@ -147,6 +147,85 @@ impl EngineBuilder {
     }
 }
 
+/// An HTTP request of the Engine.IO endpoint, as the engine's hooks see it (the `req` of Node's
+/// `initial_headers`, `headers`, `connection_error` and `generateId`): its method, URI,
+/// headers and extensions, without its body.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineRequest<'a> {
+    method: &'a http::Method,
+    uri: &'a http::Uri,
+    headers: &'a http::HeaderMap,
+    extensions: &'a http::Extensions,
+}
+
+impl<'a> EngineRequest<'a> {
+    pub(crate) fn new<B>(req: &'a Request<B>) -> EngineRequest<'a> {
+        EngineRequest {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        }
+    }
+
+    /// The request's method.
+    pub fn method(&self) -> &'a http::Method {
+        self.method
+    }
+
+    /// The request's URI (path and query: `/socket.io/?EIO=4&transport=polling`).
+    pub fn uri(&self) -> &'a http::Uri {
+        self.uri
+    }
+
+    /// The request's headers.
+    pub fn headers(&self) -> &'a http::HeaderMap {
+        self.headers
+    }
+
+    /// The request's extensions (what the application's tower layers and the server put there,
+    /// such as [`crate::RemoteAddr`]).
+    pub fn extensions(&self) -> &'a http::Extensions {
+        self.extensions
+    }
+}
+
+/// A request the engine refused (Node's `connection_error` event): the code and message of
+/// the answer's `{"code":N,"message":"..."}` body, what led to it, and the request. See the
+/// builders' `on_connection_error`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionError<'a> {
+    pub(crate) code: u8,
+    pub(crate) message: &'a str,
+    pub(crate) detail: Option<&'static str>,
+    pub(crate) request: EngineRequest<'a>,
+}
+
+impl<'a> ConnectionError<'a> {
+    /// The Engine.IO error code: 0 transport unknown, 1 session id unknown, 2 bad handshake
+    /// method, 3 bad request, 4 forbidden, 5 unsupported protocol version.
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// The message sent to the client (`Session ID unknown`, ...; for code 4, the one
+    /// `allow_request` gave).
+    pub fn message(&self) -> &'a str {
+        self.message
+    }
+
+    /// What led to a `Bad request` when the message does not say it, such as
+    /// `invalid WebSocket handshake` or `generated id already in use` (Node's `context`).
+    pub fn detail(&self) -> Option<&'static str> {
+        self.detail
+    }
+
+    /// The refused request.
+    pub fn request(&self) -> EngineRequest<'a> {
+        self.request
+    }
+}
+
 /// One Engine.IO session as the application sees it (the reference's engine.io `Socket`).
 #[derive(Debug)]
 pub struct EngineSocket {
@@ -200,6 +279,14 @@ impl EngineSocket {
     /// [`crate::Handshake::extensions`] keeps them.
     pub fn extensions(&self) -> &http::Extensions {
         &self.request.extensions
+    }
+
+    /// Waits until the session upgrades from long-polling to WebSocket (Node's
+    /// `socket.on("upgrade", transport => ...)`) and returns the new transport, at once if it
+    /// already has; `None` if the session closes without upgrading (a session opened over
+    /// WebSocket never upgrades).
+    pub async fn upgraded(&self) -> Option<Transport> {
+        self.link.shared.upgraded().await
     }
 
     /// Why the session closed (`transport close`, `ping timeout`, `forced close`, ...), once

@@ -91,6 +91,8 @@ pub(crate) struct Responder {
     allow_origin: Option<HeaderValue>,
     vary: bool,
     set_cookie: Option<HeaderValue>,
+    /// Headers the application's hooks added (`initial_headers`, `headers`), written last.
+    extra: Option<std::sync::Arc<HeaderMap>>,
 }
 
 impl Responder {
@@ -104,6 +106,20 @@ impl Responder {
             allow_origin,
             vary: cors.is_some_and(Cors::varies),
             set_cookie: None,
+            extra: None,
+        }
+    }
+
+    /// Adds `headers` to the answers built from now on, after (and over) the server's own.
+    pub(crate) fn with_headers(mut self, headers: Option<HeaderMap>) -> Responder {
+        self.extra = headers.filter(|h| !h.is_empty()).map(std::sync::Arc::new);
+        self
+    }
+
+    /// The application's headers, over those of `h`.
+    fn extra_headers(&self, h: &mut HeaderMap) {
+        if let Some(extra) = &self.extra {
+            h.extend(HeaderMap::clone(extra));
         }
     }
 
@@ -126,6 +142,7 @@ impl Responder {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
         }
         self.cors_headers(h);
+        self.extra_headers(h);
         res
     }
 
@@ -208,6 +225,7 @@ impl Responder {
             h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e.name()));
             h.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         }
+        self.extra_headers(h);
         res
     }
 
@@ -250,6 +268,7 @@ impl Responder {
                 HeaderValue::from(max_age.as_secs()),
             );
         }
+        self.extra_headers(h);
         res
     }
 
@@ -266,6 +285,7 @@ impl Responder {
         if let Ok(v) = HeaderValue::from_str(accept) {
             h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
         }
+        self.extra_headers(h);
         res
     }
 }

@@ -105,6 +105,18 @@
 //! # }
 //! ```
 //!
+//! # Dynamic namespaces and shutting down
+//!
+//! [`Ferrio::of_dynamic`] creates the namespaces whose names a predicate accepts;
+//! [`Ferrio::of_dynamic_with`] decides with the CONNECT's auth and the [`Handshake`] too, in a
+//! future that holds up only that CONNECT (Node's `io.of((name, auth, next) => ...)`). With
+//! [`FerrioBuilder::cleanup_empty_child_namespaces`] such a child is removed once its last
+//! socket left, and created again by the next CONNECT to it. [`Ferrio::on_new_namespace`] runs
+//! for every namespace created (Node's `new_namespace` event). [`Ferrio::close`] refuses new
+//! sessions (503), disconnects every socket with `server shutting down` and returns once every
+//! session has ended: call it from `axum::serve(...).with_graceful_shutdown(...)`, or use
+//! [`Ferrio::serve_with_shutdown`].
+//!
 //! # Per-session limits
 //!
 //! One tokio task per Engine.IO session owns its state machine; HTTP requests and WebSocket
@@ -159,7 +171,8 @@ pub use crate::serve::{serve, serve_with_shutdown, FerrioLayer, FerrioService};
 pub use crate::server::{Ferrio, FerrioBuilder, EVENT_QUEUE};
 pub use crate::socket::{
     AckEmitter, AckError, AckReply, AckSender, ConnectError, Disconnection, EmitError,
-    EventHandler, HandlerOutput, Handshake, ListenerId, Message, RawArgs, Socket, VolatileEmitter,
+    EventHandler, HandlerError, HandlerOutput, Handshake, ListenerId, Message, RawArgs, Socket,
+    VolatileEmitter,
 };
 pub use crate::transport::{RemoteAddr, COMMAND_QUEUE};
 pub use ferrio_proto::rooms::RoomEvent;

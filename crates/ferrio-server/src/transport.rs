@@ -40,7 +40,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 
@@ -56,6 +56,7 @@ use tracing::{debug, info_span, trace, Instrument};
 
 use crate::clock::Clock;
 use crate::config::EngineOptions;
+use crate::engine::{ConnectionError, EngineRequest};
 use crate::http::{
     closing, head_size, header_too_large, not_found, wants_websocket, websocket_accept, Body,
     Encoding, Responder,
@@ -171,6 +172,12 @@ impl<C> SessionLink<C> {
 pub(crate) struct SessionShared {
     pub(crate) sid: Str,
     transport: AtomicU8,
+    /// Set when the session upgraded to WebSocket.
+    upgraded: AtomicBool,
+    /// Set when the session's task ended.
+    closed: AtomicBool,
+    /// Wakes those waiting for an upgrade or the end.
+    changed: Notify,
 }
 
 impl SessionShared {
@@ -185,6 +192,46 @@ impl SessionShared {
     fn set_transport(&self, t: Transport) {
         self.transport
             .store(u8::from(t == Transport::WebSocket), Ordering::Relaxed);
+    }
+
+    fn new(sid: Str, transport: Transport) -> SessionShared {
+        let shared = SessionShared {
+            sid,
+            transport: AtomicU8::new(0),
+            upgraded: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            changed: Notify::new(),
+        };
+        shared.set_transport(transport);
+        shared
+    }
+
+    /// The transport once the session upgraded (at once if it has), `None` if it ends first.
+    pub(crate) async fn upgraded(&self) -> Option<Transport> {
+        loop {
+            let notified = self.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the flags are read, so that no change is missed.
+            notified.as_mut().enable();
+            if self.upgraded.load(Ordering::Acquire) {
+                return Some(self.transport());
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            notified.await;
+        }
+    }
+
+    fn mark_upgraded(&self) {
+        self.set_transport(Transport::WebSocket);
+        self.upgraded.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.changed.notify_waiters();
     }
 }
 
@@ -434,7 +481,7 @@ impl<A: App> Endpoint<A> {
         let headers = req.headers();
         let responder = Responder::new(self.options.cors.as_ref(), headers);
         if req.method() == Method::OPTIONS && self.options.cors.is_some() {
-            return Next::Done(responder.preflight(headers));
+            return Next::Done(self.hooked(responder, &req, false).preflight(headers));
         }
         let query = Query::parse(req.uri().query());
         let origins: Vec<&[u8]> = headers
@@ -460,7 +507,7 @@ impl<A: App> Endpoint<A> {
         };
         let route = match request::verify(&head, &policy) {
             Ok(route) => route,
-            Err(code) => return Next::Done(responder.error(code)),
+            Err(code) => return Next::Done(self.refuse(&req, responder, code, None)),
         };
         let handshake = match route {
             Route::Handshake(handshake) => handshake,
@@ -468,11 +515,13 @@ impl<A: App> Endpoint<A> {
                 ref sid, action, ..
             } => {
                 let Some((inputs, protocol)) = self.lookup(sid) else {
-                    return Next::Done(responder.error(ErrorCode::UnknownSid));
+                    let code = ErrorCode::UnknownSid;
+                    return Next::Done(self.refuse(&req, responder, code, None));
                 };
                 if let Err(code) = route.check_session(protocol) {
-                    return Next::Done(responder.error(code));
+                    return Next::Done(self.refuse(&req, responder, code, None));
                 }
+                let responder = self.hooked(responder, &req, false);
                 return match action {
                     SessionAction::Upgrade => {
                         Next::Done(self.upgrade(req, responder, UpgradeTarget::Probe(inputs)))
@@ -514,16 +563,45 @@ impl<A: App> Endpoint<A> {
             *head.headers_mut() = req.headers().clone();
             *head.extensions_mut() = kept_extensions(req.extensions());
             if let Err(message) = allow(head).await {
-                return responder.forbidden(&message);
+                self.report(&req, ErrorCode::Forbidden as u8, &message, None);
+                return self.hooked(responder, &req, false).forbidden(&message);
             }
         }
+        let responder = self.hooked(responder, &req, true);
         let info = RequestInfo::new(
             &req,
             self.clock.now().as_millis(),
             self.options.address_of.as_ref(),
         );
-        let Some(sid) = crate::id::generate() else {
-            return responder.error(ErrorCode::BadRequest);
+        let sid = match &self.options.id_generator {
+            Some(generate) => {
+                let id = generate(&EngineRequest::new(&req));
+                let refused = if !valid_id(&id) {
+                    Some("generated id is not a valid session id")
+                } else if self.lookup(&id).is_some() {
+                    Some(ID_IN_USE)
+                } else {
+                    None
+                };
+                if let Some(detail) = refused {
+                    self.report(
+                        &req,
+                        ErrorCode::BadRequest as u8,
+                        "Bad request",
+                        Some(detail),
+                    );
+                    return responder.error(ErrorCode::BadRequest);
+                }
+                Str::from(id)
+            }
+            None => match crate::id::generate() {
+                Some(sid) => sid,
+                None => {
+                    let detail = Some("no random id");
+                    self.report(&req, ErrorCode::BadRequest as u8, "Bad request", detail);
+                    return responder.error(ErrorCode::BadRequest);
+                }
+            },
         };
         let responder = match &self.options.cookie {
             Some(cookie) => responder.with_cookie(&cookie.header(&sid, info.issued)),
@@ -536,13 +614,64 @@ impl<A: App> Endpoint<A> {
             }
             Transport::Polling => {
                 let compression = self.compression(req.headers());
+                let Some((inputs, run)) = self.open(sid, handshake, info, None) else {
+                    // Another handshake took the generated id meanwhile.
+                    self.report(
+                        &req,
+                        ErrorCode::BadRequest as u8,
+                        "Bad request",
+                        Some(ID_IN_USE),
+                    );
+                    return responder.error(ErrorCode::BadRequest);
+                };
                 // The session keeps `info`, not the request.
                 drop(req);
-                let (inputs, run) = self.open(sid, handshake, info, None);
                 tokio::spawn(run);
                 poll(inputs, responder, compression).await
             }
         }
+    }
+
+    /// `responder` with the headers of the application's hooks for `req`: `initial_headers`
+    /// then `headers` for the answer that opens a session (`initial`), `headers` otherwise.
+    fn hooked<B>(&self, responder: Responder, req: &Request<B>, initial: bool) -> Responder {
+        let initial_hook = self.options.initial_headers.as_ref().filter(|_| initial);
+        if initial_hook.is_none() && self.options.headers.is_none() {
+            return responder;
+        }
+        let view = EngineRequest::new(req);
+        let mut headers = HeaderMap::new();
+        for hook in [initial_hook, self.options.headers.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            hook(&mut headers, &view);
+        }
+        responder.with_headers(Some(headers))
+    }
+
+    /// Tells the application's `on_connection_error` hook that `req` is refused.
+    fn report<B>(&self, req: &Request<B>, code: u8, message: &str, detail: Option<&'static str>) {
+        if let Some(hook) = &self.options.on_connection_error {
+            hook(&ConnectionError {
+                code,
+                message,
+                detail,
+                request: EngineRequest::new(req),
+            });
+        }
+    }
+
+    /// The answer refusing `req` with `code`, reported to `on_connection_error`.
+    fn refuse<B>(
+        &self,
+        req: &Request<B>,
+        responder: Responder,
+        code: ErrorCode,
+        detail: Option<&'static str>,
+    ) -> Response<Body> {
+        self.report(req, code as u8, code.message(), detail);
+        self.hooked(responder, req, false).error(code)
     }
 
     /// How to compress the polling responses to a request with these headers.
@@ -552,24 +681,37 @@ impl<A: App> Endpoint<A> {
     }
 
     /// Creates a session: its queue and the future that runs it (the session task); `ws` is the
-    /// WebSocket of a session opened over it.
+    /// WebSocket of a session opened over it. `None` if an open session has the id `sid`.
     fn open(
         self: &Arc<Self>,
         sid: Str,
         handshake: Handshake,
         request: RequestInfo,
         ws: Option<Box<WsConn>>,
-    ) -> (
+    ) -> Option<(
         Inbox<CommandOf<A>>,
         impl Future<Output = ()> + Send + 'static,
-    ) {
+    )> {
         let (inbox_tx, inbox_rx) = queue::channel(COMMAND_QUEUE);
         let overload = Arc::new(Notify::new());
-        let shared = Arc::new(SessionShared {
-            sid: sid.clone(),
-            transport: AtomicU8::new(0),
-        });
-        shared.set_transport(handshake.transport);
+        // The id is taken before the machine is made: a generated id that an open session
+        // has is refused here, without a trace.
+        {
+            let Ok(mut sessions) = self.sessions.lock() else {
+                return None;
+            };
+            if sessions.contains_key(&sid) {
+                return None;
+            }
+            sessions.insert(
+                sid.clone(),
+                SessionEntry {
+                    inbox: inbox_tx.clone(),
+                    protocol: handshake.protocol,
+                },
+            );
+        }
+        let shared = Arc::new(SessionShared::new(sid.clone(), handshake.transport));
         let link = SessionLink {
             commands: inbox_tx.clone(),
             overload: overload.clone(),
@@ -582,15 +724,6 @@ impl<A: App> Endpoint<A> {
             link,
             request,
         });
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.insert(
-                sid.clone(),
-                SessionEntry {
-                    inbox: inbox_tx.clone(),
-                    protocol: handshake.protocol,
-                },
-            );
-        }
         // Boxed: an async block that captures a large value and moves it into the future it
         // awaits holds room for it twice.
         let task = Box::new(SessionTask {
@@ -611,12 +744,14 @@ impl<A: App> Endpoint<A> {
         let span = info_span!("session", %sid, transport = handshake.transport.name());
         let run = async move {
             debug!("open");
+            let shared = task.shared.clone();
             task.run(endpoint.clock).await;
             endpoint.remove(&sid);
+            shared.mark_closed();
             debug!("closed");
         }
         .instrument(span);
-        (inbox_tx, run)
+        Some((inbox_tx, run))
     }
 
     fn upgrade<B>(
@@ -626,9 +761,13 @@ impl<A: App> Endpoint<A> {
         target: UpgradeTarget<CommandOf<A>>,
     ) -> Response<Body> {
         if req.method() != Method::GET {
+            let detail = Some("WebSocket upgrade that is not a GET");
+            self.report(&req, ErrorCode::BadRequest as u8, "Bad request", detail);
             return responder.error(ErrorCode::BadRequest);
         }
         let Some(accept) = websocket_accept(req.headers()) else {
+            let detail = Some("invalid WebSocket handshake");
+            self.report(&req, ErrorCode::BadRequest as u8, "Bad request", detail);
             return responder.error(ErrorCode::BadRequest);
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -658,13 +797,32 @@ impl<A: App> Endpoint<A> {
                     }
                 }
                 UpgradeTarget::NewSession(info, sid, handshake) => {
-                    let (_, run) = endpoint.open(sid, handshake, *info, Some(Box::new(ws)));
-                    run.await;
+                    let ws = Box::new(ws);
+                    // (`open` drops the WebSocket, closing it, when another handshake took the
+                    // generated id after this one was answered.)
+                    if let Some((_, run)) = endpoint.open(sid, handshake, *info, Some(ws)) {
+                        run.await;
+                    } else {
+                        debug!("generated id already in use: WebSocket closed");
+                    }
                 }
             }
         });
         responder.switching_protocols(&accept)
     }
+}
+
+/// Why a generated session id was refused.
+const ID_IN_USE: &str = "generated id already in use";
+
+/// True if an application's session id can be used: 1 to 256 URL-safe bytes (RFC 3986's
+/// unreserved characters), which a query string carries as they are.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= crate::config::MAX_GENERATED_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
 /// How a routed request is answered.
@@ -1095,7 +1253,7 @@ impl<M: Machine> SessionTask<M> {
             eio::Io::Upgraded => {
                 debug!("upgraded to websocket");
                 self.main = self.probe.take();
-                self.shared.set_transport(Transport::WebSocket);
+                self.shared.mark_upgraded();
             }
         }
     }

@@ -140,3 +140,75 @@ impl fmt::Display for ConnectError {
 }
 
 impl std::error::Error for ConnectError {}
+
+/// Why an event's handler did not run or failed, as [`Socket::on_handler_error`] hears it:
+/// the event's arguments did not fit the handler's types (the event was dropped), or the
+/// handler returned an `Err`.
+///
+/// [`Socket::on_handler_error`]: crate::Socket::on_handler_error
+#[derive(Debug)]
+pub struct HandlerError {
+    event: String,
+    kind: HandlerErrorKind,
+}
+
+#[derive(Debug)]
+enum HandlerErrorKind {
+    Arguments(serde_json::Error),
+    Failed(String),
+}
+
+impl HandlerError {
+    pub(crate) fn arguments(event: String, error: serde_json::Error) -> HandlerError {
+        HandlerError {
+            event,
+            kind: HandlerErrorKind::Arguments(error),
+        }
+    }
+
+    pub(crate) fn failed(event: String, message: String) -> HandlerError {
+        HandlerError {
+            event,
+            kind: HandlerErrorKind::Failed(message),
+        }
+    }
+
+    /// The event's name.
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+
+    /// The error of deserializing the event's arguments into the handler's types, when that is
+    /// what failed (the handler did not run).
+    pub fn arguments_error(&self) -> Option<&serde_json::Error> {
+        match &self.kind {
+            HandlerErrorKind::Arguments(e) => Some(e),
+            HandlerErrorKind::Failed(_) => None,
+        }
+    }
+
+    /// True if the arguments did not fit the handler's types (the handler did not run).
+    pub fn is_arguments(&self) -> bool {
+        matches!(self.kind, HandlerErrorKind::Arguments(_))
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            HandlerErrorKind::Arguments(e) => {
+                write!(f, "arguments of `{}` do not fit: {e}", self.event)
+            }
+            HandlerErrorKind::Failed(m) => write!(f, "handler of `{}` failed: {m}", self.event),
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            HandlerErrorKind::Arguments(e) => Some(e),
+            HandlerErrorKind::Failed(_) => None,
+        }
+    }
+}

@@ -9,13 +9,23 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{AckSender, Disconnection, Message, RawArgs, Socket};
+use super::{AckSender, Disconnection, HandlerError, Message, RawArgs, Socket};
 use crate::BoxFuture;
 
 /// The outcome of an event handler: `()`, or a `Result` whose error is logged.
 pub trait HandlerOutput: Send {
     /// Reports a failure (through `tracing`).
     fn report(self, event: &str);
+
+    /// Reports a failure as [`HandlerOutput::report`] does and returns its message, for the
+    /// socket's [`Socket::on_handler_error`] handlers (by default: `report`, then `None`).
+    fn into_failure(self, event: &str) -> Option<String>
+    where
+        Self: Sized,
+    {
+        self.report(event);
+        None
+    }
 }
 
 impl HandlerOutput for () {
@@ -28,6 +38,22 @@ impl<E: fmt::Display + Send> HandlerOutput for Result<(), E> {
             tracing::warn!(event, "handler failed: {e}");
         }
     }
+
+    fn into_failure(self, event: &str) -> Option<String> {
+        let e = self.err()?;
+        tracing::warn!(event, "handler failed: {e}");
+        Some(e.to_string())
+    }
+}
+
+/// Waits for a handler's output and hands a failure to the socket's
+/// [`Socket::on_handler_error`] handlers.
+async fn finish<O: HandlerOutput>(socket: Socket, event: String, fut: impl Future<Output = O>) {
+    if let Some(message) = fut.await.into_failure(&event) {
+        socket
+            .handler_failed(HandlerError::failed(event, message))
+            .await;
+    }
 }
 
 /// An event handler for [`Socket::on`]. Implemented for
@@ -35,9 +61,11 @@ impl<E: fmt::Display + Send> HandlerOutput for Result<(), E> {
 /// - `Fn(Socket, Message) -> impl Future`: the raw event ([`Message::args`],
 ///   [`Message::raw_args`], [`Message::ack`]);
 /// - `Fn(Socket, T, AckSender) -> impl Future` with `T: DeserializeOwned` (a tuple): typed
-///   arguments. An event whose arguments do not fit `T` is dropped (and logged).
+///   arguments. An event whose arguments do not fit `T` is dropped (logged, and handed to the
+///   socket's [`Socket::on_handler_error`] handlers).
 ///
-/// The future's output is `()` or a `Result` (see [`HandlerOutput`]).
+/// The future's output is `()` or a `Result` (see [`HandlerOutput`]; an `Err` is logged and
+/// handed to the [`Socket::on_handler_error`] handlers).
 pub trait EventHandler<M>: Send + Sync + 'static {
     /// Runs the handler.
     fn call(&self, socket: Socket, message: Message) -> BoxFuture<()>;
@@ -51,8 +79,8 @@ where
 {
     fn call(&self, socket: Socket, message: Message) -> BoxFuture<()> {
         let event = message.event().into_owned();
-        let fut = self(socket, message);
-        Box::pin(async move { fut.await.report(&event) })
+        let fut = self(socket.clone(), message);
+        Box::pin(finish(socket, event, fut))
     }
 }
 
@@ -67,12 +95,13 @@ where
         let event = message.event().into_owned();
         match message.args::<T>() {
             Ok(args) => {
-                let fut = self(socket, args, message.ack);
-                Box::pin(async move { fut.await.report(&event) })
+                let fut = self(socket.clone(), args, message.ack);
+                Box::pin(finish(socket, event, fut))
             }
             Err(e) => {
                 tracing::debug!(event, "event dropped, arguments do not fit: {e}");
-                Box::pin(async {})
+                let error = HandlerError::arguments(event, e);
+                Box::pin(async move { socket.handler_failed(error).await })
             }
         }
     }
@@ -104,4 +133,6 @@ pub(super) type AnyHandler = Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<()
 pub(crate) type EventMiddleware =
     Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<Result<(), String>> + Send + Sync>;
 pub(crate) type ErrorHandler = Arc<dyn Fn(Socket, String) -> BoxFuture<()> + Send + Sync>;
+pub(super) type HandlerErrorHandler =
+    Arc<dyn Fn(Socket, Arc<HandlerError>) -> BoxFuture<()> + Send + Sync>;
 pub(super) type OutgoingHandler = Arc<dyn Fn(&Socket, &str, &RawArgs) + Send + Sync>;

@@ -40,8 +40,8 @@ mod message;
 
 pub use self::disconnect::Disconnection;
 pub use self::emit::{AckEmitter, VolatileEmitter};
-pub use self::error::{AckError, ConnectError, EmitError};
-use self::handlers::{AnyHandler, ErasedHandler, OutgoingHandler};
+pub use self::error::{AckError, ConnectError, EmitError, HandlerError};
+use self::handlers::{AnyHandler, ErasedHandler, HandlerErrorHandler, OutgoingHandler};
 pub(crate) use self::handlers::{DisconnectHandler, ErrorHandler, EventMiddleware};
 pub use self::handlers::{EventHandler, HandlerOutput, ListenerId};
 pub use self::handshake::Handshake;
@@ -56,6 +56,7 @@ pub(crate) struct SocketInner {
     any: Mutex<Vec<(ListenerId, AnyHandler)>>,
     middlewares: Mutex<Vec<EventMiddleware>>,
     on_error: Mutex<Vec<ErrorHandler>>,
+    on_handler_error: Mutex<Vec<HandlerErrorHandler>>,
     outgoing: Mutex<Vec<(ListenerId, OutgoingHandler)>>,
     has_outgoing: AtomicBool,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
@@ -108,6 +109,7 @@ impl Socket {
                 any: Mutex::new(Vec::new()),
                 middlewares: Mutex::new(Vec::new()),
                 on_error: Mutex::new(Vec::new()),
+                on_handler_error: Mutex::new(Vec::new()),
                 outgoing: Mutex::new(Vec::new()),
                 has_outgoing: AtomicBool::new(false),
                 on_disconnect: Mutex::new(Vec::new()),
@@ -149,6 +151,14 @@ impl Socket {
     /// The client's current transport.
     pub fn transport(&self) -> Transport {
         self.inner.link.shared.transport()
+    }
+
+    /// Waits until the client's Engine.IO session upgrades from long-polling to WebSocket
+    /// (Node's `socket.conn.on("upgrade", transport => ...)`) and returns the new transport, at
+    /// once if it already has; `None` if the session closes without upgrading (a client that
+    /// connected over WebSocket never upgrades).
+    pub async fn upgraded(&self) -> Option<Transport> {
+        self.inner.link.shared.upgraded().await
     }
 
     /// What the client's first request and CONNECT said.
@@ -415,6 +425,49 @@ impl Socket {
     {
         if let Ok(mut h) = self.inner.on_error.lock() {
             h.push(Arc::new(move |s, m| Box::pin(handler(s, m))));
+        }
+    }
+
+    /// Adds a handler for the failures of this socket's event handlers ([`Socket::on`]): an
+    /// event whose arguments do not fit a typed handler's types (the event is dropped; see
+    /// [`HandlerError::arguments_error`]), or a handler that returned an `Err`. It runs in the
+    /// socket's handler task, after the failed handler, with the event's name
+    /// ([`HandlerError::event`]). Failures are also logged (`tracing`), with or without it.
+    /// To hear them on every socket, add it in the server's or namespace's `on_connection`.
+    ///
+    /// ```
+    /// # fn f(socket: ferrio_server::Socket) {
+    /// socket.on("move", |_socket, (x, y): (i32, i32), _ack| async move {
+    ///     # let _ = (x, y);
+    /// });
+    /// socket.on_handler_error(|socket, error| async move {
+    ///     if error.is_arguments() {
+    ///         let _ = socket.emit("bad_request", &(error.event(), error.to_string()));
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn on_handler_error<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, Arc<HandlerError>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if let Ok(mut h) = self.inner.on_handler_error.lock() {
+            h.push(Arc::new(move |s, e| Box::pin(handler(s, e))));
+        }
+    }
+
+    /// Runs the [`Socket::on_handler_error`] handlers, in the order added.
+    pub(crate) async fn handler_failed(self, error: HandlerError) {
+        let handlers: Vec<HandlerErrorHandler> = self
+            .inner
+            .on_handler_error
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default();
+        let error = Arc::new(error);
+        for handler in handlers {
+            handler(self.clone(), error.clone()).await;
         }
     }
 
