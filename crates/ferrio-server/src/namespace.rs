@@ -91,6 +91,9 @@ pub(crate) struct NsInner {
     state: Mutex<NsState>,
     /// The cluster adapter, when the server has one.
     pub(crate) adapter: OnceLock<Arc<dyn NamespaceAdapter>>,
+    /// The server's application state (`FerrioBuilder::state`), set when the server creates
+    /// the namespace.
+    pub(crate) app_state: OnceLock<Arc<http::Extensions>>,
     /// The task that expires the recovery store's events and sessions has started.
     expiry: AtomicBool,
     /// Called when the last socket left (a dynamic child with
@@ -110,6 +113,7 @@ impl NsInner {
             server_events: RwLock::new(HashMap::new()),
             room_handlers: RwLock::new(Vec::new()),
             adapter: OnceLock::new(),
+            app_state: OnceLock::new(),
             expiry: AtomicBool::new(false),
             on_empty: OnceLock::new(),
             removed: AtomicBool::new(false),
@@ -122,6 +126,11 @@ impl NsInner {
                 kept_data: HashMap::new(),
             }),
         }
+    }
+
+    /// The server's application state of type `T`.
+    pub(crate) fn app_state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.app_state.get()?.get::<Arc<T>>().cloned()
     }
 
     /// The adapter state. A poisoned lock (a panic while it was held) is taken over: the index
@@ -560,6 +569,11 @@ impl Namespace {
     /// The namespace name (`/`, `/chat`).
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The server's application state of type `T` ([`crate::FerrioBuilder::state`]), if any.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.inner.app_state()
     }
 
     /// Adds a connect middleware (`namespace.use`). Middlewares run in order, asynchronously,

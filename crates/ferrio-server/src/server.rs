@@ -68,12 +68,15 @@ pub(crate) struct Shared {
     pub(crate) recovery: Option<RecoveryConfig>,
     pub(crate) clock: Clock,
     adapter: Option<Arc<dyn Adapter>>,
+    /// The application state given to the builder ([`FerrioBuilder::state`]).
+    pub(crate) app_state: Arc<http::Extensions>,
 }
 
 impl Shared {
     /// A new namespace, with its cluster adapter if the server has one.
     fn new_namespace(&self, name: Str) -> Arc<NsInner> {
         let inner = Arc::new(NsInner::new(name, self.clock, self.recovery.clone()));
+        let _ = inner.app_state.set(self.app_state.clone());
         if let Some(adapter) = &self.adapter {
             let _ = inner
                 .adapter
@@ -260,6 +263,7 @@ impl Ferrio {
             recovery: None,
             adapter: None,
             cleanup_empty_child_namespaces: false,
+            app_state: http::Extensions::new(),
         }
     }
 
@@ -511,6 +515,11 @@ impl Ferrio {
         self.endpoint.matches(path)
     }
 
+    /// The application state of type `T` given to [`FerrioBuilder::state`], if any.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.endpoint.app.shared.app_state.get::<Arc<T>>().cloned()
+    }
+
     /// The number of open Engine.IO sessions.
     pub fn session_count(&self) -> usize {
         self.endpoint.session_count()
@@ -637,6 +646,7 @@ pub struct FerrioBuilder {
     recovery: Option<RecoveryConfig>,
     adapter: Option<Arc<dyn Adapter>>,
     cleanup_empty_child_namespaces: bool,
+    app_state: http::Extensions,
 }
 
 impl std::fmt::Debug for dyn Adapter {
@@ -703,6 +713,32 @@ impl FerrioBuilder {
         self
     }
 
+    /// Adds a value of application state (a database pool, a configuration, a client of
+    /// another service...) that every handler reaches with [`Socket::state`],
+    /// [`Namespace::state`] or [`Ferrio::state`]: no global and no clone captured by each
+    /// closure (axum's `with_state`, socketioxide's `State`). One value per type: a second
+    /// value of the same type replaces the first. The value is shared (an `Arc`), never copied.
+    ///
+    /// ```
+    /// use ferrio_server::{Ferrio, Socket};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// struct Visits(AtomicU64);
+    ///
+    /// let io = Ferrio::builder().state(Visits(AtomicU64::new(0))).build();
+    /// io.of("/").on_connection(|socket: Socket| async move {
+    ///     if let Some(visits) = socket.state::<Visits>() {
+    ///         let n = visits.0.fetch_add(1, Ordering::Relaxed) + 1;
+    ///         let _ = socket.emit("visits", &(n,));
+    ///     }
+    /// });
+    /// assert!(io.state::<Visits>().is_some());
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.app_state.insert(Arc::new(value));
+        self
+    }
+
     /// Builds the server, with its main namespace `/`.
     pub fn build(self) -> Ferrio {
         let clock = Clock::new();
@@ -715,6 +751,7 @@ impl FerrioBuilder {
             recovery: self.recovery.clone(),
             clock,
             adapter: self.adapter.clone(),
+            app_state: Arc::new(self.app_state.clone()),
         });
         shared.of("/");
         let app = SocketApp {

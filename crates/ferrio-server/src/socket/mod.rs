@@ -131,6 +131,12 @@ impl Socket {
         &self.inner.id
     }
 
+    /// The server's application state of type `T` ([`crate::FerrioBuilder::state`]), if any:
+    /// shared by every handler, without globals.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.inner.ns.app_state()
+    }
+
     /// The namespace name.
     pub fn nsp(&self) -> &str {
         &self.inner.ns.name
