@@ -97,6 +97,25 @@ struct Admit {
 }
 
 impl Admit {
+    /// Makes the socket now, runs its middlewares when they must run, and reports the outcome
+    /// to the session (which answers the CONNECT).
+    async fn admit_and_report(self) {
+        let link = self.link.clone();
+        let now = self.ns.now();
+        let (socket, restored, run) = self.socket(now);
+        let result = if run {
+            run_middlewares(&socket).await
+        } else {
+            Ok(())
+        };
+        link.send_waiting(Command::Connected(Box::new(Connected {
+            socket,
+            result,
+            restored,
+        })))
+        .await;
+    }
+
     /// Makes the socket: with connection state recovery on, the store decides between the
     /// previous session back (id, rooms to join, data) and a fresh one. Also says whether the
     /// middlewares run.
@@ -244,19 +263,7 @@ impl SocketMachine {
                     fresh_pid,
                     fresh_id,
                 };
-                let now = admit.ns.now();
-                let (socket, restored, run) = admit.socket(now);
-                let result = if run {
-                    run_middlewares(&socket).await
-                } else {
-                    Ok(())
-                };
-                link.send_waiting(Command::Connected(Box::new(Connected {
-                    socket,
-                    result,
-                    restored,
-                })))
-                .await;
+                admit.admit_and_report().await;
             }
             .in_current_span(),
         );
@@ -304,23 +311,10 @@ impl SocketMachine {
             // The socket to recover is still running its `disconnecting` handlers: its session
             // is kept once they are done. The admission waits for that (the core waits for this
             // CONNECT's answer meanwhile, as for middlewares).
-            let link = self.link.clone();
             tokio::spawn(
                 async move {
                     previous.left().await;
-                    let now = admit.ns.now();
-                    let (socket, restored, run) = admit.socket(now);
-                    let result = if run {
-                        run_middlewares(&socket).await
-                    } else {
-                        Ok(())
-                    };
-                    link.send_waiting(Command::Connected(Box::new(Connected {
-                        socket,
-                        result,
-                        restored,
-                    })))
-                    .await;
+                    admit.admit_and_report().await;
                 }
                 .in_current_span(),
             );
