@@ -290,22 +290,7 @@ impl Ferrio {
     where
         F: Fn(&str) -> bool + Send + Sync + 'static,
     {
-        let mut dynamic = self
-            .endpoint
-            .app
-            .shared
-            .dynamic
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        let parent = Namespace {
-            inner: Arc::new(NsInner::new(
-                Str::from(format!("/_{}", dynamic.len())),
-                self.endpoint.app.shared.clock,
-                None,
-            )),
-        };
-        dynamic.push((Matcher::Name(Arc::new(matches)), parent.clone()));
-        parent
+        self.push_parent(Matcher::Name(Arc::new(matches)))
     }
 
     /// A parent for dynamic namespaces decided with the whole CONNECT (Node's
@@ -341,6 +326,11 @@ impl Ferrio {
         let matcher = Matcher::Connect(Arc::new(move |name, auth, handshake| {
             Box::pin(matches(name, auth, handshake)) as BoxFuture<bool>
         }));
+        self.push_parent(matcher)
+    }
+
+    /// Adds a parent for dynamic namespaces, asked after those already added.
+    fn push_parent(&self, matcher: Matcher) -> Namespace {
         let mut dynamic = self
             .endpoint
             .app
