@@ -1,7 +1,9 @@
 //! The recipes of `crates/ferrio-server/examples/recipe_*.rs`, each built by cargo and started
 //! as a user would start it (`PORT=0`, its settings in the environment), then driven by the
-//! tokio client: logging in over HTTP, presence with several tabs, the event rate limit and
-//! the connection cap.
+//! tokio client and by the npm `socket.io-client` under Node (`tests/node/recipes.js`):
+//! logging in over HTTP, presence with several tabs, the event rate limit and the connection
+//! cap. The login recipe also runs in Chromium with the `ferrio` browser package (the
+//! browser tests of `bindings/wasm`), where the browser keeps the session cookie itself.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -367,4 +369,41 @@ async fn connection_cap_refuses_clients_past_the_limit_until_one_leaves() {
         }
     };
     assert!(third.connected());
+}
+
+/// Runs `tests/node/recipes.js` for `recipe` against the running example: the npm
+/// `socket.io-client` goes through the recipe's scenario and must report `ALL OK`.
+async fn node_client(recipe: &str, app: &Recipe) {
+    let input = json!({ "recipe": recipe, "url": app.url }).to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        ferrio_tests::run_node_script("recipes.js", input.as_bytes())
+    })
+    .await
+    .unwrap();
+    let output = String::from_utf8(output).unwrap();
+    assert!(output.ends_with("ALL OK\n"), "{output}");
+}
+
+#[tokio::test]
+async fn login_with_socket_io_client() {
+    let app = start("recipe_login", &[]).await;
+    node_client("login", &app).await;
+}
+
+#[tokio::test]
+async fn presence_with_socket_io_client() {
+    let app = start("recipe_presence", &[]).await;
+    node_client("presence", &app).await;
+}
+
+#[tokio::test]
+async fn rate_limit_with_socket_io_client() {
+    let app = start("recipe_rate_limit", &[("RATE_LIMIT", "5")]).await;
+    node_client("rate_limit", &app).await;
+}
+
+#[tokio::test]
+async fn connection_cap_with_socket_io_client() {
+    let app = start("recipe_connection_cap", &[("MAX_CLIENTS", "2")]).await;
+    node_client("connection_cap", &app).await;
 }

@@ -1,21 +1,25 @@
 // Browser tests of the `ferrio` package in headless Chromium (driven by playwright-core, with the
 // system's Chromium: no browser download).
 //
-// Usage: node test/run.mjs <e2e server binary> <chat example binary>
+// Usage: node test/run.mjs <e2e server binary> <chat example binary> <recipe_login binary>
 // Starts the Node socket.io server (test/server.cjs), ferrio-server's e2e example and the chat
 // example on free 127.0.0.1 ports, runs the same scenario against both Socket.IO servers, then
-// two browser contexts chat through the chat example (screenshot in test/screenshots/).
+// two browser contexts chat through the chat example (screenshot in test/screenshots/), and a
+// page logs in to the login recipe and connects with the session cookie the browser keeps.
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
-import { dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
+import http from "node:http";
+import { connect, createServer } from "node:net";
+import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const [e2eBin, chatBin] = process.argv.slice(2);
+const [e2eBin, chatBin, loginBin] = process.argv.slice(2);
 const children = [];
+const servers = [];
 const deadline = setTimeout(() => {
   console.error("browser tests: overall time limit (120 s) reached");
   cleanup();
@@ -23,6 +27,7 @@ const deadline = setTimeout(() => {
 }, 120000);
 
 function cleanup() {
+  for (const s of servers) s.close();
   for (const c of children) {
     if (c.exitCode === null) c.kill("SIGTERM");
   }
@@ -56,6 +61,46 @@ function start(cmd, args, env, ready) {
     });
     child.once("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
   });
+}
+
+// A front-end server on a free port: `/app.html` (a page importing the package) and the package
+// under `/ferrio/`; every other request, WebSocket upgrades included, goes to `backend`.
+async function frontEnd(backend) {
+  const { hostname, port } = new URL(backend);
+  const page = `<!doctype html><script type="module">import { io } from "/ferrio/ferrio.js"; window.io = io; window.ready = true;</script>`;
+  const types = { ".js": "text/javascript", ".wasm": "application/wasm" };
+  const server = http.createServer((req, res) => {
+    if (req.url === "/app.html") {
+      res.writeHead(200, { "content-type": "text/html" }).end(page);
+    } else if (/^\/ferrio\/[\w.]+$/.test(req.url)) {
+      const name = req.url.slice("/ferrio/".length);
+      readFile(join(here, "..", "dist", name)).then(
+        (body) => res.writeHead(200, { "content-type": types[extname(name)] || "application/octet-stream" }).end(body),
+        () => res.writeHead(404).end(),
+      );
+    } else {
+      const upstream = http.request({ hostname, port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode, answer.rawHeaders);
+        answer.pipe(res);
+      });
+      upstream.on("error", () => res.destroy());
+      req.pipe(upstream);
+    }
+  });
+  server.on("upgrade", (req, socket, head) => {
+    const upstream = connect(Number(port), hostname, () => {
+      let text = `${req.method} ${req.url} HTTP/1.1\r\n`;
+      for (let i = 0; i < req.rawHeaders.length; i += 2) text += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+      upstream.write(`${text}\r\n`);
+      upstream.write(head);
+      socket.pipe(upstream).pipe(socket);
+    });
+    upstream.on("error", () => socket.destroy());
+    socket.on("error", () => upstream.destroy());
+  });
+  servers.push(server);
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${server.address().port}`;
 }
 
 const results = [];
@@ -140,6 +185,7 @@ try {
   await startServer("ferrio");
   const chatPort = await freePort();
   await start(chatBin, [], { PORT: String(chatPort) }, /chat demo on/);
+  const [, loginBase] = await start(loginBin, [], { PORT: "0" }, /listening on (http:\/\/[0-9.:]+)/);
 
   // playwright gives the browser a fresh temporary profile (--user-data-dir) of its own.
   browser = await chromium.launch({
@@ -237,6 +283,55 @@ try {
     await a.waitForFunction(() => document.querySelectorAll("#members li").length === 1, null, { timeout: 10000 });
     assert.deepEqual(await memberList(a), ["alice"]);
     await a.close();
+  });
+
+  await test("login recipe: a page logs in over HTTP, the browser keeps the HttpOnly session cookie and sends it with Socket.IO's requests, the socket sees the user (polling with upgrade, WebSocket only)", async () => {
+    // The page comes from a front-end server that proxies everything else to the app (as a
+    // Vite dev server's `server.proxy` does), so the app's cookie is first-party.
+    const front = await frontEnd(loginBase);
+    const p = await (await browser.newContext()).newPage();
+    p.on("pageerror", (e) => console.log(`login page error: ${e}`));
+    await p.goto(`${front}/app.html`);
+    await p.waitForFunction(() => window.ready === true, null, { timeout: 10000 });
+    const r = await p.evaluate(async () => {
+      const outcome = (s) =>
+        new Promise((resolve) => {
+          const t = setTimeout(() => resolve("timeout"), 5000);
+          s.once("connect", () => (clearTimeout(t), resolve("connected")));
+          s.once("connect_error", (e) => (clearTimeout(t), resolve(`refused: ${e.message}`)));
+        });
+      const out = {};
+      const anonymous = window.io(location.origin, { forceNew: true, reconnection: false });
+      out.anonymous = await outcome(anonymous);
+      anonymous.disconnect();
+      out.login = (await fetch("/login?user=ann")).status;
+      out.cookieHiddenFromScripts = !document.cookie.includes("sid=");
+      for (const [name, transports] of [["upgrade", ["polling", "websocket"]], ["websocket", ["websocket"]]]) {
+        const s = window.io(location.origin, { forceNew: true, reconnection: false, transports });
+        out[name] = await outcome(s);
+        out[`${name} whoami`] = await s.timeout(5000).emitWithAck("whoami").catch((e) => `error: ${e.message}`);
+        if (name === "upgrade") {
+          // The upgrade happened: an open WebSocket carries the connection (the cookie went
+          // with the upgrade request too).
+          const ws = () => [...s.io._transports.values()].some((t) => t.ws && t.ws.readyState === 1);
+          for (let i = 0; i < 50 && !ws(); i++) await new Promise((r) => setTimeout(r, 100));
+          out["upgrade transport"] = ws() ? "websocket" : "polling";
+        }
+        s.disconnect();
+      }
+      return out;
+    });
+    assert.deepEqual(r, {
+      anonymous: "refused: unauthorized",
+      login: 204,
+      cookieHiddenFromScripts: true,
+      upgrade: "connected",
+      "upgrade whoami": { user: "ann", via: "session" },
+      "upgrade transport": "websocket",
+      websocket: "connected",
+      "websocket whoami": { user: "ann", via: "session" },
+    });
+    await p.close();
   });
 } catch (e) {
   results.push(["setup", false]);

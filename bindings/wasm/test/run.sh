@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Browser tests of the `ferrio` package: builds it, type-checks test/types.ts against its
-# declarations, builds the two Rust servers the tests start (ferrio-server's e2e and chat
-# examples), then runs test/run.mjs in headless Chromium.
+# declarations, builds the Rust servers the tests start (ferrio-server's e2e, chat and
+# recipe_login examples), then runs test/run.mjs in headless Chromium.
 # Needs: /usr/bin/chromium (or CHROMIUM=...), `npm ci` in bindings/wasm and tests/node.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,5 +11,6 @@ root=$(cd "${here}/../../.." && pwd)
 "${here}/../node_modules/.bin/tsc" -p "${here}/tsconfig.json"
 echo "types: test/types.ts checks against ferrio.d.ts"
 cd "${root}"
-cargo build --locked -p ferrio-server --example e2e --example chat
-exec timeout 180 node "${here}/run.mjs" "${root}/target/debug/examples/e2e" "${root}/target/debug/examples/chat"
+cargo build --locked -p ferrio-server --example e2e --example chat --example recipe_login
+examples="${root}/target/debug/examples"
+exec timeout 180 node "${here}/run.mjs" "${examples}/e2e" "${examples}/chat" "${examples}/recipe_login"
