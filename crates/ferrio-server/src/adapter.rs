@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::namespace::{BroadcastOperator, NsInner};
+use crate::namespace::{BroadcastOperator, IntoRooms, NsInner};
 use crate::socket::{AckError, AckReply, EmitError};
 use crate::BoxFuture;
 
@@ -259,14 +259,15 @@ impl RemoteSocket {
         self.operator().emit(event, args)
     }
 
-    /// Makes the socket join `room`.
-    pub fn join(&self, room: impl Into<Str>) {
-        self.operator().sockets_join(room)
+    /// Makes the socket join `rooms`: one room or several (see [`IntoRooms`]), wherever the
+    /// socket is.
+    pub fn join(&self, rooms: impl IntoRooms) {
+        self.operator().sockets_join_rooms(rooms.into_rooms())
     }
 
-    /// Makes the socket leave `room`.
-    pub fn leave(&self, room: &str) {
-        self.operator().sockets_leave(room)
+    /// Makes the socket leave `rooms`: one room or several (see [`IntoRooms`]).
+    pub fn leave(&self, rooms: impl IntoRooms) {
+        self.operator().sockets_leave(rooms)
     }
 
     /// Disconnects the socket (with `close`, its whole connection).

@@ -269,6 +269,16 @@ async fn the_server_itself_is_the_main_namespace() {
         sorted(remote[0].rooms().to_vec()),
         sorted(vec![id.clone(), "b".into()])
     );
+    // A fetched socket joins and leaves several rooms at once too.
+    remote[0].join(["c", "d", "e"]);
+    remote[0].leave(vec!["b", "d"]);
+    let socket = io.of("/").socket(&id).expect("connected");
+    assert_eq!(
+        sorted(socket.rooms()),
+        sorted(vec![id.clone(), "c".into(), "e".into()])
+    );
+    remote[0].leave(["c", "e"]);
+    remote[0].join("b");
 
     io.volatile().emit("volatile", &()).unwrap();
     io.local().emit("local", &()).unwrap();
