@@ -36,7 +36,9 @@ nightly_build() {
     cargo +nightly build --release --locked --target wasm32-unknown-unknown -p ferrio-wasm \
       -Zbuild-std=std,panic_abort
 }
+size_build=""
 if [ -z "${STABLE:-}" ] && nightly_build; then
+  size_build=1
   wasm="${root}/target/wasm-build-std/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
 else
   [ -n "${STABLE:-}" ] || echo "build.sh: the nightly size build failed; building with stable (a larger module)" >&2
@@ -84,3 +86,11 @@ gz() { gzip -9 -c "$1" | wc -c; }
 wasm_gz=$(gz "${dist}/ferrio_wasm_bg.wasm")
 js_gz=$(gz "${dist}/ferrio.js")
 echo "ferrio package: wasm $(wc -c < "${dist}/ferrio_wasm_bg.wasm") B (${wasm_gz} B gzip), ferrio.js $(wc -c < "${dist}/ferrio.js") B (${js_gz} B gzip); total gzip $((wasm_gz + js_gz)) B"
+# The size budget of what a page downloads (BENCHMARKS.md), for the nightly size build: a change
+# that grows the default package past it fails the build instead of going unnoticed.
+# `MAX_GZIP=...` overrides it.
+max_gzip=${MAX_GZIP:-40000}
+if [ -n "${size_build}" ] && [ $((wasm_gz + js_gz)) -gt "${max_gzip}" ]; then
+  echo "build.sh: the package is $((wasm_gz + js_gz)) B gzip, over its budget of ${max_gzip} B" >&2
+  exit 1
+fi
