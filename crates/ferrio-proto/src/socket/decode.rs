@@ -8,6 +8,8 @@ use bytes::Bytes;
 use super::error::DecodeError;
 use super::json::RawJson;
 use super::packet::{AckId, Packet, PacketType, MAIN_NAMESPACE};
+#[cfg(feature = "parsers")]
+use super::parser::{PacketDecoder, Parser};
 use super::validate::payload_is_valid;
 use crate::js::{is_js_numeric_char, is_js_whitespace, string_to_index};
 use crate::scan;
@@ -119,7 +121,7 @@ fn parse_ack_id(run: &str) -> Result<AckId, DecodeError> {
 /// Checks every placeholder of a binary packet's data against the attachment count, walking the
 /// value as the reference's `reconstructPacket` does (a placeholder object's other members are
 /// not visited). One pass over the validated payload.
-fn check_placeholders(json: &str, count: usize) -> Result<(), DecodeError> {
+pub(crate) fn check_placeholders(json: &str, count: usize) -> Result<(), DecodeError> {
     let start = scan::skip_ws(json.as_bytes(), 0);
     walk_placeholders(json, start, count)
         .ok_or(DecodeError::InvalidPayload)?
@@ -229,10 +231,32 @@ fn walk_placeholders(
 /// let (data,): (Bytes,) = packet.args().unwrap();
 /// assert_eq!(&data[..], &[1, 2, 3, 4]);
 /// ```
-#[derive(Debug, Clone)]
+///
+/// A decoder made by [`Parser::decoder`](super::Parser::decoder) for another parser decodes that
+/// parser's messages instead. A clone of such a decoder starts without a partly received packet
+/// (the msgpack parser's never has one).
+#[derive(Debug)]
 pub struct Decoder {
     max_attachments: usize,
     pending: Option<(Packet, usize)>,
+    /// Another parser's decoder, and the parser that makes it; `None` for the JSON format.
+    #[cfg(feature = "parsers")]
+    other: Option<(Parser, Box<dyn PacketDecoder>)>,
+}
+
+impl Clone for Decoder {
+    fn clone(&self) -> Decoder {
+        #[cfg(feature = "parsers")]
+        if let Some((parser, _)) = &self.other {
+            return parser.decoder(self.max_attachments);
+        }
+        Decoder {
+            max_attachments: self.max_attachments,
+            pending: self.pending.clone(),
+            #[cfg(feature = "parsers")]
+            other: None,
+        }
+    }
 }
 
 impl Default for Decoder {
@@ -252,12 +276,32 @@ impl Decoder {
         Decoder {
             max_attachments: max,
             pending: None,
+            #[cfg(feature = "parsers")]
+            other: None,
+        }
+    }
+
+    /// A decoder handing every message to another parser's decoder.
+    #[cfg(feature = "parsers")]
+    pub(crate) fn with_custom(
+        parser: Parser,
+        max_attachments: usize,
+        other: Box<dyn PacketDecoder>,
+    ) -> Decoder {
+        Decoder {
+            max_attachments,
+            pending: None,
+            other: Some((parser, other)),
         }
     }
 
     /// Decodes a text message. Returns the packet, or `None` when it is a binary packet that now
     /// waits for its attachments.
     pub fn decode_text(&mut self, text: Str) -> Result<Option<Packet>, DecodeError> {
+        #[cfg(feature = "parsers")]
+        if let Some((_, other)) = &mut self.other {
+            return other.decode_text(text);
+        }
         if self.pending.is_some() {
             return Err(DecodeError::UnexpectedText);
         }
@@ -272,6 +316,10 @@ impl Decoder {
     /// Decodes a binary message: the next attachment of the pending binary packet. Returns the
     /// packet once its last attachment has arrived and its placeholders check out.
     pub fn decode_binary(&mut self, data: Bytes) -> Result<Option<Packet>, DecodeError> {
+        #[cfg(feature = "parsers")]
+        if let Some((_, other)) = &mut self.other {
+            return other.decode_binary(data);
+        }
         let Some((packet, expected)) = self.pending.as_mut() else {
             return Err(DecodeError::UnexpectedBinary);
         };
@@ -293,12 +341,20 @@ impl Decoder {
 
     /// True while a binary packet waits for attachments.
     pub fn is_reconstructing(&self) -> bool {
+        #[cfg(feature = "parsers")]
+        if let Some((_, other)) = &self.other {
+            return other.is_reconstructing();
+        }
         self.pending.is_some()
     }
 
     /// Drops a partially received binary packet (the reference's `destroy()`); decoding then
     /// resumes cleanly.
     pub fn reset(&mut self) {
+        #[cfg(feature = "parsers")]
+        if let Some((_, other)) = &mut self.other {
+            other.reset();
+        }
         self.pending = None;
     }
 }

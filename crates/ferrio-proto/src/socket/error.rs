@@ -28,6 +28,9 @@ pub enum DecodeError {
     UnexpectedBinary,
     /// A `{"_placeholder":true,"num":N}` whose `num` is not an index of a received attachment.
     InvalidPlaceholder,
+    /// A message of the msgpack parser that is not one well-formed msgpack map (or a text
+    /// message, which that parser never sends).
+    InvalidMsgpack,
 }
 
 impl DecodeError {
@@ -42,6 +45,7 @@ impl DecodeError {
             DecodeError::UnexpectedText => "got plaintext data when reconstructing a packet",
             DecodeError::UnexpectedBinary => "got binary data when not reconstructing a packet",
             DecodeError::InvalidPlaceholder => "illegal attachments",
+            DecodeError::InvalidMsgpack => "invalid msgpack",
         }
     }
 }

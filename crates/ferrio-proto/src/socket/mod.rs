@@ -3,7 +3,8 @@
 //!
 //! A packet travels as one Engine.IO `message`:
 //! `<type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]`, followed, for the binary
-//! types, by one Engine.IO binary message per attachment.
+//! types, by one Engine.IO binary message per attachment. That is the default parser's format;
+//! [`Parser`] selects another one (the msgpack parser, or an application's own).
 
 pub mod backoff;
 pub mod client;
@@ -11,7 +12,10 @@ mod compat;
 mod decode;
 mod error;
 mod json;
+#[cfg(feature = "msgpack")]
+mod msgpack;
 mod packet;
+mod parser;
 pub mod recovery;
 pub mod server;
 mod validate;
@@ -21,6 +25,9 @@ pub use decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
 pub use error::{AckError, DecodeError, EventError};
 pub use json::{ack_json, event_json, to_json_with_attachments, InvalidJson, RawJson};
 pub use packet::{AckId, EncodedPacket, Packet, PacketType, MAIN_NAMESPACE};
+#[cfg(feature = "msgpack")]
+pub use parser::MsgpackParser;
+pub use parser::{JsonParser, PacketDecoder, PacketParser, Parser};
 pub use recovery::{PersistedSession, Position, RecoveryConfig, RecoveryStore, Restored};
 pub use validate::{is_reserved_event, MAX_JSON_DEPTH, RESERVED_EVENTS};
 

@@ -424,44 +424,77 @@ impl Packet {
     }
 }
 
-/// A packet encoded once: the Engine.IO text frame and the binary attachments that follow it.
+/// A packet encoded once: the Engine.IO messages of one packet, shareable between recipients.
 ///
-/// Cloning shares the bytes, which is how a broadcast reaches every recipient without copies.
+/// With the default parser: a text frame and the binary attachments that follow it. With a
+/// parser whose packets are binary only (the msgpack parser), no text frame and one binary
+/// frame. Cloning shares the bytes, which is how a broadcast reaches every recipient without
+/// copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedPacket {
+    /// `4` + the Socket.IO text; empty when the packet has no text frame.
     message: Str,
     attachments: Vec<Bytes>,
 }
 
 impl EncodedPacket {
+    /// A packet of a parser's own: one text frame holding `socket_text` (the Engine.IO `4` is
+    /// added), then the `binary` frames.
+    pub fn from_text(socket_text: &str, binary: Vec<Bytes>) -> EncodedPacket {
+        let mut message = String::with_capacity(1 + socket_text.len());
+        message.push('4');
+        message.push_str(socket_text);
+        EncodedPacket {
+            message: Str::from(message),
+            attachments: binary,
+        }
+    }
+
+    /// A packet of a parser's own that is one binary frame (as the msgpack parser's are).
+    pub fn from_binary(frame: Bytes) -> EncodedPacket {
+        EncodedPacket {
+            message: Str::from_static(""),
+            attachments: vec![frame],
+        }
+    }
+
     /// The Engine.IO `message` text frame: `4` + the Socket.IO packet text. It is also exactly the
-    /// packet's record in a v4 polling payload.
+    /// packet's record in a v4 polling payload. Empty when the packet has no text frame (the
+    /// msgpack parser's).
     pub fn message(&self) -> &Str {
         &self.message
     }
 
-    /// The Socket.IO packet text alone, without the Engine.IO `4`.
+    /// The Socket.IO packet text alone, without the Engine.IO `4` (empty without a text frame).
     pub fn socket_text(&self) -> &str {
         self.message.get(1..).unwrap_or_default()
     }
 
-    /// The attachments, each sent as one Engine.IO binary message after the text frame.
+    /// The attachments, each sent as one Engine.IO binary message after the text frame (the
+    /// same as [`EncodedPacket::binary`]).
     pub fn attachments(&self) -> &[Bytes] {
         &self.attachments
     }
 
-    /// All Engine.IO frames of the packet, in order: the text frame, then one per attachment.
+    /// The binary frames, in order: a JSON packet's attachments, or a msgpack packet's one frame.
+    pub fn binary(&self) -> &[Bytes] {
+        &self.attachments
+    }
+
+    /// All Engine.IO frames of the packet, in order: the text frame (if any), then the binary
+    /// frames.
     pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
-        std::iter::once(Frame::Text(self.message.clone()))
+        let text = (!self.message.is_empty()).then(|| Frame::Text(self.message.clone()));
+        text.into_iter()
             .chain(self.attachments.iter().cloned().map(Frame::Binary))
     }
 
     /// The frames as Engine.IO packets.
     pub fn packets(&self) -> impl Iterator<Item = engine::Packet> + '_ {
-        std::iter::once(engine::Packet::Message(
-            self.message.slice(1..self.message.len()),
-        ))
-        .chain(self.attachments.iter().cloned().map(engine::Packet::Binary))
+        let text = (!self.message.is_empty())
+            .then(|| engine::Packet::Message(self.message.slice(1..self.message.len())));
+        text.into_iter()
+            .chain(self.attachments.iter().cloned().map(engine::Packet::Binary))
     }
 }
 

@@ -60,6 +60,7 @@ use super::decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
 use super::error::DecodeError;
 use super::json::RawJson;
 use super::packet::{AckId, EncodedPacket, Packet, PacketType};
+use super::parser::Parser;
 use crate::engine::request::Handshake;
 use crate::engine::server::{self as eio, CloseReason, SendOptions};
 pub use crate::engine::server::{Input, RequestError};
@@ -83,6 +84,9 @@ pub struct Config {
     /// a new one with [`CommandError::TooManyPendingAcks`] (the event is not sent); an answer, a
     /// timeout or the socket leaving makes room again.
     pub max_pending_acks: usize,
+    /// The parser of every packet of the connection (default [`Parser::json`]); the client
+    /// must use the same one.
+    pub parser: Parser,
 }
 
 impl Default for Config {
@@ -91,6 +95,7 @@ impl Default for Config {
             connect_timeout: Duration::from_millis(45_000),
             max_attachments: DEFAULT_MAX_ATTACHMENTS,
             max_pending_acks: super::DEFAULT_MAX_PENDING_ACKS,
+            parser: Parser::json(),
         }
     }
 }
@@ -332,6 +337,7 @@ fn empty_auth() -> RawJson {
 #[derive(Debug)]
 pub struct Connection {
     engine: eio::Session,
+    parser: Parser,
     decoder: Decoder,
     /// Ordered, so that closes list namespaces in the same order every run.
     namespaces: BTreeMap<Str, NsState>,
@@ -384,7 +390,8 @@ impl Connection {
         let engine = eio::Session::from_handshake(now, sid, handshake, engine_config);
         let mut c = Connection {
             engine,
-            decoder: Decoder::with_max_attachments(config.max_attachments),
+            decoder: config.parser.decoder(config.max_attachments),
+            parser: config.parser,
             connect_deadline: Some(now + config.connect_timeout),
             max_connect_answer_bytes,
             namespaces: BTreeMap::new(),
@@ -479,7 +486,9 @@ impl Connection {
         self.connect_deadline = None;
         // The missed packets and the accept go out together (one polling response when they
         // fit), so that a client cannot receive the replay without the accept.
-        let accept = connect_accept(self.engine.protocol(), nsp, sid, pid).encode();
+        let accept = self
+            .parser
+            .encode(&connect_accept(self.engine.protocol(), nsp, sid, pid));
         let frames: Vec<Frame> = replay
             .into_iter()
             .flat_map(EncodedPacket::frames)
@@ -525,7 +534,9 @@ impl Connection {
         data: Option<&RawJson>,
     ) -> Result<(), CommandError> {
         let (name, pending) = self.end_decision(nsp)?;
-        let error = connect_error(self.engine.protocol(), nsp, message, data).encode();
+        let error = self
+            .parser
+            .encode(&connect_error(self.engine.protocol(), nsp, message, data));
         // A session that cannot take them is closing: the CONNECTs are refused all the same.
         self.send_answers(now, &error, pending.answers);
         self.pump();
@@ -627,14 +638,15 @@ impl Connection {
     /// in the packet's namespace, which must be joined.
     pub fn ack(&mut self, now: Instant, packet: Packet) -> Result<(), CommandError> {
         let nsp = packet.nsp().clone();
-        self.send(now, &packet.encode(), &nsp, SendOptions::default())
+        let encoded = self.parser.encode(&packet);
+        self.send(now, &encoded, &nsp, SendOptions::default())
     }
 
     /// Disconnects the socket of `nsp` (`socket.disconnect()`): DISCONNECT is sent, the
     /// Engine.IO session stays open.
     pub fn disconnect(&mut self, now: Instant, nsp: &str) -> Result<(), CommandError> {
         self.check_connected(nsp)?;
-        let packet = Packet::disconnect(Str::from(nsp)).encode();
+        let packet = self.parser.encode(&Packet::disconnect(Str::from(nsp)));
         // The socket leaves even if the DISCONNECT cannot be written (the session is closing).
         let _ = self
             .engine
@@ -655,8 +667,8 @@ impl Connection {
             let frames: Vec<Frame> = self
                 .namespaces()
                 .flat_map(|nsp| {
-                    Packet::disconnect(nsp.clone())
-                        .encode()
+                    self.parser
+                        .encode(&Packet::disconnect(nsp.clone()))
                         .frames()
                         .collect::<Vec<_>>()
                 })

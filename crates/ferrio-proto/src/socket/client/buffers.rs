@@ -53,7 +53,7 @@ impl Manager {
             id
         });
         packet.id = wire_id.map(Into::into);
-        let encoded = packet.encode();
+        let encoded = self.config.parser.encode(&packet);
         let report = self.sockets[socket.index()].report_sent;
         let s = &mut self.sockets[socket.index()];
         if discard {

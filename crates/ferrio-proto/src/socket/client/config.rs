@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::engine::client as eio;
 use crate::socket::decode::DEFAULT_MAX_ATTACHMENTS;
 use crate::socket::json::RawJson;
+use crate::socket::parser::Parser;
 
 /// The auth payload of a socket's CONNECT (`auth` option).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct ManagerConfig {
     /// for one more with [`ClientError::TooManyPendingAcks`](super::ClientError::TooManyPendingAcks), and nothing is
     /// sent; an answer, a timeout or a disconnection makes room again.
     pub max_pending_acks: usize,
+    /// The parser of every packet (default [`Parser::json`]); the server must use the same one.
+    pub parser: Parser,
 }
 
 impl Default for ManagerConfig {
@@ -93,6 +96,7 @@ impl Default for ManagerConfig {
             max_receive_buffer: 10_000,
             max_attachments: DEFAULT_MAX_ATTACHMENTS,
             max_pending_acks: crate::socket::DEFAULT_MAX_PENDING_ACKS,
+            parser: Parser::json(),
         }
     }
 }

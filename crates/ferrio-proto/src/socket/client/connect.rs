@@ -41,7 +41,10 @@ impl Manager {
             )),
             None => auth,
         };
-        let encoded = Packet::connect(s.nsp.clone(), data).encode();
+        let encoded = self
+            .config
+            .parser
+            .encode(&Packet::connect(s.nsp.clone(), data));
         let _ = self.engine.enqueue(encoded.frames(), true, false);
         self.sockets[socket.index()].connect_pending = true;
     }

@@ -208,7 +208,7 @@ impl Manager {
         }
         Manager {
             engine: eio::Session::new(config.engine.clone()),
-            decoder: Decoder::with_max_attachments(config.max_attachments),
+            decoder: config.parser.decoder(config.max_attachments),
             ready: ReadyState::Closed,
             reconnecting: false,
             skip_reconnect: false,
@@ -390,7 +390,10 @@ impl Manager {
         let s = self.state(socket)?;
         let connected = s.connected;
         if connected {
-            let encoded = Packet::disconnect(s.nsp.clone()).encode();
+            let encoded = self
+                .config
+                .parser
+                .encode(&Packet::disconnect(s.nsp.clone()));
             let _ = self.engine.enqueue(encoded.frames(), true, false);
         }
         self.destroy(now, socket);
@@ -469,7 +472,7 @@ impl Manager {
         if !packet.kind().is_ack() || packet.id().is_none() {
             return Err(ClientError::InvalidAck);
         }
-        let encoded = packet.with_nsp(s.nsp.clone()).encode();
+        let encoded = self.config.parser.encode(&packet.with_nsp(s.nsp.clone()));
         let result = match self.engine.send(now, encoded.frames(), true) {
             Ok(()) => Ok(()),
             Err(SendError::BufferFull) => Err(ClientError::WriteBufferFull),
@@ -701,7 +704,10 @@ impl Manager {
                 // The application disconnected this socket while its CONNECT was on the way:
                 // leave the namespace the server has just joined, so that no socket lingers
                 // there and a later CONNECT is not a second one.
-                let encoded = Packet::disconnect(s.nsp.clone()).encode();
+                let encoded = self
+                    .config
+                    .parser
+                    .encode(&Packet::disconnect(s.nsp.clone()));
                 let _ = self.engine.enqueue(encoded.frames(), true, false);
                 return;
             }
