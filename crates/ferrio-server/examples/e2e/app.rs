@@ -7,6 +7,9 @@
 //!
 //! CORS with credentials for three origins: the Socket.IO server's own [`Cors`] on its
 //! requests, and the same headers on `/login`.
+//!
+//! Namespace `/admin` is the Socket.IO Admin UI's (`ferrio_admin`): user `admin`, password
+//! `changeit`, development mode, not read-only; it sees the sockets of every namespace here.
 
 use std::net::SocketAddr;
 
@@ -170,6 +173,14 @@ pub fn build() -> axum::Router {
             Ok::<(), super::BoxError>(())
         });
     });
+    // `/admin`: the Socket.IO Admin UI (user `admin`, password `changeit`), development mode.
+    let admin = ferrio_admin::AdminOptions::new(ferrio_admin::Auth::Basic {
+        username: "admin".into(),
+        password_hash: "$2a$10$LBytqDjH8CiopW5V9gVP/er9rJLxKTShReFVBCWXnvVsgWkWMbtQ2".into(),
+    });
+    if let Ok(admin) = ferrio_admin::instrument(&io, admin) {
+        admin.detach();
+    }
     axum::Router::new()
         .route("/login", axum::routing::get(login))
         .layer(FerrioLayer::new(io))
