@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ferrio_proto::engine::client::Transport;
 use ferrio_proto::socket::client::{Auth, ManagerConfig, SocketOptions};
+use ferrio_proto::socket::Parser;
 use ferrio_proto::Str;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -303,6 +304,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Offer WebSocket compression (`permessage-deflate`, RFC 7692) to the server (default
+    /// false; `perMessageDeflate`). Messages the server sends compressed are inflated (up to
+    /// 64 MiB each); the client sends its own uncompressed, and asks the server to compress
+    /// each message on its own, so that no inflate context is kept between messages (a server
+    /// that refuses that may still compress with its context, which is then kept).
+    pub fn per_message_deflate(mut self, yes: bool) -> Self {
+        self.http.per_message_deflate = yes;
+        self
+    }
+
     /// Whether to reconnect after the connection is lost (`reconnection`, true).
     pub fn reconnection(mut self, reconnection: bool) -> Self {
         self.config.reconnection = reconnection;
@@ -380,6 +391,22 @@ impl ClientBuilder {
     /// and is not sent; an answer, a timeout or a disconnection makes room again.
     pub fn max_pending_acks(mut self, n: usize) -> Self {
         self.config.max_pending_acks = n;
+        self
+    }
+
+    /// The parser of every packet (`parser`, default [`Parser::json`]): `Parser::msgpack()`
+    /// speaks the npm package `socket.io-msgpack-parser` 3.x, as a Node server created with
+    /// `parser: require("socket.io-msgpack-parser")` does. The server must use the same one.
+    /// A connection is shared ([`ClientBuilder::multiplex`]) only between sockets asking for
+    /// the same parser.
+    ///
+    /// ```
+    /// use ferrio_client::{io, Parser};
+    /// let builder = io("http://localhost:3000").parser(Parser::msgpack());
+    /// # let _ = builder;
+    /// ```
+    pub fn parser(mut self, parser: Parser) -> Self {
+        self.config.parser = parser;
         self
     }
 
@@ -499,7 +526,7 @@ impl ClientBuilder {
                 .ok()
                 .and_then(|c| c.get(&key).and_then(Weak::upgrade))
                 .map(|inner| Manager { inner })
-                .filter(|m| !m.has_socket(&nsp))
+                .filter(|m| !m.has_socket(&nsp) && m.parser() == &self.config.parser)
         } else {
             None
         };

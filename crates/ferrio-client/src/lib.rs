@@ -49,6 +49,7 @@
 //! | `manager.open()` / `connect()` | [`Manager::open`] (does not wait: see [`Manager::on_event`]) |
 //! | `manager.reconnection(v)`, `reconnectionAttempts(v)`, `reconnectionDelay(v)`, `reconnectionDelayMax(v)`, `randomizationFactor(v)`, `timeout(v)` | [`Manager::set_reconnection`], [`Manager::set_reconnection_attempts`], [`Manager::set_reconnection_delay`], [`Manager::set_reconnection_delay_max`], [`Manager::set_randomization_factor`], [`Manager::set_timeout`] (setters only) |
 //! | `auth: (cb) => ...` | [`ClientBuilder::auth_fn`]: an async function called before every connection |
+//! | `parser` (e.g. `socket.io-msgpack-parser`) | [`ClientBuilder::parser`] with [`Parser::msgpack`] (or an application's own, [`Parser::custom`]) |
 //! | `rememberUpgrade`, `tryAllTransports`, `forceBase64` | [`ClientBuilder::remember_upgrade`], [`ClientBuilder::try_all_transports`], [`ClientBuilder::force_base64`] (decided by the core's Engine.IO session) |
 //! | `withCredentials` (a cookie jar under Node), `requestTimeout`, `timestampRequests`, `timestampParam`, `protocols` | [`ClientBuilder::with_credentials`], [`ClientBuilder::request_timeout`], [`ClientBuilder::timestamp_requests`], [`ClientBuilder::timestamp_param`], [`ClientBuilder::protocols`] |
 //!
@@ -102,7 +103,7 @@ pub use builder::{io, ClientBuilder, SocketBuilder};
 pub use command::COMMAND_QUEUE;
 pub use error::{AckError, ClientError, ConnectError, EmitError, Error};
 pub use ferrio_proto::engine::client::Transport;
-pub use ferrio_proto::socket::Packet;
+pub use ferrio_proto::socket::{Packet, PacketDecoder, PacketParser, Parser};
 pub use manager::{DisconnectReason, Manager, ManagerEvent, EVENT_QUEUE, MANAGER_EVENT_QUEUE};
 pub use socket::{
     AckReply, AckSender, BoxFuture, Emitter, EventHandler, HandlerOutput, ListenerId, Message,

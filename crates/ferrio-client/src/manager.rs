@@ -86,6 +86,8 @@ pub(crate) struct ManagerShared {
     engine: Arc<Mutex<EngineStatus>>,
     pub(crate) sockets: Mutex<HashMap<String, Arc<SocketShared>>>,
     handlers: Arc<Mutex<Vec<ManagerHandler>>>,
+    /// The parser of every packet (fixed for the connection's life).
+    parser: ferrio_proto::socket::Parser,
 }
 
 /// One connection to a server, multiplexing the sockets of several namespaces
@@ -135,6 +137,7 @@ impl Manager {
             engine: engine.clone(),
             sockets: Mutex::new(HashMap::new()),
             handlers: handlers.clone(),
+            parser: config.parser.clone(),
         });
         let (events, event_rx) = mpsc::channel(MANAGER_EVENT_QUEUE);
         runtime.spawn(dispatch_manager_events(handlers, event_rx));
@@ -255,6 +258,11 @@ impl Manager {
     /// The transport in use (it becomes [`Transport::WebSocket`] after an upgrade), while open.
     pub fn transport(&self) -> Option<Transport> {
         self.inner.engine.lock().ok().and_then(|e| e.transport)
+    }
+
+    /// The parser of every packet of the connection ([`ClientBuilder::parser`](crate::ClientBuilder::parser)).
+    pub fn parser(&self) -> &ferrio_proto::socket::Parser {
+        &self.inner.parser
     }
 
     pub(crate) fn has_socket(&self, nsp: &str) -> bool {

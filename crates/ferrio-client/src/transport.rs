@@ -64,6 +64,8 @@ pub(crate) struct HttpOptions {
     pub(crate) request_timeout: Option<std::time::Duration>,
     /// WebSocket subprotocols (`protocols`).
     pub(crate) protocols: Vec<String>,
+    /// Offer `permessage-deflate` in the WebSocket handshake (`perMessageDeflate`).
+    pub(crate) per_message_deflate: bool,
 }
 
 /// Where and how to reach the server: everything about a request the session does not decide.
@@ -277,20 +279,13 @@ impl Endpoint {
                 return;
             }
         };
-        tokio::select! {
-            sent = report.send((id, Completion::WsOpen)) => if sent.is_err() {
-                return;
-            },
-            () = released(&mut commands) => return,
-        }
-        let (sink, stream) = ws.split();
-        tokio::select! {
-            () = read(id, stream, &report) => {}
-            () = write(id, sink, &mut commands, &report) => {}
+        match ws {
+            Connected::Plain(ws) => run(id, ws, &mut commands, &report).await,
+            Connected::Deflate(ws) => run(id, ws, &mut commands, &report).await,
         }
     }
 
-    async fn connect_websocket(&self, query: &Query) -> Result<WebSocket, String> {
+    async fn connect_websocket(&self, query: &Query) -> Result<Connected, String> {
         let url = self.url(true, query);
         tracing::trace!(%url, "websocket connecting");
         let mut request = url
@@ -310,6 +305,18 @@ impl Endpoint {
                     .insert(http::header::SEC_WEBSOCKET_PROTOCOL, v);
             }
         }
+        if self.options.per_message_deflate {
+            request.headers_mut().insert(
+                http::header::SEC_WEBSOCKET_EXTENSIONS,
+                http::HeaderValue::from_static(DEFLATE_OFFER),
+            );
+            let stream = Inflating::new(self.connect_stream().await?);
+            let (ws, response) = tokio_tungstenite::client_async_with_config(request, stream, None)
+                .await
+                .map_err(|e| format!("websocket error: {e}"))?;
+            self.store_cookies(response.headers());
+            return Ok(Connected::Deflate(ws));
+        }
         let connector = if self.secure {
             Connector::Rustls(self.tls.clone())
         } else {
@@ -320,12 +327,65 @@ impl Endpoint {
                 .await
                 .map_err(|e| format!("websocket error: {e}"))?;
         self.store_cookies(response.headers());
-        Ok(ws)
+        Ok(Connected::Plain(ws))
+    }
+
+    /// A TCP connection to the server, with TLS for `wss`: what tokio-tungstenite's `connect`
+    /// makes, made here so that [`Inflating`] can sit between it and the WebSocket.
+    async fn connect_stream(&self) -> Result<MaybeTls, String> {
+        let error = |e: &dyn std::fmt::Display| format!("websocket error: {e}");
+        let tcp = tokio::net::TcpStream::connect(self.authority.as_str())
+            .await
+            .map_err(|e| error(&e))?;
+        tcp.set_nodelay(true).map_err(|e| error(&e))?;
+        if !self.secure {
+            return Ok(MaybeTls::Plain(tcp));
+        }
+        let host = match self.authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => self.authority.as_str(),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name =
+            rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| error(&e))?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| error(&e))?;
+        Ok(MaybeTls::Rustls(tls))
     }
 }
 
-type WebSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type MaybeTls = tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>;
+
+/// A connected WebSocket: as tokio-tungstenite connects it, or over [`Inflating`] when
+/// `permessage-deflate` was offered.
+enum Connected {
+    Plain(tokio_tungstenite::WebSocketStream<MaybeTls>),
+    Deflate(tokio_tungstenite::WebSocketStream<Inflating<MaybeTls>>),
+}
+
+/// Reports that the WebSocket is open, then reads and writes it until it closes.
+async fn run<S>(
+    id: TransportId,
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    commands: &mut mpsc::Receiver<WsCommand>,
+    report: &mpsc::Sender<(TransportId, Completion)>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::select! {
+        sent = report.send((id, Completion::WsOpen)) => if sent.is_err() {
+            return;
+        },
+        () = released(commands) => return,
+    }
+    let (sink, stream) = ws.split();
+    tokio::select! {
+        () = read(id, stream, report) => {}
+        () = write(id, sink, commands, report) => {}
+    }
+}
 
 /// Waits until the driver lets the transport go. Frames given meanwhile are dropped: this runs
 /// before the session knows the WebSocket is open (it sends nothing then), or after it failed.
@@ -347,11 +407,13 @@ async fn report_error(
 }
 
 /// Reports the WebSocket's messages, waiting for room in `report` before reading the next.
-async fn read(
+async fn read<S>(
     id: TransportId,
-    mut stream: SplitStream<WebSocket>,
+    mut stream: SplitStream<tokio_tungstenite::WebSocketStream<S>>,
     report: &mpsc::Sender<(TransportId, Completion)>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         let completion = match stream.next().await {
             Some(Ok(Message::Text(text))) => match Str::from_utf8(Bytes::from(text)) {
@@ -379,12 +441,14 @@ async fn read(
 
 /// Writes the frames the driver gives, those already queued with one flush, until `Close` or
 /// the driver drops the sender; then closes the WebSocket.
-async fn write(
+async fn write<S>(
     id: TransportId,
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<tokio_tungstenite::WebSocketStream<S>, Message>,
     commands: &mut mpsc::Receiver<WsCommand>,
     report: &mpsc::Sender<(TransportId, Completion)>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     while let Some(mut command) = commands.recv().await {
         let result = loop {
             let WsCommand::Send(frame) = command else {
@@ -415,6 +479,322 @@ fn ws_message(frame: Frame) -> Option<Message> {
             .ok()
             .map(Message::Text),
         Frame::Binary(data) => Some(Message::Binary(data)),
+    }
+}
+
+/// The `permessage-deflate` offer (RFC 7692): without context takeover on the server's side
+/// first (nothing to keep between messages), or as the server likes. The client itself sends
+/// its messages uncompressed, which the extension allows.
+const DEFLATE_OFFER: &str = "permessage-deflate; server_no_context_takeover, permessage-deflate";
+
+/// The longest handshake response head looked through for the server's answer.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The largest message inflated: tungstenite's own bound on a message (64 MiB).
+const MAX_INFLATED: usize = 64 << 20;
+
+/// The connection under a WebSocket that offered `permessage-deflate`: it hands the handshake's
+/// response head to tungstenite as it came, reads from it whether the server accepted the
+/// offer, and from then on hands tungstenite the server's frames with the compressed messages
+/// inflated (the RSV1 bit cleared), so tungstenite checks all the rest. Writes go through.
+struct Inflating<S> {
+    inner: S,
+    state: InflateState,
+}
+
+impl<S> Inflating<S> {
+    fn new(inner: S) -> Self {
+        Inflating {
+            inner,
+            state: InflateState::default(),
+        }
+    }
+}
+
+/// The socket alone as a blocking `Read` for one poll: `WouldBlock` when it is not ready.
+struct PollRead<'a, 'b, S> {
+    inner: &'a mut S,
+    cx: &'a mut std::task::Context<'b>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> std::io::Read for PollRead<'_, '_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut buf = tokio::io::ReadBuf::new(buf);
+        match std::pin::Pin::new(&mut *self.inner).poll_read(self.cx, &mut buf) {
+            std::task::Poll::Ready(Ok(())) => Ok(buf.filled().len()),
+            std::task::Poll::Ready(Err(e)) => Err(e),
+            std::task::Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Inflating<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let mut src = PollRead {
+            inner: &mut this.inner,
+            cx,
+        };
+        match this.state.read(&mut src, buf.initialize_unfilled()) {
+            Ok(n) => {
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::task::Poll::Pending,
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Inflating<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// What [`Inflating`] knows of the connection.
+#[derive(Default)]
+struct InflateState {
+    /// The response head was handed over.
+    head_done: bool,
+    /// Frames are inflated (the server accepted the offer); else bytes go through as they
+    /// come.
+    agreed: bool,
+    /// The server compresses each message on its own: no context is kept between messages.
+    server_no_context_takeover: bool,
+    /// Bytes read and not yet framed.
+    raw: Vec<u8>,
+    /// Bytes for tungstenite, from `out_pos` on.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Inside a message sent in fragments: `Some(inflated so far)` for a compressed one.
+    message: Option<Option<usize>>,
+    inflate: Option<Box<flate2::Decompress>>,
+    /// After a frame not transformed (tungstenite fails the connection on it), or once the
+    /// server declined the offer, everything goes through as it comes.
+    verbatim: bool,
+    failed: bool,
+}
+
+impl InflateState {
+    fn read(&mut self, src: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+        while self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            if !self.head_done {
+                if let Some(end) = self.raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let rest = self.raw.split_off(end + 4);
+                    let head = std::mem::replace(&mut self.raw, rest);
+                    self.accept(&head);
+                    self.out = head;
+                    self.head_done = true;
+                    continue;
+                }
+                if self.raw.len() > MAX_HEAD {
+                    // Not a response tungstenite would take: let it see so.
+                    self.head_done = true;
+                    self.verbatim = true;
+                    continue;
+                }
+            } else if self.verbatim && !self.raw.is_empty() {
+                std::mem::swap(&mut self.out, &mut self.raw);
+                continue;
+            } else if !self.verbatim && self.next_frame()? {
+                continue;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = src.read(&mut chunk)?;
+            if n == 0 {
+                std::mem::swap(&mut self.out, &mut self.raw);
+                if self.out.is_empty() {
+                    return Ok(0);
+                }
+                break;
+            }
+            self.raw.extend_from_slice(&chunk[..n]);
+        }
+        let n = buf.len().min(self.out.len() - self.out_pos);
+        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
+    }
+
+    /// Reads the response head's `Sec-WebSocket-Extensions`.
+    fn accept(&mut self, head: &[u8]) {
+        let head = String::from_utf8_lossy(head);
+        let answer = head.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("sec-websocket-extensions")
+                .then(|| value.trim().to_owned())
+        });
+        let mut params = answer.as_deref().unwrap_or("").split(';').map(str::trim);
+        self.agreed = params
+            .next()
+            .is_some_and(|n| n.eq_ignore_ascii_case("permessage-deflate"));
+        for param in params {
+            if param == "server_no_context_takeover" {
+                self.server_no_context_takeover = true;
+            }
+        }
+        self.verbatim = !self.agreed;
+    }
+
+    /// Moves the first whole frame of `raw` to `out`, inflated if it is part of a compressed
+    /// message: false if `raw` holds no whole frame yet.
+    fn next_frame(&mut self) -> std::io::Result<bool> {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+        let mut cursor = std::io::Cursor::new(&self.raw[..]);
+        let Ok(parsed) = FrameHeader::parse(&mut cursor) else {
+            self.verbatim = true;
+            return Ok(false);
+        };
+        let Some((header, len)) = parsed else {
+            return Ok(false);
+        };
+        let start = cursor.position() as usize;
+        let data = matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary));
+        let continuation = header.opcode == OpCode::Data(Data::Continue);
+        let compressed = match self.message {
+            Some(Some(_)) => continuation,
+            Some(None) => false,
+            None => header.rsv1 && data,
+        };
+        let plain = !header.rsv1
+            && match self.message {
+                None => !continuation,
+                Some(None) => continuation || !data,
+                Some(Some(_)) => !data && !continuation,
+            };
+        if header.mask.is_some()
+            || header.rsv2
+            || header.rsv3
+            || len > MAX_INFLATED as u64
+            || !(compressed || plain)
+        {
+            self.verbatim = true;
+            return Ok(false);
+        }
+        let end = start + len as usize;
+        if self.raw.len() < end {
+            return Ok(false);
+        }
+        if !compressed {
+            if data || continuation {
+                self.message = match (header.is_final, self.message) {
+                    (true, _) => None,
+                    (false, None) => Some(None),
+                    (false, m) => m,
+                };
+            }
+            self.out.extend_from_slice(&self.raw[..end]);
+            self.raw.drain(..end);
+            return Ok(true);
+        }
+        let before = self.message.flatten().unwrap_or(0);
+        let payload: Vec<u8> = self.raw.drain(..end).skip(start).collect();
+        let inflate = self
+            .inflate
+            .get_or_insert_with(|| Box::new(flate2::Decompress::new(false)));
+        let mut inflated = Vec::new();
+        let room = MAX_INFLATED - before;
+        let mut result = inflate_into(inflate, &payload, &mut inflated, room);
+        if result.is_ok() && header.is_final {
+            result = inflate_into(inflate, &[0, 0, 0xff, 0xff], &mut inflated, room);
+        }
+        if let Err(e) = result {
+            self.failed = true;
+            self.inflate = None;
+            return Err(e);
+        }
+        self.message = if header.is_final {
+            if self.server_no_context_takeover {
+                self.inflate = None;
+            }
+            None
+        } else {
+            Some(Some(before + inflated.len()))
+        };
+        let out_header = FrameHeader {
+            rsv1: false,
+            ..header
+        };
+        out_header
+            .format(inflated.len() as u64, &mut self.out)
+            .map_err(std::io::Error::other)?;
+        self.out.extend_from_slice(&inflated);
+        Ok(true)
+    }
+}
+
+/// Inflates all of `input` onto `out`; an error past `room` bytes or on data that is not
+/// DEFLATE.
+fn inflate_into(
+    inflate: &mut flate2::Decompress,
+    mut input: &[u8],
+    out: &mut Vec<u8>,
+    room: usize,
+) -> std::io::Result<()> {
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    loop {
+        if out.len() > room {
+            return Err(invalid("compressed message too large"));
+        }
+        out.reserve_exact((16 * 1024).min(room + 1 - out.len()));
+        let (in_before, out_len) = (inflate.total_in(), out.len());
+        let status = inflate
+            .decompress_vec(input, out, flate2::FlushDecompress::Sync)
+            .map_err(|_| invalid("invalid compressed message"))?;
+        let used = (inflate.total_in() - in_before) as usize;
+        input = &input[used..];
+        if out.len() > room {
+            return Err(invalid("compressed message too large"));
+        }
+        match status {
+            flate2::Status::StreamEnd => {
+                inflate.reset(false);
+                return if input.is_empty() {
+                    Ok(())
+                } else {
+                    Err(invalid("invalid compressed message"))
+                };
+            }
+            _ if input.is_empty() && out.len() < out.capacity() => return Ok(()),
+            flate2::Status::BufError if used == 0 && out.len() == out_len => {
+                return if input.is_empty() {
+                    Ok(())
+                } else {
+                    Err(invalid("invalid compressed message"))
+                };
+            }
+            _ => {}
+        }
     }
 }
 
@@ -481,5 +861,65 @@ mod tests {
         e.headers
             .insert(http::header::COOKIE, "auth=x".parse().unwrap());
         assert_eq!(e.cookie_header().as_deref(), Some("auth=x; io=def"));
+    }
+
+    /// Reads everything `state` makes of `input`, handed to it in pieces of `piece` bytes.
+    fn inflate_all(state: &mut InflateState, input: &[u8], piece: usize) -> Vec<u8> {
+        struct Pieces<'a>(&'a [u8], usize);
+        impl std::io::Read for Pieces<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.1.min(buf.len()).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut src = Pieces(input, piece);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            match state.read(&mut src, &mut buf).unwrap() {
+                0 => return out,
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    #[test]
+    fn inflating_the_servers_frames() {
+        let text = "4".to_owned() + &"hello ".repeat(300);
+        let mut compress = flate2::Compress::new(flate2::Compression::default(), false);
+        let mut compressed = Vec::with_capacity(4096);
+        compress
+            .compress_vec(
+                text.as_bytes(),
+                &mut compressed,
+                flate2::FlushCompress::Sync,
+            )
+            .unwrap();
+        compressed.truncate(compressed.len() - 4);
+        let head = "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: \
+                    permessage-deflate; server_no_context_takeover\r\n\r\n";
+        // The head, a compressed message, a plain one; in pieces of every size.
+        let mut input = head.as_bytes().to_vec();
+        input.extend([0xc1, compressed.len() as u8]);
+        input.extend(&compressed);
+        input.extend([0x81, 2, b'4', b'x']);
+        let mut expected = head.as_bytes().to_vec();
+        expected.extend([0x81, 126]);
+        expected.extend((text.len() as u16).to_be_bytes());
+        expected.extend(text.as_bytes());
+        expected.extend([0x81, 2, b'4', b'x']);
+        for piece in [1, 3, 100, 4096] {
+            let mut state = InflateState::default();
+            assert_eq!(inflate_all(&mut state, &input, piece), expected, "{piece}");
+            assert!(state.inflate.is_none());
+        }
+        // Declined: everything goes through as it came.
+        let declined = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+        let mut input = declined.as_bytes().to_vec();
+        input.extend([0xc1, 1, 0]);
+        let mut state = InflateState::default();
+        assert_eq!(inflate_all(&mut state, &input, 4096), input);
     }
 }

@@ -7,9 +7,10 @@
 //!
 //! | Prefix | What |
 //! |---|---|
-//! | `/engine.io/` | bare Engine.IO echo: every message goes back unchanged (300 / 200 ms heartbeat, CORS `*`) |
+//! | `/engine.io/` | bare Engine.IO echo: every message goes back unchanged (300 / 200 ms heartbeat, CORS `*`; Engine.IO 3 clients too when `ALLOW_EIO3=1`) |
 //! | `/socket.io/` | Socket.IO, compliance profile: 300 / 200 ms heartbeat, 1000 ms connect timeout, no recovery, CORS `*`; namespaces `/`, `/custom`, `/restricted` (token `let-me-in`) |
 //! | `/recovery/` | Socket.IO, recovery profile: default heartbeat, connection state recovery with a 5000 ms window, no CORS; namespace `/` |
+//! | `/msgpack/` | Socket.IO with the msgpack parser (`e2e/msgpack.rs`): the `/socket.io/` profile, every packet in `socket.io-msgpack-parser`'s format |
 //! | `/app/`, `/login` | the application profile (`e2e/app.rs`): an axum app whose user layer reads the `user` cookie into the request's extensions, `/login?user=<name>` sets it, CORS with credentials for three origins; namespace `/` admits only a handshake that carried a user |
 //!
 //! Every namespace runs the standard handler set (see [`standard_handlers`]).
@@ -17,6 +18,7 @@
 //! ```text
 //! cargo run -p ferrio-server --example e2e            # 127.0.0.1:3000
 //! PORT=3100 cargo run -p ferrio-server --example e2e
+//! ALLOW_EIO3=1 cargo run -p ferrio-server --example e2e   # for the Engine.IO v3 suite
 //! ```
 
 use std::time::Duration;
@@ -34,6 +36,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[path = "e2e/app.rs"]
 mod app;
+#[path = "e2e/msgpack.rs"]
+mod msgpack;
 
 /// The three endpoints.
 #[derive(Clone)]
@@ -60,6 +64,7 @@ pub fn build_with(configure: impl Fn(FerrioBuilder, &str) -> FerrioBuilder) -> E
         .ping_timeout(Duration::from_millis(200))
         .max_http_buffer_size(1_000_000)
         .cors(Cors::any())
+        .allow_eio3(std::env::var_os("ALLOW_EIO3").is_some_and(|v| v == "1"))
         .yield_after_flush(true)
         .on_connection(|mut socket| async move {
             while let Some(message) = socket.recv().await {
@@ -122,9 +127,11 @@ pub async fn run(listener: tokio::net::TcpListener) -> std::io::Result<()> {
 /// Serves `e2e` on `listener` (404 elsewhere).
 pub async fn serve_endpoints(listener: tokio::net::TcpListener, e2e: E2e) -> std::io::Result<()> {
     let app = app::build();
+    let msgpack = msgpack::build();
     serve(listener, move |req| {
         let e2e = e2e.clone();
         let app = app.clone();
+        let msgpack = msgpack.clone();
         async move {
             let path = req.uri().path();
             if e2e.engine.matches(path) {
@@ -133,6 +140,8 @@ pub async fn serve_endpoints(listener: tokio::net::TcpListener, e2e: E2e) -> std
                 e2e.compliance.handle(req).await
             } else if e2e.recovery.matches(path) {
                 e2e.recovery.handle(req).await
+            } else if msgpack.matches(path) {
+                msgpack.handle(req).await
             } else if app::serves(path) {
                 app::handle(&app, req).await
             } else {

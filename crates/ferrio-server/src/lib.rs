@@ -11,6 +11,9 @@
 //! - [`engine::Engine`]: a bare Engine.IO server (messages without namespaces or events).
 //! - [`serve`]: a standalone HTTP/1.1 server around any request handler.
 //! - [`FerrioLayer`]: mounts the server in a `tower` stack (axum, hyper) next to other routes.
+//! - [`Parser`]: the packet format, chosen once per server with [`FerrioBuilder::parser`]: the
+//!   default JSON parser, the msgpack one of `socket.io-msgpack-parser` 3.x
+//!   ([`Parser::msgpack`]), or an application's own ([`PacketParser`]).
 //!
 //! ```no_run
 //! use ferrio_server::{AckSender, ConnectError, Ferrio, Message, Socket};
@@ -145,6 +148,7 @@ pub mod adapter;
 mod clock;
 mod command;
 mod config;
+mod deflate;
 pub mod engine;
 mod http;
 mod id;
@@ -165,6 +169,7 @@ pub use crate::adapter::{
     ServerSideEmitError, SocketInfo,
 };
 pub use crate::config::{Cookie, Cors, Transport};
+pub use crate::deflate::PerMessageDeflate;
 pub use crate::http::Body;
 pub use crate::namespace::{BroadcastOperator, IntoRooms, Namespace};
 pub use crate::serve::{serve, serve_with_shutdown, FerrioLayer, FerrioService};
@@ -178,6 +183,7 @@ pub use crate::transport::{RemoteAddr, COMMAND_QUEUE};
 pub use ferrio_proto::rooms::RoomEvent;
 pub use ferrio_proto::socket::recovery::RecoveryConfig;
 pub use ferrio_proto::socket::server::DisconnectReason;
+pub use ferrio_proto::socket::{PacketDecoder, PacketParser, Parser};
 
 /// A boxed, sendable future (the handlers' erased form).
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

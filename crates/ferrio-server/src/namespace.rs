@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferrio_proto::rooms::{BroadcastOptions, RoomEvent, RoomIndex};
 use ferrio_proto::socket::recovery::{PersistedSession, RecoveryConfig, RecoveryStore};
 use ferrio_proto::socket::server::AckIds;
-use ferrio_proto::socket::{is_reserved_event, EventError, Packet, RawJson};
+use ferrio_proto::socket::{is_reserved_event, EventError, Packet, Parser, RawJson};
 use ferrio_proto::{Instant, Str};
 use futures_util::stream::{BoxStream, FuturesUnordered, StreamExt};
 use serde::Serialize;
@@ -94,6 +94,8 @@ pub(crate) struct NsInner {
     /// The server's application state (`FerrioBuilder::state`), set when the server creates
     /// the namespace.
     pub(crate) app_state: OnceLock<Arc<http::Extensions>>,
+    /// The server's parser: every packet of the namespace is encoded with it.
+    pub(crate) parser: Parser,
     /// The task that expires the recovery store's events and sessions has started.
     expiry: AtomicBool,
     /// Called when the last socket left (a dynamic child with
@@ -104,10 +106,16 @@ pub(crate) struct NsInner {
 }
 
 impl NsInner {
-    pub(crate) fn new(name: Str, clock: Clock, recovery: Option<RecoveryConfig>) -> NsInner {
+    pub(crate) fn new(
+        name: Str,
+        clock: Clock,
+        recovery: Option<RecoveryConfig>,
+        parser: Parser,
+    ) -> NsInner {
         NsInner {
             name,
             clock,
+            parser,
             middlewares: RwLock::new(Vec::new()),
             connection: RwLock::new(Vec::new()),
             server_events: RwLock::new(HashMap::new()),
@@ -395,7 +403,7 @@ impl NsInner {
             Some(store) => store.record(now, &packet, opts).unwrap_or(packet),
             None => packet,
         };
-        let encoded = Arc::new(packet.encode());
+        let encoded = Arc::new(self.parser.encode(&packet));
         let mut listening = Vec::new();
         let mut send = |socket: &Socket| {
             socket.inner.link.send(Command::Send {
@@ -435,7 +443,7 @@ impl NsInner {
     ) -> (usize, BoxStream<'static, Result<Packet, AckError>>) {
         let ack_id = self.next_ack_id();
         let packet = packet.with_id(ack_id);
-        let encoded = packet.encode();
+        let encoded = self.parser.encode(&packet);
         let st = self.state();
         let replies = FuturesUnordered::new();
         let mut listening = Vec::new();
@@ -848,7 +856,7 @@ impl BroadcastOperator {
 
     /// Sets the `compress` flag (`compress(false)`), carried to the other nodes of a cluster.
     /// Polling responses are compressed by `http_compression` whatever the flag; WebSocket
-    /// messages are never compressed (the WebSocket crate has no permessage-deflate).
+    /// messages by `per_message_deflate` (from its threshold on) whatever the flag.
     pub fn compress(mut self, compress: bool) -> BroadcastOperator {
         self.opts.flags.compress = Some(compress);
         self
@@ -1117,7 +1125,12 @@ mod tests {
             max_disconnection_duration: Duration::from_millis(100),
             ..RecoveryConfig::default()
         };
-        let ns = Arc::new(NsInner::new("/".into(), Clock::new(), Some(config)));
+        let ns = Arc::new(NsInner::new(
+            "/".into(),
+            Clock::new(),
+            Some(config),
+            Parser::json(),
+        ));
         ns.drive_recovery_expiry();
         let count = |ns: &NsInner| ns.state().recovery.as_ref().map(|s| s.session_count());
         let session = PersistedSession {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ferrio_proto::socket::recovery::RecoveryConfig;
 use ferrio_proto::socket::server::Config;
+use ferrio_proto::socket::Parser;
 use ferrio_proto::Str;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
@@ -70,12 +71,19 @@ pub(crate) struct Shared {
     adapter: Option<Arc<dyn Adapter>>,
     /// The application state given to the builder ([`FerrioBuilder::state`]).
     pub(crate) app_state: Arc<http::Extensions>,
+    /// The parser of every packet ([`FerrioBuilder::parser`]).
+    pub(crate) parser: Parser,
 }
 
 impl Shared {
     /// A new namespace, with its cluster adapter if the server has one.
     fn new_namespace(&self, name: Str) -> Arc<NsInner> {
-        let inner = Arc::new(NsInner::new(name, self.clock, self.recovery.clone()));
+        let inner = Arc::new(NsInner::new(
+            name,
+            self.clock,
+            self.recovery.clone(),
+            self.parser.clone(),
+        ));
         let _ = inner.app_state.set(self.app_state.clone());
         if let Some(adapter) = &self.adapter {
             let _ = inner
@@ -264,6 +272,7 @@ impl Ferrio {
             adapter: None,
             cleanup_empty_child_namespaces: false,
             app_state: http::Extensions::new(),
+            parser: Parser::json(),
         }
     }
 
@@ -343,6 +352,7 @@ impl Ferrio {
                 Str::from(format!("/_{}", dynamic.len())),
                 self.endpoint.app.shared.clock,
                 None,
+                self.endpoint.app.shared.parser.clone(),
             )),
         };
         dynamic.push((matcher, parent.clone()));
@@ -510,6 +520,13 @@ impl Ferrio {
         self.endpoint.app.shared.app_state.get::<Arc<T>>().cloned()
     }
 
+    /// The namespaces of this server (Node's `io._nsps`), in no particular order.
+    pub fn namespaces(&self) -> Vec<Namespace> {
+        let map = self.endpoint.app.shared.namespaces.read();
+        map.map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The number of open Engine.IO sessions.
     pub fn session_count(&self) -> usize {
         self.endpoint.session_count()
@@ -637,6 +654,7 @@ pub struct FerrioBuilder {
     adapter: Option<Arc<dyn Adapter>>,
     cleanup_empty_child_namespaces: bool,
     app_state: http::Extensions,
+    parser: Parser,
 }
 
 impl std::fmt::Debug for dyn Adapter {
@@ -680,6 +698,22 @@ impl FerrioBuilder {
     /// stays up.
     pub fn max_pending_acks(mut self, n: usize) -> Self {
         self.max_pending_acks = n;
+        self
+    }
+
+    /// The parser of every packet (default [`Parser::json`], the reference's default parser).
+    /// `Parser::msgpack()` speaks the npm package `socket.io-msgpack-parser` 3.x: each packet is
+    /// one binary message, binary values inline. As in Node there is no negotiation: clients
+    /// must use the same parser; a client sending another parser's packets is closed at its first
+    /// packet. [`Parser::custom`] plugs in an application's own.
+    ///
+    /// ```
+    /// use ferrio_server::{Ferrio, Parser};
+    /// let io = Ferrio::builder().parser(Parser::msgpack()).build();
+    /// # let _ = io;
+    /// ```
+    pub fn parser(mut self, parser: Parser) -> Self {
+        self.parser = parser;
         self
     }
 
@@ -742,6 +776,7 @@ impl FerrioBuilder {
             clock,
             adapter: self.adapter.clone(),
             app_state: Arc::new(self.app_state.clone()),
+            parser: self.parser.clone(),
         });
         shared.of("/");
         let app = SocketApp {
@@ -751,6 +786,7 @@ impl FerrioBuilder {
                 connect_timeout: self.connect_timeout,
                 max_attachments: self.max_attachments,
                 max_pending_acks: self.max_pending_acks,
+                parser: self.parser.clone(),
             },
         };
         Ferrio {

@@ -78,8 +78,8 @@ pub(crate) struct SocketMachine {
     waiting: VecDeque<Packet>,
     waiting_bytes: usize,
     max_waiting_bytes: usize,
-    /// The decoding error the connection is being closed for: the description of the
-    /// disconnections that follow.
+    /// What the connection is being closed for, when more is known than the reason (a
+    /// decoding error, a failed WebSocket): the description of the disconnections that follow.
     decode_error: Option<Str>,
 }
 
@@ -229,7 +229,8 @@ impl SocketMachine {
                     debug!(%nsp, "CONNECT to a namespace no dynamic parent accepts");
                     // The refusal names the namespace through its socket: one of a namespace
                     // that is in no server.
-                    let nowhere = Arc::new(NsInner::new(nsp, shared.clock, None));
+                    let nowhere =
+                        Arc::new(NsInner::new(nsp, shared.clock, None, shared.parser.clone()));
                     let socket = Socket::new(
                         fresh_id,
                         nowhere,
@@ -384,7 +385,7 @@ impl SocketMachine {
         ns.room_events(events);
         let missed: Vec<EncodedPacket> = restored
             .iter()
-            .flat_map(|r| r.missed.iter().map(Packet::encode))
+            .flat_map(|r| r.missed.iter().map(|p| ns.parser.encode(p)))
             .collect();
         let pid = socket.inner.pid.clone();
         if let Err(e) = self
@@ -797,6 +798,10 @@ impl Machine for SocketMachine {
                 }
             }
         }
+    }
+
+    fn transport_failed(&mut self, description: Str) {
+        self.decode_error.get_or_insert(description);
     }
 
     fn close_overloaded(&mut self, now: Instant) {

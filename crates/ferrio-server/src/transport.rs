@@ -93,6 +93,11 @@ pub(crate) trait Machine: Send + 'static {
     fn wait_for_room(&self) -> Option<crate::BoxFuture<()>> {
         None
     }
+    /// The transport failed as `description` says (the session closes with `transport
+    /// error` next): what the disconnections that follow are told.
+    fn transport_failed(&mut self, description: Str) {
+        let _ = description;
+    }
     /// A bound was reached (see the module docs): close the session.
     fn close_overloaded(&mut self, now: Instant);
     /// The server shuts down: close the session.
@@ -770,6 +775,13 @@ impl<A: App> Endpoint<A> {
             self.report(&req, ErrorCode::BadRequest as u8, "Bad request", detail);
             return responder.error(ErrorCode::BadRequest);
         };
+        let deflate = self
+            .options
+            .per_message_deflate
+            .as_ref()
+            .and_then(|settings| crate::deflate::negotiate(req.headers(), settings));
+        let extension = deflate.as_ref().map(|(_, answer)| answer.clone());
+        let deflate = deflate.map(|(agreed, _)| agreed);
         let on_upgrade = hyper::upgrade::on(&mut req);
         let endpoint = self.clone();
         // One task for the WebSocket's whole life: a session opened over it runs in it, and a
@@ -787,6 +799,7 @@ impl<A: App> Endpoint<A> {
                 upgraded,
                 options.max_http_buffer_size,
                 options.yield_after_flush,
+                deflate,
             );
             match target {
                 UpgradeTarget::Probe(inbox) => {
@@ -797,6 +810,11 @@ impl<A: App> Endpoint<A> {
                     }
                 }
                 UpgradeTarget::NewSession(info, sid, handshake) => {
+                    if options.yield_after_flush {
+                        // The 101 is written: let a local peer read it alone before the `open`
+                        // packet (see `yield_after_flush`).
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
                     let ws = Box::new(ws);
                     // (`open` drops the WebSocket, closing it, when another handshake took the
                     // generated id after this one was answered.)
@@ -808,7 +826,12 @@ impl<A: App> Endpoint<A> {
                 }
             }
         });
-        responder.switching_protocols(&accept)
+        let mut res = responder.switching_protocols(&accept);
+        if let Some(extension) = extension {
+            res.headers_mut()
+                .insert(http::header::SEC_WEBSOCKET_EXTENSIONS, extension);
+        }
+        res
     }
 }
 
@@ -1167,7 +1190,11 @@ impl<M: Machine> SessionTask<M> {
                             if let Some(w) = self.main.take() {
                                 w.close();
                             }
-                            eio::Input::WsClosed { error }
+                            let failed = error.is_some();
+                            if let Some(description) = error {
+                                self.machine.transport_failed(description);
+                            }
+                            eio::Input::WsClosed { error: failed }
                         }
                     };
                     let _ = self.machine.handle_input(clock.now(), input);

@@ -4,6 +4,11 @@
 //! Writes are queued here and handed to tungstenite when the socket can take them; the queue
 //! counts its bytes, so the session can drop volatile packets and close an overloaded session
 //! (see the limits in [`crate::transport`]).
+//!
+//! With `permessage-deflate` agreed, the client's frames reach tungstenite through
+//! [`Inflater`] and messages from the threshold on are compressed before tungstenite writes them
+//! (see [`crate::deflate`]). A connection that fails is closed with the close code of its
+//! failure (1002, 1007, 1009).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -24,6 +29,8 @@ use tracing::debug;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
 use tungstenite::Message;
+
+use crate::deflate::{Agreed, Deflater, Inflater};
 
 /// The WebSocket read buffer of each connection, in bytes, while it has one (see
 /// [`WsConn::release_idle`]): the most read from the socket at once. tungstenite zero-fills it
@@ -55,9 +62,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub(crate) enum WsEvent {
     /// A message from the peer.
     Frame(Frame),
-    /// The WebSocket is done: closed by the peer (`error` false) or failed (`error` true).
-    /// The session must drop it (with [`WsConn::close`]).
-    Closed { error: bool },
+    /// The WebSocket is done: closed by the peer (`error` `None`) or failed (`error` says
+    /// how, as the description of the `transport error` disconnection that follows). The
+    /// session must drop it (with [`WsConn::close`]).
+    Closed { error: Option<Str> },
 }
 
 /// Remembers that the socket may have something to read, and wakes the session task.
@@ -94,7 +102,8 @@ pub(crate) struct WsConn {
     ws: Option<Box<WebSocketContext>>,
     /// The largest message and frame accepted (`max_http_buffer_size`).
     max: usize,
-    /// Bytes read from the socket.
+    /// Bytes tungstenite read: from the socket, or on a compressed connection as the
+    /// [`Inflater`] made them.
     read: u64,
     /// Bytes of the frames of the messages tungstenite returned, as if each message was one
     /// frame with the shortest header: never more than the bytes it took from its buffer.
@@ -118,6 +127,14 @@ pub(crate) struct WsConn {
     /// Yield the thread after each flush that empties the queue (see
     /// `EngineOptions::yield_after_flush`).
     yield_after_flush: bool,
+    /// The `permessage-deflate` parameters, when the connection agreed on compression.
+    deflate: Option<Agreed>,
+    /// The compressed connection's read side; like tungstenite's state, `None` while idle
+    /// unless it keeps an inflate context (context takeover).
+    inflater: Option<Box<Inflater>>,
+    /// The compressed connection's compression context, made for the first message compressed
+    /// and dropped while idle unless context takeover was agreed.
+    deflater: Option<Box<Deflater>>,
 }
 
 /// The socket as the blocking `Read + Write` tungstenite works with, for one call: a poll that
@@ -125,22 +142,41 @@ pub(crate) struct WsConn {
 struct Io<'a, 'b> {
     conn: &'a mut TokioIo<Upgraded>,
     cx: &'a mut Context<'b>,
-    /// Counts the bytes read.
+    /// Counts the bytes tungstenite reads.
     read: &'a mut u64,
+    /// On a compressed connection, what reads the socket for tungstenite (reads only).
+    inflater: Option<(&'a mut Inflater, usize)>,
+}
+
+/// The socket alone as a blocking `Read`.
+struct Socket<'a, 'b> {
+    conn: &'a mut TokioIo<Upgraded>,
+    cx: &'a mut Context<'b>,
+}
+
+impl Read for Socket<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut buf = ReadBuf::new(buf);
+        match Pin::new(&mut *self.conn).poll_read(self.cx, &mut buf) {
+            Poll::Ready(Ok(())) => Ok(buf.filled().len()),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
 }
 
 impl Read for Io<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut buf = ReadBuf::new(buf);
-        match Pin::new(&mut *self.conn).poll_read(self.cx, &mut buf) {
-            Poll::Ready(Ok(())) => {
-                let n = buf.filled().len();
-                *self.read += n as u64;
-                Ok(n)
-            }
-            Poll::Ready(Err(e)) => Err(e),
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
+        let mut socket = Socket {
+            conn: self.conn,
+            cx: self.cx,
+        };
+        let n = match &mut self.inflater {
+            Some((inflater, max)) => inflater.read(&mut socket, buf, *max)?,
+            None => socket.read(buf)?,
+        };
+        *self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -168,6 +204,39 @@ fn ready<T>(r: tungstenite::Result<T>) -> Poll<tungstenite::Result<T>> {
     }
 }
 
+/// A close frame with `code` and no reason.
+/// The description of a WebSocket that failed with `error` (`websocket error: ...`).
+fn failure(error: &dyn std::fmt::Display) -> Str {
+    Str::from(format!("websocket error: {error}"))
+}
+
+fn close_frame(code: CloseCode) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: "".into(),
+    }
+}
+
+/// The close code a read error fails the connection with (RFC 6455, section 7.4.1): 1009 for a
+/// message or frame over the limit, 1007 for a text message that is not UTF-8, 1002 for a
+/// protocol violation (reserved bits set without an extension that defines them, an unmasked
+/// client frame, a bad opcode or fragmentation). `None` when the peer is gone and a close frame
+/// would reach no one.
+fn error_close_code(e: &tungstenite::Error) -> Option<CloseCode> {
+    use tungstenite::error::ProtocolError;
+    match e {
+        tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
+        tungstenite::Error::Utf8(_) => Some(CloseCode::Invalid),
+        tungstenite::Error::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake
+            | ProtocolError::SendAfterClosing
+            | ProtocolError::ReceivedAfterClosing,
+        ) => None,
+        tungstenite::Error::Protocol(_) => Some(CloseCode::Protocol),
+        _ => None,
+    }
+}
+
 /// The size of a message's frame from a client (masked) with the shortest header.
 fn frame_size(payload: usize) -> u64 {
     let extended = match payload {
@@ -179,8 +248,15 @@ fn frame_size(payload: usize) -> u64 {
 }
 
 impl WsConn {
-    /// Wraps an upgraded connection; `max` bounds a message and a frame (`max_http_buffer_size`).
-    pub(crate) fn new(upgraded: Upgraded, max: usize, yield_after_flush: bool) -> WsConn {
+    /// Wraps an upgraded connection; `max` bounds a message and a frame (`max_http_buffer_size`,
+    /// inflated size for a compressed message); `deflate` is what the connection agreed on
+    /// for `permessage-deflate`, if anything.
+    pub(crate) fn new(
+        upgraded: Upgraded,
+        max: usize,
+        yield_after_flush: bool,
+        deflate: Option<Agreed>,
+    ) -> WsConn {
         let read_signal = Arc::new(ReadSignal::default());
         // Nothing was read yet: the first poll reads.
         read_signal.ready.store(true, Ordering::Relaxed);
@@ -199,6 +275,9 @@ impl WsConn {
             dirty: false,
             close_frame: None,
             yield_after_flush,
+            deflate,
+            inflater: None,
+            deflater: None,
         }
     }
 
@@ -253,8 +332,22 @@ impl WsConn {
             conn: &mut self.conn,
             cx,
             read: &mut self.read,
+            inflater: None,
         };
-        while let Some((msg, len)) = self.out.pop_front() {
+        while let Some((mut msg, len)) = self.out.pop_front() {
+            if let Some(agreed) = self.deflate.as_ref().filter(|a| len >= a.threshold) {
+                let deflater = self
+                    .deflater
+                    .get_or_insert_with(|| Box::new(Deflater::new(agreed)));
+                let frame = match &msg {
+                    Message::Text(text) => deflater.compress(agreed, true, text.as_bytes()),
+                    Message::Binary(data) => deflater.compress(agreed, false, data),
+                    _ => None,
+                };
+                if let Some(frame) = frame {
+                    msg = Message::Frame(frame);
+                }
+            }
             self.unflushed += len;
             self.keep = keep_after(self.keep, len);
             self.dirty = true;
@@ -284,7 +377,9 @@ impl WsConn {
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<WsEvent> {
         if let Poll::Ready(Err(e)) = self.poll_write(cx) {
             debug!("WebSocket write failed: {e}");
-            return Poll::Ready(WsEvent::Closed { error: true });
+            return Poll::Ready(WsEvent::Closed {
+                error: Some(failure(&e)),
+            });
         }
         // Out of budget: the task is woken again once the runtime has run the others.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
@@ -296,10 +391,17 @@ impl WsConn {
             }
             let ws = Self::context(&mut self.ws, self.max);
             let mut read_cx = Context::from_waker(&self.read_waker);
+            let inflater = self.deflate.as_ref().map(|agreed| {
+                let inflater = self
+                    .inflater
+                    .get_or_insert_with(|| Box::new(Inflater::new(agreed)));
+                (&mut **inflater, self.max)
+            });
             let mut io = Io {
                 conn: &mut self.conn,
                 cx: &mut read_cx,
                 read: &mut self.read,
+                inflater,
             };
             let next = match ready(ws.read(&mut io)) {
                 Poll::Ready(next) => next,
@@ -319,25 +421,31 @@ impl WsConn {
                     match msg {
                         Message::Text(text) => match Str::from_utf8(Bytes::from(text)) {
                             Ok(s) => WsEvent::Frame(Frame::Text(s)),
-                            Err(_) => WsEvent::Closed { error: true },
+                            Err(_) => {
+                                self.close_frame = Some(close_frame(CloseCode::Invalid));
+                                WsEvent::Closed {
+                                    error: Some(failure(&"invalid UTF-8 in a text message")),
+                                }
+                            }
                         },
                         Message::Binary(data) => WsEvent::Frame(Frame::Binary(data)),
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-                        Message::Close(_) => WsEvent::Closed { error: false },
+                        Message::Close(_) => WsEvent::Closed { error: None },
                     }
                 }
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    WsEvent::Closed { error: false }
+                    WsEvent::Closed { error: None }
                 }
                 Err(e) => {
                     debug!("WebSocket error: {e}");
-                    if matches!(e, tungstenite::Error::Capacity(_)) {
-                        self.close_frame = Some(CloseFrame {
-                            code: CloseCode::Size,
-                            reason: "".into(),
-                        });
+                    let code = match self.inflater.as_ref().and_then(|i| i.failure()) {
+                        Some(code) => Some(code),
+                        None => error_close_code(&e),
+                    };
+                    self.close_frame = code.map(close_frame);
+                    WsEvent::Closed {
+                        error: Some(failure(&e)),
                     }
-                    WsEvent::Closed { error: true }
                 }
             };
             return Poll::Ready(event);
@@ -353,8 +461,15 @@ impl WsConn {
     /// counts: every byte read was taken as part of a message's frame. A message's frame is
     /// counted with the shortest header its length allows, so a peer that fragments a message
     /// or pads a header makes the count fall short and its connection keeps its buffer.
+    ///
+    /// On a compressed connection, its read side must hold no byte and be between messages;
+    /// it goes too, and so does the compression context, unless context takeover keeps them.
     fn release_idle(&mut self, cx: &mut Context<'_>) {
-        let idle = self.read == self.taken && self.out.is_empty() && !self.dirty && self.keep == 0;
+        let idle = self.read == self.taken
+            && self.out.is_empty()
+            && !self.dirty
+            && self.keep == 0
+            && self.inflater.as_ref().is_none_or(|i| i.is_idle());
         let Some(ws) = self.ws.as_mut().filter(|ws| idle && ws.can_write()) else {
             return;
         };
@@ -363,11 +478,18 @@ impl WsConn {
             conn: &mut self.conn,
             cx,
             read: &mut self.read,
+            inflater: None,
         };
         if let Poll::Ready(Ok(())) = ready(ws.flush(&mut io)) {
             self.ws = None;
             // The room a burst made in the write queue goes too.
             self.out = VecDeque::new();
+            if self.inflater.as_ref().is_some_and(|i| i.is_empty()) {
+                self.inflater = None;
+            }
+            if self.deflate.as_ref().is_some_and(Deflater::droppable) {
+                self.deflater = None;
+            }
         }
     }
 
@@ -384,6 +506,7 @@ impl WsConn {
                         conn: &mut self.conn,
                         cx,
                         read: &mut self.read,
+                        inflater: None,
                     };
                     match frame.take() {
                         Some(frame) => ready(ws.close(&mut io, frame)),

@@ -90,6 +90,21 @@ async fn disconnecting_sees_the_rooms_and_broadcasts_to_them() {
     );
     let (which, _, again) = patiently("disconnect", seen.recv()).await.unwrap();
     assert_eq!((which, again), ("disconnect", disconnection));
+
+    // c's WebSocket fails (a text frame that is not UTF-8): a transport error, described.
+    let c = RawWs::open(addr).await;
+    c.send("40").await;
+    c.send_raw(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]).await;
+    let (which, _, disconnection) = patiently("disconnecting", seen.recv()).await.unwrap();
+    assert_eq!(which, "disconnecting");
+    assert_eq!(disconnection, DisconnectReason::TransportError);
+    let description = disconnection.description().unwrap_or_default();
+    assert!(
+        description.starts_with("websocket error: ") && description.contains("utf-8"),
+        "{description}"
+    );
+    let (which, _, again) = patiently("disconnect", seen.recv()).await.unwrap();
+    assert_eq!((which, again), ("disconnect", disconnection));
 }
 
 /// Typed data the application keeps with a socket.

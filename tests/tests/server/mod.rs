@@ -3,6 +3,7 @@
 mod api;
 mod app;
 pub mod client;
+mod deflate;
 mod eio3;
 mod engine_api;
 mod engine_io;
@@ -11,3 +12,4 @@ mod node_client;
 mod options;
 mod recovery;
 mod socket_io;
+mod ws_close;

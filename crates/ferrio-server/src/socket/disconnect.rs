@@ -50,7 +50,8 @@ impl Disconnection {
 
     /// What went wrong, when the server knows more than the reason: for a connection closed
     /// because the client sent something that does not decode (`forced close`), the decoding
-    /// error. `None` otherwise.
+    /// error; for a WebSocket that failed (`transport error`), how (`websocket error: ...`,
+    /// as the reference's `Error` object says). `None` otherwise.
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
     }

@@ -24,7 +24,7 @@ impl VolatileEmitter<'_> {
         self.socket.notify_outgoing(&packet);
         self.socket.send_command(|s| Command::Send {
             socket: s.clone(),
-            packet: Arc::new(packet.encode()),
+            packet: Arc::new(s.inner.ns.parser.encode(&packet)),
             volatile: true,
         })
     }

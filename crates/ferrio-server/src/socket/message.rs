@@ -210,7 +210,7 @@ impl AckSender {
         let packet = Packet::ack_with(socket.inner.ns.name.clone(), id, args)?;
         socket.send_command(|socket| Command::Send {
             socket: socket.clone(),
-            packet: Arc::new(packet.encode()),
+            packet: Arc::new(socket.inner.ns.parser.encode(&packet)),
             volatile: false,
         })
     }

@@ -683,7 +683,7 @@ impl Socket {
         self.notify_outgoing(&packet);
         self.send_command(|s| Command::Send {
             socket: s.clone(),
-            packet: Arc::new(packet.encode()),
+            packet: Arc::new(s.inner.ns.parser.encode(&packet)),
             volatile: false,
         })
     }
@@ -732,7 +732,7 @@ impl Socket {
                 self.send_command(|s| {
                     Command::EmitWithAck(Box::new(EmitWithAck {
                         socket: s.clone(),
-                        packet: packet.encode(),
+                        packet: s.inner.ns.parser.encode(&packet),
                         ack_id: id,
                         timeout: timeout.unwrap_or(Duration::MAX),
                         reply,

@@ -122,6 +122,11 @@ impl RawWs {
         write_all(&self.stream, &Self::frame(text)).await;
     }
 
+    /// Writes `bytes` as they are (a frame the test made itself).
+    pub async fn send_raw(&self, bytes: &[u8]) {
+        write_all(&self.stream, bytes).await;
+    }
+
     /// Sends these text messages in one write.
     pub async fn send_burst<S: AsRef<str>>(&self, texts: &[S]) {
         let bytes: Vec<u8> = texts.iter().flat_map(|t| Self::frame(t.as_ref())).collect();
