@@ -202,6 +202,7 @@ fuzz_target!(|case: (bool, bool, Vec<Op>)| {
             connect_timeout: Duration::from_millis(1000),
             max_attachments: 3,
             max_pending_acks: MAX_PENDING_ACKS,
+            ..Config::default()
         },
     );
     // GETs accepted (`Ok`) and not answered yet.
