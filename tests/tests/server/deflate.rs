@@ -40,10 +40,20 @@ async fn open_with(
     addr: SocketAddr,
     extensions: &str,
 ) -> (TcpStream, Option<String>, (u8, Vec<u8>)) {
+    open_at(addr, "/engine.io/", extensions, "").await
+}
+
+/// [`open_with`] on the server's `path`, with `headers` (lines ending with CRLF) added.
+async fn open_at(
+    addr: SocketAddr,
+    path: &str,
+    extensions: &str,
+    headers: &str,
+) -> (TcpStream, Option<String>, (u8, Vec<u8>)) {
     let mut raw = TcpStream::connect(addr).await.unwrap();
     raw.write_all(
         format!(
-            "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: {extensions}\r\n\r\n"
+            "GET {path}?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: {extensions}\r\n{headers}\r\n"
         )
         .as_bytes(),
     )
@@ -448,4 +458,61 @@ async fn the_tokio_client_against_a_ferrio_server_with_compression() {
     }
     socket.disconnect();
     server.abort();
+}
+
+/// The e2e server's `/app/` profile negotiates compression (test-server spec 8.3): large
+/// messages come compressed, small ones plain, compressed client messages are read; the other
+/// profiles never negotiate it.
+#[tokio::test]
+async fn the_app_profile_compresses_from_1024_bytes_and_the_others_never() {
+    let server = super::client::Server::start().await;
+    for path in ["/socket.io/", "/recovery/", "/msgpack/"] {
+        let (_, answer, _) = open_at(server.addr, path, "permessage-deflate", "").await;
+        assert_eq!(answer, None, "{path} negotiated compression");
+    }
+    let (mut raw, answer, open) = open_at(
+        server.addr,
+        "/app/",
+        "permessage-deflate; client_max_window_bits; server_no_context_takeover",
+        "Cookie: user=ann\r\n",
+    )
+    .await;
+    let answer = answer.expect("an extension answer");
+    assert!(answer.starts_with("permessage-deflate"), "{answer}");
+    assert!(answer.contains("server_no_context_takeover"), "{answer}");
+    assert_eq!(
+        (open.0, open.1[0]),
+        (0x81, b'0'),
+        "the small open packet is plain"
+    );
+    // CONNECT, compressed by the client.
+    let mut c = compressor();
+    raw.write_all(&frame(0xc1, &deflate(&mut c, b"40")))
+        .await
+        .unwrap();
+    let (first, accept) = next_frame(&mut raw).await.unwrap();
+    assert_eq!(first, 0x81);
+    assert!(
+        accept.starts_with(b"40{"),
+        "{}",
+        String::from_utf8_lossy(&accept)
+    );
+    // The handlers' `auth` event (small, plain), then a 2000-character echo: compressed.
+    let (first, auth) = next_frame(&mut raw).await.unwrap();
+    assert_eq!((first, &auth[..5]), (0x81, &b"42[\"a"[..]));
+    let text = "x".repeat(2000);
+    raw.write_all(&frame(
+        0x81,
+        format!(r#"42["message","{text}"]"#).as_bytes(),
+    ))
+    .await
+    .unwrap();
+    let (first, payload) = next_frame(&mut raw).await.unwrap();
+    assert_eq!(first, 0xc1, "RSV1: a compressed text message");
+    assert!(payload.len() < 200, "{} bytes", payload.len());
+    let mut d = Decompress::new(false);
+    assert_eq!(
+        String::from_utf8(inflate(&mut d, &payload)).unwrap(),
+        format!(r#"42["message-back","{text}"]"#)
+    );
 }

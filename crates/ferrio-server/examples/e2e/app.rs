@@ -6,7 +6,8 @@
 //! the Engine.IO session ([`ferrio_server::Handshake::extensions`]), never from the cookie.
 //!
 //! CORS with credentials for three origins: the Socket.IO server's own [`Cors`] on its
-//! requests, and the same headers on `/login`.
+//! requests, and the same headers on `/login`. WebSocket clients that offer
+//! `permessage-deflate` get it, messages of 1024 bytes or more compressed.
 //!
 //! Namespace `/admin` is the Socket.IO Admin UI's (`ferrio_admin`): user `admin`, password
 //! `changeit`, development mode, not read-only; it sees the sockets of every namespace here.
@@ -17,7 +18,9 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use ferrio_server::{Body, ConnectError, Cors, Ferrio, FerrioLayer, Message, Socket};
+use ferrio_server::{
+    Body, ConnectError, Cors, Ferrio, FerrioLayer, Message, PerMessageDeflate, Socket,
+};
 use serde_json::{json, Value};
 
 /// The origins allowed to make requests with credentials.
@@ -117,6 +120,8 @@ pub fn build() -> axum::Router {
         )
         // Under axum's own `serve` (with connect info) the peer's address is there.
         .remote_address(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0))
+        // permessage-deflate for clients that offer it, from 1024 bytes on (8.3).
+        .per_message_deflate(PerMessageDeflate::new().threshold(1024))
         .yield_after_flush(true)
         .build();
     let ns = io.of("/");
