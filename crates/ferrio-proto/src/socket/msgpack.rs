@@ -571,8 +571,9 @@ fn push_int(out: &mut String, n: i128) {
 fn push_float(out: &mut String, f: f64) {
     use std::fmt::Write;
     if f.is_finite() {
-        // Shortest text that reads back to the same value; valid JSON in every case.
-        let _ = write!(out, "{f:?}");
+        // Shortest digits that read back to the same value, never in exponent form: valid JSON
+        // in every case (`Display`, not `Debug`, whose output a size build may leave out).
+        let _ = write!(out, "{f}");
     } else {
         out.push_str("null");
     }
@@ -688,6 +689,23 @@ mod tests {
             vec![Bytes::from_static(&[0xde, 0xad])],
         );
         assert_eq!(&encode(&built)[..], &wire[..]);
+    }
+
+    #[test]
+    fn floats_become_plain_json_numbers() {
+        // [2.0, 1e21, 1e-7, -0.5] as float64s: JSON text as JSON.parse reads back the same
+        // values, never in a form that depends on `Debug` formatting.
+        let mut wire = hex(r#"83 a4 type 02 a4 data 95 a1 "f""#);
+        for f in [2.0f64, 1e21, 1e-7, -0.5] {
+            wire.push(0xcb);
+            wire.extend_from_slice(&f.to_be_bytes());
+        }
+        wire.extend_from_slice(&hex(r#"a3 nsp a1 "/""#));
+        let p = decoded(&wire);
+        assert_eq!(
+            p.data().map(RawJson::as_str),
+            Some(r#"["f",2,1000000000000000000000,0.0000001,-0.5]"#)
+        );
     }
 
     #[test]
