@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the `ferrio` npm package in place: dist/ferrio.js (ferrio.js and the wasm-bindgen glue in
-# pkg/, bundled and minified) and dist/ferrio_wasm_bg.wasm. Then prints the gzip size of what a
-# browser downloads.
+# pkg/, bundled and minified) and dist/ferrio_wasm_bg.wasm; then the opt-in `ferrio/msgpack`
+# entry point, the same crate built with its `msgpack` feature: dist/ferrio.msgpack.js and
+# dist/ferrio_msgpack_bg.wasm. Then prints the gzip size of what a browser downloads, for each.
 #   bindings/wasm/build.sh           release build, size-optimised (opt-level z, fat LTO, panic=abort),
 #                                    with the nightly toolchain when it is installed: std rebuilt
 #                                    for size, panics abort at once (no messages or locations)
@@ -22,11 +23,13 @@ fi
 
 # Size profile for the browser build only (the host release profile is left alone).
 # With nightly: std rebuilt with immediate-abort panics, no panic locations and empty `Debug`
-# output (the package never prints either); about 13 % smaller gzip than stable. Needs the
-# nightly toolchain's rust-src component, added here if missing. Without it, or if the nightly
-# build fails, the stable build is made instead (with a warning).
+# output (the package never prints either; nothing it sends may depend on `Debug`: the msgpack
+# parser writes floats with `Display`); about 13 % smaller gzip than stable. Needs the nightly
+# toolchain's rust-src component, added here if missing. Without it, or if the nightly build
+# fails, the stable build is made instead (with a warning).
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=fat \
   CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_PANIC=abort
+# `$@`: extra cargo arguments (the features of a variant).
 nightly_build() {
   rustup toolchain list | grep -q '^nightly' || { echo "build.sh: no nightly toolchain" >&2; return 1; }
   rustup component list --toolchain nightly --installed | grep -q '^rust-src' \
@@ -34,7 +37,10 @@ nightly_build() {
   CARGO_TARGET_DIR="${root}/target/wasm-build-std" \
   RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
     cargo +nightly build --release --locked --target wasm32-unknown-unknown -p ferrio-wasm \
-      -Zbuild-std=std,panic_abort
+      -Zbuild-std=std,panic_abort "$@"
+}
+stable_build() {
+  cargo build --release --locked --target wasm32-unknown-unknown -p ferrio-wasm "$@"
 }
 size_build=""
 if [ -z "${STABLE:-}" ] && nightly_build; then
@@ -42,7 +48,7 @@ if [ -z "${STABLE:-}" ] && nightly_build; then
   wasm="${root}/target/wasm-build-std/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
 else
   [ -n "${STABLE:-}" ] || echo "build.sh: the nightly size build failed; building with stable (a larger module)" >&2
-  cargo build --release --locked --target wasm32-unknown-unknown -p ferrio-wasm
+  stable_build
   wasm="${root}/target/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
 fi
 
@@ -54,43 +60,71 @@ if [ ! -x "${here}/node_modules/.bin/esbuild" ] || [ ! -x "${here}/node_modules/
 fi
 
 out="${here}/pkg"
-rm -rf "${out}"
-# `--encode-into always`: every browser has TextEncoder.encodeInto; no fallback in the glue.
-wasm-bindgen --target web --encode-into always --out-dir "${out}" --out-name ferrio_wasm "${wasm}"
-
-if [ -z "${NO_WASM_OPT:-}" ]; then
-  # The features browsers have shipped for years; never --all-features (it emits encodings, such
-  # as compact imports, that browsers refuse).
-  # `-ocimfs 30`: a function with one caller is inlined only when it is small (binaryen inlines
-  # every one by default): the module grows a little, but repeats itself more, and compresses
-  # about 1.2 KB smaller. `-Oz` twice: the second pass finds a little more.
-  "${here}/node_modules/.bin/wasm-opt" --one-caller-inline-max-function-size 30 -Oz -Oz \
-    --enable-bulk-memory --enable-mutable-globals \
-    --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
-    --enable-multivalue --strip-debug --strip-producers \
-    "${out}/ferrio_wasm_bg.wasm" -o "${out}/ferrio_wasm_bg.wasm"
-fi
-
-# One minified ES module: ferrio.js with the glue inlined; it loads ferrio_wasm_bg.wasm from its
-# own directory (`new URL(..., import.meta.url)`). Private members (`_name`) get short names,
-# except `_placeholder` (a protocol field) and `_transports` (the browser tests reach it).
 dist="${here}/dist"
 rm -rf "${dist}"
 mkdir -p "${dist}"
-"${here}/node_modules/.bin/esbuild" "${here}/ferrio.js" --bundle --format=esm --minify \
-  --target=es2022 --legal-comments=none --log-level=warning --mangle-props='^_[a-z]' \
-  --reserve-props='^_(placeholder|transports)$' --outfile="${dist}/ferrio.js"
-cp "${out}/ferrio_wasm_bg.wasm" "${dist}/"
+
+# Turns the cargo output `${wasm}` into one variant of the package: $1 the entry module, $2 the
+# bundle in dist/, $3 its wasm file in dist/, $4 "true" for the msgpack build. The wasm-bindgen
+# glue goes to pkg/ (each variant in turn: `ferrio.js` imports it from there).
+package() {
+  rm -rf "${out}"
+  # `--encode-into always`: every browser has TextEncoder.encodeInto; no fallback in the glue.
+  wasm-bindgen --target web --encode-into always --out-dir "${out}" --out-name ferrio_wasm "${wasm}"
+
+  if [ -z "${NO_WASM_OPT:-}" ]; then
+    # The features browsers have shipped for years; never --all-features (it emits encodings,
+    # such as compact imports, that browsers refuse).
+    # `-ocimfs 30`: a function with one caller is inlined only when it is small (binaryen inlines
+    # every one by default): the module grows a little, but repeats itself more, and compresses
+    # about 1.2 KB smaller. `-Oz` twice: the second pass finds a little more.
+    "${here}/node_modules/.bin/wasm-opt" --one-caller-inline-max-function-size 30 -Oz -Oz \
+      --enable-bulk-memory --enable-mutable-globals \
+      --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
+      --enable-multivalue --strip-debug --strip-producers \
+      "${out}/ferrio_wasm_bg.wasm" -o "${out}/ferrio_wasm_bg.wasm"
+  fi
+
+  # One minified ES module: the entry with the glue inlined; it loads its wasm file from its own
+  # directory (`new URL(..., import.meta.url)`). Private members (`_name`) get short names,
+  # except `_placeholder` (a protocol field) and `_transports` (the browser tests reach it).
+  # FERRIO_MSGPACK and FERRIO_WASM are the variant's constants (see `ferrio.js`).
+  "${here}/node_modules/.bin/esbuild" "${here}/$1" --bundle --format=esm --minify \
+    --target=es2022 --legal-comments=none --log-level=warning --mangle-props='^_[a-z]' \
+    --reserve-props='^_(placeholder|transports)$' --define:FERRIO_MSGPACK="$4" \
+    --define:FERRIO_WASM="\"$3\"" --outfile="${dist}/$2"
+  cp "${out}/ferrio_wasm_bg.wasm" "${dist}/$3"
+}
+
+# The default package: dist/ferrio.js + dist/ferrio_wasm_bg.wasm (JSON parser only).
+package ferrio.js ferrio.js ferrio_wasm_bg.wasm false
+
+# The `ferrio/msgpack` entry point: the same crate with the `msgpack` feature, built in the same
+# target directory with the same toolchain as the default (its output file is the same, so the
+# default was packaged first): dist/ferrio.msgpack.js + dist/ferrio_msgpack_bg.wasm.
+if [ -n "${size_build}" ]; then
+  nightly_build --features msgpack
+else
+  stable_build --features msgpack
+fi
+package msgpack.js ferrio.msgpack.js ferrio_msgpack_bg.wasm true
 
 gz() { gzip -9 -c "$1" | wc -c; }
-wasm_gz=$(gz "${dist}/ferrio_wasm_bg.wasm")
-js_gz=$(gz "${dist}/ferrio.js")
-echo "ferrio package: wasm $(wc -c < "${dist}/ferrio_wasm_bg.wasm") B (${wasm_gz} B gzip), ferrio.js $(wc -c < "${dist}/ferrio.js") B (${js_gz} B gzip); total gzip $((wasm_gz + js_gz)) B"
+# Prints the sizes of one variant ($1 label, $2 bundle, $3 wasm) and sets `total` (gzip bytes).
+sizes() {
+  local wasm_gz js_gz
+  wasm_gz=$(gz "${dist}/$3")
+  js_gz=$(gz "${dist}/$2")
+  total=$((wasm_gz + js_gz))
+  echo "$1: wasm $(wc -c < "${dist}/$3") B (${wasm_gz} B gzip), $2 $(wc -c < "${dist}/$2") B (${js_gz} B gzip); total gzip ${total} B"
+}
+sizes "ferrio package (msgpack entry point, ferrio/msgpack)" ferrio.msgpack.js ferrio_msgpack_bg.wasm
+sizes "ferrio package" ferrio.js ferrio_wasm_bg.wasm
 # The size budget of what a page downloads (BENCHMARKS.md), for the nightly size build: a change
-# that grows the default package past it fails the build instead of going unnoticed.
-# `MAX_GZIP=...` overrides it.
+# that grows the default package past it fails the build instead of going unnoticed. The msgpack
+# entry point is opt-in and has no budget (its size is printed above). `MAX_GZIP=...` overrides it.
 max_gzip=${MAX_GZIP:-40000}
-if [ -n "${size_build}" ] && [ $((wasm_gz + js_gz)) -gt "${max_gzip}" ]; then
-  echo "build.sh: the package is $((wasm_gz + js_gz)) B gzip, over its budget of ${max_gzip} B" >&2
+if [ -n "${size_build}" ] && [ "${total}" -gt "${max_gzip}" ]; then
+  echo "build.sh: the package is ${total} B gzip, over its budget of ${max_gzip} B" >&2
   exit 1
 fi

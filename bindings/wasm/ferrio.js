@@ -2,13 +2,20 @@
 // compiled to WebAssembly. This file performs the transport actions the core asks for (fetch for
 // HTTP long-polling, WebSocket), runs its timer with setTimeout, and converts payloads with
 // JSON.parse/JSON.stringify (binary values travel as Socket.IO attachments).
+//
+// build.sh bundles it twice, setting two constants: the default build (`dist/ferrio.js`,
+// FERRIO_MSGPACK false, FERRIO_WASM "ferrio_wasm_bg.wasm") and the `ferrio/msgpack` entry point
+// (`msgpack.js` -> `dist/ferrio.msgpack.js`, FERRIO_MSGPACK true, FERRIO_WASM
+// "ferrio_msgpack_bg.wasm"), whose module also has the msgpack parser. Code under
+// `if (FERRIO_MSGPACK)` is left out of the default build.
 import { Core, initSync } from "./pkg/ferrio_wasm.js";
+import { msgpackParser } from "./parser.js";
 
 // The module next to this file, compiled here (the glue's own async loader, with its fallbacks for
 // old browsers and servers, would be bundled otherwise).
 {
-  const res = await fetch(new URL("./ferrio_wasm_bg.wasm", import.meta.url));
-  if (!res.ok) throw new Error(`ferrio: cannot load ferrio_wasm_bg.wasm (${res.status})`);
+  const res = await fetch(new URL(`./${FERRIO_WASM}`, import.meta.url));
+  if (!res.ok) throw new Error(`ferrio: cannot load ${FERRIO_WASM} (${res.status})`);
   initSync({ module: await WebAssembly.compile(await res.arrayBuffer()) });
 }
 
@@ -141,6 +148,15 @@ function toQuery(query) {
   return new URLSearchParams(query).toString();
 }
 
+// The `parser` option (the msgpack build only): `msgpackParser` is bit 8 of the core's flags,
+// none the default JSON parser; another one cannot work (the core encodes every packet) and is
+// refused rather than ignored.
+function parserFlag(parser) {
+  if (parser === undefined || parser === null) return 0;
+  if (parser === msgpackParser) return 8;
+  throw new TypeError("ferrio: unsupported parser (pass msgpackParser from ferrio/msgpack, or none)");
+}
+
 /** One connection to a server, shared by the sockets of its namespaces (`Manager`). */
 export class Manager extends Emitter {
   constructor(uri, opts = {}) {
@@ -172,7 +188,11 @@ export class Manager extends Emitter {
       num(opts.randomizationFactor, 0.5),
       opts.timeout === false ? -1 : num(opts.timeout, 20000),
       Math.floor(Math.random() * 2 ** 32),
-      (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0),
+      // The msgpack build adds the parser's flag; written out twice so that the default build's
+      // expression stays exactly what it was.
+      FERRIO_MSGPACK
+        ? (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | parserFlag(opts.parser)
+        : (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0),
     );
     this._transports = new Map();
     this._sockets = new Map();

@@ -8,6 +8,11 @@
 //! `socket.io-client` API (`io(url, opts)`, `socket.on/emit/emitWithAck/timeout`, ...). JSON goes
 //! through the browser's `JSON.parse`/`JSON.stringify`: this crate only sees JSON text.
 //!
+//! With the `msgpack` feature (the package's `ferrio/msgpack` entry point), a manager can use
+//! the core's msgpack parser (`socket.io-msgpack-parser`'s format) instead of the JSON one: the
+//! core still hands over packets as JSON text with placeholders plus attachments, so nothing
+//! else changes here or in `ferrio.js`.
+//!
 //! Apart from its constructor, [`Core`] has one method, [`Core::call`]`(op, now, a, b, c, text,
 //! value)`: every exported function costs the module its own glue, so all commands share one.
 //! `now` is the caller's clock in milliseconds (`performance.now()`), so the crate needs no
@@ -135,7 +140,8 @@ impl Core {
     /// the lowest (1: polling, 2: websocket; 0 ends the list; none: both, polling first). The
     /// `query` option is added to URLs by the caller. Negative numbers mean the default
     /// (`reconnection_attempts`: unlimited, `timeout`: none). `flags` holds `rememberUpgrade`
-    /// (1), `tryAllTransports` (2) and `forceBase64` (4).
+    /// (1), `tryAllTransports` (2), `forceBase64` (4) and, in the build with the `msgpack`
+    /// feature, the msgpack parser (8; the JSON one otherwise, and always without the feature).
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -183,6 +189,10 @@ impl Core {
         }
         config.timeout = millis(timeout);
         config.seed = seed as u64;
+        #[cfg(feature = "msgpack")]
+        if flags & 8 != 0 {
+            config.parser = ferrio_proto::socket::Parser::msgpack();
+        }
         // The cache busters' prefix: another page's differs (the seed is random per page).
         config.engine.stamp_seed = config.seed;
         Core {

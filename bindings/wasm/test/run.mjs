@@ -3,7 +3,8 @@
 //
 // Usage: node test/run.mjs <e2e server binary> <chat example binary> <recipe_login binary>
 // Starts the Node socket.io server (test/server.cjs), ferrio-server's e2e example and the chat
-// example on free 127.0.0.1 ports, runs the same scenario against both Socket.IO servers, then
+// example on free 127.0.0.1 ports, runs the same scenario against both Socket.IO servers, the
+// msgpack entry point's scenario against both with the msgpack parser, then
 // two browser contexts chat through the chat example (screenshot in test/screenshots/), and a
 // page logs in to the login recipe and connects with the session cookie the browser keeps.
 import { spawn } from "node:child_process";
@@ -217,6 +218,32 @@ try {
     const r = await page.evaluate(([base, kind]) => window.scenario(base, kind), [`http://127.0.0.1:${e2ePort}`, "ferrio"]);
     checkScenario(r, "ferrio-server");
   });
+
+  // The `ferrio/msgpack` entry point (`io(url, { parser: msgpackParser })`) against both servers
+  // with the msgpack parser: Node's socket.io with `socket.io-msgpack-parser` 3.0.2 and the e2e
+  // example's `/msgpack/` profile.
+  for (const [name, port] of [
+    ["socket.io 4.8 (Node) with socket.io-msgpack-parser", nodePort],
+    ["ferrio-server (e2e example, /msgpack/ profile)", e2ePort],
+  ]) {
+    await test(`msgpack parser, ${name}: auth, binary inline both ways, acks both ways, upgrade, namespaces, middleware refusal, polling and WebSocket only`, async () => {
+      const r = await page.evaluate(([base, path]) => window.msgpackScenario(base, path), [`http://127.0.0.1:${port}`, "/msgpack/"]);
+      assert.equal(r.error, undefined, r.error);
+      assert.deepEqual(r.auth, { user: "ann", n: 1.5 });
+      assert.deepEqual(r.binary, [true, [1, 2, 3], true, [9], -1, 4294967296, 0.25, null, true, "héllo"]);
+      assert.deepEqual(r.ack, [true, [4, 5], "a"]);
+      assert.deepEqual(r.serverAck, ["pong-ping", [6]]);
+      assert.deepEqual(r.upgraded, ["websocket", true]);
+      assert.deepEqual(r.wsBinary, [7]);
+      assert.deepEqual(r.multiplexed, ["/custom", true]);
+      assert.deepEqual(r.refused, [true, "not authorized", { reason: "invalid token" }]);
+      assert.equal(r.accepted, true);
+      assert.deepEqual(r["only-polling"], ["polling", "polling", [8, 7]]);
+      assert.deepEqual(r["only-websocket"], ["websocket", "websocket", [8, 9]]);
+      assert.notEqual(r.jsonRefused, "connected");
+      assert.deepEqual(r.otherParser, [true, "ferrio: unsupported parser (pass msgpackParser from ferrio/msgpack, or none)"]);
+    });
+  }
 
   await test("chat example: two browser contexts exchange a message and an image, see who is in the room, acked messages, no second 'joined' after a recovered reconnection (screenshot)", async () => {
     const chat = `http://127.0.0.1:${chatPort}/`;

@@ -7,9 +7,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "${here}/../../.." && pwd)
 "${here}/../build.sh"
-# The TypeScript declarations: test/types.ts must type-check (typed event maps, acks, options).
+# The TypeScript declarations: test/types.ts must type-check (typed event maps, acks, options,
+# the msgpack entry point).
 "${here}/../node_modules/.bin/tsc" -p "${here}/tsconfig.json"
-echo "types: test/types.ts checks against ferrio.d.ts"
+echo "types: test/types.ts checks against ferrio.d.ts and msgpack.d.ts"
 cd "${root}"
 cargo build --locked -p ferrio-server --example e2e --example chat --example recipe_login
 examples="${root}/target/debug/examples"

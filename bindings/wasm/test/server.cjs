@@ -4,7 +4,8 @@
 //
 // Usage: node server.cjs  -> prints "listening <port>" (127.0.0.1, PORT or a free port); exits
 // after 120 s. `/recovery/` is a second socket.io server with connection state recovery, as the
-// e2e example's.
+// e2e example's; `/msgpack/` a third one with `socket.io-msgpack-parser` (namespaces `/`, `/custom`
+// and `/restricted`, the same handlers), as the e2e example's `/msgpack/` profile.
 "use strict";
 
 const fs = require("node:fs");
@@ -20,6 +21,8 @@ const files = {
   "/": path.join(__dirname, "page.html"),
   "/ferrio/ferrio.js": path.join(dist, "ferrio.js"),
   "/ferrio/ferrio_wasm_bg.wasm": path.join(dist, "ferrio_wasm_bg.wasm"),
+  "/ferrio/ferrio.msgpack.js": path.join(dist, "ferrio.msgpack.js"),
+  "/ferrio/ferrio_msgpack_bg.wasm": path.join(dist, "ferrio_msgpack_bg.wasm"),
 };
 
 const httpServer = http.createServer((req, res) => {
@@ -52,16 +55,29 @@ function handlers(nsp) {
     socket.on("disconnect-me", (close) => socket.disconnect(close === true));
   });
 }
-handlers(io.of("/"));
-handlers(io.of("/custom"));
-const restricted = io.of("/restricted");
-restricted.use((socket, next) => {
-  if (socket.handshake.auth && socket.handshake.auth.token === "let-me-in") return next();
-  const err = new Error("not authorized");
-  err.data = { reason: "invalid token" };
-  next(err);
+// The namespaces `/`, `/custom` and `/restricted` (a middleware refuses a wrong token) of `server`.
+function namespaces(server) {
+  handlers(server.of("/"));
+  handlers(server.of("/custom"));
+  const restricted = server.of("/restricted");
+  restricted.use((socket, next) => {
+    if (socket.handshake.auth && socket.handshake.auth.token === "let-me-in") return next();
+    const err = new Error("not authorized");
+    err.data = { reason: "invalid token" };
+    next(err);
+  });
+  handlers(restricted);
+}
+namespaces(io);
+
+const msgpack = new Server(httpServer, {
+  path: "/msgpack/",
+  parser: require(path.join(__dirname, "../../../tests/node/node_modules/socket.io-msgpack-parser")),
+  pingInterval: 300,
+  pingTimeout: 200,
+  cors: { origin: "*" },
 });
-handlers(restricted);
+namespaces(msgpack);
 
 const recovery = new Server(httpServer, {
   path: "/recovery/",

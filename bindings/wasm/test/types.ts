@@ -1,7 +1,8 @@
-// Type tests of ferrio.d.ts, checked by `tsc` in test/run.sh (never run): typed event maps as in
+// Type tests of ferrio.d.ts and msgpack.d.ts, checked by `tsc` in test/run.sh (never run): typed event maps as in
 // socket.io-client, acks, timeouts, options and the Manager. Each `@ts-expect-error` line must be
 // an error, so the declarations are shown to refuse what they should.
 import { io, Manager, Socket } from "../ferrio";
+import { io as msgpackIo, Manager as MsgpackManager, msgpackParser } from "../msgpack";
 
 interface ServerToClientEvents {
   chat: (from: string, text: string) => void;
@@ -68,3 +69,21 @@ const delay: number = manager.reconnectionDelay();
 void delay;
 manager.socket("/admin").emit("anything", 1, "two");
 manager.close();
+
+// The `ferrio/msgpack` entry point: the same API, with the `parser` option.
+const packed: Socket<ServerToClientEvents, ClientToServerEvents> = msgpackIo("https://example.com/chat", {
+  parser: msgpackParser,
+  auth: { token: "t" },
+});
+packed.emit("add", 1, 2, (total) => {
+  const n: number = total;
+  void n;
+});
+const packedManager = new MsgpackManager("https://example.com", { parser: msgpackParser, reconnection: false });
+packedManager.socket("/").emit("bytes", new Uint8Array([1]));
+const parserName: "msgpack" = msgpackParser.name;
+void parserName;
+// @ts-expect-error the parser is `msgpackParser`, not a name
+msgpackIo("https://example.com", { parser: "msgpack" });
+// @ts-expect-error the default entry point has no parser option
+io("https://example.com", { parser: msgpackParser });
