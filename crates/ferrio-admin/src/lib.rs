@@ -39,8 +39,10 @@
 //! On the admin namespace (`/admin` by default), after the authentication middleware:
 //!
 //! - `session` (a random 8-byte hex id the UI logs in with next time, as `auth.sessionId`),
-//!   sent first thing after the CONNECT (the reference sends it just before: a connect
-//!   middleware here cannot emit before the socket is connected; the UI reads it either way);
+//!   sent first thing after the CONNECT. The reference sends it just before, which a connect
+//!   middleware here cannot do; the UI listens for it only once connected, and the client
+//!   replays the events received before the CONNECT ahead of that, so only this order gets the
+//!   session id to the UI;
 //! - `config` (`supportedFeatures`: `EMIT`, `JOIN`, `LEAVE`, `DISCONNECT`, `MJOIN`, `MLEAVE`,
 //!   `MDISCONNECT` unless read-only, `AGGREGATED_EVENTS`, and `ALL_EVENTS` in development mode);
 //! - `all_sockets` (development mode): the sockets of every namespace, fetched across the
@@ -53,13 +55,20 @@
 //!   transport upgrade), `socket_disconnected`, `room_joined`, `room_left`, and for every
 //!   namespace but the admin one `event_received` and `event_sent`.
 //!
+//! Like the reference, all of these but `session`, `config` and `all_sockets` go to the whole
+//! admin namespace through the server's cluster adapter, if it has one: a UI connected to any
+//! node of a cluster (Node nodes with `instrument()` included) sees every node, each by its
+//! `serverId` (give each node its own, [`AdminOptions::server_id`]).
+//!
 //! From the UI (ignored when read-only): `emit`, `join`, `leave`, `_disconnect`, each for an
 //! existing namespace, optionally filtered by a room (a socket id is a room too).
 //!
 //! In development mode each socket's shared data ([`ferrio_server::Socket::shared_data`])
 //! gets an `_admin` member, `{clientId, transport}`, as the reference puts into `socket.data`,
-//! so that the Node nodes of a mixed cluster list this node's sockets fully; the UI never
-//! sees it in `data`.
+//! so that the other nodes of a cluster (Ferrio or Node) list this node's sockets fully; the
+//! UI never sees it in `data`. It is added to what a connect middleware set; a connection
+//! handler that replaces the shared data afterwards drops it (as replacing `socket.data` does
+//! with the reference), one that adds to [`ferrio_server::Socket::shared_data`] keeps it.
 //!
 //! # Not reported
 //!
@@ -461,11 +470,25 @@ impl Shared {
         }
     }
 
-    /// The sockets of every namespace, across the cluster.
+    /// The sockets of every namespace, across the cluster, the namespaces asked at once (as
+    /// the reference does), so that a node slow to answer delays the list once, not once per
+    /// namespace.
     async fn all_sockets(&self) -> Vec<serialize::SerializedSocket> {
+        let fetches: Vec<_> = self
+            .io
+            .namespaces()
+            .into_iter()
+            .map(|ns| {
+                let fetch = tokio::spawn(ns.fetch_sockets());
+                (ns, fetch)
+            })
+            .collect();
         let mut all = Vec::new();
-        for ns in self.io.namespaces() {
-            match ns.fetch_sockets().await {
+        for (ns, fetch) in fetches {
+            let Ok(fetched) = fetch.await else {
+                continue;
+            };
+            match fetched {
                 Ok(sockets) => all.extend(sockets.iter().map(|s| {
                     let live = ns.socket(s.id());
                     serialize::fetched(s, ns.name(), live.as_ref())
