@@ -306,11 +306,22 @@ impl ClientBuilder {
 
     /// Offer WebSocket compression (`permessage-deflate`, RFC 7692) to the server (default
     /// false; `perMessageDeflate`). Messages the server sends compressed are inflated (up to
-    /// 64 MiB each); the client sends its own uncompressed, and asks the server to compress
-    /// each message on its own, so that no inflate context is kept between messages (a server
-    /// that refuses that may still compress with its context, which is then kept).
+    /// 64 MiB each), and the client asks the server to compress each message on its own, so
+    /// that no inflate context is kept between messages (a server that refuses that may still
+    /// compress with its context, which is then kept). When the server accepts, the client
+    /// compresses the messages it sends from the threshold on
+    /// ([`ClientBuilder::per_message_deflate_threshold`]) unless emitted with
+    /// `compress(false)`, as the server's answer allows (`client_no_context_takeover`,
+    /// `client_max_window_bits`).
     pub fn per_message_deflate(mut self, yes: bool) -> Self {
         self.http.per_message_deflate = yes;
+        self
+    }
+
+    /// With [`ClientBuilder::per_message_deflate`], messages shorter than this many bytes are
+    /// sent uncompressed (default 1024, as Node's `ws`).
+    pub fn per_message_deflate_threshold(mut self, bytes: usize) -> Self {
+        self.http.deflate_threshold = Some(bytes);
         self
     }
 

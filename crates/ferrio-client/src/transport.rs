@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferrio_proto::engine::client::{Query, TransportId};
 use ferrio_proto::engine::Frame;
+use ferrio_proto::ws_deflate;
 use ferrio_proto::Str;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -42,7 +43,8 @@ pub(crate) enum Completion {
 /// A command for a WebSocket task.
 #[derive(Debug)]
 pub(crate) enum WsCommand {
-    Send(Frame),
+    /// A frame, and whether it may be compressed.
+    Send(Frame, bool),
     Close,
 }
 
@@ -66,6 +68,9 @@ pub(crate) struct HttpOptions {
     pub(crate) protocols: Vec<String>,
     /// Offer `permessage-deflate` in the WebSocket handshake (`perMessageDeflate`).
     pub(crate) per_message_deflate: bool,
+    /// With `permessage-deflate` agreed, messages shorter than this are sent uncompressed
+    /// (`None`: [`DEFLATE_THRESHOLD`]).
+    pub(crate) deflate_threshold: Option<usize>,
 }
 
 /// Where and how to reach the server: everything about a request the session does not decide.
@@ -280,8 +285,20 @@ impl Endpoint {
             }
         };
         match ws {
-            Connected::Plain(ws) => run(id, ws, &mut commands, &report).await,
-            Connected::Deflate(ws) => run(id, ws, &mut commands, &report).await,
+            Connected::Plain(ws) => run(id, ws, None, &mut commands, &report).await,
+            Connected::Deflate(ws) => {
+                // The server's answer says how the client may compress.
+                let deflate = ws
+                    .get_ref()
+                    .state
+                    .response
+                    .and_then(|r| r.client_deflater(DEFLATE_LEVEL))
+                    .map(|d| Compressor {
+                        deflater: d,
+                        threshold: self.options.deflate_threshold.unwrap_or(DEFLATE_THRESHOLD),
+                    });
+                run(id, ws, deflate, &mut commands, &report).await
+            }
         }
     }
 
@@ -369,6 +386,7 @@ enum Connected {
 async fn run<S>(
     id: TransportId,
     ws: tokio_tungstenite::WebSocketStream<S>,
+    deflate: Option<Compressor>,
     commands: &mut mpsc::Receiver<WsCommand>,
     report: &mpsc::Sender<(TransportId, Completion)>,
 ) where
@@ -383,14 +401,14 @@ async fn run<S>(
     let (sink, stream) = ws.split();
     tokio::select! {
         () = read(id, stream, report) => {}
-        () = write(id, sink, commands, report) => {}
+        () = write(id, sink, deflate, commands, report) => {}
     }
 }
 
 /// Waits until the driver lets the transport go. Frames given meanwhile are dropped: this runs
 /// before the session knows the WebSocket is open (it sends nothing then), or after it failed.
 async fn released(commands: &mut mpsc::Receiver<WsCommand>) {
-    while let Some(WsCommand::Send(_)) = commands.recv().await {}
+    while let Some(WsCommand::Send(..)) = commands.recv().await {}
 }
 
 /// Reports a failure, unless the driver lets the transport go first.
@@ -444,6 +462,7 @@ async fn read<S>(
 async fn write<S>(
     id: TransportId,
     mut sink: SplitSink<tokio_tungstenite::WebSocketStream<S>, Message>,
+    mut deflate: Option<Compressor>,
     commands: &mut mpsc::Receiver<WsCommand>,
     report: &mpsc::Sender<(TransportId, Completion)>,
 ) where
@@ -451,11 +470,15 @@ async fn write<S>(
 {
     while let Some(mut command) = commands.recv().await {
         let result = loop {
-            let WsCommand::Send(frame) = command else {
+            let WsCommand::Send(frame, compress) = command else {
                 let _ = sink.close().await;
                 return;
             };
-            if let Some(message) = ws_message(frame) {
+            let message = match deflate.as_mut() {
+                Some(d) if compress => d.message(frame),
+                _ => ws_message(frame),
+            };
+            if let Some(message) = message {
                 if let Err(e) = sink.feed(message).await {
                     break Err(e);
                 }
@@ -482,10 +505,50 @@ fn ws_message(frame: Frame) -> Option<Message> {
     }
 }
 
+/// What a WebSocket that agreed on `permessage-deflate` compresses its messages with.
+struct Compressor {
+    deflater: ws_deflate::Deflater,
+    /// Messages shorter than this are sent uncompressed.
+    threshold: usize,
+}
+
+impl Compressor {
+    /// The message for `frame`: compressed (a frame with RSV1, which tungstenite masks and
+    /// writes as it is) from the threshold on, when that makes it smaller.
+    fn message(&mut self, frame: Frame) -> Option<Message> {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        let (data, opcode) = match &frame {
+            Frame::Text(text) => (&text.as_bytes()[..], Data::Text),
+            Frame::Binary(data) => (&data[..], Data::Binary),
+        };
+        if data.len() < self.threshold {
+            return ws_message(frame);
+        }
+        let Some(payload) = self.deflater.compress(data) else {
+            return ws_message(frame);
+        };
+        let mut frame = tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+            Bytes::from(payload),
+            OpCode::Data(opcode),
+            true,
+        );
+        frame.header_mut().rsv1 = true;
+        Some(Message::Frame(frame))
+    }
+}
+
 /// The `permessage-deflate` offer (RFC 7692): without context takeover on the server's side
-/// first (nothing to keep between messages), or as the server likes. The client itself sends
-/// its messages uncompressed, which the extension allows.
-const DEFLATE_OFFER: &str = "permessage-deflate; server_no_context_takeover, permessage-deflate";
+/// first (nothing to keep between messages), or as the server likes; either way the server
+/// may bound the client's window.
+const DEFLATE_OFFER: &str = "permessage-deflate; server_no_context_takeover; \
+                             client_max_window_bits, permessage-deflate; client_max_window_bits";
+
+/// The compression level of the client's messages (zlib's default).
+const DEFLATE_LEVEL: u32 = 6;
+
+/// The default threshold of compression: messages shorter than this many bytes are sent
+/// uncompressed (as Node's `ws`).
+pub(crate) const DEFLATE_THRESHOLD: usize = 1024;
 
 /// The longest handshake response head looked through for the server's answer.
 const MAX_HEAD: usize = 64 * 1024;
@@ -579,223 +642,80 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Inflating<S> {
 struct InflateState {
     /// The response head was handed over.
     head_done: bool,
-    /// Frames are inflated (the server accepted the offer); else bytes go through as they
-    /// come.
-    agreed: bool,
-    /// The server compresses each message on its own: no context is kept between messages.
-    server_no_context_takeover: bool,
-    /// Bytes read and not yet framed.
-    raw: Vec<u8>,
-    /// Bytes for tungstenite, from `out_pos` on.
+    /// The response head read so far.
+    head: Vec<u8>,
+    /// Bytes for tungstenite (the head), from `out_pos` on.
     out: Vec<u8>,
     out_pos: usize,
-    /// Inside a message sent in fragments: `Some(inflated so far)` for a compressed one.
-    message: Option<Option<usize>>,
-    inflate: Option<Box<flate2::Decompress>>,
-    /// After a frame not transformed (tungstenite fails the connection on it), or once the
-    /// server declined the offer, everything goes through as it comes.
-    verbatim: bool,
-    failed: bool,
+    /// The server's answer, when it accepted the offer.
+    response: Option<ws_deflate::Response>,
+    /// The server's frames go through it once the server accepted the offer; else bytes go
+    /// through as they come.
+    inflater: Option<ws_deflate::Inflater>,
 }
 
 impl InflateState {
     fn read(&mut self, src: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.failed {
-            return Err(std::io::ErrorKind::InvalidData.into());
-        }
-        while self.out_pos == self.out.len() {
-            self.out.clear();
-            self.out_pos = 0;
-            if !self.head_done {
-                if let Some(end) = self.raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let rest = self.raw.split_off(end + 4);
-                    let head = std::mem::replace(&mut self.raw, rest);
-                    self.accept(&head);
-                    self.out = head;
-                    self.head_done = true;
-                    continue;
+        while !self.head_done {
+            if let Some(end) = self.head.windows(4).position(|w| w == b"\r\n\r\n") {
+                let rest = self.head.split_off(end + 4);
+                self.response = answer(&self.head);
+                self.out = std::mem::take(&mut self.head);
+                match self.response {
+                    Some(r) => {
+                        let mut inflater = ws_deflate::Inflater::new(
+                            ws_deflate::Role::Client,
+                            r.server_no_context_takeover,
+                        );
+                        inflater.push(&rest);
+                        self.inflater = Some(inflater);
+                    }
+                    None => self.out.extend_from_slice(&rest),
                 }
-                if self.raw.len() > MAX_HEAD {
-                    // Not a response tungstenite would take: let it see so.
-                    self.head_done = true;
-                    self.verbatim = true;
-                    continue;
-                }
-            } else if self.verbatim && !self.raw.is_empty() {
-                std::mem::swap(&mut self.out, &mut self.raw);
-                continue;
-            } else if !self.verbatim && self.next_frame()? {
-                continue;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = src.read(&mut chunk)?;
-            if n == 0 {
-                std::mem::swap(&mut self.out, &mut self.raw);
-                if self.out.is_empty() {
-                    return Ok(0);
-                }
+                self.head_done = true;
                 break;
             }
-            self.raw.extend_from_slice(&chunk[..n]);
-        }
-        let n = buf.len().min(self.out.len() - self.out_pos);
-        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
-        self.out_pos += n;
-        Ok(n)
-    }
-
-    /// Reads the response head's `Sec-WebSocket-Extensions`.
-    fn accept(&mut self, head: &[u8]) {
-        let head = String::from_utf8_lossy(head);
-        let answer = head.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("sec-websocket-extensions")
-                .then(|| value.trim().to_owned())
-        });
-        let mut params = answer.as_deref().unwrap_or("").split(';').map(str::trim);
-        self.agreed = params
-            .next()
-            .is_some_and(|n| n.eq_ignore_ascii_case("permessage-deflate"));
-        for param in params {
-            if param == "server_no_context_takeover" {
-                self.server_no_context_takeover = true;
-            }
-        }
-        self.verbatim = !self.agreed;
-    }
-
-    /// Moves the first whole frame of `raw` to `out`, inflated if it is part of a compressed
-    /// message: false if `raw` holds no whole frame yet.
-    fn next_frame(&mut self) -> std::io::Result<bool> {
-        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-        use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-        let mut cursor = std::io::Cursor::new(&self.raw[..]);
-        let Ok(parsed) = FrameHeader::parse(&mut cursor) else {
-            self.verbatim = true;
-            return Ok(false);
-        };
-        let Some((header, len)) = parsed else {
-            return Ok(false);
-        };
-        let start = cursor.position() as usize;
-        let data = matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary));
-        let continuation = header.opcode == OpCode::Data(Data::Continue);
-        let compressed = match self.message {
-            Some(Some(_)) => continuation,
-            Some(None) => false,
-            None => header.rsv1 && data,
-        };
-        let plain = !header.rsv1
-            && match self.message {
-                None => !continuation,
-                Some(None) => continuation || !data,
-                Some(Some(_)) => !data && !continuation,
+            let mut chunk = [0u8; 4096];
+            let n = if self.head.len() > MAX_HEAD {
+                // Not a response tungstenite would take: let it see so.
+                0
+            } else {
+                src.read(&mut chunk)?
             };
-        if header.mask.is_some()
-            || header.rsv2
-            || header.rsv3
-            || len > MAX_INFLATED as u64
-            || !(compressed || plain)
-        {
-            self.verbatim = true;
-            return Ok(false);
-        }
-        let end = start + len as usize;
-        if self.raw.len() < end {
-            return Ok(false);
-        }
-        if !compressed {
-            if data || continuation {
-                self.message = match (header.is_final, self.message) {
-                    (true, _) => None,
-                    (false, None) => Some(None),
-                    (false, m) => m,
-                };
+            if n == 0 {
+                self.out = std::mem::take(&mut self.head);
+                self.head_done = true;
+                break;
             }
-            self.out.extend_from_slice(&self.raw[..end]);
-            self.raw.drain(..end);
-            return Ok(true);
+            self.head.extend_from_slice(&chunk[..n]);
         }
-        let before = self.message.flatten().unwrap_or(0);
-        let payload: Vec<u8> = self.raw.drain(..end).skip(start).collect();
-        let inflate = self
-            .inflate
-            .get_or_insert_with(|| Box::new(flate2::Decompress::new(false)));
-        let mut inflated = Vec::new();
-        let room = MAX_INFLATED - before;
-        let mut result = inflate_into(inflate, &payload, &mut inflated, room);
-        if result.is_ok() && header.is_final {
-            result = inflate_into(inflate, &[0, 0, 0xff, 0xff], &mut inflated, room);
-        }
-        if let Err(e) = result {
-            self.failed = true;
-            self.inflate = None;
-            return Err(e);
-        }
-        self.message = if header.is_final {
-            if self.server_no_context_takeover {
-                self.inflate = None;
+        if self.out_pos < self.out.len() {
+            let n = buf.len().min(self.out.len() - self.out_pos);
+            buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+            self.out_pos += n;
+            if self.out_pos == self.out.len() {
+                self.out = Vec::new();
+                self.out_pos = 0;
             }
-            None
-        } else {
-            Some(Some(before + inflated.len()))
-        };
-        let out_header = FrameHeader {
-            rsv1: false,
-            ..header
-        };
-        out_header
-            .format(inflated.len() as u64, &mut self.out)
-            .map_err(std::io::Error::other)?;
-        self.out.extend_from_slice(&inflated);
-        Ok(true)
+            return Ok(n);
+        }
+        match &mut self.inflater {
+            Some(inflater) => inflater.read(src, buf, MAX_INFLATED),
+            None => src.read(buf),
+        }
     }
 }
 
-/// Inflates all of `input` onto `out`; an error past `room` bytes or on data that is not
-/// DEFLATE.
-fn inflate_into(
-    inflate: &mut flate2::Decompress,
-    mut input: &[u8],
-    out: &mut Vec<u8>,
-    room: usize,
-) -> std::io::Result<()> {
-    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    loop {
-        if out.len() > room {
-            return Err(invalid("compressed message too large"));
-        }
-        out.reserve_exact((16 * 1024).min(room + 1 - out.len()));
-        let (in_before, out_len) = (inflate.total_in(), out.len());
-        let status = inflate
-            .decompress_vec(input, out, flate2::FlushDecompress::Sync)
-            .map_err(|_| invalid("invalid compressed message"))?;
-        let used = (inflate.total_in() - in_before) as usize;
-        input = &input[used..];
-        if out.len() > room {
-            return Err(invalid("compressed message too large"));
-        }
-        match status {
-            flate2::Status::StreamEnd => {
-                inflate.reset(false);
-                return if input.is_empty() {
-                    Ok(())
-                } else {
-                    Err(invalid("invalid compressed message"))
-                };
-            }
-            _ if input.is_empty() && out.len() < out.capacity() => return Ok(()),
-            flate2::Status::BufError if used == 0 && out.len() == out_len => {
-                return if input.is_empty() {
-                    Ok(())
-                } else {
-                    Err(invalid("invalid compressed message"))
-                };
-            }
-            _ => {}
-        }
-    }
+/// The server's answer to the offer in a response head: `None` if it declined.
+fn answer(head: &[u8]) -> Option<ws_deflate::Response> {
+    let head = String::from_utf8_lossy(head);
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("sec-websocket-extensions")
+            .then(|| ws_deflate::Response::parse(value.trim()))
+            .flatten()
+    })
 }
 
 #[cfg(test)]
@@ -888,16 +808,9 @@ mod tests {
     #[test]
     fn inflating_the_servers_frames() {
         let text = "4".to_owned() + &"hello ".repeat(300);
-        let mut compress = flate2::Compress::new(flate2::Compression::default(), false);
-        let mut compressed = Vec::with_capacity(4096);
-        compress
-            .compress_vec(
-                text.as_bytes(),
-                &mut compressed,
-                flate2::FlushCompress::Sync,
-            )
+        let compressed = ws_deflate::Deflater::new(6, 15, true)
+            .compress(text.as_bytes())
             .unwrap();
-        compressed.truncate(compressed.len() - 4);
         let head = "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: \
                     permessage-deflate; server_no_context_takeover\r\n\r\n";
         // The head, a compressed message, a plain one; in pieces of every size.
@@ -913,7 +826,7 @@ mod tests {
         for piece in [1, 3, 100, 4096] {
             let mut state = InflateState::default();
             assert_eq!(inflate_all(&mut state, &input, piece), expected, "{piece}");
-            assert!(state.inflate.is_none());
+            assert!(state.inflater.as_ref().is_some_and(|i| i.is_empty()));
         }
         // Declined: everything goes through as it came.
         let declined = "HTTP/1.1 101 Switching Protocols\r\n\r\n";

@@ -16,6 +16,8 @@ mod scan;
 pub mod socket;
 mod str;
 mod time;
+#[cfg(feature = "deflate")]
+pub mod ws_deflate;
 
 pub use crate::str::Str;
 pub use crate::time::Instant;
