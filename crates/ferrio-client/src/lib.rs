@@ -61,8 +61,9 @@
 //!   that panics is logged and the next events still run;
 //! - the connection lives as long as a handle ([`Socket`] or [`Manager`]) does: dropping them
 //!   all stops its task;
-//! - the `compress` flag is handed to the core but no transport compresses (no WebSocket
-//!   per-message deflate); the server still compresses its polling responses.
+//! - the `compress` flag matters over a WebSocket with `permessage-deflate`
+//!   ([`ClientBuilder::per_message_deflate`]) only: polling requests are sent uncompressed (the
+//!   server still compresses its polling responses).
 //!
 //! ## Queues and their bounds
 //!

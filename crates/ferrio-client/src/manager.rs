@@ -717,10 +717,12 @@ impl Driver {
                 ));
             }
             Io::WsSend {
-                transport, frame, ..
+                transport,
+                frame,
+                compress,
             } => {
                 if let Some(ws) = self.websockets.get_mut(&transport) {
-                    ws.send(WsCommand::Send(frame));
+                    ws.send(WsCommand::Send(frame, compress));
                 }
             }
             Io::Close { transport } => {

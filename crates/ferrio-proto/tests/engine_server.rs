@@ -52,6 +52,14 @@ fn text(s: &str) -> Frame {
     Frame::Text(Str::from(s))
 }
 
+/// A frame written on the WebSocket with compression allowed (the default).
+fn ws_send(frame: Frame) -> Output {
+    Output::Io(Io::WsSend {
+        frame,
+        compress: true,
+    })
+}
+
 #[test]
 fn polling_handshake_sends_open_packet() {
     let mut s = polling(Config::default());
@@ -92,7 +100,7 @@ fn websocket_session_opens_with_no_upgrades() {
     );
     let out = drain(&mut s);
     assert!(
-        matches!(&out[..], [Output::Io(Io::WsSend(Frame::Text(f)))] if f.contains(r#""upgrades":[]"#))
+        matches!(&out[..], [Output::Io(Io::WsSend { frame: Frame::Text(f), compress: true })] if f.contains(r#""upgrades":[]"#))
     );
     // polling on a WebSocket session is a transport mismatch
     assert_eq!(
@@ -528,15 +536,12 @@ fn upgrade_to_websocket() {
         .unwrap();
     assert_eq!(
         drain(&mut s),
-        vec![
-            Output::Io(Io::Upgraded),
-            Output::Io(Io::WsSend(text("4during")))
-        ]
+        vec![Output::Io(Io::Upgraded), ws_send(text("4during"))]
     );
     assert_eq!(s.transport(), Transport::WebSocket);
     s.send(t(150), [text("4after")], SendOptions::default())
         .expect("send");
-    assert_eq!(drain(&mut s), vec![Output::Io(Io::WsSend(text("4after")))]);
+    assert_eq!(drain(&mut s), vec![ws_send(text("4after"))]);
     // polling is refused after the upgrade; so is a second upgrade
     assert_eq!(
         s.handle_input(t(160), Input::Poll(3)),
@@ -743,22 +748,14 @@ fn binary_over_websocket_follows_the_protocol_and_b64() {
         drain(&mut s)
     };
     // v4: raw binary frame; v3: the type byte first (§1.1, §1.2)
-    assert_eq!(ws(Protocol::V4, false), vec![Output::Io(Io::WsSend(bin()))]);
+    assert_eq!(ws(Protocol::V4, false), vec![ws_send(bin())]);
     assert_eq!(
         ws(Protocol::V3, false),
-        vec![Output::Io(Io::WsSend(Frame::Binary(Bytes::from_static(
-            &[4, 1, 2, 3]
-        ))))]
+        vec![ws_send(Frame::Binary(Bytes::from_static(&[4, 1, 2, 3])))]
     );
     // `b64=1`: base64 text frames
-    assert_eq!(
-        ws(Protocol::V4, true),
-        vec![Output::Io(Io::WsSend(text("bAQID")))]
-    );
-    assert_eq!(
-        ws(Protocol::V3, true),
-        vec![Output::Io(Io::WsSend(text("b4AQID")))]
-    );
+    assert_eq!(ws(Protocol::V4, true), vec![ws_send(text("bAQID"))]);
+    assert_eq!(ws(Protocol::V3, true), vec![ws_send(text("b4AQID"))]);
     // and what was buffered during an upgrade is sent the same way
     let mut s = Session::from_handshake(
         t(0),
@@ -778,5 +775,103 @@ fn binary_over_websocket_follows_the_protocol_and_b64() {
     s.handle_input(t(3), Input::ProbeFrame(text("2probe")))
         .unwrap();
     s.handle_input(t(4), Input::ProbeFrame(text("5"))).unwrap();
-    assert!(drain(&mut s).contains(&Output::Io(Io::WsSend(text("bAQID")))));
+    assert!(drain(&mut s).contains(&ws_send(text("bAQID"))));
+}
+
+#[test]
+fn compress_flag_reaches_the_websocket_frames() {
+    let mut ws = Session::new(
+        t(0),
+        "w".into(),
+        Protocol::V4,
+        Transport::WebSocket,
+        Config::default(),
+    );
+    // the open packet may be compressed, as the reference's engine packets
+    assert!(matches!(
+        drain(&mut ws)[..],
+        [Output::Io(Io::WsSend { compress: true, .. })]
+    ));
+    let bin = || Frame::Binary(Bytes::from_static(&[1, 2, 3]));
+    let plain = SendOptions {
+        volatile: false,
+        compress: false,
+    };
+    ws.send(t(1), [text("4plain"), bin()], plain).expect("send");
+    ws.send(t(1), [text("4default")], SendOptions::default())
+        .expect("send");
+    assert_eq!(
+        drain(&mut ws),
+        vec![
+            Output::Io(Io::WsSend {
+                frame: text("4plain"),
+                compress: false
+            }),
+            Output::Io(Io::WsSend {
+                frame: bin(),
+                compress: false
+            }),
+            ws_send(text("4default")),
+        ]
+    );
+    // so does the ping
+    ws.handle_input(t(25_000), Input::Timeout).unwrap();
+    assert_eq!(drain(&mut ws), vec![ws_send(text("2"))]);
+}
+
+#[test]
+fn compress_flag_survives_the_upgrade_buffer() {
+    let mut s = opened(Config::default());
+    s.handle_input(t(10), Input::UpgradeRequest)
+        .expect("upgrade");
+    s.handle_input(t(20), Input::ProbeFrame(text("2probe")))
+        .unwrap();
+    drain(&mut s);
+    let plain = SendOptions {
+        volatile: false,
+        compress: false,
+    };
+    s.send(t(30), [text("4plain")], plain).expect("send");
+    s.send(t(30), [text("4default")], SendOptions::default())
+        .expect("send");
+    s.handle_input(t(40), Input::ProbeFrame(text("5"))).unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            Output::Io(Io::Upgraded),
+            Output::Io(Io::WsSend {
+                frame: text("4plain"),
+                compress: false
+            }),
+            ws_send(text("4default")),
+        ]
+    );
+}
+
+#[test]
+fn a_response_of_uncompressed_packets_is_not_compressed() {
+    let mut s = opened(Config::default());
+    let plain = SendOptions {
+        volatile: false,
+        compress: false,
+    };
+    s.send(t(1), [text("4a")], plain).expect("send");
+    s.send(t(1), [text("4b")], plain).expect("send");
+    s.handle_input(t(2), Input::Poll(1)).expect("GET");
+    assert!(matches!(
+        drain(&mut s)[..],
+        [Output::Io(Io::PollResponse {
+            compress: false,
+            ..
+        })]
+    ));
+    // one packet that may be compressed is enough, as in the reference
+    s.send(t(3), [text("4c")], plain).expect("send");
+    s.send(t(3), [text("4d")], SendOptions::default())
+        .expect("send");
+    s.handle_input(t(4), Input::Poll(2)).expect("GET");
+    assert!(matches!(
+        drain(&mut s)[..],
+        [Output::Io(Io::PollResponse { compress: true, .. })]
+    ));
 }

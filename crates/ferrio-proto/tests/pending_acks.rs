@@ -58,7 +58,10 @@ fn drain(c: &mut Connection) -> Vec<Output> {
 fn written(out: &[Output]) -> Vec<String> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Io(eio::Io::WsSend(Frame::Text(s))) => Some(s.to_string()),
+            Output::Io(eio::Io::WsSend {
+                frame: Frame::Text(s),
+                ..
+            }) => Some(s.to_string()),
             _ => None,
         })
         .collect()
@@ -275,4 +278,32 @@ fn client_refuses_an_ack_past_the_bound_and_sends_nothing() {
         .unwrap()
         .is_some());
     assert!(m.is_connected(s));
+}
+
+/// The `compress` flag of an emit with ack reaches the frame written; the ack is waited for
+/// either way.
+#[test]
+fn server_emit_with_ack_carries_the_compress_flag() {
+    let mut c = server(8);
+    let compress_of = |out: &[Output]| -> Vec<bool> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Io(eio::Io::WsSend { compress, .. }) => Some(*compress),
+                _ => None,
+            })
+            .collect()
+    };
+    let p = Packet::event_with("/", "q", &(1,))
+        .expect("event")
+        .with_id(1);
+    let plain = eio::SendOptions {
+        volatile: false,
+        compress: false,
+    };
+    c.emit_with_ack_options(t(1), &p.encode(), "/", 1, Duration::MAX, plain)
+        .expect("sent");
+    assert_eq!(compress_of(&drain(&mut c)), [false]);
+    ask(&mut c, 2, "/", 2, Duration::MAX).expect("sent");
+    assert_eq!(compress_of(&drain(&mut c)), [true]);
+    assert_eq!(c.pending_acks("/"), 2);
 }

@@ -50,7 +50,7 @@ fn text(s: &str) -> Frame {
 fn sent(out: &[Output]) -> Vec<Frame> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Io(eio::Io::WsSend(f)) => Some(f.clone()),
+            Output::Io(eio::Io::WsSend { frame, .. }) => Some(frame.clone()),
             _ => None,
         })
         .collect()
@@ -123,7 +123,7 @@ fn exchange(c: &mut Connection, frame: &str) -> (Vec<Frame>, Vec<Output>) {
     let mut rest = rest;
     rest.extend(
         more.into_iter()
-            .filter(|o| !matches!(o, Output::Io(eio::Io::WsSend(_)))),
+            .filter(|o| !matches!(o, Output::Io(eio::Io::WsSend { .. }))),
     );
     (frames, rest)
 }

@@ -55,7 +55,10 @@ fn frame(c: &mut Connection, s: &str) {
 fn sent(out: &[Output]) -> Vec<String> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Io(eio::Io::WsSend(Frame::Text(s))) => Some(s.to_string()),
+            Output::Io(eio::Io::WsSend {
+                frame: Frame::Text(s),
+                ..
+            }) => Some(s.to_string()),
             _ => None,
         })
         .collect()

@@ -14,12 +14,18 @@
 //! | `join` (room, ack) | joins `room`, then `ack(true)` |
 //! | `to_room` (room, payload[, ack]) | emits `msg` (payload) to every socket in `room`; then `ack(true)` if asked |
 //!
+//! WebSocket compression (`permessage-deflate`) is off unless `DEFLATE=1`: then messages of at
+//! least 1024 bytes are compressed, without context takeover in either direction (the
+//! defaults, as Node's `serverNoContextTakeover`/`clientNoContextTakeover`); with
+//! `DEFLATE_TAKEOVER=1` as well, both sides keep their contexts between messages.
+//!
 //! ```text
 //! cargo run --release -p ferrio-server --example bench            # 127.0.0.1:3000
 //! PORT=3100 cargo run --release -p ferrio-server --example bench
+//! DEFLATE=1 DEFLATE_TAKEOVER=1 cargo run --release -p ferrio-server --example bench
 //! ```
 
-use ferrio_server::{Ferrio, Message, RawArgs, Socket};
+use ferrio_server::{Ferrio, Message, PerMessageDeflate, RawArgs, Socket};
 use serde_json::Value;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -41,12 +47,34 @@ fn rest(args: &RawArgs, from: usize) -> RawArgs {
     )
 }
 
+/// Whether the environment variable `name` is set to `1`.
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
+/// The compression settings `DEFLATE` and `DEFLATE_TAKEOVER` ask for, if any.
+fn deflate_settings() -> Option<PerMessageDeflate> {
+    if !env_flag("DEFLATE") {
+        return None;
+    }
+    let keep = env_flag("DEFLATE_TAKEOVER");
+    Some(
+        PerMessageDeflate::new()
+            .threshold(1024)
+            .server_no_context_takeover(!keep)
+            .client_no_context_takeover(!keep),
+    )
+}
+
 /// Builds the server with the bench handlers on `/`.
 pub fn build() -> Ferrio {
-    let io = Ferrio::builder()
+    let mut builder = Ferrio::builder()
         .path("/socket.io/")
-        .max_http_buffer_size(1_000_000)
-        .build();
+        .max_http_buffer_size(1_000_000);
+    if let Some(settings) = deflate_settings() {
+        builder = builder.per_message_deflate(settings);
+    }
+    let io = builder.build();
     io.of("/").on_connection(|socket: Socket| async move {
         socket.on("echo", |_socket: Socket, msg: Message| async move {
             msg.ack(&msg.raw_args()?)?;

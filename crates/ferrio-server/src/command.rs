@@ -21,6 +21,8 @@ pub(crate) enum Command {
         socket: Socket,
         packet: Arc<EncodedPacket>,
         volatile: bool,
+        /// False keeps the packet uncompressed (`compress(false)`).
+        compress: bool,
     },
     /// Send an event carrying an ack id and wait for the answer.
     EmitWithAck(Box<EmitWithAck>),
@@ -40,6 +42,8 @@ pub(crate) struct EmitWithAck {
     pub(crate) packet: EncodedPacket,
     pub(crate) ack_id: u64,
     pub(crate) timeout: Duration,
+    /// False keeps the packet uncompressed (`compress(false)`).
+    pub(crate) compress: bool,
     pub(crate) reply: oneshot::Sender<Result<Packet, CoreAckError>>,
 }
 

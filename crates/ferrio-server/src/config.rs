@@ -643,7 +643,8 @@ macro_rules! engine_options {
         /// offer it (`perMessageDeflate`; off by default, as in Node's engine.io). Messages
         /// below the settings' threshold (1024 bytes by default) are sent uncompressed; the
         /// client's compressed messages are accepted, and the `max_http_buffer_size` limit
-        /// applies to their inflated size. See [`PerMessageDeflate`](crate::PerMessageDeflate)
+        /// applies to their inflated size. A packet emitted with `compress(false)` goes
+        /// uncompressed whatever its size. See [`PerMessageDeflate`](crate::PerMessageDeflate)
         /// for the parameters and the memory each connection holds.
         pub fn per_message_deflate(mut self, settings: crate::PerMessageDeflate) -> Self {
             self.engine.per_message_deflate = Some(settings);

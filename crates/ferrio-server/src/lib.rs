@@ -175,9 +175,9 @@ pub use crate::namespace::{BroadcastOperator, IntoRooms, Namespace};
 pub use crate::serve::{serve, serve_with_shutdown, FerrioLayer, FerrioService};
 pub use crate::server::{Ferrio, FerrioBuilder, EVENT_QUEUE};
 pub use crate::socket::{
-    AckEmitter, AckError, AckReply, AckSender, ConnectError, Disconnection, EmitError,
-    EventHandler, HandlerError, HandlerOutput, Handshake, ListenerId, Message, RawArgs, Socket,
-    VolatileEmitter,
+    AckEmitter, AckError, AckReply, AckSender, CompressEmitter, ConnectError, Disconnection,
+    EmitError, EventHandler, HandlerError, HandlerOutput, Handshake, ListenerId, Message, RawArgs,
+    Socket, VolatileEmitter,
 };
 pub use crate::transport::{RemoteAddr, COMMAND_QUEUE};
 pub use ferrio_proto::rooms::RoomEvent;

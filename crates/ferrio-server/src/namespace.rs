@@ -410,6 +410,8 @@ impl NsInner {
                 socket: socket.clone(),
                 packet: encoded.clone(),
                 volatile: opts.flags.volatile,
+                // `compress` is on unless the broadcast said `compress(false)`.
+                compress: opts.flags.compress != Some(false),
             });
             if socket.has_outgoing_listeners() {
                 listening.push(socket.clone());
@@ -463,6 +465,7 @@ impl NsInner {
                     packet: encoded.clone(),
                     ack_id,
                     timeout,
+                    compress: opts.flags.compress != Some(false),
                     reply,
                 })));
             replies.push(async move {
@@ -654,6 +657,12 @@ impl Namespace {
     /// [`BroadcastOperator::volatile`].
     pub fn volatile(&self) -> BroadcastOperator {
         BroadcastOperator::new(self.inner.clone()).volatile()
+    }
+
+    /// A broadcast to every socket of the namespace with the `compress` flag set
+    /// (`namespace.compress(false)`): see [`BroadcastOperator::compress`].
+    pub fn compress(&self, compress: bool) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.clone()).compress(compress)
     }
 
     /// The rooms of the namespace on this server, the sockets' own id rooms included (the
@@ -854,9 +863,10 @@ impl BroadcastOperator {
         self
     }
 
-    /// Sets the `compress` flag (`compress(false)`), carried to the other nodes of a cluster.
-    /// Polling responses are compressed by `http_compression` whatever the flag; WebSocket
-    /// messages by `per_message_deflate` (from its threshold on) whatever the flag.
+    /// Sets the `compress` flag (`compress(false)`; on by default), here and on the other nodes
+    /// of a cluster: with `false` the packet goes uncompressed over WebSocket
+    /// (`per_message_deflate`) whatever its size, and a polling response holding only such
+    /// packets is not compressed (`http_compression`).
     pub fn compress(mut self, compress: bool) -> BroadcastOperator {
         self.opts.flags.compress = Some(compress);
         self

@@ -439,6 +439,12 @@ impl Ferrio {
         self.of("/").volatile()
     }
 
+    /// A broadcast to the main namespace with the `compress` flag set (`io.compress(false)`):
+    /// see [`BroadcastOperator::compress`].
+    pub fn compress(&self, compress: bool) -> BroadcastOperator {
+        self.of("/").compress(compress)
+    }
+
     /// A broadcast reaching only the sockets of the main namespace on this server
     /// (`io.local`).
     pub fn local(&self) -> BroadcastOperator {

@@ -720,12 +720,10 @@ impl Machine for SocketMachine {
                 socket,
                 packet,
                 volatile,
+                compress,
             } => {
                 if self.is_current(&socket) {
-                    let options = SendOptions {
-                        volatile,
-                        compress: false,
-                    };
+                    let options = SendOptions { volatile, compress };
                     // A volatile packet the transport cannot take is dropped, as the reference
                     // drops it; a closed connection takes nothing.
                     let _ = self.conn.send(now, &packet, socket.nsp(), options);
@@ -737,11 +735,17 @@ impl Machine for SocketMachine {
                     packet,
                     ack_id,
                     timeout,
+                    compress,
                     reply,
                 } = *emit;
                 let nsp = &socket.inner.ns.name;
                 let sent = if self.is_current(&socket) {
-                    self.conn.emit_with_ack(now, &packet, nsp, ack_id, timeout)
+                    let options = SendOptions {
+                        volatile: false,
+                        compress,
+                    };
+                    self.conn
+                        .emit_with_ack_options(now, &packet, nsp, ack_id, timeout, options)
                 } else {
                     Err(CommandError::NotConnected)
                 };

@@ -355,7 +355,15 @@ pub(crate) trait App: Send + Sync + 'static {
 pub struct RemoteAddr(pub std::net::SocketAddr);
 
 /// Where the answer to a GET goes: the payload and whether it is binary, or the refusal.
-type PollReply = oneshot::Sender<Result<(Bytes, bool), RequestError>>;
+/// A polling response's payload: its body, whether it is a v3 binary payload, and whether it
+/// may be compressed (some packet in it allowed compression).
+struct PollBody {
+    body: Bytes,
+    binary: bool,
+    compress: bool,
+}
+
+type PollReply = oneshot::Sender<Result<PollBody, RequestError>>;
 
 /// What HTTP handlers and WebSocket upgrades give a session task.
 enum Input {
@@ -874,9 +882,15 @@ async fn poll<C>(
         return responder.error(ErrorCode::UnknownSid);
     }
     match rx.await {
-        Ok(Ok((body, binary))) => {
+        Ok(Ok(PollBody {
+            body,
+            binary,
+            compress,
+        })) => {
+            // As the reference's `httpCompression`: only a response with a packet that allows
+            // compression, and only from the threshold on.
             let encoding = compression
-                .filter(|(_, threshold)| body.len() >= *threshold)
+                .filter(|(_, threshold)| compress && body.len() >= *threshold)
                 .map(|(e, _)| e);
             if encoding.is_some() && body.len() > COMPRESS_INLINE_MAX {
                 // Compressing a large body takes a while: not on a runtime worker.
@@ -1250,16 +1264,20 @@ impl<M: Machine> SessionTask<M> {
                 request,
                 body,
                 binary,
-                ..
+                compress,
             } => {
                 if let Some(i) = self.polls.iter().position(|(id, _)| *id == request) {
                     let (_, reply) = self.polls.swap_remove(i);
-                    let _ = reply.send(Ok((body, binary)));
+                    let _ = reply.send(Ok(PollBody {
+                        body,
+                        binary,
+                        compress,
+                    }));
                 }
             }
-            eio::Io::WsSend(frame) => {
+            eio::Io::WsSend { frame, compress } => {
                 if let Some(w) = &mut self.main {
-                    w.send(frame);
+                    w.send(frame, compress);
                 }
             }
             eio::Io::WsClose => {
@@ -1269,7 +1287,8 @@ impl<M: Machine> SessionTask<M> {
             }
             eio::Io::ProbeSend(frame) => {
                 if let Some(w) = &mut self.probe {
-                    w.send(frame);
+                    // The probe's answers are tiny: the threshold leaves them uncompressed.
+                    w.send(frame, true);
                 }
             }
             eio::Io::ProbeClose => {

@@ -114,8 +114,9 @@ pub(crate) struct WsConn {
     read_signal: Arc<ReadSignal>,
     /// `read_signal` as a waker, given to the read side.
     read_waker: Waker,
-    /// Messages not yet handed to tungstenite, with their payload sizes.
-    out: VecDeque<(Message, usize)>,
+    /// Messages not yet handed to tungstenite, with their payload sizes and whether they may
+    /// be compressed.
+    out: VecDeque<(Message, usize, bool)>,
     /// Payload bytes in `out` and handed to tungstenite since its last completed flush.
     queued: usize,
     /// Bytes handed to tungstenite and not flushed yet (part of `queued`).
@@ -292,8 +293,11 @@ impl WsConn {
         })
     }
 
-    /// Queues a frame; [`WsConn::poll_event`] (or [`WsConn::flush_now`]) writes it.
-    pub(crate) fn send(&mut self, frame: Frame) {
+    /// Queues a frame; [`WsConn::poll_event`] (or [`WsConn::flush_now`]) writes it. On a
+    /// compressed connection it is compressed from the threshold on if `compress` allows it
+    /// (the packet's `compress` flag); with `compress` false it goes as it is, whatever its
+    /// size.
+    pub(crate) fn send(&mut self, frame: Frame, compress: bool) {
         let (msg, len) = match frame {
             Frame::Text(s) => {
                 let len = s.len();
@@ -308,7 +312,7 @@ impl WsConn {
             }
         };
         self.queued += len;
-        self.out.push_back((msg, len));
+        self.out.push_back((msg, len, compress));
     }
 
     /// Payload bytes queued and not yet written to the socket.
@@ -334,8 +338,12 @@ impl WsConn {
             read: &mut self.read,
             inflater: None,
         };
-        while let Some((mut msg, len)) = self.out.pop_front() {
-            if let Some(agreed) = self.deflate.as_ref().filter(|a| len >= a.threshold) {
+        while let Some((mut msg, len, compress)) = self.out.pop_front() {
+            if let Some(agreed) = self
+                .deflate
+                .as_ref()
+                .filter(|a| compress && len >= a.threshold)
+            {
                 let deflater = self
                     .deflater
                     .get_or_insert_with(|| Box::new(Deflater::new(agreed)));

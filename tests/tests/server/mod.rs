@@ -3,6 +3,7 @@
 mod api;
 mod app;
 pub mod client;
+mod compress_flag;
 mod deflate;
 mod eio3;
 mod engine_api;

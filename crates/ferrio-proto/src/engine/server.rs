@@ -257,14 +257,24 @@ pub enum Input {
     ProbeClosed,
 }
 
-/// How a packet is sent ([`Session::send`]): the reference's `volatile` and `compress` flags,
-/// both off by default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How a packet is sent ([`Session::send`]): the reference's `volatile` and `compress` flags.
+/// As in the reference, `volatile` is off and `compress` on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendOptions {
     /// Dropped, rather than buffered, when the transport cannot take it at once.
     pub volatile: bool,
-    /// Compression may be applied (polling `httpCompression`; WebSocket per-message deflate).
+    /// Compression may be applied (polling `httpCompression`; WebSocket per-message deflate,
+    /// from its threshold on); false keeps the packet's frames uncompressed.
     pub compress: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> SendOptions {
+        SendOptions {
+            volatile: false,
+            compress: true,
+        }
+    }
 }
 
 /// Why [`Session::send`] did not queue a packet.
@@ -316,8 +326,15 @@ pub enum Io {
         /// Whether compression may be applied (`httpCompression`).
         compress: bool,
     },
-    /// Write a frame on the session's WebSocket.
-    WsSend(Frame),
+    /// Write a frame on the session's WebSocket. `compress` is the [`SendOptions::compress`] of
+    /// the packet it belongs to (true for the session's own packets: open, ping, pong): when
+    /// false the frame goes uncompressed whatever its size.
+    WsSend {
+        /// The frame.
+        frame: Frame,
+        /// Whether per-message compression may be applied.
+        compress: bool,
+    },
     /// Close the session's WebSocket.
     WsClose,
     /// Write a frame on the WebSocket being probed for an upgrade.
@@ -466,9 +483,11 @@ impl Session {
             ping_timeout: millis(s.config.ping_timeout),
             max_payload: Some(s.config.max_payload as u64),
         };
-        s.push(Frame::Text(open.to_frame()), false);
+        // The session's own packets (open, ping, pong) may be compressed: the reference's
+        // `sendPacket` default.
+        s.push(Frame::Text(open.to_frame()), true);
         if let Some(initial) = s.config.initial_packet.clone() {
-            s.push(Packet::Message(initial).encode(), false);
+            s.push(Packet::Message(initial).encode(), true);
         }
         match protocol {
             Protocol::V4 => s.next_ping = Some(now + s.config.ping_interval),
@@ -783,7 +802,7 @@ impl Session {
         if self.next_ping.is_some_and(|d| d <= now) {
             self.next_ping = None;
             self.refreshed = false;
-            self.push(Packet::Ping(Str::default()).encode(), false);
+            self.push(Packet::Ping(Str::default()).encode(), true);
             self.ping_deadline = Some(now + self.config.ping_timeout);
             self.flush();
         }
@@ -829,7 +848,7 @@ impl Session {
                 Protocol::V3 => {
                     self.ping_deadline =
                         Some(now + self.config.ping_interval + self.config.ping_timeout);
-                    self.push(Packet::Pong(data).encode(), false);
+                    self.push(Packet::Pong(data).encode(), true);
                     self.flush();
                 }
             },
@@ -873,7 +892,8 @@ impl Session {
     fn push(&mut self, frame: Frame, compress: bool) {
         if self.transport == Transport::WebSocket {
             let frame = self.ws_frame(frame);
-            self.outputs.push(Output::Io(Io::WsSend(frame)));
+            self.outputs
+                .push(Output::Io(Io::WsSend { frame, compress }));
             return;
         }
         self.buffered_bytes += frame.polling_len() + 1;
@@ -949,7 +969,10 @@ impl Session {
         let buffered: Vec<Queued> = self.buffer.drain(..).collect();
         for q in buffered {
             let frame = self.ws_frame(q.frame);
-            self.outputs.push(Output::Io(Io::WsSend(frame)));
+            self.outputs.push(Output::Io(Io::WsSend {
+                frame,
+                compress: q.compress,
+            }));
         }
         if self.state == State::Closing {
             self.finish(CloseReason::ForcedClose);

@@ -21,7 +21,7 @@
 //! let Some(Output::Event(Event::Connect { nsp, auth, .. })) = c.poll_output() else { panic!() };
 //! assert_eq!(auth.as_str(), r#"{"token":"abc"}"#);
 //! c.accept(t, &nsp, "socket-id", None, []).unwrap(); // after the middleware said yes
-//! assert_eq!(c.poll_output(), Some(Output::Io(eio::Io::WsSend(Frame::Text(r#"40{"sid":"socket-id"}"#.into())))));
+//! assert_eq!(c.poll_output(), Some(Output::Io(eio::Io::WsSend { frame: Frame::Text(r#"40{"sid":"socket-id"}"#.into()), compress: true })));
 //! ```
 //!
 //! # Every CONNECT gets an answer
@@ -576,8 +576,22 @@ impl Connection {
         id: u64,
         timeout: Duration,
     ) -> Result<(), CommandError> {
+        self.emit_with_ack_options(now, packet, nsp, id, timeout, SendOptions::default())
+    }
+
+    /// [`Connection::emit_with_ack`] with the packet's [`SendOptions`] (`compress(false)`; a
+    /// volatile packet the transport cannot take is dropped, and no answer is waited for).
+    pub fn emit_with_ack_options(
+        &mut self,
+        now: Instant,
+        packet: &EncodedPacket,
+        nsp: &str,
+        id: u64,
+        timeout: Duration,
+        options: SendOptions,
+    ) -> Result<(), CommandError> {
         self.check_ack_room(nsp, id)?;
-        self.send(now, packet, nsp, SendOptions::default())?;
+        self.send(now, packet, nsp, options)?;
         self.register_ack(now, nsp, id, timeout);
         Ok(())
     }

@@ -894,7 +894,7 @@ impl Sim {
                     .violations
                     .push(format!("{now}: {sid} answered unknown GET {request}")),
             },
-            eio::Io::WsSend(frame) => match srv.ws {
+            eio::Io::WsSend { frame, .. } => match srv.ws {
                 Some(tid) => self.send(Msg::WsDown { tid, frame }),
                 None => self.violations.push(format!(
                     "{now}: {sid} wrote on a WebSocket it does not have"

@@ -212,6 +212,7 @@ impl AckSender {
             socket: socket.clone(),
             packet: Arc::new(socket.inner.ns.parser.encode(&packet)),
             volatile: false,
+            compress: true,
         })
     }
 }

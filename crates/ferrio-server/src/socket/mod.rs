@@ -39,7 +39,7 @@ mod handshake;
 mod message;
 
 pub use self::disconnect::Disconnection;
-pub use self::emit::{AckEmitter, VolatileEmitter};
+pub use self::emit::{AckEmitter, CompressEmitter, VolatileEmitter};
 pub use self::error::{AckError, ConnectError, EmitError, HandlerError};
 use self::handlers::{AnyHandler, ErasedHandler, HandlerErrorHandler, OutgoingHandler};
 pub(crate) use self::handlers::{DisconnectHandler, ErrorHandler, EventMiddleware};
@@ -677,6 +677,15 @@ impl Socket {
     /// Emits `event` with `args` (a tuple: `(x,)` for one argument, `()` for none) to this
     /// client. `Bytes` anywhere in the arguments are sent as binary attachments.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        self.emit_inner(event, args, true)
+    }
+
+    fn emit_inner<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+        compress: bool,
+    ) -> Result<(), EmitError> {
         let packet = Packet::outgoing_event(self.inner.ns.name.clone(), event, args)?;
         let opts = BroadcastOptions::new().to(self.inner.id.clone());
         let packet = self.inner.ns.record(&packet, &opts).unwrap_or(packet);
@@ -685,6 +694,7 @@ impl Socket {
             socket: s.clone(),
             packet: Arc::new(s.inner.ns.parser.encode(&packet)),
             volatile: false,
+            compress,
         })
     }
 
@@ -698,13 +708,33 @@ impl Socket {
         event: &str,
         args: &T,
     ) -> impl Future<Output = Result<AckReply, AckError>> + Send + 'static {
-        self.emit_with_ack_inner(event, args, None)
+        self.emit_with_ack_inner(event, args, None, true)
     }
 
     /// An emit that may be dropped if the client's transport cannot take it right now
     /// (`socket.volatile.emit`); volatile events are not kept for connection state recovery.
     pub fn volatile(&self) -> VolatileEmitter<'_> {
-        VolatileEmitter { socket: self }
+        VolatileEmitter {
+            socket: self,
+            compress: true,
+        }
+    }
+
+    /// Sets the `compress` flag of the next emit (`socket.compress(false).emit(...)`); emits
+    /// are compressed by default. With `false` the packet goes uncompressed over WebSocket
+    /// (`per_message_deflate`) whatever its size, and a polling response holding only such
+    /// packets is not compressed (`http_compression`).
+    ///
+    /// ```
+    /// # fn f(socket: ferrio_server::Socket) {
+    /// let _ = socket.compress(false).emit("already-compressed", &(vec![0u8; 4],));
+    /// # }
+    /// ```
+    pub fn compress(&self, compress: bool) -> CompressEmitter<'_> {
+        CompressEmitter {
+            socket: self,
+            compress,
+        }
     }
 
     /// Sets a timeout for the next [`AckEmitter::emit_with_ack`]
@@ -713,6 +743,7 @@ impl Socket {
         AckEmitter {
             socket: self,
             timeout,
+            compress: true,
         }
     }
 
@@ -721,6 +752,7 @@ impl Socket {
         event: &str,
         args: &T,
         timeout: Option<Duration>,
+        compress: bool,
     ) -> impl Future<Output = Result<AckReply, AckError>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
         let sent = Packet::outgoing_event(self.inner.ns.name.clone(), event, args)
@@ -735,6 +767,7 @@ impl Socket {
                         packet: s.inner.ns.parser.encode(&packet),
                         ack_id: id,
                         timeout: timeout.unwrap_or(Duration::MAX),
+                        compress,
                         reply,
                     }))
                 })
