@@ -3,6 +3,10 @@
 //
 // 127.0.0.1:$PORT (default 3000), path /socket.io/, namespace /, both transports, default
 // heartbeat, maxHttpBufferSize 1e6 (the default). Logs nothing per message.
+//
+// WebSocket compression (permessage-deflate) is off unless DEFLATE=1: then messages of at least
+// 1024 bytes are compressed, without context takeover in either direction; with
+// DEFLATE_TAKEOVER=1 as well, both sides keep their contexts between messages.
 "use strict";
 
 const http = require("node:http");
@@ -10,7 +14,15 @@ const { Server } = require("socket.io");
 
 const port = Number(process.env.PORT || 3000);
 const httpServer = http.createServer();
-const io = new Server(httpServer, { path: "/socket.io/", maxHttpBufferSize: 1e6 });
+let perMessageDeflate = false;
+if (process.env.DEFLATE === "1") {
+  perMessageDeflate = { threshold: 1024 };
+  if (process.env.DEFLATE_TAKEOVER !== "1") {
+    perMessageDeflate.serverNoContextTakeover = true;
+    perMessageDeflate.clientNoContextTakeover = true;
+  }
+}
+const io = new Server(httpServer, { path: "/socket.io/", maxHttpBufferSize: 1e6, perMessageDeflate });
 
 io.on("connection", (socket) => {
   socket.on("echo", (arg, ack) => {

@@ -250,3 +250,249 @@ impl Poll {
         }
     }
 }
+
+/// What a [`RawWs`] offers in its upgrade request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// `permessage-deflate; client_max_window_bits`: context takeover allowed both ways.
+    Deflate,
+    /// The same with `server_no_context_takeover; client_no_context_takeover`.
+    DeflateNoTakeover,
+}
+
+/// A raw WebSocket client over a `TcpStream` that negotiates `permessage-deflate` (which
+/// tokio-tungstenite cannot) but never inflates: it reads frames, answers Engine.IO pings,
+/// and writes its compressed messages as DEFLATE stored blocks, which need no compressor and
+/// make the server inflate all the same.
+pub struct RawWs {
+    io: BufReader<TcpStream>,
+    /// Whether the server's `101` accepted `permessage-deflate`.
+    pub deflate: bool,
+    mask_seed: u32,
+}
+
+/// One frame read: its opcode, whether RSV1 (compressed) was set, and its payload.
+pub struct Frame {
+    /// The opcode (1 text, 2 binary, 0 continuation, 8 close, 9 ping, 10 pong).
+    pub opcode: u8,
+    /// FIN.
+    pub fin: bool,
+    /// RSV1: the message is compressed.
+    pub compressed: bool,
+    /// The payload (unmasked; servers do not mask).
+    pub payload: Vec<u8>,
+}
+
+/// The largest frame payload a [`RawWs`] accepts (the bench messages are a few KiB).
+const MAX_FRAME: u64 = 16 * 1024 * 1024;
+
+impl RawWs {
+    /// Opens a WebSocket to `/socket.io/` on 127.0.0.1:`port` offering `offer`, and connects the
+    /// namespace `/`.
+    pub async fn connect(port: u16, offer: Offer, seed: u32) -> io::Result<RawWs> {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        tcp.set_nodelay(true)?;
+        let ext = match offer {
+            Offer::Deflate => "permessage-deflate; client_max_window_bits",
+            Offer::DeflateNoTakeover => {
+                "permessage-deflate; client_max_window_bits; server_no_context_takeover; \
+                 client_no_context_takeover"
+            }
+        };
+        let head = format!(
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: {ext}\r\n\r\n"
+        );
+        let mut ws = RawWs {
+            io: BufReader::with_capacity(8 * 1024, tcp),
+            deflate: false,
+            mask_seed: seed | 1,
+        };
+        ws.io.get_mut().write_all(head.as_bytes()).await?;
+        let mut line = String::new();
+        let mut status = true;
+        loop {
+            line.clear();
+            if ws.io.read_line(&mut line).await? == 0 {
+                return Err(err("connection closed during the upgrade"));
+            }
+            let l = line.trim_end_matches(['\r', '\n']);
+            if status {
+                if l.split(' ').nth(1) != Some("101") {
+                    return Err(err(format!("upgrade refused: {l}")));
+                }
+                status = false;
+                continue;
+            }
+            if l.is_empty() {
+                break;
+            }
+            let lower = l.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("sec-websocket-extensions:") {
+                ws.deflate |= v.contains("permessage-deflate");
+            }
+        }
+        // Node's `ws` compresses every message, the small ones too, when context takeover is
+        // agreed: a compressed first message is taken for the open packet, and the first
+        // compressed one after CONNECT for its answer (the bench server refuses nobody).
+        let open = ws.next_data(false).await?;
+        if !open.compressed && !open.payload.starts_with(b"0") {
+            return Err(err("expected an open packet"));
+        }
+        ws.send(b"40", false).await?;
+        loop {
+            let f = ws.next_data(false).await?;
+            if f.compressed || f.payload.starts_with(b"40") {
+                return Ok(ws);
+            }
+            if f.payload.starts_with(b"44") {
+                return Err(err("connect refused"));
+            }
+        }
+    }
+
+    /// Sends one masked text frame; with `compress`, the payload as a DEFLATE stored block with
+    /// RSV1 set (the trailing empty block `00 00 ff ff` left off, as RFC 7692 says).
+    pub async fn send(&mut self, text: &[u8], compress: bool) -> io::Result<()> {
+        let body: Vec<u8> = if compress {
+            if text.len() > 0xffff {
+                return Err(err("a stored block holds 65535 bytes at most"));
+            }
+            let len = text.len() as u16;
+            let mut b = Vec::with_capacity(text.len() + 5);
+            b.push(0x00); // BFINAL 0, BTYPE 00 (stored), aligned to the byte
+            b.extend_from_slice(&len.to_le_bytes());
+            b.extend_from_slice(&(!len).to_le_bytes());
+            b.extend_from_slice(text);
+            b
+        } else {
+            text.to_vec()
+        };
+        let mut frame = Vec::with_capacity(body.len() + 14);
+        frame.push(if compress { 0xc1 } else { 0x81 });
+        match body.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        // xorshift: masks need not be secret here, only present.
+        self.mask_seed ^= self.mask_seed << 13;
+        self.mask_seed ^= self.mask_seed >> 17;
+        self.mask_seed ^= self.mask_seed << 5;
+        let key = self.mask_seed.to_be_bytes();
+        frame.extend_from_slice(&key);
+        frame.extend(body.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        self.io.get_mut().write_all(&frame).await
+    }
+
+    /// The next frame, whatever it is.
+    async fn frame(&mut self) -> io::Result<Frame> {
+        let mut h = [0u8; 2];
+        self.io.read_exact(&mut h).await?;
+        let mut len = u64::from(h[1] & 0x7f);
+        if len == 126 {
+            let mut b = [0u8; 2];
+            self.io.read_exact(&mut b).await?;
+            len = u64::from(u16::from_be_bytes(b));
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            self.io.read_exact(&mut b).await?;
+            len = u64::from_be_bytes(b);
+        }
+        if h[1] & 0x80 != 0 {
+            return Err(err("masked server frame"));
+        }
+        if len > MAX_FRAME {
+            return Err(err(format!("frame of {len} bytes")));
+        }
+        let mut payload = vec![0u8; len as usize];
+        self.io.read_exact(&mut payload).await?;
+        Ok(Frame {
+            opcode: h[0] & 0x0f,
+            fin: h[0] & 0x80 != 0,
+            compressed: h[0] & 0x40 != 0,
+            payload,
+        })
+    }
+
+    /// The next data frame (text, binary or continuation) other than an Engine.IO ping, which
+    /// it answers; WebSocket pings are answered too. With `small_compressed_pings`, a
+    /// compressed frame of less than 64 bytes is taken for a ping too (it cannot be read
+    /// without inflating; the bench server's only small messages after the handshake are
+    /// pings, and an extra pong does no harm).
+    pub async fn next_data(&mut self, small_compressed_pings: bool) -> io::Result<Frame> {
+        loop {
+            let f = self.frame().await?;
+            let small = f.compressed && f.payload.len() < 64;
+            match f.opcode {
+                0..=2 if !f.compressed && f.payload == b"2" => self.send(b"3", false).await?,
+                0..=2 if small_compressed_pings && small => self.send(b"3", false).await?,
+                0..=2 => return Ok(f),
+                8 => return Err(err("websocket closed")),
+                9 => {
+                    // A pong with the ping's payload (control frames: at most 125 bytes).
+                    let mut frame = vec![0x8a, 0x80 | f.payload.len().min(125) as u8, 0, 0, 0, 0];
+                    frame.extend(f.payload.iter().take(125));
+                    self.io.get_mut().write_all(&frame).await?;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Holds the connection open, answering pings, until it closes or fails.
+    pub async fn hold(mut self) {
+        while self.next_data(true).await.is_ok() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A compressed message goes out as one masked text frame with RSV1, holding a DEFLATE
+    /// stored block (not final) of the text, without the trailing empty block.
+    #[tokio::test]
+    async fn compressed_send_writes_a_masked_stored_block_with_rsv1() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (client, server) = tokio::join!(TcpStream::connect(("127.0.0.1", port)), async {
+            listener.accept().await.unwrap().0
+        });
+        let mut ws = RawWs {
+            io: BufReader::new(client.unwrap()),
+            deflate: true,
+            mask_seed: 7,
+        };
+        let text = vec![b'x'; 300];
+        ws.send(&text, true).await.unwrap();
+        ws.send(b"3", false).await.unwrap();
+        drop(ws);
+        let mut server = server;
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got[0], 0xc1, "FIN, RSV1, text");
+        assert_eq!(got[1], 0x80 | 126, "masked, 16-bit length");
+        let len = u16::from_be_bytes([got[2], got[3]]) as usize;
+        assert_eq!(len, 305);
+        let key = [got[4], got[5], got[6], got[7]];
+        let body: Vec<u8> = got[8..8 + len]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4])
+            .collect();
+        assert_eq!(&body[..5], &[0x00, 0x2c, 0x01, 0xd3, 0xfe]);
+        assert_eq!(&body[5..], &text[..]);
+        let rest = &got[8 + len..];
+        assert_eq!(&rest[..2], &[0x81, 0x81], "uncompressed, masked, 1 byte");
+        assert_eq!(rest[6] ^ rest[2], b'3');
+        assert_eq!(rest.len(), 7);
+    }
+}

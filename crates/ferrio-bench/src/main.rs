@@ -9,6 +9,7 @@
 //!              --server node="node bench/node/server.js" \
 //!              --server socketioxide=bench/socketioxide-server/target/release/socketioxide-bench-server \
 //!              [--runs 3] [--quick] [--only echo_ws_10,broadcast_100] [--raw FILE]
+//! ferrio-bench --server ... --deflate    # WebSocket compression memory (sets DEFLATE=1 etc.)
 //! ferrio-bench --attach PID:PORT --only echo_ws_10    # a server already running (profiling)
 //! ferrio-bench --pool target/bench/raw-*.tsv [--only idle_ws_1k]  # runs of several invocations pooled
 //! ```
@@ -47,7 +48,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: ferrio-bench (--server NAME=COMMAND)... | --attach PID:PORT \
-[--runs N] [--quick] [--only S1,S2] [--window SECS] [--raw FILE]
+[--runs N] [--quick] [--deflate] [--only S1,S2] [--window SECS] [--raw FILE]
        ferrio-bench --pool RAW_FILE... [--only S1,S2]";
 
 fn parse_args() -> Result<Options, String> {
@@ -55,6 +56,7 @@ fn parse_args() -> Result<Options, String> {
     let mut attach = None;
     let mut runs = None;
     let mut quick = false;
+    let mut deflate = false;
     let mut only: Option<String> = None;
     let mut window = None;
     let mut raw = None;
@@ -95,6 +97,7 @@ fn parse_args() -> Result<Options, String> {
             }
             "--runs" => runs = Some(value()?.parse().map_err(|_| "--runs N".to_owned())?),
             "--quick" => quick = true,
+            "--deflate" => deflate = true,
             "--only" => only = Some(value()?),
             "--window" => {
                 window = Some(
@@ -117,6 +120,7 @@ fn parse_args() -> Result<Options, String> {
             .split(',')
             .map(|s| Scenario::parse(s.trim()).ok_or_else(|| format!("unknown scenario {s}")))
             .collect::<Result<Vec<_>, _>>()?,
+        None if deflate => Scenario::deflate(),
         None if quick => Scenario::quick(),
         None => Scenario::all(),
     };
@@ -156,11 +160,15 @@ impl Drop for Running {
     }
 }
 
-/// Starts `spec` with `PORT` set and waits until it accepts connections (10 s at most).
-async fn start(spec: &ServerSpec) -> io::Result<Running> {
+/// Starts `spec` with `PORT` and the scenario's environment `env` set, and waits until it
+/// accepts connections (10 s at most).
+async fn start(spec: &ServerSpec, env: &[(&str, &str)]) -> io::Result<Running> {
     let port = free_port()?;
     let child = Command::new(&spec.argv[0])
         .args(&spec.argv[1..])
+        .env_remove("DEFLATE")
+        .env_remove("DEFLATE_TAKEOVER")
+        .envs(env.iter().copied())
         .env("PORT", port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -363,7 +371,7 @@ fn record(
 async fn once(opts: &Options, s: usize, sc: Scenario) -> io::Result<Metrics> {
     let server = match opts.attach {
         Some(target) => return scenario::run(sc, target, opts.settings).await,
-        None => start(&opts.servers[s]).await?,
+        None => start(&opts.servers[s], sc.server_env()).await?,
     };
     let target = Target {
         pid: server.child.id(),

@@ -13,7 +13,9 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{ack_id, err, next_msg, send_text, ws_connect, ws_hold, Poll, Ws, IO_TIMEOUT};
+use crate::client::{
+    ack_id, err, next_msg, send_text, ws_connect, ws_hold, Offer, Poll, RawWs, Ws, IO_TIMEOUT,
+};
 use crate::measure::{rss_kib, Meter, Window};
 
 /// The JSON argument of `echo` and the `broadcast` payload.
@@ -40,6 +42,21 @@ pub enum Scenario {
     BinWs(usize),
     /// `broadcast` from one client to `n` WebSocket receivers (sender included).
     Broadcast(usize),
+    /// Server memory per WebSocket connection with `permessage-deflate` set up as `Deflate`
+    /// says, `n` connections: idle, then after each received and answered one ~4 KiB message.
+    /// The server is started with the environment of [`Scenario::server_env`].
+    DeflateMem(Deflate, usize),
+}
+
+/// The compression of a [`Scenario::DeflateMem`] run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deflate {
+    /// The server does not compress (the client's offer is declined).
+    Off,
+    /// Compression without context takeover in either direction.
+    NoTakeover,
+    /// Compression with context takeover in both directions.
+    Takeover,
 }
 
 impl Scenario {
@@ -59,6 +76,29 @@ impl Scenario {
             Broadcast(100),
             Broadcast(1000),
         ]
+    }
+
+    /// The compression memory scenarios (`--deflate`): each starts its servers with
+    /// [`Scenario::server_env`], so they are not part of [`Scenario::all`].
+    pub fn deflate() -> Vec<Scenario> {
+        use Deflate::*;
+        vec![
+            Scenario::DeflateMem(Off, 1000),
+            Scenario::DeflateMem(NoTakeover, 1000),
+            Scenario::DeflateMem(Takeover, 1000),
+        ]
+    }
+
+    /// The environment the server is started with for this scenario: `DEFLATE=1` turns
+    /// compression on, `DEFLATE_TAKEOVER=1` keeps the contexts between messages.
+    pub fn server_env(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Scenario::DeflateMem(Deflate::NoTakeover, _) => &[("DEFLATE", "1")],
+            Scenario::DeflateMem(Deflate::Takeover, _) => {
+                &[("DEFLATE", "1"), ("DEFLATE_TAKEOVER", "1")]
+            }
+            _ => &[],
+        }
     }
 
     /// The subset of the quick run.
@@ -89,12 +129,20 @@ impl Scenario {
             Scenario::EchoPoll(n) => format!("echo_poll_{}", k(*n)),
             Scenario::BinWs(n) => format!("bin64k_ws_{}", k(*n)),
             Scenario::Broadcast(n) => format!("broadcast_{}", k(*n)),
+            Scenario::DeflateMem(Deflate::Off, n) => format!("deflate_off_ws_{}", k(*n)),
+            Scenario::DeflateMem(Deflate::NoTakeover, n) => format!("deflate_ws_{}", k(*n)),
+            Scenario::DeflateMem(Deflate::Takeover, n) => {
+                format!("deflate_takeover_ws_{}", k(*n))
+            }
         }
     }
 
     /// The scenario called `name`.
     pub fn parse(name: &str) -> Option<Scenario> {
-        Scenario::all().into_iter().find(|s| s.name() == name)
+        Scenario::all()
+            .into_iter()
+            .chain(Scenario::deflate())
+            .find(|s| s.name() == name)
     }
 }
 
@@ -130,7 +178,179 @@ pub async fn run(scenario: Scenario, target: Target, set: Settings) -> io::Resul
         Scenario::EchoPoll(n) => echo(n, Transport::Poll, target, set).await,
         Scenario::BinWs(n) => echo(n, Transport::Bin, target, set).await,
         Scenario::Broadcast(n) => broadcast(n, target, set).await,
+        Scenario::DeflateMem(mode, n) => deflate_mem(mode, n, target).await,
     }
+}
+
+/// VmHWM (peak resident memory) of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| err("no VmHWM"))
+}
+
+/// The ~4 KiB compressible JSON argument of the message each client sends in
+/// [`Scenario::DeflateMem`]: a list of similar records, as an application would send.
+pub fn payload_4k() -> String {
+    let mut s = String::from("{\"items\":[");
+    let mut i = 0;
+    while s.len() < 4000 {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "{{\"id\":{i},\"name\":\"item-{i}\",\"tags\":[\"alpha\",\"beta\"],\"price\":{}.5,\"ok\":true}}",
+            i % 50
+        ));
+        i += 1;
+    }
+    s.push_str("]}");
+    s
+}
+
+/// `n` WebSocket connections offering `permessage-deflate`, the server set up as `mode` says:
+/// server RSS per connection while they are idle; then each client emits one ~4 KiB `echo`
+/// (compressed when agreed, so that the server inflates it) and waits for its ~4 KiB ack
+/// (which the server compresses): RSS per connection right after the last ack, its peak, and
+/// 3 s later.
+async fn deflate_mem(mode: Deflate, n: usize, target: Target) -> io::Result<Metrics> {
+    let offer = match mode {
+        Deflate::NoTakeover => Offer::DeflateNoTakeover,
+        Deflate::Off | Deflate::Takeover => Offer::Deflate,
+    };
+    let want = mode != Deflate::Off;
+    let rss0 = rss_kib(target.pid)?;
+    let sem = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<io::Result<()>>();
+    let message = Arc::new(format!("421[\"echo\",{}]", payload_4k()));
+    let mut holders = JoinSet::new();
+    for i in 0..n {
+        let sem = sem.clone();
+        let tx = tx.clone();
+        let mut go = go_rx.clone();
+        let message = message.clone();
+        let port = target.port;
+        holders.spawn(async move {
+            let permit = sem.acquire_owned().await;
+            let ws = timeout(
+                IO_TIMEOUT,
+                RawWs::connect(port, offer, i as u32 * 2654435761),
+            )
+            .await
+            .map_err(|_| err("connect timed out"))
+            .and_then(|r| r);
+            drop(permit);
+            let mut ws = match ws {
+                Ok(ws) if ws.deflate == want => ws,
+                Ok(ws) => {
+                    let _ = tx.send(Err(err(format!(
+                        "permessage-deflate agreed: {}, expected {want}",
+                        ws.deflate
+                    ))));
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(()));
+            // Idle (answering pings) until the message is due.
+            let idle = async {
+                loop {
+                    ws.next_data(true).await?;
+                }
+            };
+            let woke = tokio::select! {
+                r = go.wait_for(|g| *g) => r.is_ok(),
+                r = idle => { let _: io::Result<()> = r; false }
+            };
+            if !woke {
+                let _ = tx.send(Err(err("closed while idle")));
+                return;
+            }
+            let answered = async {
+                ws.send(message.as_bytes(), ws.deflate).await?;
+                loop {
+                    let f = ws.next_data(true).await?;
+                    if !f.fin {
+                        continue;
+                    }
+                    if ws.deflate {
+                        if !f.compressed {
+                            return Err(err("the 4 KiB ack came uncompressed"));
+                        }
+                        return Ok(());
+                    }
+                    if f.payload.starts_with(b"431[") {
+                        return Ok(());
+                    }
+                }
+            };
+            let r = timeout(IO_TIMEOUT, answered)
+                .await
+                .map_err(|_| err("no ack"))
+                .and_then(|r| r);
+            let failed = r.is_err();
+            let _ = tx.send(r);
+            if !failed {
+                ws.hold().await;
+            }
+        });
+    }
+    drop(tx);
+    let mut ok = 0usize;
+    let mut first_err = None;
+    for _ in 0..n {
+        match rx.recv().await {
+            Some(Ok(())) => ok += 1,
+            Some(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            None => break,
+        }
+    }
+    if let Some(e) = first_err {
+        holders.abort_all();
+        return Err(e);
+    }
+    // Let the server settle (allocators return memory) before reading RSS, as `idle` does.
+    sleep(Duration::from_secs(1)).await;
+    let idle = rss_kib(target.pid)?;
+    let _ = go_tx.send(true);
+    let mut acked = 0usize;
+    for _ in 0..ok {
+        match rx.recv().await {
+            Some(Ok(())) => acked += 1,
+            Some(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            None => break,
+        }
+    }
+    let active = rss_kib(target.pid)?;
+    let peak = peak_rss_kib(target.pid)?;
+    sleep(Duration::from_secs(3)).await;
+    let later = rss_kib(target.pid)?;
+    holders.abort_all();
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    if acked != ok || ok == 0 {
+        return Err(err(format!("{acked} of {ok} connections acked")));
+    }
+    let per = |kib: u64| kib.saturating_sub(rss0) as f64 / ok as f64;
+    Ok(vec![
+        ("connected", ok as f64),
+        ("idle RSS KiB per connection", per(idle)),
+        ("RSS KiB per connection after 1 message", per(active)),
+        ("peak RSS KiB per connection", per(peak)),
+        ("RSS KiB per connection 3 s later", per(later)),
+    ])
 }
 
 /// Opens `n` idle connections: server RSS per connection and CPU per connect.
@@ -525,4 +745,45 @@ async fn broadcast(n: usize, target: Target, set: Settings) -> io::Result<Metric
         ("sender stalls (1 s without progress)", stalls as f64),
         ("load generator CPU %", w.client_pct()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compression scenarios are named on the command line, start their servers with the
+    /// environment of their mode, and stay out of the full run.
+    #[test]
+    fn deflate_scenarios_parse_and_set_the_server_environment() {
+        let names: Vec<String> = Scenario::deflate().iter().map(|s| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "deflate_off_ws_1k",
+                "deflate_ws_1k",
+                "deflate_takeover_ws_1k"
+            ]
+        );
+        for s in Scenario::deflate() {
+            assert_eq!(Scenario::parse(&s.name()), Some(s));
+            assert!(!Scenario::all().contains(&s));
+        }
+        let env = |n: &str| Scenario::parse(n).unwrap().server_env();
+        assert!(env("deflate_off_ws_1k").is_empty());
+        assert_eq!(env("deflate_ws_1k"), &[("DEFLATE", "1")]);
+        assert_eq!(
+            env("deflate_takeover_ws_1k"),
+            &[("DEFLATE", "1"), ("DEFLATE_TAKEOVER", "1")]
+        );
+        assert!(env("idle_ws_1k").is_empty());
+    }
+
+    /// The message's argument is JSON of about 4 KiB, above the 1024-byte threshold.
+    #[test]
+    fn payload_4k_is_json_of_about_4_kib() {
+        let p = payload_4k();
+        assert!((4000..4200).contains(&p.len()), "{}", p.len());
+        assert!(p.starts_with("{\"items\":[{\"id\":0,") && p.ends_with("}]}"));
+        assert_eq!(p.matches('{').count(), p.matches('}').count());
+    }
 }
