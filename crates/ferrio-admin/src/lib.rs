@@ -49,8 +49,11 @@
 //!   cluster;
 //! - `server_stats` at once and every 2 s, to the whole admin namespace: `serverId`,
 //!   `hostname`, `pid`, `uptime` (seconds since [`instrument`] was called), `clientsCount`
-//!   (Engine.IO sessions), `pollingClientsCount`, `aggregatedEvents` (`rawConnection` and
-//!   `rawDisconnection` per second) and `namespaces` (`name`, `socketsCount`);
+//!   (Engine.IO sessions), `pollingClientsCount`, `aggregatedEvents` (`rawConnection`,
+//!   `rawDisconnection` with the close reason as `subType`, `packetsIn`, `packetsOut`,
+//!   `bytesIn`, `bytesOut`: what the server's Engine.IO counters, [`Ferrio::engine_stats`],
+//!   saw since the last `server_stats`, stamped with its second) and `namespaces` (`name`,
+//!   `socketsCount`);
 //! - in development mode, for every namespace: `socket_connected`, `socket_updated` (on a
 //!   transport upgrade), `socket_disconnected`, `room_joined`, `room_left`, and for every
 //!   namespace but the admin one `event_received` and `event_sent`.
@@ -72,11 +75,9 @@
 //!
 //! # Not reported
 //!
-//! `aggregatedEvents` of type `packetsIn`, `packetsOut`, `bytesIn` and `bytesOut` (the server
-//! has no per-packet hook), and `socket_updated` for a change of a socket's data (there is no
-//! change notification). Engine.IO sessions are seen through their sockets: a session that
-//! never connects to a namespace is not counted, and one whose last socket left is counted as
-//! closed then.
+//! `socket_updated` for a change of a socket's data (there is no change notification). The
+//! aggregated events of a 2 s period are reported under the second of their `server_stats`,
+//! not each under its own second.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -92,7 +93,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferrio_server::{
-    ConnectError, Disconnection, Ferrio, Message, Namespace, RawArgs, RoomEvent, Socket, Transport,
+    ConnectError, Disconnection, EngineStats, EngineStatsSnapshot, Ferrio, Message, Namespace,
+    RawArgs, RoomEvent, Socket, Transport,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -275,6 +277,8 @@ pub fn instrument(io: &Ferrio, options: AdminOptions) -> Result<AdminHandle, Ins
         hostname,
         started: Instant::now(),
         events: Mutex::new(EventBuffer::default()),
+        engine: io.engine_stats(),
+        engine_seen: Mutex::new(EngineStatsSnapshot::default()),
         sessions: Mutex::new(Sessions::default()),
         logins: Mutex::new(Logins::default()),
     });
@@ -385,6 +389,9 @@ struct Shared {
     hostname: String,
     started: Instant,
     events: Mutex<EventBuffer>,
+    /// The server's Engine.IO counters, and what of them `server_stats` reported already.
+    engine: EngineStats,
+    engine_seen: Mutex<EngineStatsSnapshot>,
     sessions: Mutex<Sessions>,
     logins: Mutex<Logins>,
 }
@@ -531,11 +538,8 @@ impl Shared {
 
     /// A socket of any namespace connected.
     fn socket_connected(self: &Arc<Self>, socket: &Socket) {
-        let arrival = lock(&self.sessions).arrived(socket.engine_id(), socket.transport());
-        if arrival.new {
-            self.count("rawConnection", None);
-        }
-        if let Some(generation) = arrival.watch {
+        let watch = lock(&self.sessions).arrived(socket.engine_id(), socket.transport());
+        if let Some(generation) = watch {
             let shared = self.clone();
             let socket = socket.clone();
             tokio::spawn(async move {
@@ -623,9 +627,7 @@ impl Shared {
 
     /// A socket of any namespace left.
     fn socket_disconnected(&self, socket: &Socket, why: &Disconnection) {
-        if lock(&self.sessions).left(socket.engine_id()) {
-            self.count("rawDisconnection", Some(stats::close_reason(why.reason())));
-        }
+        lock(&self.sessions).left(socket.engine_id());
         if self.development {
             let _ = self.admin.emit(
                 "socket_disconnected",
@@ -634,8 +636,19 @@ impl Shared {
         }
     }
 
-    fn count(&self, kind: &'static str, sub_type: Option<&'static str>) {
-        lock(&self.events).push(now_ms(), kind, sub_type);
+    /// What the server's Engine.IO counters saw since the last `server_stats`, as events of
+    /// this second.
+    fn aggregated_events(&self) -> Vec<stats::AggregatedEvent> {
+        let now = self.engine.snapshot();
+        let delta = {
+            let mut seen = lock(&self.engine_seen);
+            let delta = now.since(&seen);
+            *seen = now;
+            delta
+        };
+        let mut events = lock(&self.events);
+        events.push_engine(now_ms(), &delta);
+        events.take()
     }
 
     /// Emits `server_stats` to the admin namespace.
@@ -656,7 +669,7 @@ impl Shared {
             uptime: self.started.elapsed().as_secs_f64(),
             clients_count: self.io.session_count(),
             polling_clients_count: lock(&self.sessions).polling(),
-            aggregated_events: lock(&self.events).take(),
+            aggregated_events: self.aggregated_events(),
             namespaces,
         };
         let _ = self.admin.emit("server_stats", &(stats,));

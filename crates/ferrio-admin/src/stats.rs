@@ -1,9 +1,9 @@
-//! What `server_stats` reports: the aggregated events of the last period and the Engine.IO
-//! sessions known through their sockets.
+//! What `server_stats` reports: the aggregated events of the last period (from the server's
+//! Engine.IO counters) and the polling sessions known through their sockets.
 
 use std::collections::HashMap;
 
-use ferrio_server::{DisconnectReason, Transport};
+use ferrio_server::{EngineStatsSnapshot, Transport};
 use serde::Serialize;
 
 /// At most this many distinct (second, type, sub-type) counters wait for the next
@@ -16,7 +16,8 @@ const MAX_AGGREGATED: usize = 1024;
 pub(crate) struct AggregatedEvent {
     /// The second, in milliseconds since the Unix epoch (a multiple of 1000).
     pub(crate) timestamp: u64,
-    /// `rawConnection` or `rawDisconnection`.
+    /// `rawConnection`, `rawDisconnection`, `packetsIn`, `packetsOut`, `bytesIn` or
+    /// `bytesOut`.
     #[serde(rename = "type")]
     pub(crate) kind: &'static str,
     /// The close reason of a `rawDisconnection`.
@@ -33,23 +34,45 @@ pub(crate) struct EventBuffer {
 }
 
 impl EventBuffer {
-    /// Counts one event of `kind` at `now_ms`.
-    pub(crate) fn push(&mut self, now_ms: u64, kind: &'static str, sub_type: Option<&'static str>) {
+    /// Counts `count` events of `kind` at `now_ms` (nothing for 0).
+    pub(crate) fn push(
+        &mut self,
+        now_ms: u64,
+        kind: &'static str,
+        sub_type: Option<&'static str>,
+        count: u64,
+    ) {
+        if count == 0 {
+            return;
+        }
         let timestamp = now_ms - now_ms % 1000;
         if let Some(e) = self
             .events
             .iter_mut()
             .find(|e| e.timestamp == timestamp && e.kind == kind && e.sub_type == sub_type)
         {
-            e.count += 1;
+            e.count += count;
         } else if self.events.len() < MAX_AGGREGATED {
             self.events.push(AggregatedEvent {
                 timestamp,
                 kind,
                 sub_type,
-                count: 1,
+                count,
             });
         }
+    }
+
+    /// Counts what the server's Engine.IO counters saw in a period (`delta`), at `now_ms`: the
+    /// reference's raw `connection`, `close` (by reason), `packet` and `packetCreate` events.
+    pub(crate) fn push_engine(&mut self, now_ms: u64, delta: &EngineStatsSnapshot) {
+        self.push(now_ms, "rawConnection", None, delta.opened);
+        for (reason, n) in delta.closed_by_reason() {
+            self.push(now_ms, "rawDisconnection", Some(reason.as_str()), n);
+        }
+        self.push(now_ms, "packetsIn", None, delta.packets_in);
+        self.push(now_ms, "packetsOut", None, delta.packets_out);
+        self.push(now_ms, "bytesIn", None, delta.bytes_in);
+        self.push(now_ms, "bytesOut", None, delta.bytes_out);
     }
 
     /// The counters, emptied.
@@ -74,23 +97,13 @@ pub(crate) struct Sessions {
     next_generation: u64,
 }
 
-/// What a socket's arrival meant for its session.
-pub(crate) struct Arrival {
-    /// The session was not known: a `rawConnection`.
-    pub(crate) new: bool,
-    /// The session polls: watch for its upgrade with this generation.
-    pub(crate) watch: Option<u64>,
-}
-
 impl Sessions {
-    /// A socket of session `sid` (on `transport`) connected.
-    pub(crate) fn arrived(&mut self, sid: &str, transport: Transport) -> Arrival {
+    /// A socket of session `sid` (on `transport`) connected: if the session was not known and
+    /// polls, watch for its upgrade with the generation returned.
+    pub(crate) fn arrived(&mut self, sid: &str, transport: Transport) -> Option<u64> {
         if let Some(s) = self.map.get_mut(sid) {
             s.sockets += 1;
-            return Arrival {
-                new: false,
-                watch: None,
-            };
+            return None;
         }
         let polling = transport == Transport::Polling;
         let generation = self.next_generation;
@@ -106,10 +119,7 @@ impl Sessions {
         if polling {
             self.polling += 1;
         }
-        Arrival {
-            new: true,
-            watch: polling.then_some(generation),
-        }
+        polling.then_some(generation)
     }
 
     /// Session `sid` (as known in `generation`) stopped polling: it upgraded or closed.
@@ -145,23 +155,6 @@ impl Sessions {
     }
 }
 
-/// The Engine.IO close reason a session's end is reported with, from the reason its last
-/// socket left for. A socket that left its namespace alone (`client namespace disconnect`,
-/// `server namespace disconnect`) leaves a session that the official client closes at once
-/// when it was its last socket: counted as `transport close`.
-pub(crate) fn close_reason(reason: DisconnectReason) -> &'static str {
-    match reason {
-        DisconnectReason::TransportError => "transport error",
-        DisconnectReason::PingTimeout => "ping timeout",
-        DisconnectReason::ParseError => "parse error",
-        DisconnectReason::BufferFull => "buffer full",
-        DisconnectReason::ForcedClose
-        | DisconnectReason::ForcedServerClose
-        | DisconnectReason::ServerShuttingDown => "forced close",
-        _ => "transport close",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,11 +162,12 @@ mod tests {
     #[test]
     fn events_are_counted_per_second_type_and_sub_type() {
         let mut b = EventBuffer::default();
-        b.push(1_000_123, "rawConnection", None);
-        b.push(1_000_999, "rawConnection", None);
-        b.push(1_001_000, "rawConnection", None);
-        b.push(1_001_001, "rawDisconnection", Some("transport close"));
-        b.push(1_001_002, "rawDisconnection", Some("ping timeout"));
+        b.push(1_000_123, "rawConnection", None, 1);
+        b.push(1_000_999, "rawConnection", None, 1);
+        b.push(1_001_000, "rawConnection", None, 1);
+        b.push(1_001_001, "rawDisconnection", Some("transport close"), 1);
+        b.push(1_001_002, "rawDisconnection", Some("ping timeout"), 1);
+        b.push(1_001_003, "packetsIn", None, 0);
         let events = b.take();
         assert_eq!(events.len(), 4);
         assert_eq!(events[0].timestamp, 1_000_000);
@@ -192,13 +186,36 @@ mod tests {
     }
 
     #[test]
+    fn engine_counters_become_events_of_their_second() {
+        let mut b = EventBuffer::default();
+        let mut delta = EngineStatsSnapshot::default();
+        delta.opened = 2;
+        delta.packets_in = 3;
+        delta.bytes_in = 40;
+        delta.packets_out = 1;
+        delta.bytes_out = 7;
+        b.push_engine(5_000_500, &delta);
+        let events = serde_json::to_value(b.take()).expect("json");
+        assert_eq!(
+            events,
+            serde_json::json!([
+                {"timestamp": 5_000_000, "type": "rawConnection", "count": 2},
+                {"timestamp": 5_000_000, "type": "packetsIn", "count": 3},
+                {"timestamp": 5_000_000, "type": "packetsOut", "count": 1},
+                {"timestamp": 5_000_000, "type": "bytesIn", "count": 40},
+                {"timestamp": 5_000_000, "type": "bytesOut", "count": 7},
+            ])
+        );
+        b.push_engine(5_001_000, &EngineStatsSnapshot::default());
+        assert!(b.take().is_empty());
+    }
+
+    #[test]
     fn sessions_are_counted_once_and_polling_ones_until_they_upgrade_or_leave() {
         let mut s = Sessions::default();
-        let a = s.arrived("e1", Transport::Polling);
-        assert!(a.new);
-        let generation = a.watch.expect("watched");
-        assert!(!s.arrived("e1", Transport::Polling).new);
-        assert!(s.arrived("e2", Transport::WebSocket).watch.is_none());
+        let generation = s.arrived("e1", Transport::Polling).expect("watched");
+        assert!(s.arrived("e1", Transport::Polling).is_none());
+        assert!(s.arrived("e2", Transport::WebSocket).is_none());
         assert_eq!(s.polling(), 1);
         s.stopped_polling("e1", generation);
         s.stopped_polling("e1", generation);

@@ -102,6 +102,12 @@ impl Engine {
         self.endpoint.session_count()
     }
 
+    /// Enables the endpoint's counters (the first call) and returns a handle on them; see
+    /// [`crate::Ferrio::engine_stats`].
+    pub fn engine_stats(&self) -> crate::EngineStats {
+        self.endpoint.stats.get_or_init(Default::default).clone()
+    }
+
     /// Closes every session (buffered messages are delivered first on WebSocket; polling
     /// clients get the close packet with their next GET).
     pub async fn close(&self) {
@@ -418,5 +424,9 @@ impl Machine for EngineMachine {
 
     fn is_closed(&self) -> bool {
         self.session.is_closed()
+    }
+
+    fn engine(&self) -> &eio::Session {
+        &self.session
     }
 }

@@ -158,6 +158,7 @@ mod serve;
 mod server;
 mod session;
 mod socket;
+mod stats;
 mod transport;
 mod websocket;
 
@@ -179,7 +180,9 @@ pub use crate::socket::{
     EmitError, EventHandler, HandlerError, HandlerOutput, Handshake, ListenerId, Message, RawArgs,
     Socket, VolatileEmitter,
 };
+pub use crate::stats::{EngineStats, EngineStatsSnapshot};
 pub use crate::transport::{RemoteAddr, COMMAND_QUEUE};
+pub use ferrio_proto::engine::server::CloseReason;
 pub use ferrio_proto::rooms::RoomEvent;
 pub use ferrio_proto::socket::recovery::RecoveryConfig;
 pub use ferrio_proto::socket::server::DisconnectReason;

@@ -538,6 +538,15 @@ impl Ferrio {
         self.endpoint.session_count()
     }
 
+    /// Enables the server-wide Engine.IO counters (the first call) and returns a handle on
+    /// them: sessions opened and closed by reason, and the packets with data received and sent
+    /// with their bytes (what the Admin UI shows as `rawConnection`, `rawDisconnection`,
+    /// `packetsIn`, `packetsOut`, `bytesIn`, `bytesOut`). Only the sessions opened from then on
+    /// are counted; until it is called, counting costs nothing.
+    pub fn engine_stats(&self) -> crate::EngineStats {
+        self.endpoint.stats.get_or_init(Default::default).clone()
+    }
+
     /// Shuts the server down (`io.close()`) and returns once every session has ended.
     ///
     /// From the call on, a handshake (a request under the path without a `sid`, polling or

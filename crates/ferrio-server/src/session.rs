@@ -819,4 +819,8 @@ impl Machine for SocketMachine {
     fn is_closed(&self) -> bool {
         self.conn.is_closed()
     }
+
+    fn engine(&self) -> &eio::Session {
+        self.conn.engine()
+    }
 }

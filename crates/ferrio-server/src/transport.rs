@@ -62,6 +62,7 @@ use crate::http::{
     Encoding, Responder,
 };
 use crate::queue;
+use crate::stats::EngineStats;
 use crate::websocket::{WsConn, WsEvent};
 use ferrio_proto::engine::request::{
     self, ErrorCode, Handshake, Policy, Query, RequestHead, Route, SessionAction,
@@ -103,6 +104,8 @@ pub(crate) trait Machine: Send + 'static {
     /// The server shuts down: close the session.
     fn close_shutdown(&mut self, now: Instant);
     fn is_closed(&self) -> bool;
+    /// The Engine.IO session: its counters and close reason.
+    fn engine(&self) -> &eio::Session;
 }
 
 /// What a session is told about itself and given to talk to its own task.
@@ -405,6 +408,8 @@ pub(crate) struct Endpoint<A: App> {
     pub(crate) options: EngineOptions,
     pub(crate) clock: Clock,
     sessions: Mutex<HashMap<Str, SessionEntry<CommandOf<A>>>>,
+    /// The server-wide counters, once enabled.
+    pub(crate) stats: OnceLock<EngineStats>,
 }
 
 impl<A: App> Endpoint<A> {
@@ -414,6 +419,7 @@ impl<A: App> Endpoint<A> {
             options,
             clock,
             sessions: Mutex::new(HashMap::new()),
+            stats: OnceLock::new(),
         }
     }
 
@@ -737,9 +743,14 @@ impl<A: App> Endpoint<A> {
             link,
             request,
         });
+        let counted = self.stats.get().map(|stats| {
+            stats.opened();
+            Box::new((stats.clone(), eio::Stats::default()))
+        });
         // Boxed: an async block that captures a large value and moves it into the future it
         // awaits holds room for it twice.
         let task = Box::new(SessionTask {
+            counted,
             machine,
             inbox: inbox_rx,
             overload,
@@ -1116,6 +1127,9 @@ struct SessionTask<M: Machine> {
     ws_writable: bool,
     /// Held while a POST's body is read; dropped with the task, which stops that read.
     post_alive: Option<oneshot::Sender<()>>,
+    /// The server-wide counters, if they were enabled when the session opened, and the
+    /// machine's counts last added to them (boxed: a pointer per session when counting is off).
+    counted: Option<Box<(EngineStats, eio::Stats)>>,
 }
 
 impl<M: Machine> SessionTask<M> {
@@ -1129,6 +1143,9 @@ impl<M: Machine> SessionTask<M> {
             let now = clock.now();
             while let Some(out) = self.machine.poll_transport(now) {
                 self.perform(out);
+            }
+            if let Some(counted) = self.counted.as_deref_mut() {
+                counted.0.add(self.machine.engine().stats(), &mut counted.1);
             }
             // Write what this round queued now; the task is woken when more can be written.
             if self.main.is_some() || self.probe.is_some() {
@@ -1246,6 +1263,18 @@ impl<M: Machine> SessionTask<M> {
         }
         if let Some(w) = self.probe.take() {
             w.close();
+        }
+        if let Some(counted) = self.counted.as_deref_mut() {
+            let engine = self.machine.engine();
+            let (stats, last) = counted;
+            stats.add(engine.stats(), last);
+            // A task that ends with its session open (the endpoint went away) was closed by
+            // the server.
+            stats.closed(
+                engine
+                    .close_reason()
+                    .unwrap_or(eio::CloseReason::ForcedClose),
+            );
         }
     }
 

@@ -381,6 +381,48 @@ struct Upgrade {
     next_noop: Option<Instant>,
 }
 
+/// What a session received and sent: the Engine.IO packets that carry data and their data's
+/// bytes, counted as the reference's Admin UI counts a raw socket's `packet` and `packetCreate`
+/// events. A packet counts when it has data: a text message (or a v3 ping) that is not empty, or
+/// a binary message (a `Buffer` is data even when empty); the bytes are the data's length (UTF-8
+/// for text, decoded for base64). The `open` packet and the `initial_packet` are sent before
+/// anything could listen there and are not counted, nor are pings, pongs, `noop`, `close` or the
+/// upgrade probe, which carry no data or are not the session's packets yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets with data received from the client.
+    pub packets_in: u64,
+    /// Their data's bytes.
+    pub bytes_in: u64,
+    /// Packets with data sent to the client (accepted by [`Session::send`]).
+    pub packets_out: u64,
+    /// Their data's bytes.
+    pub bytes_out: u64,
+}
+
+impl Stats {
+    /// `self - earlier`, field by field (saturating): what happened since `earlier`.
+    #[must_use]
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        Stats {
+            packets_in: self.packets_in.saturating_sub(earlier.packets_in),
+            bytes_in: self.bytes_in.saturating_sub(earlier.bytes_in),
+            packets_out: self.packets_out.saturating_sub(earlier.packets_out),
+            bytes_out: self.bytes_out.saturating_sub(earlier.bytes_out),
+        }
+    }
+}
+
+/// The data bytes of a frame given to [`Session::send`] (an encoded packet: its type character
+/// and its data, or a binary message's data) that counts as a packet with data, or `None`.
+fn data_len(frame: &Frame) -> Option<u64> {
+    match frame {
+        Frame::Text(s) if s.len() <= 1 => None,
+        Frame::Text(s) => Some(s.len() as u64 - 1),
+        Frame::Binary(b) => Some(b.len() as u64),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Queued {
     frame: Frame,
@@ -411,6 +453,8 @@ pub struct Session {
     refreshed: bool,
     ws_writable: bool,
     outputs: Outputs<Output>,
+    stats: Stats,
+    close_reason: Option<CloseReason>,
 }
 
 impl Session {
@@ -467,6 +511,8 @@ impl Session {
             refreshed: false,
             ws_writable: true,
             outputs: Outputs::new(),
+            stats: Stats::default(),
+            close_reason: None,
         };
         let upgrades = if transport == Transport::Polling
             && s.config.allow_upgrades
@@ -528,6 +574,16 @@ impl Session {
             }
     }
 
+    /// The packets with data received and sent so far, and their bytes (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Why the session closed, once it is closed.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason
+    }
+
     /// Bytes waiting for the next GET.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_bytes
@@ -550,6 +606,10 @@ impl Session {
             return Err(SendError::NotWritable);
         }
         for frame in frames {
+            if let Some(len) = data_len(&frame) {
+                self.stats.packets_out += 1;
+                self.stats.bytes_out += len;
+            }
             self.push(frame, options.compress);
         }
         if self.transport == Transport::Polling
@@ -842,6 +902,18 @@ impl Session {
             self.ping_deadline = Some(now + self.config.ping_timeout);
             self.refreshed = true;
         }
+        // The reference's `packet` event, for the packets that carry data.
+        let len = match &packet {
+            Packet::Ping(s) | Packet::Pong(s) | Packet::Message(s) if !s.is_empty() => {
+                Some(s.len() as u64)
+            }
+            Packet::Binary(b) => Some(b.len() as u64),
+            _ => None,
+        };
+        if let Some(len) = len {
+            self.stats.packets_in += 1;
+            self.stats.bytes_in += len;
+        }
         match packet {
             Packet::Ping(data) => match self.protocol {
                 Protocol::V4 => self.close_with(CloseReason::TransportError),
@@ -1015,6 +1087,7 @@ impl Session {
         self.next_ping = None;
         self.ping_deadline = None;
         self.close_deadline = None;
+        self.close_reason = Some(reason);
         self.outputs.push(Output::Event(Event::Closed(reason)));
     }
 }
@@ -1027,5 +1100,123 @@ fn frame_len(frame: &Frame) -> usize {
     match frame {
         Frame::Text(s) => s.len(),
         Frame::Binary(b) => b.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(s: &mut Session) {
+        while s.poll_output().is_some() {}
+    }
+
+    #[test]
+    fn packets_with_data_are_counted_both_ways_with_their_bytes() {
+        let t0 = Instant::from_millis(0);
+        let config = Config {
+            initial_packet: Some("0".into()),
+            ..Config::default()
+        };
+        let mut s = Session::new(t0, "abc".into(), Protocol::V4, Transport::WebSocket, config);
+        frames(&mut s);
+        // The open packet and the initial packet are not counted.
+        assert_eq!(s.stats(), Stats::default());
+        for frame in [
+            Frame::Text("4héllo".into()), // 6 bytes of UTF-8 data
+            Frame::Text("4".into()),      // empty: not counted
+            Frame::Text("3".into()),      // pong without data
+            Frame::Binary(Bytes::from_static(b"\x01\x02\x03")),
+            Frame::Binary(Bytes::new()), // a Buffer is data, even empty
+        ] {
+            s.handle_input(t0, Input::WsFrame(frame)).expect("input");
+        }
+        frames(&mut s);
+        s.send(
+            t0,
+            [
+                Frame::Text("42[\"a\"]".into()),
+                Frame::Binary(Bytes::from_static(b"xy")),
+            ],
+            SendOptions::default(),
+        )
+        .expect("send");
+        s.send(t0, [Frame::Text("4".into())], SendOptions::default())
+            .expect("send");
+        // A ping carries no data.
+        s.handle_input(Instant::from_millis(25_000), Input::Timeout)
+            .expect("ping");
+        let stats = s.stats();
+        assert_eq!(
+            stats,
+            Stats {
+                packets_in: 3,
+                bytes_in: 6 + 3,
+                packets_out: 2,
+                bytes_out: 6 + 2,
+            }
+        );
+        assert_eq!(
+            stats.since(&Stats {
+                packets_in: 1,
+                bytes_in: 6,
+                packets_out: 2,
+                bytes_out: 1,
+            }),
+            Stats {
+                packets_in: 2,
+                bytes_in: 3,
+                packets_out: 0,
+                bytes_out: 7,
+            }
+        );
+        assert_eq!(s.close_reason(), None);
+        s.handle_input(t0, Input::WsClosed { error: false })
+            .expect("closed");
+        assert_eq!(s.close_reason(), Some(CloseReason::TransportClose));
+        // Nothing is sent once closed.
+        assert!(s
+            .send(t0, [Frame::Text("4x".into())], SendOptions::default())
+            .is_err());
+        assert_eq!(s.stats().packets_out, 2);
+    }
+
+    #[test]
+    fn polling_payloads_are_counted_per_packet() {
+        let t0 = Instant::from_millis(0);
+        let mut s = Session::new(
+            t0,
+            "abc".into(),
+            Protocol::V4,
+            Transport::Polling,
+            Config::default(),
+        );
+        s.handle_input(t0, Input::Poll(1)).expect("handshake");
+        frames(&mut s);
+        s.handle_input(
+            t0,
+            Input::Post {
+                body: Some(Bytes::from_static(b"4ab\x1ebAQID\x1e4")),
+                binary: false,
+            },
+        )
+        .expect("post");
+        assert_eq!(
+            s.stats(),
+            Stats {
+                packets_in: 2,
+                bytes_in: 2 + 3,
+                ..Stats::default()
+            }
+        );
+        s.handle_input(
+            t0,
+            Input::Post {
+                body: Some(Bytes::from_static(b"1")),
+                binary: false,
+            },
+        )
+        .expect("close");
+        assert_eq!(s.close_reason(), Some(CloseReason::TransportClose));
     }
 }
