@@ -2,8 +2,8 @@
 // site served here from 127.0.0.1 on a free port) in headless Chromium, driven by
 // playwright-core, against a Ferrio server instrumented by ferrio-admin
 // (tests/tests/admin_ui.rs starts it): log in through the connection form, find a connected
-// client in the sockets list, see its rooms on its details page, disconnect it from the list
-// and see it gone.
+// server's namespaces on the dashboard and the client in the sockets list, see its rooms on its
+// details page, disconnect it from the list and see it gone.
 //
 // Input (stdin, JSON): {"url": "http://127.0.0.1:PORT"}. The server's `/` namespace puts every
 // socket into the room `lobby`; its admin namespace is `/admin` (admin / changeit).
@@ -126,6 +126,11 @@ async function main(url) {
   await page.getByRole("button", { name: "Connect" }).click();
   await page.getByRole("dialog").waitFor({ state: "hidden" });
   console.log("ok connected");
+
+  // The dashboard lists the server's namespaces (from its server_stats).
+  await page.goto(uiBase + "/#/", { waitUntil: "domcontentloaded" });
+  await page.getByText("/chat", { exact: true }).first().waitFor();
+  console.log("ok namespaces");
 
   // The sockets list shows the client.
   await page.goto(uiBase + "/#/sockets/", { waitUntil: "domcontentloaded" });

@@ -136,6 +136,8 @@ async fn the_official_ui_in_headless_chromium() {
     io.of("/").on_connection(|socket: Socket| async move {
         socket.join("lobby");
     });
+    // A second namespace, which the dashboard lists.
+    io.of("/chat");
     let admin = instrument(
         &io,
         AdminOptions::new(Auth::Basic {
@@ -162,6 +164,7 @@ async fn the_official_ui_in_headless_chromium() {
     let out = String::from_utf8_lossy(&out);
     for step in [
         "ok connected",
+        "ok namespaces",
         "ok listed",
         "ok rooms",
         "ok disconnected",
