@@ -232,6 +232,18 @@ async function development(url) {
   await c.wait("hi");
   console.log("ok events");
 
+  // Malformed commands (an unknown namespace, filters that name no room, wrong types) act on
+  // nobody: the client is neither disconnected nor moved, and the admin socket goes on.
+  let lost = false;
+  client.once("disconnect", () => (lost = true));
+  admin.emit("_disconnect", "/nope", true);
+  admin.emit("_disconnect", "/", true, { not: "a room" });
+  admin.emit("_disconnect", "/", true, ["a"]);
+  admin.emit("join", "/", { not: "a room" });
+  admin.emit("join", 42, "vip");
+  admin.emit("emit", "/", { not: "a room" }, "should-not-arrive");
+  admin.emit("emit");
+
   // The UI's commands.
   admin.emit("join", "/", "vip", client.id);
   await a.wait(
@@ -251,6 +263,8 @@ async function development(url) {
     ([nsp, room, id]) => nsp === "/" && room === "vip" && id === client.id,
     "room_left vip"
   );
+  check(!lost && client.connected, "a malformed _disconnect reached the client");
+  check(!c.names().includes("should-not-arrive"), "a malformed emit reached the client");
   console.log("ok commands");
 
   // A namespace created after the admin's (a dynamic one) is watched too.

@@ -693,8 +693,9 @@ impl Shared {
                     args.attachments().to_vec(),
                 );
                 let sent = match room(values.get(1)) {
-                    Some(room) => ns.to(room).emit(event, &rest),
-                    None => ns.emit(event, &rest),
+                    Ok(Some(room)) => ns.to(room).emit(event, &rest),
+                    Ok(None) => ns.emit(event, &rest),
+                    Err(NoRoom) => return,
                 };
                 if let Err(e) = sent {
                     tracing::debug!(event, "admin emit refused: {e}");
@@ -739,8 +740,9 @@ impl Shared {
                 };
                 let close = values.get(1).is_some_and(truthy);
                 match room(values.get(2)) {
-                    Some(filter) => ns.to(filter).disconnect_sockets(close),
-                    None => ns.disconnect_sockets(close),
+                    Ok(Some(filter)) => ns.to(filter).disconnect_sockets(close),
+                    Ok(None) => ns.disconnect_sockets(close),
+                    Err(NoRoom) => {}
                 }
             }
         });
@@ -755,7 +757,7 @@ impl Shared {
             Value::Number(n) => n.to_string(),
             _ => return None,
         };
-        Some((ns, room_name, room(values.get(2))))
+        Some((ns, room_name, room(values.get(2)).ok()?))
     }
 
     /// The existing namespace a command names.
@@ -768,11 +770,21 @@ impl Shared {
     }
 }
 
-/// A command's room filter: a non-empty string (JavaScript's `if (filter)`).
-fn room(filter: Option<&Value>) -> Option<String> {
-    match filter? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
+/// A room filter that names no room: a command with it does nothing.
+#[derive(Debug, PartialEq)]
+struct NoRoom;
+
+/// A command's room filter as the reference's `if (filter) ns.in(filter)` reads it: no filter
+/// when it is missing or falsy; a room for a string or a number (rooms may be numbers there);
+/// [`NoRoom`] for any other truthy value (an object, an array, `true`), which matches no
+/// socket, so that a malformed filter never widens a command to the whole namespace.
+fn room(filter: Option<&Value>) -> Result<Option<String>, NoRoom> {
+    match filter {
+        None => Ok(None),
+        Some(v) if !truthy(v) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(NoRoom),
     }
 }
 
@@ -857,10 +869,23 @@ mod tests {
         assert!(truthy(&serde_json::json!(true)));
         assert!(!truthy(&serde_json::json!(0)));
         assert!(truthy(&serde_json::json!("x")));
-        assert_eq!(room(Some(&serde_json::json!("vip"))), Some("vip".into()));
-        assert_eq!(room(Some(&serde_json::json!(""))), None);
-        assert_eq!(room(Some(&Value::Null)), None);
-        assert_eq!(room(None), None);
+        assert_eq!(
+            room(Some(&serde_json::json!("vip"))),
+            Ok(Some("vip".into()))
+        );
+        assert_eq!(room(Some(&serde_json::json!(7))), Ok(Some("7".into())));
+        assert_eq!(room(Some(&serde_json::json!(""))), Ok(None));
+        assert_eq!(room(Some(&serde_json::json!(0))), Ok(None));
+        assert_eq!(room(Some(&Value::Null)), Ok(None));
+        assert_eq!(room(None), Ok(None));
+        // A malformed filter matches no socket rather than every socket.
+        for bad in [
+            serde_json::json!({"a": 1}),
+            serde_json::json!(["x"]),
+            serde_json::json!(true),
+        ] {
+            assert_eq!(room(Some(&bad)), Err(NoRoom), "{bad}");
+        }
     }
 
     #[tokio::test]
