@@ -163,11 +163,15 @@ fn write_number(out: &mut Vec<u8>, token: &str) {
 
 /// Decodes one msgpack packet (a whole binary message), checked as the msgpack parser's
 /// `checkPacket` does and, like every packet Ferrio accepts, with a payload of the type's shape.
-pub(crate) fn decode(frame: &Bytes) -> Result<Packet, DecodeError> {
+/// At most `max_attachments` binary values are accepted in it (`TooManyAttachments` past
+/// that), as the JSON parser's attachments are: each costs far more in memory than its two
+/// bytes on the wire.
+pub(crate) fn decode(frame: &Bytes, max_attachments: usize) -> Result<Packet, DecodeError> {
     let mut r = Reader {
         frame,
         pos: 0,
         attachments: Vec::new(),
+        max_attachments,
     };
     let len = match r.byte()? {
         m @ 0x80..=0x8f => usize::from(m & 0x0f),
@@ -273,6 +277,8 @@ struct Reader<'a> {
     pos: usize,
     /// The binary values met so far, in placeholder order.
     attachments: Vec<Bytes>,
+    /// The most binary values a packet may hold.
+    max_attachments: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -500,6 +506,11 @@ impl<'a> Reader<'a> {
 
     /// A binary value: an attachment sharing the frame, and its placeholder.
     fn binary(&mut self, out: &mut String, len: usize) -> Result<(), DecodeError> {
+        if self.attachments.len() >= self.max_attachments {
+            return Err(DecodeError::TooManyAttachments {
+                limit: self.max_attachments,
+            });
+        }
         let bytes = self.take_bytes(len)?;
         out.push_str(r#"{"_placeholder":true,"num":"#);
         crate::str::push_decimal(out, self.attachments.len() as u64);
@@ -571,9 +582,17 @@ fn push_int(out: &mut String, n: i128) {
 fn push_float(out: &mut String, f: f64) {
     use std::fmt::Write;
     if f.is_finite() {
-        // Shortest digits that read back to the same value, never in exponent form: valid JSON
-        // in every case (`Display`, not `Debug`, whose output a size build may leave out).
-        let _ = write!(out, "{f}");
+        // The shortest digits that read back to the same value, in exponent form where
+        // JavaScript writes one (from 1e21 up and below 1e-6), so that no double takes more
+        // than about 24 characters (plain `Display` writes 5e-324 with 324 digits). Valid JSON
+        // in every case; `Display` and `LowerExp`, not `Debug`, whose output a size build may
+        // leave out.
+        let a = f.abs();
+        if a != 0.0 && !(1e-6..1e21).contains(&a) {
+            let _ = write!(out, "{f:e}");
+        } else {
+            let _ = write!(out, "{f}");
+        }
     } else {
         out.push_str("null");
     }
@@ -624,7 +643,7 @@ mod tests {
     }
 
     fn decoded(bytes: &[u8]) -> Packet {
-        decode(&Bytes::copy_from_slice(bytes)).expect("decodes")
+        decode(&Bytes::copy_from_slice(bytes), 10).expect("decodes")
     }
 
     fn raw(s: &str) -> RawJson {
@@ -692,11 +711,33 @@ mod tests {
     }
 
     #[test]
+    fn binary_values_are_capped_per_packet() {
+        // ["e", <bin>, <bin>, <bin>]: three binary values, one more than a limit of 2.
+        let mut wire = hex(r#"83 a4 type 02 a4 data 94 a1 "e""#);
+        for _ in 0..3 {
+            wire.extend_from_slice(&[0xc4, 0x00]);
+        }
+        wire.extend_from_slice(&hex(r#"a3 nsp a1 "/""#));
+        let frame = Bytes::from(wire);
+        assert_eq!(
+            decode(&frame, 3)
+                .expect("three allowed")
+                .attachments()
+                .len(),
+            3
+        );
+        assert_eq!(
+            decode(&frame, 2).err(),
+            Some(DecodeError::TooManyAttachments { limit: 2 })
+        );
+    }
+
+    #[test]
     fn floats_become_plain_json_numbers() {
-        // [2.0, 1e21, 1e-7, -0.5] as float64s: JSON text as JSON.parse reads back the same
-        // values, never in a form that depends on `Debug` formatting.
-        let mut wire = hex(r#"83 a4 type 02 a4 data 95 a1 "f""#);
-        for f in [2.0f64, 1e21, 1e-7, -0.5] {
+        // Float64s: JSON text that JSON.parse reads back as the same values, in exponent form
+        // where JavaScript uses one, never in a form that depends on `Debug` formatting.
+        let mut wire = hex(r#"83 a4 type 02 a4 data 97 a1 "f""#);
+        for f in [2.0f64, 1e21, 1e-7, -0.5, 123.25, f64::from_bits(1)] {
             wire.push(0xcb);
             wire.extend_from_slice(&f.to_be_bytes());
         }
@@ -704,7 +745,7 @@ mod tests {
         let p = decoded(&wire);
         assert_eq!(
             p.data().map(RawJson::as_str),
-            Some(r#"["f",2,1000000000000000000000,0.0000001,-0.5]"#)
+            Some(r#"["f",2,1e21,1e-7,-0.5,123.25,5e-324]"#)
         );
     }
 
@@ -803,13 +844,13 @@ mod tests {
             ],
         ];
         for (i, b) in bad.iter().enumerate() {
-            assert!(decode(&Bytes::copy_from_slice(b)).is_err(), "case {i}");
+            assert!(decode(&Bytes::copy_from_slice(b), 10).is_err(), "case {i}");
         }
         // Nesting past the payload limit.
         let mut deep = hex(r#"83 a4 type 02 a3 nsp a1 "/" a4 data 92 a1 "a""#);
         deep.extend(std::iter::repeat_n(0x91, MAX_JSON_DEPTH + 5));
         deep.push(0xc0);
-        assert!(decode(&Bytes::from(deep)).is_err());
+        assert!(decode(&Bytes::from(deep), 10).is_err());
     }
 
     #[test]
@@ -818,10 +859,10 @@ mod tests {
         // recursion (a frame of 0x81 bytes would otherwise recurse once per byte).
         let mut frame = vec![0x81];
         frame.extend(std::iter::repeat_n(0x81, 100_000));
-        assert!(decode(&Bytes::from(frame)).is_err());
+        assert!(decode(&Bytes::from(frame), 10).is_err());
         let mut frame = hex(r#"83 a4 type 02 a3 nsp a1 "/" a4 data 92 a1 "a""#);
         frame.extend(std::iter::repeat_n(0x81, 100_000));
-        assert!(decode(&Bytes::from(frame)).is_err());
+        assert!(decode(&Bytes::from(frame), 10).is_err());
         // Scalar keys name properties as JavaScript writes them.
         let wire = hex(
             r#"83 a4 type 02 a3 nsp a1 "/" a4 data 92 a1 "a" 84 01 a1 "x" c0 c3 c3 c3 d4 00 00 c2"#,

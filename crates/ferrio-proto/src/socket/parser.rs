@@ -90,16 +90,18 @@ impl PacketParser for MsgpackParser {
         EncodedPacket::from_binary(super::msgpack::encode(packet))
     }
 
-    fn decoder(&self, _max_attachments: usize) -> Box<dyn PacketDecoder> {
-        Box::new(MsgpackDecoder)
+    fn decoder(&self, max_attachments: usize) -> Box<dyn PacketDecoder> {
+        Box::new(MsgpackDecoder { max_attachments })
     }
 }
 
-/// The msgpack parser's decoder: stateless, each binary message is one packet; a text message
-/// is refused.
+/// The msgpack parser's decoder: stateless, each binary message is one packet with at most
+/// `max_attachments` binary values; a text message is refused.
 #[cfg(feature = "msgpack")]
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct MsgpackDecoder;
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MsgpackDecoder {
+    max_attachments: usize,
+}
 
 #[cfg(feature = "msgpack")]
 impl PacketDecoder for MsgpackDecoder {
@@ -108,7 +110,7 @@ impl PacketDecoder for MsgpackDecoder {
     }
 
     fn decode_binary(&mut self, data: Bytes) -> Result<Option<Packet>, DecodeError> {
-        super::msgpack::decode(&data).map(Some)
+        super::msgpack::decode(&data, self.max_attachments).map(Some)
     }
 }
 
@@ -184,9 +186,11 @@ impl Parser {
         match &self.0 {
             Kind::Json => Decoder::with_max_attachments(max_attachments),
             #[cfg(feature = "msgpack")]
-            Kind::Msgpack => {
-                Decoder::with_custom(self.clone(), max_attachments, Box::new(MsgpackDecoder))
-            }
+            Kind::Msgpack => Decoder::with_custom(
+                self.clone(),
+                max_attachments,
+                Box::new(MsgpackDecoder { max_attachments }),
+            ),
             #[cfg(feature = "parsers")]
             Kind::Custom(p) => {
                 Decoder::with_custom(self.clone(), max_attachments, p.decoder(max_attachments))
