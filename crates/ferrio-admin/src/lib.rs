@@ -98,6 +98,7 @@ use ferrio_server::{
 };
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::serialize::ADMIN_KEY;
@@ -111,6 +112,12 @@ pub const SESSION_DURATION: Duration = Duration::from_secs(86_400);
 
 /// At most this many session ids are kept; the oldest goes first.
 pub const MAX_SESSIONS: usize = 10_000;
+
+/// The password checks (bcrypt, slow on purpose) that run at once. A login attempt beyond them
+/// is refused at once with `invalid credentials`, so that a flood of attempts cannot take every
+/// core or hold up the runtime's blocking pool (the reference's native bcrypt runs in libuv's
+/// four threads).
+pub const MAX_PASSWORD_CHECKS: usize = 2;
 
 /// How the admin namespace authenticates the UI.
 #[derive(Clone)]
@@ -281,6 +288,7 @@ pub fn instrument(io: &Ferrio, options: AdminOptions) -> Result<AdminHandle, Ins
         engine_seen: Mutex::new(EngineStatsSnapshot::default()),
         sessions: Mutex::new(Sessions::default()),
         logins: Mutex::new(Logins::default()),
+        password_checks: Arc::new(Semaphore::new(MAX_PASSWORD_CHECKS)),
     });
 
     if let Auth::Basic {
@@ -394,6 +402,8 @@ struct Shared {
     engine_seen: Mutex<EngineStatsSnapshot>,
     sessions: Mutex<Sessions>,
     logins: Mutex<Logins>,
+    /// The password checks that may run now ([`MAX_PASSWORD_CHECKS`]).
+    password_checks: Arc<Semaphore>,
 }
 
 /// `server_stats`.
@@ -438,9 +448,15 @@ impl Shared {
         }
         let user_matches = text("username").as_deref() == Some(credentials.0.as_str());
         if let (true, Some(password)) = (user_matches, text("password")) {
+            let Ok(slot) = self.password_checks.clone().try_acquire_owned() else {
+                tracing::debug!("admin login refused: {MAX_PASSWORD_CHECKS} checks running");
+                return Err(ConnectError::new("invalid credentials"));
+            };
             let credentials = credentials.clone();
-            // bcrypt is slow on purpose: not on the runtime's threads.
+            // bcrypt is slow on purpose: not on the runtime's threads. The slot is given back
+            // when the check ends, even if the client left meanwhile.
             let matches = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
                 bcrypt::verify(password, &credentials.1).unwrap_or(false)
             })
             .await

@@ -111,3 +111,56 @@ async fn without_authentication_anyone_gets_config_and_no_session() {
     assert!(names.contains(&"config".to_owned()), "{names:?}");
     assert!(!names.contains(&"session".to_owned()), "{names:?}");
 }
+
+/// The bcrypt hash of "changeit" (cost 10).
+const CHANGEIT: &str = "$2a$10$LBytqDjH8CiopW5V9gVP/er9rJLxKTShReFVBCWXnvVsgWkWMbtQ2";
+
+/// A flood of logins runs at most `MAX_PASSWORD_CHECKS` bcrypt checks at once: the attempts
+/// that find every check slot taken are refused at once, even with the right password, and a
+/// later attempt is checked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_checks_are_bounded_under_a_flood_of_logins() {
+    let io = Ferrio::builder().build();
+    let admin = instrument(
+        &io,
+        AdminOptions::new(Auth::Basic {
+            username: "admin".into(),
+            password_hash: CHANGEIT.into(),
+        }),
+    )
+    .expect("instrumented");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/admin", listener.local_addr().expect("addr"));
+    tokio::spawn(io.clone().serve(listener));
+    let login = |url: String| async move {
+        ferrio_client::io(&url)
+            .force_new(true)
+            .reconnection(false)
+            .transports(&[Transport::WebSocket])
+            .auth(json!({"username": "admin", "password": "changeit"}))
+            .connect()
+            .await
+    };
+    // All at once: each bcrypt check takes far longer than the CONNECTs take to arrive.
+    let attempts = 8;
+    let results = futures_util::future::join_all((0..attempts).map(|_| login(url.clone()))).await;
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    let refused: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    assert!(admitted >= 1, "{refused:?}");
+    assert!(
+        !refused.is_empty(),
+        "all {attempts} attempts were checked at once"
+    );
+    assert!(
+        refused.iter().all(|e| e.contains("invalid credentials")),
+        "{refused:?}"
+    );
+    // Once the flood is over, the right password is checked (and admitted) again.
+    assert!(login(url).await.is_ok());
+    drop(admin);
+}
