@@ -644,6 +644,9 @@ struct InflateState {
     head_done: bool,
     /// The response head read so far.
     head: Vec<u8>,
+    /// How much of `head` was searched for its end already (each read searches only what is
+    /// new, so a head that arrives a byte at a time costs linear time).
+    scanned: usize,
     /// Bytes for tungstenite (the head), from `out_pos` on.
     out: Vec<u8>,
     out_pos: usize,
@@ -657,7 +660,13 @@ struct InflateState {
 impl InflateState {
     fn read(&mut self, src: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
         while !self.head_done {
-            if let Some(end) = self.head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let from = self.scanned.saturating_sub(3);
+            let found = self.head[from..]
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| from + i);
+            self.scanned = self.head.len();
+            if let Some(end) = found {
                 let rest = self.head.split_off(end + 4);
                 self.response = answer(&self.head);
                 self.out = std::mem::take(&mut self.head);

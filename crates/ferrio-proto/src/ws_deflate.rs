@@ -299,7 +299,9 @@ impl Inflater {
         let data = matches!(header.opcode, TEXT | BINARY);
         let continuation = header.opcode == CONTINUATION;
         let compressed = match self.message {
-            Message::Compressed(_) => continuation,
+            // RSV1 belongs on a message's first frame only (RFC 7692 section 6.1): a
+            // continuation with it goes through as it is, and tungstenite fails it with 1002.
+            Message::Compressed(_) => continuation && !header.rsv1,
             Message::Plain => false,
             Message::None => header.rsv1 && data,
         };
@@ -403,7 +405,7 @@ fn inflate_into(
             return Err(InflateError::TooLarge);
         }
         // Exactly: the output never passes the limit by more than a byte.
-        out.reserve_exact(STEP.min(room + 1 - out.len()));
+        out.reserve_exact(STEP.min((room - out.len()).saturating_add(1)));
         let (in_before, out_len) = (inflate.total_in(), out.len());
         let status = inflate
             .decompress_vec(input, out, FlushDecompress::Sync)
@@ -669,6 +671,25 @@ mod tests {
                 read_all(&mut inflater, &input, 4096, 1_000_000).unwrap(),
                 input
             );
+            // RSV1 on the continuation of a compressed message too: that frame and all after
+            // it go through as they came (tungstenite then closes with 1002).
+            let (a, b) = compressed.split_at(10);
+            let tail = frame(0xc0, masked, b);
+            let input = [frame(0x41, masked, a), tail.clone()].concat();
+            let mut inflater = Inflater::new(role, true);
+            let out = read_all(&mut inflater, &input, 4096, 1_000_000).unwrap();
+            assert!(out.ends_with(&tail), "{out:?}");
+            assert_eq!(out[0], 0x01);
+            // No limit at all (`usize::MAX`) inflates as any other.
+            let mut inflater = Inflater::new(role, true);
+            let out = read_all(
+                &mut inflater,
+                &frame(0xc1, masked, &compressed),
+                4096,
+                usize::MAX,
+            )
+            .unwrap();
+            assert_eq!(frames(&out, masked)[0].1, text.as_bytes());
             // A frame masked the wrong way too.
             let mut inflater = Inflater::new(role, true);
             let input = frame(0xc1, !masked, &compressed);
