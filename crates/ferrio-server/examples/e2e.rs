@@ -55,6 +55,39 @@ pub fn build() -> E2e {
     build_with(|builder, _path| builder)
 }
 
+/// The compliance profile of test-server spec section 3 at `path`, on `builder` (which may
+/// bring a cluster adapter, or another parser: `/msgpack/`): its engine options, and the
+/// namespaces `/`, `/custom` and `/restricted` with the standard handler set.
+pub fn compliance(builder: FerrioBuilder, path: &str) -> Ferrio {
+    let io = builder
+        .path(path)
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(200))
+        .max_http_buffer_size(1_000_000)
+        .connect_timeout(Duration::from_millis(1000))
+        .cors(Cors::any())
+        .yield_after_flush(true)
+        .build();
+    standard_handlers(&io.of("/"));
+    standard_handlers(&io.of("/custom"));
+    let restricted = io.of("/restricted");
+    restricted.use_connect(|socket: Socket| async move {
+        let token = socket
+            .handshake()
+            .auth_raw()
+            .to_value()
+            .ok()
+            .and_then(|auth| auth.get("token").cloned());
+        if token == Some(Value::from("let-me-in")) {
+            Ok(())
+        } else {
+            Err(ConnectError::new("not authorized").with_data(&json!({"reason": "invalid token"})))
+        }
+    });
+    standard_handlers(&restricted);
+    io
+}
+
 /// Builds the three endpoints, passing each Socket.IO endpoint's builder (and its path) through
 /// `configure` first: how the cluster example adds its adapter.
 pub fn build_with(configure: impl Fn(FerrioBuilder, &str) -> FerrioBuilder) -> E2e {
@@ -73,32 +106,7 @@ pub fn build_with(configure: impl Fn(FerrioBuilder, &str) -> FerrioBuilder) -> E
         })
         .build();
 
-    let compliance = configure(Ferrio::builder(), "/socket.io/")
-        .path("/socket.io/")
-        .ping_interval(Duration::from_millis(300))
-        .ping_timeout(Duration::from_millis(200))
-        .max_http_buffer_size(1_000_000)
-        .connect_timeout(Duration::from_millis(1000))
-        .cors(Cors::any())
-        .yield_after_flush(true)
-        .build();
-    standard_handlers(&compliance.of("/"));
-    standard_handlers(&compliance.of("/custom"));
-    let restricted = compliance.of("/restricted");
-    restricted.use_connect(|socket: Socket| async move {
-        let token = socket
-            .handshake()
-            .auth_raw()
-            .to_value()
-            .ok()
-            .and_then(|auth| auth.get("token").cloned());
-        if token == Some(Value::from("let-me-in")) {
-            Ok(())
-        } else {
-            Err(ConnectError::new("not authorized").with_data(&json!({"reason": "invalid token"})))
-        }
-    });
-    standard_handlers(&restricted);
+    let compliance = compliance(configure(Ferrio::builder(), "/socket.io/"), "/socket.io/");
 
     let recovery = configure(Ferrio::builder(), "/recovery/")
         .path("/recovery/")

@@ -282,7 +282,7 @@ impl Deflater {
     /// The frame of a message (`text` or binary) compressed: `None` when it is not worth it
     /// (only known, and only allowed, without context takeover) or compression failed, and the
     /// message is sent as it is.
-    pub(crate) fn compress(&mut self, _agreed: &Agreed, text: bool, data: &[u8]) -> Option<Frame> {
+    pub(crate) fn compress(&mut self, text: bool, data: &[u8]) -> Option<Frame> {
         let out = self.0.compress(data)?;
         let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
         let mut frame = Frame::message(Bytes::from(out), opcode, true);
@@ -370,7 +370,7 @@ mod tests {
             .unwrap()
             .0;
         let bomb = Deflater::new(&agreed)
-            .compress(&agreed, true, &vec![b'a'; 2_000_000])
+            .compress(true, &vec![b'a'; 2_000_000])
             .unwrap();
         assert!(bomb.header().rsv1);
         let payload = bomb.payload();

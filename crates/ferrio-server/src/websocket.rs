@@ -348,8 +348,8 @@ impl WsConn {
                     .deflater
                     .get_or_insert_with(|| Box::new(Deflater::new(agreed)));
                 let frame = match &msg {
-                    Message::Text(text) => deflater.compress(agreed, true, text.as_bytes()),
-                    Message::Binary(data) => deflater.compress(agreed, false, data),
+                    Message::Text(text) => deflater.compress(true, text.as_bytes()),
+                    Message::Binary(data) => deflater.compress(false, data),
                     _ => None,
                 };
                 if let Some(frame) = frame {
