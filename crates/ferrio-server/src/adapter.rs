@@ -122,6 +122,76 @@ pub trait NamespaceAdapter: Send + Sync + 'static {
         &self,
         data: Vec<Value>,
     ) -> BoxFuture<Result<Vec<Value>, ServerSideEmitError>>;
+
+    /// The adapter's share of connection state recovery, when it keeps the events and the
+    /// sessions for the whole cluster (the Redis streams adapter): a client may then recover
+    /// on any node. `None`, the default, leaves them in this server's memory: a client
+    /// recovers only on the server it left.
+    fn recovery(&self) -> Option<&dyn ClusterRecovery> {
+        None
+    }
+}
+
+/// Connection state recovery kept by the cluster: an ordered log of the broadcasts every node
+/// reads, whose entry ids are the offsets clients keep, and the sessions of disconnected sockets
+/// where every node finds them. Used only when recovery is on for the namespace
+/// ([`crate::FerrioBuilder::connection_state_recovery`]); the server then keeps neither events nor
+/// sessions in memory.
+///
+/// Every method is called with the namespace's lock held, so none may block: they queue their
+/// work and return (the order of calls is the order of effects).
+pub trait ClusterRecovery: Send + Sync {
+    /// Sends a broadcast that recovery keeps ([`recovery::is_kept`]: an event without ack id,
+    /// not volatile; a socket's own emits are broadcasts to its id room) through the log. Called
+    /// instead of [`NamespaceAdapter::broadcast`] *and* of the local delivery: once the entry is
+    /// written, the adapter delivers it to this server's sockets with
+    /// [`LocalNamespace::broadcast`], its entry id appended ([`recovery::with_offset`]), in the
+    /// order of calls. If the log cannot be written, it still delivers it locally, without an
+    /// offset.
+    ///
+    /// [`recovery::is_kept`]: ferrio_proto::socket::recovery::is_kept
+    /// [`recovery::with_offset`]: ferrio_proto::socket::recovery::with_offset
+    fn broadcast(&self, packet: Packet, opts: BroadcastOptions);
+
+    /// Keeps `session` for `ttl`, for any node. Called when a socket leaves for a recoverable
+    /// reason (with the recovery window as `ttl`), and for connected sockets, at connection and
+    /// then periodically (with a longer `ttl`), so that the sessions of a server that dies
+    /// without saving them are still found.
+    fn persist(&self, session: ClusterSession, ttl: Duration);
+
+    /// Forgets the session kept under `pid`: its socket left for a reason that ends it.
+    fn discard(&self, pid: &str);
+
+    /// Takes the session kept under `pid` (no other connection can take it after this call)
+    /// and the events after `offset` that concern it, oldest first, their entry ids appended.
+    /// `Ok(None)` if the offset is malformed or unknown, or there is no such session.
+    fn restore(
+        &self,
+        pid: &str,
+        offset: &str,
+    ) -> BoxFuture<Result<Option<ClusterRestored>, AdapterError>>;
+}
+
+/// A socket's session as the cluster keeps it for connection state recovery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSession {
+    /// The socket id, which the recovered socket takes again.
+    pub sid: Str,
+    /// The private id the client presents to recover.
+    pub pid: Str,
+    /// The rooms the socket was in, its own id room included.
+    pub rooms: Vec<Str>,
+    /// The socket's shared data ([`crate::Socket::set_shared_data`]); `Null` when none.
+    pub data: Value,
+}
+
+/// What [`ClusterRecovery::restore`] hands back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRestored {
+    /// The session.
+    pub session: ClusterSession,
+    /// The events the client missed, oldest first, each with its offset appended.
+    pub missed: Vec<Packet>,
 }
 
 /// What the cluster knows of a socket (the reference's `RemoteSocket` data): the form
@@ -347,7 +417,18 @@ impl LocalNamespace {
         &self.name
     }
 
-    /// Sends `packet` to the local sockets `opts` selects.
+    /// True when connection state recovery is on for this namespace: then an adapter that
+    /// keeps the recovery log ([`NamespaceAdapter::recovery`]) appends an entry's offset to the
+    /// events it delivers ([`ferrio_proto::socket::recovery::with_offset`]).
+    pub fn recovery_enabled(&self) -> bool {
+        self.ns
+            .upgrade()
+            .is_some_and(|ns| ns.recovery_config.is_some())
+    }
+
+    /// Sends `packet` to the local sockets `opts` selects. With connection state recovery on,
+    /// the namespace gives it an offset of its own, unless the adapter keeps the recovery log
+    /// ([`NamespaceAdapter::recovery`]): it is then sent exactly as given.
     pub fn broadcast(&self, packet: Packet, opts: &BroadcastOptions) {
         if let Some(ns) = self.ns.upgrade() {
             ns.broadcast_local(packet, opts);

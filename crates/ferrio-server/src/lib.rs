@@ -166,8 +166,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use crate::adapter::{
-    Adapter, AdapterError, LocalNamespace, NamespaceAdapter, RemoteSocket, ServerAck,
-    ServerSideEmitError, SocketInfo,
+    Adapter, AdapterError, ClusterRecovery, ClusterRestored, ClusterSession, LocalNamespace,
+    NamespaceAdapter, RemoteSocket, ServerAck, ServerSideEmitError, SocketInfo,
 };
 pub use crate::config::{Cookie, Cors, Transport};
 pub use crate::deflate::PerMessageDeflate;

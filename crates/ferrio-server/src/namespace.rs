@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use ferrio_proto::rooms::{BroadcastOptions, RoomEvent, RoomIndex};
-use ferrio_proto::socket::recovery::{PersistedSession, RecoveryConfig, RecoveryStore};
+use ferrio_proto::socket::recovery::{self, PersistedSession, RecoveryConfig, RecoveryStore};
 use ferrio_proto::socket::server::AckIds;
 use ferrio_proto::socket::{is_reserved_event, EventError, Packet, Parser, RawJson};
 use ferrio_proto::{Instant, Str};
@@ -18,7 +18,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::adapter::{
-    AdapterError, NamespaceAdapter, RemoteSocket, ServerAck, ServerSideEmitError, SocketInfo,
+    AdapterError, ClusterRecovery, ClusterSession, NamespaceAdapter, RemoteSocket, ServerAck,
+    ServerSideEmitError, SocketInfo,
 };
 use crate::clock::Clock;
 use crate::command::{Command, EmitWithAck};
@@ -96,6 +97,8 @@ pub(crate) struct NsInner {
     pub(crate) app_state: OnceLock<Arc<http::Extensions>>,
     /// The server's parser: every packet of the namespace is encoded with it.
     pub(crate) parser: Parser,
+    /// The connection state recovery settings, when recovery is on.
+    pub(crate) recovery_config: Option<RecoveryConfig>,
     /// The task that expires the recovery store's events and sessions has started.
     expiry: AtomicBool,
     /// Called when the last socket left (a dynamic child with
@@ -116,6 +119,7 @@ impl NsInner {
             name,
             clock,
             parser,
+            recovery_config: recovery.clone(),
             middlewares: RwLock::new(Vec::new()),
             connection: RwLock::new(Vec::new()),
             server_events: RwLock::new(HashMap::new()),
@@ -225,7 +229,18 @@ impl NsInner {
                 let rooms: Vec<Str> = st.rooms.rooms_of(&id).cloned().collect();
                 st.sockets.remove(&id);
                 let events = st.rooms.remove_socket(&id);
-                if let (Some(store), Some(pid)) = (st.recovery.as_mut(), socket.inner.pid.clone()) {
+                let shared = self.shared_recovery();
+                if let (Some(log), Some(pid)) = (shared, socket.inner.pid.clone()) {
+                    // The cluster keeps the session, or forgets the live snapshot of it.
+                    if reason.is_recoverable() {
+                        let ttl = self.recovery_window();
+                        log.persist(cluster_session(socket, pid, rooms), ttl);
+                    } else {
+                        log.discard(&pid);
+                    }
+                } else if let (Some(store), Some(pid)) =
+                    (st.recovery.as_mut(), socket.inner.pid.clone())
+                {
                     let session = PersistedSession {
                         sid: id.clone(),
                         pid: pid.clone(),
@@ -272,6 +287,10 @@ impl NsInner {
     /// of a quiet namespace are freed on time, not when the store is next used. It ends with the
     /// namespace.
     pub(crate) fn drive_recovery_expiry(self: &Arc<Self>) {
+        if self.shared_recovery().is_some() {
+            self.drive_session_snapshots();
+            return;
+        }
         let Some(period) = self
             .state()
             .recovery
@@ -311,6 +330,73 @@ impl NsInner {
                 }
             }
         });
+    }
+
+    /// With the cluster keeping recovery ([`NamespaceAdapter::recovery`]), starts (once) the
+    /// task that saves the sessions of the connected sockets every half recovery window, for
+    /// [`LIVE_SESSION_TTL`] windows: so a client whose server died without saving its session
+    /// still recovers on another one, with its rooms and data as of the last save. It ends
+    /// with the namespace.
+    fn drive_session_snapshots(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.expiry.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let period = (self.recovery_window() / 2).max(Duration::from_millis(100));
+        let ns = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(ns) = ns.upgrade() else { return };
+                ns.save_live_sessions();
+            }
+        });
+    }
+
+    /// Saves the session of every connected socket of this namespace with the cluster (see
+    /// [`NsInner::drive_session_snapshots`]). Under the state lock, so that a socket leaving
+    /// meanwhile has its final session saved (or discarded) after this snapshot.
+    pub(crate) fn save_live_sessions(&self) {
+        let Some(log) = self.shared_recovery() else {
+            return;
+        };
+        let ttl = self.recovery_window().saturating_mul(LIVE_SESSION_TTL);
+        let st = self.state();
+        for (id, socket) in &st.sockets {
+            if let Some(pid) = socket.inner.pid.clone() {
+                let rooms = st.rooms.rooms_of(id).cloned().collect();
+                log.persist(cluster_session(socket, pid, rooms), ttl);
+            }
+        }
+    }
+
+    /// Saves the session of `socket`, just connected, with the cluster (when it keeps recovery).
+    pub(crate) fn save_live_session(&self, socket: &Socket) {
+        let (Some(log), Some(pid)) = (self.shared_recovery(), socket.inner.pid.clone()) else {
+            return;
+        };
+        let ttl = self.recovery_window().saturating_mul(LIVE_SESSION_TTL);
+        let st = self.state();
+        let rooms = st.rooms.rooms_of(socket.id()).cloned().collect();
+        log.persist(cluster_session(socket, pid, rooms), ttl);
+    }
+
+    /// The cluster's recovery log, when recovery is on and the adapter keeps it.
+    pub(crate) fn shared_recovery(&self) -> Option<&dyn ClusterRecovery> {
+        self.recovery_config.as_ref()?;
+        self.adapter.get()?.recovery()
+    }
+
+    /// How long a disconnected socket's session is kept (`max_disconnection_duration`).
+    pub(crate) fn recovery_window(&self) -> Duration {
+        self.recovery_config
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.max_disconnection_duration)
     }
 
     /// With connection state recovery on, stores an event for replay and returns it with its
@@ -389,6 +475,14 @@ impl NsInner {
     /// other nodes.
     pub(crate) fn broadcast(&self, packet: Packet, opts: &BroadcastOptions) {
         if let Some(adapter) = self.cluster(opts) {
+            if let Some(log) = self
+                .shared_recovery()
+                .filter(|_| recovery::is_kept(&packet, opts))
+            {
+                // The log delivers it here too, with its offset, once written.
+                log.broadcast(packet, opts.clone());
+                return;
+            }
             adapter.broadcast(&packet, opts);
         }
         self.broadcast_local(packet, opts);
@@ -398,10 +492,12 @@ impl NsInner {
     /// once, the same bytes queued for every recipient.
     pub(crate) fn broadcast_local(&self, packet: Packet, opts: &BroadcastOptions) {
         let now = self.clock.now();
+        let shared = self.shared_recovery().is_some();
         let mut st = self.state();
         let packet = match st.recovery.as_mut() {
-            Some(store) => store.record(now, &packet, opts).unwrap_or(packet),
-            None => packet,
+            // A cluster that keeps the log gave the packet its offset already.
+            Some(store) if !shared => store.record(now, &packet, opts).unwrap_or(packet),
+            _ => packet,
         };
         let encoded = Arc::new(self.parser.encode(&packet));
         let mut listening = Vec::new();
@@ -1103,6 +1199,20 @@ impl<T: AsRef<str>> IntoRooms for &[T] {
 }
 
 /// `[event, ...args]` for a server-side event.
+/// How many recovery windows the saved session of a connected socket lasts: saved every half
+/// window, so that after its server dies it is found for at least one full window.
+pub(crate) const LIVE_SESSION_TTL: u32 = 2;
+
+/// `socket`'s session as the cluster keeps it: its id, private id, `rooms` and shared data.
+fn cluster_session(socket: &Socket, pid: Str, rooms: Vec<Str>) -> ClusterSession {
+    ClusterSession {
+        sid: socket.inner.id.clone(),
+        pid,
+        rooms,
+        data: socket.shared_data(),
+    }
+}
+
 fn server_event_data<T: Serialize + ?Sized>(
     event: &str,
     args: &T,

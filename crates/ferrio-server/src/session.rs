@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use ferrio_proto::engine::server::{self as eio, SendOptions};
-use ferrio_proto::socket::recovery::Restored;
+use ferrio_proto::socket::recovery::{Admission, PersistedSession, Position, Restored};
 use ferrio_proto::socket::server::{
     AckError as CoreAckError, CommandError, Config, Connection, DisconnectReason, Event, Output,
     RecoveryRequest,
@@ -14,7 +14,7 @@ use ferrio_proto::socket::server::{
 use ferrio_proto::socket::{AckId, EncodedPacket, Packet, RawJson};
 use ferrio_proto::{Instant, Str};
 use tokio::sync::oneshot;
-use tracing::{debug, info_span, Instrument};
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::command::{Command, Connected, EmitWithAck};
 use crate::namespace::{Namespace, NsInner, RoomEvents};
@@ -94,6 +94,9 @@ struct Admit {
     fresh_pid: Option<Str>,
     /// The id of the socket unless it recovers its previous one.
     fresh_id: Str,
+    /// The session the cluster handed back, when it keeps recovery
+    /// ([`Admit::take_cluster_session`]).
+    taken: Option<Restored>,
 }
 
 impl Admit {
@@ -116,11 +119,70 @@ impl Admit {
         .await;
     }
 
+    /// True if the session to recover is kept by the cluster ([`crate::ClusterRecovery`]):
+    /// it is asked for it in a task before the socket is made.
+    fn recovers_from_cluster(&self) -> bool {
+        self.recovery.as_ref().is_some_and(|r| r.offset.is_some())
+            && self.ns.shared_recovery().is_some()
+    }
+
+    /// Asks the cluster for the session the client wants back (with an offset only, as the
+    /// reference: a client with no offset starts anew). A failure to reach the cluster also
+    /// starts a fresh session.
+    async fn take_cluster_session(&mut self) {
+        let (Some(request), Some(adapter)) = (self.recovery.as_ref(), self.ns.adapter.get()) else {
+            return;
+        };
+        let (Some(offset), Some(log)) = (request.offset.as_deref(), adapter.recovery()) else {
+            return;
+        };
+        match log.restore(&request.pid, offset).await {
+            Ok(Some(r)) => {
+                self.taken = Some(Restored {
+                    session: PersistedSession {
+                        sid: r.session.sid,
+                        pid: r.session.pid,
+                        rooms: r.session.rooms,
+                        data: (!r.session.data.is_null())
+                            .then(|| RawJson::from_value(&r.session.data)),
+                        since: Position::START,
+                    },
+                    missed: r.missed,
+                });
+            }
+            Ok(None) => debug!(nsp = %self.ns.name, "no session to recover in the cluster"),
+            Err(e) => warn!(nsp = %self.ns.name, "cannot recover from the cluster: {e}"),
+        }
+    }
+
     /// Makes the socket: with connection state recovery on, the store decides between the
     /// previous session back (id, rooms to join, data) and a fresh one. Also says whether the
     /// middlewares run.
     fn socket(self, now: Instant) -> (Socket, Option<Restored>, bool) {
-        let (admission, typed) = {
+        let shared = self.ns.shared_recovery().is_some();
+        let skip_middlewares = self
+            .ns
+            .recovery_config
+            .as_ref()
+            .is_some_and(|c| c.skip_middlewares);
+        let (admission, typed) = if shared {
+            // The cluster keeps the sessions: the one it handed back, or a fresh one.
+            let admission = self.fresh_pid.map(|fresh_pid| match self.taken {
+                Some(restored) => Admission {
+                    pid: restored.session.pid.clone(),
+                    since: Position::START,
+                    run_middlewares: !skip_middlewares,
+                    restored: Some(restored),
+                },
+                None => Admission {
+                    restored: None,
+                    pid: fresh_pid,
+                    since: Position::START,
+                    run_middlewares: true,
+                },
+            });
+            (admission, None)
+        } else {
             let mut guard = self.ns.state();
             let st = &mut *guard;
             match (st.recovery.as_mut(), self.fresh_pid) {
@@ -255,7 +317,7 @@ impl SocketMachine {
                 if let Some(previous) = leaving {
                     previous.left().await;
                 }
-                let admit = Admit {
+                let mut admit = Admit {
                     ns: ns.inner.clone(),
                     link: link.clone(),
                     request,
@@ -263,7 +325,11 @@ impl SocketMachine {
                     recovery,
                     fresh_pid,
                     fresh_id,
+                    taken: None,
                 };
+                if admit.recovers_from_cluster() {
+                    admit.take_cluster_session().await;
+                }
                 admit.admit_and_report().await;
             }
             .in_current_span(),
@@ -307,14 +373,22 @@ impl SocketMachine {
             recovery,
             fresh_pid,
             fresh_id,
+            taken: None,
         };
-        if let Some(previous) = leaving {
-            // The socket to recover is still running its `disconnecting` handlers: its session
-            // is kept once they are done. The admission waits for that (the core waits for this
-            // CONNECT's answer meanwhile, as for middlewares).
+        if leaving.is_some() || admit.recovers_from_cluster() {
+            // The socket to recover is still running its `disconnecting` handlers (its session
+            // is kept once they are done), or the cluster keeps the session: the admission
+            // waits for that in a task (the core waits for this CONNECT's answer meanwhile, as
+            // for middlewares).
+            let mut admit = admit;
             tokio::spawn(
                 async move {
-                    previous.left().await;
+                    if let Some(previous) = leaving {
+                        previous.left().await;
+                    }
+                    if admit.recovers_from_cluster() {
+                        admit.take_cluster_session().await;
+                    }
                     admit.admit_and_report().await;
                 }
                 .in_current_span(),
@@ -405,6 +479,7 @@ impl SocketMachine {
         debug!(%nsp, socket = %id, recovered = socket.recovered(), "socket connected");
         ns.drive_recovery_expiry();
         socket.mark_connected();
+        ns.save_live_session(&socket);
         let (tx, rx) = queue::channel(EVENT_QUEUE);
         self.sockets.insert(
             nsp.clone(),

@@ -133,6 +133,82 @@ pub fn is_recoverable(reason: &str) -> bool {
     RECOVERABLE_REASONS.contains(&reason)
 }
 
+/// True if connection state recovery keeps this broadcast (and gives it an offset): an EVENT
+/// (or BINARY_EVENT) without ack id, not volatile, whose data is a JSON array. The rule of
+/// [`RecoveryStore::record`], for a cluster that keeps the events itself (a shared log).
+///
+/// ```
+/// use ferrio_proto::rooms::BroadcastOptions;
+/// use ferrio_proto::socket::recovery::is_kept;
+/// use ferrio_proto::socket::Packet;
+///
+/// let hello = Packet::event_with("/", "hello", &(1,)).unwrap();
+/// assert!(is_kept(&hello, &BroadcastOptions::new()));
+/// let mut volatile = BroadcastOptions::new();
+/// volatile.flags.volatile = true;
+/// assert!(!is_kept(&hello, &volatile));
+/// ```
+pub fn is_kept(packet: &Packet, opts: &BroadcastOptions) -> bool {
+    packet.kind().is_event()
+        && packet.id().is_none()
+        && !opts.flags.volatile
+        && packet
+            .data()
+            .is_some_and(|d| d.as_str().trim_start().starts_with('['))
+}
+
+/// `packet` with `offset` appended as the last element of its data (after any binary
+/// placeholder), as the client expects it; `None` if its data is not a JSON array.
+///
+/// ```
+/// use ferrio_proto::socket::recovery::with_offset;
+/// use ferrio_proto::socket::Packet;
+///
+/// let hello = Packet::event_with("/", "hello", &(1,)).unwrap();
+/// let sent = with_offset(&hello, "1795357745917-0").unwrap();
+/// assert_eq!(&**sent.encode().message(), r#"42["hello",1,"1795357745917-0"]"#);
+/// ```
+pub fn with_offset(packet: &Packet, offset: &str) -> Option<Packet> {
+    let data = packet.data()?.as_str();
+    let plain = offset
+        .chars()
+        .all(|c| c != '"' && c != '\\' && !c.is_control());
+    let text = if plain {
+        append_offset(data, offset)?
+    } else {
+        // Written as a JSON string; `append_offset` adds the quotes back.
+        let quoted = serde_json::to_string(offset).ok()?;
+        let inner = quoted.get(1..quoted.len().saturating_sub(1))?;
+        append_offset(data, inner)?
+    };
+    Some(Packet {
+        kind: packet.kind(),
+        nsp: packet.nsp().clone(),
+        id: packet.id().cloned(),
+        data: Some(RawJson::from_trusted(Str::from(text))),
+        attachments: packet.attachments().to_vec(),
+    })
+}
+
+/// True if an event broadcast to `rooms` (every socket when empty) except those in `except`
+/// concerns a session whose socket was in `session_rooms`: the rule that decides which stored
+/// events a recovered client missed.
+///
+/// ```
+/// use ferrio_proto::socket::recovery::concerns;
+/// use ferrio_proto::Str;
+///
+/// let session: Vec<Str> = vec!["abc".into(), "room1".into()];
+/// assert!(concerns(&session, &[], &[]));
+/// assert!(concerns(&session, &["room1".into()], &[]));
+/// assert!(!concerns(&session, &["room2".into()], &[]));
+/// assert!(!concerns(&session, &[], &["room1".into()]));
+/// ```
+pub fn concerns(session_rooms: &[Str], rooms: &[Str], except: &[Str]) -> bool {
+    (rooms.is_empty() || rooms.iter().any(|r| session_rooms.contains(r)))
+        && !except.iter().any(|r| session_rooms.contains(r))
+}
+
 /// The settings of connection state recovery (the reference's `connectionStateRecovery`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveryConfig {

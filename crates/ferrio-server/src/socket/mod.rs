@@ -687,7 +687,18 @@ impl Socket {
         compress: bool,
     ) -> Result<(), EmitError> {
         let packet = Packet::outgoing_event(self.inner.ns.name.clone(), event, args)?;
-        let opts = BroadcastOptions::new().to(self.inner.id.clone());
+        let mut opts = BroadcastOptions::new().to(self.inner.id.clone());
+        if let Some(log) = self.inner.ns.shared_recovery() {
+            if self.connected() && ferrio_proto::socket::recovery::is_kept(&packet, &opts) {
+                // Recovery is kept by the cluster: the emit goes through its log (as a
+                // broadcast to this socket's room) and comes back here with its offset.
+                if !compress {
+                    opts.flags.compress = Some(false);
+                }
+                log.broadcast(packet, opts);
+                return Ok(());
+            }
+        }
         let packet = self.inner.ns.record(&packet, &opts).unwrap_or(packet);
         self.notify_outgoing(&packet);
         self.send_command(|s| Command::Send {
