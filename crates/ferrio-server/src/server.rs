@@ -735,6 +735,18 @@ impl FerrioBuilder {
     /// Turns connection state recovery on (`connectionStateRecovery`): a client that lost its
     /// connection gets its socket id, rooms and missed events back if it reconnects within
     /// `max_disconnection_duration`.
+    ///
+    /// Where it can reconnect depends on the adapter. By default (and with the pub/sub Redis
+    /// adapters) the events and sessions are kept in this server's memory: the client recovers
+    /// only on this server, with its typed data ([`Socket::insert_data`](crate::Socket::insert_data))
+    /// too. With an adapter that keeps them for the cluster ([`crate::NamespaceAdapter::recovery`],
+    /// such as the Redis streams adapter) it recovers on any server of the cluster, with its
+    /// id, rooms, shared data ([`Socket::set_shared_data`](crate::Socket::set_shared_data)) and
+    /// missed events, but not its typed data (it is not serialisable); as in the reference, a
+    /// client that received no event yet has no offset and starts anew. The sessions of
+    /// connected sockets are also saved with the cluster every half window, so that a server
+    /// that dies without saving them does not lose them: their clients recover on another
+    /// server with the rooms and data of the last save.
     pub fn connection_state_recovery(mut self, config: RecoveryConfig) -> Self {
         self.recovery = Some(config);
         self
