@@ -8,9 +8,12 @@
 //! - throughput: `--burst` events back to back (default 1000); deliveries per second until the
 //!   last arrives, and both nodes' CPU time per thousand deliveries (from `/proc`).
 //!
-//! Ferrio's nodes are this crate's `cluster` example (release build); Node's are
-//! `tests/node/redis-node.js` (npm socket.io 4.8.4 + @socket.io/redis-adapter 8.3.0, classic
-//! adapter). Runs alternate between the two; the medians are printed as a markdown table.
+//! Each of the three adapters is measured (`--adapters classic,sharded,streams`, the default):
+//! the classic and sharded protocols of `@socket.io/redis-adapter` 8.3 and the streams protocol of
+//! `@socket.io/redis-streams-adapter` 0.3. Ferrio's nodes are this crate's `cluster` example
+//! (release build, `--adapter <mode>`); Node's are `tests/node/redis-node.js` (npm socket.io
+//! 4.8.4 with the same adapter). Runs alternate between the two, adapter by adapter; the medians
+//! are printed as one markdown table.
 //!
 //! ```text
 //! (cd tests/node && npm ci)
@@ -52,7 +55,12 @@ enum Server {
 }
 
 /// Starts one cluster node and returns it with its base URL.
-async fn start_node(server: Server, redis: &str, key: &str) -> Result<(Child, String), BoxError> {
+async fn start_node(
+    server: Server,
+    adapter: &str,
+    redis: &str,
+    key: &str,
+) -> Result<(Child, String), BoxError> {
     match server {
         Server::Ferrio => {
             let exe = std::env::current_exe()?;
@@ -62,6 +70,7 @@ async fn start_node(server: Server, redis: &str, key: &str) -> Result<(Child, St
                 .port();
             let child = Command::new(binary)
                 .args(["--port", &port.to_string(), "--redis", redis, "--key", key])
+                .args(["--adapter", adapter])
                 .stdout(Stdio::null())
                 .kill_on_drop(true)
                 .spawn()?;
@@ -83,7 +92,7 @@ async fn start_node(server: Server, redis: &str, key: &str) -> Result<(Child, St
                 PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node/redis-node.js");
             let mut child = Command::new("node")
                 .arg(script)
-                .args([redis, key, "classic"])
+                .args([redis, key, adapter])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .kill_on_drop(true)
@@ -131,6 +140,7 @@ fn cpu_seconds(pid: Option<u32>) -> f64 {
 
 async fn run_once(
     server: Server,
+    adapter: &str,
     redis: &str,
     clients: usize,
     latency_n: usize,
@@ -141,8 +151,8 @@ async fn run_once(
         std::process::id(),
         now_micros() as u64
     );
-    let (node_a, url_a) = start_node(server, redis, &key).await?;
-    let (node_b, url_b) = start_node(server, redis, &key).await?;
+    let (node_a, url_a) = start_node(server, adapter, redis, &key).await?;
+    let (node_b, url_b) = start_node(server, adapter, redis, &key).await?;
     let cpu = || cpu_seconds(node_a.id()) + cpu_seconds(node_b.id());
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(
         clients * latency_n.max(burst),
@@ -260,44 +270,62 @@ async fn main() -> Result<(), BoxError> {
     let latency_n: usize = arg(&args, "--latency-messages", 200);
     let burst: usize = arg(&args, "--burst", 1000);
     let runs: usize = arg(&args, "--runs", 3);
-    let mut results: Vec<(Server, Vec<Measured>)> =
-        vec![(Server::Ferrio, Vec::new()), (Server::Node, Vec::new())];
+    let adapters: String = arg(&args, "--adapters", "classic,sharded,streams".to_owned());
+    let adapters: Vec<&str> = adapters.split(',').filter(|a| !a.is_empty()).collect();
+    // (adapter, server) -> the runs' measures; the runs alternate between the servers, adapter
+    // by adapter, so that a slower moment of the machine hits both.
+    let mut results: Vec<(&str, Server, Vec<Measured>)> = Vec::new();
+    for adapter in &adapters {
+        for server in [Server::Ferrio, Server::Node] {
+            results.push((adapter, server, Vec::new()));
+        }
+    }
     for run in 0..runs {
-        for (server, measured) in results.iter_mut() {
-            let m = run_once(*server, &redis, clients, latency_n, burst).await?;
+        for (adapter, server, measured) in results.iter_mut() {
+            let m = run_once(*server, adapter, &redis, clients, latency_n, burst).await?;
             eprintln!(
-                "run {run} {server:?}: p50 {:.0} µs, p99 {:.0} µs, {:.0} deliveries/s, {:.2} ms CPU per 1k deliveries",
+                "run {run} {adapter} {server:?}: p50 {:.0} µs, p99 {:.0} µs, {:.0} deliveries/s, {:.2} ms CPU per 1k deliveries",
                 m.p50_us, m.p99_us, m.deliveries_per_s, m.cpu_ms_per_1k
             );
             measured.push(m);
         }
     }
-    let summary: Vec<(Server, [f64; 4])> = results
-        .iter()
-        .map(|(s, m)| {
-            (
-                *s,
-                [
-                    median(m.iter().map(|x| x.p50_us).collect()),
-                    median(m.iter().map(|x| x.p99_us).collect()),
-                    median(m.iter().map(|x| x.deliveries_per_s).collect()),
-                    median(m.iter().map(|x| x.cpu_ms_per_1k).collect()),
-                ],
-            )
-        })
-        .collect();
+    let summary = |adapter: &str, server: Server| -> [f64; 4] {
+        let Some((_, _, m)) = results
+            .iter()
+            .find(|(a, s, _)| *a == adapter && *s == server)
+        else {
+            return [f64::NAN; 4];
+        };
+        [
+            median(m.iter().map(|x| x.p50_us).collect()),
+            median(m.iter().map(|x| x.p99_us).collect()),
+            median(m.iter().map(|x| x.deliveries_per_s).collect()),
+            median(m.iter().map(|x| x.cpu_ms_per_1k).collect()),
+        ]
+    };
     println!("{clients} clients on node B, sender on node A; medians of {runs} runs\n");
-    println!("| | Ferrio | Node | Ferrio / Node |");
-    println!("|---|---|---|---|");
+    println!("| adapter | metric | Ferrio | Node | Ferrio / Node |");
+    println!("|---|---|---:|---:|---:|");
     let names = [
         "latency p50 (µs)",
         "latency p99 (µs)",
         "burst deliveries/s",
         "nodes' CPU ms per 1k deliveries (burst)",
     ];
-    for (i, name) in names.iter().enumerate() {
-        let (f, n) = (summary[0].1[i], summary[1].1[i]);
-        println!("| {name} | {f:.1} | {n:.1} | {:.2} |", f / n);
+    for adapter in &adapters {
+        let (f, n) = (
+            summary(adapter, Server::Ferrio),
+            summary(adapter, Server::Node),
+        );
+        for (i, name) in names.iter().enumerate() {
+            println!(
+                "| {adapter} | {name} | {:.1} | {:.1} | {:.2} |",
+                f[i],
+                n[i],
+                f[i] / n[i]
+            );
+        }
     }
     Ok(())
 }
