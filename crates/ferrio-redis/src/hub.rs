@@ -3,21 +3,39 @@
 //! connection it writes on, which knows when Redis closed it and connects again before the
 //! next write, so the first messages after an outage are not lost.
 //!
-//! Classic pub/sub subscribes on an async `PubSub` connection. Sharded pub/sub (`SSUBSCRIBE`)
-//! is not offered by the Redis client's connections to a standalone server, so the sharded
-//! subscriber owns a plain TCP connection: a thread reads the pushes with the Redis client's
-//! RESP parser, and (un)subscriptions are written to the same socket as they come.
+//! Classic pub/sub subscribes on the Redis client's async `PubSub` connection (RESP2).
+//!
+//! Sharded pub/sub (`SSUBSCRIBE`) goes through the Redis client too, over RESP3, whose
+//! subscription confirmations and `smessage` pushes the client routes itself:
+//!
+//! * a single Redis: a multiplexed connection with a push sender, on which `SSUBSCRIBE` and
+//!   `SUNSUBSCRIBE` are sent as plain commands, one channel per command. The `redis` crate
+//!   (1.8.1) has `ssubscribe`/`sunsubscribe` methods only on its cluster connection
+//!   (`cluster_async::ClusterConnection`), not on `MultiplexedConnection`, `ConnectionManager`
+//!   or the RESP2 `aio::PubSub`; but its multiplexed connection takes the RESP3 `ssubscribe`
+//!   confirmation as the command's reply and hands `smessage` pushes to the push sender, which
+//!   is all this needs (a command with several channels would get several confirmations for
+//!   one reply, hence one channel per command);
+//! * a Redis Cluster: the cluster connection's `ssubscribe`, which sends each channel to the
+//!   shard that owns its slot and subscribes again by itself when a node's connection is
+//!   replaced or the slots move. `SPUBLISH` is routed by its channel like any keyed command,
+//!   and `PUBSUB SHARDNUMSUB` goes to every node, the counts summed per channel.
+//!
+//! Every subscriber connection is checked with a `PING` every [`HEALTH_CHECK_INTERVAL`] (on a
+//! cluster, to every master): if no answer comes within [`HEALTH_CHECK_TIMEOUT`] the connection
+//! is dropped and a new one subscribes to everything again. So a connection whose peer vanished
+//! without closing it (a network cut, a host gone) is replaced within about the sum of the two.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use redis::aio::PubSubSink;
+use redis::aio::{MultiplexedConnection, PubSubSink};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
@@ -28,6 +46,14 @@ use crate::RedisError;
 /// Publishes waiting to be written to Redis. Past it (Redis slow or down for long) further
 /// cluster messages are dropped with a warning; local delivery is not affected.
 pub const PUBLISH_QUEUE: usize = 4096;
+
+/// How often every subscriber connection sends a `PING` to check that Redis still answers.
+pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a health-check `PING` may wait for its answer; past it the subscriber connection
+/// is dropped and replaced. A silently dead connection is thus replaced within
+/// [`HEALTH_CHECK_INTERVAL`] + [`HEALTH_CHECK_TIMEOUT`] (10 s).
+pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,43 +85,24 @@ pub(crate) trait Listener: Send + Sync + 'static {
     fn on_message(self: Arc<Self>, channel: &str, payload: &[u8]);
 }
 
-/// The sharded subscriber's socket, shared by its reading thread and the writers.
-#[derive(Default)]
-struct ShardedConn {
-    /// The write side of the live connection, if connected.
-    writer: Mutex<Option<TcpStream>>,
-    stopped: AtomicBool,
+/// Where the hub's Redis is.
+#[derive(Clone)]
+enum Target {
+    /// One Redis server.
+    Single(redis::Client),
+    /// A Redis Cluster, found from these nodes.
+    Cluster(Vec<redis::ConnectionInfo>),
 }
 
-impl ShardedConn {
-    /// Writes `command channels...` if connected (a failed write is noticed by the reader,
-    /// which reconnects and subscribes to everything again).
-    fn send(&self, command: &str, channels: &[String]) {
-        if channels.is_empty() {
-            return;
-        }
-        if let Ok(mut writer) = self.writer.lock() {
-            if let Some(stream) = writer.as_mut() {
-                let _ = stream.write_all(&redis::cmd(command).arg(channels).get_packed_command());
-            }
-        }
-    }
-
-    fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
-        if let Ok(mut writer) = self.writer.lock() {
-            if let Some(stream) = writer.take() {
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-            }
-        }
-    }
-}
+/// A change to the sharded subscriptions: (subscribe, channels).
+type ShardOp = (bool, Vec<String>);
 
 enum Subscriber {
     /// The live classic subscriber connection's command side, if connected.
     Async(Option<PubSubSink>),
-    /// The sharded subscriber.
-    Sharded(Arc<ShardedConn>),
+    /// The live sharded subscriber's queue of (un)subscriptions, if connected: the subscriber
+    /// task sends them in order.
+    Sharded(Option<mpsc::UnboundedSender<ShardOp>>),
 }
 
 struct Subscriptions {
@@ -104,10 +111,43 @@ struct Subscriptions {
     subscriber: Subscriber,
 }
 
+/// The connection publishes and `PUBSUB` queries go on.
+enum Commands {
+    Single(Arc<CommandConn>),
+    Cluster(ClusterConnection),
+}
+
+impl Commands {
+    /// `cmd` on a working connection; on a single Redis, a query that fails on a broken
+    /// connection is asked once more on a new one (only for commands that change nothing).
+    async fn query(&self, cmd: &redis::Cmd) -> redis::RedisResult<Value> {
+        match self {
+            Commands::Single(commands) => {
+                let mut retried = false;
+                loop {
+                    let checkout = commands.get().await?;
+                    let mut conn = checkout.conn.clone();
+                    match cmd.query_async::<Value>(&mut conn).await {
+                        Ok(answer) => return Ok(answer),
+                        Err(e) => {
+                            checkout.failed(&e);
+                            if retried || !commands::is_connection_error(&e) {
+                                return Err(e);
+                            }
+                            retried = true;
+                        }
+                    }
+                }
+            }
+            Commands::Cluster(conn) => cmd.query_async::<Value>(&mut conn.clone()).await,
+        }
+    }
+}
+
 pub(crate) struct Hub {
-    client: redis::Client,
+    target: Target,
     /// Publishes and `PUBSUB` queries.
-    commands: Arc<CommandConn>,
+    commands: Arc<Commands>,
     publish: mpsc::Sender<(String, Bytes)>,
     subs: Mutex<Subscriptions>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -116,20 +156,40 @@ pub(crate) struct Hub {
 impl Hub {
     /// Connects the command connection and starts the subscriber and publisher tasks.
     pub(crate) async fn start(client: redis::Client, mode: Mode) -> Result<Arc<Hub>, RedisError> {
-        let commands = Arc::new(
+        let commands = Commands::Single(Arc::new(
             CommandConn::connect(client.clone(), CONNECT_TIMEOUT, RESPONSE_TIMEOUT).await?,
-        );
+        ));
+        Ok(Hub::launch(Target::Single(client), commands, mode))
+    }
+
+    /// Connects to the Redis Cluster that `nodes` belong to (sharded pub/sub only) and starts
+    /// the subscriber and publisher tasks.
+    pub(crate) async fn start_cluster(
+        nodes: Vec<redis::ConnectionInfo>,
+    ) -> Result<Arc<Hub>, RedisError> {
+        let client = cluster_client(&nodes, None)?;
+        let conn = tokio::time::timeout(
+            CONNECT_TIMEOUT + RESPONSE_TIMEOUT,
+            client.get_async_connection(),
+        )
+        .await
+        .map_err(|_| timed_out("redis cluster connection timed out"))??;
+        Ok(Hub::launch(
+            Target::Cluster(nodes),
+            Commands::Cluster(conn),
+            Mode::Sharded,
+        ))
+    }
+
+    fn launch(target: Target, commands: Commands, mode: Mode) -> Arc<Hub> {
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
-        let (subscriber, sharded) = match mode {
-            Mode::Classic => (Subscriber::Async(None), None),
-            Mode::Sharded => {
-                let conn = Arc::new(ShardedConn::default());
-                (Subscriber::Sharded(conn.clone()), Some(conn))
-            }
+        let subscriber = match mode {
+            Mode::Classic => Subscriber::Async(None),
+            Mode::Sharded => Subscriber::Sharded(None),
         };
         let hub = Arc::new(Hub {
-            client,
-            commands,
+            target,
+            commands: Arc::new(commands),
             publish,
             subs: Mutex::new(Subscriptions {
                 routes: HashMap::new(),
@@ -142,23 +202,14 @@ impl Hub {
             Mode::Sharded => "SPUBLISH",
         };
         let publisher = tokio::spawn(run_publisher(hub.commands.clone(), queue, command));
-        let mut tasks = vec![publisher];
-        match sharded {
-            None => tasks.push(tokio::spawn(run_subscriber(Arc::downgrade(&hub)))),
-            Some(conn) => {
-                let weak = Arc::downgrade(&hub);
-                let info = hub.client.get_connection_info().clone();
-                let runtime = tokio::runtime::Handle::current();
-                std::thread::Builder::new()
-                    .name("ferrio-redis-ssubscribe".into())
-                    .spawn(move || run_sharded_subscriber(weak, info, conn, runtime))
-                    .map_err(|e| RedisError::from(std::io::Error::other(e)))?;
-            }
-        }
+        let subscriber = match mode {
+            Mode::Classic => tokio::spawn(run_subscriber(Arc::downgrade(&hub))),
+            Mode::Sharded => tokio::spawn(run_sharded_subscriber(Arc::downgrade(&hub))),
+        };
         if let Ok(mut t) = hub.tasks.lock() {
-            t.extend(tasks);
+            t.extend([publisher, subscriber]);
         }
-        Ok(hub)
+        hub
     }
 
     /// Stops the tasks; the subscriber connection closes, so Redis stops counting this node.
@@ -172,14 +223,15 @@ impl Hub {
             subs.routes.clear();
             match &mut subs.subscriber {
                 Subscriber::Async(sink) => *sink = None,
-                Subscriber::Sharded(conn) => conn.stop(),
+                Subscriber::Sharded(ops) => *ops = None,
             }
         }
     }
 
     /// `PUBSUB <subcommand> <channel>` (`NUMSUB` or `SHARDNUMSUB`): how many connections listen
-    /// on `channel`, that is the servers of the cluster, this one included. A query that fails
-    /// on a broken connection is asked once more on a new one (it changes nothing in Redis).
+    /// on `channel`, that is the servers of the cluster, this one included (summed over the
+    /// nodes of a Redis Cluster). A query that fails on a broken connection is asked once more
+    /// on a new one (it changes nothing in Redis).
     pub(crate) async fn subscriber_count(
         &self,
         subcommand: &'static str,
@@ -188,25 +240,12 @@ impl Hub {
     ) -> Result<usize, ferrio_server::AdapterError> {
         let mut cmd = redis::cmd("PUBSUB");
         cmd.arg(subcommand).arg(channel);
-        let query = async {
-            let mut retried = false;
-            loop {
-                let checkout = self.commands.get().await?;
-                let mut conn = checkout.conn.clone();
-                match cmd.query_async::<(String, usize)>(&mut conn).await {
-                    Ok(answer) => return Ok(answer),
-                    Err(e) => {
-                        checkout.failed(&e);
-                        if retried || !commands::is_connection_error(&e) {
-                            return Err(e);
-                        }
-                        retried = true;
-                    }
-                }
-            }
-        };
-        match tokio::time::timeout(timeout, query).await {
-            Ok(Ok((_, n))) => Ok(n),
+        match tokio::time::timeout(timeout, self.commands.query(&cmd)).await {
+            Ok(Ok(answer)) => count_of(&answer, channel).ok_or_else(|| {
+                ferrio_server::AdapterError::Transport(format!(
+                    "unexpected answer to PUBSUB {subcommand}: {answer:?}"
+                ))
+            }),
             Ok(Err(e)) => Err(ferrio_server::AdapterError::Transport(e.to_string())),
             Err(_) => Err(ferrio_server::AdapterError::Transport(format!(
                 "redis did not answer PUBSUB {subcommand}"
@@ -233,8 +272,10 @@ impl Hub {
             }
             match &subs.subscriber {
                 Subscriber::Async(sink) => sink.clone(),
-                Subscriber::Sharded(conn) => {
-                    conn.send("SSUBSCRIBE", &names);
+                Subscriber::Sharded(ops) => {
+                    if let Some(ops) = ops {
+                        let _ = ops.send((true, names));
+                    }
                     return;
                 }
             }
@@ -275,10 +316,12 @@ impl Hub {
             } else {
                 subs.routes.remove(&key);
             }
-            let command = if want { "SSUBSCRIBE" } else { "SUNSUBSCRIBE" };
             match &subs.subscriber {
-                Subscriber::Sharded(conn) => {
-                    conn.send(command, std::slice::from_ref(&key.1));
+                Subscriber::Sharded(ops) => {
+                    // Queued under the routes lock: the subscriber sends them in this order.
+                    if let Some(ops) = ops {
+                        let _ = ops.send((want, vec![key.1]));
+                    }
                     return;
                 }
                 Subscriber::Async(sink) => sink.clone().map(|s| (s, want)),
@@ -306,10 +349,7 @@ impl Hub {
     }
 
     /// Everything to subscribe to on a new connection: (channels, patterns).
-    fn all_routes(&self) -> (Vec<String>, Vec<String>) {
-        let Ok(subs) = self.subs.lock() else {
-            return (Vec::new(), Vec::new());
-        };
+    fn all_routes(subs: &Subscriptions) -> (Vec<String>, Vec<String>) {
         let mut channels = Vec::new();
         let mut patterns = Vec::new();
         for (route, name) in subs.routes.keys() {
@@ -323,16 +363,28 @@ impl Hub {
 
     /// Takes the new classic connection's sink and returns everything to subscribe to.
     fn connected(&self, sink: PubSubSink) -> (Vec<String>, Vec<String>) {
-        if let Ok(mut subs) = self.subs.lock() {
-            subs.subscriber = Subscriber::Async(Some(sink));
-        }
-        self.all_routes()
+        let Ok(mut subs) = self.subs.lock() else {
+            return (Vec::new(), Vec::new());
+        };
+        subs.subscriber = Subscriber::Async(Some(sink));
+        Hub::all_routes(&subs)
+    }
+
+    /// Takes the new sharded connection's queue and returns every channel to subscribe to:
+    /// under the routes lock, so that a registration either is in the list or is queued.
+    fn sharded_connected(&self, ops: mpsc::UnboundedSender<ShardOp>) -> Vec<String> {
+        let Ok(mut subs) = self.subs.lock() else {
+            return Vec::new();
+        };
+        subs.subscriber = Subscriber::Sharded(Some(ops));
+        Hub::all_routes(&subs).0
     }
 
     fn disconnected(&self) {
         if let Ok(mut subs) = self.subs.lock() {
-            if let Subscriber::Async(sink) = &mut subs.subscriber {
-                *sink = None;
+            match &mut subs.subscriber {
+                Subscriber::Async(sink) => *sink = None,
+                Subscriber::Sharded(ops) => *ops = None,
             }
         }
     }
@@ -351,6 +403,15 @@ impl Hub {
             listener.on_message(channel, payload);
         }
     }
+
+    /// Hands an `smessage` push to the listener of its channel.
+    fn dispatch_push(&self, push: &PushInfo) {
+        if let Some((channel, payload)) = smessage(&push.data) {
+            if let Some(listener) = self.route(Route::Channel, &channel) {
+                listener.on_message(&channel, payload);
+            }
+        }
+    }
 }
 
 impl Drop for Hub {
@@ -359,11 +420,77 @@ impl Drop for Hub {
     }
 }
 
+fn timed_out(what: &'static str) -> RedisError {
+    RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
+}
+
+/// The cluster client for `nodes`, speaking RESP3 and handing pushes to `pushes` if given.
+fn cluster_client(
+    nodes: &[redis::ConnectionInfo],
+    pushes: Option<mpsc::UnboundedSender<PushInfo>>,
+) -> Result<redis::cluster::ClusterClient, RedisError> {
+    let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT);
+    if let Some(pushes) = pushes {
+        builder = builder
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes);
+    }
+    builder.build()
+}
+
+/// The subscriber count in a `PUBSUB NUMSUB`/`SHARDNUMSUB` answer: `[channel, n]` from a single
+/// Redis, a map `{channel: n}` (summed over the nodes) from the cluster client.
+fn count_of(answer: &Value, channel: &str) -> Option<usize> {
+    let pairs: Vec<(&Value, &Value)> = match answer {
+        Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [k, v] => Some((k, v)),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
+        _ => return None,
+    };
+    pairs.into_iter().find_map(|(k, v)| match (k, v) {
+        (Value::BulkString(name), Value::Int(n)) if name.as_slice() == channel.as_bytes() => {
+            usize::try_from(*n).ok()
+        }
+        _ => None,
+    })
+}
+
+/// Resolves once a health-check `PING` (sent every [`HEALTH_CHECK_INTERVAL`]) failed or got no
+/// answer within [`HEALTH_CHECK_TIMEOUT`].
+async fn health_check<F, Fut>(mut ping: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<()>>,
+{
+    loop {
+        tokio::time::sleep(HEALTH_CHECK_INTERVAL).await;
+        match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "redis adapter: subscriber health check failed, reconnecting");
+                return;
+            }
+            Err(_) => {
+                warn!("redis adapter: subscriber connection does not answer PING, reconnecting");
+                return;
+            }
+        }
+    }
+}
+
 async fn run_subscriber(hub: Weak<Hub>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let Some(client) = hub.upgrade().map(|h| h.client.clone()) else {
-            return;
+        let client = match hub.upgrade().map(|h| h.target.clone()) {
+            Some(Target::Single(client)) => client,
+            _ => return,
         };
         let pubsub = match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
             Ok(Ok(pubsub)) => pubsub,
@@ -402,17 +529,208 @@ async fn run_subscriber(hub: Weak<Hub>) {
             continue;
         }
         debug!("redis adapter: subscriber connected");
-        while let Some(msg) = stream.next().await {
-            let Some(h) = hub.upgrade() else {
-                return;
-            };
-            backoff = Duration::from_millis(100);
-            h.dispatch(msg);
+        // In RESP2 subscribe mode `PING` is answered `["pong", ""]`, which the sink takes as
+        // the command's reply.
+        let pinger = sink.clone();
+        let health = health_check(move || {
+            let mut sink = pinger.clone();
+            async move { sink.ping::<Value>().await.map(drop) }
+        });
+        tokio::pin!(health);
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else {
+                        warn!("redis adapter: subscriber connection lost, reconnecting");
+                        break;
+                    };
+                    let Some(h) = hub.upgrade() else {
+                        return;
+                    };
+                    backoff = Duration::from_millis(100);
+                    h.dispatch(msg);
+                }
+                () = &mut health => break,
+            }
         }
-        warn!("redis adapter: subscriber connection lost, reconnecting");
         if let Some(h) = hub.upgrade() {
             h.disconnected();
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A sharded subscriber connection (RESP3, pushes handed to a channel).
+#[derive(Clone)]
+enum ShardConn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ShardConn {
+    async fn connect(
+        target: &Target,
+        pushes: mpsc::UnboundedSender<PushInfo>,
+    ) -> redis::RedisResult<ShardConn> {
+        match target {
+            Target::Single(client) => {
+                let info = client.get_connection_info().clone();
+                let settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(redis::ProtocolVersion::RESP3);
+                let client = redis::Client::open(info.set_redis_settings(settings))?;
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_push_sender(pushes);
+                let conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok(ShardConn::Single(conn))
+            }
+            Target::Cluster(nodes) => {
+                let client = cluster_client(nodes, Some(pushes))?;
+                Ok(ShardConn::Cluster(client.get_async_connection().await?))
+            }
+        }
+    }
+
+    /// `SSUBSCRIBE` (or `SUNSUBSCRIBE`) each of `channels`, one channel per command: each may
+    /// belong to another shard, and a single Redis answers each with one confirmation.
+    async fn apply(&mut self, subscribe: bool, channels: &[String]) -> redis::RedisResult<()> {
+        if channels.is_empty() {
+            return Ok(());
+        }
+        match self {
+            ShardConn::Single(conn) => {
+                let command = if subscribe {
+                    "SSUBSCRIBE"
+                } else {
+                    "SUNSUBSCRIBE"
+                };
+                let mut pipe = redis::pipe();
+                for channel in channels {
+                    pipe.cmd(command).arg(channel);
+                }
+                pipe.query_async::<Value>(conn).await.map(drop)
+            }
+            ShardConn::Cluster(conn) => {
+                for channel in channels {
+                    if subscribe {
+                        conn.ssubscribe(channel).await?;
+                    } else {
+                        conn.sunsubscribe(channel).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// One `PING` (to every master of a cluster).
+    async fn ping(mut self) -> redis::RedisResult<()> {
+        match &mut self {
+            ShardConn::Single(conn) => redis::cmd("PING").query_async::<Value>(conn).await,
+            ShardConn::Cluster(conn) => {
+                conn.route_command(
+                    redis::cmd("PING"),
+                    RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::AllSucceeded),
+                    )),
+                )
+                .await
+            }
+        }
+        .map(drop)
+    }
+}
+
+/// The sharded subscriber: subscribes to every registered channel on a new connection, sends
+/// the (un)subscriptions queued meanwhile in order, hands the messages to their listeners, and
+/// connects again when the connection is lost or fails its health check. Runs until the hub is
+/// gone or closed.
+async fn run_sharded_subscriber(hub: Weak<Hub>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(target) = hub.upgrade().map(|h| h.target.clone()) else {
+            return;
+        };
+        let (push_tx, mut pushes) = mpsc::unbounded_channel();
+        let connecting = ShardConn::connect(&target, push_tx);
+        let mut conn =
+            match tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, connecting).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    debug!(error = %e, "redis adapter: sharded subscriber cannot connect");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+        let (ops_tx, mut ops) = mpsc::unbounded_channel();
+        let Some(channels) = hub.upgrade().map(|h| h.sharded_connected(ops_tx)) else {
+            return;
+        };
+        if let Err(e) = conn.apply(true, &channels).await {
+            warn!(error = %e, "redis adapter: subscribing failed, reconnecting");
+            if let Some(h) = hub.upgrade() {
+                h.disconnected();
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            continue;
+        }
+        debug!("redis adapter: sharded subscriber connected");
+        backoff = Duration::from_millis(100);
+        let pinger = conn.clone();
+        let health = health_check(move || pinger.clone().ping());
+        tokio::pin!(health);
+        let single = matches!(conn, ShardConn::Single(_));
+        loop {
+            tokio::select! {
+                push = pushes.recv() => {
+                    let Some(push) = push else { break };
+                    match push.kind {
+                        PushKind::SMessage => {
+                            let Some(h) = hub.upgrade() else {
+                                return;
+                            };
+                            h.dispatch_push(&push);
+                        }
+                        // The cluster client replaces a node's connection and subscribes
+                        // again by itself; a single connection is replaced here.
+                        PushKind::Disconnection if single => {
+                            warn!("redis adapter: sharded subscriber connection lost, reconnecting");
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                op = ops.recv() => {
+                    let Some((subscribe, channels)) = op else { break };
+                    if let Err(e) = conn.apply(subscribe, &channels).await {
+                        if commands::is_connection_error(&e) {
+                            warn!(error = %e, "redis adapter: (un)subscribing failed, reconnecting");
+                            break;
+                        }
+                        warn!(error = %e, "redis adapter: (un)subscribing refused");
+                    }
+                }
+                () = &mut health => break,
+            }
+        }
+        if let Some(h) = hub.upgrade() {
+            h.disconnected();
+        }
+        drop(conn);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
@@ -427,163 +745,66 @@ const PUBLISH_BATCH: usize = 256;
 /// Each pipeline goes on a connection not known to be closed (a closed one is replaced first).
 /// A pipeline that fails once written is not written again: the error does not tell whether
 /// Redis received it, and a message published twice would reach the clients twice.
+///
+/// On a Redis Cluster each publish goes to the shard of its channel, one after the other.
 async fn run_publisher(
-    commands: Arc<CommandConn>,
+    commands: Arc<Commands>,
     mut queue: mpsc::Receiver<(String, Bytes)>,
     command: &'static str,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        for (channel, payload) in &batch {
-            pipe.cmd(command)
-                .arg(channel)
-                .arg(payload.as_ref())
-                .ignore();
-        }
-        match commands.get().await {
-            Ok(checkout) => {
-                let mut conn = checkout.conn.clone();
-                let result: Result<(), redis::RedisError> = pipe.query_async(&mut conn).await;
-                if let Err(e) = result {
-                    checkout.failed(&e);
-                    warn!(error = %e, count = batch.len(), "redis adapter: publish failed, messages dropped");
+        match commands.as_ref() {
+            Commands::Single(commands) => publish_single(commands, &batch, command).await,
+            Commands::Cluster(conn) => {
+                let mut conn = conn.clone();
+                for (channel, payload) in &batch {
+                    let result: redis::RedisResult<()> = redis::cmd(command)
+                        .arg(channel)
+                        .arg(payload.as_ref())
+                        .query_async(&mut conn)
+                        .await;
+                    if let Err(e) = result {
+                        warn!(error = %e, "redis adapter: publish failed, message dropped");
+                    }
                 }
-            }
-            Err(e) => {
-                warn!(error = %e, count = batch.len(), "redis adapter: redis unreachable, messages dropped");
             }
         }
         batch.clear();
     }
 }
 
-/// The sharded subscriber: reads pushes from its own connection (blocking), reconnecting and
-/// subscribing to every registered channel again when the connection fails. Runs until the hub
-/// is gone or closed.
-fn run_sharded_subscriber(
-    hub: Weak<Hub>,
-    info: redis::ConnectionInfo,
-    conn: Arc<ShardedConn>,
-    runtime: tokio::runtime::Handle,
-) {
-    // Listeners spawn tasks (answers to requests) from this thread.
-    let _runtime = runtime.enter();
-    let mut backoff = Duration::from_millis(100);
-    while !conn.stopped.load(Ordering::Acquire) {
-        let reader = match connect_sharded(&info) {
-            Ok(stream) => stream,
-            Err(e) => {
-                debug!(error = %e, "redis adapter: sharded subscriber cannot connect");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        let Ok(writer) = reader.try_clone() else {
-            continue;
-        };
-        // Publish the writer and subscribe to everything under the routes lock, so that a
-        // registration either sees the new writer or is in this list.
-        {
-            let Some(h) = hub.upgrade() else {
-                return;
-            };
-            let Ok(subs) = h.subs.lock() else {
-                return;
-            };
-            // A Redis that stops reading must not hold a writer (and the routes lock) forever.
-            let _ = writer.set_write_timeout(Some(CONNECT_TIMEOUT));
-            if let Ok(mut w) = conn.writer.lock() {
-                *w = Some(writer);
-            }
-            let channels: Vec<String> = subs.routes.keys().map(|(_, name)| name.clone()).collect();
-            conn.send("SSUBSCRIBE", &channels);
-        }
-        if conn.stopped.load(Ordering::Acquire) {
-            // `close()` ran while this connection was being made: do not leave it open.
-            conn.stop();
-            return;
-        }
-        debug!("redis adapter: sharded subscriber connected");
-        let mut reader = std::io::BufReader::new(reader);
-        let mut parser = redis::Parser::new();
-        loop {
-            let value = match parser.parse_value(&mut reader) {
-                Ok(value) => value,
-                Err(_) => break,
-            };
-            // A value came: the connection works, the next failure starts a short backoff.
-            backoff = Duration::from_millis(100);
-            if let Some((channel, payload)) = smessage(&value) {
-                let Some(h) = hub.upgrade() else {
-                    return;
-                };
-                if let Some(listener) = h.route(Route::Channel, &channel) {
-                    listener.on_message(&channel, payload);
-                }
+async fn publish_single(commands: &CommandConn, batch: &[(String, Bytes)], command: &str) {
+    let mut pipe = redis::pipe();
+    for (channel, payload) in batch {
+        pipe.cmd(command)
+            .arg(channel)
+            .arg(payload.as_ref())
+            .ignore();
+    }
+    match commands.get().await {
+        Ok(checkout) => {
+            let mut conn = checkout.conn.clone();
+            let result: Result<(), redis::RedisError> = pipe.query_async(&mut conn).await;
+            if let Err(e) = result {
+                checkout.failed(&e);
+                warn!(error = %e, count = batch.len(), "redis adapter: publish failed, messages dropped");
             }
         }
-        if let Ok(mut w) = conn.writer.lock() {
-            *w = None;
+        Err(e) => {
+            warn!(error = %e, count = batch.len(), "redis adapter: redis unreachable, messages dropped");
         }
-        if conn.stopped.load(Ordering::Acquire) {
-            return;
-        }
-        warn!("redis adapter: sharded subscriber connection lost, reconnecting");
-        // A Redis that accepts and closes at once must not make this a busy loop.
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
-/// A TCP connection to the Redis of `info`, authenticated if the URL has credentials.
-fn connect_sharded(info: &redis::ConnectionInfo) -> std::io::Result<TcpStream> {
-    let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
-        return Err(std::io::Error::other(
-            "the sharded adapter needs a redis:// (TCP) address",
-        ));
-    };
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))?
-        .next()
-        .ok_or_else(|| std::io::Error::other("redis host did not resolve"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-    stream.set_nodelay(true)?;
-    let settings = info.redis_settings();
-    if let Some(password) = settings.password() {
-        let mut auth = redis::cmd("AUTH");
-        if let Some(user) = settings.username() {
-            auth.arg(user);
-        }
-        auth.arg(password);
-        stream.write_all(&auth.get_packed_command())?;
-        stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
-        let mut reader = std::io::BufReader::new(stream.try_clone()?);
-        match redis::Parser::new().parse_value(&mut reader) {
-            Ok(redis::Value::Okay) | Ok(redis::Value::SimpleString(_)) => {}
-            _ => return Err(std::io::Error::other("redis refused the credentials")),
-        }
-        stream.set_read_timeout(None)?;
-    }
-    Ok(stream)
-}
-
-/// `(channel, payload)` of an `smessage` push.
-fn smessage(value: &redis::Value) -> Option<(String, &[u8])> {
-    let items = match value {
-        redis::Value::Array(items) => items.as_slice(),
-        redis::Value::Push { data, .. } => data.as_slice(),
-        _ => return None,
-    };
-    match items {
-        [redis::Value::BulkString(kind), redis::Value::BulkString(channel), redis::Value::BulkString(payload)]
-            if kind.as_slice() == b"smessage" =>
-        {
-            Some((
-                String::from_utf8_lossy(channel).into_owned(),
-                payload.as_slice(),
-            ))
-        }
+/// `(channel, payload)` of an `smessage` push (its data: channel, payload).
+fn smessage(data: &[Value]) -> Option<(String, &[u8])> {
+    match data {
+        [Value::BulkString(channel), Value::BulkString(payload)]
+        | [_, Value::BulkString(channel), Value::BulkString(payload)] => Some((
+            String::from_utf8_lossy(channel).into_owned(),
+            payload.as_slice(),
+        )),
         _ => None,
     }
 }

@@ -38,18 +38,29 @@
 //! connection first). A message whose write failed is not sent again (Redis may have received
 //! it: it would reach the clients twice). A connection that dies without Redis closing it (a
 //! network or host gone, no close received) is noticed later: a publish or query on it fails by
-//! the response timeout (5 s) and the next one connects again. The subscribers only read and
-//! cannot tell such a connection from a quiet one: they reconnect only once TCP gives up on it
-//! (after an unanswered write, many minutes later).
+//! the response timeout (5 s) and the next one connects again. The subscriber connections,
+//! which otherwise only read, send a `PING` every [`hub::HEALTH_CHECK_INTERVAL`] (5 s): one not
+//! answered within [`hub::HEALTH_CHECK_TIMEOUT`] (5 s) makes the subscriber drop the connection,
+//! connect again and subscribe to everything again. So a subscriber cut off silently is replaced
+//! within about 10 s after the cut (plus the time to connect); messages published meanwhile do
+//! not reach this server's clients.
+//!
+//! On a Redis Cluster the connections to the nodes are the Redis client's cluster connections:
+//! it reconnects a node's connection and subscribes again by itself (a node restarted, slots
+//! moved), with the same 5 s response timeout; the health-check pings go to every master. That
+//! the first messages after a node's restart are not lost is only guaranteed on a single Redis.
 //!
 //! # The sharded variant
 //!
 //! [`ShardedRedisAdapter`] speaks the protocol of `createShardedAdapter` (Redis 7 sharded
 //! pub/sub, `SPUBLISH`/`SSUBSCRIBE`): the reference's `ClusterAdapter` messages, JSON or msgpack
-//! when they carry binary, a channel per public room in the default [`SubscriptionMode`].
+//! when they carry binary, a channel per public room in the default [`SubscriptionMode`]. It
+//! runs on a single Redis ([`ShardedRedisAdapter::connect`]) or on a Redis Cluster
+//! ([`ShardedRedisAdapter::connect_cluster`]), where each channel is subscribed to and published
+//! on at the shard that owns its slot.
 //!
-//! Not supported yet: a Redis Cluster deployment (several Redis nodes), a custom parser
-//! (msgpack is the reference's default), the redis-streams adapter.
+//! Not supported yet: a custom parser (msgpack is the reference's default), the classic
+//! adapter on a Redis Cluster, the redis-streams adapter.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -59,12 +70,14 @@
 
 mod codec;
 mod commands;
+pub mod emitter;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hub;
 mod node;
 mod requests;
 mod sharded;
+pub mod streams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,6 +200,45 @@ impl ShardedRedisAdapter {
     ) -> Result<ShardedRedisAdapter, RedisError> {
         let client = redis::Client::open(url)?;
         let hub = hub::Hub::start(client, hub::Mode::Sharded).await?;
+        Ok(ShardedRedisAdapter { hub, config })
+    }
+
+    /// Connects to a Redis Cluster (7 or later) with the default options: `nodes` are the URLs
+    /// (`redis://host:port/`) of some of its nodes, from which the others are found. Every
+    /// channel is subscribed to (`SSUBSCRIBE`) and published on (`SPUBLISH`) at the shard that
+    /// owns its slot, and the server count (`PUBSUB SHARDNUMSUB`) is summed over the nodes.
+    /// Must be called inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// use ferrio_redis::ShardedRedisAdapter;
+    /// use ferrio_server::Ferrio;
+    ///
+    /// # async fn run() -> Result<(), ferrio_redis::RedisError> {
+    /// let adapter = ShardedRedisAdapter::connect_cluster(&[
+    ///     "redis://10.0.0.1:7000/",
+    ///     "redis://10.0.0.2:7000/",
+    ///     "redis://10.0.0.3:7000/",
+    /// ])
+    /// .await?;
+    /// let io = Ferrio::builder().adapter(adapter).build();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_cluster(nodes: &[&str]) -> Result<ShardedRedisAdapter, RedisError> {
+        ShardedRedisAdapter::with_cluster_config(nodes, ShardedRedisAdapterConfig::default()).await
+    }
+
+    /// Connects to the Redis Cluster that `nodes` belong to, with `config` (see
+    /// [`connect_cluster`](ShardedRedisAdapter::connect_cluster)).
+    pub async fn with_cluster_config(
+        nodes: &[&str],
+        config: ShardedRedisAdapterConfig,
+    ) -> Result<ShardedRedisAdapter, RedisError> {
+        let nodes = nodes
+            .iter()
+            .map(|url| redis::IntoConnectionInfo::into_connection_info(*url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let hub = hub::Hub::start_cluster(nodes).await?;
         Ok(ShardedRedisAdapter { hub, config })
     }
 
