@@ -4,10 +4,16 @@
 //! server, so that the servers are measured interleaved; then it prints the medians as a
 //! markdown table with the ratios of the first server to the others.
 //!
+//! Server CPU is reported in total and split into user and kernel time (utime and stime of
+//! `/proc/<pid>/stat`). A server named `floor` (`ferrio-floor`, `src/floor`: the least work
+//! any server can do for the same frames) is the floor: every server CPU row of the table is
+//! followed by a row "above floor", each other server's median minus the floor's.
+//!
 //! ```text
 //! ferrio-bench --server ferrio=target/release/examples/bench \
 //!              --server node="node bench/node/server.js" \
 //!              --server socketioxide=bench/socketioxide-server/target/release/socketioxide-bench-server \
+//!              --server floor=target/release/ferrio-floor \
 //!              [--runs 3] [--quick] [--only echo_ws_10,broadcast_100] [--raw FILE]
 //! ferrio-bench --server ... --deflate    # WebSocket compression memory (sets DEFLATE=1 etc.)
 //! ferrio-bench --attach PID:PORT --only echo_ws_10    # a server already running (profiling)
@@ -49,7 +55,9 @@ struct Options {
 
 const USAGE: &str = "usage: ferrio-bench (--server NAME=COMMAND)... | --attach PID:PORT \
 [--runs N] [--quick] [--deflate] [--only S1,S2] [--window SECS] [--raw FILE]
-       ferrio-bench --pool RAW_FILE... [--only S1,S2]";
+       ferrio-bench --pool RAW_FILE... [--only S1,S2]
+A server named floor (--server floor=target/release/ferrio-floor) is the floor: the table
+reports every other server's CPU above it.";
 
 fn parse_args() -> Result<Options, String> {
     let mut servers = Vec::new();
@@ -223,7 +231,58 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// The markdown table of medians, with the ratio of the first server to each other one.
+/// The name of the floor server (`--server floor=...`, `ferrio-floor`): every other server's
+/// CPU is also reported above it.
+const FLOOR: &str = "floor";
+
+/// Whether `metric` is one of the server CPU figures (total, user or kernel), which are also
+/// reported as overhead above the floor.
+fn is_server_cpu(metric: &str) -> bool {
+    metric.starts_with("server ") && metric.contains(" CPU ")
+}
+
+/// Each server's median minus the floor's (the server at index `floor`); `None` for the floor
+/// itself and where a median is missing.
+fn above_floor(meds: &[Option<f64>], floor: usize) -> Vec<Option<f64>> {
+    meds.iter()
+        .enumerate()
+        .map(
+            |(i, m)| match (i == floor, m, meds.get(floor).copied().flatten()) {
+                (false, Some(m), Some(f)) => Some(m - f),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// The ratio of `a` to `b` as the tables print it (`-` when either is missing or `b` is not
+/// positive).
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// One table row: the values (`missing` where there is none) and the ratios of the first to
+/// the others.
+fn row(out: &mut String, scenario: &str, metric: &str, values: &[Option<f64>], missing: &str) {
+    out.push_str(&format!("| {scenario} | {metric} |"));
+    for v in values {
+        out.push_str(&format!(
+            " {} |",
+            v.map(fmt_num).unwrap_or_else(|| missing.into())
+        ));
+    }
+    for v in values.iter().skip(1) {
+        out.push_str(&format!(" {} |", ratio(values[0], *v)));
+    }
+    out.push('\n');
+}
+
+/// The markdown table of medians, with the ratio of the first server to each other one. With
+/// a server named [`FLOOR`], every server CPU row is followed by its row "above floor": each
+/// other server's median minus the floor's (the ratios then compare overheads).
 fn table(results: &Results, scenarios: &[Scenario], names: &[String], runs: usize) -> String {
     let mut out = String::new();
     out.push_str(&format!(
@@ -240,6 +299,7 @@ fn table(results: &Results, scenarios: &[Scenario], names: &[String], runs: usiz
         out.push_str("---:|");
     }
     out.push('\n');
+    let floor = names.iter().position(|n| n == FLOOR);
     for (i, sc) in scenarios.iter().enumerate() {
         // Metric names in the order the scenario reports them.
         let mut metrics: Vec<&'static str> = Vec::new();
@@ -253,7 +313,6 @@ fn table(results: &Results, scenarios: &[Scenario], names: &[String], runs: usiz
             }
         }
         for metric in metrics {
-            out.push_str(&format!("| {} | {metric} |", sc.name()));
             let meds: Vec<Option<f64>> = names
                 .iter()
                 .map(|name| {
@@ -270,20 +329,17 @@ fn table(results: &Results, scenarios: &[Scenario], names: &[String], runs: usiz
                     (!v.is_empty()).then(|| median(&mut v))
                 })
                 .collect();
-            for m in &meds {
-                out.push_str(&format!(
-                    " {} |",
-                    m.map(fmt_num).unwrap_or_else(|| "failed".into())
-                ));
+            row(&mut out, &sc.name(), metric, &meds, "failed");
+            if let Some(f) = floor.filter(|_| is_server_cpu(metric)) {
+                let over = above_floor(&meds, f);
+                row(
+                    &mut out,
+                    &sc.name(),
+                    &format!("{metric} above floor"),
+                    &over,
+                    "-",
+                );
             }
-            for m in meds.iter().skip(1) {
-                let ratio = match (meds[0], m) {
-                    (Some(a), Some(b)) if *b != 0.0 => format!("{:.2}", a / b),
-                    _ => "-".into(),
-                };
-                out.push_str(&format!(" {ratio} |"));
-            }
-            out.push('\n');
         }
     }
     out
@@ -342,6 +398,8 @@ fn pool(files: &[String], only: &[Scenario]) -> Result<String, String> {
     if names.is_empty() {
         return Err("no runs in the files given".to_owned());
     }
+    // The floor last, as `scripts/bench` orders it, whatever file named it first.
+    names.sort_by_key(|n| n == FLOOR);
     Ok(table(&results, &scenarios, &names, runs.len()))
 }
 
@@ -500,8 +558,98 @@ mod tests {
         assert!(all.contains("| idle_ws_1k | connected |"), "{all}");
         let only = pool(&files, &[Scenario::parse("echo_ws_10").unwrap()]).unwrap();
         assert!(!only.contains("idle_ws_1k"), "{only}");
+        assert!(
+            !all.contains("above floor"),
+            "no floor, no overhead rows: {all}"
+        );
         std::fs::write(&a, "not a raw line\n").unwrap();
         assert!(pool(&files, &Scenario::all()).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Each server's CPU above the floor is its median minus the floor's median; the floor
+    /// has none of its own, and a missing median gives none.
+    #[test]
+    fn above_floor_subtracts_the_floor_median() {
+        let meds = [Some(10.0), Some(20.0), None, Some(4.0)];
+        assert_eq!(above_floor(&meds, 3), [Some(6.0), Some(16.0), None, None]);
+        assert_eq!(above_floor(&[Some(1.0), None], 1), [None, None]);
+        assert_eq!(ratio(Some(6.0), Some(16.0)), "0.38");
+        assert_eq!(ratio(Some(6.0), Some(0.0)), "-");
+        assert_eq!(ratio(None, Some(1.0)), "-");
+        assert!(is_server_cpu("server CPU µs per ack"));
+        assert!(is_server_cpu("server kernel CPU s per million deliveries"));
+        assert!(!is_server_cpu("load generator CPU %"));
+        assert!(!is_server_cpu("RSS KiB per connection"));
+    }
+
+    /// Pooled runs with a floor: the user and kernel rows are kept, and every server CPU row
+    /// is followed by the overhead above the floor's median, whose ratio compares overheads.
+    /// A file written before the split (total CPU only, no floor) pools with the new ones, and
+    /// the floor's column comes last.
+    #[test]
+    fn pool_reports_overhead_above_the_floor() {
+        let dir = std::env::temp_dir().join(format!("ferrio-bench-floor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old.tsv");
+        let new = dir.join("new.tsv");
+        std::fs::write(
+            &old,
+            "0\techo_ws_10\tferrio\tserver CPU µs per ack\t10\n\
+             0\techo_ws_10\tother\tserver CPU µs per ack\t20\n",
+        )
+        .unwrap();
+        let mut lines = String::new();
+        for (run, ferrio, other, floor) in [(0, 12.0, 30.0, 4.0), (1, 40.0, 10.0, 6.0)] {
+            for (server, total) in [("floor", floor), ("ferrio", ferrio), ("other", other)] {
+                let user = total * 0.25;
+                lines.push_str(&format!(
+                    "{run}\techo_ws_10\t{server}\tserver CPU µs per ack\t{total}\n\
+                     {run}\techo_ws_10\t{server}\tserver user CPU µs per ack\t{user}\n\
+                     {run}\techo_ws_10\t{server}\tserver kernel CPU µs per ack\t{}\n\
+                     {run}\techo_ws_10\t{server}\tacks/s\t1000\n",
+                    total - user
+                ));
+            }
+        }
+        std::fs::write(&new, lines).unwrap();
+        // The floor comes first in the first file: its column still comes last.
+        let files = [new.display().to_string(), old.display().to_string()];
+        let t = pool(&files, &Scenario::all()).unwrap();
+        assert!(
+            t.contains(
+                "| Scenario | Metric | ferrio | other | floor | ferrio/other | ferrio/floor |"
+            ),
+            "{t}"
+        );
+        // ferrio 10, 12, 40 -> 12; other 20, 30, 10 -> 20; floor 4, 6 -> 5.
+        assert!(
+            t.contains("| echo_ws_10 | server CPU µs per ack | 12.0 | 20.0 | 5.00 | 0.60 | 2.40 |"),
+            "{t}"
+        );
+        // 12 - 5 = 7, 20 - 5 = 15: 7 / 15 = 0.47.
+        assert!(
+            t.contains(
+                "| echo_ws_10 | server CPU µs per ack above floor | 7.00 | 15.0 | - | 0.47 | - |"
+            ),
+            "{t}"
+        );
+        // user: ferrio 3, 10 -> 6.5; other 7.5, 2.5 -> 5; floor 1, 1.5 -> 1.25.
+        assert!(
+            t.contains(
+                "| echo_ws_10 | server user CPU µs per ack | 6.50 | 5.00 | 1.25 | 1.30 | 5.20 |"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("| echo_ws_10 | server user CPU µs per ack above floor | 5.25 | 3.75 | - | 1.40 | - |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| echo_ws_10 | server kernel CPU µs per ack above floor |"),
+            "{t}"
+        );
+        assert!(!t.contains("acks/s above floor"), "{t}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,5 +1,5 @@
-//! What the load generator reads from `/proc`: CPU time (utime + stime) of a process and of
-//! itself, and a process's resident memory (VmRSS).
+//! What the load generator reads from `/proc`: CPU time of a process and of itself (user and
+//! kernel apart: utime and stime), and a process's resident memory (VmRSS).
 
 use std::io;
 use std::time::Instant;
@@ -16,13 +16,17 @@ pub fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// utime + stime, in ticks, of process `pid` (all its threads), or of this process for `None`.
-pub fn cpu_ticks(pid: Option<u32>) -> io::Result<u64> {
+/// CPU time in ticks of process `pid` (all its threads), or of this process for `None`.
+pub fn cpu_ticks(pid: Option<u32>) -> io::Result<Ticks> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/stat"),
         None => "/proc/self/stat".to_owned(),
     };
-    let stat = std::fs::read_to_string(path)?;
+    parse_stat(&std::fs::read_to_string(path)?)
+}
+
+/// utime and stime from the text of a `/proc/<pid>/stat`.
+fn parse_stat(stat: &str) -> io::Result<Ticks> {
     // The command name may hold spaces and parentheses: fields are counted after the last ')'.
     let after = stat
         .rfind(')')
@@ -36,7 +40,26 @@ pub fn cpu_ticks(pid: Option<u32>) -> io::Result<u64> {
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| io::Error::other("bad /proc stat field"))
     };
-    Ok(field(11)? + field(12)?)
+    Ok(Ticks {
+        user: field(11)?,
+        kernel: field(12)?,
+    })
+}
+
+/// CPU time of a process in clock ticks: user (utime) and kernel (stime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticks {
+    /// utime: time in user mode.
+    pub user: u64,
+    /// stime: time in the kernel on the process's behalf (system calls, its sockets).
+    pub kernel: u64,
+}
+
+impl Ticks {
+    /// user + kernel.
+    pub fn total(&self) -> u64 {
+        self.user + self.kernel
+    }
 }
 
 /// VmRSS of process `pid`, in KiB.
@@ -56,11 +79,25 @@ pub struct Window {
     pub secs: f64,
     /// Server CPU seconds (utime + stime) over the window.
     pub server_cpu: f64,
+    /// The user part (utime) of `server_cpu`.
+    pub server_user: f64,
+    /// The kernel part (stime) of `server_cpu`.
+    pub server_kernel: f64,
     /// Load generator CPU seconds over the window.
     pub client_cpu: f64,
 }
 
 impl Window {
+    /// The server's CPU rows of a scenario: total, user and kernel time (named by `names`, in
+    /// that order), each multiplied by `scale` (CPU seconds to the unit of the names).
+    pub fn cpu_rows(&self, names: [&'static str; 3], scale: f64) -> [(&'static str, f64); 3] {
+        [
+            (names[0], self.server_cpu * scale),
+            (names[1], self.server_user * scale),
+            (names[2], self.server_kernel * scale),
+        ]
+    }
+
     /// The load generator's CPU use over the window, in percent of one core.
     pub fn client_pct(&self) -> f64 {
         100.0 * self.client_cpu / self.secs.max(1e-9)
@@ -72,8 +109,8 @@ pub struct Meter {
     pid: u32,
     tck: f64,
     start: Instant,
-    server0: u64,
-    client0: u64,
+    server0: Ticks,
+    client0: Ticks,
 }
 
 impl Meter {
@@ -92,10 +129,52 @@ impl Meter {
     pub fn stop(&self) -> io::Result<Window> {
         let server = cpu_ticks(Some(self.pid))?;
         let client = cpu_ticks(None)?;
+        let user = server.user.saturating_sub(self.server0.user) as f64 / self.tck;
+        let kernel = server.kernel.saturating_sub(self.server0.kernel) as f64 / self.tck;
         Ok(Window {
             secs: self.start.elapsed().as_secs_f64(),
-            server_cpu: server.saturating_sub(self.server0) as f64 / self.tck,
-            client_cpu: client.saturating_sub(self.client0) as f64 / self.tck,
+            server_cpu: user + kernel,
+            server_user: user,
+            server_kernel: kernel,
+            client_cpu: client.total().saturating_sub(self.client0.total()) as f64 / self.tck,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// utime (field 14) and stime (field 15) are read apart, after a command name holding
+    /// spaces and parentheses.
+    #[test]
+    fn stat_gives_user_and_kernel_ticks() {
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 731 205 0 0 20 0 3 0";
+        let t = parse_stat(stat).unwrap();
+        assert_eq!(
+            t,
+            Ticks {
+                user: 731,
+                kernel: 205
+            }
+        );
+        assert_eq!(t.total(), 936);
+        assert!(parse_stat("no parenthesis").is_err());
+        assert!(parse_stat("1 (x) S 1 2").is_err());
+    }
+
+    /// The CPU rows of a window: total, user and kernel, in the unit asked for.
+    #[test]
+    fn cpu_rows_split_user_and_kernel() {
+        let w = Window {
+            secs: 2.0,
+            server_cpu: 0.5,
+            server_user: 0.3,
+            server_kernel: 0.2,
+            client_cpu: 1.0,
+        };
+        let rows = w.cpu_rows(["t", "u", "k"], 1e6 / 1000.0);
+        assert_eq!(rows, [("t", 500.0), ("u", 300.0), ("k", 200.0)]);
+        assert_eq!(w.client_pct(), 50.0);
     }
 }

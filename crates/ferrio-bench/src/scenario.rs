@@ -417,10 +417,21 @@ async fn idle(n: usize, polling: bool, target: Target, set: Settings) -> io::Res
             "RSS KiB per connection",
             rss1.saturating_sub(rss0) as f64 / okf,
         ),
-        ("server CPU µs per connect", w.server_cpu * 1e6 / okf),
+    ]
+    .into_iter()
+    .chain(w.cpu_rows(
+        [
+            "server CPU µs per connect",
+            "server user CPU µs per connect",
+            "server kernel CPU µs per connect",
+        ],
+        1e6 / okf,
+    ))
+    .chain([
         ("connects/s", okf / w.secs),
         ("load generator CPU %", w.client_pct()),
     ])
+    .collect())
 }
 
 /// A connected client.
@@ -521,9 +532,23 @@ async fn echo(
     if transport == Transport::Bin {
         let mib = a * BIN_SIZE as f64 / (1024.0 * 1024.0);
         m.push(("MiB/s echoed", mib / w.secs));
-        m.push(("server CPU ms per MiB", w.server_cpu * 1e3 / mib));
+        m.extend(w.cpu_rows(
+            [
+                "server CPU ms per MiB",
+                "server user CPU ms per MiB",
+                "server kernel CPU ms per MiB",
+            ],
+            1e3 / mib,
+        ));
     } else {
-        m.push(("server CPU µs per ack", w.server_cpu * 1e6 / a));
+        m.extend(w.cpu_rows(
+            [
+                "server CPU µs per ack",
+                "server user CPU µs per ack",
+                "server kernel CPU µs per ack",
+            ],
+            1e6 / a,
+        ));
     }
     m.push(("load generator CPU %", w.client_pct()));
     Ok(m)
@@ -736,15 +761,20 @@ async fn broadcast(n: usize, target: Target, set: Settings) -> io::Result<Metric
     if d == 0.0 {
         return Err(err("no delivery during the window"));
     }
-    Ok(vec![
-        ("deliveries/s", d / w.secs),
-        (
+    let mut m: Metrics = vec![("deliveries/s", d / w.secs)];
+    m.extend(w.cpu_rows(
+        [
             "server CPU s per million deliveries",
-            w.server_cpu * 1e6 / d,
-        ),
+            "server user CPU s per million deliveries",
+            "server kernel CPU s per million deliveries",
+        ],
+        1e6 / d,
+    ));
+    m.extend([
         ("sender stalls (1 s without progress)", stalls as f64),
         ("load generator CPU %", w.client_pct()),
-    ])
+    ]);
+    Ok(m)
 }
 
 #[cfg(test)]
