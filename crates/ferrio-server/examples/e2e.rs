@@ -319,11 +319,12 @@ pub fn standard_handlers(ns: &Namespace) {
             Ok::<(), BoxError>(())
         });
         socket.on("get-data", |socket: Socket, msg: Message| async move {
-            let data = match socket.data::<DataStored>() {
-                Some(DataStored) => socket.shared_data(),
-                None => Value::Null,
-            };
-            msg.ack(&(data,))?;
+            // A socket recovered from another server of a cluster has the data stored there
+            // (the marker is this server's own), unless it is none (`null`, or Node's `{}`).
+            let data = socket.shared_data();
+            let stored = socket.data::<DataStored>().is_some()
+                || (socket.recovered() && !data.is_null() && data != json!({}));
+            msg.ack(&(if stored { data } else { Value::Null },))?;
             Ok::<(), BoxError>(())
         });
         // Still in its rooms: they are listed; the `observers` broadcast leaves it out anyway.
