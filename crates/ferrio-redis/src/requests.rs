@@ -111,8 +111,12 @@ pub(crate) async fn gather_acks(
             Ok(None) | Err(_) => break,
         }
     }
+    // A node that never said how many clients it asked owes an unknown number of acks: at
+    // least one timeout stands for them (as the reference, the operation timed out).
+    let unknown = usize::from(counted < servers);
     let missing = expected
         .saturating_sub(acks.len())
+        .saturating_add(unknown)
         .min(MAX_MISSING_REPORTED);
     acks.extend((0..missing).map(|_| Err(AckError::Timeout)));
     acks
@@ -168,4 +172,36 @@ pub(crate) async fn gather_values(
         }
     }
     Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_node_that_never_counts_its_clients_is_a_timeout() {
+        let pending = Arc::new(Pending::default());
+        let (mut answers, _guard) = pending.expect("r1".to_owned());
+        // Two other nodes: one counts one client and its ack comes; the other is silent.
+        pending.deliver("r1", Answer::ClientCount(1));
+        pending.deliver("r1", Answer::Ack(Mp::from("ok")));
+        let deadline = Instant::now() + std::time::Duration::from_millis(50);
+        let acks = gather_acks(&mut answers, deadline, 2, &Str::from("/")).await;
+        assert_eq!(acks.len(), 2, "{acks:?}");
+        assert!(acks[0].is_ok());
+        assert!(matches!(acks[1], Err(AckError::Timeout)));
+    }
+
+    #[tokio::test]
+    async fn every_node_counted_and_answered_is_complete() {
+        let pending = Arc::new(Pending::default());
+        let (mut answers, _guard) = pending.expect("r2".to_owned());
+        pending.deliver("r2", Answer::ClientCount(0));
+        pending.deliver("r2", Answer::ClientCount(1));
+        pending.deliver("r2", Answer::Ack(Mp::from("ok")));
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let acks = gather_acks(&mut answers, deadline, 2, &Str::from("/")).await;
+        assert_eq!(acks.len(), 1);
+        assert!(acks[0].is_ok());
+    }
 }
