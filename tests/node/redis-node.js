@@ -1,8 +1,11 @@
 // A Node.js cluster node for the Redis adapter tests: a socket.io 4.8 server with
 // @socket.io/redis-adapter 8.3, plus socket.io-client clients, driven by JSON lines.
 //
-// Usage: node redis-node.js <redis-url> <key-prefix> [classic|sharded] [dynamic|static|dynamic-private]
-// (sharded: createShardedAdapter, the key being the channel prefix, in that subscription mode)
+// Usage: node redis-node.js <redis-url> <key-prefix> [classic|sharded|streams] [mode]
+// (sharded: createShardedAdapter, the key being the channel prefix, in subscription mode
+// dynamic|static|dynamic-private; streams: @socket.io/redis-streams-adapter 0.3 with the key as
+// stream name and channel prefix, maxLen 10000, and, if mode is a number of milliseconds above 0,
+// connection state recovery with that maxDisconnectionDuration)
 // Prints {"event":"ready","port":P} once listening on 127.0.0.1 (a free port).
 // Input (stdin), one JSON object per line, each with an "id" and an "op"; the answer is
 // {"id":..,"ok":true,...} or {"id":..,"error":"..."}. Other output lines are events:
@@ -19,11 +22,14 @@ const readline = require("node:readline");
 const { createClient } = require("redis");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
 const { io: ioc } = require("socket.io-client");
 
 setTimeout(() => process.exit(2), 120000).unref();
 
-const [redisUrl, key, flavor = "classic", subscriptionMode = "dynamic"] = process.argv.slice(2);
+const [redisUrl, key, flavor = "classic", mode = "dynamic"] = process.argv.slice(2);
+const subscriptionMode = mode;
+const recoveryMs = flavor === "streams" ? Number(mode) || 0 : 0;
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
 function toWire(v) {
@@ -52,7 +58,13 @@ function fromWire(v) {
 
 function setupNamespace(nsp) {
   nsp.on("connection", (socket) => {
-    socket.data = { lang: "node", name: (socket.handshake.auth || {}).name };
+    // A recovered socket has its data back.
+    if (!socket.recovered) socket.data = { lang: "node", name: (socket.handshake.auth || {}).name };
+    socket.on("set-data", (value, ack) => {
+      socket.data = value;
+      if (typeof ack === "function") ack();
+    });
+    socket.on("whoami", (ack) => ack({ id: socket.id, recovered: socket.recovered, rooms: [...socket.rooms].sort() }));
     socket.on("join", (room, ack) => {
       socket.join(room);
       if (typeof ack === "function") ack("ok");
@@ -81,28 +93,60 @@ async function main() {
   const adapter =
     flavor === "sharded"
       ? createShardedAdapter(pub, sub, { channelPrefix: key, subscriptionMode })
-      : createAdapter(pub, sub, { key, requestsTimeout: 3000 });
-  const io = new Server(httpServer, { adapter });
+      : flavor === "streams"
+        ? createStreamsAdapter(pub, { streamName: key, channelPrefix: key, maxLen: 10000 })
+        : createAdapter(pub, sub, { key, requestsTimeout: 3000 });
+  const options = { adapter };
+  if (recoveryMs > 0) {
+    options.connectionStateRecovery = { maxDisconnectionDuration: recoveryMs, skipMiddlewares: true };
+  }
+  const io = new Server(httpServer, options);
   setupNamespace(io.of("/"));
   setupNamespace(io.of("/chat"));
   await new Promise((r) => httpServer.listen(0, "127.0.0.1", r));
 
   const clients = new Map();
+  // Connects a client; `from` (another client's name) hands over its recovery state (private id
+  // and last offset), as if that client reconnected to `url`.
+  async function connectClient({ name, url, nsp = "/", auth = {}, transports = ["websocket"], from }) {
+    const socket = ioc(url + nsp, {
+      forceNew: true,
+      reconnection: false,
+      autoConnect: false,
+      transports,
+      auth: { name, ...auth },
+    });
+    if (from) {
+      const old = clients.get(from);
+      socket._pid = old._pid;
+      socket._lastOffset = old._lastOffset;
+    }
+    clients.set(name, socket);
+    socket.onAny((ev, ...args) => {
+      const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
+      out({ event: "client_event", name, ev, args: toWire(args) });
+      if (cb) cb({ from: name, args });
+    });
+    socket.on("disconnect", (reason) => out({ event: "client_disconnect", name, reason }));
+    await new Promise((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("connect_error", reject);
+      socket.connect();
+    });
+    return { sid: socket.id, pid: socket._pid || null, recovered: !!socket.recovered };
+  }
   const ops = {
-    async client({ name, url, nsp = "/", auth = {}, transports = ["websocket"] }) {
-      const socket = ioc(url + nsp, { forceNew: true, reconnection: false, transports, auth: { name, ...auth } });
-      clients.set(name, socket);
-      socket.onAny((ev, ...args) => {
-        const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
-        out({ event: "client_event", name, ev, args: toWire(args) });
-        if (cb) cb({ from: name, args });
-      });
-      socket.on("disconnect", (reason) => out({ event: "client_disconnect", name, reason }));
-      await new Promise((resolve, reject) => {
-        socket.once("connect", resolve);
-        socket.once("connect_error", reject);
-      });
-      return { sid: socket.id };
+    async client(req) {
+      return connectClient(req);
+    },
+    // Another connection for client `from`, to `url`, presenting its recovery state.
+    async client_reconnect(req) {
+      return connectClient(req);
+    },
+    // Cuts the client's transport without a clean disconnect ("transport close" on both sides).
+    async client_cut({ name }) {
+      clients.get(name).io.engine.close();
+      return {};
     },
     async client_emit({ name, ev, args = [], ack = false }) {
       const socket = clients.get(name);

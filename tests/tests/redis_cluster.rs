@@ -3,8 +3,9 @@
 //! with npm `socket.io-client` clients on every node. Every cluster operation is checked in both
 //! directions.
 //!
-//! Every test runs twice: with the classic adapter (`createAdapter` / [`RedisAdapter`]) and with
-//! the sharded one (`createShardedAdapter` / [`ShardedRedisAdapter`], Redis 7 sharded pub/sub).
+//! Every test runs with the classic adapter (`createAdapter` / [`RedisAdapter`]), the sharded one
+//! (`createShardedAdapter` / [`ShardedRedisAdapter`], Redis 7 sharded pub/sub) and the streams
+//! one (`@socket.io/redis-streams-adapter` 0.3 / [`StreamsRedisAdapter`]).
 //!
 //! Needs Redis on 127.0.0.1:6379 (each test uses its own channel prefix) and, for the restart
 //! test, the `redis-server` binary (it starts its own on a free port).
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferrio_redis::streams::{StreamsRedisAdapter, StreamsRedisAdapterConfig};
 use ferrio_redis::{
     RedisAdapter, RedisAdapterConfig, ShardedRedisAdapter, ShardedRedisAdapterConfig,
     SubscriptionMode,
@@ -44,6 +46,8 @@ enum Flavor {
     Sharded,
     ShardedStatic,
     ShardedDynamicPrivate,
+    /// The Redis streams adapter (stream and channel prefix = the test's key), recovery off.
+    Streams,
 }
 
 impl Flavor {
@@ -54,6 +58,7 @@ impl Flavor {
             Flavor::Sharded => ["sharded", "dynamic"],
             Flavor::ShardedStatic => ["sharded", "static"],
             Flavor::ShardedDynamicPrivate => ["sharded", "dynamic-private"],
+            Flavor::Streams => ["streams", "0"],
         }
     }
 
@@ -69,7 +74,10 @@ impl Flavor {
 /// With sharded pub/sub, a room's messages travel on a channel of its own that the nodes having
 /// the room subscribe to as it is created: waits until `n` nodes listen on it.
 async fn wait_for_room_channel(flavor: Flavor, redis: &str, key: &str, room: &str, n: usize) {
-    if matches!(flavor, Flavor::Classic | Flavor::ShardedStatic) {
+    if matches!(
+        flavor,
+        Flavor::Classic | Flavor::ShardedStatic | Flavor::Streams
+    ) {
         return;
     }
     let client = redis::Client::open(redis).unwrap();
@@ -136,6 +144,23 @@ async fn rust_node(flavor: Flavor, redis: &str, key: &str, label: &'static str) 
                     channel_prefix: key.to_owned(),
                     requests_timeout: timeout,
                     subscription_mode: flavor.mode(),
+                },
+            )
+            .await
+            .expect("redis reachable");
+            (
+                Ferrio::builder().adapter(adapter.clone()),
+                Box::new(move || adapter.close()),
+            )
+        }
+        Flavor::Streams => {
+            let adapter = StreamsRedisAdapter::with_config(
+                redis,
+                StreamsRedisAdapterConfig {
+                    stream_name: key.to_owned(),
+                    channel_prefix: key.to_owned(),
+                    requests_timeout: timeout,
+                    ..StreamsRedisAdapterConfig::default()
                 },
             )
             .await
@@ -908,4 +933,29 @@ async fn broadcasts_reach_every_node_both_ways_sharded_dynamic_private() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_sockets_and_remote_socket_operations_sharded_dynamic_private() {
     fetch_sockets_and_remote_socket_operations(Flavor::ShardedDynamicPrivate).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_reach_every_node_both_ways_streams() {
+    broadcasts_reach_every_node_both_ways(Flavor::Streams).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_acks_are_gathered_across_nodes_streams() {
+    broadcast_acks_are_gathered_across_nodes(Flavor::Streams).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_sockets_and_remote_socket_operations_streams() {
+    fetch_sockets_and_remote_socket_operations(Flavor::Streams).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_events_with_and_without_acks_streams() {
+    server_side_events_with_and_without_acks(Flavor::Streams).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_recover_when_redis_restarts_streams() {
+    nodes_recover_when_redis_restarts(Flavor::Streams).await
 }

@@ -4,11 +4,16 @@
 //!
 //! Every test starts a `redis-server` of its own on a free port (it is killed and started
 //! again), two Ferrio servers with the adapter under test, and a Socket.IO client on each.
+//!
+//! With the streams adapter, one more case: the entries another node appends while this node's
+//! link to Redis is down (cut by a TCP proxy between this node and Redis, Redis itself keeps
+//! running) are delivered once the link is back.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ferrio_client::Socket as ClientSocket;
+use ferrio_redis::streams::{StreamsRedisAdapter, StreamsRedisAdapterConfig};
 use ferrio_redis::{
     RedisAdapter, RedisAdapterConfig, ShardedRedisAdapter, ShardedRedisAdapterConfig,
 };
@@ -121,6 +126,7 @@ impl Drop for OwnRedis {
 enum Flavor {
     Classic,
     Sharded,
+    Streams,
 }
 
 impl Flavor {
@@ -132,8 +138,19 @@ impl Flavor {
             Flavor::Classic => redis.subscribers(3, 1, 0).await,
             // The namespace's channel and the node's response channel.
             Flavor::Sharded => redis.subscribers(0, 0, 2).await,
+            // The namespace's channel and the node's response channel.
+            Flavor::Streams => redis.subscribers(2, 0, 0).await,
         };
         listening == 2
+    }
+
+    /// The connections of one node that are not subscribers.
+    fn command_connections(self) -> usize {
+        match self {
+            Flavor::Classic | Flavor::Sharded => 1,
+            // The pub/sub queries', the ordered writes' and the stream reader's.
+            Flavor::Streams => 3,
+        }
     }
 }
 
@@ -157,11 +174,16 @@ impl Drop for Node {
 
 impl Node {
     async fn start(flavor: Flavor, redis: &OwnRedis, label: &'static str) -> Node {
+        Node::start_at(flavor, &redis.url(), label).await
+    }
+
+    /// A node that reaches Redis at `url`.
+    async fn start_at(flavor: Flavor, url: &str, label: &'static str) -> Node {
         let timeout = Duration::from_secs(5);
         let (io, close): (Ferrio, Box<dyn Fn() + Send + Sync>) = match flavor {
             Flavor::Classic => {
                 let adapter = RedisAdapter::with_config(
-                    &redis.url(),
+                    url,
                     RedisAdapterConfig {
                         key: KEY.to_owned(),
                         requests_timeout: timeout,
@@ -177,11 +199,28 @@ impl Node {
             }
             Flavor::Sharded => {
                 let adapter = ShardedRedisAdapter::with_config(
-                    &redis.url(),
+                    url,
                     ShardedRedisAdapterConfig {
                         channel_prefix: KEY.to_owned(),
                         requests_timeout: timeout,
                         ..ShardedRedisAdapterConfig::default()
+                    },
+                )
+                .await
+                .expect("redis reachable");
+                (
+                    Ferrio::builder().adapter(adapter.clone()).build(),
+                    Box::new(move || adapter.close()),
+                )
+            }
+            Flavor::Streams => {
+                let adapter = StreamsRedisAdapter::with_config(
+                    url,
+                    StreamsRedisAdapterConfig {
+                        stream_name: KEY.to_owned(),
+                        channel_prefix: KEY.to_owned(),
+                        requests_timeout: timeout,
+                        ..StreamsRedisAdapterConfig::default()
                     },
                 )
                 .await
@@ -197,10 +236,10 @@ impl Node {
                 let _ = ack.send(&format!("pong-from-{label}"));
             });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server_url = format!("http://{}/", listener.local_addr().unwrap());
         let task = tokio::spawn(io.clone().serve(listener));
         let (tx, client_events) = mpsc::unbounded_channel();
-        let client = ferrio_client::io(&url)
+        let client = ferrio_client::io(&server_url)
             .with_socket(move |socket| {
                 socket.on_any(move |_socket, message| {
                     let first = message.args::<Vec<Value>>().ok().and_then(|mut a| {
@@ -294,7 +333,11 @@ async fn first_broadcast_after_redis_closed_the_command_connections(flavor: Flav
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(killed, 2, "one command connection per node");
+    assert_eq!(
+        killed,
+        2 * flavor.command_connections(),
+        "the command connections of both nodes"
+    );
     // Redis closed them before answering; give the nodes a moment to read the close.
     tokio::time::sleep(Duration::from_millis(300)).await;
     b.io.emit("from-b", &("after",)).unwrap();
@@ -348,4 +391,143 @@ async fn first_broadcast_after_redis_closed_the_command_connections_classic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_broadcast_after_redis_closed_the_command_connections_sharded() {
     first_broadcast_after_redis_closed_the_command_connections(Flavor::Sharded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_broadcasts_after_restart_are_delivered_streams() {
+    first_broadcasts_after_restart_are_delivered(Flavor::Streams).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_requests_after_restart_get_their_answers_streams() {
+    first_requests_after_restart_get_their_answers(Flavor::Streams).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_broadcast_after_redis_closed_the_command_connections_streams() {
+    first_broadcast_after_redis_closed_the_command_connections(Flavor::Streams).await;
+}
+
+/// A TCP proxy in front of Redis, whose link can be cut (every connection closed, new ones
+/// refused) and restored on the same port.
+struct Proxy {
+    port: u16,
+    upstream: u16,
+    accept: Option<tokio::task::JoinHandle<()>>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut proxy = Proxy {
+            port,
+            upstream,
+            accept: None,
+            links: Default::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let links = self.links.clone();
+        let upstream = self.upstream;
+        self.accept = Some(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let link = tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                links.lock().unwrap().push(link);
+            }
+        }));
+    }
+
+    /// Closes every proxied connection and stops listening.
+    fn cut(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    async fn restore(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(e) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "cannot listen again: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        self.serve(listener);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// Node a reaches Redis through a proxy whose link is cut; node b appends entries meanwhile.
+/// Once the link is back, a's reader goes on from the last entry it read: it delivers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_appended_while_the_reader_link_was_down_are_delivered() {
+    let redis = OwnRedis::start();
+    let mut proxy = Proxy::start(redis.port).await;
+    let mut a = Node::start_at(Flavor::Streams, &proxy.url(), "a").await;
+    let b = Node::start(Flavor::Streams, &redis, "b").await;
+    wait_until("both subscribers listen", || {
+        Flavor::Streams.subscribed(&redis)
+    })
+    .await;
+    b.io.emit("before", &("b",)).unwrap();
+    assert_eq!(a.client_got("before").await, json!("b"));
+
+    proxy.cut();
+    // Redis sees node a's connections go.
+    wait_until("node a's subscriber is gone", || async {
+        redis.subscribers(2, 0, 0).await == 1
+    })
+    .await;
+    let mut conn = redis.connection().await.unwrap();
+    let length = |mut conn: redis::aio::MultiplexedConnection| async move {
+        redis::cmd("XLEN")
+            .arg(KEY)
+            .query_async::<usize>(&mut conn)
+            .await
+            .unwrap()
+    };
+    let before = length(conn.clone()).await;
+    b.io.emit("while-down", &(1,)).unwrap();
+    b.io.emit("while-down", &(2,)).unwrap();
+    wait_until("node b appended both", || {
+        let conn = conn.clone();
+        async move { length(conn).await == before + 2 }
+    })
+    .await;
+
+    proxy.restore().await;
+    assert_eq!(a.client_got("while-down").await, json!(1));
+    assert_eq!(a.client_got("while-down").await, json!(2));
+    let _ = redis::cmd("PING").query_async::<String>(&mut conn).await;
 }
