@@ -1,6 +1,7 @@
 //! # ferrio-redis
 //!
-//! A cluster adapter for [`ferrio_server`] over Redis pub/sub, wire-compatible with the classic
+//! Cluster adapters for [`ferrio_server`] over Redis (classic and sharded pub/sub, streams) and
+//! emitters. The classic one is wire-compatible with the classic
 //! adapter of Node's `@socket.io/redis-adapter` 8.x (`createAdapter`): the same channels
 //! (`socket.io#<nsp>#[<room>#]`, `socket.io-request#<nsp>#`, `socket.io-response#<nsp>#`), the
 //! same msgpack broadcasts (binary inline, as notepack.io writes them), the same JSON and msgpack
@@ -59,8 +60,23 @@
 //! ([`ShardedRedisAdapter::connect_cluster`]), where each channel is subscribed to and published
 //! on at the shard that owns its slot.
 //!
-//! Not supported yet: a custom parser (msgpack is the reference's default), the classic
-//! adapter on a Redis Cluster, the redis-streams adapter.
+//! # The streams variant
+//!
+//! [`StreamsRedisAdapter`] speaks the protocol of `@socket.io/redis-streams-adapter` 0.3:
+//! broadcasts and room operations are entries of a Redis stream that every node reads from where
+//! it left off, so a node cut off from Redis gets what was written meanwhile once it is back;
+//! the requests that wait for answers go over pub/sub. The stream is also the cluster's log for
+//! connection state recovery: a client recovers on any Ferrio or Node node of the cluster, and
+//! on another node when its own died (see [`streams`] for what is and is not recoverable).
+//!
+//! # Emitters
+//!
+//! [`emitter::Emitter`] sends to the clients of a cluster from a process that runs no Socket.IO
+//! server (a worker, a cron job), in the classic, sharded or streams format; the `emitter`
+//! example is a command-line one.
+//!
+//! Not supported yet: a custom parser (msgpack is the reference's default), the classic and
+//! streams adapters on a Redis Cluster (the streams adapter's `useShardedPubSub`).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -86,6 +102,7 @@ use ferrio_server::{Adapter, LocalNamespace, NamespaceAdapter};
 
 pub use redis::RedisError;
 pub use sharded::{ShardedRedisAdapterConfig, SubscriptionMode};
+pub use streams::{StreamsRedisAdapter, StreamsRedisAdapterConfig};
 
 /// The adapter's options, with the reference's defaults.
 #[derive(Debug, Clone)]

@@ -64,12 +64,40 @@
 //! # }
 //! ```
 //!
-//! Needs Redis 6.2 or later (exclusive `XRANGE` ranges). Offsets are stream entry ids; a client
-//! can recover while the entry of its offset is still in the stream (`max_len`). The events it
-//! gets back are those of its namespace addressed to it or its rooms (not volatile ones, nor
-//! those asking for an ack). A session that does not decode, a malformed offset and entries that
-//! cannot be read are skipped (logged at debug or warn level): the client then starts afresh.
+//! Needs Redis 6.2 or later (exclusive `XRANGE` ranges). Sessions that do not decode, malformed
+//! offsets and entries that cannot be read are skipped (logged): the client then starts afresh.
 //!
+//! ## What is and is not recoverable
+//!
+//! A client gets its socket id, rooms, shared data
+//! ([`Socket::set_shared_data`](ferrio_server::Socket::set_shared_data)) and the events it
+//! missed when all of these hold:
+//!
+//! - its connection was lost, not ended on purpose: the transport closed or failed, a ping
+//!   timed out, or the server shut down. A disconnection the client or the server asked for ends
+//!   the session (it is deleted);
+//! - it reconnects within the window (`max_disconnection_duration`), to any node of the cluster,
+//!   Ferrio or Node;
+//! - it has an offset, that is it received at least one event kept for recovery (as in the
+//!   reference, a client with none starts afresh), and that event is still in the stream
+//!   (`max_len` trims the oldest);
+//! - nobody recovered that session before (a restore takes it).
+//!
+//! The events given back are those of its namespace sent to every socket or to one of its rooms,
+//! not excepting them, and not volatile nor asking for an ack (they cannot be replayed). Typed
+//! data ([`Socket::insert_data`](ferrio_server::Socket::insert_data)) stays on the server that
+//! had it: only the shared data travels.
+//!
+//! **When a node dies.** The reference saves a session only when its socket disconnects, so
+//! the clients of a node that crashes, is killed or loses its host cannot recover anywhere.
+//! Ferrio also saves the session of every connected socket when it connects and then every half
+//! window, valid for two windows: the clients of a Ferrio node that dies recover on any other
+//! node, Ferrio or Node (the key is the one the reference reads), with the rooms and data of the
+//! last save; rooms joined or left after it are not, and events sent to a room joined after it
+//! are not given back. A client whose node has not yet noticed that its connection is gone can
+//! recover elsewhere from that save at once; when the old node notices, it saves the session
+//! again, so a later recovery with the same private id gets the rooms that node knew.
+
 //! # When Redis is down
 //!
 //! Local delivery goes on. Each stream's reader connects again by itself and goes on from the
