@@ -36,6 +36,12 @@ pub fn ack_id(rest: &str) -> Option<u64> {
 /// Connects a WebSocket to `/socket.io/` on 127.0.0.1:`port` and the namespace `/`.
 pub async fn ws_connect(port: u16) -> io::Result<Ws> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    ws_connect_over(tcp, port).await
+}
+
+/// Connects a WebSocket to `/socket.io/` and the namespace `/` over `tcp`, already connected
+/// to 127.0.0.1:`port`.
+pub async fn ws_connect_over(tcp: TcpStream, port: u16) -> io::Result<Ws> {
     tcp.set_nodelay(true)?;
     let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
     let config = WebSocketConfig::default()

@@ -16,6 +16,8 @@
 //!              --server floor=target/release/ferrio-floor \
 //!              [--runs 3] [--quick] [--only echo_ws_10,broadcast_100] [--raw FILE]
 //! ferrio-bench --server ... --deflate    # WebSocket compression memory (sets DEFLATE=1 etc.)
+//! ferrio-bench --server ... --only scale_ws --runs 1 [--scale-target N] [--scale-broadcasts N]
+//!              [--scale-in-flight N]
 //! ferrio-bench --attach PID:PORT --only echo_ws_10    # a server already running (profiling)
 //! ferrio-bench --pool target/bench/raw-*.tsv [--only idle_ws_1k]  # runs of several invocations pooled
 //! ```
@@ -25,6 +27,7 @@
 
 mod client;
 mod measure;
+mod scale;
 mod scenario;
 
 use std::collections::BTreeMap;
@@ -55,9 +58,13 @@ struct Options {
 
 const USAGE: &str = "usage: ferrio-bench (--server NAME=COMMAND)... | --attach PID:PORT \
 [--runs N] [--quick] [--deflate] [--only S1,S2] [--window SECS] [--raw FILE]
+       [--scale-target N] [--scale-broadcasts N] [--scale-in-flight N]
        ferrio-bench --pool RAW_FILE... [--only S1,S2]
 A server named floor (--server floor=target/release/ferrio-floor) is the floor: the table
-reports every other server's CPU above it.";
+reports every other server's CPU above it.
+--only scale_ws: as many idle WebSocket connections as the descriptor limits allow (or
+--scale-target N), then --scale-broadcasts N (default 50) broadcasts to all of them,
+--scale-in-flight N at a time (default: about 20,000 deliveries in flight, 2 to 50).";
 
 fn parse_args() -> Result<Options, String> {
     let mut servers = Vec::new();
@@ -70,6 +77,9 @@ fn parse_args() -> Result<Options, String> {
     let mut raw = None;
     let mut pool = Vec::new();
     let mut pooling = false;
+    let mut scale_target = None;
+    let mut scale_broadcasts = 50;
+    let mut scale_in_flight = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if pooling && !arg.starts_with("--") {
@@ -115,6 +125,25 @@ fn parse_args() -> Result<Options, String> {
                 )
             }
             "--raw" => raw = Some(value()?),
+            "--scale-target" => {
+                scale_target = Some(
+                    value()?
+                        .parse::<usize>()
+                        .map_err(|_| "--scale-target N".to_owned())?,
+                )
+            }
+            "--scale-in-flight" => {
+                scale_in_flight = Some(
+                    value()?
+                        .parse::<usize>()
+                        .map_err(|_| "--scale-in-flight N".to_owned())?,
+                )
+            }
+            "--scale-broadcasts" => {
+                scale_broadcasts = value()?
+                    .parse::<usize>()
+                    .map_err(|_| "--scale-broadcasts N".to_owned())?
+            }
             "--pool" => pooling = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
@@ -143,6 +172,9 @@ fn parse_args() -> Result<Options, String> {
             warmup: Duration::from_secs_f64(if quick { 0.5 } else { 1.0 }),
             window: Duration::from_secs_f64(window),
             tck: measure::clock_ticks(),
+            scale_target,
+            scale_broadcasts,
+            scale_in_flight,
         },
         raw,
     })
@@ -435,12 +467,9 @@ async fn once(opts: &Options, s: usize, sc: Scenario) -> io::Result<Metrics> {
         pid: server.child.id(),
         port: server.port,
     };
-    let result = tokio::time::timeout(
-        Duration::from_secs(120),
-        scenario::run(sc, target, opts.settings),
-    )
-    .await
-    .unwrap_or_else(|_| Err(io::Error::other("scenario timed out")));
+    let result = tokio::time::timeout(sc.time_limit(), scenario::run(sc, target, opts.settings))
+        .await
+        .unwrap_or_else(|_| Err(io::Error::other("scenario timed out")));
     drop(server);
     result
 }

@@ -46,6 +46,10 @@ pub enum Scenario {
     /// says, `n` connections: idle, then after each received and answered one ~4 KiB message.
     /// The server is started with the environment of [`Scenario::server_env`].
     DeflateMem(Deflate, usize),
+    /// As many idle WebSocket connections as the descriptor limits allow (or
+    /// [`Settings::scale_target`]), then broadcasts to all of them (`crate::scale`). Long: not
+    /// part of [`Scenario::all`].
+    ScaleWs,
 }
 
 /// The compression of a [`Scenario::DeflateMem`] run.
@@ -101,6 +105,19 @@ impl Scenario {
         }
     }
 
+    /// The scale scenario (`--only scale_ws`): not part of [`Scenario::all`].
+    pub fn scale() -> Vec<Scenario> {
+        vec![Scenario::ScaleWs]
+    }
+
+    /// The longest one run of the scenario may take before it counts as failed.
+    pub fn time_limit(&self) -> Duration {
+        match self {
+            Scenario::ScaleWs => crate::scale::TIME_LIMIT,
+            _ => Duration::from_secs(120),
+        }
+    }
+
     /// The subset of the quick run.
     pub fn quick() -> Vec<Scenario> {
         use Scenario::*;
@@ -134,6 +151,7 @@ impl Scenario {
             Scenario::DeflateMem(Deflate::Takeover, n) => {
                 format!("deflate_takeover_ws_{}", k(*n))
             }
+            Scenario::ScaleWs => "scale_ws".to_owned(),
         }
     }
 
@@ -142,6 +160,7 @@ impl Scenario {
         Scenario::all()
             .into_iter()
             .chain(Scenario::deflate())
+            .chain(Scenario::scale())
             .find(|s| s.name() == name)
     }
 }
@@ -155,6 +174,12 @@ pub struct Settings {
     pub window: Duration,
     /// Clock ticks per second of `/proc` CPU times.
     pub tck: f64,
+    /// Connections of `scale_ws` (`None`: as many as the descriptor limits allow).
+    pub scale_target: Option<usize>,
+    /// Measured broadcasts of `scale_ws`.
+    pub scale_broadcasts: usize,
+    /// Broadcasts in flight in `scale_ws` (`None`: about 20,000 deliveries, 2 to 50).
+    pub scale_in_flight: Option<usize>,
 }
 
 /// A server under test.
@@ -179,6 +204,7 @@ pub async fn run(scenario: Scenario, target: Target, set: Settings) -> io::Resul
         Scenario::BinWs(n) => echo(n, Transport::Bin, target, set).await,
         Scenario::Broadcast(n) => broadcast(n, target, set).await,
         Scenario::DeflateMem(mode, n) => deflate_mem(mode, n, target).await,
+        Scenario::ScaleWs => crate::scale::run(target, set).await,
     }
 }
 
@@ -806,6 +832,18 @@ mod tests {
             &[("DEFLATE", "1"), ("DEFLATE_TAKEOVER", "1")]
         );
         assert!(env("idle_ws_1k").is_empty());
+    }
+
+    /// `scale_ws` is named on the command line, stays out of the full run, and has a longer
+    /// time limit than the others.
+    #[test]
+    fn scale_scenario_parses_and_stays_out_of_the_full_run() {
+        let s = Scenario::parse("scale_ws").unwrap();
+        assert_eq!(s, Scenario::ScaleWs);
+        assert!(!Scenario::all().contains(&s));
+        assert!(!Scenario::quick().contains(&s));
+        assert!(s.time_limit() > Scenario::IdleWs(10_000).time_limit());
+        assert!(s.server_env().is_empty());
     }
 
     /// The message's argument is JSON of about 4 KiB, above the 1024-byte threshold.
