@@ -8,6 +8,12 @@
 //! One test per mode: classic (`createAdapter`), sharded (`createShardedAdapter`, Redis 7
 //! sharded pub/sub) and streams (`@socket.io/redis-streams-adapter`). Needs the `redis-server`
 //! binary (7.0 or later) and `npm ci` in `tests/node`.
+//!
+//! In the streams mode, connection state recovery across the nodes: a client whose connection
+//! is lost comes back on another node; a client whose Ferrio node is killed (SIGKILL) comes back
+//! on another node too, Ferrio or Node, as Ferrio saves the sessions of its connected sockets;
+//! and, for contrast, the clients of a killed Node node cannot, as the reference saves a
+//! session only when its socket disconnects.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -180,6 +186,12 @@ impl NodeProcess {
     async fn node(mode: Mode, redis: &str) -> NodeProcess {
         let script = ferrio_tests::node_dir().join("cluster-node.js");
         NodeProcess::start("node", &[script.to_str().unwrap()], mode, redis).await
+    }
+
+    /// SIGKILL, as a crash or an out-of-memory kill: the node saves nothing on its way out.
+    async fn kill(mut self) {
+        self.child.start_kill().expect("the node is running");
+        let _ = self.child.wait().await;
     }
 
     /// SIGTERM, then SIGKILL if it is still running 3 s later.
@@ -777,4 +789,223 @@ async fn cluster_example_sharded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_example_streams() {
     cluster_handlers_work_across_the_cluster(Mode::Streams).await
+}
+
+/// The client `name` of the `/recovery/` endpoint of `node`, connecting with `auth` (a private
+/// session id and an offset to recover a session).
+fn recovery_client(name: &str, node: &NodeProcess, auth: Value) -> Value {
+    json!({"op": "client", "name": name, "url": node.url, "nsp": "/", "path": "/recovery/", "auth": auth})
+}
+
+/// Waits (at most [`WAIT`]) until Redis holds a session `pid` whose stored copy (base64
+/// msgpack, as the reference stores it) names every one of `needles`: a save made after the
+/// client joined its room and stored its data. Returns whether one came; the caller goes on
+/// either way, so that a missing save shows as what the client sees.
+async fn live_save_holds(redis: &str, pid: &str, needles: &[&str]) -> bool {
+    use base64::Engine as _;
+    let client = redis::Client::open(redis).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("sio:session:{pid}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stored: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let bytes = stored.and_then(|text| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .ok()
+        });
+        if let Some(bytes) = bytes {
+            let holds = |needle: &&str| {
+                bytes
+                    .windows(needle.len())
+                    .any(|window| window == needle.as_bytes())
+            };
+            if needles.iter().all(holds) {
+                return true;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A client of `/recovery/` on `node`, in `room` with data `{"who": <marker>}`, that received
+/// one room event (so it has an offset, sent by client `sender`). Returns its socket id, private
+/// id and offset.
+async fn settled_recovery_client(
+    c: &mut Clients,
+    name: &str,
+    node: &NodeProcess,
+    room: &str,
+    marker: &str,
+    sender: &str,
+) -> (String, Value, Value) {
+    let sid = c.call(recovery_client(name, node, json!({}))).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.ask(name, "set-data", json!([{"who": marker}])).await;
+    assert_eq!(c.ask(name, "join", json!([room])).await, json!([room]));
+    c.ask(sender, "room-emit", json!([room, "before"])).await;
+    let before = c.got_first(name, "room-emit", "before").await;
+    let state = c.call(json!({"op": "state", "name": name})).await;
+    assert!(state["pid"].is_string(), "no pid: {state}");
+    assert_eq!(before[1], state["offset"], "the event carries its offset");
+    (sid, state["pid"].clone(), state["offset"].clone())
+}
+
+/// Streams mode, `/recovery/`: a Ferrio node saves the session of each connected socket (when
+/// it connects, then every half recovery window), so when the node dies — SIGKILL here, as a
+/// crash: it saves nothing on its way out — its clients recover on another node, Ferrio or
+/// Node, within the window: the same id, the rooms and data of the last save, and the room
+/// events sent while they were away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_ferrio_node_s_clients_recover_on_another_node() {
+    let mode = Mode::Streams;
+    let redis = OwnRedis::start();
+    let url = redis.url();
+    let f1 = NodeProcess::ferrio(mode, &url).await;
+    let f2 = NodeProcess::ferrio(mode, &url).await;
+    let n = NodeProcess::node(mode, &url).await;
+    wait_for_cluster(mode, &url).await;
+    let mut c = Clients::start().await;
+
+    // A sender on each node that takes a client over: o on the second Ferrio node, p on the
+    // Node node. r1 and r2 on the first Ferrio node, each in its room, with its data.
+    c.call(recovery_client("o", &f2, json!({}))).await;
+    c.call(recovery_client("p", &n, json!({}))).await;
+    let plan = [
+        ("r1", "r1-back", "room-f", "o", &f2, "Ferrio"),
+        ("r2", "r2-back", "room-n", "p", &n, "Node"),
+    ];
+    let mut lost = Vec::new();
+    for (name, _, room, sender, _, _) in plan {
+        let marker = format!("{name}-data");
+        lost.push(settled_recovery_client(&mut c, name, &f1, room, &marker, sender).await);
+    }
+    // The first node saves them every 2.5 s: wait for a save made after the joins.
+    let mut saved = Vec::new();
+    for ((name, _, room, ..), (_, pid, _)) in plan.iter().zip(&lost) {
+        let marker = format!("{name}-data");
+        saved.push(live_save_holds(&url, pid.as_str().unwrap(), &[room, &marker]).await);
+    }
+
+    f1.kill().await;
+    // While they are away, an event to each room, from the node that takes its client over.
+    for (_, _, room, sender, _, _) in plan {
+        c.ask(sender, "room-emit", json!([room, "missed", 1])).await;
+    }
+
+    // Each client back on another node, with the private id and the offset it had.
+    for (((name, back, room, sender, node, kind), (sid, pid, offset)), saved) in
+        plan.into_iter().zip(lost).zip(saved)
+    {
+        let again = c
+            .call(recovery_client(
+                back,
+                node,
+                json!({"pid": pid, "offset": offset}),
+            ))
+            .await;
+        assert_eq!(
+            again["sid"],
+            json!(sid),
+            "{name} of the killed Ferrio node recovers on the {kind} node with its id \
+             (a save with its room and data was seen in Redis before the kill: {saved})"
+        );
+        let missed = c.got_first(back, "room-emit", "missed").await;
+        assert_eq!(missed[1], json!(1));
+        let whoami = c.ask(back, "whoami", json!([])).await;
+        assert_eq!(whoami["recovered"], json!(true), "{kind}: {whoami}");
+        assert_eq!(whoami["rooms"], json!([room]), "{kind}: {whoami}");
+        assert_eq!(
+            c.ask(back, "get-data", json!([])).await,
+            json!({"who": format!("{name}-data")}),
+            "{name}'s data on the {kind} node"
+        );
+        // Back in its room: the room's next event reaches it.
+        c.ask(sender, "room-emit", json!([room, "after"])).await;
+        c.got_first(back, "room-emit", "after").await;
+    }
+
+    f2.stop().await;
+    n.stop().await;
+}
+
+/// The reference's limit, for contrast: a Node node saves a session only when its socket
+/// disconnects, so the clients of a Node node that is killed cannot recover anywhere: on a
+/// Ferrio node they start afresh (a new id, no rooms, no data, `recovered` false). A client of
+/// a Ferrio node killed at the same moment recovers there (from Ferrio's live save).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_reference_node_s_clients_cannot_recover() {
+    let mode = Mode::Streams;
+    let redis = OwnRedis::start();
+    let url = redis.url();
+    let f1 = NodeProcess::ferrio(mode, &url).await;
+    let f2 = NodeProcess::ferrio(mode, &url).await;
+    let n = NodeProcess::node(mode, &url).await;
+    wait_for_cluster(mode, &url).await;
+    let mut c = Clients::start().await;
+
+    // The sender o on the second Ferrio node; nc on the Node node, fc on the first Ferrio node.
+    c.call(recovery_client("o", &f2, json!({}))).await;
+    let (n_sid, n_pid, n_offset) =
+        settled_recovery_client(&mut c, "nc", &n, "room-n", "nc-data", "o").await;
+    let (f_sid, f_pid, f_offset) =
+        settled_recovery_client(&mut c, "fc", &f1, "room-f", "fc-data", "o").await;
+    // Long enough for a save of both, had the Node node made one: the Ferrio node did.
+    let saved = live_save_holds(&url, f_pid.as_str().unwrap(), &["room-f", "fc-data"]).await;
+
+    n.kill().await;
+    f1.kill().await;
+    c.ask("o", "room-emit", json!(["room-n", "missed", 1]))
+        .await;
+    c.ask("o", "room-emit", json!(["room-f", "missed", 1]))
+        .await;
+
+    // The Node node's client: nothing to recover.
+    let again = c
+        .call(recovery_client(
+            "nc-back",
+            &f2,
+            json!({"pid": n_pid, "offset": n_offset}),
+        ))
+        .await;
+    assert_ne!(again["sid"], json!(n_sid), "a new id");
+    let whoami = c.ask("nc-back", "whoami", json!([])).await;
+    assert_eq!(whoami["recovered"], json!(false), "{whoami}");
+    assert_eq!(whoami["rooms"], json!([]), "{whoami}");
+    assert_eq!(c.ask("nc-back", "get-data", json!([])).await, Value::Null);
+
+    // The Ferrio node's client, killed at the same moment: recovered.
+    let again = c
+        .call(recovery_client(
+            "fc-back",
+            &f2,
+            json!({"pid": f_pid, "offset": f_offset}),
+        ))
+        .await;
+    assert_eq!(
+        again["sid"],
+        json!(f_sid),
+        "the killed Ferrio node's client recovers with its id \
+         (a save with its room and data was seen in Redis before the kill: {saved})"
+    );
+    let missed = c.got_first("fc-back", "room-emit", "missed").await;
+    assert_eq!(missed[1], json!(1));
+    let whoami = c.ask("fc-back", "whoami", json!([])).await;
+    assert_eq!(whoami["recovered"], json!(true), "{whoami}");
+    assert_eq!(whoami["rooms"], json!(["room-f"]), "{whoami}");
+    assert_eq!(
+        c.ask("fc-back", "get-data", json!([])).await,
+        json!({"who": "fc-data"})
+    );
+
+    f2.stop().await;
 }
