@@ -88,9 +88,10 @@ impl Encoding {
 pub(crate) struct Responder {
     /// The CORS configuration, when the request's origin is allowed.
     cors: Option<Cors>,
-    allow_origin: Option<HeaderValue>,
+    /// Boxed, as `set_cookie`: a pending long poll keeps its responder, and most have neither.
+    allow_origin: Option<Box<HeaderValue>>,
     vary: bool,
-    set_cookie: Option<HeaderValue>,
+    set_cookie: Option<Box<HeaderValue>>,
     /// Headers the application's hooks added (`initial_headers`, `headers`), written last.
     extra: Option<std::sync::Arc<HeaderMap>>,
 }
@@ -100,7 +101,8 @@ impl Responder {
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let allow_origin = cors
             .and_then(|c| c.allow_origin(origin))
-            .and_then(|o| HeaderValue::from_str(&o).ok());
+            .and_then(|o| HeaderValue::from_str(&o).ok())
+            .map(Box::new);
         Responder {
             cors: cors.filter(|_| allow_origin.is_some()).cloned(),
             allow_origin,
@@ -125,7 +127,7 @@ impl Responder {
 
     /// Adds `Set-Cookie: value` to the answers built from now on (the handshake's).
     pub(crate) fn with_cookie(mut self, value: &str) -> Responder {
-        self.set_cookie = HeaderValue::from_str(value).ok();
+        self.set_cookie = HeaderValue::from_str(value).ok().map(Box::new);
         self
     }
 
@@ -148,13 +150,16 @@ impl Responder {
 
     fn cors_headers(&self, h: &mut HeaderMap) {
         if let Some(cookie) = &self.set_cookie {
-            h.insert(header::SET_COOKIE, cookie.clone());
+            h.insert(header::SET_COOKIE, HeaderValue::clone(cookie));
         }
         if self.vary {
             h.append(header::VARY, HeaderValue::from_static("Origin"));
         }
         if let Some(origin) = &self.allow_origin {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::clone(origin),
+            );
         }
         if let Some(cors) = &self.cors {
             if cors.allows_credentials() {
@@ -278,7 +283,7 @@ impl Responder {
         *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = res.headers_mut();
         if let Some(cookie) = &self.set_cookie {
-            h.insert(header::SET_COOKIE, cookie.clone());
+            h.insert(header::SET_COOKIE, HeaderValue::clone(cookie));
         }
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));

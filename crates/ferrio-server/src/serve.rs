@@ -6,6 +6,7 @@ use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
 use http_body_util::Either;
@@ -122,8 +123,10 @@ where
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(RemoteAddr(addr));
-                let response = handler(req);
-                async move { Ok::<_, Infallible>(response.await) }
+                // Not `async move { Ok(response.await) }`: that block would hold the handler's
+                // future twice (captured, then moved into the await), and hyper keeps room
+                // for the future of one request per connection, a pending long poll included.
+                handler(req).map(Ok::<_, Infallible>)
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -154,8 +157,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let response = self.handle(req);
-        Box::pin(async move { Ok(response.await) })
+        // (A combinator: an async block awaiting the future would hold it twice.)
+        Box::pin(self.handle(req).map(Ok))
     }
 }
 
@@ -217,8 +220,11 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if self.io.matches(req.uri().path()) {
-            let response = self.io.handle(req);
-            Box::pin(async move { Ok(response.await.map(Either::Left)) })
+            Box::pin(
+                self.io
+                    .handle(req)
+                    .map(|response| Ok(response.map(Either::Left))),
+            )
         } else {
             // The clone that was made ready is the one called (tower's usual dance).
             let clone = self.inner.clone();

@@ -48,6 +48,7 @@ use bytes::{Bytes, BytesMut};
 use ferrio_proto::engine::server::{self as eio, RequestError, RequestId, Transport};
 use ferrio_proto::engine::Protocol;
 use ferrio_proto::{Instant, Str};
+use futures_util::future::Either;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
@@ -472,15 +473,14 @@ impl<A: App> Endpoint<A> {
         B::Data: Send,
         B::Error: std::fmt::Display,
     {
-        let next = self.route(req);
-        async move {
-            match next {
-                Next::Done(response) => response,
-                Next::Poll(inbox, responder, compression) => {
-                    poll(inbox, responder, compression).await
-                }
-                Next::Later(answer) => answer.await,
+        // An enum of the three futures, not an async block matching on `Next`: that block
+        // would hold the routed request's `Next` beside the long poll's future made from it.
+        match self.route(req) {
+            Next::Done(response) => Either::Left(std::future::ready(response)),
+            Next::Poll(inbox, responder, compression) => {
+                Either::Right(Either::Left(poll(inbox, responder, compression)))
             }
+            Next::Later(answer) => Either::Right(Either::Right(answer)),
         }
     }
 
@@ -883,40 +883,86 @@ enum UpgradeTarget<C> {
     NewSession(Box<RequestInfo>, Str, Handshake),
 }
 
-async fn poll<C>(
+/// A long-poll GET: queued to its session at once, answered when the session has something
+/// to send.
+///
+/// The future is what an idle polling client keeps on the server, so it holds little: the
+/// responder, the compression settings and the reply's receiver. Waiting for room in a full
+/// queue and compressing a large body off the runtime's workers are boxed futures of their own.
+fn poll<C: Send + 'static>(
     inbox: Inbox<C>,
     responder: Responder,
     compression: Option<(Encoding, usize)>,
-) -> Response<Body> {
+) -> impl Future<Output = Response<Body>> + Send + 'static {
     let (reply, rx) = oneshot::channel();
-    if inbox.send(Msg::Input(Input::Poll { reply })).await.is_err() {
-        return responder.error(ErrorCode::UnknownSid);
-    }
-    match rx.await {
-        Ok(Ok(PollBody {
-            body,
-            binary,
-            compress,
-        })) => {
-            // As the reference's `httpCompression`: only a response with a packet that allows
-            // compression, and only from the threshold on.
-            let encoding = compression
-                .filter(|(_, threshold)| compress && body.len() >= *threshold)
-                .map(|(e, _)| e);
-            if encoding.is_some() && body.len() > COMPRESS_INLINE_MAX {
-                // Compressing a large body takes a while: not on a runtime worker.
-                let r = responder.clone();
-                match tokio::task::spawn_blocking(move || r.payload(body, binary, encoding)).await {
-                    Ok(response) => response,
-                    Err(_) => responder.status(StatusCode::INTERNAL_SERVER_ERROR),
-                }
-            } else {
-                responder.payload(body, binary, encoding)
-            }
+    let room = match inbox.try_send(Msg::Input(Input::Poll { reply })) {
+        Ok(()) => None,
+        Err(queue::TrySendError::Closed(_)) => {
+            return Either::Left(std::future::ready(responder.error(ErrorCode::UnknownSid)));
         }
-        Ok(Err(e)) => request_error(&responder, e),
-        Err(_) => responder.error(ErrorCode::UnknownSid),
+        Err(queue::TrySendError::Full(msg)) => {
+            let queued: crate::BoxFuture<bool> =
+                Box::pin(async move { inbox.send(msg).await.is_ok() });
+            Some(queued)
+        }
+    };
+    Either::Right(poll_reply(room, rx, responder, compression))
+}
+
+/// The rest of [`poll`]: waits for room in the queue if it was full, then for the reply.
+async fn poll_reply(
+    room: Option<crate::BoxFuture<bool>>,
+    rx: oneshot::Receiver<Result<PollBody, RequestError>>,
+    responder: Responder,
+    compression: Option<(Encoding, usize)>,
+) -> Response<Body> {
+    if let Some(queued) = room {
+        if !queued.await {
+            return responder.error(ErrorCode::UnknownSid);
+        }
     }
+    let later = {
+        let body = match rx.await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => return request_error(&responder, e),
+            Err(_) => return responder.error(ErrorCode::UnknownSid),
+        };
+        match poll_answer(responder, compression, body) {
+            Either::Left(response) => return response,
+            Either::Right(later) => later,
+        }
+    };
+    later.await
+}
+
+/// The answer to a long poll with `body`: made at once, or (a large body to compress) a future
+/// that compresses it on a blocking thread.
+fn poll_answer(
+    responder: Responder,
+    compression: Option<(Encoding, usize)>,
+    body: PollBody,
+) -> Either<Response<Body>, crate::BoxFuture<Response<Body>>> {
+    let PollBody {
+        body,
+        binary,
+        compress,
+    } = body;
+    // As the reference's `httpCompression`: only a response with a packet that allows
+    // compression, and only from the threshold on.
+    let encoding = compression
+        .filter(|(_, threshold)| compress && body.len() >= *threshold)
+        .map(|(e, _)| e);
+    if encoding.is_none() || body.len() <= COMPRESS_INLINE_MAX {
+        return Either::Left(responder.payload(body, binary, encoding));
+    }
+    // Compressing a large body takes a while: not on a runtime worker.
+    Either::Right(Box::pin(async move {
+        let r = responder.clone();
+        match tokio::task::spawn_blocking(move || r.payload(body, binary, encoding)).await {
+            Ok(response) => response,
+            Err(_) => responder.status(StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }))
 }
 
 /// How a POST body is read.
