@@ -49,7 +49,7 @@
 //!   that does not read what it asked for is closed on any transport.
 //!   CONNECTs past `u32::MAX` during one decision are not answered.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -300,6 +300,64 @@ enum NsState {
     Connected,
 }
 
+/// The namespaces of one connection by name, ordered: a sorted vector, since a connection
+/// has one or a few (a `BTreeMap` node holds room for eleven, 0.9 KB per connection).
+#[derive(Debug, Default)]
+struct NsMap(Vec<(Str, NsState)>);
+
+impl NsMap {
+    fn find(&self, nsp: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| n.as_str().cmp(nsp))
+    }
+
+    fn get(&self, nsp: &str) -> Option<&NsState> {
+        self.find(nsp)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, nsp: &str) -> Option<&mut NsState> {
+        let i = self.find(nsp).ok()?;
+        self.0.get_mut(i).map(|(_, s)| s)
+    }
+
+    /// Inserts or replaces the state of `nsp`; returns the one replaced.
+    fn insert(&mut self, nsp: Str, state: NsState) -> Option<NsState> {
+        match self.find(&nsp) {
+            Ok(i) => self
+                .0
+                .get_mut(i)
+                .map(|slot| std::mem::replace(&mut slot.1, state)),
+            Err(i) => {
+                self.0.insert(i, (nsp, state));
+                None
+            }
+        }
+    }
+
+    fn remove_entry(&mut self, nsp: &str) -> Option<(Str, NsState)> {
+        let i = self.find(nsp).ok()?;
+        Some(self.0.remove(i))
+    }
+
+    fn remove(&mut self, nsp: &str) -> Option<NsState> {
+        self.remove_entry(nsp).map(|(_, s)| s)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Str, &NsState)> {
+        self.0.iter().map(|(n, s)| (n, s))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &NsState> {
+        self.0.iter().map(|(_, s)| s)
+    }
+
+    fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+}
+
 /// A namespace's pending CONNECT decision (see the module docs): a fixed size, however many
 /// CONNECTs arrive while it is pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,7 +398,7 @@ pub struct Connection {
     parser: Parser,
     decoder: Decoder,
     /// Ordered, so that closes list namespaces in the same order every run.
-    namespaces: BTreeMap<Str, NsState>,
+    namespaces: NsMap,
     connect_deadline: Option<Instant>,
     /// The most bytes of answers one CONNECT decision sends (the session's write bound).
     max_connect_answer_bytes: usize,
@@ -394,7 +452,7 @@ impl Connection {
             parser: config.parser,
             connect_deadline: Some(now + config.connect_timeout),
             max_connect_answer_bytes,
-            namespaces: BTreeMap::new(),
+            namespaces: NsMap::default(),
             acks: HashMap::new(),
             ack_deadlines: BTreeSet::new(),
             max_pending_acks: config.max_pending_acks,
