@@ -1,0 +1,951 @@
+//! The [`Manager`] handle and the driver of the core's manager machine on the page's event loop:
+//! `WebSocket` and `fetch` for the transports, `setTimeout` for the machine's timers.
+//!
+//! Every input (a call of the API, a transport's callback, a timer) is queued as a
+//! [`Command`], then [`Shared::drive`] applies the queue to the machine and performs its
+//! outputs. User code never runs while the machine is borrowed: socket events go to each
+//! socket's dispatcher task, manager events are handed to their listeners after the machine is
+//! released. A call that arrives while the machine is being driven (from a synchronous
+//! callback) is queued and applied by the drive under way.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_proto::engine::client::{Input, Io, Query, Transport, TransportId};
+use ferrio_proto::engine::Frame;
+use ferrio_proto::socket::client::{self as core, AckId, Event, ManagerConfig, Output, SocketId};
+use ferrio_proto::socket::{Packet, RawJson};
+use ferrio_proto::{Instant, Str};
+use futures_channel::{mpsc, oneshot};
+use js_sys::{ArrayBuffer, Uint8Array};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{AbortController, BinaryType, MessageEvent, RequestInit, Response, WebSocket};
+
+pub use ferrio_proto::socket::client::DisconnectReason;
+
+use crate::error::{AckError, ConnectError, EmitError};
+use crate::socket::{self, Item, SocketShared};
+use crate::SocketBuilder;
+
+/// Writes a line to the browser console (`console.warn`).
+pub(crate) fn log(line: &str) {
+    web_sys::console::warn_1(&JsValue::from_str(line));
+}
+
+/// Something that happened to the connection (the reference's Manager events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagerEvent {
+    /// The Engine.IO session opened (`open`).
+    Open,
+    /// Opening failed (`error`).
+    Error(String),
+    /// The server pinged (`ping`).
+    Ping,
+    /// The connection closed (`close`).
+    Close(DisconnectReason),
+    /// A reconnection attempt starts (`reconnect_attempt`; 1 for the first).
+    ReconnectAttempt(u32),
+    /// A reconnection attempt succeeded (`reconnect`).
+    Reconnect(u32),
+    /// A reconnection attempt failed (`reconnect_error`).
+    ReconnectError(String),
+    /// No attempts left (`reconnect_failed`).
+    ReconnectFailed,
+}
+
+type ManagerHandler = Rc<dyn Fn(&ManagerEvent)>;
+
+/// A manager setting changed at run time (the core's `Manager::set_*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Setting {
+    Reconnection(bool),
+    ReconnectionAttempts(Option<u32>),
+    ReconnectionDelay(Duration),
+    ReconnectionDelayMax(Duration),
+    RandomizationFactor(f64),
+    Timeout(Option<Duration>),
+}
+
+/// An input for the driver.
+pub(crate) enum Command {
+    /// Opens the socket if the driver does not know it yet, and connects it.
+    Connect {
+        shared: Rc<SocketShared>,
+    },
+    Disconnect {
+        nsp: Str,
+    },
+    Emit {
+        nsp: Str,
+        packet: Packet,
+        options: core::EmitOptions,
+        reply: Option<oneshot::Sender<Result<Packet, AckError>>>,
+    },
+    Ack {
+        nsp: Str,
+        packet: Packet,
+    },
+    Close,
+    Open,
+    Set(Setting),
+    /// The answer of an auth function.
+    Auth {
+        socket: SocketId,
+        auth: Option<RawJson>,
+    },
+    /// A transport's report, or `Input::Timeout`.
+    Input(Input),
+}
+
+/// What the handles know of the Engine.IO session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct EngineStatus {
+    sid: Option<String>,
+    transport: Option<Transport>,
+}
+
+/// Where the server is.
+pub(crate) struct Endpoint {
+    /// `http:` or `https:`.
+    pub(crate) secure: bool,
+    /// `host[:port]`.
+    pub(crate) host: String,
+    /// The Engine.IO path.
+    pub(crate) path: String,
+    /// WebSocket subprotocols (`protocols`).
+    pub(crate) protocols: Vec<String>,
+    /// A bound on each polling request (`requestTimeout`).
+    pub(crate) request_timeout: Option<Duration>,
+}
+
+impl Endpoint {
+    fn url(&self, websocket: bool, query: &Query) -> String {
+        let scheme = match (websocket, self.secure) {
+            (false, false) => "http",
+            (false, true) => "https",
+            (true, false) => "ws",
+            (true, true) => "wss",
+        };
+        let mut q = String::new();
+        for (i, (k, v)) in query.iter().enumerate() {
+            if i > 0 {
+                q.push('&');
+            }
+            q.push_str(&String::from(js_sys::encode_uri_component(k)));
+            q.push('=');
+            q.push_str(&String::from(js_sys::encode_uri_component(v)));
+        }
+        format!("{scheme}://{}{}?{q}", self.host, self.path)
+    }
+}
+
+/// A WebSocket and the callbacks it calls.
+struct Ws {
+    socket: WebSocket,
+    _callbacks: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+impl Ws {
+    /// Detaches the callbacks (so that the browser never calls a dropped closure) and closes.
+    fn release(self) {
+        self.socket.set_onopen(None);
+        self.socket.set_onmessage(None);
+        self.socket.set_onclose(None);
+        self.socket.set_onerror(None);
+        let _ = self.socket.close();
+    }
+}
+
+/// The `setTimeout` set for the machine's next deadline: its handle, the deadline, the callback.
+type Timer = (i32, Instant, Closure<dyn FnMut()>);
+
+/// The machine and the I/O in flight.
+struct Driver {
+    machine: core::Manager,
+    endpoint: Rc<Endpoint>,
+    /// `Date.now()` at the start: the machine's instants count from it.
+    origin: f64,
+    last_now: u64,
+    websockets: HashMap<TransportId, Ws>,
+    gets: HashMap<TransportId, AbortController>,
+    timer: Option<Timer>,
+    /// The callback of the timer that fired last, kept until the next one fires: a callback is
+    /// not dropped while it runs.
+    fired: Option<Closure<dyn FnMut()>>,
+    sockets: HashMap<SocketId, SocketEntry>,
+    acks: HashMap<(SocketId, AckId), oneshot::Sender<Result<Packet, AckError>>>,
+    last_engine: EngineStatus,
+}
+
+struct SocketEntry {
+    shared: Rc<SocketShared>,
+    items: mpsc::UnboundedSender<Item>,
+    last_active: bool,
+}
+
+/// What the handles and the callbacks share.
+pub(crate) struct Shared {
+    driver: RefCell<Driver>,
+    pending: RefCell<VecDeque<Command>>,
+    handlers: RefCell<Vec<ManagerHandler>>,
+    pub(crate) sockets: RefCell<HashMap<String, Rc<SocketShared>>>,
+    engine: RefCell<EngineStatus>,
+    parser: ferrio_proto::socket::Parser,
+    closed: Cell<bool>,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        for (_, ws) in self.websockets.drain() {
+            ws.release();
+        }
+        for (_, get) in self.gets.drain() {
+            get.abort();
+        }
+        if let (Some((handle, _, _)), Some(window)) = (self.timer.take(), web_sys::window()) {
+            window.clear_timeout_with_handle(handle);
+        }
+    }
+}
+
+/// One connection to a server, multiplexing the sockets of several namespaces
+/// (`socket.io-client`'s `Manager`). Cheap to clone. Built by
+/// [`ClientBuilder::manager`](crate::ClientBuilder::manager), or reached from a socket with
+/// [`Socket::manager`](crate::Socket::manager). The connection lives as long as a handle
+/// does.
+#[derive(Clone)]
+pub struct Manager {
+    pub(crate) inner: Rc<Shared>,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager").finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+impl Manager {
+    pub(crate) fn new(
+        config: ManagerConfig,
+        endpoint: Endpoint,
+        handlers: Vec<ManagerHandler>,
+    ) -> Manager {
+        let parser = config.parser.clone();
+        let driver = Driver {
+            machine: core::Manager::new(config),
+            endpoint: Rc::new(endpoint),
+            origin: now_ms(),
+            last_now: 0,
+            websockets: HashMap::new(),
+            gets: HashMap::new(),
+            timer: None,
+            fired: None,
+            sockets: HashMap::new(),
+            acks: HashMap::new(),
+            last_engine: EngineStatus::default(),
+        };
+        Manager {
+            inner: Rc::new(Shared {
+                driver: RefCell::new(driver),
+                pending: RefCell::new(VecDeque::new()),
+                handlers: RefCell::new(handlers),
+                sockets: RefCell::new(HashMap::new()),
+                engine: RefCell::new(EngineStatus::default()),
+                parser,
+                closed: Cell::new(false),
+            }),
+        }
+    }
+
+    /// Queues a command and drives the machine.
+    pub(crate) fn command(&self, command: Command) -> Result<(), EmitError> {
+        if self.inner.closed.get() {
+            return Err(EmitError::Closed);
+        }
+        self.inner.pending.borrow_mut().push_back(command);
+        Shared::drive(&self.inner);
+        Ok(())
+    }
+
+    /// A builder for the socket of namespace `nsp` on this connection (`manager.socket(nsp)`).
+    pub fn socket(&self, nsp: &str) -> SocketBuilder {
+        SocketBuilder::new(self.clone(), nsp)
+    }
+
+    /// Adds a listener of the connection's events (`open`, `close`, `reconnect_attempt`,
+    /// `reconnect`, `reconnect_error`, `reconnect_failed`, ...). Listeners run in order, on the
+    /// page's event loop.
+    pub fn on_event(&self, listener: impl Fn(&ManagerEvent) + 'static) {
+        self.inner.handlers.borrow_mut().push(Rc::new(listener));
+    }
+
+    /// Disconnects every socket and closes the connection, without reconnecting.
+    pub fn close(&self) {
+        let _ = self.command(Command::Close);
+    }
+
+    /// Opens the connection (`manager.open()`) without waiting.
+    pub fn open(&self) {
+        let _ = self.command(Command::Open);
+    }
+
+    fn set(&self, setting: Setting) {
+        let _ = self.command(Command::Set(setting));
+    }
+
+    /// Turns reconnection on or off (`manager.reconnection(v)`).
+    pub fn set_reconnection(&self, enabled: bool) {
+        self.set(Setting::Reconnection(enabled));
+    }
+
+    /// Sets the most reconnection attempts (`manager.reconnectionAttempts(v)`; `None`:
+    /// unlimited).
+    pub fn set_reconnection_attempts(&self, attempts: Option<u32>) {
+        self.set(Setting::ReconnectionAttempts(attempts));
+    }
+
+    /// Sets the first delay between reconnection attempts (`manager.reconnectionDelay(v)`).
+    pub fn set_reconnection_delay(&self, delay: Duration) {
+        self.set(Setting::ReconnectionDelay(delay));
+    }
+
+    /// Sets the largest delay between reconnection attempts (`manager.reconnectionDelayMax(v)`).
+    pub fn set_reconnection_delay_max(&self, delay: Duration) {
+        self.set(Setting::ReconnectionDelayMax(delay));
+    }
+
+    /// Sets the jitter of the reconnection delays (`manager.randomizationFactor(v)`).
+    pub fn set_randomization_factor(&self, factor: f64) {
+        self.set(Setting::RandomizationFactor(factor));
+    }
+
+    /// Sets the time the connection has to open (`manager.timeout(v)`; `None`: no limit).
+    pub fn set_timeout(&self, timeout: Option<Duration>) {
+        self.set(Setting::Timeout(timeout));
+    }
+
+    /// The Engine.IO session id, while open.
+    pub fn engine_id(&self) -> Option<String> {
+        self.inner.engine.borrow().sid.clone()
+    }
+
+    /// The transport in use (it becomes [`Transport::WebSocket`] after an upgrade), while open.
+    pub fn transport(&self) -> Option<Transport> {
+        self.inner.engine.borrow().transport
+    }
+
+    /// The parser of every packet of the connection.
+    pub fn parser(&self) -> &ferrio_proto::socket::Parser {
+        &self.inner.parser
+    }
+}
+
+impl Shared {
+    /// Applies the queued commands and performs the machine's outputs, until the queue is
+    /// empty; then sets the timer and hands the manager events to their listeners. Does nothing
+    /// if a drive is under way (it takes the queue).
+    fn drive(self: &Rc<Self>) {
+        let mut manager_events = Vec::new();
+        {
+            let Ok(mut d) = self.driver.try_borrow_mut() else {
+                return;
+            };
+            loop {
+                let command = self.pending.borrow_mut().pop_front();
+                let Some(command) = command else {
+                    break;
+                };
+                d.command(command, self);
+                while let Some(out) = d.machine.poll_output() {
+                    d.perform(out, self, &mut manager_events);
+                }
+            }
+            d.publish(self);
+            d.schedule(self);
+        }
+        if manager_events.is_empty() {
+            return;
+        }
+        let handlers = self.handlers.borrow().clone();
+        for event in &manager_events {
+            for h in &handlers {
+                h(event);
+            }
+        }
+    }
+
+    /// Queues a report from a callback and drives.
+    fn report(weak: &Weak<Shared>, input: Input) {
+        if let Some(shared) = weak.upgrade() {
+            shared.pending.borrow_mut().push_back(Command::Input(input));
+            Shared::drive(&shared);
+        }
+    }
+}
+
+impl Driver {
+    fn now(&mut self) -> Instant {
+        let elapsed = now_ms() - self.origin;
+        let ms = if elapsed.is_finite() && elapsed > 0.0 {
+            elapsed as u64
+        } else {
+            0
+        };
+        // Monotonic even if the wall clock steps back.
+        self.last_now = self.last_now.max(ms);
+        Instant::from_millis(self.last_now)
+    }
+
+    /// Sets the timer for the machine's next deadline.
+    fn schedule(&mut self, shared: &Rc<Shared>) {
+        let next = self.machine.poll_timeout();
+        let current = self.timer.as_ref().map(|(_, at, _)| *at);
+        if next == current {
+            return;
+        }
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        if let Some((handle, _, _)) = self.timer.take() {
+            window.clear_timeout_with_handle(handle);
+        }
+        let Some(at) = next else {
+            return;
+        };
+        let now = self.now();
+        let delay = at.saturating_since(now).as_millis().min(i32::MAX as u128) as i32;
+        let weak = Rc::downgrade(shared);
+        let fire = Closure::<dyn FnMut()>::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                if let Ok(mut d) = shared.driver.try_borrow_mut() {
+                    d.fired = d.timer.take().map(|(_, _, callback)| callback);
+                }
+                Shared::report(&weak, Input::Timeout);
+            }
+        });
+        match window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            fire.as_ref().unchecked_ref(),
+            delay,
+        ) {
+            Ok(handle) => self.timer = Some((handle, at, fire)),
+            Err(_) => log("ferrio: setTimeout failed"),
+        }
+    }
+
+    /// Copies the engine status and each socket's `active` for the handles.
+    fn publish(&mut self, shared: &Shared) {
+        let status = EngineStatus {
+            sid: self.machine.engine().sid().map(|s| s.to_string()),
+            transport: self.machine.engine().transport(),
+        };
+        if status != self.last_engine {
+            *shared.engine.borrow_mut() = status.clone();
+            self.last_engine = status;
+        }
+        for (id, entry) in &mut self.sockets {
+            let active = self.machine.is_active(*id);
+            if active != entry.last_active {
+                entry.last_active = active;
+                entry.shared.modify(|s| s.active = active);
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command, shared: &Rc<Shared>) {
+        let now = self.now();
+        match command {
+            Command::Input(input) => {
+                match &input {
+                    Input::PollResponse { transport, .. } => {
+                        self.gets.remove(transport);
+                    }
+                    Input::WsClosed { transport } => {
+                        if let Some(ws) = self.websockets.remove(transport) {
+                            ws.release();
+                        }
+                    }
+                    Input::TransportError { transport, .. } => {
+                        self.gets.remove(transport);
+                        if let Some(ws) = self.websockets.remove(transport) {
+                            ws.release();
+                        }
+                    }
+                    _ => {}
+                }
+                self.machine.handle_input(now, input)
+            }
+            Command::Open => self.machine.connect(now),
+            Command::Set(setting) => match setting {
+                Setting::Reconnection(on) => self.machine.set_reconnection(on),
+                Setting::ReconnectionAttempts(n) => self.machine.set_reconnection_attempts(n),
+                Setting::ReconnectionDelay(d) => self.machine.set_reconnection_delay(d),
+                Setting::ReconnectionDelayMax(d) => self.machine.set_reconnection_delay_max(d),
+                Setting::RandomizationFactor(f) => self.machine.set_randomization_factor(f),
+                Setting::Timeout(t) => self.machine.set_timeout(t),
+            },
+            Command::Auth { socket, auth } => {
+                if let Err(e) = self.machine.provide_auth(now, socket, auth) {
+                    log(&format!("ferrio: auth refused: {e}"));
+                }
+            }
+            Command::Connect { shared: socket } => {
+                let known = self
+                    .machine
+                    .socket_for(&socket.nsp)
+                    .filter(|id| self.sockets.contains_key(id));
+                if let Some(id) = known {
+                    let _ = self.machine.connect_socket(now, id);
+                    return;
+                }
+                match self
+                    .machine
+                    .open_socket(now, &socket.nsp, socket.options.clone())
+                {
+                    Ok(id) => {
+                        let (tx, rx) = mpsc::unbounded();
+                        wasm_bindgen_futures::spawn_local(socket::dispatch(
+                            socket.clone(),
+                            Rc::downgrade(shared),
+                            rx,
+                        ));
+                        self.sockets.insert(
+                            id,
+                            SocketEntry {
+                                shared: socket,
+                                items: tx,
+                                last_active: false,
+                            },
+                        );
+                    }
+                    Err(e) => socket.modify(|s| {
+                        s.active = false;
+                        s.failure = Some(ConnectError {
+                            message: e.to_string(),
+                            data: None,
+                        })
+                    }),
+                }
+            }
+            Command::Disconnect { nsp } => {
+                if let Some(id) = self.machine.socket_for(&nsp) {
+                    let _ = self.machine.disconnect(now, id);
+                }
+            }
+            Command::Close => {
+                let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+                for id in ids {
+                    let _ = self.machine.disconnect(now, id);
+                }
+                self.machine.close(now);
+            }
+            Command::Emit {
+                nsp,
+                packet,
+                options,
+                reply,
+            } => {
+                let Some(id) = self.machine.socket_for(&nsp) else {
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(AckError::Emit(EmitError::Client(
+                            core::ClientError::UnknownSocket,
+                        ))));
+                    }
+                    return;
+                };
+                // Reported as it goes out only to a socket with `on_any_outgoing` listeners.
+                if let Some(entry) = self.sockets.get(&id) {
+                    let _ = self.machine.report_sent(id, entry.shared.report_sent.get());
+                }
+                match self.machine.emit(now, id, packet, options) {
+                    Ok(Some(ack)) => {
+                        if let Some(r) = reply {
+                            self.acks.insert((id, ack), r);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => match reply {
+                        Some(r) => {
+                            let _ = r.send(Err(AckError::Emit(EmitError::Client(e))));
+                        }
+                        None => log(&format!("ferrio: emit refused on {nsp}: {e}")),
+                    },
+                }
+            }
+            Command::Ack { nsp, packet } => {
+                if let Some(id) = self.machine.socket_for(&nsp) {
+                    if let Err(e) = self.machine.ack(now, id, packet) {
+                        log(&format!("ferrio: ack not sent on {nsp}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn perform(&mut self, out: Output, shared: &Rc<Shared>, events: &mut Vec<ManagerEvent>) {
+        match out {
+            Output::Io(io) => self.io(io, shared),
+            Output::Event(event) => self.event(event, shared, events),
+        }
+    }
+
+    fn io(&mut self, io: Io, shared: &Rc<Shared>) {
+        match io {
+            Io::Get { transport, query } => {
+                let controller = AbortController::new().ok();
+                let abort = controller.clone();
+                let url = self.endpoint.url(false, &query);
+                let weak = Rc::downgrade(shared);
+                let timeout = self.endpoint.request_timeout;
+                wasm_bindgen_futures::spawn_local(async move {
+                    let input = match fetch(&url, None, abort, timeout).await {
+                        Ok(body) => Input::PollResponse { transport, body },
+                        Err(description) => Input::TransportError {
+                            transport,
+                            description,
+                        },
+                    };
+                    Shared::report(&weak, input);
+                });
+                if let Some(c) = controller {
+                    self.gets.insert(transport, c);
+                }
+            }
+            Io::Post {
+                transport,
+                query,
+                body,
+            } => {
+                let url = self.endpoint.url(false, &query);
+                let weak = Rc::downgrade(shared);
+                let timeout = self.endpoint.request_timeout;
+                wasm_bindgen_futures::spawn_local(async move {
+                    let input = match fetch(&url, Some(body), None, timeout).await {
+                        Ok(_) => Input::PostResponse { transport },
+                        Err(description) => Input::TransportError {
+                            transport,
+                            description,
+                        },
+                    };
+                    Shared::report(&weak, input);
+                });
+            }
+            Io::WsOpen { transport, query } => {
+                let url = self.endpoint.url(true, &query);
+                match open_websocket(&url, &self.endpoint.protocols, transport, shared) {
+                    Ok(ws) => {
+                        self.websockets.insert(transport, ws);
+                    }
+                    Err(description) => {
+                        // Reported through the queue: the machine is being driven now.
+                        shared.pending.borrow_mut().push_back(Command::Input(
+                            Input::TransportError {
+                                transport,
+                                description,
+                            },
+                        ));
+                    }
+                }
+            }
+            Io::WsSend {
+                transport, frame, ..
+            } => {
+                let Some(ws) = self.websockets.get(&transport) else {
+                    return;
+                };
+                let sent = match &frame {
+                    Frame::Text(text) => ws.socket.send_with_str(text),
+                    Frame::Binary(data) => ws.socket.send_with_u8_array(data),
+                };
+                if sent.is_err() {
+                    shared
+                        .pending
+                        .borrow_mut()
+                        .push_back(Command::Input(Input::TransportError {
+                            transport,
+                            description: "websocket error: send failed".to_owned(),
+                        }));
+                }
+            }
+            Io::Close { transport } => {
+                if let Some(ws) = self.websockets.remove(&transport) {
+                    ws.release();
+                }
+                if let Some(get) = self.gets.remove(&transport) {
+                    get.abort();
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, socket: SocketId, item: Item) {
+        if let Some(entry) = self.sockets.get(&socket) {
+            let _ = entry.items.unbounded_send(item);
+        }
+    }
+
+    fn event(&mut self, event: Event, shared: &Rc<Shared>, events: &mut Vec<ManagerEvent>) {
+        match event {
+            Event::Open => events.push(ManagerEvent::Open),
+            Event::Error { message } => events.push(ManagerEvent::Error(message)),
+            Event::Ping => events.push(ManagerEvent::Ping),
+            Event::Close { reason, .. } => events.push(ManagerEvent::Close(reason)),
+            Event::ReconnectAttempt(n) => events.push(ManagerEvent::ReconnectAttempt(n)),
+            Event::Reconnect(n) => events.push(ManagerEvent::Reconnect(n)),
+            Event::ReconnectError { message } => events.push(ManagerEvent::ReconnectError(message)),
+            Event::ReconnectFailed => {
+                events.push(ManagerEvent::ReconnectFailed);
+                for entry in self.sockets.values() {
+                    entry.shared.modify(|s| {
+                        if !s.connected {
+                            s.failure = Some(ConnectError {
+                                message: "reconnection failed".to_owned(),
+                                data: None,
+                            });
+                        }
+                    });
+                }
+            }
+            Event::AuthNeeded { socket } => {
+                let auth_fn = self
+                    .sockets
+                    .get(&socket)
+                    .and_then(|e| e.shared.auth_fn.clone());
+                match auth_fn {
+                    Some(f) => {
+                        let weak = Rc::downgrade(shared);
+                        wasm_bindgen_futures::spawn_local(async move {
+                            let auth = f().await;
+                            if let Some(shared) = weak.upgrade() {
+                                shared.pending.borrow_mut().push_back(Command::Auth {
+                                    socket,
+                                    auth: socket::auth_json(auth.as_ref()),
+                                });
+                                Shared::drive(&shared);
+                            }
+                        });
+                    }
+                    None => {
+                        let now = self.now();
+                        if let Err(e) = self.machine.provide_auth(now, socket, None) {
+                            log(&format!("ferrio: auth refused: {e}"));
+                        }
+                    }
+                }
+            }
+            Event::Connect {
+                socket,
+                sid,
+                recovered,
+            } => {
+                if let Some(entry) = self.sockets.get(&socket) {
+                    entry.shared.modify(|s| {
+                        s.connected = true;
+                        s.id = Some(sid.to_string());
+                        s.recovered = recovered;
+                        s.failure = None;
+                        s.last_error = None;
+                    });
+                }
+                self.deliver(socket, Item::Connect);
+            }
+            Event::ConnectError {
+                socket,
+                message,
+                data,
+                retrying,
+            } => {
+                let error = ConnectError {
+                    message,
+                    data: data.and_then(|d| d.to_value().ok()),
+                };
+                if let Some(entry) = self.sockets.get(&socket) {
+                    entry.shared.modify(|s| {
+                        if !retrying {
+                            s.failure = Some(error.clone());
+                        }
+                        s.last_error = Some(error.clone());
+                    });
+                }
+                self.deliver(socket, Item::ConnectError(error));
+            }
+            Event::Disconnect { socket, reason, .. } => {
+                if let Some(entry) = self.sockets.get(&socket) {
+                    entry.shared.modify(|s| {
+                        s.connected = false;
+                        s.id = None;
+                    });
+                }
+                self.deliver(socket, Item::Disconnect(reason));
+            }
+            Event::Event { socket, packet } => self.deliver(socket, Item::Event(packet)),
+            Event::Sent { socket, packet } => self.deliver(socket, Item::Sent(packet)),
+            Event::Ack {
+                socket,
+                ack,
+                packet,
+            } => {
+                if let Some(r) = self.acks.remove(&(socket, ack)) {
+                    let _ = r.send(Ok(packet));
+                }
+            }
+            Event::AckError { socket, ack, error } => {
+                if let Some(r) = self.acks.remove(&(socket, ack)) {
+                    let _ = r.send(Err(error.into()));
+                }
+            }
+            // A later kind of event this client does not handle yet.
+            _ => {}
+        }
+    }
+}
+
+/// Opens a WebSocket whose callbacks report to the driver.
+fn open_websocket(
+    url: &str,
+    protocols: &[String],
+    transport: TransportId,
+    shared: &Rc<Shared>,
+) -> Result<Ws, String> {
+    let socket = if protocols.is_empty() {
+        WebSocket::new(url)
+    } else {
+        let list = js_sys::Array::new();
+        for p in protocols {
+            list.push(&JsValue::from_str(p));
+        }
+        WebSocket::new_with_str_sequence(url, &list)
+    }
+    .map_err(|e| format!("websocket error: {}", describe(&e)))?;
+    socket.set_binary_type(BinaryType::Arraybuffer);
+    let weak = Rc::downgrade(shared);
+    let on_open = {
+        let weak = weak.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            Shared::report(&weak, Input::WsOpen { transport });
+        })
+    };
+    let on_message = {
+        let weak = weak.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+            let Ok(e) = e.dyn_into::<MessageEvent>() else {
+                return;
+            };
+            let data = e.data();
+            let frame = if let Some(text) = data.as_string() {
+                Frame::Text(Str::from(text))
+            } else if let Ok(buffer) = data.dyn_into::<ArrayBuffer>() {
+                Frame::Binary(Bytes::from(Uint8Array::new(&buffer).to_vec()))
+            } else {
+                return;
+            };
+            Shared::report(&weak, Input::WsFrame { transport, frame });
+        })
+    };
+    let on_close = {
+        let weak = weak.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            Shared::report(&weak, Input::WsClosed { transport });
+        })
+    };
+    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+        Shared::report(
+            &weak,
+            Input::TransportError {
+                transport,
+                description: "websocket error".to_owned(),
+            },
+        );
+    });
+    socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    socket.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    Ok(Ws {
+        socket,
+        _callbacks: vec![on_open, on_message, on_close, on_error],
+    })
+}
+
+fn describe(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            e.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// A long-polling GET (`body: None`) or POST; the body of a 200 answer. `controller` aborts it
+/// (the driver's, for a GET it may release); `timeout` aborts it too (`requestTimeout`).
+async fn fetch(
+    url: &str,
+    body: Option<Bytes>,
+    controller: Option<AbortController>,
+    timeout: Option<Duration>,
+) -> Result<Bytes, String> {
+    let error = |e: JsValue| format!("xhr poll error: {}", describe(&e));
+    let window = web_sys::window().ok_or_else(|| "xhr poll error: no window".to_owned())?;
+    let init = RequestInit::new();
+    let controller = match (controller, timeout) {
+        (None, Some(_)) => AbortController::new().ok(),
+        (c, _) => c,
+    };
+    if let Some(c) = &controller {
+        init.set_signal(Some(&c.signal()));
+    }
+    let mut timer = None;
+    if let (Some(limit), Some(c)) = (timeout, controller.clone()) {
+        let on_timeout = Closure::<dyn FnMut()>::new(move || c.abort());
+        let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+        if let Ok(h) = window.set_timeout_with_callback_and_timeout_and_arguments_0(
+            on_timeout.as_ref().unchecked_ref(),
+            ms,
+        ) {
+            timer = Some((h, on_timeout));
+        }
+    }
+    if let Some(body) = &body {
+        init.set_method("POST");
+        let headers = web_sys::Headers::new().map_err(error)?;
+        headers
+            .set("Content-Type", "text/plain;charset=UTF-8")
+            .map_err(error)?;
+        init.set_headers(&headers);
+        init.set_body(&Uint8Array::from(&body[..]));
+    } else {
+        init.set_method("GET");
+    }
+    let result = async {
+        let response =
+            wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init))
+                .await
+                .map_err(error)?;
+        let response: Response = response.dyn_into().map_err(error)?;
+        let buffer = wasm_bindgen_futures::JsFuture::from(response.array_buffer().map_err(error)?)
+            .await
+            .map_err(error)?;
+        let bytes = Uint8Array::new(&buffer).to_vec();
+        if response.status() != 200 {
+            return Err(format!(
+                "xhr poll error: HTTP {}: {}",
+                response.status(),
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+        Ok(Bytes::from(bytes))
+    }
+    .await;
+    if let Some((h, _closure)) = timer {
+        window.clear_timeout_with_handle(h);
+    }
+    result
+}

@@ -1,0 +1,280 @@
+// Browser tests of ferrio-client-web: the interop page (examples/interop.rs, built by run.sh) in
+// headless Chromium, driven by playwright-core, against Node's socket.io (bindings/wasm's test
+// server, with the e2e handlers), against ferrio-server's e2e example, and against a hostile
+// server (hostile.cjs). The page writes one line per check; a server is stopped and started
+// again on the same port in the middle (reconnection). Any page error (a wasm trap included)
+// fails the test.
+//
+// Usage: node run.mjs <pages dir (interop/, chat/)> <e2e binary> <chat binary>
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import http from "node:http";
+import { connect, createServer } from "node:net";
+import { createRequire } from "node:module";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "../../..");
+const require = createRequire(join(root, "bindings/wasm/package.json"));
+const { chromium } = require("playwright-core");
+const [pagesDir, e2eBin, chatBin] = process.argv.slice(2);
+
+const children = [];
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// Starts a process and waits for a line of its output matching `ready`.
+function start(cmd, args, env, ready) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+    children.push(child);
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${cmd}: not ready within 30 s`)), 30000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(ready);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, match: m });
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
+  });
+}
+
+function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", resolve);
+    child.kill("SIGKILL");
+  });
+}
+
+// The pages: /<page>/ serves target/ferrio-client-web/<page>/ (index.html and wasm-bindgen's
+// output, as run.sh made them).
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+const pageServer = http.createServer((req, res) => {
+  const m = req.url.split("?")[0].match(/^\/(interop|chat)\/([\w.]*)$/);
+  if (!m) {
+    res.writeHead(404).end();
+    return;
+  }
+  const [, app, name] = m;
+  const file = name || "index.html";
+  readFile(join(pagesDir, app, file)).then(
+    (body) => res.writeHead(200, { "content-type": types[extname(file)] || "application/octet-stream" }).end(body),
+    () => res.writeHead(404).end(),
+  );
+});
+
+// A TCP proxy to `port` whose connections `cut()` closes: the transport drops, the server stays.
+async function proxy(port) {
+  const sockets = new Set();
+  const server = createServer((client) => {
+    const upstream = connect(port, "127.0.0.1");
+    sockets.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut: () => {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    close: () => server.close(),
+  };
+}
+
+const results = [];
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push(true);
+    console.log(`test ${name} ... ok (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push(false);
+    console.log(`test ${name} ... FAILED (${Date.now() - t0} ms)\n${e && e.stack ? e.stack : e}`);
+  }
+}
+
+// The checks every interop run must report, in order.
+const expected = [
+  "connect",
+  "auth reaches the server",
+  "emit, typed event back with binary",
+  "emit_with_ack",
+  "once and on_any_outgoing",
+  "server emit_with_ack answered by the page",
+  "wrong types reach on_error",
+  "the socket still works after wrong types",
+  "namespace on the same connection",
+  "refused namespace: connect_error with data",
+  "polling then WebSocket",
+  "binary over WebSocket",
+  "WebSocket only, room joined",
+  "room event",
+  "the event missed while disconnected arrives",
+  "connection state recovery",
+  "disconnect when the server goes away",
+  "reconnection",
+  "auth sent again on reconnection",
+  "emit_with_ack after reconnection",
+  "namespace back after reconnection",
+];
+
+async function openPage(browser, query, app = "interop") {
+  const page = await (await browser.newContext()).newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  // A wasm trap or a panic shows as an uncaught error or a console error naming it (failed
+  // requests while a server is down are expected and show as console errors too).
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text());
+  });
+  await page.goto(`${pageBase}/${app}/?${query}`);
+  return { page, errors };
+}
+
+async function log(page) {
+  return (await page.textContent("#log")).trim().split("\n").filter((l) => l);
+}
+
+function assertRun(lines, errors, want) {
+  const failed = lines.filter((l) => !l.startsWith("ok "));
+  if (failed.length || errors.length) {
+    throw new Error(`checks:\n  ${lines.join("\n  ")}\npage errors:\n  ${errors.join("\n  ")}`);
+  }
+  const got = lines.map((l) => l.slice(3));
+  if (JSON.stringify(got) !== JSON.stringify(want)) {
+    throw new Error(`checks run: ${JSON.stringify(got)}\nexpected: ${JSON.stringify(want)}`);
+  }
+}
+
+let browser;
+let pageBase;
+try {
+  await new Promise((resolve) => pageServer.listen(0, "127.0.0.1", resolve));
+  pageBase = `http://127.0.0.1:${pageServer.address().port}`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-quic"],
+  });
+
+  const kinds = {
+    "socket.io 4.8 (Node)": { cmd: "node", args: [join(root, "bindings/wasm/test/server.cjs")], ready: /listening (\d+)/ },
+    "ferrio-server": { cmd: e2eBin, args: [], ready: /listening/ },
+  };
+  for (const [kind, s] of Object.entries(kinds)) {
+    await test(`${kind}: connect with auth, emit, emit_with_ack, typed events, binary, wrong types, namespaces, refusal, upgrade, WebSocket only, recovery, reconnection after the server went away`, async () => {
+      const port = await freePort();
+      let { child } = await start(s.cmd, s.args, { PORT: String(port) }, s.ready);
+      const cutter = await proxy(port);
+      const query = `server=${encodeURIComponent(`http://127.0.0.1:${port}`)}&proxy=${encodeURIComponent(cutter.url)}`;
+      const { page, errors } = await openPage(browser, query);
+      try {
+        const phase = () => page.evaluate(() => document.body.dataset.phase);
+        const reached = (names) => page.waitForFunction((n) => n.includes(document.body.dataset.phase), names, { timeout: 30000 });
+        await reached(["recovery", "connected", "done"]);
+        if ((await phase()) === "recovery") {
+          // The transport drops, the server stays: the socket recovers.
+          cutter.cut();
+          await reached(["connected", "done"]);
+        }
+        if ((await phase()) === "connected") {
+          // The server goes away, comes back on the same port.
+          await stop(child);
+          await new Promise((r) => setTimeout(r, 500));
+          ({ child } = await start(s.cmd, s.args, { PORT: String(port) }, s.ready));
+          await page.waitForFunction(() => document.body.dataset.phase === "done", null, { timeout: 60000 });
+        }
+        assertRun(await log(page), errors, expected);
+      } finally {
+        await page.context().close();
+        cutter.close();
+        await stop(child);
+      }
+    });
+  }
+
+  await test("hostile server: malformed frames end as connect_error, disconnect or reconnection, never a trap", async () => {
+    const { child, match } = await start("node", [join(here, "hostile.cjs")], { PORT: "0" }, /listening (\d+)/);
+    const { page, errors } = await openPage(browser, `hostile=${encodeURIComponent(`http://127.0.0.1:${match[1]}`)}`);
+    try {
+      await page.waitForFunction(() => document.body.dataset.phase === "done", null, { timeout: 30000 });
+      assertRun(await log(page), errors, ["hostile server", "the page lives on"]);
+    } finally {
+      await page.context().close();
+      await stop(child);
+    }
+  });
+
+  await test("chat page (examples/chat.rs) against ferrio-server's chat example: join, members, messages between two pages", async () => {
+    const port = await freePort();
+    const { child } = await start(chatBin, [], { PORT: String(port) }, /chat demo on/);
+    const query = `server=${encodeURIComponent(`http://127.0.0.1:${port}`)}`;
+    const a = await openPage(browser, query, "chat");
+    const b = await openPage(browser, query, "chat");
+    const text = (p, sel) => p.page.textContent(sel);
+    const until = (p, fn, arg) => p.page.waitForFunction(fn, arg, { timeout: 10000 });
+    try {
+      await until(a, () => document.getElementById("status")?.textContent === "connected");
+      await a.page.fill("#nick", "ann");
+      await a.page.click("#join");
+      await until(a, () => document.getElementById("members").textContent === "ann");
+      await until(b, () => document.getElementById("status")?.textContent === "connected");
+      await b.page.fill("#nick", "bob");
+      await b.page.click("#join");
+      await until(a, () => document.getElementById("members").textContent === "ann,bob");
+      await until(b, () => document.getElementById("members").textContent === "ann,bob");
+      await b.page.fill("#text", "hi from bob");
+      await b.page.click("#send");
+      await until(a, () => [...document.querySelectorAll("#messages li")].some((li) => li.textContent === "bob: hi from bob"));
+      await until(b, () => [...document.querySelectorAll("#messages li")].some((li) => li.textContent === "me: hi from bob"));
+      const lines = await a.page.$$eval("#messages li", (lis) => lis.map((li) => li.textContent));
+      if (JSON.stringify(lines) !== JSON.stringify(["* bob joined", "bob: hi from bob"])) {
+        throw new Error(`ann's page shows ${JSON.stringify(lines)}`);
+      }
+      // Bob leaves: ann's page hears it.
+      await b.page.close();
+      await until(a, () => document.getElementById("members").textContent === "ann");
+      const errors = [...a.errors, ...b.errors];
+      if (errors.length || (await text(a, "#error"))) {
+        throw new Error(`page errors: ${errors.join("; ")} ${await text(a, "#error")}`);
+      }
+    } finally {
+      await a.page.context().close();
+      await b.page.context().close();
+      await stop(child);
+    }
+  });
+} catch (e) {
+  results.push(false);
+  console.log(`ferrio-client-web browser tests: ${e && e.stack ? e.stack : e}`);
+} finally {
+  if (browser) await browser.close();
+  pageServer.close();
+  await Promise.all(children.map(stop));
+}
+const passed = results.filter((r) => r).length;
+const failed = results.length - passed;
+console.log(`ferrio-client-web browser tests: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
