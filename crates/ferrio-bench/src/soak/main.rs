@@ -1,9 +1,10 @@
 //! `ferrio-soak`: the soak and abuse suite. Each probe repeats one attack found against the
 //! end-to-end test server (`examples/e2e` of ferrio-server) or the cluster node (`examples/cluster`
-//! of ferrio-redis) with its numbers, against a fresh server that the suite starts itself on a free
-//! 127.0.0.1 port and stops by its PID. One line per probe: its numbers, PASS or FAIL against the
-//! stated threshold. The exit status is non-zero when any probe failed. Every probe is bounded in
-//! time (a minute at most). Run by `scripts/soak`, not by the test suite.
+//! of ferrio-redis; the Redis fault probes 8, 10 and 11 once with each of its adapters) with its
+//! numbers, against a fresh server that the suite starts itself on a free 127.0.0.1 port and
+//! stops by its PID. One line per probe: its numbers, PASS or FAIL against the stated threshold.
+//! The exit status is non-zero when any probe failed. Every probe is bounded in time (a minute at
+//! most; 90 s for the Redis fault probes). Run by `scripts/soak`, not by the test suite.
 //!
 //! ```text
 //! ferrio-soak --e2e target/release/examples/e2e [--cluster target/release/examples/cluster] \
@@ -12,7 +13,9 @@
 
 mod ack_flood;
 mod bystander;
+mod cluster;
 mod connect_retries;
+mod half_open;
 mod harness;
 mod huge_ack_id;
 mod huge_headers;
@@ -21,6 +24,7 @@ mod huge_headers;
 mod measure;
 mod pending_acks;
 mod redis_outage;
+mod slow_redis;
 mod soak500;
 mod stalled_post;
 mod wire;
@@ -71,7 +75,7 @@ impl Ctx {
 }
 
 /// The probes: number, name, time limit.
-const PROBES: [(u8, &str, u64); 9] = [
+const PROBES: [(u8, &str, u64); 11] = [
     (1, "stalled-post", 60),
     (2, "huge-headers", 60),
     (3, "ack-flood", 60),
@@ -79,8 +83,10 @@ const PROBES: [(u8, &str, u64); 9] = [
     (5, "pending-acks", 60),
     (6, "connect-retries", 45),
     (7, "huge-ack-id", 20),
-    (8, "redis-outage", 60),
+    (8, "redis-outage", 90),
     (9, "soak-500", 60),
+    (10, "redis-half-open", 90),
+    (11, "redis-slow", 90),
 ];
 
 async fn run_probe(n: u8, ctx: &Ctx) -> io::Result<Outcome> {
@@ -94,6 +100,8 @@ async fn run_probe(n: u8, ctx: &Ctx) -> io::Result<Outcome> {
         7 => huge_ack_id::run(ctx).await,
         8 => redis_outage::run(ctx).await,
         9 => soak500::run(ctx).await,
+        10 => half_open::run(ctx).await,
+        11 => slow_redis::run(ctx).await,
         _ => Err(io::Error::other(format!("no probe {n}"))),
     }
 }
@@ -128,9 +136,9 @@ fn parse_args() -> Result<Options, String> {
                     let n: u8 = n
                         .trim()
                         .parse()
-                        .map_err(|_| format!("--only takes probe numbers 1-9, got {n}"))?;
+                        .map_err(|_| format!("--only takes probe numbers 1-11, got {n}"))?;
                     if !PROBES.iter().any(|p| p.0 == n) {
-                        return Err(format!("no probe {n}: probes are 1-9"));
+                        return Err(format!("no probe {n}: probes are 1-11"));
                     }
                     only.push(n);
                 }
