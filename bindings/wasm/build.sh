@@ -71,26 +71,42 @@ package() {
   rm -rf "${out}"
   # `--encode-into always`: every browser has TextEncoder.encodeInto; no fallback in the glue.
   wasm-bindgen --target web --encode-into always --out-dir "${out}" --out-name ferrio_wasm "${wasm}"
+  # A smaller start than the glue's `initSync` (whose handling of deprecated arguments would be
+  # bundled): `ferrioInit(module)` instantiates the compiled module with the glue's imports.
+  # Without `Symbol.dispose` on `Core` (the package frees its cores through the finalizer).
+  sed -i '/^if (Symbol.dispose) Core.prototype\[Symbol.dispose\]/d' "${out}/ferrio_wasm.js"
+  cat >> "${out}/ferrio_wasm.js" <<'GLUE'
+export function ferrioInit(module) {
+  return __wbg_finalize_init(new WebAssembly.Instance(module, __wbg_get_imports()), module);
+}
+GLUE
 
   if [ -z "${NO_WASM_OPT:-}" ]; then
     # The features browsers have shipped for years; never --all-features (it emits encodings,
     # such as compact imports, that browsers refuse).
-    # `-ocimfs 30`: a function with one caller is inlined only when it is small (binaryen inlines
+    # `-ocimfs 20`: a function with one caller is inlined only when it is small (binaryen inlines
     # every one by default): the module grows a little, but repeats itself more, and compresses
-    # about 1.2 KB smaller. `-Oz` twice: the second pass finds a little more.
-    "${here}/node_modules/.bin/wasm-opt" --one-caller-inline-max-function-size 30 -Oz -Oz \
+    # about 1.2 KB smaller. `--low-memory-unused`: the module never touches its lowest 1 KiB
+    # (Rust's stack grows down from 1 MiB toward it, the data lies above 1 MiB), so constant
+    # offsets fold into loads and stores. `--flatten --rereloop`: the control flow rebuilt before
+    # `-Oz`, which then compresses better (about 0.1 KB). `-Oz` twice: the second pass finds a
+    # little more. `--strip-target-features`: the features section, which browsers ignore.
+    "${here}/node_modules/.bin/wasm-opt" --one-caller-inline-max-function-size 20 \
+      --low-memory-unused --flatten --rereloop -Oz -Oz \
       --enable-bulk-memory --enable-mutable-globals \
       --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
-      --enable-multivalue --strip-debug --strip-producers \
+      --enable-multivalue --strip-debug --strip-producers --strip-target-features \
       "${out}/ferrio_wasm_bg.wasm" -o "${out}/ferrio_wasm_bg.wasm"
   fi
 
   # One minified ES module: the entry with the glue inlined; it loads its wasm file from its own
   # directory (`new URL(..., import.meta.url)`). Private members (`_name`) get short names,
-  # except `_placeholder` (a protocol field) and `_transports` (the browser tests reach it).
+  # except `_placeholder` (a protocol field) and `_transports` (the browser tests reach it), and
+  # so do the internal `emitReserved` (protected in socket.io-client) and the fields of ack and
+  # transport entries.
   # FERRIO_MSGPACK and FERRIO_WASM are the variant's constants (see `ferrio.js`).
   "${here}/node_modules/.bin/esbuild" "${here}/$1" --bundle --format=esm --minify \
-    --target=es2022 --legal-comments=none --log-level=warning --mangle-props='^_[a-z]' \
+    --target=es2022 --legal-comments=none --log-level=warning --mangle-props='^(_[a-z]|emitReserved$|callback$|withTimeout$|aborts$)' \
     --reserve-props='^_(placeholder|transports)$' --define:FERRIO_MSGPACK="$4" \
     --define:FERRIO_WASM="\"$3\"" --outfile="${dist}/$2"
   cp "${out}/ferrio_wasm_bg.wasm" "${dist}/$3"

@@ -35,26 +35,97 @@ export type DisconnectReason =
   | "parse error"
   | "forced close";
 
-/** A `connect_error`: `message`, and the `data` the server's middleware attached. */
+/**
+ * A transport's failure, as engine.io-client reports it: `message` the reason (`xhr poll error`,
+ * `xhr post error`, `websocket error`), `description` the HTTP status (0: no answer, or
+ * `requestTimeout` passed) or the browser's error event, `context` the response or the error.
+ */
+export interface TransportError extends Error {
+  type: "TransportError";
+  description: any;
+  context: any;
+}
+
+/**
+ * A `connect_error`: `message`, and the `data` the server's middleware attached. When the
+ * connection itself failed it is the `TransportError` (`type`, `description`, `context`), or
+ * `Error("timeout")`.
+ */
 export interface ConnectError extends Error {
   data?: any;
+  type?: "TransportError";
+  description?: any;
+  context?: any;
 }
 
 export interface SocketReservedEvents {
   connect: () => void;
   connect_error: (err: ConnectError) => void;
-  disconnect: (reason: DisconnectReason, description?: { description: string }) => void;
+  /** `details`: the `TransportError` after a transport error, `{ description }` otherwise (if any). */
+  disconnect: (reason: DisconnectReason, details?: TransportError | { description: string }) => void;
+}
+
+/** A Socket.IO packet as socket.io-parser decodes it (the manager's `packet` event). */
+export interface Packet {
+  /** CONNECT 0, DISCONNECT 1, EVENT 2, ACK 3, CONNECT_ERROR 4, BINARY_EVENT 5, BINARY_ACK 6. */
+  type: 0 | 1 | 2 | 3 | 4 | 5 | 6;
+  nsp: string;
+  /** Binary values as `ArrayBuffer`s. */
+  data?: any;
+  id?: number;
 }
 
 export interface ManagerReservedEvents {
   open: () => void;
-  error: (err: string) => void;
+  error: (err: ConnectError) => void;
   ping: () => void;
-  close: (reason: string) => void;
+  close: (reason: string, description?: string) => void;
   reconnect_attempt: (attempt: number) => void;
   reconnect: (attempt: number) => void;
-  reconnect_error: (err: string) => void;
+  reconnect_error: (err: ConnectError) => void;
   reconnect_failed: () => void;
+  /** Every packet from the server, decoded, whatever its namespace. */
+  packet: (packet: Packet) => void;
+}
+
+/** An Engine.IO packet as engine.io-parser decodes it (the engine's `packet` and `packetCreate`). */
+export interface EnginePacket {
+  type: "open" | "close" | "ping" | "pong" | "message" | "upgrade" | "noop" | "error";
+  data?: string | ArrayBuffer;
+}
+
+export interface EngineReservedEvents {
+  /** The session opened. */
+  open: () => void;
+  /** The handshake's values (`sid`, `upgrades`, `pingInterval`, `pingTimeout`, `maxPayload`). */
+  handshake: (data: { sid: string; upgrades: string[]; pingInterval: number; pingTimeout: number; maxPayload: number }) => void;
+  /** Each packet received. */
+  packet: (packet: EnginePacket) => void;
+  /** Each packet sent. */
+  packetCreate: (packet: EnginePacket) => void;
+  /** Each packet received (the session is alive). */
+  heartbeat: () => void;
+  ping: () => void;
+  data: (data: string | ArrayBuffer) => void;
+  message: (data: string | ArrayBuffer) => void;
+  /** A write completed (a POST answered, or WebSocket frames handed to the browser). */
+  drain: () => void;
+  /** The session moved to this transport. */
+  upgrade: (transport: { name: "polling" | "websocket" }) => void;
+  /** The session failed to open. */
+  error: (err: ConnectError) => void;
+  close: (reason: string, description?: any) => void;
+}
+
+/**
+ * The Engine.IO connection of a manager (`manager.engine`); a new one replaces it after each
+ * close, as engine.io-client creates a new socket per connection.
+ */
+export declare class Engine extends Emitter<{}, EngineReservedEvents> {
+  /** The session id, while open. */
+  readonly id: string | undefined;
+  /** The transport in use. */
+  readonly transport: { name: "polling" | "websocket" | undefined };
 }
 
 export interface ManagerOptions {
@@ -72,6 +143,24 @@ export interface ManagerOptions {
   forceBase64?: boolean;
   /** Extra query parameters of every request. */
   query?: Record<string, string> | string;
+  /** `path` ends with a slash (`/socket.io/`, true) or not (`/socket.io`, false). */
+  addTrailingSlash?: boolean;
+  /** Cache-busting parameter: unset, polling requests only; true, WebSocket ones too; false, none. */
+  timestampRequests?: boolean;
+  /** Name of the cache-busting parameter (`t`). */
+  timestampParam?: string;
+  /** WebSocket subprotocols (`new WebSocket(url, protocols)`). */
+  protocols?: string | string[];
+  /** Close the connection when the page is about to unload (false). */
+  closeOnBeforeunload?: boolean;
+  /** A polling request not answered in this many ms fails with a transport error (none). */
+  requestTimeout?: number;
+  /** Options of one transport, over the others: `{ polling: { extraHeaders } }`,
+   * `{ websocket: { protocols } }`. */
+  transportOptions?: {
+    polling?: { extraHeaders?: Record<string, string>; withCredentials?: boolean; requestTimeout?: number };
+    websocket?: { protocols?: string | string[] };
+  };
   /** Reconnect after losing the connection (true). */
   reconnection?: boolean;
   reconnectionAttempts?: number;
@@ -114,6 +203,8 @@ declare class Emitter<ListenEvents extends EventsMap, ReservedEvents extends Eve
 /** One connection to a server, shared by the sockets of its namespaces. */
 export declare class Manager extends Emitter<{}, ManagerReservedEvents> {
   constructor(uri?: string, opts?: Partial<ManagerOptions>);
+  /** The Engine.IO connection (replaced after each close). */
+  readonly engine: Engine;
   socket(nsp: string, opts?: Partial<SocketOptions>): Socket;
   reconnection(): boolean;
   reconnection(v: boolean): this;

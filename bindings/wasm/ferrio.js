@@ -8,7 +8,7 @@
 // (`msgpack.js` -> `dist/ferrio.msgpack.js`, FERRIO_MSGPACK true, FERRIO_WASM
 // "ferrio_msgpack_bg.wasm"), whose module also has the msgpack parser. Code under
 // `if (FERRIO_MSGPACK)` is left out of the default build.
-import { Core, initSync } from "./pkg/ferrio_wasm.js";
+import { Core, ferrioInit } from "./pkg/ferrio_wasm.js";
 import { msgpackParser } from "./parser.js";
 
 // The module next to this file, compiled here (the glue's own async loader, with its fallbacks for
@@ -16,13 +16,27 @@ import { msgpackParser } from "./parser.js";
 {
   const res = await fetch(new URL(`./${FERRIO_WASM}`, import.meta.url));
   if (!res.ok) throw new Error(`ferrio: cannot load ${FERRIO_WASM} (${res.status})`);
-  initSync({ module: await WebAssembly.compile(await res.arrayBuffer()) });
+  ferrioInit(await WebAssembly.compile(await res.arrayBuffer()));
 }
 
 const now = () => performance.now();
 // The manager's events, by output code from 20.
 const MANAGER_EVENTS = ["open", "error", "ping", "close", "reconnect_attempt", "reconnect", "reconnect_error", "reconnect_failed"];
 const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
+
+// --- errors and Engine.IO packets ----------------------------------------------------------------
+
+/** A transport's failure, as engine.io-client's `TransportError`: `message` the reason
+ * (`xhr poll error`, `xhr post error`, `websocket error`), `description` the HTTP status (0: no
+ * answer, or `requestTimeout` passed) or the browser's event, `context` the response or error. */
+const transportError = (reason, description, context) => Object.assign(Error(reason), { description, context, type: "TransportError" });
+
+const EIO_TYPES = ["open", "close", "ping", "pong", "message", "upgrade", "noop"];
+
+// One Engine.IO packet as engine.io-client's parser gives it (`{ type, data }`; binary data as
+// it came, base64 text left as it is).
+const eioPacket = (f) =>
+  typeof f != "string" ? { type: "message", data: f } : { type: EIO_TYPES[f[0]] || (f[0] == "b" ? "message" : "error"), data: f.slice(1) || undefined };
 
 // --- binary attachments -------------------------------------------------------------------------
 
@@ -140,6 +154,50 @@ class Emitter {
   }
 }
 
+// --- the engine -----------------------------------------------------------------------------------
+
+/** The Engine.IO connection of a manager (`manager.engine`): its `id` and `transport.name`, and
+ * its events (see the README). A new one replaces it after each close, as engine.io-client makes
+ * a new socket per connection. */
+class Engine extends Emitter {
+  constructor() {
+    super();
+    /** The session id, from the handshake. */
+    this.id = undefined;
+    /** The transport in use: `{ name }`, set by the first request and by the upgrade. */
+    this.transport = {};
+  }
+  // Engine.IO packets received (`out` false) or sent, `x` a polling payload or a WebSocket
+  // message: `packet` (with `heartbeat`, `ping`, `message`, `data`, `handshake`) or
+  // `packetCreate` listeners; the handshake gives `id`. Nothing is decoded without listeners
+  // but the handshake.
+  _frames(x, out) {
+    if (!this._listeners.size && (out || x[0] != "0")) return;
+    for (const p of (typeof x == "string" ? x.split("\x1e") : [x]).map(eioPacket)) {
+      if (out) {
+        this.emitReserved("packetCreate", p);
+        continue;
+      }
+      this.emitReserved("packet", p);
+      this.emitReserved("heartbeat");
+      if (p.type == "ping") this.emitReserved("ping");
+      if (p.type == "message") {
+        this.emitReserved("data", p.data);
+        this.emitReserved("message", p.data);
+      }
+      if (p.type == "open") {
+        try {
+          const data = JSON.parse(p.data);
+          this.id = data.sid;
+          this.emitReserved("handshake", data);
+        } catch (_) {
+          /* not a handshake: the core fails the session */
+        }
+      }
+    }
+  }
+}
+
 // --- the manager ----------------------------------------------------------------------------------
 
 function toQuery(query) {
@@ -147,6 +205,9 @@ function toQuery(query) {
   if (typeof query === "string") return query;
   return new URLSearchParams(query).toString();
 }
+
+// `timestampRequests`: unset (polling requests only), true (WebSocket ones too) or false (none).
+const stampFlags = (v) => (v == null ? 0 : v ? 48 : 16);
 
 // The `parser` option (the msgpack build only): `msgpackParser` is bit 8 of the core's flags,
 // none the default JSON parser; another one cannot work (the core encodes every packet) and is
@@ -165,15 +226,19 @@ export class Manager extends Emitter {
       opts = uri;
       uri = undefined;
     }
-    const url = new URL(uri || "/", typeof location !== "undefined" ? location.href : undefined);
-    let path = opts.path || "/socket.io";
-    path = path.replace(/\/$/, "") + "/";
+    const url = new URL(uri || "/", globalThis.location?.href);
+    // `addTrailingSlash` (true): `/socket.io/`; false: `/socket.io`.
+    const path = (opts.path || "/socket.io").replace(/\/$/, "") + (opts.addTrailingSlash !== false ? "/" : "");
     this.opts = opts;
     this._http = `${url.protocol === "wss:" || url.protocol === "https:" ? "https" : "http"}://${url.host}${path}`;
     this._ws = this._http.replace(/^http/, "ws");
     this._query = toQuery(opts.query);
-    this._extraHeaders = opts.extraHeaders;
-    this._withCredentials = !!opts.withCredentials;
+    // The options of each transport: the manager's, with `transportOptions[name]` over them.
+    const per = opts.transportOptions || {};
+    this._pollOpts = Object.assign({}, opts, per.polling);
+    this._wsOpts = Object.assign({}, opts, per.websocket);
+    this.engine = new Engine();
+    this._err = undefined;
     const num = (v, d) => (typeof v === "number" ? v : d);
     this.core = new Core(
       (opts.transports || ["polling", "websocket"])
@@ -191,14 +256,39 @@ export class Manager extends Emitter {
       // The msgpack build adds the parser's flag; written out twice so that the default build's
       // expression stays exactly what it was.
       FERRIO_MSGPACK
-        ? (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | parserFlag(opts.parser)
-        : (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0),
+        ? (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests) | parserFlag(opts.parser)
+        : (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests),
+      opts.timestampParam,
     );
     this._transports = new Map();
     this._sockets = new Map();
     this._timer = undefined;
     this._timerAt = -1;
     this._draining = false;
+    // `closeOnBeforeunload` (false): the page leaving closes the connection at once, so that the
+    // server does not wait for a ping timeout.
+    if (opts.closeOnBeforeunload && typeof addEventListener === "function") {
+      addEventListener("beforeunload", () => this.close(), false);
+    }
+  }
+
+  on(event, fn) {
+    // The core reports decoded packets from now on (output 18).
+    if (event == "packet") this.core.call(21, 0, 1);
+    return super.on(event, fn);
+  }
+
+  // A transport failed: the core hears `err.message`; `err` itself goes to the listeners of the
+  // events that name it (`_error`).
+  _fail(tid, err) {
+    this._err = err;
+    this._cmd(6, tid, 0, 0, err.message);
+  }
+
+  // The error object of a core message: the transport's error it came from, or a new `Error`.
+  _error(message) {
+    const e = this._err;
+    return e && e.message === message ? e : new Error(message);
   }
 
   /** Reconnection on or off (`manager.reconnection(v)`). */
@@ -244,7 +334,7 @@ export class Manager extends Emitter {
       };
       const onError = (err) => {
         this.off("open", onOpen);
-        fn(err instanceof Error ? err : new Error(String(err)));
+        fn(err);
       };
       this.once("open", onOpen);
       this.once("error", onError);
@@ -338,61 +428,87 @@ export class Manager extends Emitter {
   }
 
   _fetch(tid, method, query, body) {
-    const abort = typeof AbortController !== "undefined" ? new AbortController() : undefined;
-    const entry = this._transports.get(tid) || { kind: "polling", aborts: new Set() };
+    const o = this._pollOpts;
+    const abort = new AbortController();
+    const entry = this._transports.get(tid) || { aborts: new Set() };
     this._transports.set(tid, entry);
-    if (abort && method === "GET") entry.aborts.add(abort);
-    const headers = Object.assign({}, this._extraHeaders || {});
-    if (method === "POST") headers["Content-Type"] = "text/plain;charset=UTF-8";
-    // The core's query carries the cache buster (`t`).
+    if (method === "GET") entry.aborts.add(abort);
+    const headers = Object.assign({}, o.extraHeaders);
+    if (method === "POST") {
+      headers["Content-Type"] = "text/plain;charset=UTF-8";
+      this.engine._frames(body, 1);
+    }
+    const reason = method === "GET" ? "xhr poll error" : "xhr post error";
+    // `requestTimeout`: a request not answered in time fails as a transport error.
+    let timedOut = false;
+    const timer = o.requestTimeout > 0 ? setTimeout(() => ((timedOut = true), abort.abort()), o.requestTimeout) : undefined;
+    // The core's query carries the cache buster (`timestampParam`).
     fetch(this._url(this._http, query), {
       method,
       body,
       headers,
-      credentials: this._withCredentials ? "include" : "same-origin",
+      credentials: o.withCredentials ? "include" : "same-origin",
       cache: "no-store",
-      signal: abort && abort.signal,
+      signal: abort.signal,
     })
       .then(async (res) => {
-        if (!res.ok) throw new Error(`${method === "GET" ? "xhr poll error" : "xhr post error"} (${res.status})`);
+        if (!res.ok) throw transportError(reason, res.status, res);
         const text = await res.text();
-        if (abort) entry.aborts.delete(abort);
-        if (method === "GET") this._cmd(0, tid, 0, 0, text);
-        else this._cmd(1, tid);
+        clearTimeout(timer);
+        entry.aborts.delete(abort);
+        if (method === "GET") {
+          this.engine._frames(text);
+          this._cmd(0, tid, 0, 0, text);
+        } else {
+          this._cmd(1, tid);
+          this.engine.emitReserved("drain");
+        }
       })
       .catch((e) => {
-        if (abort) entry.aborts.delete(abort);
-        if (abort && abort.signal.aborted) return;
-        this._cmd(6, tid, 0, 0, String((e && e.message) || e));
+        clearTimeout(timer);
+        entry.aborts.delete(abort);
+        if (abort.signal.aborted && !timedOut) return;
+        this._fail(tid, e.type ? e : transportError(reason, 0, e));
       });
+  }
+
+  // The engine closed: its `close` listeners hear why; the next connection gets a new engine.
+  _closeEngine(reason, description) {
+    const e = this.engine;
+    this.engine = new Engine();
+    e.emitReserved("close", reason, description);
   }
 
   _handle(out) {
     const code = out[0];
     switch (code) {
       case 0:
+        this.engine.transport.name ||= "polling";
         this._fetch(out[1], "GET", out[2]);
         break;
       case 1:
         this._fetch(out[1], "POST", out[2], out[3]);
         break;
       case 2: {
+        this.engine.transport.name ||= "websocket";
         const tid = out[1];
         let ws;
         try {
-          ws = new WebSocket(this._url(this._ws, out[2]));
+          // `protocols`: the WebSocket subprotocols asked for (none if undefined).
+          ws = new WebSocket(this._url(this._ws, out[2]), this._wsOpts.protocols);
         } catch (e) {
-          queueMicrotask(() => this._cmd(6, tid, 0, 0, String(e)));
+          queueMicrotask(() => this._fail(tid, transportError("websocket error", e, e)));
           break;
         }
         ws.binaryType = "arraybuffer";
-        this._transports.set(tid, { kind: "websocket", ws });
+        this._transports.set(tid, { ws });
         ws.onopen = () => this._cmd(2, tid);
         ws.onmessage = (ev) => {
+          this.engine._frames(ev.data);
           if (typeof ev.data === "string") this._cmd(3, tid, 0, 0, ev.data);
           else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(ev.data));
         };
-        ws.onerror = () => this._cmd(6, tid, 0, 0, "websocket error");
+        ws.onerror = (ev) => this._fail(tid, transportError("websocket error", ev, ev));
         ws.onclose = () => {
           this._transports.delete(tid);
           this._cmd(5, tid);
@@ -401,7 +517,16 @@ export class Manager extends Emitter {
       }
       case 3: {
         const entry = this._transports.get(out[1]);
-        if (entry && entry.ws && entry.ws.readyState === 1) entry.ws.send(out[2]);
+        if (entry && entry.ws && entry.ws.readyState === 1) {
+          entry.ws.send(out[2]);
+          // The upgrade packet: the session moved to this WebSocket.
+          if (out[2] === "5") {
+            this.engine.transport.name = "websocket";
+            this.engine.emitReserved("upgrade", this.engine.transport);
+          }
+          this.engine._frames(out[2], 1);
+          this.engine.emitReserved("drain");
+        }
         break;
       }
       case 4: {
@@ -419,8 +544,32 @@ export class Manager extends Emitter {
         if (entry.aborts) for (const a of entry.aborts) a.abort();
         break;
       }
+      case 18: {
+        // A decoded packet, as socket.io-parser gives it to the manager's `packet` listeners.
+        const p = { type: out[1], nsp: out[2] };
+        if (out[3] !== undefined) p.data = reconstruct(out[3], out[4]);
+        if (out[5] >= 0) p.id = out[5];
+        this.emitReserved("packet", p);
+        break;
+      }
+      case 21:
+      case 26: {
+        // `error` (the connection failed to open), `reconnect_error`: an `Error`.
+        const err = this._error(out[1]);
+        if (code === 21) {
+          this.engine.emitReserved("error", err);
+          this._closeEngine("transport error", err);
+        }
+        this.emitReserved(MANAGER_EVENTS[code - 20], err);
+        break;
+      }
+      case 23:
+        this._closeEngine(out[1], out[1] === "transport error" ? this._error(out[2]) : out[2]);
+        this.emitReserved("close", out[1], out[2]);
+        break;
       default: {
         if (code >= 20) {
+          if (code === 20) this.engine.emitReserved("open");
           this.emitReserved(MANAGER_EVENTS[code - 20], ...out.slice(1));
           break;
         }
@@ -673,14 +822,18 @@ export class Socket extends Emitter {
         this.emitReserved("connect");
         break;
       case 11: {
-        const err = new Error(out[2]);
+        const err = this.io._error(out[2]);
         if (out[3] !== undefined) err.data = JSON.parse(out[3]);
         this.emitReserved("connect_error", err);
         break;
       }
       case 12:
         this.id = undefined;
-        this.emitReserved("disconnect", out[2], out[3] !== undefined ? { description: out[3] } : undefined);
+        this.emitReserved(
+          "disconnect",
+          out[2],
+          out[2] === "transport error" ? this.io._error(out[3]) : out[3] !== undefined ? { description: out[3] } : undefined,
+        );
         break;
       case 13: {
         const args = reconstruct(out[2], out[3]);
@@ -744,7 +897,7 @@ export function io(uri, opts) {
     uri = undefined;
   }
   opts = opts || {};
-  const url = new URL(uri || "/", typeof location !== "undefined" ? location.href : undefined);
+  const url = new URL(uri || "/", globalThis.location?.href);
   const nsp = url.pathname || "/";
   const path = opts.path || "/socket.io";
   const id = `${url.protocol}//${url.host}${path}`;

@@ -42,6 +42,7 @@
 //! | 18 | when op 7 is due next (same clock as `now`) | | number, -1 for never |
 //! | 19 | the next output (drain after every command) | | array or `undefined` |
 //! | 20 | report the socket's emits as they go out (output 17) on (`b` ≠ 0) or off (`onAnyOutgoing`) | `a` socket, `b` | |
+//! | 21 | report every decoded packet (output 18) on (`a` ≠ 0) or off (the manager's `packet` listeners) | `a` | |
 //!
 //! Outputs (op 19) are arrays whose first element is a code:
 //!
@@ -61,7 +62,8 @@
 //! | 15 | ack failed | socket, ack handle, message |
 //! | 16 | auth needed | socket |
 //! | 17 | an emit goes out (`onAnyOutgoing`) | socket, JSON text of `[name, ...args]`, attachments |
-//! | 20–27 | manager event `open`, `error`, `ping`, `close`, `reconnect_attempt`, `reconnect`, `reconnect_error`, `reconnect_failed` (in this order) | its argument, if it has one |
+//! | 18 | a packet decoded (op 21) | type (0–6), namespace, JSON text of its data or `undefined`, attachments, ack id or -1 |
+//! | 20–27 | manager event `open`, `error`, `ping`, `close`, `reconnect_attempt`, `reconnect`, `reconnect_error`, `reconnect_failed` (in this order) | its arguments, if it has any (`close`: reason, description or `undefined`) |
 
 use std::time::Duration;
 
@@ -141,7 +143,9 @@ impl Core {
     /// `query` option is added to URLs by the caller. Negative numbers mean the default
     /// (`reconnection_attempts`: unlimited, `timeout`: none). `flags` holds `rememberUpgrade`
     /// (1), `tryAllTransports` (2), `forceBase64` (4) and, in the build with the `msgpack`
-    /// feature, the msgpack parser (8; the JSON one otherwise, and always without the feature).
+    /// feature, the msgpack parser (8; the JSON one otherwise, and always without the feature);
+    /// `timestampRequests` set (16) and its value (32: true); `timestamp_param` names the cache
+    /// buster (`timestampParam`, `t` when `undefined`).
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -155,6 +159,7 @@ impl Core {
         timeout: f64,
         seed: f64,
         flags: u32,
+        timestamp_param: Option<String>,
     ) -> Core {
         let mut config = ManagerConfig::default();
         let engine = &mut config.engine;
@@ -174,6 +179,10 @@ impl Core {
         engine.remember_upgrade = flags & 1 != 0;
         engine.try_all_transports = flags & 2 != 0;
         engine.force_base64 = flags & 4 != 0;
+        engine.timestamp_requests = (flags & 16 != 0).then_some(flags & 32 != 0);
+        if let Some(param) = timestamp_param {
+            engine.timestamp_param = param;
+        }
         config.reconnection = reconnection;
         config.reconnection_attempts = (reconnection_attempts.is_finite()
             && reconnection_attempts >= 0.0)
@@ -352,6 +361,10 @@ impl Core {
                     .map_err(|e| e.as_str())?;
                 JsValue::UNDEFINED
             }
+            21 => {
+                self.manager.report_packets(a != 0.0);
+                JsValue::UNDEFINED
+            }
             18 => JsValue::from(
                 self.manager
                     .poll_timeout()
@@ -413,6 +426,7 @@ impl Core {
                     Event::AckError { socket, .. } => (15, Some(*socket)),
                     Event::AuthNeeded { socket } => (16, Some(*socket)),
                     Event::Sent { socket, .. } => (17, Some(*socket)),
+                    Event::Packet { .. } => (18, None),
                     Event::Open => (20, None),
                     Event::Error { .. } => (21, None),
                     Event::Ping => (22, None),
@@ -446,6 +460,14 @@ impl Core {
                         push(opt_str(description.as_deref()));
                     }
                     Event::Sent { packet, .. } => push_packet(&push, &packet),
+                    Event::Packet { packet } => {
+                        num(f64::from(packet.kind() as u8));
+                        push(JsValue::from_str(packet.nsp()));
+                        push(opt_str(packet.data().map(RawJson::as_str)));
+                        push(bytes_array(packet.attachments()).into());
+                        let id = packet.id().and_then(|i| i.as_u64());
+                        num(id.filter(|&i| i <= 1 << 53).map_or(-1.0, |i| i as f64));
+                    }
                     Event::Event { packet, .. } => {
                         push_packet(&push, &packet);
                         let id = packet.id().and_then(|i| i.as_u64());
@@ -462,7 +484,13 @@ impl Core {
                     Event::Error { message } | Event::ReconnectError { message } => {
                         push(message.into())
                     }
-                    Event::Close { reason, .. } => push(reason.as_str().into()),
+                    Event::Close {
+                        reason,
+                        description,
+                    } => {
+                        push(reason.as_str().into());
+                        push(opt_str(description.as_deref()));
+                    }
                     Event::ReconnectAttempt(a) | Event::Reconnect(a) => num(f64::from(a)),
                     _ => {}
                 }

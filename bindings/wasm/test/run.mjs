@@ -4,7 +4,10 @@
 // Usage: node test/run.mjs <e2e server binary> <chat example binary> <recipe_login binary>
 // Starts the Node socket.io server (test/server.cjs), ferrio-server's e2e example and the chat
 // example on free 127.0.0.1 ports, runs the same scenario against both Socket.IO servers, the
-// msgpack entry point's scenario against both with the msgpack parser, then
+// msgpack entry point's scenario against both with the msgpack parser, the client options
+// against the Node server's `/opts` endpoint (which records the requests it gets), the hostile
+// server (test/hostile.cjs: malformed frames, wrong types, oversized payloads; the page must
+// show no error of its own), then
 // two browser contexts chat through the chat example (screenshot in test/screenshots/), and a
 // page logs in to the login recipe and connects with the session cookie the browser keeps.
 import { spawn } from "node:child_process";
@@ -187,6 +190,7 @@ try {
   const chatPort = await freePort();
   await start(chatBin, [], { PORT: String(chatPort) }, /chat demo on/);
   const [, loginBase] = await start(loginBin, [], { PORT: "0" }, /listening on (http:\/\/[0-9.:]+)/);
+  const [, hostilePort] = await start("node", [join(here, "hostile.cjs")], { PORT: "0" }, /listening (\d+)/);
 
   // playwright gives the browser a fresh temporary profile (--user-data-dir) of its own.
   browser = await chromium.launch({
@@ -244,6 +248,111 @@ try {
       assert.deepEqual(r.otherParser, [true, "ferrio: unsupported parser (pass msgpackParser from ferrio/msgpack, or none)"]);
     });
   }
+
+  await test("client options against socket.io 4.8 (Node), observed by the server: addTrailingSlash, timestampRequests/timestampParam, transportOptions (polling extraHeaders, WebSocket protocols), protocols, requestTimeout, closeOnBeforeunload; the manager's packet event, io.engine (id, transport, events), Error objects", async () => {
+    const r = await page.evaluate((base) => window.optionsScenario(base), `http://127.0.0.1:${nodePort}`);
+    assert.equal(r.error, undefined, r.error);
+    // Polling requests: `/opts` without the trailing slash, the `ts` cache buster (not `t`),
+    // the polling-only headers (they replace the manager's); the WebSocket request: the same
+    // path, the subprotocol asked for, no cache buster.
+    assert.ok(r.first.length >= 3, JSON.stringify(r.first));
+    for (const q of r.first) {
+      assert.equal(q.path, "/opts", JSON.stringify(q));
+      assert.equal(q.t, false);
+      if (q.upgrade) {
+        assert.deepEqual([q.ts, q.protocol, q.xPolling], [false, "chat-v1", undefined]);
+      } else {
+        assert.deepEqual([q.ts, q.xPolling, q.xAll], [true, "polling-only", undefined], JSON.stringify(q));
+      }
+    }
+    assert.equal(r.first.filter((q) => q.upgrade).length, 1);
+    assert.deepEqual([r.transportBefore, r.transportAfter, r.engineId], ["polling", "websocket", true]);
+    assert.equal(r.ack, "a");
+    // The manager's `packet` event: socket.io-parser's packets (CONNECT, EVENT, ACK).
+    assert.equal(r.packets[0].type, 0);
+    assert.equal(r.packets[0].nsp, "/");
+    assert.equal(typeof r.packets[0].data.sid, "string");
+    assert.deepEqual(r.packets[1], { type: 2, nsp: "/", data: ["auth", {}] });
+    assert.deepEqual(r.packets[2], { type: 6, nsp: "/", id: 0, data: ["a", {}] });
+    assert.deepEqual(r.engineEvents, ["close", "drain", "handshake", "heartbeat", "message", "open", "packet", "packetCreate", "ping", "upgrade"]);
+    assert.equal(r.firstEnginePacket, "open");
+    assert.deepEqual(r.handshakeKeys, ["maxPayload", "pingInterval", "pingTimeout", "sid", "upgrades"]);
+    assert.deepEqual(r.upgradeEvent, { name: "websocket" });
+    assert.deepEqual([r.createdConnect, r.createdUpgrade, r.engineClosed, r.newEngine], [true, true, 1, true]);
+    // timestampRequests false: no `t` on polling; true: `t` on the WebSocket request too.
+    assert.ok(r.stamps.length >= 3, JSON.stringify(r.stamps));
+    for (const [transport, path, t] of r.stamps) {
+      assert.equal(path, "/opts/");
+      assert.equal(t, transport === "websocket", JSON.stringify(r.stamps));
+    }
+    // transportOptions.websocket over the top-level options.
+    assert.deepEqual(r.wsProtocols, ["per-transport"]);
+    assert.deepEqual(r.requestTimeout, [
+      "transport error",
+      { isError: true, message: "xhr poll error", type: "TransportError", description: 0, context: "object" },
+    ]);
+    assert.deepEqual(r.beforeunload, [false, true]);
+    assert.deepEqual(r.beforeunloadServer, ["transport close"]);
+  });
+
+  await test("hostile server: malformed Engine.IO and Socket.IO frames, wrong types, oversized payloads reach the page as connect_error, disconnect or reconnection; no page error, no unhandled rejection", async () => {
+    const hp = await (await browser.newContext()).newPage();
+    const pageErrors = [];
+    hp.on("pageerror", (e) => pageErrors.push(String(e)));
+    await hp.goto(`http://127.0.0.1:${nodePort}/`);
+    await hp.evaluate(() => {
+      window.rejections = [];
+      window.addEventListener("unhandledrejection", (e) => window.rejections.push(String(e.reason)));
+    });
+    await hp.waitForFunction(() => window.ready === true, null, { timeout: 10000 });
+    const r = await hp.evaluate((base) => window.hostileScenario(base), `http://127.0.0.1:${hostilePort}`);
+    const rejections = await hp.evaluate(() => window.rejections);
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(rejections, []);
+    // A failed handshake: the manager's `error` and the socket's `connect_error` with an
+    // `Error`, then a reconnection attempt; an HTTP error is the TransportError socket.io-client
+    // gives.
+    assert.deepEqual(r["http-500"].slice(0, 3), [
+      ["error", true],
+      ["connect_error", { isError: true, message: "xhr poll error", type: "TransportError", description: 500, context: "object" }],
+      ["reconnect_attempt"],
+    ]);
+    for (const c of ["bad-handshake", "not-handshake", "binary-garbage", "huge-handshake"]) {
+      const [[error, isError], [connectError, fields], [attempt]] = r[c];
+      assert.deepEqual([error, isError, connectError, fields.isError, attempt], ["error", true, "connect_error", true, "reconnect_attempt"], `${c}: ${JSON.stringify(r[c])}`);
+    }
+    // A malformed frame once connected: `disconnect` (parse error for Socket.IO packets,
+    // transport error for Engine.IO ones), then a reconnection attempt.
+    const reasons = {
+      "sio-bad-json": "parse error",
+      "sio-bad-type": "parse error",
+      "sio-not-array": "parse error",
+      "sio-bad-placeholder": "parse error",
+      "sio-too-many-attachments": "parse error",
+      "sio-stray-binary": "parse error",
+      "sio-deep": "parse error",
+      "sio-connect-error-garbage": "parse error",
+      "eio-bad-type": "transport error",
+      "eio-empty": "transport error",
+      "close-abrupt": "transport close",
+      "poll-bad-json": "parse error",
+      "poll-bad-eio": "transport error",
+      "poll-empty-packet": "transport error",
+    };
+    for (const [c, reason] of Object.entries(reasons)) {
+      assert.deepEqual(r[c].slice(0, 3), [["connect"], ["disconnect", reason], ["reconnect_attempt"]], c);
+    }
+    // What socket.io-client accepts is delivered: a number as event name, an oversized (12 MiB)
+    // event; an ack nobody waits for (its id past 2^64) is dropped, the next event arrives.
+    assert.deepEqual(r["sio-name-not-string"].slice(0, 2), [["connect"], ["event", 1, ["number"]]]);
+    assert.deepEqual(r.oversized.slice(0, 2), [["connect"], ["event", "big", [12 * 1024 * 1024]]]);
+    assert.deepEqual(r["sio-huge-ack-id"].slice(0, 2), [["connect"], ["event", "after", []]]);
+    assert.deepEqual(r["poll-oversized"].slice(0, 2), [["connect"], ["event", "big", [12 * 1024 * 1024]]]);
+    // A refusal without a message: `connect_error` with an `Error` whose message is empty, as
+    // socket.io-client gives (`new Error(undefined)`); the refused socket does not reconnect.
+    assert.deepEqual(r["poll-connect-error-garbage"][0], ["connect_error", { isError: true, message: "", type: undefined, description: "undefined", context: "undefined" }]);
+    await hp.close();
+  });
 
   await test("chat example: two browser contexts exchange a message and an image, see who is in the room, acked messages, no second 'joined' after a recovered reconnection (screenshot)", async () => {
     const chat = `http://127.0.0.1:${chatPort}/`;

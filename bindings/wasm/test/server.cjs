@@ -5,7 +5,10 @@
 // Usage: node server.cjs  -> prints "listening <port>" (127.0.0.1, PORT or a free port); exits
 // after 120 s. `/recovery/` is a second socket.io server with connection state recovery, as the
 // e2e example's; `/msgpack/` a third one with `socket.io-msgpack-parser` (namespaces `/`, `/custom`
-// and `/restricted`, the same handlers), as the e2e example's `/msgpack/` profile.
+// and `/restricted`, the same handlers), as the e2e example's `/msgpack/` profile. `/opts` (no
+// trailing slash: it takes `/opts?...` and `/opts/?...`) is a fourth one for the client options'
+// tests: it records every request it gets (method, URL, headers, WebSocket subprotocol) and the
+// disconnect reasons of its sockets; `GET /log-opts` hands them over (and forgets them).
 "use strict";
 
 const fs = require("node:fs");
@@ -16,16 +19,26 @@ const { Server } = require(path.join(__dirname, "../../../tests/node/node_module
 setTimeout(() => process.exit(0), 120000).unref();
 
 const dist = path.join(__dirname, "../dist");
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
 const files = {
   "/": path.join(__dirname, "page.html"),
   "/ferrio/ferrio.js": path.join(dist, "ferrio.js"),
   "/ferrio/ferrio_wasm_bg.wasm": path.join(dist, "ferrio_wasm_bg.wasm"),
   "/ferrio/ferrio.msgpack.js": path.join(dist, "ferrio.msgpack.js"),
   "/ferrio/ferrio_msgpack_bg.wasm": path.join(dist, "ferrio_msgpack_bg.wasm"),
+  "/options.mjs": path.join(__dirname, "options.mjs"),
 };
+// What `/opts` saw: its requests, and why its sockets disconnected.
+const seen = { requests: [], disconnects: [] };
 
 const httpServer = http.createServer((req, res) => {
+  if (req.url === "/log-opts") {
+    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+    res.end(JSON.stringify(seen));
+    seen.requests = [];
+    seen.disconnects = [];
+    return;
+  }
   const file = files[req.url.split("?")[0]];
   if (!file) {
     res.writeHead(404).end();
@@ -95,6 +108,24 @@ recovery.on("connection", (socket) => {
     ack();
   });
 });
+
+const opts = new Server(httpServer, { path: "/opts", addTrailingSlash: false, pingInterval: 300, pingTimeout: 200 });
+namespaces(opts);
+opts.on("connection", (socket) => socket.on("disconnect", (reason) => seen.disconnects.push(reason)));
+// Recorded before socket.io sees them (the servers above took the `request` listeners over).
+const record = (req) => {
+  if (!req.url.startsWith("/opts") || req.url === "/log-opts") return;
+  const url = new URL(req.url, "http://x");
+  seen.requests.push({
+    method: req.method,
+    upgrade: req.headers.upgrade === "websocket",
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    headers: req.headers,
+  });
+};
+httpServer.prependListener("request", record);
+httpServer.prependListener("upgrade", record);
 
 httpServer.listen(Number(process.env.PORT || 0), "127.0.0.1", () =>
   console.log(`listening ${httpServer.address().port}`),

@@ -70,6 +70,37 @@ void delay;
 manager.socket("/admin").emit("anything", 1, "two");
 manager.close();
 
+// The other client options, the `packet` event, the engine and its events, errors.
+const tuned = new Manager("https://example.com", {
+  addTrailingSlash: false,
+  timestampRequests: true,
+  timestampParam: "ts",
+  protocols: ["v1"],
+  closeOnBeforeunload: true,
+  requestTimeout: 5000,
+  transportOptions: { polling: { extraHeaders: { "x-a": "b" } }, websocket: { protocols: "v2" } },
+});
+tuned.on("packet", (p) => {
+  const t: number = p.type;
+  const nsp: string = p.nsp;
+  void [t, nsp, p.data, p.id];
+});
+tuned.on("error", (err) => console.log(err.message, err.description, err.type === "TransportError"));
+tuned.engine.on("upgrade", (transport) => console.log(transport.name));
+tuned.engine.on("packetCreate", (p) => console.log(p.type, p.data));
+tuned.engine.on("close", (reason) => console.log(reason));
+const engineId: string | undefined = tuned.engine.id;
+const transportName: string | undefined = tuned.engine.transport.name;
+void [engineId, transportName];
+// @ts-expect-error a transport name is a string
+const badName: number = tuned.engine.transport.name;
+void badName;
+// @ts-expect-error timestampRequests is a boolean
+new Manager("https://example.com", { timestampRequests: "yes" });
+socket.on("disconnect", (_reason, details) => {
+  if (details && "type" in details) console.log(details.description, details.context);
+});
+
 // The `ferrio/msgpack` entry point: the same API, with the `parser` option.
 const packed: Socket<ServerToClientEvents, ClientToServerEvents> = msgpackIo("https://example.com/chat", {
   parser: msgpackParser,

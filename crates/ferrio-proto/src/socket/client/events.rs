@@ -181,6 +181,13 @@ pub enum Event {
         /// The EVENT or BINARY_EVENT, with the ack id it carries.
         packet: Packet,
     },
+    /// A packet arrived from the server and decoded, whatever its namespace and type, before
+    /// the manager acts on it (the manager's `packet` event of `socket.io-client`). Only after
+    /// [`Manager::report_packets`](super::Manager::report_packets).
+    Packet {
+        /// The packet (binary attachments included).
+        packet: Packet,
+    },
 }
 
 /// What the driver or the application must do.

@@ -191,6 +191,8 @@ pub struct Manager {
     /// the due ones leave together).
     ack_deadlines: Vec<(Instant, SocketId, u64)>,
     outputs: VecDeque<Output>,
+    /// Whether [`Event::Packet`] is reported.
+    report_packets: bool,
 }
 
 impl Manager {
@@ -224,6 +226,7 @@ impl Manager {
             sockets: Vec::new(),
             ack_deadlines: Vec::new(),
             outputs: VecDeque::new(),
+            report_packets: false,
             config,
         }
     }
@@ -530,6 +533,13 @@ impl Manager {
         Ok(())
     }
 
+    /// Asks for [`Event::Packet`] (every packet decoded from the server, the manager's `packet`
+    /// event) from now on, or stops it. Off by default: a manager without such listeners copies
+    /// no packet.
+    pub fn report_packets(&mut self, on: bool) {
+        self.report_packets = on;
+    }
+
     /// Packets waiting in the socket's send buffer (`sendBuffer.length`).
     pub fn send_buffer_len(&self, socket: SocketId) -> usize {
         self.sockets
@@ -691,6 +701,11 @@ impl Manager {
 
     /// A packet from the server, to its namespace's socket.
     fn on_packet(&mut self, now: Instant, packet: Packet) {
+        if self.report_packets {
+            self.event(Event::Packet {
+                packet: packet.clone(),
+            });
+        }
         let Some(socket) = self.socket_for(packet.nsp()) else {
             return;
         };
@@ -725,5 +740,100 @@ impl Manager {
             }
             PacketType::ConnectError => self.on_connect_error(now, socket, &packet),
         }
+    }
+}
+
+// `report_packets`: the decoded packets reported as they arrive, and only when asked for.
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+    use crate::engine::client::{Io, Transport};
+    use crate::engine::Frame;
+
+    /// A WebSocket-only manager with its socket for `/` opened, and the transport it asked for.
+    fn opened(report: bool) -> (Manager, eio::TransportId) {
+        let mut config = ManagerConfig::default();
+        config.engine.transports = vec![Transport::WebSocket];
+        let mut m = Manager::new(config);
+        m.report_packets(report);
+        let t = Instant::from_millis(0);
+        m.open_socket(t, "/", SocketOptions::default())
+            .expect("socket");
+        let transport = std::iter::from_fn(|| m.poll_output())
+            .find_map(|o| match o {
+                Output::Io(Io::WsOpen { transport, .. }) => Some(transport),
+                _ => None,
+            })
+            .expect("ws open");
+        m.handle_input(t, Input::WsOpen { transport });
+        (m, transport)
+    }
+
+    fn frames(m: &mut Manager, transport: eio::TransportId, texts: &[&str]) -> Vec<Event> {
+        let t = Instant::from_millis(1);
+        for text in texts {
+            let frame = Frame::Text(Str::from(*text));
+            m.handle_input(t, Input::WsFrame { transport, frame });
+        }
+        std::iter::from_fn(|| m.poll_output())
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e),
+                Output::Io(_) => None,
+            })
+            .collect()
+    }
+
+    const OPEN: &str =
+        r#"0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}"#;
+
+    #[test]
+    fn packets_are_reported_only_when_asked_for() {
+        let script = [
+            OPEN,
+            r#"40{"sid":"s"}"#,
+            r#"42["a",1]"#,
+            r#"42/other,["b"]"#,
+        ];
+        let (mut m, transport) = opened(false);
+        let events = frames(&mut m, transport, &script);
+        assert!(events.iter().all(|e| !matches!(e, Event::Packet { .. })));
+        assert!(events.iter().any(|e| matches!(e, Event::Connect { .. })));
+
+        let (mut m, transport) = opened(true);
+        let events = frames(&mut m, transport, &script);
+        let packets: Vec<(PacketType, String, Option<String>)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Packet { packet } => Some((
+                    packet.kind(),
+                    packet.nsp().to_string(),
+                    packet.data().map(|d| d.as_str().to_owned()),
+                )),
+                _ => None,
+            })
+            .collect();
+        // Every packet, the one for a namespace without a socket included, before its effect.
+        assert_eq!(
+            packets,
+            [
+                (
+                    PacketType::Connect,
+                    "/".into(),
+                    Some(r#"{"sid":"s"}"#.into())
+                ),
+                (PacketType::Event, "/".into(), Some(r#"["a",1]"#.into())),
+                (PacketType::Event, "/other".into(), Some(r#"["b"]"#.into())),
+            ]
+        );
+        let first_packet = events
+            .iter()
+            .position(|e| matches!(e, Event::Packet { .. }));
+        let connect = events
+            .iter()
+            .position(|e| matches!(e, Event::Connect { .. }));
+        assert!(first_packet < connect);
+        m.report_packets(false);
+        let events = frames(&mut m, transport, &[r#"42["c"]"#]);
+        assert!(events.iter().all(|e| !matches!(e, Event::Packet { .. })));
     }
 }
