@@ -5,7 +5,11 @@
 // again on the same port in the middle (reconnection). Any page error (a wasm trap included)
 // fails the test.
 //
-// Usage: node run.mjs <pages dir (interop/, chat/)> <e2e binary> <chat binary>
+// The Leptos chat page (examples/leptos-chat) is driven too, two pages chatting: served by
+// ferrio-server's chat example at /leptos/, and against Node's socket.io running the same
+// events (chat-server.cjs).
+//
+// Usage: node run.mjs <pages dir (interop/, chat/, leptos-chat/)> <e2e binary> <chat binary>
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import http from "node:http";
@@ -63,7 +67,7 @@ function stop(child) {
 // output, as run.sh made them).
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
 const pageServer = http.createServer((req, res) => {
-  const m = req.url.split("?")[0].match(/^\/(interop|chat)\/([\w.]*)$/);
+  const m = req.url.split("?")[0].match(/^\/(interop|chat|leptos-chat)\/([\w.-]*)$/);
   if (!m) {
     res.writeHead(404).end();
     return;
@@ -102,7 +106,9 @@ async function proxy(port) {
 }
 
 const results = [];
+// TEST_FILTER=<text> runs only the tests whose names contain it.
 async function test(name, fn) {
+  if (process.env.TEST_FILTER && !name.includes(process.env.TEST_FILTER)) return;
   const t0 = Date.now();
   try {
     await fn();
@@ -139,7 +145,7 @@ const expected = [
   "namespace back after reconnection",
 ];
 
-async function openPage(browser, query, app = "interop") {
+async function openPage(browser, query, app = "interop", base = null) {
   const page = await (await browser.newContext()).newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -148,7 +154,7 @@ async function openPage(browser, query, app = "interop") {
   page.on("console", (m) => {
     if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text());
   });
-  await page.goto(`${pageBase}/${app}/?${query}`);
+  await page.goto(base ? `${base}?${query}` : `${pageBase}/${app}/?${query}`);
   return { page, errors };
 }
 
@@ -263,6 +269,117 @@ try {
     } finally {
       await a.page.context().close();
       await b.page.context().close();
+      await stop(child);
+    }
+  });
+  // Two Leptos chat pages at `url` (with `query`): join, the member list, typing, messages both
+  // ways with acknowledgements, the server restarted (`restart()`: the pages reconnect and join
+  // their room again), leaving.
+  async function leptosChat(url, query, restart) {
+    const a = await openPage(browser, query, null, url);
+    const b = await openPage(browser, query, null, url);
+    const until = (p, fn, arg, timeout = 10000) => p.page.waitForFunction(fn, arg, { timeout });
+    const lines = (p) => p.page.$$eval("#messages li", (lis) => lis.map((li) => li.textContent));
+    const shows = (p, line) => until(p, (l) => [...document.querySelectorAll("#messages li")].some((li) => li.textContent === l), line);
+    try {
+      await until(a, () => document.getElementById("status")?.textContent === "connected");
+      await a.page.fill("#nick", "ann");
+      await a.page.click("#join");
+      await until(a, () => document.getElementById("members").textContent === "ann");
+      await until(b, () => document.getElementById("status")?.textContent === "connected");
+      await b.page.fill("#nick", "bob");
+      await b.page.click("#join");
+      await until(a, () => document.getElementById("members").textContent === "ann,bob");
+      await until(b, () => document.getElementById("members").textContent === "ann,bob");
+      await shows(a, "* bob joined");
+      // Bob types: ann sees it. (The server relays `typing` as volatile: bob's page says it
+      // again each second while he types, so the test types on until it shows, within 10 s.)
+      const deadline = Date.now() + 10000;
+      for (let i = 0; ; i++) {
+        await b.page.fill("#text", "hi from bob".slice(0, 1 + (i % 11)));
+        try {
+          await until(a, () => document.getElementById("typing").textContent === "bob is typing…", null, 1500);
+          break;
+        } catch (e) {
+          if (Date.now() > deadline) throw new Error(`ann never saw bob typing: ${e}`);
+        }
+      }
+      // Bob pauses without sending: after a few seconds ann no longer sees him typing.
+      await until(a, () => document.getElementById("typing").textContent === "");
+      await b.page.fill("#text", "hi from bob");
+      await b.page.click("#send");
+      await shows(a, "bob: hi from bob");
+      await shows(b, "me: hi from bob");
+      await until(a, () => document.getElementById("typing").textContent === "");
+      if ((await b.page.inputValue("#text")) !== "") throw new Error("bob's message field was not cleared");
+      await a.page.fill("#text", "hello bob");
+      await a.page.press("#text", "Enter");
+      await shows(b, "ann: hello bob");
+      await shows(a, "me: hello bob");
+      const annSaw = await lines(a);
+      if (JSON.stringify(annSaw) !== JSON.stringify(["* bob joined", "bob: hi from bob", "me: hello bob"])) {
+        throw new Error(`ann's page shows ${JSON.stringify(annSaw)}`);
+      }
+      const bobSaw = await lines(b);
+      if (JSON.stringify(bobSaw) !== JSON.stringify(["me: hi from bob", "ann: hello bob"])) {
+        throw new Error(`bob's page shows ${JSON.stringify(bobSaw)}`);
+      }
+      // The server goes away and comes back (a new session, it forgot them): both pages
+      // reconnect and join the room again by themselves.
+      await restart();
+      for (const p of [a, b]) {
+        await until(p, () => document.getElementById("status").textContent.startsWith("disconnected"));
+      }
+      for (const p of [a, b]) {
+        await until(p, () => document.getElementById("status").textContent === "connected", null, 30000);
+        await until(p, () => document.getElementById("members").textContent === "ann,bob");
+      }
+      await b.page.fill("#text", "back again");
+      await b.page.click("#send");
+      await shows(a, "bob: back again");
+      // Bob leaves: ann's page hears it.
+      await b.page.close();
+      await until(a, () => document.getElementById("members").textContent === "ann");
+      await shows(a, "* bob left");
+      const errors = [...a.errors, ...b.errors];
+      const shown = await a.page.textContent("#error");
+      if (errors.length || shown) throw new Error(`page errors: ${errors.join("; ")} ${shown}`);
+    } finally {
+      await a.page.context().close();
+      await b.page.context().close();
+    }
+  }
+
+  await test("Leptos chat page served by ferrio-server's chat example at /leptos/: two pages join, see members and typing, chat, rejoin after a server restart, leave", async () => {
+    const port = await freePort();
+    const env = { PORT: String(port), LEPTOS_CHAT_DIR: join(pagesDir, "leptos-chat") };
+    let { child } = await start(chatBin, [], env, /Leptos chat page on/);
+    const restart = async () => {
+      await stop(child);
+      ({ child } = await start(chatBin, [], env, /Leptos chat page on/));
+    };
+    try {
+      const moved = await fetch(`http://127.0.0.1:${port}/leptos`, { redirect: "manual" });
+      if (moved.status !== 308 || moved.headers.get("location") !== "/leptos/") {
+        throw new Error(`/leptos answered ${moved.status} ${moved.headers.get("location")}`);
+      }
+      await leptosChat(`http://127.0.0.1:${port}/leptos/`, "", restart);
+    } finally {
+      await stop(child);
+    }
+  });
+
+  await test("Leptos chat page against Node's socket.io running the chat events: two pages join, see members and typing, chat, rejoin after a server restart, leave", async () => {
+    const port = await freePort();
+    const server = [join(here, "chat-server.cjs")];
+    let { child } = await start("node", server, { PORT: String(port) }, /listening (\d+)/);
+    const restart = async () => {
+      await stop(child);
+      ({ child } = await start("node", server, { PORT: String(port) }, /listening (\d+)/));
+    };
+    try {
+      await leptosChat(`${pageBase}/leptos-chat/`, `server=${encodeURIComponent(`http://127.0.0.1:${port}`)}`, restart);
+    } finally {
       await stop(child);
     }
   });

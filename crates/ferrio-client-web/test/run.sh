@@ -2,7 +2,8 @@
 # Browser tests of ferrio-client-web: builds the interop page (examples/interop.rs) for
 # wasm32-unknown-unknown, runs wasm-bindgen on it, builds ferrio-server's e2e example, then runs
 # test/run.mjs: the page in headless Chromium against Node's socket.io and against ferrio-server,
-# and against a hostile server.
+# and against a hostile server; then the Leptos chat page (examples/leptos-chat, built by its
+# build.sh) against ferrio-server's chat example and Node's socket.io (chat-server.cjs).
 # Needs: /usr/bin/chromium (or CHROMIUM=...), `npm ci` in bindings/wasm (playwright-core) and in
 # tests/node (socket.io).
 set -euo pipefail
@@ -25,5 +26,6 @@ for page in interop chat; do
     "${root}/target/wasm32-unknown-unknown/debug/examples/${page}.wasm"
   cp "${here}/../examples/web/${page}.html" "${out}/${page}/index.html"
 done
+"${here}/../examples/leptos-chat/build.sh" "${out}/leptos-chat"
 examples="${root}/target/debug/examples"
 exec timeout 240 node "${here}/run.mjs" "${out}" "${examples}/e2e" "${examples}/chat"

@@ -8,6 +8,10 @@
 //! PORT=3100 cargo run -p ferrio-server --example chat
 //! ```
 //!
+//! It also serves the Leptos chat page (Rust in the browser, `ferrio-client-web`) at `/leptos/`
+//! once built: `crates/ferrio-client-web/examples/leptos-chat/build.sh` (which `scripts/demo`
+//! runs) puts it in `target/leptos-chat/`; `LEPTOS_CHAT_DIR` names another directory.
+//!
 //! The events (client to server, with what the ack carries):
 //!
 //! - `join(room, nick)` -> `{ room, nick, members: [nick] }` or `{ error }`; the others in the
@@ -223,8 +227,17 @@ fn file_response(path: &Path) -> http::Response<Body> {
     }
 }
 
-/// Maps a request path to a file: `/` is the page, `/ferrio/...` the package. Anything with
-/// `..` or outside these is refused.
+/// The directory of the Leptos chat page: `LEPTOS_CHAT_DIR`, or `target/leptos-chat/` where
+/// its `build.sh` puts it.
+fn leptos_root() -> PathBuf {
+    match std::env::var_os("LEPTOS_CHAT_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/leptos-chat"),
+    }
+}
+
+/// Maps a request path to a file: `/` is the page, `/ferrio/...` the package, `/leptos/...`
+/// the Leptos page. Anything with `..` or outside these is refused.
 fn static_file(path: &str) -> Option<PathBuf> {
     if path.contains("..") {
         return None;
@@ -232,10 +245,14 @@ fn static_file(path: &str) -> Option<PathBuf> {
     let (page, package) = static_root();
     match path {
         "/" | "/index.html" => Some(page.join("index.html")),
-        p => p
-            .strip_prefix("/ferrio/")
-            .filter(|f| !f.contains('/'))
-            .map(|f| package.join(f)),
+        "/leptos/" => Some(leptos_root().join("index.html")),
+        p => {
+            let (dir, file) = match p.strip_prefix("/leptos/") {
+                Some(f) => (leptos_root(), f),
+                None => (package, p.strip_prefix("/ferrio/")?),
+            };
+            (!file.contains('/')).then(|| dir.join(file))
+        }
     }
 }
 
@@ -247,6 +264,15 @@ pub async fn run(listener: tokio::net::TcpListener, io: Ferrio) -> std::io::Resu
             let path = req.uri().path().to_owned();
             if io.matches(&path) {
                 io.handle(req).await
+            } else if path == "/leptos" {
+                // The page's files are relative to the directory.
+                let mut res = http::Response::new(Body::new(Bytes::new()));
+                *res.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
+                res.headers_mut().insert(
+                    http::header::LOCATION,
+                    http::HeaderValue::from_static("/leptos/"),
+                );
+                res
             } else {
                 match static_file(&path) {
                     Some(file) => file_response(&file),
@@ -271,5 +297,8 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or(3000);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("chat demo on http://127.0.0.1:{port}/");
+    if leptos_root().join("index.html").is_file() {
+        println!("the Leptos chat page on http://127.0.0.1:{port}/leptos/");
+    }
     run(listener, chat_server()).await
 }
