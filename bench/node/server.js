@@ -39,6 +39,22 @@ io.on("connection", (socket) => {
     socket.join(String(room));
     if (typeof ack === "function") ack(true);
   });
+  // flood (count, size[, ack]): `count` events `flood` to the sender, back to back: with size 0
+  // the small object {text, from, n: i}, otherwise one binary argument of `size` bytes; then
+  // ack(count). count at most 1000, size at most 1,000,000 (as the Ferrio server: a client keeps
+  // its floods within a Ferrio session's queues).
+  socket.on("flood", (count, size, ack) => {
+    const num = (v, max) => (Number.isInteger(v) && v > 0 ? Math.min(v, max) : 0);
+    const n = num(count, 1000);
+    const bytes = num(size, 1e6);
+    if (bytes === 0) {
+      for (let i = 0; i < n; i++) socket.emit("flood", { text: "hello", from: "abc", n: i });
+    } else {
+      const payload = Buffer.alloc(bytes, 7);
+      for (let i = 0; i < n; i++) socket.emit("flood", payload);
+    }
+    if (typeof ack === "function") ack(n);
+  });
   socket.on("to_room", (room, payload, ack) => {
     io.to(String(room)).emit("msg", payload);
     if (typeof ack === "function") ack(true);

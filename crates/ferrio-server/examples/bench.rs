@@ -13,6 +13,7 @@
 //! | `broadcast` (payload[, ack]) | emits `msg` (payload) to every socket of `/`, sender included; then `ack(true)` if asked |
 //! | `join` (room, ack) | joins `room`, then `ack(true)` |
 //! | `to_room` (room, payload[, ack]) | emits `msg` (payload) to every socket in `room`; then `ack(true)` if asked |
+//! | `flood` (count, size[, ack]) | emits `flood` to the sender `count` times, back to back: with `size` 0 the small JSON object `{"text":"hello","from":"abc","n":i}` (i from 0), otherwise one binary argument of `size` bytes; then `ack(count)` if asked (count at most 1000, size at most 1,000,000: a client keeps its floods within the session's queues, 1024 commands and 10 × `max_http_buffer_size` bytes) |
 //!
 //! WebSocket compression (`permessage-deflate`) is off unless `DEFLATE=1`: then messages of at
 //! least 1024 bytes are compressed, without context takeover in either direction (the
@@ -25,6 +26,7 @@
 //! DEFLATE=1 DEFLATE_TAKEOVER=1 cargo run --release -p ferrio-server --example bench
 //! ```
 
+use bytes::Bytes;
 use ferrio_server::{Ferrio, Message, PerMessageDeflate, RawArgs, Socket};
 use serde_json::Value;
 
@@ -94,6 +96,24 @@ pub fn build() -> Ferrio {
             let args = msg.raw_args()?;
             socket.join(room_name(args.values().first()));
             msg.ack(&(true,))?;
+            Ok::<(), BoxError>(())
+        });
+        socket.on("flood", |socket: Socket, msg: Message| async move {
+            let args = msg.raw_args()?;
+            let num = |i: usize| args.values().get(i).and_then(Value::as_u64).unwrap_or(0);
+            let (count, size) = (num(0).min(1000), num(1).min(1_000_000) as usize);
+            if size == 0 {
+                for n in 0..count {
+                    let small = serde_json::json!({"text": "hello", "from": "abc", "n": n});
+                    socket.emit("flood", &(small,))?;
+                }
+            } else {
+                let payload = Bytes::from(vec![7u8; size]);
+                for _ in 0..count {
+                    socket.emit("flood", &(payload.clone(),))?;
+                }
+            }
+            msg.ack(&(count,))?;
             Ok::<(), BoxError>(())
         });
         socket.on("to_room", |socket: Socket, msg: Message| async move {
