@@ -233,7 +233,7 @@ try {
     }
   });
 
-  await test("chat page (examples/chat.rs) against ferrio-server's chat example: join, members, messages between two pages", async () => {
+  await test("chat page (examples/chat_page.rs) against ferrio-server's chat example: join, members, messages between two pages", async () => {
     const port = await freePort();
     const { child } = await start(chatBin, [], { PORT: String(port) }, /chat demo on/);
     const query = `server=${encodeURIComponent(`http://127.0.0.1:${port}`)}`;

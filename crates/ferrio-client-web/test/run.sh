@@ -14,16 +14,16 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 scripts/install-wasm-bindgen
-cargo build --locked -p ferrio-client-web --example interop --example chat \
+cargo build --locked -p ferrio-client-web --example interop --example chat_page \
   --target wasm32-unknown-unknown
 cargo build --locked -p ferrio-server --example e2e --example chat
 # The pages: target/ferrio-client-web/<page>/ (index.html, wasm-bindgen's <page>.js and
-# <page>_bg.wasm).
+# <page>_bg.wasm). The chat page's example is `chat_page` (ferrio-server has an example `chat`).
 out="${root}/target/ferrio-client-web"
 for page in interop chat; do
   rm -rf "${out:?}/${page}"
   wasm-bindgen --target web --no-typescript --out-dir "${out}/${page}" --out-name "${page}" \
-    "${root}/target/wasm32-unknown-unknown/debug/examples/${page}.wasm"
+    "${root}/target/wasm32-unknown-unknown/debug/examples/${page/#chat/chat_page}.wasm"
   cp "${here}/../examples/web/${page}.html" "${out}/${page}/index.html"
 done
 "${here}/../examples/leptos-chat/build.sh" "${out}/leptos-chat"
