@@ -46,6 +46,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use ferrio_proto::socket::{event_json, is_reserved_event};
 use ferrio_proto::Str;
 use ferrio_server::IntoRooms;
@@ -53,8 +55,12 @@ use redis::RedisError;
 use rmpv::Value as Mp;
 use serde::Serialize;
 
+use crate::cluster::{self, has_binary};
 use crate::codec::{self, map, AsJson};
 use crate::commands::CommandConn;
+#[cfg(test)]
+use crate::streams::wire::hash_code;
+use crate::streams::wire::stream_name;
 use crate::SubscriptionMode;
 
 /// The sender id of every message an emitter writes (the reference's `EMITTER_UID`): servers
@@ -67,15 +73,6 @@ mod classic_kind {
     pub const REMOTE_LEAVE: u64 = 3;
     pub const REMOTE_DISCONNECT: u64 = 4;
     pub const SERVER_SIDE_EMIT: u64 = 6;
-}
-
-/// `ClusterAdapter` message types (sharded and streams formats).
-mod cluster_kind {
-    pub const BROADCAST: u64 = 3;
-    pub const SOCKETS_JOIN: u64 = 4;
-    pub const SOCKETS_LEAVE: u64 = 5;
-    pub const DISCONNECT_SOCKETS: u64 = 6;
-    pub const SERVER_SIDE_EMIT: u64 = 9;
 }
 
 /// The classic format: the protocol of `createAdapter` (`@socket.io/redis-adapter`) and
@@ -174,19 +171,8 @@ impl Default for StreamsFormat {
 impl StreamsFormat {
     /// The stream namespace `nsp` is written to.
     pub fn stream_for(&self, nsp: &str) -> String {
-        if self.stream_count <= 1 {
-            return self.stream_name.clone();
-        }
-        let index = i64::from(hash_code(nsp)) % i64::from(self.stream_count);
-        format!("{}-{index}", self.stream_name)
+        stream_name(&self.stream_name, self.stream_count, nsp)
     }
-}
-
-/// Java's `String.hashCode` over UTF-16 units, as the streams adapter computes it.
-fn hash_code(text: &str) -> i32 {
-    text.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
 }
 
 /// What an [`Emitter`] writes: the protocol of the cluster's adapter.
@@ -683,15 +669,6 @@ impl Write {
     }
 }
 
-fn has_binary(value: &Mp) -> bool {
-    match value {
-        Mp::Binary(_) => true,
-        Mp::Array(items) => items.iter().any(has_binary),
-        Mp::Map(entries) => entries.iter().any(|(k, v)| has_binary(k) || has_binary(v)),
-        _ => false,
-    }
-}
-
 /// JSON text of a msgpack tree (which holds no binary).
 fn json_text(value: &Mp) -> Vec<u8> {
     // Serialising a tree with string keys to a Vec cannot fail.
@@ -700,12 +677,7 @@ fn json_text(value: &Mp) -> Vec<u8> {
 
 /// A `ClusterAdapter` message `{type, data, uid, nsp}`.
 fn envelope(kind: u64, data: Mp, nsp: &str) -> Mp {
-    map(vec![
-        ("type", Mp::from(kind)),
-        ("data", data),
-        ("uid", Mp::from(EMITTER_UID)),
-        ("nsp", Mp::from(nsp)),
-    ])
+    cluster::envelope(kind, data, EMITTER_UID, nsp)
 }
 
 /// A room channel of the sharded protocol is used for one public room only; the reference
@@ -744,10 +716,10 @@ impl Format {
             Format::Sharded(sharded) => {
                 let channel = sharded.broadcast_channel(nsp, target.rooms);
                 let data = broadcast_data(target, data);
-                sharded_publish(channel, cluster_kind::BROADCAST, data, nsp)
+                sharded_publish(channel, cluster::kind::BROADCAST, data, nsp)
             }
             Format::Streams(streams) => {
-                streams.append(nsp, cluster_kind::BROADCAST, broadcast_data(target, data))
+                streams.append(nsp, cluster::kind::BROADCAST, broadcast_data(target, data))
             }
         }
     }
@@ -809,7 +781,7 @@ impl Format {
             }
             Format::Sharded(ShardedFormat { channel_prefix, .. }) => sharded_publish(
                 format!("{channel_prefix}#{nsp}#"),
-                cluster_kind::SERVER_SIDE_EMIT,
+                cluster::kind::SERVER_SIDE_EMIT,
                 map(vec![("packet", data)]),
                 nsp,
             ),
@@ -817,7 +789,7 @@ impl Format {
                 // An ephemeral message: the 0.3 adapter publishes it (always msgpack) rather
                 // than appending it to the stream.
                 let message = envelope(
-                    cluster_kind::SERVER_SIDE_EMIT,
+                    cluster::kind::SERVER_SIDE_EMIT,
                     map(vec![("packet", data)]),
                     nsp,
                 );
@@ -843,15 +815,15 @@ fn cluster_room_op(target: &Target<'_>, op: RoomOp) -> (u64, Mp) {
     let opts = ("opts", target.cluster_opts(false));
     match op {
         RoomOp::Join(rooms) => (
-            cluster_kind::SOCKETS_JOIN,
+            cluster::kind::SOCKETS_JOIN,
             map(vec![opts, ("rooms", strings(&rooms))]),
         ),
         RoomOp::Leave(rooms) => (
-            cluster_kind::SOCKETS_LEAVE,
+            cluster::kind::SOCKETS_LEAVE,
             map(vec![opts, ("rooms", strings(&rooms))]),
         ),
         RoomOp::Disconnect(close) => (
-            cluster_kind::DISCONNECT_SOCKETS,
+            cluster::kind::DISCONNECT_SOCKETS,
             map(vec![opts, ("close", Mp::Boolean(close))]),
         ),
     }
@@ -892,24 +864,7 @@ impl StreamsFormat {
 
 /// Standard base64 with padding.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(bytes)
 }
 
 #[cfg(test)]

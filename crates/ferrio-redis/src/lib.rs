@@ -84,6 +84,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod cluster;
 mod codec;
 mod commands;
 pub mod emitter;

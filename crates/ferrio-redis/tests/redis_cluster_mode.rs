@@ -3,6 +3,9 @@
 //! client on each. Broadcasts (to all, to rooms whose channels live on different shards, with
 //! acks), `fetch_sockets`, server-side events with acks and the server count work across them.
 
+mod common;
+
+use common::Proxy;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -12,7 +15,7 @@ use ferrio_redis::{ShardedRedisAdapter, ShardedRedisAdapterConfig};
 use ferrio_server::{Ferrio, Socket};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// How long anything may take before the test gives up (never asserted as a duration).
 const WAIT: Duration = Duration::from_secs(30);
@@ -153,6 +156,19 @@ impl OwnCluster {
     }
 }
 
+impl OwnCluster {
+    /// True once every room of [`ROOMS`] has its channel (`<prefix>#/#<room>#`) subscribed on
+    /// some master.
+    async fn has_room_channels(&self, prefix: &str) -> bool {
+        let per_master = self.shard_channels().await;
+        ROOMS.iter().all(|room| {
+            per_master
+                .iter()
+                .any(|chs| chs.contains(&format!("{prefix}#/#{room}#")))
+        })
+    }
+}
+
 impl Drop for OwnCluster {
     fn drop(&mut self) {
         // Only the servers this test started.
@@ -170,7 +186,7 @@ struct Node {
     io: Ferrio,
     adapter: ShardedRedisAdapter,
     /// The events the client received: (event, first argument).
-    client_events: mpsc::UnboundedReceiver<(String, Value)>,
+    client_events: common::Events,
     _client: ClientSocket,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -206,32 +222,14 @@ impl Node {
             .on_server_event("ping", move |_args, ack| async move {
                 let _ = ack.send(&format!("pong-from-{label}"));
             });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        let task = tokio::spawn(io.clone().serve(listener));
-        let (tx, client_events) = mpsc::unbounded_channel();
-        let client = ferrio_client::io(&url)
-            .on(
-                "ask",
-                move |_s: ClientSocket, (n,): (u64,), ack: ClientAck| async move {
-                    let _ = ack.send(&(format!("{label}-{n}"),));
-                },
-            )
-            .with_socket(move |socket| {
-                socket.on_any(move |_socket, message| {
-                    let first = message.args::<Vec<Value>>().ok().and_then(|mut a| {
-                        if a.is_empty() {
-                            None
-                        } else {
-                            Some(a.remove(0))
-                        }
-                    });
-                    let _ = tx.send((message.event().to_owned(), first.unwrap_or(Value::Null)));
-                });
-            })
-            .connect()
-            .await
-            .expect("client connects");
+        let (url, task) = common::serve(&io).await;
+        let builder = ferrio_client::io(&url).on(
+            "ask",
+            move |_s: ClientSocket, (n,): (u64,), ack: ClientAck| async move {
+                let _ = ack.send(&(format!("{label}-{n}"),));
+            },
+        );
+        let (client, client_events) = common::recording_client(builder, None).await;
         Node {
             label,
             io,
@@ -244,15 +242,7 @@ impl Node {
 
     /// Waits for the client to receive `event`, and returns its first argument.
     async fn client_got(&mut self, event: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.client_events.recv()).await {
-                Ok(Some((ev, arg))) if ev == event => return arg,
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("the client of node {} is gone", self.label),
-                Err(_) => panic!("the client of node {} never received {event:?}", self.label),
-            }
-        }
+        common::client_got(&mut self.client_events, self.label, event, WAIT).await
     }
 
     /// Waits for the client to receive `event` with first argument `value` (skipping others).
@@ -273,16 +263,28 @@ impl Node {
 }
 
 /// Waits (bounded) until `done` holds.
-async fn wait_until<F, Fut>(what: &str, mut done: F)
+async fn wait_until<F, Fut>(what: &str, done: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::poll_until(WAIT, Duration::from_millis(100), what, done).await;
+}
+
+/// Broadcasts `ask` with `n` and acks from `io`: the answers of every client, sorted.
+async fn ask_everyone(io: &Ferrio, n: u64) -> Vec<String> {
+    let replies = io
+        .of("/")
+        .timeout(Duration::from_secs(5))
+        .emit_with_ack("ask", &(n,))
+        .await
+        .unwrap();
+    let mut answers: Vec<String> = replies
+        .into_iter()
+        .map(|r| r.expect("answered").args::<(String,)>().unwrap().0)
+        .collect();
+    answers.sort();
+    answers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,13 +307,8 @@ async fn sharded_adapter_on_a_redis_cluster() {
 
     // Every room has its channel, subscribed by both servers, and the channels are spread
     // over the shards (each SSUBSCRIBE went to the master that owns the channel's slot).
-    wait_until("every room channel is subscribed on its shard", || async {
-        let per_master = cluster.shard_channels().await;
-        ROOMS.iter().all(|room| {
-            per_master
-                .iter()
-                .any(|chs| chs.contains(&format!("{prefix}#/#{room}#")))
-        })
+    wait_until("every room channel is subscribed on its shard", || {
+        cluster.has_room_channels(&prefix)
     })
     .await;
     let per_master = cluster.shard_channels().await;
@@ -342,17 +339,7 @@ async fn sharded_adapter_on_a_redis_cluster() {
     assert!(b.drain("stray").is_empty());
 
     // Broadcast with acks: both clients answer, the remote one through the cluster.
-    let replies =
-        a.io.of("/")
-            .timeout(Duration::from_secs(5))
-            .emit_with_ack("ask", &(7,))
-            .await
-            .unwrap();
-    let mut answers: Vec<String> = replies
-        .into_iter()
-        .map(|r| r.expect("answered").args::<(String,)>().unwrap().0)
-        .collect();
-    answers.sort();
+    let answers = ask_everyone(&a.io, 7).await;
     assert_eq!(answers, vec!["a-7".to_owned(), "b-7".to_owned()]);
 
     // fetch_sockets sees the sockets of both servers, with their rooms.
@@ -515,13 +502,8 @@ async fn ferrio_and_node_share_a_redis_cluster() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Node subscribes to its room channels when its socket joins; wait for them all.
-    wait_until("every room channel has both servers", || async {
-        let per_master = cluster.shard_channels().await;
-        ROOMS.iter().all(|room| {
-            per_master
-                .iter()
-                .any(|chs| chs.contains(&format!("{prefix}#/#{room}#")))
-        })
+    wait_until("every room channel has both servers", || {
+        cluster.has_room_channels(&prefix)
     })
     .await;
 
@@ -545,18 +527,7 @@ async fn ferrio_and_node_share_a_redis_cluster() {
     }
 
     // Broadcast with acks, both ways.
-    let replies = rust
-        .io
-        .of("/")
-        .timeout(Duration::from_secs(5))
-        .emit_with_ack("ask", &(3,))
-        .await
-        .unwrap();
-    let mut answers: Vec<String> = replies
-        .into_iter()
-        .map(|r| r.expect("answered").args::<(String,)>().unwrap().0)
-        .collect();
-    answers.sort();
+    let answers = ask_everyone(&rust.io, 3).await;
     assert_eq!(answers, vec!["node-3".to_owned(), "rust-3".to_owned()]);
     let reply = node
         .call(json!({"op": "emit_ack", "ev": "ask", "args": [4], "timeout": 5000}))
@@ -592,84 +563,6 @@ async fn ferrio_and_node_share_a_redis_cluster() {
     node.stop().await;
 }
 
-/// A TCP proxy to one cluster node whose open connections can be turned into black holes:
-/// nothing forwarded any more, in either direction, nothing closed (a network cut). Connections
-/// made afterwards are forwarded normally.
-struct Proxy {
-    port: u16,
-    cut: watch::Sender<u64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: u16) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (cut, watcher) = watch::channel(0u64);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
-                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
-                    continue;
-                };
-                let born = *watcher.borrow();
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                tokio::spawn(pump(cr, sw, watcher.clone(), born));
-                tokio::spawn(pump(sr, cw, watcher.clone(), born));
-            }
-        });
-        Proxy { port, cut, task }
-    }
-
-    /// Stops forwarding on every connection open now, closing nothing.
-    fn black_hole(&self) {
-        self.cut.send_modify(|g| *g += 1);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Copies `from` to `to` until the connection closes or is cut; once cut, holds both halves
-/// open forever without reading or writing.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut cut: watch::Receiver<u64>,
-    born: u64,
-) {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        tokio::select! {
-            read = from.read(&mut buf) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if *cut.borrow() != born {
-                        break;
-                    }
-                    if to.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            },
-            changed = cut.changed() => {
-                if changed.is_err() || *cut.borrow() != born {
-                    break;
-                }
-            }
-        }
-    }
-    std::future::pending::<()>().await;
-    drop((from, to));
-}
-
 /// A server whose connections to every cluster node are cut silently replaces its subscriber
 /// connection (health-check pings) and gets the other servers' broadcasts again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,13 +579,8 @@ async fn cluster_subscriber_reconnects_after_a_network_cut() {
     let cluster = OwnCluster::start_on(ports, Some(proxies.iter().map(|p| p.port).collect()));
     let prefix = format!("ferrio-cut-{}", std::process::id());
     let mut a = Node::start(&cluster, &prefix, "a").await;
-    wait_until("node a listens on its room channels", || async {
-        let per_master = cluster.shard_channels().await;
-        ROOMS.iter().all(|room| {
-            per_master
-                .iter()
-                .any(|chs| chs.contains(&format!("{prefix}#/#{room}#")))
-        })
+    wait_until("node a listens on its room channels", || {
+        cluster.has_room_channels(&prefix)
     })
     .await;
 
@@ -702,25 +590,15 @@ async fn cluster_subscriber_reconnects_after_a_network_cut() {
     }
     let b = Node::start(&cluster, &prefix, "b").await;
     // Within the health-check bound (10 s) plus reconnection; the wait is only an upper limit.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    let mut tick = tokio::time::interval(Duration::from_millis(300));
-    let mut n = 0u64;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "node a never got node b's broadcasts after the cut"
-                );
-                n += 1;
-                b.io.of("/").to("red").emit("after-cut", &(n,)).unwrap();
-                b.io.emit("after-cut", &(n,)).unwrap();
-            }
-            got = a.client_events.recv() => {
-                if got.expect("client alive").0 == "after-cut" {
-                    break;
-                }
-            }
-        }
-    }
+    common::send_until_received(
+        &mut a.client_events,
+        "after-cut",
+        Duration::from_secs(40),
+        "node a never got node b's broadcasts after the cut",
+        |n| {
+            b.io.of("/").to("red").emit("after-cut", &(n,)).unwrap();
+            b.io.emit("after-cut", &(n,)).unwrap();
+        },
+    )
+    .await;
 }

@@ -3,6 +3,8 @@
 //!
 //! Needs Redis on 127.0.0.1:6379 (each test uses its own stream, channel and session prefix).
 
+mod common;
+
 use std::time::Duration;
 
 use ferrio_redis::streams::{StreamsRedisAdapter, StreamsRedisAdapterConfig};
@@ -54,9 +56,7 @@ async fn node(key: &str) -> Node {
         })
         .build();
     io.of("/").on_connection(|_socket| async {});
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let task = tokio::spawn(io.clone().serve(listener));
+    let (url, task) = common::serve(&io).await;
     Node { adapter, url, task }
 }
 

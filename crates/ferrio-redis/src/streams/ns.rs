@@ -8,21 +8,18 @@ use ferrio_proto::rooms::BroadcastOptions;
 use ferrio_proto::socket::{recovery, Packet};
 use ferrio_proto::Str;
 use ferrio_server::{
-    AckError, AdapterError, BoxFuture, ClusterRecovery, ClusterRestored, ClusterSession,
-    LocalNamespace, NamespaceAdapter, ServerAck, ServerSideEmitError, SocketInfo,
+    AdapterError, BoxFuture, ClusterRecovery, ClusterRestored, ClusterSession, LocalNamespace,
 };
-use futures_util::StreamExt;
 use rmpv::Value as Mp;
-use serde_json::Value as Json;
-use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use super::wire::{self, kind, Message};
+use super::wire::{self, Message};
 use super::{Shared, Write};
-use crate::codec::{self, get, get_str, map};
+pub(crate) use crate::cluster::Handle;
+use crate::cluster::{self, kind, random_id, ClusterNode};
+use crate::codec::{self, get, get_str};
 use crate::hub::{Listener, Route};
-use crate::requests::{self, Answer, Pending};
-use crate::sharded::random_id;
+use crate::requests::Pending;
 
 /// Most `XRANGE` calls one restore makes (the reference's bound).
 const RESTORE_MAX_CALLS: usize = 100;
@@ -95,53 +92,6 @@ impl StreamsNs {
         });
     }
 
-    /// Publishes an ephemeral request on the namespace's channel (msgpack).
-    fn publish(&self, kind: u64, data: Mp) {
-        self.publish_to(self.channel.clone(), kind, data);
-    }
-
-    /// Publishes an answer to node `requester`.
-    fn respond(&self, requester: &str, kind: u64, data: Mp) {
-        self.publish_to(format!("{}{requester}#", self.channel), kind, data);
-    }
-
-    fn publish_to(&self, channel: String, kind: u64, data: Mp) {
-        let payload = wire::encode_published(&self.uid, self.nsp(), kind, data);
-        self.shared.write(Write::Publish { channel, payload });
-    }
-
-    /// `PUBSUB NUMSUB <prefix>#<nsp>#`: the servers of the cluster, this one included.
-    async fn server_count(&self) -> Result<usize, AdapterError> {
-        self.shared
-            .hub
-            .subscriber_count("NUMSUB", &self.channel, self.shared.config.requests_timeout)
-            .await
-    }
-
-    fn on_response(&self, msg: &Message) {
-        let Some(data) = &msg.data else { return };
-        let Some(id) = get_str(data, "requestId") else {
-            return;
-        };
-        let answer = match msg.kind {
-            kind::BROADCAST_CLIENT_COUNT => Answer::ClientCount(
-                get(data, "clientCount")
-                    .and_then(Mp::as_u64)
-                    .and_then(|n| usize::try_from(n).ok())
-                    .unwrap_or(0),
-            ),
-            kind::BROADCAST_ACK => Answer::Ack(get(data, "packet").cloned().unwrap_or(Mp::Nil)),
-            kind::FETCH_SOCKETS_RESPONSE => {
-                Answer::Sockets(get(data, "sockets").cloned().unwrap_or(Mp::Nil))
-            }
-            kind::SERVER_SIDE_EMIT_RESPONSE => {
-                Answer::Value(get(data, "packet").cloned().unwrap_or(Mp::Nil))
-            }
-            _ => return,
-        };
-        self.pending.deliver(id, answer);
-    }
-
     /// A message from another node, read from the stream (`offset` = its entry id) or
     /// received over pub/sub.
     pub(crate) fn on_message(self: &Arc<Self>, msg: Message, offset: Option<&str>) {
@@ -151,39 +101,14 @@ impl StreamsNs {
         let empty = Mp::Map(Vec::new());
         let data = msg.data.as_ref().unwrap_or(&empty);
         let opts = codec::opts_from_mp(get(data, "opts"));
-        match msg.kind {
-            kind::BROADCAST => self.on_broadcast(&msg.uid, data, opts, offset),
-            kind::SOCKETS_JOIN => self
-                .local
-                .sockets_join(&opts, &codec::room_list(get(data, "rooms"))),
-            kind::SOCKETS_LEAVE => self
-                .local
-                .sockets_leave(&opts, &codec::room_list(get(data, "rooms"))),
-            kind::DISCONNECT_SOCKETS => self.local.disconnect_sockets(
-                &opts,
-                get(data, "close").and_then(Mp::as_bool).unwrap_or(false),
-            ),
-            kind::FETCH_SOCKETS => {
-                let Some(id) = get_str(data, "requestId") else {
-                    return;
-                };
-                let sockets = self.local.fetch_sockets(&opts);
-                let sockets = serde_json::to_value(&sockets).unwrap_or(Json::Null);
-                self.respond(
-                    &msg.uid,
-                    kind::FETCH_SOCKETS_RESPONSE,
-                    map(vec![
-                        ("requestId", Mp::from(id)),
-                        ("sockets", codec::json_to_mp(&sockets, &[])),
-                    ]),
-                );
-            }
-            kind::SERVER_SIDE_EMIT => self.on_server_side_emit(&msg.uid, data),
-            kind::FETCH_SOCKETS_RESPONSE
-            | kind::SERVER_SIDE_EMIT_RESPONSE
-            | kind::BROADCAST_CLIENT_COUNT
-            | kind::BROADCAST_ACK => self.on_response(&msg),
-            other => debug!(kind = other, "redis streams adapter: unknown message type"),
+        if msg.kind == kind::BROADCAST {
+            return self.on_broadcast(&msg.uid, data, opts, offset);
+        }
+        if !cluster::on_message(self, &msg.uid, msg.kind, data, &opts) {
+            debug!(
+                kind = msg.kind,
+                "redis streams adapter: unknown message type"
+            );
         }
     }
 
@@ -212,63 +137,7 @@ impl StreamsNs {
             };
             return self.local.broadcast(packet, &opts);
         };
-        let timeout = opts
-            .flags
-            .timeout
-            .unwrap_or(self.shared.config.requests_timeout);
-        let (count, mut acks) = self.local.broadcast_with_ack(packet, &opts, timeout);
-        self.respond(
-            requester,
-            kind::BROADCAST_CLIENT_COUNT,
-            map(vec![
-                ("requestId", Mp::from(id)),
-                ("clientCount", Mp::from(count as u64)),
-            ]),
-        );
-        let this = self.clone();
-        let requester = requester.to_owned();
-        let id = id.to_owned();
-        tokio::spawn(async move {
-            while let Some(ack) = acks.next().await {
-                let Ok(ack) = ack else { continue };
-                this.respond(
-                    &requester,
-                    kind::BROADCAST_ACK,
-                    map(vec![
-                        ("requestId", Mp::from(id.as_str())),
-                        ("packet", codec::first_ack_arg(&ack)),
-                    ]),
-                );
-            }
-        });
-    }
-
-    fn on_server_side_emit(self: &Arc<Self>, requester: &str, data: &Mp) {
-        let args = match get(data, "packet").map(codec::mp_to_json) {
-            Some(Json::Array(args)) => args,
-            _ => return debug!("redis streams adapter: server-side emit without packet skipped"),
-        };
-        let Some(id) = get_str(data, "requestId") else {
-            return self.local.server_side_event(args, ServerAck::default());
-        };
-        let (tx, rx) = oneshot::channel();
-        self.local.server_side_event(args, ServerAck::new(tx));
-        let this = self.clone();
-        let requester = requester.to_owned();
-        let id = id.to_owned();
-        let timeout = self.shared.config.requests_timeout;
-        tokio::spawn(async move {
-            if let Ok(Ok(value)) = tokio::time::timeout(timeout, rx).await {
-                this.respond(
-                    &requester,
-                    kind::SERVER_SIDE_EMIT_RESPONSE,
-                    map(vec![
-                        ("requestId", Mp::from(id.as_str())),
-                        ("packet", codec::json_to_mp(&value, &[])),
-                    ]),
-                );
-            }
-        });
+        cluster::answer_broadcast(self, requester, id, packet, &opts);
     }
 
     fn session_key(&self, pid: &str) -> String {
@@ -406,6 +275,51 @@ impl StreamsNs {
     }
 }
 
+impl ClusterNode for StreamsNs {
+    fn local(&self) -> &LocalNamespace {
+        &self.local
+    }
+
+    fn requests_timeout(&self) -> Duration {
+        self.shared.config.requests_timeout
+    }
+
+    fn pending(&self) -> &Arc<Pending> {
+        &self.pending
+    }
+
+    fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    fn publish_to(&self, channel: String, kind: u64, data: Mp) {
+        let payload = wire::encode_published(&self.uid, self.nsp(), kind, data);
+        self.shared.write(Write::Publish { channel, payload });
+    }
+
+    /// Broadcasts are appended to the stream.
+    fn send_broadcast(&self, data: Mp, _opts: &BroadcastOptions) {
+        self.append(kind::BROADCAST, &data);
+    }
+
+    /// Room operations are appended to the stream.
+    fn send_room_op(&self, kind: u64, data: Mp) {
+        self.append(kind, &data);
+    }
+
+    fn recovery(handle: &Handle<Self>) -> Option<&dyn ClusterRecovery> {
+        Some(handle)
+    }
+
+    /// `PUBSUB NUMSUB <prefix>#<nsp>#`: the servers of the cluster, this one included.
+    async fn server_count(&self) -> Result<usize, AdapterError> {
+        self.shared
+            .hub
+            .subscriber_count("NUMSUB", &self.channel, self.shared.config.requests_timeout)
+            .await
+    }
+}
+
 impl Listener for StreamsNs {
     fn on_message(self: Arc<Self>, channel: &str, payload: &[u8]) {
         let msg = match wire::decode_published(payload) {
@@ -413,183 +327,16 @@ impl Listener for StreamsNs {
             Err(e) => return debug!(error = %e, channel, "redis streams adapter: message skipped"),
         };
         if channel == self.response_channel {
-            self.on_response(&msg);
+            if let Some(data) = &msg.data {
+                cluster::on_response(&self.pending, msg.kind, data);
+            }
         } else {
             StreamsNs::on_message(&self, msg, None);
         }
     }
 }
 
-/// The streams adapter of one namespace as the server sees it.
-pub(crate) struct Handle(pub(crate) Arc<StreamsNs>);
-
-/// `{type: 2, data}`: a broadcast's packet as the reference writes it (no `nsp`).
-fn packet_mp(packet: &Packet) -> Result<Mp, AdapterError> {
-    let data =
-        codec::packet_data_to_mp(packet).map_err(|e| AdapterError::Transport(e.to_string()))?;
-    Ok(map(vec![("type", Mp::from(2)), ("data", data)]))
-}
-
-fn rooms_mp(rooms: &[Str]) -> Mp {
-    Mp::Array(rooms.iter().map(|r| Mp::from(r.as_ref())).collect())
-}
-
-impl NamespaceAdapter for Handle {
-    fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) {
-        let Ok(packet) = packet_mp(packet) else {
-            return;
-        };
-        self.0.append(
-            kind::BROADCAST,
-            &map(vec![
-                ("packet", packet),
-                ("opts", codec::opts_to_mp(opts, true)),
-            ]),
-        );
-    }
-
-    fn broadcast_with_ack(
-        &self,
-        packet: &Packet,
-        opts: &BroadcastOptions,
-        timeout: Duration,
-    ) -> BoxFuture<Result<Vec<Result<Packet, AckError>>, AdapterError>> {
-        let ns = self.0.clone();
-        let packet = packet_mp(packet);
-        let mut opts = opts.clone();
-        opts.flags.timeout = Some(timeout);
-        Box::pin(async move {
-            let packet = packet?;
-            let deadline = tokio::time::Instant::now() + timeout;
-            let servers = ns.server_count().await?.saturating_sub(1);
-            if servers == 0 {
-                return Ok(Vec::new());
-            }
-            let id = random_id();
-            let (mut answers, _guard) = ns.pending.expect(id.clone());
-            ns.publish(
-                kind::BROADCAST,
-                map(vec![
-                    ("packet", packet),
-                    ("requestId", Mp::from(id.as_str())),
-                    ("opts", codec::opts_to_mp(&opts, true)),
-                ]),
-            );
-            Ok(requests::gather_acks(&mut answers, deadline, servers, ns.local.name()).await)
-        })
-    }
-
-    fn server_count(&self) -> BoxFuture<Result<usize, AdapterError>> {
-        let ns = self.0.clone();
-        Box::pin(async move { ns.server_count().await })
-    }
-
-    fn fetch_sockets(
-        &self,
-        opts: &BroadcastOptions,
-    ) -> BoxFuture<Result<Vec<SocketInfo>, AdapterError>> {
-        let ns = self.0.clone();
-        let timeout = opts
-            .flags
-            .timeout
-            .unwrap_or(ns.shared.config.requests_timeout);
-        let opts = codec::opts_to_mp(opts, true);
-        Box::pin(async move {
-            let servers = ns.server_count().await?.saturating_sub(1);
-            if servers == 0 {
-                return Ok(Vec::new());
-            }
-            let id = random_id();
-            let (mut answers, _guard) = ns.pending.expect(id.clone());
-            ns.publish(
-                kind::FETCH_SOCKETS,
-                map(vec![("opts", opts), ("requestId", Mp::from(id.as_str()))]),
-            );
-            let deadline = tokio::time::Instant::now() + timeout;
-            requests::gather_sockets(&mut answers, deadline, servers)
-                .await
-                .map_err(|got| {
-                    AdapterError::Timeout(format!(
-                        "timeout reached: only {got} responses received out of {servers}"
-                    ))
-                })
-        })
-    }
-
-    fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Str]) {
-        self.0.append(
-            kind::SOCKETS_JOIN,
-            &map(vec![
-                ("opts", codec::opts_to_mp(opts, true)),
-                ("rooms", rooms_mp(rooms)),
-            ]),
-        );
-    }
-
-    fn sockets_leave(&self, opts: &BroadcastOptions, rooms: &[Str]) {
-        self.0.append(
-            kind::SOCKETS_LEAVE,
-            &map(vec![
-                ("opts", codec::opts_to_mp(opts, true)),
-                ("rooms", rooms_mp(rooms)),
-            ]),
-        );
-    }
-
-    fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
-        self.0.append(
-            kind::DISCONNECT_SOCKETS,
-            &map(vec![
-                ("opts", codec::opts_to_mp(opts, true)),
-                ("close", Mp::Boolean(close)),
-            ]),
-        );
-    }
-
-    fn server_side_emit(&self, data: Vec<Json>) {
-        self.0.publish(
-            kind::SERVER_SIDE_EMIT,
-            map(vec![("packet", codec::json_to_mp(&Json::Array(data), &[]))]),
-        );
-    }
-
-    fn server_side_emit_with_ack(
-        &self,
-        data: Vec<Json>,
-    ) -> BoxFuture<Result<Vec<Json>, ServerSideEmitError>> {
-        let ns = self.0.clone();
-        Box::pin(async move {
-            let servers = ns
-                .server_count()
-                .await
-                .map_err(|error| ServerSideEmitError {
-                    error,
-                    responses: Vec::new(),
-                })?
-                .saturating_sub(1);
-            if servers == 0 {
-                return Ok(Vec::new());
-            }
-            let id = random_id();
-            let (mut answers, _guard) = ns.pending.expect(id.clone());
-            ns.publish(
-                kind::SERVER_SIDE_EMIT,
-                map(vec![
-                    ("requestId", Mp::from(id.as_str())),
-                    ("packet", codec::json_to_mp(&Json::Array(data), &[])),
-                ]),
-            );
-            let deadline = tokio::time::Instant::now() + ns.shared.config.requests_timeout;
-            requests::gather_values(&mut answers, deadline, servers).await
-        })
-    }
-
-    fn recovery(&self) -> Option<&dyn ClusterRecovery> {
-        Some(self)
-    }
-}
-
-impl ClusterRecovery for Handle {
+impl ClusterRecovery for Handle<StreamsNs> {
     fn broadcast(&self, packet: Packet, opts: BroadcastOptions) {
         let ns = &self.0;
         let local = ns.local.clone();
@@ -599,11 +346,8 @@ impl ClusterRecovery for Handle {
                 local.broadcast(packet, &opts);
             })));
         }
-        let data = match packet_mp(&packet) {
-            Ok(p) => map(vec![
-                ("packet", p),
-                ("opts", codec::opts_to_mp(&opts, true)),
-            ]),
+        let data = match cluster::packet_mp(&packet) {
+            Ok(p) => cluster::broadcast_data(p, &opts),
             Err(_) => {
                 return ns.shared.write(Write::Deliver(Box::new(move || {
                     local.broadcast(packet, &opts);

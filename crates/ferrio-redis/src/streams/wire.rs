@@ -12,21 +12,8 @@ use ferrio_proto::Str;
 use rmpv::Value as Mp;
 use serde_json::Value as Json;
 
+use crate::cluster::{self, has_binary};
 use crate::codec::{self, get, get_str, map};
-
-/// The `ClusterAdapter` message types.
-pub(crate) mod kind {
-    pub const BROADCAST: u64 = 3;
-    pub const SOCKETS_JOIN: u64 = 4;
-    pub const SOCKETS_LEAVE: u64 = 5;
-    pub const DISCONNECT_SOCKETS: u64 = 6;
-    pub const FETCH_SOCKETS: u64 = 7;
-    pub const FETCH_SOCKETS_RESPONSE: u64 = 8;
-    pub const SERVER_SIDE_EMIT: u64 = 9;
-    pub const SERVER_SIDE_EMIT_RESPONSE: u64 = 10;
-    pub const BROADCAST_CLIENT_COUNT: u64 = 11;
-    pub const BROADCAST_ACK: u64 = 12;
-}
 
 /// Why an entry, a message or a session was skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,30 +66,12 @@ pub(crate) fn stream_name(name: &str, count: u32, nsp: &str) -> String {
     format!("{name}-{index}")
 }
 
-/// True if `value` holds binary anywhere.
-pub(crate) fn has_binary(value: &Mp) -> bool {
-    match value {
-        Mp::Binary(_) | Mp::Ext(0, _) => true,
-        Mp::Array(items) => items.iter().any(has_binary),
-        Mp::Map(entries) => entries.iter().any(|(k, v)| has_binary(k) || has_binary(v)),
-        _ => false,
-    }
-}
-
 /// The `data` field of an entry: base64 msgpack for the types that may carry binary when they
 /// do (unless `only_plaintext`), JSON otherwise.
 pub(crate) fn encode_data(kind: u64, data: &Mp, only_plaintext: bool) -> String {
-    let may_carry_binary = matches!(
-        kind,
-        kind::BROADCAST
-            | kind::FETCH_SOCKETS_RESPONSE
-            | kind::SERVER_SIDE_EMIT
-            | kind::SERVER_SIDE_EMIT_RESPONSE
-            | kind::BROADCAST_ACK
-    );
     if !has_binary(data) {
         codec::mp_to_json(data).to_string()
-    } else if !only_plaintext && may_carry_binary {
+    } else if !only_plaintext && cluster::may_carry_binary(kind) {
         STANDARD.encode(codec::encode_msgpack(data))
     } else {
         codec::mp_to_json(&buffers_as_objects(data)).to_string()
@@ -255,12 +224,7 @@ pub(crate) fn decode_published(payload: &[u8]) -> Result<Message, WireError> {
 
 /// Encodes a pub/sub message: msgpack `{type, data, uid, nsp}`.
 pub(crate) fn encode_published(uid: &str, nsp: &str, kind: u64, data: Mp) -> bytes::Bytes {
-    codec::encode_msgpack(&map(vec![
-        ("type", Mp::from(kind)),
-        ("data", data),
-        ("uid", Mp::from(uid)),
-        ("nsp", Mp::from(nsp)),
-    ]))
+    codec::encode_msgpack(&cluster::envelope(kind, data, uid, nsp))
 }
 
 fn bulk(value: &redis::Value) -> Option<Vec<u8>> {
