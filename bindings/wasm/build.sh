@@ -90,9 +90,10 @@ GLUE
     # (Rust's stack grows down from 1 MiB toward it, the data lies above 1 MiB), so constant
     # offsets fold into loads and stores. `--flatten --rereloop`: the control flow rebuilt before
     # `-Oz`, which then compresses better (about 0.1 KB). `-Oz` twice: the second pass finds a
-    # little more. `--strip-target-features`: the features section, which browsers ignore.
+    # little more; `--converge`: passes repeated until the module stops shrinking (about 0.1 KB).
+    # `--strip-target-features`: the features section, which browsers ignore.
     "${here}/node_modules/.bin/wasm-opt" --one-caller-inline-max-function-size 20 \
-      --low-memory-unused --flatten --rereloop -Oz -Oz \
+      --low-memory-unused --flatten --rereloop -Oz -Oz --converge \
       --enable-bulk-memory --enable-mutable-globals \
       --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
       --enable-multivalue --strip-debug --strip-producers --strip-target-features \

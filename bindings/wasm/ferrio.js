@@ -51,12 +51,15 @@ function toBytes(v) {
 
 const hasBlobClass = typeof Blob !== "undefined";
 
-// True if a Blob (or File) is anywhere in `v`.
-function hasBlob(v) {
-  if (!hasBlobClass || v === null || typeof v !== "object") return false;
-  if (v instanceof Blob) return true;
-  if (isBinary(v) || typeof v.toJSON === "function") return false;
-  return Object.values(v).some(hasBlob);
+// What is anywhere in `v`: binary data (1), a Blob or File (2), both (3) or neither (0).
+function kinds(v) {
+  if (v === null || typeof v !== "object") return 0;
+  if (hasBlobClass && v instanceof Blob) return 2;
+  if (isBinary(v)) return 1;
+  if (typeof v.toJSON === "function") return 0;
+  let k = 0;
+  for (const x of Object.values(v)) k |= kinds(x);
+  return k;
 }
 
 // `v` with every Blob read into a Uint8Array (functions and other values kept).
@@ -70,9 +73,11 @@ async function readBlobs(v) {
   return out;
 }
 
-// Replaces binary values by placeholders; returns [jsonText, attachments].
+// Replaces binary values by placeholders; returns [jsonText, attachments]. Without binary
+// values, the text of `data` as it is (no copy of it made).
 function deconstruct(data) {
   const attachments = [];
+  if (!(kinds(data) & 1)) return [JSON.stringify(data), attachments];
   const walk = (v) => {
     if (v === null || typeof v !== "object") return v;
     if (isBinary(v)) {
@@ -88,11 +93,17 @@ function deconstruct(data) {
   return [JSON.stringify(walk(data)), attachments];
 }
 
-// Parses JSON text and puts the attachments (as ArrayBuffers) back in place of placeholders.
+// The WebSocket text message the core reads now: an event's or an ack's JSON text comes back
+// as its offset in it.
+let frame;
+
+// Parses JSON text (or the end of `frame` from offset `text`) and puts the attachments (as
+// ArrayBuffers) back in place of placeholders.
 function reconstruct(text, attachments) {
-  const value = JSON.parse(text);
+  const value = JSON.parse(typeof text == "number" ? frame.slice(text) : text);
   if (!attachments || attachments.length === 0) return value;
-  const buffers = attachments.map((a) => a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+  // The module hands each attachment in a buffer of its own: it is passed on without a copy.
+  const buffers = attachments.map((a) => a.buffer);
   const walk = (v) => {
     if (v === null || typeof v !== "object") return v;
     if (v._placeholder === true && typeof v.num === "number") return buffers[v.num];
@@ -264,7 +275,7 @@ export class Manager extends Emitter {
     this._sockets = new Map();
     this._timer = undefined;
     this._timerAt = -1;
-    this._draining = false;
+    this._list = undefined;
     // `closeOnBeforeunload` (false): the page leaving closes the connection at once, so that the
     // server does not wait for a ping timeout.
     if (opts.closeOnBeforeunload && typeof addEventListener === "function") {
@@ -274,7 +285,7 @@ export class Manager extends Emitter {
 
   on(event, fn) {
     // The core reports decoded packets from now on (output 18).
-    if (event == "packet") this.core.call(21, 0, 1);
+    if (event == "packet") this._cmd(21, 1);
     return super.on(event, fn);
   }
 
@@ -295,7 +306,7 @@ export class Manager extends Emitter {
   reconnection(v) {
     if (v === undefined) return this.opts.reconnection !== false;
     this.opts.reconnection = !!v;
-    this.core.call(10, 0, v ? 1 : 0);
+    this._cmd(10, v ? 1 : 0);
     return this;
   }
 
@@ -362,37 +373,35 @@ export class Manager extends Emitter {
     return new Socket(this, nsp, opts);
   }
 
-  // Runs command `op` of the core (see bindings/wasm/src/lib.rs), then performs what it produced.
-  // The core refuses a command with a message: it is thrown as an `Error`.
-  _cmd(op, a, b, c, text, value) {
-    return this._run((core, t) => {
-      try {
-        return core.call(op, t, a, b, c, text, value);
-      } catch (e) {
-        throw new Error(e);
-      }
-    });
-  }
-
-  // Runs a function of the core, then performs what it produced.
-  _run(fn) {
-    let result;
+  // Runs command `op` of the core (see bindings/wasm/src/lib.rs), then performs what it produced
+  // (the core returns its result, its next deadline and every output at once). The core refuses
+  // a command with a message: it is thrown as an `Error` (what the core has pending then comes
+  // with the next command). `t`: the time (`performance.now()`'s clock), now by default.
+  _cmd(op, a, b, c, text, value, t = now()) {
+    let r;
     try {
-      result = fn(this.core, now());
-    } finally {
-      this._drain();
+      r = this.core.call(op, t, a, b, c, text, value);
+    } catch (e) {
+      throw new Error(e);
     }
-    return result;
+    this._drain(r);
+    return r[0];
   }
 
-  _drain() {
-    if (this._draining) return;
-    this._draining = true;
+  // Performs the outputs of `r` (`[result, deadline, ...outputs]`). A command
+  // run by a listener meanwhile adds its outputs to the end of the list being performed.
+  _drain(r) {
+    const list = this._list;
+    this._next = r[1];
+    if (list) {
+      for (let i = 2; i < r.length; i++) list.push(r[i]);
+      return;
+    }
+    this._list = r;
     try {
-      let out;
-      while ((out = this.core.call(19)) !== undefined) {
+      for (let i = 2; i < r.length; i++) {
         try {
-          this._handle(out);
+          this._handle(r[i]);
         } catch (e) {
           setTimeout(() => {
             throw e;
@@ -400,13 +409,13 @@ export class Manager extends Emitter {
         }
       }
     } finally {
-      this._draining = false;
+      this._list = undefined;
     }
-    this._schedule();
+    this._schedule(this._next);
   }
 
-  _schedule() {
-    const at = this.core.call(18);
+  // The core's next deadline (-1: none) is `at`: the timer is set for it.
+  _schedule(at) {
     if (at === this._timerAt) return;
     if (this._timer !== undefined) clearTimeout(this._timer);
     this._timer = undefined;
@@ -415,7 +424,8 @@ export class Manager extends Emitter {
     this._timer = setTimeout(() => {
       this._timer = undefined;
       this._timerAt = -1;
-      this._run((core, t) => core.call(7, Math.max(t, at)));
+      // The time passed to the core: at least the deadline (a timer may fire a little early).
+      this._drain(this.core.call(7, Math.max(now(), at)));
     }, Math.max(0, Math.ceil(at - now())));
   }
 
@@ -505,8 +515,9 @@ export class Manager extends Emitter {
         ws.onopen = () => this._cmd(2, tid);
         ws.onmessage = (ev) => {
           this.engine._frames(ev.data);
-          if (typeof ev.data === "string") this._cmd(3, tid, 0, 0, ev.data);
-          else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(ev.data));
+          // The time the message arrived (the same clock as `performance.now()`, without asking).
+          if (typeof ev.data === "string") this._cmd(3, tid, 0, 0, (frame = ev.data), 0, ev.timeStamp);
+          else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(ev.data), ev.timeStamp);
         };
         ws.onerror = (ev) => this._fail(tid, transportError("websocket error", ev, ev));
         ws.onclose = () => {
@@ -616,7 +627,7 @@ export class Socket extends Emitter {
 
   // A bit of the core's socket state: connected 1, active 2, recovered 4.
   _state(bit) {
-    return this._index !== undefined && (this.io.core.call(17, 0, this._index) & bit) !== 0;
+    return this._index !== undefined && (this.io.core.call(17, 0, this._index)[0] & bit) !== 0;
   }
 
   /** Connects (again). */
@@ -630,17 +641,11 @@ export class Socket extends Emitter {
     if (this._index === undefined) {
       const opts = this._opts;
       // Registered before the outputs are performed: an auth callback may be asked for at once.
-      this._index = this.io.core.call(
-        11,
-        now(),
-        typeof opts.ackTimeout === "number" ? opts.ackTimeout : -1,
-        opts.retries || 0,
-        0,
-        this.nsp,
-      );
+      const r = this.io.core.call(11, now(), typeof opts.ackTimeout === "number" ? opts.ackTimeout : -1, opts.retries || 0, 0, this.nsp);
+      this._index = r[0];
       this.io._sockets.set(this._index, this);
+      this.io._drain(r);
       this._reportSent();
-      this.io._drain();
       const pending = this._pending;
       this._pending = [];
       for (const [flags, args] of pending) {
@@ -688,7 +693,7 @@ export class Socket extends Emitter {
    * so that the order is kept. */
   emit(event, ...args) {
     if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
-    if (this._blobChain || hasBlob(args)) {
+    if (this._blobChain || kinds(args) & 2) {
       const flags = this._flags;
       this._flags = {};
       const chain = (this._blobChain || Promise.resolve())
@@ -809,7 +814,7 @@ export class Socket extends Emitter {
     return (...args) => {
       if (sent) return;
       sent = true;
-      if (hasBlob(args)) readBlobs(args).then(send, () => send(args));
+      if (kinds(args) & 2) readBlobs(args).then(send, () => send(args));
       else send(args);
     };
   }

@@ -25,7 +25,7 @@
 //! | 1 | a POST answered 200 | `a` transport | |
 //! | 2 | a WebSocket connected | `a` transport | |
 //! | 3 | a WebSocket text message | `a` transport, `text` | |
-//! | 4 | a WebSocket binary message | `a` transport, `value` `Uint8Array` | |
+//! | 4 | a WebSocket binary message | `a` transport, `value` `Uint8Array` (a view of the message's `ArrayBuffer`) | |
 //! | 5 | a WebSocket closed | `a` transport | |
 //! | 6 | a request failed or a WebSocket errored | `a` transport, `text` description | |
 //! | 7 | time passed (ops 0–7 are the core's `Input`, run after the timers due) | | |
@@ -39,12 +39,15 @@
 //! | 15 | emit | `a` socket, `b` ack timeout (negative: the socket's), `c` flags (ack 1, volatile 2, compress 4), `text` JSON of `[name, ...args]` with placeholders, `value` attachments | ack handle or -1 |
 //! | 16 | answer an event that carried an ack id | `a` socket, `b` ack id, `text` JSON of the arguments, `value` attachments | |
 //! | 17 | socket state | `a` socket | connected 1 \| active 2 (whether the socket was recovered comes with output 10) |
-//! | 18 | when op 7 is due next (same clock as `now`) | | number, -1 for never |
-//! | 19 | the next output (drain after every command) | | array or `undefined` |
+//! | 19 | nothing (the outputs pending come with its array) | | |
 //! | 20 | report the socket's emits as they go out (output 17) on (`b` ≠ 0) or off (`onAnyOutgoing`) | `a` socket, `b` | |
 //! | 21 | report every decoded packet (output 18) on (`a` ≠ 0) or off (the manager's `packet` listeners) | `a` | |
 //!
-//! Outputs (op 19) are arrays whose first element is a code:
+//! Every op returns an array: its result (above), when op 7 is due next (same clock as `now`;
+//! -1 for never), then every output the manager has pending, all in one crossing. A command
+//! that fails throws instead: what is pending comes with the next one. Outputs are arrays whose
+//! first element is a code (attachments: an array of `Uint8Array`s, each the whole of its
+//! buffer, `undefined` when there are none):
 //!
 //! | code | output | elements after the code |
 //! |---|---|---|
@@ -57,7 +60,7 @@
 //! | 10 | socket `connect` | socket, socket id from the server, recovered (boolean) |
 //! | 11 | socket `connect_error` | socket, message, data as JSON text or `undefined` |
 //! | 12 | socket `disconnect` | socket, reason, description or `undefined` |
-//! | 13 | event from the server | socket, JSON text of `[name, ...args]`, attachments, ack id or -1 (none, or one a JavaScript number cannot hold exactly: above 2^53, which is left unanswered rather than answered with a rounded id) |
+//! | 13 | event from the server | socket, JSON text of `[name, ...args]` (or, here and in output 14, its offset in the text message of op 3 when it is the end of it), attachments, ack id or -1 (none, or one a JavaScript number cannot hold exactly: above 2^53, which is left unanswered rather than answered with a rounded id) |
 //! | 14 | ack of an emit | socket, ack handle, JSON text of the arguments, attachments |
 //! | 15 | ack failed | socket, ack handle, message |
 //! | 16 | auth needed | socket |
@@ -74,7 +77,7 @@ use ferrio_proto::socket::client::{
     Auth, EmitOptions, Event, Input, Manager, ManagerConfig, Output, SocketId, SocketOptions,
 };
 use ferrio_proto::socket::{Packet, RawJson};
-use ferrio_proto::Instant;
+use ferrio_proto::{Instant, Str};
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
@@ -90,6 +93,13 @@ pub struct Core {
     /// through `TransportId::from_u64` and `SocketId::from_index`: the core ignores input for a
     /// transport it released and refuses an unknown socket, so nothing is tracked here.
     manager: Manager,
+    /// The text message of op 3 while its outputs are made: a packet's JSON text that is the end
+    /// of it goes back as its offset in the string JavaScript has (no copy).
+    frame: Option<Str>,
+    /// The binary data JavaScript gave since the last command other than op 4 (the messages of
+    /// op 4, the attachments of ops 15 and 16), each with its `Uint8Array`: an attachment or a
+    /// binary frame that is one of them goes back as that array instead of a copy.
+    received: Vec<(Bytes, JsValue)>,
 }
 
 fn at(now: f64) -> Instant {
@@ -107,25 +117,49 @@ fn millis(ms: f64) -> Option<Duration> {
 /// The query parameters as one array of names and values, alternating (JavaScript encodes them
 /// with `URLSearchParams`).
 fn query_pairs(query: &Query) -> JsValue {
-    query
-        .iter()
-        .flat_map(|(k, v)| [JsValue::from_str(k), JsValue::from_str(v)])
-        .collect::<Array>()
-        .into()
+    let list = Array::new();
+    for (k, v) in query.iter() {
+        list.push(&k.into());
+        list.push(&v.into());
+    }
+    list.into()
 }
 
-fn bytes_array(items: &[Bytes]) -> Array {
-    items
-        .iter()
-        .map(|b| JsValue::from(Uint8Array::from(&b[..])))
-        .collect()
+fn bytes_array(items: &[Bytes], received: &[(Bytes, JsValue)]) -> JsValue {
+    if items.is_empty() {
+        // No array to make for the many packets without attachments.
+        return JsValue::UNDEFINED;
+    }
+    let list = Array::new();
+    for b in items {
+        list.push(&bytes_value(b, received));
+    }
+    list.into()
 }
 
-fn attachments_from(list: &JsValue) -> Vec<Bytes> {
-    list.unchecked_ref::<Array>()
+/// The `Uint8Array`s of `list` as attachments, each also put in `given` with its array.
+fn attachments_from(list: &JsValue, given: &mut Vec<(Bytes, JsValue)>) -> Vec<Bytes> {
+    let list = list.unchecked_ref::<Array>();
+    let mut out = Vec::new();
+    for i in 0..list.length() {
+        let v = list.get(i);
+        let b = Bytes::from(v.unchecked_ref::<Uint8Array>().to_vec());
+        given.push((b.clone(), v));
+        out.push(b);
+    }
+    out
+}
+
+/// The `Uint8Array` of `b`: the one JavaScript gave it in if `b` is that data (same memory, kept
+/// alive by `given`), a copy otherwise.
+fn bytes_value(b: &Bytes, given: &[(Bytes, JsValue)]) -> JsValue {
+    match given
         .iter()
-        .map(|v| Bytes::from(Uint8Array::new(&v).to_vec()))
-        .collect()
+        .find(|(g, _)| g.as_ptr() == b.as_ptr() && g.len() == b.len())
+    {
+        Some((_, v)) => v.clone(),
+        None => Uint8Array::from(&b[..]).into(),
+    }
 }
 
 fn parse_json(text: String) -> Result<RawJson, Failure> {
@@ -206,6 +240,8 @@ impl Core {
         config.engine.stamp_seed = config.seed;
         Core {
             manager: Manager::new(config),
+            frame: None,
+            received: Vec::new(),
         }
     }
 
@@ -223,8 +259,20 @@ impl Core {
         text: Option<String>,
         value: JsValue,
     ) -> Result<JsValue, JsValue> {
-        self.run(op, at(now), a, b, c, text, value)
-            .map_err(JsValue::from_str)
+        // (Op 3, the only one that sets `frame`, does not fail.)
+        let result = self
+            .run(op, at(now), a, b, c, text, value)
+            .map_err(JsValue::from_str)?;
+        // One crossing per command: its result, the next deadline and every output.
+        let next = self.manager.poll_timeout();
+        let list = Array::new();
+        list.push(&result);
+        list.push(&JsValue::from(next.map_or(-1.0, |t| t.as_millis() as f64)));
+        while let Some(output) = self.manager.poll_output() {
+            list.push(&self.output(output));
+        }
+        self.frame = None;
+        Ok(list.into())
     }
 }
 
@@ -254,6 +302,9 @@ impl Core {
             14 => (String::new(), text.map(parse_json).transpose()?),
             _ => (text.unwrap_or_default(), None),
         };
+        if op != 4 {
+            self.received.clear();
+        }
         let m = &mut self.manager;
         if op <= 7 {
             // The core's input, one op code per kind (a transport the core released is ignored
@@ -266,14 +317,22 @@ impl Core {
                 },
                 1 => Input::PostResponse { transport },
                 2 => Input::WsOpen { transport },
-                3 => Input::WsFrame {
-                    transport,
-                    frame: Frame::Text(text.into()),
-                },
-                4 => Input::WsFrame {
-                    transport,
-                    frame: Frame::Binary(Bytes::from(Uint8Array::new(&value).to_vec())),
-                },
+                3 => {
+                    let frame = Str::from(text);
+                    self.frame = Some(frame.clone());
+                    Input::WsFrame {
+                        transport,
+                        frame: Frame::Text(frame),
+                    }
+                }
+                4 => {
+                    let bytes = Bytes::from(value.unchecked_ref::<Uint8Array>().to_vec());
+                    self.received.push((bytes.clone(), value));
+                    Input::WsFrame {
+                        transport,
+                        frame: Frame::Binary(bytes),
+                    }
+                }
                 5 => Input::WsClosed { transport },
                 6 => Input::TransportError {
                     transport,
@@ -329,7 +388,11 @@ impl Core {
             }
             15 => {
                 let id = self.socket(a);
-                let packet = Packet::event("/", parse_json(text)?, attachments_from(&value));
+                let packet = Packet::event(
+                    "/",
+                    parse_json(text)?,
+                    attachments_from(&value, &mut self.received),
+                );
                 let options = EmitOptions {
                     ack: c & 1 != 0,
                     timeout: millis(b),
@@ -344,8 +407,12 @@ impl Core {
             }
             16 => {
                 let sid = self.socket(a);
-                let packet =
-                    Packet::ack("/", b as u64, parse_json(text)?, attachments_from(&value));
+                let packet = Packet::ack(
+                    "/",
+                    b as u64,
+                    parse_json(text)?,
+                    attachments_from(&value, &mut self.received),
+                );
                 self.manager.ack(now, sid, packet).map_err(|e| e.as_str())?;
                 JsValue::UNDEFINED
             }
@@ -365,28 +432,35 @@ impl Core {
                 self.manager.report_packets(a != 0.0);
                 JsValue::UNDEFINED
             }
-            18 => JsValue::from(
-                self.manager
-                    .poll_timeout()
-                    .map_or(-1.0, |t| t.as_millis() as f64),
-            ),
-            _ => match self.manager.poll_output() {
-                Some(output) => self.output(output).into(),
-                None => JsValue::UNDEFINED,
-            },
+            _ => JsValue::UNDEFINED,
         })
     }
 }
 
-/// The JSON text and the attachments of a received packet.
-fn push_packet(push: &impl Fn(JsValue), packet: &Packet) {
-    push(packet.data().map_or("[]", RawJson::as_str).into());
-    push(bytes_array(packet.attachments()).into());
+/// The JSON text and the attachments of a packet: the text as its offset in `frame` (the message
+/// JavaScript passed to op 3) when it is the end of it and every character before it is ASCII
+/// (so that the offset in bytes is the one in UTF-16 code units), the text itself otherwise.
+fn push_packet(
+    push: &impl Fn(JsValue),
+    packet: &Packet,
+    frame: Option<&str>,
+    received: &[(Bytes, JsValue)],
+) {
+    let data = packet.data().map_or("[]", RawJson::as_str);
+    let offset = frame.and_then(|f| {
+        let at = (data.as_ptr() as usize).checked_sub(f.as_ptr() as usize)?;
+        let prefix = f.as_bytes().get(..at)?;
+        (at + data.len() == f.len() && prefix.iter().all(|&b| b < 128)).then_some(at)
+    });
+    push(offset.map_or_else(|| data.into(), |at| JsValue::from(at as u32)));
+    push(bytes_array(packet.attachments(), received));
 }
 
 impl Core {
     /// The array of one output (see the crate docs): its code, then the elements after it.
     fn output(&mut self, output: Output) -> Array {
+        let frame = self.frame.as_ref().map(Str::as_str);
+        let received = &self.received[..];
         let out = Array::new();
         let push = |v: JsValue| {
             out.push(&v);
@@ -411,7 +485,7 @@ impl Core {
                     }
                     Io::WsSend { frame, .. } => push(match frame {
                         Frame::Text(t) => JsValue::from_str(&t),
-                        Frame::Binary(b) => Uint8Array::from(&b[..]).into(),
+                        Frame::Binary(b) => bytes_value(&b, received),
                     }),
                     Io::Close { .. } => {}
                 }
@@ -459,23 +533,23 @@ impl Core {
                         push(reason.as_str().into());
                         push(opt_str(description.as_deref()));
                     }
-                    Event::Sent { packet, .. } => push_packet(&push, &packet),
+                    Event::Sent { packet, .. } => push_packet(&push, &packet, None, &[]),
                     Event::Packet { packet } => {
                         num(f64::from(packet.kind() as u8));
                         push(JsValue::from_str(packet.nsp()));
                         push(opt_str(packet.data().map(RawJson::as_str)));
-                        push(bytes_array(packet.attachments()).into());
+                        push(bytes_array(packet.attachments(), received));
                         let id = packet.id().and_then(|i| i.as_u64());
                         num(id.filter(|&i| i <= 1 << 53).map_or(-1.0, |i| i as f64));
                     }
                     Event::Event { packet, .. } => {
-                        push_packet(&push, &packet);
+                        push_packet(&push, &packet, frame, received);
                         let id = packet.id().and_then(|i| i.as_u64());
                         num(id.filter(|&i| i <= 1 << 53).map_or(-1.0, |i| i as f64));
                     }
                     Event::Ack { ack, packet, .. } => {
                         num(ack.as_u64() as f64);
-                        push_packet(&push, &packet);
+                        push_packet(&push, &packet, frame, received);
                     }
                     Event::AckError { ack, error, .. } => {
                         num(ack.as_u64() as f64);

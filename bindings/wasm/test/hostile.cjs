@@ -32,6 +32,10 @@ const wsCases = {
   "sio-too-many-attachments": ['4599-["ev"]'],
   "sio-stray-binary": [Buffer.from([0xff, 0x00, 0x42])],
   "sio-huge-ack-id": ['4399999999999999999999999["x"]', '42["after"]'],
+  // Text outside ASCII, in the arguments and (a no-break space, which socket.io-client's parser
+  // takes as part of the ack id) before them: the client must not mix up bytes and characters.
+  "sio-unicode": ['42["é🦀",["ü"],"ñ🦀x"]'],
+  "sio-unicode-ack-id": ['42\u00a07["é",{"k":"ü"},"🦀"]'],
   "sio-deep": ['42["ev",' + deep(200000) + "]"],
   "sio-connect-error-garbage": ["44{"],
   "eio-bad-type": ["9garbage"],

@@ -154,6 +154,8 @@ export const wsCases = [
   "sio-too-many-attachments",
   "sio-stray-binary",
   "sio-huge-ack-id",
+  "sio-unicode",
+  "sio-unicode-ack-id",
   "sio-deep",
   "sio-connect-error-garbage",
   "eio-bad-type",

@@ -347,6 +347,8 @@ try {
     assert.deepEqual(r["sio-name-not-string"].slice(0, 2), [["connect"], ["event", 1, ["number"]]]);
     assert.deepEqual(r.oversized.slice(0, 2), [["connect"], ["event", "big", [12 * 1024 * 1024]]]);
     assert.deepEqual(r["sio-huge-ack-id"].slice(0, 2), [["connect"], ["event", "after", []]]);
+    assert.deepEqual(r["sio-unicode"].slice(0, 2), [["connect"], ["event", "é🦀", ["object", 4]]]);
+    assert.deepEqual(r["sio-unicode-ack-id"].slice(0, 2), [["connect"], ["event", "é", ["object", 2, "function"]]]);
     assert.deepEqual(r["poll-oversized"].slice(0, 2), [["connect"], ["event", "big", [12 * 1024 * 1024]]]);
     // A refusal without a message: `connect_error` with an `Error` whose message is empty, as
     // socket.io-client gives (`new Error(undefined)`); the refused socket does not reconnect.
