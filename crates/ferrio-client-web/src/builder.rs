@@ -10,9 +10,12 @@ use ferrio_proto::socket::client::{Auth, ManagerConfig, SocketOptions};
 use ferrio_proto::socket::Parser;
 use ferrio_proto::Str;
 
-use crate::driver::{Command, Endpoint, Manager, ManagerEvent};
+use crate::driver::{
+    Command, Endpoint, EngineEvent, EngineHandler, Manager, ManagerEvent, PacketHandler,
+};
 use crate::error::Error;
 use crate::socket::{self, AuthFn, EventHandler, Socket, SocketShared};
+use ferrio_proto::socket::Packet;
 
 /// Starts building a client for `url` (`io(url)`): `http(s)://host[:port][/namespace][?query]`
 /// (`ws(s)://` is accepted too), or a URL relative to the page (`/chat`: the page's server,
@@ -23,6 +26,45 @@ pub fn io(url: &str) -> ClientBuilder {
 }
 
 type ManagerListener = Rc<dyn Fn(&ManagerEvent)>;
+
+/// Options of one transport, over the [`ClientBuilder`]'s own
+/// ([`ClientBuilder::transport_options`], engine.io-client's `transportOptions[name]`). An
+/// option set here replaces the builder's for that transport (headers too: the list, not
+/// header by header).
+#[derive(Debug, Clone, Default)]
+pub struct TransportOptions {
+    extra_headers: Option<Vec<(String, String)>>,
+    request_timeout: Option<Duration>,
+    protocols: Option<Vec<String>>,
+}
+
+impl TransportOptions {
+    /// No options: the builder's apply.
+    pub fn new() -> TransportOptions {
+        TransportOptions::default()
+    }
+
+    /// Adds a header to this transport's HTTP requests (`extraHeaders`; long-polling only: a
+    /// browser's WebSocket cannot send headers).
+    pub fn extra_header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers
+            .get_or_insert_with(Vec::new)
+            .push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A bound on each of this transport's requests (`requestTimeout`; long-polling only).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// WebSocket subprotocols (`protocols`; WebSocket only).
+    pub fn protocols(mut self, protocols: &[&str]) -> Self {
+        self.protocols = Some(protocols.iter().map(|p| (*p).to_owned()).collect());
+        self
+    }
+}
 type SocketSetup = Box<dyn FnOnce(&Socket)>;
 
 /// A parsed URL: TLS or not, `host[:port]`, the namespace, the query.
@@ -41,8 +83,14 @@ pub struct ClientBuilder {
     query: Option<Vec<(String, String)>>,
     protocols: Vec<String>,
     request_timeout: Option<Duration>,
+    extra_headers: Vec<(String, String)>,
+    polling_options: TransportOptions,
+    websocket_options: TransportOptions,
+    close_on_beforeunload: bool,
     config: ManagerConfig,
     manager_handlers: Vec<ManagerListener>,
+    packet_handlers: Vec<PacketHandler>,
+    engine_handlers: Vec<EngineHandler>,
     socket: SocketSettings,
 }
 
@@ -169,8 +217,14 @@ impl ClientBuilder {
             query: None,
             protocols: Vec::new(),
             request_timeout: None,
+            extra_headers: Vec::new(),
+            polling_options: TransportOptions::default(),
+            websocket_options: TransportOptions::default(),
+            close_on_beforeunload: false,
             config: ManagerConfig::default(),
             manager_handlers: Vec::new(),
+            packet_handlers: Vec::new(),
+            engine_handlers: Vec::new(),
             socket: SocketSettings::default(),
         }
     }
@@ -228,6 +282,38 @@ impl ClientBuilder {
     /// Binary as base64 text (`forceBase64`).
     pub fn force_base64(mut self, yes: bool) -> Self {
         self.config.engine.force_base64 = yes;
+        self
+    }
+
+    /// Adds a header to every long-polling request (`extraHeaders`). A browser's WebSocket
+    /// cannot send headers: over WebSocket only the browser's own go (cookies included). A
+    /// header the browser forbids (`Cookie`, `Host`, ...) makes [`ClientBuilder::connect`] fail
+    /// with [`Error::InvalidHeader`]; a header other than the CORS-safelisted ones makes a
+    /// cross-origin request preflighted (the server's CORS settings must allow it).
+    pub fn extra_header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Options of one transport over the others (`transportOptions`): extra headers and
+    /// the request timeout of [`Transport::Polling`], the subprotocols of
+    /// [`Transport::WebSocket`]. Set again for the same transport, replaces the options.
+    pub fn transport_options(mut self, transport: Transport, options: TransportOptions) -> Self {
+        match transport {
+            Transport::Polling => self.polling_options = options,
+            Transport::WebSocket => self.websocket_options = options,
+        }
+        self
+    }
+
+    /// Close the connection when the page is about to unload (`closeOnBeforeunload`, false):
+    /// on the window's `beforeunload` event the transports are closed at once and silently
+    /// (the sockets get no `disconnect`), so that the server sees `transport close` without
+    /// waiting for a ping timeout. The listener is removed when the manager is closed or
+    /// dropped. (If the page stays, the connection comes back by the heartbeat's timeout and
+    /// a reconnection, as with socket.io-client.)
+    pub fn close_on_beforeunload(mut self, yes: bool) -> Self {
+        self.close_on_beforeunload = yes;
         self
     }
 
@@ -295,6 +381,20 @@ impl ClientBuilder {
     /// the connection opens.
     pub fn on_manager_event(mut self, listener: impl Fn(&ManagerEvent) + 'static) -> Self {
         self.manager_handlers.push(Rc::new(listener));
+        self
+    }
+
+    /// Adds a listener of every packet the server sends, whatever its namespace and type,
+    /// before it takes effect (the manager's `packet` event; see [`Manager::on_packet`]).
+    pub fn on_packet(mut self, listener: impl Fn(&Packet) + 'static) -> Self {
+        self.packet_handlers.push(Rc::new(listener));
+        self
+    }
+
+    /// Adds a listener of the Engine.IO connection's events (`io.engine.on(...)`; see
+    /// [`Engine::on_event`](crate::Engine::on_event)), in place before the connection opens.
+    pub fn on_engine_event(mut self, listener: impl Fn(&EngineEvent) + 'static) -> Self {
+        self.engine_handlers.push(Rc::new(listener));
         self
     }
 
@@ -380,13 +480,32 @@ impl ClientBuilder {
         secure: bool,
         host: String,
         url_query: Vec<(String, String)>,
-    ) -> Manager {
+    ) -> Result<Manager, Error> {
+        let polling = std::mem::take(&mut self.polling_options);
+        let websocket = std::mem::take(&mut self.websocket_options);
+        let headers = polling
+            .extra_headers
+            .unwrap_or_else(|| std::mem::take(&mut self.extra_headers));
+        // Refused by the browser now rather than as a failed request later.
+        if !headers.is_empty() {
+            let check = web_sys::Headers::new()
+                .map_err(|_| Error::InvalidHeader("no Headers in this browser".to_owned()))?;
+            for (name, value) in &headers {
+                check
+                    .set(name, value)
+                    .map_err(|_| Error::InvalidHeader(format!("{name}: {value}")))?;
+            }
+        }
         let endpoint = Endpoint {
             secure,
             host,
             path: self.engine_path(),
-            protocols: std::mem::take(&mut self.protocols),
-            request_timeout: self.request_timeout,
+            protocols: websocket
+                .protocols
+                .unwrap_or_else(|| std::mem::take(&mut self.protocols)),
+            request_timeout: polling.request_timeout.or(self.request_timeout),
+            headers,
+            close_on_beforeunload: self.close_on_beforeunload,
         };
         let mut config = self.config.clone();
         config.engine.query = self.query.clone().unwrap_or(url_query);
@@ -395,20 +514,26 @@ impl ClientBuilder {
         if config.seed == 0 {
             config.seed = random();
         }
-        Manager::new(config, endpoint, std::mem::take(&mut self.manager_handlers))
+        Ok(Manager::new(
+            config,
+            endpoint,
+            std::mem::take(&mut self.manager_handlers),
+            std::mem::take(&mut self.packet_handlers),
+            std::mem::take(&mut self.engine_handlers),
+        ))
     }
 
     /// Builds a new connection; open sockets on it with [`Manager::socket`].
     pub fn manager(mut self) -> Result<Manager, Error> {
         let t = self.parse_url()?;
-        Ok(self.new_manager(t.secure, t.host, t.query))
+        self.new_manager(t.secure, t.host, t.query)
     }
 
     /// Creates the socket and starts connecting, without waiting (`io(url)`); handlers
     /// registered on the builder are in place before anything arrives.
     pub fn open(mut self) -> Result<Socket, Error> {
         let t = self.parse_url()?;
-        let manager = self.new_manager(t.secure, t.host, t.query);
+        let manager = self.new_manager(t.secure, t.host, t.query)?;
         std::mem::take(&mut self.socket).build(manager, &t.nsp)
     }
 

@@ -9,14 +9,16 @@
 //! callback) is queued and applied by the drive under way.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use ferrio_proto::engine::client::{Input, Io, Query, Transport, TransportId};
-use ferrio_proto::engine::Frame;
+use ferrio_proto::engine::{
+    decode_payload_bytes, Frame, OpenPacket, Packet as EnginePacket, Protocol,
+};
 use ferrio_proto::socket::client::{self as core, AckId, Event, ManagerConfig, Output, SocketId};
 use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::{Instant, Str};
@@ -28,7 +30,7 @@ use web_sys::{AbortController, BinaryType, MessageEvent, RequestInit, Response, 
 
 pub use ferrio_proto::socket::client::DisconnectReason;
 
-use crate::error::{AckError, ConnectError, EmitError};
+use crate::error::{AckError, ConnectError, ConnectionError, EmitError, TransportError};
 use crate::socket::{self, Item, SocketShared};
 use crate::SocketBuilder;
 
@@ -42,8 +44,9 @@ pub(crate) fn log(line: &str) {
 pub enum ManagerEvent {
     /// The Engine.IO session opened (`open`).
     Open,
-    /// Opening failed (`error`).
-    Error(String),
+    /// Opening failed (`error`): the transport's error (engine.io-client's `TransportError`),
+    /// or the timeout.
+    Error(ConnectionError),
     /// The server pinged (`ping`).
     Ping,
     /// The connection closed (`close`).
@@ -53,12 +56,65 @@ pub enum ManagerEvent {
     /// A reconnection attempt succeeded (`reconnect`).
     Reconnect(u32),
     /// A reconnection attempt failed (`reconnect_error`).
-    ReconnectError(String),
+    ReconnectError(ConnectionError),
     /// No attempts left (`reconnect_failed`).
     ReconnectFailed,
 }
 
+/// Something that happened to the Engine.IO connection under a [`Manager`] (the events of
+/// `socket.io-client`'s `io.engine`; see [`Manager::engine`]). The packets are decoded by
+/// `ferrio-proto`'s Engine.IO decoders, only while the engine has listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineEvent {
+    /// The session opened (`open`), after its [`Handshake`](EngineEvent::Handshake).
+    Open,
+    /// The server's handshake arrived (`handshake`): the session id, the transports to
+    /// upgrade to, the heartbeat settings.
+    Handshake(OpenPacket),
+    /// A packet arrived (`packet`), before the session acts on it (a polling response's
+    /// packets one by one). The WebSocket probe's answer is not one (the probe is not the
+    /// session's transport yet).
+    Packet(EnginePacket),
+    /// Any packet arrived: the server is alive (`heartbeat`, after each
+    /// [`Packet`](EngineEvent::Packet)).
+    Heartbeat,
+    /// The server pinged (`ping`; the pong is on its way).
+    Ping,
+    /// A message arrived (`data` and `message`): [`EnginePacket::Message`] (text) or
+    /// [`EnginePacket::Binary`].
+    Message(EnginePacket),
+    /// A packet goes out (`packetCreate`): each packet of a long-polling POST as the request
+    /// starts, each WebSocket frame as it is sent. The probe and the `upgrade` packet, which
+    /// go straight to the new transport, are not reported (as engine.io-client).
+    PacketCreate(EnginePacket),
+    /// What was written went out (`drain`): a long-polling POST was answered, or a WebSocket
+    /// frame was handed to the browser.
+    Drain,
+    /// The session moved to this transport (`upgrade`), just before the `upgrade` packet is
+    /// sent on it.
+    Upgrade(Transport),
+    /// The session failed to open (`error`).
+    Error(ConnectionError),
+    /// The session closed (`close`), or failed to open.
+    Close {
+        /// Why.
+        reason: DisconnectReason,
+        /// Details from the transport or the decoder.
+        description: Option<String>,
+    },
+}
+
 type ManagerHandler = Rc<dyn Fn(&ManagerEvent)>;
+pub(crate) type PacketHandler = Rc<dyn Fn(&Packet)>;
+pub(crate) type EngineHandler = Rc<dyn Fn(&EngineEvent)>;
+
+/// What a drive hands to listeners once the machine is released, in order.
+enum Note {
+    Manager(ManagerEvent),
+    Engine(EngineEvent),
+    Packet(Packet),
+}
 
 /// A manager setting changed at run time (the core's `Manager::set_*`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,6 +149,13 @@ pub(crate) enum Command {
     Close,
     Open,
     Set(Setting),
+    /// Report every decoded packet (a `packet` listener was added).
+    ReportPackets,
+    /// A transport failed (reported to the machine as `Input::TransportError`).
+    Failed {
+        transport: TransportId,
+        error: TransportError,
+    },
     /// The answer of an auth function.
     Auth {
         socket: SocketId,
@@ -121,6 +184,10 @@ pub(crate) struct Endpoint {
     pub(crate) protocols: Vec<String>,
     /// A bound on each polling request (`requestTimeout`).
     pub(crate) request_timeout: Option<Duration>,
+    /// Headers of the polling requests (`extraHeaders`).
+    pub(crate) headers: Vec<(String, String)>,
+    /// Close silently on the page's `beforeunload` (`closeOnBeforeunload`).
+    pub(crate) close_on_beforeunload: bool,
 }
 
 impl Endpoint {
@@ -180,6 +247,17 @@ struct Driver {
     sockets: HashMap<SocketId, SocketEntry>,
     acks: HashMap<(SocketId, AckId), oneshot::Sender<Result<Packet, AckError>>>,
     last_engine: EngineStatus,
+    /// The URL of each open long-polling transport's last request (for the `close` packet
+    /// sent on `beforeunload`).
+    poll_urls: HashMap<TransportId, String>,
+    /// Transports closed on `beforeunload` behind the machine's back: what they report, and
+    /// what the machine asks of them, is dropped until the machine closes them itself.
+    silenced: HashSet<TransportId>,
+    /// The last transport failure reported to the machine, to hand it to the listeners when
+    /// the machine names it (the core keeps its text only).
+    last_transport_error: Option<TransportError>,
+    /// The last `error`/`reconnect_error`, for the sockets' `connect_error` that follow.
+    last_open_error: Option<(String, ConnectionError)>,
 }
 
 struct SocketEntry {
@@ -193,10 +271,21 @@ pub(crate) struct Shared {
     driver: RefCell<Driver>,
     pending: RefCell<VecDeque<Command>>,
     handlers: RefCell<Vec<ManagerHandler>>,
+    packet_handlers: RefCell<Vec<PacketHandler>>,
+    engine_handlers: RefCell<Vec<EngineHandler>>,
+    /// The `beforeunload` listener while it is registered.
+    beforeunload: RefCell<Option<Closure<dyn FnMut()>>>,
+    close_on_beforeunload: bool,
     pub(crate) sockets: RefCell<HashMap<String, Rc<SocketShared>>>,
     engine: RefCell<EngineStatus>,
     parser: ferrio_proto::socket::Parser,
     closed: Cell<bool>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.disarm_beforeunload();
+    }
 }
 
 impl Drop for Driver {
@@ -238,10 +327,15 @@ impl Manager {
         config: ManagerConfig,
         endpoint: Endpoint,
         handlers: Vec<ManagerHandler>,
+        packet_handlers: Vec<PacketHandler>,
+        engine_handlers: Vec<EngineHandler>,
     ) -> Manager {
         let parser = config.parser.clone();
+        let close_on_beforeunload = endpoint.close_on_beforeunload;
+        let mut machine = core::Manager::new(config);
+        machine.report_packets(!packet_handlers.is_empty());
         let driver = Driver {
-            machine: core::Manager::new(config),
+            machine,
             endpoint: Rc::new(endpoint),
             origin: now_ms(),
             last_now: 0,
@@ -252,18 +346,28 @@ impl Manager {
             sockets: HashMap::new(),
             acks: HashMap::new(),
             last_engine: EngineStatus::default(),
+            poll_urls: HashMap::new(),
+            silenced: HashSet::new(),
+            last_transport_error: None,
+            last_open_error: None,
         };
-        Manager {
+        let manager = Manager {
             inner: Rc::new(Shared {
                 driver: RefCell::new(driver),
                 pending: RefCell::new(VecDeque::new()),
                 handlers: RefCell::new(handlers),
+                packet_handlers: RefCell::new(packet_handlers),
+                engine_handlers: RefCell::new(engine_handlers),
+                beforeunload: RefCell::new(None),
+                close_on_beforeunload,
                 sockets: RefCell::new(HashMap::new()),
                 engine: RefCell::new(EngineStatus::default()),
                 parser,
                 closed: Cell::new(false),
             }),
-        }
+        };
+        Shared::arm_beforeunload(&manager.inner);
+        manager
     }
 
     /// Queues a command and drives the machine.
@@ -288,13 +392,40 @@ impl Manager {
         self.inner.handlers.borrow_mut().push(Rc::new(listener));
     }
 
-    /// Disconnects every socket and closes the connection, without reconnecting.
+    /// Adds a listener of every packet the server sends, whatever its namespace and type,
+    /// before it takes effect (the manager's `packet` event: CONNECT, EVENT, ACK, DISCONNECT,
+    /// CONNECT_ERROR, with their binary attachments). Packets are copied for it only once a
+    /// listener is added.
+    pub fn on_packet(&self, listener: impl Fn(&Packet) + 'static) {
+        let first = {
+            let mut list = self.inner.packet_handlers.borrow_mut();
+            list.push(Rc::new(listener));
+            list.len() == 1
+        };
+        if first {
+            let _ = self.command(Command::ReportPackets);
+        }
+    }
+
+    /// The Engine.IO connection under this manager (`io.engine`): its session id, its
+    /// transport, its events.
+    pub fn engine(&self) -> Engine {
+        Engine {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Disconnects every socket and closes the connection, without reconnecting. The
+    /// `beforeunload` listener of
+    /// [`close_on_beforeunload`](crate::ClientBuilder::close_on_beforeunload) is removed.
     pub fn close(&self) {
+        self.inner.disarm_beforeunload();
         let _ = self.command(Command::Close);
     }
 
     /// Opens the connection (`manager.open()`) without waiting.
     pub fn open(&self) {
+        Shared::arm_beforeunload(&self.inner);
         let _ = self.command(Command::Open);
     }
 
@@ -349,36 +480,118 @@ impl Manager {
     }
 }
 
+/// The Engine.IO connection under a [`Manager`] (`socket.io-client`'s `io.engine`), from
+/// [`Manager::engine`]. Cheap to clone; it stays the same across reconnections (its
+/// [`id`](Engine::id) changes).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Rc<Shared>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("id", &self.id())
+            .field("transport", &self.transport())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// The session id from the handshake (`engine.id`), while open.
+    pub fn id(&self) -> Option<String> {
+        self.inner.engine.borrow().sid.clone()
+    }
+
+    /// The transport in use (`engine.transport.name`: [`Transport::name`]), while open; it
+    /// becomes [`Transport::WebSocket`] after an upgrade.
+    pub fn transport(&self) -> Option<Transport> {
+        self.inner.engine.borrow().transport
+    }
+
+    /// Adds a listener of the connection's events (`engine.on(...)`, see [`EngineEvent`]).
+    /// Listeners run in order, on the page's event loop, after the machine has taken the
+    /// input. The Engine.IO packets are decoded for them only while there is one.
+    pub fn on_event(&self, listener: impl Fn(&EngineEvent) + 'static) {
+        self.inner
+            .engine_handlers
+            .borrow_mut()
+            .push(Rc::new(listener));
+    }
+}
+
 impl Shared {
+    /// Registers the `beforeunload` listener if the option asks for it and it is not there.
+    fn arm_beforeunload(self: &Rc<Self>) {
+        if !self.close_on_beforeunload || self.beforeunload.borrow().is_some() {
+            return;
+        }
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        let listener = Closure::<dyn FnMut()>::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                if let Ok(mut d) = shared.driver.try_borrow_mut() {
+                    d.silence();
+                }
+            }
+        });
+        if window
+            .add_event_listener_with_callback("beforeunload", listener.as_ref().unchecked_ref())
+            .is_ok()
+        {
+            *self.beforeunload.borrow_mut() = Some(listener);
+        }
+    }
+
+    /// Removes the `beforeunload` listener, if registered.
+    fn disarm_beforeunload(&self) {
+        let Some(listener) = self.beforeunload.borrow_mut().take() else {
+            return;
+        };
+        if let Some(window) = web_sys::window() {
+            let _ = window.remove_event_listener_with_callback(
+                "beforeunload",
+                listener.as_ref().unchecked_ref(),
+            );
+        }
+    }
+
     /// Applies the queued commands and performs the machine's outputs, until the queue is
     /// empty; then sets the timer and hands the manager events to their listeners. Does nothing
     /// if a drive is under way (it takes the queue).
     fn drive(self: &Rc<Self>) {
-        let mut manager_events = Vec::new();
+        let mut notes = Vec::new();
         {
             let Ok(mut d) = self.driver.try_borrow_mut() else {
                 return;
             };
+            let engine = !self.engine_handlers.borrow().is_empty();
             loop {
                 let command = self.pending.borrow_mut().pop_front();
                 let Some(command) = command else {
                     break;
                 };
-                d.command(command, self);
+                d.command(command, self, engine.then_some(&mut notes));
                 while let Some(out) = d.machine.poll_output() {
-                    d.perform(out, self, &mut manager_events);
+                    d.perform(out, self, &mut notes, engine);
                 }
             }
             d.publish(self);
             d.schedule(self);
         }
-        if manager_events.is_empty() {
+        if notes.is_empty() {
             return;
         }
         let handlers = self.handlers.borrow().clone();
-        for event in &manager_events {
-            for h in &handlers {
-                h(event);
+        let packet_handlers = self.packet_handlers.borrow().clone();
+        let engine_handlers = self.engine_handlers.borrow().clone();
+        for note in &notes {
+            match note {
+                Note::Manager(event) => handlers.iter().for_each(|h| h(event)),
+                Note::Engine(event) => engine_handlers.iter().for_each(|h| h(event)),
+                Note::Packet(packet) => packet_handlers.iter().for_each(|h| h(packet)),
             }
         }
     }
@@ -389,6 +602,68 @@ impl Shared {
             shared.pending.borrow_mut().push_back(Command::Input(input));
             Shared::drive(&shared);
         }
+    }
+
+    /// Queues a transport's failure from a callback and drives.
+    fn fail(weak: &Weak<Shared>, transport: TransportId, error: TransportError) {
+        if let Some(shared) = weak.upgrade() {
+            shared
+                .pending
+                .borrow_mut()
+                .push_back(Command::Failed { transport, error });
+            Shared::drive(&shared);
+        }
+    }
+}
+
+/// The transport an input is about, if any.
+fn input_transport(input: &Input) -> Option<TransportId> {
+    match input {
+        Input::PollResponse { transport, .. }
+        | Input::PostResponse { transport }
+        | Input::WsOpen { transport }
+        | Input::WsFrame { transport, .. }
+        | Input::WsClosed { transport }
+        | Input::TransportError { transport, .. } => Some(*transport),
+        _ => None,
+    }
+}
+
+/// The engine events of a packet received, as engine.io-client emits them: `packet`,
+/// `heartbeat`, then `handshake`, `ping` or `data`/`message`. The probe's answer is the
+/// upgrade's business, not the session's.
+fn received(notes: &mut Vec<Note>, packet: EnginePacket) {
+    if matches!(&packet, EnginePacket::Pong(data) if &**data == "probe") {
+        return;
+    }
+    let then = match &packet {
+        EnginePacket::Open(data) => OpenPacket::parse(data).ok().map(EngineEvent::Handshake),
+        EnginePacket::Ping(_) => Some(EngineEvent::Ping),
+        EnginePacket::Message(_) | EnginePacket::Binary(_) => {
+            Some(EngineEvent::Message(packet.clone()))
+        }
+        _ => None,
+    };
+    notes.push(Note::Engine(EngineEvent::Packet(packet)));
+    notes.push(Note::Engine(EngineEvent::Heartbeat));
+    if let Some(event) = then {
+        notes.push(Note::Engine(event));
+    }
+}
+
+/// The engine events of a frame sent on a WebSocket: `packetCreate` and `drain`, or `upgrade`
+/// for the `upgrade` packet; nothing for the probe.
+fn sent_on_websocket(notes: &mut Vec<Note>, frame: &Frame) {
+    match EnginePacket::decode(frame.clone(), Protocol::V4) {
+        Ok(EnginePacket::Ping(data)) if &*data == "probe" => {}
+        Ok(EnginePacket::Upgrade) => {
+            notes.push(Note::Engine(EngineEvent::Upgrade(Transport::WebSocket)))
+        }
+        Ok(packet) => {
+            notes.push(Note::Engine(EngineEvent::PacketCreate(packet)));
+            notes.push(Note::Engine(EngineEvent::Drain));
+        }
+        Err(_) => {}
     }
 }
 
@@ -460,10 +735,76 @@ impl Driver {
         }
     }
 
-    fn command(&mut self, command: Command, shared: &Rc<Shared>) {
+    /// Closes every transport at once without telling the machine (`beforeunload`): the
+    /// server sees the connection close, the sockets hear nothing. A long-polling transport
+    /// sends a `close` packet first, as engine.io-client's does.
+    fn silence(&mut self) {
+        for (id, ws) in self.websockets.drain() {
+            ws.release();
+            self.silenced.insert(id);
+        }
+        for (id, get) in self.gets.drain() {
+            get.abort();
+            self.silenced.insert(id);
+        }
+        let headers = self.endpoint.headers.clone();
+        for (id, url) in self.poll_urls.drain() {
+            self.silenced.insert(id);
+            let body = ferrio_proto::engine::encode_payload(&[EnginePacket::Close.encode()]);
+            let headers = headers.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = fetch(&url, Some(body), &headers, None, None, true).await;
+            });
+        }
+    }
+
+    /// The typed form of an `error`/`reconnect_error` message from the machine.
+    fn cause(&self, message: &str) -> ConnectionError {
+        match &self.last_transport_error {
+            Some(e) if e.to_string() == message => ConnectionError::Transport(e.clone()),
+            _ if message == "timeout" => ConnectionError::Timeout,
+            _ => ConnectionError::Other(message.to_owned()),
+        }
+    }
+
+    fn command(&mut self, command: Command, shared: &Rc<Shared>, notes: Option<&mut Vec<Note>>) {
         let now = self.now();
         match command {
+            Command::Failed { transport, error } => {
+                let description = error.to_string();
+                self.last_transport_error = Some(error);
+                self.command(
+                    Command::Input(Input::TransportError {
+                        transport,
+                        description,
+                    }),
+                    shared,
+                    notes,
+                );
+            }
+            Command::ReportPackets => self.machine.report_packets(true),
             Command::Input(input) => {
+                if input_transport(&input).is_some_and(|t| self.silenced.contains(&t)) {
+                    return;
+                }
+                if let Some(notes) = notes {
+                    match &input {
+                        Input::PollResponse { body, .. } => {
+                            if let Ok(packets) = decode_payload_bytes(body.clone()) {
+                                for packet in packets.map_while(Result::ok) {
+                                    received(notes, packet);
+                                }
+                            }
+                        }
+                        Input::WsFrame { frame, .. } => {
+                            if let Ok(packet) = EnginePacket::decode(frame.clone(), Protocol::V4) {
+                                received(notes, packet);
+                            }
+                        }
+                        Input::PostResponse { .. } => notes.push(Note::Engine(EngineEvent::Drain)),
+                        _ => {}
+                    }
+                }
                 match &input {
                     Input::PollResponse { transport, .. } => {
                         self.gets.remove(transport);
@@ -475,6 +816,7 @@ impl Driver {
                     }
                     Input::TransportError { transport, .. } => {
                         self.gets.remove(transport);
+                        self.poll_urls.remove(transport);
                         if let Some(ws) = self.websockets.remove(transport) {
                             ws.release();
                         }
@@ -531,6 +873,7 @@ impl Driver {
                         s.failure = Some(ConnectError {
                             message: e.to_string(),
                             data: None,
+                            cause: None,
                         })
                     }),
                 }
@@ -590,30 +933,42 @@ impl Driver {
         }
     }
 
-    fn perform(&mut self, out: Output, shared: &Rc<Shared>, events: &mut Vec<ManagerEvent>) {
+    fn perform(&mut self, out: Output, shared: &Rc<Shared>, notes: &mut Vec<Note>, engine: bool) {
         match out {
-            Output::Io(io) => self.io(io, shared),
-            Output::Event(event) => self.event(event, shared, events),
+            Output::Io(io) => self.io(io, shared, engine.then_some(notes)),
+            Output::Event(event) => self.event(event, shared, notes, engine),
         }
     }
 
-    fn io(&mut self, io: Io, shared: &Rc<Shared>) {
+    fn io(&mut self, io: Io, shared: &Rc<Shared>, notes: Option<&mut Vec<Note>>) {
+        let silenced = match &io {
+            Io::Get { transport, .. }
+            | Io::Post { transport, .. }
+            | Io::WsSend { transport, .. } => self.silenced.contains(transport),
+            Io::Close { transport } => {
+                self.silenced.remove(transport);
+                self.poll_urls.remove(transport);
+                false
+            }
+            Io::WsOpen { .. } => false,
+        };
+        if silenced {
+            return;
+        }
         match io {
             Io::Get { transport, query } => {
                 let controller = AbortController::new().ok();
                 let abort = controller.clone();
                 let url = self.endpoint.url(false, &query);
+                self.poll_urls.insert(transport, url.clone());
                 let weak = Rc::downgrade(shared);
                 let timeout = self.endpoint.request_timeout;
+                let headers = self.endpoint.headers.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let input = match fetch(&url, None, abort, timeout).await {
-                        Ok(body) => Input::PollResponse { transport, body },
-                        Err(description) => Input::TransportError {
-                            transport,
-                            description,
-                        },
-                    };
-                    Shared::report(&weak, input);
+                    match fetch(&url, None, &headers, abort, timeout, false).await {
+                        Ok(body) => Shared::report(&weak, Input::PollResponse { transport, body }),
+                        Err(error) => Shared::fail(&weak, transport, error),
+                    }
                 });
                 if let Some(c) = controller {
                     self.gets.insert(transport, c);
@@ -625,17 +980,22 @@ impl Driver {
                 body,
             } => {
                 let url = self.endpoint.url(false, &query);
+                self.poll_urls.insert(transport, url.clone());
+                if let Some(notes) = notes {
+                    if let Ok(packets) = decode_payload_bytes(body.clone()) {
+                        for packet in packets.map_while(Result::ok) {
+                            notes.push(Note::Engine(EngineEvent::PacketCreate(packet)));
+                        }
+                    }
+                }
                 let weak = Rc::downgrade(shared);
                 let timeout = self.endpoint.request_timeout;
+                let headers = self.endpoint.headers.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let input = match fetch(&url, Some(body), None, timeout).await {
-                        Ok(_) => Input::PostResponse { transport },
-                        Err(description) => Input::TransportError {
-                            transport,
-                            description,
-                        },
-                    };
-                    Shared::report(&weak, input);
+                    match fetch(&url, Some(body), &headers, None, timeout, false).await {
+                        Ok(_) => Shared::report(&weak, Input::PostResponse { transport }),
+                        Err(error) => Shared::fail(&weak, transport, error),
+                    }
                 });
             }
             Io::WsOpen { transport, query } => {
@@ -644,14 +1004,12 @@ impl Driver {
                     Ok(ws) => {
                         self.websockets.insert(transport, ws);
                     }
-                    Err(description) => {
+                    Err(error) => {
                         // Reported through the queue: the machine is being driven now.
-                        shared.pending.borrow_mut().push_back(Command::Input(
-                            Input::TransportError {
-                                transport,
-                                description,
-                            },
-                        ));
+                        shared
+                            .pending
+                            .borrow_mut()
+                            .push_back(Command::Failed { transport, error });
                     }
                 }
             }
@@ -666,13 +1024,17 @@ impl Driver {
                     Frame::Binary(data) => ws.socket.send_with_u8_array(data),
                 };
                 if sent.is_err() {
-                    shared
-                        .pending
-                        .borrow_mut()
-                        .push_back(Command::Input(Input::TransportError {
-                            transport,
-                            description: "websocket error: send failed".to_owned(),
-                        }));
+                    shared.pending.borrow_mut().push_back(Command::Failed {
+                        transport,
+                        error: TransportError {
+                            message: "websocket error".to_owned(),
+                            status: None,
+                            description: "send failed".to_owned(),
+                            context: None,
+                        },
+                    });
+                } else if let Some(notes) = notes {
+                    sent_on_websocket(notes, &frame);
                 }
             }
             Io::Close { transport } => {
@@ -692,23 +1054,75 @@ impl Driver {
         }
     }
 
-    fn event(&mut self, event: Event, shared: &Rc<Shared>, events: &mut Vec<ManagerEvent>) {
+    fn event(&mut self, event: Event, shared: &Rc<Shared>, notes: &mut Vec<Note>, engine: bool) {
+        let engine_note = |notes: &mut Vec<Note>, e: EngineEvent| {
+            if engine {
+                notes.push(Note::Engine(e));
+            }
+        };
         match event {
-            Event::Open => events.push(ManagerEvent::Open),
-            Event::Error { message } => events.push(ManagerEvent::Error(message)),
-            Event::Ping => events.push(ManagerEvent::Ping),
-            Event::Close { reason, .. } => events.push(ManagerEvent::Close(reason)),
-            Event::ReconnectAttempt(n) => events.push(ManagerEvent::ReconnectAttempt(n)),
-            Event::Reconnect(n) => events.push(ManagerEvent::Reconnect(n)),
-            Event::ReconnectError { message } => events.push(ManagerEvent::ReconnectError(message)),
+            Event::Open => {
+                engine_note(notes, EngineEvent::Open);
+                notes.push(Note::Manager(ManagerEvent::Open));
+            }
+            Event::Error { message } => {
+                let cause = self.cause(&message);
+                if cause == ConnectionError::Timeout {
+                    engine_note(
+                        notes,
+                        EngineEvent::Close {
+                            reason: DisconnectReason::ForcedClose,
+                            description: None,
+                        },
+                    );
+                } else {
+                    engine_note(notes, EngineEvent::Error(cause.clone()));
+                    engine_note(
+                        notes,
+                        EngineEvent::Close {
+                            reason: DisconnectReason::TransportError,
+                            description: Some(message.clone()),
+                        },
+                    );
+                }
+                self.last_open_error = Some((message, cause.clone()));
+                notes.push(Note::Manager(ManagerEvent::Error(cause)));
+            }
+            Event::Ping => notes.push(Note::Manager(ManagerEvent::Ping)),
+            Event::Close {
+                reason,
+                description,
+            } => {
+                engine_note(
+                    notes,
+                    EngineEvent::Close {
+                        reason,
+                        description,
+                    },
+                );
+                notes.push(Note::Manager(ManagerEvent::Close(reason)));
+            }
+            Event::ReconnectAttempt(n) => {
+                notes.push(Note::Manager(ManagerEvent::ReconnectAttempt(n)))
+            }
+            Event::Reconnect(n) => notes.push(Note::Manager(ManagerEvent::Reconnect(n))),
+            Event::ReconnectError { message } => {
+                let cause = match &self.last_open_error {
+                    Some((m, cause)) if *m == message => cause.clone(),
+                    _ => self.cause(&message),
+                };
+                notes.push(Note::Manager(ManagerEvent::ReconnectError(cause)));
+            }
+            Event::Packet { packet } => notes.push(Note::Packet(packet)),
             Event::ReconnectFailed => {
-                events.push(ManagerEvent::ReconnectFailed);
+                notes.push(Note::Manager(ManagerEvent::ReconnectFailed));
                 for entry in self.sockets.values() {
                     entry.shared.modify(|s| {
                         if !s.connected {
                             s.failure = Some(ConnectError {
                                 message: "reconnection failed".to_owned(),
                                 data: None,
+                                cause: None,
                             });
                         }
                     });
@@ -763,9 +1177,15 @@ impl Driver {
                 data,
                 retrying,
             } => {
+                // Without data, the connection's own failure (the `error` just before).
+                let cause = match &self.last_open_error {
+                    Some((m, cause)) if data.is_none() && *m == message => Some(cause.clone()),
+                    _ => None,
+                };
                 let error = ConnectError {
                     message,
                     data: data.and_then(|d| d.to_value().ok()),
+                    cause,
                 };
                 if let Some(entry) = self.sockets.get(&socket) {
                     entry.shared.modify(|s| {
@@ -814,7 +1234,7 @@ fn open_websocket(
     protocols: &[String],
     transport: TransportId,
     shared: &Rc<Shared>,
-) -> Result<Ws, String> {
+) -> Result<Ws, TransportError> {
     let socket = if protocols.is_empty() {
         WebSocket::new(url)
     } else {
@@ -824,7 +1244,12 @@ fn open_websocket(
         }
         WebSocket::new_with_str_sequence(url, &list)
     }
-    .map_err(|e| format!("websocket error: {}", describe(&e)))?;
+    .map_err(|e| TransportError {
+        message: "websocket error".to_owned(),
+        status: None,
+        description: describe(&e),
+        context: None,
+    })?;
     socket.set_binary_type(BinaryType::Arraybuffer);
     let weak = Rc::downgrade(shared);
     let on_open = {
@@ -856,14 +1281,19 @@ fn open_websocket(
             Shared::report(&weak, Input::WsClosed { transport });
         })
     };
-    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-        Shared::report(
-            &weak,
-            Input::TransportError {
-                transport,
-                description: "websocket error".to_owned(),
-            },
-        );
+    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        // A browser tells nothing of a WebSocket's failure but that there was one.
+        let kind = e
+            .dyn_ref::<web_sys::Event>()
+            .map(|e| e.type_())
+            .unwrap_or_else(|| "error".to_owned());
+        let error = TransportError {
+            message: "websocket error".to_owned(),
+            status: None,
+            description: format!("{kind} event"),
+            context: None,
+        };
+        Shared::fail(&weak, transport, error);
     });
     socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -884,16 +1314,31 @@ fn describe(e: &JsValue) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// A long-polling GET (`body: None`) or POST; the body of a 200 answer. `controller` aborts it
-/// (the driver's, for a GET it may release); `timeout` aborts it too (`requestTimeout`).
+/// A long-polling GET (`body: None`) or POST, with the `extraHeaders`; the body of a 200
+/// answer. `controller` aborts it (the driver's, for a GET it may release); `timeout` aborts it
+/// too (`requestTimeout`). `keepalive`: the request may outlive the page (the `close` packet
+/// on `beforeunload`).
 async fn fetch(
     url: &str,
     body: Option<Bytes>,
+    headers: &[(String, String)],
     controller: Option<AbortController>,
     timeout: Option<Duration>,
-) -> Result<Bytes, String> {
-    let error = |e: JsValue| format!("xhr poll error: {}", describe(&e));
-    let window = web_sys::window().ok_or_else(|| "xhr poll error: no window".to_owned())?;
+    keepalive: bool,
+) -> Result<Bytes, TransportError> {
+    let reason = if body.is_some() {
+        "xhr post error"
+    } else {
+        "xhr poll error"
+    };
+    let error = |status: u16, description: String, context: Option<String>| TransportError {
+        message: reason.to_owned(),
+        status: Some(status),
+        description,
+        context,
+    };
+    let js_error = |e: JsValue| error(0, describe(&e), None);
+    let window = web_sys::window().ok_or_else(|| error(0, "no window".to_owned(), None))?;
     let init = RequestInit::new();
     let controller = match (controller, timeout) {
         (None, Some(_)) => AbortController::new().ok(),
@@ -913,32 +1358,40 @@ async fn fetch(
             timer = Some((h, on_timeout));
         }
     }
+    let request_headers = web_sys::Headers::new().map_err(js_error)?;
+    for (name, value) in headers {
+        request_headers.set(name, value).map_err(js_error)?;
+    }
     if let Some(body) = &body {
         init.set_method("POST");
-        let headers = web_sys::Headers::new().map_err(error)?;
-        headers
+        request_headers
             .set("Content-Type", "text/plain;charset=UTF-8")
-            .map_err(error)?;
-        init.set_headers(&headers);
+            .map_err(js_error)?;
         init.set_body(&Uint8Array::from(&body[..]));
     } else {
         init.set_method("GET");
+    }
+    init.set_headers(&request_headers);
+    if keepalive {
+        let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
     }
     let result = async {
         let response =
             wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init))
                 .await
-                .map_err(error)?;
-        let response: Response = response.dyn_into().map_err(error)?;
-        let buffer = wasm_bindgen_futures::JsFuture::from(response.array_buffer().map_err(error)?)
-            .await
-            .map_err(error)?;
+                .map_err(js_error)?;
+        let response: Response = response.dyn_into().map_err(js_error)?;
+        let buffer =
+            wasm_bindgen_futures::JsFuture::from(response.array_buffer().map_err(js_error)?)
+                .await
+                .map_err(js_error)?;
         let bytes = Uint8Array::new(&buffer).to_vec();
-        if response.status() != 200 {
-            return Err(format!(
-                "xhr poll error: HTTP {}: {}",
-                response.status(),
-                String::from_utf8_lossy(&bytes)
+        let status = response.status();
+        if status != 200 {
+            return Err(error(
+                status,
+                format!("HTTP {status}"),
+                Some(String::from_utf8_lossy(&bytes).into_owned()),
             ));
         }
         Ok(Bytes::from(bytes))

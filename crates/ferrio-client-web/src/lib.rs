@@ -76,13 +76,17 @@ mod error;
 mod socket;
 
 #[cfg(target_arch = "wasm32")]
-pub use builder::{io, ClientBuilder, SocketBuilder};
+pub use builder::{io, ClientBuilder, SocketBuilder, TransportOptions};
 #[cfg(target_arch = "wasm32")]
-pub use driver::{DisconnectReason, Manager, ManagerEvent};
+pub use driver::{DisconnectReason, Engine, EngineEvent, Manager, ManagerEvent};
 #[cfg(target_arch = "wasm32")]
-pub use error::{AckError, ClientError, ConnectError, EmitError, Error};
+pub use error::{
+    AckError, ClientError, ConnectError, ConnectionError, EmitError, Error, TransportError,
+};
 #[cfg(target_arch = "wasm32")]
 pub use ferrio_proto::engine::client::Transport;
+#[cfg(target_arch = "wasm32")]
+pub use ferrio_proto::engine::{OpenPacket, Packet as EnginePacket};
 #[cfg(target_arch = "wasm32")]
 pub use ferrio_proto::socket::Packet;
 #[cfg(target_arch = "wasm32")]
