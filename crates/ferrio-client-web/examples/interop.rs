@@ -8,6 +8,13 @@
 //!   stops it) and come back (restarted on the same port);
 //! - `done`: every check ran (the log says which failed).
 //!
+//! With `?options=<kind>&path=<engine path>` (`kind`: `node` or `ferrio`), served by the
+//! server's own origin (the test's recording front), it checks the connection options and
+//! views instead: extra headers (the test reads them from its record of the requests), the
+//! manager's `packet` listeners, the engine's id, transport and events, typed connection
+//! errors, and `close_on_beforeunload` (the server's disconnect reason: from `/log-opts` on
+//! Node's test server, from the `observers` room on `ferrio-server`'s e2e example).
+//!
 //! Built for the browser only (`--target wasm32-unknown-unknown`, then `wasm-bindgen --target
 //! web`); see `crates/ferrio-client-web/README.md`.
 
@@ -16,8 +23,12 @@ mod page {
     use std::time::Duration;
 
     use bytes::Bytes;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
     use ferrio_client_web::{
-        AckSender, DisconnectReason, Error, ManagerEvent, Message, Socket, Transport,
+        AckSender, ConnectionError, DisconnectReason, EngineEvent, EnginePacket, Error,
+        ManagerEvent, Message, PacketType, Socket, Transport, TransportError, TransportOptions,
     };
     use futures_channel::mpsc;
     use futures_util::StreamExt;
@@ -103,6 +114,9 @@ mod page {
     async fn run() -> Result<(), String> {
         if let Some(hostile) = param("hostile") {
             return against_hostile(&hostile).await;
+        }
+        if let Some(kind) = param("options") {
+            return options(&kind, &param("path").ok_or("no ?path= parameter")?).await;
         }
         let base = param("server").ok_or("no ?server= parameter")?;
         let (auth_tx, mut auth_rx) = mpsc::unbounded::<Value>();
@@ -567,6 +581,302 @@ mod page {
         );
         socket.disconnect();
         other.disconnect();
+        Ok(())
+    }
+
+    /// The name of an engine event, for the order checks.
+    fn engine_name(e: &EngineEvent) -> String {
+        let packet = |p: &EnginePacket| match p {
+            EnginePacket::Open(_) => "open",
+            EnginePacket::Close => "close",
+            EnginePacket::Ping(_) => "ping",
+            EnginePacket::Pong(_) => "pong",
+            EnginePacket::Message(_) | EnginePacket::Binary(_) => "message",
+            EnginePacket::Upgrade => "upgrade",
+            EnginePacket::Noop => "noop",
+        };
+        match e {
+            EngineEvent::Open => "open".to_owned(),
+            EngineEvent::Handshake(_) => "handshake".to_owned(),
+            EngineEvent::Packet(p) => format!("packet:{}", packet(p)),
+            EngineEvent::Heartbeat => "heartbeat".to_owned(),
+            EngineEvent::Ping => "ping".to_owned(),
+            EngineEvent::Message(_) => "message".to_owned(),
+            EngineEvent::PacketCreate(p) => format!("packetCreate:{}", packet(p)),
+            EngineEvent::Drain => "drain".to_owned(),
+            EngineEvent::Upgrade(t) => format!("upgrade:{}", t.name()),
+            EngineEvent::Error(e) => format!("error:{}", e.message()),
+            EngineEvent::Close { reason, .. } => format!("close:{reason}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Waits (at most `ms` milliseconds, in steps) until `done()`.
+    async fn until(ms: u32, done: impl Fn() -> bool) -> bool {
+        for _ in 0..ms / 20 {
+            if done() {
+                return true;
+            }
+            sleep(20).await;
+        }
+        done()
+    }
+
+    /// `GET /log-opts` of Node's test server, through the page's origin: its sockets'
+    /// disconnect reasons since the last call.
+    async fn disconnect_reasons() -> Result<Vec<String>, String> {
+        let window = web_sys::window().ok_or("no window")?;
+        let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/log-opts"))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let response: web_sys::Response =
+            wasm_bindgen::JsCast::dyn_into(response).map_err(|_| "not a response".to_owned())?;
+        let text =
+            wasm_bindgen_futures::JsFuture::from(response.text().map_err(|e| format!("{e:?}"))?)
+                .await
+                .map_err(|e| format!("{e:?}"))?
+                .as_string()
+                .unwrap_or_default();
+        let log: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        Ok(serde_json::from_value(log["disconnects"].clone()).unwrap_or_default())
+    }
+
+    /// The options and views of issue 20 against `kind`'s server at engine path `path`, from
+    /// the server's own origin.
+    async fn options(kind: &str, path: &str) -> Result<(), String> {
+        let slash = path.ends_with('/');
+        let engine_events = Rc::new(RefCell::new(Vec::<EngineEvent>::new()));
+        let packets = Rc::new(RefCell::new(Vec::<(PacketType, String, String)>::new()));
+        let (e, p) = (engine_events.clone(), packets.clone());
+        // The first connection: an extra header on every polling request, the packet and
+        // engine listeners, closed on `beforeunload`.
+        let socket = ferrio_client_web::io("/")
+            .path(path)
+            .add_trailing_slash(slash)
+            .query("m", "1")
+            .extra_header("x-ferrio-extra", "one")
+            .close_on_beforeunload(true)
+            .on_engine_event(move |event| e.borrow_mut().push(event.clone()))
+            .on_packet(move |packet| {
+                let name = packet
+                    .event_name()
+                    .map(|n| n.into_owned())
+                    .unwrap_or_default();
+                p.borrow_mut()
+                    .push((packet.kind(), packet.nsp().to_string(), name));
+            })
+            .connect()
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let manager = socket.manager().clone();
+        let engine = manager.engine();
+        let upgraded = until(5000, || engine.transport() == Some(Transport::WebSocket)).await;
+        let pinged = until(5000, || {
+            let names: Vec<String> = engine_events.borrow().iter().map(engine_name).collect();
+            names
+                .iter()
+                .skip_while(|n| *n != "upgrade:websocket")
+                .any(|n| n == "ping")
+        })
+        .await;
+        let seen = packets.borrow().clone();
+        check(
+            "the manager's packet listeners see the server's packets",
+            if seen.first().map(|(k, n, _)| (*k, n.as_str())) == Some((PacketType::Connect, "/"))
+                && seen
+                    .iter()
+                    .any(|(k, _, name)| *k == PacketType::Event && name == "auth")
+            {
+                Ok(())
+            } else {
+                Err(format!("{seen:?}"))
+            },
+        );
+        let whoami = socket
+            .timeout(Duration::from_secs(5))
+            .emit_with_ack("whoami", &())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.args::<(Value,)>().map_err(|e| e.to_string()));
+        check(
+            "the engine's id and transport are the server's",
+            match whoami {
+                Ok((v,))
+                    if upgraded
+                        && v["transport"] == "websocket"
+                        && engine.id().is_some()
+                        && v["engineId"].as_str() == engine.id().as_deref()
+                        && engine.transport().map(Transport::name) == Some("websocket") =>
+                {
+                    Ok(())
+                }
+                Ok((v,)) => Err(format!("server {v}, engine {engine:?}")),
+                Err(e) => Err(e),
+            },
+        );
+        let events = engine_events.borrow().clone();
+        let names: Vec<String> = events.iter().map(engine_name).collect();
+        let handshake_sid = events.iter().find_map(|e| match e {
+            EngineEvent::Handshake(open) => Some(open.sid.clone()),
+            _ => None,
+        });
+        let has = |n: &str| names.iter().any(|x| x == n);
+        check(
+            "the engine's events, in order",
+            if pinged
+                && names.get(..4)
+                    == Some(
+                        &["packet:open", "heartbeat", "handshake", "open"].map(String::from)[..],
+                    )
+                && handshake_sid == engine.id()
+                && has("packetCreate:message")
+                && has("packet:message")
+                && has("message")
+                && has("drain")
+                && has("upgrade:websocket")
+            {
+                Ok(())
+            } else {
+                Err(format!("{names:?}"))
+            },
+        );
+
+        // A second connection: per-transport options for polling replace the top-level
+        // headers on its requests (the test reads them).
+        let second = ferrio_client_web::io("/")
+            .path(path)
+            .add_trailing_slash(slash)
+            .query("m", "2")
+            .extra_header("x-ferrio-extra", "two")
+            .transport_options(
+                Transport::Polling,
+                TransportOptions::new().extra_header("x-ferrio-polling", "yes"),
+            )
+            .connect()
+            .await
+            .map_err(|e| format!("second connection: {e}"))?;
+        check(
+            "transport options",
+            if second.connected() {
+                Ok(())
+            } else {
+                Err("not connected".to_owned())
+            },
+        );
+        second.manager().close();
+
+        // No Engine.IO server at that path: the connection fails with the transport's error.
+        let (err_tx, mut err_rx) = mpsc::unbounded::<ManagerEvent>();
+        let failed = ferrio_client_web::io("/")
+            .path("/nothing-here/")
+            .reconnection(false)
+            .on_manager_event(move |e| {
+                let _ = err_tx.unbounded_send(e.clone());
+            })
+            .connect()
+            .await;
+        let is_404 = |e: &ConnectionError| match e {
+            ConnectionError::Transport(TransportError {
+                message, status, ..
+            }) => message == "xhr poll error" && *status == Some(404),
+            _ => false,
+        };
+        let event = loop {
+            match next(&mut err_rx, 5000).await {
+                Ok(ManagerEvent::Error(e)) => break Ok(e),
+                Ok(_) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        check(
+            "errors carry the transport's error",
+            match (failed, event) {
+                (Err(Error::Connect(c)), Ok(e))
+                    if c.cause.as_ref().is_some_and(is_404) && is_404(&e) =>
+                {
+                    Ok(())
+                }
+                (Err(e), event) => Err(format!("connect: {e:?}, manager: {event:?}")),
+                (Ok(_), _) => Err("connected".to_owned()),
+            },
+        );
+
+        // The page is about to unload: the connection closes at once.
+        let id = socket.id();
+        let observer = if kind == "ferrio" {
+            let (tx, rx) = mpsc::unbounded::<Value>();
+            let observer = ferrio_client_web::io("/")
+                .path(path)
+                .add_trailing_slash(slash)
+                .on(
+                    "peer-disconnect",
+                    move |_s: Socket, (v,): (Value,), _ack: AckSender| {
+                        let tx = tx.clone();
+                        async move {
+                            let _ = tx.unbounded_send(v);
+                        }
+                    },
+                )
+                .connect()
+                .await
+                .map_err(|e| format!("observer: {e}"))?;
+            observer
+                .timeout(Duration::from_secs(5))
+                .emit_with_ack("join", &("observers",))
+                .await
+                .map_err(|e| format!("observer: {e}"))?;
+            Some((observer, rx))
+        } else {
+            // The second connection's disconnection, out of the way.
+            for _ in 0..50 {
+                if !disconnect_reasons().await?.is_empty() {
+                    break;
+                }
+                sleep(100).await;
+            }
+            None
+        };
+        let window = web_sys::window().ok_or("no window")?;
+        let unload = web_sys::Event::new("beforeunload").map_err(|e| format!("{e:?}"))?;
+        let _ = window.dispatch_event(&unload);
+        let reason = match observer {
+            Some((observer, mut rx)) => {
+                let reason = loop {
+                    match next(&mut rx, 5000).await {
+                        Ok(v) if v["id"].as_str() == id.as_deref() => {
+                            break Ok(v["reason"].as_str().unwrap_or_default().to_owned())
+                        }
+                        Ok(_) => continue,
+                        Err(e) => break Err(e),
+                    }
+                };
+                observer.manager().close();
+                reason
+            }
+            None => {
+                let mut reasons = Vec::new();
+                for _ in 0..50 {
+                    reasons = disconnect_reasons().await?;
+                    if !reasons.is_empty() {
+                        break;
+                    }
+                    sleep(100).await;
+                }
+                match &reasons[..] {
+                    [one] => Ok(one.clone()),
+                    other => Err(format!("disconnect reasons {other:?}")),
+                }
+            }
+        };
+        check(
+            "close_on_beforeunload: the server sees the transport close",
+            match reason {
+                Ok(r) if r == "transport close" => Ok(()),
+                Ok(r) => Err(r),
+                Err(e) => Err(e),
+            },
+        );
+        manager.close();
         Ok(())
     }
 

@@ -6,8 +6,8 @@
 //!
 //! It is the browser twin of the tokio client `ferrio-client`: the same API names and
 //! signatures ([`io`], [`ClientBuilder`], [`Socket`], [`Message`], [`AckSender`], [`AckReply`],
-//! [`Manager`], [`ManagerEvent`], the same error types), and the same protocol machine
-//! underneath (`ferrio-proto`'s client `Manager`: namespaces, auth on every connection, acks
+//! [`Manager`], [`ManagerEvent`], the same error types, with the browser's additions below),
+//! and the same protocol machine underneath (`ferrio-proto`'s client `Manager`: namespaces, auth on every connection, acks
 //! and their timeouts, the offline buffer, reconnection with backoff, connection state
 //! recovery). Only the driver differs: the browser's `WebSocket`, `fetch` for HTTP
 //! long-polling, `setTimeout` for the machine's timers, and futures run by
@@ -41,8 +41,23 @@
 //!   and its values, such as a framework's signals or DOM nodes, are not `Send`). The handler
 //!   traits and [`BoxFuture`] have the same names as the tokio client's, without the bound.
 //! - The URL may be relative to the page (`io("/chat")`).
-//! - Options the browser decides are not offered: extra headers, TLS settings, cookies
-//!   (the browser sends the page's own), `permessage-deflate` (the browser negotiates it).
+//! - Options the browser decides are not offered: TLS settings, cookies (the browser sends
+//!   the page's own), `permessage-deflate` (the browser negotiates it). Extra headers
+//!   ([`ClientBuilder::extra_header`], [`TransportOptions::extra_header`]) go on the
+//!   long-polling requests only: a browser's WebSocket cannot send headers (as with
+//!   socket.io-client in a browser), and a header the browser forbids (`Cookie`, `Host`, ...)
+//!   is refused with [`Error::InvalidHeader`].
+//! - Browser-only options: [`ClientBuilder::close_on_beforeunload`] and
+//!   [`ClientBuilder::transport_options`] (engine.io-client's `transportOptions`).
+//! - [`ManagerEvent::Error`], [`ManagerEvent::ReconnectError`] and [`ConnectError::cause`]
+//!   carry a [`ConnectionError`]: the transport's [`TransportError`] (socket.io-client's
+//!   `TransportError`: `xhr poll error`, `xhr post error` or `websocket error`, with the HTTP
+//!   status, a description and the answer's body), or the timeout.
+//! - The manager's `packet` event is [`Manager::on_packet`], and `io.engine` is
+//!   [`Manager::engine`]: the session id, the transport, and the [`EngineEvent`]s (`open`,
+//!   `handshake`, `packet`, `heartbeat`, `ping`, `data`/`message`, `packetCreate`, `drain`,
+//!   `upgrade`, `error`, `close`; not `upgrading`, `upgradeError`, `flush` and `pong`, which
+//!   the protocol core does not report).
 //! - Every [`io`] builds its own connection (`forceNew`): to share one between namespaces, use
 //!   [`Manager::socket`].
 //! - The browser's WebSocket has no back-pressure, so a socket's events wait for its handlers
@@ -88,7 +103,7 @@ pub use ferrio_proto::engine::client::Transport;
 #[cfg(target_arch = "wasm32")]
 pub use ferrio_proto::engine::{OpenPacket, Packet as EnginePacket};
 #[cfg(target_arch = "wasm32")]
-pub use ferrio_proto::socket::Packet;
+pub use ferrio_proto::socket::{Packet, PacketType};
 #[cfg(target_arch = "wasm32")]
 pub use socket::{
     AckReply, AckSender, BoxFuture, Emitter, EventHandler, HandlerOutput, ListenerId, Message,

@@ -9,6 +9,10 @@
 // ferrio-server's chat example at /leptos/, and against Node's socket.io running the same
 // events (chat-server.cjs).
 //
+// The connection options (extra headers, per-transport options, closeOnBeforeunload) and views
+// (the manager's packet listeners, the engine, typed errors) run on the interop page served by
+// a recording front (`front()`) to each server, from the server's origin.
+//
 // Usage: node run.mjs <pages dir (interop/, chat/, leptos-chat/)> <e2e binary> <chat binary>
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
@@ -102,6 +106,58 @@ async function proxy(port) {
       sockets.clear();
     },
     close: () => server.close(),
+  };
+}
+
+// A front server for `port` on an origin of its own: it serves the interop page at /interop/
+// and forwards every other request, HTTP and WebSocket upgrades, to the server, recording each
+// (method, path, query, headers, upgrade or not). The page then talks to its own origin.
+async function front(port) {
+  const seen = [];
+  const sockets = new Set();
+  const record = (req, upgrade) => {
+    const url = new URL(req.url, "http://x");
+    seen.push({ method: req.method, upgrade, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers });
+  };
+  const server = http.createServer((req, res) => {
+    if (/^\/interop\//.test(req.url)) {
+      pageServer.emit("request", req, res);
+      return;
+    }
+    record(req, false);
+    const upstream = http.request({ host: "127.0.0.1", port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.on("upgrade", (req, client, head) => {
+    record(req, true);
+    const upstream = connect(port, "127.0.0.1", () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      upstream.write(lines.join("\r\n") + "\r\n\r\n");
+      upstream.write(head);
+      client.pipe(upstream).pipe(client);
+    });
+    sockets.add(client).add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  });
+  server.on("connection", (s) => sockets.add(s));
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    seen,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
   };
 }
 
@@ -216,6 +272,54 @@ try {
       } finally {
         await page.context().close();
         cutter.close();
+        await stop(child);
+      }
+    });
+  }
+
+  // The options page's checks, in order (the extra headers are checked here, from the front's
+  // record of the requests).
+  const optionsExpected = [
+    "the manager's packet listeners see the server's packets",
+    "the engine's id and transport are the server's",
+    "the engine's events, in order",
+    "transport options",
+    "errors carry the transport's error",
+    "close_on_beforeunload: the server sees the transport close",
+  ];
+  // The requests of connection `m` (the page's `m` query parameter): polling ones, WebSocket ones.
+  const requestsOf = (seen, m) => [seen.filter((r) => r.query.m === m && !r.upgrade), seen.filter((r) => r.query.m === m && r.upgrade)];
+  const optionKinds = {
+    "socket.io 4.8 (Node)": { ...kinds["socket.io 4.8 (Node)"], kind: "node", path: "/opts" },
+    "ferrio-server": { ...kinds["ferrio-server"], kind: "ferrio", path: "/socket.io/" },
+  };
+  for (const [name, s] of Object.entries(optionKinds)) {
+    await test(`${name}: extra headers and per-transport options on polling, the packet listeners, the engine's id, transport and events, typed errors, close_on_beforeunload`, async () => {
+      const port = await freePort();
+      const { child } = await start(s.cmd, s.args, { PORT: String(port) }, s.ready);
+      const f = await front(port);
+      const { page, errors } = await openPage(browser, `options=${s.kind}&path=${encodeURIComponent(s.path)}`, null, `${f.url}/interop/`);
+      try {
+        await page.waitForFunction(() => document.body.dataset.phase === "done", null, { timeout: 60000 });
+        assertRun(await log(page), errors, optionsExpected);
+        // `extra_header`: on every polling request (GETs and POSTs); a browser's WebSocket
+        // cannot send headers.
+        const [polling1, ws1] = requestsOf(f.seen, "1");
+        const methods = new Set(polling1.map((r) => r.method));
+        if (!methods.has("GET") || !methods.has("POST") || polling1.some((r) => r.headers["x-ferrio-extra"] !== "one")) {
+          throw new Error(`the first connection's polling requests: ${JSON.stringify(polling1.map((r) => [r.method, r.headers["x-ferrio-extra"]]))}`);
+        }
+        if (ws1.length === 0 || ws1.some((r) => "x-ferrio-extra" in r.headers)) {
+          throw new Error(`the first connection's WebSocket requests: ${JSON.stringify(ws1.map((r) => r.headers))}`);
+        }
+        // `transport_options` for polling: its headers replace the top-level ones.
+        const [polling2] = requestsOf(f.seen, "2");
+        if (polling2.length === 0 || polling2.some((r) => r.headers["x-ferrio-polling"] !== "yes" || "x-ferrio-extra" in r.headers)) {
+          throw new Error(`the second connection's polling requests: ${JSON.stringify(polling2.map((r) => [r.method, r.headers["x-ferrio-polling"], r.headers["x-ferrio-extra"]]))}`);
+        }
+      } finally {
+        await page.context().close();
+        f.close();
         await stop(child);
       }
     });
