@@ -765,6 +765,54 @@ mod page {
         );
         second.manager().close();
 
+        // The front refuses this connection's WebSocket: the probe fails, polling goes on.
+        let third_events = Rc::new(RefCell::new(Vec::<EngineEvent>::new()));
+        let e = third_events.clone();
+        let third = ferrio_client_web::io("/")
+            .path(path)
+            .add_trailing_slash(slash)
+            .query("m", "3")
+            .on_engine_event(move |event| e.borrow_mut().push(event.clone()))
+            .connect()
+            .await
+            .map_err(|e| format!("third connection: {e}"))?;
+        let failed_probe = until(5000, || {
+            third_events
+                .borrow()
+                .iter()
+                .any(|e| matches!(e, EngineEvent::UpgradeError(_)))
+        })
+        .await;
+        let answer = third
+            .timeout(Duration::from_secs(5))
+            .emit_with_ack("whoami", &())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.args::<(Value,)>().map_err(|e| e.to_string()));
+        let upgrade_errors: Vec<String> = third_events
+            .borrow()
+            .iter()
+            .filter_map(|e| match e {
+                EngineEvent::UpgradeError(text) => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        check(
+            "a failed upgrade probe: upgradeError, the session stays on polling",
+            match answer {
+                Ok((v,))
+                    if failed_probe
+                        && upgrade_errors.iter().all(|t| t.starts_with("probe error"))
+                        && v["transport"] == "polling"
+                        && third.manager().engine().transport() == Some(Transport::Polling) =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("{other:?}, upgrade errors {upgrade_errors:?}")),
+            },
+        );
+        third.manager().close();
+
         // No Engine.IO server at that path: the connection fails with the transport's error.
         let (err_tx, mut err_rx) = mpsc::unbounded::<ManagerEvent>();
         let failed = ferrio_client_web::io("/")
@@ -827,9 +875,11 @@ mod page {
                 .map_err(|e| format!("observer: {e}"))?;
             Some((observer, rx))
         } else {
-            // The second connection's disconnection, out of the way.
+            // The second and third connections' disconnections, out of the way.
+            let mut gone = 0;
             for _ in 0..50 {
-                if !disconnect_reasons().await?.is_empty() {
+                gone += disconnect_reasons().await?.len();
+                if gone >= 2 {
                     break;
                 }
                 sleep(100).await;

@@ -15,7 +15,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrio_proto::engine::client::{Input, Io, Query, Transport, TransportId};
+use ferrio_proto::engine::client::{Input, Io, Query, State, Transport, TransportId};
 use ferrio_proto::engine::{
     decode_payload_bytes, Frame, OpenPacket, Packet as EnginePacket, Protocol,
 };
@@ -94,6 +94,9 @@ pub enum EngineEvent {
     /// The session moved to this transport (`upgrade`), just before the `upgrade` packet is
     /// sent on it.
     Upgrade(Transport),
+    /// The WebSocket probe failed; the session keeps polling (`upgradeError`): `probe error`,
+    /// `probe error: transport closed`, or `probe error: ` and the transport's error.
+    UpgradeError(String),
     /// The session failed to open (`error`).
     Error(ConnectionError),
     /// The session closed (`close`), or failed to open.
@@ -258,6 +261,10 @@ struct Driver {
     last_transport_error: Option<TransportError>,
     /// The last `error`/`reconnect_error`, for the sockets' `connect_error` that follow.
     last_open_error: Option<(String, ConnectionError)>,
+    /// The WebSocket probing the upgrade, and what failed on it, if anything: the machine
+    /// closing it, before the `upgrade` packet, while the session stays open is the
+    /// `upgradeError` (the core's own event does not reach past its socket layer).
+    probe: Option<(TransportId, Option<String>)>,
 }
 
 struct SocketEntry {
@@ -350,6 +357,7 @@ impl Manager {
             silenced: HashSet::new(),
             last_transport_error: None,
             last_open_error: None,
+            probe: None,
         };
         let manager = Manager {
             inner: Rc::new(Shared {
@@ -772,6 +780,11 @@ impl Driver {
         match command {
             Command::Failed { transport, error } => {
                 let description = error.to_string();
+                if let Some((id, cause @ None)) = &mut self.probe {
+                    if *id == transport {
+                        *cause = Some(description.clone());
+                    }
+                }
                 self.last_transport_error = Some(error);
                 self.command(
                     Command::Input(Input::TransportError {
@@ -810,6 +823,11 @@ impl Driver {
                         self.gets.remove(transport);
                     }
                     Input::WsClosed { transport } => {
+                        if let Some((id, cause @ None)) = &mut self.probe {
+                            if id == transport {
+                                *cause = Some("transport closed".to_owned());
+                            }
+                        }
                         if let Some(ws) = self.websockets.remove(transport) {
                             ws.release();
                         }
@@ -940,7 +958,7 @@ impl Driver {
         }
     }
 
-    fn io(&mut self, io: Io, shared: &Rc<Shared>, notes: Option<&mut Vec<Note>>) {
+    fn io(&mut self, io: Io, shared: &Rc<Shared>, mut notes: Option<&mut Vec<Note>>) {
         let silenced = match &io {
             Io::Get { transport, .. }
             | Io::Post { transport, .. }
@@ -948,9 +966,28 @@ impl Driver {
             Io::Close { transport } => {
                 self.silenced.remove(transport);
                 self.poll_urls.remove(transport);
+                if let Some((_, cause)) = self.probe.take_if(|(id, _)| id == transport) {
+                    if self.machine.engine().state() == State::Open {
+                        if let Some(notes) = notes.as_deref_mut() {
+                            let text = match cause {
+                                Some(cause) => format!("probe error: {cause}"),
+                                None => "probe error".to_owned(),
+                            };
+                            notes.push(Note::Engine(EngineEvent::UpgradeError(text)));
+                        }
+                    }
+                }
                 false
             }
-            Io::WsOpen { .. } => false,
+            Io::WsOpen { transport, .. } => {
+                // A WebSocket opened while the session is open on polling: the probe.
+                if self.machine.engine().state() == State::Open
+                    && self.machine.engine().transport() == Some(Transport::Polling)
+                {
+                    self.probe = Some((*transport, None));
+                }
+                false
+            }
         };
         if silenced {
             return;
@@ -1033,8 +1070,13 @@ impl Driver {
                             context: None,
                         },
                     });
-                } else if let Some(notes) = notes {
-                    sent_on_websocket(notes, &frame);
+                } else {
+                    if matches!(&frame, Frame::Text(t) if &**t == "5") {
+                        self.probe.take_if(|(id, _)| *id == transport);
+                    }
+                    if let Some(notes) = notes {
+                        sent_on_websocket(notes, &frame);
+                    }
                 }
             }
             Io::Close { transport } => {
