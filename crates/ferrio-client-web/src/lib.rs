@@ -56,8 +56,11 @@
 //! - The manager's `packet` event is [`Manager::on_packet`], and `io.engine` is
 //!   [`Manager::engine`]: the session id, the transport, and the [`EngineEvent`]s (`open`,
 //!   `handshake`, `packet`, `heartbeat`, `ping`, `data`/`message`, `packetCreate`, `drain`,
-//!   `upgrade`, `error`, `close`; not `upgrading`, `upgradeError`, `flush` and `pong`, which
-//!   the protocol core does not report).
+//!   `upgrade`, `upgradeError`, `error`, `close`; not `upgrading`, `flush` and `pong`). The
+//!   driver decodes the frames it carries with `ferrio-proto`'s Engine.IO decoders, only while
+//!   the engine has listeners; `upgrade` and `upgradeError` are read from the probe WebSocket
+//!   it runs (the `upgrade` packet sent on it, or its closing before that while the session
+//!   stays open).
 //! - Every [`io`] builds its own connection (`forceNew`): to share one between namespaces, use
 //!   [`Manager::socket`].
 //! - The browser's WebSocket has no back-pressure, so a socket's events wait for its handlers
