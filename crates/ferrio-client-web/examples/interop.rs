@@ -763,6 +763,19 @@ mod page {
                 Err("not connected".to_owned())
             },
         );
+        let refused = ferrio_client_web::io("/")
+            .path(path)
+            .extra_header("not a header name", "x")
+            .connect()
+            .await;
+        check(
+            "an extra header that is not valid HTTP is refused",
+            match refused {
+                Err(Error::InvalidHeader(_)) => Ok(()),
+                Err(e) => Err(e.to_string()),
+                Ok(_) => Err("connected".to_owned()),
+            },
+        );
         second.manager().close();
 
         // The front refuses this connection's WebSocket: the probe fails, polling goes on.

@@ -287,8 +287,9 @@ impl ClientBuilder {
 
     /// Adds a header to every long-polling request (`extraHeaders`). A browser's WebSocket
     /// cannot send headers: over WebSocket only the browser's own go (cookies included). A
-    /// header the browser forbids (`Cookie`, `Host`, ...) makes [`ClientBuilder::connect`] fail
-    /// with [`Error::InvalidHeader`]; a header other than the CORS-safelisted ones makes a
+    /// name or value that is not valid HTTP makes [`ClientBuilder::connect`] fail with
+    /// [`Error::InvalidHeader`]; a header the browser forbids on requests (`Cookie`, `Host`,
+    /// `Origin`, ...) is dropped by it; a header other than the CORS-safelisted ones makes a
     /// cross-origin request preflighted (the server's CORS settings must allow it).
     pub fn extra_header(mut self, name: &str, value: &str) -> Self {
         self.extra_headers.push((name.to_owned(), value.to_owned()));

@@ -45,8 +45,8 @@
 //!   the page's own), `permessage-deflate` (the browser negotiates it). Extra headers
 //!   ([`ClientBuilder::extra_header`], [`TransportOptions::extra_header`]) go on the
 //!   long-polling requests only: a browser's WebSocket cannot send headers (as with
-//!   socket.io-client in a browser), and a header the browser forbids (`Cookie`, `Host`, ...)
-//!   is refused with [`Error::InvalidHeader`].
+//!   socket.io-client in a browser); a name or value that is not valid HTTP is refused with
+//!   [`Error::InvalidHeader`], and the browser drops those it forbids (`Cookie`, `Host`, ...).
 //! - Browser-only options: [`ClientBuilder::close_on_beforeunload`] and
 //!   [`ClientBuilder::transport_options`] (engine.io-client's `transportOptions`).
 //! - [`ManagerEvent::Error`], [`ManagerEvent::ReconnectError`] and [`ConnectError::cause`]

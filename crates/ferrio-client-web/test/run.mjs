@@ -289,6 +289,7 @@ try {
     "the engine's id and transport are the server's",
     "the engine's events, in order",
     "transport options",
+    "an extra header that is not valid HTTP is refused",
     "a failed upgrade probe: upgradeError, the session stays on polling",
     "errors carry the transport's error",
     "close_on_beforeunload: the server sees the transport close",
