@@ -953,6 +953,9 @@ mod page {
             .reconnection_delay_max(Duration::from_millis(100))
             .timeout(Duration::from_secs(2))
             .ack_timeout(Duration::from_millis(500))
+            // The engine's and the packet listeners decode whatever comes too.
+            .on_engine_event(|_| {})
+            .on_packet(|_| {})
             .on_manager_event(move |e| {
                 let _ = mgr_tx.unbounded_send(e.clone());
             })
