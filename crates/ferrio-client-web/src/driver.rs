@@ -744,8 +744,9 @@ impl Driver {
     }
 
     /// Closes every transport at once without telling the machine (`beforeunload`): the
-    /// server sees the connection close, the sockets hear nothing. A long-polling transport
-    /// sends a `close` packet first, as engine.io-client's does.
+    /// server sees the connection close, the sockets hear nothing. An open long-polling
+    /// transport also sends a `close` packet (a `keepalive` request, which may outlive the
+    /// page), as engine.io-client's does.
     fn silence(&mut self) {
         for (id, ws) in self.websockets.drain() {
             ws.release();
