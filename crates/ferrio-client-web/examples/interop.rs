@@ -604,6 +604,7 @@ mod page {
             EngineEvent::Message(_) => "message".to_owned(),
             EngineEvent::PacketCreate(p) => format!("packetCreate:{}", packet(p)),
             EngineEvent::Drain => "drain".to_owned(),
+            EngineEvent::Upgrading(t) => format!("upgrading:{}", t.name()),
             EngineEvent::Upgrade(t) => format!("upgrade:{}", t.name()),
             EngineEvent::Error(e) => format!("error:{}", e.message()),
             EngineEvent::Close { reason, .. } => format!("close:{reason}"),
@@ -733,7 +734,10 @@ mod page {
                 && has("packet:message")
                 && has("message")
                 && has("drain")
-                && has("upgrade:websocket")
+                && names
+                    .iter()
+                    .skip_while(|n| *n != "upgrading:websocket")
+                    .any(|n| n == "upgrade:websocket")
             {
                 Ok(())
             } else {

@@ -15,7 +15,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrio_proto::engine::client::{Input, Io, Query, State, Transport, TransportId};
+use ferrio_proto::engine::client::{Input, Io, Query, Transport, TransportId};
 use ferrio_proto::engine::{
     decode_payload_bytes, Frame, OpenPacket, Packet as EnginePacket, Protocol,
 };
@@ -91,8 +91,12 @@ pub enum EngineEvent {
     /// What was written went out (`drain`): a long-polling POST was answered, or a WebSocket
     /// frame was handed to the browser.
     Drain,
-    /// The session moved to this transport (`upgrade`), just before the `upgrade` packet is
-    /// sent on it.
+    /// The probe was answered: the session pauses its transport to move to this one
+    /// (`upgrading`); [`Upgrade`](EngineEvent::Upgrade) or
+    /// [`UpgradeError`](EngineEvent::UpgradeError) follows.
+    Upgrading(Transport),
+    /// The session moved to this transport (`upgrade`), just after the `upgrade` packet went
+    /// out on it.
     Upgrade(Transport),
     /// The WebSocket probe failed; the session keeps polling (`upgradeError`): `probe error`,
     /// `probe error: transport closed`, or `probe error: ` and the transport's error.
@@ -261,10 +265,6 @@ struct Driver {
     last_transport_error: Option<TransportError>,
     /// The last `error`/`reconnect_error`, for the sockets' `connect_error` that follow.
     last_open_error: Option<(String, ConnectionError)>,
-    /// The WebSocket probing the upgrade, and what failed on it, if anything: the machine
-    /// closing it, before the `upgrade` packet, while the session stays open is the
-    /// `upgradeError` (the core's own event does not reach past its socket layer).
-    probe: Option<(TransportId, Option<String>)>,
 }
 
 struct SocketEntry {
@@ -357,7 +357,6 @@ impl Manager {
             silenced: HashSet::new(),
             last_transport_error: None,
             last_open_error: None,
-            probe: None,
         };
         let manager = Manager {
             inner: Rc::new(Shared {
@@ -659,14 +658,12 @@ fn received(notes: &mut Vec<Note>, packet: EnginePacket) {
     }
 }
 
-/// The engine events of a frame sent on a WebSocket: `packetCreate` and `drain`, or `upgrade`
-/// for the `upgrade` packet; nothing for the probe.
+/// The engine events of a frame sent on a WebSocket: `packetCreate` and `drain`; nothing for
+/// the probe and the `upgrade` packet (the core reports the upgrade itself).
 fn sent_on_websocket(notes: &mut Vec<Note>, frame: &Frame) {
     match EnginePacket::decode(frame.clone(), Protocol::V4) {
         Ok(EnginePacket::Ping(data)) if &*data == "probe" => {}
-        Ok(EnginePacket::Upgrade) => {
-            notes.push(Note::Engine(EngineEvent::Upgrade(Transport::WebSocket)))
-        }
+        Ok(EnginePacket::Upgrade) => {}
         Ok(packet) => {
             notes.push(Note::Engine(EngineEvent::PacketCreate(packet)));
             notes.push(Note::Engine(EngineEvent::Drain));
@@ -781,11 +778,6 @@ impl Driver {
         match command {
             Command::Failed { transport, error } => {
                 let description = error.to_string();
-                if let Some((id, cause @ None)) = &mut self.probe {
-                    if *id == transport {
-                        *cause = Some(description.clone());
-                    }
-                }
                 self.last_transport_error = Some(error);
                 self.command(
                     Command::Input(Input::TransportError {
@@ -824,11 +816,6 @@ impl Driver {
                         self.gets.remove(transport);
                     }
                     Input::WsClosed { transport } => {
-                        if let Some((id, cause @ None)) = &mut self.probe {
-                            if id == transport {
-                                *cause = Some("transport closed".to_owned());
-                            }
-                        }
                         if let Some(ws) = self.websockets.remove(transport) {
                             ws.release();
                         }
@@ -959,7 +946,7 @@ impl Driver {
         }
     }
 
-    fn io(&mut self, io: Io, shared: &Rc<Shared>, mut notes: Option<&mut Vec<Note>>) {
+    fn io(&mut self, io: Io, shared: &Rc<Shared>, notes: Option<&mut Vec<Note>>) {
         let silenced = match &io {
             Io::Get { transport, .. }
             | Io::Post { transport, .. }
@@ -967,28 +954,9 @@ impl Driver {
             Io::Close { transport } => {
                 self.silenced.remove(transport);
                 self.poll_urls.remove(transport);
-                if let Some((_, cause)) = self.probe.take_if(|(id, _)| id == transport) {
-                    if self.machine.engine().state() == State::Open {
-                        if let Some(notes) = notes.as_deref_mut() {
-                            let text = match cause {
-                                Some(cause) => format!("probe error: {cause}"),
-                                None => "probe error".to_owned(),
-                            };
-                            notes.push(Note::Engine(EngineEvent::UpgradeError(text)));
-                        }
-                    }
-                }
                 false
             }
-            Io::WsOpen { transport, .. } => {
-                // A WebSocket opened while the session is open on polling: the probe.
-                if self.machine.engine().state() == State::Open
-                    && self.machine.engine().transport() == Some(Transport::Polling)
-                {
-                    self.probe = Some((*transport, None));
-                }
-                false
-            }
+            Io::WsOpen { .. } => false,
         };
         if silenced {
             return;
@@ -1072,9 +1040,6 @@ impl Driver {
                         },
                     });
                 } else {
-                    if matches!(&frame, Frame::Text(t) if &**t == "5") {
-                        self.probe.take_if(|(id, _)| *id == transport);
-                    }
                     if let Some(notes) = notes {
                         sent_on_websocket(notes, &frame);
                     }
@@ -1132,6 +1097,9 @@ impl Driver {
                 notes.push(Note::Manager(ManagerEvent::Error(cause)));
             }
             Event::Ping => notes.push(Note::Manager(ManagerEvent::Ping)),
+            Event::Upgrading(transport) => engine_note(notes, EngineEvent::Upgrading(transport)),
+            Event::Upgrade(transport) => engine_note(notes, EngineEvent::Upgrade(transport)),
+            Event::UpgradeError(text) => engine_note(notes, EngineEvent::UpgradeError(text)),
             Event::Close {
                 reason,
                 description,

@@ -1258,3 +1258,99 @@ fn sent_events_report_emits_when_they_go_out() {
         Err(ClientError::UnknownSocket)
     );
 }
+
+/// Every output of the manager up to now.
+fn outputs(m: &mut Manager) -> Vec<Output> {
+    std::iter::from_fn(|| m.poll_output()).collect()
+}
+
+fn manager_events(out: &[Output]) -> Vec<Event> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Opens a manager over polling with a server that offers WebSocket, and returns the manager,
+/// the polling transport and the probe (its `2probe` sent).
+fn probing() -> (Manager, TransportId, TransportId) {
+    let mut m = Manager::new(ManagerConfig::default());
+    m.open_socket(t(0), "/", SocketOptions::default())
+        .expect("open");
+    let Some(Output::Io(Io::Get {
+        transport: poll, ..
+    })) = m.poll_output()
+    else {
+        panic!("the first request is a GET")
+    };
+    let open = r#"0{"sid":"e1","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
+    m.handle_input(
+        t(1),
+        Input::PollResponse {
+            transport: poll,
+            body: Bytes::from(open),
+        },
+    );
+    let probe = outputs(&mut m)
+        .iter()
+        .find_map(|o| match o {
+            Output::Io(Io::WsOpen { transport, .. }) => Some(*transport),
+            _ => None,
+        })
+        .expect("the probe opens");
+    m.handle_input(t(2), Input::WsOpen { transport: probe });
+    assert!(outputs(&mut m).contains(&Output::Io(Io::WsSend {
+        transport: probe,
+        frame: Frame::Text(Str::from("2probe")),
+        compress: false
+    })));
+    (m, poll, probe)
+}
+
+#[test]
+fn the_engine_s_upgrade_events_reach_the_application() {
+    let (mut m, poll, probe) = probing();
+    m.handle_input(
+        t(3),
+        Input::WsFrame {
+            transport: probe,
+            frame: Frame::Text(Str::from("3probe")),
+        },
+    );
+    assert_eq!(
+        manager_events(&outputs(&mut m)),
+        [Event::Upgrading(Transport::WebSocket)]
+    );
+    // the GET in flight and the CONNECT's POST end: the switch happens
+    m.handle_input(
+        t(4),
+        Input::PollResponse {
+            transport: poll,
+            body: Bytes::from_static(b"6"),
+        },
+    );
+    assert!(outputs(&mut m).is_empty());
+    m.handle_input(t(5), Input::PostResponse { transport: poll });
+    let out = outputs(&mut m);
+    assert!(manager_events(&out).contains(&Event::Upgrade(Transport::WebSocket)));
+    assert_eq!(m.engine().transport(), Some(Transport::WebSocket));
+}
+
+#[test]
+fn a_failed_probe_reaches_the_application() {
+    let (mut m, _poll, probe) = probing();
+    m.handle_input(
+        t(3),
+        Input::WsFrame {
+            transport: probe,
+            frame: Frame::Text(Str::from("3nope")),
+        },
+    );
+    assert_eq!(
+        manager_events(&outputs(&mut m)),
+        [Event::UpgradeError("probe error".into())]
+    );
+    assert_eq!(m.engine().transport(), Some(Transport::Polling));
+}

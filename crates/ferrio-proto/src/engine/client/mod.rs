@@ -326,6 +326,10 @@ pub enum Event {
     Binary(Bytes),
     /// The server pinged (the pong is already queued).
     Ping,
+    /// The probe was answered (`3probe`): the session pauses its transport to switch to this
+    /// one (engine.io-client's `upgrading`). [`Event::Upgrade`] or [`Event::UpgradeError`]
+    /// follows.
+    Upgrading(Transport),
     /// The session moved to this transport after a successful probe.
     Upgrade(Transport),
     /// A probe failed; the session keeps its transport. The text is the reference's

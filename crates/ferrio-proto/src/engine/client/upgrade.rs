@@ -74,6 +74,7 @@ impl Session {
             Ok(Packet::Pong(data)) if &*data == "probe" => {
                 probe.stage = ProbeStage::Pausing;
                 self.upgrading = true;
+                self.event(Event::Upgrading(Transport::WebSocket));
                 self.prior_websocket_success = true;
                 if let Some(Active {
                     kind: Kind::Polling { state, .. },

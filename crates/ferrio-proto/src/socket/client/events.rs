@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::{AckError, AckId, SocketId};
-use crate::engine::client::{CloseReason, Io};
+use crate::engine::client::{CloseReason, Io, Transport};
 use crate::socket::json::RawJson;
 use crate::socket::packet::Packet;
 use crate::Str;
@@ -84,6 +84,14 @@ pub enum Event {
     },
     /// The server pinged (manager `ping`).
     Ping,
+    /// The upgrade probe was answered; the session is pausing its transport to switch (the
+    /// engine's `upgrading`).
+    Upgrading(Transport),
+    /// The session moved to this transport after a successful probe (the engine's `upgrade`).
+    Upgrade(Transport),
+    /// An upgrade probe failed and the session keeps its transport (the engine's
+    /// `upgradeError`), with the reference's text (`probe error`, `probe error: <cause>`).
+    UpgradeError(String),
     /// The connection closed (manager `close`). Sockets get their own [`Event::Disconnect`].
     Close {
         /// Why.

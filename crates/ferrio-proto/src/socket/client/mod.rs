@@ -678,7 +678,10 @@ impl Manager {
                     reason,
                     description,
                 } => self.on_close(now, DisconnectReason::from_engine(reason), description),
-                eio::Event::Open(_) | eio::Event::Upgrade(_) | eio::Event::UpgradeError(_) => {}
+                eio::Event::Upgrading(t) => self.event(Event::Upgrading(t)),
+                eio::Event::Upgrade(t) => self.event(Event::Upgrade(t)),
+                eio::Event::UpgradeError(text) => self.event(Event::UpgradeError(text)),
+                eio::Event::Open(_) => {}
             },
         }
     }
