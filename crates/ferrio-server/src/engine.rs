@@ -118,7 +118,7 @@ impl Engine {
     /// the builder's `max_http_header_size`).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let max_header_size = self.endpoint.options.max_http_header_size;
-        crate::serve::serve_connections(
+        crate::serve::serve_own(
             listener,
             move |req| self.handle(req),
             std::future::pending(),

@@ -148,6 +148,7 @@ pub mod adapter;
 mod clock;
 mod command;
 mod config;
+mod conn;
 mod deflate;
 pub mod engine;
 mod http;

@@ -13,9 +13,12 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
+use crate::conn::{Limits, RequestBody};
 use crate::http::Body;
 use crate::transport::RemoteAddr;
 use crate::{BoxFuture, Ferrio};
@@ -103,24 +106,9 @@ where
     S: Future<Output = ()>,
 {
     let max_head = max_header_size.saturating_add(HEAD_SEPARATORS);
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, addr) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: wait a little rather than spin.
-                warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    accept_loop(listener, shutdown, move |stream, addr| {
         let handler = handler.clone();
-        tokio::spawn(async move {
+        async move {
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(RemoteAddr(addr));
                 // Not `async move { Ok(response.await) }`: that block would hold the handler's
@@ -138,7 +126,66 @@ where
             if let Err(e) = connection.await {
                 debug!(%addr, "connection ended: {e}");
             }
-        });
+        }
+    })
+    .await
+}
+
+/// [`serve_connections`] with Ferrio's own HTTP/1.1 connections (see [`crate::conn`]) rather
+/// than hyper's: what [`Ferrio::serve`] and [`crate::engine::Engine::serve`] use. An idle
+/// connection, a waiting long poll included, holds no buffer.
+pub(crate) async fn serve_own<F, Fut, S>(
+    listener: TcpListener,
+    handler: F,
+    shutdown: S,
+    max_header_size: usize,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+    S: Future<Output = ()>,
+{
+    let limits = Limits {
+        max_head: max_header_size.saturating_add(HEAD_SEPARATORS),
+        header_read_timeout: HEADER_READ_TIMEOUT,
+    };
+    let handler = std::sync::Arc::new(handler);
+    accept_loop(listener, shutdown, move |stream, addr| {
+        let handler = handler.clone();
+        async move { crate::conn::serve_connection(stream, addr, &*handler, limits).await }
+    })
+    .await
+}
+
+/// Accepts connections from `listener` until `shutdown` resolves, serving each with `serve`
+/// in a task of its own.
+async fn accept_loop<S, C, CFut>(
+    listener: TcpListener,
+    shutdown: S,
+    serve: C,
+) -> std::io::Result<()>
+where
+    S: Future<Output = ()>,
+    C: Fn(TcpStream, SocketAddr) -> CFut,
+    CFut: Future<Output = ()> + Send + 'static,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream, addr));
     }
 }
 

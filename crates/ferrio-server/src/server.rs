@@ -598,7 +598,7 @@ impl Ferrio {
     /// listener fails.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let limit = self.endpoint.options.max_http_header_size;
-        crate::serve::serve_connections(
+        crate::serve::serve_own(
             listener,
             move |req| self.handle(req),
             std::future::pending(),
@@ -628,8 +628,7 @@ impl Ferrio {
         let io = self.clone();
         let limit = self.endpoint.options.max_http_header_size;
         let served =
-            crate::serve::serve_connections(listener, move |req| io.handle(req), shutdown, limit)
-                .await;
+            crate::serve::serve_own(listener, move |req| io.handle(req), shutdown, limit).await;
         self.close().await;
         served
     }

@@ -326,7 +326,7 @@ impl RequestInfo {
 /// (the connection's, which the WebSocket upgrade takes from the request itself).
 pub(crate) fn kept_extensions(extensions: &http::Extensions) -> http::Extensions {
     let mut kept = extensions.clone();
-    kept.remove::<hyper::upgrade::OnUpgrade>();
+    crate::conn::remove_upgrade(&mut kept);
     kept
 }
 
@@ -801,7 +801,7 @@ impl<A: App> Endpoint<A> {
             .and_then(|settings| crate::deflate::negotiate(req.headers(), settings));
         let extension = deflate.as_ref().map(|(_, answer)| answer.clone());
         let deflate = deflate.map(|(agreed, _)| agreed);
-        let on_upgrade = hyper::upgrade::on(&mut req);
+        let on_upgrade = crate::conn::on_upgrade(&mut req);
         let endpoint = self.clone();
         // One task for the WebSocket's whole life: a session opened over it runs in it, and a
         // probe is handed to its session's task.

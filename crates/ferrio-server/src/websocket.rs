@@ -25,6 +25,7 @@ use futures_util::task::AtomicWaker;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tracing::debug;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
@@ -91,13 +92,78 @@ impl Wake for ReadSignal {
     }
 }
 
+/// The connection under a WebSocket: hyper's upgraded connection (a server mounted in another
+/// stack), or the TCP stream of Ferrio's own HTTP/1.1 server with the bytes it read past the
+/// upgrade request's head.
+pub(crate) enum WsIo {
+    /// An upgrade through hyper.
+    Hyper(TokioIo<Upgraded>),
+    /// An upgrade from [`crate::conn`]: the stream, and what the client sent after the
+    /// request's head (read first; empty as a rule).
+    Tcp { early: Bytes, stream: TcpStream },
+}
+
+impl WsIo {
+    /// An upgrade through hyper.
+    pub(crate) fn hyper(upgraded: Upgraded) -> WsIo {
+        WsIo::Hyper(TokioIo::new(upgraded))
+    }
+}
+
+impl AsyncRead for WsIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Hyper(io) => Pin::new(io).poll_read(cx, buf),
+            WsIo::Tcp { early, stream } => {
+                if early.is_empty() {
+                    return Pin::new(stream).poll_read(cx, buf);
+                }
+                let n = early.len().min(buf.remaining());
+                buf.put_slice(&early.split_to(n));
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+}
+
+impl AsyncWrite for WsIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WsIo::Hyper(io) => Pin::new(io).poll_write(cx, buf),
+            WsIo::Tcp { stream, .. } => Pin::new(stream).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Hyper(io) => Pin::new(io).poll_flush(cx),
+            WsIo::Tcp { stream, .. } => Pin::new(stream).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Hyper(io) => Pin::new(io).poll_shutdown(cx),
+            WsIo::Tcp { stream, .. } => Pin::new(stream).poll_shutdown(cx),
+        }
+    }
+}
+
 /// An open WebSocket owned by a session task.
 ///
 /// tungstenite's state for it (its [`WebSocketContext`]: the read buffer, the frame being
 /// written, the closing handshake) exists only while there is something to read or write: an
 /// idle connection keeps the socket and nothing else (see [`WsConn::release_idle`]).
 pub(crate) struct WsConn {
-    conn: TokioIo<Upgraded>,
+    conn: WsIo,
     /// tungstenite's state; `None` while idle.
     ws: Option<Box<WebSocketContext>>,
     /// The largest message and frame accepted (`max_http_buffer_size`).
@@ -141,7 +207,7 @@ pub(crate) struct WsConn {
 /// The socket as the blocking `Read + Write` tungstenite works with, for one call: a poll that
 /// is not ready is `WouldBlock`, and `cx` is woken when the socket is ready.
 struct Io<'a, 'b> {
-    conn: &'a mut TokioIo<Upgraded>,
+    conn: &'a mut WsIo,
     cx: &'a mut Context<'b>,
     /// Counts the bytes tungstenite reads.
     read: &'a mut u64,
@@ -151,7 +217,7 @@ struct Io<'a, 'b> {
 
 /// The socket alone as a blocking `Read`.
 struct Socket<'a, 'b> {
-    conn: &'a mut TokioIo<Upgraded>,
+    conn: &'a mut WsIo,
     cx: &'a mut Context<'b>,
 }
 
@@ -253,7 +319,7 @@ impl WsConn {
     /// inflated size for a compressed message); `deflate` is what the connection agreed on
     /// for `permessage-deflate`, if anything.
     pub(crate) fn new(
-        upgraded: Upgraded,
+        upgraded: WsIo,
         max: usize,
         yield_after_flush: bool,
         deflate: Option<Agreed>,
@@ -262,7 +328,7 @@ impl WsConn {
         // Nothing was read yet: the first poll reads.
         read_signal.ready.store(true, Ordering::Relaxed);
         WsConn {
-            conn: TokioIo::new(upgraded),
+            conn: upgraded,
             ws: None,
             max,
             read: 0,

@@ -1,0 +1,883 @@
+//! Ferrio's own HTTP/1.1 server connection, for [`crate::Ferrio::serve`] and
+//! [`crate::engine::Engine::serve`]: what hyper does for them, with a read buffer that exists
+//! only while bytes are pending. A long poll that waits (most of a polling client's life) holds
+//! the socket and its handler's future, and no buffer (hyper keeps 8 KiB to read and 8 KiB to
+//! write per connection).
+//!
+//! One request at a time (pipelined requests wait in the buffer): the head is parsed with
+//! `httparse` (at most `max_head` bytes and [`MAX_HEADERS`] lines, else 431; malformed, 400),
+//! the body (`Content-Length` or chunked) is handed to the handler as it asks for it (with
+//! `100 Continue` first if the client expects it), and the client closing the connection while
+//! the handler waits (with no body left to read) drops the handler's future, as hyper does.
+//! Keep-alive follows HTTP/1.0 and 1.1 (`Connection: close`, `keep-alive`); a body the
+//! handler did not read to its end is skipped if it is already here, else the connection
+//! closes. A `101 Switching Protocols` answer to a request asking for an upgrade hands the
+//! stream, with the bytes read past the head, to the upgrade's receiver (see [`on_upgrade`]).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Frame;
+use tokio::io::{AsyncWrite as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::http::Body;
+use crate::transport::RemoteAddr;
+use crate::websocket::WsIo;
+
+/// The most header lines a request head may have (hyper's limit): more is answered 431.
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// The first read of a request head, in bytes (a long-polling request's head is a few hundred).
+const HEAD_READ: usize = 2048;
+
+/// A read of a request body, in bytes: the largest chunk handed to the handler at once.
+const BODY_READ: usize = 8192;
+
+/// The longest chunk-size line (with its extensions) of a chunked body.
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// A body longer than this that the handler did not read is not skipped: the connection closes.
+const MAX_SKIP: u64 = 64 * 1024;
+
+/// How a connection is served.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The most bytes of a request head on the wire (431 beyond), trailers of a chunked body
+    /// included.
+    pub(crate) max_head: usize,
+    /// Time a client has to send a request head, from the moment the server waits for it.
+    pub(crate) header_read_timeout: Duration,
+}
+
+/// Serves `stream` until it closes, with `handler` for each request.
+pub(crate) async fn serve_connection<F, Fut>(
+    stream: TcpStream,
+    addr: SocketAddr,
+    handler: &F,
+    limits: Limits,
+) where
+    F: Fn(Request<RequestBody>) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    let mut conn = Conn {
+        stream,
+        buf: BytesMut::new(),
+    };
+    match conn.serve(addr, handler, limits).await {
+        Ok(Some(upgrade)) => {
+            let Conn { stream, buf } = conn;
+            let _ = upgrade.send(WsIo::Tcp {
+                early: buf.freeze(),
+                stream,
+            });
+        }
+        Ok(None) => {
+            let _ = conn.stream.shutdown().await;
+        }
+        Err(e) => {
+            debug!(%addr, "connection ended: {e}");
+            let _ = conn.stream.shutdown().await;
+        }
+    }
+}
+
+/// Why reading a request head failed.
+enum HeadError {
+    /// Longer than the limit: 431.
+    TooLarge,
+    /// Not HTTP/1.x: 400.
+    Malformed,
+    /// The connection failed or closed in the middle of a head (nothing to answer).
+    Io(io::Error),
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// Bytes read and not used yet; no allocation while there are none.
+    buf: BytesMut,
+}
+
+/// What the connection learnt from a head, besides the request.
+struct Head {
+    request: Request<()>,
+    framing: Decoder,
+    keep_alive: bool,
+    expects_continue: bool,
+    wants_upgrade: bool,
+}
+
+impl Conn {
+    /// Serves requests until the connection is to close (`None`) or was upgraded (the upgrade
+    /// waiting for the stream).
+    async fn serve<F, Fut>(
+        &mut self,
+        addr: SocketAddr,
+        handler: &F,
+        limits: Limits,
+    ) -> io::Result<Option<oneshot::Sender<WsIo>>>
+    where
+        F: Fn(Request<RequestBody>) -> Fut,
+        Fut: Future<Output = Response<Body>>,
+    {
+        loop {
+            let head = match tokio::time::timeout(
+                limits.header_read_timeout,
+                self.read_head(limits.max_head),
+            )
+            .await
+            {
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "head timeout")),
+                Ok(Ok(Some(head))) => head,
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Err(HeadError::Io(e))) => return Err(e),
+                Ok(Err(HeadError::TooLarge)) => {
+                    self.refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                        .await?;
+                    return Ok(None);
+                }
+                Ok(Err(HeadError::Malformed)) => {
+                    self.refuse(StatusCode::BAD_REQUEST).await?;
+                    return Ok(None);
+                }
+            };
+            let Head {
+                request,
+                framing,
+                keep_alive,
+                expects_continue,
+                wants_upgrade,
+            } = head;
+            let version = request.version();
+            let is_head = request.method() == Method::HEAD;
+            let (mut parts, ()) = request.into_parts();
+            parts.extensions.insert(RemoteAddr(addr));
+            let upgrade = wants_upgrade.then(|| {
+                let (tx, rx) = oneshot::channel();
+                parts
+                    .extensions
+                    .insert(UpgradeSlot(Arc::new(Mutex::new(Some(rx)))));
+                tx
+            });
+            let (body, shared) = RequestBody::new(&framing);
+            let mut exchange = Exchange {
+                decoder: framing,
+                shared,
+                continue_pending: expects_continue,
+                continue_written: 0,
+                max_trailers: limits.max_head,
+            };
+            let response = {
+                let future = handler(Request::from_parts(parts, body));
+                let mut future = std::pin::pin!(future);
+                std::future::poll_fn(|cx| {
+                    if let Poll::Ready(response) = future.as_mut().poll(cx) {
+                        return Poll::Ready(Ok(response));
+                    }
+                    exchange.poll_io(self, cx)
+                })
+                .await?
+            };
+            // The handler's body is gone with its future: skip what is left of it if it is here.
+            exchange.shared = None;
+            let body_done = exchange.skip_rest(self);
+            let (parts, body) = response.into_parts();
+            let body = full_bytes(body);
+            if let Some(tx) = upgrade {
+                if parts.status == StatusCode::SWITCHING_PROTOCOLS && body_done {
+                    let head = response_head(&parts, version, 0, true, false);
+                    self.stream.write_all(&head).await?;
+                    return Ok(Some(tx));
+                }
+            }
+            let closes = parts
+                .headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .any(|v| has_token(v.as_bytes(), b"close"));
+            let keep_alive = keep_alive && body_done && !closes && !exchange.decoder.failed();
+            let mut out = response_head(&parts, version, body.len(), keep_alive, !is_head);
+            let bare = matches!(parts.status.as_u16(), 100..=199 | 204 | 304);
+            if !is_head && !bare {
+                if body.len() <= BODY_READ {
+                    out.extend_from_slice(&body);
+                    self.stream.write_all(&out).await?;
+                } else {
+                    self.stream.write_all(&out).await?;
+                    self.stream.write_all(&body).await?;
+                }
+            } else {
+                self.stream.write_all(&out).await?;
+            }
+            if !keep_alive {
+                return Ok(None);
+            }
+            if self.buf.is_empty() {
+                // No pipelined request: let the buffer go while the next one is awaited.
+                self.buf = BytesMut::new();
+            }
+        }
+    }
+
+    /// Answers `status` (a request that could not be read) and closes.
+    async fn refuse(&mut self, status: StatusCode) -> io::Result<()> {
+        let mut parts = Response::new(()).into_parts().0;
+        parts.status = status;
+        let out = response_head(&parts, Version::HTTP_11, 0, false, true);
+        self.stream.write_all(&out).await
+    }
+
+    /// Reads bytes into the buffer (at least `want` bytes of room); 0 at the end of the stream.
+    async fn read_more(&mut self, want: usize) -> io::Result<usize> {
+        loop {
+            self.stream.readable().await?;
+            self.buf.reserve(want);
+            match self.stream.try_read_buf(&mut self.buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// The next request head: `None` if the client closed the connection between requests.
+    async fn read_head(&mut self, max_head: usize) -> Result<Option<Head>, HeadError> {
+        loop {
+            if !self.buf.is_empty() {
+                match parse_head(&self.buf) {
+                    Ok(Some((len, head))) => {
+                        self.buf.advance(len);
+                        return Ok(Some(head));
+                    }
+                    Ok(None) if self.buf.len() > max_head => return Err(HeadError::TooLarge),
+                    Ok(None) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let want = if self.buf.capacity() == 0 {
+                HEAD_READ
+            } else {
+                // Double the room, up to a byte past the limit.
+                self.buf
+                    .len()
+                    .min(max_head.saturating_add(1).saturating_sub(self.buf.len()))
+                    .max(1)
+            };
+            match self.read_more(want).await {
+                Ok(0) if self.buf.is_empty() => return Ok(None),
+                Ok(0) => {
+                    return Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(HeadError::Io(e)),
+            }
+        }
+    }
+}
+
+/// The head at the start of `buf` with its length, `None` if it is not complete.
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Malformed),
+    };
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        Some(1) => Version::HTTP_11,
+        _ => return Err(HeadError::Malformed),
+    };
+    let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
+        .map_err(|_| HeadError::Malformed)?;
+    let uri = http::Uri::try_from(req.path.unwrap_or("")).map_err(|_| HeadError::Malformed)?;
+    let mut map = http::HeaderMap::with_capacity(req.headers.len());
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let (mut close, mut keep_alive, mut upgrade, mut expects_continue) =
+        (false, false, false, false);
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| HeadError::Malformed)?;
+        if name == header::CONTENT_LENGTH {
+            let n = parse_length(h.value).ok_or(HeadError::Malformed)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::Malformed);
+            }
+            length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            transfer_encoding = true;
+            // Chunked must be the last coding.
+            chunked = h
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            close |= has_token(h.value, b"close");
+            keep_alive |= has_token(h.value, b"keep-alive");
+            upgrade |= has_token(h.value, b"upgrade");
+        } else if name == header::EXPECT {
+            expects_continue |= h.value.eq_ignore_ascii_case(b"100-continue");
+        }
+        map.append(name, value);
+    }
+    let framing = if transfer_encoding {
+        // (With a Content-Length too, the request may be smuggling one: refused.)
+        if !chunked || length.is_some() || version == Version::HTTP_10 {
+            return Err(HeadError::Malformed);
+        }
+        Decoder::Chunked(Chunked::Size)
+    } else {
+        Decoder::Length(length.unwrap_or(0))
+    };
+    let keep_alive = match version {
+        Version::HTTP_11 => !close,
+        _ => keep_alive && !close,
+    };
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = map;
+    let expects_continue =
+        expects_continue && version == Version::HTTP_11 && !matches!(framing, Decoder::Length(0));
+    Ok(Some((
+        len,
+        Head {
+            request,
+            framing,
+            keep_alive,
+            expects_continue,
+            wants_upgrade: upgrade,
+        },
+    )))
+}
+
+/// A `Content-Length` value: digits only.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// True if the comma-separated `value` holds `token` (ASCII case ignored).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// The bytes of a response body.
+fn full_bytes(body: Body) -> Bytes {
+    use http_body::Body as _;
+    let mut body = std::pin::pin!(body);
+    let mut cx = Context::from_waker(Waker::noop());
+    match body.as_mut().poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
+}
+
+/// A response's status line and headers, with `Content-Length`, `Date` and the connection's
+/// fate added as needed.
+fn response_head(
+    parts: &http::response::Parts,
+    version: Version,
+    body_len: usize,
+    keep_alive: bool,
+    with_length: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + body_len.min(BODY_READ));
+    out.extend_from_slice(if version == Version::HTTP_10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let h = &parts.headers;
+    for (name, value) in h {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let status = parts.status.as_u16();
+    if with_length
+        && !matches!(status, 100..=199 | 204 | 304)
+        && !h.contains_key(header::CONTENT_LENGTH)
+    {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(body_len.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if status != 101 && !h.contains_key(header::CONNECTION) {
+        if !keep_alive && version == Version::HTTP_11 {
+            out.extend_from_slice(b"connection: close\r\n");
+        } else if keep_alive && version == Version::HTTP_10 {
+            out.extend_from_slice(b"connection: keep-alive\r\n");
+        }
+    }
+    if !h.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        date(&mut out);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Appends the current date in the HTTP format (made once a second per thread).
+fn date(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHE.with_borrow_mut(|(at, text)| {
+        if *at != second {
+            *at = second;
+            *text = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(text.as_bytes());
+    });
+}
+
+/// How the rest of a request body is framed.
+#[derive(Debug, Clone, Copy)]
+enum Decoder {
+    /// This many bytes are left.
+    Length(u64),
+    /// A chunked body, at this point.
+    Chunked(Chunked),
+    /// The body ended (chunked, after its trailers).
+    Done,
+    /// The body was malformed: the connection closes after the answer.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Chunked {
+    /// At a chunk-size line.
+    Size,
+    /// In a chunk: this many bytes left.
+    Data(u64),
+    /// At the line end after a chunk.
+    DataEnd,
+    /// In the trailers: this many bytes of them read.
+    Trailers(usize),
+}
+
+/// What the decoder made of the buffer.
+enum Decoded {
+    Data(Bytes),
+    NeedMore,
+    End,
+}
+
+impl Decoder {
+    fn done(&self) -> bool {
+        matches!(self, Decoder::Length(0) | Decoder::Done)
+    }
+
+    fn failed(&self) -> bool {
+        matches!(self, Decoder::Failed)
+    }
+
+    /// Takes the next piece of body out of `buf`; an error for a malformed chunked body
+    /// (after which the decoder has failed).
+    fn decode(&mut self, buf: &mut BytesMut, max_trailers: usize) -> Result<Decoded, &'static str> {
+        let r = self.decode_inner(buf, max_trailers);
+        if r.is_err() {
+            *self = Decoder::Failed;
+        }
+        r
+    }
+
+    fn decode_inner(
+        &mut self,
+        buf: &mut BytesMut,
+        max_trailers: usize,
+    ) -> Result<Decoded, &'static str> {
+        loop {
+            match self {
+                Decoder::Done | Decoder::Length(0) => return Ok(Decoded::End),
+                Decoder::Failed => return Err("malformed body"),
+                Decoder::Length(left) => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    let n = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
+                    *left -= n as u64;
+                    return Ok(Decoded::Data(buf.split_to(n).freeze()));
+                }
+                Decoder::Chunked(Chunked::Size) => match httparse::parse_chunk_size(buf) {
+                    Ok(httparse::Status::Complete((len, size))) => {
+                        buf.advance(len);
+                        *self = Decoder::Chunked(if size == 0 {
+                            Chunked::Trailers(0)
+                        } else {
+                            Chunked::Data(size)
+                        });
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_LINE => {
+                        return Err("chunk size line too long")
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(Decoded::NeedMore),
+                    Err(_) => return Err("invalid chunk size"),
+                },
+                Decoder::Chunked(Chunked::Data(left)) => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    let n = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
+                    *left -= n as u64;
+                    if *left == 0 {
+                        *self = Decoder::Chunked(Chunked::DataEnd);
+                    }
+                    return Ok(Decoded::Data(buf.split_to(n).freeze()));
+                }
+                Decoder::Chunked(Chunked::DataEnd) => {
+                    if buf.len() < 2 {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err("chunk without its line end");
+                    }
+                    buf.advance(2);
+                    *self = Decoder::Chunked(Chunked::Size);
+                }
+                Decoder::Chunked(Chunked::Trailers(seen)) => {
+                    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+                        if seen.saturating_add(buf.len()) > max_trailers {
+                            return Err("trailers too long");
+                        }
+                        return Ok(Decoded::NeedMore);
+                    };
+                    let line = buf.split_to(end + 1);
+                    *seen = seen.saturating_add(line.len());
+                    if *seen > max_trailers {
+                        return Err("trailers too long");
+                    }
+                    if line.as_ref() == b"\r\n" || line.as_ref() == b"\n" {
+                        *self = Decoder::Done;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One request in progress: its body as the connection delivers it.
+struct Exchange {
+    decoder: Decoder,
+    /// What the connection shares with the handler's body (`None` once the handler is done,
+    /// or for a request without a body).
+    shared: Option<Arc<Mutex<BodyState>>>,
+    /// `100 Continue` is to be written before the body is read.
+    continue_pending: bool,
+    /// Bytes of `100 Continue` written.
+    continue_written: usize,
+    max_trailers: usize,
+}
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+impl Exchange {
+    /// The connection's side while the handler waits: reads the body it asks for, and watches
+    /// for the client closing the connection. `Ready(Err)` ends the connection (the handler's
+    /// future is dropped).
+    fn poll_io(
+        &mut self,
+        conn: &mut Conn,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<Response<Body>>> {
+        loop {
+            let wanted = match &self.shared {
+                Some(shared) => {
+                    let mut state = lock(shared);
+                    state.conn = Some(cx.waker().clone());
+                    state.wanted && state.chunk.is_none() && !state.ended
+                }
+                None => false,
+            };
+            if wanted {
+                if self.continue_pending {
+                    while self.continue_written < CONTINUE.len() {
+                        let n = match Pin::new(&mut conn.stream)
+                            .poll_write(cx, &CONTINUE[self.continue_written..])
+                        {
+                            Poll::Ready(r) => r?,
+                            Poll::Pending => return Poll::Pending,
+                        };
+                        self.continue_written += n;
+                    }
+                    self.continue_pending = false;
+                }
+                let result = self.decoder.decode(&mut conn.buf, self.max_trailers);
+                if conn.buf.is_empty() && conn.buf.capacity() > 0 && !self.decoder.done() {
+                    // (The chunk handed over keeps its part of the allocation.)
+                    conn.buf = BytesMut::new();
+                }
+                let delivered = match result {
+                    Ok(Decoded::Data(data)) => Some(Ok(Some(data))),
+                    Ok(Decoded::End) => Some(Ok(None)),
+                    Ok(Decoded::NeedMore) => None,
+                    Err(e) => Some(Err(e)),
+                };
+                if let Some(delivered) = delivered {
+                    self.deliver(delivered);
+                    continue;
+                }
+                match poll_read(conn, cx, BODY_READ) {
+                    Poll::Ready(Ok(0)) => {
+                        self.decoder = Decoder::Failed;
+                        self.deliver(Err("the connection closed before the end of the body"));
+                    }
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            } else if self.decoder.done() && conn.buf.is_empty() {
+                // Nothing left to read for this request: a read can only be the next
+                // request, or the end of the connection.
+                return match poll_read(conn, cx, HEAD_READ) {
+                    Poll::Ready(Ok(0)) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "client closed the connection while its request was handled",
+                    ))),
+                    Poll::Ready(Ok(_)) => Poll::Pending,
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                };
+            } else {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Hands the handler's body its next piece: data, its end (`None`) or an error.
+    fn deliver(&mut self, piece: Result<Option<Bytes>, &'static str>) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut state = lock(shared);
+        match piece {
+            Ok(Some(data)) => state.chunk = Some(data),
+            Ok(None) => state.ended = true,
+            Err(e) => {
+                state.error = Some(e);
+                state.ended = true;
+            }
+        }
+        state.wanted = false;
+        if let Some(w) = state.reader.take() {
+            w.wake();
+        }
+    }
+
+    /// Skips the rest of the body the handler left, if it is in the buffer already (or a
+    /// short read away); true if the body was read to its end.
+    fn skip_rest(&mut self, conn: &mut Conn) -> bool {
+        let mut skipped = 0u64;
+        loop {
+            match self.decoder.decode(&mut conn.buf, self.max_trailers) {
+                Ok(Decoded::End) => return true,
+                Ok(Decoded::Data(data)) => {
+                    skipped += data.len() as u64;
+                    if skipped > MAX_SKIP {
+                        return false;
+                    }
+                }
+                Ok(Decoded::NeedMore) => {
+                    conn.buf.reserve(BODY_READ);
+                    match conn.stream.try_read_buf(&mut conn.buf) {
+                        Ok(n) if n > 0 => {}
+                        _ => return false,
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Reads what the socket has into the buffer (with room for `want` more bytes).
+fn poll_read(conn: &mut Conn, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
+    loop {
+        match conn.stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        conn.buf.reserve(want);
+        match conn.stream.try_read_buf(&mut conn.buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return Poll::Ready(r),
+        }
+    }
+}
+
+fn lock(shared: &Mutex<BodyState>) -> std::sync::MutexGuard<'_, BodyState> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a request's body and its connection share.
+#[derive(Default)]
+struct BodyState {
+    /// The next piece of the body, read and not taken yet.
+    chunk: Option<Bytes>,
+    /// No more data will come (an error may still be there to take).
+    ended: bool,
+    error: Option<&'static str>,
+    /// The body asked for data.
+    wanted: bool,
+    /// The body's reader, waiting for data.
+    reader: Option<Waker>,
+    /// The connection, waiting for the body to ask.
+    conn: Option<Waker>,
+}
+
+/// The body of a request read by [`crate::Ferrio::serve`]: the bytes come from the connection
+/// as they are asked for.
+#[derive(Debug)]
+pub(crate) struct RequestBody {
+    shared: Option<Arc<Mutex<BodyState>>>,
+}
+
+impl std::fmt::Debug for BodyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyState")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestBody {
+    fn new(decoder: &Decoder) -> (RequestBody, Option<Arc<Mutex<BodyState>>>) {
+        if decoder.done() {
+            return (RequestBody { shared: None }, None);
+        }
+        let shared = Arc::new(Mutex::new(BodyState::default()));
+        (
+            RequestBody {
+                shared: Some(shared.clone()),
+            },
+            Some(shared),
+        )
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            if let Some(w) = lock(&shared).conn.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A request body that could not be read to its end.
+#[derive(Debug)]
+pub(crate) struct BodyError(&'static str);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let Some(shared) = &self.shared else {
+            return Poll::Ready(None);
+        };
+        let mut state = lock(shared);
+        if let Some(data) = state.chunk.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Some(e) = state.error.take() {
+            return Poll::Ready(Some(Err(BodyError(e))));
+        }
+        if state.ended {
+            return Poll::Ready(None);
+        }
+        state.wanted = true;
+        state.reader = Some(cx.waker().clone());
+        if let Some(w) = state.conn.take() {
+            w.wake();
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.shared.is_none()
+    }
+}
+
+/// The upgrade of a request served by [`serve_connection`]: the stream once the 101 is written.
+/// (A clone shares it: request extensions must be cloneable.)
+#[derive(Clone)]
+struct UpgradeSlot(Arc<Mutex<Option<oneshot::Receiver<WsIo>>>>);
+
+/// Takes the connection's upgrade out of `req`: its stream once the answer (a 101) is written,
+/// from this server or hyper's.
+pub(crate) fn on_upgrade<B>(
+    req: &mut Request<B>,
+) -> impl Future<Output = Result<WsIo, String>> + Send + 'static {
+    let own = req
+        .extensions_mut()
+        .remove::<UpgradeSlot>()
+        .and_then(|slot| slot.0.lock().ok()?.take());
+    let hyper = match own {
+        Some(_) => None,
+        None => Some(hyper::upgrade::on(req)),
+    };
+    async move {
+        if let Some(rx) = own {
+            return rx
+                .await
+                .map_err(|_| "the connection was not upgraded".to_owned());
+        }
+        match hyper {
+            Some(on) => on.await.map(WsIo::hyper).map_err(|e| e.to_string()),
+            None => Err("no upgrade".to_owned()),
+        }
+    }
+}
+
+/// Removes the upgrade handles from a request's extensions (kept by a session).
+pub(crate) fn remove_upgrade(extensions: &mut http::Extensions) {
+    extensions.remove::<UpgradeSlot>();
+    extensions.remove::<hyper::upgrade::OnUpgrade>();
+}
