@@ -1,0 +1,348 @@
+//! HTTP/1.1 as `Ferrio::serve` speaks it, over raw TCP: keep-alive, pipelining, HTTP/1.0,
+//! chunked and `Expect: 100-continue` request bodies, the answers to bad requests, and a client
+//! that goes away while its long poll waits.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ferrio_server::{Ferrio, Socket};
+
+/// How long a test waits for the server to do something (a bound, never an expectation).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A server on 127.0.0.1, served by its own runtime until dropped.
+struct Server {
+    addr: SocketAddr,
+    _rt: tokio::runtime::Runtime,
+}
+
+/// `io` served by its own `serve`.
+fn serve(io: Ferrio) -> Server {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(io.serve(listener));
+    Server { addr, _rt: rt }
+}
+
+/// A server whose sockets report how they left.
+fn reporting_server(io: Ferrio) -> (Server, mpsc::Receiver<String>) {
+    let (tx, rx) = mpsc::channel();
+    io.of("/").on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            socket.on_disconnect(move |_, reason| {
+                let _ = tx.send(reason.to_string());
+                async {}
+            });
+        }
+    });
+    (serve(io), rx)
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.set_write_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// A response: its status line, its head and its body.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn closes(&self) -> bool {
+        self.head
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n")
+    }
+}
+
+/// Reads one response from `stream`: its head, then as many body bytes as `Content-Length`
+/// says.
+fn read_reply(stream: &mut TcpStream) -> Reply {
+    let mut data = Vec::new();
+    let mut byte = [0u8; 1];
+    while !data.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("a response");
+        assert!(n == 1, "connection closed after {data:?}");
+        data.push(byte[0]);
+    }
+    let head = String::from_utf8(data).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).unwrap();
+    Reply { status, head, body }
+}
+
+/// Reads `stream` until the server closes it; what it sent. Panics if it is still open after
+/// [`PATIENCE`].
+fn wait_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return data,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                ) =>
+            {
+                return data
+            }
+            Err(e) => panic!(
+                "the server kept the connection open ({e}); it sent {:?}",
+                String::from_utf8_lossy(&data)
+            ),
+        }
+    }
+}
+
+const HANDSHAKE: &[u8] =
+    b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+fn get(sid: &str) -> Vec<u8> {
+    format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .into_bytes()
+}
+
+fn post(sid: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The session id in the answer to a handshake.
+fn sid_of(reply: &Reply) -> String {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let open: serde_json::Value = serde_json::from_str(&reply.text()[1..]).unwrap();
+    open["sid"].as_str().unwrap().to_owned()
+}
+
+/// Opens a polling session on a connection of its own: its id.
+fn open_session(addr: SocketAddr) -> String {
+    let mut stream = connect(addr);
+    stream.write_all(HANDSHAKE).unwrap();
+    sid_of(&read_reply(&mut stream))
+}
+
+/// Asserts that `reply` is the answer to the CONNECT of the main namespace.
+fn assert_connected(reply: &Reply) {
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    assert!(reply.text().starts_with("40{\"sid\":"), "{}", reply.text());
+}
+
+#[test]
+fn one_connection_carries_requests_one_after_another() {
+    let server = serve(Ferrio::builder().build());
+    let mut stream = connect(server.addr);
+    stream.write_all(HANDSHAKE).unwrap();
+    let sid = sid_of(&read_reply(&mut stream));
+    stream.write_all(&post(&sid, "40")).unwrap();
+    let reply = read_reply(&mut stream);
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ok"));
+    assert!(!reply.closes(), "{}", reply.head);
+    stream.write_all(&get(&sid)).unwrap();
+    assert_connected(&read_reply(&mut stream));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = serve(Ferrio::builder().build());
+    let sid = open_session(server.addr);
+    let mut stream = connect(server.addr);
+    let mut requests = post(&sid, "40");
+    requests.extend_from_slice(&get(&sid));
+    stream.write_all(&requests).unwrap();
+    let reply = read_reply(&mut stream);
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ok"));
+    assert_connected(&read_reply(&mut stream));
+}
+
+#[test]
+fn an_http_1_0_request_is_answered_and_its_connection_closed() {
+    let server = serve(Ferrio::builder().build());
+    let mut stream = connect(server.addr);
+    stream
+        .write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let reply = read_reply(&mut stream);
+    assert!(
+        reply.head.starts_with("HTTP/1.0 200 OK\r\n"),
+        "{}",
+        reply.head
+    );
+    sid_of(&reply);
+    assert_eq!(wait_closed(&mut stream), b"");
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let server = serve(Ferrio::builder().build());
+    let mut stream = connect(server.addr);
+    stream
+        .write_all(
+            b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Connection: close\r\n\r\n",
+        )
+        .unwrap();
+    let reply = read_reply(&mut stream);
+    sid_of(&reply);
+    assert!(reply.closes(), "{}", reply.head);
+    assert_eq!(wait_closed(&mut stream), b"");
+}
+
+#[test]
+fn a_chunked_post_body_is_read() {
+    let server = serve(Ferrio::builder().build());
+    let sid = open_session(server.addr);
+    let mut stream = connect(server.addr);
+    let request = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Transfer-Encoding: chunked\r\n\r\n1;ext=1\r\n4\r\n1\r\n0\r\n0\r\nx-trailer: 1\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let reply = read_reply(&mut stream);
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ok"));
+    stream.write_all(&get(&sid)).unwrap();
+    assert_connected(&read_reply(&mut stream));
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body() {
+    let server = serve(Ferrio::builder().build());
+    let sid = open_session(server.addr);
+    let mut stream = connect(server.addr);
+    let head = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut continue_ = [0u8; 25];
+    stream.read_exact(&mut continue_).unwrap();
+    assert_eq!(&continue_, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"40").unwrap();
+    let reply = read_reply(&mut stream);
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ok"));
+    stream.write_all(&get(&sid)).unwrap();
+    assert_connected(&read_reply(&mut stream));
+}
+
+#[test]
+fn an_oversized_head_is_answered_431() {
+    let server = serve(Ferrio::builder().build());
+    let mut request = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n".to_vec();
+    for i in 0..200 {
+        request.extend_from_slice(format!("x-h{i}: {}\r\n", "a".repeat(100)).as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let mut stream = connect(server.addr);
+    stream.write_all(&request).unwrap();
+    let reply = read_reply(&mut stream);
+    assert_eq!(reply.status, 431, "{}", reply.head);
+    assert!(reply.closes(), "{}", reply.head);
+    wait_closed(&mut stream);
+}
+
+#[test]
+fn an_oversized_body_is_answered_413() {
+    let io = Ferrio::builder().max_http_buffer_size(1000).build();
+    let server = serve(io);
+    let sid = open_session(server.addr);
+    let mut stream = connect(server.addr);
+    stream.write_all(&post(&sid, &"4".repeat(2000))).unwrap();
+    let reply = read_reply(&mut stream);
+    assert_eq!(reply.status, 413, "{}", reply.head);
+    // The rest of the body was read past: the connection serves the next request.
+    stream.write_all(HANDSHAKE).unwrap();
+    sid_of(&read_reply(&mut stream));
+}
+
+#[test]
+fn malformed_heads_are_answered_400() {
+    let server = serve(Ferrio::builder().build());
+    for request in [
+        &b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n"[..],
+        b"GET /socket.io/?EIO=4&transport=polling HTTP/9.9\r\n\r\n",
+        b"POST /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+    ] {
+        let mut stream = connect(server.addr);
+        stream.write_all(request).unwrap();
+        let reply = read_reply(&mut stream);
+        assert_eq!(reply.status, 400, "{}", reply.head);
+        assert!(reply.closes(), "{}", reply.head);
+        wait_closed(&mut stream);
+    }
+}
+
+#[test]
+fn a_bad_chunk_size_ends_the_connection() {
+    let server = serve(Ferrio::builder().build());
+    let sid = open_session(server.addr);
+    let mut stream = connect(server.addr);
+    let request = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{}\r\n",
+        "f".repeat(64 * 1024)
+    );
+    // The server may close before it read everything.
+    let _ = stream.write_all(request.as_bytes());
+    let answer = String::from_utf8_lossy(&wait_closed(&mut stream)).into_owned();
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    // The server still serves.
+    open_session(server.addr);
+}
+
+#[test]
+fn a_client_leaving_during_its_long_poll_ends_its_session() {
+    // The heartbeat would not end the session within the test: only the closed connection can.
+    let io = Ferrio::builder()
+        .ping_interval(Duration::from_secs(60))
+        .ping_timeout(Duration::from_secs(60))
+        .build();
+    let (server, left) = reporting_server(io);
+    let sid = open_session(server.addr);
+    let mut stream = connect(server.addr);
+    stream.write_all(&post(&sid, "40")).unwrap();
+    assert_eq!(read_reply(&mut stream).status, 200);
+    stream.write_all(&get(&sid)).unwrap();
+    assert_connected(&read_reply(&mut stream));
+    // The long poll waits; the client goes away.
+    stream.write_all(&get(&sid)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(stream);
+    assert_eq!(left.recv_timeout(PATIENCE).unwrap(), "transport error");
+}
