@@ -38,7 +38,7 @@ use crate::websocket::WsIo;
 /// The most header lines a request head may have (hyper's limit): more is answered 431.
 pub(crate) const MAX_HEADERS: usize = 100;
 
-/// The first read of a request head, in bytes (a long-polling request's head is a few hundred).
+/// A read while a handler waits, in bytes: the next pipelined request, or the end of the stream.
 const HEAD_READ: usize = 2048;
 
 /// A read of a request body, in bytes: the largest chunk handed to the handler at once.
@@ -77,10 +77,9 @@ pub(crate) async fn serve_connection<F, Fut>(
     match conn.serve(addr, handler, limits).await {
         Ok(Some(upgrade)) => {
             let Conn { stream, buf } = conn;
-            let _ = upgrade.send(WsIo::Tcp {
-                early: buf.freeze(),
-                stream,
-            });
+            // (A copy: the buffer is mostly room, which the WebSocket would keep.)
+            let early = Bytes::copy_from_slice(&buf);
+            let _ = upgrade.send(WsIo::Tcp { early, stream });
         }
         Ok(None) => {
             let _ = conn.stream.shutdown().await;
@@ -237,12 +236,11 @@ impl Conn {
         self.stream.write_all(&out).await
     }
 
-    /// Reads bytes into the buffer (at least `want` bytes of room); 0 at the end of the stream.
+    /// Reads at most `want` bytes into the buffer; 0 at the end of the stream.
     async fn read_more(&mut self, want: usize) -> io::Result<usize> {
         loop {
             self.stream.readable().await?;
-            self.buf.reserve(want);
-            match self.stream.try_read_buf(&mut self.buf) {
+            match try_read(&self.stream, &mut self.buf, want) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => return r,
             }
@@ -256,6 +254,11 @@ impl Conn {
                 match parse_head(&self.buf) {
                     Ok(Some((len, head))) => {
                         self.buf.advance(len);
+                        if self.buf.is_empty() {
+                            // Nothing past the head (the rule): the handler may wait long, a
+                            // long poll does, and the connection holds no buffer meanwhile.
+                            self.buf = BytesMut::new();
+                        }
                         return Ok(Some(head));
                     }
                     Ok(None) if self.buf.len() > max_head => return Err(HeadError::TooLarge),
@@ -263,15 +266,8 @@ impl Conn {
                     Err(e) => return Err(e),
                 }
             }
-            let want = if self.buf.capacity() == 0 {
-                HEAD_READ
-            } else {
-                // Double the room, up to a byte past the limit.
-                self.buf
-                    .len()
-                    .min(max_head.saturating_add(1).saturating_sub(self.buf.len()))
-                    .max(1)
-            };
+            // Up to a byte past the limit.
+            let want = max_head.saturating_add(1).saturating_sub(self.buf.len());
             match self.read_more(want).await {
                 Ok(0) if self.buf.is_empty() => return Ok(None),
                 Ok(0) => {
@@ -708,13 +704,10 @@ impl Exchange {
                         return false;
                     }
                 }
-                Ok(Decoded::NeedMore) => {
-                    conn.buf.reserve(BODY_READ);
-                    match conn.stream.try_read_buf(&mut conn.buf) {
-                        Ok(n) if n > 0 => {}
-                        _ => return false,
-                    }
-                }
+                Ok(Decoded::NeedMore) => match try_read(&conn.stream, &mut conn.buf, BODY_READ) {
+                    Ok(n) if n > 0 => {}
+                    _ => return false,
+                },
                 Err(_) => return false,
             }
         }
@@ -729,12 +722,22 @@ fn poll_read(conn: &mut Conn, cx: &mut Context<'_>, want: usize) -> Poll<io::Res
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         }
-        conn.buf.reserve(want);
-        match conn.stream.try_read_buf(&mut conn.buf) {
+        match try_read(&conn.stream, &mut conn.buf, want) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             r => return Poll::Ready(r),
         }
     }
+}
+
+/// Reads at most `want` bytes (8 KiB at most) from `stream` into `buf`. Through the stack: a
+/// read that finds nothing (readiness is often stale) allocates nothing, and the buffer grows
+/// by what arrived only.
+fn try_read(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+    let mut chunk = [0u8; BODY_READ];
+    let want = want.clamp(1, BODY_READ);
+    let n = stream.try_read(&mut chunk[..want])?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
 }
 
 fn lock(shared: &Mutex<BodyState>) -> std::sync::MutexGuard<'_, BodyState> {
