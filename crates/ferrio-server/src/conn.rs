@@ -38,7 +38,8 @@ use crate::websocket::WsIo;
 /// The most header lines a request head may have (hyper's limit): more is answered 431.
 pub(crate) const MAX_HEADERS: usize = 100;
 
-/// A read while a handler waits, in bytes: the next pipelined request, or the end of the stream.
+/// The first read of a request head, and a read while a handler waits (the next pipelined
+/// request, or the end of the stream), in bytes.
 const HEAD_READ: usize = 2048;
 
 /// A read of a request body, in bytes: the largest chunk handed to the handler at once.
@@ -179,11 +180,16 @@ impl Conn {
             let response = {
                 let future = handler(Request::from_parts(parts, body));
                 let mut future = std::pin::pin!(future);
-                std::future::poll_fn(|cx| {
+                std::future::poll_fn(|cx| loop {
                     if let Poll::Ready(response) = future.as_mut().poll(cx) {
                         return Poll::Ready(Ok(response));
                     }
-                    exchange.poll_io(self, cx)
+                    match exchange.poll_io(self, cx) {
+                        // The handler's body has something for it: polled again at once.
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
                 })
                 .await?
             };
@@ -266,8 +272,13 @@ impl Conn {
                     Err(e) => return Err(e),
                 }
             }
-            // Up to a byte past the limit.
-            let want = max_head.saturating_add(1).saturating_sub(self.buf.len());
+            // A short read first (most heads are a few hundred bytes), then up to a byte past
+            // the limit.
+            let want = if self.buf.is_empty() {
+                HEAD_READ
+            } else {
+                max_head.saturating_add(1).saturating_sub(self.buf.len())
+            };
             match self.read_more(want).await {
                 Ok(0) if self.buf.is_empty() => return Ok(None),
                 Ok(0) => {
@@ -600,18 +611,17 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Exchange {
     /// The connection's side while the handler waits: reads the body it asks for, and watches
-    /// for the client closing the connection. `Ready(Err)` ends the connection (the handler's
-    /// future is dropped).
-    fn poll_io(
-        &mut self,
-        conn: &mut Conn,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<Response<Body>>> {
+    /// for the client closing the connection. `Ready(Ok)` when the body, read in this task,
+    /// has something new for the handler (which is to be polled again); `Ready(Err)` ends the
+    /// connection (the handler's future is dropped).
+    fn poll_io(&mut self, conn: &mut Conn, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             let wanted = match &self.shared {
                 Some(shared) => {
                     let mut state = lock(shared);
-                    state.conn = Some(cx.waker().clone());
+                    if !state.conn.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        state.conn = Some(cx.waker().clone());
+                    }
                     state.wanted && state.chunk.is_none() && !state.ended
                 }
                 None => false,
@@ -641,13 +651,18 @@ impl Exchange {
                     Err(e) => Some(Err(e)),
                 };
                 if let Some(delivered) = delivered {
-                    self.deliver(delivered);
+                    if self.deliver(delivered, cx) {
+                        return Poll::Ready(Ok(()));
+                    }
                     continue;
                 }
                 match poll_read(conn, cx, BODY_READ) {
                     Poll::Ready(Ok(0)) => {
                         self.decoder = Decoder::Failed;
-                        self.deliver(Err("the connection closed before the end of the body"));
+                        let e = "the connection closed before the end of the body";
+                        if self.deliver(Err(e), cx) {
+                            return Poll::Ready(Ok(()));
+                        }
                     }
                     Poll::Ready(Ok(_)) => {}
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -671,10 +686,11 @@ impl Exchange {
         }
     }
 
-    /// Hands the handler's body its next piece: data, its end (`None`) or an error.
-    fn deliver(&mut self, piece: Result<Option<Bytes>, &'static str>) {
+    /// Hands the handler's body its next piece: data, its end (`None`) or an error. True if
+    /// the body is read in this task (woken by `cx`), which is to poll the handler again.
+    fn deliver(&mut self, piece: Result<Option<Bytes>, &'static str>, cx: &Context<'_>) -> bool {
         let Some(shared) = &self.shared else {
-            return;
+            return false;
         };
         let mut state = lock(shared);
         match piece {
@@ -686,8 +702,13 @@ impl Exchange {
             }
         }
         state.wanted = false;
-        if let Some(w) = state.reader.take() {
-            w.wake();
+        match state.reader.take() {
+            Some(w) if w.will_wake(cx.waker()) => true,
+            Some(w) => {
+                w.wake();
+                false
+            }
+            None => false,
         }
     }
 
@@ -733,9 +754,15 @@ fn poll_read(conn: &mut Conn, cx: &mut Context<'_>, want: usize) -> Poll<io::Res
 /// read that finds nothing (readiness is often stale) allocates nothing, and the buffer grows
 /// by what arrived only.
 fn try_read(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+    if want <= HEAD_READ {
+        // (The array is zeroed first: no larger than needed.)
+        let mut chunk = [0u8; HEAD_READ];
+        let n = stream.try_read(&mut chunk[..want.max(1)])?;
+        buf.extend_from_slice(&chunk[..n]);
+        return Ok(n);
+    }
     let mut chunk = [0u8; BODY_READ];
-    let want = want.clamp(1, BODY_READ);
-    let n = stream.try_read(&mut chunk[..want])?;
+    let n = stream.try_read(&mut chunk[..want.min(BODY_READ)])?;
     buf.extend_from_slice(&chunk[..n]);
     Ok(n)
 }
@@ -836,9 +863,19 @@ impl http_body::Body for RequestBody {
             return Poll::Ready(None);
         }
         state.wanted = true;
-        state.reader = Some(cx.waker().clone());
-        if let Some(w) = state.conn.take() {
-            w.wake();
+        if !state
+            .reader
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.reader = Some(cx.waker().clone());
+        }
+        // The connection polls its handler, and the body with it, in its own task: it sees
+        // the request when the handler returns Pending. A body read elsewhere wakes it.
+        if let Some(w) = &state.conn {
+            if !w.will_wake(cx.waker()) {
+                w.wake_by_ref();
+            }
         }
         Poll::Pending
     }
