@@ -346,3 +346,49 @@ fn a_client_leaving_during_its_long_poll_ends_its_session() {
     drop(stream);
     assert_eq!(left.recv_timeout(PATIENCE).unwrap(), "transport error");
 }
+
+/// Reads one unmasked WebSocket frame from `stream`: its first byte and its payload.
+fn read_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).unwrap();
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut ext = [0u8; 2];
+            stream.read_exact(&mut ext).unwrap();
+            usize::from(u16::from_be_bytes(ext))
+        }
+        127 => panic!("an unexpectedly long frame"),
+        n => usize::from(n),
+    };
+    let mut payload = vec![0; len];
+    stream.read_exact(&mut payload).unwrap();
+    (head[0], payload)
+}
+
+#[test]
+fn bytes_sent_right_after_an_upgrade_request_reach_the_websocket() {
+    let server = serve(Ferrio::builder().build());
+    let mut stream = connect(server.addr);
+    // The upgrade request and, in the same write, a masked text frame: CONNECT to `/`.
+    let mut request = b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+        Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        .to_vec();
+    request.extend_from_slice(&[0x81, 0x82, 1, 2, 3, 4, b'4' ^ 1, b'0' ^ 2]);
+    stream.write_all(&request).unwrap();
+    let reply = read_reply(&mut stream);
+    assert_eq!(reply.status, 101, "{}", reply.head);
+    let (op, open) = read_frame(&mut stream);
+    assert_eq!(
+        (op, open[0]),
+        (0x81, b'0'),
+        "{}",
+        String::from_utf8_lossy(&open)
+    );
+    let (op, connected) = read_frame(&mut stream);
+    let connected = String::from_utf8_lossy(&connected).into_owned();
+    assert!(
+        op == 0x81 && connected.starts_with("40{\"sid\":"),
+        "{connected}"
+    );
+}
