@@ -210,8 +210,14 @@ impl Conn {
                 .get_all(header::CONNECTION)
                 .iter()
                 .any(|v| has_token(v.as_bytes(), b"close"));
-            let keep_alive = keep_alive && body_done && !closes && !exchange.decoder.failed();
-            let mut out = response_head(&parts, version, body.len(), keep_alive, !is_head);
+            // (A 101 that upgrades nothing ends the connection: the client took it as the end
+            // of HTTP.)
+            let keep_alive = keep_alive
+                && body_done
+                && !closes
+                && !exchange.decoder.failed()
+                && parts.status != StatusCode::SWITCHING_PROTOCOLS;
+            let mut out = response_head(&parts, version, body.len(), keep_alive, true);
             let bare = matches!(parts.status.as_u16(), 100..=199 | 204 | 304);
             if !is_head && !bare {
                 if body.len() <= BODY_READ {
@@ -640,7 +646,7 @@ impl Exchange {
                     self.continue_pending = false;
                 }
                 let result = self.decoder.decode(&mut conn.buf, self.max_trailers);
-                if conn.buf.is_empty() && conn.buf.capacity() > 0 && !self.decoder.done() {
+                if conn.buf.is_empty() && conn.buf.capacity() > 0 {
                     // (The chunk handed over keeps its part of the allocation.)
                     conn.buf = BytesMut::new();
                 }

@@ -1,5 +1,7 @@
-//! Serving: a standalone HTTP/1.1 server ([`serve`]) and the `tower` service and layer that mount
-//! a [`Ferrio`] server in another stack.
+//! Serving: a standalone HTTP/1.1 server ([`serve`], on hyper, for handlers that take hyper's
+//! request body), the one of [`Ferrio::serve`] and [`crate::engine::Engine::serve`] (on
+//! [`crate::conn`], which holds no buffer while a connection waits), and the `tower` service and
+//! layer that mount a [`Ferrio`] server in another stack.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -596,6 +596,12 @@ impl Ferrio {
 
     /// Serves HTTP/1.1 connections from `listener` (other paths get 404). Runs until the
     /// listener fails.
+    ///
+    /// The connections are Ferrio's own, not hyper's: keep-alive, pipelining, chunked request
+    /// bodies, `Expect: 100-continue` and WebSocket upgrades as hyper serves them, and a read
+    /// buffer only while a request is being read, so that an idle connection, a waiting long
+    /// poll included, holds none. A request head may be `max_http_header_size` long (431
+    /// beyond) and must arrive within 30 s.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let limit = self.endpoint.options.max_http_header_size;
         crate::serve::serve_own(
