@@ -117,9 +117,22 @@ struct Head {
     wants_upgrade: bool,
 }
 
+/// What follows an answer.
+enum After {
+    /// The next request.
+    KeepAlive,
+    /// The connection closes.
+    Close,
+    /// The connection was upgraded: the stream goes to the upgrade.
+    Upgrade(oneshot::Sender<WsIo>),
+}
+
 impl Conn {
     /// Serves requests until the connection is to close (`None`) or was upgraded (the upgrade
     /// waiting for the stream).
+    ///
+    /// (Each step is an `async fn` of its own, whose locals live in it: the connection's task
+    /// is as large as its largest step, which a waiting long poll pays for.)
     async fn serve<F, Fut>(
         &mut self,
         addr: SocketAddr,
@@ -131,56 +144,84 @@ impl Conn {
         Fut: Future<Output = Response<Body>>,
     {
         loop {
-            let head = match tokio::time::timeout(
-                limits.header_read_timeout,
-                self.read_head(limits.max_head),
-            )
-            .await
-            {
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "head timeout")),
-                Ok(Ok(Some(head))) => head,
-                Ok(Ok(None)) => return Ok(None),
-                Ok(Err(HeadError::Io(e))) => return Err(e),
-                Ok(Err(HeadError::TooLarge)) => {
-                    self.refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-                        .await?;
-                    return Ok(None);
-                }
-                Ok(Err(HeadError::Malformed)) => {
-                    self.refuse(StatusCode::BAD_REQUEST).await?;
-                    return Ok(None);
-                }
+            let exchange = match self.next_head(limits).await? {
+                Some(head) => self.exchange(head, addr, handler, limits),
+                None => return Ok(None),
             };
-            let Head {
-                request,
-                framing,
-                keep_alive,
-                expects_continue,
-                wants_upgrade,
-            } = head;
-            let version = request.version();
-            let is_head = request.method() == Method::HEAD;
-            let (mut parts, ()) = request.into_parts();
-            parts.extensions.insert(RemoteAddr(addr));
-            let upgrade = wants_upgrade.then(|| {
-                let (tx, rx) = oneshot::channel();
-                parts
-                    .extensions
-                    .insert(UpgradeSlot(Arc::new(Mutex::new(Some(rx)))));
-                tx
-            });
-            let (body, shared) = RequestBody::new(&framing);
-            let mut exchange = Exchange {
-                decoder: framing,
-                shared,
-                continue_pending: expects_continue,
-                continue_written: 0,
-                max_trailers: limits.max_head,
-            };
-            let response = {
-                let future = handler(Request::from_parts(parts, body));
+            match exchange.await? {
+                After::KeepAlive => {}
+                After::Close => return Ok(None),
+                After::Upgrade(tx) => return Ok(Some(tx)),
+            }
+            if self.buf.is_empty() {
+                // No pipelined request: let the buffer go while the next one is awaited.
+                self.buf = BytesMut::new();
+            }
+        }
+    }
+
+    /// The next request head, within the time limit; `None` if the connection is to close
+    /// (the client closed it, or its head was refused).
+    async fn next_head(&mut self, limits: Limits) -> io::Result<Option<Head>> {
+        let read =
+            tokio::time::timeout(limits.header_read_timeout, self.read_head(limits.max_head));
+        let status = match read.await {
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "head timeout")),
+            Ok(Ok(head)) => return Ok(head),
+            Ok(Err(HeadError::Io(e))) => return Err(e),
+            Ok(Err(HeadError::TooLarge)) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Ok(Err(HeadError::Malformed)) => StatusCode::BAD_REQUEST,
+        };
+        self.refuse(status).await?;
+        Ok(None)
+    }
+
+    /// Serves the request of `head`: runs the handler, and writes its answer.
+    ///
+    /// (Not an `async fn`: its future would keep room for `head` and for the request made of
+    /// it, moved into the handler's future long before it ends.)
+    fn exchange<'a, F, Fut>(
+        &'a mut self,
+        head: Head,
+        addr: SocketAddr,
+        handler: &F,
+        limits: Limits,
+    ) -> impl Future<Output = io::Result<After>> + 'a
+    where
+        F: Fn(Request<RequestBody>) -> Fut,
+        Fut: Future<Output = Response<Body>> + 'a,
+    {
+        let Head {
+            request,
+            framing,
+            keep_alive,
+            expects_continue,
+            wants_upgrade,
+        } = head;
+        let version = request.version();
+        let is_head = request.method() == Method::HEAD;
+        let (mut parts, ()) = request.into_parts();
+        parts.extensions.insert(RemoteAddr(addr));
+        let upgrade = wants_upgrade.then(|| {
+            let (tx, rx) = oneshot::channel();
+            parts
+                .extensions
+                .insert(UpgradeSlot(Arc::new(Mutex::new(Some(rx)))));
+            tx
+        });
+        let (body, shared) = RequestBody::new(&framing);
+        let mut exchange = Exchange {
+            decoder: framing,
+            shared,
+            continue_pending: expects_continue,
+            continue_written: 0,
+            max_trailers: limits.max_head,
+        };
+        let future = handler(Request::from_parts(parts, body));
+        async move {
+            let (out, rest, keep_alive, upgrading) = {
                 let mut future = std::pin::pin!(future);
-                std::future::poll_fn(|cx| loop {
+                let response = std::future::poll_fn(|cx| loop {
                     if let Poll::Ready(response) = future.as_mut().poll(cx) {
                         return Poll::Ready(Ok(response));
                     }
@@ -191,52 +232,28 @@ impl Conn {
                         Poll::Pending => return Poll::Pending,
                     }
                 })
-                .await?
+                .await?;
+                // The handler's body is gone with its future: skip what is left of it if it
+                // is here.
+                exchange.shared = None;
+                let body_done = exchange.skip_rest(self) && !exchange.decoder.failed();
+                let upgrading = upgrade.is_some()
+                    && response.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && body_done;
+                let keep_alive = keep_alive && body_done;
+                let (out, rest, keep_alive) =
+                    encode_response(response, version, is_head, keep_alive);
+                (out, rest, keep_alive, upgrading)
             };
-            // The handler's body is gone with its future: skip what is left of it if it is here.
-            exchange.shared = None;
-            let body_done = exchange.skip_rest(self);
-            let (parts, body) = response.into_parts();
-            let body = full_bytes(body);
-            if let Some(tx) = upgrade {
-                if parts.status == StatusCode::SWITCHING_PROTOCOLS && body_done {
-                    let head = response_head(&parts, version, 0, true, false);
-                    self.stream.write_all(&head).await?;
-                    return Ok(Some(tx));
-                }
+            self.stream.write_all(&out).await?;
+            if let Some(rest) = rest {
+                self.stream.write_all(&rest).await?;
             }
-            let closes = parts
-                .headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .any(|v| has_token(v.as_bytes(), b"close"));
-            // (A 101 that upgrades nothing ends the connection: the client took it as the end
-            // of HTTP.)
-            let keep_alive = keep_alive
-                && body_done
-                && !closes
-                && !exchange.decoder.failed()
-                && parts.status != StatusCode::SWITCHING_PROTOCOLS;
-            let mut out = response_head(&parts, version, body.len(), keep_alive, true);
-            let bare = matches!(parts.status.as_u16(), 100..=199 | 204 | 304);
-            if !is_head && !bare {
-                if body.len() <= BODY_READ {
-                    out.extend_from_slice(&body);
-                    self.stream.write_all(&out).await?;
-                } else {
-                    self.stream.write_all(&out).await?;
-                    self.stream.write_all(&body).await?;
-                }
-            } else {
-                self.stream.write_all(&out).await?;
-            }
-            if !keep_alive {
-                return Ok(None);
-            }
-            if self.buf.is_empty() {
-                // No pipelined request: let the buffer go while the next one is awaited.
-                self.buf = BytesMut::new();
-            }
+            Ok(match upgrade {
+                Some(tx) if upgrading => After::Upgrade(tx),
+                _ if keep_alive => After::KeepAlive,
+                _ => After::Close,
+            })
         }
     }
 
@@ -404,6 +421,37 @@ fn full_bytes(body: Body) -> Bytes {
         Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
         _ => Bytes::new(),
     }
+}
+
+/// `response` on the wire: its head with as much of its body as fits in one write, the rest of
+/// the body, and whether the connection stays open after it (`keep_alive`, unless the response
+/// says `Connection: close`; a 101 that upgrades nothing closes it too: the client took it as
+/// the end of HTTP).
+fn encode_response(
+    response: Response<Body>,
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+) -> (Vec<u8>, Option<Bytes>, bool) {
+    let (parts, body) = response.into_parts();
+    let body = full_bytes(body);
+    let upgrade = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+    let closes = parts
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| has_token(v.as_bytes(), b"close"));
+    let keep_alive = keep_alive && !closes && !upgrade;
+    let mut out = response_head(&parts, version, body.len(), keep_alive || upgrade, !upgrade);
+    let bare = matches!(parts.status.as_u16(), 100..=199 | 204 | 304);
+    if is_head || bare || body.is_empty() {
+        return (out, None, keep_alive);
+    }
+    if body.len() <= BODY_READ {
+        out.extend_from_slice(&body);
+        return (out, None, keep_alive);
+    }
+    (out, Some(body), keep_alive)
 }
 
 /// A response's status line and headers, with `Content-Length`, `Date` and the connection's
