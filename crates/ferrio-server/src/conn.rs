@@ -975,3 +975,96 @@ pub(crate) fn remove_upgrade(extensions: &mut http::Extensions) {
     extensions.remove::<UpgradeSlot>();
     extensions.remove::<hyper::upgrade::OnUpgrade>();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `wire` to a decoder `step` bytes at a time: the body, or the decoder's error.
+    fn decode_all(mut decoder: Decoder, wire: &[u8], step: usize) -> Result<Vec<u8>, &'static str> {
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        let mut fed = 0;
+        loop {
+            match decoder.decode(&mut buf, 1024)? {
+                Decoded::Data(data) => body.extend_from_slice(&data),
+                Decoded::End => return Ok(body),
+                Decoded::NeedMore if fed < wire.len() => {
+                    let end = (fed + step).min(wire.len());
+                    buf.extend_from_slice(&wire[fed..end]);
+                    fed = end;
+                }
+                Decoded::NeedMore => return Err("incomplete"),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_however_they_are_split() {
+        let wire = b"3;name=value\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nx-t: 1\r\n\r\n";
+        for step in 1..wire.len() {
+            let body = decode_all(Decoder::Chunked(Chunked::Size), wire, step);
+            assert_eq!(
+                body.as_deref(),
+                Ok(&b"abc0123456789abcdef"[..]),
+                "step {step}"
+            );
+        }
+        let body = decode_all(Decoder::Length(5), b"hello", 2);
+        assert_eq!(body.as_deref(), Ok(&b"hello"[..]));
+    }
+
+    #[test]
+    fn malformed_chunked_bodies_fail() {
+        for wire in [
+            &b"zz\r\n"[..],
+            b"3\r\nabcX\r\n",
+            b"ffffffffffffffffff\r\n",
+            &[b'1'; 2000],
+        ] {
+            assert!(
+                decode_all(Decoder::Chunked(Chunked::Size), wire, 7).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        // Trailers past the limit.
+        let mut wire = b"0\r\n".to_vec();
+        wire.extend(std::iter::repeat_n(b"x-t: 1\r\n".iter().copied(), 200).flatten());
+        assert!(decode_all(Decoder::Chunked(Chunked::Size), &wire, 64).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A fixed xorshift sequence: the same inputs on every run.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let seeds: [&[u8]; 3] = [
+            b"POST /socket.io/?EIO=4 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"GET / HTTP/1.0\r\nContent-Length: 3\r\nConnection: keep-alive, upgrade\r\n\r\nabc",
+            b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+        ];
+        for i in 0..20_000 {
+            let mut input = seeds[i % seeds.len()].to_vec();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % input.len();
+                match next() % 3 {
+                    0 => input[at] = next() as u8,
+                    1 => {
+                        input.remove(at);
+                    }
+                    _ => input.insert(at, b"\r\n:;0 f"[(next() % 7) as usize]),
+                }
+            }
+            if let Ok(Some((len, head))) = parse_head(&input) {
+                let _ = decode_all(head.framing, &input[len..], 1 + (next() as usize) % 8);
+            }
+            let _ = decode_all(Decoder::Chunked(Chunked::Size), &input, 3);
+        }
+    }
+}
