@@ -322,8 +322,9 @@ impl RequestInfo {
     }
 }
 
-/// A request's extensions as a session keeps them: a clone, without hyper's upgrade handle
-/// (the connection's, which the WebSocket upgrade takes from the request itself).
+/// A request's extensions as a session keeps them: a clone, without the connection's upgrade
+/// handle (hyper's or [`crate::conn`]'s, which the WebSocket upgrade takes from the request
+/// itself).
 pub(crate) fn kept_extensions(extensions: &http::Extensions) -> http::Extensions {
     let mut kept = extensions.clone();
     crate::conn::remove_upgrade(&mut kept);
