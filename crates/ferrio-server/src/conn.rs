@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut as _, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Frame;
@@ -42,8 +42,12 @@ pub(crate) const MAX_HEADERS: usize = 100;
 /// request, or the end of the stream), in bytes.
 const HEAD_READ: usize = 2048;
 
-/// A read of a request body, in bytes: the largest chunk handed to the handler at once.
+/// A read of a request body through the stack, in bytes (see [`try_read`]).
 const BODY_READ: usize = 8192;
+
+/// The largest read of a request body, in bytes, while a body larger than [`BODY_READ`] arrives
+/// (into the buffer, which is let go when the body has been handed over).
+const LARGE_BODY_READ: usize = 64 * 1024;
 
 /// The longest chunk-size line (with its extensions) of a chunked body.
 const MAX_CHUNK_LINE: usize = 1024;
@@ -560,6 +564,20 @@ impl Decoder {
         matches!(self, Decoder::Length(0) | Decoder::Done)
     }
 
+    /// How much to read at once for the rest of the body: what is left of a known length, up
+    /// to [`LARGE_BODY_READ`].
+    fn read_size(&self) -> usize {
+        match self {
+            Decoder::Length(left) => usize::try_from(*left)
+                .unwrap_or(usize::MAX)
+                .clamp(1, LARGE_BODY_READ),
+            Decoder::Chunked(Chunked::Data(left)) => usize::try_from(*left)
+                .unwrap_or(usize::MAX)
+                .clamp(BODY_READ, LARGE_BODY_READ),
+            _ => BODY_READ,
+        }
+    }
+
     fn failed(&self) -> bool {
         matches!(self, Decoder::Failed)
     }
@@ -710,7 +728,7 @@ impl Exchange {
                     }
                     continue;
                 }
-                match poll_read(conn, cx, BODY_READ) {
+                match poll_read(conn, cx, self.decoder.read_size()) {
                     Poll::Ready(Ok(0)) => {
                         self.decoder = Decoder::Failed;
                         let e = "the connection closed before the end of the body";
@@ -804,10 +822,15 @@ fn poll_read(conn: &mut Conn, cx: &mut Context<'_>, want: usize) -> Poll<io::Res
     }
 }
 
-/// Reads at most `want` bytes (8 KiB at most) from `stream` into `buf`. Through the stack: a
-/// read that finds nothing (readiness is often stale) allocates nothing, and the buffer grows
-/// by what arrived only.
+/// Reads at most `want` bytes from `stream` into `buf`. Up to 8 KiB, through the stack: a read
+/// that finds nothing (readiness is often stale) allocates nothing, and the buffer grows by what
+/// arrived only. Larger reads (of a large body, while it arrives) go to the buffer itself.
 fn try_read(stream: &TcpStream, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+    if want > BODY_READ {
+        buf.reserve(want);
+        let mut room = (&mut *buf).limit(want);
+        return stream.try_read_buf(&mut room);
+    }
     if want <= HEAD_READ {
         // (The array is zeroed first: no larger than needed.)
         let mut chunk = [0u8; HEAD_READ];

@@ -392,3 +392,58 @@ fn bytes_sent_right_after_an_upgrade_request_reach_the_websocket() {
         "{connected}"
     );
 }
+
+#[test]
+fn large_bodies_arrive_whole_over_content_length_and_chunked() {
+    // An Engine.IO echo server: a message posted comes back with the next poll.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let engine = ferrio_server::engine::Engine::builder()
+        .path("/socket.io/")
+        .on_connection(|mut socket| async move {
+            while let Some(message) = socket.recv().await {
+                socket.send(message);
+            }
+        })
+        .build();
+    rt.spawn(engine.serve(listener));
+
+    let message: String = (0..600_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let sid = open_session(addr);
+    let mut stream = connect(addr);
+    for chunked in [false, true] {
+        let payload = format!("4{message}");
+        let request = if chunked {
+            let mut r = format!(
+                "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n\
+                 Host: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .into_bytes();
+            for piece in payload.as_bytes().chunks(70_000) {
+                r.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                r.extend_from_slice(piece);
+                r.extend_from_slice(b"\r\n");
+            }
+            r.extend_from_slice(b"0\r\n\r\n");
+            r
+        } else {
+            post(&sid, &payload)
+        };
+        stream.write_all(&request).unwrap();
+        let reply = read_reply(&mut stream);
+        assert_eq!((reply.status, reply.text().as_str()), (200, "ok"));
+        stream.write_all(&get(&sid)).unwrap();
+        let reply = read_reply(&mut stream);
+        assert_eq!(reply.status, 200, "{}", reply.head);
+        assert!(reply.text() == payload, "the message came back changed");
+    }
+}
