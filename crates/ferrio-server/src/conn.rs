@@ -866,10 +866,12 @@ struct BodyState {
     conn: Option<Waker>,
 }
 
-/// The body of a request read by [`crate::Ferrio::serve`]: the bytes come from the connection
-/// as they are asked for.
+/// The body of a request served by [`crate::serve`] or [`crate::Ferrio::serve`]: the bytes come
+/// from the connection as they are asked for (`Content-Length` or chunked; a `100 Continue`
+/// goes out when the body is first asked for, if the client expects one). An
+/// [`http_body::Body`], so [`crate::Ferrio::handle`] and the like take it as it is.
 #[derive(Debug)]
-pub(crate) struct RequestBody {
+pub struct RequestBody {
     shared: Option<Arc<Mutex<BodyState>>>,
 }
 
@@ -906,9 +908,10 @@ impl Drop for RequestBody {
     }
 }
 
-/// A request body that could not be read to its end.
+/// Why a [`RequestBody`] could not be read to its end (the connection closed, or its framing
+/// was malformed).
 #[derive(Debug)]
-pub(crate) struct BodyError(&'static str);
+pub struct BodyError(&'static str);
 
 impl std::fmt::Display for BodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -172,6 +172,7 @@ pub use crate::adapter::{
     NamespaceAdapter, RemoteSocket, ServerAck, ServerSideEmitError, SocketInfo,
 };
 pub use crate::config::{Cookie, Cors, Transport};
+pub use crate::conn::{BodyError, RequestBody};
 pub use crate::deflate::PerMessageDeflate;
 pub use crate::http::Body;
 pub use crate::namespace::{BroadcastOperator, IntoRooms, Namespace};

@@ -1,7 +1,7 @@
-//! Serving: a standalone HTTP/1.1 server ([`serve`], on hyper, for handlers that take hyper's
-//! request body), the one of [`Ferrio::serve`] and [`crate::engine::Engine::serve`] (on
-//! [`crate::conn`], which holds no buffer while a connection waits), and the `tower` service and
-//! layer that mount a [`Ferrio`] server in another stack.
+//! Serving: a standalone HTTP/1.1 server ([`serve`], also what [`Ferrio::serve`] and
+//! [`crate::engine::Engine::serve`] run: Ferrio's own connections, see [`crate::conn`], which
+//! hold no buffer while a connection waits), and the `tower` service and layer that mount a
+//! [`Ferrio`] server in another stack (hyper's, axum's).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,15 +13,11 @@ use futures_util::FutureExt as _;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
 use http_body_util::Either;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::conn::{Limits, RequestBody};
 use crate::http::Body;
-use crate::transport::RemoteAddr;
 use crate::{BoxFuture, Ferrio};
 
 /// Time a client has to send a request's headers before its connection is closed.
@@ -29,19 +25,24 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a request head may hold on the wire beyond what `max_http_header_size` counts (the
 /// request target, header names and values): the method, the version, and the `": "` and line
-/// ends of up to 100 header lines (hyper refuses more lines).
+/// ends of up to 100 header lines (more lines are refused).
 const HEAD_SEPARATORS: usize = 512;
 
 /// Serves HTTP/1.1 (with upgrades, for WebSocket) on `listener`, one task per connection,
 /// answering every request with `handler`. Runs until the process ends; errors on one
 /// connection never stop the others. The client's address is put in the request's extensions
-/// as [`RemoteAddr`].
+/// as [`RemoteAddr`](crate::RemoteAddr).
 ///
-/// A client has 30 s to send a request's head, which may be at most 16 KiB as
-/// `max_http_header_size` counts it by default (16.5 KiB on the wire); a longer one is
-/// answered `431 Request Header Fields Too Large` and its connection closed before `handler`
-/// sees it. [`Ferrio::serve`] and [`crate::engine::Engine::serve`] apply their server's
-/// `max_http_header_size` instead.
+/// The connections are Ferrio's own (as for [`Ferrio::serve`]): an idle one, a waiting long
+/// poll included, holds no buffer; keep-alive, pipelining, chunked bodies and
+/// `Expect: 100-continue` work as usual, and the body ([`RequestBody`]) is read from the
+/// connection as the handler asks for it. A client has 30 s to send a request's head, which
+/// may be at most 16 KiB as `max_http_header_size` counts it by default (16.5 KiB on the wire)
+/// and 100 lines; a longer one is answered `431 Request Header Fields Too Large`, a malformed
+/// one `400 Bad Request`, and its connection closed before `handler` sees it.
+/// [`Ferrio::serve`] and [`crate::engine::Engine::serve`] apply their server's
+/// `max_http_header_size` instead. To serve through hyper (or axum), use the `tower` service
+/// that [`Ferrio`] implements, or [`FerrioLayer`].
 ///
 /// ```no_run
 /// use ferrio_server::{engine::Engine, serve, Ferrio};
@@ -64,7 +65,7 @@ const HEAD_SEPARATORS: usize = 512;
 /// ```
 pub async fn serve<F, Fut>(listener: TcpListener, handler: F) -> std::io::Result<()>
 where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     serve_with_shutdown(listener, handler, std::future::pending()).await
@@ -79,11 +80,11 @@ pub async fn serve_with_shutdown<F, Fut, S>(
     shutdown: S,
 ) -> std::io::Result<()>
 where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
     S: Future<Output = ()>,
 {
-    serve_connections(
+    serve_own(
         listener,
         handler,
         shutdown,
@@ -93,48 +94,9 @@ where
 }
 
 /// [`serve_with_shutdown`] with request heads bounded by `max_header_size` as
-/// `max_http_header_size` counts them (plus their separators): a longer one is answered 431
-/// and its connection closed.
-pub(crate) async fn serve_connections<F, Fut, S>(
-    listener: TcpListener,
-    handler: F,
-    shutdown: S,
-    max_header_size: usize,
-) -> std::io::Result<()>
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
-    S: Future<Output = ()>,
-{
-    let max_head = max_header_size.saturating_add(HEAD_SEPARATORS);
-    accept_loop(listener, shutdown, move |stream, addr| {
-        let handler = handler.clone();
-        async move {
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(RemoteAddr(addr));
-                // Not `async move { Ok(response.await) }`: that block would hold the handler's
-                // future twice (captured, then moved into the await), and hyper keeps room
-                // for the future of one request per connection, a pending long poll included.
-                handler(req).map(Ok::<_, Infallible>)
-            });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_header_size(max_head)
-                // Bounds the head alone (`max_buf_size` would also bound each read of a body).
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            if let Err(e) = connection.await {
-                debug!(%addr, "connection ended: {e}");
-            }
-        }
-    })
-    .await
-}
-
-/// [`serve_connections`] with Ferrio's own HTTP/1.1 connections (see [`crate::conn`]) rather
-/// than hyper's: what [`Ferrio::serve`] and [`crate::engine::Engine::serve`] use. An idle
-/// connection, a waiting long poll included, holds no buffer.
+/// `max_http_header_size` counts them (plus their separators), on Ferrio's own HTTP/1.1
+/// connections (see [`crate::conn`]): what [`Ferrio::serve`] and
+/// [`crate::engine::Engine::serve`] use.
 pub(crate) async fn serve_own<F, Fut, S>(
     listener: TcpListener,
     handler: F,
