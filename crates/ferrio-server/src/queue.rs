@@ -89,6 +89,17 @@ pub(crate) fn channel<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
 impl<T> Sender<T> {
     /// Queues `item` if there is room.
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        self.push(item, true)
+    }
+
+    /// Queues `item` if there is room, without waking the receiver: for the receiver's own
+    /// task, which takes it before it waits again (a wake-up of the running task would only
+    /// poll it once more for nothing).
+    pub(crate) fn try_send_quiet(&self, item: T) -> Result<(), TrySendError<T>> {
+        self.push(item, false)
+    }
+
+    fn push(&self, item: T, wake: bool) -> Result<(), TrySendError<T>> {
         let mut st = self.shared.lock();
         if st.closed {
             return Err(TrySendError::Closed(item));
@@ -97,7 +108,7 @@ impl<T> Sender<T> {
             return Err(TrySendError::Full(item));
         }
         st.items.push_back(item);
-        let waiting = st.waiting.take();
+        let waiting = if wake { st.waiting.take() } else { None };
         drop(st);
         if let Some(w) = waiting {
             w.wake();

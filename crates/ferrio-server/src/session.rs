@@ -1,8 +1,15 @@
 //! The Socket.IO session: one Engine.IO connection's [`Connection`] machine, its sockets (one
 //! per joined namespace) and their event queues, CONNECT handling (namespace middlewares,
 //! connection state recovery), acks, and the task that runs each socket's handlers.
+//!
+//! An event is handled in the session's own task when its socket's task has nothing running
+//! or queued (`SocketInner::unfinished` is zero): its handlers are polled once there, and the
+//! commands they send (acks, emits) are taken by the session before it waits again, without
+//! waking any task. Handlers that wait go on in the socket's task, ahead of the events queued
+//! after them.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ferrio_proto::engine::server::{self as eio, SendOptions};
@@ -58,8 +65,18 @@ impl App for SocketApp {
 
 struct Slot {
     socket: Socket,
-    /// Boxed: a queue keeps room for a few entries once it had them.
-    events: queue::Sender<Box<Packet>>,
+    events: queue::Sender<SocketWork>,
+    /// The socket's span, entered while its handlers run in the session's task.
+    span: tracing::Span,
+}
+
+/// What a socket's handler task is given, in order.
+enum SocketWork {
+    /// An event to handle (boxed: a queue keeps room for a few entries once it had them).
+    Event(Box<Packet>),
+    /// An event the session began to handle in its own task, whose handlers wait for
+    /// something: the task goes on with it.
+    Resume(crate::BoxFuture<()>),
 }
 
 /// One session's machine: its `Connection`, its sockets, the acks and the events in flight.
@@ -481,28 +498,48 @@ impl SocketMachine {
         socket.mark_connected();
         ns.save_live_session(&socket);
         let (tx, rx) = queue::channel(EVENT_QUEUE);
+        let span = info_span!("socket", %nsp, id = %id);
+        // The connection handlers run first, in the socket's task: events wait behind them.
+        socket.inner.unfinished.store(1, Ordering::Release);
         self.sockets.insert(
             nsp.clone(),
             Slot {
                 socket: socket.clone(),
                 events: tx,
+                span: span.clone(),
             },
         );
-        let span = info_span!("socket", %nsp, id = %id);
         tokio::spawn(run_socket(socket, rx).instrument(span));
     }
 
+    /// Hands an event to its socket. When nothing of the socket is running or queued (its
+    /// task is idle), its handlers start here, in the session's task: most finish at once (an
+    /// ack, an emit), without a wake-up of the socket's task and another of the session's
+    /// for the commands they send. Handlers that wait for something go on in the socket's
+    /// task, and the events after them queue behind them there: one socket's events are
+    /// still handled one at a time, in order.
     fn on_event(&mut self, now: Instant, packet: Packet) {
-        if self.waiting.is_empty() {
-            let Some(slot) = self.sockets.get(packet.nsp()) else {
-                return;
-            };
-            match slot.events.try_send(Box::new(packet)) {
-                Ok(()) | Err(queue::TrySendError::Closed(_)) => {}
-                Err(queue::TrySendError::Full(packet)) => self.wait(now, *packet),
-            }
-        } else {
+        if !self.waiting.is_empty() {
             self.wait(now, packet);
+            return;
+        }
+        let Some(slot) = self.sockets.get(packet.nsp()) else {
+            return;
+        };
+        if slot.socket.inner.unfinished.load(Ordering::Acquire) == 0 && inline_budget() {
+            let work = {
+                let _running = self.link.run_here();
+                let _span = slot.span.enter();
+                start_event(&slot.socket, packet)
+            };
+            if let Some(rest) = work {
+                // The task is idle and its queue empty: there is room.
+                let _ = send_work(slot, SocketWork::Resume(rest));
+            }
+            return;
+        }
+        if let Err(packet) = send_work(slot, SocketWork::Event(Box::new(packet))) {
+            self.wait(now, *packet);
         }
     }
 
@@ -527,11 +564,9 @@ impl SocketMachine {
                 self.waiting_bytes = self.waiting_bytes.saturating_sub(size);
                 continue;
             };
-            match slot.events.try_send(Box::new(packet)) {
-                Ok(()) | Err(queue::TrySendError::Closed(_)) => {
-                    self.waiting_bytes = self.waiting_bytes.saturating_sub(size)
-                }
-                Err(queue::TrySendError::Full(packet)) => {
+            match send_work(slot, SocketWork::Event(Box::new(packet))) {
+                Ok(()) => self.waiting_bytes = self.waiting_bytes.saturating_sub(size),
+                Err(packet) => {
                     self.waiting.push_front(*packet);
                     return;
                 }
@@ -627,9 +662,63 @@ fn packet_size(packet: &Packet) -> usize {
             .sum::<usize>()
 }
 
+/// Queues work for a socket's task, counted in its `unfinished` until the task is done with
+/// it. An event that finds the queue full is given back; work for a task that is gone is
+/// dropped.
+fn send_work(slot: &Slot, work: SocketWork) -> Result<(), Box<Packet>> {
+    let unfinished = &slot.socket.inner.unfinished;
+    unfinished.fetch_add(1, Ordering::AcqRel);
+    match slot.events.try_send(work) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            unfinished.fetch_sub(1, Ordering::AcqRel);
+            match e {
+                queue::TrySendError::Full(SocketWork::Event(packet)) => Err(packet),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// Whether the session's task may handle one more event itself: each spends a unit of the
+/// task's cooperative budget, so that a burst of events (one polling POST holds many) still
+/// lets other tasks run now and then; without budget, the event goes to the socket's task.
+fn inline_budget() -> bool {
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    match tokio::task::coop::poll_proceed(&mut cx) {
+        Poll::Ready(coop) => {
+            coop.made_progress();
+            true
+        }
+        Poll::Pending => false,
+    }
+}
+
+/// Starts handling an event in the session's task (see [`SocketMachine::on_event`]): its
+/// handlers run until they finish or wait for something. What is left to run, if anything,
+/// is returned, for the socket's task.
+fn start_event(socket: &Socket, packet: Packet) -> Option<crate::BoxFuture<()>> {
+    use std::panic::AssertUnwindSafe;
+    use std::task::{Context, Poll, Waker};
+    let mut work: crate::BoxFuture<()> = Box::pin(handle_event(socket.clone(), packet));
+    // Polled without a waker: what is left is polled again by the socket's task, which then
+    // waits with its own.
+    let mut cx = Context::from_waker(Waker::noop());
+    match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(())) => None,
+        Ok(Poll::Pending) => Some(work),
+        Err(_) => {
+            tracing::error!("event handling panicked");
+            None
+        }
+    }
+}
+
 /// Runs a socket's handlers: the connection handlers, then each event in order, then, once
-/// the socket left its namespace, the disconnect handlers. A panicking handler is logged; the socket goes on.
-async fn run_socket(socket: Socket, mut events: queue::Receiver<Box<Packet>>) {
+/// the socket left its namespace, the disconnect handlers. A panicking handler is logged; the
+/// socket goes on.
+async fn run_socket(socket: Socket, mut events: queue::Receiver<SocketWork>) {
     use futures_util::FutureExt as _;
     use std::panic::AssertUnwindSafe;
     for handler in socket.inner.ns.connection_handlers() {
@@ -641,73 +730,17 @@ async fn run_socket(socket: Socket, mut events: queue::Receiver<Box<Packet>>) {
             tracing::error!("connection handler panicked");
         }
     }
-    'events: while let Some(packet) = events.recv().await {
-        let packet = *packet;
-        let Some(name) = packet.event_name().map(|n| n.into_owned()) else {
-            continue;
-        };
-        let middlewares = socket.event_middlewares();
-        if !middlewares.is_empty() {
-            let Ok(args) = crate::socket::RawArgs::from_event(&packet) else {
-                continue;
-            };
-            for middleware in middlewares {
-                let outcome =
-                    AssertUnwindSafe(middleware(socket.clone(), name.clone(), args.clone()))
-                        .catch_unwind()
-                        .await;
-                let message = match outcome {
-                    Ok(Ok(())) => continue,
-                    Ok(Err(message)) => message,
-                    Err(_) => {
-                        tracing::error!(event = name, "event middleware panicked");
-                        continue 'events;
-                    }
-                };
-                for handler in socket.error_handlers() {
-                    if AssertUnwindSafe(handler(socket.clone(), message.clone()))
-                        .catch_unwind()
-                        .await
-                        .is_err()
-                    {
-                        tracing::error!("error handler panicked");
-                    }
+    socket.inner.unfinished.fetch_sub(1, Ordering::AcqRel);
+    while let Some(work) = events.recv().await {
+        match work {
+            SocketWork::Event(packet) => handle_event(socket.clone(), *packet).await,
+            SocketWork::Resume(rest) => {
+                if AssertUnwindSafe(rest).catch_unwind().await.is_err() {
+                    tracing::error!("event handling panicked");
                 }
-                continue 'events;
             }
         }
-        let any = socket.any_handlers();
-        if !any.is_empty() {
-            match crate::socket::RawArgs::from_event(&packet) {
-                Ok(args) => {
-                    for listener in any {
-                        if AssertUnwindSafe(listener(socket.clone(), name.clone(), args.clone()))
-                            .catch_unwind()
-                            .await
-                            .is_err()
-                        {
-                            tracing::error!(event = name, "catch-all handler panicked");
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(event = name, "arguments unreadable: {e}"),
-            }
-        }
-        let handlers = socket.handlers(&name);
-        if handlers.is_empty() {
-            continue;
-        }
-        let message = socket.message(packet);
-        for handler in handlers {
-            let message = Socket::message_again(&message);
-            if AssertUnwindSafe(handler(socket.clone(), message))
-                .catch_unwind()
-                .await
-                .is_err()
-            {
-                tracing::error!(event = name, "event handler panicked");
-            }
-        }
+        socket.inner.unfinished.fetch_sub(1, Ordering::AcqRel);
     }
     socket.left().await;
     let reason = socket.reason();
@@ -718,6 +751,77 @@ async fn run_socket(socket: Socket, mut events: queue::Receiver<Box<Packet>>) {
             .is_err()
         {
             tracing::error!("disconnect handler panicked");
+        }
+    }
+}
+
+/// Handles one event: the event middlewares, the catch-all listeners, then the event's
+/// handlers, one after the other. A panicking handler is logged; the others still run.
+async fn handle_event(socket: Socket, packet: Packet) {
+    use futures_util::FutureExt as _;
+    use std::panic::AssertUnwindSafe;
+    let Some(name) = packet.event_name().map(|n| n.into_owned()) else {
+        return;
+    };
+    let middlewares = socket.event_middlewares();
+    if !middlewares.is_empty() {
+        let Ok(args) = crate::socket::RawArgs::from_event(&packet) else {
+            return;
+        };
+        for middleware in middlewares {
+            let outcome = AssertUnwindSafe(middleware(socket.clone(), name.clone(), args.clone()))
+                .catch_unwind()
+                .await;
+            let message = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(message)) => message,
+                Err(_) => {
+                    tracing::error!(event = name, "event middleware panicked");
+                    return;
+                }
+            };
+            for handler in socket.error_handlers() {
+                if AssertUnwindSafe(handler(socket.clone(), message.clone()))
+                    .catch_unwind()
+                    .await
+                    .is_err()
+                {
+                    tracing::error!("error handler panicked");
+                }
+            }
+            return;
+        }
+    }
+    let any = socket.any_handlers();
+    if !any.is_empty() {
+        match crate::socket::RawArgs::from_event(&packet) {
+            Ok(args) => {
+                for listener in any {
+                    if AssertUnwindSafe(listener(socket.clone(), name.clone(), args.clone()))
+                        .catch_unwind()
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!(event = name, "catch-all handler panicked");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(event = name, "arguments unreadable: {e}"),
+        }
+    }
+    let handlers = socket.handlers(&name);
+    if handlers.is_empty() {
+        return;
+    }
+    let message = socket.message(packet);
+    for handler in handlers {
+        let message = Socket::message_again(&message);
+        if AssertUnwindSafe(handler(socket.clone(), message))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!(event = name, "event handler panicked");
         }
     }
 }

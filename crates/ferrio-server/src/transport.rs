@@ -10,6 +10,7 @@
 //! ```text
 //! loop {
 //!     while let Some(out) = machine.poll_transport() { perform(out) } // answer polls, write frames
+//!     take the commands handlers sent from this task meanwhile, and poll the machine again
 //!     write what is queued on the WebSocket (without waiting)
 //!     select { HTTP request, upgrade probe => machine.handle_input(now, Input::Poll(..) / ..),
 //!              message from a WebSocket => machine.handle_input(now, Input::WsFrame(..)),
@@ -155,11 +156,44 @@ impl<C> Clone for SessionLink<C> {
     }
 }
 
+thread_local! {
+    /// The session whose task runs application code on this thread right now
+    /// ([`SessionLink::run_here`]), if any.
+    static RUNNING: std::cell::Cell<*const SessionShared> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Restores [`RUNNING`] when application code run by a session task returns (or panics).
+pub(crate) struct RunningHere {
+    previous: *const SessionShared,
+}
+
+impl Drop for RunningHere {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.set(self.previous));
+    }
+}
+
 impl<C> SessionLink<C> {
+    /// Marks this thread as running application code for this session, inside the session's
+    /// own task, until the guard is dropped: commands sent to the session meanwhile are queued
+    /// without waking its task, which takes them before it waits again.
+    pub(crate) fn run_here(&self) -> RunningHere {
+        let current = Arc::as_ptr(&self.shared);
+        RunningHere {
+            previous: RUNNING.with(|r| r.replace(current)),
+        }
+    }
+
     /// Queues a command without waiting; a full queue closes the session. Returns whether the
     /// command was queued.
     pub(crate) fn send(&self, command: C) -> bool {
-        match self.commands.try_send(Msg::Command(command)) {
+        let here = RUNNING.with(|r| r.get()) == Arc::as_ptr(&self.shared);
+        let sent = if here {
+            self.commands.try_send_quiet(Msg::Command(command))
+        } else {
+            self.commands.try_send(Msg::Command(command))
+        };
+        match sent {
             Ok(()) => true,
             Err(queue::TrySendError::Full(_)) => {
                 debug!(sid = %self.shared.sid, "command queue full: closing the session");
@@ -1187,9 +1221,22 @@ impl<M: Machine> SessionTask<M> {
         tokio::pin!(timer);
         let mut armed: Option<tokio::time::Instant> = None;
         loop {
-            let now = clock.now();
+            let mut now = clock.now();
             while let Some(out) = self.machine.poll_transport(now) {
                 self.perform(out);
+            }
+            // Commands the application queued from this task (an event's handler run here, see
+            // `SessionLink::run_here`) are taken now, without a wake-up, so that their frames
+            // are written in this round (a few at a time; the rest through the queue below).
+            for _ in 0..COMMAND_BATCH {
+                let Some(msg) = self.inbox.try_recv() else {
+                    break;
+                };
+                now = self.fire_due_timers(clock.now());
+                self.on_msg(now, msg);
+                while let Some(out) = self.machine.poll_transport(now) {
+                    self.perform(out);
+                }
             }
             if let Some(counted) = self.counted.as_deref_mut() {
                 counted.0.add(self.machine.engine().stats(), &mut counted.1);

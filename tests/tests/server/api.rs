@@ -241,6 +241,129 @@ async fn handlers_of_one_socket_run_in_order() {
 }
 
 #[tokio::test]
+async fn quick_handlers_wait_behind_a_waiting_one_and_their_answers_keep_their_order() {
+    // The first event's handler waits; the next ones finish at once. They must still run
+    // after it, and what they send reach the client in the order they sent it.
+    let io = quick();
+    let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+    io.of("/").on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            socket.on("work", move |s: Socket, msg: Message| {
+                let tx = tx.clone();
+                async move {
+                    let (n,): (u64,) = msg.args().unwrap();
+                    if n == 0 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    tx.send(n).unwrap();
+                    s.emit("done", &(n,)).unwrap();
+                    msg.ack(&(n,)).unwrap();
+                }
+            });
+        }
+    });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    ws.send_texts(&[r#"420["work",0]"#, r#"421["work",1]"#, r#"422["work",2]"#])
+        .await;
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        order.push(
+            tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert_eq!(order, [0, 1, 2]);
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        got.push(ws.text_app().await);
+    }
+    assert_eq!(
+        got,
+        [
+            r#"42["done",0]"#,
+            r#"430[0]"#,
+            r#"42["done",1]"#,
+            r#"431[1]"#,
+            r#"42["done",2]"#,
+            r#"432[2]"#,
+        ]
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn events_sent_right_after_the_connect_wait_for_the_connection_handler() {
+    // The connection handler adds the event's handler only after it waited: an event sent as
+    // soon as the CONNECT is accepted is still handled by it.
+    let io = quick();
+    io.of("/").on_connection(|socket: Socket| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        socket.on("hello", |_s: Socket, msg: Message| async move {
+            msg.ack(&("hi",))
+        });
+    });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    ws.send_text(r#"425["hello"]"#).await;
+    let answer = tokio::time::timeout(WAIT, ws.text_app())
+        .await
+        .expect("the event's ack");
+    assert_eq!(answer, r#"435["hi"]"#);
+    server.abort();
+}
+
+#[tokio::test]
+async fn websocket_messages_of_every_header_size_arrive_whole_and_in_order() {
+    // Lengths around the frame header's size changes (7-bit, 16-bit and 64-bit lengths), text
+    // and binary, many at once: written while the client does not read yet, they fill the
+    // socket and are written in parts.
+    let io = Ferrio::builder()
+        .max_http_buffer_size(10_000_000)
+        .ping_interval(Duration::from_secs(30))
+        .build();
+    const SIZES: [usize; 8] = [0, 1, 125, 126, 65_535, 65_536, 70_000, 1_000_000];
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.on("sizes", |s: Socket, _msg: Message| async move {
+            for round in 0..3u8 {
+                for size in SIZES {
+                    // A text message carries its payload after `42["t",` and `]`.
+                    s.emit("t", &("y".repeat(size),)).unwrap();
+                    s.emit("b", &(Bytes::from(vec![round; size]),)).unwrap();
+                }
+            }
+        });
+    });
+    let (addr, server) = start(&io).await;
+    let mut ws = sio(addr, "/socket.io/").await;
+    ws.send_text("40").await;
+    assert!(ws.text_app().await.starts_with("40{"));
+    ws.send_text(r#"42["sizes"]"#).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for round in 0..3u8 {
+        for size in SIZES {
+            let text = ws.text_app().await;
+            assert_eq!(text, format!(r#"42["t","{}"]"#, "y".repeat(size)));
+            assert_eq!(
+                ws.text_app().await,
+                r#"451-["b",{"_placeholder":true,"num":0}]"#
+            );
+            let data = ws.binary_app().await;
+            assert_eq!(data.len(), size);
+            assert!(data.iter().all(|b| *b == round));
+        }
+    }
+    server.abort();
+}
+
+#[tokio::test]
 async fn middleware_reads_the_handshake() {
     let io = quick();
     io.of("/")

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -70,12 +70,22 @@ pub(crate) struct SocketInner {
     recovered: bool,
     pub(crate) pid: Option<Str>,
     pub(crate) since: OnceLock<Position>,
+    /// Work handed to the socket's handler task and not finished yet: queued events, an
+    /// event's handlers that went on waiting there, and its connection handlers while they
+    /// run. While it is zero the session may handle an event in its own task (see
+    /// `session.rs`): nothing of this socket runs anywhere else.
+    pub(crate) unfinished: AtomicUsize,
 }
 
 /// One client connected to one namespace (the reference's server-side `Socket`). Cheap to
 /// clone: every clone is the same socket.
 ///
-/// Its event handlers run one at a time, in the order the events arrived.
+/// Its event handlers run one at a time, in the order the events arrived. An event that finds
+/// none of the socket's handlers running or waiting starts in the task that read it (its
+/// session's): a handler that finishes without waiting (an ack, an emit) costs no task
+/// switch; one that waits for something goes on in the socket's own task, and the events
+/// after it wait there for their turn. So a handler should not block its thread for long
+/// (as in any async code): the connection that read the event waits meanwhile.
 #[derive(Clone)]
 pub struct Socket {
     pub(crate) inner: Arc<SocketInner>,
@@ -122,6 +132,7 @@ impl Socket {
                 recovered,
                 pid,
                 since: OnceLock::new(),
+                unfinished: AtomicUsize::new(0),
             }),
         }
     }
