@@ -418,6 +418,8 @@ enum Input {
     },
     /// Boxed: a queue of inputs allocates room for 32 at once, most of them polls.
     Post(Box<PostInput>),
+    /// A POST whose whole body had arrived with its head: its start and its body at once.
+    PostWhole(Box<PostInput>),
     /// A WebSocket carrying this session's id is open: the upgrade probe.
     Upgrade(Box<WsConn>),
     /// The server shuts down.
@@ -1024,6 +1026,28 @@ where
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    let body = req.into_body();
+    let mut body = std::pin::pin!(body);
+    // A small POST usually arrives whole with its head: then its start and its body go to the
+    // session together, and the handler waits for one answer instead of two.
+    let mut first = BytesMut::new();
+    let whole = match futures_util::FutureExt::now_or_never(body.as_mut().frame()) {
+        Some(Some(Ok(frame))) => {
+            if let Ok(data) = frame.into_data() {
+                append(&mut first, data);
+            }
+            body.is_end_stream()
+        }
+        Some(Some(Err(e))) => {
+            debug!("POST body aborted: {e}");
+            return request_error(&responder, RequestError::Closed);
+        }
+        Some(None) => true,
+        None => false,
+    };
+    if whole {
+        return post_whole(inbox, responder, first.freeze(), binary).await;
+    }
     let (reply, rx) = oneshot::channel();
     let (alive, mut session) = oneshot::channel();
     if inbox
@@ -1049,7 +1073,7 @@ where
         inbox: Some(inbox),
         binary,
     };
-    let body = match read_body(req.into_body(), limits, &mut session).await {
+    let body = match read_body(body, first, limits, &mut session).await {
         BodyRead::Done(body) => Some(body),
         BodyRead::Aborted => None,
         BodyRead::Stalled => {
@@ -1085,6 +1109,43 @@ where
         Ok(Ok(())) => responder.ok(),
         Ok(Err(e)) => request_error(&responder, e),
         Err(_) => request_error(&responder, RequestError::Closed),
+    }
+}
+
+/// A POST whose whole body is `body`: started and ended in one input.
+async fn post_whole<C: Send + 'static>(
+    inbox: Inbox<C>,
+    responder: Responder,
+    body: Bytes,
+    binary: bool,
+) -> Response<Body> {
+    let (reply, rx) = oneshot::channel();
+    let post = PostInput {
+        body: Some(body),
+        binary,
+        reply,
+    };
+    if inbox
+        .send(Msg::Input(Input::PostWhole(Box::new(post))))
+        .await
+        .is_err()
+    {
+        return request_error(&responder, RequestError::Closed);
+    }
+    match rx.await {
+        Ok(Ok(())) => responder.ok(),
+        Ok(Err(e)) => request_error(&responder, e),
+        Err(_) => request_error(&responder, RequestError::Closed),
+    }
+}
+
+/// Appends a body frame's bytes to `buf`.
+fn append(buf: &mut BytesMut, mut data: impl bytes::Buf) {
+    while data.has_remaining() {
+        let chunk = data.chunk();
+        let n = chunk.len();
+        buf.extend_from_slice(chunk);
+        data.advance(n);
     }
 }
 
@@ -1128,10 +1189,15 @@ enum BodyRead {
     SessionEnded,
 }
 
-/// Reads a body, stopping as soon as it is over `limits.max` bytes, when no byte of it arrives
-/// for `limits.timeout`, or when `session` resolves (its sender, kept by the session task, is
-/// dropped when the session ends).
-async fn read_body<B>(body: B, limits: BodyLimits, session: &mut oneshot::Receiver<()>) -> BodyRead
+/// Reads a body after its first bytes `buf`, stopping as soon as it is over `limits.max`
+/// bytes, when no byte of it arrives for `limits.timeout`, or when `session` resolves (its
+/// sender, kept by the session task, is dropped when the session ends).
+async fn read_body<B>(
+    body: B,
+    mut buf: BytesMut,
+    limits: BodyLimits,
+    session: &mut oneshot::Receiver<()>,
+) -> BodyRead
 where
     B: HttpBody,
     B::Error: std::fmt::Display,
@@ -1144,7 +1210,9 @@ where
     let timer = tokio::time::sleep_until(deadline(tokio::time::Instant::now()));
     let mut timer = std::pin::pin!(timer);
     let mut body = std::pin::pin!(body);
-    let mut buf = BytesMut::new();
+    if buf.len() > limits.max {
+        return BodyRead::Done(buf.freeze());
+    }
     loop {
         let frame = tokio::select! {
             biased;
@@ -1157,15 +1225,9 @@ where
         };
         match frame {
             Ok(frame) => {
-                if let Ok(mut data) = frame.into_data() {
+                if let Ok(data) = frame.into_data() {
                     timer.as_mut().reset(deadline(tokio::time::Instant::now()));
-                    use bytes::Buf;
-                    while data.has_remaining() {
-                        let chunk = data.chunk();
-                        let n = chunk.len();
-                        buf.extend_from_slice(chunk);
-                        data.advance(n);
-                    }
+                    append(&mut buf, data);
                     if buf.len() > limits.max {
                         break;
                     }
@@ -1465,6 +1527,21 @@ impl<M: Machine> SessionTask<M> {
                 } else if accepted {
                     self.post_alive = Some(alive);
                 }
+            }
+            Input::PostWhole(post) => {
+                let PostInput {
+                    body,
+                    binary,
+                    reply,
+                } = *post;
+                let done = self
+                    .machine
+                    .handle_input(now, eio::Input::PostStart { binary })
+                    .and_then(|()| {
+                        self.machine
+                            .handle_input(now, eio::Input::Post { body, binary })
+                    });
+                let _ = reply.send(done);
             }
             Input::Post(post) => {
                 self.post_alive = None;
