@@ -267,8 +267,12 @@ async fn quick_handlers_wait_behind_a_waiting_one_and_their_answers_keep_their_o
     let mut ws = sio(addr, "/socket.io/").await;
     ws.send_text("40").await;
     assert!(ws.text_app().await.starts_with("40{"));
-    ws.send_texts(&[r#"420["work",0]"#, r#"421["work",1]"#, r#"422["work",2]"#])
-        .await;
+    // One write each, a moment apart: each is read alone, not as part of a burst (whose events
+    // go to the socket's task anyway), while the first one's handler still waits.
+    for frame in [r#"420["work",0]"#, r#"421["work",1]"#, r#"422["work",2]"#] {
+        ws.send_text(frame).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut order = Vec::new();
     for _ in 0..3 {
         order.push(
