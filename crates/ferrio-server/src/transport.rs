@@ -1283,7 +1283,7 @@ impl<M: Machine> SessionTask<M> {
         tokio::pin!(timer);
         let mut armed: Option<tokio::time::Instant> = None;
         loop {
-            let mut now = clock.now();
+            let now = clock.now();
             while let Some(out) = self.machine.poll_transport(now) {
                 self.perform(out);
             }
@@ -1294,7 +1294,8 @@ impl<M: Machine> SessionTask<M> {
                 let Some(msg) = self.inbox.try_recv() else {
                     break;
                 };
-                now = self.fire_due_timers(clock.now());
+                // The clock as this round read it: these commands were sent within it.
+                let now = self.fire_due_timers(now);
                 self.on_msg(now, msg);
                 while let Some(out) = self.machine.poll_transport(now) {
                     self.perform(out);
