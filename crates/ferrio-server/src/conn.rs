@@ -221,6 +221,7 @@ impl Conn {
             continue_written: 0,
             max_trailers: limits.max_head,
         };
+        exchange.take_whole_body(&mut self.buf);
         let future = handler(Request::from_parts(parts, body));
         async move {
             let (out, rest, keep_alive, upgrading) = {
@@ -758,6 +759,26 @@ impl Exchange {
         }
     }
 
+    /// A body of known length that arrived whole with its head (the usual small POST) is
+    /// handed over at once, ended: the handler reads it without waiting for this task.
+    fn take_whole_body(&mut self, buf: &mut BytesMut) {
+        let (Some(shared), Decoder::Length(left)) = (&self.shared, &self.decoder) else {
+            return;
+        };
+        if self.continue_pending || (buf.len() as u64) < *left {
+            return;
+        }
+        let Ok(Decoded::Data(data)) = self.decoder.decode(buf, self.max_trailers) else {
+            return;
+        };
+        if buf.is_empty() {
+            *buf = BytesMut::new();
+        }
+        let mut state = lock(shared);
+        state.chunk = Some(data);
+        state.ended = true;
+    }
+
     /// Hands the handler's body its next piece: data, its end (`None`) or an error. True if
     /// the body is read in this task (woken by `cx`), which is to poll the handler again.
     fn deliver(&mut self, piece: Result<Option<Bytes>, &'static str>, cx: &Context<'_>) -> bool {
@@ -961,7 +982,10 @@ impl http_body::Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.shared.is_none()
+        self.shared.as_ref().is_none_or(|shared| {
+            let state = lock(shared);
+            state.ended && state.chunk.is_none() && state.error.is_none()
+        })
     }
 }
 
