@@ -489,6 +489,19 @@ impl EncodedPacket {
             .chain(self.attachments.iter().cloned().map(Frame::Binary))
     }
 
+    /// [`frames`](Self::frames) as a `Vec`, built by a plain loop (the client's queues take
+    /// them so, without an iterator adapter's code for each caller).
+    pub(crate) fn frame_list(&self) -> Vec<Frame> {
+        let mut list = Vec::with_capacity(1 + self.attachments.len());
+        if !self.message.is_empty() {
+            list.push(Frame::Text(self.message.clone()));
+        }
+        for b in &self.attachments {
+            list.push(Frame::Binary(b.clone()));
+        }
+        list
+    }
+
     /// The frames as Engine.IO packets.
     pub fn packets(&self) -> impl Iterator<Item = engine::Packet> + '_ {
         let text = (!self.message.is_empty())

@@ -618,7 +618,7 @@ impl Session {
         if !matches!(self.state, State::Opening | State::Open) || self.has_ping_expired(now) {
             return Err(SendError::Closed);
         }
-        self.enqueue(frames, compress, true)
+        self.enqueue(frames.into_iter().collect(), compress, true)
     }
 
     /// True if the heartbeat deadline has passed without a ping (`_hasPingExpired`); the session

@@ -41,23 +41,23 @@ fn data_byte_length(frame: &Frame) -> u64 {
 
 impl Session {
     /// Queues message frames; `bounded` applies [`Config::max_buffered_bytes`](super::Config::max_buffered_bytes).
+    /// Takes a `Vec` rather than an iterator: one copy of this code for every caller.
     pub(crate) fn enqueue(
         &mut self,
-        frames: impl IntoIterator<Item = Frame>,
+        frames: Vec<Frame>,
         compress: bool,
         bounded: bool,
     ) -> Result<(), SendError> {
         if !matches!(self.state, State::Opening | State::Open) {
             return Err(SendError::Closed);
         }
-        let frames: Vec<Frame> = frames.into_iter().collect();
-        if frames
-            .iter()
-            .any(|f| matches!(f, Frame::Text(t) if !t.starts_with('4')))
-        {
-            return Err(SendError::NotAMessage);
+        let mut total = 0;
+        for f in &frames {
+            if matches!(f, Frame::Text(t) if !t.starts_with('4')) {
+                return Err(SendError::NotAMessage);
+            }
+            total += frame_len(f);
         }
-        let total: usize = frames.iter().map(frame_len).sum();
         if bounded
             && !self.write_buffer.is_empty()
             && self.buffered_bytes.saturating_add(total) > self.config.max_buffered_bytes
@@ -65,8 +65,9 @@ impl Session {
             return Err(SendError::BufferFull);
         }
         self.buffered_bytes += total;
-        self.write_buffer
-            .extend(frames.into_iter().map(|frame| Queued { frame, compress }));
+        for frame in frames {
+            self.write_buffer.push_back(Queued { frame, compress });
+        }
         self.flush();
         Ok(())
     }

@@ -61,7 +61,7 @@ impl Manager {
         } else if connected {
             match self
                 .engine
-                .enqueue(encoded.frames(), options.compress, bounded)
+                .enqueue(encoded.frame_list(), options.compress, bounded)
             {
                 Ok(()) => {
                     if report {

@@ -45,7 +45,7 @@ impl Manager {
             .config
             .parser
             .encode(&Packet::connect(s.nsp.clone(), data));
-        let _ = self.engine.enqueue(encoded.frames(), true, false);
+        let _ = self.engine.enqueue(encoded.frame_list(), true, false);
         self.sockets[socket.index()].connect_pending = true;
     }
 
@@ -124,7 +124,9 @@ impl Manager {
             self.deliver(socket, packet);
         }
         for b in to_send {
-            let _ = self.engine.enqueue(b.encoded.frames(), b.compress, false);
+            let _ = self
+                .engine
+                .enqueue(b.encoded.frame_list(), b.compress, false);
             if let Some(packet) = b.sent {
                 self.event(Event::Sent { socket, packet });
             }

@@ -397,7 +397,7 @@ impl Manager {
                 .config
                 .parser
                 .encode(&Packet::disconnect(s.nsp.clone()));
-            let _ = self.engine.enqueue(encoded.frames(), true, false);
+            let _ = self.engine.enqueue(encoded.frame_list(), true, false);
         }
         self.destroy(now, socket);
         if connected {
@@ -476,7 +476,7 @@ impl Manager {
             return Err(ClientError::InvalidAck);
         }
         let encoded = self.config.parser.encode(&packet.with_nsp(s.nsp.clone()));
-        let result = match self.engine.send(now, encoded.frames(), true) {
+        let result = match self.engine.send(now, encoded.frame_list(), true) {
             Ok(()) => Ok(()),
             Err(SendError::BufferFull) => Err(ClientError::WriteBufferFull),
             Err(_) => Err(ClientError::NotConnected),
@@ -726,7 +726,7 @@ impl Manager {
                     .config
                     .parser
                     .encode(&Packet::disconnect(s.nsp.clone()));
-                let _ = self.engine.enqueue(encoded.frames(), true, false);
+                let _ = self.engine.enqueue(encoded.frame_list(), true, false);
                 return;
             }
         }
