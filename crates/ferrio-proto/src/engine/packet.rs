@@ -1,6 +1,6 @@
 //! Engine.IO packets and their WebSocket frame form (protocol v4, and v3's binary frame).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::error::DecodeError;
 use crate::Str;
@@ -135,7 +135,7 @@ pub(crate) fn decode_base64(text: &str) -> Bytes {
 
 /// Appends standard base64 with padding (`Buffer.toString("base64")`). Written out rather than
 /// taken from a base64 crate: a few lines here against a large encoder in the browser build.
-pub(crate) fn encode_base64_into(data: &[u8], out: &mut BytesMut) {
+pub(crate) fn encode_base64_into(data: &[u8], out: &mut Vec<u8>) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     out.reserve(base64_len(data.len()));
     let mut chunks = data.chunks_exact(3);
@@ -202,10 +202,10 @@ impl Packet {
     pub fn encode_v3(&self) -> Frame {
         match self {
             Packet::Binary(b) => {
-                let mut out = BytesMut::with_capacity(b.len() + 1);
-                out.put_u8(PacketType::Message as u8);
+                let mut out = Vec::with_capacity(b.len() + 1);
+                out.push(PacketType::Message as u8);
                 out.extend_from_slice(b);
-                Frame::Binary(out.freeze())
+                Frame::Binary(Bytes::from(out))
             }
             other => other.encode(),
         }
@@ -287,7 +287,7 @@ mod tests {
     proptest! {
         #[test]
         fn base64_matches_the_base64_crate(data in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let mut out = BytesMut::from(&b"x"[..]);
+            let mut out = b"x".to_vec();
             encode_base64_into(&data, &mut out);
             let expected = base64::engine::general_purpose::STANDARD.encode(&data);
             prop_assert_eq!(&out[1..], expected.as_bytes());

@@ -1,6 +1,6 @@
 //! The HTTP long-polling payload of Engine.IO v4: records joined by the byte 0x1e.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::error::DecodeError;
 use super::packet::{encode_base64_into, Frame, Packet, Protocol};
@@ -24,20 +24,21 @@ pub fn encode_payload<'a>(frames: impl IntoIterator<Item = &'a Frame> + Clone) -
         .into_iter()
         .map(|f| f.polling_len() + 1)
         .sum();
-    let mut out = BytesMut::with_capacity(len);
+    // A `Vec` of the exact length: `Bytes` takes it over without a copy.
+    let mut out = Vec::with_capacity(len);
     for (i, frame) in frames.into_iter().enumerate() {
         if i > 0 {
-            out.put_u8(SEPARATOR);
+            out.push(SEPARATOR);
         }
         match frame {
             Frame::Text(s) => out.extend_from_slice(s.as_bytes()),
             Frame::Binary(b) => {
-                out.put_u8(b'b');
+                out.push(b'b');
                 encode_base64_into(b, &mut out);
             }
         }
     }
-    out.freeze()
+    Bytes::from(out)
 }
 
 /// Decodes a v4 polling payload, one packet per record, sharing the body's memory.

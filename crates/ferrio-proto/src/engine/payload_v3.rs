@@ -23,14 +23,14 @@ const MAX_LENGTH_DIGITS: usize = 311;
 /// assert_eq!(&encode_payload_v3(&frames)[..], b"6:4hello10:b4AQIDBA==");
 /// ```
 pub fn encode_payload_v3<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> Bytes {
-    let mut out = BytesMut::new();
+    let mut out = Vec::new();
     let mut any = false;
     for frame in frames {
         any = true;
         match frame {
             Frame::Text(s) => {
                 out.extend_from_slice(utf16_len(s).to_string().as_bytes());
-                out.put_u8(b':');
+                out.push(b':');
                 out.extend_from_slice(s.as_bytes());
             }
             Frame::Binary(b) => {
@@ -43,7 +43,7 @@ pub fn encode_payload_v3<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> Byt
     if !any {
         out.extend_from_slice(b"0:");
     }
-    out.freeze()
+    Bytes::from(out)
 }
 
 /// Encodes frames as a v3 binary payload (sent to clients that support binary when the batch

@@ -39,7 +39,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::handshake::OpenPacket;
 use super::packet::{encode_base64_into, Frame, Packet, Protocol};
@@ -948,15 +948,15 @@ impl Session {
             (true, Protocol::V4) => packet.encode(),
             (true, Protocol::V3) => packet.encode_v3(),
             (false, protocol) => {
-                let mut text = BytesMut::from(match protocol {
-                    Protocol::V4 => &b"b"[..],
-                    Protocol::V3 => &b"b4"[..],
-                });
+                let mut text = match protocol {
+                    Protocol::V4 => b"b".to_vec(),
+                    Protocol::V3 => b"b4".to_vec(),
+                };
                 if let Packet::Binary(data) = &packet {
                     encode_base64_into(data, &mut text);
                 }
                 // base64 is ASCII: always UTF-8.
-                Frame::Text(Str::from_utf8(text.freeze()).unwrap_or_default())
+                Frame::Text(Str::from_utf8(Bytes::from(text)).unwrap_or_default())
             }
         }
     }

@@ -10,10 +10,10 @@ use crate::Str;
 
 /// A binary message as `b` + base64 text (the v4 form for a peer that cannot take binary).
 fn base64_frame(data: &[u8]) -> Frame {
-    let mut text = bytes::BytesMut::from(&b"b"[..]);
+    let mut text = b"b".to_vec();
     crate::engine::packet::encode_base64_into(data, &mut text);
     // base64 is ASCII: always UTF-8.
-    Frame::Text(Str::from_utf8(text.freeze()).unwrap_or_default())
+    Frame::Text(Str::from_utf8(bytes::Bytes::from(text)).unwrap_or_default())
 }
 
 /// A frame in the write buffer.
