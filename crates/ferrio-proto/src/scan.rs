@@ -246,14 +246,14 @@ pub(crate) fn member<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 /// The string a JSON string token (quotes included) stands for. Lone surrogates read as U+FFFD.
 pub(crate) fn string(token: &str) -> Option<Cow<'_, str>> {
     let inner = token.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
+    if find_byte(inner, b'\\').is_none() {
         return Some(Cow::Borrowed(inner));
     }
     let b = inner.as_bytes();
     let mut out = String::with_capacity(inner.len());
     let mut i = 0;
     while i < b.len() {
-        let run = inner[i..].find('\\').map_or(b.len(), |n| i + n);
+        let run = find_byte(&inner[i..], b'\\').map_or(b.len(), |n| i + n);
         out.push_str(inner.get(i..run)?);
         if run == b.len() {
             break;
@@ -303,10 +303,38 @@ pub(crate) fn is_number(token: &str) -> bool {
 /// A non-negative JSON integer written with digits only (no fraction, exponent or sign), as the
 /// handshake's numbers are.
 pub(crate) fn unsigned(token: &str) -> Option<u64> {
-    if token.is_empty() || !token.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
+    let mut n: u64 = 0;
+    for c in token.bytes() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
     }
-    token.parse().ok()
+    (!token.is_empty()).then_some(n)
+}
+
+/// The position of the first byte `b` (ASCII) in `s`. In the browser build a plain loop: the
+/// strings searched are short, and `str::find` would bring its searcher and `memchr` into the
+/// module; elsewhere `str::find`, whose word-at-a-time search suits long strings.
+pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
+    #[cfg(target_family = "wasm")]
+    {
+        s.bytes().position(|c| c == b)
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        s.find(char::from(b))
+    }
+}
+
+/// `s` without JSON white space (space, tab, LF, CR) at either end.
+pub(crate) fn trim_ws(s: &str) -> &str {
+    let is_ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !is_ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !is_ws(c)).map_or(start, |e| e + 1);
+    // Both ends are next to ASCII bytes: char boundaries.
+    s.get(start..end).unwrap_or_default()
 }
 
 /// Appends `s` as a JSON string, escaped as `JSON.stringify` does.
@@ -402,6 +430,38 @@ mod tests {
         assert_eq!(validate(" {} "), Some(Kind::Object));
         assert_eq!(validate("[]"), Some(Kind::Array));
         assert_eq!(validate("\"\""), Some(Kind::String));
+    }
+
+    #[test]
+    fn unsigned_matches_str_parse() {
+        for t in [
+            "0",
+            "007",
+            "18446744073709551615",
+            "18446744073709551616",
+            "",
+            "+1",
+            "1 ",
+            "é",
+        ] {
+            let expected = t
+                .bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| t.parse().ok())
+                .flatten();
+            assert_eq!(unsigned(t), expected, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn find_byte_and_trim_ws() {
+        assert_eq!(find_byte("a/b,c", b','), Some(3));
+        assert_eq!(find_byte("é,", b','), Some(2));
+        assert_eq!(find_byte("abc", b','), None);
+        assert_eq!(trim_ws(" \t\n\r[1, 2] \r\n"), "[1, 2]");
+        assert_eq!(trim_ws("  "), "");
+        assert_eq!(trim_ws(""), "");
+        assert_eq!(trim_ws("\u{a0}\"é\""), "\u{a0}\"é\"");
     }
 
     #[test]

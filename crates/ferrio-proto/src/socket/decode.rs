@@ -40,7 +40,7 @@ pub(crate) fn decode_str(
     // 2. Attachments of binary packets: the text up to `-` must be a JS number, an integer ≥ 1.
     let mut expected = 0;
     if matches!(kind, PacketType::BinaryEvent | PacketType::BinaryAck) {
-        let dash = s[pos..].find('-').ok_or(DecodeError::IllegalAttachments)? + pos;
+        let dash = scan::find_byte(&s[pos..], b'-').ok_or(DecodeError::IllegalAttachments)? + pos;
         let n = string_to_index(&s[pos..dash])
             .filter(|&n| n >= 1)
             .ok_or(DecodeError::IllegalAttachments)?;
@@ -55,7 +55,7 @@ pub(crate) fn decode_str(
 
     // 3. Namespace: from `/` to the first `,` or the end.
     let nsp = if s[pos..].starts_with('/') {
-        match s[pos..].find(',') {
+        match scan::find_byte(&s[pos..], b',') {
             Some(comma) => {
                 let nsp = text.slice(pos..pos + comma);
                 pos += comma + 1;

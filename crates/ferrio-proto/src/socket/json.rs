@@ -32,7 +32,7 @@ impl RawJson {
     pub fn parse(text: impl Into<Str>) -> Result<RawJson, InvalidJson> {
         let text: Str = text.into();
         scan::validate(&text).ok_or(InvalidJson)?;
-        let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        let trimmed = scan::trim_ws(&text);
         Ok(RawJson(text.slice_ref(trimmed).unwrap_or_default()))
     }
 

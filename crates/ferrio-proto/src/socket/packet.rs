@@ -99,10 +99,10 @@ impl AckId {
 
     /// The id of a run of ASCII digits, as `Number(digits)` reads it but exact.
     pub(crate) fn from_digits(digits: &str) -> AckId {
-        AckId(match digits.parse() {
-            Ok(n) => AckIdRepr::Num(n),
-            Err(_) if digits.is_empty() => AckIdRepr::Num(0),
-            Err(_) => {
+        AckId(match crate::scan::unsigned(digits) {
+            Some(n) => AckIdRepr::Num(n),
+            None if digits.is_empty() => AckIdRepr::Num(0),
+            None => {
                 let zeros = digits.bytes().take_while(|&b| b == b'0').count();
                 // A copy: an id kept by the application does not keep the packet's buffer
                 // alive.

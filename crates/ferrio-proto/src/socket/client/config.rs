@@ -148,5 +148,5 @@ impl EmitOptions {
 
 /// True if the JSON text is an object.
 pub(super) fn is_json_object(json: &RawJson) -> bool {
-    json.as_str().trim_start().starts_with('{')
+    crate::scan::trim_ws(json.as_str()).starts_with('{')
 }
