@@ -29,9 +29,8 @@ impl Str {
 
     /// Validates `bytes` as UTF-8 and wraps it without copying.
     pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
-        std::str::from_utf8(&bytes)?;
-        // Just validated: the conversion cannot fail.
-        Ok(Str(ByteString::try_from(bytes).unwrap_or_default()))
+        // One check (ASCII first, then UTF-8 if needed).
+        ByteString::try_from(bytes).map(Str)
     }
 
     /// The string as `&str`.

@@ -615,10 +615,20 @@ impl Session {
         frames: impl IntoIterator<Item = Frame>,
         compress: bool,
     ) -> Result<(), SendError> {
+        self.send_list(now, frames.into_iter().collect(), compress)
+    }
+
+    /// [`send`](Self::send) with the frames in a `Vec` (one copy of the code for every caller).
+    pub(crate) fn send_list(
+        &mut self,
+        now: Instant,
+        frames: Vec<Frame>,
+        compress: bool,
+    ) -> Result<(), SendError> {
         if !matches!(self.state, State::Opening | State::Open) || self.has_ping_expired(now) {
             return Err(SendError::Closed);
         }
-        self.enqueue(frames.into_iter().collect(), compress, true)
+        self.enqueue(frames, compress, true)
     }
 
     /// True if the heartbeat deadline has passed without a ping (`_hasPingExpired`); the session

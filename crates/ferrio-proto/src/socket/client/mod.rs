@@ -476,7 +476,7 @@ impl Manager {
             return Err(ClientError::InvalidAck);
         }
         let encoded = self.config.parser.encode(&packet.with_nsp(s.nsp.clone()));
-        let result = match self.engine.send(now, encoded.frame_list(), true) {
+        let result = match self.engine.send_list(now, encoded.frame_list(), true) {
             Ok(()) => Ok(()),
             Err(SendError::BufferFull) => Err(ClientError::WriteBufferFull),
             Err(_) => Err(ClientError::NotConnected),
