@@ -76,17 +76,15 @@ impl Manager {
                     return Err(ClientError::WriteBufferFull);
                 }
                 // The engine is closing: keep the packet for the next connection.
-                Err(_) => self.sockets[socket.index()]
-                    .send_buffer
-                    .push_back(Buffered {
-                        id: wire_id,
-                        encoded,
-                        compress: options.compress,
-                        sent: report.then_some(packet),
-                    }),
+                Err(_) => self.sockets[socket.index()].send_buffer.push(Buffered {
+                    id: wire_id,
+                    encoded,
+                    compress: options.compress,
+                    sent: report.then_some(packet),
+                }),
             }
         } else {
-            s.send_buffer.push_back(Buffered {
+            s.send_buffer.push(Buffered {
                 id: wire_id,
                 encoded,
                 compress: options.compress,
@@ -118,7 +116,7 @@ impl Manager {
                 Some("receive buffer full".to_owned()),
             );
         } else {
-            s.receive_buffer.push_back(packet);
+            s.receive_buffer.push(packet);
         }
     }
 }

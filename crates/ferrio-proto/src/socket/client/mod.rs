@@ -141,8 +141,10 @@ struct SocketState {
     /// [`ManagerConfig::max_pending_acks`] user acks (plus the delivery queue's), so a removal's
     /// shift stays bounded; a `Vec` keeps the browser build smaller than a `VecDeque` would.
     acks: Vec<(u64, PendingAck)>,
-    send_buffer: VecDeque<Buffered>,
-    receive_buffer: VecDeque<Packet>,
+    /// The offline buffers: appended to, filtered, and taken whole (`Vec`s, smaller in the
+    /// browser build than `VecDeque`s).
+    send_buffer: Vec<Buffered>,
+    receive_buffer: Vec<Packet>,
     queue: VecDeque<Queued>,
     queue_seq: u64,
 }
@@ -164,8 +166,8 @@ impl SocketState {
             next_wire_id: 0,
             next_handle: 0,
             acks: Vec::new(),
-            send_buffer: VecDeque::new(),
-            receive_buffer: VecDeque::new(),
+            send_buffer: Vec::new(),
+            receive_buffer: Vec::new(),
             queue: VecDeque::new(),
             queue_seq: 0,
         }
