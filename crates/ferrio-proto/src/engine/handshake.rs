@@ -80,10 +80,11 @@ impl OpenPacket {
         if !upgrades_json.starts_with('[') {
             return Err(InvalidHandshake("upgrades"));
         }
-        let upgrades = scan::array_items(upgrades_json)
-            .map(|item| scan::string(item).map(|s| s.into_owned()))
-            .collect::<Option<Vec<String>>>()
-            .ok_or(InvalidHandshake("upgrades"))?;
+        let mut upgrades = Vec::new();
+        for item in scan::array_items(upgrades_json) {
+            let name = scan::string(item).ok_or(InvalidHandshake("upgrades"))?;
+            upgrades.push(name.into_owned());
+        }
         Ok(OpenPacket {
             sid,
             upgrades,

@@ -815,12 +815,15 @@ impl Session {
     /// probed, the heartbeat starts.
     fn on_handshake(&mut self, now: Instant, open: OpenPacket) {
         let current = self.transport();
-        self.upgrades = open
-            .upgrades
-            .iter()
-            .filter_map(|name| transport_from_name(name))
-            .filter(|t| self.config.transports.contains(t) && Some(*t) != current)
-            .collect();
+        self.upgrades.clear();
+        for name in &open.upgrades {
+            match transport_from_name(name) {
+                Some(t) if self.config.transports.contains(&t) && Some(t) != current => {
+                    self.upgrades.push(t)
+                }
+                _ => {}
+            }
+        }
         self.handshake = Some(open.clone());
         self.prior_websocket_success = current == Some(Transport::WebSocket);
         let was_opening = self.state == State::Opening;
