@@ -202,9 +202,10 @@ fn walk_placeholders(
     }
     // The rare case: a failure counts unless a later member repeats its key. Bounded: past 2^20
     // key comparisons the failure counts (only a payload built for it gets there).
-    let keys = scan::object_members(json.get(start..end)?)
-        .map(|(key, _)| scan::string(key))
-        .collect::<Option<Vec<Cow<'_, str>>>>()?;
+    let mut keys: Vec<Cow<'_, str>> = Vec::new();
+    for (key, _) in scan::object_members(json.get(start..end)?) {
+        keys.push(scan::string(key)?);
+    }
     let mut budget = 1usize << 20;
     for (index, e) in failures {
         let later = keys.get(index + 1..).unwrap_or_default();
