@@ -76,12 +76,12 @@ impl Manager {
     /// `_clearAcks`: acks whose packet was sent will not come; those still buffered wait.
     pub(super) fn clear_acks(&mut self, now: Instant, socket: SocketId) {
         let s = &self.sockets[socket.index()];
-        let ids: Vec<u64> = s
-            .acks
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| !s.send_buffer.iter().any(|b| b.id == Some(*id)))
-            .collect();
+        let mut ids = Vec::new();
+        for &(id, _) in &s.acks {
+            if !s.send_buffer.iter().any(|b| b.id == Some(id)) {
+                ids.push(id);
+            }
+        }
         for id in ids {
             let Some(pending) = remove_ack(&mut self.sockets[socket.index()].acks, id) else {
                 continue;
