@@ -578,15 +578,18 @@ impl Manager {
     /// reconnection attempt, or the earliest ack deadline.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.engine.poll_timeout(),
+        let mut next = self.engine.poll_timeout();
+        for d in [
             self.connect_deadline,
             self.reconnect_deadline,
             self.ack_deadlines.first().map(|(d, _, _)| *d),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        ] {
+            next = match (next, d) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        next
     }
 
     /// Time passed: heartbeat, connect timeout, reconnection attempt, ack timeouts.
