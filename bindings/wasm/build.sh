@@ -92,12 +92,22 @@ GLUE
     # `-Oz`, which then compresses better (about 0.1 KB). `-Oz` twice: the second pass finds a
     # little more; `--converge`: passes repeated until the module stops shrinking (about 0.1 KB).
     # `--strip-target-features`: the features section, which browsers ignore.
-    "${here}/node_modules/.bin/wasm-opt" --one-caller-inline-max-function-size 20 \
-      --low-memory-unused --flatten --rereloop -Oz -Oz --converge \
-      --enable-bulk-memory --enable-mutable-globals \
+    local features="--enable-bulk-memory --enable-mutable-globals \
       --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
-      --enable-multivalue --strip-debug --strip-producers --strip-target-features \
+      --enable-multivalue"
+    # shellcheck disable=SC2086
+    "${here}/node_modules/.bin/wasm-opt" --one-caller-inline-max-function-size 20 \
+      --low-memory-unused --flatten --rereloop -Oz -Oz --converge ${features} \
+      --strip-debug --strip-producers --strip-target-features \
       "${out}/ferrio_wasm_bg.wasm" -o "${out}/ferrio_wasm_bg.wasm"
+    # Then one-letter import, export and module names instead of wasm-bindgen's hashed ones
+    # (about 0.4 KB gzip): wasm-opt prints the mapping, which `short-names.mjs` applies to the
+    # glue. (A pass of its own: `--converge` would run it again on its own output.)
+    # shellcheck disable=SC2086
+    "${here}/node_modules/.bin/wasm-opt" --minify-imports-and-exports-and-modules ${features} \
+      "${out}/ferrio_wasm_bg.wasm" -o "${out}/ferrio_wasm_bg.wasm" > "${out}/names.json"
+    node "${here}/short-names.mjs" "${out}/ferrio_wasm.js" "${out}/ferrio_wasm_bg.wasm" \
+      "${out}/names.json"
   fi
 
   # One minified ES module: the entry with the glue inlined; it loads its wasm file from its own
