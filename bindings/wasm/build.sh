@@ -113,11 +113,11 @@ GLUE
   # One minified ES module: the entry with the glue inlined; it loads its wasm file from its own
   # directory (`new URL(..., import.meta.url)`). Private members (`_name`) get short names,
   # except `_placeholder` (a protocol field) and `_transports` (the browser tests reach it), and
-  # so do the internal `emitReserved` (protected in socket.io-client) and the fields of ack and
-  # transport entries.
+  # so do the internal `emitReserved` (protected in socket.io-client), the fields of ack and
+  # transport entries, and the glue's `__wbg_ptr` and `__destroy_into_raw`.
   # FERRIO_MSGPACK and FERRIO_WASM are the variant's constants (see `ferrio.js`).
   "${here}/node_modules/.bin/esbuild" "${here}/$1" --bundle --format=esm --minify \
-    --target=es2022 --legal-comments=none --log-level=warning --mangle-props='^(_[a-z]|emitReserved$|callback$|withTimeout$|aborts$)' \
+    --target=es2022 --legal-comments=none --log-level=warning --mangle-props='^(_[a-z]|__wbg_ptr$|__destroy_into_raw$|emitReserved$|callback$|withTimeout$|aborts$)' \
     --reserve-props='^_(placeholder|transports)$' --define:FERRIO_MSGPACK="$4" \
     --define:FERRIO_WASM="\"$3\"" --outfile="${dist}/$2"
   cp "${out}/ferrio_wasm_bg.wasm" "${dist}/$3"
