@@ -110,8 +110,12 @@ export interface EngineReservedEvents {
   message: (data: string | ArrayBuffer) => void;
   /** A write completed (a POST answered, or WebSocket frames handed to the browser). */
   drain: () => void;
+  /** The probe succeeded: the session is about to move to this transport. */
+  upgrading: (transport: { name: "websocket" }) => void;
   /** The session moved to this transport. */
   upgrade: (transport: { name: "polling" | "websocket" }) => void;
+  /** Frames went to the transport: a POST sent, or a WebSocket frame written. */
+  flush: () => void;
   /** The session failed to open. */
   error: (err: ConnectError) => void;
   close: (reason: string, description?: any) => void;

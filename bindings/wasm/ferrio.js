@@ -498,6 +498,8 @@ export class Manager extends Emitter {
         break;
       case 1:
         this._fetch(out[1], "POST", out[2], out[3]);
+        // The write buffer went to the transport (engine.io-client's `flush`).
+        this.engine.emitReserved("flush");
         break;
       case 2: {
         this.engine.transport.name ||= "websocket";
@@ -515,6 +517,9 @@ export class Manager extends Emitter {
         ws.onopen = () => this._cmd(2, tid);
         ws.onmessage = (ev) => {
           this.engine._frames(ev.data);
+          // The probe's answer: the upgrade starts (engine.io-client's `upgrading`, emitted
+          // before the polling transport pauses, as the core now does).
+          if (ev.data === "3probe") this.engine.emitReserved("upgrading", { name: "websocket" });
           // The time the message arrived (the same clock as `performance.now()`, without asking).
           if (typeof ev.data === "string") this._cmd(3, tid, 0, 0, (frame = ev.data), 0, ev.timeStamp);
           else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(ev.data), ev.timeStamp);
@@ -536,6 +541,9 @@ export class Manager extends Emitter {
             this.engine.emitReserved("upgrade", this.engine.transport);
           }
           this.engine._frames(out[2], 1);
+          // `flush` for the session's frames; the probe's `2probe` and the upgrade packet go
+          // out of the write buffer's way in engine.io-client too.
+          if (out[2] !== "2probe" && out[2] !== "5") this.engine.emitReserved("flush");
           this.engine.emitReserved("drain");
         }
         break;

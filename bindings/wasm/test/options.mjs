@@ -48,7 +48,7 @@ export async function optionsScenario(base) {
     s.io.on("packet", (p) => packets.push(plain(p)));
     const engineEvents = [];
     const engine = s.io.engine;
-    for (const ev of ["open", "handshake", "packet", "packetCreate", "heartbeat", "drain", "ping", "message", "upgrade", "close"]) {
+    for (const ev of ["open", "handshake", "packet", "packetCreate", "heartbeat", "flush", "drain", "ping", "message", "upgrading", "upgrade", "close"]) {
       engine.on(ev, (arg) => engineEvents.push([ev, ev === "handshake" ? Object.keys(arg).sort() : arg && plain(arg)]));
     }
     engine.once("open", () => (r.transportBefore = engine.transport.name));
@@ -65,6 +65,8 @@ export async function optionsScenario(base) {
     r.firstEnginePacket = engineEvents.find(([e]) => e === "packet")[1].type;
     r.handshakeKeys = engineEvents.find(([e]) => e === "handshake")[1];
     r.upgradeEvent = engineEvents.find(([e]) => e === "upgrade")[1];
+    r.upgradingEvent = engineEvents.find(([e]) => e === "upgrading")?.[1];
+    r.upgradingFirst = names.indexOf("upgrading") >= 0 && names.indexOf("upgrading") < names.indexOf("upgrade");
     r.createdConnect = engineEvents.some(([e, a]) => e === "packetCreate" && a.type === "message" && a.data === "0");
     r.createdUpgrade = engineEvents.some(([e, a]) => e === "packetCreate" && a.type === "upgrade");
     r.engineClosed = engineEvents.filter(([e]) => e === "close").length;

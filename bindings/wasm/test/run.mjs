@@ -274,10 +274,11 @@ try {
     assert.equal(typeof r.packets[0].data.sid, "string");
     assert.deepEqual(r.packets[1], { type: 2, nsp: "/", data: ["auth", {}] });
     assert.deepEqual(r.packets[2], { type: 6, nsp: "/", id: 0, data: ["a", {}] });
-    assert.deepEqual(r.engineEvents, ["close", "drain", "handshake", "heartbeat", "message", "open", "packet", "packetCreate", "ping", "upgrade"]);
+    assert.deepEqual(r.engineEvents, ["close", "drain", "flush", "handshake", "heartbeat", "message", "open", "packet", "packetCreate", "ping", "upgrade", "upgrading"]);
     assert.equal(r.firstEnginePacket, "open");
     assert.deepEqual(r.handshakeKeys, ["maxPayload", "pingInterval", "pingTimeout", "sid", "upgrades"]);
     assert.deepEqual(r.upgradeEvent, { name: "websocket" });
+    assert.deepEqual([r.upgradingEvent, r.upgradingFirst], [{ name: "websocket" }, true]);
     assert.deepEqual([r.createdConnect, r.createdUpgrade, r.engineClosed, r.newEngine], [true, true, 1, true]);
     // timestampRequests false: no `t` on polling; true: `t` on the WebSocket request too.
     assert.ok(r.stamps.length >= 3, JSON.stringify(r.stamps));

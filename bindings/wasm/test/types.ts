@@ -87,6 +87,8 @@ tuned.on("packet", (p) => {
 });
 tuned.on("error", (err) => console.log(err.message, err.description, err.type === "TransportError"));
 tuned.engine.on("upgrade", (transport) => console.log(transport.name));
+tuned.engine.on("upgrading", (transport) => console.log(transport.name));
+tuned.engine.on("flush", () => console.log("flushed"));
 tuned.engine.on("packetCreate", (p) => console.log(p.type, p.data));
 tuned.engine.on("close", (reason) => console.log(reason));
 const engineId: string | undefined = tuned.engine.id;
