@@ -246,7 +246,7 @@ pub(crate) fn member<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 /// The string a JSON string token (quotes included) stands for. Lone surrogates read as U+FFFD.
 pub(crate) fn string(token: &str) -> Option<Cow<'_, str>> {
     let inner = token.strip_prefix('"')?.strip_suffix('"')?;
-    if find_byte(inner, b'\\').is_none() {
+    if !has_byte(inner, b'\\') {
         return Some(Cow::Borrowed(inner));
     }
     let b = inner.as_bytes();
@@ -324,6 +324,19 @@ pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
     #[cfg(not(target_family = "wasm"))]
     {
         s.find(char::from(b))
+    }
+}
+
+/// Whether `s` holds the byte `b` (ASCII): a plain loop in the browser build, as
+/// [`find_byte`]; elsewhere `<[u8]>::contains` (what `str::contains` does for an ASCII `char`).
+pub(crate) fn has_byte(s: &str, b: u8) -> bool {
+    #[cfg(target_family = "wasm")]
+    {
+        find_byte(s, b).is_some()
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        s.as_bytes().contains(&b)
     }
 }
 
@@ -458,6 +471,8 @@ mod tests {
         assert_eq!(find_byte("a/b,c", b','), Some(3));
         assert_eq!(find_byte("é,", b','), Some(2));
         assert_eq!(find_byte("abc", b','), None);
+        assert!(has_byte("a\\b", b'\\'));
+        assert!(!has_byte("ab", b'\\'));
         assert_eq!(trim_ws(" \t\n\r[1, 2] \r\n"), "[1, 2]");
         assert_eq!(trim_ws("  "), "");
         assert_eq!(trim_ws(""), "");
