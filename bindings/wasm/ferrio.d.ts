@@ -114,6 +114,8 @@ export interface EngineReservedEvents {
   upgrading: (transport: { name: "websocket" }) => void;
   /** The session moved to this transport. */
   upgrade: (transport: { name: "polling" | "websocket" }) => void;
+  /** The probe failed (`probe error`, `probe error: <cause>`); the session keeps polling. */
+  upgradeError: (err: Error & { transport: "websocket" }) => void;
   /** Frames went to the transport: a POST sent, or a WebSocket frame written. */
   flush: () => void;
   /** The session failed to open. */

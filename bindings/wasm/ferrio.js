@@ -516,10 +516,8 @@ export class Manager extends Emitter {
         this._transports.set(tid, { ws });
         ws.onopen = () => this._cmd(2, tid);
         ws.onmessage = (ev) => {
-          this.engine._frames(ev.data);
-          // The probe's answer: the upgrade starts (engine.io-client's `upgrading`, emitted
-          // before the polling transport pauses, as the core now does).
-          if (ev.data === "3probe") this.engine.emitReserved("upgrading", { name: "websocket" });
+          // (The probe's answer is the upgrade's, not a packet of the session.)
+          if (ev.data !== "3probe") this.engine._frames(ev.data);
           // The time the message arrived (the same clock as `performance.now()`, without asking).
           if (typeof ev.data === "string") this._cmd(3, tid, 0, 0, (frame = ev.data), 0, ev.timeStamp);
           else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(ev.data), ev.timeStamp);
@@ -535,15 +533,12 @@ export class Manager extends Emitter {
         const entry = this._transports.get(out[1]);
         if (entry && entry.ws && entry.ws.readyState === 1) {
           entry.ws.send(out[2]);
-          // The upgrade packet: the session moved to this WebSocket.
-          if (out[2] === "5") {
-            this.engine.transport.name = "websocket";
-            this.engine.emitReserved("upgrade", this.engine.transport);
+          // `packetCreate` and `flush` for the session's frames: the probe's `2probe` and the
+          // upgrade packet go to the transport directly in engine.io-client.
+          if (out[2] !== "2probe" && out[2] !== "5") {
+            this.engine._frames(out[2], 1);
+            this.engine.emitReserved("flush");
           }
-          this.engine._frames(out[2], 1);
-          // `flush` for the session's frames; the probe's `2probe` and the upgrade packet go
-          // out of the write buffer's way in engine.io-client too.
-          if (out[2] !== "2probe" && out[2] !== "5") this.engine.emitReserved("flush");
           this.engine.emitReserved("drain");
         }
         break;
@@ -580,6 +575,23 @@ export class Manager extends Emitter {
           this._closeEngine("transport error", err);
         }
         this.emitReserved(MANAGER_EVENTS[code - 20], err);
+        break;
+      }
+      case 28:
+        // The probe was answered: the session pauses polling to move (`upgrading`).
+        this.engine.emitReserved("upgrading", { name: "websocket" });
+        break;
+      case 29:
+        // The session moved to the WebSocket (`upgrade`), its upgrade packet sent.
+        this.engine.transport.name = "websocket";
+        this.engine.emitReserved("upgrade", this.engine.transport);
+        break;
+      case 30: {
+        // A probe failed; the session keeps polling (`upgradeError`, an Error naming the
+        // transport, as engine.io-client).
+        const err = new Error(out[1]);
+        err.transport = "websocket";
+        this.engine.emitReserved("upgradeError", err);
         break;
       }
       case 23:

@@ -509,6 +509,9 @@ impl Core {
                     Event::Reconnect(_) => (25, None),
                     Event::ReconnectError { .. } => (26, None),
                     Event::ReconnectFailed => (27, None),
+                    Event::Upgrading(_) => (28, None),
+                    Event::Upgrade(_) => (29, None),
+                    Event::UpgradeError(_) => (30, None),
                     // A kind of event added to the core later: code 9, which `ferrio.js` ignores.
                     _ => (9, None),
                 };
@@ -555,9 +558,9 @@ impl Core {
                         num(ack.as_u64() as f64);
                         push(error.as_str().into());
                     }
-                    Event::Error { message } | Event::ReconnectError { message } => {
-                        push(message.into())
-                    }
+                    Event::Error { message }
+                    | Event::ReconnectError { message }
+                    | Event::UpgradeError(message) => push(message.into()),
                     Event::Close {
                         reason,
                         description,

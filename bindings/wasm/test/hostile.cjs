@@ -6,7 +6,8 @@
 // Usage: node hostile.cjs -> prints "listening <port>" (127.0.0.1, PORT or a free port); exits
 // after 120 s. Cases:
 //   polling (first GET):  http-500, bad-handshake, not-handshake, binary-garbage, huge-handshake
-//   polling (after a good handshake, the long-poll answers the CONNECT and then `pollCases`)
+//   polling (after a good handshake, the long-poll answers the CONNECT and then `pollCases`;
+//   `probe-refused` also offers WebSocket and answers the upgrade probe wrongly)
 //   WebSocket (after the handshake and the CONNECT accept, the frames of `wsCases`)
 "use strict";
 
@@ -16,8 +17,8 @@ const { WebSocketServer } = require(path.join(__dirname, "../../../tests/node/no
 
 setTimeout(() => process.exit(0), 120000).unref();
 
-const handshake = (sid) =>
-  "0" + JSON.stringify({ sid, upgrades: [], pingInterval: 25000, pingTimeout: 20000, maxPayload: 1000000 });
+const handshake = (sid, upgrades = []) =>
+  "0" + JSON.stringify({ sid, upgrades, pingInterval: 25000, pingTimeout: 20000, maxPayload: 1000000 });
 
 // Deeply nested JSON: a recursive parser would run out of stack.
 const deep = (n) => "[".repeat(n) + "]".repeat(n);
@@ -53,6 +54,8 @@ const pollCases = {
   "poll-oversized": [accept, '42["big","' + "y".repeat(12 * 1024 * 1024) + '"]'],
   // A CONNECT_ERROR whose digits read as an ack id, with an object without `message`.
   "poll-connect-error-garbage": ['440{"sid":"hostile-socket"}'],
+  // The handshake offers WebSocket, and the probe is answered with anything but `3probe`.
+  "probe-refused": [accept],
 };
 // Polling sessions of the `pollCases`: whether the CONNECT came, the long-poll waiting for it.
 const sessions = new Map();
@@ -69,7 +72,7 @@ const server = http.createServer((req, res) => {
     if (!sid) {
       const id = `hp${sessions.size}`;
       sessions.set(id, {});
-      return send(200, handshake(id));
+      return send(200, handshake(id, c === "probe-refused" ? ["websocket"] : []));
     }
     const session = sessions.get(sid) || {};
     const answer = () => {
@@ -120,6 +123,10 @@ const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 }
 server.on("upgrade", (req, socket, head) => {
   const c = new URL(req.url, "http://x").searchParams.get("case");
   wss.handleUpgrade(req, socket, head, (ws) => {
+    if (c === "probe-refused") {
+      ws.on("message", (data) => data.toString() === "2probe" && ws.send("3nope"));
+      return;
+    }
     ws.send(handshake("hostile"));
     ws.on("message", (data, binary) => {
       const text = binary ? "" : data.toString();

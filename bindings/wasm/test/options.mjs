@@ -195,5 +195,22 @@ export async function hostileScenario(base) {
     }
     r[c] = events;
   }
+  // A probe the server answers wrongly: the engine's `upgradeError` (an Error naming the
+  // transport), no `upgrading` or `upgrade`, and the socket stays connected over polling.
+  try {
+    const s = io(base, { forceNew: true, query: { case: "probe-refused" }, reconnection: false });
+    const engine = s.io.engine;
+    const seen = [];
+    engine.on("upgrading", () => seen.push(["upgrading"]));
+    engine.on("upgrade", () => seen.push(["upgrade"]));
+    engine.on("upgradeError", (e) => seen.push(["upgradeError", e instanceof Error, e.message, e.transport]));
+    await once(s, "connect");
+    await until(() => seen.length > 0, 3000);
+    await sleep(100);
+    r.probeRefused = { seen, transport: engine.transport.name, connected: s.connected };
+    s.disconnect();
+  } catch (e) {
+    r.probeRefused = { error: String(e) };
+  }
   return r;
 }

@@ -279,7 +279,9 @@ try {
     assert.deepEqual(r.handshakeKeys, ["maxPayload", "pingInterval", "pingTimeout", "sid", "upgrades"]);
     assert.deepEqual(r.upgradeEvent, { name: "websocket" });
     assert.deepEqual([r.upgradingEvent, r.upgradingFirst], [{ name: "websocket" }, true]);
-    assert.deepEqual([r.createdConnect, r.createdUpgrade, r.engineClosed, r.newEngine], [true, true, 1, true]);
+    // (The upgrade packet goes to the new transport directly: no `packetCreate`, as
+    // engine.io-client.)
+    assert.deepEqual([r.createdConnect, r.createdUpgrade, r.engineClosed, r.newEngine], [true, false, 1, true]);
     // timestampRequests false: no `t` on polling; true: `t` on the WebSocket request too.
     assert.ok(r.stamps.length >= 3, JSON.stringify(r.stamps));
     for (const [transport, path, t] of r.stamps) {
@@ -343,6 +345,8 @@ try {
     for (const [c, reason] of Object.entries(reasons)) {
       assert.deepEqual(r[c].slice(0, 3), [["connect"], ["disconnect", reason], ["reconnect_attempt"]], c);
     }
+    // A probe answered wrongly: `upgradeError` as engine.io-client gives it, and polling goes on.
+    assert.deepEqual(r.probeRefused, { seen: [["upgradeError", true, "probe error", "websocket"]], transport: "polling", connected: true });
     // What socket.io-client accepts is delivered: a number as event name, an oversized (12 MiB)
     // event; an ack nobody waits for (its id past 2^64) is dropped, the next event arrives.
     assert.deepEqual(r["sio-name-not-string"].slice(0, 2), [["connect"], ["event", 1, ["number"]]]);
