@@ -1,7 +1,7 @@
 //! # ferrio-server
 //!
-//! The Socket.IO server of Ferrio: HTTP long-polling and WebSocket over tokio and hyper 1.x,
-//! wire-compatible with `socket.io-client` 4.x. The protocol itself (Engine.IO sessions,
+//! The Socket.IO server of Ferrio: HTTP long-polling and WebSocket over tokio (its own HTTP/1.1
+//! connections, or any `tower` stack such as hyper's and axum's), wire-compatible with `socket.io-client` 4.x. The protocol itself (Engine.IO sessions,
 //! Socket.IO connections, rooms, connection state recovery) lives in the sans-IO
 //! [`ferrio_proto`] crate; this crate owns the sockets, the timers and the tasks.
 //!
@@ -9,7 +9,8 @@
 //!   connect middlewares and connection handlers; [`Socket`]s with typed event handlers, emits,
 //!   acks, rooms and broadcasts.
 //! - [`engine::Engine`]: a bare Engine.IO server (messages without namespaces or events).
-//! - [`serve`]: a standalone HTTP/1.1 server around any request handler.
+//! - [`serve`]: a standalone HTTP/1.1 server around any request handler (Ferrio's own
+//!   connections: an idle one holds no buffer; the body is a [`RequestBody`]).
 //! - [`FerrioLayer`]: mounts the server in a `tower` stack (axum, hyper) next to other routes.
 //! - [`Parser`]: the packet format, chosen once per server with [`FerrioBuilder::parser`]: the
 //!   default JSON parser, the msgpack one of `socket.io-msgpack-parser` 3.x
