@@ -2,36 +2,17 @@
 //! chunked and `Expect: 100-continue` request bodies, the answers to bad requests, and a client
 //! that goes away while its long poll waits.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use ferrio_server::{Ferrio, Socket};
 
-/// How long a test waits for the server to do something (a bound, never an expectation).
-const PATIENCE: Duration = Duration::from_secs(20);
+mod common;
 
-/// A server on 127.0.0.1, served by its own runtime until dropped.
-struct Server {
-    addr: SocketAddr,
-    _rt: tokio::runtime::Runtime,
-}
-
-/// `io` served by its own `serve`.
-fn serve(io: Ferrio) -> Server {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(io.serve(listener));
-    Server { addr, _rt: rt }
-}
+use common::raw_http::*;
+use common::PATIENCE;
 
 /// A server whose sockets report how they left.
 fn reporting_server(io: Ferrio) -> (Server, mpsc::Receiver<String>) {
@@ -46,114 +27,6 @@ fn reporting_server(io: Ferrio) -> (Server, mpsc::Receiver<String>) {
         }
     });
     (serve(io), rx)
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    stream.set_write_timeout(Some(PATIENCE)).unwrap();
-    stream
-}
-
-/// A response: its status line, its head and its body.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn closes(&self) -> bool {
-        self.head
-            .to_ascii_lowercase()
-            .contains("\r\nconnection: close\r\n")
-    }
-}
-
-/// Reads one response from `stream`: its head, then as many body bytes as `Content-Length`
-/// says.
-fn read_reply(stream: &mut TcpStream) -> Reply {
-    let mut data = Vec::new();
-    let mut byte = [0u8; 1];
-    while !data.ends_with(b"\r\n\r\n") {
-        let n = stream.read(&mut byte).expect("a response");
-        assert!(n == 1, "connection closed after {data:?}");
-        data.push(byte[0]);
-    }
-    let head = String::from_utf8(data).unwrap();
-    let status = head[9..12].parse().unwrap();
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>().unwrap())
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body).unwrap();
-    Reply { status, head, body }
-}
-
-/// Reads `stream` until the server closes it; what it sent. Panics if it is still open after
-/// [`PATIENCE`].
-fn wait_closed(stream: &mut TcpStream) -> Vec<u8> {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return data,
-            Ok(n) => data.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-                ) =>
-            {
-                return data
-            }
-            Err(e) => panic!(
-                "the server kept the connection open ({e}); it sent {:?}",
-                String::from_utf8_lossy(&data)
-            ),
-        }
-    }
-}
-
-const HANDSHAKE: &[u8] =
-    b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-
-fn get(sid: &str) -> Vec<u8> {
-    format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .into_bytes()
-}
-
-fn post(sid: &str, body: &str) -> Vec<u8> {
-    format!(
-        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// The session id in the answer to a handshake.
-fn sid_of(reply: &Reply) -> String {
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let open: serde_json::Value = serde_json::from_str(&reply.text()[1..]).unwrap();
-    open["sid"].as_str().unwrap().to_owned()
-}
-
-/// Opens a polling session on a connection of its own: its id.
-fn open_session(addr: SocketAddr) -> String {
-    let mut stream = connect(addr);
-    stream.write_all(HANDSHAKE).unwrap();
-    sid_of(&read_reply(&mut stream))
 }
 
 /// Asserts that `reply` is the answer to the CONNECT of the main namespace.

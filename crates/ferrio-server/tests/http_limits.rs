@@ -1,112 +1,26 @@
 //! What one client may make the HTTP layer hold: a POST body that stops arriving, and a request
 //! head. Raw HTTP/1.1 over TCP, as a misbehaving client sends it.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use ferrio_server::{Ferrio, Socket};
 
-/// How long a test waits for the server to do something (a bound, never an expectation).
-const PATIENCE: Duration = Duration::from_secs(20);
+mod common;
 
-/// A server on 127.0.0.1, served by its own runtime until dropped.
-struct Server {
-    addr: SocketAddr,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// `io` served by its own `serve`.
-fn serve(io: Ferrio) -> Server {
-    let rt = runtime();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(io.serve(listener));
-    Server { addr, _rt: rt }
-}
+use common::raw_http::*;
+use common::PATIENCE;
 
 /// `io` behind an axum router (as its fallback service), served by axum.
 fn serve_axum(io: Ferrio) -> Server {
-    let rt = runtime();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
     let app = axum::Router::new()
         .route("/hello", axum::routing::get(|| async { "hello" }))
         .fallback_service(io);
-    rt.spawn(async move { axum::serve(listener, app).await });
-    Server { addr, _rt: rt }
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    stream.set_write_timeout(Some(PATIENCE)).unwrap();
-    stream
-}
-
-/// A response: its status, its head and its body.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn closes(&self) -> bool {
-        self.head
-            .to_ascii_lowercase()
-            .contains("\r\nconnection: close\r\n")
-    }
-}
-
-/// Reads one response from `stream`: its head, then as many body bytes as `Content-Length`
-/// says (none for a 101).
-fn read_reply(stream: &mut TcpStream) -> Reply {
-    let mut data = Vec::new();
-    let mut byte = [0u8; 1];
-    while !data.ends_with(b"\r\n\r\n") {
-        let n = stream.read(&mut byte).expect("a response");
-        assert!(n == 1, "connection closed after {data:?}");
-        data.push(byte[0]);
-    }
-    let head = String::from_utf8(data).unwrap();
-    let status = head[9..12].parse().unwrap();
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>().unwrap())
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body).unwrap();
-    Reply { status, head, body }
-}
-
-/// Sends `request` on a new connection and reads the response.
-fn exchange(addr: SocketAddr, request: &[u8]) -> Reply {
-    let mut stream = connect(addr);
-    stream.write_all(request).unwrap();
-    read_reply(&mut stream)
+    Server::on(runtime(), move |listener| async move {
+        axum::serve(listener, app).await
+    })
 }
 
 /// A polling handshake with a header `x-big` of `big` bytes (none if 0).
@@ -129,28 +43,6 @@ fn websocket_handshake(big: usize) -> Vec<u8> {
         "a".repeat(big)
     )
     .into_bytes()
-}
-
-fn get(sid: &str) -> Vec<u8> {
-    format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .into_bytes()
-}
-
-fn post(sid: &str, body: &str) -> Vec<u8> {
-    format!(
-        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// Opens a polling session: its id.
-fn open_session(addr: SocketAddr) -> String {
-    let reply = exchange(addr, &polling_handshake(0));
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let open: serde_json::Value = serde_json::from_str(&reply.text()[1..]).unwrap();
-    open["sid"].as_str().unwrap().to_owned()
 }
 
 /// A whole Socket.IO connection over polling (handshake, CONNECT to `/`, its answer): the
@@ -177,31 +69,6 @@ fn stalled_post(addr: SocketAddr, sid: &str) -> TcpStream {
     stream
 }
 
-/// Reads `stream` until the server closes it; what it sent. Panics if it is still open after
-/// [`PATIENCE`].
-fn wait_closed(mut stream: TcpStream) -> Vec<u8> {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return data,
-            Ok(n) => data.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-                ) =>
-            {
-                return data
-            }
-            Err(e) => panic!(
-                "the server kept the connection open ({e}); it sent {:?}",
-                String::from_utf8_lossy(&data)
-            ),
-        }
-    }
-}
-
 #[test]
 fn a_stalled_post_body_is_given_up_after_body_read_timeout() {
     // The heartbeat would not end the session for two minutes: only the body's timeout can.
@@ -213,12 +80,12 @@ fn a_stalled_post_body_is_given_up_after_body_read_timeout() {
     io.of("/");
     let server = serve(io);
     let sid = open_session(server.addr);
-    let stalled = stalled_post(server.addr, &sid);
+    let mut stalled = stalled_post(server.addr, &sid);
 
     // Another client is served meanwhile.
     connect_socket(server.addr);
 
-    let answer = String::from_utf8_lossy(&wait_closed(stalled)).into_owned();
+    let answer = String::from_utf8_lossy(&wait_closed(&mut stalled)).into_owned();
     assert!(
         answer.starts_with("HTTP/1.1 408") && answer.contains("connection: close"),
         "{answer}"
@@ -255,11 +122,11 @@ fn a_stalled_post_body_ends_with_its_session() {
     let sid = open_session(server.addr);
     let reply = exchange(server.addr, &post(&sid, "40"));
     assert_eq!(reply.status, 200);
-    let stalled = stalled_post(server.addr, &sid);
+    let mut stalled = stalled_post(server.addr, &sid);
 
     connect_socket(server.addr);
 
-    let answer = String::from_utf8_lossy(&wait_closed(stalled)).into_owned();
+    let answer = String::from_utf8_lossy(&wait_closed(&mut stalled)).into_owned();
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
         "{answer}"
@@ -281,7 +148,7 @@ fn check_handshake_heads(server: &Server, seen: &mpsc::Receiver<usize>) {
         let reply = read_reply(&mut stream);
         assert_eq!(reply.status, 431, "{}", reply.head);
         assert!(reply.closes(), "{}", reply.head);
-        wait_closed(stream);
+        wait_closed(&mut stream);
     }
 
     // 15 KiB over polling: a session, whose socket sees the header.

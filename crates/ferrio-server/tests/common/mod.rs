@@ -11,6 +11,8 @@ use std::time::Duration;
 use ferrio_server::Ferrio;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+pub mod raw_http;
+
 /// The most any test waits for one thing before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
