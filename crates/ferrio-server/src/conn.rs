@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::http::Body;
+use crate::http::{has_token, Body};
 use crate::transport::RemoteAddr;
 use crate::websocket::WsIo;
 
@@ -408,13 +408,6 @@ fn parse_length(value: &[u8]) -> Option<u64> {
         return None;
     }
     std::str::from_utf8(value).ok()?.parse().ok()
-}
-
-/// True if the comma-separated `value` holds `token` (ASCII case ignored).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// The bytes of a response body.

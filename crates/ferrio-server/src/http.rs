@@ -330,6 +330,13 @@ pub(crate) fn not_found() -> Response<Body> {
     res
 }
 
+/// True if the comma-separated header value `value` holds `token` (ASCII case ignored).
+pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
 /// True if the request asks for a WebSocket upgrade (`Upgrade: websocket`).
 pub(crate) fn wants_websocket(headers: &HeaderMap) -> bool {
     headers
@@ -342,14 +349,11 @@ pub(crate) fn wants_websocket(headers: &HeaderMap) -> bool {
 /// `Connection: Upgrade`, version 13, a key that is 16 bytes in base64), `None` otherwise.
 pub(crate) fn websocket_accept(headers: &HeaderMap) -> Option<String> {
     use base64::Engine as _;
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-                .unwrap_or(false)
-        })
-    };
-    if !has_token(header::CONNECTION, "upgrade") {
+    if !headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| has_token(v.as_bytes(), b"upgrade"))
+    {
         return None;
     }
     if headers.get(header::SEC_WEBSOCKET_VERSION)?.as_bytes() != b"13" {
