@@ -36,7 +36,7 @@ use redis::aio::{MultiplexedConnection, PubSubSink};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{PushInfo, PushKind, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -427,7 +427,7 @@ fn timed_out(what: &'static str) -> RedisError {
 /// The cluster client for `nodes`, speaking RESP3 and handing pushes to `pushes` if given.
 fn cluster_client(
     nodes: &[redis::ConnectionInfo],
-    pushes: Option<mpsc::UnboundedSender<PushInfo>>,
+    pushes: Option<PushHandler>,
 ) -> Result<redis::cluster::ClusterClient, RedisError> {
     let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
         .connection_timeout(CONNECT_TIMEOUT)
@@ -561,7 +561,63 @@ async fn run_subscriber(hub: Weak<Hub>) {
     }
 }
 
-/// A sharded subscriber connection (RESP3, pushes handed to a channel).
+/// Takes the pushes of the sharded subscriber's connection as the Redis client reads them: each
+/// `smessage` goes to its listener at once, in the client's reading task, so nothing queues
+/// between the socket and the listeners (a burst is read no faster than it is handled, and
+/// the client reads no further meanwhile). A lost connection, or the client dropping this
+/// handler, wakes `lost`.
+struct PushHandler {
+    hub: Weak<Hub>,
+    lost: Arc<LostSignal>,
+}
+
+/// Wakes the sharded subscriber when its connection is gone: on a `Disconnection` push of a
+/// single connection, and when the Redis client drops the last [`PushHandler`].
+struct LostSignal {
+    notify: Notify,
+    /// Whether `Disconnection` pushes count (a single connection; the cluster client replaces
+    /// a node's connection by itself).
+    single: bool,
+}
+
+impl PushHandler {
+    fn new(hub: Weak<Hub>, single: bool) -> PushHandler {
+        PushHandler {
+            hub,
+            lost: Arc::new(LostSignal {
+                notify: Notify::new(),
+                single,
+            }),
+        }
+    }
+
+    fn handle(&self, push: PushInfo) -> Result<(), ()> {
+        match push.kind {
+            PushKind::SMessage => match self.hub.upgrade() {
+                Some(hub) => hub.dispatch_push(&push),
+                None => return Err(()),
+            },
+            PushKind::Disconnection if self.lost.single => self.lost.notify.notify_one(),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl redis::aio::AsyncPushSender for PushHandler {
+    fn send(&self, info: PushInfo) -> Result<(), redis::aio::SendError> {
+        self.handle(info).map_err(|()| redis::aio::SendError)
+    }
+}
+
+impl Drop for PushHandler {
+    fn drop(&mut self) {
+        // The client let go of its connection (the subscriber may be waiting on it).
+        self.lost.notify.notify_one();
+    }
+}
+
+/// A sharded subscriber connection (RESP3, pushes handed to a [`PushHandler`]).
 #[derive(Clone)]
 enum ShardConn {
     Single(MultiplexedConnection),
@@ -569,10 +625,7 @@ enum ShardConn {
 }
 
 impl ShardConn {
-    async fn connect(
-        target: &Target,
-        pushes: mpsc::UnboundedSender<PushInfo>,
-    ) -> redis::RedisResult<ShardConn> {
+    async fn connect(target: &Target, pushes: PushHandler) -> redis::RedisResult<ShardConn> {
         match target {
             Target::Single(client) => {
                 let info = client.get_connection_info().clone();
@@ -658,8 +711,10 @@ async fn run_sharded_subscriber(hub: Weak<Hub>) {
         let Some(target) = hub.upgrade().map(|h| h.target.clone()) else {
             return;
         };
-        let (push_tx, mut pushes) = mpsc::unbounded_channel();
-        let connecting = ShardConn::connect(&target, push_tx);
+        let single = matches!(target, Target::Single(_));
+        let handler = PushHandler::new(hub.clone(), single);
+        let lost = handler.lost.clone();
+        let connecting = ShardConn::connect(&target, handler);
         let mut conn =
             match tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, connecting).await {
                 Ok(Ok(conn)) => conn,
@@ -693,26 +748,13 @@ async fn run_sharded_subscriber(hub: Weak<Hub>) {
         let pinger = conn.clone();
         let health = health_check(move || pinger.clone().ping());
         tokio::pin!(health);
-        let single = matches!(conn, ShardConn::Single(_));
         loop {
             tokio::select! {
-                push = pushes.recv() => {
-                    let Some(push) = push else { break };
-                    match push.kind {
-                        PushKind::SMessage => {
-                            let Some(h) = hub.upgrade() else {
-                                return;
-                            };
-                            h.dispatch_push(&push);
-                        }
-                        // The cluster client replaces a node's connection and subscribes
-                        // again by itself; a single connection is replaced here.
-                        PushKind::Disconnection if single => {
-                            warn!("redis adapter: sharded subscriber connection lost, reconnecting");
-                            break;
-                        }
-                        _ => {}
-                    }
+                // Messages go to their listeners from the client's reading task (`PushHandler`);
+                // this task learns only of a lost connection.
+                () = lost.notify.notified() => {
+                    warn!("redis adapter: sharded subscriber connection lost, reconnecting");
+                    break;
                 }
                 op = ops.recv() => {
                     let Some((subscribe, channels)) = op else { break };
