@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrio_proto::engine::client::{Input, Io, Query, Transport, TransportId};
-use ferrio_proto::engine::{
-    decode_payload_bytes, Frame, OpenPacket, Packet as EnginePacket, Protocol,
-};
+use ferrio_proto::engine::{Frame, OpenPacket, Packet as EnginePacket};
 use ferrio_proto::socket::client::{self as core, AckId, Event, ManagerConfig, Output, SocketId};
 use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::{Instant, Str};
@@ -62,8 +60,8 @@ pub enum ManagerEvent {
 }
 
 /// Something that happened to the Engine.IO connection under a [`Manager`] (the events of
-/// `socket.io-client`'s `io.engine`; see [`Manager::engine`]). The packets are decoded by
-/// `ferrio-proto`'s Engine.IO decoders, only while the engine has listeners.
+/// `socket.io-client`'s `io.engine`; see [`Manager::engine`]). The core reports the session's
+/// packets once the engine has a listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EngineEvent {
@@ -158,6 +156,8 @@ pub(crate) enum Command {
     Set(Setting),
     /// Report every decoded packet (a `packet` listener was added).
     ReportPackets,
+    /// Report the Engine.IO packets (the first engine listener).
+    ReportEnginePackets,
     /// A transport failed (reported to the machine as `Input::TransportError`).
     Failed {
         transport: TransportId,
@@ -341,6 +341,7 @@ impl Manager {
         let close_on_beforeunload = endpoint.close_on_beforeunload;
         let mut machine = core::Manager::new(config);
         machine.report_packets(!packet_handlers.is_empty());
+        machine.report_engine_packets(!engine_handlers.is_empty());
         let driver = Driver {
             machine,
             endpoint: Rc::new(endpoint),
@@ -518,12 +519,20 @@ impl Engine {
 
     /// Adds a listener of the connection's events (`engine.on(...)`, see [`EngineEvent`]).
     /// Listeners run in order, on the page's event loop, after the machine has taken the
-    /// input. The Engine.IO packets are decoded for them only while there is one.
+    /// input. The core reports the Engine.IO packets once there is one.
     pub fn on_event(&self, listener: impl Fn(&EngineEvent) + 'static) {
-        self.inner
-            .engine_handlers
-            .borrow_mut()
-            .push(Rc::new(listener));
+        let first = {
+            let mut list = self.inner.engine_handlers.borrow_mut();
+            list.push(Rc::new(listener));
+            list.len() == 1
+        };
+        if first {
+            self.inner
+                .pending
+                .borrow_mut()
+                .push_back(Command::ReportEnginePackets);
+            Shared::drive(&self.inner);
+        }
     }
 }
 
@@ -636,13 +645,9 @@ fn input_transport(input: &Input) -> Option<TransportId> {
     }
 }
 
-/// The engine events of a packet received, as engine.io-client emits them: `packet`,
-/// `heartbeat`, then `handshake`, `ping` or `data`/`message`. The probe's answer is the
-/// upgrade's business, not the session's.
+/// The engine events of a packet the core reports received, as engine.io-client emits them:
+/// `packet`, `heartbeat`, then `handshake`, `ping` or `data`/`message`.
 fn received(notes: &mut Vec<Note>, packet: EnginePacket) {
-    if matches!(&packet, EnginePacket::Pong(data) if &**data == "probe") {
-        return;
-    }
     let then = match &packet {
         EnginePacket::Open(data) => OpenPacket::parse(data).ok().map(EngineEvent::Handshake),
         EnginePacket::Ping(_) => Some(EngineEvent::Ping),
@@ -655,20 +660,6 @@ fn received(notes: &mut Vec<Note>, packet: EnginePacket) {
     notes.push(Note::Engine(EngineEvent::Heartbeat));
     if let Some(event) = then {
         notes.push(Note::Engine(event));
-    }
-}
-
-/// The engine events of a frame sent on a WebSocket: `packetCreate` and `drain`; nothing for
-/// the probe and the `upgrade` packet (the core reports the upgrade itself).
-fn sent_on_websocket(notes: &mut Vec<Note>, frame: &Frame) {
-    match EnginePacket::decode(frame.clone(), Protocol::V4) {
-        Ok(EnginePacket::Ping(data)) if &*data == "probe" => {}
-        Ok(EnginePacket::Upgrade) => {}
-        Ok(packet) => {
-            notes.push(Note::Engine(EngineEvent::PacketCreate(packet)));
-            notes.push(Note::Engine(EngineEvent::Drain));
-        }
-        Err(_) => {}
     }
 }
 
@@ -789,27 +780,13 @@ impl Driver {
                 );
             }
             Command::ReportPackets => self.machine.report_packets(true),
+            Command::ReportEnginePackets => self.machine.report_engine_packets(true),
             Command::Input(input) => {
                 if input_transport(&input).is_some_and(|t| self.silenced.contains(&t)) {
                     return;
                 }
-                if let Some(notes) = notes {
-                    match &input {
-                        Input::PollResponse { body, .. } => {
-                            if let Ok(packets) = decode_payload_bytes(body.clone()) {
-                                for packet in packets.map_while(Result::ok) {
-                                    received(notes, packet);
-                                }
-                            }
-                        }
-                        Input::WsFrame { frame, .. } => {
-                            if let Ok(packet) = EnginePacket::decode(frame.clone(), Protocol::V4) {
-                                received(notes, packet);
-                            }
-                        }
-                        Input::PostResponse { .. } => notes.push(Note::Engine(EngineEvent::Drain)),
-                        _ => {}
-                    }
+                if let (Some(notes), Input::PostResponse { .. }) = (notes, &input) {
+                    notes.push(Note::Engine(EngineEvent::Drain));
                 }
                 match &input {
                     Input::PollResponse { transport, .. } => {
@@ -941,12 +918,12 @@ impl Driver {
 
     fn perform(&mut self, out: Output, shared: &Rc<Shared>, notes: &mut Vec<Note>, engine: bool) {
         match out {
-            Output::Io(io) => self.io(io, shared, engine.then_some(notes)),
+            Output::Io(io) => self.io(io, shared),
             Output::Event(event) => self.event(event, shared, notes, engine),
         }
     }
 
-    fn io(&mut self, io: Io, shared: &Rc<Shared>, notes: Option<&mut Vec<Note>>) {
+    fn io(&mut self, io: Io, shared: &Rc<Shared>) {
         let silenced = match &io {
             Io::Get { transport, .. }
             | Io::Post { transport, .. }
@@ -987,13 +964,6 @@ impl Driver {
             } => {
                 let url = self.endpoint.url(false, &query);
                 self.poll_urls.insert(transport, url.clone());
-                if let Some(notes) = notes {
-                    if let Ok(packets) = decode_payload_bytes(body.clone()) {
-                        for packet in packets.map_while(Result::ok) {
-                            notes.push(Note::Engine(EngineEvent::PacketCreate(packet)));
-                        }
-                    }
-                }
                 let weak = Rc::downgrade(shared);
                 let timeout = self.endpoint.request_timeout;
                 let headers = self.endpoint.headers.clone();
@@ -1039,10 +1009,6 @@ impl Driver {
                             context: None,
                         },
                     });
-                } else {
-                    if let Some(notes) = notes {
-                        sent_on_websocket(notes, &frame);
-                    }
                 }
             }
             Io::Close { transport } => {
@@ -1125,6 +1091,15 @@ impl Driver {
                 notes.push(Note::Manager(ManagerEvent::ReconnectError(cause)));
             }
             Event::Packet { packet } => notes.push(Note::Packet(packet)),
+            Event::EnginePacket(packet) if engine => received(notes, packet),
+            Event::EnginePacketCreate(packet) => {
+                engine_note(notes, EngineEvent::PacketCreate(packet));
+                // A WebSocket takes each frame at once (`drain`); over polling the POST's
+                // answer is the drain.
+                if self.machine.engine().transport() == Some(Transport::WebSocket) {
+                    engine_note(notes, EngineEvent::Drain);
+                }
+            }
             Event::ReconnectFailed => {
                 notes.push(Note::Manager(ManagerEvent::ReconnectFailed));
                 for entry in self.sockets.values() {

@@ -905,3 +905,94 @@ fn cache_busters_follow_timestamp_requests() {
     assert_eq!(polls[0].1, Some(format!("t={}", first_stamp(1))));
     assert_ne!(polls[0].1, polls[1].1, "{seen:?}");
 }
+
+/// `report_packets`: the session's packets in and out (engine.io-client's `packet` and
+/// `packetCreate`), over polling and after the upgrade; never the probe or the `upgrade` packet;
+/// nothing when not asked for.
+#[test]
+fn reported_packets_are_the_sessions_own() {
+    use ferrio_proto::engine::Packet;
+    let packets = |out: &[Output]| -> Vec<(bool, Packet)> {
+        events(out)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Packet(p) => Some((false, p)),
+                Event::PacketCreate(p) => Some((true, p)),
+                _ => None,
+            })
+            .collect()
+    };
+    let message = |s: &str| Packet::Message(Str::from(s));
+
+    // Not asked for: no packet events, whatever passes.
+    let mut s = Session::new(Config::default());
+    let (poll, probe) = start_upgrade(&mut s);
+    poll_response(&mut s, t(2), poll, Bytes::from_static(b"2\x1e4x"));
+    s.send(t(2), [msg("a")], true).expect("send");
+    assert!(packets(&drain(&mut s)).is_empty());
+    let _ = probe;
+
+    let mut s = Session::new(Config::default());
+    s.report_packets(true);
+    s.open();
+    let Some(Output::Io(Io::Get {
+        transport: poll, ..
+    })) = s.poll_output()
+    else {
+        panic!("handshake GET")
+    };
+    poll_response(&mut s, t(0), poll, Bytes::from(format!("{OPEN}\x1e4hi")));
+    let out = drain(&mut s);
+    let got = packets(&out);
+    assert!(matches!(&got[0], (false, Packet::Open(_))), "{got:?}");
+    assert_eq!(got[1..], [(false, message("hi"))]);
+    // the packet comes before what the session makes of it
+    let first_packet = out
+        .iter()
+        .position(|o| matches!(o, Output::Event(Event::Packet(_))));
+    let open = out
+        .iter()
+        .position(|o| matches!(o, Output::Event(Event::Open(_))));
+    assert!(first_packet < open, "{out:?}");
+    let probe = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Io(Io::WsOpen { transport, .. }) => Some(*transport),
+            _ => None,
+        })
+        .expect("probe opened");
+
+    // a ping and the pong it queues; messages POSTed
+    poll_response(&mut s, t(1), poll, Bytes::from_static(b"2"));
+    s.send(t(1), [msg("a")], true).expect("send");
+    let out = drain(&mut s);
+    assert_eq!(posts(&out), ["3"]);
+    assert_eq!(
+        packets(&out),
+        [
+            (false, Packet::Ping(Str::from(""))),
+            (true, Packet::Pong(Str::from("")))
+        ]
+    );
+    post_response(&mut s, t(2), poll);
+    assert_eq!(packets(&drain(&mut s)), [(true, message("a"))]);
+
+    // the upgrade: the probe's frames are not the session's
+    ws_open(&mut s, t(3), probe);
+    ws_frame(&mut s, t(3), probe, text("3probe"));
+    poll_response(&mut s, t(4), poll, Bytes::from_static(b"6"));
+    post_response(&mut s, t(4), poll); // the POST of "4a"
+    let out = drain(&mut s);
+    assert_eq!(ws_sent(&out), [text("2probe"), text("5")]);
+    assert_eq!(packets(&out), [(false, Packet::Noop)]);
+    assert_eq!(s.transport(), Some(Transport::WebSocket));
+
+    // on the WebSocket
+    ws_frame(&mut s, t(5), probe, text("4x"));
+    s.send(t(5), [msg("b")], true).expect("send");
+    let out = drain(&mut s);
+    assert_eq!(packets(&out), [(false, message("x")), (true, message("b"))]);
+    s.report_packets(false);
+    ws_frame(&mut s, t(6), probe, text("4y"));
+    assert!(packets(&drain(&mut s)).is_empty());
+}

@@ -1354,3 +1354,44 @@ fn a_failed_probe_reaches_the_application() {
     );
     assert_eq!(m.engine().transport(), Some(Transport::Polling));
 }
+
+/// `report_engine_packets`: the connection's Engine.IO packets in and out, the handshake
+/// included, each before what the manager makes of it; none before it is asked for or after
+/// it is turned off.
+#[test]
+fn engine_packets_are_reported_when_asked() {
+    use ferrio_proto::engine::Packet as EnginePacket;
+    let mut h = H::new(H::config());
+    h.m.report_engine_packets(true);
+    let s = h.open("/", SocketOptions::default());
+    h.handshake();
+    let events = h.events();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::EnginePacket(EnginePacket::Open(_)), Event::Open, Event::EnginePacketCreate(EnginePacket::Message(m))] if &**m == "0"
+        ),
+        "{events:?}"
+    );
+    h.server(r#"40{"sid":"abc"}"#);
+    h.server("2");
+    let events = h.events();
+    assert_eq!(
+        events[0],
+        Event::EnginePacket(EnginePacket::Message(r#"0{"sid":"abc"}"#.into()))
+    );
+    assert!(matches!(events[1], Event::Connect { .. }), "{events:?}");
+    assert_eq!(
+        events[2..],
+        [
+            // the pong is written before `ping` is emitted, as in engine.io-client
+            Event::EnginePacket(EnginePacket::Ping("".into())),
+            Event::EnginePacketCreate(EnginePacket::Pong("".into())),
+            Event::Ping,
+        ]
+    );
+    h.m.report_engine_packets(false);
+    h.emit(s, ev("x"), EmitOptions::default());
+    h.server("2");
+    assert_eq!(h.events(), [Event::Ping]);
+}

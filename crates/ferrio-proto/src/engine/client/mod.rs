@@ -317,7 +317,17 @@ pub enum Io {
 
 /// Something for the upper layer (the Socket.IO manager, or an application using Engine.IO alone).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
+    /// A packet of the session arrived, before the session acts on it (engine.io-client's
+    /// `packet`): each packet of a polling response, each WebSocket frame of the session's
+    /// transport. The upgrade probe's answer is not one. Only after
+    /// [`Session::report_packets`].
+    Packet(Packet),
+    /// The session handed a packet of its write buffer to its transport (engine.io-client's
+    /// `packetCreate`): messages and pongs, not the probe, the `upgrade` packet or the `close`
+    /// POSTed when closing. Only after [`Session::report_packets`].
+    PacketCreate(Packet),
     /// The handshake arrived: the session is open.
     Open(OpenPacket),
     /// A text message from the server.
@@ -453,6 +463,8 @@ pub struct Session {
     /// The index in `config.transports` of the transport being opened (`tryAllTransports`).
     opening_index: usize,
     outputs: VecDeque<Output>,
+    /// Whether [`Event::Packet`] and [`Event::PacketCreate`] are reported.
+    report_packets: bool,
 }
 
 impl Session {
@@ -473,6 +485,7 @@ impl Session {
             stamps: 0,
             upgrading: false,
             prior_websocket_success: false,
+            report_packets: false,
             opening_index: 0,
             outputs: VecDeque::new(),
         }
@@ -656,6 +669,13 @@ impl Session {
         }
     }
 
+    /// Asks for [`Event::Packet`] and [`Event::PacketCreate`] from now on (engine.io-client's
+    /// `packet` and `packetCreate`), or stops them. Off by default: a session nobody listens to
+    /// copies no packet.
+    pub fn report_packets(&mut self, on: bool) {
+        self.report_packets = on;
+    }
+
     /// Closes the session now with `forced close`, dropping the write buffer. Used to tear a
     /// session down without waiting (a new connection replacing it, say).
     pub fn abort(&mut self) {
@@ -708,7 +728,11 @@ impl Session {
             }) if *id == transport => {}
             _ => return,
         }
-        match Packet::decode(frame, Protocol::V4) {
+        let packet = Packet::decode(frame, Protocol::V4);
+        if let Ok(packet) = &packet {
+            self.report_received(packet);
+        }
+        match packet {
             Ok(Packet::Close) => self.on_close(
                 CloseReason::TransportClose,
                 Some("transport closed by the server".to_owned()),
@@ -770,6 +794,23 @@ impl Session {
 
     fn event(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+
+    /// [`Event::Packet`] for a packet received on the session's transport, if asked for.
+    pub(super) fn report_received(&mut self, packet: &Packet) {
+        if self.report_packets {
+            self.event(Event::Packet(packet.clone()));
+        }
+    }
+
+    /// [`Event::PacketCreate`] for a frame of the write buffer handed to the transport, if
+    /// asked for.
+    pub(super) fn report_created(&mut self, frame: &Frame) {
+        if self.report_packets {
+            if let Ok(packet) = Packet::decode(frame.clone(), Protocol::V4) {
+                self.event(Event::PacketCreate(packet));
+            }
+        }
     }
 
     /// Handles one packet from the active transport (`_onPacket`).

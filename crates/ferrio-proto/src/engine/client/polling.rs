@@ -36,6 +36,9 @@ impl Session {
             }
         };
         for packet in packets {
+            if let Ok(packet) = &packet {
+                self.report_received(packet);
+            }
             match packet {
                 Err(e) => {
                     self.on_transport_failure(e.as_str().to_owned());

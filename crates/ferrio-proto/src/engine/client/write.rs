@@ -100,6 +100,12 @@ impl Session {
                 *post_in_flight = true;
                 self.in_flight = count;
                 let body = encode_payload(self.write_buffer.iter().take(count).map(|q| &q.frame));
+                if self.report_packets {
+                    for i in 0..count {
+                        let frame = self.write_buffer[i].frame.clone();
+                        self.report_created(&frame);
+                    }
+                }
                 let query = self.query(Transport::Polling);
                 self.io(Io::Post {
                     transport: id,
@@ -112,6 +118,7 @@ impl Session {
                     return;
                 }
                 while let Some(q) = self.write_buffer.pop_front() {
+                    self.report_created(&q.frame);
                     let frame = match q.frame {
                         Frame::Binary(data) if self.config.force_base64 => base64_frame(&data),
                         frame => frame,

@@ -542,6 +542,13 @@ impl Manager {
         self.report_packets = on;
     }
 
+    /// Asks for [`Event::EnginePacket`] and [`Event::EnginePacketCreate`] (the Engine.IO
+    /// packets of the connection, `io.engine`'s `packet` and `packetCreate`) from now on, or
+    /// stops them. Off by default.
+    pub fn report_engine_packets(&mut self, on: bool) {
+        self.engine.report_packets(on);
+    }
+
     /// Packets waiting in the socket's send buffer (`sendBuffer.length`).
     pub fn send_buffer_len(&self, socket: SocketId) -> usize {
         self.sockets
@@ -655,6 +662,22 @@ impl Manager {
     }
 
     fn on_engine_event(&mut self, now: Instant, event: eio::Event) {
+        let event = match event {
+            // The connection's packets, reported while it is the manager's.
+            eio::Event::Packet(packet) => {
+                if self.ready != ReadyState::Closed {
+                    self.event(Event::EnginePacket(packet));
+                }
+                return;
+            }
+            eio::Event::PacketCreate(packet) => {
+                if self.ready != ReadyState::Closed {
+                    self.event(Event::EnginePacketCreate(packet));
+                }
+                return;
+            }
+            event => event,
+        };
         match self.ready {
             // A connection the manager gave up on: its events are ignored.
             ReadyState::Closed => {}
@@ -686,7 +709,7 @@ impl Manager {
                 eio::Event::Upgrading(t) => self.event(Event::Upgrading(t)),
                 eio::Event::Upgrade(t) => self.event(Event::Upgrade(t)),
                 eio::Event::UpgradeError(text) => self.event(Event::UpgradeError(text)),
-                eio::Event::Open(_) => {}
+                _ => {}
             },
         }
     }
