@@ -549,6 +549,18 @@ impl Manager {
         self.engine.report_packets(on);
     }
 
+    /// Whether the manager reads the bytes of the WebSocket binary messages it is given. With
+    /// the JSON parser it never does: such a message is the next attachment of the binary
+    /// packet announced before it, counted and handed back as it came, in order, in the
+    /// packet's attachments ([`Event::Event`], [`Event::Ack`], [`Event::Packet`]), so a driver
+    /// that keeps the data itself may give a stand-in (any bytes of its own, say a small buffer
+    /// it can recognise) and put the data back in place of it. Malformed input is refused the
+    /// same either way (a message no packet waits for, a placeholder beyond the attachments).
+    /// With another parser (msgpack) a binary message is a whole packet, read: true.
+    pub fn reads_binary_messages(&self) -> bool {
+        !self.config.parser.is_json()
+    }
+
     /// Packets waiting in the socket's send buffer (`sendBuffer.length`).
     pub fn send_buffer_len(&self, socket: SocketId) -> usize {
         self.sockets
@@ -780,6 +792,7 @@ mod report_tests {
     use super::*;
     use crate::engine::client::{Io, Transport};
     use crate::engine::Frame;
+    use bytes::Bytes;
 
     /// A WebSocket-only manager with its socket for `/` opened, and the transport it asked for.
     fn opened(report: bool) -> (Manager, eio::TransportId) {
@@ -816,6 +829,104 @@ mod report_tests {
 
     const OPEN: &str =
         r#"0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}"#;
+
+    /// The events after the binary messages `data`, each given as it is.
+    fn binaries(m: &mut Manager, transport: eio::TransportId, data: &[Bytes]) -> Vec<Event> {
+        let t = Instant::from_millis(2);
+        for b in data {
+            let frame = Frame::Binary(b.clone());
+            m.handle_input(t, Input::WsFrame { transport, frame });
+        }
+        frames(m, transport, &[])
+    }
+
+    fn parse_error(events: &[Event]) -> bool {
+        events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Disconnect {
+                    reason: DisconnectReason::ParseError,
+                    ..
+                }
+            )
+        })
+    }
+
+    #[test]
+    fn binary_messages_come_back_as_given_with_the_json_parser() {
+        let (mut m, transport) = opened(true);
+        assert!(!m.reads_binary_messages());
+        frames(&mut m, transport, &[OPEN, r#"40{"sid":"s"}"#]);
+        // Stand-ins for the data a driver keeps: bytes that are no attachment's content.
+        let stand_ins = [Bytes::from_static(b"#0"), Bytes::from(vec![1u8])];
+        let header = r#"452-["bin",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]"#;
+        assert!(frames(&mut m, transport, &[header]).is_empty());
+        let events = binaries(&mut m, transport, &stand_ins);
+        // The event and the reported packet hold the very buffers given, in their order.
+        let mut seen = 0;
+        for e in &events {
+            let packet = match e {
+                Event::Event { packet, .. } | Event::Packet { packet } => packet,
+                _ => continue,
+            };
+            seen += 1;
+            assert_eq!(packet.attachments().len(), 2);
+            for (a, b) in packet.attachments().iter().zip(&stand_ins) {
+                assert_eq!((a.as_ptr(), a.len()), (b.as_ptr(), b.len()));
+            }
+            assert_eq!(packet.data().map(RawJson::as_str), Some(&header[4..]));
+        }
+        assert_eq!(seen, 2);
+        assert!(!parse_error(&events));
+    }
+
+    #[test]
+    fn stand_ins_do_not_hide_malformed_binary_packets() {
+        let stand_in = Bytes::from_static(b"x");
+        let start = |m: &mut Manager, transport| {
+            frames(m, transport, &[OPEN, r#"40{"sid":"s"}"#]);
+        };
+        // A binary message no packet waits for.
+        let (mut m, transport) = opened(false);
+        start(&mut m, transport);
+        assert!(parse_error(&binaries(
+            &mut m,
+            transport,
+            std::slice::from_ref(&stand_in)
+        )));
+        // A placeholder beyond the attachments that came.
+        let (mut m, transport) = opened(false);
+        start(&mut m, transport);
+        frames(
+            &mut m,
+            transport,
+            &[r#"451-["a",{"_placeholder":true,"num":1}]"#],
+        );
+        assert!(parse_error(&binaries(
+            &mut m,
+            transport,
+            std::slice::from_ref(&stand_in)
+        )));
+        // Text while attachments are awaited.
+        let (mut m, transport) = opened(false);
+        start(&mut m, transport);
+        let events = frames(
+            &mut m,
+            transport,
+            &[r#"452-["a",{"_placeholder":true,"num":0}]"#, r#"42["b"]"#],
+        );
+        assert!(parse_error(&events));
+    }
+
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn the_msgpack_parser_reads_binary_messages() {
+        let config = ManagerConfig {
+            parser: crate::socket::Parser::msgpack(),
+            ..ManagerConfig::default()
+        };
+        assert!(Manager::new(config).reads_binary_messages());
+    }
 
     #[test]
     fn packets_are_reported_only_when_asked_for() {
