@@ -98,7 +98,8 @@ pub struct Core {
     frame: Option<Str>,
     /// The binary data JavaScript gave since the last command other than op 4 (the messages of
     /// op 4, the attachments of ops 15 and 16), each with its `Uint8Array`: an attachment or a
-    /// binary frame that is one of them goes back as that array instead of a copy.
+    /// binary frame that is one of them goes back as that array instead of a copy. (A message
+    /// of op 4 is a one-byte stand-in when the manager does not read it: the JSON parser.)
     received: Vec<(Bytes, JsValue)>,
 }
 
@@ -326,7 +327,13 @@ impl Core {
                     }
                 }
                 4 => {
-                    let bytes = Bytes::from(value.unchecked_ref::<Uint8Array>().to_vec());
+                    // The JSON parser never reads the message (only the msgpack one does): a
+                    // byte of a stand-in instead of a copy, the message put back in its place.
+                    let bytes = Bytes::from(if m.reads_binary_messages() {
+                        value.unchecked_ref::<Uint8Array>().to_vec()
+                    } else {
+                        vec![0]
+                    });
                     self.received.push((bytes.clone(), value));
                     Input::WsFrame {
                         transport,
