@@ -57,8 +57,9 @@ function kinds(v) {
   if (hasBlobClass && v instanceof Blob) return 2;
   if (isBinary(v)) return 1;
   if (typeof v.toJSON === "function") return 0;
+  // (A loop over the keys: no array of values made per object, as emits are frequent.)
   let k = 0;
-  for (const x of Object.values(v)) k |= kinds(x);
+  for (const key in v) k |= kinds(v[key]);
   return k;
 }
 
@@ -74,10 +75,11 @@ async function readBlobs(v) {
 }
 
 // Replaces binary values by placeholders; returns [jsonText, attachments]. Without binary
-// values, the text of `data` as it is (no copy of it made).
-function deconstruct(data) {
+// values, the text of `data` as it is (no copy of it made). `k`: `kinds(data)` if the caller has
+// it already.
+function deconstruct(data, k = kinds(data)) {
   const attachments = [];
-  if (!(kinds(data) & 1)) return [JSON.stringify(data), attachments];
+  if (!(k & 1)) return [JSON.stringify(data), attachments];
   const walk = (v) => {
     if (v === null || typeof v !== "object") return v;
     if (isBinary(v)) {
@@ -713,7 +715,8 @@ export class Socket extends Emitter {
    * so that the order is kept. */
   emit(event, ...args) {
     if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
-    if (this._blobChain || kinds(args) & 2) {
+    const k = kinds(args);
+    if (this._blobChain || k & 2) {
       const flags = this._flags;
       this._flags = {};
       const chain = (this._blobChain || Promise.resolve())
@@ -728,10 +731,11 @@ export class Socket extends Emitter {
       this._blobChain = chain;
       return this;
     }
-    return this._emitNow(event, args);
+    return this._emitNow(event, args, k);
   }
 
-  _emitNow(event, args) {
+  // `k`: `kinds(args)`, when known.
+  _emitNow(event, args, k) {
     const flags = this._flags;
     this._flags = {};
     if (this._index === undefined) {
@@ -740,7 +744,8 @@ export class Socket extends Emitter {
     }
     let callback;
     if (args.length && typeof args[args.length - 1] === "function") callback = args.pop();
-    const [json, attachments] = deconstruct([event, ...args]);
+    args.unshift(event);
+    const [json, attachments] = deconstruct(args, k);
     const withTimeout = flags.timeout !== undefined || this._opts.ackTimeout !== undefined;
     const handle = this.io._cmd(
       15,
@@ -823,8 +828,8 @@ export class Socket extends Emitter {
    * first. */
   _ackFn(id) {
     let sent = false;
-    const send = (args) => {
-      const [json, attachments] = deconstruct(args);
+    const send = (args, k) => {
+      const [json, attachments] = deconstruct(args, k);
       try {
         this.io._cmd(16, this._index, id, 0, json, attachments);
       } catch (_) {
@@ -834,8 +839,9 @@ export class Socket extends Emitter {
     return (...args) => {
       if (sent) return;
       sent = true;
-      if (kinds(args) & 2) readBlobs(args).then(send, () => send(args));
-      else send(args);
+      const k = kinds(args);
+      if (k & 2) readBlobs(args).then(send, () => send(args));
+      else send(args, k);
     };
   }
 
