@@ -57,9 +57,10 @@ function kinds(v) {
   if (hasBlobClass && v instanceof Blob) return 2;
   if (isBinary(v)) return 1;
   if (typeof v.toJSON === "function") return 0;
-  // (A loop over the keys: no array of values made per object, as emits are frequent.)
+  // (Loops without an array of values made per object, as emits are frequent.)
   let k = 0;
-  for (const key in v) k |= kinds(v[key]);
+  if (Array.isArray(v)) for (let i = 0; i < v.length; i++) k |= kinds(v[i]);
+  else for (const key in v) k |= kinds(v[key]);
   return k;
 }
 
@@ -518,11 +519,13 @@ export class Manager extends Emitter {
         this._transports.set(tid, { ws });
         ws.onopen = () => this._cmd(2, tid);
         ws.onmessage = (ev) => {
+          // (`data` read once: the browser makes its value at each read.)
+          const d = ev.data;
           // (The probe's answer is the upgrade's, not a packet of the session.)
-          if (ev.data !== "3probe") this.engine._frames(ev.data);
+          if (d !== "3probe") this.engine._frames(d);
           // The time the message arrived (the same clock as `performance.now()`, without asking).
-          if (typeof ev.data === "string") this._cmd(3, tid, 0, 0, (frame = ev.data), 0, ev.timeStamp);
-          else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(ev.data), ev.timeStamp);
+          if (typeof d === "string") this._cmd(3, tid, 0, 0, (frame = d), 0, ev.timeStamp);
+          else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(d), ev.timeStamp);
         };
         ws.onerror = (ev) => this._fail(tid, transportError("websocket error", ev, ev));
         ws.onclose = () => {
@@ -869,9 +872,9 @@ export class Socket extends Emitter {
       case 13: {
         const args = reconstruct(out[2], out[3]);
         if (out[4] >= 0) args.push(this._ackFn(out[4]));
-        for (const fn of this._anyListeners.slice()) fn.apply(this, args);
-        const [event, ...rest] = args;
-        this.emitReserved(event, ...rest);
+        if (this._anyListeners.length) for (const fn of this._anyListeners.slice()) fn.apply(this, args);
+        // The event's listeners get the arguments after its name (no copies of them made).
+        for (const fn of this.listeners(args.shift())) fn.apply(this, args);
         break;
       }
       case 14: {
