@@ -43,8 +43,8 @@
 //! | 20 | report the socket's emits as they go out (output 17) on (`b` ≠ 0) or off (`onAnyOutgoing`) | `a` socket, `b` | |
 //! | 21 | report every decoded packet (output 18) on (`a` ≠ 0) or off (the manager's `packet` listeners) | `a` | |
 //!
-//! Every op returns an array: its result (above), when op 7 is due next (same clock as `now`;
-//! -1 for never), then every output the manager has pending, all in one crossing. A command
+//! Every op returns an array: its result (above; 0 for the ops without one), when op 7 is due
+//! next (same clock as `now`; -1 for never), then every output the manager has pending, all in one crossing. A command
 //! that fails throws instead: what is pending comes with the next one. Outputs are arrays whose
 //! first element is a code (attachments: an array of `Uint8Array`s, each the whole of its
 //! buffer, `undefined` when there are none):
@@ -80,6 +80,29 @@ use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::{Instant, Str};
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// An `Array`, seen through the two imports of `push` below (instead of `js_sys`'s).
+    type Numbers;
+    /// `Array.prototype.push` of a number: no `JsValue` made for it (a slot in the module's
+    /// table of JavaScript values, taken and freed), as `push(&JsValue::from(x))` would.
+    #[wasm_bindgen(method, js_name = push)]
+    fn push(this: &Numbers, value: f64);
+    /// `Array.prototype.push` of any value.
+    #[wasm_bindgen(method, js_name = push)]
+    fn push_value(this: &Numbers, value: &JsValue);
+}
+
+/// Pushes `v` to `list`.
+fn push(list: &Array, v: &JsValue) {
+    list.unchecked_ref::<Numbers>().push_value(v);
+}
+
+/// Pushes the number `x` to `list` (see [`Numbers`]): outputs are mostly numbers.
+fn push_num(list: &Array, x: f64) {
+    list.unchecked_ref::<Numbers>().push(x);
+}
 
 /// The allocator: talc, smaller than the default dlmalloc in the wasm module.
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
@@ -120,8 +143,8 @@ fn millis(ms: f64) -> Option<Duration> {
 fn query_pairs(query: &Query) -> JsValue {
     let list = Array::new();
     for (k, v) in query.iter() {
-        list.push(&k.into());
-        list.push(&v.into());
+        push(&list, &k.into());
+        push(&list, &v.into());
     }
     list.into()
 }
@@ -133,7 +156,7 @@ fn bytes_array(items: &[Bytes], received: &[(Bytes, JsValue)]) -> JsValue {
     }
     let list = Array::new();
     for b in items {
-        list.push(&bytes_value(b, received));
+        push(&list, &bytes_value(b, received));
     }
     list.into()
 }
@@ -267,10 +290,10 @@ impl Core {
         // One crossing per command: its result, the next deadline and every output.
         let next = self.manager.poll_timeout();
         let list = Array::new();
-        list.push(&result);
-        list.push(&JsValue::from(next.map_or(-1.0, |t| t.as_millis() as f64)));
+        push_num(&list, result);
+        push_num(&list, next.map_or(-1.0, |t| t.as_millis() as f64));
         while let Some(output) = self.manager.poll_output() {
-            list.push(&self.output(output));
+            push(&list, &self.output(output));
         }
         self.frame = None;
         Ok(list.into())
@@ -297,7 +320,7 @@ impl Core {
         c: u32,
         text: Option<String>,
         value: JsValue,
-    ) -> Result<JsValue, Failure> {
+    ) -> Result<f64, Failure> {
         // Op 14 tells no text (no auth) from an empty one; the others read a string.
         let (text, auth) = match op {
             14 => (String::new(), text.map(parse_json).transpose()?),
@@ -348,20 +371,20 @@ impl Core {
                 _ => Input::Timeout,
             };
             m.handle_input(now, input);
-            return Ok(JsValue::UNDEFINED);
+            return Ok(0.0);
         }
         Ok(match op {
             8 => {
                 m.connect(now);
-                JsValue::UNDEFINED
+                0.0
             }
             9 => {
                 m.close(now);
-                JsValue::UNDEFINED
+                0.0
             }
             10 => {
                 m.set_reconnection(a != 0.0);
-                JsValue::UNDEFINED
+                0.0
             }
             11 => {
                 // The auth payload is asked for at every connection (output 16), as
@@ -372,26 +395,26 @@ impl Core {
                     ack_timeout: millis(a),
                 };
                 let id = m.open_socket(now, &text, options).map_err(|e| e.as_str())?;
-                JsValue::from(id.index() as u32)
+                f64::from(id.index() as u32)
             }
             12 => {
                 let id = self.socket(a);
                 self.manager
                     .connect_socket(now, id)
                     .map_err(|e| e.as_str())?;
-                JsValue::UNDEFINED
+                0.0
             }
             13 => {
                 let id = self.socket(a);
                 self.manager.disconnect(now, id).map_err(|e| e.as_str())?;
-                JsValue::UNDEFINED
+                0.0
             }
             14 => {
                 let id = self.socket(a);
                 self.manager
                     .provide_auth(now, id, auth)
                     .map_err(|e| e.as_str())?;
-                JsValue::UNDEFINED
+                0.0
             }
             15 => {
                 let id = self.socket(a);
@@ -410,7 +433,7 @@ impl Core {
                     .manager
                     .emit(now, id, packet, options)
                     .map_err(|e| e.as_str())?;
-                JsValue::from(handle.map_or(-1.0, |h| h.as_u64() as f64))
+                handle.map_or(-1.0, |h| h.as_u64() as f64)
             }
             16 => {
                 let sid = self.socket(a);
@@ -421,25 +444,25 @@ impl Core {
                     attachments_from(&value, &mut self.received),
                 );
                 self.manager.ack(now, sid, packet).map_err(|e| e.as_str())?;
-                JsValue::UNDEFINED
+                0.0
             }
             17 => {
                 let id = self.socket(a);
                 let m = &self.manager;
-                JsValue::from(u32::from(m.is_connected(id)) | u32::from(m.is_active(id)) << 1)
+                f64::from(u32::from(m.is_connected(id)) | u32::from(m.is_active(id)) << 1)
             }
             20 => {
                 let id = self.socket(a);
                 self.manager
                     .report_sent(id, b != 0.0)
                     .map_err(|e| e.as_str())?;
-                JsValue::UNDEFINED
+                0.0
             }
             21 => {
                 self.manager.report_packets(a != 0.0);
-                JsValue::UNDEFINED
+                0.0
             }
-            _ => JsValue::UNDEFINED,
+            _ => 0.0,
         })
     }
 }
@@ -447,20 +470,20 @@ impl Core {
 /// The JSON text and the attachments of a packet: the text as its offset in `frame` (the message
 /// JavaScript passed to op 3) when it is the end of it and every character before it is ASCII
 /// (so that the offset in bytes is the one in UTF-16 code units), the text itself otherwise.
-fn push_packet(
-    push: &impl Fn(JsValue),
-    packet: &Packet,
-    frame: Option<&str>,
-    received: &[(Bytes, JsValue)],
-) {
+fn push_packet(out: &Array, packet: &Packet, frame: Option<&str>, received: &[(Bytes, JsValue)]) {
     let data = packet.data().map_or("[]", RawJson::as_str);
     let offset = frame.and_then(|f| {
         let at = (data.as_ptr() as usize).checked_sub(f.as_ptr() as usize)?;
         let prefix = f.as_bytes().get(..at)?;
         (at + data.len() == f.len() && prefix.iter().all(|&b| b < 128)).then_some(at)
     });
-    push(offset.map_or_else(|| data.into(), |at| JsValue::from(at as u32)));
-    push(bytes_array(packet.attachments(), received));
+    match offset {
+        Some(at) => push_num(out, at as f64),
+        None => {
+            push(out, &data.into());
+        }
+    }
+    push(out, &bytes_array(packet.attachments(), received));
 }
 
 impl Core {
@@ -470,9 +493,9 @@ impl Core {
         let received = &self.received[..];
         let out = Array::new();
         let push = |v: JsValue| {
-            out.push(&v);
+            push(&out, &v);
         };
-        let num = |x: f64| push(JsValue::from_f64(x));
+        let num = |x: f64| push_num(&out, x);
         match output {
             Output::Io(io) => {
                 let (code, transport) = match &io {
@@ -543,7 +566,7 @@ impl Core {
                         push(reason.as_str().into());
                         push(opt_str(description.as_deref()));
                     }
-                    Event::Sent { packet, .. } => push_packet(&push, &packet, None, &[]),
+                    Event::Sent { packet, .. } => push_packet(&out, &packet, None, &[]),
                     Event::Packet { packet } => {
                         num(f64::from(packet.kind() as u8));
                         push(JsValue::from_str(packet.nsp()));
@@ -553,13 +576,13 @@ impl Core {
                         num(id.filter(|&i| i <= 1 << 53).map_or(-1.0, |i| i as f64));
                     }
                     Event::Event { packet, .. } => {
-                        push_packet(&push, &packet, frame, received);
+                        push_packet(&out, &packet, frame, received);
                         let id = packet.id().and_then(|i| i.as_u64());
                         num(id.filter(|&i| i <= 1 << 53).map_or(-1.0, |i| i as f64));
                     }
                     Event::Ack { ack, packet, .. } => {
                         num(ack.as_u64() as f64);
-                        push_packet(&push, &packet, frame, received);
+                        push_packet(&out, &packet, frame, received);
                     }
                     Event::AckError { ack, error, .. } => {
                         num(ack.as_u64() as f64);
