@@ -120,7 +120,8 @@ pub struct Core {
     /// of it goes back as its offset in the string JavaScript has (no copy).
     frame: Option<Str>,
     /// The binary data JavaScript gave since the last command other than op 4 (the messages of
-    /// op 4, the attachments of ops 15 and 16), each with its `Uint8Array`: an attachment or a
+    /// op 4, the attachments of ops 15 and 16; with a parser that reads binary messages, since
+    /// the last command), each with its `Uint8Array`: an attachment or a
     /// binary frame that is one of them goes back as that array instead of a copy. (A message
     /// of op 4 is a one-byte stand-in when the manager does not read it: the JSON parser.)
     received: Vec<(Bytes, JsValue)>,
@@ -326,7 +327,9 @@ impl Core {
             14 => (String::new(), text.map(parse_json).transpose()?),
             _ => (text.unwrap_or_default(), None),
         };
-        if op != 4 {
+        // Kept across op 4 only while the core collects a packet's attachments (the JSON
+        // parser); a parser that reads binary messages (msgpack) takes each as a whole packet.
+        if op != 4 || self.manager.reads_binary_messages() {
             self.received.clear();
         }
         let m = &mut self.manager;
