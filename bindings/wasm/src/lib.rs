@@ -104,10 +104,14 @@ fn push_num(list: &Array, x: f64) {
     list.unchecked_ref::<Numbers>().push(x);
 }
 
-/// The allocator: talc, smaller than the default dlmalloc in the wasm module.
+/// The allocator: lol_alloc's free list, smaller than the default dlmalloc (and than talc) in the
+/// wasm module. It frees memory: freed blocks go back to a list sorted by address, merged with
+/// their neighbours, and are reused first-fit before the memory grows. (`LockedAllocator`: the
+/// lock-free `AssumeSingleThreaded` needs `unsafe`, which the workspace forbids.)
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
 
 /// One connection to a server (`Manager` of `socket.io-client`), with its namespace sockets.
 #[wasm_bindgen]
