@@ -259,7 +259,7 @@ impl Transports {
                 return Vec::new();
             };
             let body = encode_payload(&frames);
-            vec![Input::PollResponse { transport, body }]
+            vec![Input::poll_response(transport, body)]
         }
     }
 }

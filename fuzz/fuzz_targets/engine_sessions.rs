@@ -325,7 +325,7 @@ impl Transports {
                 return Vec::new();
             };
             let body = encode_payload(&frames);
-            vec![client::Input::PollResponse { transport, body }]
+            vec![client::Input::poll_response(transport, body)]
         }
     }
 }

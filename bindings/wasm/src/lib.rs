@@ -342,9 +342,10 @@ impl Core {
             // by the core).
             let transport = TransportId::from_u64(a as u64);
             let input = match op {
+                // A JavaScript string is UTF-8 here already: the core checks nothing.
                 0 => Input::PollResponse {
                     transport,
-                    body: Bytes::from(text),
+                    body: Str::from(text),
                 },
                 1 => Input::PostResponse { transport },
                 2 => Input::WsOpen { transport },
@@ -518,7 +519,7 @@ impl Core {
                     Io::Get { query, .. } | Io::WsOpen { query, .. } => push(query_pairs(&query)),
                     Io::Post { query, body, .. } => {
                         push(query_pairs(&query));
-                        push(std::str::from_utf8(&body).unwrap_or_default().into());
+                        push(JsValue::from_str(&body));
                     }
                     Io::WsSend { frame, .. } => push(match frame {
                         Frame::Text(t) => JsValue::from_str(&t),

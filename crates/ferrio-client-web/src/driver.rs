@@ -949,7 +949,7 @@ impl Driver {
                 let headers = self.endpoint.headers.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     match fetch(&url, None, &headers, abort, timeout, false).await {
-                        Ok(body) => Shared::report(&weak, Input::PollResponse { transport, body }),
+                        Ok(body) => Shared::report(&weak, Input::poll_response(transport, body)),
                         Err(error) => Shared::fail(&weak, transport, error),
                     }
                 });
@@ -968,7 +968,16 @@ impl Driver {
                 let timeout = self.endpoint.request_timeout;
                 let headers = self.endpoint.headers.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    match fetch(&url, Some(body), &headers, None, timeout, false).await {
+                    match fetch(
+                        &url,
+                        Some(body.into_bytes()),
+                        &headers,
+                        None,
+                        timeout,
+                        false,
+                    )
+                    .await
+                    {
                         Ok(_) => Shared::report(&weak, Input::PostResponse { transport }),
                         Err(error) => Shared::fail(&weak, transport, error),
                     }

@@ -647,7 +647,7 @@ impl Driver {
         let input = match completion {
             Completion::Poll(body) => {
                 self.gets.remove(&id);
-                Input::PollResponse { transport, body }
+                Input::poll_response(transport, body)
             }
             Completion::Posted => Input::PostResponse { transport },
             Completion::WsOpen => Input::WsOpen { transport },
@@ -696,7 +696,7 @@ impl Driver {
                 let endpoint = self.endpoint.clone();
                 let report = self.completions.clone();
                 tokio::spawn(async move {
-                    let c = endpoint.request(&query, Some(body)).await;
+                    let c = endpoint.request(&query, Some(body.into_bytes())).await;
                     let _ = report.send((transport, c)).await;
                 });
             }

@@ -24,7 +24,7 @@ fn drain(s: &mut Session) -> Vec<Output> {
 }
 
 fn poll_response(s: &mut Session, now: Instant, transport: TransportId, body: Bytes) {
-    s.handle_input(now, Input::PollResponse { transport, body });
+    s.handle_input(now, Input::poll_response(transport, body));
 }
 
 fn post_response(s: &mut Session, now: Instant, transport: TransportId) {
@@ -115,7 +115,7 @@ fn posts(outputs: &[Output]) -> Vec<String> {
     outputs
         .iter()
         .filter_map(|o| match o {
-            Output::Io(Io::Post { body, .. }) => Some(String::from_utf8_lossy(body).into_owned()),
+            Output::Io(Io::Post { body, .. }) => Some(body.to_string()),
             _ => None,
         })
         .collect()
@@ -396,6 +396,33 @@ fn undecodable_payload_is_a_transport_error() {
             ..
         }
     ));
+}
+
+#[test]
+fn poll_body_not_utf8_is_a_transport_error() {
+    let mut s = Session::new(Config::default());
+    let id = open_polling(&mut s, OPEN_NO_UPGRADE);
+    drain(&mut s);
+    let input = Input::poll_response(id, Bytes::from_static(b"4a\xff"));
+    assert!(matches!(input, Input::TransportError { .. }));
+    s.handle_input(t(1), input);
+    let out = drain(&mut s);
+    assert_eq!(
+        events(&out),
+        [Event::Close {
+            reason: CloseReason::TransportError,
+            description: Some("parser error: invalid UTF-8 text".into())
+        }]
+    );
+    assert_eq!(out[0], Output::Io(Io::Close { transport: id }));
+    // UTF-8 passes through as text
+    assert_eq!(
+        Input::poll_response(id, Bytes::from_static("4é".as_bytes())),
+        Input::PollResponse {
+            transport: id,
+            body: "4é".into()
+        }
+    );
 }
 
 #[test]

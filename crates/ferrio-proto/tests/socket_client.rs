@@ -965,7 +965,7 @@ fn volatile_over_polling_is_dropped_while_a_post_is_in_flight() {
         t(1),
         Input::PollResponse {
             transport,
-            body: Bytes::from(OPEN),
+            body: Str::from(OPEN),
         },
     );
     while m.poll_output().is_some() {}
@@ -973,7 +973,7 @@ fn volatile_over_polling_is_dropped_while_a_post_is_in_flight() {
         t(2),
         Input::PollResponse {
             transport,
-            body: Bytes::from_static(br#"40{"sid":"x"}"#),
+            body: Str::from_static(r#"40{"sid":"x"}"#),
         },
     );
     let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
@@ -997,7 +997,7 @@ fn volatile_over_polling_is_dropped_while_a_post_is_in_flight() {
             _ => None,
         })
         .collect();
-    assert_eq!(posts, [Bytes::from_static(br#"42["sent"]"#)]);
+    assert_eq!(posts, [Str::from_static(r#"42["sent"]"#)]);
 }
 
 #[test]
@@ -1290,7 +1290,7 @@ fn probing() -> (Manager, TransportId, TransportId) {
         t(1),
         Input::PollResponse {
             transport: poll,
-            body: Bytes::from(open),
+            body: Str::from(open),
         },
     );
     let probe = outputs(&mut m)
@@ -1328,7 +1328,7 @@ fn the_engine_s_upgrade_events_reach_the_application() {
         t(4),
         Input::PollResponse {
             transport: poll,
-            body: Bytes::from_static(b"6"),
+            body: Str::from_static("6"),
         },
     );
     assert!(outputs(&mut m).is_empty());

@@ -133,15 +133,44 @@ pub(crate) fn decode_base64(text: &str) -> Bytes {
     Bytes::from(out)
 }
 
+/// Where base64 goes: a `Vec<u8>` (the server's bodies and frames) or a `String` (the client's
+/// text, a [`Str`] without a UTF-8 check: the browser build has no UTF-8 validation at all).
+pub(crate) trait Base64Out {
+    /// Appends ASCII characters (`bytes` are all below 128).
+    fn push_ascii(&mut self, bytes: &[u8]);
+    /// Reserves room for `n` more bytes.
+    fn reserve_bytes(&mut self, n: usize);
+}
+
+impl Base64Out for Vec<u8> {
+    fn push_ascii(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn reserve_bytes(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
+impl Base64Out for String {
+    fn push_ascii(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.push(char::from(b));
+        }
+    }
+    fn reserve_bytes(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
 /// Appends standard base64 with padding (`Buffer.toString("base64")`). Written out rather than
 /// taken from a base64 crate: a few lines here against a large encoder in the browser build.
-pub(crate) fn encode_base64_into(data: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode_base64_into(data: &[u8], out: &mut impl Base64Out) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    out.reserve(base64_len(data.len()));
+    out.reserve_bytes(base64_len(data.len()));
     let mut chunks = data.chunks_exact(3);
     for c in &mut chunks {
         let n = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
-        out.extend_from_slice(&[
+        out.push_ascii(&[
             ALPHABET[(n >> 18) as usize & 63],
             ALPHABET[(n >> 12) as usize & 63],
             ALPHABET[(n >> 6) as usize & 63],
@@ -151,7 +180,7 @@ pub(crate) fn encode_base64_into(data: &[u8], out: &mut Vec<u8>) {
     let rest = chunks.remainder();
     if !rest.is_empty() {
         let n = u32::from(rest[0]) << 16 | rest.get(1).map_or(0, |&b| u32::from(b) << 8);
-        out.extend_from_slice(&[
+        out.push_ascii(&[
             ALPHABET[(n >> 18) as usize & 63],
             ALPHABET[(n >> 12) as usize & 63],
             if rest.len() == 2 {
@@ -287,10 +316,13 @@ mod tests {
     proptest! {
         #[test]
         fn base64_matches_the_base64_crate(data in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let mut out = b"x".to_vec();
+            let mut out = "x".to_owned();
             encode_base64_into(&data, &mut out);
+            let mut bytes = b"x".to_vec();
+            encode_base64_into(&data, &mut bytes);
+            prop_assert_eq!(out.as_bytes(), &bytes[..]);
             let expected = base64::engine::general_purpose::STANDARD.encode(&data);
-            prop_assert_eq!(&out[1..], expected.as_bytes());
+            prop_assert_eq!(&out[1..], expected.as_str());
             prop_assert_eq!(out.len() - 1, base64_len(data.len()));
             prop_assert_eq!(&decode_base64(&expected)[..], &data[..]);
         }

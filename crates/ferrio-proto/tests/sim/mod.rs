@@ -1228,10 +1228,7 @@ impl Sim {
             Msg::GetOk { tid, req, body } => {
                 if self.c_gets.get(&tid) == Some(&req) {
                     self.c_gets.remove(&tid);
-                    let input = ec::Input::PollResponse {
-                        transport: tid,
-                        body,
-                    };
+                    let input = ec::Input::poll_response(tid, body);
                     self.client.handle_input(now, input);
                 }
             }
@@ -1367,7 +1364,7 @@ impl Sim {
                 self.send(Msg::Post {
                     tid: transport,
                     sid: query_sid(&query),
-                    body,
+                    body: body.into_bytes(),
                 });
             }
             Io::WsOpen { transport, query } => {

@@ -55,7 +55,6 @@
 //! - the write buffer is bounded ([`Config::max_buffered_bytes`]).
 //!
 //! ```
-//! use bytes::Bytes;
 //! use ferrio_proto::engine::client::{Config, Event, Input, Io, Output, Session};
 //! use ferrio_proto::engine::Frame;
 //! use ferrio_proto::Instant;
@@ -67,7 +66,7 @@
 //! let names: Vec<&str> = query.iter().map(|(k, _)| k.as_str()).collect();
 //! assert_eq!(names, ["EIO", "transport", "t"]); // `t`: the cache buster of polling requests
 //! let open = r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
-//! s.handle_input(t, Input::PollResponse { transport, body: Bytes::from(open) });
+//! s.handle_input(t, Input::PollResponse { transport, body: open.into() });
 //! let Some(Output::Event(Event::Open(handshake))) = s.poll_output() else { panic!() };
 //! assert_eq!(handshake.sid, "abc");
 //! // the next long-poll carries the sid
@@ -230,9 +229,10 @@ pub enum Input {
     PollResponse {
         /// The polling transport.
         transport: TransportId,
-        /// The body.
-        #[cfg_attr(feature = "arbitrary", arbitrary(with = crate::fuzzing::bytes))]
-        body: Bytes,
+        /// The body, as text: a driver that has it as bytes checks them once with
+        /// [`Input::poll_response`]; the browser's strings are UTF-8 already, so its module
+        /// carries no UTF-8 check.
+        body: Str,
     },
     /// The answer (status 200, `ok`) to the POST of polling `transport`.
     PostResponse {
@@ -267,6 +267,21 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// The input for a GET of polling `transport` answered with `body`: [`Input::PollResponse`]
+    /// when `body` is UTF-8, otherwise [`Input::TransportError`] (`parser error: invalid UTF-8
+    /// text`, which fails the session as any undecodable payload does).
+    pub fn poll_response(transport: TransportId, body: Bytes) -> Input {
+        match Str::from_utf8(body) {
+            Ok(body) => Input::PollResponse { transport, body },
+            Err(_) => Input::TransportError {
+                transport,
+                description: super::error::DecodeError::InvalidUtf8.as_str().to_owned(),
+            },
+        }
+    }
+}
+
 /// An I/O action for the driver. Not `#[non_exhaustive]`: every driver must perform every
 /// action, so a new one is a change that drivers must see at compile time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,8 +302,8 @@ pub enum Io {
         transport: TransportId,
         /// Its query parameters.
         query: Query,
-        /// A v4 polling payload.
-        body: Bytes,
+        /// A v4 polling payload (text: send its bytes, `Str::as_bytes`, or the string itself).
+        body: Str,
     },
     /// Connect a WebSocket; report [`Input::WsOpen`] when connected.
     WsOpen {
@@ -429,7 +444,7 @@ fn transport_from_name(name: &str) -> Option<Transport> {
 }
 
 const PONG: Str = Str::from_static("3");
-const CLOSE_PAYLOAD: Bytes = Bytes::from_static(b"1");
+const CLOSE_PAYLOAD: Str = Str::from_static("1");
 
 /// One Engine.IO client session. See the [module docs](self).
 ///

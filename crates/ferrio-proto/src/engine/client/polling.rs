@@ -2,12 +2,10 @@
 //! answered GET starting the next one (`Polling` of `engine.io-client`). What a POST carries is
 //! the write buffer's business ([`write`](super::write)).
 
-use bytes::Bytes;
-
 use super::{Active, CloseReason, Io, Kind, Session, State, Transport, TransportId};
 use crate::engine::packet::Packet;
-use crate::engine::payload::decode_payload_bytes;
-use crate::Instant;
+use crate::engine::payload::decode_payload;
+use crate::{Instant, Str};
 
 /// The readiness of a polling transport (`readyState` of `Polling`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,19 +21,12 @@ pub(super) enum PollState {
 impl Session {
     /// The GET of polling `transport` answered: its packets are handled in order, then the next
     /// GET starts (or, while pausing for an upgrade, the switch is checked).
-    pub(super) fn on_poll_response(&mut self, now: Instant, transport: TransportId, body: Bytes) {
+    pub(super) fn on_poll_response(&mut self, now: Instant, transport: TransportId, body: Str) {
         match self.polling(transport) {
             Some(Kind::Polling { get_in_flight, .. }) if *get_in_flight => *get_in_flight = false,
             _ => return,
         }
-        let packets = match decode_payload_bytes(body) {
-            Ok(packets) => packets,
-            Err(e) => {
-                self.on_transport_failure(e.as_str().to_owned());
-                return;
-            }
-        };
-        for packet in packets {
+        for packet in decode_payload(body) {
             if let Ok(packet) = &packet {
                 self.report_received(packet);
             }

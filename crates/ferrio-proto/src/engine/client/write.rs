@@ -5,15 +5,35 @@
 
 use super::{Io, Kind, Output, PollState, SendError, Session, State, Transport};
 use crate::engine::packet::Frame;
-use crate::engine::payload::encode_payload;
+use crate::engine::payload::SEPARATOR;
 use crate::Str;
 
 /// A binary message as `b` + base64 text (the v4 form for a peer that cannot take binary).
 fn base64_frame(data: &[u8]) -> Frame {
-    let mut text = b"b".to_vec();
+    let mut text = "b".to_owned();
     crate::engine::packet::encode_base64_into(data, &mut text);
-    // base64 is ASCII: always UTF-8.
-    Frame::Text(Str::from_utf8(bytes::Bytes::from(text)).unwrap_or_default())
+    Frame::Text(Str::from(text))
+}
+
+/// A POST body: the v4 polling payload of `frames` ([`encode_payload`](crate::engine::encode_payload)'s
+/// bytes), built as a `String` so that it is a [`Str`] without a UTF-8 check (text frames are
+/// UTF-8, the rest ASCII).
+fn post_body<'a>(frames: impl Iterator<Item = &'a Frame> + Clone) -> Str {
+    let len: usize = frames.clone().map(|f| f.polling_len() + 1).sum();
+    let mut out = String::with_capacity(len);
+    for (i, frame) in frames.enumerate() {
+        if i > 0 {
+            out.push(char::from(SEPARATOR));
+        }
+        match frame {
+            Frame::Text(s) => out.push_str(s),
+            Frame::Binary(b) => {
+                out.push('b');
+                crate::engine::packet::encode_base64_into(b, &mut out);
+            }
+        }
+    }
+    Str::from(out)
 }
 
 /// A frame in the write buffer.
@@ -99,7 +119,7 @@ impl Session {
                 }
                 *post_in_flight = true;
                 self.in_flight = count;
-                let body = encode_payload(self.write_buffer.iter().take(count).map(|q| &q.frame));
+                let body = post_body(self.write_buffer.iter().take(count).map(|q| &q.frame));
                 if self.report_packets {
                     for i in 0..count {
                         let frame = self.write_buffer[i].frame.clone();
