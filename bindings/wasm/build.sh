@@ -75,6 +75,10 @@ package() {
   # bundled): `ferrioInit(module)` instantiates the compiled module with the glue's imports.
   # Without `Symbol.dispose` on `Core` (the package frees its cores through the finalizer).
   sed -i '/^if (Symbol.dispose) Core.prototype\[Symbol.dispose\]/d' "${out}/ferrio_wasm.js"
+  # Nor `free()` and the `__destroy_into_raw()` it calls (never called: the finalizer frees), nor
+  # `passStringToWasm0`'s branch for a call without `realloc` (the glue always passes one).
+  sed -i -e '/^    __destroy_into_raw() {$/,/^    }$/d' -e '/^    free() {$/,/^    }$/d' \
+    -e '/^    if (realloc === undefined) {$/,/^    }$/d' "${out}/ferrio_wasm.js"
   cat >> "${out}/ferrio_wasm.js" <<'GLUE'
 export function ferrioInit(module) {
   return __wbg_finalize_init(new WebAssembly.Instance(module, __wbg_get_imports()), module);
@@ -114,10 +118,10 @@ GLUE
   # directory (`new URL(..., import.meta.url)`). Private members (`_name`) get short names,
   # except `_placeholder` (a protocol field) and `_transports` (the browser tests reach it), and
   # so do the internal `emitReserved` (protected in socket.io-client), the fields of ack and
-  # transport entries, and the glue's `__wbg_ptr` and `__destroy_into_raw`.
+  # transport entries, and the glue's `__wbg_ptr`.
   # FERRIO_MSGPACK and FERRIO_WASM are the variant's constants (see `ferrio.js`).
   "${here}/node_modules/.bin/esbuild" "${here}/$1" --bundle --format=esm --minify \
-    --target=es2022 --legal-comments=none --log-level=warning --mangle-props='^(_[a-z]|__wbg_ptr$|__destroy_into_raw$|emitReserved$|callback$|withTimeout$|aborts$)' \
+    --target=es2022 --legal-comments=none --log-level=warning --mangle-props='^(_[a-z]|__wbg_ptr$|emitReserved$|callback$|withTimeout$|aborts$)' \
     --reserve-props='^_(placeholder|transports)$' --define:FERRIO_MSGPACK="$4" \
     --define:FERRIO_WASM="\"$3\"" --outfile="${dist}/$2"
   cp "${out}/ferrio_wasm_bg.wasm" "${dist}/$3"
