@@ -937,6 +937,7 @@ fn cache_busters_follow_timestamp_requests() {
 /// `packetCreate`), over polling and after the upgrade; never the probe or the `upgrade` packet;
 /// nothing when not asked for.
 #[test]
+#[cfg(feature = "engine-events")]
 fn reported_packets_are_the_sessions_own() {
     use ferrio_proto::engine::Packet;
     let packets = |out: &[Output]| -> Vec<(bool, Packet)> {

@@ -1359,6 +1359,7 @@ fn a_failed_probe_reaches_the_application() {
 /// included, each before what the manager makes of it; none before it is asked for or after
 /// it is turned off.
 #[test]
+#[cfg(feature = "engine-events")]
 fn engine_packets_are_reported_when_asked() {
     use ferrio_proto::engine::Packet as EnginePacket;
     let mut h = H::new(H::config());

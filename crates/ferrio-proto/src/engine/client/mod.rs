@@ -338,10 +338,12 @@ pub enum Event {
     /// `packet`): each packet of a polling response, each WebSocket frame of the session's
     /// transport. The upgrade probe's answer is not one. Only after
     /// [`Session::report_packets`].
+    #[cfg(feature = "engine-events")]
     Packet(Packet),
     /// The session handed a packet of its write buffer to its transport (engine.io-client's
     /// `packetCreate`): messages and pongs, not the probe, the `upgrade` packet or the `close`
     /// POSTed when closing. Only after [`Session::report_packets`].
+    #[cfg(feature = "engine-events")]
     PacketCreate(Packet),
     /// The handshake arrived: the session is open.
     Open(OpenPacket),
@@ -479,6 +481,7 @@ pub struct Session {
     opening_index: usize,
     outputs: VecDeque<Output>,
     /// Whether [`Event::Packet`] and [`Event::PacketCreate`] are reported.
+    #[cfg(feature = "engine-events")]
     report_packets: bool,
 }
 
@@ -500,6 +503,7 @@ impl Session {
             stamps: 0,
             upgrading: false,
             prior_websocket_success: false,
+            #[cfg(feature = "engine-events")]
             report_packets: false,
             opening_index: 0,
             outputs: VecDeque::new(),
@@ -687,6 +691,7 @@ impl Session {
     /// Asks for [`Event::Packet`] and [`Event::PacketCreate`] from now on (engine.io-client's
     /// `packet` and `packetCreate`), or stops them. Off by default: a session nobody listens to
     /// copies no packet.
+    #[cfg(feature = "engine-events")]
     pub fn report_packets(&mut self, on: bool) {
         self.report_packets = on;
     }
@@ -813,13 +818,17 @@ impl Session {
 
     /// [`Event::Packet`] for a packet received on the session's transport, if asked for.
     pub(super) fn report_received(&mut self, packet: &Packet) {
+        #[cfg(feature = "engine-events")]
         if self.report_packets {
             self.event(Event::Packet(packet.clone()));
         }
+        #[cfg(not(feature = "engine-events"))]
+        let _ = packet;
     }
 
     /// [`Event::PacketCreate`] for a frame of the write buffer handed to the transport, if
     /// asked for.
+    #[cfg(feature = "engine-events")]
     pub(super) fn report_created(&mut self, frame: &Frame) {
         if self.report_packets {
             if let Ok(packet) = Packet::decode(frame.clone(), Protocol::V4) {

@@ -120,6 +120,7 @@ impl Session {
                 *post_in_flight = true;
                 self.in_flight = count;
                 let body = post_body(self.write_buffer.iter().take(count).map(|q| &q.frame));
+                #[cfg(feature = "engine-events")]
                 if self.report_packets {
                     for i in 0..count {
                         let frame = self.write_buffer[i].frame.clone();
@@ -138,6 +139,7 @@ impl Session {
                     return;
                 }
                 while let Some(q) = self.write_buffer.pop_front() {
+                    #[cfg(feature = "engine-events")]
                     self.report_created(&q.frame);
                     let frame = match q.frame {
                         Frame::Binary(data) if self.config.force_base64 => base64_frame(&data),

@@ -199,10 +199,12 @@ pub enum Event {
     /// An Engine.IO packet of the connection arrived, before it is acted on (`io.engine`'s
     /// `packet`): the handshake, pings, messages, `close`; not the upgrade probe's answer.
     /// Only after [`Manager::report_engine_packets`](super::Manager::report_engine_packets).
+    #[cfg(feature = "engine-events")]
     EnginePacket(crate::engine::Packet),
     /// The connection handed an Engine.IO packet to its transport (`io.engine`'s
     /// `packetCreate`): messages and pongs; not the upgrade probe or the `upgrade` packet.
     /// Only after [`Manager::report_engine_packets`](super::Manager::report_engine_packets).
+    #[cfg(feature = "engine-events")]
     EnginePacketCreate(crate::engine::Packet),
 }
 

@@ -545,6 +545,7 @@ impl Manager {
     /// Asks for [`Event::EnginePacket`] and [`Event::EnginePacketCreate`] (the Engine.IO
     /// packets of the connection, `io.engine`'s `packet` and `packetCreate`) from now on, or
     /// stops them. Off by default.
+    #[cfg(feature = "engine-events")]
     pub fn report_engine_packets(&mut self, on: bool) {
         self.engine.report_packets(on);
     }
@@ -674,6 +675,7 @@ impl Manager {
     }
 
     fn on_engine_event(&mut self, now: Instant, event: eio::Event) {
+        #[cfg(feature = "engine-events")]
         let event = match event {
             // The connection's packets, reported while it is the manager's.
             eio::Event::Packet(packet) => {
