@@ -72,8 +72,14 @@ impl Str {
     }
 }
 
+/// The number of digits of `n` in decimal.
+pub(crate) fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
 /// Appends the decimal digits of `n` (what `write!(out, "{n}")` writes, without the formatting
 /// machinery, which the browser build leaves out).
+
 pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -154,6 +160,15 @@ impl PartialEq<&str> for Str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_len_counts_what_push_decimal_writes() {
+        for n in [0, 1, 9, 10, 99, 100, 12345, u64::MAX / 10, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(decimal_len(n), s.len(), "{n}");
+        }
+    }
 
     #[test]
     fn slice_ref_shares_memory() {

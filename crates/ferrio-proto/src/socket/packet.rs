@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::json::{ack_json, deserialize_args, deserialize_value, event_json, RawJson};
 use crate::engine::{self, Frame};
-use crate::str::push_decimal;
+use crate::str::{decimal_len, push_decimal};
 use crate::Str;
 
 /// The Socket.IO packet types, numbered as on the wire.
@@ -118,6 +118,14 @@ impl AckId {
         match &self.0 {
             AckIdRepr::Num(n) => push_decimal(out, *n),
             AckIdRepr::Digits(d) => out.push_str(d),
+        }
+    }
+
+    /// The length of the id written in decimal.
+    fn written_len(&self) -> usize {
+        match &self.0 {
+            AckIdRepr::Num(n) => decimal_len(*n),
+            AckIdRepr::Digits(d) => d.len(),
         }
     }
 }
@@ -402,14 +410,27 @@ impl Packet {
     /// ```
     pub fn encode(&self) -> EncodedPacket {
         let data = self.data.as_ref().map_or("", RawJson::as_str);
-        let mut s = String::with_capacity(8 + self.nsp.len() + data.len());
+        let binary = matches!(self.kind, PacketType::BinaryEvent | PacketType::BinaryAck);
+        let named = &*self.nsp != "/" && !self.nsp.is_empty();
+        // The exact length: a `Str` made of a `String` without room to spare takes its buffer
+        // as it is, where one with room would allocate a second block to share it.
+        let len = 2
+            + if binary {
+                decimal_len(self.attachments.len() as u64) + 1
+            } else {
+                0
+            }
+            + if named { self.nsp.len() + 1 } else { 0 }
+            + self.id.as_ref().map_or(0, AckId::written_len)
+            + data.len();
+        let mut s = String::with_capacity(len);
         s.push('4');
         s.push((b'0' + self.kind as u8) as char);
-        if matches!(self.kind, PacketType::BinaryEvent | PacketType::BinaryAck) {
+        if binary {
             push_decimal(&mut s, self.attachments.len() as u64);
             s.push('-');
         }
-        if &*self.nsp != "/" && !self.nsp.is_empty() {
+        if named {
             s.push_str(&self.nsp);
             s.push(',');
         }
@@ -417,6 +438,7 @@ impl Packet {
             id.push_to(&mut s);
         }
         s.push_str(data);
+        debug_assert_eq!(s.len(), s.capacity());
         EncodedPacket {
             message: Str::from(s),
             attachments: self.attachments.clone(),
