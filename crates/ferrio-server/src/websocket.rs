@@ -157,6 +157,45 @@ impl AsyncWrite for WsIo {
     }
 }
 
+/// A message waiting to be handed to tungstenite: the message, its payload size, and whether it
+/// may be compressed.
+type Queued = (Message, usize, bool);
+
+/// The messages not yet handed to tungstenite, in order. The first one waiting is held inline:
+/// the usual round (one message written, then the queue empty) allocates nothing, and an idle
+/// connection keeps no room for a burst.
+#[derive(Default)]
+struct WriteQueue {
+    /// The oldest message waiting, if any: always older than `rest`'s.
+    first: Option<Queued>,
+    rest: VecDeque<Queued>,
+}
+
+impl WriteQueue {
+    fn push_back(&mut self, queued: Queued) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(queued);
+        } else {
+            self.rest.push_back(queued);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Queued> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    /// Gives back the room a burst made, once empty.
+    fn release(&mut self) {
+        if self.is_empty() {
+            self.rest = VecDeque::new();
+        }
+    }
+}
+
 /// An open WebSocket owned by a session task.
 ///
 /// tungstenite's state for it (its [`WebSocketContext`]: the read buffer, the frame being
@@ -182,7 +221,7 @@ pub(crate) struct WsConn {
     read_waker: Waker,
     /// Messages not yet handed to tungstenite, with their payload sizes and whether they may
     /// be compressed.
-    out: VecDeque<(Message, usize, bool)>,
+    out: WriteQueue,
     /// Payload bytes in `out` and handed to tungstenite since its last completed flush.
     queued: usize,
     /// Bytes handed to tungstenite and not flushed yet (part of `queued`).
@@ -304,6 +343,13 @@ fn error_close_code(e: &tungstenite::Error) -> Option<CloseCode> {
     }
 }
 
+/// A whole (final, uncompressed) data frame of `payload`: text or binary.
+fn data_frame(payload: Bytes, text: bool) -> tungstenite::protocol::frame::Frame {
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
+    tungstenite::protocol::frame::Frame::message(payload, opcode, true)
+}
+
 /// The size of a message's frame from a client (masked) with the shortest header.
 fn frame_size(payload: usize) -> u64 {
     let extended = match payload {
@@ -336,7 +382,7 @@ impl WsConn {
             keep: 0,
             read_waker: Waker::from(read_signal.clone()),
             read_signal,
-            out: VecDeque::new(),
+            out: WriteQueue::default(),
             queued: 0,
             unflushed: 0,
             dirty: false,
@@ -364,13 +410,13 @@ impl WsConn {
     /// (the packet's `compress` flag); with `compress` false it goes as it is, whatever its
     /// size.
     pub(crate) fn send(&mut self, frame: Frame, compress: bool) {
+        // A text frame goes as tungstenite's frame of its bytes, as `Message::Text` would be
+        // written: a `Str` is UTF-8 already, and each recipient of a broadcast would check it
+        // again.
         let (msg, len) = match frame {
             Frame::Text(s) => {
                 let len = s.len();
-                match tungstenite::Utf8Bytes::try_from(s.into_bytes()) {
-                    Ok(text) => (Message::Text(text), len),
-                    Err(_) => return,
-                }
+                (Message::Frame(data_frame(s.into_bytes(), true)), len)
             }
             Frame::Binary(b) => {
                 let len = b.len();
@@ -414,7 +460,7 @@ impl WsConn {
                     .deflater
                     .get_or_insert_with(|| Box::new(Deflater::new(agreed)));
                 let frame = match &msg {
-                    Message::Text(text) => deflater.compress(true, text.as_bytes()),
+                    Message::Frame(text) => deflater.compress(true, text.payload()),
                     Message::Binary(data) => deflater.compress(false, data),
                     _ => None,
                 };
@@ -557,7 +603,7 @@ impl WsConn {
         if let Poll::Ready(Ok(())) = ready(ws.flush(&mut io)) {
             self.ws = None;
             // The room a burst made in the write queue goes too.
-            self.out = VecDeque::new();
+            self.out.release();
             if self.inflater.as_ref().is_some_and(|i| i.is_empty()) {
                 self.inflater = None;
             }
@@ -595,5 +641,40 @@ impl WsConn {
                 Err(e) => debug!("WebSocket close timed out: {e}"),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &'static str) -> Queued {
+        (Message::Text(s.into()), s.len(), true)
+    }
+
+    fn popped(q: &mut WriteQueue) -> Vec<String> {
+        std::iter::from_fn(|| q.pop_front())
+            .map(|(m, _, _)| m.into_text().expect("text").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_write_queue_keeps_its_order_and_gives_back_a_burst_room() {
+        let mut q = WriteQueue::default();
+        q.push_back(text("a"));
+        assert_eq!(
+            q.rest.capacity(),
+            0,
+            "one message waiting allocates nothing"
+        );
+        q.push_back(text("b"));
+        assert_eq!(q.pop_front().map(|(_, len, _)| len), Some(1));
+        // The first slot is free, but an older message waits: a new one goes behind it.
+        q.push_back(text("c"));
+        assert_eq!(popped(&mut q), ["b", "c"]);
+        assert!(q.is_empty());
+        assert!(q.rest.capacity() > 0);
+        q.release();
+        assert_eq!(q.rest.capacity(), 0);
     }
 }
