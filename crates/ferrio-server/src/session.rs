@@ -760,11 +760,12 @@ async fn run_socket(socket: Socket, mut events: queue::Receiver<SocketWork>) {
 async fn handle_event(socket: Socket, packet: Packet) {
     use futures_util::FutureExt as _;
     use std::panic::AssertUnwindSafe;
-    let Some(name) = packet.event_name().map(|n| n.into_owned()) else {
+    let Some(name) = packet.event_name() else {
         return;
     };
     let middlewares = socket.event_middlewares();
     if !middlewares.is_empty() {
+        let name = name.clone().into_owned();
         let Ok(args) = crate::socket::RawArgs::from_event(&packet) else {
             return;
         };
@@ -794,6 +795,7 @@ async fn handle_event(socket: Socket, packet: Packet) {
     }
     let any = socket.any_handlers();
     if !any.is_empty() {
+        let name = name.clone().into_owned();
         match crate::socket::RawArgs::from_event(&packet) {
             Ok(args) => {
                 for listener in any {
@@ -809,19 +811,18 @@ async fn handle_event(socket: Socket, packet: Packet) {
             Err(e) => tracing::debug!(event = name, "arguments unreadable: {e}"),
         }
     }
-    let handlers = socket.handlers(&name);
-    if handlers.is_empty() {
+    let Some(handlers) = socket.handlers(&name) else {
         return;
-    }
+    };
     let message = socket.message(packet);
-    for handler in handlers {
-        let message = Socket::message_again(&message);
-        if AssertUnwindSafe(handler(socket.clone(), message))
+    for (_, handler) in handlers.iter() {
+        let again = Socket::message_again(&message);
+        if AssertUnwindSafe(handler(socket.clone(), again))
             .catch_unwind()
             .await
             .is_err()
         {
-            tracing::error!(event = name, "event handler panicked");
+            tracing::error!(event = %message.event(), "event handler panicked");
         }
     }
 }

@@ -2,11 +2,14 @@
 //! [`HandlerOutput`], and the erased forms the socket keeps (event middlewares, error,
 //! catch-all, outgoing, disconnecting and disconnect handlers).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ferrio_proto::socket::{Packet, RawJson};
+use ferrio_proto::Str;
 use serde::de::DeserializeOwned;
 
 use super::{AckSender, Disconnection, HandlerError, Message, RawArgs, Socket};
@@ -16,6 +19,12 @@ use crate::BoxFuture;
 pub trait HandlerOutput: Send {
     /// Reports a failure (through `tracing`).
     fn report(self, event: &str);
+
+    /// False if the outcome is known to be no failure, so that [`HandlerOutput::into_failure`]
+    /// need not be called (nor the event's name be written for it). The default is true.
+    fn may_fail(&self) -> bool {
+        true
+    }
 
     /// Reports a failure as [`HandlerOutput::report`] does and returns its message, for the
     /// socket's [`Socket::on_handler_error`] handlers (by default: `report`, then `None`).
@@ -30,9 +39,17 @@ pub trait HandlerOutput: Send {
 
 impl HandlerOutput for () {
     fn report(self, _event: &str) {}
+
+    fn may_fail(&self) -> bool {
+        false
+    }
 }
 
 impl<E: fmt::Display + Send> HandlerOutput for Result<(), E> {
+    fn may_fail(&self) -> bool {
+        self.is_err()
+    }
+
     fn report(self, event: &str) {
         if let Err(e) = self {
             tracing::warn!(event, "handler failed: {e}");
@@ -46,10 +63,34 @@ impl<E: fmt::Display + Send> HandlerOutput for Result<(), E> {
     }
 }
 
+/// The name of the event a handler runs for, written only when it is needed: when the
+/// handler failed (most never do).
+struct EventName(Option<RawJson>);
+
+impl EventName {
+    fn of(message: &Message) -> EventName {
+        EventName(message.packet.data().cloned())
+    }
+
+    /// The name, as [`Message::event`] gives it.
+    fn get(self) -> String {
+        let Some(data) = self.0 else {
+            return String::new();
+        };
+        let packet = Packet::event(Str::from_static("/"), data, Vec::new());
+        packet.event_name().map(Cow::into_owned).unwrap_or_default()
+    }
+}
+
 /// Waits for a handler's output and hands a failure to the socket's
 /// [`Socket::on_handler_error`] handlers.
-async fn finish<O: HandlerOutput>(socket: Socket, event: String, fut: impl Future<Output = O>) {
-    if let Some(message) = fut.await.into_failure(&event) {
+async fn finish<O: HandlerOutput>(socket: Socket, event: EventName, fut: impl Future<Output = O>) {
+    let output = fut.await;
+    if !output.may_fail() {
+        return;
+    }
+    let event = event.get();
+    if let Some(message) = output.into_failure(&event) {
         socket
             .handler_failed(HandlerError::failed(event, message))
             .await;
@@ -78,7 +119,7 @@ where
     Fut::Output: HandlerOutput,
 {
     fn call(&self, socket: Socket, message: Message) -> BoxFuture<()> {
-        let event = message.event().into_owned();
+        let event = EventName::of(&message);
         let fut = self(socket.clone(), message);
         Box::pin(finish(socket, event, fut))
     }
@@ -92,13 +133,14 @@ where
     T: DeserializeOwned + Send + 'static,
 {
     fn call(&self, socket: Socket, message: Message) -> BoxFuture<()> {
-        let event = message.event().into_owned();
         match message.args::<T>() {
             Ok(args) => {
+                let event = EventName::of(&message);
                 let fut = self(socket.clone(), args, message.ack);
                 Box::pin(finish(socket, event, fut))
             }
             Err(e) => {
+                let event = message.event().into_owned();
                 tracing::debug!(event, "event dropped, arguments do not fit: {e}");
                 let error = HandlerError::arguments(event, e);
                 Box::pin(async move { socket.handler_failed(error).await })

@@ -42,6 +42,9 @@ pub use self::disconnect::Disconnection;
 pub use self::emit::{AckEmitter, CompressEmitter, VolatileEmitter};
 pub use self::error::{AckError, ConnectError, EmitError, HandlerError};
 use self::handlers::{AnyHandler, ErasedHandler, HandlerErrorHandler, OutgoingHandler};
+
+/// One event's handlers, in the order they were added.
+pub(crate) type Listeners = Arc<[(ListenerId, ErasedHandler)]>;
 pub(crate) use self::handlers::{DisconnectHandler, ErrorHandler, EventMiddleware};
 pub use self::handlers::{EventHandler, HandlerOutput, ListenerId};
 pub use self::handshake::Handshake;
@@ -52,7 +55,9 @@ pub(crate) struct SocketInner {
     pub(crate) ns: Arc<NsInner>,
     pub(crate) link: SessionLink<Command>,
     handshake: Handshake,
-    handlers: Mutex<HashMap<String, Vec<(ListenerId, ErasedHandler)>>>,
+    /// Each event's handlers, in order; a list is replaced, not changed, when a handler is
+    /// added or removed, so that an event takes its handlers without copying them.
+    handlers: Mutex<HashMap<String, Listeners>>,
     any: Mutex<Vec<(ListenerId, AnyHandler)>>,
     middlewares: Mutex<Vec<EventMiddleware>>,
     on_error: Mutex<Vec<ErrorHandler>>,
@@ -258,7 +263,9 @@ impl Socket {
 
     fn add_handler(&self, event: &str, id: ListenerId, handler: ErasedHandler) {
         if let Ok(mut h) = self.inner.handlers.lock() {
-            h.entry(event.to_owned()).or_default().push((id, handler));
+            let mut list = h.get(event).map(|l| l.to_vec()).unwrap_or_default();
+            list.push((id, handler));
+            h.insert(event.to_owned(), list.into());
         }
     }
 
@@ -279,16 +286,19 @@ impl Socket {
         let Ok(mut h) = self.inner.handlers.lock() else {
             return false;
         };
-        let Some(list) = h.get_mut(event) else {
+        let Some(list) = h.get(event) else {
             return false;
         };
-        let before = list.len();
-        list.retain(|(i, _)| *i != id);
-        let removed = list.len() != before;
-        if list.is_empty() {
-            h.remove(event);
+        if !list.iter().any(|(i, _)| *i == id) {
+            return false;
         }
-        removed
+        let rest: Vec<_> = list.iter().filter(|(i, _)| *i != id).cloned().collect();
+        if rest.is_empty() {
+            h.remove(event);
+        } else {
+            h.insert(event.to_owned(), rest.into());
+        }
+        true
     }
 
     /// Removes listeners (`socket.removeAllListeners`). With `Some(event)`, the handlers of
@@ -329,7 +339,7 @@ impl Socket {
         self.inner
             .handlers
             .lock()
-            .map(|h| h.get(event).map_or(0, Vec::len))
+            .map(|h| h.get(event).map_or(0, |l| l.len()))
             .unwrap_or(0)
     }
 
@@ -948,13 +958,9 @@ impl Socket {
             .unwrap_or_default()
     }
 
-    pub(crate) fn handlers(&self, event: &str) -> Vec<ErasedHandler> {
-        self.inner
-            .handlers
-            .lock()
-            .ok()
-            .and_then(|h| Some(h.get(event)?.iter().map(|(_, h)| h.clone()).collect()))
-            .unwrap_or_default()
+    /// The handlers of `event`, in order (`None` if it has none).
+    pub(crate) fn handlers(&self, event: &str) -> Option<Listeners> {
+        self.inner.handlers.lock().ok()?.get(event).cloned()
     }
 
     pub(crate) fn disconnect_handlers(&self) -> Vec<DisconnectHandler> {
