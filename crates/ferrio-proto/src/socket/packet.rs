@@ -414,15 +414,14 @@ impl Packet {
         let named = &*self.nsp != "/" && !self.nsp.is_empty();
         // The exact length: a `Str` made of a `String` without room to spare takes its buffer
         // as it is, where one with room would allocate a second block to share it.
-        let len = 2
-            + if binary {
-                decimal_len(self.attachments.len() as u64) + 1
-            } else {
-                0
-            }
-            + if named { self.nsp.len() + 1 } else { 0 }
-            + self.id.as_ref().map_or(0, AckId::written_len)
-            + data.len();
+        let count = if binary {
+            decimal_len(self.attachments.len() as u64) + 1
+        } else {
+            0
+        };
+        let prefix = if named { self.nsp.len() + 1 } else { 0 };
+        let id = self.id.as_ref().map_or(0, AckId::written_len);
+        let len = 2 + count + prefix + id + data.len();
         let mut s = String::with_capacity(len);
         s.push('4');
         s.push((b'0' + self.kind as u8) as char);
