@@ -1282,8 +1282,14 @@ impl<M: Machine> SessionTask<M> {
         let timer = tokio::time::sleep(std::time::Duration::from_secs(3600));
         tokio::pin!(timer);
         let mut armed: Option<tokio::time::Instant> = None;
+        // The machine's deadline the timer is armed for: the timer moves (and the clock is
+        // read for it) only when that changes, not every round.
+        let mut armed_for: Option<Instant> = None;
+        // The clock as the input that ended the last wait read it: the round that handles the
+        // input's outputs goes on with it instead of reading the clock again.
+        let mut read_now: Option<Instant> = None;
         loop {
-            let now = clock.now();
+            let now = read_now.take().unwrap_or_else(|| clock.now());
             while let Some(out) = self.machine.poll_transport(now) {
                 self.perform(out);
             }
@@ -1332,12 +1338,16 @@ impl<M: Machine> SessionTask<M> {
             if self.machine.is_closed() {
                 break;
             }
-            let deadline = self.machine.poll_timeout().map(|t| clock.deadline(t));
-            if deadline != armed {
-                if let Some(d) = deadline {
-                    timer.as_mut().reset(d);
+            let next = self.machine.poll_timeout();
+            if next != armed_for || armed.is_none() != next.is_none() {
+                let deadline = next.map(|t| clock.deadline(t));
+                if deadline != armed {
+                    if let Some(d) = deadline {
+                        timer.as_mut().reset(d);
+                    }
+                    armed = deadline;
                 }
-                armed = deadline;
+                armed_for = next;
             }
             let room = self.machine.wait_for_room();
             let first_poll = &mut self.polls;
@@ -1346,11 +1356,14 @@ impl<M: Machine> SessionTask<M> {
             tokio::select! {
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
-                    let _ = self.machine.handle_input(clock.now(), eio::Input::Timeout);
+                    let now = clock.now();
+                    read_now = Some(now);
+                    let _ = self.machine.handle_input(now, eio::Input::Timeout);
                 }
                 msg = self.inbox.recv() => match msg {
                     Some(msg) => {
                         let now = self.fire_due_timers(clock.now());
+                        read_now = Some(now);
                         self.on_msg(now, msg);
                         // Take what is already waiting too, so that the frames of a burst
                         // of commands are written together.
@@ -1385,7 +1398,9 @@ impl<M: Machine> SessionTask<M> {
                             eio::Input::WsClosed { error: failed }
                         }
                     };
-                    let _ = self.machine.handle_input(clock.now(), input);
+                    let now = clock.now();
+                    read_now = Some(now);
+                    let _ = self.machine.handle_input(now, input);
                 }
                 event = ws_event(&mut self.probe) => {
                     let input = match event {
