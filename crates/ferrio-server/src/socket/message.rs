@@ -41,6 +41,17 @@ impl RawArgs {
     }
 
     fn from_packet(packet: &Packet, skip: usize) -> Result<RawArgs, serde_json::Error> {
+        // Without attachments, the arguments are read straight from the text, the event name
+        // skipped unread (the packet's own `args` skips it for events, as `skip` does).
+        let skipped = usize::from(packet.kind().is_event());
+        if packet.attachments().is_empty() && skip == skipped {
+            if let Ok(values) = packet.args::<Vec<Value>>() {
+                return Ok(RawArgs {
+                    values,
+                    attachments: Vec::new(),
+                });
+            }
+        }
         let values = match packet.data() {
             Some(data) => match data.to_value()? {
                 Value::Array(items) => items.into_iter().skip(skip).collect(),
@@ -247,6 +258,25 @@ impl AckReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrio_proto::socket::RawJson;
+
+    #[test]
+    fn raw_args_of_text_packets_are_the_elements_after_the_name() {
+        let text = r#"["m",{"b":[1,2.5,"x"],"a":null},"s",18446744073709551615,-1.5e300,true]"#;
+        let all: Vec<Value> = serde_json::from_str(text).unwrap();
+        let json = RawJson::parse(text).unwrap();
+        // An event: after its name; the placeholders-free path reads the text directly.
+        let event = Packet::event("/", json.clone(), Vec::new());
+        let args = RawArgs::from_event(&event).unwrap();
+        assert_eq!(args.values(), &all[1..]);
+        assert!(args.attachments().is_empty());
+        // An ack: every element.
+        let ack = Packet::ack("/", 1, json, Vec::new());
+        assert_eq!(AckReply::new(ack).raw_args().unwrap().values(), &all[..]);
+        // No data: no arguments.
+        let bare = Packet::ack("/", 2, RawJson::parse("[]").unwrap(), Vec::new());
+        assert!(AckReply::new(bare).raw_args().unwrap().is_empty());
+    }
 
     #[test]
     fn raw_args_serialise_back_with_their_attachments() {
