@@ -95,7 +95,7 @@ impl<'a> Query<'a> {
             raw,
             ..Query::default()
         };
-        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        for (k, v) in pairs(raw) {
             let slot = match &*k {
                 "EIO" => &mut q.eio,
                 "transport" => &mut q.transport,
@@ -116,6 +116,23 @@ impl<'a> Query<'a> {
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect()
     }
+}
+
+/// The decoded pairs of a query string, as `form_urlencoded::parse` gives them. A query with
+/// nothing to decode (no `%`, no `+`: the usual one) is only split, its pairs borrowed.
+fn pairs(raw: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    let plain = !raw.bytes().any(|b| b == b'%' || b == b'+');
+    let split = plain.then(|| {
+        raw.split('&').filter(|p| !p.is_empty()).map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (Cow::Borrowed(k), Cow::Borrowed(v))
+        })
+    });
+    let decoded = (!plain).then(|| form_urlencoded::parse(raw.as_bytes()));
+    split
+        .into_iter()
+        .flatten()
+        .chain(decoded.into_iter().flatten())
 }
 
 /// What the server offers (its options).
@@ -288,6 +305,30 @@ pub fn verify<'a>(head: &RequestHead<'a>, policy: &Policy) -> Result<Route<'a>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_pairs_are_what_form_urlencoded_gives() {
+        for q in [
+            "",
+            "EIO=4&transport=polling&sid=abc-_DEF",
+            "&&EIO=4&&t=&x&=y&=&a==b&sid=1&sid=2",
+            "EIO=4&transport=polling&t=P%20q&b64=1",
+            "a+b=c+d&EIO=%34",
+            "s%C3%A9=%FF&x=%",
+            "é=ü&transport=websocket",
+        ] {
+            let ours: Vec<(String, String)> = pairs(q)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let reference: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(ours, reference, "{q}");
+        }
+        let q = Query::parse(Some("EIO=4&transport=polling&sid=abc&EIO=3"));
+        assert!(matches!(q.eio, Some(Cow::Borrowed("4"))));
+        assert!(matches!(q.sid, Some(Cow::Borrowed("abc"))));
+    }
 
     const BOTH: Policy = Policy {
         polling: true,
