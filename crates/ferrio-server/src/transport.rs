@@ -1356,6 +1356,9 @@ impl<M: Machine> SessionTask<M> {
             tokio::select! {
                 () = &mut timer, if armed.is_some() => {
                     armed = None;
+                    if let Some(w) = &mut self.main {
+                        w.tick();
+                    }
                     let now = clock.now();
                     read_now = Some(now);
                     let _ = self.machine.handle_input(now, eio::Input::Timeout);

@@ -45,6 +45,14 @@ const READ_BUFFER: usize = 4 * 1024;
 /// rule; an idle connection lets the state go after two heartbeats.
 const KEEP_AFTER_LARGE: u8 = 4;
 
+/// Messages (read or written) since the session's last timer round past which a connection
+/// counts as busy: it keeps tungstenite's state between messages instead of making it again
+/// for each (its buffers allocated, its write buffer grown), until a timer round finds it quiet
+/// (see [`WsConn::tick`]; the heartbeat runs one every ping interval). A connection that only
+/// opened (the handshake is three messages) or talks now and then stays below it and keeps
+/// nothing while idle.
+const BUSY: u32 = 16;
+
 /// What [`WsConn::keep`] becomes after a message of `len` bytes.
 fn keep_after(keep: u8, len: usize) -> u8 {
     if len > READ_BUFFER {
@@ -216,6 +224,8 @@ pub(crate) struct WsConn {
     /// How many more small messages keep tungstenite's state after a message larger than
     /// [`READ_BUFFER`] (see [`KEEP_AFTER_LARGE`]).
     keep: u8,
+    /// Messages read or written since the last [`WsConn::tick`] (up to [`BUSY`]).
+    recent: u32,
     read_signal: Arc<ReadSignal>,
     /// `read_signal` as a waker, given to the read side.
     read_waker: Waker,
@@ -380,6 +390,7 @@ impl WsConn {
             read: 0,
             taken: 0,
             keep: 0,
+            recent: 0,
             read_waker: Waker::from(read_signal.clone()),
             read_signal,
             out: WriteQueue::default(),
@@ -470,6 +481,7 @@ impl WsConn {
             }
             self.unflushed += len;
             self.keep = keep_after(self.keep, len);
+            self.recent = (self.recent + 1).min(BUSY);
             self.dirty = true;
             // A write that would block leaves the frame in tungstenite's buffer: flush it
             // before handing over more.
@@ -538,6 +550,7 @@ impl WsConn {
                 Ok(msg) => {
                     self.taken += frame_size(msg.len());
                     self.keep = keep_after(self.keep, msg.len());
+                    self.recent = (self.recent + 1).min(BUSY);
                     match msg {
                         Message::Text(text) => match Str::from_utf8(Bytes::from(text)) {
                             Ok(s) => WsEvent::Frame(Frame::Text(s)),
@@ -572,10 +585,18 @@ impl WsConn {
         }
     }
 
+    /// A timer round of the session (a heartbeat at least every ping interval): the messages
+    /// counted for [`BUSY`] start again from none, so that a connection that went quiet lets
+    /// its state go at its next idle moment.
+    pub(crate) fn tick(&mut self) {
+        self.recent = 0;
+    }
+
     /// Drops tungstenite's state (its read buffer, write buffer and configuration) and the write
     /// queue's room when the connection is idle: everything written, nothing of a frame read and
-    /// not taken, the connection open, and no message larger than the read buffer among the
-    /// last few (see [`KEEP_AFTER_LARGE`]). The next read or write creates them again.
+    /// not taken, the connection open, no message larger than the read buffer among the last
+    /// few (see [`KEEP_AFTER_LARGE`]), and not busy (fewer than [`BUSY`] messages since the
+    /// last timer round). The next read or write creates them again.
     ///
     /// Whether tungstenite's read buffer still holds part of a frame is known from the byte
     /// counts: every byte read was taken as part of a message's frame. A message's frame is
@@ -589,6 +610,7 @@ impl WsConn {
             && self.out.is_empty()
             && !self.dirty
             && self.keep == 0
+            && self.recent < BUSY
             && self.inflater.as_ref().is_none_or(|i| i.is_idle());
         let Some(ws) = self.ws.as_mut().filter(|ws| idle && ws.can_write()) else {
             return;
@@ -656,6 +678,58 @@ mod tests {
         std::iter::from_fn(|| q.pop_front())
             .map(|(m, _, _)| m.into_text().expect("text").to_string())
             .collect()
+    }
+
+    /// A client's (masked) text frame of `text` (shorter than 126 bytes).
+    fn masked_text(text: &str) -> Vec<u8> {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let mut frame = vec![0x81, 0x80 | text.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        frame
+    }
+
+    /// Sends `text` from the client, reads it on `ws`, then polls `ws` once more with nothing
+    /// to read (where an idle connection lets its state go).
+    async fn one_message(ws: &mut WsConn, client: &mut TcpStream, text: &str) {
+        use tokio::io::AsyncWriteExt as _;
+        client.write_all(&masked_text(text)).await.unwrap();
+        match std::future::poll_fn(|cx| ws.poll_event(cx)).await {
+            WsEvent::Frame(Frame::Text(t)) => assert_eq!(&*t, text),
+            other => panic!("{other:?}"),
+        }
+        let idle = std::future::poll_fn(|cx| Poll::Ready(ws.poll_event(cx).is_pending())).await;
+        assert!(idle, "nothing more to read");
+    }
+
+    #[tokio::test]
+    async fn a_busy_connection_keeps_its_state_until_a_quiet_timer_round() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let io = WsIo::Tcp {
+            early: Bytes::new(),
+            stream: server,
+        };
+        let mut ws = WsConn::new(io, 1 << 20, false, None);
+        // A few messages: the state goes whenever the connection is idle.
+        for i in 0..3 {
+            one_message(&mut ws, &mut client, &format!("m{i}")).await;
+            assert!(ws.ws.is_none(), "quiet after message {i}");
+        }
+        // Busy: kept between messages.
+        for i in 3..BUSY + 2 {
+            one_message(&mut ws, &mut client, &format!("m{i}")).await;
+        }
+        assert!(ws.ws.is_some(), "a busy connection keeps its state");
+        // A timer round, then nothing: the state goes at the next idle poll.
+        ws.tick();
+        let idle = std::future::poll_fn(|cx| Poll::Ready(ws.poll_event(cx).is_pending())).await;
+        assert!(idle && ws.ws.is_none(), "quiet since the timer round");
+        // And the connection still reads.
+        one_message(&mut ws, &mut client, "after").await;
     }
 
     #[test]
