@@ -95,19 +95,31 @@ impl<'a> Query<'a> {
             raw,
             ..Query::default()
         };
-        for (k, v) in pairs(raw) {
-            let slot = match &*k {
-                "EIO" => &mut q.eio,
-                "transport" => &mut q.transport,
-                "sid" => &mut q.sid,
-                "b64" => &mut q.b64,
-                _ => continue,
-            };
-            if slot.is_none() {
-                *slot = Some(v);
-            }
+        if plain_pairs(raw, |k, v| q.keep(k.into(), v.into())) {
+            return q;
+        }
+        q = Query {
+            raw,
+            ..Query::default()
+        };
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            q.keep(k, v);
         }
         q
+    }
+
+    /// Keeps the value of parameter `k` if it is one Engine.IO reads and its first.
+    fn keep(&mut self, k: Cow<'a, str>, v: Cow<'a, str>) {
+        let slot = match &*k {
+            "EIO" => &mut self.eio,
+            "transport" => &mut self.transport,
+            "sid" => &mut self.sid,
+            "b64" => &mut self.b64,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = Some(v);
+        }
     }
 
     /// Every parameter, decoded, in order (the handshake keeps them for the application).
@@ -118,21 +130,29 @@ impl<'a> Query<'a> {
     }
 }
 
-/// The decoded pairs of a query string, as `form_urlencoded::parse` gives them. A query with
-/// nothing to decode (no `%`, no `+`: the usual one) is only split, its pairs borrowed.
-fn pairs(raw: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    let plain = !raw.bytes().any(|b| b == b'%' || b == b'+');
-    let split = plain.then(|| {
-        raw.split('&').filter(|p| !p.is_empty()).map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (Cow::Borrowed(k), Cow::Borrowed(v))
-        })
-    });
-    let decoded = (!plain).then(|| form_urlencoded::parse(raw.as_bytes()));
-    split
-        .into_iter()
-        .flatten()
-        .chain(decoded.into_iter().flatten())
+/// Calls `f` with each pair of a query string with nothing to decode (no `%`, no `+`: the
+/// usual one), split as `form_urlencoded::parse` splits it, in one pass over its bytes. False
+/// (and `f` perhaps called for some pairs) if there is something to decode.
+fn plain_pairs<'a>(raw: &'a str, mut f: impl FnMut(&'a str, &'a str)) -> bool {
+    let bytes = raw.as_bytes();
+    let (mut start, mut eq) = (0, None);
+    for i in 0..=bytes.len() {
+        match bytes.get(i).copied().unwrap_or(b'&') {
+            b'%' | b'+' => return false,
+            b'=' if eq.is_none() => eq = Some(i),
+            b'&' => {
+                if i > start {
+                    match eq {
+                        Some(e) => f(&raw[start..e], &raw[e + 1..i]),
+                        None => f(&raw[start..i], ""),
+                    }
+                }
+                (start, eq) = (i + 1, None);
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// What the server offers (its options).
@@ -314,16 +334,30 @@ mod tests {
             "&&EIO=4&&t=&x&=y&=&a==b&sid=1&sid=2",
             "EIO=4&transport=polling&t=P%20q&b64=1",
             "a+b=c+d&EIO=%34",
+            "sid=1&EIO=4&sid=%32&EIO=%33",
             "s%C3%A9=%FF&x=%",
             "é=ü&transport=websocket",
         ] {
-            let ours: Vec<(String, String)> = pairs(q)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
+            let mut ours = Vec::new();
+            let plain = plain_pairs(q, |k, v| ours.push((k.to_owned(), v.to_owned())));
             let reference: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
-            assert_eq!(ours, reference, "{q}");
+            assert_eq!(plain, !q.contains(['%', '+']), "{q}");
+            if plain {
+                assert_eq!(ours, reference, "{q}");
+            }
+            let parsed = Query::parse(Some(q));
+            let first = |name: &str| {
+                reference
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(parsed.eio.as_deref(), first("EIO"), "{q}");
+            assert_eq!(parsed.transport.as_deref(), first("transport"), "{q}");
+            assert_eq!(parsed.sid.as_deref(), first("sid"), "{q}");
+            assert_eq!(parsed.b64.as_deref(), first("b64"), "{q}");
         }
         let q = Query::parse(Some("EIO=4&transport=polling&sid=abc&EIO=3"));
         assert!(matches!(q.eio, Some(Cow::Borrowed("4"))));
