@@ -248,8 +248,18 @@ async fn run_middlewares(socket: &Socket) -> Result<(), ConnectError> {
 }
 
 impl SocketMachine {
+    /// The socket joined to namespace `nsp`, if any. Most sessions join one namespace: its
+    /// name is compared without hashing it.
+    fn slot(&self, nsp: &str) -> Option<&Slot> {
+        if self.sockets.len() == 1 {
+            let (name, slot) = self.sockets.iter().next()?;
+            return (&**name == nsp).then_some(slot);
+        }
+        self.sockets.get(nsp)
+    }
+
     fn is_current(&self, socket: &Socket) -> bool {
-        self.sockets.get(socket.nsp()).is_some_and(|s| {
+        self.slot(socket.nsp()).is_some_and(|s| {
             Arc::ptr_eq(&s.socket.inner, &socket.inner) || s.socket.id() == socket.id()
         })
     }
@@ -523,7 +533,7 @@ impl SocketMachine {
             self.wait(now, packet);
             return;
         }
-        let Some(slot) = self.sockets.get(packet.nsp()) else {
+        let Some(slot) = self.slot(packet.nsp()) else {
             return;
         };
         if slot.socket.inner.unfinished.load(Ordering::Acquire) == 0 && inline_budget() {
@@ -560,7 +570,7 @@ impl SocketMachine {
     fn flush_waiting(&mut self) {
         while let Some(packet) = self.waiting.pop_front() {
             let size = packet_size(&packet);
-            let Some(slot) = self.sockets.get(packet.nsp()) else {
+            let Some(slot) = self.slot(packet.nsp()) else {
                 self.waiting_bytes = self.waiting_bytes.saturating_sub(size);
                 continue;
             };
@@ -882,7 +892,7 @@ impl Machine for SocketMachine {
 
     fn wait_for_room(&self) -> Option<crate::BoxFuture<()>> {
         let packet = self.waiting.front()?;
-        let Some(slot) = self.sockets.get(packet.nsp()) else {
+        let Some(slot) = self.slot(packet.nsp()) else {
             // Its socket is gone: the next flush drops it and goes on with the others.
             return Some(Box::pin(std::future::ready(())));
         };
