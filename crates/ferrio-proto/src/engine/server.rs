@@ -366,6 +366,15 @@ pub enum Output {
     Event(Event),
 }
 
+/// The earlier of two optional instants (`None` is never).
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
@@ -832,16 +841,14 @@ impl Session {
         if self.state == State::Closed {
             return None;
         }
-        [
+        let timers = earliest(
             self.next_ping,
-            self.ping_deadline,
-            self.close_deadline,
-            self.upgrade.as_ref().map(|u| u.deadline),
-            self.upgrade.as_ref().and_then(|u| u.next_noop),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+            earliest(self.ping_deadline, self.close_deadline),
+        );
+        match &self.upgrade {
+            Some(u) => earliest(timers, earliest(Some(u.deadline), u.next_noop)),
+            None => timers,
+        }
     }
 
     /// Runs the timers that are due at `now`.
@@ -1106,6 +1113,16 @@ fn frame_len(frame: &Frame) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn earliest_is_the_smaller_instant_none_being_never() {
+        let (a, b) = (Instant::from_millis(5), Instant::from_millis(9));
+        assert_eq!(earliest(Some(a), Some(b)), Some(a));
+        assert_eq!(earliest(Some(b), Some(a)), Some(a));
+        assert_eq!(earliest(None, Some(b)), Some(b));
+        assert_eq!(earliest(Some(b), None), Some(b));
+        assert_eq!(earliest(None, None), None);
+    }
 
     fn frames(s: &mut Session) {
         while s.poll_output().is_some() {}

@@ -818,14 +818,11 @@ impl Connection {
         if self.closed {
             return None;
         }
-        [
+        let acks = self.ack_deadlines.first().map(|(d, _, _)| *d);
+        eio::earliest(
             self.engine.poll_timeout(),
-            self.connect_deadline,
-            self.ack_deadlines.first().map(|(d, _, _)| *d),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+            eio::earliest(self.connect_deadline, acks),
+        )
     }
 
     /// Runs the timers due at `now`: the session's first, then the acks and the connect timeout.
