@@ -116,9 +116,53 @@ impl serde_json::ser::Formatter for AttachmentFormatter<'_> {
         value: &[u8],
     ) -> io::Result<()> {
         let num = self.attachments.len();
-        self.attachments.push(Bytes::copy_from_slice(value));
+        let shared = SHARED.with_borrow(|known| {
+            known
+                .iter()
+                .find(|b| b.as_ptr() == value.as_ptr() && b.len() == value.len())
+                .cloned()
+        });
+        self.attachments
+            .push(shared.unwrap_or_else(|| Bytes::copy_from_slice(value)));
         write!(writer, "{{\"_placeholder\":true,\"num\":{num}}}")
     }
+}
+
+thread_local! {
+    /// The buffers [`share_attachments`] made known to the serialiser on this thread.
+    static SHARED: std::cell::RefCell<Vec<Bytes>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` (a serialisation) with `bufs` known to the serialiser: a byte string that is one of
+/// them (the same memory, the same length) becomes an attachment that shares it, instead of a
+/// copy. serde hands a serialiser bytes as a slice; a value that holds its bytes as [`Bytes`]
+/// (arguments passed on as received, say) can so send them on without copying them.
+///
+/// ```
+/// use bytes::Bytes;
+/// use ferrio_proto::socket::{share_attachments, to_json_with_attachments};
+/// let buf = Bytes::from(vec![7u8; 1024]);
+/// let (_, attachments) =
+///     share_attachments(std::slice::from_ref(&buf), || to_json_with_attachments(&(&buf,))).unwrap();
+/// assert_eq!(attachments[0].as_ptr(), buf.as_ptr());
+/// ```
+pub fn share_attachments<R>(bufs: &[Bytes], f: impl FnOnce() -> R) -> R {
+    /// Forgets the buffers made known, however `f` ends.
+    struct Forget(usize);
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            SHARED.with_borrow_mut(|known| known.truncate(self.0));
+        }
+    }
+    if bufs.is_empty() {
+        return f();
+    }
+    let _forget = Forget(SHARED.with_borrow_mut(|known| {
+        let before = known.len();
+        known.extend_from_slice(bufs);
+        before
+    }));
+    f()
 }
 
 /// Serialises `value` as Socket.IO does: JSON in which every byte string is replaced by a

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferrio_proto::socket::{AckId, Packet};
+use ferrio_proto::socket::{share_attachments, AckId, Packet};
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -87,11 +87,14 @@ impl RawArgs {
 }
 
 impl Serialize for RawArgs {
+    /// The attachments are passed on, not copied (see [`share_attachments`]).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.values.iter().map(|v| WithAttachments {
-            value: v,
-            attachments: &self.attachments,
-        }))
+        share_attachments(&self.attachments, || {
+            s.collect_seq(self.values.iter().map(|v| WithAttachments {
+                value: v,
+                attachments: &self.attachments,
+            }))
+        })
     }
 }
 
@@ -304,5 +307,8 @@ mod tests {
             out.attachments(),
             &[Bytes::from_static(b"\x02"), Bytes::from_static(b"\x01")]
         );
+        // Sent on as they came, not copied.
+        assert_eq!(out.attachments()[0].as_ptr(), p.attachments()[1].as_ptr());
+        assert_eq!(out.attachments()[1].as_ptr(), p.attachments()[0].as_ptr());
     }
 }
