@@ -79,7 +79,6 @@ pub(crate) fn decimal_len(n: u64) -> usize {
 
 /// Appends the decimal digits of `n` (what `write!(out, "{n}")` writes, without the formatting
 /// machinery, which the browser build leaves out).
-
 pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
