@@ -7,7 +7,9 @@
 //! Server CPU is reported in total and split into user and kernel time (utime and stime of
 //! `/proc/<pid>/stat`). A server named `floor` (`ferrio-floor`, `src/floor`: the least work
 //! any server can do for the same frames) is the floor: every server CPU row of the table is
-//! followed by a row "above floor", each other server's median minus the floor's.
+//! followed by a row "above floor", each other server's median minus the floor's. The echo
+//! scenarios also report the server's context switches per ack, voluntary (a thread waited) and
+//! involuntary (preempted), summed over its threads (`/proc/<pid>/task/*/status`).
 //!
 //! ```text
 //! ferrio-bench --server ferrio=target/release/examples/bench \

@@ -1,5 +1,6 @@
 //! What the load generator reads from `/proc`: CPU time of a process and of itself (user and
-//! kernel apart: utime and stime), and a process's resident memory (VmRSS).
+//! kernel apart: utime and stime), the context switches of a process's threads, and a
+//! process's resident memory (VmRSS).
 
 use std::io;
 use std::time::Instant;
@@ -62,6 +63,48 @@ impl Ticks {
     }
 }
 
+/// Context switches of all the threads of process `pid` so far: the sums of
+/// `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of every `/proc/<pid>/task/*/status`
+/// (a process's own `status` counts its main thread only). A thread that ended is no longer
+/// counted; the servers measured keep their threads.
+pub fn switches(pid: u32) -> io::Result<Switches> {
+    let mut sum = Switches::default();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread may end between the listing and the read.
+        if let Ok(status) = std::fs::read_to_string(task?.path().join("status")) {
+            let s = parse_switches(&status);
+            sum.voluntary += s.voluntary;
+            sum.involuntary += s.involuntary;
+        }
+    }
+    Ok(sum)
+}
+
+/// The context switch counts of one `status` file (0 where a line is missing).
+fn parse_switches(status: &str) -> Switches {
+    let count = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Switches {
+        voluntary: count("voluntary_ctxt_switches:"),
+        involuntary: count("nonvoluntary_ctxt_switches:"),
+    }
+}
+
+/// Context switches of a process's threads: voluntary (a thread waited: parked, blocked in a
+/// system call) and involuntary (preempted by the scheduler).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// `voluntary_ctxt_switches`.
+    pub voluntary: u64,
+    /// `nonvoluntary_ctxt_switches`.
+    pub involuntary: u64,
+}
+
 /// VmRSS of process `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -85,6 +128,8 @@ pub struct Window {
     pub server_kernel: f64,
     /// Load generator CPU seconds over the window.
     pub client_cpu: f64,
+    /// The server's context switches over the window (all its threads).
+    pub server_switches: Switches,
 }
 
 impl Window {
@@ -95,6 +140,15 @@ impl Window {
             (names[0], self.server_cpu * scale),
             (names[1], self.server_user * scale),
             (names[2], self.server_kernel * scale),
+        ]
+    }
+
+    /// The server's context switches over the window per unit of work (`scale` divides the
+    /// counts: 1 / acks for "per ack"): voluntary and involuntary, named by `names`.
+    pub fn switch_rows(&self, names: [&'static str; 2], scale: f64) -> [(&'static str, f64); 2] {
+        [
+            (names[0], self.server_switches.voluntary as f64 * scale),
+            (names[1], self.server_switches.involuntary as f64 * scale),
         ]
     }
 
@@ -111,6 +165,7 @@ pub struct Meter {
     start: Instant,
     server0: Ticks,
     client0: Ticks,
+    switches0: Switches,
 }
 
 impl Meter {
@@ -122,6 +177,7 @@ impl Meter {
             start: Instant::now(),
             server0: cpu_ticks(Some(pid))?,
             client0: cpu_ticks(None)?,
+            switches0: switches(pid)?,
         })
     }
 
@@ -129,6 +185,7 @@ impl Meter {
     pub fn stop(&self) -> io::Result<Window> {
         let server = cpu_ticks(Some(self.pid))?;
         let client = cpu_ticks(None)?;
+        let sw = switches(self.pid)?;
         let user = server.user.saturating_sub(self.server0.user) as f64 / self.tck;
         let kernel = server.kernel.saturating_sub(self.server0.kernel) as f64 / self.tck;
         Ok(Window {
@@ -137,6 +194,10 @@ impl Meter {
             server_user: user,
             server_kernel: kernel,
             client_cpu: client.total().saturating_sub(self.client0.total()) as f64 / self.tck,
+            server_switches: Switches {
+                voluntary: sw.voluntary.saturating_sub(self.switches0.voluntary),
+                involuntary: sw.involuntary.saturating_sub(self.switches0.involuntary),
+            },
         })
     }
 }
@@ -172,9 +233,41 @@ mod tests {
             server_user: 0.3,
             server_kernel: 0.2,
             client_cpu: 1.0,
+            server_switches: Switches {
+                voluntary: 3000,
+                involuntary: 500,
+            },
         };
         let rows = w.cpu_rows(["t", "u", "k"], 1e6 / 1000.0);
         assert_eq!(rows, [("t", 500.0), ("u", 300.0), ("k", 200.0)]);
         assert_eq!(w.client_pct(), 50.0);
+        assert_eq!(
+            w.switch_rows(["v", "i"], 1.0 / 1000.0),
+            [("v", 3.0), ("i", 0.5)]
+        );
+    }
+
+    /// Both counts of a thread's `status` are read; a missing line counts 0.
+    #[test]
+    fn status_gives_voluntary_and_involuntary_switches() {
+        let status = "Name:\tbench\nThreads:\t3\nvoluntary_ctxt_switches:\t1234\n\
+                      nonvoluntary_ctxt_switches:\t56\n";
+        assert_eq!(
+            parse_switches(status),
+            Switches {
+                voluntary: 1234,
+                involuntary: 56
+            }
+        );
+        assert_eq!(parse_switches("Name:\tx\n"), Switches::default());
+    }
+
+    /// The threads of this process are found and their switches summed: a sleep is a
+    /// voluntary switch.
+    #[test]
+    fn switches_of_a_running_process_are_summed_over_its_threads() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let s = switches(std::process::id()).unwrap();
+        assert!(s.voluntary >= 1, "{s:?}");
     }
 }

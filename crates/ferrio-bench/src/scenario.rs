@@ -576,6 +576,13 @@ async fn echo(
             1e6 / a,
         ));
     }
+    m.extend(w.switch_rows(
+        [
+            "server voluntary context switches per ack",
+            "server involuntary context switches per ack",
+        ],
+        1.0 / a,
+    ));
     m.push(("load generator CPU %", w.client_pct()));
     Ok(m)
 }

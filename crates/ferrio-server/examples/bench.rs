@@ -3,8 +3,11 @@
 //! servers it is compared with.
 //!
 //! 127.0.0.1:3000 (`PORT` overrides the port), path `/socket.io/`, namespace `/`, both
-//! transports, default heartbeat, `max_http_buffer_size` 1 MB, the default multi-threaded tokio
-//! runtime. Nothing is logged per message.
+//! transports, default heartbeat, `max_http_buffer_size` 1 MB. Nothing is logged per message.
+//! The tokio runtime is the multi-threaded one with a worker per core unless `RUNTIME` asks
+//! for another: `current_thread`, `multi_thread` or `multi_thread:N` (N workers), so that
+//! `ferrio-bench` can compare them interleaved (`--server "ct=env RUNTIME=current_thread
+//! target/release/examples/bench"`).
 //!
 //! | client emits | server does |
 //! |---|---|
@@ -24,6 +27,7 @@
 //! cargo run --release -p ferrio-server --example bench            # 127.0.0.1:3000
 //! PORT=3100 cargo run --release -p ferrio-server --example bench
 //! DEFLATE=1 DEFLATE_TAKEOVER=1 cargo run --release -p ferrio-server --example bench
+//! RUNTIME=current_thread cargo run --release -p ferrio-server --example bench
 //! ```
 
 use bytes::Bytes;
@@ -127,13 +131,38 @@ pub fn build() -> Ferrio {
     io
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("ferrio bench server listening on http://127.0.0.1:{port}");
-    build().serve(listener).await
+/// The tokio runtime `RUNTIME` asks for: `current_thread`, `multi_thread` (one worker per
+/// core, tokio's default) or `multi_thread:N` (N workers).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let choice = std::env::var("RUNTIME").unwrap_or_else(|_| "multi_thread".to_owned());
+    let mut builder = match choice.split_once(':') {
+        None if choice == "current_thread" => tokio::runtime::Builder::new_current_thread(),
+        None if choice == "multi_thread" => tokio::runtime::Builder::new_multi_thread(),
+        Some(("multi_thread", n)) => {
+            let n = n
+                .parse()
+                .map_err(|_| std::io::Error::other(format!("RUNTIME={choice}: bad count")))?;
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        _ => {
+            return Err(std::io::Error::other(format!(
+                "RUNTIME={choice}: current_thread, multi_thread or multi_thread:N"
+            )))
+        }
+    };
+    builder.enable_all().build()
+}
+
+fn main() -> std::io::Result<()> {
+    runtime()?.block_on(async {
+        let port: u16 = std::env::var("PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(3000);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        println!("ferrio bench server listening on http://127.0.0.1:{port}");
+        build().serve(listener).await
+    })
 }
