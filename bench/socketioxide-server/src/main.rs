@@ -2,8 +2,9 @@
 //! socketioxide 0.18, so that `ferrio-bench` measures it side by side with Ferrio and Node.
 //!
 //! 127.0.0.1:$PORT (default 3000), path `/socket.io/`, namespace `/`, both transports, max
-//! payload 1 MB, default heartbeat, the default multi-threaded tokio runtime; logs nothing per
-//! message.
+//! payload 1 MB, default heartbeat, the default multi-threaded tokio runtime
+//! (`RUNTIME=current_thread` runs it on one thread instead, to compare it with Ferrio's bench
+//! server on the same runtime); logs nothing per message.
 
 use bytes::Bytes;
 use hyper::server::conn::http1;
@@ -50,8 +51,16 @@ async fn on_connect(socket: SocketRef) {
     );
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut runtime = match std::env::var("RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        Ok("multi_thread") | Err(_) => tokio::runtime::Builder::new_multi_thread(),
+        Ok(other) => return Err(format!("RUNTIME={other}: current_thread or multi_thread").into()),
+    };
+    runtime.enable_all().build()?.block_on(serve())
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())

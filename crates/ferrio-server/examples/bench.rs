@@ -4,10 +4,13 @@
 //!
 //! 127.0.0.1:3000 (`PORT` overrides the port), path `/socket.io/`, namespace `/`, both
 //! transports, default heartbeat, `max_http_buffer_size` 1 MB. Nothing is logged per message.
-//! The tokio runtime is the multi-threaded one with a worker per core unless `RUNTIME` asks
-//! for another: `current_thread`, `multi_thread` or `multi_thread:N` (N workers), so that
-//! `ferrio-bench` can compare them interleaved (`--server "ct=env RUNTIME=current_thread
-//! target/release/examples/bench"`).
+//! It runs on a `current_thread` tokio runtime: on the benchmarks' two cores, shared with the
+//! load generator, one thread took less CPU per delivery, per polling ack and per MiB than a
+//! worker per core, and no more per WebSocket ack (BENCHMARKS.md, "Which runtime on two
+//! cores"). `RUNTIME` picks another:
+//! `current_thread`, `multi_thread` (a worker per core, tokio's default) or `multi_thread:N` (N
+//! workers), so that `ferrio-bench` can compare them interleaved (`--server "mt=env
+//! RUNTIME=multi_thread target/release/examples/bench"`).
 //!
 //! | client emits | server does |
 //! |---|---|
@@ -27,7 +30,7 @@
 //! cargo run --release -p ferrio-server --example bench            # 127.0.0.1:3000
 //! PORT=3100 cargo run --release -p ferrio-server --example bench
 //! DEFLATE=1 DEFLATE_TAKEOVER=1 cargo run --release -p ferrio-server --example bench
-//! RUNTIME=current_thread cargo run --release -p ferrio-server --example bench
+//! RUNTIME=multi_thread cargo run --release -p ferrio-server --example bench
 //! ```
 
 use bytes::Bytes;
@@ -131,10 +134,10 @@ pub fn build() -> Ferrio {
     io
 }
 
-/// The tokio runtime `RUNTIME` asks for: `current_thread`, `multi_thread` (one worker per
-/// core, tokio's default) or `multi_thread:N` (N workers).
+/// The tokio runtime `RUNTIME` asks for: `current_thread` (the default), `multi_thread` (one
+/// worker per core, tokio's default) or `multi_thread:N` (N workers).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let choice = std::env::var("RUNTIME").unwrap_or_else(|_| "multi_thread".to_owned());
+    let choice = std::env::var("RUNTIME").unwrap_or_else(|_| "current_thread".to_owned());
     let mut builder = match choice.split_once(':') {
         None if choice == "current_thread" => tokio::runtime::Builder::new_current_thread(),
         None if choice == "multi_thread" => tokio::runtime::Builder::new_multi_thread(),

@@ -121,6 +121,25 @@
 //! session has ended: call it from `axum::serve(...).with_graceful_shutdown(...)`, or use
 //! [`Ferrio::serve_with_shutdown`].
 //!
+//! # Which tokio runtime
+//!
+//! Ferrio builds no runtime: it runs on the one it is served from. One task per session reads
+//! its WebSocket, runs an event's handlers there when its socket has nothing else running, and
+//! writes the answer, so an acked event over WebSocket is one task poll and no hand-off between
+//! tasks on either runtime. What the runtime adds is threads:
+//!
+//! - The multi-threaded runtime (`#[tokio::main]`, a worker per core) spreads the sessions over
+//!   the cores; its idle workers are woken to look for work and park again, and tasks move
+//!   between them. The choice when the server has cores to itself and more load than one core
+//!   takes.
+//! - A `current_thread` runtime (`#[tokio::main(flavor = "current_thread")]`) runs everything
+//!   on one thread, as Node does, and takes one core, not all of them, from the processes
+//!   beside it. On a machine of one or two cores shared with another busy process (the
+//!   benchmarks' two cores and their load generator) it took 12–21 % less CPU per delivery,
+//!   per polling ack and per MiB of binary echo than a worker per core, and no more per
+//!   WebSocket ack (`BENCHMARKS.md`, "Which runtime on two cores"). Measure both under your
+//!   own load.
+//!
 //! # Per-session limits
 //!
 //! One tokio task per Engine.IO session owns its state machine; HTTP requests and WebSocket
