@@ -5,12 +5,11 @@
 //! 127.0.0.1:3000 (`PORT` overrides the port), path `/socket.io/`, namespace `/`, both
 //! transports, default heartbeat, `max_http_buffer_size` 1 MB. Nothing is logged per message.
 //! It runs on a `current_thread` tokio runtime: on the benchmarks' two cores, shared with the
-//! load generator, one thread took less CPU per delivery, per polling ack and per MiB than a
-//! worker per core, and no more per WebSocket ack (BENCHMARKS.md, "Which runtime on two
-//! cores"). `RUNTIME` picks another:
-//! `current_thread`, `multi_thread` (a worker per core, tokio's default) or `multi_thread:N` (N
-//! workers), so that `ferrio-bench` can compare them interleaved (`--server "mt=env
-//! RUNTIME=multi_thread target/release/examples/bench"`).
+//! load generator, one thread took less CPU per broadcast delivery and per MiB than a worker
+//! per core, and no more per ack (BENCHMARKS.md, "Which runtime on two cores"). `RUNTIME`
+//! picks another: `current_thread`, `multi_thread` (a worker per core, tokio's default) or
+//! `multi_thread:N` (N workers), so that `ferrio-bench` can compare them interleaved
+//! (`--server "mt=env RUNTIME=multi_thread target/release/examples/bench"`).
 //!
 //! | client emits | server does |
 //! |---|---|

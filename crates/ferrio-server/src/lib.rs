@@ -135,10 +135,10 @@
 //! - A `current_thread` runtime (`#[tokio::main(flavor = "current_thread")]`) runs everything
 //!   on one thread, as Node does, and takes one core, not all of them, from the processes
 //!   beside it. On a machine of one or two cores shared with another busy process (the
-//!   benchmarks' two cores and their load generator) it took 12–21 % less CPU per delivery,
-//!   per polling ack and per MiB of binary echo than a worker per core, and no more per
-//!   WebSocket ack (`BENCHMARKS.md`, "Which runtime on two cores"). Measure both under your
-//!   own load.
+//!   benchmarks' two cores and their load generator) it took 10–20 % less CPU per broadcast
+//!   delivery and per MiB of binary echo than a worker per core, and no more per ack, over
+//!   WebSocket or polling (`BENCHMARKS.md`, "Which runtime on two cores"). Measure both under
+//!   your own load.
 //!
 //! # Per-session limits
 //!
