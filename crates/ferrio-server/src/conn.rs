@@ -484,7 +484,7 @@ fn response_head(
         && !h.contains_key(header::CONTENT_LENGTH)
     {
         out.extend_from_slice(b"content-length: ");
-        push_decimal(&mut out, body_len);
+        out.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if status != 101 && !h.contains_key(header::CONNECTION) {
@@ -501,21 +501,6 @@ fn response_head(
     }
     out.extend_from_slice(b"\r\n");
     out
-}
-
-/// Appends the decimal digits of `n` (without the formatting machinery and its allocation).
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// Appends the current date in the HTTP format (made once a second per thread).
@@ -1037,15 +1022,6 @@ pub(crate) fn remove_upgrade(extensions: &mut http::Extensions) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn push_decimal_writes_what_display_writes() {
-        for n in [0, 7, 10, 1234, 1_000_000, usize::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().into_bytes());
-        }
-    }
 
     /// Feeds `wire` to a decoder `step` bytes at a time: the body, or the decoder's error.
     fn decode_all(mut decoder: Decoder, wire: &[u8], step: usize) -> Result<Vec<u8>, &'static str> {
