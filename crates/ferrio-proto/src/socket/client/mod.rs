@@ -885,37 +885,27 @@ mod report_tests {
     #[test]
     fn stand_ins_do_not_hide_malformed_binary_packets() {
         let stand_in = Bytes::from_static(b"x");
-        let start = |m: &mut Manager, transport| {
-            frames(m, transport, &[OPEN, r#"40{"sid":"s"}"#]);
+        // A connected manager that has been given `text` frames, then the stand-in if `binary`.
+        let after = |text: &[&str], binary: bool| {
+            let (mut m, transport) = opened(false);
+            frames(&mut m, transport, &[OPEN, r#"40{"sid":"s"}"#]);
+            let mut events = frames(&mut m, transport, text);
+            if binary {
+                events.extend(binaries(&mut m, transport, std::slice::from_ref(&stand_in)));
+            }
+            events
         };
         // A binary message no packet waits for.
-        let (mut m, transport) = opened(false);
-        start(&mut m, transport);
-        assert!(parse_error(&binaries(
-            &mut m,
-            transport,
-            std::slice::from_ref(&stand_in)
-        )));
+        assert!(parse_error(&after(&[], true)));
         // A placeholder beyond the attachments that came.
-        let (mut m, transport) = opened(false);
-        start(&mut m, transport);
-        frames(
-            &mut m,
-            transport,
+        assert!(parse_error(&after(
             &[r#"451-["a",{"_placeholder":true,"num":1}]"#],
-        );
-        assert!(parse_error(&binaries(
-            &mut m,
-            transport,
-            std::slice::from_ref(&stand_in)
+            true
         )));
         // Text while attachments are awaited.
-        let (mut m, transport) = opened(false);
-        start(&mut m, transport);
-        let events = frames(
-            &mut m,
-            transport,
+        let events = after(
             &[r#"452-["a",{"_placeholder":true,"num":0}]"#, r#"42["b"]"#],
+            false,
         );
         assert!(parse_error(&events));
     }
