@@ -96,13 +96,9 @@ function deconstruct(data, k = kinds(data)) {
   return [JSON.stringify(walk(data)), attachments];
 }
 
-// The WebSocket text message the core reads now: an event's or an ack's JSON text comes back
-// as its offset in it.
-let frame;
-
-// Parses JSON text (or the end of `frame` from offset `text`) and puts the attachments (as
-// ArrayBuffers) back in place of placeholders.
-function reconstruct(text, attachments) {
+// Parses JSON text (or the end of `frame`, the manager's last WebSocket text message, from
+// offset `text`) and puts the attachments (as ArrayBuffers) back in place of placeholders.
+function reconstruct(text, attachments, frame) {
   const value = JSON.parse(typeof text == "number" ? frame.slice(text) : text);
   if (!attachments || attachments.length === 0) return value;
   // The module hands each attachment in a buffer of its own: it is passed on without a copy.
@@ -279,6 +275,9 @@ export class Manager extends Emitter {
     this._timer = undefined;
     this._timerAt = -1;
     this._list = undefined;
+    // The last WebSocket text message given to the core: an event's or an ack's JSON text comes
+    // back as its offset in it.
+    this._frame = undefined;
     // `closeOnBeforeunload` (false): the page leaving closes the connection at once, so that the
     // server does not wait for a ping timeout.
     if (opts.closeOnBeforeunload && typeof addEventListener === "function") {
@@ -380,15 +379,17 @@ export class Manager extends Emitter {
   // (the core returns its result, its next deadline and every output at once). The core refuses
   // a command with a message: it is thrown as an `Error` (what the core has pending then comes
   // with the next command). `t`: the time (`performance.now()`'s clock), now by default.
-  _cmd(op, a, b, c, text, value, t = now()) {
-    let r;
-    try {
-      r = this.core.call(op, t, a, b, c, text, value);
-    } catch (e) {
-      throw new Error(e);
-    }
+  _cmd(op, a, b, c, text, value, t) {
+    const r = this._call(op, a, b, c, text, value, t);
     this._drain(r);
     return r[0];
+  }
+
+  // Runs command `op` of the core and returns its array, or throws its message as an `Error`.
+  _call(op, a, b, c, text, value, t = now()) {
+    const r = this.core.call(op, t, a, b, c, text, value);
+    if (typeof r == "string") throw new Error(r);
+    return r;
   }
 
   // Performs the outputs of `r` (`[result, deadline, ...outputs]`). A command
@@ -524,7 +525,7 @@ export class Manager extends Emitter {
           // (The probe's answer is the upgrade's, not a packet of the session.)
           if (d !== "3probe") this.engine._frames(d);
           // The time the message arrived (the same clock as `performance.now()`, without asking).
-          if (typeof d === "string") this._cmd(3, tid, 0, 0, (frame = d), 0, ev.timeStamp);
+          if (typeof d === "string") this._cmd(3, tid, 0, 0, (this._frame = d), 0, ev.timeStamp);
           else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(d), ev.timeStamp);
         };
         ws.onerror = (ev) => this._fail(tid, transportError("websocket error", ev, ev));
@@ -666,7 +667,7 @@ export class Socket extends Emitter {
     if (this._index === undefined) {
       const opts = this._opts;
       // Registered before the outputs are performed: an auth callback may be asked for at once.
-      const r = this.io.core.call(11, now(), typeof opts.ackTimeout === "number" ? opts.ackTimeout : -1, opts.retries || 0, 0, this.nsp);
+      const r = this.io._call(11, typeof opts.ackTimeout === "number" ? opts.ackTimeout : -1, opts.retries || 0, 0, this.nsp);
       this._index = r[0];
       this.io._sockets.set(this._index, this);
       this.io._drain(r);
@@ -870,7 +871,7 @@ export class Socket extends Emitter {
         );
         break;
       case 13: {
-        const args = reconstruct(out[2], out[3]);
+        const args = reconstruct(out[2], out[3], this.io._frame);
         if (out[4] >= 0) args.push(this._ackFn(out[4]));
         if (this._anyListeners.length) for (const fn of this._anyListeners.slice()) fn.apply(this, args);
         // The event's listeners get the arguments after its name (no copies of them made).
@@ -881,7 +882,7 @@ export class Socket extends Emitter {
         const ack = this._acks.get(out[2]);
         this._acks.delete(out[2]);
         if (!ack) break;
-        const args = reconstruct(out[3], out[4]);
+        const args = reconstruct(out[3], out[4], this.io._frame);
         if (ack.withTimeout) ack.callback(null, ...args);
         else ack.callback(...args);
         break;

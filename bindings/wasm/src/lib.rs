@@ -16,8 +16,8 @@
 //! Apart from its constructor, [`Core`] has one method, [`Core::call`]`(op, now, a, b, c, text,
 //! value)`: every exported function costs the module its own glue, so all commands share one.
 //! `now` is the caller's clock in milliseconds (`performance.now()`), so the crate needs no
-//! browser API and builds and tests on the host as well. A failed command throws an `Error`
-//! with the core's message.
+//! browser API and builds and tests on the host as well. A failed command returns the core's
+//! message, a string (`ferrio.js` throws it as an `Error`).
 //!
 //! | op | command | reads | returns |
 //! |---|---|---|---|
@@ -45,7 +45,7 @@
 //!
 //! Every op returns an array: its result (above; 0 for the ops without one), when op 7 is due
 //! next (same clock as `now`; -1 for never), then every output the manager has pending, all in one crossing. A command
-//! that fails throws instead: what is pending comes with the next one. Outputs are arrays whose
+//! that fails returns its message (a string) instead: what is pending comes with the next one. Outputs are arrays whose
 //! first element is a code (attachments: an array of `Uint8Array`s, each the whole of its
 //! buffer, `undefined` when there are none):
 //!
@@ -60,7 +60,7 @@
 //! | 10 | socket `connect` | socket, socket id from the server, recovered (boolean) |
 //! | 11 | socket `connect_error` | socket, message, data as JSON text or `undefined` |
 //! | 12 | socket `disconnect` | socket, reason, description or `undefined` |
-//! | 13 | event from the server | socket, JSON text of `[name, ...args]` (or, here and in output 14, its offset in the text message of op 3 when it is the end of it), attachments, ack id or -1 (none, or one a JavaScript number cannot hold exactly: above 2^53, which is left unanswered rather than answered with a rounded id) |
+//! | 13 | event from the server | socket, JSON text of `[name, ...args]` (or, here and in output 14, its offset in the text message of the last op 3 when it is the end of it), attachments, ack id or -1 (none, or one a JavaScript number cannot hold exactly: above 2^53, which is left unanswered rather than answered with a rounded id) |
 //! | 14 | ack of an emit | socket, ack handle, JSON text of the arguments, attachments |
 //! | 15 | ack failed | socket, ack handle, message |
 //! | 16 | auth needed | socket |
@@ -120,8 +120,9 @@ pub struct Core {
     /// through `TransportId::from_u64` and `SocketId::from_index`: the core ignores input for a
     /// transport it released and refuses an unknown socket, so nothing is tracked here.
     manager: Manager,
-    /// The text message of op 3 while its outputs are made: a packet's JSON text that is the end
-    /// of it goes back as its offset in the string JavaScript has (no copy).
+    /// The text message of the last op 3, kept until the next one: a packet's JSON text that is
+    /// the end of it goes back as its offset in the string JavaScript has (no copy), also when
+    /// the packet completes later (a binary event's header, completed by its attachments).
     frame: Option<Str>,
     /// The binary data JavaScript gave since the last command other than op 4 (the messages of
     /// op 4, the attachments of ops 15 and 16; with a parser that reads binary messages, since
@@ -287,11 +288,13 @@ impl Core {
         c: u32,
         text: Option<String>,
         value: JsValue,
-    ) -> Result<JsValue, JsValue> {
-        // (Op 3, the only one that sets `frame`, does not fail.)
-        let result = self
-            .run(op, at(now), a, b, c, text, value)
-            .map_err(JsValue::from_str)?;
+    ) -> JsValue {
+        let result = match self.run(op, at(now), a, b, c, text, value) {
+            Ok(result) => result,
+            // The core's message instead of the array (a `Result` would cost the call an array
+            // for its two return values and a trip through the module's table of values).
+            Err(message) => return JsValue::from_str(message),
+        };
         // One crossing per command: its result, the next deadline and every output.
         let next = self.manager.poll_timeout();
         let list = Array::new();
@@ -300,8 +303,7 @@ impl Core {
         while let Some(output) = self.manager.poll_output() {
             push(&list, &self.output(output));
         }
-        self.frame = None;
-        Ok(list.into())
+        list.into()
     }
 }
 
