@@ -159,7 +159,9 @@ class Emitter {
     return this.listeners(event).length > 0;
   }
   emitReserved(event, ...args) {
-    for (const fn of this.listeners(event)) fn.apply(this, args);
+    // (No list made when nobody listens: the engine's events come with every message.)
+    const list = this._listeners.get(event);
+    if (list) for (const fn of list.slice()) fn.apply(this, args);
     return true;
   }
 }
@@ -875,7 +877,8 @@ export class Socket extends Emitter {
         if (out[4] >= 0) args.push(this._ackFn(out[4]));
         if (this._anyListeners.length) for (const fn of this._anyListeners.slice()) fn.apply(this, args);
         // The event's listeners get the arguments after its name (no copies of them made).
-        for (const fn of this.listeners(args.shift())) fn.apply(this, args);
+        const list = this._listeners.get(args.shift());
+        if (list) for (const fn of list.slice()) fn.apply(this, args);
         break;
       }
       case 14: {
