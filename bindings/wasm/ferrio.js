@@ -101,8 +101,9 @@ function deconstruct(data, k = kinds(data)) {
 function reconstruct(text, attachments, frame) {
   const value = JSON.parse(typeof text == "number" ? frame.slice(text) : text);
   if (!attachments || attachments.length === 0) return value;
-  // The module hands each attachment in a buffer of its own: it is passed on without a copy.
-  const buffers = attachments.map((a) => a.buffer);
+  // The module hands each attachment back as the message's ArrayBuffer it came in (without the
+  // msgpack parser), or in a Uint8Array with a buffer of its own: passed on without a copy.
+  const buffers = attachments.map((a) => a.buffer || a);
   const walk = (v) => {
     if (v === null || typeof v !== "object") return v;
     if (v._placeholder === true && typeof v.num === "number") return buffers[v.num];
@@ -528,7 +529,8 @@ export class Manager extends Emitter {
           if (d !== "3probe") this.engine._frames(d);
           // The time the message arrived (the same clock as `performance.now()`, without asking).
           if (typeof d === "string") this._cmd(3, tid, 0, 0, (this._frame = d), 0, ev.timeStamp);
-          else this._cmd(4, tid, 0, 0, undefined, new Uint8Array(d), ev.timeStamp);
+          // (The module reads a binary message only with the msgpack parser: a view of it then.)
+          else this._cmd(4, tid, 0, 0, undefined, FERRIO_MSGPACK ? new Uint8Array(d) : d, ev.timeStamp);
         };
         ws.onerror = (ev) => this._fail(tid, transportError("websocket error", ev, ev));
         ws.onclose = () => {

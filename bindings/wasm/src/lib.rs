@@ -25,7 +25,7 @@
 //! | 1 | a POST answered 200 | `a` transport | |
 //! | 2 | a WebSocket connected | `a` transport | |
 //! | 3 | a WebSocket text message | `a` transport, `text` | |
-//! | 4 | a WebSocket binary message | `a` transport, `value` `Uint8Array` (a view of the message's `ArrayBuffer`) | |
+//! | 4 | a WebSocket binary message | `a` transport, `value` the message's `ArrayBuffer` (in the build with the `msgpack` feature, a `Uint8Array` of it, which that parser reads) | |
 //! | 5 | a WebSocket closed | `a` transport | |
 //! | 6 | a request failed or a WebSocket errored | `a` transport, `text` description | |
 //! | 7 | time passed (ops 0–7 are the core's `Input`, run after the timers due) | | |
@@ -46,8 +46,8 @@
 //! Every op returns an array: its result (above; 0 for the ops without one), when op 7 is due
 //! next (same clock as `now`; -1 for never), then every output the manager has pending, all in one crossing. A command
 //! that fails returns its message (a string) instead: what is pending comes with the next one. Outputs are arrays whose
-//! first element is a code (attachments: an array of `Uint8Array`s, each the whole of its
-//! buffer, `undefined` when there are none):
+//! first element is a code (attachments: an array of the values op 4 gave, or of `Uint8Array`s
+//! each the whole of its buffer; `undefined` when there are none):
 //!
 //! | code | output | elements after the code |
 //! |---|---|---|
