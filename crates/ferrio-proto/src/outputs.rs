@@ -33,6 +33,11 @@ impl<T> Outputs<T> {
         }
     }
 
+    /// Whether no output is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
     /// Takes the next output; the queue's memory goes with the last one.
     pub(crate) fn pop(&mut self) -> Option<T> {
         if let Some(out) = self.first.take() {

@@ -848,6 +848,10 @@ impl Machine for SocketMachine {
         self.conn.poll_timeout()
     }
 
+    fn has_work(&self) -> bool {
+        self.conn.has_output() || !self.waiting.is_empty()
+    }
+
     fn poll_transport(&mut self, now: Instant) -> Option<eio::Io> {
         self.flush_waiting();
         loop {

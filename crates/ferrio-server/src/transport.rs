@@ -90,6 +90,12 @@ pub(crate) trait Machine: Send + 'static {
     fn poll_timeout(&self) -> Option<Instant>;
     /// The next transport action; application outputs met on the way are handled.
     fn poll_transport(&mut self, now: Instant) -> Option<eio::Io>;
+    /// False when [`Machine::poll_transport`] has nothing to do now (no output waiting, nothing
+    /// held back for the application): the call that would find nothing is skipped. True
+    /// whenever unsure.
+    fn has_work(&self) -> bool {
+        true
+    }
     fn handle_command(&mut self, now: Instant, command: Self::Command);
     /// While events wait for room in an application queue: a future that resolves when there
     /// may be room (the loop then polls the machine again).
@@ -1290,9 +1296,7 @@ impl<M: Machine> SessionTask<M> {
         let mut read_now: Option<Instant> = None;
         loop {
             let now = read_now.take().unwrap_or_else(|| clock.now());
-            while let Some(out) = self.machine.poll_transport(now) {
-                self.perform(out);
-            }
+            self.drain(now);
             // Commands the application queued from this task (an event's handler run here, see
             // `SessionLink::run_here`) are taken now, without a wake-up, so that their frames
             // are written in this round (a few at a time; the rest through the queue below).
@@ -1303,9 +1307,7 @@ impl<M: Machine> SessionTask<M> {
                 // The clock as this round read it: these commands were sent within it.
                 let now = self.fire_due_timers(now);
                 self.on_msg(now, msg);
-                while let Some(out) = self.machine.poll_transport(now) {
-                    self.perform(out);
-                }
+                self.drain(now);
             }
             if let Some(counted) = self.counted.as_deref_mut() {
                 counted.0.add(self.machine.engine().stats(), &mut counted.1);
@@ -1368,8 +1370,12 @@ impl<M: Machine> SessionTask<M> {
                         let now = self.fire_due_timers(clock.now());
                         read_now = Some(now);
                         self.on_msg(now, msg);
+                        self.drain(now);
                         // Take what is already waiting too, so that the frames of a burst
-                        // of commands are written together.
+                        // of commands are written together. Each command's outputs are taken
+                        // before the next command: the machine's output queue holds one at a
+                        // time instead of growing with the burst (and giving its room back
+                        // after it, for every burst).
                         for _ in 1..COMMAND_BATCH {
                             // Each message spends a unit of the task's cooperative budget, as
                             // `recv` does; with none left the rest waits until the runtime
@@ -1382,6 +1388,7 @@ impl<M: Machine> SessionTask<M> {
                             };
                             tokio::task::coop::consume_budget().await;
                             self.on_msg(now, msg);
+                            self.drain(now);
                         }
                     }
                     // The endpoint keeps a sender while the session runs.
@@ -1450,6 +1457,16 @@ impl<M: Machine> SessionTask<M> {
                     .close_reason()
                     .unwrap_or(eio::CloseReason::ForcedClose),
             );
+        }
+    }
+
+    /// Performs what the machine has for the transport now.
+    fn drain(&mut self, now: Instant) {
+        while self.machine.has_work() {
+            match self.machine.poll_transport(now) {
+                Some(out) => self.perform(out),
+                None => break,
+            }
         }
     }
 

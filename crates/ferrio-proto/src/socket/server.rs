@@ -812,6 +812,13 @@ impl Connection {
         self.outputs.pop()
     }
 
+    /// Whether [`Connection::poll_output`] has something now: a driver that performs the
+    /// outputs of every command as it goes can skip the call that finds none.
+    #[must_use]
+    pub fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// When [`Input::Timeout`] must be given next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
