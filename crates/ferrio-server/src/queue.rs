@@ -64,6 +64,9 @@ pub(crate) struct Sender<T> {
 /// The receiving side.
 pub(crate) struct Receiver<T> {
     shared: Arc<Shared<T>>,
+    /// The room a burst made is kept once the queue is empty, until [`Receiver::release`]
+    /// (see [`Receiver::keep_room`]).
+    keep_room: bool,
 }
 
 /// A queue of at most `bound` items.
@@ -82,7 +85,10 @@ pub(crate) fn channel<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
         Sender {
             shared: shared.clone(),
         },
-        Receiver { shared },
+        Receiver {
+            shared,
+            keep_room: false,
+        },
     )
 }
 
@@ -182,6 +188,21 @@ impl<T> std::fmt::Debug for Receiver<T> {
 }
 
 impl<T> Receiver<T> {
+    /// Keeps the room a burst made once the queue is empty again, for the next burst, instead
+    /// of giving it back at once (and growing the queue again for every burst): the receiver
+    /// gives it back with [`Receiver::release`] when it is quiet.
+    pub(crate) fn keep_room(&mut self) {
+        self.keep_room = true;
+    }
+
+    /// Gives back the room a burst made, if the queue is empty (see [`Receiver::keep_room`]).
+    pub(crate) fn release(&mut self) {
+        let mut st = self.shared.lock();
+        if st.items.is_empty() && st.items.capacity() > KEEP {
+            st.items.shrink_to(KEEP);
+        }
+    }
+
     /// The next item, if there is one now. `None` also when every sender is gone.
     pub(crate) fn try_recv(&mut self) -> Option<T> {
         let mut st = self.shared.lock();
@@ -225,7 +246,7 @@ impl<T> Receiver<T> {
     /// wakes the senders waiting for room.
     fn took(&self, mut st: MutexGuard<'_, State<T>>) {
         let was_full = st.items.len() + 1 >= self.shared.bound;
-        if st.items.is_empty() && st.items.capacity() > KEEP {
+        if !self.keep_room && st.items.is_empty() && st.items.capacity() > KEEP {
             st.items.shrink_to(KEEP);
         }
         drop(st);
@@ -373,6 +394,29 @@ mod tests {
             seen < ITEMS,
             "the other task ran only after all {seen} items"
         );
+    }
+
+    #[tokio::test]
+    async fn a_queue_that_keeps_its_room_gives_it_back_when_released() {
+        let (tx, mut rx) = channel(1000);
+        rx.keep_room();
+        for i in 0..500 {
+            tx.try_send(i).unwrap();
+        }
+        while rx.try_recv().is_some() {}
+        let room = rx.shared.lock().items.capacity();
+        assert!(room >= 500, "the burst's room is kept: {room}");
+        // The next burst as large finds its room.
+        for i in 0..500 {
+            tx.try_send(i).unwrap();
+        }
+        assert_eq!(rx.shared.lock().items.capacity(), room);
+        // Not given back while items wait.
+        rx.release();
+        assert_eq!(rx.shared.lock().items.capacity(), room);
+        while rx.try_recv().is_some() {}
+        rx.release();
+        assert!(rx.shared.lock().items.capacity() <= KEEP);
     }
 
     #[tokio::test]

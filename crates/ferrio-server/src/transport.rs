@@ -754,7 +754,10 @@ impl<A: App> Endpoint<A> {
         Inbox<CommandOf<A>>,
         impl Future<Output = ()> + Send + 'static,
     )> {
-        let (inbox_tx, inbox_rx) = queue::channel(COMMAND_QUEUE);
+        let (inbox_tx, mut inbox_rx) = queue::channel(COMMAND_QUEUE);
+        // A session that gets bursts of commands (broadcasts) keeps their room between bursts;
+        // its timer rounds (a heartbeat at least every ping interval) give it back.
+        inbox_rx.keep_room();
         let overload = Arc::new(Notify::new());
         // The id is taken before the machine is made: a generated id that an open session
         // has is refused here, without a trace.
@@ -1361,6 +1364,7 @@ impl<M: Machine> SessionTask<M> {
                     if let Some(w) = &mut self.main {
                         w.tick();
                     }
+                    self.inbox.release();
                     let now = clock.now();
                     read_now = Some(now);
                     let _ = self.machine.handle_input(now, eio::Input::Timeout);
