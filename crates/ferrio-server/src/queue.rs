@@ -7,6 +7,11 @@
 //! a `VecDeque` behind a mutex: it grows with what is queued and gives back what a burst made it
 //! grow once it is empty again.
 //!
+//! The receiver takes everything queued at once (the two `VecDeque`s are swapped under the
+//! lock) and hands the items out from its own side without the lock: a burst of items (a
+//! broadcast's commands to a session) costs the receiver one lock, not one per item. Items the
+//! receiver holds still count against the bound.
+//!
 //! Like tokio's own channels, the receiver spends a unit of its task's cooperative budget on
 //! each item: a task that always finds an item waiting (its senders on other threads keep up
 //! with it) still yields to the runtime after a bounded number of them, instead of keeping its
@@ -15,6 +20,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -31,10 +37,16 @@ struct State<T> {
     closed: bool,
     /// The receiver, waiting for an item.
     waiting: Option<Waker>,
+    /// A sender found the queue full since the receiver last took the items: the receiver
+    /// wakes the senders waiting for room when it next finds its own side empty.
+    full_seen: bool,
 }
 
 struct Shared<T> {
     state: Mutex<State<T>>,
+    /// Items the receiver took and has not handed out yet (written by the receiver without the
+    /// lock: a sender may see a count a little high, never too low).
+    held: AtomicUsize,
     bound: usize,
     /// Senders waiting for room.
     room: Notify,
@@ -64,6 +76,8 @@ pub(crate) struct Sender<T> {
 /// The receiving side.
 pub(crate) struct Receiver<T> {
     shared: Arc<Shared<T>>,
+    /// The items taken from the queue at once, handed out first.
+    taken: VecDeque<T>,
     /// The room a burst made is kept once the queue is empty, until [`Receiver::release`]
     /// (see [`Receiver::keep_room`]).
     keep_room: bool,
@@ -77,7 +91,9 @@ pub(crate) fn channel<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
             senders: 1,
             closed: false,
             waiting: None,
+            full_seen: false,
         }),
+        held: AtomicUsize::new(0),
         bound,
         room: Notify::new(),
     });
@@ -87,6 +103,7 @@ pub(crate) fn channel<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
         },
         Receiver {
             shared,
+            taken: VecDeque::new(),
             keep_room: false,
         },
     )
@@ -110,7 +127,8 @@ impl<T> Sender<T> {
         if st.closed {
             return Err(TrySendError::Closed(item));
         }
-        if st.items.len() >= self.shared.bound {
+        if self.is_full(&st) {
+            st.full_seen = true;
             return Err(TrySendError::Full(item));
         }
         st.items.push_back(item);
@@ -120,6 +138,11 @@ impl<T> Sender<T> {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Whether the queue holds its bound, the items the receiver holds counted.
+    fn is_full(&self, st: &State<T>) -> bool {
+        st.items.len() + self.shared.held.load(Ordering::Relaxed) >= self.shared.bound
     }
 
     /// Queues `item`, waiting for room; gives it back if the receiver is gone. Dropped while
@@ -144,10 +167,11 @@ impl<T> Sender<T> {
             // Registered before looking, so that room made after the look wakes it.
             notified.as_mut().enable();
             {
-                let st = self.shared.lock();
-                if st.closed || st.items.len() < self.shared.bound {
+                let mut st = self.shared.lock();
+                if st.closed || !self.is_full(&st) {
                     return;
                 }
+                st.full_seen = true;
             }
             notified.await;
         }
@@ -182,7 +206,10 @@ impl<T> Drop for Sender<T> {
 impl<T> std::fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
-            .field("queued", &self.shared.lock().items.len())
+            .field(
+                "queued",
+                &(self.shared.lock().items.len() + self.taken.len()),
+            )
             .finish()
     }
 }
@@ -197,6 +224,9 @@ impl<T> Receiver<T> {
 
     /// Gives back the room a burst made, if the queue is empty (see [`Receiver::keep_room`]).
     pub(crate) fn release(&mut self) {
+        if self.taken.is_empty() {
+            self.taken.shrink_to(KEEP);
+        }
         let mut st = self.shared.lock();
         if st.items.is_empty() && st.items.capacity() > KEEP {
             st.items.shrink_to(KEEP);
@@ -204,13 +234,20 @@ impl<T> Receiver<T> {
     }
 
     /// The next item, if there is one now. `None` also when every sender is gone.
+    #[inline]
     pub(crate) fn try_recv(&mut self) -> Option<T> {
-        let mut st = self.shared.lock();
-        let item = st.items.pop_front();
-        if item.is_some() {
-            self.took(st);
+        if let Some(item) = self.pop_taken() {
+            return Some(item);
         }
-        item
+        self.try_recv_queued()
+    }
+
+    /// [`Receiver::try_recv`] when the receiver's side is empty.
+    #[inline(never)]
+    fn try_recv_queued(&mut self) -> Option<T> {
+        let st = self.shared.lock();
+        Self::take_queued(&self.shared, &mut self.taken, self.keep_room, st);
+        self.pop_taken()
     }
 
     /// Waits for the next item; `None` once the queue is empty and every sender is gone.
@@ -221,37 +258,60 @@ impl<T> Receiver<T> {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         // Out of budget: the task is woken again once the runtime has run the others.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let mut st = self.shared.lock();
-        match st.items.pop_front() {
-            Some(item) => {
-                self.took(st);
-                coop.made_progress();
-                Poll::Ready(Some(item))
-            }
-            None if st.senders == 0 => {
-                coop.made_progress();
-                Poll::Ready(None)
-            }
-            // (Dropping `coop` gives the unit back: nothing was received.)
-            None => {
-                if !st.waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    st.waiting = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
+        if let Some(item) = self.pop_taken() {
+            coop.made_progress();
+            return Poll::Ready(Some(item));
         }
+        let mut st = self.shared.lock();
+        if !st.items.is_empty() {
+            Self::take_queued(&self.shared, &mut self.taken, self.keep_room, st);
+            coop.made_progress();
+            return Poll::Ready(self.pop_taken());
+        }
+        let ended = st.senders == 0;
+        if !ended && !st.waiting.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waiting = Some(cx.waker().clone());
+        }
+        // Senders that found the queue full wait for room: there is all of it now.
+        Self::take_queued(&self.shared, &mut self.taken, self.keep_room, st);
+        if ended {
+            coop.made_progress();
+            return Poll::Ready(None);
+        }
+        // (Dropping `coop` gives the unit back: nothing was received.)
+        Poll::Pending
     }
 
-    /// After an item was taken: gives back the room of a burst once the queue is empty, and
-    /// wakes the senders waiting for room.
-    fn took(&self, mut st: MutexGuard<'_, State<T>>) {
-        let was_full = st.items.len() + 1 >= self.shared.bound;
-        if !self.keep_room && st.items.is_empty() && st.items.capacity() > KEEP {
+    /// The next item of those taken at once, if any.
+    #[inline]
+    fn pop_taken(&mut self) -> Option<T> {
+        let item = self.taken.pop_front()?;
+        let left = self.taken.len();
+        self.shared.held.store(left, Ordering::Relaxed);
+        if left == 0 && !self.keep_room && self.taken.capacity() > KEEP {
+            self.taken.shrink_to(KEEP);
+        }
+        Some(item)
+    }
+
+    /// Takes every queued item at once (the receiver's side is empty), and wakes the senders
+    /// waiting for room if any found the queue full.
+    fn take_queued(
+        shared: &Shared<T>,
+        taken: &mut VecDeque<T>,
+        keep_room: bool,
+        mut st: MutexGuard<'_, State<T>>,
+    ) {
+        debug_assert!(taken.is_empty());
+        std::mem::swap(&mut st.items, taken);
+        shared.held.store(taken.len(), Ordering::Relaxed);
+        if !keep_room && st.items.capacity() > KEEP {
             st.items.shrink_to(KEEP);
         }
+        let full_seen = std::mem::take(&mut st.full_seen);
         drop(st);
-        if was_full {
-            self.shared.room.notify_waiters();
+        if full_seen {
+            shared.room.notify_waiters();
         }
     }
 }
@@ -265,6 +325,7 @@ impl<T> Drop for Receiver<T> {
         };
         // Dropped outside the lock: an item's drop may send to this queue again.
         drop(items);
+        drop(std::mem::take(&mut self.taken));
         self.shared.room.notify_waiters();
     }
 }
@@ -396,27 +457,68 @@ mod tests {
         );
     }
 
+    /// The room the queue holds, on both sides.
+    fn room<T>(rx: &Receiver<T>) -> usize {
+        rx.shared.lock().items.capacity() + rx.taken.capacity()
+    }
+
     #[tokio::test]
     async fn a_queue_that_keeps_its_room_gives_it_back_when_released() {
         let (tx, mut rx) = channel(1000);
         rx.keep_room();
-        for i in 0..500 {
+        // The room is made once (the receiver hands it back to the senders' side when it
+        // finds its own empty).
+        for _ in 0..2 {
+            for i in 0..500 {
+                tx.try_send(i).unwrap();
+            }
+            while rx.try_recv().is_some() {}
+        }
+        let kept = room(&rx);
+        assert!(kept >= 500, "the bursts' room is kept: {kept}");
+        // The next bursts as large find their room.
+        for _ in 0..2 {
+            for i in 0..500 {
+                tx.try_send(i).unwrap();
+            }
+            assert_eq!(rx.try_recv(), Some(0));
+            // Not given back while items wait.
+            rx.release();
+            assert_eq!(room(&rx), kept);
+            while rx.try_recv().is_some() {}
+            assert_eq!(room(&rx), kept);
+        }
+        rx.release();
+        assert!(room(&rx) <= 2 * KEEP);
+    }
+
+    #[tokio::test]
+    async fn items_taken_at_once_keep_their_order_and_count_against_the_bound() {
+        let (tx, mut rx) = channel(4);
+        for i in 0..4 {
             tx.try_send(i).unwrap();
         }
-        while rx.try_recv().is_some() {}
-        let room = rx.shared.lock().items.capacity();
-        assert!(room >= 500, "the burst's room is kept: {room}");
-        // The next burst as large finds its room.
-        for i in 0..500 {
-            tx.try_send(i).unwrap();
+        assert!(matches!(tx.try_send(9), Err(TrySendError::Full(9))));
+        // The receiver took all four at once: they still fill the queue until handed out.
+        assert_eq!(rx.try_recv(), Some(0));
+        tx.try_send(4).unwrap();
+        assert!(matches!(tx.try_send(9), Err(TrySendError::Full(9))));
+        let waiter = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send(5).await.is_ok() })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        let mut got = Vec::new();
+        while let Some(i) = rx.try_recv() {
+            got.push(i);
         }
-        assert_eq!(rx.shared.lock().items.capacity(), room);
-        // Not given back while items wait.
-        rx.release();
-        assert_eq!(rx.shared.lock().items.capacity(), room);
-        while rx.try_recv().is_some() {}
-        rx.release();
-        assert!(rx.shared.lock().items.capacity() <= KEEP);
+        // Every item handed out: the waiting sender is told there is room.
+        assert!(waiter.await.unwrap());
+        while let Some(i) = rx.try_recv() {
+            got.push(i);
+        }
+        assert_eq!(got, vec![1, 2, 3, 4, 5]);
     }
 
     #[tokio::test]
@@ -426,6 +528,6 @@ mod tests {
             tx.try_send(i).unwrap();
         }
         while rx.try_recv().is_some() {}
-        assert!(rx.shared.lock().items.capacity() <= KEEP);
+        assert!(room(&rx) <= 2 * KEEP);
     }
 }
