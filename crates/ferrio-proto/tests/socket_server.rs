@@ -11,7 +11,7 @@ use ferrio_proto::engine::{Frame, Protocol};
 use ferrio_proto::socket::server::{
     AckError, AckIds, Config, Connection, DisconnectReason, Event, Input, Output, RecoveryRequest,
 };
-use ferrio_proto::socket::{Packet, RawJson};
+use ferrio_proto::socket::{EncodedPacket, Packet, RawJson};
 use ferrio_proto::{Instant, Str};
 
 fn t(ms: u64) -> Instant {
@@ -566,4 +566,21 @@ fn polling_connection_end_to_end() {
         &body[..],
         "40{\"sid\":\"sock\"}\u{1e}42[\"auth\",{}]".as_bytes()
     );
+}
+
+#[test]
+fn has_output_tells_whether_poll_output_has_something() {
+    let mut c = ws();
+    assert!(!c.has_output());
+    exchange(&mut c, "40");
+    assert!(!c.has_output());
+    let packet = EncodedPacket::from_text(r#"2["msg",1]"#, Vec::new());
+    c.send(t(2), &packet, "/", SendOptions::default()).unwrap();
+    assert!(c.has_output());
+    assert_eq!(
+        sent(&[c.poll_output().unwrap()]),
+        vec![text(r#"42["msg",1]"#)]
+    );
+    assert!(!c.has_output());
+    assert!(c.poll_output().is_none());
 }
