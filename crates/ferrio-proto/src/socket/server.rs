@@ -311,11 +311,6 @@ impl NsMap {
     }
 
     fn get(&self, nsp: &str) -> Option<&NsState> {
-        // One namespace, the usual connection: compared without a search (every packet sent
-        // looks its namespace up).
-        if let [(name, state)] = self.0.as_slice() {
-            return (name.as_str() == nsp).then_some(state);
-        }
         self.find(nsp)
             .ok()
             .and_then(|i| self.0.get(i))
