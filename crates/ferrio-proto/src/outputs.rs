@@ -39,9 +39,15 @@ impl<T> Outputs<T> {
     }
 
     /// Takes the next output; the queue's memory goes with the last one.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<T> {
-        if let Some(out) = self.first.take() {
-            return Some(out);
+        // Looked at before anything is moved: `take` on an empty slot still copies the whole
+        // (large) value out, as does a `pop_front` that finds nothing.
+        if self.first.is_some() {
+            return self.first.take();
+        }
+        if self.rest.is_empty() {
+            return None;
         }
         let out = self.rest.pop_front();
         if self.rest.is_empty() && self.rest.capacity() != 0 {
