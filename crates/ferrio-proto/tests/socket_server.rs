@@ -584,3 +584,41 @@ fn has_output_tells_whether_poll_output_has_something() {
     assert!(!c.has_output());
     assert!(c.poll_output().is_none());
 }
+
+/// Outputs a connection has for its driver are in the same order whether the driver takes
+/// them after every call or after several (a packet sent is left in the Engine.IO session's
+/// queue until taken, behind nothing).
+#[test]
+fn outputs_keep_their_order_whenever_they_are_taken() {
+    let run = |take_between: bool| {
+        let mut c = ws();
+        exchange(&mut c, "40");
+        c.emit_with_ack(
+            t(2),
+            &EncodedPacket::from_text(r#"21["q"]"#, Vec::new()),
+            "/",
+            1,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let mut out = drain(&mut c);
+        let packet = EncodedPacket::from_text(r#"2["msg",1]"#, Vec::new());
+        c.send(t(3), &packet, "/", SendOptions::default()).unwrap();
+        if take_between {
+            out.extend(drain(&mut c));
+        }
+        c.send(t(3), &packet, "/", SendOptions::default()).unwrap();
+        if take_between {
+            out.extend(drain(&mut c));
+        }
+        // The socket leaves: its ack fails, the application is told.
+        c.disconnect(t(4), "/").unwrap();
+        out.extend(drain(&mut c));
+        out
+    };
+    let each = run(true);
+    assert!(each
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::AckFailed { .. }))));
+    assert_eq!(run(false), each);
+}

@@ -835,6 +835,12 @@ impl Session {
         self.outputs.pop()
     }
 
+    /// Whether [`Session::poll_output`] has something now.
+    #[must_use]
+    pub fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// When [`Input::Timeout`] must be given next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {

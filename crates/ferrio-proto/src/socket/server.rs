@@ -412,6 +412,9 @@ pub struct Connection {
     closed: bool,
     /// The time of the input being handled (for closes started while decoding).
     now: Instant,
+    /// What the driver and the application get next. The Engine.IO session's own queue may
+    /// also hold transport actions [`Connection::send`] left there (when this one was empty):
+    /// they are older than anything here, and [`Connection::poll_output`] takes them after it.
     outputs: Outputs<Output>,
 }
 
@@ -516,6 +519,7 @@ impl Connection {
     /// Handles one input (the Engine.IO session's [`Input`]), after the timers due at `now`:
     /// the connection's own (acks, the connect timeout) and the session's.
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), RequestError> {
+        self.settle();
         self.on_timeout(now);
         if input == Input::Timeout {
             return Ok(());
@@ -539,6 +543,7 @@ impl Connection {
         pid: Option<&str>,
         replay: impl IntoIterator<Item = &'a EncodedPacket>,
     ) -> Result<(), CommandError> {
+        self.settle();
         let (name, pending) = self.end_decision(nsp)?;
         self.namespaces.insert(name, NsState::Connected);
         self.connect_deadline = None;
@@ -577,6 +582,7 @@ impl Connection {
         now: Instant,
         nsp: &str,
     ) -> Result<(), CommandError> {
+        self.settle();
         self.reject(now, nsp, INVALID_NAMESPACE, None)
     }
 
@@ -591,6 +597,7 @@ impl Connection {
         message: &str,
         data: Option<&RawJson>,
     ) -> Result<(), CommandError> {
+        self.settle();
         let (name, pending) = self.end_decision(nsp)?;
         let error = self
             .parser
@@ -617,7 +624,12 @@ impl Connection {
     ) -> Result<(), CommandError> {
         self.check_connected(nsp)?;
         let sent = self.engine.send(now, packet.frames(), options);
-        self.pump();
+        // A sent packet is transport actions only: with nothing waiting before them they stay
+        // in the session's queue, where `poll_output` takes them, instead of being moved up
+        // here one by one (a broadcast sends one packet to every connection).
+        if sent.is_err() || !self.outputs.is_empty() {
+            self.pump();
+        }
         Ok(sent?)
     }
 
@@ -648,6 +660,7 @@ impl Connection {
         timeout: Duration,
         options: SendOptions,
     ) -> Result<(), CommandError> {
+        self.settle();
         self.check_ack_room(nsp, id)?;
         self.send(now, packet, nsp, options)?;
         self.register_ack(now, nsp, id, timeout);
@@ -665,6 +678,7 @@ impl Connection {
         id: u64,
         timeout: Duration,
     ) -> Result<(), CommandError> {
+        self.settle();
         self.check_connected(nsp)?;
         self.check_ack_room(nsp, id)?;
         self.register_ack(now, nsp, id, timeout);
@@ -709,6 +723,7 @@ impl Connection {
     /// Answers the client's event with an ACK or BINARY_ACK packet (see [`Packet::ack_with`]),
     /// in the packet's namespace, which must be joined.
     pub fn ack(&mut self, now: Instant, packet: Packet) -> Result<(), CommandError> {
+        self.settle();
         let nsp = packet.nsp().clone();
         let encoded = self.parser.encode(&packet);
         self.send(now, &encoded, &nsp, SendOptions::default())
@@ -717,6 +732,7 @@ impl Connection {
     /// Disconnects the socket of `nsp` (`socket.disconnect()`): DISCONNECT is sent, the
     /// Engine.IO session stays open.
     pub fn disconnect(&mut self, now: Instant, nsp: &str) -> Result<(), CommandError> {
+        self.settle();
         self.check_connected(nsp)?;
         let packet = self.parser.encode(&Packet::disconnect(Str::from(nsp)));
         // The socket leaves even if the DISCONNECT cannot be written (the session is closing).
@@ -732,6 +748,7 @@ impl Connection {
     /// (`socket.disconnect(true)`) every joined namespace gets DISCONNECT first; with
     /// [`DisconnectReason::ServerShuttingDown`] (`io.close()`) the session just closes.
     pub fn close(&mut self, now: Instant, reason: DisconnectReason) {
+        self.settle();
         if self.closed {
             return;
         }
@@ -809,14 +826,25 @@ impl Connection {
     /// ([`Output::Event`]).
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop()
+        if let Some(out) = self.outputs.pop() {
+            return Some(out);
+        }
+        // What `send` left in the session's queue (transport actions).
+        match self.engine.poll_output()? {
+            eio::Output::Io(io) => Some(Output::Io(io)),
+            other => {
+                self.pump_one(other);
+                self.pump();
+                self.outputs.pop()
+            }
+        }
     }
 
     /// Whether [`Connection::poll_output`] has something now: a driver that performs the
     /// outputs of every command as it goes can skip the call that finds none.
     #[must_use]
     pub fn has_output(&self) -> bool {
-        !self.outputs.is_empty()
+        !self.outputs.is_empty() || self.engine.has_output()
     }
 
     /// When [`Input::Timeout`] must be given next.
@@ -869,12 +897,26 @@ impl Connection {
     /// decoded, the close is reported per socket.
     fn pump(&mut self) {
         while let Some(out) = self.engine.poll_output() {
-            match out {
-                eio::Output::Io(io) => self.outputs.push(Output::Io(io)),
-                eio::Output::Event(eio::Event::Message(text)) => self.on_text(text),
-                eio::Output::Event(eio::Event::Binary(data)) => self.on_binary(data),
-                eio::Output::Event(eio::Event::Closed(reason)) => self.on_engine_closed(reason),
-            }
+            self.pump_one(out);
+        }
+    }
+
+    /// Moves one output of the Engine.IO session up (see [`Connection::pump`]).
+    fn pump_one(&mut self, out: eio::Output) {
+        match out {
+            eio::Output::Io(io) => self.outputs.push(Output::Io(io)),
+            eio::Output::Event(eio::Event::Message(text)) => self.on_text(text),
+            eio::Output::Event(eio::Event::Binary(data)) => self.on_binary(data),
+            eio::Output::Event(eio::Event::Closed(reason)) => self.on_engine_closed(reason),
+        }
+    }
+
+    /// Moves up what [`Connection::send`] left in the session's queue, before anything else
+    /// is done: every other method finds the session's queue empty, as when `send` moved its
+    /// outputs up itself.
+    fn settle(&mut self) {
+        if self.engine.has_output() {
+            self.pump();
         }
     }
 
