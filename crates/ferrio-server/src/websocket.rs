@@ -189,7 +189,14 @@ impl WriteQueue {
     }
 
     fn pop_front(&mut self) -> Option<Queued> {
-        self.first.take().or_else(|| self.rest.pop_front())
+        // Looked at before anything is moved (`take` on an empty slot still copies it out).
+        if self.first.is_some() {
+            return self.first.take();
+        }
+        if self.rest.is_empty() {
+            return None;
+        }
+        self.rest.pop_front()
     }
 
     fn is_empty(&self) -> bool {
