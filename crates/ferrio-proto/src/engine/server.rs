@@ -621,13 +621,14 @@ impl Session {
             }
             self.push(frame, options.compress);
         }
-        if self.transport == Transport::Polling
-            && self.buffered_bytes > self.config.max_buffered_bytes
-        {
-            self.close_with(CloseReason::BufferFull);
-            return Err(SendError::BufferFull);
+        // Over WebSocket the frames went out as they were pushed: nothing to flush.
+        if self.transport == Transport::Polling {
+            if self.buffered_bytes > self.config.max_buffered_bytes {
+                self.close_with(CloseReason::BufferFull);
+                return Err(SendError::BufferFull);
+            }
+            self.flush();
         }
-        self.flush();
         Ok(())
     }
 
@@ -976,7 +977,11 @@ impl Session {
 
     fn push(&mut self, frame: Frame, compress: bool) {
         if self.transport == Transport::WebSocket {
-            let frame = self.ws_frame(frame);
+            // A text frame goes as it is; only a binary one may need another form.
+            let frame = match frame {
+                Frame::Text(_) => frame,
+                Frame::Binary(_) => self.ws_frame(frame),
+            };
             self.outputs
                 .push(Output::Io(Io::WsSend { frame, compress }));
             return;
