@@ -25,6 +25,7 @@ impl<T> Outputs<T> {
     }
 
     /// Queues an output.
+    #[inline]
     pub(crate) fn push(&mut self, out: T) {
         if self.first.is_none() && self.rest.is_empty() {
             self.first = Some(out);
