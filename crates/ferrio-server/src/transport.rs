@@ -140,7 +140,6 @@ type Inbox<C> = queue::Sender<Msg<C>>;
 /// The handle the application keeps on a session: its queue and shared state.
 pub(crate) struct SessionLink<C> {
     commands: Inbox<C>,
-    pub(crate) overload: Arc<Notify>,
     pub(crate) shared: Arc<SessionShared>,
 }
 
@@ -156,7 +155,6 @@ impl<C> Clone for SessionLink<C> {
     fn clone(&self) -> Self {
         SessionLink {
             commands: self.commands.clone(),
-            overload: self.overload.clone(),
             shared: self.shared.clone(),
         }
     }
@@ -203,7 +201,9 @@ impl<C> SessionLink<C> {
             Ok(()) => true,
             Err(queue::TrySendError::Full(_)) => {
                 debug!(sid = %self.shared.sid, "command queue full: closing the session");
-                self.overload.notify_one();
+                // The session's task has the queue's items to take: it sees the flag in the
+                // round that takes them.
+                self.shared.overloaded.store(true, Ordering::Release);
                 false
             }
             Err(queue::TrySendError::Closed(_)) => false,
@@ -225,6 +225,8 @@ pub(crate) struct SessionShared {
     upgraded: AtomicBool,
     /// Set when the session's task ended.
     closed: AtomicBool,
+    /// Set when a command found the session's queue full: the session closes.
+    overloaded: AtomicBool,
     /// Wakes those waiting for an upgrade or the end.
     changed: Notify,
 }
@@ -249,6 +251,7 @@ impl SessionShared {
             transport: AtomicU8::new(0),
             upgraded: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            overloaded: AtomicBool::new(false),
             changed: Notify::new(),
         };
         shared.set_transport(transport);
@@ -758,7 +761,6 @@ impl<A: App> Endpoint<A> {
         // A session that gets bursts of commands (broadcasts) keeps their room between bursts;
         // its timer rounds (a heartbeat at least every ping interval) give it back.
         inbox_rx.keep_room();
-        let overload = Arc::new(Notify::new());
         // The id is taken before the machine is made: a generated id that an open session
         // has is refused here, without a trace.
         {
@@ -779,7 +781,6 @@ impl<A: App> Endpoint<A> {
         let shared = Arc::new(SessionShared::new(sid.clone(), handshake.transport));
         let link = SessionLink {
             commands: inbox_tx.clone(),
-            overload: overload.clone(),
             shared: shared.clone(),
         };
         let machine = self.app.create(NewSession {
@@ -799,7 +800,6 @@ impl<A: App> Endpoint<A> {
             counted,
             machine,
             inbox: inbox_rx,
-            overload,
             shared,
             polls: Vec::new(),
             next_request: 0,
@@ -1264,7 +1264,6 @@ fn request_error(responder: &Responder, e: RequestError) -> Response<Body> {
 struct SessionTask<M: Machine> {
     machine: M,
     inbox: queue::Receiver<Msg<M::Command>>,
-    overload: Arc<Notify>,
     shared: Arc<SessionShared>,
     /// Pending GETs (one, or two for the moment an overlap is refused).
     polls: Vec<(RequestId, PollReply)>,
@@ -1339,6 +1338,12 @@ impl<M: Machine> SessionTask<M> {
                         .machine
                         .handle_input(now, eio::Input::WsWritable(writable));
                 }
+            }
+            if self.shared.overloaded.load(Ordering::Acquire) {
+                self.shared.overloaded.store(false, Ordering::Relaxed);
+                debug!("queue full: closing the session");
+                self.machine.close_overloaded(now);
+                continue;
             }
             if self.machine.is_closed() {
                 break;
@@ -1427,10 +1432,6 @@ impl<M: Machine> SessionTask<M> {
                         }
                     };
                     let _ = self.machine.handle_input(clock.now(), input);
-                }
-                () = self.overload.notified() => {
-                    debug!("queue full: closing the session");
-                    self.machine.close_overloaded(clock.now());
                 }
                 id = poll_gone(first_poll) => {
                     self.polls.retain(|(i, _)| *i != id);

@@ -822,6 +822,36 @@ async fn events_piling_up_past_the_bound_close_only_that_connection() {
     assert_eq!(other.text_app().await, r#"431["pong"]"#);
 }
 
+#[tokio::test]
+async fn commands_piling_up_past_the_bound_close_only_that_connection() {
+    let io = Ferrio::builder().build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.on("flood", |socket: Socket, _m: Message| async move {
+            // From another task, without yielding: the session takes none of them meanwhile,
+            // and its queue (1024 commands) fills.
+            tokio::spawn(async move {
+                for n in 0..3000 {
+                    let _ = socket.emit("n", &(n,));
+                }
+            });
+        });
+        socket.on("ping", |_s: Socket, msg: Message| async move {
+            msg.ack(&("pong",))
+        });
+    });
+    let (addr, _server) = start(&io).await;
+    let mut flooded = sio(addr, "/socket.io/").await;
+    flooded.send_text("40").await;
+    assert!(flooded.text_app().await.starts_with("40{"));
+    flooded.send_text(r#"42["flood"]"#).await;
+    assert!(flooded.closed_within(Duration::from_secs(5), true).await);
+    let mut other = sio(addr, "/socket.io/").await;
+    other.send_text("40").await;
+    assert!(other.text_app().await.starts_with("40{"));
+    other.send_text(r#"421["ping"]"#).await;
+    assert_eq!(other.text_app().await, r#"431["pong"]"#);
+}
+
 /// The README's quick start (`crates/ferrio-server/examples/axum_chat.rs`), compiled in here.
 #[allow(dead_code)]
 #[path = "../../../crates/ferrio-server/examples/axum_chat.rs"]
