@@ -5,7 +5,9 @@
 //! events), and most of them are empty most of the time: tokio's channel allocates a block of
 //! 32 slots up front and keeps it, which was a tenth of an idle connection's memory. This one is
 //! a `VecDeque` behind a mutex: it grows with what is queued and gives back what a burst made it
-//! grow once it is empty again.
+//! grow once it is empty again, or, for a receiver that asked to keep it
+//! ([`Receiver::keep_room`]: a session, which gets bursts of broadcast commands), when the
+//! receiver releases it ([`Receiver::release`], at the session's timer rounds).
 //!
 //! The receiver takes everything queued at once (the two `VecDeque`s are swapped under the
 //! lock) and hands the items out from its own side without the lock: a burst of items (a
