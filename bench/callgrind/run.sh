@@ -8,7 +8,9 @@
 #   MODE: ws (acked echo over WebSocket) | bin (64 KiB binary echo) | poll (acked echo over
 #   long-polling) | bcast (broadcasts to CLIENTS WebSocket receivers)
 # e.g. bench/callgrind/run.sh target/release/examples/bench ws 10 200
-# The server gets PORT in its environment and TOKIO_WORKER_THREADS=${WORKERS:-2}. glibc's
+# The server gets PORT in its environment and TOKIO_WORKER_THREADS=${WORKERS:-2}, which sizes a
+# multi-threaded runtime (socketioxide's default; Ferrio's bench server runs on one thread unless
+# RUNTIME=multi_thread[:N] is set, and RUNTIME passes through from the caller). glibc's
 # `rep stosb`/`rep movsb` paths are turned off, or callgrind counts each byte of a memset or
 # memcpy as an instruction.
 set -euo pipefail
