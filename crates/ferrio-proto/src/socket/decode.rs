@@ -11,7 +11,7 @@ use super::packet::{AckId, Packet, PacketType, MAIN_NAMESPACE};
 #[cfg(feature = "parsers")]
 use super::parser::{PacketDecoder, Parser};
 use super::validate::payload_is_valid;
-use crate::js::{is_js_numeric_char, is_js_whitespace, string_to_index};
+use crate::js::{js_whitespace_len, string_to_index, trim_js_whitespace};
 use crate::scan;
 use crate::Str;
 
@@ -26,15 +26,18 @@ pub(crate) fn decode_str(
 ) -> Result<(Packet, usize), DecodeError> {
     let s = text.as_str();
     // 1. Type: `Number(str.charAt(0))`; an empty string or white space reads as 0 (CONNECT).
-    let (kind, mut pos) = match s.chars().next() {
+    //    Read by bytes: a white-space character is 1 to 3 of them.
+    let b = s.as_bytes();
+    let (kind, mut pos) = match b.first() {
         None => (PacketType::Connect, 0),
-        Some(c) if is_js_whitespace(c) => (PacketType::Connect, c.len_utf8()),
-        Some(c) => (
-            c.to_digit(10)
-                .and_then(PacketType::from_digit)
-                .ok_or(DecodeError::UnknownPacketType)?,
+        Some(d) if d.is_ascii_digit() => (
+            PacketType::from_digit(u32::from(d - b'0')).ok_or(DecodeError::UnknownPacketType)?,
             1,
         ),
+        Some(_) => match js_whitespace_len(b) {
+            0 => return Err(DecodeError::UnknownPacketType),
+            n => (PacketType::Connect, n),
+        },
     };
 
     // 2. Attachments of binary packets: the text up to `-` must be a JS number, an integer ≥ 1.
@@ -73,10 +76,18 @@ pub(crate) fn decode_str(
 
     // 4. Ack id: the run of characters `c` with `Number(c) == c` (digits and JS white space), of
     //    any length: the packet's own length bounds it.
-    let run = s[pos..]
-        .char_indices()
-        .find(|&(_, c)| !is_js_numeric_char(c))
-        .map_or(s.len(), |(i, _)| pos + i);
+    //    By bytes, each step a whole character.
+    let mut run = pos;
+    loop {
+        let n = match b.get(run..).unwrap_or_default() {
+            [d, ..] if d.is_ascii_digit() => 1,
+            rest => js_whitespace_len(rest),
+        };
+        if n == 0 {
+            break;
+        }
+        run += n;
+    }
     let id = if run > pos {
         let id = parse_ack_id(&s[pos..run])?;
         pos = run;
@@ -111,7 +122,7 @@ pub(crate) fn decode_str(
 /// alone is 0, white space around digits is trimmed, white space between digits is `NaN`
 /// (refused).
 fn parse_ack_id(run: &str) -> Result<AckId, DecodeError> {
-    let digits = run.trim_matches(is_js_whitespace);
+    let digits = trim_js_whitespace(run);
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(DecodeError::InvalidAckId);
     }
