@@ -7,6 +7,7 @@
 
 pub mod date;
 pub mod engine;
+mod fifo;
 #[cfg(feature = "arbitrary")]
 mod fuzzing;
 mod js;

@@ -83,7 +83,6 @@ mod query; // request query parameters and the cache buster
 mod upgrade; // the WebSocket probe and the switch
 mod write; // the write buffer and its flush to the transport
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
@@ -95,6 +94,7 @@ use self::write::Queued;
 use super::handshake::OpenPacket;
 use super::packet::{Frame, Packet, Protocol};
 pub use super::server::Transport;
+use crate::fifo::Fifo;
 use crate::{Instant, Str};
 
 /// Query parameters of a request, in order, the cache buster included (see
@@ -467,7 +467,9 @@ pub struct Session {
     upgrades: Vec<Transport>,
     /// No ping by then ⇒ `ping timeout` (`_pingTimeoutTime`).
     ping_deadline: Option<Instant>,
-    write_buffer: VecDeque<Queued>,
+    /// Oldest first; a POST answered takes its frames off the front in one move (a `Vec`: no
+    /// `VecDeque` code in the browser build).
+    write_buffer: Vec<Queued>,
     buffered_bytes: usize,
     /// Cache-busting values given so far.
     stamps: u64,
@@ -479,7 +481,7 @@ pub struct Session {
     prior_websocket_success: bool,
     /// The index in `config.transports` of the transport being opened (`tryAllTransports`).
     opening_index: usize,
-    outputs: VecDeque<Output>,
+    outputs: Fifo<Output>,
     /// Whether [`Event::Packet`] and [`Event::PacketCreate`] are reported.
     #[cfg(feature = "engine-events")]
     report_packets: bool,
@@ -497,7 +499,7 @@ impl Session {
             handshake: None,
             upgrades: Vec::new(),
             ping_deadline: None,
-            write_buffer: VecDeque::new(),
+            write_buffer: Vec::new(),
             buffered_bytes: 0,
             in_flight: 0,
             stamps: 0,
@@ -506,7 +508,7 @@ impl Session {
             #[cfg(feature = "engine-events")]
             report_packets: false,
             opening_index: 0,
-            outputs: VecDeque::new(),
+            outputs: Fifo::new(),
         }
     }
 
@@ -781,7 +783,7 @@ impl Session {
     /// The next output, if any. Drain after every call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.outputs.pop()
     }
 
     /// When [`Input::Timeout`] must be given next: the heartbeat deadline.
@@ -809,11 +811,11 @@ impl Session {
     }
 
     fn io(&mut self, io: Io) {
-        self.outputs.push_back(Output::Io(io));
+        self.outputs.push(Output::Io(io));
     }
 
     fn event(&mut self, event: Event) {
-        self.outputs.push_back(Output::Event(event));
+        self.outputs.push(Output::Event(event));
     }
 
     /// [`Event::Packet`] for a packet received on the session's transport, if asked for.
@@ -856,7 +858,7 @@ impl Session {
         match packet {
             Packet::Ping(_) => {
                 if self.state != State::Closing {
-                    self.write_buffer.push_back(Queued {
+                    self.write_buffer.push(Queued {
                         frame: Frame::Text(PONG),
                         compress: false,
                     });

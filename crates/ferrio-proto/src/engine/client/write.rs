@@ -86,7 +86,7 @@ impl Session {
         }
         self.buffered_bytes += total;
         for frame in frames {
-            self.write_buffer.push_back(Queued { frame, compress });
+            self.write_buffer.push(Queued { frame, compress });
         }
         self.flush();
         Ok(())
@@ -119,7 +119,7 @@ impl Session {
                 }
                 *post_in_flight = true;
                 self.in_flight = count;
-                let body = post_body(self.write_buffer.iter().take(count).map(|q| &q.frame));
+                let body = post_body(self.write_buffer[..count].iter().map(|q| &q.frame));
                 #[cfg(feature = "engine-events")]
                 if self.report_packets {
                     for i in 0..count {
@@ -138,14 +138,14 @@ impl Session {
                 if !*open {
                     return;
                 }
-                while let Some(q) = self.write_buffer.pop_front() {
+                for q in std::mem::take(&mut self.write_buffer) {
                     #[cfg(feature = "engine-events")]
                     self.report_created(&q.frame);
                     let frame = match q.frame {
                         Frame::Binary(data) if self.config.force_base64 => base64_frame(&data),
                         frame => frame,
                     };
-                    self.outputs.push_back(Output::Io(Io::WsSend {
+                    self.outputs.push(Output::Io(Io::WsSend {
                         transport: id,
                         frame,
                         compress: q.compress,
@@ -187,10 +187,10 @@ impl Session {
 
     /// `_onDrain`: the POST in flight completed.
     pub(super) fn on_drain(&mut self) {
-        for _ in 0..self.in_flight {
-            if let Some(q) = self.write_buffer.pop_front() {
-                self.buffered_bytes = self.buffered_bytes.saturating_sub(frame_len(&q.frame));
-            }
+        let sent = self.in_flight.min(self.write_buffer.len());
+        let rest = self.write_buffer.split_off(sent);
+        for q in std::mem::replace(&mut self.write_buffer, rest) {
+            self.buffered_bytes = self.buffered_bytes.saturating_sub(frame_len(&q.frame));
         }
         self.in_flight = 0;
         if self.write_buffer.is_empty() {

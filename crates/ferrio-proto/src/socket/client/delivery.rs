@@ -37,7 +37,7 @@ impl Manager {
         let user = options.ack.then(|| s.new_handle());
         let seq = s.queue_seq;
         s.queue_seq += 1;
-        s.queue.push_back(Queued {
+        s.queue.push(Queued {
             seq,
             user,
             packet,
@@ -56,7 +56,7 @@ impl Manager {
         if !s.connected {
             return;
         }
-        let Some(head) = s.queue.front_mut() else {
+        let Some(head) = s.queue.first_mut() else {
             return;
         };
         if head.pending && !force {
@@ -85,7 +85,7 @@ impl Manager {
     ) {
         let retries = self.sockets[socket.index()].options.retries;
         let s = &mut self.sockets[socket.index()];
-        let Some(head) = s.queue.front_mut() else {
+        let Some(head) = s.queue.first_mut() else {
             return;
         };
         if head.seq != seq {
@@ -96,7 +96,7 @@ impl Manager {
             Err(error) => {
                 if head.try_count > retries {
                     let user = head.user;
-                    s.queue.pop_front();
+                    s.queue.remove(0);
                     if let Some(ack) = user {
                         self.event(Event::AckError { socket, ack, error });
                     }
@@ -104,7 +104,7 @@ impl Manager {
             }
             Ok(packet) => {
                 let user = head.user;
-                s.queue.pop_front();
+                s.queue.remove(0);
                 if let Some(ack) = user {
                     self.event(Event::Ack {
                         socket,

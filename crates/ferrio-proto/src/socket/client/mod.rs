@@ -77,7 +77,6 @@ mod delivery; // the reliable delivery queue (`retries`)
 mod events; // Event, Output, DisconnectReason, ReadyState, ClientError
 mod reconnect; // the connection: open, open failure, close, reconnection with backoff
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use self::acks::AckId;
@@ -94,6 +93,7 @@ use super::json::RawJson;
 use super::packet::{Packet, PacketType};
 pub use crate::engine::client::Input;
 use crate::engine::client::{self as eio, SendError};
+use crate::fifo::Fifo;
 use crate::{Instant, Str};
 
 /// Names a socket (one namespace) of a [`Manager`]. Sockets are never removed: a namespace keeps
@@ -145,7 +145,10 @@ struct SocketState {
     /// browser build than `VecDeque`s).
     send_buffer: Vec<Buffered>,
     receive_buffer: Vec<Packet>,
-    queue: VecDeque<Queued>,
+    /// The delivery queue, oldest first: appended to and taken from the front, at most
+    /// [`ManagerConfig::max_send_buffer`] entries (a `Vec`: no `VecDeque` code in the browser
+    /// build).
+    queue: Vec<Queued>,
     queue_seq: u64,
 }
 
@@ -168,7 +171,7 @@ impl SocketState {
             acks: Vec::new(),
             send_buffer: Vec::new(),
             receive_buffer: Vec::new(),
-            queue: VecDeque::new(),
+            queue: Vec::new(),
             queue_seq: 0,
         }
     }
@@ -192,7 +195,7 @@ pub struct Manager {
     /// Ack deadlines, sorted (deadlines are mostly added in order, so inserts mostly append;
     /// the due ones leave together).
     ack_deadlines: Vec<(Instant, SocketId, u64)>,
-    outputs: VecDeque<Output>,
+    outputs: Fifo<Output>,
     /// Whether [`Event::Packet`] is reported.
     report_packets: bool,
 }
@@ -227,7 +230,7 @@ impl Manager {
             rng: SplitMix64::new(config.seed),
             sockets: Vec::new(),
             ack_deadlines: Vec::new(),
-            outputs: VecDeque::new(),
+            outputs: Fifo::new(),
             report_packets: false,
             config,
         }
@@ -591,7 +594,7 @@ impl Manager {
     /// The next output, if any. Drain after every call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.outputs.pop()
     }
 
     /// When [`Input::Timeout`] must be given next: the heartbeat, the connect timeout, the next
@@ -659,7 +662,7 @@ impl Manager {
     }
 
     fn event(&mut self, event: Event) {
-        self.outputs.push_back(Output::Event(event));
+        self.outputs.push(Output::Event(event));
     }
 
     /// Moves the engine's outputs over: I/O to the driver, events through the manager. Only
@@ -668,7 +671,7 @@ impl Manager {
     fn pump(&mut self, now: Instant) {
         while let Some(out) = self.engine.poll_output() {
             match out {
-                eio::Output::Io(io) => self.outputs.push_back(Output::Io(io)),
+                eio::Output::Io(io) => self.outputs.push(Output::Io(io)),
                 eio::Output::Event(event) => self.on_engine_event(now, event),
             }
         }
