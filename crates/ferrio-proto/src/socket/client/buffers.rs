@@ -55,41 +55,34 @@ impl Manager {
         packet.id = wire_id.map(Into::into);
         let encoded = self.config.parser.encode(&packet);
         let report = self.sockets[socket.index()].report_sent;
-        let s = &mut self.sockets[socket.index()];
-        if discard {
-            // dropped; an ack asked for still waits for its timeout or the disconnection
-        } else if connected {
-            match self
-                .engine
-                .enqueue(encoded.frame_list(), options.compress, bounded)
-            {
-                Ok(()) => {
-                    if report {
-                        self.event(Event::Sent { socket, packet });
+        // Written to the engine, or else (not connected, or the engine closing) kept for the
+        // next connection; a discarded packet is neither (an ack asked for still waits for its
+        // timeout or the disconnection).
+        let written = discard
+            || (connected
+                && match self
+                    .engine
+                    .enqueue(encoded.frame_list(), options.compress, bounded)
+                {
+                    Ok(()) => true,
+                    Err(SendError::BufferFull) => {
+                        if wire_id.is_some() {
+                            self.sockets[socket.index()].next_wire_id -= 1;
+                        }
+                        return Err(ClientError::WriteBufferFull);
                     }
-                }
-                Err(SendError::BufferFull) => {
-                    let s = &mut self.sockets[socket.index()];
-                    if wire_id.is_some() {
-                        s.next_wire_id -= 1;
-                    }
-                    return Err(ClientError::WriteBufferFull);
-                }
-                // The engine is closing: keep the packet for the next connection.
-                Err(_) => self.sockets[socket.index()].send_buffer.push(Buffered {
-                    id: wire_id,
-                    encoded,
-                    compress: options.compress,
-                    sent: report.then_some(packet),
-                }),
-            }
-        } else {
-            s.send_buffer.push(Buffered {
+                    // The engine is closing: keep the packet for the next connection.
+                    Err(_) => false,
+                });
+        if !written {
+            self.sockets[socket.index()].send_buffer.push(Buffered {
                 id: wire_id,
                 encoded,
                 compress: options.compress,
                 sent: report.then_some(packet),
             });
+        } else if report && !discard {
+            self.event(Event::Sent { socket, packet });
         }
         let timeout = options
             .timeout
