@@ -1,11 +1,12 @@
 //! Ferrio's JSON validation against serde_json's, on any text: `RawJson::parse` (the scanner
 //! every payload goes through) accepts exactly what serde_json's parser accepts, nested no deeper
 //! than `MAX_JSON_DEPTH`; and an event name read from `[<text>]` is the string serde_json reads
-//! from `<text>` (escapes and surrogate pairs included). Nothing may panic.
+//! from `<text>` (escapes and surrogate pairs included); arguments `ArgsText::reads_as_values`
+//! says serde_json reads do read. Nothing may panic.
 
 #![no_main]
 
-use ferrio_proto::socket::{Packet, RawJson, MAX_JSON_DEPTH, RESERVED_EVENTS};
+use ferrio_proto::socket::{ArgsText, Packet, RawJson, MAX_JSON_DEPTH, RESERVED_EVENTS};
 use libfuzzer_sys::fuzz_target;
 use serde::de::IgnoredAny;
 
@@ -61,6 +62,14 @@ fuzz_target!(|data: &[u8]| {
             let packet = Packet::event("/", array, vec![]);
             let expected = (!RESERVED_EVENTS.contains(&s.as_str())).then_some(s.as_str());
             assert_eq!(packet.event_name().as_deref(), expected);
+        }
+    }
+    // Arguments said to read as values (kept unread until asked for) do read.
+    if let Ok(array) = RawJson::parse(format!("[{}]", json.as_str())) {
+        if let Some(args) = ArgsText::new(&array, 0) {
+            if args.reads_as_values() {
+                assert!(args.to_values().is_ok(), "unreadable arguments {text:?}");
+            }
         }
     }
 });

@@ -95,6 +95,20 @@ async function main() {
     assert.equal(Buffer.from(reply[3]).length, 0);
     console.log("ok client-ack");
 
+    // JSON arguments passed on come back as they were sent, key order included (as from
+    // Node's server: JSON.parse keeps the order of keys).
+    const ordered = { zeta: 1, alpha: [2.5, "é", null], mid: { y: true, x: "a\nb" } };
+    const same = await new Promise((resolve, reject) => {
+      s.timeout(3000).emit("message-with-ack", ordered, "two", (err, ...args) =>
+        err ? reject(err) : resolve(args)
+      );
+    });
+    assert.equal(JSON.stringify(same), JSON.stringify([ordered, "two"]));
+    const backOrdered = once(s, "message-back");
+    s.emit("message", ordered);
+    assert.equal(JSON.stringify(await backOrdered), JSON.stringify([ordered]));
+    console.log("ok key order");
+
     // Binary events both ways.
     const back = once(s, "message-back");
     s.emit("message", { data: Buffer.from([4, 5]) }, "text", Buffer.from([6]));

@@ -340,6 +340,45 @@ pub(crate) fn has_byte(s: &str, b: u8) -> bool {
     }
 }
 
+/// Whether serde_json reads the valid JSON text `text` into values without an error. The
+/// scanner accepts what `JSON.parse` accepts, serde_json two things less: numbers out of
+/// `f64`'s range and `\u` escapes of lone surrogates. Conservative: `false` for any `\u`
+/// escape, any number with an exponent and any number written with more than 300 characters
+/// (one without an exponent is then below 10^300).
+pub(crate) fn reads_as_values(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    // The characters of the number being read, if one is.
+    let mut number = 0usize;
+    while let Some(&c) = b.get(i) {
+        i += 1;
+        match c {
+            b'"' => {
+                number = 0;
+                loop {
+                    match b.get(i) {
+                        None => return false,
+                        Some(b'"') => break,
+                        Some(b'\\') if b.get(i + 1) == Some(&b'u') => return false,
+                        Some(b'\\') => i += 2,
+                        Some(_) => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            b'e' | b'E' if number > 0 => return false,
+            b'0'..=b'9' | b'-' | b'+' | b'.' => {
+                number += 1;
+                if number > 300 {
+                    return false;
+                }
+            }
+            _ => number = 0,
+        }
+    }
+    true
+}
+
 /// `s` without JSON white space (space, tab, LF, CR) at either end.
 pub(crate) fn trim_ws(s: &str) -> &str {
     let is_ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
@@ -584,12 +623,28 @@ mod tests {
             }
         }
 
+        /// Text said to read as values does read into serde_json values.
+        #[test]
+        fn reads_as_values_only_when_serde_json_reads(
+            text in "[\\[\\]{}\":,0-9eE.+\\-a-z\\\\ \n]{0,24}|[\\[\"0-9eE.\\-\\\\ud8c]{0,40}\\]?"
+        ) {
+            if validate(&text).is_some() && reads_as_values(&text) {
+                prop_assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
+            }
+        }
+
+        #[test]
+        fn values_serde_json_writes_read(v in json_value()) {
+            prop_assert!(reads_as_values(&v.to_string()) || v.to_string().contains(['e', 'E', '\\']));
+        }
+
         #[test]
         fn never_panics(text in "\\PC{0,64}") {
             let _ = validate(&text);
             let _ = array_items(&text).count();
             let _ = object_members(&text).count();
             let _ = string(&text);
+            let _ = reads_as_values(&text);
         }
     }
 }

@@ -115,6 +115,14 @@ impl serde_json::ser::Formatter for AttachmentFormatter<'_> {
         writer: &mut W,
         value: &[u8],
     ) -> io::Result<()> {
+        // Arguments written as their text ([`ArgsText::serialize_as_text`]): the tail of a
+        // JSON array, made a whole array again. Not in the browser build, which has no use
+        // for it (a client passes arguments on rarely) and counts its bytes.
+        #[cfg(not(target_family = "wasm"))]
+        if RAW_TAIL.take() == Some((value.as_ptr() as usize, value.len())) {
+            writer.write_all(b"[")?;
+            return writer.write_all(value);
+        }
         let num = self.attachments.len();
         let shared = SHARED.with_borrow(|known| {
             known
@@ -131,6 +139,108 @@ impl serde_json::ser::Formatter for AttachmentFormatter<'_> {
 thread_local! {
     /// The buffers [`share_attachments`] made known to the serialiser on this thread.
     static SHARED: std::cell::RefCell<Vec<Bytes>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The address and length of the array tail that [`ArgsText::serialize_as_text`] hands the
+    /// serialiser as bytes, to be written as it is.
+    static RAW_TAIL: std::cell::Cell<Option<(usize, usize)>> = const { std::cell::Cell::new(None) };
+}
+
+/// The serialiser of [`to_json_with_attachments`].
+type AttachmentSerializer<'a, 'b> =
+    serde_json::Serializer<&'a mut Vec<u8>, AttachmentFormatter<'b>>;
+
+/// The arguments of an event or an ack as received, without attachments: the items of its data
+/// array from an index on, kept as the array's text. Passed on (an echo, a relay), they are
+/// written as that text, neither parsed nor serialised again; [`ArgsText::to_values`] reads them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ArgsText {
+    /// The data array.
+    data: RawJson,
+    /// The items skipped (the event name).
+    skip: usize,
+    /// Where the first argument starts in `data` (or its closing bracket, without arguments).
+    start: usize,
+}
+
+impl ArgsText {
+    /// The items of `data`, a JSON array, from index `skip` on (`None` if `data` is not an
+    /// array or has fewer than `skip` items).
+    pub fn new(data: &RawJson, skip: usize) -> Option<ArgsText> {
+        let text = data.as_str();
+        let b = text.as_bytes();
+        if b.first() != Some(&b'[') {
+            return None;
+        }
+        let mut i = scan::skip_ws(b, 1);
+        for _ in 0..skip {
+            if b.get(i) == Some(&b']') {
+                return None;
+            }
+            i = scan::skip_ws(b, scan::value_end(b, i)?);
+            if b.get(i) == Some(&b',') {
+                i = scan::skip_ws(b, i + 1);
+            }
+        }
+        Some(ArgsText {
+            data: data.clone(),
+            skip,
+            start: i,
+        })
+    }
+
+    /// The arguments' text after the opening bracket: `a,b]` (`]` for none).
+    fn tail(&self) -> &str {
+        self.data.as_str().get(self.start..).unwrap_or("]")
+    }
+
+    /// The number of arguments.
+    pub fn len(&self) -> usize {
+        scan::array_items(self.data.as_str())
+            .skip(self.skip)
+            .count()
+    }
+
+    /// True if there are no arguments.
+    pub fn is_empty(&self) -> bool {
+        self.tail().starts_with(']')
+    }
+
+    /// The arguments as `serde_json` values.
+    pub fn to_values(&self) -> Result<Vec<Value>, serde_json::Error> {
+        deserialize_args(&self.data, self.skip, &[])
+    }
+
+    /// True when [`ArgsText::to_values`] cannot fail. The text is valid JSON, but serde_json
+    /// refuses a little of what `JSON.parse` takes (numbers beyond `f64`, lone surrogates): a
+    /// caller that must report such an error where the arguments are taken reads them at
+    /// once unless this is true, and may read them later otherwise.
+    pub fn reads_as_values(&self) -> bool {
+        scan::reads_as_values(self.tail())
+    }
+
+    /// Writes the arguments as a JSON array of their text when `s` is the serialiser that
+    /// builds events and acks ([`to_json_with_attachments`], which [`event_json`] and
+    /// [`ack_json`] use; known by the name of its type); gives `s` back otherwise (another
+    /// serialiser, or the browser build), for the caller to serialise the values.
+    pub fn serialize_as_text<S: serde::Serializer>(
+        &self,
+        s: S,
+    ) -> Result<Result<S::Ok, S::Error>, S> {
+        if cfg!(target_family = "wasm")
+            || std::any::type_name::<S>()
+                != std::any::type_name::<&mut AttachmentSerializer<'static, 'static>>()
+        {
+            return Err(s);
+        }
+        let tail = self.tail();
+        RAW_TAIL.set(Some((tail.as_ptr() as usize, tail.len())));
+        Ok(s.serialize_bytes(tail.as_bytes()))
+    }
+}
+
+impl fmt::Debug for ArgsText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ArgsText([{})", self.tail())
+    }
 }
 
 /// Runs `f` (a serialisation) with `bufs` known to the serialiser: a byte string that is one of
@@ -182,7 +292,7 @@ pub fn to_json_with_attachments<T: Serialize + ?Sized>(
 ) -> Result<(RawJson, Vec<Bytes>), serde_json::Error> {
     let mut out = Vec::with_capacity(64);
     let mut attachments = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(
+    let mut ser: AttachmentSerializer<'_, '_> = serde_json::Serializer::with_formatter(
         &mut out,
         AttachmentFormatter {
             attachments: &mut attachments,
@@ -577,6 +687,78 @@ mod tests {
         deserialize_args::<()>(&none, 1, &[]).expect("no arguments");
         deserialize_args::<()>(&some, 1, &[]).expect("arguments ignored");
         assert!(deserialize_args::<(u8,)>(&none, 1, &[]).is_err());
+    }
+
+    /// Arguments handed to [`ArgsText::serialize_as_text`] as a value of their own.
+    struct Passed<'a>(&'a ArgsText);
+
+    impl Serialize for Passed<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0.serialize_as_text(s) {
+                Ok(done) => done,
+                Err(s) => serde::Serialize::serialize(&self.0.to_values().expect("values"), s),
+            }
+        }
+    }
+
+    #[test]
+    fn args_text_is_written_as_received() {
+        let data = RawJson::parse(r#"[ "ev" , {"b":1,"a":2.50} ,"x\n" ]"#).expect("json");
+        let args = ArgsText::new(&data, 1).expect("array");
+        assert_eq!((args.len(), args.is_empty()), (2, false));
+        assert!(args.reads_as_values());
+        let values = args.to_values().expect("values");
+        assert_eq!(
+            values,
+            [serde_json::json!({"a": 2.5, "b": 1}), "x\n".into()]
+        );
+        // Events and acks built from them: the text as it came (key order, number form).
+        let (json, attachments) = ack_json(&Passed(&args)).expect("ack");
+        assert_eq!(json.as_str(), r#"[{"b":1,"a":2.50} ,"x\n" ]"#);
+        assert!(attachments.is_empty());
+        let (json, _) = event_json("back", &Passed(&args)).expect("event");
+        assert_eq!(json.as_str(), r#"["back",{"b":1,"a":2.50} ,"x\n" ]"#);
+        assert!(RawJson::parse(json.as_str()).is_ok());
+        // Nested in other arguments, too.
+        let (json, _) = ack_json(&(1, Passed(&args))).expect("nested");
+        assert_eq!(json.as_str(), r#"[1,[{"b":1,"a":2.50} ,"x\n" ]]"#);
+        // Another serialiser gets the values.
+        assert_eq!(
+            serde_json::to_string(&Passed(&args)).expect("plain"),
+            r#"[{"a":2.5,"b":1},"x\n"]"#
+        );
+        // No arguments; an ack's arguments are all its items.
+        let bare = ArgsText::new(&RawJson::parse(r#"["ev"]"#).expect("json"), 1).expect("array");
+        assert_eq!((bare.len(), bare.is_empty()), (0, true));
+        assert_eq!(ack_json(&Passed(&bare)).expect("ack").0.as_str(), "[]");
+        let all = ArgsText::new(&RawJson::parse("[1,2]").expect("json"), 0).expect("array");
+        assert_eq!(ack_json(&Passed(&all)).expect("ack").0.as_str(), "[1,2]");
+        // Not an array, or fewer items than skipped.
+        assert!(ArgsText::new(&RawJson::parse("{}").expect("json"), 0).is_none());
+        assert!(ArgsText::new(&RawJson::parse("[]").expect("json"), 1).is_none());
+    }
+
+    #[test]
+    fn args_text_that_serde_json_may_refuse_is_known() {
+        let reads = |text: &str| {
+            let data = RawJson::parse(text).expect("json");
+            ArgsText::new(&data, 0).expect("array").reads_as_values()
+        };
+        assert!(reads(r#"[1,-2.5,"e1",true,false,null,{"e":[0.125]}]"#));
+        // What serde_json refuses (and the scanner accepts), and what is near it.
+        for text in [
+            "[1e400]",
+            r#"["\ud800"]"#,
+            "[1E2]",
+            r#"["a\u0041"]"#,
+            &format!("[{}]", "9".repeat(301)),
+        ] {
+            assert!(!reads(text), "{text}");
+        }
+        assert!(serde_json::from_str::<Value>("[1e400]").is_err());
+        assert!(serde_json::from_str::<Value>(r#"["\ud800"]"#).is_err());
+        assert!(reads(&format!("[{}]", "9".repeat(300))));
+        assert!(serde_json::from_str::<Value>(&format!("[{}]", "9".repeat(300))).is_ok());
     }
 
     #[test]

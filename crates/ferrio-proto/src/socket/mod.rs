@@ -24,7 +24,8 @@ pub use compat::{connect_accept, connect_error, split_v4_namespace, v3_socket_id
 pub use decode::{Decoder, DEFAULT_MAX_ATTACHMENTS};
 pub use error::{AckError, DecodeError, EventError};
 pub use json::{
-    ack_json, event_json, share_attachments, to_json_with_attachments, InvalidJson, RawJson,
+    ack_json, event_json, share_attachments, to_json_with_attachments, ArgsText, InvalidJson,
+    RawJson,
 };
 pub use packet::{AckId, EncodedPacket, Packet, PacketType, MAIN_NAMESPACE};
 #[cfg(feature = "msgpack")]

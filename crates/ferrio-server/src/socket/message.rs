@@ -5,10 +5,10 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use ferrio_proto::socket::{share_attachments, AckId, Packet};
+use ferrio_proto::socket::{share_attachments, AckId, ArgsText, Packet};
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -20,10 +20,15 @@ use crate::command::Command;
 /// a `{"_placeholder":true,"num":N}` object, and the attachments.
 ///
 /// It serialises back into the same arguments (placeholders become bytes again), so a handler
-/// can pass arguments on unchanged: `socket.emit("message-back", &msg.raw_args()?)`.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// can pass arguments on unchanged: `socket.emit("message-back", &msg.raw_args()?)`. Arguments
+/// without attachments are passed on as the text they came in, without being parsed: their
+/// values are read the first time [`RawArgs::values`] asks for them.
+#[derive(Clone, Default)]
 pub struct RawArgs {
-    values: Vec<Value>,
+    /// The values, read from `text` on first use when there is one.
+    values: OnceLock<Vec<Value>>,
+    /// The arguments as received, when they have no attachments.
+    text: Option<ArgsText>,
     attachments: Vec<Bytes>,
 }
 
@@ -31,7 +36,8 @@ impl RawArgs {
     /// Arguments from JSON values and the attachments their placeholders refer to.
     pub fn new(values: Vec<Value>, attachments: Vec<Bytes>) -> RawArgs {
         RawArgs {
-            values,
+            values: OnceLock::from(values),
+            text: None,
             attachments,
         }
     }
@@ -41,15 +47,24 @@ impl RawArgs {
     }
 
     fn from_packet(packet: &Packet, skip: usize) -> Result<RawArgs, serde_json::Error> {
-        // Without attachments, the arguments are read straight from the text, the event name
-        // skipped unread (the packet's own `args` skips it for events, as `skip` does).
+        // Without attachments, the arguments are kept as their text, the event name skipped
+        // unread (the packet's own `args` skips it for events, as `skip` does). Text that
+        // serde_json might refuse is read now, so that the error comes here.
         let skipped = usize::from(packet.kind().is_event());
         if packet.attachments().is_empty() && skip == skipped {
-            if let Ok(values) = packet.args::<Vec<Value>>() {
-                return Ok(RawArgs {
-                    values,
-                    attachments: Vec::new(),
-                });
+            if let Some(text) = packet.data().and_then(|d| ArgsText::new(d, skip)) {
+                let values = if text.reads_as_values() {
+                    Some(OnceLock::new())
+                } else {
+                    text.to_values().ok().map(OnceLock::from)
+                };
+                if let Some(values) = values {
+                    return Ok(RawArgs {
+                        values,
+                        text: Some(text),
+                        attachments: Vec::new(),
+                    });
+                }
             }
         }
         let values = match packet.data() {
@@ -59,15 +74,17 @@ impl RawArgs {
             },
             None => Vec::new(),
         };
-        Ok(RawArgs {
-            values,
-            attachments: packet.attachments().to_vec(),
-        })
+        Ok(RawArgs::new(values, packet.attachments().to_vec()))
     }
 
     /// The arguments (placeholders included).
     pub fn values(&self) -> &[Value] {
-        &self.values
+        self.values.get_or_init(|| {
+            // `from_packet` kept the text unread only when it reads.
+            let values = self.text.as_ref().map(ArgsText::to_values);
+            debug_assert!(values.as_ref().is_none_or(Result::is_ok));
+            values.and_then(Result::ok).unwrap_or_default()
+        })
     }
 
     /// The attachments.
@@ -77,20 +94,49 @@ impl RawArgs {
 
     /// The number of arguments.
     pub fn len(&self) -> usize {
-        self.values.len()
+        match (self.values.get(), &self.text) {
+            (None, Some(text)) => text.len(),
+            _ => self.values().len(),
+        }
     }
 
     /// True if there are no arguments.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        match (self.values.get(), &self.text) {
+            (None, Some(text)) => text.is_empty(),
+            _ => self.values().is_empty(),
+        }
+    }
+}
+
+impl PartialEq for RawArgs {
+    fn eq(&self, other: &RawArgs) -> bool {
+        self.values() == other.values() && self.attachments == other.attachments
+    }
+}
+
+impl fmt::Debug for RawArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawArgs")
+            .field("values", &self.values())
+            .field("attachments", &self.attachments)
+            .finish()
     }
 }
 
 impl Serialize for RawArgs {
-    /// The attachments are passed on, not copied (see [`share_attachments`]).
+    /// Arguments kept as their text are written as that text when they make an event or an
+    /// ack; the attachments are passed on, not copied (see [`share_attachments`]).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let s = match &self.text {
+            Some(text) if self.attachments.is_empty() => match text.serialize_as_text(s) {
+                Ok(done) => return done,
+                Err(s) => s,
+            },
+            _ => s,
+        };
         share_attachments(&self.attachments, || {
-            s.collect_seq(self.values.iter().map(|v| WithAttachments {
+            s.collect_seq(self.values().iter().map(|v| WithAttachments {
                 value: v,
                 attachments: &self.attachments,
             }))
@@ -279,6 +325,50 @@ mod tests {
         // No data: no arguments.
         let bare = Packet::ack("/", 2, RawJson::parse("[]").unwrap(), Vec::new());
         assert!(AckReply::new(bare).raw_args().unwrap().is_empty());
+    }
+
+    #[test]
+    fn raw_args_without_attachments_pass_on_as_they_came() {
+        let mut d = ferrio_proto::socket::Decoder::new();
+        let text = r#"27["m",{"zeta":1,"alpha":[2.50,"é"]},"x"]"#;
+        let p = d.decode_text(text.into()).unwrap().unwrap();
+        let args = RawArgs::from_event(&p).unwrap();
+        assert_eq!(args.len(), 2);
+        // Acked and emitted as the client wrote them (keys in their order), not re-serialised.
+        let ack = Packet::ack_with("/", p.id().unwrap(), &args).unwrap();
+        assert_eq!(
+            &**ack.encode().message(),
+            r#"437[{"zeta":1,"alpha":[2.50,"é"]},"x"]"#
+        );
+        let event = Packet::event_with("/", "back", &args).unwrap();
+        assert_eq!(
+            &**event.encode().message(),
+            r#"42["back",{"zeta":1,"alpha":[2.50,"é"]},"x"]"#
+        );
+        // The values are read when asked for.
+        assert!(args.values.get().is_none());
+        let value: Value = serde_json::json!({"alpha": [2.5, "é"], "zeta": 1});
+        assert_eq!(args.values(), &[value, Value::from("x")]);
+        assert_eq!(args, RawArgs::new(args.values().to_vec(), Vec::new()));
+        // Another serialiser writes the values.
+        assert_eq!(
+            serde_json::to_string(&args).unwrap(),
+            r#"[{"alpha":[2.5,"é"],"zeta":1},"x"]"#
+        );
+        // Text serde_json might refuse is read at once; passed on as it came all the same.
+        let p = d
+            .decode_text(r#"2["m","\u00e9",1E2]"#.into())
+            .unwrap()
+            .unwrap();
+        let args = RawArgs::from_event(&p).unwrap();
+        assert_eq!(args.values.get().map(Vec::len), Some(2));
+        let ack = Packet::ack_with("/", 1, &args).unwrap();
+        assert_eq!(&**ack.encode().message(), r#"431["\u00e9",1E2]"#);
+        // Text serde_json refuses fails where the arguments are taken, as before.
+        for bad in [r#"2["m",1e400]"#, r#"2["m","\ud800"]"#] {
+            let p = d.decode_text(bad.into()).unwrap().unwrap();
+            assert!(RawArgs::from_event(&p).is_err(), "{bad}");
+        }
     }
 
     #[test]
