@@ -350,33 +350,53 @@ pub(crate) fn reads_as_values(text: &str) -> bool {
     let mut i = 0;
     // The characters of the number being read, if one is.
     let mut number = 0usize;
-    while let Some(&c) = b.get(i) {
+    while i < b.len() {
+        let c = b[i];
         i += 1;
-        match c {
-            b'"' => {
-                number = 0;
-                loop {
-                    match b.get(i) {
-                        None => return false,
-                        Some(b'"') => break,
-                        Some(b'\\') if b.get(i + 1) == Some(&b'u') => return false,
-                        Some(b'\\') => i += 2,
-                        Some(_) => i += 1,
+        if c == b'"' {
+            // To the closing quote, over escapes (a `\\` and the byte after it).
+            while i < b.len() && b[i] != b'"' {
+                if b[i] == b'\\' {
+                    if b.get(i + 1) == Some(&b'u') {
+                        return false;
                     }
+                    i += 1;
                 }
                 i += 1;
             }
-            b'e' | b'E' if number > 0 => return false,
-            b'0'..=b'9' | b'-' | b'+' | b'.' => {
-                number += 1;
-                if number > 300 {
-                    return false;
-                }
+            i += 1;
+            number = 0;
+        } else if c.is_ascii_digit() || c == b'-' || c == b'+' || c == b'.' {
+            number += 1;
+            if number > 300 {
+                return false;
             }
-            _ => number = 0,
+        } else if number > 0 && (c | 0x20) == b'e' {
+            return false;
+        } else {
+            number = 0;
         }
     }
     true
+}
+
+/// The characters of the first item of the JSON array `text` when it is a string without
+/// escapes right after the bracket (an event's name, as a rule): found by its closing quote
+/// alone.
+pub(crate) fn plain_first_string(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    if b.first() != Some(&b'[') || b.get(1) != Some(&b'"') {
+        return None;
+    }
+    let mut i = 2;
+    while i < b.len() {
+        match b[i] {
+            b'"' => return text.get(2..i),
+            b'\\' => return None,
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// `s` without JSON white space (space, tab, LF, CR) at either end.
@@ -557,6 +577,22 @@ mod tests {
         assert_eq!(quote(""), r#""""#);
     }
 
+    #[test]
+    fn plain_first_strings() {
+        for (text, first) in [
+            (r#"["echo",1]"#, Some("echo")),
+            (r#"["a\"b",1]"#, None),
+            (r#"["a\\",1]"#, None),
+            (r#"[ "x" ]"#, None),
+            (r#"[""]"#, Some("")),
+            (r#"["é"]"#, Some("é")),
+            ("[12,3]", None),
+            ("[]", None),
+        ] {
+            assert_eq!(plain_first_string(text), first, "{text}");
+        }
+    }
+
     fn json_value() -> impl Strategy<Value = serde_json::Value> {
         use serde_json::Value;
         let leaf = prop_oneof![
@@ -605,6 +641,10 @@ mod tests {
                     prop_assert_eq!(&quote(s), &text);
                 }
                 serde_json::Value::Array(items) => {
+                    if let Some(first) = plain_first_string(&text) {
+                        let quoted = format!("\"{first}\"");
+                        prop_assert_eq!(Some(quoted.as_str()), array_items(&text).next());
+                    }
                     let read: Vec<&str> = array_items(&text).collect();
                     let written: Vec<String> = items.iter().map(|v| v.to_string()).collect();
                     prop_assert_eq!(read, written);

@@ -171,11 +171,16 @@ impl ArgsText {
             return None;
         }
         let mut i = scan::skip_ws(b, 1);
-        for _ in 0..skip {
+        for n in 0..skip {
             if b.get(i) == Some(&b']') {
                 return None;
             }
-            i = scan::skip_ws(b, scan::value_end(b, i)?);
+            let end = match scan::plain_first_string(text) {
+                // The first item (an event's name), found as the name is read.
+                Some(name) if n == 0 => name.len() + 3,
+                _ => scan::value_end(b, i)?,
+            };
+            i = scan::skip_ws(b, end);
             if b.get(i) == Some(&b',') {
                 i = scan::skip_ws(b, i + 1);
             }

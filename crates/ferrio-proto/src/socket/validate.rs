@@ -45,6 +45,9 @@ pub(crate) fn payload_is_valid(kind: PacketType, json: &str) -> bool {
 /// True if the first item of the valid JSON array `json` is a number or a string that is not a
 /// reserved event name.
 pub(crate) fn has_event_name(json: &str) -> bool {
+    if let Some(name) = scan::plain_first_string(json) {
+        return !is_reserved_event(name);
+    }
     match scan::array_items(json).next() {
         Some(first) if first.starts_with('"') => {
             scan::string(first).is_some_and(|name| !is_reserved_event(&name))
@@ -57,6 +60,9 @@ pub(crate) fn has_event_name(json: &str) -> bool {
 /// The name of a validated event payload: its first item, a string or a number written as
 /// JavaScript's `String(n)` would.
 pub(crate) fn event_name(json: &str) -> Option<Cow<'_, str>> {
+    if let Some(name) = scan::plain_first_string(json) {
+        return (!is_reserved_event(name)).then_some(Cow::Borrowed(name));
+    }
     let first = scan::array_items(json).next()?;
     if first.starts_with('"') {
         let name = scan::string(first)?;

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -43,6 +44,32 @@ pub use self::emit::{AckEmitter, CompressEmitter, VolatileEmitter};
 pub use self::error::{AckError, ConnectError, EmitError, HandlerError};
 use self::handlers::{AnyHandler, ErasedHandler, HandlerErrorHandler, OutgoingHandler};
 
+/// FNV-1a, the hash of the handler map's event names: every event received is looked up there,
+/// and a short name hashes in a few instructions where SipHash takes a hundred or more. The
+/// map's keys are the application's own names: a peer choosing the names it sends can make its
+/// lookups collide with those few keys at most, not fill the map.
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> NameHasher {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// One event's handlers, in the order they were added.
 pub(crate) type Listeners = Arc<[(ListenerId, ErasedHandler)]>;
 pub(crate) use self::handlers::{DisconnectHandler, ErrorHandler, EventMiddleware};
@@ -57,7 +84,7 @@ pub(crate) struct SocketInner {
     handshake: Handshake,
     /// Each event's handlers, in order; a list is replaced, not changed, when a handler is
     /// added or removed, so that an event takes its handlers without copying them.
-    handlers: Mutex<HashMap<String, Listeners>>,
+    handlers: Mutex<HashMap<String, Listeners, BuildHasherDefault<NameHasher>>>,
     any: Mutex<Vec<(ListenerId, AnyHandler)>>,
     middlewares: Mutex<Vec<EventMiddleware>>,
     on_error: Mutex<Vec<ErrorHandler>>,
@@ -120,7 +147,7 @@ impl Socket {
                 ns,
                 link,
                 handshake,
-                handlers: Mutex::new(HashMap::new()),
+                handlers: Mutex::new(HashMap::default()),
                 any: Mutex::new(Vec::new()),
                 middlewares: Mutex::new(Vec::new()),
                 on_error: Mutex::new(Vec::new()),
