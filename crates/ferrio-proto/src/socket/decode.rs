@@ -78,10 +78,15 @@ pub(crate) fn decode_str(
     //    any length: the packet's own length bounds it.
     //    By bytes, each step a whole character.
     let mut run = pos;
+    let mut spaced = false;
     loop {
         let n = match b.get(run..).unwrap_or_default() {
             [d, ..] if d.is_ascii_digit() => 1,
-            rest => js_whitespace_len(rest),
+            rest => {
+                let n = js_whitespace_len(rest);
+                spaced |= n > 0;
+                n
+            }
         };
         if n == 0 {
             break;
@@ -89,7 +94,12 @@ pub(crate) fn decode_str(
         run += n;
     }
     let id = if run > pos {
-        let id = parse_ack_id(&s[pos..run])?;
+        // Digits alone, as clients write ids, have nothing to trim.
+        let id = if spaced {
+            parse_ack_id(&s[pos..run])?
+        } else {
+            AckId::from_digits(&s[pos..run])
+        };
         pos = run;
         Some(id)
     } else {

@@ -336,6 +336,49 @@ pub fn event_json<T: Serialize + ?Sized>(
     Ok((RawJson(Str::from(text)), attachments))
 }
 
+thread_local! {
+    /// The buffer [`with_ack_json`] serialises into, kept for the next one on this thread
+    /// (up to [`SCRATCH_KEEP`] bytes).
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The most room [`SCRATCH`] keeps between serialisations.
+const SCRATCH_KEEP: usize = 16 * 1024;
+
+/// Serialises `args` as [`ack_json`] does, into a buffer reused from one call to the next,
+/// and hands the JSON and the attachments to `f`: a caller that copies the JSON into a text of
+/// its own (an encoded packet) allocates nothing more for it.
+pub(crate) fn with_ack_json<T: Serialize + ?Sized, R>(
+    args: &T,
+    f: impl FnOnce(&str, Vec<Bytes>) -> R,
+) -> Result<R, serde_json::Error> {
+    // Taken out while in use: a serialisation that serialises (a `Serialize` of the
+    // application's) finds it empty and uses a buffer of its own.
+    let mut out = SCRATCH.take();
+    out.clear();
+    let result = (|| {
+        let mut attachments = Vec::new();
+        let mut ser: AttachmentSerializer<'_, '_> = serde_json::Serializer::with_formatter(
+            &mut out,
+            AttachmentFormatter {
+                attachments: &mut attachments,
+            },
+        );
+        args.serialize(&mut ser)?;
+        let json = std::str::from_utf8(&out).map_err(de::Error::custom)?;
+        let data = if seq_inner(json)?.is_empty() {
+            "[]"
+        } else {
+            json
+        };
+        Ok(f(data, attachments))
+    })();
+    if out.capacity() <= SCRATCH_KEEP {
+        SCRATCH.set(out);
+    }
+    result
+}
+
 /// Builds the data array of an ack from `args`, a value that serialises as a sequence.
 pub fn ack_json<T: Serialize + ?Sized>(
     args: &T,

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::json::{ack_json, deserialize_args, deserialize_value, event_json, RawJson};
+use super::json::{
+    ack_json, deserialize_args, deserialize_value, event_json, with_ack_json, RawJson,
+};
 use crate::engine::{self, Frame};
 use crate::str::{decimal_len, push_decimal};
 use crate::Str;
@@ -410,39 +412,79 @@ impl Packet {
     /// ```
     pub fn encode(&self) -> EncodedPacket {
         let data = self.data.as_ref().map_or("", RawJson::as_str);
-        let binary = matches!(self.kind, PacketType::BinaryEvent | PacketType::BinaryAck);
-        let named = &*self.nsp != "/" && !self.nsp.is_empty();
-        // The exact length: a `Str` made of a `String` without room to spare takes its buffer
-        // as it is, where one with room would allocate a second block to share it.
-        let count = if binary {
-            decimal_len(self.attachments.len() as u64) + 1
-        } else {
-            0
-        };
-        let prefix = if named { self.nsp.len() + 1 } else { 0 };
-        let id = self.id.as_ref().map_or(0, AckId::written_len);
-        let len = 2 + count + prefix + id + data.len();
-        let mut s = String::with_capacity(len);
-        s.push('4');
-        s.push((b'0' + self.kind as u8) as char);
-        if binary {
-            push_decimal(&mut s, self.attachments.len() as u64);
-            s.push('-');
-        }
-        if named {
-            s.push_str(&self.nsp);
-            s.push(',');
-        }
-        if let Some(id) = &self.id {
-            id.push_to(&mut s);
-        }
-        s.push_str(data);
-        debug_assert_eq!(s.len(), s.capacity());
         EncodedPacket {
-            message: Str::from(s),
+            message: encode_text(
+                self.kind,
+                &self.nsp,
+                self.id.as_ref(),
+                self.attachments.len(),
+                data,
+            ),
             attachments: self.attachments.clone(),
         }
     }
+
+    /// An ACK answering `id` with typed arguments, encoded with the default parser: what
+    /// `Packet::ack_with(nsp, id, args)?.encode()` gives, the arguments serialised into a
+    /// reused buffer and the packet's text written once.
+    pub(crate) fn encode_ack_with<T: Serialize + ?Sized>(
+        nsp: Str,
+        id: &AckId,
+        args: &T,
+    ) -> Result<EncodedPacket, serde_json::Error> {
+        let nsp = normalize_nsp(nsp);
+        with_ack_json(args, |data, attachments| {
+            let kind = if attachments.is_empty() {
+                PacketType::Ack
+            } else {
+                PacketType::BinaryAck
+            };
+            EncodedPacket {
+                message: encode_text(kind, &nsp, Some(id), attachments.len(), data),
+                attachments,
+            }
+        })
+    }
+}
+
+/// `4` and the Socket.IO text of a packet of type `kind` in namespace `nsp` (`/` not written),
+/// with ack id `id`, `attachments` attachments (for the binary types) and `data` (JSON).
+fn encode_text(
+    kind: PacketType,
+    nsp: &str,
+    id: Option<&AckId>,
+    attachments: usize,
+    data: &str,
+) -> Str {
+    let binary = matches!(kind, PacketType::BinaryEvent | PacketType::BinaryAck);
+    let named = nsp != "/" && !nsp.is_empty();
+    // The exact length: a `Str` made of a `String` without room to spare takes its buffer
+    // as it is, where one with room would allocate a second block to share it.
+    let count = if binary {
+        decimal_len(attachments as u64) + 1
+    } else {
+        0
+    };
+    let prefix = if named { nsp.len() + 1 } else { 0 };
+    let id_len = id.map_or(0, AckId::written_len);
+    let len = 2 + count + prefix + id_len + data.len();
+    let mut s = String::with_capacity(len);
+    s.push('4');
+    s.push((b'0' + kind as u8) as char);
+    if binary {
+        push_decimal(&mut s, attachments as u64);
+        s.push('-');
+    }
+    if named {
+        s.push_str(nsp);
+        s.push(',');
+    }
+    if let Some(id) = id {
+        id.push_to(&mut s);
+    }
+    s.push_str(data);
+    debug_assert_eq!(s.len(), s.capacity());
+    Str::from(s)
 }
 
 /// A packet encoded once: the Engine.IO messages of one packet, shareable between recipients.
@@ -538,6 +580,47 @@ mod tests {
 
     fn raw(s: &str) -> RawJson {
         RawJson::parse(s).expect("json")
+    }
+
+    #[test]
+    fn acks_encoded_at_once_are_the_acks_encoded() {
+        use super::super::Parser;
+        let big: AckId = "123456789012345678901234567890".parse().expect("id");
+        let bin = Bytes::from_static(b"\x01\x02");
+        #[allow(unused_mut)]
+        let mut parsers = vec![Parser::json()];
+        #[cfg(feature = "msgpack")]
+        parsers.push(Parser::msgpack());
+        for parser in parsers {
+            for (nsp, id) in [
+                ("/", AckId::from(7)),
+                ("/chat", big.clone()),
+                ("admin", 0.into()),
+            ] {
+                let check = |direct: EncodedPacket, packet: Packet| {
+                    assert_eq!(direct, parser.encode(&packet), "{parser:?} {packet:?}");
+                };
+                check(
+                    parser.encode_ack_with(nsp, &id, &()).expect("()"),
+                    Packet::ack_with(nsp, &id, &()).expect("()"),
+                );
+                let args = ("a\"b", 1.5, [true], serde_json::json!({"z": null}));
+                check(
+                    parser.encode_ack_with(nsp, &id, &args).expect("json"),
+                    Packet::ack_with(nsp, &id, &args).expect("json"),
+                );
+                let args = (1, &bin, ("x", &bin));
+                check(
+                    parser.encode_ack_with(nsp, &id, &args).expect("binary"),
+                    Packet::ack_with(nsp, &id, &args).expect("binary"),
+                );
+                assert!(parser.encode_ack_with(nsp, &id, &5).is_err());
+            }
+        }
+        let ack = Parser::json()
+            .encode_ack_with("/", &AckId::from(12), &(1, "x"))
+            .expect("ack");
+        assert_eq!(ack.message(), r#"4312[1,"x"]"#);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::decode::Decoder;
 use super::error::DecodeError;
-use super::packet::{EncodedPacket, Packet};
+use super::packet::{AckId, EncodedPacket, Packet};
 use crate::Str;
 
 /// A Socket.IO parser: an encoder and a factory of per-connection decoders (Node's
@@ -178,6 +178,22 @@ impl Parser {
             Kind::Msgpack => MsgpackParser.encode(packet),
             #[cfg(feature = "parsers")]
             Kind::Custom(p) => p.encode(packet),
+        }
+    }
+
+    /// An ACK answering `id` with typed arguments (a tuple, as for [`Packet::ack_with`]),
+    /// encoded: what `self.encode(&Packet::ack_with(nsp, id, args)?)` gives. With the JSON
+    /// parser the packet's text is written at once, without the packet in between.
+    pub fn encode_ack_with<T: serde::Serialize + ?Sized>(
+        &self,
+        nsp: impl Into<Str>,
+        id: &AckId,
+        args: &T,
+    ) -> Result<EncodedPacket, serde_json::Error> {
+        match &self.0 {
+            Kind::Json => Packet::encode_ack_with(nsp.into(), id, args),
+            #[cfg(any(feature = "msgpack", feature = "parsers"))]
+            _ => Ok(self.encode(&Packet::ack_with(nsp, id, args)?)),
         }
     }
 

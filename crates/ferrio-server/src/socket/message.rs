@@ -267,10 +267,11 @@ impl AckSender {
         if self.sent.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let packet = Packet::ack_with(socket.inner.ns.name.clone(), id, args)?;
+        let ns = &socket.inner.ns;
+        let packet = ns.parser.encode_ack_with(ns.name.clone(), id, args)?;
         socket.send_command(|socket| Command::Send {
             socket: socket.clone(),
-            packet: Arc::new(socket.inner.ns.parser.encode(&packet)),
+            packet: Arc::new(packet),
             volatile: false,
             compress: true,
         })
