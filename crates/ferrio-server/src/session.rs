@@ -722,6 +722,9 @@ fn inline_budget() -> bool {
 fn start_event(socket: &Socket, packet: Packet) -> Option<crate::BoxFuture<()>> {
     use std::panic::AssertUnwindSafe;
     use std::task::{Context, Poll, Waker};
+    if socket.handlers_only() {
+        return start_handlers(socket, packet);
+    }
     let mut work: crate::BoxFuture<()> = Box::pin(handle_event(socket.clone(), packet));
     // Polled without a waker: what is left is polled again by the socket's task, which then
     // waits with its own.
@@ -734,6 +737,75 @@ fn start_event(socket: &Socket, packet: Packet) -> Option<crate::BoxFuture<()>> 
             None
         }
     }
+}
+
+/// [`start_event`] for a socket without event middlewares and catch-all listeners (the usual
+/// one): the event's handlers are called and polled once here, one after the other, as
+/// [`handle_event`] runs them, without boxing the event's handling. A handler that waits
+/// goes on in what is returned, the handlers after it then.
+fn start_handlers(socket: &Socket, packet: Packet) -> Option<crate::BoxFuture<()>> {
+    use std::panic::AssertUnwindSafe;
+    use std::task::{Context, Poll, Waker};
+    let handlers = socket.handlers(&packet.event_name()?)?;
+    // The name, should a handler panic (the last handler takes the message itself).
+    let data = packet.data().cloned();
+    let event = move || {
+        let data = data.clone()?;
+        let packet = Packet::event(ferrio_proto::socket::MAIN_NAMESPACE, data, Vec::new());
+        packet.event_name().map(std::borrow::Cow::into_owned)
+    };
+    let mut message = Some(socket.message(packet));
+    let mut cx = Context::from_waker(Waker::noop());
+    for (i, (_, handler)) in handlers.iter().enumerate() {
+        let again = if i + 1 == handlers.len() {
+            message.take()
+        } else {
+            message.as_ref().map(Socket::message_again)
+        }?;
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut running = handler(socket.clone(), again);
+            match running.as_mut().poll(&mut cx) {
+                Poll::Ready(()) => None,
+                Poll::Pending => Some(running),
+            }
+        }));
+        let running = match started {
+            Ok(None) => continue,
+            Ok(Some(running)) => running,
+            Err(_) => {
+                tracing::error!(
+                    event = event().unwrap_or_default(),
+                    "event handler panicked"
+                );
+                continue;
+            }
+        };
+        // It waits: it and the handlers after it go on in the socket's task.
+        let socket = socket.clone();
+        return Some(Box::pin(async move {
+            use futures_util::FutureExt as _;
+            if AssertUnwindSafe(running).catch_unwind().await.is_err() {
+                tracing::error!(
+                    event = event().unwrap_or_default(),
+                    "event handler panicked"
+                );
+            }
+            let Some(message) = message else {
+                return;
+            };
+            for (_, handler) in handlers.iter().skip(i + 1) {
+                let again = Socket::message_again(&message);
+                if AssertUnwindSafe(handler(socket.clone(), again))
+                    .catch_unwind()
+                    .await
+                    .is_err()
+                {
+                    tracing::error!(event = %message.event(), "event handler panicked");
+                }
+            }
+        }));
+    }
+    None
 }
 
 /// Runs a socket's handlers: the connection handlers, then each event in order, then, once

@@ -2,7 +2,7 @@
 //! id its registration returned, listener counts, `prependAny` and the outgoing variants;
 //! joining, leaving and addressing several rooms at once; the main namespace's operations on
 //! the server itself; the broadcast with acks answering as `emitWithAck` does; the rooms of a
-//! namespace.
+//! namespace; an event's several handlers in order.
 
 mod common;
 
@@ -81,6 +81,56 @@ async fn once_runs_once_and_one_handler_can_be_removed() {
     // The once handler ran for the first "hello" only; the removed handler never ran.
     assert_eq!(ws.recv().await, r#"42["once"]"#);
     assert_eq!(ws.recv().await, r#"42["second"]"#);
+}
+
+/// A handler's failure.
+fn fail(why: &str) {
+    panic!("{why}");
+}
+
+/// An event's handlers run one after the other and in order whether each finishes at once,
+/// waits or panics, answer the event's ack once, and the socket's next event waits for them.
+#[tokio::test]
+async fn an_event_s_handlers_run_in_order_when_one_waits_or_panics() {
+    let io = Ferrio::builder().build();
+    io.on_connection(|socket: Socket| async move {
+        socket.on("multi", |s: Socket, msg: Message| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = s.emit("handler", &(1,));
+            let _ = msg.ack(&("from-1",));
+        });
+        socket.on("multi", |s: Socket, _msg: Message| async move {
+            let _ = s.emit("handler", &(2,));
+            fail("the second handler panics after the first waited");
+        });
+        socket.on("multi", |s: Socket, msg: Message| async move {
+            let _ = s.emit("handler", &(3,));
+            let _ = msg.ack(&("from-3",));
+        });
+        socket.on("boom", |s: Socket, _msg: Message| async move {
+            let _ = s.emit("boom", &());
+            fail("the first handler panics at once");
+        });
+        socket.on("boom", |_s: Socket, msg: Message| async move {
+            let _ = msg.ack(&("after-boom",));
+        });
+        socket.on("quick", |_s: Socket, msg: Message| async move {
+            let _ = msg.ack(&("quick",));
+        });
+    });
+    let addr = serve(io).await;
+    let (mut ws, _) = connect(addr).await;
+    ws.send(r#"425["multi"]"#).await;
+    ws.send(r#"426["quick"]"#).await;
+    ws.send(r#"427["boom"]"#).await;
+    assert_eq!(ws.recv().await, r#"42["handler",1]"#);
+    assert_eq!(ws.recv().await, r#"435["from-1"]"#);
+    assert_eq!(ws.recv().await, r#"42["handler",2]"#);
+    // The third handler ran; its answer is not sent, the event had one.
+    assert_eq!(ws.recv().await, r#"42["handler",3]"#);
+    assert_eq!(ws.recv().await, r#"436["quick"]"#);
+    assert_eq!(ws.recv().await, r#"42["boom"]"#);
+    assert_eq!(ws.recv().await, r#"437["after-boom"]"#);
 }
 
 #[tokio::test]

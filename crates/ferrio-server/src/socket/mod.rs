@@ -610,6 +610,13 @@ impl Socket {
         }
     }
 
+    /// True if an event goes to its handlers alone: the socket has no event middleware and no
+    /// catch-all listener.
+    pub(crate) fn handlers_only(&self) -> bool {
+        self.inner.middlewares.lock().is_ok_and(|m| m.is_empty())
+            && self.inner.any.lock().is_ok_and(|a| a.is_empty())
+    }
+
     pub(crate) fn event_middlewares(&self) -> Vec<EventMiddleware> {
         self.inner
             .middlewares
