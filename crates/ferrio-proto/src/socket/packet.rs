@@ -449,6 +449,7 @@ impl Packet {
 
 /// `4` and the Socket.IO text of a packet of type `kind` in namespace `nsp` (`/` not written),
 /// with ack id `id`, `attachments` attachments (for the binary types) and `data` (JSON).
+#[inline]
 fn encode_text(
     kind: PacketType,
     nsp: &str,
