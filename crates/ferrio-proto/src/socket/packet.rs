@@ -86,8 +86,9 @@ pub struct AckId(AckIdRepr);
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum AckIdRepr {
     Num(u64),
-    /// More than 20 digits, or 20 above `u64::MAX`; the first is not `0`.
-    Digits(Str),
+    /// More than 20 digits, or 20 above `u64::MAX`; the first is not `0`. Boxed: a packet
+    /// carries an id in every event and ack, and this rare form would make every one larger.
+    Digits(Box<str>),
 }
 
 impl AckId {
@@ -108,9 +109,7 @@ impl AckId {
                 let zeros = digits.bytes().take_while(|&b| b == b'0').count();
                 // A copy: an id kept by the application does not keep the packet's buffer
                 // alive.
-                AckIdRepr::Digits(Str::from(
-                    digits.get(zeros..).unwrap_or_default().to_owned(),
-                ))
+                AckIdRepr::Digits(Box::from(digits.get(zeros..).unwrap_or_default()))
             }
         })
     }
