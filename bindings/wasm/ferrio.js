@@ -258,8 +258,6 @@ export class Manager extends Emitter {
         .map((t) => ({ polling: 1, websocket: 2 })[t])
         .filter(Boolean)
         .reduce((bits, t, i) => bits | (t << (2 * i)), 0),
-      opts.upgrade !== false,
-      opts.reconnection !== false,
       opts.reconnectionAttempts === Infinity ? -1 : num(opts.reconnectionAttempts, -1),
       num(opts.reconnectionDelay, -1),
       num(opts.reconnectionDelayMax, -1),
@@ -269,8 +267,8 @@ export class Manager extends Emitter {
       // The msgpack build adds the parser's flag; written out twice so that the default build's
       // expression stays exactly what it was.
       FERRIO_MSGPACK
-        ? (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests) | parserFlag(opts.parser)
-        : (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests),
+        ? (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests) | (opts.upgrade !== false ? 64 : 0) | (opts.reconnection !== false ? 128 : 0) | parserFlag(opts.parser)
+        : (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests) | (opts.upgrade !== false ? 64 : 0) | (opts.reconnection !== false ? 128 : 0),
       opts.timestampParam,
     );
     this._transports = new Map();

@@ -208,14 +208,13 @@ impl Core {
     /// (`reconnection_attempts`: unlimited, `timeout`: none). `flags` holds `rememberUpgrade`
     /// (1), `tryAllTransports` (2), `forceBase64` (4) and, in the build with the `msgpack`
     /// feature, the msgpack parser (8; the JSON one otherwise, and always without the feature);
-    /// `timestampRequests` set (16) and its value (32: true); `timestamp_param` names the cache
-    /// buster (`timestampParam`, `t` when `undefined`).
+    /// `timestampRequests` set (16) and its value (32: true), `upgrade` (64) and `reconnection`
+    /// (128) (bits rather than arguments: each argument costs the export's shim code);
+    /// `timestamp_param` names the cache buster (`timestampParam`, `t` when `undefined`).
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         transports: u32,
-        upgrade: bool,
-        reconnection: bool,
         reconnection_attempts: f64,
         reconnection_delay: f64,
         reconnection_delay_max: f64,
@@ -239,7 +238,7 @@ impl Core {
                 bits >>= 2;
             }
         }
-        engine.upgrade = upgrade;
+        engine.upgrade = flags & 64 != 0;
         engine.remember_upgrade = flags & 1 != 0;
         engine.try_all_transports = flags & 2 != 0;
         engine.force_base64 = flags & 4 != 0;
@@ -247,7 +246,7 @@ impl Core {
         if let Some(param) = timestamp_param {
             engine.timestamp_param = param;
         }
-        config.reconnection = reconnection;
+        config.reconnection = flags & 128 != 0;
         config.reconnection_attempts = (reconnection_attempts.is_finite()
             && reconnection_attempts >= 0.0)
             .then_some(reconnection_attempts as u32);
