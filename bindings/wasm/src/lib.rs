@@ -202,8 +202,8 @@ fn opt_str(s: Option<&str>) -> JsValue {
 
 #[wasm_bindgen]
 impl Core {
-    /// A manager. `transports` lists the transports in order of preference, two bits each from
-    /// the lowest (1: polling, 2: websocket; 0 ends the list; none: both, polling first). The
+    /// A manager. `flags` lists the transports from bit 8, in order of preference, two bits each
+    /// (1: polling, 2: websocket; 0 ends the list; none: both, polling first). The
     /// `query` option is added to URLs by the caller. Negative numbers mean the default
     /// (`reconnection_attempts`: unlimited, `timeout`: none). `flags` holds `rememberUpgrade`
     /// (1), `tryAllTransports` (2), `forceBase64` (4) and, in the build with the `msgpack`
@@ -214,7 +214,6 @@ impl Core {
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        transports: u32,
         reconnection_attempts: f64,
         reconnection_delay: f64,
         reconnection_delay_max: f64,
@@ -226,6 +225,7 @@ impl Core {
     ) -> Core {
         let mut config = ManagerConfig::default();
         let engine = &mut config.engine;
+        let transports = flags >> 8;
         if transports != 0 {
             engine.transports.clear();
             let mut bits = transports;
