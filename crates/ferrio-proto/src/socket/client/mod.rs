@@ -214,7 +214,8 @@ impl Manager {
             config.reconnection_attempts = None;
         }
         Manager {
-            engine: eio::Session::new(config.engine.clone()),
+            // The engine settings are the session's alone (see `config()`): moved, not cloned.
+            engine: eio::Session::new(std::mem::take(&mut config.engine)),
             decoder: config.parser.decoder(config.max_attachments),
             ready: ReadyState::Closed,
             reconnecting: false,
@@ -236,7 +237,9 @@ impl Manager {
         }
     }
 
-    /// The settings (normalised as described on [`ManagerConfig`]).
+    /// The settings (normalised as described on [`ManagerConfig`]), but for its `engine`
+    /// settings: those move into the Engine.IO session when the manager is made (no copy kept),
+    /// so read them with [`Manager::engine`]`().config()`; the field holds the defaults.
     pub fn config(&self) -> &ManagerConfig {
         &self.config
     }
@@ -798,6 +801,28 @@ mod report_tests {
     use crate::engine::client::{Io, Transport};
     use crate::engine::Frame;
     use bytes::Bytes;
+
+    /// The engine settings given to the manager are the session's, and the manager's first
+    /// request follows them.
+    #[test]
+    fn engine_settings_go_to_the_session() {
+        let mut config = ManagerConfig::default();
+        config.engine.transports = vec![Transport::WebSocket];
+        config.engine.query = vec![("token".to_owned(), "abc".to_owned())];
+        config.engine.timestamp_param = "ts".to_owned();
+        let mut m = Manager::new(config);
+        let engine = m.engine().config();
+        assert_eq!(engine.transports, [Transport::WebSocket]);
+        assert_eq!(engine.timestamp_param, "ts");
+        m.connect(Instant::from_millis(0));
+        let query = std::iter::from_fn(|| m.poll_output())
+            .find_map(|o| match o {
+                Output::Io(Io::WsOpen { query, .. }) => Some(query),
+                _ => None,
+            })
+            .expect("a WebSocket first");
+        assert!(query.contains(&("token".to_owned(), "abc".to_owned())));
+    }
 
     /// A WebSocket-only manager with its socket for `/` opened, and the transport it asked for.
     fn opened(report: bool) -> (Manager, eio::TransportId) {
