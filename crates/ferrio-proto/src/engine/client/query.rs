@@ -7,7 +7,12 @@ use crate::str::push_decimal;
 impl Session {
     /// The query of a new request of `transport`; a stamped request takes the next cache buster.
     pub(super) fn query(&mut self, transport: Transport) -> Query {
-        let mut query = self.config.query.clone();
+        // (A loop rather than `clone()`: the browser module then has no `Vec<(String, String)>`
+        // clone code.)
+        let mut query = Query::new();
+        for (k, v) in &self.config.query {
+            query.push((k.clone(), v.clone()));
+        }
         set_param(&mut query, "EIO", "4");
         set_param(&mut query, "transport", transport.name());
         if self.config.force_base64 {
