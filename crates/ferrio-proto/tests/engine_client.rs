@@ -166,9 +166,8 @@ fn polling_handshake() {
     assert!(!s.is_writable());
     poll_response(&mut s, t(10), *transport, Bytes::from(OPEN_NO_UPGRADE));
     let out = drain(&mut s);
-    let Output::Event(Event::Open(open)) = &out[0] else {
-        panic!("{out:?}")
-    };
+    assert_eq!(out[0], Output::Event(Event::Open), "{out:?}");
+    let open = s.handshake().expect("handshake");
     assert_eq!(open.sid, "s1");
     assert_eq!(open.max_payload, Some(1_000_000));
     let Output::Io(Io::Get { query, .. }) = &out[1] else {
@@ -200,7 +199,7 @@ fn messages_in_the_handshake_payload_follow_open() {
     let mut s = Session::new(Config::default());
     open_polling(&mut s, &format!("{OPEN_NO_UPGRADE}\u{1e}4hello\u{1e}bAQID"));
     let ev = events(&drain(&mut s));
-    assert!(matches!(ev[0], Event::Open(_)));
+    assert!(matches!(ev[0], Event::Open));
     assert_eq!(ev[1], Event::Message("hello".into()));
     assert_eq!(ev[2], Event::Binary(Bytes::from_static(&[1, 2, 3])));
 }
@@ -722,7 +721,7 @@ fn websocket_first() {
     assert_eq!(ws_sent(&drain(&mut s)), [text("4early")]);
     ws_frame(&mut s, t(2), transport, text(OPEN_NO_UPGRADE));
     let ev = events(&drain(&mut s));
-    assert!(matches!(ev.as_slice(), [Event::Open(_)]));
+    assert!(matches!(ev.as_slice(), [Event::Open]));
     assert_eq!(s.transport(), Some(Transport::WebSocket));
     ws_frame(
         &mut s,
@@ -980,7 +979,7 @@ fn reported_packets_are_the_sessions_own() {
         .position(|o| matches!(o, Output::Event(Event::Packet(_))));
     let open = out
         .iter()
-        .position(|o| matches!(o, Output::Event(Event::Open(_))));
+        .position(|o| matches!(o, Output::Event(Event::Open)));
     assert!(first_packet < open, "{out:?}");
     let probe = out
         .iter()

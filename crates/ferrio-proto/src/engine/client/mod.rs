@@ -67,8 +67,8 @@
 //! assert_eq!(names, ["EIO", "transport", "t"]); // `t`: the cache buster of polling requests
 //! let open = r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
 //! s.handle_input(t, Input::PollResponse { transport, body: open.into() });
-//! let Some(Output::Event(Event::Open(handshake))) = s.poll_output() else { panic!() };
-//! assert_eq!(handshake.sid, "abc");
+//! assert_eq!(s.poll_output(), Some(Output::Event(Event::Open)));
+//! assert_eq!(s.handshake().map(|h| h.sid.as_str()), Some("abc"));
 //! // the next long-poll carries the sid
 //! let Some(Output::Io(Io::Get { query, .. })) = s.poll_output() else { panic!() };
 //! assert!(query.contains(&("sid".to_string(), "abc".to_string())));
@@ -345,8 +345,8 @@ pub enum Event {
     /// POSTed when closing. Only after [`Session::report_packets`].
     #[cfg(feature = "engine-events")]
     PacketCreate(Packet),
-    /// The handshake arrived: the session is open.
-    Open(OpenPacket),
+    /// The handshake arrived: the session is open. The handshake is [`Session::handshake`].
+    Open,
     /// A text message from the server.
     Message(Str),
     /// A binary message from the server.
@@ -891,12 +891,13 @@ impl Session {
                 _ => {}
             }
         }
-        self.handshake = Some(open.clone());
+        // (Kept by the session alone: `Event::Open` carries no copy.)
+        self.handshake = Some(open);
         self.prior_websocket_success = current == Some(Transport::WebSocket);
         let was_opening = self.state == State::Opening;
         if was_opening {
             self.state = State::Open;
-            self.event(Event::Open(open));
+            self.event(Event::Open);
         }
         self.flush();
         if self.state == State::Open

@@ -702,7 +702,7 @@ impl Manager {
             // A connection the manager gave up on: its events are ignored.
             ReadyState::Closed => {}
             ReadyState::Opening => match event {
-                eio::Event::Open(_) => self.on_open(now),
+                eio::Event::Open => self.on_open(now),
                 eio::Event::Close {
                     reason,
                     description,
