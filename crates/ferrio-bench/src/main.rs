@@ -9,7 +9,10 @@
 //! any server can do for the same frames) is the floor: every server CPU row of the table is
 //! followed by a row "above floor", each other server's median minus the floor's. The echo
 //! scenarios also report the server's context switches per ack, voluntary (a thread waited) and
-//! involuntary (preempted), summed over its threads (`/proc/<pid>/task/*/status`).
+//! involuntary (preempted), summed over its threads (`/proc/<pid>/task/*/status`), and the share
+//! of 10 ms samples in which the server's threads ran on the load generator's CPU (the kernel
+//! keeps a one-thread server and the load generator on one CPU or on two; on two, every message
+//! wakes the other CPU, and the latency at one client is that of those wake-ups).
 //!
 //! ```text
 //! ferrio-bench --server ferrio=target/release/examples/bench \

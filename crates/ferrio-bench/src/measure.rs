@@ -1,6 +1,6 @@
 //! What the load generator reads from `/proc`: CPU time of a process and of itself (user and
-//! kernel apart: utime and stime), the context switches of a process's threads, and a
-//! process's resident memory (VmRSS).
+//! kernel apart: utime and stime), the context switches of a process's threads, a process's
+//! resident memory (VmRSS), and on which CPU the server's threads ran beside the load generator.
 
 use std::io;
 use std::time::Instant;
@@ -28,12 +28,7 @@ pub fn cpu_ticks(pid: Option<u32>) -> io::Result<Ticks> {
 
 /// utime and stime from the text of a `/proc/<pid>/stat`.
 fn parse_stat(stat: &str) -> io::Result<Ticks> {
-    // The command name may hold spaces and parentheses: fields are counted after the last ')'.
-    let after = stat
-        .rfind(')')
-        .map(|i| &stat[i + 1..])
-        .ok_or_else(|| io::Error::other("bad /proc stat"))?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
+    let fields = stat_fields(stat).ok_or_else(|| io::Error::other("bad /proc stat"))?;
     // Field 3 (state) is fields[0]; utime is field 14, stime field 15.
     let field = |i: usize| -> io::Result<u64> {
         fields
@@ -158,6 +153,82 @@ impl Window {
     }
 }
 
+/// The fields of a `/proc/.../stat` text after the command name (the first is field 3, the
+/// state).
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    // The command name may hold spaces and parentheses: fields are counted after the last ')'.
+    stat.rfind(')')
+        .map(|i| stat[i + 1..].split_whitespace().collect())
+}
+
+/// The CPU a thread last ran on (field 39, `processor`) from the text of its `stat`.
+fn last_cpu(stat: &str) -> Option<u32> {
+    stat_fields(stat)?.get(36)?.parse().ok()
+}
+
+/// Where the server's threads run beside the load generator's one thread, sampled: on the same
+/// CPU, one wakes the other on the CPU it is on; on the other CPU, every message crosses CPUs
+/// (an inter-processor interrupt, and on a virtual machine the wake-up of an idle virtual CPU).
+/// The kernel picks either, and keeps to it while the rest of the machine is as it was.
+#[derive(Debug, Default)]
+pub struct Placement {
+    /// Each server thread's time on a CPU (ns, the first field of its `schedstat`) at the
+    /// last sample.
+    ran: std::collections::HashMap<String, u64>,
+    /// Samples in which a server thread that ran since the one before last ran on the load
+    /// generator's CPU.
+    pub same: u64,
+    /// Samples in which server threads ran since the one before, none on the load generator's
+    /// CPU.
+    pub other: u64,
+}
+
+impl Placement {
+    /// One sample: the CPU the calling thread runs on now, and the CPU each thread of `pid` that
+    /// ran since the last sample last ran on. The first sample of a thread only notes its time.
+    pub fn sample(&mut self, pid: u32) -> io::Result<()> {
+        let me = last_cpu(&std::fs::read_to_string("/proc/thread-self/stat")?)
+            .ok_or_else(|| io::Error::other("bad /proc/thread-self/stat"))?;
+        let (mut ran, mut here) = (false, false);
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let path = task?.path();
+            // A thread may end between the listing and the reads.
+            let (Ok(schedstat), Ok(stat)) = (
+                std::fs::read_to_string(path.join("schedstat")),
+                std::fs::read_to_string(path.join("stat")),
+            ) else {
+                continue;
+            };
+            let Some(ns) = schedstat
+                .split_whitespace()
+                .next()
+                .and_then(|f| f.parse().ok())
+            else {
+                continue;
+            };
+            let key = path.to_string_lossy().into_owned();
+            if let Some(before) = self.ran.insert(key, ns) {
+                if ns > before {
+                    ran = true;
+                    here |= last_cpu(&stat) == Some(me);
+                }
+            }
+        }
+        match (ran, here) {
+            (true, true) => self.same += 1,
+            (true, false) => self.other += 1,
+            (false, _) => {}
+        }
+        Ok(())
+    }
+
+    /// The share of the samples in which the server ran on the load generator's CPU.
+    pub fn same_share(&self) -> Option<f64> {
+        let n = self.same + self.other;
+        (n > 0).then(|| self.same as f64 / n as f64)
+    }
+}
+
 /// Starts a measured window on server `pid`.
 pub struct Meter {
     pid: u32,
@@ -222,6 +293,34 @@ mod tests {
         assert_eq!(t.total(), 936);
         assert!(parse_stat("no parenthesis").is_err());
         assert!(parse_stat("1 (x) S 1 2").is_err());
+    }
+
+    /// The CPU a thread last ran on is field 39, counted after a command name holding spaces.
+    #[test]
+    fn stat_gives_the_last_cpu() {
+        let mut stat = String::from("4242 (a (b) c) S");
+        for i in 4..=52 {
+            stat.push_str(&format!(" {}", if i == 39 { 1 } else { 1000 + i }));
+        }
+        assert_eq!(last_cpu(&stat), Some(1));
+        assert_eq!(last_cpu("4242 (x) S 1 2"), None);
+    }
+
+    /// A sample of this process: its threads ran (this one, now) on the sampling thread's CPU.
+    #[test]
+    fn placement_counts_a_thread_that_ran_on_this_cpu() {
+        let mut p = Placement::default();
+        p.sample(std::process::id()).unwrap();
+        assert_eq!(
+            (p.same, p.other),
+            (0, 0),
+            "the first sample only notes the times"
+        );
+        let spin = Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(5) {}
+        p.sample(std::process::id()).unwrap();
+        assert_eq!(p.same, 1);
+        assert_eq!(p.same_share(), Some(1.0));
     }
 
     /// The CPU rows of a window: total, user and kernel, in the unit asked for.

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{
     ack_id, err, next_msg, send_text, ws_connect, ws_hold, Offer, Poll, RawWs, Ws, IO_TIMEOUT,
 };
-use crate::measure::{rss_kib, Meter, Window};
+use crate::measure::{rss_kib, Meter, Placement, Window};
 
 /// The JSON argument of `echo` and the `broadcast` payload.
 pub const PAYLOAD: &str = r#"{"text":"hello","from":"abc","n":42}"#;
@@ -534,9 +534,13 @@ async fn echo(
     sleep(set.warmup).await;
     let meter = Meter::start(target.pid, set.tck)?;
     phase.store(MEASURE, Ordering::SeqCst);
+    let placement = tokio::spawn(sample_placement(target.pid, phase.clone()));
     sleep(set.window).await;
     phase.store(STOP, Ordering::SeqCst);
     let w = meter.stop()?;
+    let placement = placement
+        .await
+        .map_err(|e| err(format!("placement task: {e}")))?;
     let mut acks = 0u64;
     let mut lat = Vec::new();
     while let Some(done) = clients.join_next().await {
@@ -584,7 +588,23 @@ async fn echo(
         1.0 / a,
     ));
     m.push(("load generator CPU %", w.client_pct()));
+    if let Some(share) = placement.same_share() {
+        m.push((
+            "server ran on the load generator's CPU, share of samples",
+            share,
+        ));
+    }
     Ok(m)
+}
+
+/// Samples every 10 ms, until the window ends, on which CPU the server's threads ran beside
+/// the load generator's (see [`Placement`]). A failed read ends the sampling.
+async fn sample_placement(pid: u32, phase: Arc<AtomicU8>) -> Placement {
+    let mut placement = Placement::default();
+    while phase.load(Ordering::Relaxed) == MEASURE && placement.sample(pid).is_ok() {
+        sleep(Duration::from_millis(10)).await;
+    }
+    placement
 }
 
 fn window_record(phase: &AtomicU8, t0: Instant, acks: &mut u64, lat: &mut Vec<u32>) {
