@@ -9,7 +9,9 @@
 //! per core, and no more per ack (BENCHMARKS.md, "Which runtime on two cores"). `RUNTIME`
 //! picks another: `current_thread`, `multi_thread` (a worker per core, tokio's default) or
 //! `multi_thread:N` (N workers), so that `ferrio-bench` can compare them interleaved
-//! (`--server "mt=env RUNTIME=multi_thread target/release/examples/bench"`).
+//! (`--server "mt=env RUNTIME=multi_thread target/release/examples/bench"`). `SPIN_US=N` makes
+//! the one thread poll for I/O for up to N µs before it sleeps (see `spin` below; off by
+//! default).
 //!
 //! | client emits | server does |
 //! |---|---|
@@ -154,7 +156,81 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
             )))
         }
     };
+    if let Some(spin) = spin::from_env()? {
+        if choice != "current_thread" {
+            return Err(std::io::Error::other(
+                "SPIN_US needs RUNTIME=current_thread",
+            ));
+        }
+        spin::install(&mut builder, spin);
+    }
     builder.enable_all().build()
+}
+
+/// `SPIN_US=N` (one-thread runtime only): before the thread would sleep in `epoll_wait`, it
+/// yields the CPU (`sched_yield`) and polls for I/O without sleeping, for up to N µs after its
+/// last work. A client's next message then finds the thread awake: no wake-up of the server's
+/// CPU. It costs CPU (each round is a `sched_yield` and an `epoll_wait` with no timeout) and
+/// helps only when the server and its peer sit on different CPUs (BENCHMARKS.md).
+mod spin {
+    use std::cell::{Cell, RefCell};
+    use std::task::{Poll, Waker};
+    use std::time::{Duration, Instant};
+
+    thread_local! {
+        /// The spinner task's waker: waking it makes the runtime poll the driver without
+        /// blocking instead of parking.
+        static WAKER: RefCell<Option<Waker>> = const { RefCell::new(None) };
+        /// When the thread last had work (the spin window's start).
+        static WORKED: Cell<Option<Instant>> = const { Cell::new(None) };
+        /// When the thread last came back from the driver.
+        static UNPARKED: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+
+    /// Task polls between two parks longer than this count as work.
+    const WORK: Duration = Duration::from_micros(2);
+
+    pub fn from_env() -> std::io::Result<Option<Duration>> {
+        match std::env::var("SPIN_US") {
+            Err(_) => Ok(None),
+            Ok(v) => v
+                .parse()
+                .map(|us| Some(Duration::from_micros(us)))
+                .map_err(|_| std::io::Error::other(format!("SPIN_US={v}: a number of µs"))),
+        }
+    }
+
+    pub fn install(builder: &mut tokio::runtime::Builder, spin: Duration) {
+        builder
+            .on_thread_unpark(|| UNPARKED.set(Some(Instant::now())))
+            .on_thread_park(move || {
+                let now = Instant::now();
+                if UNPARKED.get().is_none_or(|t| now - t > WORK) {
+                    WORKED.set(Some(now));
+                }
+                if WORKED.get().is_some_and(|t| now - t < spin) {
+                    // A thread woken on this CPU (a local peer) runs first.
+                    std::thread::yield_now();
+                    WAKER.with_borrow(|w| {
+                        if let Some(w) = w {
+                            w.wake_by_ref();
+                        }
+                    });
+                }
+            });
+    }
+
+    /// The spinner task: it only keeps its waker where the park hook finds it.
+    pub async fn spinner() {
+        std::future::poll_fn(|cx| {
+            WAKER.with_borrow_mut(|w| match w {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *w = Some(cx.waker().clone()),
+            });
+            Poll::<()>::Pending
+        })
+        .await
+    }
 }
 
 fn main() -> std::io::Result<()> {
@@ -164,6 +240,9 @@ fn main() -> std::io::Result<()> {
             .and_then(|p| p.parse().ok())
             .unwrap_or(3000);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        if spin::from_env()?.is_some() {
+            tokio::spawn(spin::spinner());
+        }
         println!("ferrio bench server listening on http://127.0.0.1:{port}");
         build().serve(listener).await
     })
