@@ -23,6 +23,7 @@
 //! ferrio-bench --server ... --deflate    # WebSocket compression memory (sets DEFLATE=1 etc.)
 //! ferrio-bench --server ... --only scale_ws --runs 1 [--scale-target N] [--scale-broadcasts N]
 //!              [--scale-in-flight N]
+//! ferrio-bench --server ... --only echo_ws_1 --pin split   # load generator on CPU 0, servers on CPU 1
 //! ferrio-bench --attach PID:PORT --only echo_ws_10    # a server already running (profiling)
 //! ferrio-bench --pool target/bench/raw-*.tsv [--only idle_ws_1k]  # runs of several invocations pooled
 //! ```
@@ -59,17 +60,60 @@ struct Options {
     scenarios: Vec<Scenario>,
     settings: Settings,
     raw: Option<String>,
+    /// `--pin`: the load generator's CPU, if it pins itself.
+    pin_self: Option<u32>,
+}
+
+/// The CPUs `--pin MODE` puts the load generator and the servers on: `same` both on CPU 0,
+/// `split` the load generator on CPU 0 and the server on CPU 1.
+fn pin_cpus(mode: &str) -> Result<(u32, u32), String> {
+    match mode {
+        "same" => Ok((0, 0)),
+        "split" => Ok((0, 1)),
+        _ => Err(format!("--pin same or --pin split, got {mode}")),
+    }
+}
+
+/// `argv` run on `cpu` only (through `taskset`, which runs the command in its own process: the
+/// PID measured is the server's).
+fn pinned(argv: Vec<String>, cpu: u32) -> Vec<String> {
+    ["taskset".to_owned(), "-c".to_owned(), cpu.to_string()]
+        .into_iter()
+        .chain(argv)
+        .collect()
+}
+
+/// Pins this process (its one thread, before the runtime starts; threads made later inherit
+/// it) to `cpu`.
+fn pin_self(cpu: u32) -> io::Result<()> {
+    let status = Command::new("taskset")
+        .args([
+            "-p",
+            "-c",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| io::Error::other(format!("taskset: {e}")))?;
+    if !status.success() {
+        return Err(io::Error::other(format!("taskset -p -c {cpu}: {status}")));
+    }
+    Ok(())
 }
 
 const USAGE: &str = "usage: ferrio-bench (--server NAME=COMMAND)... | --attach PID:PORT \
 [--runs N] [--quick] [--deflate] [--only S1,S2] [--window SECS] [--raw FILE]
-       [--scale-target N] [--scale-broadcasts N] [--scale-in-flight N]
+       [--pin same|split] [--scale-target N] [--scale-broadcasts N] [--scale-in-flight N]
        ferrio-bench --pool RAW_FILE... [--only S1,S2]
 A server named floor (--server floor=target/release/ferrio-floor) is the floor: the table
 reports every other server's CPU above it.
 --only scale_ws: as many idle WebSocket connections as the descriptor limits allow (or
 --scale-target N), then --scale-broadcasts N (default 50) broadcasts to all of them,
---scale-in-flight N at a time (default: about 20,000 deliveries in flight, 2 to 50).";
+--scale-in-flight N at a time (default: about 20,000 deliveries in flight, 2 to 50).
+--pin same: the load generator and every server on CPU 0; --pin split: the load generator on
+CPU 0, the servers on CPU 1 (with taskset). Left free, the kernel puts a one-thread server
+on the load generator's CPU or on the other one, and the p50 at one client follows.";
 
 fn parse_args() -> Result<Options, String> {
     let mut servers = Vec::new();
@@ -85,6 +129,7 @@ fn parse_args() -> Result<Options, String> {
     let mut scale_target = None;
     let mut scale_broadcasts = 50;
     let mut scale_in_flight = None;
+    let mut pin = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if pooling && !arg.starts_with("--") {
@@ -150,6 +195,7 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|_| "--scale-broadcasts N".to_owned())?
             }
             "--pool" => pooling = true,
+            "--pin" => pin = Some(pin_cpus(&value()?)?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -167,6 +213,11 @@ fn parse_args() -> Result<Options, String> {
         None => Scenario::all(),
     };
     let window = window.unwrap_or(if quick { 1.0 } else { 3.0 });
+    if let Some((_, cpu)) = pin {
+        for spec in &mut servers {
+            spec.argv = pinned(std::mem::take(&mut spec.argv), cpu);
+        }
+    }
     Ok(Options {
         pool,
         servers,
@@ -182,6 +233,7 @@ fn parse_args() -> Result<Options, String> {
             scale_in_flight,
         },
         raw,
+        pin_self: pin.map(|(cpu, _)| cpu),
     })
 }
 
@@ -538,6 +590,12 @@ fn main() {
         }
         return;
     }
+    if let Some(cpu) = opts.pin_self {
+        if let Err(e) = pin_self(cpu) {
+            eprintln!("ferrio-bench --pin: {e}");
+            std::process::exit(1);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -557,6 +615,19 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--pin split` runs the servers on CPU 1 through taskset, the command itself unchanged.
+    #[test]
+    fn pin_runs_the_server_through_taskset() {
+        assert_eq!(pin_cpus("same"), Ok((0, 0)));
+        assert_eq!(pin_cpus("split"), Ok((0, 1)));
+        assert!(pin_cpus("other").is_err());
+        let argv = vec!["env".to_owned(), "RUNTIME=x".to_owned(), "bench".to_owned()];
+        assert_eq!(
+            pinned(argv, 1),
+            ["taskset", "-c", "1", "env", "RUNTIME=x", "bench"]
+        );
+    }
 
     /// Runs written by two invocations are pooled: the medians are over all of them, and the
     /// ratio is of the first server to the others.
