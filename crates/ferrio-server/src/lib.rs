@@ -140,6 +140,17 @@
 //!   WebSocket or polling (`BENCHMARKS.md`, "Which runtime on two cores"). Measure both under
 //!   your own load.
 //!
+//! Latency at one busy client on a small machine: the server's thread and the client's take
+//! turns, and the kernel decides whether they share a CPU. On two CPUs every message wakes the
+//! other CPU (an inter-processor interrupt; on a virtual machine, the wake-up of an idle virtual
+//! CPU): on the benchmarks' two-CPU virtual machine that doubled the round trip and the server's
+//! CPU per message, whatever the server (`BENCHMARKS.md`, "The p50 at one client: on one CPU or
+//! on two"). A multi-threaded runtime does not help there: a message is read and answered in one
+//! task poll, so no second thread wakes. Where that latency matters more than CPU, keep the
+//! thread polling for a few tens of µs before it sleeps (an `on_thread_park` hook that wakes a
+//! task while a spin window lasts, as the `bench` example does with `SPIN_US`), or pin the server
+//! and its busiest peer to one CPU; spinning costs CPU as soon as there are many clients.
+//!
 //! # Per-session limits
 //!
 //! One tokio task per Engine.IO session owns its state machine; HTTP requests and WebSocket
