@@ -253,16 +253,14 @@ export class Manager extends Emitter {
     this.engine = new Engine();
     this._err = undefined;
     const num = (v, d) => (typeof v === "number" ? v : d);
-    this.core = new Core(
+    this.core = new Core();
+    // The settings (ops 22 and 23, see bindings/wasm/src/lib.rs): the flags, then the transports
+    // from bit 8. The msgpack build adds the parser's flag; written out twice so that the
+    // default build's expression stays exactly what it was.
+    this._call(
+      22,
       opts.reconnectionAttempts === Infinity ? -1 : num(opts.reconnectionAttempts, -1),
       num(opts.reconnectionDelay, -1),
-      num(opts.reconnectionDelayMax, -1),
-      num(opts.randomizationFactor, 0.5),
-      opts.timeout === false ? -1 : num(opts.timeout, 20000),
-      Math.floor(Math.random() * 2 ** 32),
-      // The flags, then the transports from bit 8 (see bindings/wasm/src/lib.rs). The msgpack
-      // build adds the parser's flag; written out twice so that the default build's expression
-      // stays exactly what it was.
       (opts.transports || ["polling", "websocket"])
         .map((t) => ({ polling: 1, websocket: 2 })[t])
         .filter(Boolean)
@@ -271,7 +269,10 @@ export class Manager extends Emitter {
         ? (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests) | (opts.upgrade !== false ? 64 : 0) | (opts.reconnection !== false ? 128 : 0) | parserFlag(opts.parser)
         : (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests) | (opts.upgrade !== false ? 64 : 0) | (opts.reconnection !== false ? 128 : 0)),
       opts.timestampParam,
+      undefined,
+      opts.timeout === false ? -1 : num(opts.timeout, 20000),
     );
+    this._call(23, num(opts.reconnectionDelayMax, -1), num(opts.randomizationFactor, 0.5), Math.floor(Math.random() * 2 ** 32));
     this._transports = new Map();
     this._sockets = new Map();
     this._timer = undefined;

@@ -42,6 +42,8 @@
 //! | 19 | nothing (the outputs pending come with its array) | | |
 //! | 20 | report the socket's emits as they go out (output 17) on (`b` ≠ 0) or off (`onAnyOutgoing`) | `a` socket, `b` | |
 //! | 21 | report every decoded packet (output 18) on (`a` ≠ 0) or off (the manager's `packet` listeners) | `a` | |
+//! | 22 | the manager's settings, before any other op (see `Core::configure`) | `now` timeout, `a`, `b`, `c` flags, `text` | |
+//! | 23 | the rest of the settings; makes the manager with them | `a`, `b`, `c` seed | |
 //!
 //! Every op returns an array: its result (above; 0 for the ops without one), when op 7 is due
 //! next (same clock as `now`; -1 for never), then every output the manager has pending, all in one crossing. A command
@@ -130,6 +132,8 @@ pub struct Core {
     /// binary frame that is one of them goes back as that array instead of a copy. (A message
     /// of op 4 is a one-byte stand-in when the manager does not read it: the JSON parser.)
     received: Vec<(Bytes, JsValue)>,
+    /// The settings op 22 gave, for op 23 to make the manager with.
+    config: ManagerConfig,
 }
 
 fn at(now: f64) -> Instant {
@@ -202,73 +206,15 @@ fn opt_str(s: Option<&str>) -> JsValue {
 
 #[wasm_bindgen]
 impl Core {
-    /// A manager. `flags` lists the transports from bit 8, in order of preference, two bits each
-    /// (1: polling, 2: websocket; 0 ends the list; none: both, polling first). The
-    /// `query` option is added to URLs by the caller. Negative numbers mean the default
-    /// (`reconnection_attempts`: unlimited, `timeout`: none). `flags` holds `rememberUpgrade`
-    /// (1), `tryAllTransports` (2), `forceBase64` (4) and, in the build with the `msgpack`
-    /// feature, the msgpack parser (8; the JSON one otherwise, and always without the feature);
-    /// `timestampRequests` set (16) and its value (32: true), `upgrade` (64) and `reconnection`
-    /// (128) (bits rather than arguments: each argument costs the export's shim code);
-    /// `timestamp_param` names the cache buster (`timestampParam`, `t` when `undefined`).
+    /// A manager with the default settings: `ferrio.js` gives its own with ops 22 and 23 before
+    /// anything else (settings through `call` instead of constructor arguments: each argument
+    /// costs the export's shim code).
     #[wasm_bindgen(constructor)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        reconnection_attempts: f64,
-        reconnection_delay: f64,
-        reconnection_delay_max: f64,
-        randomization_factor: f64,
-        timeout: f64,
-        seed: f64,
-        flags: u32,
-        timestamp_param: Option<String>,
-    ) -> Core {
-        let mut config = ManagerConfig::default();
-        let engine = &mut config.engine;
-        let transports = flags >> 8;
-        if transports != 0 {
-            engine.transports.clear();
-            let mut bits = transports;
-            while bits & 3 != 0 {
-                engine.transports.push(if bits & 3 == 1 {
-                    Transport::Polling
-                } else {
-                    Transport::WebSocket
-                });
-                bits >>= 2;
-            }
-        }
-        engine.upgrade = flags & 64 != 0;
-        engine.remember_upgrade = flags & 1 != 0;
-        engine.try_all_transports = flags & 2 != 0;
-        engine.force_base64 = flags & 4 != 0;
-        engine.timestamp_requests = (flags & 16 != 0).then_some(flags & 32 != 0);
-        if let Some(param) = timestamp_param {
-            engine.timestamp_param = param;
-        }
-        config.reconnection = flags & 128 != 0;
-        config.reconnection_attempts = (reconnection_attempts.is_finite()
-            && reconnection_attempts >= 0.0)
-            .then_some(reconnection_attempts as u32);
-        if let Some(d) = millis(reconnection_delay) {
-            config.reconnection_delay = d;
-        }
-        if let Some(d) = millis(reconnection_delay_max) {
-            config.reconnection_delay_max = d;
-        }
-        if randomization_factor.is_finite() {
-            config.randomization_factor = randomization_factor;
-        }
-        config.timeout = millis(timeout);
-        config.seed = seed as u64;
-        #[cfg(feature = "msgpack")]
-        if flags & 8 != 0 {
-            config.parser = ferrio_proto::socket::Parser::msgpack();
-        }
-        // The cache busters' prefix: another page's differs (the seed is random per page).
-        config.engine.stamp_seed = config.seed;
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Core {
         Core {
-            manager: Manager::new(config),
+            manager: Manager::new(ManagerConfig::default()),
+            config: ManagerConfig::default(),
             frame: None,
             received: Vec::new(),
         }
@@ -288,7 +234,7 @@ impl Core {
         text: Option<String>,
         value: JsValue,
     ) -> JsValue {
-        let result = match self.run(op, at(now), a, b, c, text, value) {
+        let result = match self.run(op, now, a, b, c, text, value) {
             Ok(result) => result,
             // The core's message instead of the array (a `Result` would cost the call an array
             // for its two return values and a trip through the module's table of values).
@@ -310,6 +256,66 @@ impl Core {
 type Failure = &'static str;
 
 impl Core {
+    /// Ops 22 and 23: the manager's settings. Op 22: `now` the `timeout` (negative: none), `a`
+    /// `reconnection_attempts` (negative: unlimited), `b` `reconnection_delay`, `c` the flags,
+    /// `text` the cache buster's name (`timestampParam`, `t` when `undefined`). Op 23: `a`
+    /// `reconnection_delay_max`, `b` `randomization_factor`, `c` the seed; it makes the manager.
+    /// Negative delays mean the default. `c` of op 22 lists the transports from bit 8, in order
+    /// of preference, two bits each (1: polling, 2: websocket; 0 ends the list; none: both,
+    /// polling first), and holds `rememberUpgrade` (1), `tryAllTransports` (2), `forceBase64`
+    /// (4) and, in the build with the `msgpack` feature, the msgpack parser (8; the JSON one
+    /// otherwise, and always without the feature); `timestampRequests` set (16) and its value
+    /// (32: true), `upgrade` (64) and `reconnection` (128).
+    fn configure(&mut self, op: u32, now: f64, a: f64, b: f64, c: u32, text: Option<String>) {
+        let config = &mut self.config;
+        if op == 22 {
+            let flags = c;
+            let engine = &mut config.engine;
+            let transports = flags >> 8;
+            if transports != 0 {
+                engine.transports.clear();
+                let mut bits = transports;
+                while bits & 3 != 0 {
+                    engine.transports.push(if bits & 3 == 1 {
+                        Transport::Polling
+                    } else {
+                        Transport::WebSocket
+                    });
+                    bits >>= 2;
+                }
+            }
+            engine.upgrade = flags & 64 != 0;
+            engine.remember_upgrade = flags & 1 != 0;
+            engine.try_all_transports = flags & 2 != 0;
+            engine.force_base64 = flags & 4 != 0;
+            engine.timestamp_requests = (flags & 16 != 0).then_some(flags & 32 != 0);
+            if let Some(param) = text {
+                engine.timestamp_param = param;
+            }
+            config.reconnection = flags & 128 != 0;
+            config.reconnection_attempts = (a.is_finite() && a >= 0.0).then_some(a as u32);
+            if let Some(d) = millis(b) {
+                config.reconnection_delay = d;
+            }
+            config.timeout = millis(now);
+            #[cfg(feature = "msgpack")]
+            if flags & 8 != 0 {
+                config.parser = ferrio_proto::socket::Parser::msgpack();
+            }
+        } else {
+            if let Some(d) = millis(a) {
+                config.reconnection_delay_max = d;
+            }
+            if b.is_finite() {
+                config.randomization_factor = b;
+            }
+            config.seed = u64::from(c);
+            // The cache busters' prefix: another page's differs (the seed is random per page).
+            config.engine.stamp_seed = config.seed;
+            self.manager = Manager::new(std::mem::take(config));
+        }
+    }
+
     /// The socket JavaScript names by its number (a number the core never gave names no socket:
     /// the core refuses it with `UnknownSocket`).
     fn socket(&self, socket: f64) -> SocketId {
@@ -320,13 +326,17 @@ impl Core {
     fn run(
         &mut self,
         op: u32,
-        now: Instant,
+        now: f64,
         a: f64,
         b: f64,
         c: u32,
         text: Option<String>,
         value: JsValue,
     ) -> Result<f64, Failure> {
+        if op >= 22 {
+            self.configure(op, now, a, b, c, text);
+            return Ok(0.0);
+        }
         // Op 14 tells no text (no auth) from an empty one; the others read a string.
         let (text, auth) = match op {
             14 => (String::new(), text.map(parse_json).transpose()?),
@@ -337,6 +347,7 @@ impl Core {
         if op != 4 || self.manager.reads_binary_messages() {
             self.received.clear();
         }
+        let now = at(now);
         let m = &mut self.manager;
         if op <= 7 {
             // The core's input, one op code per kind (a transport the core released is ignored
