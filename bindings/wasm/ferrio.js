@@ -268,7 +268,7 @@ export class Manager extends Emitter {
       (FERRIO_MSGPACK
         ? (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests) | (opts.upgrade !== false ? 64 : 0) | (opts.reconnection !== false ? 128 : 0) | parserFlag(opts.parser)
         : (opts.rememberUpgrade ? 1 : 0) | (opts.tryAllTransports ? 2 : 0) | (opts.forceBase64 ? 4 : 0) | stampFlags(opts.timestampRequests) | (opts.upgrade !== false ? 64 : 0) | (opts.reconnection !== false ? 128 : 0)),
-      opts.timestampParam,
+      opts.timestampParam ?? "t",
       undefined,
       opts.timeout === false ? -1 : num(opts.timeout, 20000),
     );
@@ -389,7 +389,7 @@ export class Manager extends Emitter {
   }
 
   // Runs command `op` of the core and returns its array, or throws its message as an `Error`.
-  _call(op, a, b, c, text, value, t = now()) {
+  _call(op, a, b, c, text = "", value, t = now()) {
     const r = this.core.call(op, t, a, b, c, text, value);
     if (typeof r == "string") throw new Error(r);
     return r;
@@ -432,7 +432,7 @@ export class Manager extends Emitter {
       this._timer = undefined;
       this._timerAt = -1;
       // The time passed to the core: at least the deadline (a timer may fire a little early).
-      this._drain(this.core.call(7, Math.max(now(), at)));
+      this._drain(this.core.call(7, Math.max(now(), at), 0, 0, 0, ""));
     }, Math.max(0, Math.ceil(at - now())));
   }
 
@@ -657,7 +657,7 @@ export class Socket extends Emitter {
 
   // A bit of the core's socket state: connected 1, active 2, recovered 4.
   _state(bit) {
-    return this._index !== undefined && (this.io.core.call(17, 0, this._index)[0] & bit) !== 0;
+    return this._index !== undefined && (this.io.core.call(17, 0, this._index, 0, 0, "")[0] & bit) !== 0;
   }
 
   /** Connects (again). */
@@ -905,7 +905,9 @@ export class Socket extends Emitter {
         // If it cannot be sent (not an object, or not JSON), `connect_error` says why.
         const send = (data) => {
           try {
-            this.io._cmd(14, this._index, 0, 0, data == null ? undefined : JSON.stringify(data));
+            // Bit 1 of `c`: a payload (the module reads the text only then).
+            const text = data == null ? undefined : JSON.stringify(data);
+            this.io._cmd(14, this._index, 0, text === undefined ? 0 : 1, text);
           } catch (e) {
             this.emitReserved("connect_error", e);
           }

@@ -35,7 +35,7 @@
 //! | 11 | open (or find) the socket of namespace `text` and connect it; its auth payload is asked for at each connection (output 16) | `a` ack timeout (negative: none), `b` retries | socket |
 //! | 12 | `socket.connect()` again | `a` socket | |
 //! | 13 | `socket.disconnect()` | `a` socket | |
-//! | 14 | answer output 16 | `a` socket, `text` auth JSON text or `undefined` | |
+//! | 14 | answer output 16 | `a` socket, `c` 1 when there is an auth payload, `text` its JSON text | |
 //! | 15 | emit | `a` socket, `b` ack timeout (negative: the socket's), `c` flags (ack 1, volatile 2, compress 4), `text` JSON of `[name, ...args]` with placeholders, `value` attachments | ack handle or -1 |
 //! | 16 | answer an event that carried an ack id | `a` socket, `b` ack id, `text` JSON of the arguments, `value` attachments | |
 //! | 17 | socket state | `a` socket | connected 1 \| active 2 (whether the socket was recovered comes with output 10) |
@@ -231,7 +231,7 @@ impl Core {
         a: f64,
         b: f64,
         c: u32,
-        text: Option<String>,
+        text: String,
         value: JsValue,
     ) -> JsValue {
         let result = match self.run(op, now, a, b, c, text, value) {
@@ -258,7 +258,7 @@ type Failure = &'static str;
 impl Core {
     /// Ops 22 and 23: the manager's settings. Op 22: `now` the `timeout` (negative: none), `a`
     /// `reconnection_attempts` (negative: unlimited), `b` `reconnection_delay`, `c` the flags,
-    /// `text` the cache buster's name (`timestampParam`, `t` when `undefined`). Op 23: `a`
+    /// `text` the cache buster's name (`timestampParam`; `ferrio.js` passes `t` when it is not set). Op 23: `a`
     /// `reconnection_delay_max`, `b` `randomization_factor`, `c` the seed; it makes the manager.
     /// Negative delays mean the default. `c` of op 22 lists the transports from bit 8, in order
     /// of preference, two bits each (1: polling, 2: websocket; 0 ends the list; none: both,
@@ -266,7 +266,7 @@ impl Core {
     /// (4) and, in the build with the `msgpack` feature, the msgpack parser (8; the JSON one
     /// otherwise, and always without the feature); `timestampRequests` set (16) and its value
     /// (32: true), `upgrade` (64) and `reconnection` (128).
-    fn configure(&mut self, op: u32, now: f64, a: f64, b: f64, c: u32, text: Option<String>) {
+    fn configure(&mut self, op: u32, now: f64, a: f64, b: f64, c: u32, text: String) {
         let config = &mut self.config;
         if op == 22 {
             let flags = c;
@@ -289,9 +289,7 @@ impl Core {
             engine.try_all_transports = flags & 2 != 0;
             engine.force_base64 = flags & 4 != 0;
             engine.timestamp_requests = (flags & 16 != 0).then_some(flags & 32 != 0);
-            if let Some(param) = text {
-                engine.timestamp_param = param;
-            }
+            engine.timestamp_param = text;
             config.reconnection = flags & 128 != 0;
             config.reconnection_attempts = (a.is_finite() && a >= 0.0).then_some(a as u32);
             if let Some(d) = millis(b) {
@@ -330,17 +328,19 @@ impl Core {
         a: f64,
         b: f64,
         c: u32,
-        text: Option<String>,
+        mut text: String,
         value: JsValue,
     ) -> Result<f64, Failure> {
         if op >= 22 {
             self.configure(op, now, a, b, c, text);
             return Ok(0.0);
         }
-        // Op 14 tells no text (no auth) from an empty one; the others read a string.
-        let (text, auth) = match op {
-            14 => (String::new(), text.map(parse_json).transpose()?),
-            _ => (text.unwrap_or_default(), None),
+        // Op 14 has an auth payload when bit 1 of `c` is set (a string either way: an
+        // `Option<String>` would cost the export's shim its `None` case).
+        let auth = if op == 14 && c & 1 != 0 {
+            Some(parse_json(std::mem::take(&mut text))?)
+        } else {
+            None
         };
         // Kept across op 4 only while the core collects a packet's attachments (the JSON
         // parser); a parser that reads binary messages (msgpack) takes each as a whole packet.
