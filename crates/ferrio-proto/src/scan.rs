@@ -297,7 +297,8 @@ pub(crate) fn string(token: &str) -> Option<Cow<'_, str>> {
 
 /// True if the text of a valid JSON value is a number (it starts with `-` or a digit).
 pub(crate) fn is_number(token: &str) -> bool {
-    token.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+    // By its first byte: no `char` decoded (both are ASCII).
+    matches!(token.as_bytes().first(), Some(b'-' | b'0'..=b'9'))
 }
 
 /// A non-negative JSON integer written with digits only (no fraction, exponent or sign), as the
