@@ -232,7 +232,7 @@ impl Core {
         b: f64,
         c: u32,
         text: String,
-        value: JsValue,
+        value: &JsValue,
     ) -> JsValue {
         let result = match self.run(op, now, a, b, c, text, value) {
             Ok(result) => result,
@@ -329,7 +329,7 @@ impl Core {
         b: f64,
         c: u32,
         mut text: String,
-        value: JsValue,
+        value: &JsValue,
     ) -> Result<f64, Failure> {
         if op >= 22 {
             self.configure(op, now, a, b, c, text);
@@ -377,7 +377,7 @@ impl Core {
                     } else {
                         vec![0]
                     });
-                    self.received.push((bytes.clone(), value));
+                    self.received.push((bytes.clone(), value.clone()));
                     Input::WsFrame {
                         transport,
                         frame: Frame::Binary(bytes),
@@ -441,7 +441,7 @@ impl Core {
                 let packet = Packet::event(
                     "/",
                     parse_json(text)?,
-                    attachments_from(&value, &mut self.received),
+                    attachments_from(value, &mut self.received),
                 );
                 let options = EmitOptions {
                     ack: c & 1 != 0,
@@ -461,7 +461,7 @@ impl Core {
                     "/",
                     b as u64,
                     parse_json(text)?,
-                    attachments_from(&value, &mut self.received),
+                    attachments_from(value, &mut self.received),
                 );
                 self.manager.ack(now, sid, packet).map_err(|e| e.as_str())?;
                 0.0
