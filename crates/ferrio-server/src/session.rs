@@ -790,18 +790,8 @@ fn start_handlers(socket: &Socket, packet: Packet) -> Option<crate::BoxFuture<()
                     "event handler panicked"
                 );
             }
-            let Some(message) = message else {
-                return;
-            };
-            for (_, handler) in handlers.iter().skip(i + 1) {
-                let again = Socket::message_again(&message);
-                if AssertUnwindSafe(handler(socket.clone(), again))
-                    .catch_unwind()
-                    .await
-                    .is_err()
-                {
-                    tracing::error!(event = %message.event(), "event handler panicked");
-                }
+            if let Some(message) = message {
+                call_handlers(&socket, &handlers, i + 1, &message).await;
             }
         }));
     }
@@ -907,9 +897,21 @@ async fn handle_event(socket: Socket, packet: Packet) {
     let Some(handlers) = socket.handlers(&name) else {
         return;
     };
-    let message = socket.message(packet);
-    for (_, handler) in handlers.iter() {
-        let again = Socket::message_again(&message);
+    call_handlers(&socket, &handlers, 0, &socket.message(packet)).await;
+}
+
+/// Calls `handlers` from index `from` on, one after the other with `message`, each awaited;
+/// a panicking one is logged and the next runs.
+async fn call_handlers(
+    socket: &Socket,
+    handlers: &crate::socket::Listeners,
+    from: usize,
+    message: &crate::socket::Message,
+) {
+    use futures_util::FutureExt as _;
+    use std::panic::AssertUnwindSafe;
+    for (_, handler) in handlers.iter().skip(from) {
+        let again = Socket::message_again(message);
         if AssertUnwindSafe(handler(socket.clone(), again))
             .catch_unwind()
             .await
