@@ -34,8 +34,9 @@ use tungstenite::Message;
 use crate::deflate::{Agreed, Deflater, Inflater};
 
 /// The WebSocket read buffer of each connection, in bytes, while it has one (see
-/// [`WsConn::release_idle`]): the most read from the socket at once. tungstenite zero-fills it
-/// before every read; larger messages grow it as they come.
+/// [`WsConn::release_idle`]): the most tungstenite reads at once (from the socket, or after a
+/// large message from what was read ahead, see [`ReadAhead`]). tungstenite zero-fills it before
+/// every read; larger messages grow it as they come.
 const READ_BUFFER: usize = 4 * 1024;
 
 /// After a message larger than [`READ_BUFFER`], tungstenite's state (whose buffers grew for it)
@@ -52,6 +53,10 @@ const KEEP_AFTER_LARGE: u8 = 4;
 /// opened (the handshake is three messages) or talks now and then stays below it and keeps
 /// nothing while idle.
 const BUSY: u32 = 16;
+
+/// The most read from the socket at once while a connection reads large messages (see
+/// [`ReadAhead`]).
+const READ_AHEAD: usize = 64 * 1024;
 
 /// What [`WsConn::keep`] becomes after a message of `len` bytes.
 fn keep_after(keep: u8, len: usize) -> u8 {
@@ -231,6 +236,12 @@ pub(crate) struct WsConn {
     /// How many more small messages keep tungstenite's state after a message larger than
     /// [`READ_BUFFER`] (see [`KEEP_AFTER_LARGE`]).
     keep: u8,
+    /// How many more small messages read keep the socket read ahead after a message larger
+    /// than [`READ_BUFFER`] was read (as [`WsConn::keep`] counts, for reads only).
+    large_reads: u8,
+    /// The bytes read ahead of tungstenite while `large_reads` is not zero (see [`ReadAhead`]);
+    /// `None` otherwise, on a compressed connection, and while idle.
+    ahead: Option<Box<ReadAhead>>,
     /// Messages read or written since the last [`WsConn::tick`] (up to [`BUSY`]).
     recent: u32,
     read_signal: Arc<ReadSignal>,
@@ -269,6 +280,9 @@ struct Io<'a, 'b> {
     read: &'a mut u64,
     /// On a compressed connection, what reads the socket for tungstenite (reads only).
     inflater: Option<(&'a mut Inflater, usize)>,
+    /// On an uncompressed connection reading large messages, the bytes read ahead (reads
+    /// only).
+    ahead: Option<&'a mut ReadAhead>,
 }
 
 /// The socket alone as a blocking `Read`.
@@ -277,8 +291,16 @@ struct Socket<'a, 'b> {
     cx: &'a mut Context<'b>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Reads from a socket on this thread (the tests count them).
+    static SOCKET_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Read for Socket<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(test)]
+        SOCKET_READS.with(|n| n.set(n.get() + 1));
         let mut buf = ReadBuf::new(buf);
         match Pin::new(&mut *self.conn).poll_read(self.cx, &mut buf) {
             Poll::Ready(Ok(())) => Ok(buf.filled().len()),
@@ -288,15 +310,61 @@ impl Read for Socket<'_, '_> {
     }
 }
 
+/// What the socket gave beyond the read tungstenite asked for, while the connection reads large
+/// messages.
+///
+/// tungstenite reads at most [`READ_BUFFER`] bytes at a time, so a 64 KiB message would take
+/// sixteen reads from the socket, each a system call with its TCP bookkeeping. After a message
+/// larger than [`READ_BUFFER`] (until [`KEEP_AFTER_LARGE`] small ones followed), the socket is
+/// read [`READ_AHEAD`] bytes at a time into this buffer instead, and tungstenite's reads are
+/// served from it.
+struct ReadAhead {
+    buf: Box<[u8]>,
+    /// The bytes read and not yet handed to tungstenite: `buf[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl ReadAhead {
+    fn new() -> ReadAhead {
+        ReadAhead {
+            buf: vec![0; READ_AHEAD].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Fills `out` from what was read ahead, reading the socket first if nothing is left.
+    fn read(&mut self, socket: &mut Socket<'_, '_>, out: &mut [u8]) -> io::Result<usize> {
+        if self.is_empty() {
+            if out.len() >= self.buf.len() {
+                return socket.read(out);
+            }
+            let n = socket.read(&mut self.buf)?;
+            self.start = 0;
+            self.end = n;
+        }
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
+}
+
 impl Read for Io<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut socket = Socket {
             conn: self.conn,
             cx: self.cx,
         };
-        let n = match &mut self.inflater {
-            Some((inflater, max)) => inflater.read(&mut socket, buf, *max)?,
-            None => socket.read(buf)?,
+        let n = match (&mut self.inflater, &mut self.ahead) {
+            (Some((inflater, max)), _) => inflater.read(&mut socket, buf, *max)?,
+            (None, Some(ahead)) => ahead.read(&mut socket, buf)?,
+            (None, None) => socket.read(buf)?,
         };
         *self.read += n as u64;
         Ok(n)
@@ -397,6 +465,8 @@ impl WsConn {
             read: 0,
             taken: 0,
             keep: 0,
+            large_reads: 0,
+            ahead: None,
             recent: 0,
             read_waker: Waker::from(read_signal.clone()),
             read_signal,
@@ -467,6 +537,7 @@ impl WsConn {
             cx,
             read: &mut self.read,
             inflater: None,
+            ahead: None,
         };
         while let Some((mut msg, len, compress)) = self.out.pop_front() {
             if let Some(agreed) = self
@@ -536,11 +607,21 @@ impl WsConn {
                     .get_or_insert_with(|| Box::new(Inflater::new(agreed)));
                 (&mut **inflater, self.max)
             });
+            if self.large_reads == 0 {
+                // Back to small messages: the socket is read as tungstenite asks, once what
+                // was read ahead is taken.
+                if self.ahead.as_ref().is_some_and(|a| a.is_empty()) {
+                    self.ahead = None;
+                }
+            } else if inflater.is_none() && self.ahead.is_none() {
+                self.ahead = Some(Box::new(ReadAhead::new()));
+            }
             let mut io = Io {
                 conn: &mut self.conn,
                 cx: &mut read_cx,
                 read: &mut self.read,
                 inflater,
+                ahead: self.ahead.as_deref_mut(),
             };
             let next = match ready(ws.read(&mut io)) {
                 Poll::Ready(next) => next,
@@ -557,6 +638,7 @@ impl WsConn {
                 Ok(msg) => {
                     self.taken += frame_size(msg.len());
                     self.keep = keep_after(self.keep, msg.len());
+                    self.large_reads = keep_after(self.large_reads, msg.len());
                     self.recent = (self.recent + 1).min(BUSY);
                     match msg {
                         Message::Text(text) => match Str::from_utf8(Bytes::from(text)) {
@@ -614,6 +696,7 @@ impl WsConn {
     /// it goes too, and so does the compression context, unless context takeover keeps them.
     fn release_idle(&mut self, cx: &mut Context<'_>) {
         let idle = self.read == self.taken
+            && self.ahead.as_ref().is_none_or(|a| a.is_empty())
             && self.out.is_empty()
             && !self.dirty
             && self.keep == 0
@@ -628,9 +711,13 @@ impl WsConn {
             cx,
             read: &mut self.read,
             inflater: None,
+            ahead: None,
         };
         if let Poll::Ready(Ok(())) = ready(ws.flush(&mut io)) {
             self.ws = None;
+            // The next message starts small, as the state made again for it.
+            self.ahead = None;
+            self.large_reads = 0;
             // The room a burst made in the write queue goes too.
             self.out.release();
             if self.inflater.as_ref().is_some_and(|i| i.is_empty()) {
@@ -656,6 +743,7 @@ impl WsConn {
                         cx,
                         read: &mut self.read,
                         inflater: None,
+                        ahead: None,
                     };
                     match frame.take() {
                         Some(frame) => ready(ws.close(&mut io, frame)),
@@ -687,13 +775,122 @@ mod tests {
             .collect()
     }
 
-    /// A client's (masked) text frame of `text` (shorter than 126 bytes).
+    /// A client's (masked) text frame of `text`.
     fn masked_text(text: &str) -> Vec<u8> {
+        masked(0x1, text.as_bytes())
+    }
+
+    /// A client's (masked) final frame with `opcode` and `payload`.
+    fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
         let mask = [0x12, 0x34, 0x56, 0x78];
-        let mut frame = vec![0x81, 0x80 | text.len() as u8];
+        let mut frame = vec![0x80 | opcode];
+        match payload.len() {
+            n @ 0..=125 => frame.push(0x80 | n as u8),
+            n @ 126..=65535 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
         frame.extend_from_slice(&mask);
-        frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         frame
+    }
+
+    /// `len` bytes that differ from one `seed` to another.
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    /// A connected pair: the client's stream and the server's WebSocket.
+    async fn pair() -> (TcpStream, WsConn) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let io = WsIo::Tcp {
+            early: Bytes::new(),
+            stream: server,
+        };
+        (client, WsConn::new(io, 1 << 20, false, None))
+    }
+
+    async fn next_frame(ws: &mut WsConn) -> Frame {
+        match std::future::poll_fn(|cx| ws.poll_event(cx)).await {
+            WsEvent::Frame(frame) => frame,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn binary(frame: Frame) -> Bytes {
+        match frame {
+            Frame::Binary(b) => b,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// After a large message, the next large one is read from the socket in one read, not one
+    /// per 4 KiB of tungstenite's read buffer.
+    #[tokio::test]
+    async fn a_large_message_after_a_large_one_takes_few_socket_reads() {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut client, mut ws) = pair().await;
+        // 40 KiB: the whole frame fits in the socket's receive window, so it is all there
+        // when the server reads.
+        let first = bytes(40 * 1024, 1);
+        client.write_all(&masked(0x2, &first)).await.unwrap();
+        assert_eq!(binary(next_frame(&mut ws).await), first);
+        let second = bytes(40 * 1024, 2);
+        client.write_all(&masked(0x2, &second)).await.unwrap();
+        let before = SOCKET_READS.with(|n| n.get());
+        assert_eq!(binary(next_frame(&mut ws).await), second);
+        let reads = SOCKET_READS.with(|n| n.get()) - before;
+        assert!(reads <= 2, "{reads} socket reads for a 40 KiB message");
+    }
+
+    /// Messages read ahead are handed over whole and in order: several in one read, one
+    /// larger than a read, and the small ones after, until the connection reads as tungstenite
+    /// asks again.
+    #[tokio::test]
+    async fn messages_read_ahead_come_whole_and_in_order() {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut client, mut ws) = pair().await;
+        let large = bytes(10 * 1024, 3);
+        let huge = bytes(3 * READ_AHEAD + 17, 4);
+        let mut all = masked(0x2, &large);
+        all.extend(masked_text("a"));
+        all.extend(masked(0x2, &large));
+        all.extend(masked_text("b"));
+        all.extend(masked(0x2, &huge));
+        for i in 0..KEEP_AFTER_LARGE + 1 {
+            all.extend(masked_text(&format!("s{i}")));
+        }
+        // Written by another task: more than the socket takes before the server reads.
+        let writer = tokio::spawn(async move {
+            client.write_all(&all).await.unwrap();
+            client
+        });
+        assert_eq!(binary(next_frame(&mut ws).await), large);
+        for (text, payload) in [("a", &large), ("b", &huge)] {
+            assert_eq!(next_frame(&mut ws).await, Frame::Text(text.into()));
+            assert!(ws.ahead.is_some(), "reading ahead after a large message");
+            assert_eq!(binary(next_frame(&mut ws).await), payload.as_slice());
+        }
+        for i in 0..KEEP_AFTER_LARGE + 1 {
+            let text = format!("s{i}");
+            assert_eq!(next_frame(&mut ws).await, Frame::Text(text.as_str().into()));
+        }
+        let mut client = writer.await.unwrap();
+        // Small messages since: the next read lets the read-ahead buffer go.
+        one_message(&mut ws, &mut client, "after").await;
+        assert!(
+            ws.ahead.is_none(),
+            "small messages read as tungstenite asks"
+        );
     }
 
     /// Sends `text` from the client, reads it on `ws`, then polls `ws` once more with nothing
