@@ -95,6 +95,29 @@ async function main() {
     assert.equal(Buffer.from(reply[3]).length, 0);
     console.log("ok client-ack");
 
+    // Large binary arguments, several emits in flight at once: each ack carries its buffers
+    // back byte for byte (over WebSocket, frames larger than the server's read buffer, back
+    // to back).
+    const large = (n, seed) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255));
+    for (let round = 0; round < 3; round++) {
+      const sent = [0, 1, 2].map((k) => [large(70000 + k, round * 3 + k), "t" + k, large(30000 - k, k + 7)]);
+      const acks = await Promise.all(
+        sent.map(
+          (args) =>
+            new Promise((resolve, reject) => {
+              s.timeout(5000).emit("message-with-ack", ...args, (err, ...back) => (err ? reject(err) : resolve(back)));
+            })
+        )
+      );
+      acks.forEach((back, k) => {
+        assert.equal(back.length, 3);
+        assert.ok(Buffer.from(back[0]).equals(sent[k][0]), `round ${round} emit ${k}: first buffer`);
+        assert.equal(back[1], sent[k][1]);
+        assert.ok(Buffer.from(back[2]).equals(sent[k][2]), `round ${round} emit ${k}: second buffer`);
+      });
+    }
+    console.log("ok large binary");
+
     // JSON arguments passed on come back as they were sent, key order included (as from
     // Node's server: JSON.parse keeps the order of keys).
     const ordered = { zeta: 1, alpha: [2.5, "é", null], mid: { y: true, x: "a\nb" } };

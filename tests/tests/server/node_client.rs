@@ -1,6 +1,6 @@
 //! The real `socket.io-client` 4.8.4 under Node against the e2e server, over each transport
 //! (see `tests/node/client-e2e.js`): connect, acks both ways, arguments passed on in the order
-//! of their keys, binary both ways, rooms and
+//! of their keys, binary both ways (large attachments too), rooms and
 //! broadcasts with two clients, middleware refusal with data, connection state recovery; and
 //! 100 clients × 100 acked emits with none lost (`tests/node/client-load.js`).
 
@@ -18,6 +18,7 @@ async fn run(transports: &[&str]) {
     for step in [
         "ok connect",
         "ok client-ack",
+        "ok large binary",
         "ok key order",
         "ok binary",
         "ok server-ack",
