@@ -9,7 +9,9 @@
 //! the benchmark's loopback traffic that is the least CPU per operation (the multi-threaded
 //! runtime adds the wake-ups of its workers, mostly kernel time). `FLOOR_WORKERS=N` runs it
 //! on N workers of the multi-threaded runtime instead (`0`: one per core, tokio's default),
-//! to see what the runtime's threads cost.
+//! to see what the runtime's threads cost. `FLOOR_READ_BUFFER=N` reads each WebSocket N bytes
+//! at a time instead of 4 KiB (e.g. 65536, to compare with a server that reads large messages
+//! in larger reads; each connection then holds that much while it lives).
 //!
 //! | client sends | floor sends |
 //! |---|---|
@@ -64,6 +66,18 @@ const MAX_BODY: usize = 1_000_000;
 /// The WebSocket read buffer (tungstenite's default is 128 KiB, allocated per connection;
 /// larger messages grow it as they come).
 const READ_BUFFER: usize = 4 * 1024;
+
+/// The WebSocket read buffer: [`READ_BUFFER`], or `FLOOR_READ_BUFFER` bytes when set.
+fn read_buffer() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::env::var("FLOOR_READ_BUFFER")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(READ_BUFFER)
+    })
+}
 
 /// Frames a socket takes from its queue before flushing.
 const BATCH: usize = 256;
@@ -419,7 +433,7 @@ async fn connection(state: Arc<State>, mut stream: TcpStream) -> io::Result<()> 
             );
             stream.write_all(head.as_bytes()).await?;
             let config = WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER)
+                .read_buffer_size(read_buffer())
                 .max_message_size(Some(MAX_BODY + 1024));
             let ws = WebSocketStream::from_partially_read(
                 stream,
