@@ -56,10 +56,10 @@ else
   wasm="${root}/target/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
 fi
 
-# The build tools from npm (binaryen's wasm-opt, esbuild; TypeScript for the tests), at the
+# The build tools from npm (binaryen's wasm-opt, esbuild, terser; TypeScript for the tests), at the
 # versions package-lock.json pins.
 if [ ! -x "${here}/node_modules/.bin/esbuild" ] || [ ! -x "${here}/node_modules/.bin/wasm-opt" ] \
-  || [ ! -x "${here}/node_modules/.bin/tsc" ]; then
+  || [ ! -x "${here}/node_modules/.bin/tsc" ] || [ ! -x "${here}/node_modules/.bin/terser" ]; then
   (cd "${here}" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -158,6 +158,8 @@ GLUE
     --target=es2022 --legal-comments=none --log-level=warning --mangle-props='^(_[a-z]|__wbg_ptr$|emitReserved$|callback$|withTimeout$|aborts$)' \
     --reserve-props='^_(placeholder|transports)$' --define:FERRIO_MSGPACK="$4" \
     --define:FERRIO_WASM="\"$3\"" --outfile="${dist}/$2"
+  # Then terser's compressor over esbuild's output (`minify.mjs`).
+  node "${here}/minify.mjs" "${dist}/$2"
   cp "${out}/ferrio_wasm_bg.wasm" "${dist}/$3"
 }
 
