@@ -111,6 +111,25 @@ fs.writeFileSync(file, glue.slice(0, start) + `function passStringToWasm0(arg, m
     return ptr;
 }` + glue.slice(end + 2));
 NODE
+  # The finalizer registry without its fallback for engines that have no `FinalizationRegistry`
+  # (every browser has had it since 2021), and the `call` method without its `const valN = +x`
+  # copies of the numbers: WebAssembly converts its number arguments itself (`ToInt32` and
+  # `ToNumber` each call `ToNumber` on the value, as `+x` does).
+  node - "${out}/ferrio_wasm.js" <<'NODE'
+const fs = require("fs");
+const file = process.argv[2];
+let glue = fs.readFileSync(file, "utf8");
+const registry = /\(typeof FinalizationRegistry === 'undefined'\)\n\s*\? \{ register: \(\) => \{\}, unregister: \(\) => \{\} \}\n\s*: new FinalizationRegistry/;
+if (!registry.test(glue)) throw new Error("build.sh: the glue's FinalizationRegistry fallback not found");
+glue = glue.replace(registry, "new FinalizationRegistry");
+const numbers = {};
+glue = glue.replace(/^\s*const (val\d+) = \+(\w+);\n/gm, (_, copy, name) => {
+  numbers[copy] = name;
+  return "";
+});
+glue = glue.replace(/\bval\d+\b/g, (copy) => numbers[copy] || copy);
+fs.writeFileSync(file, glue);
+NODE
   cat >> "${out}/ferrio_wasm.js" <<'GLUE'
 export function ferrioInit(module) {
   return __wbg_finalize_init(new WebAssembly.Instance(module, __wbg_get_imports()), module);
