@@ -169,69 +169,82 @@ fn container_end(b: &[u8], start: usize, depth: usize, close: u8) -> Option<usiz
 /// The items of the JSON array `text`, as the text of each value. Stops (early) on invalid
 /// text; callers pass validated text.
 pub(crate) fn array_items(text: &str) -> impl Iterator<Item = &str> {
-    let b = text.as_bytes();
-    let mut i = skip_ws(b, 0);
-    let mut open = b.get(i) == Some(&b'[');
-    i += 1;
-    std::iter::from_fn(move || {
-        if !open {
-            return None;
-        }
-        i = skip_ws(b, i);
-        if b.get(i) == Some(&b']') {
-            open = false;
-            return None;
-        }
-        let start = i;
-        let Some((_, end)) = value(b, start, 1) else {
-            open = false;
-            return None;
-        };
-        i = skip_ws(b, end);
-        match b.get(i) {
-            Some(b',') => i += 1,
-            _ => open = false,
-        }
-        text.get(start..end)
-    })
+    Members::new(text, false).map(|(_, value)| value)
 }
 
 /// The members of the JSON object `text`, in order: the key's JSON text (quoted) and the value's
 /// text. Stops (early) on invalid text; callers pass validated text.
 pub(crate) fn object_members(text: &str) -> impl Iterator<Item = (&str, &str)> {
-    let b = text.as_bytes();
-    let mut i = skip_ws(b, 0);
-    let mut open = b.get(i) == Some(&b'{');
-    i += 1;
-    std::iter::from_fn(move || {
-        if !open {
-            return None;
+    Members::new(text, true)
+}
+
+/// The members of a JSON object (the key's text and the value's) or the items of a JSON array
+/// (an empty key and the value's text): one iterator for both, so that the browser's module
+/// has one copy of the walk.
+struct Members<'a> {
+    text: &'a str,
+    /// Where the next member or item starts (white space before it included).
+    i: usize,
+    /// False once the closing bracket or invalid text was reached.
+    open: bool,
+    /// An object (members with keys) or an array.
+    object: bool,
+}
+
+impl<'a> Members<'a> {
+    fn new(text: &'a str, object: bool) -> Self {
+        let b = text.as_bytes();
+        let i = skip_ws(b, 0);
+        let open = b.get(i).copied() == Some(if object { b'{' } else { b'[' });
+        Members {
+            text,
+            i: i + 1,
+            open,
+            object,
         }
-        let member = (|| {
-            i = skip_ws(b, i);
+    }
+
+    fn member(&mut self) -> Option<(&'a str, &'a str)> {
+        let b = self.text.as_bytes();
+        let mut i = skip_ws(b, self.i);
+        let mut key = 0..0;
+        if self.object {
             if b.get(i) != Some(&b'"') {
                 return None;
             }
-            let key_start = i;
             let key_end = string_end(b, i)?;
+            key = i..key_end;
             i = skip_ws(b, key_end);
             if b.get(i) != Some(&b':') {
                 return None;
             }
-            let start = skip_ws(b, i + 1);
-            let (_, end) = value(b, start, 1)?;
-            i = skip_ws(b, end);
-            match b.get(i) {
-                Some(b',') => i += 1,
-                _ => open = false,
-            }
-            Some((text.get(key_start..key_end)?, text.get(start..end)?))
-        })();
+            i = skip_ws(b, i + 1);
+        } else if b.get(i) == Some(&b']') {
+            return None;
+        }
+        let (_, end) = value(b, i, 1)?;
+        self.i = skip_ws(b, end);
+        match b.get(self.i) {
+            Some(b',') => self.i += 1,
+            _ => self.open = false,
+        }
+        Some((self.text.get(key)?, self.text.get(i..end)?))
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.open {
+            return None;
+        }
+        let member = self.member();
         if member.is_none() {
-            open = false;
+            self.open = false;
         }
         member
-    })
+    }
 }
 
 /// The value of member `key` of the JSON object `text`; the last one when a key repeats, as
@@ -415,16 +428,18 @@ pub(crate) fn push_string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     let mut start = 0;
-    for (i, c) in s.char_indices() {
+    // By bytes: every character escaped is ASCII, so each `i` below is a character boundary
+    // (the bytes of other characters are all 0x80 and up).
+    for (i, &c) in s.as_bytes().iter().enumerate() {
         let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\0'..='\u{1f}' => "",
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            8 => "\\b",
+            12 => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=31 => "",
             _ => continue,
         };
         out.push_str(&s[start..i]);
@@ -436,7 +451,7 @@ pub(crate) fn push_string(out: &mut String, s: &str) {
         } else {
             out.push_str(escape);
         }
-        start = i + c.len_utf8();
+        start = i + 1;
     }
     out.push_str(&s[start..]);
     out.push('"');
