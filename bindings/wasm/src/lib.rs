@@ -314,12 +314,6 @@ impl Core {
         }
     }
 
-    /// The socket JavaScript names by its number (a number the core never gave names no socket:
-    /// the core refuses it with `UnknownSocket`).
-    fn socket(&self, socket: f64) -> SocketId {
-        SocketId::from_index(socket as u32)
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
@@ -335,9 +329,10 @@ impl Core {
             self.configure(op, now, a, b, c, text);
             return Ok(0.0);
         }
-        // Op 14 has an auth payload when bit 1 of `c` is set (a string either way: an
-        // `Option<String>` would cost the export's shim its `None` case).
-        let auth = if op == 14 && c & 1 != 0 {
+        // The JSON text of ops 15 and 16, and of op 14 when it has an auth payload (bit 1 of
+        // `c`; a string either way: an `Option<String>` would cost the export's shim its `None`
+        // case), parsed in one place.
+        let json = if op == 15 || op == 16 || (op == 14 && c & 1 != 0) {
             Some(parse_json(std::mem::take(&mut text))?)
         } else {
             None
@@ -393,97 +388,68 @@ impl Core {
             m.handle_input(now, input);
             return Ok(0.0);
         }
-        Ok(match op {
+        // The socket of ops 12 to 20 (a number the core never gave names no socket: the core
+        // refuses it with `UnknownSocket`).
+        let sid = SocketId::from_index(a as u32);
+        // The ops that the manager may refuse (`ClientError`), its message given in one place.
+        let result = match op {
             8 => {
                 m.connect(now);
-                0.0
+                Ok(0.0)
             }
             9 => {
                 m.close(now);
-                0.0
+                Ok(0.0)
             }
             10 => {
                 m.set_reconnection(a != 0.0);
-                0.0
+                Ok(0.0)
             }
-            11 => {
-                // The auth payload is asked for at every connection (output 16), as
-                // socket.io-client reads `socket.auth` anew each time.
-                let options = SocketOptions {
-                    auth: Auth::Callback,
-                    retries: b as u32,
-                    ack_timeout: millis(a),
-                };
-                let id = m.open_socket(now, &text, options).map_err(|e| e.as_str())?;
-                f64::from(id.index() as u32)
+            // The auth payload is asked for at every connection (output 16), as
+            // socket.io-client reads `socket.auth` anew each time.
+            11 => m
+                .open_socket(
+                    now,
+                    &text,
+                    SocketOptions {
+                        auth: Auth::Callback,
+                        retries: b as u32,
+                        ack_timeout: millis(a),
+                    },
+                )
+                .map(|id| f64::from(id.index() as u32)),
+            12 => m.connect_socket(now, sid).map(|_| 0.0),
+            13 => m.disconnect(now, sid).map(|_| 0.0),
+            14 => m.provide_auth(now, sid, json).map(|_| 0.0),
+            // An emit (15) or the answer to an event that carried an ack id (16).
+            15 | 16 => {
+                let Some(data) = json else { return Ok(0.0) };
+                let attachments = attachments_from(value, &mut self.received);
+                if op == 15 {
+                    let options = EmitOptions {
+                        ack: c & 1 != 0,
+                        timeout: millis(b),
+                        volatile: c & 2 != 0,
+                        compress: c & 4 != 0,
+                    };
+                    m.emit(now, sid, Packet::event("/", data, attachments), options)
+                        .map(|handle| handle.map_or(-1.0, |h| h.as_u64() as f64))
+                } else {
+                    m.ack(now, sid, Packet::ack("/", b as u64, data, attachments))
+                        .map(|_| 0.0)
+                }
             }
-            12 => {
-                let id = self.socket(a);
-                self.manager
-                    .connect_socket(now, id)
-                    .map_err(|e| e.as_str())?;
-                0.0
-            }
-            13 => {
-                let id = self.socket(a);
-                self.manager.disconnect(now, id).map_err(|e| e.as_str())?;
-                0.0
-            }
-            14 => {
-                let id = self.socket(a);
-                self.manager
-                    .provide_auth(now, id, auth)
-                    .map_err(|e| e.as_str())?;
-                0.0
-            }
-            15 => {
-                let id = self.socket(a);
-                let packet = Packet::event(
-                    "/",
-                    parse_json(text)?,
-                    attachments_from(value, &mut self.received),
-                );
-                let options = EmitOptions {
-                    ack: c & 1 != 0,
-                    timeout: millis(b),
-                    volatile: c & 2 != 0,
-                    compress: c & 4 != 0,
-                };
-                let handle = self
-                    .manager
-                    .emit(now, id, packet, options)
-                    .map_err(|e| e.as_str())?;
-                handle.map_or(-1.0, |h| h.as_u64() as f64)
-            }
-            16 => {
-                let sid = self.socket(a);
-                let packet = Packet::ack(
-                    "/",
-                    b as u64,
-                    parse_json(text)?,
-                    attachments_from(value, &mut self.received),
-                );
-                self.manager.ack(now, sid, packet).map_err(|e| e.as_str())?;
-                0.0
-            }
-            17 => {
-                let id = self.socket(a);
-                let m = &self.manager;
-                f64::from(u32::from(m.is_connected(id)) | u32::from(m.is_active(id)) << 1)
-            }
-            20 => {
-                let id = self.socket(a);
-                self.manager
-                    .report_sent(id, b != 0.0)
-                    .map_err(|e| e.as_str())?;
-                0.0
-            }
+            17 => Ok(f64::from(
+                u32::from(m.is_connected(sid)) | u32::from(m.is_active(sid)) << 1,
+            )),
+            20 => m.report_sent(sid, b != 0.0).map(|_| 0.0),
             21 => {
-                self.manager.report_packets(a != 0.0);
-                0.0
+                m.report_packets(a != 0.0);
+                Ok(0.0)
             }
-            _ => 0.0,
-        })
+            _ => Ok(0.0),
+        };
+        result.map_err(|e| e.as_str())
     }
 }
 
