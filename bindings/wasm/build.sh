@@ -146,15 +146,17 @@ GLUE
     # larger). `--low-memory-unused`: the module never touches its lowest 1 KiB
     # (Rust's stack grows down from 1 MiB toward it, the data lies above 1 MiB), so constant
     # offsets fold into loads and stores. `--flatten --rereloop`: the control flow rebuilt before
-    # `-Oz`, which then compresses better (about 0.1 KB). `-Oz` twice: the second pass finds a
-    # little more; `--converge`: passes repeated until the module stops shrinking (about 0.1 KB).
+    # `-Oz`, which then compresses better (about 0.1 KB). `--precompute-propagate` (constants
+    # carried through locals while the code is still flat) and `-O2` before `-Oz` (instead of a
+    # first `-Oz`): 40 B gzip smaller than `-Oz -Oz`; `--converge`: passes repeated until the
+    # module stops shrinking (about 0.1 KB).
     # `--strip-target-features`: the features section, which browsers ignore.
     local features="--enable-bulk-memory --enable-mutable-globals \
       --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
       --enable-multivalue"
     # shellcheck disable=SC2086
     "${here}/node_modules/.bin/wasm-opt" --one-caller-inline-max-function-size 20 \
-      --always-inline-max-function-size 5 --low-memory-unused --flatten --rereloop -Oz -Oz --converge ${features} \
+      --always-inline-max-function-size 5 --low-memory-unused --flatten --rereloop --precompute-propagate -O2 -Oz --converge ${features} \
       --strip-debug --strip-producers --strip-target-features \
       "${out}/ferrio_wasm_bg.wasm" -o "${out}/ferrio_wasm_bg.wasm"
     # Then one-letter import, export and module names instead of wasm-bindgen's hashed ones
