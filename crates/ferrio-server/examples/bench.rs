@@ -9,9 +9,12 @@
 //! per core, and no more per ack (BENCHMARKS.md, "Which runtime on two cores"). `RUNTIME`
 //! picks another: `current_thread`, `multi_thread` (a worker per core, tokio's default) or
 //! `multi_thread:N` (N workers), so that `ferrio-bench` can compare them interleaved
-//! (`--server "mt=env RUNTIME=multi_thread target/release/examples/bench"`). `SPIN_US=N` makes
-//! the one thread poll for I/O for up to N µs before it sleeps (see `spin` below; off by
-//! default).
+//! (`--server "mt=env RUNTIME=multi_thread target/release/examples/bench"`). The one thread
+//! polls for I/O for up to `SPIN_US` µs (50 by default, `SPIN_US=0` turns it off) after its
+//! work before it sleeps, when the last idle gap was shorter than that, the thread is idle most
+//! of its time and its CPU is not shared with a busy thread
+//! (`ferrio_server::runtime::current_thread_spinning`): one client's messages then find the
+//! server awake, not asleep on another CPU (BENCHMARKS.md, "The p50 at one client").
 //!
 //! | client emits | server does |
 //! |---|---|
@@ -35,7 +38,9 @@
 //! ```
 
 use bytes::Bytes;
-use ferrio_server::{Ferrio, Message, PerMessageDeflate, RawArgs, Socket};
+use std::time::Duration;
+
+use ferrio_server::{runtime, Ferrio, Message, PerMessageDeflate, RawArgs, Socket};
 use serde_json::Value;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -136,11 +141,16 @@ pub fn build() -> Ferrio {
 }
 
 /// The tokio runtime `RUNTIME` asks for: `current_thread` (the default), `multi_thread` (one
-/// worker per core, tokio's default) or `multi_thread:N` (N workers).
+/// worker per core, tokio's default) or `multi_thread:N` (N workers). The one-thread runtime
+/// spins for up to `SPIN_US` µs (50 unless set; 0 turns it off) before it sleeps, under
+/// `ferrio_server::runtime::current_thread_spinning`'s rule.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let choice = std::env::var("RUNTIME").unwrap_or_else(|_| "current_thread".to_owned());
+    let spin = spin_us()?;
     let mut builder = match choice.split_once(':') {
-        None if choice == "current_thread" => tokio::runtime::Builder::new_current_thread(),
+        None if choice == "current_thread" => {
+            runtime::current_thread_spinning(Duration::from_micros(spin.unwrap_or(50)))
+        }
         None if choice == "multi_thread" => tokio::runtime::Builder::new_multi_thread(),
         Some(("multi_thread", n)) => {
             let n = n
@@ -156,80 +166,22 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
             )))
         }
     };
-    if let Some(spin) = spin::from_env()? {
-        if choice != "current_thread" {
-            return Err(std::io::Error::other(
-                "SPIN_US needs RUNTIME=current_thread",
-            ));
-        }
-        spin::install(&mut builder, spin);
+    if choice != "current_thread" && spin.is_some_and(|us| us > 0) {
+        return Err(std::io::Error::other(
+            "SPIN_US needs RUNTIME=current_thread",
+        ));
     }
     builder.enable_all().build()
 }
 
-/// `SPIN_US=N` (one-thread runtime only): before the thread would sleep in `epoll_wait`, it
-/// yields the CPU (`sched_yield`) and polls for I/O without sleeping, for up to N µs after its
-/// last work. A client's next message then finds the thread awake: no wake-up of the server's
-/// CPU. It costs CPU (each round is a `sched_yield` and an `epoll_wait` with no timeout) and
-/// helps only when the server and its peer sit on different CPUs (BENCHMARKS.md).
-mod spin {
-    use std::cell::{Cell, RefCell};
-    use std::task::{Poll, Waker};
-    use std::time::{Duration, Instant};
-
-    thread_local! {
-        /// The spinner task's waker: waking it makes the runtime poll the driver without
-        /// blocking instead of parking.
-        static WAKER: RefCell<Option<Waker>> = const { RefCell::new(None) };
-        /// When the thread last had work (the spin window's start).
-        static WORKED: Cell<Option<Instant>> = const { Cell::new(None) };
-        /// When the thread last came back from the driver.
-        static UNPARKED: Cell<Option<Instant>> = const { Cell::new(None) };
-    }
-
-    /// Task polls between two parks longer than this count as work.
-    const WORK: Duration = Duration::from_micros(2);
-
-    pub fn from_env() -> std::io::Result<Option<Duration>> {
-        match std::env::var("SPIN_US") {
-            Err(_) => Ok(None),
-            Ok(v) => v
-                .parse()
-                .map(|us| Some(Duration::from_micros(us)))
-                .map_err(|_| std::io::Error::other(format!("SPIN_US={v}: a number of µs"))),
-        }
-    }
-
-    pub fn install(builder: &mut tokio::runtime::Builder, spin: Duration) {
-        builder
-            .on_thread_unpark(|| UNPARKED.set(Some(Instant::now())))
-            .on_thread_park(move || {
-                let now = Instant::now();
-                if UNPARKED.get().is_none_or(|t| now - t > WORK) {
-                    WORKED.set(Some(now));
-                }
-                if WORKED.get().is_some_and(|t| now - t < spin) {
-                    // A thread woken on this CPU (a local peer) runs first.
-                    std::thread::yield_now();
-                    WAKER.with_borrow(|w| {
-                        if let Some(w) = w {
-                            w.wake_by_ref();
-                        }
-                    });
-                }
-            });
-    }
-
-    /// The spinner task: it only keeps its waker where the park hook finds it.
-    pub async fn spinner() {
-        std::future::poll_fn(|cx| {
-            WAKER.with_borrow_mut(|w| match w {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *w = Some(cx.waker().clone()),
-            });
-            Poll::<()>::Pending
-        })
-        .await
+/// `SPIN_US`, if set: a number of µs.
+fn spin_us() -> std::io::Result<Option<u64>> {
+    match std::env::var("SPIN_US") {
+        Err(_) => Ok(None),
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| std::io::Error::other(format!("SPIN_US={v}: a number of µs"))),
     }
 }
 
@@ -240,9 +192,6 @@ fn main() -> std::io::Result<()> {
             .and_then(|p| p.parse().ok())
             .unwrap_or(3000);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        if spin::from_env()?.is_some() {
-            tokio::spawn(spin::spinner());
-        }
         println!("ferrio bench server listening on http://127.0.0.1:{port}");
         build().serve(listener).await
     })

@@ -146,10 +146,21 @@
 //! CPU): on the benchmarks' two-CPU virtual machine that doubled the round trip and the server's
 //! CPU per message, whatever the server (`BENCHMARKS.md`, "The p50 at one client: on one CPU or
 //! on two"). A multi-threaded runtime does not help there: a message is read and answered in one
-//! task poll, so no second thread wakes. Where that latency matters more than CPU, keep the
-//! thread polling for a few tens of µs before it sleeps (an `on_thread_park` hook that wakes a
-//! task while a spin window lasts, as the `bench` example does with `SPIN_US`), or pin the server
-//! and its busiest peer to one CPU; spinning costs CPU as soon as there are many clients.
+//! task poll, so no second thread wakes.
+//!
+//! [`runtime::current_thread_spinning`] builds a `current_thread` runtime for that case: after
+//! work, its thread polls for I/O for up to a window (50 µs in the benchmarks) before it
+//! sleeps, but only while the traffic looks like a client's request/answer loop: the last idle
+//! gap shorter than the window, the thread idle most of its time, and no busy thread on its
+//! CPU (each round yields the CPU first; a yield that comes back late stops the spin for a
+//! while). An idle server, however many connections it holds, a low-traffic one (messages
+//! milliseconds apart) and a loaded one sleep as the plain runtime does. Use it when a few
+//! clients' round trips matter, the server has a CPU to itself or to share with its peers, and
+//! the CPU it may spend polling is not needed elsewhere (each spin round is a `sched_yield`
+//! and an `epoll_wait`). Keep the plain runtime on one CPU (the spin never pays there), beside
+//! other busy processes at the same priority, or where CPU time is billed. The `bench`
+//! example runs on it by default (`SPIN_US=0` turns it off). The other remedy is to pin the
+//! server and its busiest peer to one CPU.
 //!
 //! # Per-session limits
 //!
@@ -187,6 +198,7 @@ mod http;
 mod id;
 mod namespace;
 mod queue;
+pub mod runtime;
 mod serve;
 mod server;
 mod session;
