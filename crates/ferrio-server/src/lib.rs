@@ -152,12 +152,12 @@
 //! work, its thread polls for I/O for up to a window (50 µs in the benchmarks) before it
 //! sleeps, but only while the traffic looks like a client's request/answer loop: the last idle
 //! gap shorter than the window, the thread idle most of its time, and no busy thread on its
-//! CPU (each round yields the CPU first; a yield that comes back late stops the spin for a
-//! while). An idle server, however many connections it holds, a low-traffic one (messages
+//! CPU (the first round yields the CPU; a yield or a round that comes back late stops the spin
+//! for a while). An idle server, however many connections it holds, a low-traffic one (messages
 //! milliseconds apart) and a loaded one sleep as the plain runtime does. Use it when a few
 //! clients' round trips matter, the server has a CPU to itself or to share with its peers, and
-//! the CPU it may spend polling is not needed elsewhere (each spin round is a `sched_yield`
-//! and an `epoll_wait`). Keep the plain runtime on one CPU (the spin never pays there), beside
+//! the CPU it may spend polling is not needed elsewhere (each spin round is an `epoll_wait`
+//! with no timeout). Keep the plain runtime on one CPU (the spin never pays there), beside
 //! other busy processes at the same priority, or where CPU time is billed. The `bench`
 //! example runs on it by default (`SPIN_US=0` turns it off). The other remedy is to pin the
 //! server and its busiest peer to one CPU.

@@ -14,9 +14,12 @@
 //! - the thread worked less than 60 % of its recent time (a moving average over its last work
 //!   and idle periods): a loaded server's gaps are short anyway, and spinning through them
 //!   cost CPU per message;
-//! - its CPU is not shared with a busy thread: each spin round first yields the CPU, and a
-//!   yield that came back late (after 10 µs) ran another thread there. Then the thread does
-//!   not spin for a back-off (1 ms, doubling to 64 ms while each new try finds the CPU shared).
+//! - its CPU is not shared with a busy thread: the first round after work yields the CPU
+//!   (`sched_yield`: a thread that the work woke there, such as a client on this CPU, runs
+//!   first), and a yield that came back after 10 µs, or a later round that took that long,
+//!   means another thread ran there. Then the thread does not spin for a back-off (1 ms,
+//!   doubling up to 64 ms while each new try finds the CPU shared, halving after a prompt
+//!   yield).
 //!
 //! Otherwise it sleeps as the plain runtime does. So:
 //!
@@ -29,10 +32,9 @@
 //! - A loaded server (many clients, broadcasts) does not spin: it works most of its time, or
 //!   its clients share its CPU and its yields come back late.
 //!
-//! Each spin round is a `sched_yield` (a thread waiting on this CPU runs first) and an
-//! `epoll_wait` with no timeout. Spinning costs CPU: at one client on the other CPU from its
-//! peer it still took less CPU per message than sleeping, but a server beside other busy
-//! processes gives them that CPU only through its yields.
+//! Each spin round is an `epoll_wait` with no timeout (and, the first after work, a
+//! `sched_yield`). Spinning costs CPU, and on a CPU shared with other busy processes it holds
+//! the CPU they wait for until one of them preempts it (then it backs off).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -128,22 +130,26 @@ fn park(shared: &Arc<Mutex<Shared>>) {
             });
         }
     }
-    if !state.rule.park(Instant::now()) {
+    let round = state.rule.park(Instant::now());
+    if round == Round::Sleep {
         return;
     }
-    drop(state);
-    let start = Instant::now();
-    // A thread woken on this CPU (a local peer) runs first.
-    std::thread::yield_now();
-    let end = Instant::now();
-    let mut state = lock(shared);
-    if state
-        .rule
-        .yielded(end.saturating_duration_since(start), end)
-    {
-        if let Some(waker) = &state.waker {
-            waker.wake_by_ref();
+    if round == Round::YieldAndPoll {
+        drop(state);
+        let start = Instant::now();
+        // A thread that this work woke on this CPU (a local peer) runs first.
+        std::thread::yield_now();
+        let end = Instant::now();
+        state = lock(shared);
+        if !state
+            .rule
+            .yielded(end.saturating_duration_since(start), end)
+        {
+            return;
         }
+    }
+    if let Some(waker) = &state.waker {
+        waker.wake_by_ref();
     }
 }
 
@@ -181,6 +187,8 @@ struct Rule {
     /// The share of its recent time the thread worked (a moving average over work-and-gap
     /// cycles).
     busy: f64,
+    /// When the thread last had nothing to run, and whether it spun then.
+    last_park: Option<(Instant, bool)>,
     /// No spin before this (a yield found the CPU shared).
     quiet_until: Option<Instant>,
     /// The next back-off.
@@ -195,6 +203,7 @@ impl Rule {
             work_end: None,
             gap: None,
             busy: 0.0,
+            last_park: None,
             quiet_until: None,
             backoff: BACKOFF_MIN,
         }
@@ -205,11 +214,12 @@ impl Rule {
         self.unparked = Some(now);
     }
 
-    /// The thread has nothing to run at `now`: whether to spin (yield, then poll the driver
-    /// without sleeping) rather than sleep.
-    fn park(&mut self, now: Instant) -> bool {
+    /// The thread has nothing to run at `now`: whether to sleep or to spin one round.
+    fn park(&mut self, now: Instant) -> Round {
+        let mut worked = false;
         if let Some(unparked) = self.unparked {
             if now.saturating_duration_since(unparked) > WORK {
+                worked = true;
                 if let Some(end) = self.work_end {
                     let gap = unparked.saturating_duration_since(end);
                     let work = now.saturating_duration_since(unparked);
@@ -220,28 +230,58 @@ impl Rule {
                 self.work_end = Some(now);
             }
         }
-        let Some(end) = self.work_end else {
-            return false;
-        };
-        now.saturating_duration_since(end) < self.window
-            && self.gap.is_some_and(|gap| gap < self.window)
-            && self.busy < BUSY
-            && self.quiet_until.is_none_or(|t| now >= t)
+        if let Some((last, true)) = self.last_park {
+            if !worked && now.saturating_duration_since(last) > SHARED {
+                // An empty spin round took long: another thread ran on this CPU.
+                self.back_off(now);
+            }
+        }
+        let spin = self.work_end.is_some_and(|end| {
+            now.saturating_duration_since(end) < self.window
+                && self.gap.is_some_and(|gap| gap < self.window)
+                && self.busy < BUSY
+                && self.quiet_until.is_none_or(|t| now >= t)
+        });
+        self.last_park = Some((now, spin));
+        match (spin, worked) {
+            (false, _) => Round::Sleep,
+            (true, true) => Round::YieldAndPoll,
+            (true, false) => Round::Poll,
+        }
     }
 
-    /// A spin round's yield took `took`, ending at `now`: whether to go on with the round (poll
-    /// the driver without sleeping). A long yield ran another thread here; then the thread
-    /// sleeps, and spins again only after a back-off.
+    /// The yield of the spin round after work took `took`, ending at `now`: whether to go on
+    /// with the round (poll the driver without sleeping). A long yield ran another thread here;
+    /// then the thread sleeps, and spins again only after a back-off.
     fn yielded(&mut self, took: Duration, now: Instant) -> bool {
         if took > SHARED {
-            self.quiet_until = Some(now + self.backoff);
-            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            self.back_off(now);
+            self.last_park = Some((now, false));
             false
         } else {
-            self.backoff = BACKOFF_MIN;
+            self.backoff = (self.backoff / 2).max(BACKOFF_MIN);
             true
         }
     }
+
+    /// Another thread ran on this CPU while this one spun: no spin for the back-off, which
+    /// doubles.
+    fn back_off(&mut self, now: Instant) {
+        self.quiet_until = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// What the thread does when it has nothing to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Sleep in the driver until an event or a timer.
+    Sleep,
+    /// Yield the CPU, then poll the driver without sleeping (the first round after work: a
+    /// thread the work woke on this CPU runs first).
+    YieldAndPoll,
+    /// Poll the driver without sleeping.
+    Poll,
 }
 
 #[cfg(test)]
@@ -254,11 +294,15 @@ mod tests {
         Duration::from_micros(n)
     }
 
-    /// Work from `t + start` to `t + end` (µs), after a wake-up at `t + start`; returns the
-    /// decision at the park that ends it.
-    fn work(rule: &mut Rule, t: Instant, start: u64, end: u64) -> bool {
+    /// A wake-up at `t + start` (µs) and the park at `t + end`: the round the rule picks.
+    fn round(rule: &mut Rule, t: Instant, start: u64, end: u64) -> Round {
         rule.unparked(t + us(start));
         rule.park(t + us(end))
+    }
+
+    /// As [`round`]: whether the thread spins rather than sleeps.
+    fn work(rule: &mut Rule, t: Instant, start: u64, end: u64) -> bool {
+        round(rule, t, start, end) != Round::Sleep
     }
 
     #[test]
@@ -267,14 +311,15 @@ mod tests {
         let t = Instant::now();
         // The first message, after a long sleep: no gap known, no spin.
         assert!(!work(&mut rule, t, 0, 10));
-        // The next one 20 µs later: the gap is short, spin.
-        assert!(work(&mut rule, t, 30, 40));
+        // The next one 20 µs later: the gap is short; yield, then poll.
+        assert_eq!(round(&mut rule, t, 30, 40), Round::YieldAndPoll);
         assert!(rule.yielded(us(1), t + us(41)));
-        // Empty rounds (no work) keep spinning within the window...
-        assert!(work(&mut rule, t, 42, 42));
-        assert!(work(&mut rule, t, 89, 89));
+        // Empty rounds (no work) poll without yielding within the window...
+        for at in (45..=85).step_by(5) {
+            assert_eq!(round(&mut rule, t, at - 1, at), Round::Poll, "at {at} µs");
+        }
         // ...and stop once it has passed.
-        assert!(!work(&mut rule, t, 91, 91));
+        assert!(!work(&mut rule, t, 90, 91));
     }
 
     #[test]
@@ -320,13 +365,29 @@ mod tests {
         // Within the 1 ms back-off: no spin, however short the gaps.
         assert!(!work(&mut rule, t, 70, 80));
         assert!(!work(&mut rule, t, 1050, 1059));
-        // After it: a probe; late again, then 2 ms of back-off.
+        // After it: a try; late again, then 2 ms of back-off.
         assert!(work(&mut rule, t, 1070, 1080));
         assert!(!rule.yielded(us(30), t + us(1110)));
         assert!(!work(&mut rule, t, 3100, 3109));
         assert!(work(&mut rule, t, 3120, 3130));
-        // A prompt yield ends the back-off.
+        // A prompt yield halves the next back-off (4 ms after two late ones).
         assert!(rule.yielded(us(1), t + us(3131)));
-        assert_eq!(rule.backoff, BACKOFF_MIN);
+        assert_eq!(rule.backoff, Duration::from_millis(2));
+    }
+
+    #[test]
+    fn a_long_empty_round_backs_off() {
+        let mut rule = Rule::new(W);
+        let t = Instant::now();
+        work(&mut rule, t, 0, 10);
+        assert!(work(&mut rule, t, 20, 30));
+        assert!(rule.yielded(us(1), t + us(31)));
+        assert_eq!(round(&mut rule, t, 32, 33), Round::Poll);
+        // The next empty round ended 15 µs later: another thread ran on this CPU.
+        assert!(!work(&mut rule, t, 47, 48));
+        assert!(!work(&mut rule, t, 60, 70));
+        // The 1 ms back-off over, short gaps spin again.
+        assert!(!work(&mut rule, t, 1040, 1045));
+        assert!(work(&mut rule, t, 1060, 1070));
     }
 }
