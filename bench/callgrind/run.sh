@@ -10,7 +10,9 @@
 # e.g. bench/callgrind/run.sh target/release/examples/bench ws 10 200
 # The server gets PORT in its environment and TOKIO_WORKER_THREADS=${WORKERS:-2}, which sizes a
 # multi-threaded runtime (socketioxide's default; Ferrio's bench server runs on one thread unless
-# RUNTIME=multi_thread[:N] is set, and RUNTIME passes through from the caller). glibc's
+# RUNTIME=multi_thread[:N] is set, and RUNTIME passes through from the caller), and SPIN_US=0
+# unless the caller sets it: the bench server's spin before sleeping depends on timing, so its
+# rounds would make the counts depend on the machine. glibc's
 # `rep stosb`/`rep movsb` paths are turned off, or callgrind counts each byte of a memset or
 # memcpy as an instruction.
 set -euo pipefail
@@ -22,7 +24,7 @@ command -v valgrind >/dev/null || { echo "run.sh: valgrind is needed" >&2; exit 
   || (cd "${root}/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
 out=$(mktemp -d)
 GLIBC_TUNABLES=glibc.cpu.x86_rep_stosb_threshold=1000000000:glibc.cpu.x86_rep_movsb_threshold=1000000000 \
-  PORT=${port} TOKIO_WORKER_THREADS=${WORKERS:-2} \
+  PORT=${port} TOKIO_WORKER_THREADS=${WORKERS:-2} SPIN_US=${SPIN_US:-0} \
   valgrind --tool=callgrind --callgrind-out-file="${out}/cg.%p" "${server}" >/dev/null 2>"${out}/valgrind.log" &
 vpid=$!
 trap 'kill ${vpid} 2>/dev/null || true; rm -rf "${out}"' EXIT

@@ -33,7 +33,9 @@
 //!   its clients share its CPU and its yields come back late.
 //!
 //! Each spin round is an `epoll_wait` with no timeout (and, the first after work, a
-//! `sched_yield`). Spinning costs CPU, and on a CPU shared with other busy processes it holds
+//! `sched_yield`). Polling takes CPU time that a sleeping thread leaves to other processes; on
+//! the benchmarks' machine, at one client on the other CPU from it, it took no more CPU per
+//! message than sleeping and being woken. On a CPU shared with other busy processes it holds
 //! the CPU they wait for until one of them preempts it (then it backs off).
 
 use std::future::Future;
