@@ -224,21 +224,25 @@ impl ArgsText {
 
     /// Writes the arguments as a JSON array of their text when `s` is the serialiser that
     /// builds events and acks ([`to_json_with_attachments`], which [`event_json`] and
-    /// [`ack_json`] use; known by the name of its type); gives `s` back otherwise (another
+    /// [`ack_json`] use; known by its exact type); gives `s` back otherwise (another
     /// serialiser, or the browser build), for the caller to serialise the values.
     pub fn serialize_as_text<S: serde::Serializer>(
         &self,
         s: S,
     ) -> Result<Result<S::Ok, S::Error>, S> {
-        if cfg!(target_family = "wasm")
-            || std::any::type_name::<S>()
-                != std::any::type_name::<&mut AttachmentSerializer<'static, 'static>>()
-        {
-            return Err(s);
+        #[cfg(not(target_family = "wasm"))]
+        if typeid::of::<S>() == typeid::of::<&mut AttachmentSerializer<'_, '_>>() {
+            return Ok(self.write_tail(s));
         }
+        Err(s)
+    }
+
+    /// Hands the arguments' text to the core's serialiser (see [`ArgsText::serialize_as_text`]).
+    #[cfg(not(target_family = "wasm"))]
+    fn write_tail<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let tail = self.tail();
         RAW_TAIL.set(Some((tail.as_ptr() as usize, tail.len())));
-        Ok(s.serialize_bytes(tail.as_bytes()))
+        s.serialize_bytes(tail.as_bytes())
     }
 }
 
