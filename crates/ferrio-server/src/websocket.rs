@@ -908,16 +908,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_busy_connection_keeps_its_state_until_a_quiet_timer_round() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let io = WsIo::Tcp {
-            early: Bytes::new(),
-            stream: server,
-        };
-        let mut ws = WsConn::new(io, 1 << 20, false, None);
+        let (mut client, mut ws) = pair().await;
         // A few messages: the state goes whenever the connection is idle.
         for i in 0..3 {
             one_message(&mut ws, &mut client, &format!("m{i}")).await;
