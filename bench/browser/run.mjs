@@ -124,6 +124,7 @@ async function staticServer() {
 // A fresh page with the library loaded: { page, cdp, loadMs }.
 async function openPage(base, lib, serverUrl) {
   const page = await browser.newPage();
+  page.on("console", (m) => console.error(`[${lib}] ${m.text()}`));
   page.on("pageerror", (e) => console.error(`[${lib}] page error: ${e.message}`));
   await page.goto(`${base}/page.html`);
   await page.waitForFunction(() => window.benchReady === true);
@@ -295,7 +296,9 @@ try {
     headless: true,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
       "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-renderer-backgrounding",
-      "--disable-background-timer-throttling"],
+      "--disable-background-timer-throttling",
+      // Extra Chromium flags for experiments (e.g. `--js-flags=...`), separated by spaces.
+      ...(process.env.CHROMIUM_ARGS ? process.env.CHROMIUM_ARGS.split(" ") : [])],
   });
   const version = browser.version();
   const servers = {};
