@@ -1,14 +1,16 @@
 // The npm package `ferrio` against `socket.io-client` in headless Chromium, on the same benchmark
 // server in the same run (see README.md next to this file).
 //
-// Usage: node run.mjs [--server ferrio|node|both] [--runs N] [--quick] [--profile]
+// Usage: node run.mjs [--server ferrio|node|both] [--runs N] [--quick] [--profile] [--timing]
 // For every run and server, one fresh page per library (the order alternates between runs) loads
 // the library, times `connect`, then measures a flood of small JSON events, a flood of 64 KiB
 // binary events and emit-to-ack round trips. The renderer's main-thread time of each scenario comes
 // from the DevTools protocol (`Performance.getMetrics`, TaskDuration and ScriptDuration, in thread
 // CPU time) read before and after it. Prints a markdown table of medians and ratios
 // ferrio/socket.io-client. `--profile` also samples one flood of each kind with the CPU profiler
-// and prints where the main thread's time went, per function (self time).
+// and prints where the main thread's time went, per function (self time). `--timing` adds rows
+// timed inside the page: µs in each WebSocket message handler, each `WebSocket.send`, each
+// `JSON.parse` (wall time; the wrappers are installed before the library loads).
 import { spawn } from "node:child_process";
 import { readFile, readdir } from "node:fs/promises";
 import { createHash } from "node:crypto";
@@ -30,6 +32,7 @@ const option = (name, def) => {
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : def;
 };
 const quick = flag("--quick");
+const timingRows = flag("--timing");
 const runs = Number(option("--runs", quick ? 1 : 5));
 const serverKinds = option("--server", "ferrio") === "both" ? ["ferrio", "node"] : [option("--server", "ferrio")];
 // Scenario sizes: each takes a second or so here.
@@ -126,7 +129,7 @@ async function openPage(base, lib, serverUrl) {
   const page = await browser.newPage();
   page.on("console", (m) => console.error(`[${lib}] ${m.text()}`));
   page.on("pageerror", (e) => console.error(`[${lib}] page error: ${e.message}`));
-  await page.goto(`${base}/page.html`);
+  await page.goto(`${base}/page.html${timingRows ? "?timing" : ""}`);
   await page.waitForFunction(() => window.benchReady === true);
   const cdp = await page.context().newCDPSession(page);
   await cdp.send("Performance.enable", { timeDomain: "threadTicks" });
@@ -142,11 +145,23 @@ async function mainThread(cdp) {
 
 // Runs `fn` in the page and returns its result with the main thread's task and script time
 // (seconds) spent meanwhile.
+// With --timing, also the page's in-page timings of the scenario (`bench.timing()`).
 async function measured(cdp, page, fn, arg) {
+  if (timingRows) await page.evaluate(() => window.bench.timing());
   const before = await mainThread(cdp);
   const result = await page.evaluate(fn, arg);
   const after = await mainThread(cdp);
-  return { result, task: after.task - before.task, script: after.script - before.script };
+  const timing = timingRows ? await page.evaluate(() => window.bench.timing()) : undefined;
+  return { result, task: after.task - before.task, script: after.script - before.script, timing };
+}
+
+// The --timing rows of one scenario: µs per message handler, per `WebSocket.send`, per
+// `JSON.parse` (wall time in the page).
+function timingInto(r, label, timing) {
+  if (!timing) return;
+  r[`${label}: µs in each message handler`] = timing.handler[0];
+  r[`${label}: µs in each WebSocket.send`] = timing.send[0];
+  r[`${label}: µs in each JSON.parse`] = timing.parse[0];
 }
 
 // One library on one server: the figures of one run.
@@ -168,6 +183,7 @@ async function runOnce(base, lib, serverUrl) {
       r[`${label} events/s`] = (count / ms) * 1000;
       r[`${label} main-thread µs/event`] = (m.task * 1e6) / count;
       r[`${label} script µs/event`] = (m.script * 1e6) / count;
+      timingInto(r, label, m.timing);
     };
     await flood("small JSON", SIZES.small, 0);
     await flood("64 KiB binary", SIZES.bin, BIN);
@@ -176,6 +192,7 @@ async function runOnce(base, lib, serverUrl) {
       const label = win === 1 ? "emit→ack, 1 in flight" : `emit→ack, ${win} in flight`;
       r[`${label}: round trips/s`] = (m.result.acks / m.result.ms) * 1000;
       r[`${label}: main-thread µs/round trip`] = (m.task * 1e6) / m.result.acks;
+      timingInto(r, label, m.timing);
     }
     await page.evaluate(() => window.bench.close());
     return r;
