@@ -3,13 +3,22 @@
 # without a network or a browser: small JSON events, 64 KiB binary events, emit → ack round
 # trips. Steadier than the browser benchmark on a loaded machine; it leaves out the browser's
 # own per-message work (the same for both libraries).
-#   bench/browser/script-cost.sh [ROUNDS] [DIST...]
+#   bench/browser/script-cost.sh [--chromium] [ROUNDS] [DIST...]
+# `--chromium`: the same scenarios in a headless Chromium page (script-cost-chromium.mjs), timed
+# by `performance.now()`; Chromium's V8 and its text codecs differ from Node's.
 # ROUNDS (default 5) rounds per process after a warm-up, the libraries alternating; each DIST
 # (default bindings/wasm/dist, built by bindings/wasm/build.sh) is a build of the package.
 # Prints, per library, the medians (min-max) of the rounds, in µs per event.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "${here}/../.." && pwd)
+runner="${here}/script-cost.mjs"
+if [ "${1:-}" = "--chromium" ]; then
+  runner="${here}/script-cost-chromium.mjs"
+  shift
+  [ -d "${root}/bindings/wasm/node_modules/playwright-core" ] \
+    || (cd "${root}/bindings/wasm" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 rounds=${1:-5}
 shift || true
 dists=("$@")
@@ -30,4 +39,4 @@ for d in "${dists[@]}"; do
 done
 cp "${root}/tests/node/node_modules/socket.io-client/dist/socket.io.esm.min.js" "${work}/socket.io-client.mjs"
 libs+=("${work}/socket.io-client.mjs")
-exec node "${here}/script-cost.mjs" "${rounds}" "${libs[@]}"
+node "${runner}" "${rounds}" "${libs[@]}"
