@@ -84,7 +84,7 @@ async function startServer(kind) {
   const port = await freePort();
   const [cmd, args] =
     kind === "ferrio"
-      ? [join(root, "target/release/examples/bench"), []]
+      ? [join(process.env.FERRIO_TARGET_DIR || join(root, "target"), "release/examples/bench"), []]
       : ["node", [join(root, "bench/node/server.js")]];
   const child = spawn(cmd, args, { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);

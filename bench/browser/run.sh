@@ -24,4 +24,7 @@ if [[ " $* " == *" both "* || " $* " == *" node "* ]]; then
   [ -d bench/node/node_modules/socket.io ] || (cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 cargo build --release --locked -p ferrio-server --example bench
+# Where cargo put it (`CARGO_TARGET_DIR` or the workspace's `target/`), for run.mjs.
+FERRIO_TARGET_DIR=$(scripts/target-dir)
+export FERRIO_TARGET_DIR
 exec timeout 900 node "${here}/run.mjs" "$@"

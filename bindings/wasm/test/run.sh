@@ -13,5 +13,7 @@ root=$(cd "${here}/../../.." && pwd)
 echo "types: test/types.ts checks against ferrio.d.ts and msgpack.d.ts"
 cd "${root}"
 cargo build --locked -p ferrio-server --example e2e --example chat --example recipe_login
-examples="${root}/target/debug/examples"
+# Cargo's target directory (`CARGO_TARGET_DIR` or the workspace's `target/`).
+target_dir=$("${root}/scripts/target-dir")
+examples="${target_dir}/debug/examples"
 exec timeout 180 node "${here}/run.mjs" "${examples}/e2e" "${examples}/chat" "${examples}/recipe_login"

@@ -17,15 +17,17 @@ scripts/install-wasm-bindgen
 cargo build --locked -p ferrio-client-web --example interop --example chat_page \
   --target wasm32-unknown-unknown
 cargo build --locked -p ferrio-server --example e2e --example chat
+# Cargo's target directory (`CARGO_TARGET_DIR` or the workspace's `target/`).
+target_dir=$("${root}/scripts/target-dir")
 # The pages: target/ferrio-client-web/<page>/ (index.html, wasm-bindgen's <page>.js and
 # <page>_bg.wasm). The chat page's example is `chat_page` (ferrio-server has an example `chat`).
 out="${root}/target/ferrio-client-web"
 for page in interop chat; do
   rm -rf "${out:?}/${page}"
   wasm-bindgen --target web --no-typescript --out-dir "${out}/${page}" --out-name "${page}" \
-    "${root}/target/wasm32-unknown-unknown/debug/examples/${page/#chat/chat_page}.wasm"
+    "${target_dir}/wasm32-unknown-unknown/debug/examples/${page/#chat/chat_page}.wasm"
   cp "${here}/../examples/web/${page}.html" "${out}/${page}/index.html"
 done
 "${here}/../examples/leptos-chat/build.sh" "${out}/leptos-chat"
-examples="${root}/target/debug/examples"
+examples="${target_dir}/debug/examples"
 exec timeout 240 node "${here}/run.mjs" "${out}" "${examples}/e2e" "${examples}/chat"

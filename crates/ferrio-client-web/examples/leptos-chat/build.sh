@@ -22,7 +22,7 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 scripts/install-wasm-bindgen
 cargo build --locked -p ferrio-leptos-chat --target wasm32-unknown-unknown "${flags[@]}"
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+target_dir=$("${root}/scripts/target-dir")
 rm -rf "${out:?}"
 wasm-bindgen --target web --no-typescript --out-dir "${out}" --out-name leptos-chat \
   "${target_dir}/wasm32-unknown-unknown/${profile}/ferrio-leptos-chat.wasm"
