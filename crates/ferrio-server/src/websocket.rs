@@ -806,17 +806,15 @@ mod tests {
     }
 
     /// A connected pair: the client's stream and the server's WebSocket.
-    async fn pair() -> (TcpStream, WsConn) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
+    async fn pair() -> std::io::Result<(TcpStream, WsConn)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (server, _) = listener.accept().await?;
         let io = WsIo::Tcp {
             early: Bytes::new(),
             stream: server,
         };
-        (client, WsConn::new(io, 1 << 20, false, None))
+        Ok((client, WsConn::new(io, 1 << 20, false, None)))
     }
 
     async fn next_frame(ws: &mut WsConn) -> Frame {
@@ -836,29 +834,30 @@ mod tests {
     /// After a large message, the next large one is read from the socket in one read, not one
     /// per 4 KiB of tungstenite's read buffer.
     #[tokio::test]
-    async fn a_large_message_after_a_large_one_takes_few_socket_reads() {
+    async fn a_large_message_after_a_large_one_takes_few_socket_reads() -> std::io::Result<()> {
         use tokio::io::AsyncWriteExt as _;
-        let (mut client, mut ws) = pair().await;
+        let (mut client, mut ws) = pair().await?;
         // 40 KiB: the whole frame fits in the socket's receive window, so it is all there
         // when the server reads.
         let first = bytes(40 * 1024, 1);
-        client.write_all(&masked(0x2, &first)).await.unwrap();
+        client.write_all(&masked(0x2, &first)).await?;
         assert_eq!(binary(next_frame(&mut ws).await), first);
         let second = bytes(40 * 1024, 2);
-        client.write_all(&masked(0x2, &second)).await.unwrap();
+        client.write_all(&masked(0x2, &second)).await?;
         let before = SOCKET_READS.with(|n| n.get());
         assert_eq!(binary(next_frame(&mut ws).await), second);
         let reads = SOCKET_READS.with(|n| n.get()) - before;
         assert!(reads <= 2, "{reads} socket reads for a 40 KiB message");
+        Ok(())
     }
 
     /// Messages read ahead are handed over whole and in order: several in one read, one
     /// larger than a read, and the small ones after, until the connection reads as tungstenite
     /// asks again.
     #[tokio::test]
-    async fn messages_read_ahead_come_whole_and_in_order() {
+    async fn messages_read_ahead_come_whole_and_in_order() -> std::io::Result<()> {
         use tokio::io::AsyncWriteExt as _;
-        let (mut client, mut ws) = pair().await;
+        let (mut client, mut ws) = pair().await?;
         let large = bytes(10 * 1024, 3);
         let huge = bytes(3 * READ_AHEAD + 17, 4);
         let mut all = masked(0x2, &large);
@@ -871,8 +870,8 @@ mod tests {
         }
         // Written by another task: more than the socket takes before the server reads.
         let writer = tokio::spawn(async move {
-            client.write_all(&all).await.unwrap();
-            client
+            client.write_all(&all).await?;
+            Ok::<_, std::io::Error>(client)
         });
         assert_eq!(binary(next_frame(&mut ws).await), large);
         for (text, payload) in [("a", &large), ("b", &huge)] {
@@ -884,39 +883,45 @@ mod tests {
             let text = format!("s{i}");
             assert_eq!(next_frame(&mut ws).await, Frame::Text(text.as_str().into()));
         }
-        let mut client = writer.await.unwrap();
+        let mut client = writer.await??;
         // Small messages since: the next read lets the read-ahead buffer go.
-        one_message(&mut ws, &mut client, "after").await;
+        one_message(&mut ws, &mut client, "after").await?;
         assert!(
             ws.ahead.is_none(),
             "small messages read as tungstenite asks"
         );
+        Ok(())
     }
 
     /// Sends `text` from the client, reads it on `ws`, then polls `ws` once more with nothing
     /// to read (where an idle connection lets its state go).
-    async fn one_message(ws: &mut WsConn, client: &mut TcpStream, text: &str) {
+    async fn one_message(
+        ws: &mut WsConn,
+        client: &mut TcpStream,
+        text: &str,
+    ) -> std::io::Result<()> {
         use tokio::io::AsyncWriteExt as _;
-        client.write_all(&masked_text(text)).await.unwrap();
+        client.write_all(&masked_text(text)).await?;
         match std::future::poll_fn(|cx| ws.poll_event(cx)).await {
             WsEvent::Frame(Frame::Text(t)) => assert_eq!(&*t, text),
             other => panic!("{other:?}"),
         }
         let idle = std::future::poll_fn(|cx| Poll::Ready(ws.poll_event(cx).is_pending())).await;
         assert!(idle, "nothing more to read");
+        Ok(())
     }
 
     #[tokio::test]
-    async fn a_busy_connection_keeps_its_state_until_a_quiet_timer_round() {
-        let (mut client, mut ws) = pair().await;
+    async fn a_busy_connection_keeps_its_state_until_a_quiet_timer_round() -> std::io::Result<()> {
+        let (mut client, mut ws) = pair().await?;
         // A few messages: the state goes whenever the connection is idle.
         for i in 0..3 {
-            one_message(&mut ws, &mut client, &format!("m{i}")).await;
+            one_message(&mut ws, &mut client, &format!("m{i}")).await?;
             assert!(ws.ws.is_none(), "quiet after message {i}");
         }
         // Busy: kept between messages.
         for i in 3..BUSY + 2 {
-            one_message(&mut ws, &mut client, &format!("m{i}")).await;
+            one_message(&mut ws, &mut client, &format!("m{i}")).await?;
         }
         assert!(ws.ws.is_some(), "a busy connection keeps its state");
         // A timer round, then nothing: the state goes at the next idle poll.
@@ -924,7 +929,7 @@ mod tests {
         let idle = std::future::poll_fn(|cx| Poll::Ready(ws.poll_event(cx).is_pending())).await;
         assert!(idle && ws.ws.is_none(), "quiet since the timer round");
         // And the connection still reads.
-        one_message(&mut ws, &mut client, "after").await;
+        one_message(&mut ws, &mut client, "after").await
     }
 
     #[test]
