@@ -53,7 +53,7 @@ if [ -z "${STABLE:-}" ] && nightly_build; then
 else
   [ -n "${STABLE:-}" ] || echo "build.sh: the nightly size build failed; building with stable (a larger module)" >&2
   stable_build
-  wasm="${root}/target/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
+  wasm="$("${root}/scripts/target-dir")/wasm32-unknown-unknown/release/ferrio_wasm.wasm"
 fi
 
 # The build tools from npm (binaryen's wasm-opt, esbuild, terser; TypeScript for the tests), at the
