@@ -655,9 +655,10 @@ export class Socket extends Emitter {
     return this._state(2);
   }
 
-  // A bit of the core's socket state: connected 1, active 2, recovered 4.
+  // A bit of the core's socket state: connected 1, active 2. Run as any other command: whatever
+  // the core has pending comes with its array and is performed, never dropped.
   _state(bit) {
-    return this._index !== undefined && (this.io.core.call(17, 0, this._index, 0, 0, "")[0] & bit) !== 0;
+    return this._index !== undefined && (this.io._cmd(17, this._index) & bit) !== 0;
   }
 
   /** Connects (again). */
