@@ -695,6 +695,19 @@ impl<'de> de::MapAccess<'de> for ValueMapDe<'_> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn floats_read_as_json_parse_reads_them() {
+        // The nearest double, where serde_json's default reading is a unit of the last place
+        // off (-7.249999999999999e-300).
+        let args = RawJson::parse("[-7.25e-300,0.1,5e-324]").expect("json");
+        let read: Vec<f64> = args.deserialize().expect("floats");
+        assert_eq!(read, [-7.25e-300, 0.1, 5e-324]);
+        assert_eq!(
+            args.to_value().expect("value")[0].as_f64(),
+            Some(-7.25e-300)
+        );
+    }
+
     #[derive(Serialize, serde::Deserialize, Debug, PartialEq)]
     struct Photo {
         name: String,
