@@ -96,6 +96,44 @@ extern "C" {
     fn push_value(this: &Numbers, value: &JsValue);
 }
 
+/// The msgpack parser's numbers converted by the page's JavaScript (`String`, `Number`) in the
+/// browser: the module then carries no float formatting or parsing code and tables of its own
+/// (Rust's elsewhere, where there is no JavaScript to call).
+#[cfg(feature = "msgpack")]
+mod js_numbers {
+    use ferrio_proto::socket::MsgpackNumbers;
+
+    #[cfg(target_family = "wasm")]
+    mod js {
+        use wasm_bindgen::prelude::*;
+
+        #[wasm_bindgen]
+        extern "C" {
+            /// `String(x)`: the shortest digits that read back to `x`.
+            #[wasm_bindgen(js_name = String)]
+            pub fn string(x: f64) -> String;
+            /// `Number(text)`: the double nearest to a number's text.
+            #[wasm_bindgen(js_name = Number)]
+            pub fn number(text: &str) -> f64;
+        }
+    }
+
+    /// JavaScript's conversions in the browser, Rust's own elsewhere.
+    pub(crate) fn numbers() -> MsgpackNumbers {
+        #[cfg(target_family = "wasm")]
+        {
+            MsgpackNumbers {
+                write: |x, out| out.push_str(&js::string(x)),
+                read: js::number,
+            }
+        }
+        #[cfg(not(target_family = "wasm"))]
+        {
+            MsgpackNumbers::default()
+        }
+    }
+}
+
 /// Pushes `v` to `list`.
 fn push(list: &Array, v: &JsValue) {
     list.unchecked_ref::<Numbers>().push_value(v);
@@ -298,7 +336,7 @@ impl Core {
             config.timeout = millis(now);
             #[cfg(feature = "msgpack")]
             if flags & 8 != 0 {
-                config.parser = ferrio_proto::socket::Parser::msgpack();
+                config.parser = ferrio_proto::socket::Parser::msgpack_with(js_numbers::numbers());
             }
         } else {
             if let Some(d) = millis(a) {

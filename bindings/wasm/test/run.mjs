@@ -235,6 +235,8 @@ try {
       assert.equal(r.error, undefined, r.error);
       assert.deepEqual(r.auth, { user: "ann", n: 1.5 });
       assert.deepEqual(r.binary, [true, [1, 2, 3], true, [9], -1, 4294967296, 0.25, null, true, "héllo"]);
+      assert.equal(r.floats[0], true, JSON.stringify(r.floats[1]));
+      if (port === e2ePort) assert.equal(r.huge[0], true, JSON.stringify(r.huge[1]));
       assert.deepEqual(r.ack, [true, [4, 5], "a"]);
       assert.deepEqual(r.serverAck, ["pong-ping", [6]]);
       assert.deepEqual(r.upgraded, ["websocket", true]);

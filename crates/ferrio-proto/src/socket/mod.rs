@@ -27,6 +27,8 @@ pub use json::{
     ack_json, event_json, share_attachments, to_json_with_attachments, ArgsText, InvalidJson,
     RawJson,
 };
+#[cfg(feature = "msgpack")]
+pub use msgpack::MsgpackNumbers;
 pub use packet::{AckId, EncodedPacket, Packet, PacketType, MAIN_NAMESPACE};
 #[cfg(feature = "msgpack")]
 pub use parser::MsgpackParser;

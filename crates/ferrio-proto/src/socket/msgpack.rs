@@ -28,10 +28,63 @@ use super::validate::{payload_is_valid, MAX_JSON_DEPTH};
 use crate::scan;
 use crate::Str;
 
+// ---- numbers -----------------------------------------------------------------------------------
+
+/// How the msgpack parser converts between doubles and JSON number text, for
+/// [`Parser::msgpack_with`](super::Parser::msgpack_with). The default is Rust's own
+/// (`Display`/`LowerExp` and `str::parse`); a driver whose platform converts numbers already
+/// (JavaScript's `String` and `Number`) can pass those instead and leave Rust's code out.
+///
+/// ```
+/// use ferrio_proto::socket::{MsgpackNumbers, Packet, Parser, RawJson};
+/// // Rust's own conversions, written out: what `MsgpackNumbers::default()` does.
+/// fn write(x: f64, out: &mut String) {
+///     out.push_str(&if (1e-6..1e21).contains(&x.abs()) { x.to_string() } else { format!("{x:e}") });
+/// }
+/// let numbers = MsgpackNumbers { write, read: |text| text.parse().unwrap_or(f64::NAN) };
+/// let parser = Parser::msgpack_with(numbers);
+/// let event = Packet::event("/", RawJson::parse(r#"["n",0.5,1e300]"#).unwrap(), vec![]);
+/// let encoded = parser.encode(&event);
+/// let back = parser.decoder(10).decode_binary(encoded.binary()[0].clone()).unwrap().unwrap();
+/// assert_eq!(back.data().unwrap().as_str(), r#"["n",0.5,1e300]"#);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct MsgpackNumbers {
+    /// Appends the JSON text of a finite, non-zero double: digits that read back to the same
+    /// double (the decoder's `float 32` and `float 64` values). JavaScript's `String(x)`
+    /// writes the shortest such digits, in exponent form from 1e21 up and below 1e-6.
+    pub write: fn(f64, &mut String),
+    /// The double a valid JSON number's text stands for, correctly rounded (the encoder's
+    /// numbers that are not 64-bit integers): JavaScript's `Number(text)`, Rust's `str::parse`.
+    pub read: fn(&str) -> f64,
+}
+
+impl Default for MsgpackNumbers {
+    fn default() -> Self {
+        MsgpackNumbers {
+            write: write_shortest,
+            read: |text| text.parse().unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// The shortest digits that read back to `f`, in exponent form where JavaScript writes one (from
+/// 1e21 up and below 1e-6), so that no double takes more than about 24 characters (plain
+/// `Display` writes 5e-324 with 324 digits). `Display` and `LowerExp`, not `Debug`, whose output
+/// a size build may leave out.
+fn write_shortest(f: f64, out: &mut String) {
+    use std::fmt::Write;
+    if (1e-6..1e21).contains(&f.abs()) {
+        let _ = write!(out, "{f}");
+    } else {
+        let _ = write!(out, "{f:e}");
+    }
+}
+
 // ---- encoder -----------------------------------------------------------------------------------
 
 /// Encodes `packet` as the msgpack parser does: one msgpack map, binary inline.
-pub(crate) fn encode(packet: &Packet) -> Bytes {
+pub(crate) fn encode(packet: &Packet, numbers: &MsgpackNumbers) -> Bytes {
     let data = packet.data.as_ref();
     let binary: usize = packet.attachments.iter().map(Bytes::len).sum();
     let mut out =
@@ -48,7 +101,7 @@ pub(crate) fn encode(packet: &Packet) -> Bytes {
     // The reference's key order: an ack is built as `{id, type, data}`, the rest as
     // `{type, data}` with the id added after; the namespace comes last.
     if is_ack {
-        write_id(&mut out, packet.id.as_ref());
+        write_id(&mut out, packet.id.as_ref(), numbers);
     }
     let _ = encode::write_str(&mut out, "type");
     let _ = encode::write_uint(&mut out, wire_type);
@@ -56,17 +109,17 @@ pub(crate) fn encode(packet: &Packet) -> Bytes {
         let _ = encode::write_str(&mut out, "data");
         let json = data.as_str();
         let start = scan::skip_ws(json.as_bytes(), 0);
-        write_json(&mut out, json, start, &packet.attachments, 0);
+        write_json(&mut out, json, start, &packet.attachments, 0, numbers);
     }
     if !is_ack {
-        write_id(&mut out, packet.id.as_ref());
+        write_id(&mut out, packet.id.as_ref(), numbers);
     }
     let _ = encode::write_str(&mut out, "nsp");
     let _ = encode::write_str(&mut out, &packet.nsp);
     Bytes::from(out)
 }
 
-fn write_id(out: &mut Vec<u8>, id: Option<&AckId>) {
+fn write_id(out: &mut Vec<u8>, id: Option<&AckId>, numbers: &MsgpackNumbers) {
     let Some(id) = id else { return };
     let _ = encode::write_str(out, "id");
     match id.as_u64() {
@@ -74,12 +127,19 @@ fn write_id(out: &mut Vec<u8>, id: Option<&AckId>) {
             let _ = encode::write_uint(out, n);
         }
         // `Number(digits)` past 2^64: a float, as notepack.io writes it.
-        None => write_number(out, &id.to_string()),
+        None => write_number(out, &id.to_string(), numbers),
     }
 }
 
 /// Writes the JSON value starting exactly at `json[i..]` (valid JSON) as msgpack.
-fn write_json(out: &mut Vec<u8>, json: &str, i: usize, attachments: &[Bytes], depth: usize) {
+fn write_json(
+    out: &mut Vec<u8>,
+    json: &str,
+    i: usize,
+    attachments: &[Bytes],
+    depth: usize,
+    numbers: &MsgpackNumbers,
+) {
     let b = json.as_bytes();
     let end = scan::value_end(b, i).unwrap_or(b.len());
     let token = json.get(i..end).unwrap_or_default();
@@ -98,7 +158,7 @@ fn write_json(out: &mut Vec<u8>, json: &str, i: usize, attachments: &[Bytes], de
             let items: Vec<&str> = scan::array_items(token).collect();
             let _ = encode::write_array_len(out, items.len() as u32);
             for item in items {
-                write_json(out, item, 0, attachments, depth + 1);
+                write_json(out, item, 0, attachments, depth + 1, numbers);
             }
         }
         Some(b'{') if depth < MAX_JSON_DEPTH => {
@@ -111,10 +171,10 @@ fn write_json(out: &mut Vec<u8>, json: &str, i: usize, attachments: &[Bytes], de
             for (key, value) in members {
                 let key = scan::string(key).unwrap_or_default();
                 let _ = encode::write_str(out, &key);
-                write_json(out, value, 0, attachments, depth + 1);
+                write_json(out, value, 0, attachments, depth + 1, numbers);
             }
         }
-        Some(b'-' | b'0'..=b'9') => write_number(out, token),
+        Some(b'-' | b'0'..=b'9') => write_number(out, token, numbers),
         // `null`, and what cannot be read (nesting past the limit, which no valid payload has).
         _ => {
             let _ = encode::write_nil(out);
@@ -133,7 +193,7 @@ fn placeholder<'a>(object: &str, attachments: &'a [Bytes]) -> Option<&'a [u8]> {
 
 /// Writes a JSON number as notepack.io writes a JavaScript number: an integral value as the
 /// smallest integer form (when it fits in 64 bits), anything else as a `float 64`.
-fn write_number(out: &mut Vec<u8>, token: &str) {
+fn write_number(out: &mut Vec<u8>, token: &str, numbers: &MsgpackNumbers) {
     // Integers written with digits only are kept exact, even past 2^53.
     if let Ok(n) = token.parse::<u64>() {
         let _ = encode::write_uint(out, n);
@@ -143,7 +203,7 @@ fn write_number(out: &mut Vec<u8>, token: &str) {
         let _ = encode::write_sint(out, n);
         return;
     }
-    let v: f64 = token.parse().unwrap_or(f64::NAN);
+    let v = (numbers.read)(token);
     const TWO_64: f64 = 18_446_744_073_709_551_616.0;
     const TWO_63: f64 = 9_223_372_036_854_775_808.0;
     if v.is_finite() && v.fract() == 0.0 {
@@ -166,12 +226,17 @@ fn write_number(out: &mut Vec<u8>, token: &str) {
 /// At most `max_attachments` binary values are accepted in it (`TooManyAttachments` past
 /// that), as the JSON parser's attachments are: each costs far more in memory than its two
 /// bytes on the wire.
-pub(crate) fn decode(frame: &Bytes, max_attachments: usize) -> Result<Packet, DecodeError> {
+pub(crate) fn decode(
+    frame: &Bytes,
+    max_attachments: usize,
+    numbers: &MsgpackNumbers,
+) -> Result<Packet, DecodeError> {
     let mut r = Reader {
         frame,
         pos: 0,
         attachments: Vec::new(),
         max_attachments,
+        numbers,
     };
     let len = match r.byte()? {
         m @ 0x80..=0x8f => usize::from(m & 0x0f),
@@ -279,6 +344,8 @@ struct Reader<'a> {
     attachments: Vec<Bytes>,
     /// The most binary values a packet may hold.
     max_attachments: usize,
+    /// How floats become JSON text.
+    numbers: &'a MsgpackNumbers,
 }
 
 impl<'a> Reader<'a> {
@@ -441,8 +508,8 @@ impl<'a> Reader<'a> {
                     self.ext(out, ty, len)?;
                 }
             }
-            0xca => push_float(out, f64::from(f32::from_bits(self.u32()?))),
-            0xcb => push_float(out, f64::from_bits(self.u64()?)),
+            0xca => push_float(out, f64::from(f32::from_bits(self.u32()?)), self.numbers),
+            0xcb => push_float(out, f64::from_bits(self.u64()?), self.numbers),
             0xcc => push_int(out, i128::from(self.byte()?)),
             0xcd => push_int(out, i128::from(self.u16()?)),
             0xce => push_int(out, i128::from(self.u32()?)),
@@ -574,27 +641,22 @@ impl<'a> Reader<'a> {
 }
 
 fn push_int(out: &mut String, n: i128) {
-    use std::fmt::Write;
-    let _ = write!(out, "{n}");
+    if n < 0 {
+        out.push('-');
+    }
+    // Every integer read is a 64-bit one, signed or not: its magnitude fits in a `u64`.
+    crate::str::push_decimal(out, u64::try_from(n.unsigned_abs()).unwrap_or(u64::MAX));
 }
 
-/// A float as `JSON.stringify` keeps it: non-finite values are `null`.
-fn push_float(out: &mut String, f: f64) {
-    use std::fmt::Write;
-    if f.is_finite() {
-        // The shortest digits that read back to the same value, in exponent form where
-        // JavaScript writes one (from 1e21 up and below 1e-6), so that no double takes more
-        // than about 24 characters (plain `Display` writes 5e-324 with 324 digits). Valid JSON
-        // in every case; `Display` and `LowerExp`, not `Debug`, whose output a size build may
-        // leave out.
-        let a = f.abs();
-        if a != 0.0 && !(1e-6..1e21).contains(&a) {
-            let _ = write!(out, "{f:e}");
-        } else {
-            let _ = write!(out, "{f}");
-        }
-    } else {
+/// A float as `JSON.stringify` keeps it: non-finite values are `null`, zero is `0` (or `-0`,
+/// which `JSON.parse` reads back as negative zero), the rest as `numbers` writes it.
+fn push_float(out: &mut String, f: f64, numbers: &MsgpackNumbers) {
+    if !f.is_finite() {
         out.push_str("null");
+    } else if f == 0.0 {
+        out.push_str(if f.is_sign_negative() { "-0" } else { "0" });
+    } else {
+        (numbers.write)(f, out);
     }
 }
 
@@ -643,7 +705,12 @@ mod tests {
     }
 
     fn decoded(bytes: &[u8]) -> Packet {
-        decode(&Bytes::copy_from_slice(bytes), 10).expect("decodes")
+        decode(
+            &Bytes::copy_from_slice(bytes),
+            10,
+            &MsgpackNumbers::default(),
+        )
+        .expect("decodes")
     }
 
     fn raw(s: &str) -> RawJson {
@@ -665,7 +732,7 @@ mod tests {
         // Without the undefined member, as Ferrio writes it.
         let ours =
             hex(r#"83 a4 type 04 a4 data 81 a7 message ac "unauthorized" a3 nsp a5 "/chat""#);
-        assert_eq!(&encode(&p)[..], &ours[..]);
+        assert_eq!(&encode(&p, &MsgpackNumbers::default())[..], &ours[..]);
         assert_eq!(decoded(&ours), p);
     }
 
@@ -698,7 +765,7 @@ mod tests {
         );
         assert_eq!(p.attachments(), &[Bytes::from_static(&[0xde, 0xad])]);
         assert_eq!(p.event_name().as_deref(), Some("bin"));
-        assert_eq!(&encode(&p)[..], &wire[..]);
+        assert_eq!(&encode(&p, &MsgpackNumbers::default())[..], &wire[..]);
         // Built the JSON way, it encodes to the same bytes.
         let built = Packet::event(
             "/chat",
@@ -707,7 +774,7 @@ mod tests {
             ),
             vec![Bytes::from_static(&[0xde, 0xad])],
         );
-        assert_eq!(&encode(&built)[..], &wire[..]);
+        assert_eq!(&encode(&built, &MsgpackNumbers::default())[..], &wire[..]);
     }
 
     #[test]
@@ -720,14 +787,14 @@ mod tests {
         wire.extend_from_slice(&hex(r#"a3 nsp a1 "/""#));
         let frame = Bytes::from(wire);
         assert_eq!(
-            decode(&frame, 3)
+            decode(&frame, 3, &MsgpackNumbers::default())
                 .expect("three allowed")
                 .attachments()
                 .len(),
             3
         );
         assert_eq!(
-            decode(&frame, 2).err(),
+            decode(&frame, 2, &MsgpackNumbers::default()).err(),
             Some(DecodeError::TooManyAttachments { limit: 2 })
         );
     }
@@ -775,22 +842,31 @@ mod tests {
         let p = decoded(&ack);
         assert_eq!(p.kind(), PacketType::Ack);
         assert_eq!(p.data().map(RawJson::as_str), Some(r#"["ack!",1.5]"#));
-        assert_eq!(&encode(&p)[..], &ack[..]);
+        assert_eq!(&encode(&p, &MsgpackNumbers::default())[..], &ack[..]);
         assert_eq!(
-            &encode(&Packet::ack("/chat", 0, raw(r#"["ack!",1.5]"#), vec![]))[..],
+            &encode(
+                &Packet::ack("/chat", 0, raw(r#"["ack!",1.5]"#), vec![]),
+                &MsgpackNumbers::default()
+            )[..],
             &ack[..]
         );
 
         let disconnect = hex(r#"82 a4 type 01 a3 nsp a5 "/chat""#);
         assert_eq!(decoded(&disconnect), Packet::disconnect("/chat"));
-        assert_eq!(&encode(&Packet::disconnect("/chat"))[..], &disconnect[..]);
+        assert_eq!(
+            &encode(&Packet::disconnect("/chat"), &MsgpackNumbers::default())[..],
+            &disconnect[..]
+        );
     }
 
     #[test]
     fn captured_client_connects() {
         let plain = hex("82 a4 74 79 70 65 00 a3 6e 73 70 a1 2f");
         assert_eq!(decoded(&plain), Packet::connect("/", None));
-        assert_eq!(&encode(&Packet::connect("/", None))[..], &plain[..]);
+        assert_eq!(
+            &encode(&Packet::connect("/", None), &MsgpackNumbers::default())[..],
+            &plain[..]
+        );
         let auth = hex("83 a4 74 79 70 65 00 a3 6e 73 70 a5 2f 63 68 61 74 a4 64 61 74 61 81 a5 74 6f 6b 65 6e a2 6f 6b");
         let p = decoded(&auth);
         assert_eq!(p, Packet::connect("/chat", Some(raw(r#"{"token":"ok"}"#))));
@@ -811,11 +887,54 @@ mod tests {
             raw(r#"["n",1.0,-200,1e3,0.5,18446744073709551615]"#),
             vec![],
         );
-        let bytes = encode(&p);
+        let bytes = encode(&p, &MsgpackNumbers::default());
         assert_eq!(
             decoded(&bytes).data().map(RawJson::as_str),
             Some(r#"["n",1,-200,1000,0.5,18446744073709551615]"#)
         );
+    }
+
+    #[test]
+    fn numbers_go_through_the_conversions_given() {
+        use crate::socket::Parser;
+        // Conversions that mark their work: every float read is written as 2.5, every number
+        // text that is not a 64-bit integer is read as 0.75.
+        let numbers = MsgpackNumbers {
+            write: |_, out| out.push_str("2.5"),
+            read: |_| 0.75,
+        };
+        let parser = Parser::msgpack_with(numbers);
+        let p = Packet::event("/", raw(r#"["n",0.1,7,-0.0,1e400]"#), vec![]);
+        let frame = parser.encode(&p).binary()[0].clone();
+        // Out: the texts that are not 64-bit integers (0.1, -0.0, 1e400) read by `read`, as the
+        // float 64 0.75; the integer 7 as it is.
+        let floats = frame
+            .windows(9)
+            .filter(|w| w == &hex("cb 3f e8 00 00 00 00 00 00"))
+            .count();
+        assert_eq!(floats, 3);
+        assert!(frame.windows(2).any(|w| w == [0xa1, b'n']) && frame.contains(&7));
+        // In: each non-zero finite float written by `write`; zeros and non-finite values never
+        // reach it.
+        let wire = hex(
+            r#"83 a4 type 02 a4 data 95 a1 "n" cb 3f b9 99 99 99 99 99 9a cb 80 00 00 00 00 00 00 00 cb 7f f0 00 00 00 00 00 00 ca 3e 80 00 00 a3 nsp a1 "/""#,
+        );
+        let back = parser.decoder(10).decode_binary(Bytes::from(wire));
+        let back = back.expect("decodes").expect("a packet");
+        assert_eq!(
+            back.data().map(RawJson::as_str),
+            Some(r#"["n",2.5,-0,null,2.5]"#)
+        );
+        // Rust's own conversions by default.
+        let back = decoded(&parser_frame(&Parser::msgpack(), &p));
+        assert_eq!(
+            back.data().map(RawJson::as_str),
+            Some(r#"["n",0.1,7,0,null]"#)
+        );
+    }
+
+    fn parser_frame(parser: &crate::socket::Parser, p: &Packet) -> Vec<u8> {
+        parser.encode(p).binary()[0].to_vec()
     }
 
     #[test]
@@ -844,13 +963,16 @@ mod tests {
             ],
         ];
         for (i, b) in bad.iter().enumerate() {
-            assert!(decode(&Bytes::copy_from_slice(b), 10).is_err(), "case {i}");
+            assert!(
+                decode(&Bytes::copy_from_slice(b), 10, &MsgpackNumbers::default()).is_err(),
+                "case {i}"
+            );
         }
         // Nesting past the payload limit.
         let mut deep = hex(r#"83 a4 type 02 a3 nsp a1 "/" a4 data 92 a1 "a""#);
         deep.extend(std::iter::repeat_n(0x91, MAX_JSON_DEPTH + 5));
         deep.push(0xc0);
-        assert!(decode(&Bytes::from(deep), 10).is_err());
+        assert!(decode(&Bytes::from(deep), 10, &MsgpackNumbers::default()).is_err());
     }
 
     #[test]
@@ -859,10 +981,10 @@ mod tests {
         // recursion (a frame of 0x81 bytes would otherwise recurse once per byte).
         let mut frame = vec![0x81];
         frame.extend(std::iter::repeat_n(0x81, 100_000));
-        assert!(decode(&Bytes::from(frame), 10).is_err());
+        assert!(decode(&Bytes::from(frame), 10, &MsgpackNumbers::default()).is_err());
         let mut frame = hex(r#"83 a4 type 02 a3 nsp a1 "/" a4 data 92 a1 "a""#);
         frame.extend(std::iter::repeat_n(0x81, 100_000));
-        assert!(decode(&Bytes::from(frame), 10).is_err());
+        assert!(decode(&Bytes::from(frame), 10, &MsgpackNumbers::default()).is_err());
         // Scalar keys name properties as JavaScript writes them.
         let wire = hex(
             r#"83 a4 type 02 a3 nsp a1 "/" a4 data 92 a1 "a" 84 01 a1 "x" c0 c3 c3 c3 d4 00 00 c2"#,

@@ -19,6 +19,8 @@ use bytes::Bytes;
 
 use super::decode::Decoder;
 use super::error::DecodeError;
+#[cfg(feature = "msgpack")]
+use super::msgpack::MsgpackNumbers;
 use super::packet::{AckId, EncodedPacket, Packet};
 use crate::Str;
 
@@ -87,11 +89,14 @@ pub struct MsgpackParser;
 #[cfg(feature = "msgpack")]
 impl PacketParser for MsgpackParser {
     fn encode(&self, packet: &Packet) -> EncodedPacket {
-        EncodedPacket::from_binary(super::msgpack::encode(packet))
+        EncodedPacket::from_binary(super::msgpack::encode(packet, &MsgpackNumbers::default()))
     }
 
     fn decoder(&self, max_attachments: usize) -> Box<dyn PacketDecoder> {
-        Box::new(MsgpackDecoder { max_attachments })
+        Box::new(MsgpackDecoder {
+            max_attachments,
+            numbers: MsgpackNumbers::default(),
+        })
     }
 }
 
@@ -101,6 +106,7 @@ impl PacketParser for MsgpackParser {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MsgpackDecoder {
     max_attachments: usize,
+    numbers: MsgpackNumbers,
 }
 
 #[cfg(feature = "msgpack")]
@@ -110,7 +116,7 @@ impl PacketDecoder for MsgpackDecoder {
     }
 
     fn decode_binary(&mut self, data: Bytes) -> Result<Option<Packet>, DecodeError> {
-        super::msgpack::decode(&data, self.max_attachments).map(Some)
+        super::msgpack::decode(&data, self.max_attachments, &self.numbers).map(Some)
     }
 }
 
@@ -142,7 +148,7 @@ enum Kind {
     #[default]
     Json,
     #[cfg(feature = "msgpack")]
-    Msgpack,
+    Msgpack(MsgpackNumbers),
     #[cfg(feature = "parsers")]
     Custom(Arc<dyn PacketParser>),
 }
@@ -156,7 +162,16 @@ impl Parser {
     /// The msgpack parser (`socket.io-msgpack-parser` 3.x; feature `msgpack`, on by default).
     #[cfg(feature = "msgpack")]
     pub fn msgpack() -> Parser {
-        Parser(Kind::Msgpack)
+        Parser::msgpack_with(MsgpackNumbers::default())
+    }
+
+    /// The msgpack parser, with the conversions between doubles and JSON number text that
+    /// `numbers` gives instead of Rust's own (see [`MsgpackNumbers`]). The browser client passes
+    /// JavaScript's `String` and `Number`, which its page has already, instead of carrying
+    /// Rust's float formatting and parsing code and their tables in its module.
+    #[cfg(feature = "msgpack")]
+    pub fn msgpack_with(numbers: MsgpackNumbers) -> Parser {
+        Parser(Kind::Msgpack(numbers))
     }
 
     /// An application's parser (feature `parsers`, on by default).
@@ -175,7 +190,9 @@ impl Parser {
         match &self.0 {
             Kind::Json => packet.encode(),
             #[cfg(feature = "msgpack")]
-            Kind::Msgpack => MsgpackParser.encode(packet),
+            Kind::Msgpack(numbers) => {
+                EncodedPacket::from_binary(super::msgpack::encode(packet, numbers))
+            }
             #[cfg(feature = "parsers")]
             Kind::Custom(p) => p.encode(packet),
         }
@@ -202,10 +219,13 @@ impl Parser {
         match &self.0 {
             Kind::Json => Decoder::with_max_attachments(max_attachments),
             #[cfg(feature = "msgpack")]
-            Kind::Msgpack => Decoder::with_custom(
+            Kind::Msgpack(numbers) => Decoder::with_custom(
                 self.clone(),
                 max_attachments,
-                Box::new(MsgpackDecoder { max_attachments }),
+                Box::new(MsgpackDecoder {
+                    max_attachments,
+                    numbers: *numbers,
+                }),
             ),
             #[cfg(feature = "parsers")]
             Kind::Custom(p) => {
@@ -220,20 +240,21 @@ impl fmt::Debug for Parser {
         match &self.0 {
             Kind::Json => f.write_str("Parser::json()"),
             #[cfg(feature = "msgpack")]
-            Kind::Msgpack => f.write_str("Parser::msgpack()"),
+            Kind::Msgpack(_) => f.write_str("Parser::msgpack()"),
             #[cfg(feature = "parsers")]
             Kind::Custom(p) => f.debug_tuple("Parser::custom").field(p).finish(),
         }
     }
 }
 
-/// Two parsers are equal when they are the same built-in one, or clones of the same custom one.
+/// Two parsers are equal when they are the same built-in one (the msgpack parser whatever its
+/// [`MsgpackNumbers`]), or clones of the same custom one.
 impl PartialEq for Parser {
     fn eq(&self, other: &Parser) -> bool {
         match (&self.0, &other.0) {
             (Kind::Json, Kind::Json) => true,
             #[cfg(feature = "msgpack")]
-            (Kind::Msgpack, Kind::Msgpack) => true,
+            (Kind::Msgpack(_), Kind::Msgpack(_)) => true,
             #[cfg(feature = "parsers")]
             (Kind::Custom(a), Kind::Custom(b)) => Arc::ptr_eq(a, b),
             #[cfg(feature = "parsers")]
