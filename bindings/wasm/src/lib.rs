@@ -80,7 +80,7 @@ use ferrio_proto::engine::Frame;
 use ferrio_proto::socket::client::{
     Auth, EmitOptions, Event, Input, Manager, ManagerConfig, Output, SocketId, SocketOptions,
 };
-use ferrio_proto::socket::{Packet, RawJson};
+use ferrio_proto::socket::{Packet, Parser, RawJson};
 use ferrio_proto::{Instant, Str};
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -98,12 +98,12 @@ extern "C" {
     fn push_value(this: &Numbers, value: &JsValue);
 }
 
-/// The msgpack parser's numbers converted by the page's JavaScript (`String`, `Number`) in the
-/// browser: the module then carries no float formatting or parsing code and tables of its own
-/// (Rust's elsewhere, where there is no JavaScript to call).
-#[cfg(feature = "msgpack")]
+/// Numbers to and from text by the page's JavaScript (`String`, `Number`) in the browser: the
+/// JSON parser's attachment counts and placeholder indexes, the msgpack parser's floats. The
+/// module then carries no float formatting or parsing code and tables of its own (Rust's
+/// elsewhere, where there is no JavaScript to call).
 mod js_numbers {
-    use ferrio_proto::socket::MsgpackNumbers;
+    use ferrio_proto::socket::JsNumbers;
 
     #[cfg(target_family = "wasm")]
     mod js {
@@ -112,28 +112,38 @@ mod js_numbers {
         #[wasm_bindgen]
         extern "C" {
             /// `String(x)`: the shortest digits that read back to `x`.
+            #[cfg(feature = "msgpack")]
             #[wasm_bindgen(js_name = String)]
             pub fn string(x: f64) -> String;
-            /// `Number(text)`: the double nearest to a number's text.
+            /// `Number(text)`.
             #[wasm_bindgen(js_name = Number)]
             pub fn number(text: &str) -> f64;
         }
     }
 
     /// JavaScript's conversions in the browser, Rust's own elsewhere.
-    pub(crate) fn numbers() -> MsgpackNumbers {
+    pub(crate) fn numbers() -> JsNumbers {
         #[cfg(target_family = "wasm")]
         {
-            MsgpackNumbers {
-                write: |x, out| out.push_str(&js::string(x)),
-                read: js::number,
+            JsNumbers {
+                // The JSON parser never writes a number.
+                #[cfg(feature = "msgpack")]
+                to_string: |x, out| out.push_str(&js::string(x)),
+                #[cfg(not(feature = "msgpack"))]
+                to_string: |_, _| {},
+                to_number: js::number,
             }
         }
         #[cfg(not(target_family = "wasm"))]
         {
-            MsgpackNumbers::default()
+            JsNumbers::default()
         }
     }
+}
+
+/// The manager's default settings, with the page's [`js_numbers`] for its parser.
+fn default_config() -> ManagerConfig {
+    ManagerConfig::with_parser(Parser::json_with(js_numbers::numbers()))
 }
 
 /// Pushes `v` to `list`.
@@ -253,8 +263,8 @@ impl Core {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Core {
         Core {
-            manager: Manager::new(ManagerConfig::default()),
-            config: ManagerConfig::default(),
+            manager: Manager::new(default_config()),
+            config: default_config(),
             frame: None,
             received: Vec::new(),
         }
@@ -338,7 +348,7 @@ impl Core {
             config.timeout = millis(now);
             #[cfg(feature = "msgpack")]
             if flags & 8 != 0 {
-                config.parser = ferrio_proto::socket::Parser::msgpack_with(js_numbers::numbers());
+                config.parser = Parser::msgpack_with(js_numbers::numbers());
             }
         } else {
             if let Some(d) = millis(a) {
@@ -350,7 +360,7 @@ impl Core {
             config.seed = u64::from(c);
             // The cache busters' prefix: another page's differs (the seed is random per page).
             config.engine.stamp_seed = config.seed;
-            self.manager = Manager::new(std::mem::take(config));
+            self.manager = Manager::new(std::mem::replace(config, default_config()));
         }
     }
 

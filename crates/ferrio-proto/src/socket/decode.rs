@@ -7,11 +7,12 @@ use bytes::Bytes;
 
 use super::error::DecodeError;
 use super::json::RawJson;
+use super::numbers::JsNumbers;
 use super::packet::{AckId, Packet, PacketType, MAIN_NAMESPACE};
 #[cfg(feature = "parsers")]
 use super::parser::{PacketDecoder, Parser};
 use super::validate::payload_is_valid;
-use crate::js::{js_whitespace_len, string_to_index, trim_js_whitespace};
+use crate::js::{js_whitespace_len, trim_js_whitespace};
 use crate::scan;
 use crate::Str;
 
@@ -23,6 +24,7 @@ pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
 pub(crate) fn decode_str(
     text: &Str,
     max_attachments: usize,
+    numbers: &JsNumbers,
 ) -> Result<(Packet, usize), DecodeError> {
     let s = text.as_str();
     // 1. Type: `Number(str.charAt(0))`; an empty string or white space reads as 0 (CONNECT).
@@ -44,7 +46,8 @@ pub(crate) fn decode_str(
     let mut expected = 0;
     if matches!(kind, PacketType::BinaryEvent | PacketType::BinaryAck) {
         let dash = scan::find_byte(&s[pos..], b'-').ok_or(DecodeError::IllegalAttachments)? + pos;
-        let n = string_to_index(&s[pos..dash])
+        let n = numbers
+            .index(&s[pos..dash])
             .filter(|&n| n >= 1)
             .ok_or(DecodeError::IllegalAttachments)?;
         if n > max_attachments as u64 {
@@ -142,9 +145,13 @@ fn parse_ack_id(run: &str) -> Result<AckId, DecodeError> {
 /// Checks every placeholder of a binary packet's data against the attachment count, walking the
 /// value as the reference's `reconstructPacket` does (a placeholder object's other members are
 /// not visited). One pass over the validated payload.
-pub(crate) fn check_placeholders(json: &str, count: usize) -> Result<(), DecodeError> {
+pub(crate) fn check_placeholders(
+    json: &str,
+    count: usize,
+    numbers: &JsNumbers,
+) -> Result<(), DecodeError> {
     let start = scan::skip_ws(json.as_bytes(), 0);
-    walk_placeholders(json, start, count)
+    walk_placeholders(json, start, count, numbers)
         .ok_or(DecodeError::InvalidPayload)?
         .1
 }
@@ -156,6 +163,7 @@ fn walk_placeholders(
     json: &str,
     i: usize,
     count: usize,
+    numbers: &JsNumbers,
 ) -> Option<(usize, Result<(), DecodeError>)> {
     let b = json.as_bytes();
     let start = i;
@@ -186,7 +194,7 @@ fn walk_placeholders(
             }
             i = scan::skip_ws(b, i + 1);
         }
-        let (end, result) = walk_placeholders(json, i, count)?;
+        let (end, result) = walk_placeholders(json, i, count, numbers)?;
         match key.as_deref() {
             Some("_placeholder") => placeholder = json.get(i..end)? == "true",
             Some("num") => num = json.get(i..end),
@@ -211,7 +219,7 @@ fn walk_placeholders(
         // The walk read `num` as valid JSON.
         let valid = num
             .filter(|num| scan::is_number(num))
-            .and_then(string_to_index)
+            .and_then(|num| numbers.index(num))
             .is_some_and(|n| n < count as u64);
         return Some((
             end,
@@ -260,6 +268,8 @@ fn walk_placeholders(
 #[derive(Debug)]
 pub struct Decoder {
     max_attachments: usize,
+    /// `Number()`, for attachment counts and placeholder indexes.
+    numbers: JsNumbers,
     pending: Option<(Packet, usize)>,
     /// Another parser's decoder, and the parser that makes it; `None` for the JSON format.
     #[cfg(feature = "parsers")]
@@ -274,6 +284,7 @@ impl Clone for Decoder {
         }
         Decoder {
             max_attachments: self.max_attachments,
+            numbers: self.numbers,
             pending: self.pending.clone(),
             #[cfg(feature = "parsers")]
             other: None,
@@ -295,8 +306,15 @@ impl Decoder {
 
     /// A decoder accepting up to `max` attachments per packet.
     pub fn with_max_attachments(max: usize) -> Decoder {
+        Decoder::with_numbers(max, JsNumbers::default())
+    }
+
+    /// A decoder accepting up to `max` attachments per packet, reading attachment counts and
+    /// placeholder indexes with the `Number()` of `numbers` (see [`JsNumbers`]).
+    pub fn with_numbers(max: usize, numbers: JsNumbers) -> Decoder {
         Decoder {
             max_attachments: max,
+            numbers,
             pending: None,
             #[cfg(feature = "parsers")]
             other: None,
@@ -312,6 +330,7 @@ impl Decoder {
     ) -> Decoder {
         Decoder {
             max_attachments,
+            numbers: JsNumbers::UNUSED,
             pending: None,
             other: Some((parser, other)),
         }
@@ -327,7 +346,7 @@ impl Decoder {
         if self.pending.is_some() {
             return Err(DecodeError::UnexpectedText);
         }
-        let (packet, expected) = decode_str(&text, self.max_attachments)?;
+        let (packet, expected) = decode_str(&text, self.max_attachments, &self.numbers)?;
         if expected == 0 {
             return Ok(Some(packet));
         }
@@ -356,7 +375,7 @@ impl Decoder {
             return Err(DecodeError::UnexpectedBinary);
         };
         if let Some(data) = &packet.data {
-            check_placeholders(data.as_str(), packet.attachments.len())?;
+            check_placeholders(data.as_str(), packet.attachments.len(), &self.numbers)?;
         }
         Ok(Some(packet))
     }
@@ -389,6 +408,29 @@ mod tests {
         let mut decoder = Decoder::new();
         assert!(decoder.decode_text(Str::from(text))?.is_none());
         decoder.decode_binary(Bytes::from_static(&[1]))
+    }
+
+    #[test]
+    fn counts_and_indexes_are_read_with_the_number_given() {
+        // A `Number()` that doubles what it reads: the count of `51-` is then 2, and the
+        // placeholder's index 0 still 0.
+        let numbers = JsNumbers {
+            to_string: |_, _| {},
+            to_number: |text| text.parse::<f64>().map_or(f64::NAN, |n| n * 2.0),
+        };
+        let text = r#"51-["a",{"_placeholder":true,"num":0}]"#;
+        let mut doubled = super::super::Parser::json_with(numbers).decoder(10);
+        assert_eq!(doubled.decode_text(Str::from(text)), Ok(None));
+        assert_eq!(doubled.decode_binary(Bytes::from_static(&[1])), Ok(None));
+        let packet = doubled.decode_binary(Bytes::from_static(&[2]));
+        assert_eq!(
+            packet.map(|p| p.map(|p| p.attachments().len())),
+            Ok(Some(2))
+        );
+        // Rust's own `Number()` by default: one attachment.
+        assert!(binary(text).is_ok_and(|p| p.is_some()));
+        // Its hexadecimal and white space, as JavaScript reads them.
+        assert!(binary(r#"5 0x1 -["a",{"_placeholder":true,"num":0}]"#).is_ok_and(|p| p.is_some()));
     }
 
     #[test]

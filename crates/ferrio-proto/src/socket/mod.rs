@@ -14,6 +14,7 @@ mod error;
 mod json;
 #[cfg(feature = "msgpack")]
 mod msgpack;
+mod numbers;
 mod packet;
 mod parser;
 pub mod recovery;
@@ -27,8 +28,7 @@ pub use json::{
     ack_json, event_json, share_attachments, to_json_with_attachments, ArgsText, InvalidJson,
     RawJson,
 };
-#[cfg(feature = "msgpack")]
-pub use msgpack::MsgpackNumbers;
+pub use numbers::JsNumbers;
 pub use packet::{AckId, EncodedPacket, Packet, PacketType, MAIN_NAMESPACE};
 #[cfg(feature = "msgpack")]
 pub use parser::MsgpackParser;

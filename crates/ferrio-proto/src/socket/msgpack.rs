@@ -23,68 +23,16 @@ use rmp::encode;
 use super::decode::check_placeholders;
 use super::error::DecodeError;
 use super::json::RawJson;
+use super::numbers::JsNumbers;
 use super::packet::{AckId, Packet, PacketType};
 use super::validate::{payload_is_valid, MAX_JSON_DEPTH};
 use crate::scan;
 use crate::Str;
 
-// ---- numbers -----------------------------------------------------------------------------------
-
-/// How the msgpack parser converts between doubles and JSON number text, for
-/// [`Parser::msgpack_with`](super::Parser::msgpack_with). The default is Rust's own
-/// (`Display`/`LowerExp` and `str::parse`); a driver whose platform converts numbers already
-/// (JavaScript's `String` and `Number`) can pass those instead and leave Rust's code out.
-///
-/// ```
-/// use ferrio_proto::socket::{MsgpackNumbers, Packet, Parser, RawJson};
-/// // Rust's own conversions, written out: what `MsgpackNumbers::default()` does.
-/// fn write(x: f64, out: &mut String) {
-///     out.push_str(&if (1e-6..1e21).contains(&x.abs()) { x.to_string() } else { format!("{x:e}") });
-/// }
-/// let numbers = MsgpackNumbers { write, read: |text| text.parse().unwrap_or(f64::NAN) };
-/// let parser = Parser::msgpack_with(numbers);
-/// let event = Packet::event("/", RawJson::parse(r#"["n",0.5,1e300]"#).unwrap(), vec![]);
-/// let encoded = parser.encode(&event);
-/// let back = parser.decoder(10).decode_binary(encoded.binary()[0].clone()).unwrap().unwrap();
-/// assert_eq!(back.data().unwrap().as_str(), r#"["n",0.5,1e300]"#);
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct MsgpackNumbers {
-    /// Appends the JSON text of a finite, non-zero double: digits that read back to the same
-    /// double (the decoder's `float 32` and `float 64` values). JavaScript's `String(x)`
-    /// writes the shortest such digits, in exponent form from 1e21 up and below 1e-6.
-    pub write: fn(f64, &mut String),
-    /// The double a valid JSON number's text stands for, correctly rounded (the encoder's
-    /// numbers that are not 64-bit integers): JavaScript's `Number(text)`, Rust's `str::parse`.
-    pub read: fn(&str) -> f64,
-}
-
-impl Default for MsgpackNumbers {
-    fn default() -> Self {
-        MsgpackNumbers {
-            write: write_shortest,
-            read: |text| text.parse().unwrap_or(f64::NAN),
-        }
-    }
-}
-
-/// The shortest digits that read back to `f`, in exponent form where JavaScript writes one (from
-/// 1e21 up and below 1e-6), so that no double takes more than about 24 characters (plain
-/// `Display` writes 5e-324 with 324 digits). `Display` and `LowerExp`, not `Debug`, whose output
-/// a size build may leave out.
-fn write_shortest(f: f64, out: &mut String) {
-    use std::fmt::Write;
-    if (1e-6..1e21).contains(&f.abs()) {
-        let _ = write!(out, "{f}");
-    } else {
-        let _ = write!(out, "{f:e}");
-    }
-}
-
 // ---- encoder -----------------------------------------------------------------------------------
 
 /// Encodes `packet` as the msgpack parser does: one msgpack map, binary inline.
-pub(crate) fn encode(packet: &Packet, numbers: &MsgpackNumbers) -> Bytes {
+pub(crate) fn encode(packet: &Packet, numbers: &JsNumbers) -> Bytes {
     let data = packet.data.as_ref();
     let binary: usize = packet.attachments.iter().map(Bytes::len).sum();
     let mut out =
@@ -119,7 +67,7 @@ pub(crate) fn encode(packet: &Packet, numbers: &MsgpackNumbers) -> Bytes {
     Bytes::from(out)
 }
 
-fn write_id(out: &mut Vec<u8>, id: Option<&AckId>, numbers: &MsgpackNumbers) {
+fn write_id(out: &mut Vec<u8>, id: Option<&AckId>, numbers: &JsNumbers) {
     let Some(id) = id else { return };
     let _ = encode::write_str(out, "id");
     match id.as_u64() {
@@ -138,7 +86,7 @@ fn write_json(
     i: usize,
     attachments: &[Bytes],
     depth: usize,
-    numbers: &MsgpackNumbers,
+    numbers: &JsNumbers,
 ) {
     let b = json.as_bytes();
     let end = scan::value_end(b, i).unwrap_or(b.len());
@@ -193,7 +141,7 @@ fn placeholder<'a>(object: &str, attachments: &'a [Bytes]) -> Option<&'a [u8]> {
 
 /// Writes a JSON number as notepack.io writes a JavaScript number: an integral value as the
 /// smallest integer form (when it fits in 64 bits), anything else as a `float 64`.
-fn write_number(out: &mut Vec<u8>, token: &str, numbers: &MsgpackNumbers) {
+fn write_number(out: &mut Vec<u8>, token: &str, numbers: &JsNumbers) {
     // Integers written with digits only are kept exact, even past 2^53.
     if let Ok(n) = token.parse::<u64>() {
         let _ = encode::write_uint(out, n);
@@ -203,7 +151,7 @@ fn write_number(out: &mut Vec<u8>, token: &str, numbers: &MsgpackNumbers) {
         let _ = encode::write_sint(out, n);
         return;
     }
-    let v = (numbers.read)(token);
+    let v = (numbers.to_number)(token);
     const TWO_64: f64 = 18_446_744_073_709_551_616.0;
     const TWO_63: f64 = 9_223_372_036_854_775_808.0;
     if v.is_finite() && v.fract() == 0.0 {
@@ -229,7 +177,7 @@ fn write_number(out: &mut Vec<u8>, token: &str, numbers: &MsgpackNumbers) {
 pub(crate) fn decode(
     frame: &Bytes,
     max_attachments: usize,
-    numbers: &MsgpackNumbers,
+    numbers: &JsNumbers,
 ) -> Result<Packet, DecodeError> {
     let mut r = Reader {
         frame,
@@ -308,7 +256,7 @@ pub(crate) fn decode(
             }
             // A map written as a placeholder (`{"_placeholder":true,"num":N}`) is read as one,
             // as for the JSON parser: it must name a binary value of the packet.
-            check_placeholders(&json, attachments.len())?;
+            check_placeholders(&json, attachments.len(), numbers)?;
             Some(RawJson::from_trusted(Str::from(json)))
         }
     };
@@ -345,7 +293,7 @@ struct Reader<'a> {
     /// The most binary values a packet may hold.
     max_attachments: usize,
     /// How floats become JSON text.
-    numbers: &'a MsgpackNumbers,
+    numbers: &'a JsNumbers,
 }
 
 impl<'a> Reader<'a> {
@@ -650,13 +598,13 @@ fn push_int(out: &mut String, n: i128) {
 
 /// A float as `JSON.stringify` keeps it: non-finite values are `null`, zero is `0` (or `-0`,
 /// which `JSON.parse` reads back as negative zero), the rest as `numbers` writes it.
-fn push_float(out: &mut String, f: f64, numbers: &MsgpackNumbers) {
+fn push_float(out: &mut String, f: f64, numbers: &JsNumbers) {
     if !f.is_finite() {
         out.push_str("null");
     } else if f == 0.0 {
         out.push_str(if f.is_sign_negative() { "-0" } else { "0" });
     } else {
-        (numbers.write)(f, out);
+        (numbers.to_string)(f, out);
     }
 }
 
@@ -705,12 +653,7 @@ mod tests {
     }
 
     fn decoded(bytes: &[u8]) -> Packet {
-        decode(
-            &Bytes::copy_from_slice(bytes),
-            10,
-            &MsgpackNumbers::default(),
-        )
-        .expect("decodes")
+        decode(&Bytes::copy_from_slice(bytes), 10, &JsNumbers::default()).expect("decodes")
     }
 
     fn raw(s: &str) -> RawJson {
@@ -732,7 +675,7 @@ mod tests {
         // Without the undefined member, as Ferrio writes it.
         let ours =
             hex(r#"83 a4 type 04 a4 data 81 a7 message ac "unauthorized" a3 nsp a5 "/chat""#);
-        assert_eq!(&encode(&p, &MsgpackNumbers::default())[..], &ours[..]);
+        assert_eq!(&encode(&p, &JsNumbers::default())[..], &ours[..]);
         assert_eq!(decoded(&ours), p);
     }
 
@@ -765,7 +708,7 @@ mod tests {
         );
         assert_eq!(p.attachments(), &[Bytes::from_static(&[0xde, 0xad])]);
         assert_eq!(p.event_name().as_deref(), Some("bin"));
-        assert_eq!(&encode(&p, &MsgpackNumbers::default())[..], &wire[..]);
+        assert_eq!(&encode(&p, &JsNumbers::default())[..], &wire[..]);
         // Built the JSON way, it encodes to the same bytes.
         let built = Packet::event(
             "/chat",
@@ -774,7 +717,7 @@ mod tests {
             ),
             vec![Bytes::from_static(&[0xde, 0xad])],
         );
-        assert_eq!(&encode(&built, &MsgpackNumbers::default())[..], &wire[..]);
+        assert_eq!(&encode(&built, &JsNumbers::default())[..], &wire[..]);
     }
 
     #[test]
@@ -787,14 +730,14 @@ mod tests {
         wire.extend_from_slice(&hex(r#"a3 nsp a1 "/""#));
         let frame = Bytes::from(wire);
         assert_eq!(
-            decode(&frame, 3, &MsgpackNumbers::default())
+            decode(&frame, 3, &JsNumbers::default())
                 .expect("three allowed")
                 .attachments()
                 .len(),
             3
         );
         assert_eq!(
-            decode(&frame, 2, &MsgpackNumbers::default()).err(),
+            decode(&frame, 2, &JsNumbers::default()).err(),
             Some(DecodeError::TooManyAttachments { limit: 2 })
         );
     }
@@ -842,11 +785,11 @@ mod tests {
         let p = decoded(&ack);
         assert_eq!(p.kind(), PacketType::Ack);
         assert_eq!(p.data().map(RawJson::as_str), Some(r#"["ack!",1.5]"#));
-        assert_eq!(&encode(&p, &MsgpackNumbers::default())[..], &ack[..]);
+        assert_eq!(&encode(&p, &JsNumbers::default())[..], &ack[..]);
         assert_eq!(
             &encode(
                 &Packet::ack("/chat", 0, raw(r#"["ack!",1.5]"#), vec![]),
-                &MsgpackNumbers::default()
+                &JsNumbers::default()
             )[..],
             &ack[..]
         );
@@ -854,7 +797,7 @@ mod tests {
         let disconnect = hex(r#"82 a4 type 01 a3 nsp a5 "/chat""#);
         assert_eq!(decoded(&disconnect), Packet::disconnect("/chat"));
         assert_eq!(
-            &encode(&Packet::disconnect("/chat"), &MsgpackNumbers::default())[..],
+            &encode(&Packet::disconnect("/chat"), &JsNumbers::default())[..],
             &disconnect[..]
         );
     }
@@ -864,7 +807,7 @@ mod tests {
         let plain = hex("82 a4 74 79 70 65 00 a3 6e 73 70 a1 2f");
         assert_eq!(decoded(&plain), Packet::connect("/", None));
         assert_eq!(
-            &encode(&Packet::connect("/", None), &MsgpackNumbers::default())[..],
+            &encode(&Packet::connect("/", None), &JsNumbers::default())[..],
             &plain[..]
         );
         let auth = hex("83 a4 74 79 70 65 00 a3 6e 73 70 a5 2f 63 68 61 74 a4 64 61 74 61 81 a5 74 6f 6b 65 6e a2 6f 6b");
@@ -887,7 +830,7 @@ mod tests {
             raw(r#"["n",1.0,-200,1e3,0.5,18446744073709551615]"#),
             vec![],
         );
-        let bytes = encode(&p, &MsgpackNumbers::default());
+        let bytes = encode(&p, &JsNumbers::default());
         assert_eq!(
             decoded(&bytes).data().map(RawJson::as_str),
             Some(r#"["n",1,-200,1000,0.5,18446744073709551615]"#)
@@ -899,14 +842,14 @@ mod tests {
         use crate::socket::Parser;
         // Conversions that mark their work: every float read is written as 2.5, every number
         // text that is not a 64-bit integer is read as 0.75.
-        let numbers = MsgpackNumbers {
-            write: |_, out| out.push_str("2.5"),
-            read: |_| 0.75,
+        let numbers = JsNumbers {
+            to_string: |_, out| out.push_str("2.5"),
+            to_number: |_| 0.75,
         };
         let parser = Parser::msgpack_with(numbers);
         let p = Packet::event("/", raw(r#"["n",0.1,7,-0.0,1e400]"#), vec![]);
         let frame = parser.encode(&p).binary()[0].clone();
-        // Out: the texts that are not 64-bit integers (0.1, -0.0, 1e400) read by `read`, as the
+        // Out: the texts that are not 64-bit integers (0.1, -0.0, 1e400) read by `to_number`, as the
         // float 64 0.75; the integer 7 as it is.
         let floats = frame
             .windows(9)
@@ -964,7 +907,7 @@ mod tests {
         ];
         for (i, b) in bad.iter().enumerate() {
             assert!(
-                decode(&Bytes::copy_from_slice(b), 10, &MsgpackNumbers::default()).is_err(),
+                decode(&Bytes::copy_from_slice(b), 10, &JsNumbers::default()).is_err(),
                 "case {i}"
             );
         }
@@ -972,7 +915,7 @@ mod tests {
         let mut deep = hex(r#"83 a4 type 02 a3 nsp a1 "/" a4 data 92 a1 "a""#);
         deep.extend(std::iter::repeat_n(0x91, MAX_JSON_DEPTH + 5));
         deep.push(0xc0);
-        assert!(decode(&Bytes::from(deep), 10, &MsgpackNumbers::default()).is_err());
+        assert!(decode(&Bytes::from(deep), 10, &JsNumbers::default()).is_err());
     }
 
     #[test]
@@ -981,10 +924,10 @@ mod tests {
         // recursion (a frame of 0x81 bytes would otherwise recurse once per byte).
         let mut frame = vec![0x81];
         frame.extend(std::iter::repeat_n(0x81, 100_000));
-        assert!(decode(&Bytes::from(frame), 10, &MsgpackNumbers::default()).is_err());
+        assert!(decode(&Bytes::from(frame), 10, &JsNumbers::default()).is_err());
         let mut frame = hex(r#"83 a4 type 02 a3 nsp a1 "/" a4 data 92 a1 "a""#);
         frame.extend(std::iter::repeat_n(0x81, 100_000));
-        assert!(decode(&Bytes::from(frame), 10, &MsgpackNumbers::default()).is_err());
+        assert!(decode(&Bytes::from(frame), 10, &JsNumbers::default()).is_err());
         // Scalar keys name properties as JavaScript writes them.
         let wire = hex(
             r#"83 a4 type 02 a3 nsp a1 "/" a4 data 92 a1 "a" 84 01 a1 "x" c0 c3 c3 c3 d4 00 00 c2"#,

@@ -19,8 +19,7 @@ use bytes::Bytes;
 
 use super::decode::Decoder;
 use super::error::DecodeError;
-#[cfg(feature = "msgpack")]
-use super::msgpack::MsgpackNumbers;
+use super::numbers::JsNumbers;
 use super::packet::{AckId, EncodedPacket, Packet};
 use crate::Str;
 
@@ -89,13 +88,13 @@ pub struct MsgpackParser;
 #[cfg(feature = "msgpack")]
 impl PacketParser for MsgpackParser {
     fn encode(&self, packet: &Packet) -> EncodedPacket {
-        EncodedPacket::from_binary(super::msgpack::encode(packet, &MsgpackNumbers::default()))
+        EncodedPacket::from_binary(super::msgpack::encode(packet, &JsNumbers::default()))
     }
 
     fn decoder(&self, max_attachments: usize) -> Box<dyn PacketDecoder> {
         Box::new(MsgpackDecoder {
             max_attachments,
-            numbers: MsgpackNumbers::default(),
+            numbers: JsNumbers::default(),
         })
     }
 }
@@ -106,7 +105,7 @@ impl PacketParser for MsgpackParser {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MsgpackDecoder {
     max_attachments: usize,
-    numbers: MsgpackNumbers,
+    numbers: JsNumbers,
 }
 
 #[cfg(feature = "msgpack")]
@@ -143,34 +142,46 @@ impl PacketDecoder for Decoder {
 #[derive(Clone, Default)]
 pub struct Parser(Kind);
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 enum Kind {
-    #[default]
-    Json,
+    Json(JsNumbers),
     #[cfg(feature = "msgpack")]
-    Msgpack(MsgpackNumbers),
+    Msgpack(JsNumbers),
     #[cfg(feature = "parsers")]
     Custom(Arc<dyn PacketParser>),
+}
+
+impl Default for Kind {
+    fn default() -> Kind {
+        Kind::Json(JsNumbers::default())
+    }
 }
 
 impl Parser {
     /// The default JSON parser (`socket.io-parser`).
     pub fn json() -> Parser {
-        Parser(Kind::Json)
+        Parser::json_with(JsNumbers::default())
+    }
+
+    /// The JSON parser, reading attachment counts and placeholder indexes with the `Number()`
+    /// that `numbers` gives instead of Rust's own (see [`JsNumbers`]). The browser client passes
+    /// the page's, instead of carrying float parsing code and tables in its module.
+    pub fn json_with(numbers: JsNumbers) -> Parser {
+        Parser(Kind::Json(numbers))
     }
 
     /// The msgpack parser (`socket.io-msgpack-parser` 3.x; feature `msgpack`, on by default).
     #[cfg(feature = "msgpack")]
     pub fn msgpack() -> Parser {
-        Parser::msgpack_with(MsgpackNumbers::default())
+        Parser::msgpack_with(JsNumbers::default())
     }
 
     /// The msgpack parser, with the conversions between doubles and JSON number text that
-    /// `numbers` gives instead of Rust's own (see [`MsgpackNumbers`]). The browser client passes
+    /// `numbers` gives instead of Rust's own (see [`JsNumbers`]). The browser client passes
     /// JavaScript's `String` and `Number`, which its page has already, instead of carrying
     /// Rust's float formatting and parsing code and their tables in its module.
     #[cfg(feature = "msgpack")]
-    pub fn msgpack_with(numbers: MsgpackNumbers) -> Parser {
+    pub fn msgpack_with(numbers: JsNumbers) -> Parser {
         Parser(Kind::Msgpack(numbers))
     }
 
@@ -182,13 +193,13 @@ impl Parser {
 
     /// True for the default JSON parser.
     pub fn is_json(&self) -> bool {
-        matches!(self.0, Kind::Json)
+        matches!(self.0, Kind::Json(_))
     }
 
     /// Encodes one packet with this parser.
     pub fn encode(&self, packet: &Packet) -> EncodedPacket {
         match &self.0 {
-            Kind::Json => packet.encode(),
+            Kind::Json(_) => packet.encode(),
             #[cfg(feature = "msgpack")]
             Kind::Msgpack(numbers) => {
                 EncodedPacket::from_binary(super::msgpack::encode(packet, numbers))
@@ -208,7 +219,7 @@ impl Parser {
         args: &T,
     ) -> Result<EncodedPacket, serde_json::Error> {
         match &self.0 {
-            Kind::Json => Packet::encode_ack_with(nsp.into(), id, args),
+            Kind::Json(_) => Packet::encode_ack_with(nsp.into(), id, args),
             #[cfg(any(feature = "msgpack", feature = "parsers"))]
             _ => Ok(self.encode(&Packet::ack_with(nsp, id, args)?)),
         }
@@ -217,7 +228,7 @@ impl Parser {
     /// A decoder for one connection (see [`PacketParser::decoder`]).
     pub fn decoder(&self, max_attachments: usize) -> Decoder {
         match &self.0 {
-            Kind::Json => Decoder::with_max_attachments(max_attachments),
+            Kind::Json(numbers) => Decoder::with_numbers(max_attachments, *numbers),
             #[cfg(feature = "msgpack")]
             Kind::Msgpack(numbers) => Decoder::with_custom(
                 self.clone(),
@@ -238,7 +249,7 @@ impl Parser {
 impl fmt::Debug for Parser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Kind::Json => f.write_str("Parser::json()"),
+            Kind::Json(_) => f.write_str("Parser::json()"),
             #[cfg(feature = "msgpack")]
             Kind::Msgpack(_) => f.write_str("Parser::msgpack()"),
             #[cfg(feature = "parsers")]
@@ -247,12 +258,12 @@ impl fmt::Debug for Parser {
     }
 }
 
-/// Two parsers are equal when they are the same built-in one (the msgpack parser whatever its
-/// [`MsgpackNumbers`]), or clones of the same custom one.
+/// Two parsers are equal when they are the same built-in one (whatever their [`JsNumbers`]), or
+/// clones of the same custom one.
 impl PartialEq for Parser {
     fn eq(&self, other: &Parser) -> bool {
         match (&self.0, &other.0) {
-            (Kind::Json, Kind::Json) => true,
+            (Kind::Json(_), Kind::Json(_)) => true,
             #[cfg(feature = "msgpack")]
             (Kind::Msgpack(_), Kind::Msgpack(_)) => true,
             #[cfg(feature = "parsers")]

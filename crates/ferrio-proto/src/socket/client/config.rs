@@ -83,6 +83,16 @@ pub struct ManagerConfig {
 
 impl Default for ManagerConfig {
     fn default() -> Self {
+        ManagerConfig::with_parser(Parser::json())
+    }
+}
+
+impl ManagerConfig {
+    /// The default settings with `parser` instead of [`Parser::json`]: for a driver whose
+    /// parser differs from the start (the browser client reads numbers with the page's
+    /// `Number()`, [`Parser::json_with`]), so that the default parser is never made, and Rust's
+    /// number conversions stay out of its build.
+    pub fn with_parser(parser: Parser) -> ManagerConfig {
         ManagerConfig {
             engine: eio::Config::default(),
             reconnection: true,
@@ -96,7 +106,7 @@ impl Default for ManagerConfig {
             max_receive_buffer: 10_000,
             max_attachments: DEFAULT_MAX_ATTACHMENTS,
             max_pending_acks: crate::socket::DEFAULT_MAX_PENDING_ACKS,
-            parser: Parser::json(),
+            parser,
         }
     }
 }
