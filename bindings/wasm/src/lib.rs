@@ -11,9 +11,11 @@
 //! With the `msgpack` feature (the package's `ferrio/msgpack` entry point), a manager can use
 //! the core's msgpack parser (`socket.io-msgpack-parser`'s format) instead of the JSON one: the
 //! core still hands over packets as JSON text with placeholders plus attachments, so nothing
-//! else changes here or in `ferrio.js`. That parser's floats become JSON text and back through
-//! the page's `String` and `Number` (two imports), so the module carries no float formatting or
-//! parsing of its own.
+//! else changes here or in `ferrio.js`.
+//!
+//! Numbers go to and from text through the page's `Number` and `String` (imports; the core's
+//! `JsNumbers`): the JSON parser's attachment counts and placeholder indexes, the msgpack
+//! parser's floats. So the module carries no float formatting or parsing of its own.
 //!
 //! Apart from its constructor, [`Core`] has one method, [`Core::call`]`(op, now, a, b, c, text,
 //! value)`: every exported function costs the module its own glue, so all commands share one.
