@@ -395,6 +395,18 @@ export class Manager extends Emitter {
     return r;
   }
 
+  // The value of a packet's JSON text (or of the end of the last text message from offset
+  // `text`), its placeholders replaced by `attachments`; `undefined` if it does not parse. The
+  // core leaves that check of events to this `JSON.parse`: told with op 18, it closes the
+  // connection with "parse error", as socket.io-client does.
+  _parse(text, attachments) {
+    try {
+      return reconstruct(text, attachments, this._frame);
+    } catch (_) {
+      this._cmd(18);
+    }
+  }
+
   // Performs the outputs of `r` (`[result, deadline, ...outputs]`). A command
   // run by a listener meanwhile adds its outputs to the end of the list being performed.
   _drain(r) {
@@ -571,7 +583,7 @@ export class Manager extends Emitter {
       case 18: {
         // A decoded packet, as socket.io-parser gives it to the manager's `packet` listeners.
         const p = { type: out[1], nsp: out[2] };
-        if (out[3] !== undefined) p.data = reconstruct(out[3], out[4]);
+        if (out[3] !== undefined && (p.data = this._parse(out[3], out[4])) === undefined) break;
         if (out[5] >= 0) p.id = out[5];
         this.emitReserved("packet", p);
         break;
@@ -876,7 +888,8 @@ export class Socket extends Emitter {
         );
         break;
       case 13: {
-        const args = reconstruct(out[2], out[3], this.io._frame);
+        const args = this.io._parse(out[2], out[3]);
+        if (!args) break;
         if (out[4] >= 0) args.push(this._ackFn(out[4]));
         if (this._anyListeners.length) for (const fn of this._anyListeners.slice()) fn.apply(this, args);
         // The event's listeners get the arguments after its name (no copies of them made).
@@ -888,7 +901,8 @@ export class Socket extends Emitter {
         const ack = this._acks.get(out[2]);
         this._acks.delete(out[2]);
         if (!ack) break;
-        const args = reconstruct(out[3], out[4], this.io._frame);
+        const args = this.io._parse(out[3], out[4]);
+        if (!args) break;
         if (ack.withTimeout) ack.callback(null, ...args);
         else ack.callback(...args);
         break;

@@ -43,6 +43,7 @@
 //! | 15 | emit | `a` socket, `b` ack timeout (negative: the socket's), `c` flags (ack 1, volatile 2, compress 4), `text` JSON of `[name, ...args]` with placeholders, `value` attachments | ack handle or -1 |
 //! | 16 | answer an event that carried an ack id | `a` socket, `b` ack id, `text` JSON of the arguments, `value` attachments | |
 //! | 17 | socket state | `a` socket | connected 1 \| active 2 (whether the socket was recovered comes with output 10) |
+//! | 18 | the JSON text of an event (output 13 or 18) does not parse: the connection closes with `parse error` (the core leaves that check of events to the page's `JSON.parse`, see `default_config`) | | |
 //! | 19 | nothing (the outputs pending come with its array) | | |
 //! | 20 | report the socket's emits as they go out (output 17) on (`b` ≠ 0) or off (`onAnyOutgoing`) | `a` socket, `b` | |
 //! | 21 | report every decoded packet (output 18) on (`a` ≠ 0) or off (the manager's `packet` listeners) | `a` | |
@@ -143,9 +144,13 @@ mod js_numbers {
     }
 }
 
-/// The manager's default settings, with the page's [`js_numbers`] for its parser.
+/// The manager's default settings, with the page's [`js_numbers`] for its parser, and the JSON
+/// check of text events left to the page: `ferrio.js` runs `JSON.parse` on each of them anyway,
+/// and reports one that fails with op 18.
 fn default_config() -> ManagerConfig {
-    ManagerConfig::with_parser(Parser::json_with(js_numbers::numbers()))
+    let mut config = ManagerConfig::with_parser(Parser::json_with(js_numbers::numbers()));
+    config.defer_json_check = true;
+    config
 }
 
 /// Pushes `v` to `list`.
@@ -494,6 +499,10 @@ impl Core {
             17 => Ok(f64::from(
                 u32::from(m.is_connected(sid)) | u32::from(m.is_active(sid)) << 1,
             )),
+            18 => {
+                m.payload_invalid(now);
+                Ok(0.0)
+            }
             20 => m.report_sent(sid, b != 0.0).map(|_| 0.0),
             21 => {
                 m.report_packets(a != 0.0);

@@ -26,6 +26,8 @@ const deep = (n) => "[".repeat(n) + "]".repeat(n);
 // What the server sends once the socket's CONNECT arrived (after its accept, `40{"sid":...}`).
 const wsCases = {
   "sio-bad-json": ['42["ev",{bad'],
+  // An event whose JSON only the page's `JSON.parse` checks (it has the shape the core looks at).
+  "sio-bad-json-in-array": ['42["ev",{bad]'],
   "sio-bad-type": ["49oops"],
   "sio-name-not-string": ["42[1,2]"],
   "sio-not-array": ['42{"a":1}'],
@@ -49,6 +51,7 @@ const wsCases = {
 const accept = '40{"sid":"hostile-socket"}';
 const pollCases = {
   "poll-bad-json": [accept, '42["ev",{bad'],
+  "poll-bad-json-in-array": [accept, '42["ev",{bad]'],
   "poll-bad-eio": [accept, "Zq"],
   "poll-empty-packet": [accept, ""],
   "poll-oversized": [accept, '42["big","' + "y".repeat(12 * 1024 * 1024) + '"]'],

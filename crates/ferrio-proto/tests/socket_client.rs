@@ -851,6 +851,110 @@ fn parse_error_closes_and_reconnects() {
     assert_eq!(h.sent(), ["40"]);
 }
 
+/// With the JSON check of events deferred, the manager hands an event over checked for its shape
+/// only; the driver's report that it does not parse closes as a parse error does.
+#[test]
+fn deferred_json_check_hands_events_over_and_closes_when_told() {
+    let config = ManagerConfig {
+        defer_json_check: true,
+        ..H::config()
+    };
+    let mut h = H::new(config);
+    let s = h.connected();
+    h.server(r#"42["ev",{bad]"#);
+    let events = h.events();
+    assert!(
+        matches!(&events[..], [Event::Event { packet, .. }] if packet.data().map(RawJson::as_str) == Some(r#"["ev",{bad]"#)),
+        "{events:?}"
+    );
+    h.m.payload_invalid(h.now());
+    h.drain();
+    let description = Some("invalid payload".to_owned());
+    assert_eq!(
+        h.events(),
+        [
+            Event::Close {
+                reason: DisconnectReason::ParseError,
+                description: description.clone()
+            },
+            Event::Disconnect {
+                socket: s,
+                reason: DisconnectReason::ParseError,
+                description
+            }
+        ]
+    );
+    assert!(h.m.is_reconnecting());
+    // Once closed, a late report changes nothing.
+    h.m.payload_invalid(h.now());
+    h.drain();
+    assert_eq!(h.events(), []);
+}
+
+/// What the deferred check still checks at once: payloads without the shape (not ending the
+/// array, a reserved name, binary packets), and events for no socket.
+#[test]
+fn deferred_json_check_keeps_the_rest() {
+    for frame in [
+        r#"42["ev",{bad"#,
+        r#"42["connect",1]"#,
+        r#"42/other,["ev",{bad]"#,
+        r#"43["ack",{bad]"#,
+    ] {
+        let config = ManagerConfig {
+            defer_json_check: true,
+            ..H::config()
+        };
+        let mut h = H::new(config);
+        let s = h.connected();
+        h.server(frame);
+        let events = h.events();
+        assert!(
+            matches!(
+                &events[..],
+                [Event::Close { reason: DisconnectReason::ParseError, .. }, Event::Disconnect { socket, .. }]
+                    if *socket == s
+            ),
+            "{frame}: {events:?}"
+        );
+    }
+    // Valid payloads of the shapes checked in full pass as before.
+    let config = ManagerConfig {
+        defer_json_check: true,
+        ..H::config()
+    };
+    let mut h = H::new(config);
+    h.connected();
+    h.server(r#"42[7,"number name"]"#);
+    h.server(r#"42/other,["ev",1]"#);
+    let events = h.events();
+    assert!(
+        matches!(&events[..], [Event::Event { packet, .. }] if packet.event_name().as_deref() == Some("7")),
+        "{events:?}"
+    );
+}
+
+/// The recovery offset comes only from an event that reads as JSON when its check is deferred.
+#[test]
+fn deferred_json_check_takes_offsets_from_json_only() {
+    let config = ManagerConfig {
+        defer_json_check: true,
+        ..H::config()
+    };
+    let mut h = H::new(config);
+    h.open("/", SocketOptions::default());
+    h.handshake();
+    h.sent();
+    h.server(r#"40{"sid":"a","pid":"p"}"#);
+    h.server(r#"42["e","o1"]"#);
+    h.server(r#"42["e",{,"o2"]"#);
+    h.m.payload_invalid(h.now());
+    h.drain();
+    h.events();
+    h.reconnect();
+    assert_eq!(h.sent(), [r#"40{"pid":"p","offset":"o1"}"#]);
+}
+
 #[test]
 fn ping_timeout_disconnects() {
     let mut h = H::new(H::config());

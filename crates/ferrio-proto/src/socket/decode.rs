@@ -25,6 +25,7 @@ pub(crate) fn decode_str(
     text: &Str,
     max_attachments: usize,
     numbers: &JsNumbers,
+    deferred: bool,
 ) -> Result<(Packet, usize), DecodeError> {
     let s = text.as_str();
     // 1. Type: `Number(str.charAt(0))`; an empty string or white space reads as 0 (CONNECT).
@@ -111,7 +112,9 @@ pub(crate) fn decode_str(
 
     // 5. Payload: the rest, which must parse and have the type's shape.
     let data = if pos < s.len() {
-        if !payload_is_valid(kind, &s[pos..]) {
+        let json = &s[pos..];
+        // (The shape first: with it, the full check is not run.)
+        if !(deferred && shape_is_checked(kind, json) || payload_is_valid(kind, json)) {
             return Err(DecodeError::InvalidPayload);
         }
         Some(RawJson::from_trusted(text.slice(pos..s.len())))
@@ -129,6 +132,20 @@ pub(crate) fn decode_str(
         },
         expected,
     ))
+}
+
+/// With the JSON check deferred ([`Decoder::defer_json_check`]): whether the payload of an
+/// EVENT has its type's shape by its ends alone, an array whose first item is a name without
+/// escapes that is not reserved. The rest of its JSON is the application's to check. Anything
+/// else (other types, binary packets, white space around the array, a name with escapes or a
+/// number) is checked in full.
+fn shape_is_checked(kind: PacketType, json: &str) -> bool {
+    let b = json.as_bytes();
+    kind == PacketType::Event
+        && b.first() == Some(&b'[')
+        && b.last() == Some(&b']')
+        && scan::plain_first_string(json)
+            .is_some_and(|name| !super::validate::is_reserved_event(name))
 }
 
 /// `Number(run)` for a run of digits and white space, kept exact (see [`AckId`]): white space
@@ -270,6 +287,8 @@ pub struct Decoder {
     max_attachments: usize,
     /// `Number()`, for attachment counts and placeholder indexes.
     numbers: JsNumbers,
+    /// The JSON of events left to the application ([`Decoder::defer_json_check`]).
+    deferred: bool,
     pending: Option<(Packet, usize)>,
     /// Another parser's decoder, and the parser that makes it; `None` for the JSON format.
     #[cfg(feature = "parsers")]
@@ -285,6 +304,7 @@ impl Clone for Decoder {
         Decoder {
             max_attachments: self.max_attachments,
             numbers: self.numbers,
+            deferred: self.deferred,
             pending: self.pending.clone(),
             #[cfg(feature = "parsers")]
             other: None,
@@ -315,6 +335,7 @@ impl Decoder {
         Decoder {
             max_attachments: max,
             numbers,
+            deferred: false,
             pending: None,
             #[cfg(feature = "parsers")]
             other: None,
@@ -331,9 +352,21 @@ impl Decoder {
         Decoder {
             max_attachments,
             numbers: JsNumbers::UNUSED,
+            deferred: false,
             pending: None,
             other: Some((parser, other)),
         }
+    }
+
+    /// Leaves the JSON of text EVENT payloads to the application (`on`), for a driver that
+    /// parses every one of them anyway (the browser client, with `JSON.parse`): such a payload is
+    /// checked for its shape by its ends (an array whose first item is an event name without
+    /// escapes that is not reserved; anything else is checked in full), and the application must
+    /// treat one that does not parse as the decoder treats an invalid payload (the client:
+    /// [`Manager::payload_invalid`](super::client::Manager::payload_invalid)). Binary packets and
+    /// the other types are always checked in full. Off by default.
+    pub fn defer_json_check(&mut self, on: bool) {
+        self.deferred = on;
     }
 
     /// Decodes a text message. Returns the packet, or `None` when it is a binary packet that now
@@ -346,7 +379,8 @@ impl Decoder {
         if self.pending.is_some() {
             return Err(DecodeError::UnexpectedText);
         }
-        let (packet, expected) = decode_str(&text, self.max_attachments, &self.numbers)?;
+        let (packet, expected) =
+            decode_str(&text, self.max_attachments, &self.numbers, self.deferred)?;
         if expected == 0 {
             return Ok(Some(packet));
         }
@@ -408,6 +442,32 @@ mod tests {
         let mut decoder = Decoder::new();
         assert!(decoder.decode_text(Str::from(text))?.is_none());
         decoder.decode_binary(Bytes::from_static(&[1]))
+    }
+
+    #[test]
+    fn a_deferred_check_looks_at_the_shape_of_text_events_only() {
+        let mut deferred = Decoder::new();
+        deferred.defer_json_check(true);
+        let mut decode = |text: &str| deferred.decode_text(Str::from(text));
+        // Handed over unchecked: the page's `JSON.parse` checks the rest.
+        // (The Socket.IO packet's text, without the Engine.IO `4`.)
+        assert!(decode(r#"2["ev",{bad]"#).is_ok_and(|p| p.is_some()));
+        // Checked in full: another type, a binary event, no closing bracket, a reserved name,
+        // white space after the array.
+        for text in [
+            r#"3["ack",{bad]"#,
+            r#"51-["ev",{bad]"#,
+            r#"2["ev",{bad"#,
+            r#"2["disconnect",1]"#,
+            r#"2["ev",{bad] "#,
+        ] {
+            assert_eq!(decode(text), Err(DecodeError::InvalidPayload), "{text}");
+        }
+        // Off by default.
+        assert_eq!(
+            Decoder::new().decode_text(Str::from(r#"2["ev",{bad]"#)),
+            Err(DecodeError::InvalidPayload)
+        );
     }
 
     #[test]

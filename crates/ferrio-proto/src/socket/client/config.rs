@@ -77,6 +77,16 @@ pub struct ManagerConfig {
     /// for one more with [`ClientError::TooManyPendingAcks`](super::ClientError::TooManyPendingAcks), and nothing is
     /// sent; an answer, a timeout or a disconnection makes room again.
     pub max_pending_acks: usize,
+    /// Leaves the JSON of the text events it hands over to the application (default `false`):
+    /// for a driver that parses every one of them anyway (the browser client, with
+    /// `JSON.parse`). Such a payload is checked for its shape only (see
+    /// [`Decoder::defer_json_check`](crate::socket::Decoder::defer_json_check)), and the driver
+    /// reports one that does not parse with
+    /// [`Manager::payload_invalid`](super::Manager::payload_invalid), which closes the connection
+    /// with `parse error` as an invalid packet does. An event that reaches no socket (its
+    /// namespace has none, or an inactive one) is checked in full by the manager, and the
+    /// recovery offset is taken only from an event that reads as JSON.
+    pub defer_json_check: bool,
     /// The parser of every packet (default [`Parser::json`]); the server must use the same one.
     pub parser: Parser,
 }
@@ -106,6 +116,7 @@ impl ManagerConfig {
             max_receive_buffer: 10_000,
             max_attachments: DEFAULT_MAX_ATTACHMENTS,
             max_pending_acks: crate::socket::DEFAULT_MAX_PENDING_ACKS,
+            defer_json_check: false,
             parser,
         }
     }

@@ -144,8 +144,15 @@ impl Manager {
     /// reference appends its ack callback to the arguments first).
     pub(super) fn deliver(&mut self, socket: SocketId, packet: Packet) {
         let s = &mut self.sockets[socket.index()];
+        // (A payload whose JSON check was deferred gives an offset only once it reads as JSON.)
+        let checked =
+            |d: &RawJson| !self.config.defer_json_check || scan::validate(d.as_str()).is_some();
         if s.pid.is_some() && packet.id().is_none() {
-            if let Some(offset) = packet.data().and_then(|d| last_string(d.as_str())) {
+            if let Some(offset) = packet
+                .data()
+                .filter(|d| checked(d))
+                .and_then(|d| last_string(d.as_str()))
+            {
                 s.last_offset = Some(offset);
             }
         }

@@ -216,7 +216,11 @@ impl Manager {
         Manager {
             // The engine settings are the session's alone (see `config()`): moved, not cloned.
             engine: eio::Session::new(std::mem::take(&mut config.engine)),
-            decoder: config.parser.decoder(config.max_attachments),
+            decoder: {
+                let mut decoder = config.parser.decoder(config.max_attachments);
+                decoder.defer_json_check(config.defer_json_check);
+                decoder
+            },
             ready: ReadyState::Closed,
             reconnecting: false,
             skip_reconnect: false,
@@ -257,6 +261,20 @@ impl Manager {
     /// True while waiting for (or making) a reconnection attempt.
     pub fn is_reconnecting(&self) -> bool {
         self.reconnecting
+    }
+
+    /// The application could not parse the JSON of an event this manager handed over with its
+    /// check deferred ([`ManagerConfig::defer_json_check`]): the connection closes with
+    /// `parse error` ("invalid payload"), as for a packet the decoder refuses, and reconnects if
+    /// reconnection is on. Ignored unless the connection is open.
+    pub fn payload_invalid(&mut self, now: Instant) {
+        if self.ready == ReadyState::Open {
+            self.on_close(
+                now,
+                DisconnectReason::ParseError,
+                Some(super::DecodeError::InvalidPayload.as_str().to_owned()),
+            );
+        }
     }
 
     /// Turns reconnection on or off (`reconnection(v)`). Turning it off cancels a pending
@@ -751,6 +769,20 @@ impl Manager {
     }
 
     /// A packet from the server, to its namespace's socket.
+    /// An event whose JSON check was deferred ([`ManagerConfig::defer_json_check`]) that no
+    /// application will parse: checked here, and the connection closed with `parse error` if
+    /// it is not JSON, as the decoder would have.
+    fn check_unread(&mut self, now: Instant, packet: &Packet) {
+        if self.config.defer_json_check
+            && packet.kind() == PacketType::Event
+            && packet
+                .data()
+                .is_some_and(|d| crate::scan::validate(d.as_str()).is_none())
+        {
+            self.payload_invalid(now);
+        }
+    }
+
     fn on_packet(&mut self, now: Instant, packet: Packet) {
         if self.report_packets {
             self.event(Event::Packet {
@@ -758,6 +790,7 @@ impl Manager {
             });
         }
         let Some(socket) = self.socket_for(packet.nsp()) else {
+            self.check_unread(now, &packet);
             return;
         };
         let s = &mut self.sockets[socket.index()];
@@ -779,6 +812,7 @@ impl Manager {
             }
         }
         if !s.active {
+            self.check_unread(now, &packet);
             return;
         }
         match packet.kind() {
