@@ -2,6 +2,8 @@
 //! `Manager` connected over a WebSocket receives 200,000 small events (`event`, the browser
 //! benchmark's flood event) or makes 200,000 emit-to-ack round trips (`ack`), each with the
 //! next deadline asked for and every output drained, as a driver does after each input.
+//! `deferred-event`: the same events with their JSON check left to the driver, as the browser
+//! package leaves it to its `JSON.parse` (`ManagerConfig::defer_json_check`).
 //!
 //! ```sh
 //! cargo build --release -p ferrio-proto --example client_count
@@ -32,8 +34,10 @@ fn drain(m: &mut Manager, ws: &mut Option<TransportId>, events: &mut u64) {
 }
 
 fn main() {
-    let acks = std::env::args().nth(1).as_deref() == Some("ack");
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let acks = mode == "ack";
     let mut m = Manager::new(ManagerConfig {
+        defer_json_check: mode == "deferred-event",
         engine: EngineConfig {
             transports: vec![Transport::WebSocket],
             ..EngineConfig::default()
