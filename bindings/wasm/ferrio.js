@@ -403,6 +403,10 @@ export class Manager extends Emitter {
     try {
       return reconstruct(text, attachments, this._frame);
     } catch (_) {
+      // socket.io-client's decoder stops at the packet that fails: the events (and packet
+      // reports) the same input gave after it are not performed.
+      const list = this._list;
+      for (let i = list.length; --i > this._at; ) if (list[i][0] == 13 || list[i][0] == 18) list.splice(i, 1);
       this._cmd(18);
     }
   }
@@ -418,9 +422,9 @@ export class Manager extends Emitter {
     }
     this._list = r;
     try {
-      for (let i = 2; i < r.length; i++) {
+      for (this._at = 2; this._at < r.length; this._at++) {
         try {
-          this._handle(r[i]);
+          this._handle(r[this._at]);
         } catch (e) {
           setTimeout(() => {
             throw e;

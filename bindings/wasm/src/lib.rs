@@ -183,9 +183,10 @@ pub struct Core {
     /// the end of it goes back as its offset in the string JavaScript has (no copy), also when
     /// the packet completes later (a binary event's header, completed by its attachments).
     frame: Option<Str>,
-    /// The binary data JavaScript gave since the last command other than op 4 (the messages of
-    /// op 4, the attachments of ops 15 and 16; with a parser that reads binary messages, since
-    /// the last command), each with its `Uint8Array`: an attachment or a
+    /// The binary data JavaScript gave in this command, and in the commands before it while the
+    /// core collects a packet's attachments (the messages of op 4, the attachments of ops 15
+    /// and 16; with a parser that reads binary messages, in this command only), each with its
+    /// `Uint8Array`: an attachment or a
     /// binary frame that is one of them goes back as that array instead of a copy. (A message
     /// of op 4 is a one-byte stand-in when the manager does not read it: the JSON parser.)
     received: Vec<(Bytes, JsValue)>,
@@ -356,6 +357,8 @@ impl Core {
             #[cfg(feature = "msgpack")]
             if flags & 8 != 0 {
                 config.parser = Parser::msgpack_with(js_numbers::numbers());
+                // (Its decoder writes the JSON it hands over itself.)
+                config.defer_json_check = false;
             }
         } else {
             if let Some(d) = millis(a) {
@@ -394,9 +397,10 @@ impl Core {
         } else {
             None
         };
-        // Kept across op 4 only while the core collects a packet's attachments (the JSON
-        // parser); a parser that reads binary messages (msgpack) takes each as a whole packet.
-        if op != 4 || self.manager.reads_binary_messages() {
+        // Kept while the core collects a packet's attachments (the JSON parser), whatever
+        // commands come between them (a timer, an emit, `socket.connected`); a parser that reads
+        // binary messages (msgpack) takes each as a whole packet.
+        if !self.manager.is_reconstructing() || self.manager.reads_binary_messages() {
             self.received.clear();
         }
         let now = at(now);

@@ -40,6 +40,9 @@ const wsCases = {
   "sio-unicode": ['42["é🦀",["ü"],"ñ🦀x"]'],
   "sio-unicode-ack-id": ['42\u00a07["é",{"k":"ü"},"🦀"]'],
   "sio-deep": ['42["ev",' + deep(200000) + "]"],
+  // A binary event whose second attachment comes 200 ms after the first, while the page runs
+  // commands (reads `socket.connected`): both attachments must arrive whole.
+  "sio-binary-split": ['452-["bin",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', Buffer.from([1, 2, 3]), 200, Buffer.from([4, 5])],
   "sio-connect-error-garbage": ["44{"],
   "eio-bad-type": ["9garbage"],
   "eio-empty": [""],
@@ -52,6 +55,8 @@ const accept = '40{"sid":"hostile-socket"}';
 const pollCases = {
   "poll-bad-json": [accept, '42["ev",{bad'],
   "poll-bad-json-in-array": [accept, '42["ev",{bad]'],
+  // The event after the one that does not parse, in the same response, is not delivered.
+  "poll-bad-json-then-event": [accept, '42["ev",{bad]', '42["after"]'],
   "poll-bad-eio": [accept, "Zq"],
   "poll-empty-packet": [accept, ""],
   "poll-oversized": [accept, '42["big","' + "y".repeat(12 * 1024 * 1024) + '"]'],
@@ -136,7 +141,13 @@ server.on("upgrade", (req, socket, head) => {
       if (!text.startsWith("40")) return;
       ws.send('40{"sid":"hostile-socket"}');
       if (c === "close-abrupt") return setTimeout(() => ws.terminate(), 50);
-      for (const frame of wsCases[c] || []) ws.send(frame);
+      // (A number: that many ms before the frames after it.)
+      let delay = 0;
+      for (const frame of wsCases[c] || []) {
+        if (typeof frame === "number") delay += frame;
+        else if (delay) setTimeout(() => ws.send(frame), delay);
+        else ws.send(frame);
+      }
     });
   });
 });

@@ -143,6 +143,7 @@ export const pollingCases = [
   "huge-handshake",
   "poll-bad-json",
   "poll-bad-json-in-array",
+  "poll-bad-json-then-event",
   "poll-bad-eio",
   "poll-empty-packet",
   "poll-oversized",
@@ -161,6 +162,7 @@ export const wsCases = [
   "sio-unicode-ack-id",
   "sio-deep",
   "sio-bad-json-in-array",
+  "sio-binary-split",
   "sio-connect-error-garbage",
   "eio-bad-type",
   "eio-empty",
@@ -186,11 +188,14 @@ export async function hostileScenario(base) {
       s.on("connect", () => events.push(["connect"]));
       s.on("connect_error", (e) => events.push(["connect_error", errorFields(e)]));
       s.on("disconnect", (reason) => events.push(["disconnect", reason]));
-      s.onAny((ev, ...args) => events.push(["event", ev, args.map((a) => (typeof a === "string" ? a.length : typeof a))]));
+      s.onAny((ev, ...args) => events.push(["event", ev, args.map((a) => (typeof a === "string" ? a.length : a instanceof ArrayBuffer ? Array.from(new Uint8Array(a)) : typeof a))]));
+      // Commands between two attachments of a binary event (`sio-binary-split`).
+      const reads = setInterval(() => s.connected, 5);
       s.io.on("error", (e) => events.push(["error", e instanceof Error]));
       s.io.on("reconnect_attempt", () => events.push(["reconnect_attempt"]));
       const done = () => events.some(([e]) => e === "reconnect_attempt" || e === "event") || (c === "poll-connect-error-garbage" && events.length);
       await until(done, 6000);
+      clearInterval(reads);
       s.disconnect();
     } catch (e) {
       events.push(["thrown", String(e)]);

@@ -342,6 +342,7 @@ try {
       "close-abrupt": "transport close",
       "poll-bad-json": "parse error",
       "poll-bad-json-in-array": "parse error",
+      "poll-bad-json-then-event": "parse error",
       "poll-bad-eio": "transport error",
       "poll-empty-packet": "transport error",
     };
@@ -357,6 +358,8 @@ try {
     // An event 200,000 arrays deep: the page's `JSON.parse` reads it, as socket.io-client's does
     // (the core, whose own check stops at 127 levels, leaves the JSON of events to the page).
     assert.deepEqual(r["sio-deep"].slice(0, 2), [["connect"], ["event", "ev", ["object"]]]);
+    // Attachments 200 ms apart, `socket.connected` read every 5 ms meanwhile: both arrive whole.
+    assert.deepEqual(r["sio-binary-split"].slice(0, 2), [["connect"], ["event", "bin", [[1, 2, 3], [4, 5]]]]);
     assert.deepEqual(r["sio-huge-ack-id"].slice(0, 2), [["connect"], ["event", "after", []]]);
     assert.deepEqual(r["sio-unicode"].slice(0, 2), [["connect"], ["event", "é🦀", ["object", 4]]]);
     assert.deepEqual(r["sio-unicode-ack-id"].slice(0, 2), [["connect"], ["event", "é", ["object", 2, "function"]]]);

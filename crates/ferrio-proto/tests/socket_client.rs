@@ -934,6 +934,36 @@ fn deferred_json_check_keeps_the_rest() {
     );
 }
 
+/// An event that arrives before the CONNECT accept is buffered, and may be dropped unread: with
+/// the check deferred, it is checked before it is buffered.
+#[test]
+fn deferred_json_check_checks_buffered_events() {
+    let config = ManagerConfig {
+        defer_json_check: true,
+        ..H::config()
+    };
+    let mut h = H::new(config);
+    h.open("/", SocketOptions::default());
+    h.handshake();
+    h.server(r#"42["early",1]"#);
+    h.server(r#"42["early",{bad]"#);
+    let events = h.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Open,
+                Event::Close {
+                    reason: DisconnectReason::ParseError,
+                    ..
+                },
+                Event::Disconnect { .. }
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
 /// The recovery offset comes only from an event that reads as JSON when its check is deferred.
 #[test]
 fn deferred_json_check_takes_offsets_from_json_only() {

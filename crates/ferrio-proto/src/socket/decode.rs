@@ -110,7 +110,8 @@ pub(crate) fn decode_str(
         None
     };
 
-    // 5. Payload: the rest, which must parse and have the type's shape.
+    // 5. Payload: the rest, which must parse and have the type's shape (a text event's JSON
+    //    left to the application when the check is deferred: its shape only).
     let data = if pos < s.len() {
         let json = &s[pos..];
         // (The shape first: with it, the full check is not run.)

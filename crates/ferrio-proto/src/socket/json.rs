@@ -36,7 +36,9 @@ impl RawJson {
         Ok(RawJson(text.slice_ref(trimmed).unwrap_or_default()))
     }
 
-    /// Wraps text already known to be one valid JSON value.
+    /// Wraps text already known to be one valid JSON value (or, for a client whose driver took
+    /// the check of events over, `ManagerConfig::defer_json_check`, an event's payload of the
+    /// right shape that the driver checks).
     pub(crate) fn from_trusted(text: Str) -> RawJson {
         RawJson(text)
     }

@@ -857,7 +857,7 @@ mod tests {
             .count();
         assert_eq!(floats, 3);
         assert!(frame.windows(2).any(|w| w == [0xa1, b'n']) && frame.contains(&7));
-        // In: each non-zero finite float written by `write`; zeros and non-finite values never
+        // In: each non-zero finite float written by `to_string`; zeros and non-finite values never
         // reach it.
         let wire = hex(
             r#"83 a4 type 02 a4 data 95 a1 "n" cb 3f b9 99 99 99 99 99 9a cb 80 00 00 00 00 00 00 00 cb 7f f0 00 00 00 00 00 00 ca 3e 80 00 00 a3 nsp a1 "/""#,

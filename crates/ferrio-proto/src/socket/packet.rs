@@ -344,7 +344,10 @@ impl Packet {
         self.id.as_ref()
     }
 
-    /// The JSON data, kept as text (placeholders included for binary packets).
+    /// The JSON data, kept as text (placeholders included for binary packets). Valid JSON,
+    /// except a text event's from a decoder whose check is deferred
+    /// ([`Decoder::defer_json_check`](super::Decoder::defer_json_check)): checked for its shape
+    /// only.
     pub fn data(&self) -> Option<&RawJson> {
         self.data.as_ref()
     }

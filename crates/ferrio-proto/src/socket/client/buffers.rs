@@ -108,8 +108,10 @@ impl Manager {
                 DisconnectReason::ParseError,
                 Some("receive buffer full".to_owned()),
             );
-        } else {
-            s.receive_buffer.push(packet);
+        } else if !self.check_unread(now, &packet) {
+            // (Checked first when its JSON check is deferred: a buffered event is dropped unread
+            // if the socket is disconnected before it connects.)
+            self.sockets[socket.index()].receive_buffer.push(packet);
         }
     }
 }

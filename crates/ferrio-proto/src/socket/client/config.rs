@@ -83,9 +83,10 @@ pub struct ManagerConfig {
     /// [`Decoder::defer_json_check`](crate::socket::Decoder::defer_json_check)), and the driver
     /// reports one that does not parse with
     /// [`Manager::payload_invalid`](super::Manager::payload_invalid), which closes the connection
-    /// with `parse error` as an invalid packet does. An event that reaches no socket (its
-    /// namespace has none, or an inactive one) is checked in full by the manager, and the
-    /// recovery offset is taken only from an event that reads as JSON.
+    /// with `parse error` as an invalid packet does. An event the driver may never parse (its
+    /// namespace has no socket or an inactive one, or it is buffered until the CONNECT accept)
+    /// is checked in full by the manager, and the recovery offset is taken only from an event
+    /// that reads as JSON.
     pub defer_json_check: bool,
     /// The parser of every packet (default [`Parser::json`]); the server must use the same one.
     pub parser: Parser,

@@ -574,6 +574,13 @@ impl Manager {
         self.engine.report_packets(on);
     }
 
+    /// True while a binary packet waits for its attachments (the decoder's
+    /// [`is_reconstructing`](crate::socket::Decoder::is_reconstructing)): the binary messages
+    /// that come next belong to it.
+    pub fn is_reconstructing(&self) -> bool {
+        self.decoder.is_reconstructing()
+    }
+
     /// Whether the manager reads the bytes of the WebSocket binary messages it is given. With
     /// the JSON parser it never does: such a message is the next attachment of the binary
     /// packet announced before it, counted and handed back as it came, in order, in the
@@ -768,21 +775,24 @@ impl Manager {
         }
     }
 
-    /// A packet from the server, to its namespace's socket.
-    /// An event whose JSON check was deferred ([`ManagerConfig::defer_json_check`]) that no
-    /// application will parse: checked here, and the connection closed with `parse error` if
-    /// it is not JSON, as the decoder would have.
-    fn check_unread(&mut self, now: Instant, packet: &Packet) {
-        if self.config.defer_json_check
+    /// An event whose JSON check was deferred ([`ManagerConfig::defer_json_check`]) that the
+    /// application may never parse (for no socket, or buffered): checked here, and the
+    /// connection closed with `parse error` if it is not JSON (nesting past
+    /// [`MAX_JSON_DEPTH`](crate::socket::MAX_JSON_DEPTH) included), as the decoder would have.
+    /// True when it closed.
+    pub(super) fn check_unread(&mut self, now: Instant, packet: &Packet) -> bool {
+        let invalid = self.config.defer_json_check
             && packet.kind() == PacketType::Event
             && packet
                 .data()
-                .is_some_and(|d| crate::scan::validate(d.as_str()).is_none())
-        {
+                .is_some_and(|d| crate::scan::validate(d.as_str()).is_none());
+        if invalid {
             self.payload_invalid(now);
         }
+        invalid
     }
 
+    /// A packet from the server, to its namespace's socket.
     fn on_packet(&mut self, now: Instant, packet: Packet) {
         if self.report_packets {
             self.event(Event::Packet {
