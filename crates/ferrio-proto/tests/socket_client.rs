@@ -826,26 +826,36 @@ fn disconnecting_during_the_reconnection_wait_stops_it() {
     assert_eq!(h.m.poll_timeout(), None);
 }
 
+/// The events of a close with `parse error` and `description`, for the one socket `s`.
+fn parse_error_close(s: SocketId, description: &str) -> [Event; 2] {
+    let description = Some(description.to_owned());
+    [
+        Event::Close {
+            reason: DisconnectReason::ParseError,
+            description: description.clone(),
+        },
+        Event::Disconnect {
+            socket: s,
+            reason: DisconnectReason::ParseError,
+            description,
+        },
+    ]
+}
+
+/// A driver whose JSON check of events is deferred (`ManagerConfig::defer_json_check`).
+fn deferred() -> H {
+    H::new(ManagerConfig {
+        defer_json_check: true,
+        ..H::config()
+    })
+}
+
 #[test]
 fn parse_error_closes_and_reconnects() {
     let mut h = H::new(H::config());
     let s = h.connected();
     h.server("4999");
-    let description = Some("unknown packet type".to_owned());
-    assert_eq!(
-        h.events(),
-        [
-            Event::Close {
-                reason: DisconnectReason::ParseError,
-                description: description.clone()
-            },
-            Event::Disconnect {
-                socket: s,
-                reason: DisconnectReason::ParseError,
-                description
-            }
-        ]
-    );
+    assert_eq!(h.events(), parse_error_close(s, "unknown packet type"));
     assert!(h.m.is_reconnecting());
     h.reconnect();
     assert_eq!(h.sent(), ["40"]);
@@ -855,11 +865,7 @@ fn parse_error_closes_and_reconnects() {
 /// only; the driver's report that it does not parse closes as a parse error does.
 #[test]
 fn deferred_json_check_hands_events_over_and_closes_when_told() {
-    let config = ManagerConfig {
-        defer_json_check: true,
-        ..H::config()
-    };
-    let mut h = H::new(config);
+    let mut h = deferred();
     let s = h.connected();
     h.server(r#"42["ev",{bad]"#);
     let events = h.events();
@@ -869,21 +875,7 @@ fn deferred_json_check_hands_events_over_and_closes_when_told() {
     );
     h.m.payload_invalid(h.now());
     h.drain();
-    let description = Some("invalid payload".to_owned());
-    assert_eq!(
-        h.events(),
-        [
-            Event::Close {
-                reason: DisconnectReason::ParseError,
-                description: description.clone()
-            },
-            Event::Disconnect {
-                socket: s,
-                reason: DisconnectReason::ParseError,
-                description
-            }
-        ]
-    );
+    assert_eq!(h.events(), parse_error_close(s, "invalid payload"));
     assert!(h.m.is_reconnecting());
     // Once closed, a late report changes nothing.
     h.m.payload_invalid(h.now());
@@ -901,11 +893,7 @@ fn deferred_json_check_keeps_the_rest() {
         r#"42/other,["ev",{bad]"#,
         r#"43["ack",{bad]"#,
     ] {
-        let config = ManagerConfig {
-            defer_json_check: true,
-            ..H::config()
-        };
-        let mut h = H::new(config);
+        let mut h = deferred();
         let s = h.connected();
         h.server(frame);
         let events = h.events();
@@ -919,11 +907,7 @@ fn deferred_json_check_keeps_the_rest() {
         );
     }
     // Valid payloads of the shapes checked in full pass as before.
-    let config = ManagerConfig {
-        defer_json_check: true,
-        ..H::config()
-    };
-    let mut h = H::new(config);
+    let mut h = deferred();
     h.connected();
     h.server(r#"42[7,"number name"]"#);
     h.server(r#"42/other,["ev",1]"#);
@@ -938,11 +922,7 @@ fn deferred_json_check_keeps_the_rest() {
 /// the check deferred, it is checked before it is buffered.
 #[test]
 fn deferred_json_check_checks_buffered_events() {
-    let config = ManagerConfig {
-        defer_json_check: true,
-        ..H::config()
-    };
-    let mut h = H::new(config);
+    let mut h = deferred();
     h.open("/", SocketOptions::default());
     h.handshake();
     h.server(r#"42["early",1]"#);
@@ -967,11 +947,7 @@ fn deferred_json_check_checks_buffered_events() {
 /// The recovery offset comes only from an event that reads as JSON when its check is deferred.
 #[test]
 fn deferred_json_check_takes_offsets_from_json_only() {
-    let config = ManagerConfig {
-        defer_json_check: true,
-        ..H::config()
-    };
-    let mut h = H::new(config);
+    let mut h = deferred();
     h.open("/", SocketOptions::default());
     h.handshake();
     h.sent();
