@@ -143,17 +143,13 @@ impl Manager {
     /// of the data array when it is a string, the pid being set, and no ack id attached: the
     /// reference appends its ack callback to the arguments first).
     pub(super) fn deliver(&mut self, socket: SocketId, packet: Packet) {
-        let s = &mut self.sockets[socket.index()];
         // (A payload whose JSON check was deferred gives an offset only once it reads as JSON.)
-        let checked =
-            |d: &RawJson| !self.config.defer_json_check || scan::validate(d.as_str()).is_some();
-        if s.pid.is_some() && packet.id().is_none() {
-            if let Some(offset) = packet
-                .data()
-                .filter(|d| checked(d))
-                .and_then(|d| last_string(d.as_str()))
-            {
-                s.last_offset = Some(offset);
+        if self.sockets[socket.index()].pid.is_some()
+            && packet.id().is_none()
+            && self.reads_as_json(&packet)
+        {
+            if let Some(offset) = packet.data().and_then(|d| last_string(d.as_str())) {
+                self.sockets[socket.index()].last_offset = Some(offset);
             }
         }
         self.event(Event::Event { socket, packet });

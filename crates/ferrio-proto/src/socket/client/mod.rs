@@ -775,17 +775,24 @@ impl Manager {
         }
     }
 
-    /// An event whose JSON check was deferred ([`ManagerConfig::defer_json_check`]) that the
-    /// application may never parse (for no socket, or buffered): checked here, and the
-    /// connection closed with `parse error` if it is not JSON (nesting past
-    /// [`MAX_JSON_DEPTH`](crate::socket::MAX_JSON_DEPTH) included), as the decoder would have.
-    /// True when it closed.
-    pub(super) fn check_unread(&mut self, now: Instant, packet: &Packet) -> bool {
-        let invalid = self.config.defer_json_check
-            && packet.kind() == PacketType::Event
-            && packet
+    /// False only for an event whose JSON check was deferred
+    /// ([`ManagerConfig::defer_json_check`]) and whose payload is not JSON (nesting past
+    /// [`MAX_JSON_DEPTH`](crate::socket::MAX_JSON_DEPTH) included): every other packet was
+    /// checked by the decoder.
+    pub(super) fn reads_as_json(&self, packet: &Packet) -> bool {
+        !self.config.defer_json_check
+            || packet.kind() != PacketType::Event
+            || packet
                 .data()
-                .is_some_and(|d| crate::scan::validate(d.as_str()).is_none());
+                .is_none_or(|d| crate::scan::validate(d.as_str()).is_some())
+    }
+
+    /// An event whose JSON check was deferred ([`ManagerConfig::defer_json_check`]) that the
+    /// application may never parse (for no socket, or buffered): checked here
+    /// ([`Manager::reads_as_json`]), and the connection closed with `parse error` if it is not
+    /// JSON, as the decoder would have. True when it closed.
+    pub(super) fn check_unread(&mut self, now: Instant, packet: &Packet) -> bool {
+        let invalid = !self.reads_as_json(packet);
         if invalid {
             self.payload_invalid(now);
         }
