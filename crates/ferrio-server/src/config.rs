@@ -552,10 +552,10 @@ macro_rules! engine_options {
         /// the `tower` service): a session keeps its handshake's headers for its whole life,
         /// so this also bounds what each session holds for them.
         ///
-        /// The server's own `serve` (and [`crate::serve`]) also stops reading a request head
+        /// The server's own `serve` (and [`crate::serve`](fn@crate::serve)) also stops reading a request head
         /// this long plus 512 bytes (the separators of up to 100 header lines, hyper's limit)
         /// and answers 431 itself, so that a client cannot make a connection buffer more;
-        /// [`crate::serve`] used directly with a handler of its own applies the default,
+        /// [`crate::serve`](fn@crate::serve) used directly with a handler of its own applies the default,
         /// 16 KiB. Another stack applies its own bound while it reads the head (hyper's
         /// default is about 400 KB), then this one.
         pub fn max_http_header_size(mut self, bytes: usize) -> Self {
@@ -618,7 +618,7 @@ macro_rules! engine_options {
         /// Where to find the client's address in the extensions of the request that opened a
         /// session, for [`Handshake::address`](crate::Handshake::address) and
         /// `EngineSocket::address`, when the server that accepted the connection did not put a
-        /// [`crate::RemoteAddr`] there ([`crate::serve`] and this server's own `serve` do).
+        /// [`crate::RemoteAddr`] there ([`crate::serve`](fn@crate::serve) and this server's own `serve` do).
         /// Under axum's `serve`, with
         /// `into_make_service_with_connect_info::<SocketAddr>()`:
         ///

@@ -880,7 +880,7 @@ struct BodyState {
     conn: Option<Waker>,
 }
 
-/// The body of a request served by [`crate::serve`] or [`crate::Ferrio::serve`]: the bytes come
+/// The body of a request served by [`crate::serve`](fn@crate::serve) or [`crate::Ferrio::serve`]: the bytes come
 /// from the connection as they are asked for (`Content-Length` or chunked; a `100 Continue`
 /// goes out when the body is first asked for, if the client expects one). An
 /// [`http_body::Body`], so [`crate::Ferrio::handle`] and the like take it as it is.

@@ -9,7 +9,7 @@
 //!   connect middlewares and connection handlers; [`Socket`]s with typed event handlers, emits,
 //!   acks, rooms and broadcasts.
 //! - [`engine::Engine`]: a bare Engine.IO server (messages without namespaces or events).
-//! - [`serve`]: a standalone HTTP/1.1 server around any request handler (Ferrio's own
+//! - [`serve`](fn@serve): a standalone HTTP/1.1 server around any request handler (Ferrio's own
 //!   connections: an idle one holds no buffer; the body is a [`RequestBody`]).
 //! - [`FerrioLayer`]: mounts the server in a `tower` stack (axum, hyper) next to other routes.
 //! - [`Parser`]: the packet format, chosen once per server with [`FerrioBuilder::parser`]: the
@@ -59,7 +59,7 @@
 //! CORS layer then: leave the server's own [`Cors`] unset and it writes no `Access-Control-*`
 //! header. The client's address: axum's `serve` gives it only with
 //! `into_make_service_with_connect_info`, and [`FerrioBuilder::remote_address`] tells the
-//! server where to read it; [`serve`] and [`Ferrio::serve`] put a [`RemoteAddr`] in every
+//! server where to read it; [`serve`](fn@serve) and [`Ferrio::serve`] put a [`RemoteAddr`] in every
 //! request themselves.
 //!
 //! ```no_run

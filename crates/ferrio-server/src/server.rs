@@ -713,7 +713,7 @@ impl FerrioBuilder {
     /// client that never answers emits without a timeout would otherwise grow the server
     /// without limit. At the bound a new [`Socket::emit_with_ack`](crate::Socket::emit_with_ack)
     /// fails at once with
-    /// [`AckError::Emit`](crate::AckError::Emit)`(`[`EmitError::TooManyPendingAcks`](crate::EmitError::TooManyPendingAcks)`)`
+    /// [`AckError::Emit`](crate::AckError::Emit)`(`[`EmitError::TooManyPendingAcks`]`)`
     /// and the event is not sent (nor is a broadcast with ack to that socket); the connection
     /// stays up.
     pub fn max_pending_acks(mut self, n: usize) -> Self {

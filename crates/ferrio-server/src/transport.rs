@@ -398,7 +398,7 @@ pub(crate) trait App: Send + Sync + 'static {
     fn create(&self, session: NewSession<<Self::Machine as Machine>::Command>) -> Self::Machine;
 }
 
-/// The remote address of a connection, put in request extensions by [`crate::serve`].
+/// The remote address of a connection, put in request extensions by [`crate::serve`](fn@crate::serve).
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteAddr(pub std::net::SocketAddr);
 

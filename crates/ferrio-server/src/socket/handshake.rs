@@ -56,7 +56,7 @@ impl Handshake {
     }
 
     /// The client's address (the peer of the TCP connection that opened the session): from the
-    /// [`crate::RemoteAddr`] that [`crate::serve`] and [`crate::Ferrio::serve`] put into each
+    /// [`crate::RemoteAddr`] that [`crate::serve`](fn@crate::serve) and [`crate::Ferrio::serve`] put into each
     /// request's extensions, or else as the builder's
     /// [`remote_address`](crate::FerrioBuilder::remote_address) finds it (axum's `ConnectInfo`
     /// under axum's `serve`). `None` when neither is there.
