@@ -204,6 +204,8 @@ mod server;
 mod session;
 mod socket;
 mod stats;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 mod websocket;
 
@@ -227,7 +229,7 @@ pub use crate::socket::{
     Socket, VolatileEmitter,
 };
 pub use crate::stats::{EngineStats, EngineStatsSnapshot};
-pub use crate::transport::{RemoteAddr, COMMAND_QUEUE};
+pub use crate::transport::{Encrypted, RemoteAddr, COMMAND_QUEUE};
 pub use ferrio_proto::engine::server::CloseReason;
 pub use ferrio_proto::rooms::RoomEvent;
 pub use ferrio_proto::socket::recovery::RecoveryConfig;

@@ -122,7 +122,7 @@ where
 
 /// Accepts connections from `listener` until `shutdown` resolves, serving each with `serve`
 /// in a task of its own.
-async fn accept_loop<S, C, CFut>(
+pub(crate) async fn accept_loop<S, C, CFut>(
     listener: TcpListener,
     shutdown: S,
     serve: C,

@@ -249,7 +249,7 @@ fn normalize_nsp(name: &str) -> Str {
 /// ```
 #[derive(Clone)]
 pub struct Ferrio {
-    endpoint: Arc<Endpoint<SocketApp>>,
+    pub(crate) endpoint: Arc<Endpoint<SocketApp>>,
 }
 
 impl std::fmt::Debug for Ferrio {

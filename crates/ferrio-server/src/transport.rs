@@ -304,7 +304,8 @@ pub(crate) struct RequestInfo {
     pub(crate) url: String,
     pub(crate) issued: u64,
     pub(crate) address: Option<std::net::SocketAddr>,
-    /// The request came over TLS, as far as its URI says (an `https` scheme).
+    /// The request came over TLS, as far as the server can tell: an `https` URI, or the
+    /// [`Encrypted`] mark.
     pub(crate) secure: bool,
     pub(crate) extensions: http::Extensions,
 }
@@ -329,7 +330,8 @@ impl RequestInfo {
             url: req.uri().to_string(),
             issued,
             address,
-            secure: req.uri().scheme() == Some(&http::uri::Scheme::HTTPS),
+            secure: req.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
+                || extensions.get::<Encrypted>().is_some(),
             extensions,
         }
     }
@@ -401,6 +403,13 @@ pub(crate) trait App: Send + Sync + 'static {
 /// The remote address of a connection, put in request extensions by [`crate::serve`](fn@crate::serve).
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteAddr(pub std::net::SocketAddr);
+
+/// The mark of a request that came over TLS, in its extensions: `Ferrio::serve_tls` (the `tls`
+/// feature) puts it there. A service that ends TLS itself in front of [`crate::Ferrio`]'s
+/// `tower` service (hyper with `tokio-rustls`, say) may put it there too, so that
+/// `socket.handshake().secure()` is true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encrypted;
 
 /// Where the answer to a GET goes: the payload and whether it is binary, or the refusal.
 /// A polling response's payload: its body, whether it is a v3 binary payload, and whether it

@@ -64,9 +64,11 @@ impl Handshake {
         self.request.address
     }
 
-    /// True if the first request came over TLS as far as the server can tell: its URI has the
-    /// `https` scheme (HTTP/2, or an absolute request target). TLS that ends in a proxy before
-    /// this server is not seen (Node's `handshake.secure` is false then too).
+    /// True if the first request came over TLS as far as the server can tell: it was served by
+    /// `Ferrio::serve_tls` (the `tls` feature), it carries the [`Encrypted`](crate::Encrypted)
+    /// mark, or its URI has the `https` scheme (HTTP/2, or an absolute request target). TLS
+    /// that ends in a proxy before this server is not seen (Node's `handshake.secure` is false
+    /// then too).
     pub fn secure(&self) -> bool {
         self.request.secure
     }
