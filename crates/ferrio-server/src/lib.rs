@@ -178,6 +178,7 @@
 //! | a request head (target and headers) | `max_http_header_size` (16 KiB, as Node) | 431 with `Connection: close`; the server's own `serve` stops reading the head there |
 //! | a POST body | `max_http_buffer_size` | 413, reading stops past the limit |
 //! | a chunked request body's framing, under [`Ferrio::serve`] | a chunk-size line of 1 KiB; trailers as long as a request head | the handler's body fails, the connection closes after the answer |
+//! | a TLS handshake, under `Ferrio::serve_tls` (the `tls` feature) | 10 s | the connection is closed; the others are served meanwhile |
 //! | a POST body that stalls | `body_read_timeout` (30 s without a byte), or the end of its session | 408 (400 once the session is gone) with `Connection: close`; the body read so far is freed |
 //! | a WebSocket message | `max_http_buffer_size` | close code 1009, the session closes |
 
