@@ -78,6 +78,33 @@ fn trusting(cert: &rcgen::CertifiedKey) -> Arc<rustls::ClientConfig> {
     )
 }
 
+/// ferrio-client connected to the server at `addr` over `transports`, trusting `cert`.
+async fn connect(
+    addr: SocketAddr,
+    cert: &rcgen::CertifiedKey,
+    transports: &[Transport],
+) -> ferrio_client::Socket {
+    ferrio_client::io(&format!("https://{addr}/"))
+        .transports(transports)
+        .reconnection(false)
+        .tls_config(trusting(cert))
+        .connect()
+        .await
+        .expect("connects over TLS")
+}
+
+/// What the server's handshake says of the connection (`whoami`).
+async fn whoami(socket: &ferrio_client::Socket) -> Value {
+    socket
+        .timeout(WAIT)
+        .emit_with_ack("whoami", &())
+        .await
+        .expect("whoami acked")
+        .args::<(Value,)>()
+        .expect("one object")
+        .0
+}
+
 async fn bounded(f: impl std::future::Future<Output = ()>) {
     tokio::time::timeout(LIMIT, f)
         .await
@@ -89,23 +116,11 @@ async fn bounded(f: impl std::future::Future<Output = ()>) {
 async fn rust_client(transports: &[Transport]) {
     let cert = certificate();
     let addr = server(&cert).await;
-    let url = format!("https://{addr}/");
-    let socket = ferrio_client::io(&url)
-        .transports(transports)
-        .reconnection(false)
-        .tls_config(trusting(&cert))
-        .connect()
-        .await
-        .expect("connects over TLS");
-    let info = socket
-        .timeout(WAIT)
-        .emit_with_ack("whoami", &())
-        .await
-        .expect("whoami acked")
-        .args::<(Value,)>()
-        .expect("one object")
-        .0;
-    assert_eq!(info, json!({ "secure": true, "address": "127.0.0.1" }));
+    let socket = connect(addr, &cert, transports).await;
+    assert_eq!(
+        whoami(&socket).await,
+        json!({ "secure": true, "address": "127.0.0.1" })
+    );
     if transports.contains(&Transport::WebSocket) {
         let mut transport = socket.manager().transport();
         for _ in 0..50 {
@@ -129,7 +144,7 @@ async fn rust_client(transports: &[Transport]) {
     socket.disconnect();
 
     // Without the certificate among its roots the client refuses the server.
-    let refused = ferrio_client::io(&url)
+    let refused = ferrio_client::io(&format!("https://{addr}/"))
         .transports(transports)
         .reconnection(false)
         .connect()
@@ -218,22 +233,8 @@ async fn bad_connections_do_not_stop_the_server() {
             .await
             .expect("write");
 
-        let socket = ferrio_client::io(&format!("https://{addr}/"))
-            .transports(&[Transport::Polling, Transport::WebSocket])
-            .reconnection(false)
-            .tls_config(trusting(&cert))
-            .connect()
-            .await
-            .expect("connects beside the stalled handshake");
-        let info = socket
-            .timeout(WAIT)
-            .emit_with_ack("whoami", &())
-            .await
-            .expect("whoami acked")
-            .args::<(Value,)>()
-            .expect("one object")
-            .0;
-        assert_eq!(info["secure"], json!(true));
+        let socket = connect(addr, &cert, &[Transport::Polling, Transport::WebSocket]).await;
+        assert_eq!(whoami(&socket).await["secure"], json!(true));
         socket.disconnect();
         drop(stalled);
     })
