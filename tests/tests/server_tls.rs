@@ -1,6 +1,7 @@
 //! `Ferrio::serve_tls` (ferrio-server's `tls` feature): a Socket.IO server over HTTPS with a
 //! self-signed certificate, reached by `ferrio-client` and by Node's socket.io-client, over
-//! polling, WebSocket and the upgrade between them. Connections that do not speak TLS, or stop
+//! polling, WebSocket and the upgrade between them; and `Engine::serve_tls`, a bare Engine.IO
+//! endpoint over HTTPS. Connections that do not speak TLS, or stop
 //! in the middle of the handshake, are closed and the server goes on serving the others.
 
 use std::net::SocketAddr;
@@ -24,16 +25,6 @@ fn certificate() -> rcgen::CertifiedKey {
 /// Starts a server over TLS with `cert`: `whoami` acknowledges what the handshake says of
 /// the connection, `echo` its arguments.
 async fn server(cert: &rcgen::CertifiedKey) -> SocketAddr {
-    let key =
-        rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).expect("key");
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.cert.der().clone()], key)
-    .expect("server config");
     let io = ferrio_server::Ferrio::builder().build();
     io.of("/")
         .on_connection(|socket: ferrio_server::Socket| async move {
@@ -59,8 +50,24 @@ async fn server(cert: &rcgen::CertifiedKey) -> SocketAddr {
         });
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    tokio::spawn(io.serve_tls(listener, Arc::new(tls)));
+    tokio::spawn(io.serve_tls(listener, server_config(cert)));
     addr
+}
+
+/// The server's TLS settings for `cert`.
+fn server_config(cert: &rcgen::CertifiedKey) -> Arc<rustls::ServerConfig> {
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).expect("key");
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("server config"),
+    )
 }
 
 /// A client configuration that trusts `cert`.
@@ -237,6 +244,38 @@ async fn bad_connections_do_not_stop_the_server() {
         assert_eq!(whoami(&socket).await["secure"], json!(true));
         socket.disconnect();
         drop(stalled);
+    })
+    .await;
+}
+
+/// A bare Engine.IO endpoint over HTTPS: the polling handshake answered through TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_over_https() {
+    bounded(async {
+        let cert = certificate();
+        let engine = ferrio_server::engine::Engine::builder().build();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(engine.serve_tls(listener, server_config(&cert)));
+
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let mut tls = tokio_rustls::TlsConnector::from(trusting(&cert))
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake");
+        tls.write_all(
+            b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .expect("request");
+        let mut answer = Vec::new();
+        // (A peer that closes without TLS's close_notify is an error after the bytes.)
+        let _ = tls.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let body = &answer[answer.find("\r\n\r\n").expect("a body") + 4..];
+        assert!(body.starts_with("0{\"sid\":"), "{body}");
     })
     .await;
 }

@@ -97,6 +97,12 @@ impl Engine {
         self.endpoint.matches(path)
     }
 
+    /// The request heads' bound (the builder's `max_http_header_size`).
+    #[cfg(feature = "tls")]
+    pub(crate) fn max_http_header_size(&self) -> usize {
+        self.endpoint.options.max_http_header_size
+    }
+
     /// The number of open sessions.
     pub fn session_count(&self) -> usize {
         self.endpoint.session_count()

@@ -1,4 +1,4 @@
-//! HTTPS: a [`Ferrio`] server on TLS connections (rustls through `tokio-rustls`), behind the
+//! HTTPS: a [`Ferrio`] server (or a bare [`crate::engine::Engine`]) on TLS connections (rustls through `tokio-rustls`), behind the
 //! `tls` feature. The connections are hyper's HTTP/1.1 ones, with upgrades, serving the same
 //! requests as the `tower` service does; [`Ferrio::serve`]'s own connections read plain TCP
 //! only.
@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,6 +19,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
+use crate::http::Body;
 use crate::transport::{Encrypted, RemoteAddr};
 use crate::Ferrio;
 
@@ -77,19 +80,67 @@ impl Ferrio {
         tls: Arc<ServerConfig>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let acceptor = TlsAcceptor::from(tls);
         let io = self.clone();
-        let served = crate::serve::accept_loop(listener, shutdown, move |stream, addr| {
-            serve_connection(io.clone(), acceptor.clone(), stream, addr)
-        })
-        .await;
+        let max_head = self.endpoint.options.max_http_header_size;
+        let served =
+            serve_tls_own(listener, tls, move |req| io.handle(req), shutdown, max_head).await;
         self.close().await;
         served
     }
 }
 
+impl crate::engine::Engine {
+    /// Serves HTTPS connections from `listener` with the certificate and settings of `tls`, as
+    /// [`Ferrio::serve_tls`] does, until the listener fails. Needs the `tls` feature.
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        tls: Arc<ServerConfig>,
+    ) -> std::io::Result<()> {
+        let max_head = self.max_http_header_size();
+        serve_tls_own(
+            listener,
+            tls,
+            move |req| self.handle(req),
+            std::future::pending(),
+            max_head,
+        )
+        .await
+    }
+}
+
+/// Accepts TLS connections from `listener` until `shutdown` resolves, answering every request
+/// with `handler`; request heads bounded by `max_head` (hyper's read buffer).
+async fn serve_tls_own<F, Fut>(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    handler: F,
+    shutdown: impl Future<Output = ()>,
+    max_head: usize,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let acceptor = TlsAcceptor::from(tls);
+    let handler = Arc::new(handler);
+    crate::serve::accept_loop(listener, shutdown, move |stream, addr| {
+        serve_connection(handler.clone(), acceptor.clone(), stream, addr, max_head)
+    })
+    .await
+}
+
 /// One HTTPS connection: the TLS handshake, then HTTP/1.1 with upgrades until it ends.
-async fn serve_connection(io: Ferrio, acceptor: TlsAcceptor, stream: TcpStream, addr: SocketAddr) {
+async fn serve_connection<F, Fut>(
+    handler: Arc<F>,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    addr: SocketAddr,
+    max_head: usize,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
     let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
@@ -101,11 +152,10 @@ async fn serve_connection(io: Ferrio, acceptor: TlsAcceptor, stream: TcpStream, 
             return;
         }
     };
-    let max_head = io.endpoint.options.max_http_header_size;
-    let service = hyper::service::service_fn(move |mut req| {
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(RemoteAddr(addr));
         req.extensions_mut().insert(Encrypted);
-        io.handle(req).map(Ok::<_, Infallible>)
+        handler(req).map(Ok::<_, Infallible>)
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
