@@ -783,6 +783,11 @@ impl Namespace {
         BroadcastOperator::new(self.inner.clone()).emit(event, args)
     }
 
+    /// Emits a `message` event to every socket of the namespace (`namespace.send(...args)`).
+    pub fn send<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), EmitError> {
+        self.emit("message", args)
+    }
+
     /// Makes every socket of the namespace join `rooms` (`socketsJoin`).
     pub fn sockets_join(&self, rooms: impl IntoRooms) {
         BroadcastOperator::new(self.inner.clone()).sockets_join_rooms(rooms.into_rooms())
@@ -1007,11 +1012,9 @@ impl BroadcastOperator {
         }
     }
 
-    /// Makes every socket selected join `room` (`socketsJoin`), on every server. (One room
-    /// here; [`Namespace::sockets_join`] and [`Ferrio::sockets_join`](crate::Ferrio::sockets_join)
-    /// take several.)
-    pub fn sockets_join(&self, room: impl Into<Str>) {
-        self.sockets_join_rooms(vec![room.into()]);
+    /// Makes every socket selected join `rooms` (`socketsJoin`), on every server.
+    pub fn sockets_join(&self, rooms: impl IntoRooms) {
+        self.sockets_join_rooms(rooms.into_rooms());
     }
 
     /// Makes every socket selected join `rooms`, on every server.
@@ -1129,6 +1132,11 @@ impl BroadcastOperator {
         let packet = Packet::outgoing_event(self.ns.name.clone(), event, args)?;
         self.ns.broadcast(packet, &self.opts);
         Ok(())
+    }
+
+    /// Emits a `message` event to every socket selected (`send(...args)`).
+    pub fn send<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), EmitError> {
+        self.emit("message", args)
     }
 }
 

@@ -478,6 +478,11 @@ impl Ferrio {
         self.of("/").emit(event, args)
     }
 
+    /// Emits a `message` event to every socket of the main namespace (`io.send(...args)`).
+    pub fn send<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), EmitError> {
+        self.of("/").send(args)
+    }
+
     /// The sockets of the main namespace on every server of the cluster (`fetchSockets`).
     pub fn fetch_sockets(
         &self,
@@ -493,6 +498,28 @@ impl Ferrio {
         args: &T,
     ) -> Result<(), EmitError> {
         self.of("/").server_side_emit(event, args)
+    }
+
+    /// Sends a server-side event to the other servers' main namespace and gathers their
+    /// answers ([`Namespace::server_side_emit_with_ack`](crate::Namespace::server_side_emit_with_ack)).
+    pub fn server_side_emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> impl Future<Output = Result<Vec<serde_json::Value>, crate::ServerSideEmitError>> + Send + 'static
+    {
+        self.of("/").server_side_emit_with_ack(event, args)
+    }
+
+    /// Adds a handler for a server-side event sent to the main namespace by another server
+    /// ([`Namespace::on_server_event`](crate::Namespace::on_server_event)).
+    pub fn on_server_event<F, Fut>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Vec<serde_json::Value>, crate::ServerAck) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.of("/").on_server_event(event, handler);
+        self
     }
 
     /// Serves one HTTP request for this endpoint (404 if its path is not under the prefix).

@@ -2,7 +2,8 @@
 //! id its registration returned, listener counts, `prependAny` and the outgoing variants;
 //! joining, leaving and addressing several rooms at once; the main namespace's operations on
 //! the server itself; the broadcast with acks answering as `emitWithAck` does; the rooms of a
-//! namespace; an event's several handlers in order.
+//! namespace; an event's several handlers in order; `send`, and `socketsJoin` of a broadcast
+//! to several rooms.
 
 mod common;
 
@@ -426,4 +427,47 @@ async fn listener_ids_outlive_the_handlers_they_named() {
         patiently("ids", seen.recv()).await,
         Some((false, true, false, 0))
     );
+}
+
+#[tokio::test]
+async fn send_sockets_join_to_several_rooms_and_the_server_side_events_on_the_server() {
+    let (tx, mut connected) = mpsc::unbounded_channel::<Socket>();
+    let io = Ferrio::builder().build();
+    io.on_connection(move |socket: Socket| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(socket);
+        }
+    });
+    let addr = serve(io.clone()).await;
+    let (mut a, _) = connect(addr).await;
+    let sa = patiently("connection", connected.recv()).await.unwrap();
+    let (mut b, _) = connect(addr).await;
+    let sb = patiently("connection", connected.recv()).await.unwrap();
+
+    // A raw client sends no `Origin`: not cross-origin.
+    assert!(!sa.handshake().xdomain());
+
+    // `send` is an emit of `message`, from the socket, the namespace and the server.
+    sa.send(&(1,)).unwrap();
+    assert_eq!(a.recv().await, r#"42["message",1]"#);
+    io.send(&("all",)).unwrap();
+    assert_eq!(a.recv().await, r#"42["message","all"]"#);
+    assert_eq!(b.recv().await, r#"42["message","all"]"#);
+
+    // A broadcast operator's socketsJoin takes several rooms.
+    sa.join("r1");
+    io.to("r1").sockets_join(["r2", "r3"]);
+    assert!(sa.rooms().contains(&"r2".to_owned()) && sa.rooms().contains(&"r3".to_owned()));
+    assert!(!sb.rooms().contains(&"r2".to_owned()));
+    io.of("/").to("r3").send(&("r3",)).unwrap();
+    io.send(&("end",)).unwrap();
+    assert_eq!(a.recv().await, r#"42["message","r3"]"#);
+    assert_eq!(a.recv().await, r#"42["message","end"]"#);
+    assert_eq!(b.recv().await, r#"42["message","end"]"#);
+
+    // Alone, a server-side event with acks has no one to answer it.
+    io.on_server_event("never", |_args, _ack| async {});
+    let answers = patiently("answers", io.server_side_emit_with_ack("ask", &())).await;
+    assert!(answers.expect("no error").is_empty());
 }

@@ -73,6 +73,12 @@ impl Handshake {
         self.request.secure
     }
 
+    /// True if the first request was cross-origin as far as the server can tell: it carried
+    /// an `Origin` header (Node's `handshake.xdomain`).
+    pub fn xdomain(&self) -> bool {
+        self.request.headers().contains_key(http::header::ORIGIN)
+    }
+
     /// The extensions of the request that opened the Engine.IO session (the handshake GET, or
     /// the WebSocket upgrade of a WebSocket-only client; Node's `socket.request`): what the
     /// application's tower layers put there, such as a session, an authenticated user or
@@ -135,7 +141,7 @@ impl Handshake {
             "headers": headers,
             "time": ferrio_proto::date::js_date_string(self.request.issued),
             "address": self.request.address.map(|a| a.ip().to_string()).unwrap_or_default(),
-            "xdomain": self.request.headers().contains_key(http::header::ORIGIN),
+            "xdomain": self.xdomain(),
             "secure": self.request.secure,
             "issued": self.request.issued,
             "url": self.request.url,

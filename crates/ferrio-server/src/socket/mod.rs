@@ -735,6 +735,12 @@ impl Socket {
         self.emit_inner(event, args, true)
     }
 
+    /// Emits a `message` event to this client (`socket.send(...args)`): what the client's
+    /// `message` listeners get.
+    pub fn send<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), EmitError> {
+        self.emit("message", args)
+    }
+
     fn emit_inner<T: Serialize + ?Sized>(
         &self,
         event: &str,
