@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use ferrio_proto::rooms::{BroadcastOptions, RoomEvent, RoomIndex};
@@ -106,6 +106,10 @@ pub(crate) struct NsInner {
     on_empty: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Taken out of the server (set under the state lock, while it had no socket).
     removed: AtomicBool,
+    /// The namespaces created as children of this one, when it is a dynamic parent
+    /// (`Ferrio::of_dynamic`): its emits go to them (Node's `ParentNamespace`). Children that
+    /// `cleanup_empty_child_namespaces` removed are dropped from it as it is read.
+    children: Mutex<Vec<Weak<NsInner>>>,
 }
 
 impl NsInner {
@@ -128,6 +132,7 @@ impl NsInner {
             app_state: OnceLock::new(),
             expiry: AtomicBool::new(false),
             on_empty: OnceLock::new(),
+            children: Mutex::new(Vec::new()),
             removed: AtomicBool::new(false),
             state: Mutex::new(NsState {
                 rooms: RoomIndex::new(),
@@ -152,13 +157,26 @@ impl NsInner {
     }
 
     /// Gives this (new, child) namespace the middlewares and connection handlers of `parent`.
-    pub(crate) fn inherit(&self, parent: &NsInner) {
+    pub(crate) fn inherit(self: &Arc<Self>, parent: &NsInner) {
         if let Ok(mut m) = self.middlewares.write() {
             m.extend(parent.middlewares());
         }
         if let Ok(mut h) = self.connection.write() {
             h.extend(parent.connection_handlers());
         }
+        let mut children = parent.children.lock().unwrap_or_else(|e| e.into_inner());
+        children.retain(|c| c.upgrade().is_some_and(|c| !c.is_removed()));
+        children.push(Arc::downgrade(self));
+    }
+
+    /// The children of a dynamic parent still in the server (none for another namespace).
+    fn children(&self) -> Vec<Arc<NsInner>> {
+        let children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        children
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|c| !c.is_removed())
+            .collect()
     }
 
     /// Sets what to do when the last socket has left (see `on_empty`).
@@ -1128,7 +1146,20 @@ impl BroadcastOperator {
 
     /// Emits `event` with `args` (a tuple) to every socket selected. The packet is encoded once
     /// and its bytes shared by all recipients.
+    ///
+    /// On a dynamic parent ([`Ferrio::of_dynamic`](crate::Ferrio::of_dynamic)) the event goes
+    /// to the sockets `to`/`except` select in every child namespace (encoded once per child), as
+    /// Node's parent namespaces do; the parent's other operations concern its own sockets, of
+    /// which it has none.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        let children = self.ns.children();
+        if !children.is_empty() {
+            for child in children {
+                let packet = Packet::outgoing_event(child.name.clone(), event, args)?;
+                child.broadcast(packet, &self.opts);
+            }
+            return Ok(());
+        }
         let packet = Packet::outgoing_event(self.ns.name.clone(), event, args)?;
         self.ns.broadcast(packet, &self.opts);
         Ok(())

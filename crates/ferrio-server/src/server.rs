@@ -285,7 +285,9 @@ impl Ferrio {
     /// A parent for dynamic namespaces (`io.of(regex)` / `io.of(fn)`): every namespace a client
     /// asks for whose name `matches` accepts is created on its first CONNECT, with the
     /// middlewares and connection handlers the returned parent has at that moment. Namespaces
-    /// created with [`Ferrio::of`] take precedence.
+    /// created with [`Ferrio::of`] take precedence. An event emitted on the parent (`emit`,
+    /// `send`, and through `to`/`except`) goes to every child, as with Node's parent
+    /// namespaces.
     ///
     /// ```
     /// # fn f(io: ferrio_server::Ferrio) {

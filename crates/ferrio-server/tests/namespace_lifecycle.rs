@@ -1,7 +1,7 @@
 //! Namespaces coming and going, and the server's end: dynamic namespaces decided with the
 //! CONNECT's auth and the handshake (asynchronously, without holding up the session's other
 //! namespaces), child namespaces removed once empty (`cleanup_empty_child_namespaces`), the
-//! `new_namespace` handlers, and `close()`.
+//! `new_namespace` handlers, a dynamic parent's emits reaching its children, and `close()`.
 
 mod common;
 
@@ -368,4 +368,52 @@ async fn close_ends_every_session_before_it_returns() {
     .await;
     assert_eq!(status, 400);
     drop(ws);
+}
+
+/// Opens a WebSocket session and connects it to `nsp`; returns it once accepted.
+async fn ws_in(addr: std::net::SocketAddr, nsp: &str) -> RawWs {
+    let mut ws = RawWs::open(addr).await;
+    ws.send(&format!("40{nsp},")).await;
+    let accept = ws.recv().await;
+    assert!(accept.starts_with(&format!("40{nsp},")), "{accept}");
+    ws
+}
+
+#[tokio::test]
+async fn a_dynamic_parent_emits_to_every_child() {
+    let io = Ferrio::builder()
+        .cleanup_empty_child_namespaces(true)
+        .build();
+    let parent = io.of_dynamic(|name| name.starts_with("/room-"));
+    io.of("/other");
+    let addr = serve(io.clone()).await;
+    let mut one = ws_in(addr, "/room-1").await;
+    let mut two = ws_in(addr, "/room-2").await;
+    let mut other = ws_in(addr, "/other").await;
+
+    // Every child gets the event, in its own namespace; `/other` is not a child.
+    parent.emit("hello", &(1,)).unwrap();
+    assert_eq!(one.recv().await, r#"42/room-1,["hello",1]"#);
+    assert_eq!(two.recv().await, r#"42/room-2,["hello",1]"#);
+
+    // `to` selects in every child: the socket in `two`'s room only.
+    let two_id = io.of("/room-2").sockets()[0].id().to_owned();
+    parent.to(two_id.as_str()).emit("just-two", &()).unwrap();
+    parent.emit("all", &()).unwrap();
+    assert_eq!(one.recv().await, r#"42/room-1,["all"]"#);
+    assert_eq!(two.recv().await, r#"42/room-2,["just-two"]"#);
+    assert_eq!(two.recv().await, r#"42/room-2,["all"]"#);
+
+    // A child removed once empty gets nothing, and the others still do.
+    one.send("41/room-1,").await;
+    patiently("room-1 removed", async {
+        while io.namespaces().iter().any(|ns| ns.name() == "/room-1") {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    parent.emit("after", &()).unwrap();
+    assert_eq!(two.recv().await, r#"42/room-2,["after"]"#);
+    io.of("/other").emit("own", &()).unwrap();
+    assert_eq!(other.recv().await, r#"42/other,["own"]"#);
 }
