@@ -255,7 +255,10 @@ impl RemoteSocket {
         &self.info.rooms
     }
 
-    /// The socket's shared data when fetched.
+    /// The socket's shared data when fetched: the JSON value its server set with
+    /// [`Socket::set_shared_data`](crate::Socket::set_shared_data) (`{}` until set), Node's
+    /// `socket.data`. The typed values of [`Socket::insert_data`](crate::Socket::insert_data)
+    /// stay on their server and are not part of it.
     pub fn data(&self) -> &Value {
         &self.info.data
     }

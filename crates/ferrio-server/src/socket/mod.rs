@@ -636,7 +636,8 @@ impl Socket {
     /// Stores a value of type `T` with the socket (the reference's `socket.data`, typed),
     /// replacing an earlier one of the same type. With connection state recovery on, the
     /// values are kept with the session (in this server's memory) and a recovered socket has
-    /// them back.
+    /// them back. They stay on this server: what `fetch_sockets` shows of a socket, here and on
+    /// other servers, is its JSON [`Socket::set_shared_data`].
     ///
     /// ```
     /// # fn f(socket: ferrio_server::Socket) {
