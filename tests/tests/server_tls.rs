@@ -112,6 +112,22 @@ async fn whoami(socket: &ferrio_client::Socket) -> Value {
         .0
 }
 
+/// Sends `request` over a TLS connection to `addr` (trusting `cert`) and reads the answer to
+/// its end.
+async fn https_request(addr: SocketAddr, cert: &rcgen::CertifiedKey, request: &str) -> String {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(trusting(cert))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    tls.write_all(request.as_bytes()).await.expect("request");
+    let mut answer = Vec::new();
+    // (A peer that closes without TLS's close_notify is an error after the bytes.)
+    let _ = tls.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 async fn bounded(f: impl std::future::Future<Output = ()>) {
     tokio::time::timeout(LIMIT, f)
         .await
@@ -258,24 +274,36 @@ async fn engine_over_https() {
         let addr = listener.local_addr().expect("address");
         tokio::spawn(engine.serve_tls(listener, server_config(&cert)));
 
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
-        let mut tls = tokio_rustls::TlsConnector::from(trusting(&cert))
-            .connect(name, tcp)
-            .await
-            .expect("TLS handshake");
-        tls.write_all(
-            b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        let answer = https_request(
+            addr,
+            &cert,
+            "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
         )
-        .await
-        .expect("request");
-        let mut answer = Vec::new();
-        // (A peer that closes without TLS's close_notify is an error after the bytes.)
-        let _ = tls.read_to_end(&mut answer).await;
-        let answer = String::from_utf8_lossy(&answer);
+        .await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         let body = &answer[answer.find("\r\n\r\n").expect("a body") + 4..];
         assert!(body.starts_with("0{\"sid\":"), "{body}");
+    })
+    .await;
+}
+
+/// Request heads are bounded as under the plain `serve`: `max_http_header_size` (16 KiB by
+/// default) with its separators passes, a larger head is answered 431.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_heads_are_bounded_over_tls() {
+    bounded(async {
+        let cert = certificate();
+        let addr = server(&cert).await;
+        let head = |size: usize| {
+            format!(
+                "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+                "a".repeat(size)
+            )
+        };
+        let fits = https_request(addr, &cert, &head(15 * 1024)).await;
+        assert!(fits.starts_with("HTTP/1.1 200"), "{}", &fits[..fits.len().min(200)]);
+        let too_long = https_request(addr, &cert, &head(20 * 1024)).await;
+        assert!(too_long.starts_with("HTTP/1.1 431"), "{}", &too_long[..too_long.len().min(200)]);
     })
     .await;
 }

@@ -552,9 +552,10 @@ macro_rules! engine_options {
         /// the `tower` service): a session keeps its handshake's headers for its whole life,
         /// so this also bounds what each session holds for them.
         ///
-        /// The server's own `serve` (and [`crate::serve`](fn@crate::serve)) also stops reading a request head
-        /// this long plus 512 bytes (the separators of up to 100 header lines, hyper's limit)
-        /// and answers 431 itself, so that a client cannot make a connection buffer more;
+        /// The server's own `serve` (and [`crate::serve`](fn@crate::serve)), and `serve_tls`
+        /// (the `tls` feature), also stop reading a request head this long plus 512 bytes (the
+        /// separators of up to 100 header lines, hyper's limit) and answer 431 themselves, so
+        /// that a client cannot make a connection buffer more;
         /// [`crate::serve`](fn@crate::serve) used directly with a handler of its own applies the default,
         /// 16 KiB. Another stack applies its own bound while it reads the head (hyper's
         /// default is about 400 KB), then this one.

@@ -21,12 +21,12 @@ use crate::http::Body;
 use crate::{BoxFuture, Ferrio};
 
 /// Time a client has to send a request's headers before its connection is closed.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a request head may hold on the wire beyond what `max_http_header_size` counts (the
 /// request target, header names and values): the method, the version, and the `": "` and line
 /// ends of up to 100 header lines (more lines are refused).
-const HEAD_SEPARATORS: usize = 512;
+pub(crate) const HEAD_SEPARATORS: usize = 512;
 
 /// Serves HTTP/1.1 (with upgrades, for WebSocket) on `listener`, one task per connection,
 /// answering every request with `handler`. Runs until the process ends; errors on one

@@ -1,7 +1,9 @@
-//! HTTPS: a [`Ferrio`] server (or a bare [`crate::engine::Engine`]) on TLS connections (rustls through `tokio-rustls`), behind the
-//! `tls` feature. The connections are hyper's HTTP/1.1 ones, with upgrades, serving the same
-//! requests as the `tower` service does; [`Ferrio::serve`]'s own connections read plain TCP
-//! only.
+//! HTTPS: a [`Ferrio`] server (or a bare [`crate::engine::Engine`]) on TLS connections (rustls
+//! through `tokio-rustls`), behind the `tls` feature. The connections are hyper's HTTP/1.1 ones,
+//! with upgrades, serving the same requests as the `tower` service does; [`Ferrio::serve`]'s own
+//! connections read plain TCP only. So an idle HTTPS connection (a waiting long poll, a
+//! keep-alive gap) keeps hyper's read buffer and rustls's buffers, which a plain connection
+//! under `serve` does not.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,25 +22,27 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use crate::http::Body;
+use crate::serve::{HEADER_READ_TIMEOUT, HEAD_SEPARATORS};
 use crate::transport::{Encrypted, RemoteAddr};
 use crate::Ferrio;
 
 /// Time a client has to complete the TLS handshake before its connection is closed.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Time a client has to send a request's headers (as [`Ferrio::serve`] gives it).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// hyper's smallest read buffer: a request head must fit in the buffer.
 const MIN_READ_BUFFER: usize = 8192;
 
 impl Ferrio {
     /// Serves HTTPS connections from `listener` with the certificate and settings of `tls`
-    /// (other paths get 404). Runs until the listener fails. Needs the `tls` feature.
+    /// (other paths get 404), until the process ends (a failed accept is logged and retried).
+    /// Needs the `tls` feature.
     ///
     /// Each connection has 10 s to complete its TLS handshake and 30 s to send a request's
-    /// head, which may be `max_http_header_size` long; a connection that fails either is
-    /// closed without disturbing the others. The requests carry the client's address
+    /// head, which is bounded as under [`Ferrio::serve`] (`max_http_header_size` plus the
+    /// separators of up to 100 lines; 431 beyond); a connection that fails either is closed
+    /// without disturbing the others. The connections speak HTTP/1.1 (with its WebSocket
+    /// upgrades): the ALPN protocols of `tls` are replaced by `http/1.1`, so that a browser
+    /// never picks HTTP/2. The requests carry the client's address
     /// ([`RemoteAddr`]) and the [`Encrypted`] mark, so `socket.handshake().secure()` is true
     /// and [`Cookie::secure`](crate::Cookie::secure) cookies go out as over any HTTPS.
     /// Browsers and socket.io-client connect with `https://` (and upgrade to `wss://`).
@@ -54,7 +58,9 @@ impl Ferrio {
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let chain = CertificateDer::pem_file_iter("cert.pem")?.collect::<Result<Vec<_>, _>>()?;
     /// let key = PrivateKeyDer::from_pem_file("key.pem")?;
-    /// let tls = ServerConfig::builder()
+    /// let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    /// let tls = ServerConfig::builder_with_provider(Arc::new(provider))
+    ///     .with_safe_default_protocol_versions()?
     ///     .with_no_client_auth()
     ///     .with_single_cert(chain, key)?;
     /// let io = Ferrio::builder().build();
@@ -91,7 +97,7 @@ impl Ferrio {
 
 impl crate::engine::Engine {
     /// Serves HTTPS connections from `listener` with the certificate and settings of `tls`, as
-    /// [`Ferrio::serve_tls`] does, until the listener fails. Needs the `tls` feature.
+    /// [`Ferrio::serve_tls`] does, until the process ends. Needs the `tls` feature.
     pub async fn serve_tls(
         self,
         listener: TcpListener,
@@ -122,7 +128,9 @@ where
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let acceptor = TlsAcceptor::from(tls);
+    let mut tls = (*tls).clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
     let handler = Arc::new(handler);
     crate::serve::accept_loop(listener, shutdown, move |stream, addr| {
         serve_connection(handler.clone(), acceptor.clone(), stream, addr, max_head)
@@ -157,10 +165,13 @@ async fn serve_connection<F, Fut>(
         req.extensions_mut().insert(Encrypted);
         handler(req).map(Ok::<_, Infallible>)
     });
+    // (The head as `serve` bounds it: what `max_http_header_size` counts plus the separators.)
+    let raw_head = max_head.saturating_add(HEAD_SEPARATORS);
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(max_head.max(MIN_READ_BUFFER))
+        .max_buf_size(raw_head.max(MIN_READ_BUFFER))
+        .max_header_size(raw_head)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;

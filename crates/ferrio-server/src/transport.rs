@@ -304,8 +304,8 @@ pub(crate) struct RequestInfo {
     pub(crate) url: String,
     pub(crate) issued: u64,
     pub(crate) address: Option<std::net::SocketAddr>,
-    /// The request came over TLS, as far as the server can tell: an `https` URI, or the
-    /// [`Encrypted`] mark.
+    /// The request came over TLS, as far as the server can tell: the [`Encrypted`] mark, or
+    /// an HTTP/2 request with the `https` scheme.
     pub(crate) secure: bool,
     pub(crate) extensions: http::Extensions,
 }
@@ -330,8 +330,11 @@ impl RequestInfo {
             url: req.uri().to_string(),
             issued,
             address,
-            secure: req.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
-                || extensions.get::<Encrypted>().is_some(),
+            // (An `https` URI only from HTTP/2, whose `:scheme` the connection sets: over
+            // HTTP/1.1 an absolute request target is the client's word, plain HTTP or not.)
+            secure: extensions.get::<Encrypted>().is_some()
+                || (req.version() == http::Version::HTTP_2
+                    && req.uri().scheme() == Some(&http::uri::Scheme::HTTPS)),
             extensions,
         }
     }

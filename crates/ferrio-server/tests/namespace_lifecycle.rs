@@ -399,12 +399,15 @@ async fn a_dynamic_parent_emits_to_every_child() {
     // `to` selects in every child: the socket in `two`'s room only.
     let two_id = io.of("/room-2").sockets()[0].id().to_owned();
     parent.to(two_id.as_str()).emit("just-two", &()).unwrap();
+    parent.except(two_id.as_str()).emit("not-two", &()).unwrap();
     parent.emit("all", &()).unwrap();
+    assert_eq!(one.recv().await, r#"42/room-1,["not-two"]"#);
     assert_eq!(one.recv().await, r#"42/room-1,["all"]"#);
     assert_eq!(two.recv().await, r#"42/room-2,["just-two"]"#);
     assert_eq!(two.recv().await, r#"42/room-2,["all"]"#);
 
-    // A child removed once empty gets nothing, and the others still do.
+    // Once a child is removed (empty), the parent's emits go on to the others; a child
+    // created again under the same name gets them once.
     one.send("41/room-1,").await;
     patiently("room-1 removed", async {
         while io.namespaces().iter().any(|ns| ns.name() == "/room-1") {
@@ -414,6 +417,13 @@ async fn a_dynamic_parent_emits_to_every_child() {
     .await;
     parent.emit("after", &()).unwrap();
     assert_eq!(two.recv().await, r#"42/room-2,["after"]"#);
+    let mut again = ws_in(addr, "/room-1").await;
+    parent.emit("again", &()).unwrap();
+    assert_eq!(again.recv().await, r#"42/room-1,["again"]"#);
+    assert_eq!(two.recv().await, r#"42/room-2,["again"]"#);
+    io.of("/room-1").emit("next", &()).unwrap();
+    // (One copy: a second `again` would come before `next`.)
+    assert_eq!(again.recv().await, r#"42/room-1,["next"]"#);
     io.of("/other").emit("own", &()).unwrap();
     assert_eq!(other.recv().await, r#"42/other,["own"]"#);
 }

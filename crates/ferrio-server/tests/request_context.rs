@@ -265,13 +265,12 @@ fn sid_of(open: &str) -> String {
 /// Over polling, with `headers` on the handshake only: the open packet, then CONNECT to `/`;
 /// returns the packets received after it (the CONNECT reply, and `hello` if admitted).
 fn connect_polling(addr: SocketAddr, headers: &[(&str, &str)]) -> Vec<String> {
-    let open = request(
-        addr,
-        "GET",
-        "/socket.io/?EIO=4&transport=polling",
-        headers,
-        "",
-    );
+    connect_polling_at(addr, "/socket.io/?EIO=4&transport=polling", headers)
+}
+
+/// [`connect_polling`] with the handshake's request target `target`.
+fn connect_polling_at(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Vec<String> {
+    let open = request(addr, "GET", target, headers, "");
     assert_eq!(open.status, 200, "{}", open.text());
     let sid = sid_of(&open.text());
     let url = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
@@ -364,6 +363,19 @@ fn hello(packets: &[String]) -> Value {
     let v: Value = serde_json::from_str(&p[2..]).unwrap();
     assert_eq!(v[0], "hello");
     v
+}
+
+#[test]
+fn an_absolute_https_target_over_plain_http_is_not_secure() {
+    let running = serve_own(server(Ferrio::builder()));
+    let target = format!(
+        "https://{}/socket.io/?EIO=4&transport=polling",
+        running.addr
+    );
+    let admitted = connect_polling_at(running.addr, &target, &[("x-user", "ann")]);
+    assert!(admitted[0].starts_with("40{"), "{admitted:?}");
+    // (user, address, secure): the client's word is not TLS.
+    assert_eq!(hello(&admitted)[3], false);
 }
 
 #[test]

@@ -66,9 +66,10 @@ impl Handshake {
 
     /// True if the first request came over TLS as far as the server can tell: it was served by
     /// `Ferrio::serve_tls` (the `tls` feature), it carries the [`Encrypted`](crate::Encrypted)
-    /// mark, or its URI has the `https` scheme (HTTP/2, or an absolute request target). TLS
-    /// that ends in a proxy before this server is not seen (Node's `handshake.secure` is false
-    /// then too).
+    /// mark (put it there in a stack that ends TLS itself), or it is an HTTP/2 request with the
+    /// `https` scheme. An absolute `https://` request target over HTTP/1.1 does not count: the
+    /// client chose it. TLS that ends in a proxy before this server is not seen (Node's
+    /// `handshake.secure` is false then too).
     pub fn secure(&self) -> bool {
         self.request.secure
     }
