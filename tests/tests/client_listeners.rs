@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use ferrio_client::{AckSender, DisconnectReason, Manager, ManagerEvent, Socket, Transport};
+use ferrio_client::{
+    AckSender, ConnectionError, DisconnectReason, Manager, ManagerEvent, Socket, Transport,
+    TransportError,
+};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -381,4 +384,90 @@ async fn manager_open_without_a_socket_and_after_close() {
     socket.on("echo-back", tagged(&tx, "end"));
     assert_eq!(round(&socket, &mut echo, 7).await, Vec::<String>::new());
     manager.close();
+}
+
+/// A server that answers every request `403 Forbidden` with the body `go away`.
+async fn forbidding() -> String {
+    let app =
+        axum::Router::new().fallback(|| async { (axum::http::StatusCode::FORBIDDEN, "go away") });
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/")
+}
+
+/// The next `error` (or `reconnect_error`, with `reconnect`) of `rx`.
+async fn next_error(
+    rx: &mut mpsc::UnboundedReceiver<ManagerEvent>,
+    reconnect: bool,
+) -> ConnectionError {
+    loop {
+        match next(rx).await {
+            ManagerEvent::Error(e) if !reconnect => return e,
+            ManagerEvent::ReconnectError(e) if reconnect => return e,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_failures_carry_their_typed_cause() {
+    let url = forbidding().await;
+
+    // Long-polling refused: the status and the server's explanation, in `error`,
+    // `reconnect_error` and the socket's `connect_error`.
+    let manager = ferrio_client::io(&url)
+        .transports(&[Transport::Polling])
+        .reconnection_attempts(1)
+        .reconnection_delay(Duration::from_millis(10))
+        .manager()
+        .expect("manager");
+    let mut rx = events(&manager);
+    let socket = manager.socket("/").open().expect("opens");
+    let refused = TransportError {
+        message: "xhr poll error".into(),
+        status: Some(403),
+        description: "HTTP 403".into(),
+        context: Some("go away".into()),
+    };
+    let expected = ConnectionError::Transport(Box::new(refused.clone()));
+    assert_eq!(next_error(&mut rx, false).await, expected);
+    assert_eq!(next_error(&mut rx, true).await, expected);
+    let err = socket.wait_connected().await.expect_err("refused");
+    assert_eq!(err.message, "reconnection failed");
+    assert_eq!(err.cause, Some(expected));
+
+    // A WebSocket refused: its status too.
+    let manager = ferrio_client::io(&url)
+        .transports(&[Transport::WebSocket])
+        .reconnection(false)
+        .manager()
+        .expect("manager");
+    let mut rx = events(&manager);
+    let _socket = manager.socket("/").open().expect("opens");
+    match next_error(&mut rx, false).await {
+        ConnectionError::Transport(e) => {
+            assert_eq!(
+                (e.message.as_str(), e.status),
+                ("websocket error", Some(403))
+            );
+        }
+        other => panic!("not a transport error: {other:?}"),
+    }
+
+    // A server that never answers: the manager's timeout.
+    let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent_url = format!("http://{}/", silent.local_addr().expect("addr"));
+    let manager = ferrio_client::io(&silent_url)
+        .transports(&[Transport::Polling])
+        .reconnection(false)
+        .timeout(Duration::from_millis(200))
+        .manager()
+        .expect("manager");
+    let mut rx = events(&manager);
+    let socket = manager.socket("/").open().expect("opens");
+    assert_eq!(next_error(&mut rx, false).await, ConnectionError::Timeout);
+    let err = socket.wait_connected().await.expect_err("timed out");
+    assert_eq!(err.cause, Some(ConnectionError::Timeout));
+    drop(silent);
 }

@@ -841,9 +841,7 @@ mod page {
             .connect()
             .await;
         let is_404 = |e: &ConnectionError| match e {
-            ConnectionError::Transport(TransportError {
-                message, status, ..
-            }) => message == "xhr poll error" && *status == Some(404),
+            ConnectionError::Transport(e) => e.message == "xhr poll error" && e.status == Some(404),
             _ => false,
         };
         let event = loop {

@@ -17,7 +17,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrio_proto::engine::client::{Input, Io, Query, Transport, TransportId};
 use ferrio_proto::engine::{Frame, OpenPacket, Packet as EnginePacket};
-use ferrio_proto::socket::client::{self as core, AckId, Event, ManagerConfig, Output, SocketId};
+use ferrio_proto::socket::client::{
+    self as core, AckId, Event, ManagerConfig, OpenFailures, Output, SocketId,
+};
 use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::{Instant, Str};
 use futures_channel::{mpsc, oneshot};
@@ -260,11 +262,9 @@ struct Driver {
     /// Transports closed on `beforeunload` behind the machine's back: what they report, and
     /// what the machine asks of them, is dropped until the machine closes them itself.
     silenced: HashSet<TransportId>,
-    /// The last transport failure reported to the machine, to hand it to the listeners when
-    /// the machine names it (the core keeps its text only).
-    last_transport_error: Option<TransportError>,
-    /// The last `error`/`reconnect_error`, for the sockets' `connect_error` that follow.
-    last_open_error: Option<(String, ConnectionError)>,
+    /// The transport failures reported to the machine and its last `error`, to give its
+    /// messages their typed cause (the core keeps a failure's text only).
+    failures: OpenFailures,
 }
 
 struct SocketEntry {
@@ -356,8 +356,7 @@ impl Manager {
             last_engine: EngineStatus::default(),
             poll_urls: HashMap::new(),
             silenced: HashSet::new(),
-            last_transport_error: None,
-            last_open_error: None,
+            failures: OpenFailures::default(),
         };
         let manager = Manager {
             inner: Rc::new(Shared {
@@ -755,21 +754,11 @@ impl Driver {
         }
     }
 
-    /// The typed form of an `error`/`reconnect_error` message from the machine.
-    fn cause(&self, message: &str) -> ConnectionError {
-        match &self.last_transport_error {
-            Some(e) if e.to_string() == message => ConnectionError::Transport(e.clone()),
-            _ if message == "timeout" => ConnectionError::Timeout,
-            _ => ConnectionError::Other(message.to_owned()),
-        }
-    }
-
     fn command(&mut self, command: Command, shared: &Rc<Shared>, notes: Option<&mut Vec<Note>>) {
         let now = self.now();
         match command {
             Command::Failed { transport, error } => {
-                let description = error.to_string();
-                self.last_transport_error = Some(error);
+                let description = self.failures.transport_failed(error);
                 self.command(
                     Command::Input(Input::TransportError {
                         transport,
@@ -1049,7 +1038,7 @@ impl Driver {
                 notes.push(Note::Manager(ManagerEvent::Open));
             }
             Event::Error { message } => {
-                let cause = self.cause(&message);
+                let cause = self.failures.open_error(&message);
                 if cause == ConnectionError::Timeout {
                     engine_note(
                         notes,
@@ -1068,7 +1057,6 @@ impl Driver {
                         },
                     );
                 }
-                self.last_open_error = Some((message, cause.clone()));
                 notes.push(Note::Manager(ManagerEvent::Error(cause)));
             }
             Event::Ping => notes.push(Note::Manager(ManagerEvent::Ping)),
@@ -1093,10 +1081,7 @@ impl Driver {
             }
             Event::Reconnect(n) => notes.push(Note::Manager(ManagerEvent::Reconnect(n))),
             Event::ReconnectError { message } => {
-                let cause = match &self.last_open_error {
-                    Some((m, cause)) if *m == message => cause.clone(),
-                    _ => self.cause(&message),
-                };
+                let cause = self.failures.reconnect_error(&message);
                 notes.push(Note::Manager(ManagerEvent::ReconnectError(cause)));
             }
             Event::Packet { packet } => notes.push(Note::Packet(packet)),
@@ -1173,10 +1158,7 @@ impl Driver {
                 retrying,
             } => {
                 // Without data, the connection's own failure (the `error` just before).
-                let cause = match &self.last_open_error {
-                    Some((m, cause)) if data.is_none() && *m == message => Some(cause.clone()),
-                    _ => None,
-                };
+                let cause = self.failures.connect_error(&message, data.is_some());
                 let error = ConnectError {
                     message,
                     data: data.and_then(|d| d.to_value().ok()),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-pub use ferrio_proto::socket::client::ClientError;
+pub use ferrio_proto::socket::client::{ClientError, ConnectionError, TransportError};
 
 /// Why a client could not be built or connected.
 #[derive(Debug)]
@@ -56,83 +56,6 @@ impl fmt::Display for ConnectError {
 }
 
 impl std::error::Error for ConnectError {}
-
-/// A transport's failure: engine.io-client's `TransportError` (`message`, `description`,
-/// `context`), with the HTTP status apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransportError {
-    /// What failed, as engine.io-client names it: `xhr poll error` (a long-polling GET),
-    /// `xhr post error` (a long-polling POST) or `websocket error`.
-    pub message: String,
-    /// The HTTP status of a polling request's answer: `Some(0)` when none came (a network
-    /// error, or [`request_timeout`](crate::ClientBuilder::request_timeout) passed), as
-    /// engine.io-client's `description`; `None` for a WebSocket.
-    pub status: Option<u16>,
-    /// What the browser said: `HTTP <status>`, the `fetch` error's message, or what the
-    /// WebSocket reported (browsers give a WebSocket's failures no detail).
-    pub description: String,
-    /// The body of an answer other than 200 (the server's explanation), if any.
-    pub context: Option<String>,
-}
-
-impl fmt::Display for TransportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.message, self.description)?;
-        match &self.context {
-            Some(c) if !c.is_empty() => write!(f, ": {c}"),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl std::error::Error for TransportError {}
-
-/// Why the connection could not be opened: the manager's `error` and `reconnect_error`
-/// ([`ManagerEvent::Error`](crate::ManagerEvent::Error),
-/// [`ManagerEvent::ReconnectError`](crate::ManagerEvent::ReconnectError)) and a
-/// [`ConnectError::cause`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectionError {
-    /// A transport failed (engine.io-client's `TransportError`).
-    Transport(TransportError),
-    /// The connection did not open within the [`timeout`](crate::ClientBuilder::timeout)
-    /// (`Error("timeout")`).
-    Timeout,
-    /// The session closed while opening for another reason (a handshake that does not decode:
-    /// `parse error`, say).
-    Other(String),
-}
-
-impl ConnectionError {
-    /// The error's message (`err.message`): the transport's, `timeout`, or the reason.
-    pub fn message(&self) -> &str {
-        match self {
-            ConnectionError::Transport(e) => &e.message,
-            ConnectionError::Timeout => "timeout",
-            ConnectionError::Other(m) => m,
-        }
-    }
-}
-
-impl fmt::Display for ConnectionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectionError::Transport(e) => write!(f, "{e}"),
-            ConnectionError::Timeout => f.write_str("timeout"),
-            ConnectionError::Other(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for ConnectionError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConnectionError::Transport(e) => Some(e),
-            _ => None,
-        }
-    }
-}
 
 /// Why an emit was refused. (The server's `EmitError` has the same first variants.)
 #[derive(Debug)]

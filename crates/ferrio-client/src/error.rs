@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-pub use ferrio_proto::socket::client::ClientError;
+pub use ferrio_proto::socket::client::{ClientError, ConnectionError, TransportError};
 
 /// Why a client could not be built or connected.
 #[derive(Debug)]
@@ -40,13 +40,18 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// A `connect_error`: the server's middleware refused the socket (with the `data` it attached),
-/// or the connection could not be opened.
+/// or the connection could not be opened (then [`cause`](ConnectError::cause) says why).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectError {
     /// The error message (`err.message`).
     pub message: String,
     /// The `data` the server's middleware attached (`err.data`), if any.
     pub data: Option<serde_json::Value>,
+    /// Why the connection could not be opened, when that is the error (socket.io-client gives
+    /// the transport's `TransportError` itself, or `Error("timeout")`), also after the last
+    /// reconnection attempt failed (`reconnection failed`: the last attempt's); `None` when
+    /// the server refused the socket.
+    pub cause: Option<ConnectionError>,
 }
 
 impl fmt::Display for ConnectError {

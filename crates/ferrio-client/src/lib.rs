@@ -102,7 +102,9 @@ mod transport;
 
 pub use builder::{io, ClientBuilder, SocketBuilder};
 pub use command::COMMAND_QUEUE;
-pub use error::{AckError, ClientError, ConnectError, EmitError, Error};
+pub use error::{
+    AckError, ClientError, ConnectError, ConnectionError, EmitError, Error, TransportError,
+};
 pub use ferrio_proto::engine::client::Transport;
 pub use ferrio_proto::socket::{Packet, PacketDecoder, PacketParser, Parser};
 pub use manager::{DisconnectReason, Manager, ManagerEvent, EVENT_QUEUE, MANAGER_EVENT_QUEUE};

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ferrio_proto::engine::client::{Input, Io, Transport, TransportId};
-use ferrio_proto::socket::client::{self as core, AckId, Event, ManagerConfig, Output, SocketId};
+use ferrio_proto::socket::client::{
+    self as core, AckId, Event, ManagerConfig, OpenFailures, Output, SocketId,
+};
 use ferrio_proto::socket::{Packet, RawJson};
 use ferrio_proto::Instant;
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -18,7 +20,7 @@ pub use ferrio_proto::socket::client::DisconnectReason;
 
 pub(crate) use crate::command::Command;
 use crate::command::{self, Commands, Setting};
-use crate::error::{AckError, ConnectError, EmitError};
+use crate::error::{AckError, ConnectError, ConnectionError, EmitError};
 use crate::socket::{self, Item, SocketShared};
 use crate::transport::{Completion, Endpoint, WsCommand};
 use crate::SocketBuilder;
@@ -56,8 +58,8 @@ const AUTH_QUEUE: usize = 8;
 pub enum ManagerEvent {
     /// The Engine.IO session opened (`open`).
     Open,
-    /// Opening failed (`error`).
-    Error(String),
+    /// Opening failed (`error`): the transport's failure, the timeout, or another reason.
+    Error(ConnectionError),
     /// The server pinged (`ping`).
     Ping,
     /// The connection closed (`close`).
@@ -66,8 +68,8 @@ pub enum ManagerEvent {
     ReconnectAttempt(u32),
     /// A reconnection attempt succeeded (`reconnect`).
     Reconnect(u32),
-    /// A reconnection attempt failed (`reconnect_error`).
-    ReconnectError(String),
+    /// A reconnection attempt failed (`reconnect_error`), and why.
+    ReconnectError(ConnectionError),
     /// No attempts left (`reconnect_failed`).
     ReconnectFailed,
 }
@@ -158,6 +160,7 @@ impl Manager {
             manager: Arc::downgrade(&inner),
             engine,
             last_engine: EngineStatus::default(),
+            failures: OpenFailures::default(),
         };
         runtime.spawn(driver.run(command_rx, completion_rx, auth_rx));
         Ok(Manager { inner })
@@ -423,6 +426,9 @@ struct Driver {
     manager: Weak<ManagerShared>,
     engine: Arc<Mutex<EngineStatus>>,
     last_engine: EngineStatus,
+    /// The transport failures reported to the machine and its last `error`, to give its
+    /// messages their typed cause.
+    failures: OpenFailures,
 }
 
 impl Driver {
@@ -581,6 +587,7 @@ impl Driver {
                         s.failure = Some(ConnectError {
                             message: e.to_string(),
                             data: None,
+                            cause: None,
                         })
                     }),
                 }
@@ -656,8 +663,9 @@ impl Driver {
                 self.websockets.remove(&id);
                 Input::WsClosed { transport }
             }
-            Completion::Error(description) => {
-                tracing::debug!(%id, "transport error: {description}");
+            Completion::Error(error) => {
+                tracing::debug!(%id, "transport error: {error}");
+                let description = self.failures.transport_failed(error);
                 self.gets.remove(&id);
                 self.websockets.remove(&id);
                 Input::TransportError {
@@ -750,22 +758,28 @@ impl Driver {
     fn event(&mut self, event: Event) {
         match event {
             Event::Open => self.manager_event(ManagerEvent::Open),
-            Event::Error { message } => self.manager_event(ManagerEvent::Error(message)),
+            Event::Error { message } => {
+                let cause = self.failures.open_error(&message);
+                self.manager_event(ManagerEvent::Error(cause))
+            }
             Event::Ping => self.manager_event(ManagerEvent::Ping),
             Event::Close { reason, .. } => self.manager_event(ManagerEvent::Close(reason)),
             Event::ReconnectAttempt(n) => self.manager_event(ManagerEvent::ReconnectAttempt(n)),
             Event::Reconnect(n) => self.manager_event(ManagerEvent::Reconnect(n)),
             Event::ReconnectError { message } => {
-                self.manager_event(ManagerEvent::ReconnectError(message))
+                let cause = self.failures.reconnect_error(&message);
+                self.manager_event(ManagerEvent::ReconnectError(cause))
             }
             Event::ReconnectFailed => {
                 self.manager_event(ManagerEvent::ReconnectFailed);
+                let cause = self.failures.last_error().cloned();
                 for entry in self.sockets.values() {
                     entry.shared.state.send_modify(|s| {
                         if !s.connected {
                             s.failure = Some(ConnectError {
                                 message: "reconnection failed".to_owned(),
                                 data: None,
+                                cause: cause.clone(),
                             });
                         }
                     });
@@ -828,9 +842,12 @@ impl Driver {
                 data,
                 retrying,
             } => {
+                // Without data, the connection's own failure (the `error` just before).
+                let cause = self.failures.connect_error(&message, data.is_some());
                 let error = ConnectError {
                     message,
                     data: data.and_then(|d| d.to_value().ok()),
+                    cause,
                 };
                 tracing::debug!(socket = socket.index(), %error, retrying, "connect_error");
                 if let Some(entry) = self.sockets.get(&socket) {

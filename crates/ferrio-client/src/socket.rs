@@ -882,6 +882,7 @@ impl Socket {
                 return Err(ConnectError {
                     message: "client closed".to_owned(),
                     data: None,
+                    cause: None,
                 });
             }
         }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::error::TransportError;
 use bytes::Bytes;
 use ferrio_proto::engine::client::{Query, TransportId};
 use ferrio_proto::engine::Frame;
@@ -37,7 +38,7 @@ pub(crate) enum Completion {
     /// The WebSocket closed.
     WsClosed,
     /// A request or the WebSocket failed.
-    Error(String),
+    Error(TransportError),
 }
 
 /// A command for a WebSocket task.
@@ -207,9 +208,12 @@ impl Endpoint {
     /// Runs a long-polling GET (`body: None`) or POST.
     pub(crate) async fn request(&self, query: &Query, body: Option<Bytes>) -> Completion {
         match self.options.request_timeout {
-            Some(limit) => tokio::time::timeout(limit, self.request_inner(query, body))
-                .await
-                .unwrap_or_else(|_| Completion::Error("xhr poll error: timeout".to_owned())),
+            Some(limit) => {
+                let post = body.is_some();
+                tokio::time::timeout(limit, self.request_inner(query, body))
+                    .await
+                    .unwrap_or_else(|_| Completion::Error(poll_error(post, 0, "timeout", None)))
+            }
             None => self.request_inner(query, body).await,
         }
     }
@@ -233,23 +237,30 @@ impl Endpoint {
         }
         let request = match builder.body(Full::new(body.unwrap_or_default())) {
             Ok(r) => r,
-            Err(e) => return Completion::Error(format!("bad request: {e}")),
+            Err(e) => {
+                let description = format!("bad request: {e}");
+                return Completion::Error(poll_error(post, 0, &description, None));
+            }
         };
         tracing::trace!(%url, post, "polling request");
         let response = match self.http.request(request).await {
             Ok(r) => r,
-            Err(e) => return Completion::Error(format!("xhr poll error: {e}")),
+            Err(e) => return Completion::Error(poll_error(post, 0, &e.to_string(), None)),
         };
         let status = response.status();
         self.store_cookies(response.headers());
         let body = match response.into_body().collect().await {
             Ok(b) => b.to_bytes(),
-            Err(e) => return Completion::Error(format!("xhr poll error: {e}")),
+            Err(e) => return Completion::Error(poll_error(post, 0, &e.to_string(), None)),
         };
         if status != StatusCode::OK {
-            return Completion::Error(format!(
-                "xhr poll error: HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
+            let code = status.as_u16();
+            let context = String::from_utf8_lossy(&body).into_owned();
+            return Completion::Error(poll_error(
+                post,
+                code,
+                &format!("HTTP {code}"),
+                Some(context),
             ));
         }
         if post {
@@ -302,13 +313,13 @@ impl Endpoint {
         }
     }
 
-    async fn connect_websocket(&self, query: &Query) -> Result<Connected, String> {
+    async fn connect_websocket(&self, query: &Query) -> Result<Connected, TransportError> {
         let url = self.url(true, query);
         tracing::trace!(%url, "websocket connecting");
         let mut request = url
             .as_str()
             .into_client_request()
-            .map_err(|e| format!("websocket error: {e}"))?;
+            .map_err(|e| ws_error(&e))?;
         for (name, value) in &self.headers {
             request.headers_mut().insert(name, value.clone());
         }
@@ -330,7 +341,7 @@ impl Endpoint {
             let stream = Inflating::new(self.connect_stream().await?);
             let (ws, response) = tokio_tungstenite::client_async_with_config(request, stream, None)
                 .await
-                .map_err(|e| format!("websocket error: {e}"))?;
+                .map_err(|e| ws_error(&e))?;
             self.store_cookies(response.headers());
             return Ok(Connected::Deflate(ws));
         }
@@ -342,15 +353,20 @@ impl Endpoint {
         let (ws, response) =
             tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
                 .await
-                .map_err(|e| format!("websocket error: {e}"))?;
+                .map_err(|e| ws_error(&e))?;
         self.store_cookies(response.headers());
         Ok(Connected::Plain(ws))
     }
 
     /// A TCP connection to the server, with TLS for `wss`: what tokio-tungstenite's `connect`
     /// makes, made here so that [`Inflating`] can sit between it and the WebSocket.
-    async fn connect_stream(&self) -> Result<MaybeTls, String> {
-        let error = |e: &dyn std::fmt::Display| format!("websocket error: {e}");
+    async fn connect_stream(&self) -> Result<MaybeTls, TransportError> {
+        let error = |e: &dyn std::fmt::Display| TransportError {
+            message: "websocket error".to_owned(),
+            status: None,
+            description: e.to_string(),
+            context: None,
+        };
         let tcp = tokio::net::TcpStream::connect(self.authority.as_str())
             .await
             .map_err(|e| error(&e))?;
@@ -416,10 +432,10 @@ async fn report_error(
     id: TransportId,
     report: &mpsc::Sender<(TransportId, Completion)>,
     commands: &mut mpsc::Receiver<WsCommand>,
-    description: String,
+    error: TransportError,
 ) {
     tokio::select! {
-        _ = report.send((id, Completion::Error(description))) => {}
+        _ = report.send((id, Completion::Error(error))) => {}
         () = released(commands) => {}
     }
 }
@@ -445,9 +461,7 @@ async fn read<S>(
             }
             Some(Ok(_)) => continue,
             Some(Err(e)) => {
-                let _ = report
-                    .send((id, Completion::Error(format!("websocket error: {e}"))))
-                    .await;
+                let _ = report.send((id, Completion::Error(ws_error(&e)))).await;
                 return;
             }
         };
@@ -489,11 +503,47 @@ async fn write<S>(
             }
         };
         if let Err(e) = result {
-            report_error(id, report, commands, format!("websocket error: {e}")).await;
+            report_error(id, report, commands, ws_error(&e)).await;
             return;
         }
     }
     let _ = sink.close().await;
+}
+
+/// A long-polling request's failure, as engine.io-client names it (`xhr post error` for a
+/// POST, `xhr poll error` for a GET): `status` 0 when no answer came.
+fn poll_error(
+    post: bool,
+    status: u16,
+    description: &str,
+    context: Option<String>,
+) -> TransportError {
+    TransportError {
+        message: if post {
+            "xhr post error"
+        } else {
+            "xhr poll error"
+        }
+        .to_owned(),
+        status: Some(status),
+        description: description.to_owned(),
+        context: context.filter(|c| !c.is_empty()),
+    }
+}
+
+/// A WebSocket's failure (`websocket error`); the HTTP status when the server answered the
+/// upgrade with something else than 101.
+fn ws_error(e: &tokio_tungstenite::tungstenite::Error) -> TransportError {
+    let status = match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) => Some(response.status().as_u16()),
+        _ => None,
+    };
+    TransportError {
+        message: "websocket error".to_owned(),
+        status,
+        description: e.to_string(),
+        context: None,
+    }
 }
 
 fn ws_message(frame: Frame) -> Option<Message> {

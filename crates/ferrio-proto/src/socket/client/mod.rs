@@ -75,6 +75,7 @@ mod config; // ManagerConfig, SocketOptions, EmitOptions, Auth
 mod connect; // a socket's CONNECT (auth, recovery pid and offset), accept, refusal and close
 mod delivery; // the reliable delivery queue (`retries`)
 mod events; // Event, Output, DisconnectReason, ReadyState, ClientError
+mod failure; // TransportError, ConnectionError, OpenFailures: open failures typed for drivers
 mod reconnect; // the connection: open, open failure, close, reconnection with backoff
 
 use std::time::Duration;
@@ -86,6 +87,7 @@ use self::config::is_json_object;
 pub use self::config::{Auth, EmitOptions, ManagerConfig, SocketOptions};
 use self::delivery::Queued;
 pub use self::events::{ClientError, DisconnectReason, Event, Output, ReadyState};
+pub use self::failure::{ConnectionError, OpenFailures, TransportError};
 use super::backoff::{Backoff, SplitMix64};
 use super::decode::Decoder;
 pub use super::error::AckError;
