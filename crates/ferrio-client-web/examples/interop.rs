@@ -28,7 +28,7 @@ mod page {
 
     use ferrio_client_web::{
         AckSender, ConnectionError, DisconnectReason, EngineEvent, EnginePacket, Error,
-        ManagerEvent, Message, PacketType, Socket, Transport, TransportError, TransportOptions,
+        ManagerEvent, Message, PacketType, Socket, Transport, TransportOptions,
     };
     use futures_channel::mpsc;
     use futures_util::StreamExt;
