@@ -455,6 +455,11 @@ export class Manager extends Emitter {
   /** `base` with the user's query, then the core's parameters (names and values, alternating),
    * which replace user parameters of the same name (as engine.io-client's `Object.assign`). */
   _url(base, pairs) {
+    // A session's first request (no `sid` yet) takes `opts.query` as it is then: engine.io-client
+    // copies it when a session starts, so a `reconnect_attempt` listener can change it.
+    let first = true;
+    for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === "sid") first = false;
+    if (first) this._query = toQuery(this.opts.query);
     const params = new URLSearchParams(this._query);
     for (let i = 0; i + 1 < pairs.length; i += 2) params.set(pairs[i], pairs[i + 1]);
     return `${base}?${params}`;

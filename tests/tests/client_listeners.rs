@@ -471,3 +471,47 @@ async fn open_failures_carry_their_typed_cause() {
     assert_eq!(err.cause, Some(ConnectionError::Timeout));
     drop(silent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_set_at_run_time_goes_with_the_next_session() {
+    // The server reports each session's `token`, and closes the transport on `drop`.
+    let (tx, mut tokens) = mpsc::unbounded_channel::<String>();
+    let io = ferrio_server::Ferrio::builder().build();
+    io.of("/")
+        .on_connection(move |socket: ferrio_server::Socket| {
+            let tx = tx.clone();
+            async move {
+                let token = socket
+                    .handshake()
+                    .query()
+                    .iter()
+                    .find(|(k, _)| k == "token")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let _ = tx.send(token);
+                socket.on(
+                    "drop",
+                    |s: ferrio_server::Socket, _msg: ferrio_server::Message| async move {
+                        s.close_transport();
+                    },
+                );
+            }
+        });
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(io.serve(listener));
+
+    let manager = ferrio_client::io(&url)
+        .query("token", "a")
+        .reconnection_delay(Duration::from_millis(10))
+        .manager()
+        .expect("manager");
+    let socket = manager.socket("/").open().expect("opens");
+    socket.wait_connected().await.expect("connects");
+    assert_eq!(next(&mut tokens).await, "a");
+    // Set while the session is open: it keeps its own, the next one sends the new token.
+    manager.set_query(&[("token", "b")]);
+    socket.emit("drop", &()).expect("emit");
+    assert_eq!(next(&mut tokens).await, "b");
+    server.abort();
+}

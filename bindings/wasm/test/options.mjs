@@ -127,6 +127,20 @@ export async function optionsScenario(base) {
     }
     r.beforeunloadServer = reasons;
     staying.disconnect();
+
+    // `opts.query` changed in a `reconnect_attempt` listener: that attempt sends it (the first
+    // long-poll cut after 100 ms fails the transport; the manager reconnects).
+    const qs = io(base, { path: "/opts", forceNew: true, transports: ["polling"], query: { token: "a" }, reconnectionDelay: 50, requestTimeout: 100 });
+    qs.io.on("reconnect_attempt", () => (qs.io.opts.query = { token: "b" }));
+    await once(qs, "auth");
+    await once(qs.io, "reconnect_attempt");
+    const tokens = [];
+    for (let i = 0; i < 50 && tokens.length < 2; i++) {
+      tokens.push(...(await log()).requests.filter((q) => !q.query.sid).map((q) => q.query.token));
+      if (tokens.length < 2) await sleep(50);
+    }
+    r.queryTokens = tokens.slice(0, 2);
+    qs.io.close();
   } catch (e) {
     r.error = String(e && e.stack ? e.stack : e);
   }

@@ -251,7 +251,7 @@ try {
     });
   }
 
-  await test("client options against socket.io 4.8 (Node), observed by the server: addTrailingSlash, timestampRequests/timestampParam, transportOptions (polling extraHeaders, WebSocket protocols), protocols, requestTimeout, closeOnBeforeunload; the manager's packet event, io.engine (id, transport, events), Error objects", async () => {
+  await test("client options against socket.io 4.8 (Node), observed by the server: addTrailingSlash, timestampRequests/timestampParam, transportOptions (polling extraHeaders, WebSocket protocols), protocols, requestTimeout, closeOnBeforeunload, opts.query read when a session starts; the manager's packet event, io.engine (id, transport, events), Error objects", async () => {
     const r = await page.evaluate((base) => window.optionsScenario(base), `http://127.0.0.1:${nodePort}`);
     assert.equal(r.error, undefined, r.error);
     // Polling requests: `/opts` without the trailing slash, the `ts` cache buster (not `t`),
@@ -298,6 +298,8 @@ try {
     ]);
     assert.deepEqual(r.beforeunload, [false, true]);
     assert.deepEqual(r.beforeunloadServer, ["transport close"]);
+    // The reconnection's handshake carries the query set in `reconnect_attempt`.
+    assert.deepEqual(r.queryTokens, ["a", "b"]);
   });
 
   await test("hostile server: malformed Engine.IO and Socket.IO frames, wrong types, oversized payloads reach the page as connect_error, disconnect or reconnection; no page error, no unhandled rejection", async () => {

@@ -124,9 +124,10 @@ enum Note {
 }
 
 /// A manager setting changed at run time (the core's `Manager::set_*`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Setting {
     Reconnection(bool),
+    Query(Vec<(String, String)>),
     ReconnectionAttempts(Option<u32>),
     ReconnectionDelay(Duration),
     ReconnectionDelayMax(Duration),
@@ -471,6 +472,19 @@ impl Manager {
         self.set(Setting::Timeout(timeout));
     }
 
+    /// Replaces the query parameters sent with every request (`manager.opts.query = ...`, to
+    /// refresh a token, say). The next session sends them; one open (or opening) now keeps its
+    /// own. (Listeners run once the step that made their event is done: a `reconnect_attempt`
+    /// listener is too late for its own attempt; set it when the connection closes or an
+    /// attempt fails.)
+    pub fn set_query(&self, query: &[(&str, &str)]) {
+        let query = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.set(Setting::Query(query));
+    }
+
     /// The Engine.IO session id, while open.
     pub fn engine_id(&self) -> Option<String> {
         self.inner.engine.borrow().sid.clone()
@@ -805,6 +819,7 @@ impl Driver {
                 Setting::ReconnectionDelayMax(d) => self.machine.set_reconnection_delay_max(d),
                 Setting::RandomizationFactor(f) => self.machine.set_randomization_factor(f),
                 Setting::Timeout(t) => self.machine.set_timeout(t),
+                Setting::Query(q) => self.machine.set_query(q),
             },
             Command::Auth { socket, auth } => {
                 if let Err(e) = self.machine.provide_auth(now, socket, auth) {

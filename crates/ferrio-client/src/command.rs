@@ -61,9 +61,10 @@ pub(crate) enum Command {
 }
 
 /// A manager setting changed at run time (the core's `Manager::set_*`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Setting {
     Reconnection(bool),
+    Query(Vec<(String, String)>),
     ReconnectionAttempts(Option<u32>),
     ReconnectionDelay(Duration),
     ReconnectionDelayMax(Duration),

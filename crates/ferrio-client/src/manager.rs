@@ -253,6 +253,32 @@ impl Manager {
         self.set(Setting::Timeout(timeout));
     }
 
+    /// Replaces the query parameters sent with every request (socket.io-client's
+    /// `manager.opts.query = ...`, to refresh a token, say). The next session sends them; one
+    /// open (or opening) now keeps its own. Listeners run once the step that made their event
+    /// is done, so a `reconnect_attempt` listener is too late for its own attempt: set it when
+    /// the connection closes or an attempt fails, before the next one.
+    ///
+    /// ```no_run
+    /// # fn f(manager: ferrio_client::Manager, fresh_token: fn() -> String) {
+    /// use ferrio_client::ManagerEvent;
+    ///
+    /// let m = manager.clone();
+    /// manager.on_event(move |event| {
+    ///     if matches!(event, ManagerEvent::Close(_) | ManagerEvent::ReconnectError(_)) {
+    ///         m.set_query(&[("token", fresh_token().as_str())]);
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn set_query(&self, query: &[(&str, &str)]) {
+        let query = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.set(Setting::Query(query));
+    }
+
     /// The Engine.IO session id, while open.
     pub fn engine_id(&self) -> Option<String> {
         self.inner.engine.lock().ok().and_then(|e| e.sid.clone())
@@ -551,6 +577,7 @@ impl Driver {
                 Setting::ReconnectionDelayMax(d) => self.machine.set_reconnection_delay_max(d),
                 Setting::RandomizationFactor(f) => self.machine.set_randomization_factor(f),
                 Setting::Timeout(t) => self.machine.set_timeout(t),
+                Setting::Query(q) => self.machine.set_query(q),
             },
             Command::Connect { shared } => {
                 let known = self

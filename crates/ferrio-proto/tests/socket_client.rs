@@ -710,6 +710,41 @@ fn successful_reconnection() {
     assert_eq!(h.m.socket_sid(s), Some("s2"));
 }
 
+/// The `token` query parameter of the WebSocket the manager opened last.
+fn last_token(h: &H) -> Option<String> {
+    h.io.iter().rev().find_map(|io| match io {
+        Io::WsOpen { query, .. } => Some(
+            query
+                .iter()
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+        ),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_query_set_while_connected_is_sent_by_the_next_session() {
+    let mut config = H::config();
+    config.engine.query = vec![("token".into(), "a".into())];
+    let mut h = H::new(config);
+    h.connected();
+    assert_eq!(last_token(&h).as_deref(), Some("a"));
+    // Set during the session (as in a `reconnect_attempt` listener, or any time before).
+    h.m.set_query(vec![("token".into(), "b".into())]);
+    h.ws_closed();
+    h.reconnect();
+    assert_eq!(last_token(&h).as_deref(), Some("b"));
+    // Set while closed: the next opening sends it.
+    h.m.close(h.now());
+    h.drain();
+    h.m.set_query(vec![("token".into(), "c".into())]);
+    h.m.connect(h.now());
+    h.drain();
+    assert_eq!(last_token(&h).as_deref(), Some("c"));
+}
+
 #[test]
 fn server_disconnect_is_final_for_the_socket() {
     let mut h = H::new(H::config());

@@ -517,6 +517,13 @@ impl Session {
         &self.config
     }
 
+    /// Replaces the query parameters of [`Config::query`]: the transports add them to their
+    /// URLs from their next request on. (The Socket.IO manager changes them between sessions
+    /// only, as engine.io-client copies its `query` when a session starts.)
+    pub fn set_query(&mut self, query: Query) {
+        self.config.query = query;
+    }
+
     /// The lifecycle state.
     pub fn state(&self) -> State {
         self.state

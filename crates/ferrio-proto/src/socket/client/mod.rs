@@ -191,6 +191,8 @@ pub struct Manager {
     opening_for_reconnect: bool,
     connect_deadline: Option<Instant>,
     reconnect_deadline: Option<Instant>,
+    /// Query parameters set while a session was open, for the next one.
+    next_query: Option<eio::Query>,
     backoff: Backoff,
     rng: SplitMix64,
     sockets: Vec<SocketState>,
@@ -229,6 +231,7 @@ impl Manager {
             opening_for_reconnect: false,
             connect_deadline: None,
             reconnect_deadline: None,
+            next_query: None,
             backoff: Backoff::new(
                 config.reconnection_delay,
                 config.reconnection_delay_max,
@@ -276,6 +279,18 @@ impl Manager {
                 DisconnectReason::ParseError,
                 Some(super::DecodeError::InvalidPayload.as_str().to_owned()),
             );
+        }
+    }
+
+    /// Replaces the query parameters sent with every request (`manager.opts.query = ...`, to
+    /// refresh a token, say): the next session sends them; a session open now (or opening)
+    /// keeps its own, as engine.io-client copies its `query` when a session starts.
+    pub fn set_query(&mut self, query: Vec<(String, String)>) {
+        if self.ready == ReadyState::Closed && self.engine.state() == eio::State::Closed {
+            self.engine.set_query(query);
+            self.next_query = None;
+        } else {
+            self.next_query = Some(query);
         }
     }
 

@@ -18,6 +18,9 @@ impl Manager {
             self.engine.abort();
             self.pump(now);
         }
+        if let Some(query) = self.next_query.take() {
+            self.engine.set_query(query);
+        }
         self.engine.open();
         self.ready = ReadyState::Opening;
         self.skip_reconnect = false;
