@@ -209,6 +209,9 @@ declare class Emitter<ListenEvents extends EventsMap, ReservedEvents extends Eve
 /** One connection to a server, shared by the sockets of its namespaces. */
 export declare class Manager extends Emitter<{}, ManagerReservedEvents> {
   constructor(uri?: string, opts?: Partial<ManagerOptions>);
+  /** The options it was created with. `query` is read again when each session starts (a
+   * `reconnect_attempt` listener may replace it); the others are fixed once it exists. */
+  opts: Partial<ManagerOptions>;
   /** The Engine.IO connection (replaced after each close). */
   readonly engine: Engine;
   socket(nsp: string, opts?: Partial<SocketOptions>): Socket;

@@ -63,6 +63,8 @@ const manager = new Manager("https://example.com", { reconnectionAttempts: 3, fo
 manager.on("reconnect_attempt", (attempt) => {
   const n: number = attempt;
   void n;
+  // The query of the attempt about to start (read when each session starts).
+  manager.opts.query = { token: "fresh" };
 });
 manager.open((err) => console.log(err?.message)).reconnection(false);
 const delay: number = manager.reconnectionDelay();
