@@ -448,8 +448,8 @@ async fn open_failures_carry_their_typed_cause() {
     match next_error(&mut rx, false).await {
         ConnectionError::Transport(e) => {
             assert_eq!(
-                (e.message.as_str(), e.status),
-                ("websocket error", Some(403))
+                (e.message.as_str(), e.status, e.context.as_deref()),
+                ("websocket error", Some(403), Some("go away"))
             );
         }
         other => panic!("not a transport error: {other:?}"),

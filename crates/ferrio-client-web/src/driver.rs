@@ -1049,6 +1049,7 @@ impl Driver {
         };
         match event {
             Event::Open => {
+                self.failures.opened();
                 engine_note(notes, EngineEvent::Open);
                 notes.push(Note::Manager(ManagerEvent::Open));
             }
@@ -1111,13 +1112,15 @@ impl Driver {
             }
             Event::ReconnectFailed => {
                 notes.push(Note::Manager(ManagerEvent::ReconnectFailed));
+                // The last attempt's failure, as the tokio client gives it.
+                let cause = self.failures.last_error().cloned();
                 for entry in self.sockets.values() {
                     entry.shared.modify(|s| {
                         if !s.connected {
                             s.failure = Some(ConnectError {
                                 message: "reconnection failed".to_owned(),
                                 data: None,
-                                cause: None,
+                                cause: cause.clone(),
                             });
                         }
                     });

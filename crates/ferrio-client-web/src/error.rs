@@ -44,8 +44,9 @@ pub struct ConnectError {
     /// The `data` the server's middleware attached (`err.data`), if any.
     pub data: Option<serde_json::Value>,
     /// Why the connection could not be opened, when that is the error (socket.io-client gives
-    /// the transport's `TransportError` itself, or `Error("timeout")`); `None` when the server
-    /// refused the socket.
+    /// the transport's `TransportError` itself, or `Error("timeout")`), also after the last
+    /// reconnection attempt failed (`reconnection failed`: the last attempt's); `None` when
+    /// the server refused the socket.
     pub cause: Option<ConnectionError>,
 }
 

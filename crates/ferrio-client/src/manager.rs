@@ -265,7 +265,7 @@ impl Manager {
     ///
     /// let m = manager.clone();
     /// manager.on_event(move |event| {
-    ///     if matches!(event, ManagerEvent::Close(_) | ManagerEvent::ReconnectError(_)) {
+    ///     if matches!(event, ManagerEvent::Close(_) | ManagerEvent::Error(_)) {
     ///         m.set_query(&[("token", fresh_token().as_str())]);
     ///     }
     /// });
@@ -784,7 +784,10 @@ impl Driver {
 
     fn event(&mut self, event: Event) {
         match event {
-            Event::Open => self.manager_event(ManagerEvent::Open),
+            Event::Open => {
+                self.failures.opened();
+                self.manager_event(ManagerEvent::Open)
+            }
             Event::Error { message } => {
                 let cause = self.failures.open_error(&message);
                 self.manager_event(ManagerEvent::Error(cause))

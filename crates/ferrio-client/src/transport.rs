@@ -249,20 +249,19 @@ impl Endpoint {
         };
         let status = response.status();
         self.store_cookies(response.headers());
-        let body = match response.into_body().collect().await {
+        let body = response.into_body().collect().await;
+        if status != StatusCode::OK {
+            // The status whether or not the body (the server's explanation) could be read.
+            let code = status.as_u16();
+            let context = body
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned());
+            return Completion::Error(poll_error(post, code, &format!("HTTP {code}"), context));
+        }
+        let body = match body {
             Ok(b) => b.to_bytes(),
             Err(e) => return Completion::Error(poll_error(post, 0, &e.to_string(), None)),
         };
-        if status != StatusCode::OK {
-            let code = status.as_u16();
-            let context = String::from_utf8_lossy(&body).into_owned();
-            return Completion::Error(poll_error(
-                post,
-                code,
-                &format!("HTTP {code}"),
-                Some(context),
-            ));
-        }
         if post {
             Completion::Posted
         } else {
@@ -534,15 +533,22 @@ fn poll_error(
 /// A WebSocket's failure (`websocket error`); the HTTP status when the server answered the
 /// upgrade with something else than 101.
 fn ws_error(e: &tokio_tungstenite::tungstenite::Error) -> TransportError {
-    let status = match e {
-        tokio_tungstenite::tungstenite::Error::Http(response) => Some(response.status().as_u16()),
-        _ => None,
+    let (status, context) = match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) => (
+            Some(response.status().as_u16()),
+            response
+                .body()
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .filter(|b| !b.is_empty()),
+        ),
+        _ => (None, None),
     };
     TransportError {
         message: "websocket error".to_owned(),
         status,
         description: e.to_string(),
-        context: None,
+        context,
     }
 }
 

@@ -746,6 +746,50 @@ fn a_query_set_while_connected_is_sent_by_the_next_session() {
 }
 
 #[test]
+fn a_query_set_during_a_polling_session_waits_for_the_next_one() {
+    let mut config = ManagerConfig::default();
+    config.engine.transports = vec![Transport::Polling];
+    config.engine.query = vec![("token".into(), "a".into())];
+    let mut m = Manager::new(config);
+    m.open_socket(t(0), "/", SocketOptions::default())
+        .expect("open");
+    let token = |out: &[Output]| {
+        out.iter().find_map(|o| match o {
+            Output::Io(Io::Get { query, .. }) => query
+                .iter()
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        })
+    };
+    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    assert_eq!(token(&out).as_deref(), Some("a"));
+    let Some(Output::Io(Io::Get { transport, .. })) = out.first() else {
+        panic!("{out:?}")
+    };
+    let transport = *transport;
+    m.handle_input(
+        t(1),
+        Input::PollResponse {
+            transport,
+            body: Str::from(OPEN),
+        },
+    );
+    while m.poll_output().is_some() {}
+    m.set_query(vec![("token".into(), "b".into())]);
+    // The open session's next long poll keeps its query.
+    m.handle_input(
+        t(2),
+        Input::PollResponse {
+            transport,
+            body: Str::from_static(r#"40{"sid":"x"}"#),
+        },
+    );
+    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    assert_eq!(token(&out).as_deref(), Some("a"), "{out:?}");
+}
+
+#[test]
 fn server_disconnect_is_final_for_the_socket() {
     let mut h = H::new(H::config());
     let main = h.connected();

@@ -122,6 +122,13 @@ impl OpenFailures {
         description
     }
 
+    /// The connection opened (`Event::Open`): the failures before it no longer explain
+    /// anything (a server's `connect_error` from now on is its own).
+    pub fn opened(&mut self) {
+        self.last_transport = None;
+        self.last_open = None;
+    }
+
     /// The cause of the manager's `error` (`Event::Error`) with `message`; remembered for the
     /// `reconnect_error` and `connect_error` that follow it.
     pub fn open_error(&mut self, message: &str) -> ConnectionError {
@@ -200,5 +207,9 @@ mod tests {
         assert_eq!(f.open_error("timeout"), ConnectionError::Timeout);
         assert_eq!(f.reconnect_error("timeout"), ConnectionError::Timeout);
         assert_eq!(f.last_error(), Some(&ConnectionError::Timeout));
+        // Once the connection opens, a server's refusal with the same text is its own.
+        f.opened();
+        assert_eq!(f.connect_error("timeout", false), None);
+        assert_eq!(f.last_error(), None);
     }
 }
