@@ -118,6 +118,11 @@ pub(crate) struct SocketInner {
 /// switch; one that waits for something goes on in the socket's own task, and the events
 /// after it wait there for their turn. So a handler should not block its thread for long
 /// (as in any async code): the connection that read the event waits meanwhile.
+///
+/// Unlike Node, where an `async` handler's `await` lets the socket's next events start, a
+/// handler that waits here (for a database, or for `emit_with_ack`'s answer) holds up this
+/// socket's later events, though not the acks it waits for, nor other sockets. For long work
+/// that later events need not wait for, `tokio::spawn` it from the handler.
 #[derive(Clone)]
 pub struct Socket {
     pub(crate) inner: Arc<SocketInner>,
