@@ -830,6 +830,37 @@ mod page {
         );
         third.manager().close();
 
+        // `set_query`: the session open keeps `m=4`; the next one (its long poll cut after
+        // 100 ms, a transport error, then a reconnection) sends `m=5` (the test reads the
+        // requests).
+        let (rec_tx, mut rec_rx) = mpsc::unbounded::<ManagerEvent>();
+        let fourth = ferrio_client_web::io("/")
+            .path(path)
+            .add_trailing_slash(slash)
+            .transports(&[Transport::Polling])
+            .query("m", "4")
+            .request_timeout(Duration::from_millis(100))
+            .reconnection_delay(Duration::from_millis(50))
+            .on_manager_event(move |e| {
+                let _ = rec_tx.unbounded_send(e.clone());
+            })
+            .connect()
+            .await
+            .map_err(|e| format!("fourth connection: {e}"))?;
+        fourth.manager().set_query(&[("m", "5")]);
+        let reconnected = loop {
+            match next(&mut rec_rx, 5000).await {
+                Ok(ManagerEvent::Reconnect(_)) => break Ok(()),
+                Ok(_) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        check(
+            "set_query: the next session sends the new query",
+            reconnected,
+        );
+        fourth.manager().close();
+
         // No Engine.IO server at that path: the connection fails with the transport's error.
         let (err_tx, mut err_rx) = mpsc::unbounded::<ManagerEvent>();
         let failed = ferrio_client_web::io("/")

@@ -291,6 +291,7 @@ try {
     "transport options",
     "an extra header that is not valid HTTP is refused",
     "a failed upgrade probe: upgradeError, the session stays on polling",
+    "set_query: the next session sends the new query",
     "errors carry the transport's error",
     "close_on_beforeunload: the server sees the transport close",
   ];
@@ -325,6 +326,12 @@ try {
         const [polling2] = requestsOf(f.seen, "2");
         if (polling2.length === 0 || polling2.some((r) => r.headers["x-ferrio-polling"] !== "yes" || "x-ferrio-extra" in r.headers)) {
           throw new Error(`the second connection's polling requests: ${JSON.stringify(polling2.map((r) => [r.method, r.headers["x-ferrio-polling"], r.headers["x-ferrio-extra"]]))}`);
+        }
+        // `set_query`: the first session's handshake and its later requests keep `m=4`, the
+        // reconnection's handshake has `m=5`.
+        const handshakes = f.seen.filter((r) => (r.query.m === "4" || r.query.m === "5") && !r.query.sid).map((r) => r.query.m);
+        if (handshakes[0] !== "4" || handshakes[1] !== "5" || requestsOf(f.seen, "4")[0].length < 2) {
+          throw new Error(`the fourth connection's handshakes: ${JSON.stringify(handshakes)}`);
         }
       } finally {
         await page.context().close();
