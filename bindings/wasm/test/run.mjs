@@ -223,6 +223,34 @@ try {
     checkScenario(r, "ferrio-server");
   });
 
+  // ferrio-server's `serve-client` feature (Node's `serveClient`): a page of another origin loads
+  // socket.io-client from `/socket.io/socket.io.js` and talks to the server with it.
+  await test("ferrio-server serves the browser client (serve-client): a page loads /socket.io/socket.io.js, connects and gets its message back", async () => {
+    const p = await (await browser.newContext()).newPage();
+    try {
+      await p.goto(`http://127.0.0.1:${nodePort}/`);
+      const base = `http://127.0.0.1:${e2ePort}`;
+      await p.addScriptTag({ url: `${base}/socket.io/socket.io.js` });
+      const r = await p.evaluate(
+        (base) =>
+          new Promise((resolve, reject) => {
+            setTimeout(() => reject(new Error("no answer within 5 s")), 5000);
+            const s = window.io(base, { forceNew: true });
+            s.on("connect_error", (e) => reject(e));
+            s.on("message-back", (...args) => {
+              resolve({ args, transport: s.io.engine.transport.name });
+              s.disconnect();
+            });
+            s.on("connect", () => s.emit("message", "served", 1));
+          }),
+        base,
+      );
+      assert.deepEqual(r.args, ["served", 1]);
+    } finally {
+      await p.context().close();
+    }
+  });
+
   // The `ferrio/msgpack` entry point (`io(url, { parser: msgpackParser })`) against both servers
   // with the msgpack parser: Node's socket.io with `socket.io-msgpack-parser` 3.0.2 and the e2e
   // example's `/msgpack/` profile.

@@ -12,7 +12,7 @@ root=$(cd "${here}/../../.." && pwd)
 "${here}/../node_modules/.bin/tsc" -p "${here}/tsconfig.json"
 echo "types: test/types.ts checks against ferrio.d.ts and msgpack.d.ts"
 cd "${root}"
-cargo build --locked -p ferrio-server --example e2e --example chat --example recipe_login
+cargo build --locked -p ferrio-server --features serve-client --example e2e --example chat --example recipe_login
 # Cargo's target directory (`CARGO_TARGET_DIR` or the workspace's `target/`).
 target_dir=$("${root}/scripts/target-dir")
 examples="${target_dir}/debug/examples"

@@ -189,6 +189,8 @@
 )]
 
 pub mod adapter;
+#[cfg(feature = "serve-client")]
+mod client_files;
 mod clock;
 mod command;
 mod config;

@@ -64,6 +64,9 @@ pub(crate) struct Shared {
     on_new_namespace: RwLock<Vec<NewNamespaceHandler>>,
     /// `cleanup_empty_child_namespaces`.
     cleanup_children: bool,
+    /// The browser client is served under the path (`serveClient`).
+    #[cfg(feature = "serve-client")]
+    serve_client: bool,
     /// [`Ferrio::close`] was called: handshakes are refused.
     closed: AtomicBool,
     pub(crate) recovery: Option<RecoveryConfig>,
@@ -273,6 +276,8 @@ impl Ferrio {
             cleanup_empty_child_namespaces: false,
             app_state: http::Extensions::new(),
             parser: Parser::json(),
+            #[cfg(feature = "serve-client")]
+            serve_client: true,
         }
     }
 
@@ -536,6 +541,12 @@ impl Ferrio {
         B::Error: std::fmt::Display,
     {
         use futures_util::future::Either;
+        #[cfg(feature = "serve-client")]
+        if self.endpoint.app.shared.serve_client {
+            if let Some(res) = crate::client_files::answer(&req, &self.endpoint.options.path) {
+                return Either::Left(std::future::ready(res));
+            }
+        }
         if self.endpoint.app.shared.closed.load(Ordering::Acquire)
             && self.matches(req.uri().path())
             && is_handshake(req.uri().query())
@@ -704,6 +715,8 @@ pub struct FerrioBuilder {
     cleanup_empty_child_namespaces: bool,
     app_state: http::Extensions,
     parser: Parser,
+    #[cfg(feature = "serve-client")]
+    serve_client: bool,
 }
 
 impl std::fmt::Debug for dyn Adapter {
@@ -713,6 +726,18 @@ impl std::fmt::Debug for dyn Adapter {
 }
 
 impl FerrioBuilder {
+    /// Serves the browser client under the server's path (Node's `serveClient`; on by default
+    /// with the `serve-client` feature, which embeds it): `socket.io-client`'s
+    /// `socket.io.js`, `socket.io.min.js`, `socket.io.esm.min.js` and
+    /// `socket.io.msgpack.min.js`, so that a page can load
+    /// `<script src="/socket.io/socket.io.js">`. With an ETag (the client's version, 304 when
+    /// it matches), `Cache-Control: public, max-age=0` and gzip; no source maps.
+    #[cfg(feature = "serve-client")]
+    pub fn serve_client(mut self, serve: bool) -> Self {
+        self.serve_client = serve;
+        self
+    }
+
     /// Joins a cluster through `adapter` (for example the Redis adapter): broadcasts, room and
     /// disconnect operations, `fetch_sockets` and server-side events then reach every server.
     /// Without one the server is alone (the reference's in-memory adapter).
@@ -832,6 +857,8 @@ impl FerrioBuilder {
             dynamic: RwLock::new(Vec::new()),
             on_new_namespace: RwLock::new(Vec::new()),
             cleanup_children: self.cleanup_empty_child_namespaces,
+            #[cfg(feature = "serve-client")]
+            serve_client: self.serve_client,
             closed: AtomicBool::new(false),
             recovery: self.recovery.clone(),
             clock,
