@@ -745,6 +745,24 @@ fn a_query_set_while_connected_is_sent_by_the_next_session() {
     assert_eq!(last_token(&h).as_deref(), Some("c"));
 }
 
+/// Answers the first GET of `out` (a manager opening over polling) with the handshake, drains
+/// what that produced, and returns the polling transport.
+fn polling_handshake(m: &mut Manager, out: Vec<Output>) -> TransportId {
+    let Some(Output::Io(Io::Get { transport, .. })) = out.first() else {
+        panic!("no GET in {out:?}")
+    };
+    let transport = *transport;
+    m.handle_input(
+        t(1),
+        Input::PollResponse {
+            transport,
+            body: Str::from(OPEN),
+        },
+    );
+    while m.poll_output().is_some() {}
+    transport
+}
+
 #[test]
 fn a_query_set_during_a_polling_session_waits_for_the_next_one() {
     let mut config = ManagerConfig::default();
@@ -764,18 +782,7 @@ fn a_query_set_during_a_polling_session_waits_for_the_next_one() {
     };
     let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
     assert_eq!(token(&out).as_deref(), Some("a"));
-    let Some(Output::Io(Io::Get { transport, .. })) = out.first() else {
-        panic!("{out:?}")
-    };
-    let transport = *transport;
-    m.handle_input(
-        t(1),
-        Input::PollResponse {
-            transport,
-            body: Str::from(OPEN),
-        },
-    );
-    while m.poll_output().is_some() {}
+    let transport = polling_handshake(&mut m, out);
     m.set_query(vec![("token".into(), "b".into())]);
     // The open session's next long poll keeps its query.
     m.handle_input(
@@ -1147,17 +1154,8 @@ fn volatile_over_polling_is_dropped_while_a_post_is_in_flight() {
     let s = m
         .open_socket(t(0), "/", SocketOptions::default())
         .expect("open");
-    let Some(Output::Io(Io::Get { transport, .. })) = m.poll_output() else {
-        panic!()
-    };
-    m.handle_input(
-        t(1),
-        Input::PollResponse {
-            transport,
-            body: Str::from(OPEN),
-        },
-    );
-    while m.poll_output().is_some() {}
+    let out: Vec<_> = std::iter::from_fn(|| m.poll_output()).collect();
+    let transport = polling_handshake(&mut m, out);
     m.handle_input(
         t(2),
         Input::PollResponse {
