@@ -1148,19 +1148,20 @@ impl BroadcastOperator {
     /// and its bytes shared by all recipients.
     ///
     /// On a dynamic parent ([`Ferrio::of_dynamic`](crate::Ferrio::of_dynamic)) the event goes
-    /// to the sockets `to`/`except` select in every child namespace (encoded once per child), as
+    /// to the sockets `to`/`except` select in every child namespace (its arguments serialised
+    /// once, the packet encoded once per child for its namespace), as
     /// Node's parent namespaces do; the parent's other operations concern its own sockets, of
     /// which it has none.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        let packet = Packet::outgoing_event(self.ns.name.clone(), event, args)?;
         let children = self.ns.children();
         if !children.is_empty() {
+            // The arguments serialised once; each child's copy names its namespace.
             for child in children {
-                let packet = Packet::outgoing_event(child.name.clone(), event, args)?;
-                child.broadcast(packet, &self.opts);
+                child.broadcast(packet.clone().with_nsp(child.name.clone()), &self.opts);
             }
             return Ok(());
         }
-        let packet = Packet::outgoing_event(self.ns.name.clone(), event, args)?;
         self.ns.broadcast(packet, &self.opts);
         Ok(())
     }
