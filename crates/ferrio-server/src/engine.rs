@@ -120,9 +120,9 @@ impl Engine {
         self.endpoint.close_all().await;
     }
 
-    /// Serves HTTP/1.1 connections from `listener` until it fails (request heads bounded by
-    /// the builder's `max_http_header_size`), with Ferrio's own connections as
-    /// [`crate::Ferrio::serve`] does.
+    /// Serves HTTP/1.1 connections from `listener` until the process ends (a failed accept is
+    /// logged and retried; request heads bounded by the builder's `max_http_header_size`), with
+    /// Ferrio's own connections as [`crate::Ferrio::serve`] does.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let max_header_size = self.endpoint.options.max_http_header_size;
         crate::serve::serve_own(

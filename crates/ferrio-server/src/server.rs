@@ -634,8 +634,8 @@ impl Ferrio {
         }
     }
 
-    /// Serves HTTP/1.1 connections from `listener` (other paths get 404). Runs until the
-    /// listener fails.
+    /// Serves HTTP/1.1 connections from `listener` (other paths get 404), until the process
+    /// ends (a failed accept is logged and retried).
     ///
     /// The connections are Ferrio's own, not hyper's: keep-alive, pipelining, chunked request
     /// bodies, `Expect: 100-continue` and WebSocket upgrades as hyper serves them, and a read
